@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian packages UnMoGrowP needs to build, run and test, when
+# any is missing. Non-interactive; runs apt-get update once, only if needed.
+# Usage: scripts/deps.sh [build|test|bench]
+set -euo pipefail
+what=${1:-build}
+pkgs=(gcc g++ make pkg-config meson ninja-build python3 curl openssl ca-certificates
+      libh2o-evloop-dev libsimdjson-dev libssl-dev libsodium-dev libsqlite3-dev sqlite3)
+case "$what" in
+  test)  pkgs+=(libcmocka-dev clang libclang-rt-14-dev) ;;
+  bench) pkgs+=(libcmocka-dev wrk nginx-light clickhouse-server clickhouse-client) ;;
+  build) ;;
+  *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+esac
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "deps: installing ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "deps: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+  SUDO=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

@@ -1,0 +1,130 @@
+/*
+ * alloc.c - owns the counted heap allocator. Every block carries a 16-byte
+ * header holding its size so umg_free can subtract it from the live-byte
+ * counter; the header keeps malloc's 16-byte alignment for the caller. Tests
+ * can make the N-th following allocation (and all after it) fail. The counter
+ * is exported as the `umg_memory_bytes` gauge by metrics.c.
+ */
+#include <stdlib.h>
+
+#include "umg_core.h"
+
+#define HDR_SIZE 16
+
+typedef union alloc_hdr_u {
+    size_t size;
+    _Alignas(16) unsigned char pad[HDR_SIZE];
+} alloc_hdr_t;
+
+_Static_assert(sizeof(alloc_hdr_t) == HDR_SIZE, "allocation header must be 16 bytes");
+
+static _Atomic size_t live_bytes;
+static _Atomic long fail_at;    /* 0: injection off */
+static _Atomic long alloc_calls; /* allocations since umg_alloc_fail_after */
+
+/* Decides whether this allocation is one the test asked to fail. */
+static int should_fail(void)
+{
+    long at = atomic_load_explicit(&fail_at, memory_order_relaxed);
+    if (at <= 0) {
+        return 0;
+    }
+    return atomic_fetch_add_explicit(&alloc_calls, 1, memory_order_relaxed) + 1 >= at;
+}
+
+static void *to_user(alloc_hdr_t *h, size_t size)
+{
+    h->size = size;
+    atomic_fetch_add_explicit(&live_bytes, size, memory_order_relaxed);
+    return (unsigned char *)h + HDR_SIZE;
+}
+
+static alloc_hdr_t *to_hdr(void *p)
+{
+    return (alloc_hdr_t *)(void *)((unsigned char *)p - HDR_SIZE);
+}
+
+void *umg_malloc(size_t size)
+{
+    if (size > SIZE_MAX - HDR_SIZE || should_fail()) {
+        return NULL;
+    }
+    alloc_hdr_t *h = malloc(HDR_SIZE + size);
+    if (h == NULL) {
+        return NULL;
+    }
+    return to_user(h, size);
+}
+
+void *umg_calloc(size_t n, size_t size)
+{
+    if (size != 0 && n > (SIZE_MAX - HDR_SIZE) / size) {
+        return NULL;
+    }
+    if (should_fail()) {
+        return NULL;
+    }
+    alloc_hdr_t *h = calloc(1, HDR_SIZE + n * size);
+    if (h == NULL) {
+        return NULL;
+    }
+    return to_user(h, n * size);
+}
+
+/* Like realloc, except that size 0 yields a valid empty block, never a free. */
+void *umg_realloc(void *p, size_t size)
+{
+    if (p == NULL) {
+        return umg_malloc(size);
+    }
+    if (size > SIZE_MAX - HDR_SIZE || should_fail()) {
+        return NULL;
+    }
+    alloc_hdr_t *old = to_hdr(p);
+    size_t old_size = old->size;
+    alloc_hdr_t *h = realloc(old, HDR_SIZE + size);
+    if (h == NULL) {
+        return NULL;
+    }
+    atomic_fetch_sub_explicit(&live_bytes, old_size, memory_order_relaxed);
+    return to_user(h, size);
+}
+
+void umg_free(void *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    alloc_hdr_t *h = to_hdr(p);
+    atomic_fetch_sub_explicit(&live_bytes, h->size, memory_order_relaxed);
+    free(h);
+}
+
+char *umg_strndup(const char *s, size_t len)
+{
+    const char *nul = len != 0 ? memchr(s, '\0', len) : NULL;
+    size_t n = nul != NULL ? (size_t)(nul - s) : len;
+    if (n == SIZE_MAX) {
+        return NULL;
+    }
+    char *d = umg_malloc(n + 1);
+    if (d == NULL) {
+        return NULL;
+    }
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+size_t umg_alloc_bytes(void)
+{
+    return atomic_load_explicit(&live_bytes, memory_order_relaxed);
+}
+
+void umg_alloc_fail_after(long n)
+{
+    /* Disarm first so a concurrent allocation never sees the new limit with the old count. */
+    atomic_store_explicit(&fail_at, 0, memory_order_relaxed);
+    atomic_store_explicit(&alloc_calls, 0, memory_order_relaxed);
+    atomic_store_explicit(&fail_at, n > 0 ? n : 0, memory_order_relaxed);
+}

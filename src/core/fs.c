@@ -1,0 +1,187 @@
+/*
+ * fs.c - owns the small filesystem helpers the stores build on: mkdir -p,
+ * whole-file atomic replacement (temp file in the same directory, fsync,
+ * rename, fsync of the directory) and directory fsync. Failures are logged
+ * with errno, since the UMG_E* code alone loses it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "umg_core.h"
+
+static int from_errno(int e)
+{
+    switch (e) {
+    case ENOENT:
+    case ENOTDIR:
+        return UMG_ENOENT;
+    case EEXIST:
+        return UMG_EEXIST;
+    case ENOSPC:
+    case EDQUOT:
+        return UMG_ENOSPC;
+    case ENOMEM:
+        return UMG_ENOMEM;
+    default:
+        return UMG_EIO;
+    }
+}
+
+/* Creates one directory; an existing directory is success, an existing file is not. */
+static int mkdir_one(const char *path, int mode)
+{
+    if (mkdir(path, (mode_t)mode) == 0) {
+        return UMG_OK;
+    }
+    int e = errno;
+    struct stat st;
+    if (e == EEXIST && stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) {
+            return UMG_OK;
+        }
+        e = ENOTDIR;
+    }
+    umg_log(UMG_LOG_ERROR, "fs", "mkdir %s: %s", path, strerror(e));
+    return e == ENOTDIR ? UMG_EEXIST : from_errno(e);
+}
+
+int umg_mkdirs(const char *path, int mode)
+{
+    if (path == NULL || path[0] == '\0') {
+        return UMG_EINVAL;
+    }
+    int rc = UMG_OK;
+    char *p = umg_strndup(path, strlen(path));
+    if (p == NULL) {
+        return UMG_ENOMEM;
+    }
+    /* Create each prefix ending before a '/', then the whole path. */
+    for (char *s = p + 1; *s != '\0'; s++) {
+        if (*s != '/' || s[-1] == '/') {
+            continue;
+        }
+        *s = '\0';
+        rc = mkdir_one(p, mode);
+        *s = '/';
+        if (rc != UMG_OK) {
+            goto fail;
+        }
+    }
+    rc = mkdir_one(p, mode);
+    if (rc != UMG_OK) {
+        goto fail;
+    }
+    umg_free(p);
+    return UMG_OK;
+
+fail:
+    umg_free(p);
+    return rc;
+}
+
+int umg_fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        umg_log(UMG_LOG_ERROR, "fs", "open %s: %s", dir, strerror(e));
+        return from_errno(e);
+    }
+    /* Some filesystems cannot fsync directories; that is not a failure we can act on. */
+    if (fsync(fd) != 0 && errno != EINVAL && errno != EROFS) {
+        int e = errno;
+        close(fd);
+        umg_log(UMG_LOG_ERROR, "fs", "fsync %s: %s", dir, strerror(e));
+        return from_errno(e);
+    }
+    close(fd);
+    return UMG_OK;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+int umg_write_file_atomic(const char *path, const void *data, size_t len)
+{
+    int rc = UMG_OK;
+    int fd = -1;
+    char *dir = NULL;
+    umg_buf_t tmp = {0};
+    const char *what = "open";
+
+    if (path == NULL || path[0] == '\0') {
+        return UMG_EINVAL;
+    }
+    const char *slash = strrchr(path, '/');
+    dir = slash == NULL ? umg_strndup(".", 1)
+                        : umg_strndup(path, slash == path ? 1 : (size_t)(slash - path));
+    /* The random part keeps two writers of the same path from sharing a temp file. */
+    uint32_t nonce;
+    umg_random_bytes(&nonce, sizeof(nonce));
+    if (dir == NULL || umg_buf_printf(&tmp, "%s.tmp.%ld.%08x", path, (long)getpid(),
+                                      (unsigned)nonce) != UMG_OK) {
+        rc = UMG_ENOMEM;
+        goto fail;
+    }
+    fd = open(tmp.ptr, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        goto fail_errno;
+    }
+    what = "write";
+    if (write_all(fd, data, len) != 0) {
+        goto fail_errno;
+    }
+    what = "fsync";
+    if (fsync(fd) != 0) {
+        goto fail_errno;
+    }
+    what = "close";
+    int cr = close(fd);
+    fd = -1;
+    if (cr != 0) {
+        goto fail_errno;
+    }
+    what = "rename";
+    if (rename(tmp.ptr, path) != 0) {
+        goto fail_errno;
+    }
+    rc = umg_fsync_dir(dir);
+    umg_free(dir);
+    umg_buf_free(&tmp);
+    return rc;
+
+fail_errno: {
+    int e = errno;
+    umg_log(UMG_LOG_ERROR, "fs", "%s %s: %s", what, tmp.ptr, strerror(e));
+    rc = from_errno(e);
+    if (fd >= 0) {
+        close(fd);
+    }
+    fd = -1;
+    unlink(tmp.ptr);
+}
+fail:
+    if (fd >= 0) {
+        close(fd);
+    }
+    umg_free(dir);
+    umg_buf_free(&tmp);
+    return rc;
+}

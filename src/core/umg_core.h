@@ -1,0 +1,292 @@
+/*
+ * umg_core.h - the core library every other module stands on: error codes,
+ * counted allocation with fault injection, arenas, byte slices and growable
+ * buffers, logging, clocks, hashing (CRC32C, 64-bit hash), UUIDs, the metrics
+ * registry and the declarative configuration tables.
+ *
+ * Nothing here does network I/O. Logging writes to stderr.
+ */
+#ifndef UMG_CORE_H
+#define UMG_CORE_H
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- errors */
+
+enum {
+    UMG_OK = 0,
+    UMG_ENOMEM = -1,   /* out of memory */
+    UMG_EINVAL = -2,   /* invalid argument or input */
+    UMG_EIO = -3,      /* I/O error (errno is kept in the log) */
+    UMG_ENOENT = -4,   /* no such thing */
+    UMG_EEXIST = -5,   /* already exists */
+    UMG_EAGAIN = -6,   /* nothing now, try later (end of a log, say) */
+    UMG_ECORRUPT = -7, /* stored data failed a check */
+    UMG_EFULL = -8,    /* a bounded resource is full (queue, table, disk) */
+    UMG_ERANGE = -9,   /* value out of range */
+    UMG_ECLOSED = -10, /* the object is shut down */
+    UMG_ENOSPC = -11,  /* disk full */
+    UMG_EPARSE = -12,  /* syntax error in input */
+    UMG_EAUTH = -13,   /* authentication failed */
+};
+
+/** Returns a static, human-readable name for an UMG_E* code. */
+const char *umg_strerror(int err);
+
+/* ------------------------------------------------------------ allocation */
+
+/*
+ * All heap memory goes through these. They count live bytes (exported as a
+ * metric) and can be told to fail: umg_alloc_fail_after(n) makes the n-th
+ * following allocation (1-based) and all after it return NULL until
+ * umg_alloc_fail_after(0) resets it. For tests only.
+ */
+void *umg_malloc(size_t size);
+void *umg_calloc(size_t n, size_t size);
+void *umg_realloc(void *p, size_t size);
+void umg_free(void *p);
+char *umg_strndup(const char *s, size_t len);
+size_t umg_alloc_bytes(void);
+void umg_alloc_fail_after(long n);
+
+/* ---------------------------------------------------------------- slices */
+
+/* A borrowed byte string; never assumed NUL-terminated. */
+typedef struct umg_slice_s {
+    const char *ptr;
+    size_t len;
+} umg_slice_t;
+
+#define UMG_SLICE(lit) ((umg_slice_t){(lit), sizeof(lit) - 1})
+#define UMG_SLICE_NULL ((umg_slice_t){NULL, 0})
+
+static inline umg_slice_t umg_slice(const char *p, size_t n)
+{
+    return (umg_slice_t){p, n};
+}
+static inline int umg_slice_eq(umg_slice_t a, const char *lit)
+{
+    size_t n = strlen(lit);
+    return a.len == n && memcmp(a.ptr, lit, n) == 0;
+}
+
+/*
+ * A growable byte buffer, owned by whoever embeds it; zero-initialise it and
+ * release it with umg_buf_free. After any successful append the content is
+ * NUL-terminated (ptr[len] == 0); the terminator is not counted in len.
+ */
+typedef struct umg_buf_s {
+    char *ptr;
+    size_t len;
+    size_t cap;
+} umg_buf_t;
+
+/** Ensures room for `extra` more bytes. UMG_OK or UMG_ENOMEM. */
+int umg_buf_reserve(umg_buf_t *b, size_t extra);
+int umg_buf_append(umg_buf_t *b, const void *p, size_t n);
+int umg_buf_putc(umg_buf_t *b, char c);
+int umg_buf_printf(umg_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** Appends `s` as a JSON string literal with quotes, escaping as RFC 8259 requires. */
+int umg_buf_json_str(umg_buf_t *b, const char *s, size_t n);
+int umg_buf_u64(umg_buf_t *b, uint64_t v);
+int umg_buf_i64(umg_buf_t *b, int64_t v);
+static inline void umg_buf_reset(umg_buf_t *b)
+{
+    b->len = 0;
+}
+void umg_buf_free(umg_buf_t *b);
+
+/* ---------------------------------------------------------------- arenas */
+
+/*
+ * A bump allocator for one request or batch. Memory is returned all at once by
+ * umg_arena_reset (keeps the first block for reuse) or umg_arena_free.
+ */
+typedef struct umg_arena_s {
+    struct umg_arena_block_s *head;
+    size_t block_size;
+} umg_arena_t;
+
+void umg_arena_init(umg_arena_t *a, size_t block_size);
+/** 16-byte aligned memory valid until reset/free; NULL when out of memory. */
+void *umg_arena_alloc(umg_arena_t *a, size_t n);
+void umg_arena_reset(umg_arena_t *a);
+void umg_arena_free(umg_arena_t *a);
+
+/* ---------------------------------------------------------------- logging */
+
+typedef enum { UMG_LOG_DEBUG, UMG_LOG_INFO, UMG_LOG_WARN, UMG_LOG_ERROR } umg_log_level_t;
+
+extern umg_log_level_t umg_log_min_level;
+
+/** Parses "debug", "info", "warn", "error". */
+int umg_log_level_parse(const char *s, umg_log_level_t *out);
+
+/*
+ * Writes one JSON line to stderr: {"ts":...,"level":...,"module":...,"msg":...}.
+ * The level is checked before anything is formatted.
+ */
+#define umg_log(level, module, ...)                                                                \
+    do {                                                                                           \
+        if ((level) >= umg_log_min_level) {                                                        \
+            umg__log_write((level), (module), __VA_ARGS__);                                        \
+        }                                                                                          \
+    } while (0)
+void umg__log_write(umg_log_level_t level, const char *module, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---------------------------------------------------------------- clocks */
+
+/** Wall clock, microseconds since the Unix epoch (UTC). */
+int64_t umg_now_us(void);
+/** Monotonic clock in nanoseconds. */
+uint64_t umg_mono_ns(void);
+
+/*
+ * Parses an RFC 3339 timestamp ("2026-11-27T10:00:00Z", "...+02:00", with
+ * optional fractional seconds) into microseconds since the epoch.
+ */
+int umg_time_parse_rfc3339(const char *s, size_t len, int64_t *out_us);
+/** Writes "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" (27 bytes + NUL) into out. */
+void umg_time_format_rfc3339(int64_t us, char out[32]);
+
+/* ---------------------------------------------------------------- hashing */
+
+uint32_t umg_crc32c(uint32_t crc, const void *data, size_t len);
+/** A fast 64-bit non-cryptographic hash (for tables and partitioning). */
+uint64_t umg_hash64(const void *data, size_t len, uint64_t seed);
+
+/* ---------------------------------------------------------------- UUIDs */
+
+typedef struct umg_uuid_s {
+    uint8_t b[16];
+} umg_uuid_t;
+
+/** Random version-4 UUID from the OS random source (getrandom). */
+void umg_uuid_v4(umg_uuid_t *out);
+/** Parses the 36-character canonical form (case-insensitive). */
+int umg_uuid_parse(const char *s, size_t len, umg_uuid_t *out);
+/** Writes 36 lowercase characters + NUL. */
+void umg_uuid_format(const umg_uuid_t *u, char out[37]);
+/** Fills `n` bytes with OS randomness. */
+void umg_random_bytes(void *out, size_t n);
+
+/* ---------------------------------------------------------------- metrics */
+
+/*
+ * A tiny Prometheus registry. Metrics are statically allocated structs that
+ * register themselves once; updates are relaxed atomics (no locks).
+ * Counters and gauges may carry one fixed label set given as text, e.g.
+ * `reason="bad_ts"`; families with the same name are printed together.
+ */
+typedef enum { UMG_METRIC_COUNTER, UMG_METRIC_GAUGE, UMG_METRIC_HISTOGRAM } umg_metric_kind_t;
+
+#define UMG_HIST_MAX_BUCKETS 24
+
+typedef struct umg_metric_s {
+    const char *name;
+    const char *help;
+    const char *labels; /* may be NULL; text inside {} */
+    umg_metric_kind_t kind;
+    _Atomic int64_t value; /* counter / gauge */
+    /* histogram: upper bounds in the metric's unit (seconds, say) */
+    const double *bounds;
+    int nbounds;
+    _Atomic uint64_t buckets[UMG_HIST_MAX_BUCKETS + 1];
+    _Atomic uint64_t count;
+    _Atomic uint64_t sum_micro; /* sum in millionths of the unit */
+    struct umg_metric_s *next;
+    _Atomic int registered;
+    /* gauge only: when set, rendering reports read() instead of value */
+    int64_t (*read)(void);
+} umg_metric_t;
+
+#define UMG_COUNTER(nm, hlp, lbl) {.name = (nm), .help = (hlp), .labels = (lbl), .kind = UMG_METRIC_COUNTER}
+#define UMG_GAUGE(nm, hlp, lbl) {.name = (nm), .help = (hlp), .labels = (lbl), .kind = UMG_METRIC_GAUGE}
+#define UMG_GAUGE_FN(nm, hlp, lbl, fn)                                                             \
+    {.name = (nm), .help = (hlp), .labels = (lbl), .kind = UMG_METRIC_GAUGE, .read = (fn)}
+#define UMG_HISTOGRAM(nm, hlp, lbl, b, nb)                                                         \
+    {.name = (nm), .help = (hlp), .labels = (lbl), .kind = UMG_METRIC_HISTOGRAM, .bounds = (b),    \
+     .nbounds = (nb)}
+
+/** Registers a metric (idempotent, thread-safe). */
+void umg_metric_register(umg_metric_t *m);
+static inline void umg_metric_add(umg_metric_t *m, int64_t v)
+{
+    atomic_fetch_add_explicit(&m->value, v, memory_order_relaxed);
+}
+static inline void umg_metric_set(umg_metric_t *m, int64_t v)
+{
+    atomic_store_explicit(&m->value, v, memory_order_relaxed);
+}
+/** Records one observation `v` (in the histogram's unit). */
+void umg_metric_observe(umg_metric_t *m, double v);
+/** Appends the whole registry in Prometheus text exposition format. */
+int umg_metrics_render(umg_buf_t *out);
+
+/* ---------------------------------------------------------------- config */
+
+/*
+ * Declarative configuration: each module describes its keys in a table of
+ * umg_config_item_t; the parser, `--help` text and docs/config.md all come
+ * from the tables. Values live in a caller-provided struct at `offset`.
+ */
+typedef enum {
+    UMG_CFG_INT,    /* int64_t */
+    UMG_CFG_BOOL,   /* int (0/1) */
+    UMG_CFG_STRING, /* char * (umg_malloc'd, freed by umg_config_free) */
+    UMG_CFG_SIZE,   /* int64_t bytes; accepts suffixes k, m, g (powers of 1024) */
+    UMG_CFG_DURATION_MS, /* int64_t milliseconds; accepts ms, s, m, h, d suffixes */
+} umg_config_type_t;
+
+typedef struct umg_config_item_s {
+    const char *name; /* "log.segment_bytes" */
+    umg_config_type_t type;
+    const char *def;  /* default, as text */
+    int64_t min, max; /* bounds for numeric types */
+    size_t offset;    /* into the target struct */
+    const char *help;
+} umg_config_item_t;
+
+/**
+ * Sets every item of the table to its default. String fields are overwritten
+ * without being freed, so call it on a zeroed target (or after
+ * umg_config_free); umg_config_set frees the string it replaces.
+ */
+int umg_config_defaults(const umg_config_item_t *items, size_t n, void *target);
+/**
+ * Sets one key from text. Returns UMG_ENOENT for an unknown key, UMG_EINVAL
+ * or UMG_ERANGE for a bad value; `err` (may be NULL) gets a message.
+ */
+int umg_config_set(const umg_config_item_t *items, size_t n, void *target, const char *key,
+                   const char *value, char *err, size_t errlen);
+/**
+ * Reads a file of `key = value` lines (# comments, blank lines). Unknown keys
+ * are errors. `err` gets "FILE:LINE: message".
+ */
+int umg_config_load_file(const umg_config_item_t *items, size_t n, void *target, const char *path,
+                         char *err, size_t errlen);
+/** Frees the strings the table owns in target. */
+void umg_config_free(const umg_config_item_t *items, size_t n, void *target);
+/** Appends a Markdown table describing the items. */
+int umg_config_markdown(const umg_config_item_t *items, size_t n, umg_buf_t *out);
+
+/* ---------------------------------------------------------------- misc */
+
+#define UMG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define UMG_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define UMG_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/** mkdir -p. */
+int umg_mkdirs(const char *path, int mode);
+/** Writes a whole file atomically (temp file, fsync, rename, fsync dir). */
+int umg_write_file_atomic(const char *path, const void *data, size_t len);
+/** fsyncs a directory so a rename or create inside it is durable. */
+int umg_fsync_dir(const char *dir);
+
+#endif

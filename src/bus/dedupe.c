@@ -1,0 +1,287 @@
+/*
+ * dedupe.c - the (app, event_id) set behind "retries never double-count".
+ *
+ * Slots hold the 128-bit id, the app and the minute the id was seen. App 0
+ * marks an empty slot. Linear probing keeps lookups to one or two cache
+ * lines; deletion shifts the following cluster back so no tombstones build
+ * up. Each insert advances a sweep cursor over two slots and drops what is
+ * past the horizon, which bounds the work per event and needs no timer.
+ */
+#include "umg_dedupe.h"
+
+#include <stdlib.h>
+
+typedef struct slot_s {
+    uint64_t lo, hi;
+    uint32_t app;
+    uint32_t minute; /* minutes since the epoch when the id was seen */
+} slot_t;
+
+_Static_assert(sizeof(slot_t) == UMG_DEDUPE_SLOT_BYTES, "slot size");
+
+struct umg_dedupe_s {
+    slot_t *slots;
+    uint64_t mask; /* capacity - 1 */
+    uint64_t count;
+    uint64_t max_ids;
+    uint32_t horizon_min;
+    uint64_t cursor;
+    uint64_t evicted;
+};
+
+static umg_metric_t m_evicted =
+    UMG_COUNTER("umg_dedupe_evicted_total",
+                "Event ids dropped from the dedupe set before the horizon because it was full", NULL);
+
+#define MIN_CAP 1024
+
+static inline uint64_t slot_hash(uint32_t app, uint64_t lo, uint64_t hi)
+{
+    /* Ids are random (v4) or client-chosen; mix all of them anyway. */
+    uint64_t h = lo * 0x9E3779B97F4A7C15ull ^ hi;
+    h ^= (uint64_t)app * 0xC2B2AE3D27D4EB4Full;
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 32;
+    return h;
+}
+
+static inline void id_split(const umg_uuid_t *id, uint64_t *lo, uint64_t *hi)
+{
+    memcpy(lo, id->b, 8);
+    memcpy(hi, id->b + 8, 8);
+}
+
+int umg_dedupe_new(uint64_t max_ids, int64_t horizon_us, umg_dedupe_t **out)
+{
+    umg_dedupe_t *d = umg_calloc(1, sizeof(*d));
+    if (d == NULL) {
+        return UMG_ENOMEM;
+    }
+    d->slots = umg_calloc(MIN_CAP, sizeof(slot_t));
+    if (d->slots == NULL) {
+        umg_free(d);
+        return UMG_ENOMEM;
+    }
+    umg_metric_register(&m_evicted);
+    d->mask = MIN_CAP - 1;
+    d->max_ids = max_ids < 16 ? 16 : max_ids;
+    d->horizon_min = (uint32_t)(horizon_us / 60000000 + 1);
+    *out = d;
+    return UMG_OK;
+}
+
+void umg_dedupe_free(umg_dedupe_t *d)
+{
+    if (d == NULL) {
+        return;
+    }
+    umg_free(d->slots);
+    umg_free(d);
+}
+
+static inline int expired(const umg_dedupe_t *d, const slot_t *s, uint32_t now_min)
+{
+    return s->minute + d->horizon_min < now_min;
+}
+
+/* Removes slot i and shifts the rest of its cluster back (Knuth's algorithm R). */
+static void delete_at(umg_dedupe_t *d, uint64_t i)
+{
+    uint64_t j = i;
+    for (;;) {
+        j = (j + 1) & d->mask;
+        slot_t *sj = &d->slots[j];
+        if (sj->app == 0) {
+            break;
+        }
+        uint64_t home = slot_hash(sj->app, sj->lo, sj->hi) & d->mask;
+        /* Move sj into the hole unless its home lies cyclically in (i, j]. */
+        int stays = (i <= j) ? (i < home && home <= j) : (i < home || home <= j);
+        if (!stays) {
+            d->slots[i] = *sj;
+            i = j;
+        }
+    }
+    memset(&d->slots[i], 0, sizeof(slot_t));
+    d->count--;
+}
+
+static slot_t *find(const umg_dedupe_t *d, uint32_t app, uint64_t lo, uint64_t hi, uint64_t *idx)
+{
+    uint64_t i = slot_hash(app, lo, hi) & d->mask;
+    for (;;) {
+        slot_t *s = &d->slots[i];
+        if (s->app == 0) {
+            *idx = i;
+            return NULL;
+        }
+        if (s->lo == lo && s->hi == hi && s->app == app) {
+            *idx = i;
+            return s;
+        }
+        i = (i + 1) & d->mask;
+    }
+}
+
+static int grow(umg_dedupe_t *d)
+{
+    uint64_t ncap = (d->mask + 1) * 2;
+    slot_t *ns = umg_calloc(ncap, sizeof(slot_t));
+    if (ns == NULL) {
+        return UMG_ENOMEM;
+    }
+    slot_t *old = d->slots;
+    uint64_t ocap = d->mask + 1;
+    d->slots = ns;
+    d->mask = ncap - 1;
+    for (uint64_t k = 0; k < ocap; k++) {
+        if (old[k].app != 0) {
+            uint64_t i = slot_hash(old[k].app, old[k].lo, old[k].hi) & d->mask;
+            while (ns[i].app != 0) {
+                i = (i + 1) & d->mask;
+            }
+            ns[i] = old[k];
+        }
+    }
+    umg_free(old);
+    d->cursor = 0;
+    return UMG_OK;
+}
+
+static void sweep_step(umg_dedupe_t *d, uint32_t now_min, int n)
+{
+    while (n-- > 0) {
+        uint64_t i = d->cursor & d->mask;
+        if (d->slots[i].app != 0 && expired(d, &d->slots[i], now_min)) {
+            delete_at(d, i); /* re-examine i next time: a neighbour may have moved in */
+        } else {
+            d->cursor++;
+        }
+    }
+}
+
+/* The table is at its bound with live ids: drop the oldest tenth early. */
+static void evict_oldest(umg_dedupe_t *d)
+{
+    uint64_t cap = d->mask + 1;
+    uint32_t lo = UINT32_MAX, hi = 0;
+    for (uint64_t i = 0; i < cap; i++) {
+        if (d->slots[i].app != 0) {
+            lo = UMG_MIN(lo, d->slots[i].minute);
+            hi = UMG_MAX(hi, d->slots[i].minute);
+        }
+    }
+    if (lo > hi) {
+        return;
+    }
+    /* Histogram of ages in 64 buckets, then the cut that removes >= 10%. */
+    uint64_t hist[64] = {0};
+    uint64_t span = (uint64_t)(hi - lo) + 1, width = (span + 63) / 64;
+    for (uint64_t i = 0; i < cap; i++) {
+        if (d->slots[i].app != 0) {
+            hist[(d->slots[i].minute - lo) / width]++;
+        }
+    }
+    uint64_t want = d->count / 10 + 1, acc = 0;
+    uint32_t cut = lo;
+    for (int b = 0; b < 64 && acc < want; b++) {
+        acc += hist[b];
+        cut = lo + (uint32_t)((b + 1) * width);
+    }
+    uint64_t before = d->count;
+    for (uint64_t i = 0; i < cap;) {
+        if (d->slots[i].app != 0 && d->slots[i].minute < cut) {
+            delete_at(d, i);
+        } else {
+            i++;
+        }
+    }
+    d->evicted += before - d->count;
+    umg_metric_add(&m_evicted, (int64_t)(before - d->count));
+    umg_log(UMG_LOG_WARN, "dedupe",
+            "dedupe set full at %llu ids: evicted %llu ids seen before minute %u early; raise "
+            "dedupe.max_ids to keep the whole horizon",
+            (unsigned long long)d->max_ids, (unsigned long long)(before - d->count), cut);
+}
+
+static int put(umg_dedupe_t *d, uint32_t app, const umg_uuid_t *id, int64_t now_us, int refresh)
+{
+    uint64_t lo, hi, i;
+    id_split(id, &lo, &hi);
+    uint32_t now_min = (uint32_t)(now_us / 60000000);
+    sweep_step(d, now_min, 2);
+    slot_t *s = find(d, app, lo, hi, &i);
+    if (s != NULL) {
+        if (!expired(d, s, now_min) && !refresh) {
+            return 1;
+        }
+        s->minute = now_min;
+        return 0;
+    }
+    if (d->count + 1 > d->max_ids) {
+        evict_oldest(d);
+        find(d, app, lo, hi, &i);
+    }
+    if ((d->count + 1) * 4 > (d->mask + 1) * 3) {
+        int rc = grow(d);
+        if (rc != UMG_OK) {
+            return rc;
+        }
+        find(d, app, lo, hi, &i);
+    }
+    slot_t *n = &d->slots[i];
+    n->lo = lo;
+    n->hi = hi;
+    n->app = app;
+    n->minute = now_min;
+    d->count++;
+    return 0;
+}
+
+int umg_dedupe_check_insert(umg_dedupe_t *d, uint32_t app, const umg_uuid_t *id, int64_t now_us)
+{
+    return put(d, app, id, now_us, 0);
+}
+
+int umg_dedupe_insert(umg_dedupe_t *d, uint32_t app, const umg_uuid_t *id, int64_t seen_us)
+{
+    int rc = put(d, app, id, seen_us, 1);
+    return rc < 0 ? rc : UMG_OK;
+}
+
+void umg_dedupe_remove(umg_dedupe_t *d, uint32_t app, const umg_uuid_t *id)
+{
+    uint64_t lo, hi, i;
+    id_split(id, &lo, &hi);
+    if (find(d, app, lo, hi, &i) != NULL) {
+        delete_at(d, i);
+    }
+}
+
+void umg_dedupe_expire(umg_dedupe_t *d, int64_t now_us)
+{
+    uint32_t now_min = (uint32_t)(now_us / 60000000);
+    for (uint64_t i = 0; i <= d->mask;) {
+        if (d->slots[i].app != 0 && expired(d, &d->slots[i], now_min)) {
+            delete_at(d, i);
+        } else {
+            i++;
+        }
+    }
+}
+
+uint64_t umg_dedupe_count(const umg_dedupe_t *d)
+{
+    return d->count;
+}
+
+uint64_t umg_dedupe_memory(const umg_dedupe_t *d)
+{
+    return (d->mask + 1) * sizeof(slot_t);
+}
+
+uint64_t umg_dedupe_evicted(const umg_dedupe_t *d)
+{
+    return d->evicted;
+}

@@ -1,0 +1,1392 @@
+/*
+ * log.c - the embedded bus: a segmented append-only log with group commit.
+ *
+ * Producers queue batches; one writer thread takes everything queued,
+ * deduplicates it against the (app, event_id) set, appends the new records
+ * to the active segment and its index with one write each, issues one
+ * fdatasync for the whole group (fsync=always), publishes the new durable
+ * offset and completes the batches. Readers follow the published offset, so
+ * they never see a record that was not acknowledged.
+ *
+ * Recovery (on open) trusts sealed segments whose index matches, rebuilds any
+ * other index from its segment, truncates a torn tail of the active segment
+ * (never a good record) and refills the dedupe set from the indexes of the
+ * segments inside the dedupe horizon.
+ */
+#include "umg_dedupe.h"
+#include "umg_log_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+int umg__log_inject_write_errno;
+
+typedef struct seg_s {
+    uint64_t base;
+    _Atomic uint64_t count; /* records published (readers may see them) */
+    _Atomic uint64_t bytes; /* bytes of published records */
+    int64_t max_recv_s;
+    char *log_path, *idx_path;
+} seg_t;
+
+typedef struct group_s {
+    char *name;
+    uint64_t *next; /* per partition */
+    struct group_s *link;
+} group_t;
+
+struct umg_bus_s {
+    umg_bus_config_t cfg;
+    char *dir;
+    int partitions;
+
+    /* the queue from producers to the writer */
+    pthread_mutex_t qlock;
+    pthread_cond_t qcond;
+    umg_bus_batch_t *qhead, *qtail;
+    _Atomic int64_t queued_bytes;
+    int stopping;
+    _Atomic int broken; /* a failed fsync: refuse everything */
+    pthread_t writer;
+    int writer_started;
+
+    /* segments; the array is guarded by seglock, the active one is written only by the writer */
+    pthread_mutex_t seglock;
+    seg_t **segs;
+    size_t nsegs, capsegs;
+    int log_fd, idx_fd;
+    uint64_t active_bytes; /* written to the active segment, published or not */
+    uint64_t next_offset;
+    _Atomic uint64_t durable;
+    _Atomic uint64_t total_bytes;
+
+    umg_dedupe_t *dedupe;
+    umg_buf_t wbuf, ibuf;
+    int64_t last_sync_ns, last_housekeeping_ns;
+    int dirty; /* written since the last fdatasync */
+
+    pthread_mutex_t offlock;
+    group_t *groups;
+};
+
+struct umg_bus_reader_s {
+    umg_bus_t *bus;
+    umg_bus_read_opts_t opts;
+    uint64_t next;   /* next offset to consider */
+    uint64_t seg_base;
+    int log_fd, idx_fd;
+    umg_log_idx_t *idx;  /* a chunk of index entries */
+    size_t idx_n, idx_i; /* entries in the chunk, position */
+    uint64_t idx_first;  /* entry number (offset - base) of idx[0] */
+    uint8_t *buf;        /* read-ahead window over the segment */
+    size_t buf_cap, buf_len;
+    uint64_t buf_pos; /* segment position of buf[0] */
+};
+
+/* ---------------------------------------------------------------- metrics */
+
+static const double fsync_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                      0.01,   0.025,   0.05,   0.1,   0.25,   1.0};
+static const double group_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384};
+static umg_metric_t m_fsync = UMG_HISTOGRAM("umg_log_fsync_seconds", "Latency of log fdatasync calls",
+                                            NULL, fsync_bounds, 12);
+static umg_metric_t m_group = UMG_HISTOGRAM(
+    "umg_log_group_records", "Records made durable per group commit (per fsync)", NULL, group_bounds, 13);
+static umg_metric_t m_bytes = UMG_GAUGE("umg_log_bytes", "Bytes in all log segments", NULL);
+static umg_metric_t m_segments = UMG_GAUGE("umg_log_segments", "Log segments on disk", NULL);
+static umg_metric_t m_appended =
+    UMG_COUNTER("umg_log_records_appended_total", "Records appended to the log", NULL);
+static umg_metric_t m_write_errors =
+    UMG_COUNTER("umg_log_write_errors_total", "Failed log writes (groups refused)", NULL);
+static umg_metric_t m_dedupe_ids =
+    UMG_GAUGE("umg_dedupe_ids", "Event ids held in the dedupe set", NULL);
+static umg_metric_t m_dedupe_bytes =
+    UMG_GAUGE("umg_dedupe_bytes", "Memory of the dedupe set", NULL);
+static umg_metric_t m_queue_bytes =
+    UMG_GAUGE("umg_log_queue_bytes", "Payload bytes submitted but not yet written", NULL);
+
+static void metrics_register(void)
+{
+    umg_metric_t *all[] = {&m_fsync,    &m_group,        &m_bytes,      &m_segments,   &m_appended,
+                           &m_write_errors, &m_dedupe_ids, &m_dedupe_bytes, &m_queue_bytes};
+    for (size_t i = 0; i < UMG_ARRAY_SIZE(all); i++) {
+        umg_metric_register(all[i]);
+    }
+}
+
+/* ---------------------------------------------------------------- format */
+
+static inline void put16(uint8_t *p, uint16_t v)
+{
+    memcpy(p, &v, 2);
+}
+static inline void put32(uint8_t *p, uint32_t v)
+{
+    memcpy(p, &v, 4);
+}
+static inline void put64(uint8_t *p, uint64_t v)
+{
+    memcpy(p, &v, 8);
+}
+static inline uint16_t get16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+static inline uint32_t get32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+static inline uint64_t get64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+void umg__log_encode_hdr(uint8_t hdr[UMG_LOG_HDR], const umg_bus_msg_t *m)
+{
+    put32(hdr, m->len);
+    put64(hdr + 8, m->offset);
+    put64(hdr + 16, (uint64_t)m->recv_us);
+    put64(hdr + 24, (uint64_t)m->event_us);
+    put32(hdr + 32, m->app);
+    put16(hdr + 36, m->partition);
+    hdr[38] = m->kind;
+    hdr[39] = UMG_LOG_RECORD_VERSION;
+    memcpy(hdr + 40, m->id.b, 16);
+    uint32_t crc = umg_crc32c(0, hdr + 8, UMG_LOG_HDR - 8);
+    crc = umg_crc32c(crc, m->payload, m->len);
+    put32(hdr + 4, crc);
+}
+
+long umg__log_decode(const uint8_t *buf, size_t avail, umg_bus_msg_t *m)
+{
+    if (avail < UMG_LOG_HDR) {
+        return 0;
+    }
+    uint32_t len = get32(buf);
+    if (len > UMG_LOG_MAX_PAYLOAD || buf[39] != UMG_LOG_RECORD_VERSION) {
+        return UMG_ECORRUPT;
+    }
+    if (avail - UMG_LOG_HDR < len) {
+        return 0;
+    }
+    uint32_t crc = umg_crc32c(0, buf + 8, UMG_LOG_HDR - 8);
+    crc = umg_crc32c(crc, buf + UMG_LOG_HDR, len);
+    if (crc != get32(buf + 4)) {
+        return UMG_ECORRUPT;
+    }
+    m->len = len;
+    m->offset = get64(buf + 8);
+    m->recv_us = (int64_t)get64(buf + 16);
+    m->event_us = (int64_t)get64(buf + 24);
+    m->app = get32(buf + 32);
+    m->partition = get16(buf + 36);
+    m->kind = buf[38];
+    memcpy(m->id.b, buf + 40, 16);
+    m->payload = (const char *)buf + UMG_LOG_HDR;
+    return (long)(UMG_LOG_HDR + len);
+}
+
+static void idx_from_msg(umg_log_idx_t *e, const umg_bus_msg_t *m, uint64_t pos)
+{
+    memset(e, 0, sizeof(*e));
+    e->pos = (uint32_t)pos;
+    e->app = m->app;
+    memcpy(e->id, m->id.b, 16);
+    e->recv_s = (uint32_t)(m->recv_us / 1000000);
+    e->event_s = m->event_us < 0 ? 0 : (uint32_t)(m->event_us / 1000000);
+    e->partition = m->partition;
+    e->kind = m->kind;
+}
+
+/* ---------------------------------------------------------------- I/O helpers */
+
+static int write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    if (umg__log_inject_write_errno != 0) {
+        errno = umg__log_inject_write_errno;
+        umg__log_inject_write_errno = 0;
+        return -1;
+    }
+    while (n > 0) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static ssize_t pread_full(int fd, void *p, size_t n, uint64_t off)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, (char *)p + got, n - got, (off_t)(off + got));
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+        if (r == 0) {
+            break;
+        }
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
+static char *seg_path(const char *dir, uint64_t base, const char *ext)
+{
+    umg_buf_t b = {0};
+    if (umg_buf_printf(&b, "%s/%020" PRIu64 ".%s", dir, base, ext) != UMG_OK) {
+        umg_buf_free(&b);
+        return NULL;
+    }
+    return b.ptr;
+}
+
+int umg__log_scan_segment(const char *path, uint64_t base, uint64_t *valid_len, uint64_t *count,
+                          umg_log_idx_t **entries)
+{
+    (void)base;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return errno == ENOENT ? UMG_ENOENT : UMG_EIO;
+    }
+    size_t cap = 1 << 20, have = 0;
+    uint8_t *buf = umg_malloc(cap);
+    umg_log_idx_t *ents = NULL;
+    size_t ecap = 0;
+    uint64_t pos = 0, n = 0;
+    int rc = UMG_OK;
+    if (buf == NULL) {
+        rc = UMG_ENOMEM;
+        goto done;
+    }
+    for (;;) {
+        ssize_t r = pread_full(fd, buf + have, cap - have, pos + have);
+        if (r < 0) {
+            rc = UMG_EIO;
+            goto done;
+        }
+        have += (size_t)r;
+        size_t used = 0;
+        for (;;) {
+            umg_bus_msg_t m;
+            long sz = umg__log_decode(buf + used, have - used, &m);
+            if (sz <= 0) {
+                if (sz == 0 && have - used >= UMG_LOG_HDR) {
+                    /* A record bigger than the window: grow and read on. */
+                    uint32_t len = get32(buf + used);
+                    if ((size_t)len + UMG_LOG_HDR > cap) {
+                        size_t ncap = (size_t)len + UMG_LOG_HDR;
+                        memmove(buf, buf + used, have - used);
+                        uint8_t *nb = umg_realloc(buf, ncap);
+                        if (nb == NULL) {
+                            rc = UMG_ENOMEM;
+                            goto done;
+                        }
+                        buf = nb;
+                        cap = ncap;
+                        pos += used;
+                        have -= used;
+                        used = 0;
+                    }
+                }
+                if (sz < 0 || r == 0) {
+                    pos += used; /* the valid prefix ends here: corrupt, or cut inside a record */
+                    goto done;
+                }
+                break;
+            }
+            if (entries != NULL) {
+                if (n == ecap) {
+                    ecap = ecap ? ecap * 2 : 4096;
+                    umg_log_idx_t *ne = umg_realloc(ents, ecap * sizeof(*ents));
+                    if (ne == NULL) {
+                        rc = UMG_ENOMEM;
+                        goto done;
+                    }
+                    ents = ne;
+                }
+                idx_from_msg(&ents[n], &m, pos + used);
+            }
+            n++;
+            used += (size_t)sz;
+        }
+        memmove(buf, buf + used, have - used);
+        pos += used;
+        have -= used;
+        if (r == 0) {
+            break;
+        }
+    }
+done:
+    close(fd);
+    umg_free(buf);
+    if (rc == UMG_OK) {
+        *valid_len = pos;
+        *count = n;
+        if (entries != NULL) {
+            *entries = ents;
+        }
+    } else {
+        umg_free(ents);
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------- segments */
+
+static void seg_free(seg_t *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    umg_free(s->log_path);
+    umg_free(s->idx_path);
+    umg_free(s);
+}
+
+static seg_t *seg_new(const char *dir, uint64_t base)
+{
+    seg_t *s = umg_calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return NULL;
+    }
+    s->base = base;
+    s->log_path = seg_path(dir, base, "log");
+    s->idx_path = seg_path(dir, base, "idx");
+    if (s->log_path == NULL || s->idx_path == NULL) {
+        seg_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static int segs_push(umg_bus_t *bus, seg_t *s)
+{
+    pthread_mutex_lock(&bus->seglock);
+    if (bus->nsegs == bus->capsegs) {
+        size_t ncap = bus->capsegs ? bus->capsegs * 2 : 16;
+        seg_t **n = umg_realloc(bus->segs, ncap * sizeof(*n));
+        if (n == NULL) {
+            pthread_mutex_unlock(&bus->seglock);
+            return UMG_ENOMEM;
+        }
+        bus->segs = n;
+        bus->capsegs = ncap;
+    }
+    bus->segs[bus->nsegs++] = s;
+    pthread_mutex_unlock(&bus->seglock);
+    umg_metric_set(&m_segments, (int64_t)bus->nsegs);
+    return UMG_OK;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * Brings one segment to a consistent state: the log holds only whole valid
+ * records and the index has one entry per record. `active` allows truncating
+ * a torn tail; a sealed segment whose index matches is trusted as it is.
+ */
+static int recover_segment(umg_bus_t *bus, seg_t *s, int active)
+{
+    struct stat st_log, st_idx;
+    if (stat(s->log_path, &st_log) != 0) {
+        return UMG_EIO;
+    }
+    int idx_ok = stat(s->idx_path, &st_idx) == 0 && st_idx.st_size % sizeof(umg_log_idx_t) == 0;
+    if (!active && idx_ok && st_idx.st_size > 0) {
+        uint64_t n = (uint64_t)st_idx.st_size / sizeof(umg_log_idx_t);
+        /* The last entry's record must end exactly at the end of the log. */
+        int fd = open(s->idx_path, O_RDONLY | O_CLOEXEC);
+        umg_log_idx_t e;
+        ssize_t r = fd >= 0 ? pread_full(fd, &e, sizeof(e), (n - 1) * sizeof(e)) : -1;
+        if (fd >= 0) {
+            close(fd);
+        }
+        if (r == (ssize_t)sizeof(e)) {
+            int lfd = open(s->log_path, O_RDONLY | O_CLOEXEC);
+            uint8_t hdr[UMG_LOG_HDR];
+            ssize_t hr = lfd >= 0 ? pread_full(lfd, hdr, sizeof(hdr), e.pos) : -1;
+            if (lfd >= 0) {
+                close(lfd);
+            }
+            if (hr == UMG_LOG_HDR && e.pos + UMG_LOG_HDR + (uint64_t)get32(hdr) == (uint64_t)st_log.st_size &&
+                get64(hdr + 8) == s->base + n - 1) {
+                s->count = n;
+                s->bytes = (uint64_t)st_log.st_size;
+                s->max_recv_s = e.recv_s;
+                return UMG_OK;
+            }
+        }
+    }
+    uint64_t valid, n;
+    umg_log_idx_t *ents = NULL;
+    int rc = umg__log_scan_segment(s->log_path, s->base, &valid, &n, &ents);
+    if (rc != UMG_OK) {
+        return rc;
+    }
+    if (valid != (uint64_t)st_log.st_size) {
+        umg_log(active ? UMG_LOG_WARN : UMG_LOG_ERROR, "bus",
+                "segment %s: %llu bytes after the last valid record (of %lld) truncated%s", s->log_path,
+                (unsigned long long)((uint64_t)st_log.st_size - valid), (long long)st_log.st_size,
+                active ? " (torn tail)" : " (sealed segment damaged)");
+        if (truncate(s->log_path, (off_t)valid) != 0) {
+            umg_free(ents);
+            return UMG_EIO;
+        }
+    }
+    /* Rewrite the index from the scan. */
+    int fd = open(s->idx_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || write_all(fd, ents, n * sizeof(*ents)) != 0 || fdatasync(fd) != 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        umg_free(ents);
+        return UMG_EIO;
+    }
+    close(fd);
+    s->count = n;
+    s->bytes = valid;
+    s->max_recv_s = n ? ents[n - 1].recv_s : 0;
+    umg_free(ents);
+    return UMG_OK;
+}
+
+static int load_meta(umg_bus_t *bus)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/meta", bus->dir);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        char text[128];
+        int n = snprintf(text, sizeof(text), "format=%d\npartitions=%d\n", UMG_LOG_FORMAT_VERSION,
+                         bus->cfg.partitions);
+        bus->partitions = bus->cfg.partitions;
+        return umg_write_file_atomic(path, text, (size_t)n);
+    }
+    int format = 0, parts = 0;
+    char line[256];
+    while (fgets(line, sizeof(line), f) != NULL) {
+        sscanf(line, "format=%d", &format);
+        sscanf(line, "partitions=%d", &parts);
+    }
+    fclose(f);
+    if (format != UMG_LOG_FORMAT_VERSION || parts <= 0 || parts > 65535) {
+        umg_log(UMG_LOG_ERROR, "bus", "%s: unsupported log format %d or partitions %d", path, format, parts);
+        return UMG_ECORRUPT;
+    }
+    if (parts != bus->cfg.partitions) {
+        umg_log(UMG_LOG_WARN, "bus",
+                "log.partitions is %d but the log at %s was created with %d; using %d", bus->cfg.partitions,
+                bus->dir, parts, parts);
+    }
+    bus->partitions = parts;
+    return UMG_OK;
+}
+
+static int open_active(umg_bus_t *bus, seg_t *s)
+{
+    bus->log_fd = open(s->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    bus->idx_fd = open(s->idx_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (bus->log_fd < 0 || bus->idx_fd < 0) {
+        umg_log(UMG_LOG_ERROR, "bus", "cannot open segment %s: %s", s->log_path, strerror(errno));
+        return UMG_EIO;
+    }
+    bus->active_bytes = s->bytes;
+    return UMG_OK;
+}
+
+/* Fills the dedupe set from the indexes of segments inside the horizon. */
+static int refill_dedupe(umg_bus_t *bus)
+{
+    int64_t now = umg_now_us();
+    int64_t oldest_s = (now - bus->cfg.dedupe_horizon_ms * 1000) / 1000000;
+    size_t chunk = 8192;
+    umg_log_idx_t *buf = umg_malloc(chunk * sizeof(*buf));
+    if (buf == NULL) {
+        return UMG_ENOMEM;
+    }
+    int rc = UMG_OK;
+    for (size_t k = 0; k < bus->nsegs && rc == UMG_OK; k++) {
+        seg_t *s = bus->segs[k];
+        if (s->count == 0 || (k + 1 < bus->nsegs && s->max_recv_s < oldest_s)) {
+            continue;
+        }
+        int fd = open(s->idx_path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            rc = UMG_EIO;
+            break;
+        }
+        for (uint64_t i = 0; i < s->count && rc == UMG_OK; i += chunk) {
+            size_t want = (size_t)UMG_MIN((uint64_t)chunk, s->count - i);
+            ssize_t r = pread_full(fd, buf, want * sizeof(*buf), i * sizeof(*buf));
+            if (r != (ssize_t)(want * sizeof(*buf))) {
+                rc = UMG_EIO;
+                break;
+            }
+            for (size_t j = 0; j < want; j++) {
+                if ((int64_t)buf[j].recv_s >= oldest_s) {
+                    umg_uuid_t id;
+                    memcpy(id.b, buf[j].id, 16);
+                    rc = umg_dedupe_insert(bus->dedupe, buf[j].app, &id, (int64_t)buf[j].recv_s * 1000000);
+                    if (rc != UMG_OK) {
+                        break;
+                    }
+                }
+            }
+        }
+        close(fd);
+    }
+    umg_free(buf);
+    return rc;
+}
+
+static int recover(umg_bus_t *bus)
+{
+    DIR *d = opendir(bus->dir);
+    if (d == NULL) {
+        return UMG_EIO;
+    }
+    uint64_t *bases = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    int rc = UMG_OK;
+    while ((de = readdir(d)) != NULL) {
+        size_t l = strlen(de->d_name);
+        if (l == 24 && strcmp(de->d_name + 20, ".log") == 0) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 64;
+                uint64_t *nb = umg_realloc(bases, cap * sizeof(*nb));
+                if (nb == NULL) {
+                    rc = UMG_ENOMEM;
+                    break;
+                }
+                bases = nb;
+            }
+            bases[n++] = strtoull(de->d_name, NULL, 10);
+        }
+    }
+    closedir(d);
+    if (rc != UMG_OK) {
+        goto done;
+    }
+    qsort(bases, n, sizeof(*bases), cmp_u64);
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        seg_t *s = seg_new(bus->dir, bases[i]);
+        if (s == NULL) {
+            rc = UMG_ENOMEM;
+            goto done;
+        }
+        rc = recover_segment(bus, s, i + 1 == n);
+        if (rc == UMG_OK) {
+            rc = segs_push(bus, s);
+        }
+        if (rc != UMG_OK) {
+            seg_free(s);
+            goto done;
+        }
+        total += s->bytes;
+    }
+    if (n == 0) {
+        seg_t *s = seg_new(bus->dir, 0);
+        if (s == NULL || (rc = segs_push(bus, s)) != UMG_OK) {
+            seg_free(s);
+            rc = rc ? rc : UMG_ENOMEM;
+            goto done;
+        }
+    }
+    seg_t *last = bus->segs[bus->nsegs - 1];
+    bus->next_offset = last->base + last->count;
+    atomic_store(&bus->durable, bus->next_offset);
+    atomic_store(&bus->total_bytes, total);
+    umg_metric_set(&m_bytes, (int64_t)total);
+    rc = open_active(bus, last);
+    if (rc == UMG_OK) {
+        rc = umg_fsync_dir(bus->dir);
+    }
+    if (rc == UMG_OK) {
+        rc = refill_dedupe(bus);
+    }
+done:
+    umg_free(bases);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- offsets */
+
+static group_t *group_get(umg_bus_t *bus, const char *name, int create)
+{
+    for (group_t *g = bus->groups; g != NULL; g = g->link) {
+        if (strcmp(g->name, name) == 0) {
+            return g;
+        }
+    }
+    if (!create) {
+        return NULL;
+    }
+    group_t *g = umg_calloc(1, sizeof(*g));
+    if (g == NULL) {
+        return NULL;
+    }
+    g->name = umg_strndup(name, strlen(name));
+    g->next = umg_calloc((size_t)bus->partitions, sizeof(uint64_t));
+    if (g->name == NULL || g->next == NULL) {
+        umg_free(g->name);
+        umg_free(g->next);
+        umg_free(g);
+        return NULL;
+    }
+    /* Load what was committed before. */
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/offsets/%s", bus->dir, name);
+    FILE *f = fopen(path, "r");
+    if (f != NULL) {
+        int p;
+        unsigned long long off;
+        while (fscanf(f, "%d %llu", &p, &off) == 2) {
+            if (p >= 0 && p < bus->partitions) {
+                g->next[p] = off;
+            }
+        }
+        fclose(f);
+    }
+    g->link = bus->groups;
+    bus->groups = g;
+    return g;
+}
+
+static int valid_group_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+              c == '_')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int log_commit(umg_bus_t *bus, const char *group, int partition, uint64_t next_offset)
+{
+    if (!valid_group_name(group) || partition < 0 || partition >= bus->partitions) {
+        return UMG_EINVAL;
+    }
+    pthread_mutex_lock(&bus->offlock);
+    int rc = UMG_ENOMEM;
+    group_t *g = group_get(bus, group, 1);
+    if (g != NULL) {
+        g->next[partition] = next_offset;
+        umg_buf_t b = {0};
+        rc = UMG_OK;
+        for (int p = 0; p < bus->partitions && rc == UMG_OK; p++) {
+            rc = umg_buf_printf(&b, "%d %" PRIu64 "\n", p, g->next[p]);
+        }
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/offsets/%s", bus->dir, group);
+        if (rc == UMG_OK) {
+            rc = umg_write_file_atomic(path, b.ptr, b.len);
+        }
+        umg_buf_free(&b);
+    }
+    pthread_mutex_unlock(&bus->offlock);
+    return rc;
+}
+
+static int log_committed(umg_bus_t *bus, const char *group, int partition, uint64_t *out)
+{
+    if (!valid_group_name(group) || partition < 0 || partition >= bus->partitions) {
+        return UMG_EINVAL;
+    }
+    pthread_mutex_lock(&bus->offlock);
+    group_t *g = group_get(bus, group, 1);
+    int rc = g ? UMG_OK : UMG_ENOMEM;
+    if (g != NULL) {
+        *out = g->next[partition];
+    }
+    pthread_mutex_unlock(&bus->offlock);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- writer */
+
+static int roll(umg_bus_t *bus)
+{
+    seg_t *cur = bus->segs[bus->nsegs - 1];
+    if (fdatasync(bus->log_fd) != 0 || fdatasync(bus->idx_fd) != 0) {
+        return UMG_EIO;
+    }
+    close(bus->log_fd);
+    close(bus->idx_fd);
+    bus->log_fd = bus->idx_fd = -1;
+    (void)cur;
+    seg_t *s = seg_new(bus->dir, bus->next_offset);
+    if (s == NULL) {
+        return UMG_ENOMEM;
+    }
+    int rc = segs_push(bus, s);
+    if (rc != UMG_OK) {
+        seg_free(s);
+        return rc;
+    }
+    rc = open_active(bus, s);
+    if (rc == UMG_OK) {
+        rc = umg_fsync_dir(bus->dir);
+    }
+    return rc;
+}
+
+static void complete_all(umg_bus_batch_t *list, int status)
+{
+    while (list != NULL) {
+        umg_bus_batch_t *next = list->next;
+        list->done(list, status);
+        list = next;
+    }
+}
+
+/* Undoes the dedupe inserts of a group that could not be written. */
+static void undo_group(umg_bus_t *bus, umg_bus_batch_t *list, uint64_t first_offset)
+{
+    for (umg_bus_batch_t *b = list; b != NULL; b = b->next) {
+        for (size_t i = 0; i < b->n; i++) {
+            if (b->recs[i].status == UMG_OK) {
+                umg_dedupe_remove(bus->dedupe, b->recs[i].app, &b->recs[i].id);
+            }
+        }
+    }
+    bus->next_offset = first_offset;
+}
+
+static int do_sync(umg_bus_t *bus)
+{
+    if (!bus->dirty) {
+        return UMG_OK;
+    }
+    uint64_t t0 = umg_mono_ns();
+    int rc = fdatasync(bus->log_fd);
+    uint64_t t1 = umg_mono_ns();
+    umg_metric_observe(&m_fsync, (double)(t1 - t0) / 1e9);
+    bus->last_sync_ns = (int64_t)t1;
+    if (rc != 0) {
+        /* After a failed fsync the page cache state is unknown: stop (fsyncgate). */
+        umg_log(UMG_LOG_ERROR, "bus", "fdatasync failed: %s; the log refuses writes until restart",
+                strerror(errno));
+        atomic_store(&bus->broken, 1);
+        return UMG_EIO;
+    }
+    bus->dirty = 0;
+    return UMG_OK;
+}
+
+static void publish(umg_bus_t *bus)
+{
+    seg_t *s = bus->segs[bus->nsegs - 1];
+    atomic_store_explicit(&s->bytes, bus->active_bytes, memory_order_release);
+    atomic_store_explicit(&s->count, bus->next_offset - s->base, memory_order_release);
+    atomic_store_explicit(&bus->durable, bus->next_offset, memory_order_release);
+}
+
+/*
+ * Writes one group: the batches in `list`. Returns the status for their
+ * completions. Records are deduplicated and encoded into wbuf/ibuf first,
+ * then written with one write per file.
+ */
+static int write_group(umg_bus_t *bus, umg_bus_batch_t *list, size_t *nrec)
+{
+    uint64_t first = bus->next_offset;
+    int64_t now = umg_now_us();
+    seg_t *s = bus->segs[bus->nsegs - 1];
+    umg_buf_reset(&bus->wbuf);
+    umg_buf_reset(&bus->ibuf);
+    *nrec = 0;
+    for (umg_bus_batch_t *b = list; b != NULL; b = b->next) {
+        for (size_t i = 0; i < b->n; i++) {
+            umg_bus_rec_t *r = &b->recs[i];
+            int dup = umg_dedupe_check_insert(bus->dedupe, r->app, &r->id, now);
+            if (dup < 0) {
+                r->status = UMG_ENOMEM;
+                continue;
+            }
+            if (dup) {
+                r->status = UMG_EEXIST;
+                continue;
+            }
+            r->status = UMG_OK;
+            r->offset = bus->next_offset++;
+            umg_bus_msg_t m = {.offset = r->offset, .app = r->app, .partition = r->partition,
+                               .kind = r->kind, .event_us = r->event_us, .recv_us = r->recv_us,
+                               .id = r->id, .payload = r->payload, .len = r->len};
+            uint8_t hdr[UMG_LOG_HDR];
+            umg__log_encode_hdr(hdr, &m);
+            umg_log_idx_t e;
+            idx_from_msg(&e, &m, bus->active_bytes + bus->wbuf.len);
+            if (umg_buf_append(&bus->wbuf, hdr, sizeof(hdr)) != UMG_OK ||
+                umg_buf_append(&bus->wbuf, r->payload, r->len) != UMG_OK ||
+                umg_buf_append(&bus->ibuf, &e, sizeof(e)) != UMG_OK) {
+                undo_group(bus, list, first);
+                return UMG_ENOMEM;
+            }
+            (*nrec)++;
+        }
+    }
+    if (bus->wbuf.len == 0) {
+        return UMG_OK;
+    }
+    (void)s;
+    if (write_all(bus->log_fd, bus->wbuf.ptr, bus->wbuf.len) != 0 ||
+        write_all(bus->idx_fd, bus->ibuf.ptr, bus->ibuf.len) != 0) {
+        int err = errno;
+        umg_metric_add(&m_write_errors, 1);
+        umg_log(UMG_LOG_ERROR, "bus", "log write failed: %s; %zu records refused", strerror(err), *nrec);
+        seg_t *a = bus->segs[bus->nsegs - 1];
+        uint64_t idx_len = (first - a->base) * sizeof(umg_log_idx_t);
+        if (ftruncate(bus->log_fd, (off_t)bus->active_bytes) != 0 ||
+            ftruncate(bus->idx_fd, (off_t)idx_len) != 0) {
+            umg_log(UMG_LOG_ERROR, "bus", "cannot truncate after a failed write: %s", strerror(errno));
+            atomic_store(&bus->broken, 1);
+        }
+        undo_group(bus, list, first);
+        return (err == ENOSPC || err == EDQUOT) ? UMG_ENOSPC : UMG_EIO;
+    }
+    bus->active_bytes += bus->wbuf.len;
+    atomic_fetch_add(&bus->total_bytes, bus->wbuf.len);
+    umg_metric_add(&m_appended, (int64_t)*nrec);
+    bus->dirty = 1;
+    return UMG_OK;
+}
+
+static void housekeeping(umg_bus_t *bus)
+{
+    int64_t now = umg_now_us();
+    /* Retention: drop the oldest sealed segments past age or size. */
+    for (;;) {
+        pthread_mutex_lock(&bus->seglock);
+        seg_t *old = NULL;
+        if (bus->nsegs > 1) {
+            seg_t *s = bus->segs[0];
+            int too_old = bus->cfg.retention_ms > 0 &&
+                          s->max_recv_s * 1000000 < now - bus->cfg.retention_ms * 1000;
+            int too_big = bus->cfg.retention_bytes > 0 &&
+                          atomic_load(&bus->total_bytes) > (uint64_t)bus->cfg.retention_bytes;
+            if (too_old || too_big) {
+                old = s;
+                memmove(bus->segs, bus->segs + 1, (bus->nsegs - 1) * sizeof(*bus->segs));
+                bus->nsegs--;
+            }
+        }
+        pthread_mutex_unlock(&bus->seglock);
+        if (old == NULL) {
+            break;
+        }
+        umg_log(UMG_LOG_INFO, "bus", "retention: removing segment %s (%llu records)", old->log_path,
+                (unsigned long long)old->count);
+        unlink(old->log_path);
+        unlink(old->idx_path);
+        atomic_fetch_sub(&bus->total_bytes, atomic_load(&old->bytes));
+        seg_free(old);
+    }
+    umg_metric_set(&m_segments, (int64_t)bus->nsegs);
+    umg_metric_set(&m_bytes, (int64_t)atomic_load(&bus->total_bytes));
+    umg_metric_set(&m_dedupe_ids, (int64_t)umg_dedupe_count(bus->dedupe));
+    umg_metric_set(&m_dedupe_bytes, (int64_t)umg_dedupe_memory(bus->dedupe));
+}
+
+static void *writer_main(void *arg)
+{
+    umg_bus_t *bus = arg;
+    int64_t interval_ns = bus->cfg.fsync_interval_ms * 1000000;
+    for (;;) {
+        pthread_mutex_lock(&bus->qlock);
+        while (bus->qhead == NULL && !bus->stopping) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 100 * 1000000; /* wake up for interval fsync and housekeeping */
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&bus->qcond, &bus->qlock, &ts);
+            if (bus->qhead == NULL) {
+                break;
+            }
+        }
+        umg_bus_batch_t *list = bus->qhead;
+        bus->qhead = bus->qtail = NULL;
+        int stopping = bus->stopping;
+        pthread_mutex_unlock(&bus->qlock);
+
+        int64_t now_ns = (int64_t)umg_mono_ns();
+        while (list != NULL) {
+            /* Cut the list into groups of at most ~4 MiB so one write stays bounded. */
+            umg_bus_batch_t *g = list, *tail = list;
+            size_t bytes = list->bytes;
+            while (tail->next != NULL && bytes + tail->next->bytes < (4u << 20)) {
+                tail = tail->next;
+                bytes += tail->bytes;
+            }
+            list = tail->next;
+            tail->next = NULL;
+
+            if (atomic_load(&bus->broken)) {
+                atomic_fetch_sub(&bus->queued_bytes, (int64_t)bytes);
+                complete_all(g, UMG_EIO);
+                continue;
+            }
+            if (bus->active_bytes > 0 && bus->active_bytes + bytes > (uint64_t)bus->cfg.segment_bytes) {
+                int rc = roll(bus);
+                if (rc != UMG_OK) {
+                    umg_log(UMG_LOG_ERROR, "bus", "segment roll failed: %s", umg_strerror(rc));
+                    atomic_store(&bus->broken, 1);
+                    atomic_fetch_sub(&bus->queued_bytes, (int64_t)bytes);
+                    complete_all(g, UMG_EIO);
+                    continue;
+                }
+            }
+            size_t nrec = 0;
+            int rc = write_group(bus, g, &nrec);
+            if (rc == UMG_OK && bus->cfg.fsync_policy == UMG_FSYNC_ALWAYS) {
+                rc = do_sync(bus);
+            }
+            if (rc == UMG_OK) {
+                publish(bus);
+                umg_metric_observe(&m_group, (double)nrec);
+            }
+            atomic_fetch_sub(&bus->queued_bytes, (int64_t)bytes);
+            complete_all(g, rc);
+        }
+        if (bus->cfg.fsync_policy == UMG_FSYNC_INTERVAL && bus->dirty &&
+            now_ns - bus->last_sync_ns >= interval_ns) {
+            do_sync(bus);
+        }
+        umg_metric_set(&m_queue_bytes, atomic_load(&bus->queued_bytes));
+        if (now_ns - bus->last_housekeeping_ns > 1000000000ll) {
+            bus->last_housekeeping_ns = now_ns;
+            housekeeping(bus);
+        }
+        if (stopping) {
+            pthread_mutex_lock(&bus->qlock);
+            int empty = bus->qhead == NULL;
+            pthread_mutex_unlock(&bus->qlock);
+            if (empty) {
+                break;
+            }
+        }
+    }
+    if (bus->cfg.fsync_policy != UMG_FSYNC_ALWAYS || bus->dirty) {
+        bus->dirty = 1;
+        do_sync(bus);
+    }
+    fdatasync(bus->idx_fd);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- ops */
+
+void umg_bus_config_defaults(umg_bus_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->partitions = 16;
+    cfg->fsync_policy = UMG_FSYNC_ALWAYS;
+    cfg->fsync_interval_ms = 100;
+    cfg->segment_bytes = 128ll << 20;
+    cfg->retention_ms = 30ll * 86400 * 1000;
+    cfg->queue_bytes = 256ll << 20;
+    cfg->dedupe_horizon_ms = 7ll * 86400 * 1000;
+    cfg->dedupe_max_ids = 50000000;
+}
+
+static void log_close(umg_bus_t *bus);
+
+static int log_open(const umg_bus_config_t *cfg, umg_bus_t **out)
+{
+    if (cfg->dir == NULL || cfg->partitions < 1 || cfg->partitions > 65535 || cfg->segment_bytes < 4096) {
+        return UMG_EINVAL;
+    }
+    metrics_register();
+    umg_bus_t *bus = umg_calloc(1, sizeof(*bus));
+    if (bus == NULL) {
+        return UMG_ENOMEM;
+    }
+    bus->cfg = *cfg;
+    bus->log_fd = bus->idx_fd = -1;
+    pthread_mutex_init(&bus->qlock, NULL);
+    pthread_cond_init(&bus->qcond, NULL);
+    pthread_mutex_init(&bus->seglock, NULL);
+    pthread_mutex_init(&bus->offlock, NULL);
+    int rc = UMG_ENOMEM;
+    bus->dir = umg_strndup(cfg->dir, strlen(cfg->dir));
+    if (bus->dir == NULL) {
+        goto fail;
+    }
+    bus->cfg.dir = bus->dir;
+    char sub[4096];
+    snprintf(sub, sizeof(sub), "%s/offsets", bus->dir);
+    if ((rc = umg_mkdirs(sub, 0755)) != UMG_OK) {
+        goto fail;
+    }
+    if ((rc = load_meta(bus)) != UMG_OK) {
+        goto fail;
+    }
+    if ((rc = umg_dedupe_new((uint64_t)cfg->dedupe_max_ids, cfg->dedupe_horizon_ms * 1000, &bus->dedupe)) !=
+        UMG_OK) {
+        goto fail;
+    }
+    uint64_t t0 = umg_mono_ns();
+    if ((rc = recover(bus)) != UMG_OK) {
+        umg_log(UMG_LOG_ERROR, "bus", "recovery of %s failed: %s", bus->dir, umg_strerror(rc));
+        goto fail;
+    }
+    umg_log(UMG_LOG_INFO, "bus", "log %s recovered: %llu segments, next offset %llu, %llu ids in dedupe, %.3f s",
+            bus->dir, (unsigned long long)bus->nsegs, (unsigned long long)bus->next_offset,
+            (unsigned long long)umg_dedupe_count(bus->dedupe), (double)(umg_mono_ns() - t0) / 1e9);
+    housekeeping(bus);
+    bus->last_sync_ns = (int64_t)umg_mono_ns();
+    if (pthread_create(&bus->writer, NULL, writer_main, bus) != 0) {
+        rc = UMG_ENOMEM;
+        goto fail;
+    }
+    bus->writer_started = 1;
+    *out = bus;
+    return UMG_OK;
+fail:
+    log_close(bus);
+    return rc;
+}
+
+static void log_close(umg_bus_t *bus)
+{
+    if (bus == NULL) {
+        return;
+    }
+    if (bus->writer_started) {
+        pthread_mutex_lock(&bus->qlock);
+        bus->stopping = 1;
+        pthread_cond_signal(&bus->qcond);
+        pthread_mutex_unlock(&bus->qlock);
+        pthread_join(bus->writer, NULL);
+    }
+    if (bus->log_fd >= 0) {
+        close(bus->log_fd);
+    }
+    if (bus->idx_fd >= 0) {
+        close(bus->idx_fd);
+    }
+    for (size_t i = 0; i < bus->nsegs; i++) {
+        seg_free(bus->segs[i]);
+    }
+    umg_free(bus->segs);
+    while (bus->groups != NULL) {
+        group_t *g = bus->groups;
+        bus->groups = g->link;
+        umg_free(g->name);
+        umg_free(g->next);
+        umg_free(g);
+    }
+    umg_dedupe_free(bus->dedupe);
+    umg_buf_free(&bus->wbuf);
+    umg_buf_free(&bus->ibuf);
+    pthread_mutex_destroy(&bus->qlock);
+    pthread_cond_destroy(&bus->qcond);
+    pthread_mutex_destroy(&bus->seglock);
+    pthread_mutex_destroy(&bus->offlock);
+    umg_free(bus->dir);
+    umg_free(bus);
+}
+
+static int log_submit(umg_bus_t *bus, umg_bus_batch_t *b)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->recs[i].app == 0 || b->recs[i].partition >= bus->partitions ||
+            b->recs[i].len > UMG_LOG_MAX_PAYLOAD) {
+            return UMG_EINVAL;
+        }
+        bytes += b->recs[i].len + UMG_LOG_HDR;
+    }
+    if (atomic_load(&bus->broken)) {
+        return UMG_EIO;
+    }
+    b->bytes = bytes;
+    b->next = NULL;
+    int64_t q = atomic_fetch_add(&bus->queued_bytes, (int64_t)bytes);
+    if (q > 0 && q + (int64_t)bytes > bus->cfg.queue_bytes) {
+        atomic_fetch_sub(&bus->queued_bytes, (int64_t)bytes);
+        return UMG_EFULL;
+    }
+    pthread_mutex_lock(&bus->qlock);
+    if (bus->stopping) {
+        pthread_mutex_unlock(&bus->qlock);
+        atomic_fetch_sub(&bus->queued_bytes, (int64_t)bytes);
+        return UMG_ECLOSED;
+    }
+    if (bus->qtail != NULL) {
+        bus->qtail->next = b;
+    } else {
+        bus->qhead = b;
+    }
+    bus->qtail = b;
+    pthread_cond_signal(&bus->qcond);
+    pthread_mutex_unlock(&bus->qlock);
+    return UMG_OK;
+}
+
+static void log_stats(umg_bus_t *bus, umg_bus_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->durable_offset = atomic_load(&bus->durable);
+    out->next_offset = out->durable_offset;
+    out->bytes = atomic_load(&bus->total_bytes);
+    pthread_mutex_lock(&bus->seglock);
+    out->segments = bus->nsegs;
+    pthread_mutex_unlock(&bus->seglock);
+    out->dedupe_ids = (uint64_t)atomic_load(&m_dedupe_ids.value);
+    out->queue_bytes = (uint64_t)atomic_load(&bus->queued_bytes);
+}
+
+static int log_partitions(umg_bus_t *bus)
+{
+    return bus->partitions;
+}
+
+/* ---------------------------------------------------------------- readers */
+
+#define READER_IDX_CHUNK 4096
+#define READER_WINDOW (1u << 20)
+
+static void reader_drop_segment(umg_bus_reader_t *r)
+{
+    if (r->log_fd >= 0) {
+        close(r->log_fd);
+    }
+    if (r->idx_fd >= 0) {
+        close(r->idx_fd);
+    }
+    r->log_fd = r->idx_fd = -1;
+    r->idx_n = r->idx_i = 0;
+    r->buf_len = 0;
+}
+
+static int log_reader_open(umg_bus_t *bus, const umg_bus_read_opts_t *opts, umg_bus_reader_t **out)
+{
+    if (opts->partition >= bus->partitions) {
+        return UMG_EINVAL;
+    }
+    umg_bus_reader_t *r = umg_calloc(1, sizeof(*r));
+    if (r == NULL) {
+        return UMG_ENOMEM;
+    }
+    r->bus = bus;
+    r->opts = *opts;
+    r->next = opts->from_offset;
+    r->log_fd = r->idx_fd = -1;
+    r->seg_base = UINT64_MAX;
+    r->idx = umg_malloc(READER_IDX_CHUNK * sizeof(umg_log_idx_t));
+    r->buf_cap = READER_WINDOW;
+    r->buf = umg_malloc(r->buf_cap);
+    if (r->idx == NULL || r->buf == NULL) {
+        umg_free(r->idx);
+        umg_free(r->buf);
+        umg_free(r);
+        return UMG_ENOMEM;
+    }
+    *out = r;
+    return UMG_OK;
+}
+
+static void log_reader_close(umg_bus_reader_t *r)
+{
+    if (r == NULL) {
+        return;
+    }
+    reader_drop_segment(r);
+    umg_free(r->idx);
+    umg_free(r->buf);
+    umg_free(r);
+}
+
+/* Opens the segment holding r->next (or the first after it). */
+static int reader_locate(umg_bus_reader_t *r, uint64_t durable, seg_t *out)
+{
+    umg_bus_t *bus = r->bus;
+    pthread_mutex_lock(&bus->seglock);
+    int found = 0;
+    for (size_t i = 0; i < bus->nsegs; i++) {
+        seg_t *s = bus->segs[i];
+        uint64_t end = s->base + atomic_load_explicit(&s->count, memory_order_acquire);
+        if (r->next < end || (i + 1 == bus->nsegs && r->next < durable)) {
+            if (r->next < s->base) {
+                r->next = s->base; /* removed by retention, or a gap */
+            }
+            out->base = s->base;
+            out->count = end - s->base;
+            out->bytes = atomic_load(&s->bytes);
+            r->log_fd = open(s->log_path, O_RDONLY | O_CLOEXEC);
+            r->idx_fd = open(s->idx_path, O_RDONLY | O_CLOEXEC);
+            found = 1;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&bus->seglock);
+    if (!found) {
+        return UMG_EAGAIN;
+    }
+    if (r->log_fd < 0 || r->idx_fd < 0) {
+        reader_drop_segment(r);
+        return UMG_EIO;
+    }
+    r->seg_base = out->base;
+    r->idx_n = r->idx_i = 0;
+    r->buf_len = 0;
+    return UMG_OK;
+}
+
+static int reader_fetch(umg_bus_reader_t *r, uint64_t pos, size_t need)
+{
+    if (pos >= r->buf_pos && pos + need <= r->buf_pos + r->buf_len) {
+        return UMG_OK;
+    }
+    if (need > r->buf_cap) {
+        uint8_t *nb = umg_realloc(r->buf, need);
+        if (nb == NULL) {
+            return UMG_ENOMEM;
+        }
+        r->buf = nb;
+        r->buf_cap = need;
+    }
+    ssize_t got = pread_full(r->log_fd, r->buf, r->buf_cap, pos);
+    if (got < (ssize_t)need) {
+        return UMG_ECORRUPT;
+    }
+    r->buf_pos = pos;
+    r->buf_len = (size_t)got;
+    return UMG_OK;
+}
+
+static int log_reader_next(umg_bus_reader_t *r, umg_bus_msg_t *msg)
+{
+    umg_bus_t *bus = r->bus;
+    const umg_bus_read_opts_t *o = &r->opts;
+    int64_t from_s = o->event_from_us / 1000000, to_s = (o->event_to_us + 999999) / 1000000;
+    for (;;) {
+        uint64_t durable = atomic_load_explicit(&bus->durable, memory_order_acquire);
+        if (r->next >= durable) {
+            return UMG_EAGAIN;
+        }
+        if (r->log_fd < 0) {
+            seg_t s;
+            int rc = reader_locate(r, durable, &s);
+            if (rc != UMG_OK) {
+                return rc;
+            }
+        }
+        uint64_t rel = r->next - r->seg_base;
+        if (r->idx_i >= r->idx_n || rel != r->idx_first + r->idx_i) {
+            /* Refill the index chunk starting at rel, bounded by what is published. */
+            uint64_t avail = durable - r->seg_base;
+            struct stat st;
+            if (fstat(r->idx_fd, &st) != 0) {
+                return UMG_EIO;
+            }
+            uint64_t in_idx = (uint64_t)st.st_size / sizeof(umg_log_idx_t);
+            avail = UMG_MIN(avail, in_idx);
+            if (rel >= avail) {
+                /* This segment is done: move on to the one holding r->next. */
+                uint64_t old_base = r->seg_base;
+                reader_drop_segment(r);
+                seg_t s;
+                int rc = reader_locate(r, durable, &s);
+                if (rc != UMG_OK) {
+                    return rc;
+                }
+                if (r->seg_base == old_base) {
+                    reader_drop_segment(r);
+                    return UMG_ECORRUPT; /* the index is shorter than what was published */
+                }
+                continue;
+            }
+            size_t want = (size_t)UMG_MIN((uint64_t)READER_IDX_CHUNK, avail - rel);
+            ssize_t got = pread_full(r->idx_fd, r->idx, want * sizeof(umg_log_idx_t),
+                                     rel * sizeof(umg_log_idx_t));
+            if (got != (ssize_t)(want * sizeof(umg_log_idx_t))) {
+                return UMG_EIO;
+            }
+            r->idx_first = rel;
+            r->idx_n = want;
+            r->idx_i = 0;
+        }
+        const umg_log_idx_t *e = &r->idx[r->idx_i++];
+        r->next++;
+        if ((o->partition >= 0 && e->partition != o->partition) || (o->app != 0 && e->app != o->app)) {
+            continue;
+        }
+        if ((o->event_from_us || o->event_to_us) &&
+            ((int64_t)e->event_s < from_s - 1 || (o->event_to_us && (int64_t)e->event_s > to_s))) {
+            continue;
+        }
+        int rc = reader_fetch(r, e->pos, UMG_LOG_HDR);
+        if (rc == UMG_OK) {
+            uint32_t len = get32(r->buf + (e->pos - r->buf_pos));
+            rc = reader_fetch(r, e->pos, (size_t)UMG_LOG_HDR + len);
+        }
+        if (rc != UMG_OK) {
+            return rc;
+        }
+        long sz = umg__log_decode(r->buf + (e->pos - r->buf_pos), r->buf_len - (e->pos - r->buf_pos), msg);
+        if (sz <= 0 || msg->offset != r->next - 1) {
+            umg_log(UMG_LOG_ERROR, "bus", "record %llu failed its check in segment %020llu",
+                    (unsigned long long)(r->next - 1), (unsigned long long)r->seg_base);
+            return UMG_ECORRUPT;
+        }
+        if ((o->event_from_us && msg->event_us < o->event_from_us) ||
+            (o->event_to_us && msg->event_us >= o->event_to_us)) {
+            continue;
+        }
+        return UMG_OK;
+    }
+}
+
+const umg_bus_ops_t umg_bus_log_ops = {
+    .name = "log",
+    .open = log_open,
+    .close = log_close,
+    .submit = log_submit,
+    .reader_open = log_reader_open,
+    .reader_next = log_reader_next,
+    .reader_close = log_reader_close,
+    .commit = log_commit,
+    .committed = log_committed,
+    .stats = log_stats,
+    .partitions = log_partitions,
+};

@@ -1,0 +1,126 @@
+/*
+ * umg_bus.h - the event bus interface (umg_bus_ops_t) and its embedded
+ * backend, a segmented append-only log with group commit, deduplication by
+ * (app, event_id) and per-partition readers with committed offsets.
+ *
+ * Producers submit batches; a single writer thread deduplicates, appends,
+ * fsyncs according to policy and then calls each batch's completion. Readers
+ * see only records that were acknowledged. A Kafka backend implements the
+ * same table.
+ */
+#ifndef UMG_BUS_H
+#define UMG_BUS_H
+
+#include "umg_core.h"
+
+enum { UMG_BUS_KIND_EVENT = 1, UMG_BUS_KIND_TOUCH = 2 };
+
+enum { UMG_FSYNC_ALWAYS = 0, UMG_FSYNC_INTERVAL = 1, UMG_FSYNC_NEVER = 2 };
+
+typedef struct umg_bus_config_s {
+    const char *dir;              /* the log directory; created when missing */
+    int partitions;               /* fixed when the log is created */
+    int fsync_policy;             /* UMG_FSYNC_* */
+    int64_t fsync_interval_ms;    /* for UMG_FSYNC_INTERVAL */
+    int64_t segment_bytes;        /* roll the active segment past this size */
+    int64_t retention_ms;         /* delete sealed segments older than this (0: keep) */
+    int64_t retention_bytes;      /* keep the log under this size (0: no limit) */
+    int64_t queue_bytes;          /* submitted but unwritten payload bytes before EFULL */
+    int64_t dedupe_horizon_ms;    /* how long an event_id is remembered */
+    int64_t dedupe_max_ids;       /* bound on ids held in memory */
+    int64_t snapshot_interval_ms; /* how often the dedupe snapshot is written */
+} umg_bus_config_t;
+
+/* One record handed in by a producer. */
+typedef struct umg_bus_rec_s {
+    uint32_t app;          /* internal app id (never 0) */
+    uint16_t partition;    /* < partitions */
+    uint8_t kind;          /* UMG_BUS_KIND_* */
+    int64_t event_us;      /* event time */
+    int64_t recv_us;       /* server receive time */
+    umg_uuid_t id;         /* with app, the dedupe key */
+    const char *payload;   /* borrowed until the batch completes */
+    uint32_t len;
+    /* written by the bus before completion */
+    uint64_t offset;       /* assigned offset when appended */
+    int status;            /* UMG_OK appended, UMG_EEXIST duplicate */
+} umg_bus_rec_t;
+
+typedef struct umg_bus_batch_s umg_bus_batch_t;
+/*
+ * Called on the writer thread once every record of the batch is durable
+ * under the fsync policy (status UMG_OK; per-record status says appended or
+ * duplicate), or failed as a whole (UMG_ENOSPC disk full, UMG_EIO, UMG_ECLOSED).
+ * The batch and its payloads belong to the producer again from this call on.
+ */
+typedef void (*umg_bus_done_cb)(umg_bus_batch_t *b, int status);
+
+struct umg_bus_batch_s {
+    umg_bus_rec_t *recs;
+    size_t n;
+    umg_bus_done_cb done;
+    void *data;
+    /* internal */
+    umg_bus_batch_t *next;
+    size_t bytes;
+};
+
+/* One record as a consumer sees it. Pointers are valid until the next call
+ * on the same reader. */
+typedef struct umg_bus_msg_s {
+    uint64_t offset;
+    uint32_t app;
+    uint16_t partition;
+    uint8_t kind;
+    int64_t event_us;
+    int64_t recv_us;
+    umg_uuid_t id;
+    const char *payload;
+    uint32_t len;
+} umg_bus_msg_t;
+
+typedef struct umg_bus_read_opts_s {
+    int partition;        /* -1: every partition, in log order */
+    uint64_t from_offset; /* first offset wanted */
+    uint32_t app;         /* 0: any app; otherwise a filter */
+    int64_t event_from_us, event_to_us; /* event-time filter, inclusive/exclusive; 0,0: none */
+} umg_bus_read_opts_t;
+
+typedef struct umg_bus_stats_s {
+    uint64_t next_offset;     /* offset the next record gets */
+    uint64_t durable_offset;  /* records below this are acknowledged */
+    uint64_t bytes;           /* on disk, all segments */
+    uint64_t segments;
+    uint64_t dedupe_ids;      /* ids held */
+    uint64_t queue_bytes;     /* submitted, not yet written */
+} umg_bus_stats_t;
+
+typedef struct umg_bus_s umg_bus_t;
+typedef struct umg_bus_reader_s umg_bus_reader_t;
+
+typedef struct umg_bus_ops_s {
+    const char *name;
+    /* Opens (and recovers) the bus and starts its writer. */
+    int (*open)(const umg_bus_config_t *cfg, umg_bus_t **out);
+    /* Stops accepting, completes what was queued, joins the writer. NULL ok. */
+    void (*close)(umg_bus_t *bus);
+    /* Queues a batch. UMG_EFULL right away when over queue_bytes (answer 503). */
+    int (*submit)(umg_bus_t *bus, umg_bus_batch_t *b);
+    int (*reader_open)(umg_bus_t *bus, const umg_bus_read_opts_t *opts, umg_bus_reader_t **out);
+    /* UMG_OK with a message, UMG_EAGAIN at the acknowledged end, UMG_ECORRUPT. */
+    int (*reader_next)(umg_bus_reader_t *r, umg_bus_msg_t *msg);
+    void (*reader_close)(umg_bus_reader_t *r);
+    /* Committed offsets per consumer group and partition (the next to read). */
+    int (*commit)(umg_bus_t *bus, const char *group, int partition, uint64_t next_offset);
+    int (*committed)(umg_bus_t *bus, const char *group, int partition, uint64_t *out);
+    void (*stats)(umg_bus_t *bus, umg_bus_stats_t *out);
+    int (*partitions)(umg_bus_t *bus);
+} umg_bus_ops_t;
+
+/* The embedded segmented log. */
+extern const umg_bus_ops_t umg_bus_log_ops;
+
+/* Fills defaults (dir is left NULL). */
+void umg_bus_config_defaults(umg_bus_config_t *cfg);
+
+#endif

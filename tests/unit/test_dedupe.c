@@ -1,0 +1,131 @@
+/*
+ * test_dedupe.c - the (app, event_id) set: exactness against a reference,
+ * expiry by horizon, removal with backward shift, growth, and the early
+ * eviction when the configured bound is reached.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "umg_dedupe.h"
+
+#include <stdlib.h>
+
+static void id_of(umg_uuid_t *id, uint64_t n)
+{
+    memset(id, 0, sizeof(*id));
+    /* Deliberately poor ids (small counters) to stress clustering. */
+    memcpy(id->b, &n, sizeof(n));
+}
+
+static const int64_t T0 = 1800000000ll * 1000000; /* 2027-01-15 */
+static const int64_t DAY = 86400ll * 1000000;
+
+static void test_exact_membership(void **state)
+{
+    (void)state;
+    umg_dedupe_t *d;
+    assert_int_equal(umg_dedupe_new(1000000, 7 * DAY, &d), UMG_OK);
+    umg_uuid_t id;
+    for (uint64_t i = 0; i < 200000; i++) {
+        id_of(&id, i);
+        assert_int_equal(umg_dedupe_check_insert(d, 1, &id, T0), 0);
+    }
+    assert_int_equal(umg_dedupe_count(d), 200000);
+    for (uint64_t i = 0; i < 200000; i++) {
+        id_of(&id, i);
+        assert_int_equal(umg_dedupe_check_insert(d, 1, &id, T0), 1);
+        /* Same id, other app: new. */
+        if (i < 1000) {
+            assert_int_equal(umg_dedupe_check_insert(d, 2, &id, T0), 0);
+        }
+    }
+    /* Remove every third and check the rest is intact (backward shift is right). */
+    for (uint64_t i = 0; i < 200000; i += 3) {
+        id_of(&id, i);
+        umg_dedupe_remove(d, 1, &id);
+    }
+    for (uint64_t i = 0; i < 200000; i++) {
+        id_of(&id, i);
+        int dup = umg_dedupe_check_insert(d, 1, &id, T0);
+        assert_int_equal(dup, i % 3 == 0 ? 0 : 1);
+    }
+    assert_true(umg_dedupe_memory(d) >= umg_dedupe_count(d) * UMG_DEDUPE_SLOT_BYTES);
+    umg_dedupe_free(d);
+}
+
+static void test_expiry(void **state)
+{
+    (void)state;
+    umg_dedupe_t *d;
+    assert_int_equal(umg_dedupe_new(1000000, 7 * DAY, &d), UMG_OK);
+    umg_uuid_t id;
+    for (uint64_t i = 0; i < 5000; i++) {
+        id_of(&id, i);
+        umg_dedupe_check_insert(d, 1, &id, T0);
+    }
+    /* Within the horizon: still a duplicate. */
+    id_of(&id, 42);
+    assert_int_equal(umg_dedupe_check_insert(d, 1, &id, T0 + 6 * DAY), 1);
+    /* Past it: new again (and the full sweep drops the rest). */
+    id_of(&id, 43);
+    assert_int_equal(umg_dedupe_check_insert(d, 1, &id, T0 + 8 * DAY), 0);
+    umg_dedupe_expire(d, T0 + 8 * DAY);
+    assert_int_equal(umg_dedupe_count(d), 1); /* only id 43, seen at T0 + 8 days */
+    umg_dedupe_free(d);
+}
+
+static void test_bound_evicts_oldest(void **state)
+{
+    (void)state;
+    umg_log_min_level = UMG_LOG_ERROR;
+    umg_dedupe_t *d;
+    assert_int_equal(umg_dedupe_new(10000, 7 * DAY, &d), UMG_OK);
+    umg_uuid_t id;
+    for (uint64_t i = 0; i < 10000; i++) {
+        id_of(&id, i);
+        umg_dedupe_check_insert(d, 1, &id, T0 + (int64_t)i * 60000000); /* one per minute */
+    }
+    assert_int_equal(umg_dedupe_evicted(d), 0);
+    id_of(&id, 10000);
+    assert_int_equal(umg_dedupe_check_insert(d, 1, &id, T0 + 10000ll * 60000000), 0);
+    assert_true(umg_dedupe_evicted(d) >= 1000);
+    assert_true(umg_dedupe_count(d) <= 10000);
+    /* The newest ids are still known; the oldest were the ones dropped. */
+    id_of(&id, 9999);
+    assert_int_equal(umg_dedupe_check_insert(d, 1, &id, T0 + 10000ll * 60000000), 1);
+    id_of(&id, 0);
+    assert_int_equal(umg_dedupe_check_insert(d, 1, &id, T0 + 10000ll * 60000000), 0);
+    umg_dedupe_free(d);
+}
+
+static void test_alloc_failure(void **state)
+{
+    (void)state;
+    umg_dedupe_t *d;
+    assert_int_equal(umg_dedupe_new(1000000, 7 * DAY, &d), UMG_OK);
+    umg_uuid_t id;
+    umg_alloc_fail_after(1);
+    int rc = 0;
+    for (uint64_t i = 0; i < 5000 && rc == 0; i++) {
+        id_of(&id, i);
+        rc = umg_dedupe_check_insert(d, 1, &id, T0);
+    }
+    umg_alloc_fail_after(0);
+    assert_int_equal(rc, UMG_ENOMEM); /* growth failed: an error, not a false answer */
+    umg_dedupe_free(d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exact_membership),
+        cmocka_unit_test(test_expiry),
+        cmocka_unit_test(test_bound_evicts_oldest),
+        cmocka_unit_test(test_alloc_failure),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

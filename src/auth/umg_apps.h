@@ -1,0 +1,58 @@
+/*
+ * umg_apps.h - organizations and apps with their keys, stored in SQLite
+ * (DATA/meta.db), and the in-memory registry the daemon authenticates
+ * against.
+ *
+ * The CLI writes with umg_apps_create() while the daemon runs; the daemon's
+ * registry notices the change (SQLite's data_version) on its next
+ * umg_apps_refresh() and swaps in a new lookup table.
+ */
+#ifndef UMG_APPS_H
+#define UMG_APPS_H
+
+#include "umg_core.h"
+
+/* An app as the request path sees it: a copy, owned by the caller. */
+typedef struct umg_app_s {
+    uint32_t id;           /* internal id, stored in log records */
+    uint32_t org;          /* internal org id */
+    char public_id[24];    /* "app_" + 16 hex */
+    char org_public_id[24];
+    char platform[8];
+} umg_app_t;
+
+typedef struct umg_apps_s umg_apps_t;
+
+/** Opens (creating and migrating) DATA/meta.db and loads the registry. */
+int umg_apps_open(const char *data_dir, umg_apps_t **out);
+void umg_apps_close(umg_apps_t *apps);
+
+/** Reloads the registry when the database changed. Call from one thread. */
+int umg_apps_refresh(umg_apps_t *apps);
+
+/* Lookups, safe from any thread. UMG_OK with *out filled, or UMG_ENOENT. */
+int umg_apps_find_key(umg_apps_t *apps, umg_slice_t app_key, umg_app_t *out);
+int umg_apps_find_secret(umg_apps_t *apps, umg_slice_t app_secret, umg_app_t *out);
+int umg_apps_find_id(umg_apps_t *apps, umg_slice_t public_id, umg_app_t *out);
+size_t umg_apps_count(umg_apps_t *apps);
+
+typedef struct umg_app_spec_s {
+    const char *org;       /* organization name; created when new */
+    const char *name;
+    const char *platform;  /* android | ios | web */
+    const char *store_url; /* may be NULL */
+} umg_app_spec_t;
+
+/**
+ * Creates an app (and its organization when new) in DATA/meta.db and appends
+ * the JSON object {org_id, app_id, app_key, app_secret, ...} to out.
+ * UMG_EEXIST when the organization already has an app of that name,
+ * UMG_EINVAL for a bad platform or name (msg says which).
+ */
+int umg_apps_create(const char *data_dir, const umg_app_spec_t *spec, umg_buf_t *out, char *msg,
+                    size_t msglen);
+
+/** Appends a JSON array of every app (with keys) to out. */
+int umg_apps_list(const char *data_dir, umg_buf_t *out);
+
+#endif

@@ -1175,6 +1175,84 @@ static void log_stats(umg_bus_t *bus, umg_bus_stats_t *out)
     out->queue_bytes = (uint64_t)atomic_load(&bus->queued_bytes);
 }
 
+/* Receive time of index entry i of a segment, in seconds; -1 on error. */
+static int64_t idx_recv_at(int fd, uint64_t i)
+{
+    umg_log_idx_t e;
+    if (pread_full(fd, &e, sizeof(e), i * sizeof(e)) != (ssize_t)sizeof(e)) {
+        return -1;
+    }
+    return e.recv_s;
+}
+
+/*
+ * Receive times grow with offsets (the writer stamps nothing; ingest threads
+ * stamp just before queueing), so a binary search over each segment's index
+ * finds the first record at or after a time, to the second.
+ */
+static int log_offset_for_time(umg_bus_t *bus, int64_t recv_us, uint64_t *out)
+{
+    int64_t want = recv_us / 1000000;
+    uint64_t durable = atomic_load_explicit(&bus->durable, memory_order_acquire);
+    pthread_mutex_lock(&bus->seglock);
+    size_t n = bus->nsegs;
+    uint64_t *bases = umg_malloc((n ? n : 1) * sizeof(uint64_t) * 2);
+    char **paths = umg_calloc(n ? n : 1, sizeof(char *));
+    if (bases == NULL || paths == NULL) {
+        pthread_mutex_unlock(&bus->seglock);
+        umg_free(bases);
+        umg_free(paths);
+        return UMG_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        bases[2 * i] = bus->segs[i]->base;
+        bases[2 * i + 1] = atomic_load(&bus->segs[i]->count);
+        paths[i] = umg_strndup(bus->segs[i]->idx_path, strlen(bus->segs[i]->idx_path));
+    }
+    pthread_mutex_unlock(&bus->seglock);
+    int rc = UMG_OK;
+    *out = durable;
+    for (size_t i = 0; i < n && rc == UMG_OK; i++) {
+        uint64_t count = bases[2 * i + 1];
+        if (count == 0 || paths[i] == NULL) {
+            continue;
+        }
+        int fd = open(paths[i], O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            continue; /* removed by retention meanwhile */
+        }
+        int64_t last = idx_recv_at(fd, count - 1);
+        if (last < 0) {
+            rc = UMG_EIO;
+        } else if (last >= want) {
+            uint64_t lo = 0, hi = count - 1;
+            while (lo < hi) {
+                uint64_t mid = lo + (hi - lo) / 2;
+                int64_t t = idx_recv_at(fd, mid);
+                if (t < 0) {
+                    rc = UMG_EIO;
+                    break;
+                }
+                if (t < want) {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            *out = bases[2 * i] + lo;
+            close(fd);
+            break;
+        }
+        close(fd);
+    }
+    for (size_t i = 0; i < n; i++) {
+        umg_free(paths[i]);
+    }
+    umg_free(paths);
+    umg_free(bases);
+    return rc;
+}
+
 static int log_partitions(umg_bus_t *bus)
 {
     return bus->partitions;
@@ -1387,6 +1465,7 @@ const umg_bus_ops_t umg_bus_log_ops = {
     .reader_close = log_reader_close,
     .commit = log_commit,
     .committed = log_committed,
+    .offset_for_time = log_offset_for_time,
     .stats = log_stats,
     .partitions = log_partitions,
 };

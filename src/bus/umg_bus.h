@@ -113,6 +113,9 @@ typedef struct umg_bus_ops_s {
     /* Committed offsets per consumer group and partition (the next to read). */
     int (*commit)(umg_bus_t *bus, const char *group, int partition, uint64_t next_offset);
     int (*committed)(umg_bus_t *bus, const char *group, int partition, uint64_t *out);
+    /* The first offset received at or after recv_us (Kafka's offsetsForTimes);
+     * the acknowledged end when there is none. */
+    int (*offset_for_time)(umg_bus_t *bus, int64_t recv_us, uint64_t *out);
     void (*stats)(umg_bus_t *bus, umg_bus_stats_t *out);
     int (*partitions)(umg_bus_t *bus);
 } umg_bus_ops_t;

@@ -385,6 +385,29 @@ static void test_concurrent_group_commit(void **state)
     free(dir);
 }
 
+static void test_offset_for_time(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    umg_bus_t *bus = open_bus(dir, 4096);
+    uint64_t off = 99;
+    assert_int_equal(ops->offset_for_time(bus, 0, &off), UMG_OK);
+    assert_int_equal(off, 0); /* empty log: the end */
+    assert_int_equal(append(bus, 1, 0, 30, NULL), UMG_OK);
+    int64_t t_mid = umg_now_us() + 1100000;
+    usleep(2100000); /* the index keeps seconds */
+    assert_int_equal(append(bus, 1, 100, 30, NULL), UMG_OK);
+    assert_int_equal(ops->offset_for_time(bus, 0, &off), UMG_OK);
+    assert_int_equal(off, 0);
+    assert_int_equal(ops->offset_for_time(bus, t_mid, &off), UMG_OK);
+    assert_int_equal(off, 30);
+    assert_int_equal(ops->offset_for_time(bus, umg_now_us() + 3600000000ll, &off), UMG_OK);
+    assert_int_equal(off, 60);
+    ops->close(bus);
+    rmrf(dir);
+    free(dir);
+}
+
 static void test_decode_rejects_garbage(void **state)
 {
     (void)state;
@@ -408,7 +431,7 @@ int main(void)
         cmocka_unit_test(test_append_read_dedupe),     cmocka_unit_test(test_torn_tail_every_offset),
         cmocka_unit_test(test_roll_and_index_rebuild), cmocka_unit_test(test_write_failure_undoes_dedupe),
         cmocka_unit_test(test_time_filter_and_offsets), cmocka_unit_test(test_concurrent_group_commit),
-        cmocka_unit_test(test_decode_rejects_garbage),
+        cmocka_unit_test(test_decode_rejects_garbage), cmocka_unit_test(test_offset_for_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

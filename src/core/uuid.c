@@ -66,9 +66,25 @@ void umg_random_bytes(void *out, size_t n)
     }
 }
 
+/*
+ * Event ids are made once per event on the ingest path: one getrandom call per
+ * id would be a syscall per event, so each thread draws 4 KiB at a time and
+ * hands out 16 bytes per id. (The daemon never forks, so no two processes
+ * share a pool.) Keys and secrets use umg_random_bytes directly.
+ */
+static _Thread_local struct {
+    uint8_t buf[4096];
+    size_t pos;
+} uuid_pool = {.pos = sizeof(uuid_pool.buf)};
+
 void umg_uuid_v4(umg_uuid_t *out)
 {
-    umg_random_bytes(out->b, sizeof(out->b));
+    if (uuid_pool.pos + sizeof(out->b) > sizeof(uuid_pool.buf)) {
+        umg_random_bytes(uuid_pool.buf, sizeof(uuid_pool.buf));
+        uuid_pool.pos = 0;
+    }
+    memcpy(out->b, uuid_pool.buf + uuid_pool.pos, sizeof(out->b));
+    uuid_pool.pos += sizeof(out->b);
     out->b[6] = (uint8_t)((out->b[6] & 0x0F) | 0x40); /* version 4 */
     out->b[8] = (uint8_t)((out->b[8] & 0x3F) | 0x80); /* RFC 4122 variant */
 }

@@ -1,0 +1,432 @@
+/*
+ * main.c - the unmogrowp binary: `serve` runs the daemon, `admin` manages
+ * organizations and apps in a data directory (also while the daemon runs),
+ * `config docs` prints the configuration reference. Everything else lives in
+ * the library.
+ */
+#include "umg_apps.h"
+#include "umg_bus.h"
+#include "umg_http.h"
+#include "umg_ingest.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define UMG_VERSION "0.1.0"
+
+typedef struct serve_cfg_s {
+    char *data;
+    char *log_level;
+    umg_http_config_t http;
+    umg_ingest_config_t ingest;
+    int64_t partitions;
+    char *fsync;
+    int64_t segment_bytes, retention_ms, retention_bytes, queue_bytes;
+    int64_t dedupe_horizon_ms, dedupe_max_ids;
+} serve_cfg_t;
+
+#define OFF(f) offsetof(serve_cfg_t, f)
+
+static const umg_config_item_t serve_items[] = {
+    {"data", UMG_CFG_STRING, "./data", 0, 0, OFF(data), "Data directory (event log, meta.db). Also --data."},
+    {"listen", UMG_CFG_STRING, "127.0.0.1:8080", 0, 0, OFF(http.listen),
+     "Address to serve on, HOST:PORT; port 0 picks a free one. Also --listen."},
+    {"threads", UMG_CFG_INT, "0", 0, 256, OFF(http.threads), "Event-loop threads; 0 means one per core. Also --threads."},
+    {"log_level", UMG_CFG_STRING, "info", 0, 0, OFF(log_level), "debug, info, warn or error."},
+    {"http.max_body_bytes", UMG_CFG_SIZE, "1m", 1024, 64ll << 20, OFF(http.max_body_bytes),
+     "Largest request body; larger ones get 413 body_too_large."},
+    {"http.max_header_bytes", UMG_CFG_SIZE, "16k", 1024, 256 << 10, OFF(http.max_header_bytes),
+     "Largest total of request line and headers; larger ones get 431 headers_too_large."},
+    {"http.idle_timeout", UMG_CFG_DURATION_MS, "10s", 100, 3600000, OFF(http.idle_timeout_ms),
+     "Close a connection that sends nothing (or too slowly) for this long."},
+    {"http.max_connections", UMG_CFG_INT, "10000", 1, 1000000, OFF(http.max_connections),
+     "Open connections at most; more are answered 503 too_many_connections and closed."},
+    {"http.tls_cert", UMG_CFG_STRING, "", 0, 0, OFF(http.tls_cert), "PEM certificate chain; with http.tls_key turns TLS on. Also --tls-cert."},
+    {"http.tls_key", UMG_CFG_STRING, "", 0, 0, OFF(http.tls_key), "PEM private key. Also --tls-key."},
+    {"http.trusted_proxies", UMG_CFG_STRING, "", 0, 0, OFF(http.trusted_proxies),
+     "Comma-separated addresses/CIDRs of proxies whose X-Forwarded-For is believed."},
+    {"ingest.max_events", UMG_CFG_INT, "1000", 1, 100000, OFF(ingest.max_events),
+     "Events per request at most; more get 413 too_many_events."},
+    {"ingest.max_future", UMG_CFG_DURATION_MS, "10m", 0, 86400000, OFF(ingest.max_future_ms),
+     "Event times further ahead of the server clock are rejected (ts_in_future)."},
+    {"ingest.max_age", UMG_CFG_DURATION_MS, "30d", 60000, 3650ll * 86400000, OFF(ingest.max_age_ms),
+     "Event times older than this are rejected (ts_too_old)."},
+    {"log.partitions", UMG_CFG_INT, "16", 1, 4096, OFF(partitions),
+     "Partitions of the event log (by device); fixed when the log is created."},
+    {"log.fsync", UMG_CFG_STRING, "always", 0, 0, OFF(fsync),
+     "always (acknowledge after the fsync that covers the event), interval:MS, or never."},
+    {"log.segment_bytes", UMG_CFG_SIZE, "128m", 1 << 20, 1ll << 32, OFF(segment_bytes), "Roll log segments at this size."},
+    {"log.retention", UMG_CFG_DURATION_MS, "30d", 0, 36500ll * 86400000, OFF(retention_ms),
+     "Delete sealed segments older than this; 0 keeps everything."},
+    {"log.retention_bytes", UMG_CFG_SIZE, "0", 0, 1ll << 50, OFF(retention_bytes),
+     "Delete the oldest sealed segments while the log is larger; 0 means no limit."},
+    {"log.queue_bytes", UMG_CFG_SIZE, "256m", 1 << 20, 1ll << 40, OFF(queue_bytes),
+     "Bytes waiting for the log writer before ingest answers 503 overloaded."},
+    {"dedupe.horizon", UMG_CFG_DURATION_MS, "7d", 60000, 365ll * 86400000, OFF(dedupe_horizon_ms),
+     "How long an event_id is remembered for deduplication."},
+    {"dedupe.max_ids", UMG_CFG_INT, "50000000", 1000, 4000000000ll, OFF(dedupe_max_ids),
+     "Event ids held at most (about 32 to 64 bytes each); past it the oldest are forgotten early."},
+};
+
+/* ---------------------------------------------------------------- usage */
+
+static void usage_main(FILE *f)
+{
+    fprintf(f, "unmogrowp %s - self-hosted mobile attribution\n\n"
+               "Usage: unmogrowp COMMAND [options]\n\n"
+               "Commands:\n"
+               "  serve                 run the daemon\n"
+               "  admin app create      create an app (and its organization) and print its keys\n"
+               "  admin app list        list apps with their keys\n"
+               "  config docs           print the configuration reference (Markdown)\n\n"
+               "Run 'unmogrowp COMMAND --help' for a command's options.\n",
+            UMG_VERSION);
+}
+
+static void usage_serve(FILE *f)
+{
+    fprintf(f, "Usage: unmogrowp serve [--data DIR] [--listen HOST:PORT] [--config FILE] [--threads N]\n"
+               "                       [--tls-cert FILE --tls-key FILE] [--set KEY=VALUE]...\n\n"
+               "Runs the daemon. Settings come from defaults, then --config FILE (key = value lines),\n"
+               "then the flags in order. Keys (see docs/config.md):\n\n");
+    for (size_t i = 0; i < UMG_ARRAY_SIZE(serve_items); i++) {
+        fprintf(f, "  %-24s default %-16s %s\n", serve_items[i].name,
+                serve_items[i].def[0] ? serve_items[i].def : "(none)", serve_items[i].help);
+    }
+}
+
+static void usage_app_create(FILE *f)
+{
+    fprintf(f, "Usage: unmogrowp admin app create --data DIR --org NAME --name NAME --platform android|ios|web\n"
+               "                                  [--store-url URL]\n\n"
+               "Creates the app (and the organization when it is new) and prints one JSON object:\n"
+               "org_id, app_id, app_key (public, sent by SDKs), app_secret (server-to-server).\n"
+               "Works while the daemon runs; it accepts the new keys within a second.\n");
+}
+
+/* ---------------------------------------------------------------- serve */
+
+static void tick(void *data)
+{
+    umg_ingest_t *ing = data;
+    umg_apps_refresh(ing->apps);
+}
+
+static void *server_thread(void *arg)
+{
+    umg_http_server_run(arg);
+    return NULL;
+}
+
+static int parse_fsync(const char *s, umg_bus_config_t *bc)
+{
+    if (strcmp(s, "always") == 0) {
+        bc->fsync_policy = UMG_FSYNC_ALWAYS;
+        return UMG_OK;
+    }
+    if (strcmp(s, "never") == 0) {
+        bc->fsync_policy = UMG_FSYNC_NEVER;
+        return UMG_OK;
+    }
+    if (strncmp(s, "interval:", 9) == 0) {
+        char *end;
+        long ms = strtol(s + 9, &end, 10);
+        if (*end == '\0' && ms >= 1 && ms <= 60000) {
+            bc->fsync_policy = UMG_FSYNC_INTERVAL;
+            bc->fsync_interval_ms = ms;
+            return UMG_OK;
+        }
+    }
+    return UMG_EINVAL;
+}
+
+static const umg_http_route_t routes[] = {
+    {"POST", "/v1/events", 0, umg_ingest_events},
+    {"GET", "/v1/export/events", 0, umg_ingest_export},
+    {"GET", "/healthz", 0, umg_ingest_healthz},
+    {"GET", "/readyz", 0, umg_ingest_readyz},
+    {"GET", "/metrics", 0, umg_ingest_metrics},
+};
+
+static int cmd_serve(int argc, char **argv)
+{
+    serve_cfg_t cfg;
+    char err[512];
+    const size_t n = UMG_ARRAY_SIZE(serve_items);
+    umg_config_defaults(serve_items, n, &cfg);
+    static const struct option opts[] = {
+        {"data", required_argument, NULL, 'd'},     {"listen", required_argument, NULL, 'l'},
+        {"config", required_argument, NULL, 'c'},   {"threads", required_argument, NULL, 't'},
+        {"tls-cert", required_argument, NULL, 'C'}, {"tls-key", required_argument, NULL, 'K'},
+        {"set", required_argument, NULL, 's'},      {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    /* Pass 1: the config file, so flags override it whatever their order. */
+    for (int i = 1; i < argc; i++) {
+        const char *file = NULL;
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            file = argv[i + 1];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            file = argv[i] + 9;
+        }
+        if (file != NULL && umg_config_load_file(serve_items, n, &cfg, file, err, sizeof(err)) != UMG_OK) {
+            fprintf(stderr, "unmogrowp serve: %s\n", err);
+            return 2;
+        }
+    }
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        const char *key = NULL;
+        char kv[1024];
+        switch (c) {
+        case 'd': key = "data"; break;
+        case 'l': key = "listen"; break;
+        case 't': key = "threads"; break;
+        case 'C': key = "http.tls_cert"; break;
+        case 'K': key = "http.tls_key"; break;
+        case 'c': continue;
+        case 'h': usage_serve(stdout); return 0;
+        case 's': {
+            snprintf(kv, sizeof(kv), "%s", optarg);
+            char *eq = strchr(kv, '=');
+            if (eq == NULL) {
+                fprintf(stderr, "unmogrowp serve: --set takes KEY=VALUE, got '%s'\n", optarg);
+                return 2;
+            }
+            *eq = '\0';
+            if (umg_config_set(serve_items, n, &cfg, kv, eq + 1, err, sizeof(err)) != UMG_OK) {
+                fprintf(stderr, "unmogrowp serve: %s\n", err);
+                return 2;
+            }
+            continue;
+        }
+        default: usage_serve(stderr); return 2;
+        }
+        if (umg_config_set(serve_items, n, &cfg, key, optarg, err, sizeof(err)) != UMG_OK) {
+            fprintf(stderr, "unmogrowp serve: %s\n", err);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "unmogrowp serve: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (umg_log_level_parse(cfg.log_level, &umg_log_min_level) != UMG_OK) {
+        fprintf(stderr, "unmogrowp serve: log_level must be debug, info, warn or error\n");
+        return 2;
+    }
+    umg_bus_config_t bc;
+    umg_bus_config_defaults(&bc);
+    if (parse_fsync(cfg.fsync, &bc) != UMG_OK) {
+        fprintf(stderr, "unmogrowp serve: log.fsync must be always, never or interval:MS (1..60000)\n");
+        return 2;
+    }
+    char logdir[4096];
+    snprintf(logdir, sizeof(logdir), "%s/log", cfg.data);
+    bc.dir = logdir;
+    bc.partitions = (int)cfg.partitions;
+    bc.segment_bytes = cfg.segment_bytes;
+    bc.retention_ms = cfg.retention_ms;
+    bc.retention_bytes = cfg.retention_bytes;
+    bc.queue_bytes = cfg.queue_bytes;
+    bc.dedupe_horizon_ms = cfg.dedupe_horizon_ms;
+    bc.dedupe_max_ids = cfg.dedupe_max_ids;
+
+    int rc = 1;
+    umg_ingest_t ing;
+    memset(&ing, 0, sizeof(ing));
+    ing.cfg = cfg.ingest;
+    ing.cfg.max_body_bytes = cfg.http.max_body_bytes;
+    ing.bus_ops = &umg_bus_log_ops;
+    umg_http_server_t *srv = NULL;
+    pthread_t tid;
+    int started = 0;
+
+    if (umg_mkdirs(cfg.data, 0755) != UMG_OK) {
+        fprintf(stderr, "unmogrowp serve: cannot create the data directory %s: %s\n", cfg.data, strerror(errno));
+        goto done;
+    }
+    if (umg_apps_open(cfg.data, &ing.apps) != UMG_OK) {
+        goto done;
+    }
+    umg_http_hooks_t hooks = {.thread_init = umg_ingest_thread_init,
+                              .thread_fini = umg_ingest_thread_fini,
+                              .server_data = &ing,
+                              .tick = tick};
+    if (umg_http_server_new(&cfg.http, routes, UMG_ARRAY_SIZE(routes), &hooks, &srv) != UMG_OK) {
+        goto done;
+    }
+    /* Signals are blocked in every thread and taken by sigwait in this one. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (pthread_create(&tid, NULL, server_thread, srv) != 0) {
+        goto done;
+    }
+    started = 1;
+    {
+        char path[4096], text[128];
+        snprintf(path, sizeof(path), "%s/daemon.addr", cfg.data);
+        int tn = snprintf(text, sizeof(text), "%s\n", umg_http_server_addr(srv));
+        umg_write_file_atomic(path, text, (size_t)tn);
+    }
+    umg_log(UMG_LOG_INFO, "serve", "listening on %s%s (%zu apps, data %s)", umg_http_server_addr(srv),
+            cfg.http.tls_cert && *cfg.http.tls_cert ? " with TLS" : "", umg_apps_count(ing.apps), cfg.data);
+    /* Recovery runs while /healthz already answers and /readyz says 503. */
+    if (ing.bus_ops->open(&bc, &ing.bus) != UMG_OK) {
+        umg_log(UMG_LOG_ERROR, "serve", "cannot open the event log in %s", logdir);
+        goto done;
+    }
+    atomic_store_explicit(&ing.ready, 1, memory_order_release);
+    umg_log(UMG_LOG_INFO, "serve", "ready");
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    umg_log(UMG_LOG_INFO, "serve", "stopping");
+    rc = 0;
+done:
+    if (srv != NULL) {
+        umg_http_server_stop(srv);
+    }
+    if (started) {
+        pthread_join(tid, NULL);
+    }
+    /* Completes what was queued; the completions find their loops stopped and are dropped. */
+    if (ing.bus != NULL) {
+        ing.bus_ops->close(ing.bus);
+    }
+    umg_http_server_free(srv);
+    umg_apps_close(ing.apps);
+    umg_config_free(serve_items, n, &cfg);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- admin */
+
+static int cmd_app_create(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"data", required_argument, NULL, 'd'},     {"org", required_argument, NULL, 'o'},
+        {"name", required_argument, NULL, 'n'},     {"platform", required_argument, NULL, 'p'},
+        {"store-url", required_argument, NULL, 'u'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *data = NULL;
+    umg_app_spec_t spec = {0};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': data = optarg; break;
+        case 'o': spec.org = optarg; break;
+        case 'n': spec.name = optarg; break;
+        case 'p': spec.platform = optarg; break;
+        case 'u': spec.store_url = optarg; break;
+        case 'h': usage_app_create(stdout); return 0;
+        default: usage_app_create(stderr); return 2;
+        }
+    }
+    if (data == NULL || spec.org == NULL || spec.name == NULL || spec.platform == NULL) {
+        fprintf(stderr, "unmogrowp admin app create: --data, --org, --name and --platform are required\n");
+        usage_app_create(stderr);
+        return 2;
+    }
+    umg_buf_t out = {0};
+    char msg[512] = "";
+    int rc = umg_apps_create(data, &spec, &out, msg, sizeof(msg));
+    if (rc != UMG_OK) {
+        fprintf(stderr, "unmogrowp admin app create: %s\n", msg[0] ? msg : umg_strerror(rc));
+        umg_buf_free(&out);
+        return rc == UMG_EEXIST ? 3 : 1;
+    }
+    printf("%.*s\n", (int)out.len, out.ptr);
+    umg_buf_free(&out);
+    return 0;
+}
+
+static int cmd_app_list(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"data", required_argument, NULL, 'd'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    const char *data = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'd') {
+            data = optarg;
+        } else {
+            printf("Usage: unmogrowp admin app list --data DIR\n\nPrints a JSON array of apps with their keys.\n");
+            return c == 'h' ? 0 : 2;
+        }
+    }
+    if (data == NULL) {
+        fprintf(stderr, "unmogrowp admin app list: --data is required\n");
+        return 2;
+    }
+    umg_buf_t out = {0};
+    int rc = umg_apps_list(data, &out);
+    if (rc == UMG_OK) {
+        printf("%.*s\n", (int)out.len, out.ptr);
+    } else {
+        fprintf(stderr, "unmogrowp admin app list: %s\n", umg_strerror(rc));
+    }
+    umg_buf_free(&out);
+    return rc == UMG_OK ? 0 : 1;
+}
+
+static int cmd_config_docs(void)
+{
+    umg_buf_t out = {0};
+    int rc = umg_config_markdown(serve_items, UMG_ARRAY_SIZE(serve_items), &out);
+    if (rc == UMG_OK) {
+        fwrite(out.ptr, 1, out.len, stdout);
+    }
+    umg_buf_free(&out);
+    return rc == UMG_OK ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage_main(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("unmogrowp %s\n", UMG_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "serve") == 0) {
+        return cmd_serve(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "admin") == 0 && argc >= 4 && strcmp(argv[2], "app") == 0) {
+        if (strcmp(argv[3], "create") == 0) {
+            return cmd_app_create(argc - 3, argv + 3);
+        }
+        if (strcmp(argv[3], "list") == 0) {
+            return cmd_app_list(argc - 3, argv + 3);
+        }
+    }
+    if (strcmp(argv[1], "admin") == 0) {
+        if (argc >= 3 && strcmp(argv[argc - 1], "--help") == 0) {
+            usage_app_create(stdout);
+            printf("\nAlso: unmogrowp admin app list --data DIR\n");
+            return 0;
+        }
+        fprintf(stderr, "unmogrowp admin: expected 'app create' or 'app list'\n");
+        return 2;
+    }
+    if (strcmp(argv[1], "config") == 0 && argc >= 3 && strcmp(argv[2], "docs") == 0) {
+        return cmd_config_docs();
+    }
+    fprintf(stderr, "unmogrowp: unknown command '%s'\n\n", argv[1]);
+    usage_main(stderr);
+    return 2;
+}

@@ -1,0 +1,143 @@
+/*
+ * export.c - GET /v1/export/events: the raw events of one app, as stored, one
+ * JSON object per line in log order, filtered on event time. Streams from a
+ * bus reader in chunks so an export of any size holds little memory; it stops
+ * at the log's acknowledged end as of the request's start.
+ */
+#include "umg_ingest.h"
+
+#include <stdlib.h>
+
+typedef struct export_s {
+    const umg_bus_ops_t *ops;
+    umg_bus_reader_t *reader;
+    uint64_t end; /* the durable offset when the export began */
+    uint64_t lines;
+} export_t;
+
+#define EXPORT_CHUNK (256u << 10)
+
+static int parse_time_param(umg_http_req_t *req, const char *name, int64_t *out, int *present)
+{
+    umg_slice_t v;
+    int rc = umg_http_query_param(req, name, &v);
+    *present = 0;
+    if (rc == UMG_ENOENT) {
+        return UMG_OK;
+    }
+    if (rc != UMG_OK || v.len == 0) {
+        return UMG_EINVAL;
+    }
+    *present = 1;
+    int digits = 1;
+    for (size_t i = 0; i < v.len; i++) {
+        if (v.ptr[i] < '0' || v.ptr[i] > '9') {
+            digits = 0;
+            break;
+        }
+    }
+    if (digits) {
+        if (v.len > 15) {
+            return UMG_EINVAL;
+        }
+        *out = strtoll(v.ptr, NULL, 10) * 1000;
+        return UMG_OK;
+    }
+    return umg_time_parse_rfc3339(v.ptr, v.len, out);
+}
+
+static int export_pull(void *data, umg_buf_t *out, int *done)
+{
+    export_t *x = data;
+    while (out->len < EXPORT_CHUNK) {
+        umg_bus_msg_t m;
+        int rc = x->ops->reader_next(x->reader, &m);
+        if (rc == UMG_EAGAIN || (rc == UMG_OK && m.offset >= x->end)) {
+            *done = 1;
+            return UMG_OK;
+        }
+        if (rc != UMG_OK) {
+            return rc;
+        }
+        rc = umg_buf_append(out, m.payload, m.len);
+        rc = rc ? rc : umg_buf_putc(out, '\n');
+        if (rc != UMG_OK) {
+            return rc;
+        }
+        x->lines++;
+    }
+    return UMG_OK;
+}
+
+static void export_fini(void *data)
+{
+    export_t *x = data;
+    x->ops->reader_close(x->reader);
+    umg_free(x);
+}
+
+void umg_ingest_export(umg_http_req_t *req, void *thread_data)
+{
+    umg_ingest_t *ing = umg__ingest_of(thread_data);
+    if (!atomic_load_explicit(&ing->ready, memory_order_acquire)) {
+        umg_http_error(req, 503, "not_ready", NULL, "the server is still recovering its log; retry shortly");
+        return;
+    }
+    umg_app_t app;
+    int is_secret;
+    if (umg__ingest_auth(ing, req, 0, &app, &is_secret) != 0) {
+        return;
+    }
+    umg_slice_t app_param;
+    if (umg_http_query_param(req, "app", &app_param) != UMG_OK || app_param.len == 0) {
+        umg_http_error(req, 400, "required", "app", "the query parameter app (the app id) is required");
+        return;
+    }
+    if (!umg_slice_eq(app_param, app.public_id)) {
+        umg_http_error(req, 403, "forbidden", "app", "this secret does not give access to that app");
+        return;
+    }
+    int64_t from = 0, to = 0;
+    int has_from, has_to;
+    if (parse_time_param(req, "from", &from, &has_from) != UMG_OK) {
+        umg_http_error(req, 400, "invalid_value", "from", "from must be Unix milliseconds or an RFC 3339 time");
+        return;
+    }
+    if (parse_time_param(req, "to", &to, &has_to) != UMG_OK) {
+        umg_http_error(req, 400, "invalid_value", "to", "to must be Unix milliseconds or an RFC 3339 time");
+        return;
+    }
+    if (has_from && has_to && to <= from) {
+        umg_http_error(req, 400, "invalid_value", "to", "to must be later than from");
+        return;
+    }
+    export_t *x = umg_calloc(1, sizeof(*x));
+    if (x == NULL) {
+        umg_http_error(req, 503, "out_of_memory", NULL, "out of memory");
+        return;
+    }
+    x->ops = ing->bus_ops;
+    umg_bus_stats_t st;
+    x->ops->stats(ing->bus, &st);
+    x->end = st.durable_offset;
+    umg_bus_read_opts_t o = {.partition = -1,
+                             .from_offset = 0,
+                             .app = app.id,
+                             .event_from_us = has_from ? from : 0,
+                             .event_to_us = has_to ? to : 0};
+    if (has_from && !has_to) {
+        o.event_to_us = INT64_MAX / 2;
+    }
+    if (!has_from && has_to) {
+        o.event_from_us = 1;
+    }
+    int rc = x->ops->reader_open(ing->bus, &o, &x->reader);
+    if (rc != UMG_OK) {
+        umg_free(x);
+        umg_http_error(req, 503, "log_unavailable", NULL, "cannot read the event log");
+        return;
+    }
+    umg_log(UMG_LOG_INFO, "export", "raw export of app %s started (request %s)", app.public_id,
+            umg_http_request_id(req));
+    umg_http_stream(req, 200, "application/x-ndjson", export_pull, export_fini, x);
+}

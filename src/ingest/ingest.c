@@ -1,0 +1,460 @@
+/*
+ * ingest.c - POST /v1/events and the health and metrics endpoints.
+ *
+ * A request is authenticated by its app key or secret, decoded and validated
+ * event by event, and the good events are encoded to their canonical JSON and
+ * handed to the bus as one batch. The request is parked until the bus's
+ * writer has made the batch durable; the answer then says how many events
+ * were accepted, how many were duplicates and which were rejected and why.
+ * Per-request memory (records, payloads, rejections) comes from a per-thread
+ * free list, so the steady state allocates nothing.
+ */
+#include "umg_event.h"
+#include "umg_ingest.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+typedef struct ingest_thread_s ingest_thread_t;
+
+typedef struct pending_s {
+    umg_bus_batch_t batch; /* first */
+    ingest_thread_t *t;
+    umg_bus_rec_t *recs;
+    size_t rec_cap;
+    umg_buf_t payloads;
+    umg_buf_t rejected; /* JSON array elements, comma-separated */
+    size_t nrejected;
+    int single;
+    umg_event_error_t first_err;
+    umg_http_defer_t *defer;
+    int status;
+    struct pending_s *next_free;
+} pending_t;
+
+struct ingest_thread_s {
+    umg_ingest_t *ing;
+    umg_event_decoder_t *dec;
+    pending_t *free_list;
+    size_t nfree;
+    umg_http_req_t *cur_req;
+    umg_app_t cur_app;
+    int cur_secret;
+    pending_t *cur;
+};
+
+/* ---------------------------------------------------------------- metrics */
+
+static const char *const reject_codes[] = {"required",   "invalid_type",   "invalid_value", "invalid_utf8",
+                                           "too_long",   "unknown_field",  "ts_in_future",  "ts_too_old",
+                                           "no_device_id", "too_many_props", "other"};
+static umg_metric_t m_rejected[UMG_ARRAY_SIZE(reject_codes)];
+static char reject_labels[UMG_ARRAY_SIZE(reject_codes)][48];
+static umg_metric_t m_accepted = UMG_COUNTER("umg_events_accepted_total", "Events accepted and stored", NULL);
+static umg_metric_t m_duplicate =
+    UMG_COUNTER("umg_events_duplicate_total", "Events answered as duplicates of an event_id already stored", NULL);
+static umg_metric_t m_overload =
+    UMG_COUNTER("umg_ingest_refused_total", "Ingest requests refused with 503 (overload, disk full, log error)", NULL);
+static umg_metric_t m_memory = UMG_GAUGE("umg_memory_bytes", "Bytes allocated through umg_malloc", NULL);
+
+static void metrics_init(void)
+{
+    for (size_t i = 0; i < UMG_ARRAY_SIZE(reject_codes); i++) {
+        snprintf(reject_labels[i], sizeof(reject_labels[i]), "reason=\"%s\"", reject_codes[i]);
+        m_rejected[i].name = "umg_events_rejected_total";
+        m_rejected[i].help = "Events rejected by validation, by reason";
+        m_rejected[i].labels = reject_labels[i];
+        m_rejected[i].kind = UMG_METRIC_COUNTER;
+        umg_metric_register(&m_rejected[i]);
+    }
+    umg_metric_register(&m_accepted);
+    umg_metric_register(&m_duplicate);
+    umg_metric_register(&m_overload);
+    umg_metric_register(&m_memory);
+}
+
+static void count_reject(const char *code)
+{
+    size_t n = UMG_ARRAY_SIZE(reject_codes) - 1;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(code, reject_codes[i]) == 0) {
+            umg_metric_add(&m_rejected[i], 1);
+            return;
+        }
+    }
+    umg_metric_add(&m_rejected[n], 1);
+}
+
+/* ---------------------------------------------------------------- threads */
+
+void *umg_ingest_thread_init(void *ingest, int index)
+{
+    (void)index;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, metrics_init);
+    umg_ingest_t *ing = ingest;
+    ingest_thread_t *t = umg_calloc(1, sizeof(*t));
+    if (t == NULL) {
+        umg_log(UMG_LOG_ERROR, "ingest", "out of memory starting a loop thread");
+        abort();
+    }
+    t->ing = ing;
+    if (umg_event_decoder_new((size_t)ing->cfg.max_body_bytes, &t->dec) != UMG_OK) {
+        umg_log(UMG_LOG_ERROR, "ingest", "cannot create the event decoder");
+        abort();
+    }
+    return t;
+}
+
+static void pending_free(pending_t *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    umg_free(p->recs);
+    umg_buf_free(&p->payloads);
+    umg_buf_free(&p->rejected);
+    umg_free(p);
+}
+
+void umg_ingest_thread_fini(void *thread_data)
+{
+    ingest_thread_t *t = thread_data;
+    if (t == NULL) {
+        return;
+    }
+    while (t->free_list != NULL) {
+        pending_t *p = t->free_list;
+        t->free_list = p->next_free;
+        pending_free(p);
+    }
+    umg_event_decoder_free(t->dec);
+    umg_free(t);
+}
+
+umg_ingest_t *umg__ingest_of(void *thread_data)
+{
+    return ((ingest_thread_t *)thread_data)->ing;
+}
+
+static pending_t *pending_get(ingest_thread_t *t)
+{
+    pending_t *p = t->free_list;
+    if (p != NULL) {
+        t->free_list = p->next_free;
+        t->nfree--;
+    } else if ((p = umg_calloc(1, sizeof(*p))) == NULL) {
+        return NULL;
+    }
+    p->t = t;
+    p->nrejected = 0;
+    p->single = 0;
+    p->status = UMG_OK;
+    p->defer = NULL;
+    umg_buf_reset(&p->payloads);
+    umg_buf_reset(&p->rejected);
+    memset(&p->batch, 0, sizeof(p->batch));
+    return p;
+}
+
+static void pending_put(ingest_thread_t *t, pending_t *p)
+{
+    /* Keep a bounded pool; shrink buffers a huge request grew. */
+    if (t->nfree >= 256 || p->payloads.cap > (4u << 20)) {
+        pending_free(p);
+        return;
+    }
+    p->next_free = t->free_list;
+    t->free_list = p;
+    t->nfree++;
+}
+
+/* ---------------------------------------------------------------- auth */
+
+int umg__ingest_auth(umg_ingest_t *ing, umg_http_req_t *req, int allow_key, umg_app_t *app, int *is_secret)
+{
+    umg_slice_t secret = umg_http_header(req, "x-app-secret");
+    if (secret.len > 0) {
+        if (umg_apps_find_secret(ing->apps, secret, app) == UMG_OK) {
+            *is_secret = 1;
+            return 0;
+        }
+        umg_http_error(req, 401, "unauthorized", "X-App-Secret", "unknown app secret");
+        return -1;
+    }
+    umg_slice_t key = umg_http_header(req, "x-app-key");
+    if (!allow_key) {
+        umg_http_error(req, 401, "unauthorized", "X-App-Secret",
+                       key.len > 0 ? "this endpoint needs the app secret (X-App-Secret), not the app key"
+                                   : "missing X-App-Secret header");
+        return -1;
+    }
+    if (key.len == 0) {
+        umg_http_error(req, 401, "unauthorized", "X-App-Key", "missing X-App-Key (or X-App-Secret) header");
+        return -1;
+    }
+    if (umg_apps_find_key(ing->apps, key, app) != UMG_OK) {
+        umg_http_error(req, 401, "unauthorized", "X-App-Key", "unknown app key");
+        return -1;
+    }
+    *is_secret = 0;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- events */
+
+static int add_rejection(pending_t *p, size_t index, const umg_event_error_t *err)
+{
+    umg_buf_t *b = &p->rejected;
+    int rc = p->nrejected ? umg_buf_putc(b, ',') : UMG_OK;
+    rc = rc ? rc : umg_buf_append(b, "{\"index\":", 9);
+    rc = rc ? rc : umg_buf_u64(b, index);
+    rc = rc ? rc : umg_buf_append(b, ",\"code\":", 8);
+    rc = rc ? rc : umg_buf_json_str(b, err->code, strlen(err->code));
+    if (err->field[0] != '\0') {
+        rc = rc ? rc : umg_buf_append(b, ",\"field\":", 9);
+        rc = rc ? rc : umg_buf_json_str(b, err->field, strlen(err->field));
+    }
+    rc = rc ? rc : umg_buf_append(b, ",\"message\":", 11);
+    rc = rc ? rc : umg_buf_json_str(b, err->message, strlen(err->message));
+    rc = rc ? rc : umg_buf_putc(b, '}');
+    if (p->nrejected == 0) {
+        p->first_err = *err;
+    }
+    p->nrejected++;
+    count_reject(err->code);
+    return rc;
+}
+
+static int on_event(void *ctx, size_t index, umg_event_t *ev, const umg_event_error_t *err)
+{
+    ingest_thread_t *t = ctx;
+    pending_t *p = t->cur;
+    if (ev == NULL) {
+        return add_rejection(p, index, err);
+    }
+    if (!ev->has_event_id) {
+        umg_uuid_v4(&ev->event_id);
+        ev->has_event_id = 1;
+    }
+    ev->app_id = umg_slice(t->cur_app.public_id, strlen(t->cur_app.public_id));
+    if (ev->ip.len == 0) {
+        const char *ip = umg_http_client_ip(t->cur_req);
+        ev->ip = umg_slice(ip, strlen(ip));
+    }
+    size_t start = p->payloads.len;
+    int rc = umg_event_encode_json(ev, &p->payloads);
+    if (rc != UMG_OK) {
+        return rc;
+    }
+    size_t n = p->batch.n;
+    if (n == p->rec_cap) {
+        size_t ncap = p->rec_cap ? p->rec_cap * 2 : 16;
+        umg_bus_rec_t *nr = umg_realloc(p->recs, ncap * sizeof(*nr));
+        if (nr == NULL) {
+            return UMG_ENOMEM;
+        }
+        p->recs = nr;
+        p->rec_cap = ncap;
+    }
+    umg_bus_rec_t *r = &p->recs[n];
+    memset(r, 0, sizeof(*r));
+    r->app = t->cur_app.id;
+    umg_slice_t key = umg_event_device_key(ev);
+    r->partition = (uint16_t)(umg_hash64(key.ptr, key.len, 0) % (uint64_t)t->ing->bus_ops->partitions(t->ing->bus));
+    r->kind = UMG_BUS_KIND_EVENT;
+    r->event_us = ev->ts_us;
+    r->recv_us = ev->received_us;
+    r->id = ev->event_id;
+    r->payload = (const char *)(uintptr_t)start; /* an offset until the buffer stops moving */
+    r->len = (uint32_t)(p->payloads.len - start);
+    p->batch.n = n + 1;
+    return UMG_OK;
+}
+
+static void respond_counts(umg_http_req_t *req, pending_t *p, size_t accepted, size_t dups)
+{
+    umg_buf_t out = {0};
+    int single_bad = p->single && p->nrejected > 0;
+    int rc = umg_buf_putc(&out, '{');
+    if (single_bad) {
+        const umg_event_error_t *e = &p->first_err;
+        rc = rc ? rc : umg_buf_append(&out, "\"error\":{\"code\":", 16);
+        rc = rc ? rc : umg_buf_json_str(&out, e->code, strlen(e->code));
+        rc = rc ? rc : umg_buf_append(&out, ",\"message\":", 11);
+        rc = rc ? rc : umg_buf_json_str(&out, e->message, strlen(e->message));
+        if (e->field[0] != '\0') {
+            rc = rc ? rc : umg_buf_append(&out, ",\"field\":", 9);
+            rc = rc ? rc : umg_buf_json_str(&out, e->field, strlen(e->field));
+        }
+        rc = rc ? rc : umg_buf_append(&out, "},", 2);
+    }
+    rc = rc ? rc : umg_buf_append(&out, "\"accepted\":", 11);
+    rc = rc ? rc : umg_buf_u64(&out, accepted);
+    rc = rc ? rc : umg_buf_append(&out, ",\"duplicates\":", 14);
+    rc = rc ? rc : umg_buf_u64(&out, dups);
+    rc = rc ? rc : umg_buf_append(&out, ",\"rejected\":[", 13);
+    rc = rc ? rc : umg_buf_append(&out, p->rejected.ptr ? p->rejected.ptr : "", p->rejected.len);
+    rc = rc ? rc : umg_buf_append(&out, "]}\n", 3);
+    if (rc != UMG_OK) {
+        umg_http_error(req, 503, "out_of_memory", NULL, "the server is out of memory; retry");
+    } else {
+        umg_http_respond(req, single_bad ? 400 : 202, "application/json", out.ptr, out.len, NULL);
+    }
+    umg_buf_free(&out);
+}
+
+static void on_resume(umg_http_req_t *req, void *data)
+{
+    pending_t *p = data;
+    ingest_thread_t *t = p->t;
+    size_t accepted = 0, dups = 0, failed = 0;
+    if (p->status == UMG_OK) {
+        for (size_t i = 0; i < p->batch.n; i++) {
+            int st = p->recs[i].status;
+            accepted += st == UMG_OK;
+            dups += st == UMG_EEXIST;
+            failed += st != UMG_OK && st != UMG_EEXIST;
+        }
+        umg_metric_add(&m_accepted, (int64_t)accepted);
+        umg_metric_add(&m_duplicate, (int64_t)dups);
+    }
+    if (req != NULL) {
+        if (p->status == UMG_ENOSPC) {
+            umg_metric_add(&m_overload, 1);
+            umg_http_error(req, 503, "disk_full", NULL, "the event log's disk is full; nothing was stored, retry later");
+        } else if (p->status != UMG_OK) {
+            umg_metric_add(&m_overload, 1);
+            umg_http_error(req, 503, "log_unavailable", NULL, "the event log could not store the batch; retry later");
+        } else if (failed > 0) {
+            /* Out of memory for dedupe on some records: those were not stored. */
+            umg_metric_add(&m_overload, 1);
+            umg_http_error(req, 503, "out_of_memory", NULL,
+                           "some events could not be stored; retry the request (stored ones count as duplicates)");
+        } else {
+            respond_counts(req, p, accepted, dups);
+        }
+    }
+    pending_put(t, p);
+}
+
+/* Runs on the bus writer thread. */
+static void on_batch_done(umg_bus_batch_t *b, int status)
+{
+    pending_t *p = (pending_t *)b;
+    p->status = status;
+    umg_http_resume(p->defer, on_resume, p);
+}
+
+void umg_ingest_events(umg_http_req_t *req, void *thread_data)
+{
+    ingest_thread_t *t = thread_data;
+    umg_ingest_t *ing = t->ing;
+    umg_metric_set(&m_memory, (int64_t)umg_alloc_bytes());
+    if (!atomic_load_explicit(&ing->ready, memory_order_acquire)) {
+        umg_http_error(req, 503, "not_ready", NULL, "the server is still recovering its log; retry shortly");
+        return;
+    }
+    umg_app_t app;
+    int is_secret;
+    if (umg__ingest_auth(ing, req, 1, &app, &is_secret) != 0) {
+        return;
+    }
+    umg_slice_t body = umg_http_body(req);
+    size_t n_events = 0;
+    int is_batch = 0;
+    umg_event_error_t perr;
+    memset(&perr, 0, sizeof(perr));
+    int rc = umg_event_decoder_parse(t->dec, body.ptr, body.len, (size_t)ing->cfg.max_events, &n_events, &is_batch,
+                                     &perr);
+    if (rc == UMG_ERANGE) {
+        umg_http_error(req, 413, "too_many_events", "events", perr.message[0] ? perr.message : "too many events");
+        return;
+    }
+    if (rc != UMG_OK) {
+        umg_http_error(req, 400, perr.code ? perr.code : "invalid_json", perr.field[0] ? perr.field : NULL,
+                       perr.message[0] ? perr.message : "the body is not a JSON event or {\"events\": [...]}");
+        return;
+    }
+    pending_t *p = pending_get(t);
+    if (p == NULL) {
+        umg_http_error(req, 503, "out_of_memory", NULL, "the server is out of memory; retry");
+        return;
+    }
+    p->single = !is_batch;
+    umg_event_limits_t lim = {.now_us = umg_now_us(),
+                              .max_future_us = ing->cfg.max_future_ms * 1000,
+                              .max_age_us = ing->cfg.max_age_ms * 1000,
+                              .allow_ip = is_secret};
+    t->cur = p;
+    t->cur_req = req;
+    t->cur_app = app;
+    t->cur_secret = is_secret;
+    rc = umg_event_decoder_foreach(t->dec, &lim, on_event, t);
+    t->cur = NULL;
+    if (rc != UMG_OK) {
+        pending_put(t, p);
+        umg_http_error(req, 503, "out_of_memory", NULL, "the server is out of memory; retry");
+        return;
+    }
+    if (p->batch.n == 0) {
+        respond_counts(req, p, 0, 0);
+        pending_put(t, p);
+        return;
+    }
+    for (size_t i = 0; i < p->batch.n; i++) {
+        p->recs[i].payload = p->payloads.ptr + (uintptr_t)p->recs[i].payload;
+    }
+    p->batch.recs = p->recs;
+    p->batch.done = on_batch_done;
+    p->defer = umg_http_defer(req);
+    if (p->defer == NULL) {
+        pending_put(t, p);
+        umg_http_error(req, 503, "out_of_memory", NULL, "the server is out of memory; retry");
+        return;
+    }
+    rc = ing->bus_ops->submit(ing->bus, &p->batch);
+    if (rc != UMG_OK) {
+        /* Not queued: answer now. */
+        umg_metric_add(&m_overload, 1);
+        if (rc == UMG_EFULL) {
+            umg_http_error(req, 503, "overloaded", NULL, "the event log is behind; retry after the given seconds");
+        } else {
+            umg_http_error(req, 503, "log_unavailable", NULL, "the event log is not accepting writes");
+        }
+        umg_http_defer_cancel(p->defer);
+        pending_put(t, p);
+    }
+}
+
+/* ---------------------------------------------------------------- health */
+
+void umg_ingest_healthz(umg_http_req_t *req, void *thread_data)
+{
+    (void)thread_data;
+    umg_http_respond(req, 200, "application/json", "{\"status\":\"ok\"}\n", 16, "Cache-Control: no-store\r\n");
+}
+
+void umg_ingest_readyz(umg_http_req_t *req, void *thread_data)
+{
+    umg_ingest_t *ing = umg__ingest_of(thread_data);
+    if (!atomic_load(&ing->ready)) {
+        umg_http_error(req, 503, "not_ready", NULL, "recovering the event log");
+        return;
+    }
+    umg_http_respond(req, 200, "application/json", "{\"status\":\"ready\"}\n", 19, "Cache-Control: no-store\r\n");
+}
+
+void umg_ingest_metrics(umg_http_req_t *req, void *thread_data)
+{
+    (void)thread_data;
+    umg_metric_set(&m_memory, (int64_t)umg_alloc_bytes());
+    umg_buf_t out = {0};
+    if (umg_metrics_render(&out) != UMG_OK) {
+        umg_buf_free(&out);
+        umg_http_error(req, 503, "out_of_memory", NULL, "out of memory rendering metrics");
+        return;
+    }
+    umg_http_respond(req, 200, "text/plain; version=0.0.4", out.ptr, out.len, NULL);
+    umg_buf_free(&out);
+}

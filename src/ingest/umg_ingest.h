@@ -1,0 +1,45 @@
+/*
+ * umg_ingest.h - the endpoints that take data in (POST /v1/events) and give
+ * raw data back (GET /v1/export/events), plus /healthz, /readyz, /metrics.
+ * Glue between the HTTP server, the event codec, the app registry and the
+ * bus.
+ */
+#ifndef UMG_INGEST_H
+#define UMG_INGEST_H
+
+#include "umg_apps.h"
+#include "umg_bus.h"
+#include "umg_http.h"
+
+typedef struct umg_ingest_config_s {
+    int64_t max_events;    /* per request */
+    int64_t max_future_ms; /* event time ahead of the server */
+    int64_t max_age_ms;    /* event time behind the server */
+    int64_t max_body_bytes;
+} umg_ingest_config_t;
+
+typedef struct umg_ingest_s {
+    umg_ingest_config_t cfg;
+    umg_apps_t *apps;              /* borrowed */
+    const umg_bus_ops_t *bus_ops;  /* set with bus once recovery finished */
+    umg_bus_t *bus;
+    _Atomic int ready;
+} umg_ingest_t;
+
+/* Per-loop-thread state (the decoder, free request records). */
+void *umg_ingest_thread_init(void *ingest, int index);
+void umg_ingest_thread_fini(void *thread_data);
+
+/* Route handlers; thread_data is what umg_ingest_thread_init returned. */
+void umg_ingest_events(umg_http_req_t *req, void *thread_data);
+void umg_ingest_export(umg_http_req_t *req, void *thread_data);
+void umg_ingest_healthz(umg_http_req_t *req, void *thread_data);
+void umg_ingest_readyz(umg_http_req_t *req, void *thread_data);
+void umg_ingest_metrics(umg_http_req_t *req, void *thread_data);
+
+/* Shared by the handlers: authenticates X-App-Secret (and X-App-Key when
+ * allow_key); answers 401 itself and returns non-zero on failure. */
+int umg__ingest_auth(umg_ingest_t *ing, umg_http_req_t *req, int allow_key, umg_app_t *app, int *is_secret);
+umg_ingest_t *umg__ingest_of(void *thread_data);
+
+#endif

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# `make run`: starts the daemon on the embedded default with a demo
+# organization and app (created once, keys kept in DATA/demo-app.json), loads
+# a few days of demo events the first time, prints how to use it, and stays in
+# the foreground until Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:-./data}
+LISTEN=${LISTEN:-127.0.0.1:8080}
+BIN=${UMG_BIN:-build/unmogrowp}
+mkdir -p "$DATA"
+
+if [ ! -s "$DATA/demo-app.json" ]; then
+  "$BIN" admin app create --data "$DATA" --org "Demo Studio" --name "Demo Game" --platform android \
+    --store-url "https://play.google.com/store/apps/details?id=com.example.demogame" > "$DATA/demo-app.json.tmp"
+  mv "$DATA/demo-app.json.tmp" "$DATA/demo-app.json"
+fi
+json_field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$DATA/demo-app.json" "$1"; }
+APP_ID=$(json_field app_id); APP_KEY=$(json_field app_key); APP_SECRET=$(json_field app_secret)
+
+rm -f "$DATA/daemon.addr"
+"$BIN" serve --data "$DATA" --listen "$LISTEN" &
+pid=$!
+trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null' INT TERM EXIT
+for _ in $(seq 1 100); do
+  [ -s "$DATA/daemon.addr" ] && curl -sf "http://$(cat "$DATA/daemon.addr")/readyz" >/dev/null && break
+  kill -0 $pid 2>/dev/null || { echo "the daemon did not start; see the log above" >&2; exit 1; }
+  sleep 0.1
+done
+ADDR=$(cat "$DATA/daemon.addr")
+
+if [ ! -f "$DATA/demo-loaded" ]; then
+  python3 scripts/demo_events.py "http://$ADDR" "$APP_KEY" && touch "$DATA/demo-loaded"
+fi
+
+cat <<MSG
+
+UnMoGrowP is running on http://$ADDR  (data in $DATA)
+Demo organization "Demo Studio", app "Demo Game" ($APP_ID)
+  app key    (SDKs):             $APP_KEY
+  app secret (server-to-server): $APP_SECRET
+
+Send an event:
+  curl -s -X POST http://$ADDR/v1/events -H 'X-App-Key: $APP_KEY' \\
+    -d '{"type":"install","device":{"gaid":"38400000-8cf0-11bd-b23e-10b96e40000d","platform":"android"}}'
+Export what is stored:
+  curl -s 'http://$ADDR/v1/export/events?app=$APP_ID' -H 'X-App-Secret: $APP_SECRET' | head
+Health and metrics: http://$ADDR/healthz  http://$ADDR/readyz  http://$ADDR/metrics
+The web dashboard is not built yet (see docs/STATUS.md). Ctrl-C stops the daemon.
+MSG
+wait $pid

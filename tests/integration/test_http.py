@@ -1,0 +1,423 @@
+"""The HTTP layer of the real daemon: health endpoints, metrics, error shapes, request ids,
+HTTP/1.1 pipelining, HTTP/2 (through curl), TLS, the idle timeout and the connection limit."""
+
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import unittest
+
+from harness import (DaemonTestCase, event, parse_json, read_response, unverified_context)
+
+
+def curl_features():
+    exe = shutil.which("curl")
+    if not exe:
+        return None
+    out = subprocess.run([exe, "--version"], stdout=subprocess.PIPE, text=True).stdout
+    m = re.search(r"^Features:(.*)$", out, re.M)
+    return set(m.group(1).split()) if m else set()
+
+
+def curl(args, timeout=20):
+    """Runs curl; returns (http_code, http_version, headers text, body bytes)."""
+    with tempfile.NamedTemporaryFile(prefix="umg-curl-") as body:
+        p = subprocess.run(["curl", "-sS", "--max-time", "10", "-D", "-", "-o", body.name,
+                            "-w", "\n@@%{http_code} %{http_version}@@"] + args,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+        data = open(body.name, "rb").read()
+    out = p.stdout.decode("latin-1")
+    m = re.search(r"@@(\d+) ([\d.]+)@@", out)
+    if p.returncode != 0 or not m:
+        raise AssertionError("curl %s failed (exit %d): %s %s" % (
+            " ".join(args), p.returncode, out, p.stderr.decode("utf-8", "replace")[-500:]))
+    return int(m.group(1)), m.group(2), out[:m.start()], data
+
+
+def need_http2(testcase):
+    feats = curl_features()
+    if feats is None:
+        testcase.skipTest("curl is not installed")
+    if "HTTP2" not in feats:
+        testcase.skipTest("curl was built without HTTP/2")
+
+
+class HttpBasicsTest(DaemonTestCase):
+
+    def setUp(self):
+        self.d = self.daemon(start=False)
+        self.app = self.d.create_app("acme", "game", "android")
+        self.d.start()
+
+    def test_healthz_readyz(self):
+        for path in ("/healthz", "/readyz"):
+            st, h, data = self.d.request("GET", path)
+            self.assertStatus(st, 200, path, data)
+            self.assertRequestId(h, path)
+
+    def test_not_found_is_json(self):
+        for path in ("/nope", "/v1/nope", "/v1/events/extra", "/v2/events"):
+            with self.subTest(path):
+                self.assertError(self.d.request("GET", path), 404, None, what="GET " + path)
+
+    def test_wrong_method_is_405(self):
+        cases = [("GET", "/v1/events"), ("PUT", "/v1/events"), ("DELETE", "/v1/events"),
+                 ("POST", "/healthz"), ("POST", "/readyz"), ("POST", "/metrics"),
+                 ("POST", "/v1/export/events?app=" + self.app["app_id"])]
+        for method, path in cases:
+            with self.subTest(method=method, path=path):
+                res = self.d.request(method, path, headers={"X-App-Key": self.app["app_key"]})
+                self.assertError(res, 405, None, what="%s %s" % (method, path))
+
+    def test_request_id_on_every_response(self):
+        key = {"X-App-Key": self.app["app_key"]}
+        reqs = [("GET", "/healthz", None, {}), ("GET", "/readyz", None, {}),
+                ("GET", "/metrics", None, {}), ("POST", "/v1/events", event(), key),
+                ("POST", "/v1/events", b"nope", key), ("POST", "/v1/events", event(), {}),
+                ("GET", "/nope", None, {}), ("GET", "/v1/events", None, {}),
+                ("GET", "/v1/export/events?app=" + self.app["app_id"], None,
+                 {"X-App-Secret": self.app["app_secret"]}),
+                ("GET", "/v1/export/events?app=" + self.app["app_id"], None, {})]
+        seen = set()
+        for method, path, body, hdrs in reqs:
+            st, h, data = self.d.request(method, path, body, hdrs)
+            rid = h.get("x-request-id")
+            self.assertTrue(rid, "%s %s -> %d has no X-Request-Id" % (method, path, st))
+            self.assertNotIn(rid, seen, "X-Request-Id %r repeated" % rid)
+            seen.add(rid)
+            if st >= 400:
+                obj = parse_json(data, "%s %s -> %d" % (method, path, st))
+                self.assertTrue(obj.get("error", {}).get("code"), obj)
+                self.assertTrue(h.get("content-type", "").startswith("application/json"), h)
+
+    def test_metrics(self):
+        key = {"X-App-Key": self.app["app_key"]}
+        e = event()
+        self.ingest_ok(self.d, self.app, {"events": [e, event(), event()]}, accepted=3)
+        self.ingest_ok(self.d, self.app, e, duplicates=1)
+        self.ingest_ok(self.d, self.app, {"events": [event(foo=1)]}, accepted=0)
+        self.d.request("POST", "/v1/events", event(), {})
+        self.d.request("GET", "/nope")
+        st, h, data = self.d.request("GET", "/metrics")
+        self.assertStatus(st, 200, "/metrics", data)
+        self.assertTrue(h.get("content-type", "").startswith("text/plain"), h)
+        text = data.decode("utf-8")
+        samples = []  # (name, labels dict, value)
+        sample_re = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\d+)?$')
+        label_re = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+        types = {}
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            if line.startswith("#"):
+                m = re.match(r"^# TYPE (\S+) (counter|gauge|histogram|summary|untyped)$", line)
+                if m:
+                    types[m.group(1)] = m.group(2)
+                continue
+            m = sample_re.match(line)
+            self.assertIsNotNone(m, "malformed metrics line %r" % line)
+            labels = dict(label_re.findall(m.group(3) or ""))
+            samples.append((m.group(1), labels, float(m.group(4))))
+        umg = [s for s in samples if s[0].startswith("umg_")]
+        self.assertTrue(umg, "no umg_ metrics:\n" + text[:2000])
+        names = sorted({s[0] for s in umg})
+
+        def find(pred, what):
+            hits = [s for s in umg if pred(s)]
+            self.assertTrue(hits, "no metric for %s; umg_ metrics: %s" % (what, names))
+            return hits
+
+        # Requests by route and status.
+        req = find(lambda s: "request" in s[0] and "route" in s[1] and
+                   ("status" in s[1] or "code" in s[1]), "requests by route and status")
+        self.assertTrue(any("/v1/events" in s[1]["route"] or "events" in s[1]["route"]
+                            for s in req), "no request metric for the events route: %r" % req)
+        self.assertTrue(any(s[1].get("status", s[1].get("code")) == "202" for s in req), req)
+        self.assertTrue(any(s[1].get("status", s[1].get("code")) == "401" for s in req), req)
+        # Events accepted / duplicate / rejected by reason.
+        acc = find(lambda s: "event" in s[0] and "accepted" in s[0], "events accepted")
+        self.assertGreaterEqual(sum(s[2] for s in acc), 3, acc)
+        dup = find(lambda s: "event" in s[0] and "duplicate" in s[0], "event duplicates")
+        self.assertGreaterEqual(sum(s[2] for s in dup), 1, dup)
+        rej = find(lambda s: "event" in s[0] and "rejected" in s[0] and
+                   ("reason" in s[1] or "code" in s[1]), "events rejected by reason")
+        self.assertTrue(any(s[1].get("reason", s[1].get("code")) == "unknown_field" and s[2] >= 1
+                            for s in rej), "no rejected{reason=\"unknown_field\"} >= 1: %r" % rej)
+        # Log size.
+        find(lambda s: "log" in s[0] and "bytes" in s[0], "log bytes")
+        find(lambda s: "log" in s[0] and "segment" in s[0], "log segments")
+        # fsync latency histogram.
+        fs = [n for n, t in types.items() if n.startswith("umg_") and "fsync" in n and
+              t == "histogram"]
+        self.assertTrue(fs, "no fsync histogram (# TYPE ... histogram); umg_ metrics: %s" % names)
+        base = fs[0]
+        buckets = [s for s in umg if s[0] == base + "_bucket"]
+        self.assertTrue(buckets and all("le" in s[1] for s in buckets), buckets)
+        self.assertTrue(any(s[1]["le"] == "+Inf" for s in buckets), buckets)
+        self.assertTrue(any(s[0] == base + "_count" for s in umg))
+        self.assertTrue(any(s[0] == base + "_sum" for s in umg))
+        inf = [s[2] for s in buckets if s[1]["le"] == "+Inf"][0]
+        self.assertGreaterEqual(inf, 1, "no fsync observed after ingest")
+        # Memory.
+        mem = find(lambda s: any(w in s[0] for w in ("mem", "alloc", "heap")), "memory")
+        self.assertTrue(any(s[2] > 0 for s in mem), mem)
+
+
+class PipeliningTest(DaemonTestCase):
+
+    def test_two_and_three_requests_in_one_write(self):
+        d = self.daemon(start=False)
+        app = d.create_app("acme", "game", "android")
+        d.start()
+        body = json.dumps(event()).encode()
+        reqs = [b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+                b"GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n"]
+        s = socket.create_connection((d.host, d.port), timeout=10)
+        self.addCleanup(s.close)
+        s.sendall(b"".join(reqs))
+        rest = b""
+        ids = set()
+        for i in range(2):
+            res = read_response(s, rest)
+            self.assertIsNotNone(res, "connection closed before pipelined response %d" % i)
+            st, h, b, rest = res
+            self.assertEqual(st, 200, "pipelined response %d: %r" % (i, b))
+            ids.add(h.get("x-request-id"))
+        self.assertEqual(len(ids), 2, "request ids %r" % ids)
+        post = ("POST /v1/events HTTP/1.1\r\nHost: t\r\nX-App-Key: %s\r\nContent-Type: "
+                "application/json\r\nContent-Length: %d\r\n\r\n" %
+                (app["app_key"], len(body))).encode() + body
+        s.sendall(reqs[0] + post + reqs[1])
+        want = [200, 202, 200]
+        for i in range(3):
+            res = read_response(s, rest)
+            self.assertIsNotNone(res, "connection closed before pipelined response %d" % i)
+            st, h, b, rest = res
+            self.assertEqual(st, want[i], "pipelined response %d: %r" % (i, b))
+            if i == 1:
+                self.assertEqual(parse_json(b), {"accepted": 1, "duplicates": 0, "rejected": []})
+
+
+class Http2Test(DaemonTestCase):
+
+    def test_h2c_prior_knowledge(self):
+        need_http2(self)
+        d = self.daemon(start=False)
+        app = d.create_app("acme", "game", "android")
+        d.start()
+        url = "http://%s:%d" % (d.host, d.port)
+        code, ver, hdrs, body = curl(["--http2-prior-knowledge", url + "/healthz"])
+        self.assertEqual((code, ver), (200, "2"), hdrs)
+        self.assertRegex(hdrs.lower(), r"x-request-id: \S+")
+        e = event()
+        code, ver, hdrs, body = curl(["--http2-prior-knowledge", "-H", "X-App-Key: " +
+                                      app["app_key"], "-H", "Content-Type: application/json",
+                                      "--data-binary", json.dumps(e), url + "/v1/events"])
+        self.assertEqual((code, ver), (202, "2"), body)
+        self.assertEqual(json.loads(body), {"accepted": 1, "duplicates": 0, "rejected": []})
+        code, ver, hdrs, body = curl(["--http2-prior-knowledge", "-H", "X-App-Secret: " +
+                                      app["app_secret"], url + "/v1/export/events?app=" +
+                                      app["app_id"]])
+        self.assertEqual((code, ver), (200, "2"), body)
+        self.assertEqual([json.loads(l)["event_id"] for l in body.splitlines() if l.strip()],
+                         [e["event_id"]])
+        code, ver, hdrs, body = curl(["--http2-prior-knowledge", url + "/nope"])
+        self.assertEqual((code, ver), (404, "2"))
+        self.assertTrue(json.loads(body)["error"]["code"])
+
+
+def make_cert(tmp):
+    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+    p = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
+                        "subjectAltName=IP:127.0.0.1"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    if p.returncode != 0:
+        raise AssertionError("openssl req failed: %s" % p.stdout.decode())
+    return cert, key
+
+
+class TlsTest(DaemonTestCase):
+
+    def setUp(self):
+        if not shutil.which("openssl"):
+            self.skipTest("openssl is not installed")
+        cert, key = make_cert(self.tmpdir())
+        self.d = self.daemon(start=False, extra_args=["--set", "http.tls_cert=" + cert,
+                                                      "--set", "http.tls_key=" + key])
+        self.app = self.d.create_app("acme", "game", "android")
+        self.d.start()
+
+    def test_https_with_python_ssl(self):
+        st, h, data = self.d.request("GET", "/healthz")
+        self.assertStatus(st, 200, "GET /healthz over TLS", data)
+        e = event()
+        self.assertEqual(self.ingest_ok(self.d, self.app, e),
+                         {"accepted": 1, "duplicates": 0, "rejected": []})
+        out = self.export_ok(self.d, self.app)
+        self.assertEqual([o["event_id"] for o in out], [e["event_id"]])
+
+    def test_alpn_offers_h2(self):
+        ctx = unverified_context()
+        ctx.set_alpn_protocols(["h2", "http/1.1"])
+        with socket.create_connection((self.d.host, self.d.port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                self.assertEqual(s.selected_alpn_protocol(), "h2")
+
+    def test_curl_http2_over_tls(self):
+        need_http2(self)
+        url = "https://%s:%d" % (self.d.host, self.d.port)
+        code, ver, hdrs, body = curl(["-k", "--http2", url + "/healthz"])
+        self.assertEqual((code, ver), (200, "2"), hdrs)
+        e = event()
+        code, ver, hdrs, body = curl(["-k", "--http2", "-H", "X-App-Key: " + self.app["app_key"],
+                                      "-H", "Content-Type: application/json",
+                                      "--data-binary", json.dumps(e), url + "/v1/events"])
+        self.assertEqual((code, ver), (202, "2"), body)
+
+    def test_plain_http_on_tls_port_does_not_crash(self):
+        try:
+            with socket.create_connection((self.d.host, self.d.port), timeout=5) as s:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+                try:
+                    s.recv(4096)
+                except (socket.timeout, ConnectionResetError):
+                    pass
+        except OSError:
+            pass
+        st, _, _ = self.d.request("GET", "/healthz")
+        self.assertEqual(st, 200)
+
+
+class IdleTimeoutTest(DaemonTestCase):
+
+    def wait_closed(self, s, limit):
+        t0 = time.monotonic()
+        s.settimeout(limit)
+        try:
+            while True:
+                data = s.recv(4096)
+                if not data:
+                    return time.monotonic() - t0
+        except ConnectionResetError:
+            return time.monotonic() - t0
+        except socket.timeout:
+            return None
+
+    def test_idle_connection_closed(self):
+        d = self.daemon(extra_args=["--set", "http.idle_timeout=1s"])
+        d.close_conn()
+        # A keep-alive connection after one request.
+        s = socket.create_connection((d.host, d.port), timeout=5)
+        self.addCleanup(s.close)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        res = read_response(s)
+        self.assertEqual(res[0], 200)
+        self.assertEqual(res[3], b"")
+        waited = self.wait_closed(s, 5)
+        self.assertIsNotNone(waited, "idle keep-alive connection still open after 5 s "
+                             "(http.idle_timeout=1s)")
+        self.assertGreater(waited, 0.5, "closed after %.2f s, before the idle timeout" % waited)
+        self.assertLess(waited, 3.0, "closed only after %.2f s" % waited)
+        # A connection that never sends anything.
+        s2 = socket.create_connection((d.host, d.port), timeout=5)
+        self.addCleanup(s2.close)
+        waited = self.wait_closed(s2, 5)
+        self.assertIsNotNone(waited, "silent connection still open after 5 s")
+        self.assertLess(waited, 3.0)
+        st, _, _ = d.request("GET", "/healthz")
+        self.assertEqual(st, 200)
+
+    def test_active_connection_not_closed(self):
+        d = self.daemon(extra_args=["--set", "http.idle_timeout=1s"])
+        t0 = time.monotonic()
+        conn = d.new_connection()
+        self.addCleanup(conn.close)
+        while time.monotonic() - t0 < 2.5:
+            conn.request("GET", "/healthz")
+            r = conn.getresponse()
+            r.read()
+            self.assertEqual(r.status, 200)
+            time.sleep(0.4)
+
+
+class MaxConnectionsTest(DaemonTestCase):
+
+    def test_extra_connections_refused_cleanly(self):
+        d = self.daemon(extra_args=["--set", "http.max_connections=4"])
+        d.close_conn()
+        time.sleep(0.3)
+        socks = []
+
+        def opened():
+            s = socket.create_connection((d.host, d.port), timeout=5)
+            socks.append(s)
+            self.addCleanup(s.close)
+            return s
+
+        req = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+        for i in range(4):
+            s = opened()
+            s.sendall(req)
+            res = read_response(s, timeout=5)
+            self.assertIsNotNone(res, "connection %d of 4 closed" % (i + 1))
+            self.assertEqual(res[0], 200, "connection %d of 4: %r" % (i + 1, res[:3]))
+        for i in range(4, 6):
+            s = opened()
+            try:
+                s.sendall(req)
+                res = read_response(s, timeout=5)
+            except (BrokenPipeError, ConnectionResetError):
+                res = None
+            except socket.timeout:
+                self.fail("connection %d (limit 4) neither answered nor closed within 5 s" %
+                          (i + 1))
+            if res is not None:
+                st, h, body, _ = res
+                self.assertEqual(st, 503, "connection %d (limit 4) got %d %r" % (i + 1, st, body))
+                obj = parse_json(body, "503 body")
+                self.assertTrue(obj.get("error", {}).get("code"), obj)
+        # The first four still work.
+        for s in socks[:4]:
+            s.sendall(req)
+            res = read_response(s, timeout=5)
+            self.assertIsNotNone(res)
+            self.assertEqual(res[0], 200)
+        for s in socks:
+            s.close()
+        deadline = time.monotonic() + 3
+        while True:
+            try:
+                c = d.new_connection(timeout=2)
+                c.request("GET", "/healthz")
+                r = c.getresponse()
+                r.read()
+                c.close()
+                if r.status == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.fail("daemon not serving 3 s after the connections were closed\n" +
+                          self.logs())
+            time.sleep(0.1)
+        # And it keeps serving up to the limit again.
+        conns = []
+        for i in range(4):
+            c = d.new_connection(timeout=5)
+            self.addCleanup(c.close)
+            c.request("GET", "/healthz")
+            r = c.getresponse()
+            r.read()
+            self.assertEqual(r.status, 200, "connection %d after recovery" % (i + 1))
+            conns.append(c)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -596,7 +596,9 @@ static int recover(umg_bus_t *bus)
     if (rc != UMG_OK) {
         goto done;
     }
-    qsort(bases, n, sizeof(*bases), cmp_u64);
+    if (n > 1) {
+        qsort(bases, n, sizeof(*bases), cmp_u64);
+    }
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++) {
         seg_t *s = seg_new(bus->dir, bases[i]);

@@ -7,7 +7,7 @@ secs=${FUZZ_SECONDS:-20}
 rc=0
 mkdir -p tests/fuzz/artifacts
 for bin in build-fuzz/tests/fuzz/fuzz_*; do
-  [ -x "$bin" ] || continue
+  [ -f "$bin" ] && [ -x "$bin" ] || continue
   name=$(basename "$bin" | sed 's/^fuzz_//')
   work=$(mktemp -d /tmp/umg-fuzz-$name.XXXXXX)
   seeds=tests/fuzz/corpus/$name

@@ -32,7 +32,7 @@ typedef struct seg_s {
     uint64_t base;
     _Atomic uint64_t count; /* records published (readers may see them) */
     _Atomic uint64_t bytes; /* bytes of published records */
-    int64_t max_recv_s;
+    _Atomic int64_t max_recv_s; /* newest receive time in the segment (retention) */
     char *log_path, *idx_path;
 } seg_t;
 
@@ -829,7 +829,7 @@ static int write_group(umg_bus_t *bus, umg_bus_batch_t *list, size_t *nrec)
 {
     uint64_t first = bus->next_offset;
     int64_t now = umg_now_us();
-    seg_t *s = bus->segs[bus->nsegs - 1];
+    int64_t max_recv_us = 0;
     umg_buf_reset(&bus->wbuf);
     umg_buf_reset(&bus->ibuf);
     *nrec = 0;
@@ -847,6 +847,7 @@ static int write_group(umg_bus_t *bus, umg_bus_batch_t *list, size_t *nrec)
             }
             r->status = UMG_OK;
             r->offset = bus->next_offset++;
+            max_recv_us = UMG_MAX(max_recv_us, r->recv_us);
             umg_bus_msg_t m = {.offset = r->offset, .app = r->app, .partition = r->partition,
                                .kind = r->kind, .event_us = r->event_us, .recv_us = r->recv_us,
                                .id = r->id, .payload = r->payload, .len = r->len};
@@ -866,7 +867,6 @@ static int write_group(umg_bus_t *bus, umg_bus_batch_t *list, size_t *nrec)
     if (bus->wbuf.len == 0) {
         return UMG_OK;
     }
-    (void)s;
     if (write_all(bus->log_fd, bus->wbuf.ptr, bus->wbuf.len) != 0 ||
         write_all(bus->idx_fd, bus->ibuf.ptr, bus->ibuf.len) != 0) {
         int err = errno;
@@ -883,6 +883,10 @@ static int write_group(umg_bus_t *bus, umg_bus_batch_t *list, size_t *nrec)
         return (err == ENOSPC || err == EDQUOT) ? UMG_ENOSPC : UMG_EIO;
     }
     bus->active_bytes += bus->wbuf.len;
+    seg_t *act = bus->segs[bus->nsegs - 1];
+    if (max_recv_us / 1000000 > atomic_load(&act->max_recv_s)) {
+        atomic_store(&act->max_recv_s, max_recv_us / 1000000);
+    }
     atomic_fetch_add(&bus->total_bytes, bus->wbuf.len);
     umg_metric_add(&m_appended, (int64_t)*nrec);
     bus->dirty = 1;

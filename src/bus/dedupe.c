@@ -2,8 +2,9 @@
  * dedupe.c - the (app, event_id) set behind "retries never double-count".
  *
  * Slots hold the 128-bit id, the app and the minute the id was seen. App 0
- * marks an empty slot. Linear probing keeps lookups to one or two cache
- * lines; deletion shifts the following cluster back so no tombstones build
+ * marks an empty slot. Linear probing at a load of at most 5/8 keeps a miss
+ * (the common case: most events are new) to about four slots, two cache
+ * lines, which the writer prefetches a few records ahead; deletion shifts the following cluster back so no tombstones build
  * up. Each insert advances a sweep cursor over two slots and drops what is
  * past the horizon, which bounds the work per event and needs no timer.
  */
@@ -223,7 +224,7 @@ static int put(umg_dedupe_t *d, uint32_t app, const umg_uuid_t *id, int64_t now_
         evict_oldest(d);
         find(d, app, lo, hi, &i);
     }
-    if ((d->count + 1) * 4 > (d->mask + 1) * 3) {
+    if ((d->count + 1) * 8 > (d->mask + 1) * 5) {
         int rc = grow(d);
         if (rc != UMG_OK) {
             return rc;
@@ -237,6 +238,15 @@ static int put(umg_dedupe_t *d, uint32_t app, const umg_uuid_t *id, int64_t now_
     n->minute = now_min;
     d->count++;
     return 0;
+}
+
+void umg_dedupe_prefetch(const umg_dedupe_t *d, uint32_t app, const umg_uuid_t *id)
+{
+    uint64_t lo, hi;
+    id_split(id, &lo, &hi);
+    const char *p = (const char *)&d->slots[slot_hash(app, lo, hi) & d->mask];
+    __builtin_prefetch(p, 1);
+    __builtin_prefetch(p + 64, 1);
 }
 
 int umg_dedupe_check_insert(umg_dedupe_t *d, uint32_t app, const umg_uuid_t *id, int64_t now_us)

@@ -833,9 +833,16 @@ static int write_group(umg_bus_t *bus, umg_bus_batch_t *list, size_t *nrec)
     umg_buf_reset(&bus->wbuf);
     umg_buf_reset(&bus->ibuf);
     *nrec = 0;
+    enum { AHEAD = 8 }; /* dedupe lookups miss the cache: start them early */
     for (umg_bus_batch_t *b = list; b != NULL; b = b->next) {
+        for (size_t i = 0; i < b->n && i < AHEAD; i++) {
+            umg_dedupe_prefetch(bus->dedupe, b->recs[i].app, &b->recs[i].id);
+        }
         for (size_t i = 0; i < b->n; i++) {
             umg_bus_rec_t *r = &b->recs[i];
+            if (i + AHEAD < b->n) {
+                umg_dedupe_prefetch(bus->dedupe, r[AHEAD].app, &r[AHEAD].id);
+            }
             int dup = umg_dedupe_check_insert(bus->dedupe, r->app, &r->id, now);
             if (dup < 0) {
                 r->status = UMG_ENOMEM;

@@ -15,7 +15,7 @@
 
 typedef struct umg_dedupe_s umg_dedupe_t;
 
-/** Bytes of table memory per slot; the table keeps its load between 3/8 and 3/4. */
+/** Bytes of table memory per slot; the table keeps its load between 5/16 and 5/8. */
 #define UMG_DEDUPE_SLOT_BYTES 24
 
 /**
@@ -31,6 +31,9 @@ void umg_dedupe_free(umg_dedupe_t *d);
  * or UMG_ENOMEM.
  */
 int umg_dedupe_check_insert(umg_dedupe_t *d, uint32_t app, const umg_uuid_t *id, int64_t now_us);
+
+/** Starts loading the memory a lookup of (app, id) will touch; no effect otherwise. */
+void umg_dedupe_prefetch(const umg_dedupe_t *d, uint32_t app, const umg_uuid_t *id);
 
 /** Inserts (or refreshes) an id seen at seen_us, as during recovery. */
 int umg_dedupe_insert(umg_dedupe_t *d, uint32_t app, const umg_uuid_t *id, int64_t seen_us);

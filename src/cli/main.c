@@ -70,7 +70,7 @@ static const umg_config_item_t serve_items[] = {
     {"dedupe.horizon", UMG_CFG_DURATION_MS, "7d", 60000, 365ll * 86400000, OFF(dedupe_horizon_ms),
      "How long an event_id is remembered for deduplication."},
     {"dedupe.max_ids", UMG_CFG_INT, "50000000", 1000, 4000000000ll, OFF(dedupe_max_ids),
-     "Event ids held at most (about 32 to 64 bytes each); past it the oldest are forgotten early."},
+     "Event ids held at most (39 to 77 bytes of memory each); past it the oldest are forgotten early."},
 };
 
 /* ---------------------------------------------------------------- usage */

@@ -125,9 +125,8 @@ static slot_t *find(const umg_dedupe_t *d, uint32_t app, uint64_t lo, uint64_t h
     }
 }
 
-static int grow(umg_dedupe_t *d)
+static int rehash(umg_dedupe_t *d, uint64_t ncap)
 {
-    uint64_t ncap = (d->mask + 1) * 2;
     slot_t *ns = umg_calloc(ncap, sizeof(slot_t));
     if (ns == NULL) {
         return UMG_ENOMEM;
@@ -148,6 +147,21 @@ static int grow(umg_dedupe_t *d)
     umg_free(old);
     d->cursor = 0;
     return UMG_OK;
+}
+
+static int grow(umg_dedupe_t *d)
+{
+    return rehash(d, (d->mask + 1) * 2);
+}
+
+int umg_dedupe_reserve(umg_dedupe_t *d, uint64_t n)
+{
+    n = UMG_MIN(n, d->max_ids);
+    uint64_t cap = d->mask + 1;
+    while (n * 8 > cap * 5) {
+        cap *= 2;
+    }
+    return cap > d->mask + 1 ? rehash(d, cap) : UMG_OK;
 }
 
 static void sweep_step(umg_dedupe_t *d, uint32_t now_min, int n)

@@ -533,6 +533,17 @@ static int refill_dedupe(umg_bus_t *bus)
         return UMG_ENOMEM;
     }
     int rc = UMG_OK;
+    uint64_t total = 0;
+    for (size_t k = 0; k < bus->nsegs; k++) {
+        if (k + 1 == bus->nsegs || bus->segs[k]->max_recv_s >= oldest_s) {
+            total += bus->segs[k]->count;
+        }
+    }
+    /* One allocation instead of a rehash per doubling. */
+    if ((rc = umg_dedupe_reserve(bus->dedupe, total)) != UMG_OK) {
+        umg_free(buf);
+        return rc;
+    }
     for (size_t k = 0; k < bus->nsegs && rc == UMG_OK; k++) {
         seg_t *s = bus->segs[k];
         if (s->count == 0 || (k + 1 < bus->nsegs && s->max_recv_s < oldest_s)) {
@@ -551,6 +562,11 @@ static int refill_dedupe(umg_bus_t *bus)
                 break;
             }
             for (size_t j = 0; j < want; j++) {
+                if (j + 8 < want) {
+                    umg_uuid_t ahead;
+                    memcpy(ahead.b, buf[j + 8].id, 16);
+                    umg_dedupe_prefetch(bus->dedupe, buf[j + 8].app, &ahead);
+                }
                 if ((int64_t)buf[j].recv_s >= oldest_s) {
                     umg_uuid_t id;
                     memcpy(id.b, buf[j].id, 16);

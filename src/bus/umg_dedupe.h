@@ -32,6 +32,9 @@ void umg_dedupe_free(umg_dedupe_t *d);
  */
 int umg_dedupe_check_insert(umg_dedupe_t *d, uint32_t app, const umg_uuid_t *id, int64_t now_us);
 
+/** Grows the table once so that n ids (at most max_ids) fit without rehashing. */
+int umg_dedupe_reserve(umg_dedupe_t *d, uint64_t n);
+
 /** Starts loading the memory a lookup of (app, id) will touch; no effect otherwise. */
 void umg_dedupe_prefetch(const umg_dedupe_t *d, uint32_t app, const umg_uuid_t *id);
 

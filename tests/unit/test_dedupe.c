@@ -57,6 +57,24 @@ static void test_exact_membership(void **state)
     umg_dedupe_free(d);
 }
 
+static void test_reserve(void **state)
+{
+    (void)state;
+    umg_dedupe_t *d;
+    assert_int_equal(umg_dedupe_new(1000000, 7 * DAY, &d), UMG_OK);
+    assert_int_equal(umg_dedupe_reserve(d, 100000), UMG_OK);
+    uint64_t mem = umg_dedupe_memory(d);
+    assert_true(mem >= 100000ull * 8 / 5 * UMG_DEDUPE_SLOT_BYTES);
+    umg_uuid_t id;
+    for (uint64_t i = 0; i < 100000; i++) {
+        id_of(&id, i);
+        assert_int_equal(umg_dedupe_insert(d, 1, &id, T0), UMG_OK);
+    }
+    assert_int_equal(umg_dedupe_memory(d), mem); /* no growth after the reservation */
+    assert_int_equal(umg_dedupe_count(d), 100000);
+    umg_dedupe_free(d);
+}
+
 static void test_expiry(void **state)
 {
     (void)state;
@@ -123,6 +141,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_membership),
+        cmocka_unit_test(test_reserve),
         cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_bound_evicts_oldest),
         cmocka_unit_test(test_alloc_failure),

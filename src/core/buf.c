@@ -137,7 +137,7 @@ int umg_buf_json_str(umg_buf_t *b, const char *s, size_t n)
     return UMG_OK;
 }
 
-static const char digit_pairs[201] = "00010203040506070809"
+const char umg_digit_pairs[201] = "00010203040506070809"
                                      "10111213141516171819"
                                      "20212223242526272829"
                                      "30313233343536373839"
@@ -156,11 +156,11 @@ static char *u64_digits(uint64_t v, char *end)
         unsigned r = (unsigned)(v % 100);
         v /= 100;
         p -= 2;
-        memcpy(p, digit_pairs + 2 * r, 2);
+        memcpy(p, umg_digit_pairs + 2 * r, 2);
     }
     if (v >= 10) {
         p -= 2;
-        memcpy(p, digit_pairs + 2 * v, 2);
+        memcpy(p, umg_digit_pairs + 2 * v, 2);
     } else {
         *--p = (char)('0' + v);
     }

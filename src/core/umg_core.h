@@ -278,6 +278,24 @@ int umg_config_markdown(const umg_config_item_t *items, size_t n, umg_buf_t *out
 
 /* ---------------------------------------------------------------- misc */
 
+/** "00" "01" ... "99": two ASCII digits for each value below 100 (fast integer formatting). */
+extern const char umg_digit_pairs[201];
+
+/** The value of one hex digit (either case), or -1. */
+static inline int umg_hexval(int c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
 #define UMG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define UMG_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define UMG_MAX(a, b) ((a) > (b) ? (a) : (b))

@@ -89,20 +89,6 @@ void umg_uuid_v4(umg_uuid_t *out)
     out->b[8] = (uint8_t)((out->b[8] & 0x3F) | 0x80); /* RFC 4122 variant */
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 int umg_uuid_parse(const char *s, size_t len, umg_uuid_t *out)
 {
     umg_uuid_t u;
@@ -118,7 +104,7 @@ int umg_uuid_parse(const char *s, size_t len, umg_uuid_t *out)
             i++;
             continue;
         }
-        int hi = hexval(s[i]), lo = hexval(s[i + 1]);
+        int hi = umg_hexval(s[i]), lo = umg_hexval(s[i + 1]);
         if (hi < 0 || lo < 0) {
             return UMG_EINVAL;
         }

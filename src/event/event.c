@@ -1421,20 +1421,9 @@ static char *w_str(umg_buf_t *b, char *p, umg_slice_t s)
     return b->ptr + b->len;
 }
 
-static const char digit_pairs[201] = "00010203040506070809"
-                                     "10111213141516171819"
-                                     "20212223242526272829"
-                                     "30313233343536373839"
-                                     "40414243444546474849"
-                                     "50515253545556575859"
-                                     "60616263646566676869"
-                                     "70717273747576777879"
-                                     "80818283848586878889"
-                                     "90919293949596979899";
-
 static inline char *w_2digits(char *p, unsigned v)
 {
-    memcpy(p, digit_pairs + 2 * v, 2);
+    memcpy(p, umg_digit_pairs + 2 * v, 2);
     return p + 2;
 }
 

@@ -478,20 +478,6 @@ const char *umg_http_client_ip(umg_http_req_t *r)
     return r->ip;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 int umg_http_query_param(umg_http_req_t *r, const char *name, umg_slice_t *out)
 {
     umg_slice_t q = umg_http_query(r);
@@ -508,10 +494,10 @@ int umg_http_query_param(umg_http_req_t *r, const char *name, umg_slice_t *out)
             size_t o = 0;
             for (size_t k = 0; k < vl; k++) {
                 if (v[k] == '%') {
-                    if (k + 2 >= vl || hexval(v[k + 1]) < 0 || hexval(v[k + 2]) < 0) {
+                    if (k + 2 >= vl || umg_hexval(v[k + 1]) < 0 || umg_hexval(v[k + 2]) < 0) {
                         return UMG_EINVAL;
                     }
-                    d[o++] = (char)(hexval(v[k + 1]) * 16 + hexval(v[k + 2]));
+                    d[o++] = (char)(umg_hexval(v[k + 1]) * 16 + umg_hexval(v[k + 2]));
                     k += 2;
                 } else if (v[k] == '+') {
                     d[o++] = ' ';

@@ -55,7 +55,6 @@ static umg_metric_t m_duplicate =
     UMG_COUNTER("umg_events_duplicate_total", "Events answered as duplicates of an event_id already stored", NULL);
 static umg_metric_t m_overload =
     UMG_COUNTER("umg_ingest_refused_total", "Ingest requests refused with 503 (overload, disk full, log error)", NULL);
-static umg_metric_t m_memory = UMG_GAUGE("umg_memory_bytes", "Bytes allocated through umg_malloc", NULL);
 
 static void metrics_init(void)
 {
@@ -70,7 +69,6 @@ static void metrics_init(void)
     umg_metric_register(&m_accepted);
     umg_metric_register(&m_duplicate);
     umg_metric_register(&m_overload);
-    umg_metric_register(&m_memory);
 }
 
 static void count_reject(const char *code)
@@ -350,7 +348,6 @@ void umg_ingest_events(umg_http_req_t *req, void *thread_data)
 {
     ingest_thread_t *t = thread_data;
     umg_ingest_t *ing = t->ing;
-    umg_metric_set(&m_memory, (int64_t)umg_alloc_bytes());
     if (!atomic_load_explicit(&ing->ready, memory_order_acquire)) {
         umg_http_error(req, 503, "not_ready", NULL, "the server is still recovering its log; retry shortly");
         return;
@@ -448,7 +445,6 @@ void umg_ingest_readyz(umg_http_req_t *req, void *thread_data)
 void umg_ingest_metrics(umg_http_req_t *req, void *thread_data)
 {
     (void)thread_data;
-    umg_metric_set(&m_memory, (int64_t)umg_alloc_bytes());
     umg_buf_t out = {0};
     if (umg_metrics_render(&out) != UMG_OK) {
         umg_buf_free(&out);

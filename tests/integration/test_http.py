@@ -125,6 +125,12 @@ class HttpBasicsTest(DaemonTestCase):
             samples.append((m.group(1), labels, float(m.group(4))))
         umg = [s for s in samples if s[0].startswith("umg_")]
         self.assertTrue(umg, "no umg_ metrics:\n" + text[:2000])
+        # Every series appears once (a duplicate makes Prometheus reject the scrape).
+        keys = [(n, tuple(sorted(l.items()))) for n, l, _ in samples]
+        dups = sorted({k for k in keys if keys.count(k) > 1})
+        self.assertEqual(dups, [], "duplicate series in /metrics")
+        helps = re.findall(r"^# HELP (\S+) ", text, re.M)
+        self.assertEqual(len(helps), len(set(helps)), "a metric family has two HELP lines")
         names = sorted({s[0] for s in umg})
 
         def find(pred, what):

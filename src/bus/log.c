@@ -213,45 +213,15 @@ static void idx_from_msg(umg_log_idx_t *e, const umg_bus_msg_t *m, uint64_t pos)
 
 /* ---------------------------------------------------------------- I/O helpers */
 
+/* The log's writes, with a hook for tests to make the next one fail. */
 static int write_all(int fd, const void *p, size_t n)
 {
-    const char *c = p;
     if (umg__log_inject_write_errno != 0) {
         errno = umg__log_inject_write_errno;
         umg__log_inject_write_errno = 0;
         return -1;
     }
-    while (n > 0) {
-        ssize_t w = write(fd, c, n);
-        if (w < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -1;
-        }
-        c += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static ssize_t pread_full(int fd, void *p, size_t n, uint64_t off)
-{
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = pread(fd, (char *)p + got, n - got, (off_t)(off + got));
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -1;
-        }
-        if (r == 0) {
-            break;
-        }
-        got += (size_t)r;
-    }
-    return (ssize_t)got;
+    return umg_write_all(fd, p, n);
 }
 
 static char *seg_path(const char *dir, uint64_t base, const char *ext)
@@ -283,7 +253,7 @@ int umg__log_scan_segment(const char *path, uint64_t base, uint64_t *valid_len, 
         goto done;
     }
     for (;;) {
-        ssize_t r = pread_full(fd, buf + have, cap - have, pos + have);
+        ssize_t r = umg_pread_full(fd, buf + have, cap - have, pos + have);
         if (r < 0) {
             rc = UMG_EIO;
             goto done;
@@ -425,14 +395,14 @@ static int recover_segment(umg_bus_t *bus, seg_t *s, int active)
         /* The last entry's record must end exactly at the end of the log. */
         int fd = open(s->idx_path, O_RDONLY | O_CLOEXEC);
         umg_log_idx_t e;
-        ssize_t r = fd >= 0 ? pread_full(fd, &e, sizeof(e), (n - 1) * sizeof(e)) : -1;
+        ssize_t r = fd >= 0 ? umg_pread_full(fd, &e, sizeof(e), (n - 1) * sizeof(e)) : -1;
         if (fd >= 0) {
             close(fd);
         }
         if (r == (ssize_t)sizeof(e)) {
             int lfd = open(s->log_path, O_RDONLY | O_CLOEXEC);
             uint8_t hdr[UMG_LOG_HDR];
-            ssize_t hr = lfd >= 0 ? pread_full(lfd, hdr, sizeof(hdr), e.pos) : -1;
+            ssize_t hr = lfd >= 0 ? umg_pread_full(lfd, hdr, sizeof(hdr), e.pos) : -1;
             if (lfd >= 0) {
                 close(lfd);
             }
@@ -556,7 +526,7 @@ static int refill_dedupe(umg_bus_t *bus)
         }
         for (uint64_t i = 0; i < s->count && rc == UMG_OK; i += chunk) {
             size_t want = (size_t)UMG_MIN((uint64_t)chunk, s->count - i);
-            ssize_t r = pread_full(fd, buf, want * sizeof(*buf), i * sizeof(*buf));
+            ssize_t r = umg_pread_full(fd, buf, want * sizeof(*buf), i * sizeof(*buf));
             if (r != (ssize_t)(want * sizeof(*buf))) {
                 rc = UMG_EIO;
                 break;
@@ -1208,7 +1178,7 @@ static void log_stats(umg_bus_t *bus, umg_bus_stats_t *out)
 static int64_t idx_recv_at(int fd, uint64_t i)
 {
     umg_log_idx_t e;
-    if (pread_full(fd, &e, sizeof(e), i * sizeof(e)) != (ssize_t)sizeof(e)) {
+    if (umg_pread_full(fd, &e, sizeof(e), i * sizeof(e)) != (ssize_t)sizeof(e)) {
         return -1;
     }
     return e.recv_s;
@@ -1392,7 +1362,7 @@ static int reader_fetch(umg_bus_reader_t *r, uint64_t pos, size_t need)
         r->buf = nb;
         r->buf_cap = need;
     }
-    ssize_t got = pread_full(r->log_fd, r->buf, r->buf_cap, pos);
+    ssize_t got = umg_pread_full(r->log_fd, r->buf, r->buf_cap, pos);
     if (got < (ssize_t)need) {
         return UMG_ECORRUPT;
     }
@@ -1444,7 +1414,7 @@ static int log_reader_next(umg_bus_reader_t *r, umg_bus_msg_t *msg)
                 continue;
             }
             size_t want = (size_t)UMG_MIN((uint64_t)READER_IDX_CHUNK, avail - rel);
-            ssize_t got = pread_full(r->idx_fd, r->idx, want * sizeof(umg_log_idx_t),
+            ssize_t got = umg_pread_full(r->idx_fd, r->idx, want * sizeof(umg_log_idx_t),
                                      rel * sizeof(umg_log_idx_t));
             if (got != (ssize_t)(want * sizeof(umg_log_idx_t))) {
                 return UMG_EIO;

@@ -101,7 +101,7 @@ int umg_fsync_dir(const char *dir)
     return UMG_OK;
 }
 
-static int write_all(int fd, const void *data, size_t len)
+int umg_write_all(int fd, const void *data, size_t len)
 {
     const char *p = data;
     while (len > 0) {
@@ -116,6 +116,25 @@ static int write_all(int fd, const void *data, size_t len)
         len -= (size_t)w;
     }
     return 0;
+}
+
+ssize_t umg_pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = pread(fd, (char *)buf + got, len - got, (off_t)(off + got));
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+        if (r == 0) {
+            break;
+        }
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
 }
 
 int umg_write_file_atomic(const char *path, const void *data, size_t len)
@@ -145,7 +164,7 @@ int umg_write_file_atomic(const char *path, const void *data, size_t len)
         goto fail_errno;
     }
     what = "write";
-    if (write_all(fd, data, len) != 0) {
+    if (umg_write_all(fd, data, len) != 0) {
         goto fail_errno;
     }
     what = "fsync";

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/types.h>
 
 /* ---------------------------------------------------------------- errors */
 
@@ -304,6 +305,10 @@ static inline int umg_hexval(int c)
 int umg_mkdirs(const char *path, int mode);
 /** Writes a whole file atomically (temp file, fsync, rename, fsync dir). */
 int umg_write_file_atomic(const char *path, const void *data, size_t len);
+/** write(2) until all is written (retrying EINTR and short writes); 0 or -1 with errno. */
+int umg_write_all(int fd, const void *data, size_t len);
+/** pread(2) until len bytes or end of file; the count read, or -1 with errno. */
+ssize_t umg_pread_full(int fd, void *buf, size_t len, uint64_t off);
 /** fsyncs a directory so a rename or create inside it is durable. */
 int umg_fsync_dir(const char *dir);
 

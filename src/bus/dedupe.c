@@ -198,20 +198,27 @@ static void evict_oldest(umg_dedupe_t *d)
             hist[(d->slots[i].minute - lo) / width]++;
         }
     }
+    /* Everything in the buckets before the one where the tenth is reached goes; in that
+     * bucket, only as many as are still wanted (never the whole set at once). */
     uint64_t want = d->count / 10 + 1, acc = 0;
-    uint32_t cut = lo;
-    for (int b = 0; b < 64 && acc < want; b++) {
-        acc += hist[b];
-        cut = lo + (uint32_t)((b + 1) * width);
+    int b = 0;
+    while (b < 63 && acc + hist[b] < want) {
+        acc += hist[b++];
     }
+    uint32_t below = lo + (uint32_t)((uint64_t)b * width), edge = below + (uint32_t)width;
     uint64_t before = d->count;
-    for (uint64_t i = 0; i < cap;) {
-        if (d->slots[i].app != 0 && d->slots[i].minute < cut) {
-            delete_at(d, i);
-        } else {
-            i++;
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint64_t i = 0; i < cap && before - d->count < want;) {
+            uint32_t m = d->slots[i].minute;
+            int drop = d->slots[i].app != 0 && (pass == 0 ? m < below : m < edge);
+            if (drop) {
+                delete_at(d, i);
+            } else {
+                i++;
+            }
         }
     }
+    uint32_t cut = edge;
     d->evicted += before - d->count;
     umg_metric_add(&m_evicted, (int64_t)(before - d->count));
     umg_log(UMG_LOG_WARN, "dedupe",

@@ -819,6 +819,13 @@ static int write_group(umg_bus_t *bus, umg_bus_batch_t *list, size_t *nrec)
     umg_buf_reset(&bus->wbuf);
     umg_buf_reset(&bus->ibuf);
     *nrec = 0;
+    /* Until the loop below reaches a record it counts as not processed, so that undoing a
+     * failed group removes exactly the ids this group inserted. */
+    for (umg_bus_batch_t *b = list; b != NULL; b = b->next) {
+        for (size_t i = 0; i < b->n; i++) {
+            b->recs[i].status = UMG_EAGAIN;
+        }
+    }
     enum { AHEAD = 8 }; /* dedupe lookups miss the cache: start them early */
     for (umg_bus_batch_t *b = list; b != NULL; b = b->next) {
         for (size_t i = 0; i < b->n && i < AHEAD; i++) {

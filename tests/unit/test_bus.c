@@ -316,6 +316,53 @@ static void test_write_failure_undoes_dedupe(void **state)
     free(dir);
 }
 
+/* A group that fails half-way (out of memory growing the write buffer) must not forget
+ * the ids of records that were already stored before it. */
+static void test_failed_group_keeps_earlier_ids(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    umg_bus_t *bus = open_bus(dir, 64 << 20);
+    assert_int_equal(append(bus, 1, 7, 1, NULL), UMG_OK); /* X = id 7 */
+    size_t big = 3 << 20;
+    char *payload = calloc(1, big);
+    memset(payload, 'x', big);
+    umg_bus_rec_t recs[2];
+    memset(recs, 0, sizeof(recs));
+    int64_t now = umg_now_us();
+    for (int i = 0; i < 2; i++) {
+        recs[i].app = 1;
+        recs[i].kind = UMG_BUS_KIND_EVENT;
+        recs[i].event_us = recs[i].recv_us = now;
+    }
+    make_id(&recs[0].id, 500);
+    recs[0].payload = payload;
+    recs[0].len = (uint32_t)big;
+    make_id(&recs[1].id, 7);
+    recs[1].payload = "{}";
+    recs[1].len = 2;
+    waiter_t w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    umg_bus_batch_t b = {.recs = recs, .n = 2, .done = on_done, .data = &w};
+    umg_alloc_fail_after(1);
+    assert_int_equal(ops->submit(bus, &b), UMG_OK);
+    pthread_mutex_lock(&w.mu);
+    while (!w.done) {
+        pthread_cond_wait(&w.cv, &w.mu);
+    }
+    pthread_mutex_unlock(&w.mu);
+    umg_alloc_fail_after(0);
+    assert_int_equal(w.status, UMG_ENOMEM);
+    /* X is still known: a retry is a duplicate, and the log holds it once. */
+    int st[1];
+    assert_int_equal(append(bus, 1, 7, 1, st), UMG_OK);
+    assert_int_equal(st[0], UMG_EEXIST);
+    assert_int_equal(count_all(bus, &ALL, NULL), 1);
+    free(payload);
+    ops->close(bus);
+    rmrf(dir);
+    free(dir);
+}
+
 static void test_time_filter_and_offsets(void **state)
 {
     (void)state;
@@ -464,6 +511,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_read_dedupe),     cmocka_unit_test(test_torn_tail_every_offset),
         cmocka_unit_test(test_roll_and_index_rebuild), cmocka_unit_test(test_write_failure_undoes_dedupe),
+        cmocka_unit_test(test_failed_group_keeps_earlier_ids),
         cmocka_unit_test(test_time_filter_and_offsets), cmocka_unit_test(test_concurrent_group_commit),
         cmocka_unit_test(test_decode_rejects_garbage), cmocka_unit_test(test_offset_for_time),
         cmocka_unit_test(test_retention),

@@ -120,6 +120,24 @@ static void test_bound_evicts_oldest(void **state)
     umg_dedupe_free(d);
 }
 
+/* A set that fills within one minute loses a tenth, not everything. */
+static void test_bound_same_minute(void **state)
+{
+    (void)state;
+    umg_dedupe_t *d;
+    assert_int_equal(umg_dedupe_new(1000, 7 * DAY, &d), UMG_OK);
+    umg_uuid_t id;
+    for (uint64_t i = 0; i < 1000; i++) {
+        id_of(&id, i);
+        assert_int_equal(umg_dedupe_check_insert(d, 1, &id, T0), 0);
+    }
+    id_of(&id, 1000);
+    assert_int_equal(umg_dedupe_check_insert(d, 1, &id, T0), 0);
+    assert_true(umg_dedupe_evicted(d) >= 100 && umg_dedupe_evicted(d) <= 110);
+    assert_true(umg_dedupe_count(d) >= 890);
+    umg_dedupe_free(d);
+}
+
 static void test_alloc_failure(void **state)
 {
     (void)state;
@@ -144,6 +162,7 @@ int main(void)
         cmocka_unit_test(test_reserve),
         cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_bound_evicts_oldest),
+        cmocka_unit_test(test_bound_same_minute),
         cmocka_unit_test(test_alloc_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1356,6 +1356,27 @@ static int reader_locate(umg_bus_reader_t *r, uint64_t durable, seg_t *out)
     return UMG_OK;
 }
 
+/* Published bytes of the segment at `base`; sealed segments that retention removed
+ * meanwhile are immutable, so their size no longer matters (UINT64_MAX). */
+static uint64_t seg_published_bytes(umg_bus_t *bus, uint64_t base)
+{
+    uint64_t bytes = UINT64_MAX;
+    pthread_mutex_lock(&bus->seglock);
+    for (size_t i = bus->nsegs; i-- > 0;) {
+        if (bus->segs[i]->base == base) {
+            bytes = atomic_load_explicit(&bus->segs[i]->bytes, memory_order_acquire);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&bus->seglock);
+    return bytes;
+}
+
+/*
+ * Makes [pos, pos + need) of the segment available in the read-ahead window.
+ * The window never reaches past the published end: bytes beyond it may belong
+ * to a group whose write failed and will be overwritten with other records.
+ */
 static int reader_fetch(umg_bus_reader_t *r, uint64_t pos, size_t need)
 {
     if (pos >= r->buf_pos && pos + need <= r->buf_pos + r->buf_len) {
@@ -1369,7 +1390,15 @@ static int reader_fetch(umg_bus_reader_t *r, uint64_t pos, size_t need)
         r->buf = nb;
         r->buf_cap = need;
     }
-    ssize_t got = umg_pread_full(r->log_fd, r->buf, r->buf_cap, pos);
+    uint64_t published = seg_published_bytes(r->bus, r->seg_base);
+    size_t want = r->buf_cap;
+    if (published != UINT64_MAX) {
+        if (published < pos + need) {
+            return UMG_ECORRUPT;
+        }
+        want = (size_t)UMG_MIN((uint64_t)want, published - pos);
+    }
+    ssize_t got = umg_pread_full(r->log_fd, r->buf, want, pos);
     if (got < (ssize_t)need) {
         return UMG_ECORRUPT;
     }
@@ -1385,6 +1414,9 @@ static int log_reader_next(umg_bus_reader_t *r, umg_bus_msg_t *msg)
     int64_t from_s = o->event_from_us / 1000000, to_s = (o->event_to_us + 999999) / 1000000;
     for (;;) {
         uint64_t durable = atomic_load_explicit(&bus->durable, memory_order_acquire);
+        if (o->to_offset != 0 && o->to_offset < durable) {
+            durable = o->to_offset;
+        }
         if (r->next >= durable) {
             return UMG_EAGAIN;
         }

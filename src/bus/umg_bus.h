@@ -82,6 +82,7 @@ typedef struct umg_bus_msg_s {
 typedef struct umg_bus_read_opts_s {
     int partition;        /* -1: every partition, in log order */
     uint64_t from_offset; /* first offset wanted */
+    uint64_t to_offset;   /* stop before this offset; 0: follow the acknowledged end */
     uint32_t app;         /* 0: any app; otherwise a filter */
     int64_t event_from_us, event_to_us; /* event-time filter, inclusive/exclusive; 0,0: none */
 } umg_bus_read_opts_t;

@@ -60,7 +60,8 @@ static const umg_config_item_t serve_items[] = {
      "Partitions of the event log (by device); fixed when the log is created."},
     {"log.fsync", UMG_CFG_STRING, "always", 0, 0, OFF(fsync),
      "always (acknowledge after the fsync that covers the event), interval:MS, or never."},
-    {"log.segment_bytes", UMG_CFG_SIZE, "128m", 1 << 20, 1ll << 32, OFF(segment_bytes), "Roll log segments at this size."},
+    {"log.segment_bytes", UMG_CFG_SIZE, "128m", 1 << 20, 1ll << 30, OFF(segment_bytes),
+     "Roll log segments at this size (at most 1g: index positions are 32-bit)."},
     {"log.retention", UMG_CFG_DURATION_MS, "30d", 0, 36500ll * 86400000, OFF(retention_ms),
      "Delete sealed segments older than this; 0 keeps everything."},
     {"log.retention_bytes", UMG_CFG_SIZE, "0", 0, 1ll << 50, OFF(retention_bytes),
@@ -110,12 +111,6 @@ static void usage_app_create(FILE *f)
 }
 
 /* ---------------------------------------------------------------- serve */
-
-static void tick(void *data)
-{
-    umg_ingest_t *ing = data;
-    umg_apps_refresh(ing->apps);
-}
 
 static void *server_thread(void *arg)
 {
@@ -257,8 +252,7 @@ static int cmd_serve(int argc, char **argv)
     }
     umg_http_hooks_t hooks = {.thread_init = umg_ingest_thread_init,
                               .thread_fini = umg_ingest_thread_fini,
-                              .server_data = &ing,
-                              .tick = tick};
+                              .server_data = &ing};
     if (umg_http_server_new(&cfg.http, routes, UMG_ARRAY_SIZE(routes), &hooks, &srv) != UMG_OK) {
         goto done;
     }
@@ -267,6 +261,8 @@ static int cmd_serve(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGQUIT);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
     if (pthread_create(&tid, NULL, server_thread, srv) != 0) {
@@ -288,8 +284,18 @@ static int cmd_serve(int argc, char **argv)
     }
     atomic_store_explicit(&ing.ready, 1, memory_order_release);
     umg_log(UMG_LOG_INFO, "serve", "ready");
-    int sig = 0;
-    sigwait(&sigs, &sig);
+    /* This thread also refreshes the app registry, off the event loops (SQLite may wait). */
+    for (;;) {
+        struct timespec tick = {0, 250 * 1000 * 1000};
+        int sig = sigtimedwait(&sigs, NULL, &tick);
+        if (sig < 0) {
+            umg_apps_refresh(ing.apps);
+        } else if (sig == SIGHUP) {
+            umg_log(UMG_LOG_INFO, "serve", "SIGHUP: nothing to reload yet (settings take a restart)");
+        } else {
+            break;
+        }
+    }
     umg_log(UMG_LOG_INFO, "serve", "stopping");
     rc = 0;
 done:

@@ -11,7 +11,6 @@
 typedef struct export_s {
     const umg_bus_ops_t *ops;
     umg_bus_reader_t *reader;
-    uint64_t end; /* the durable offset when the export began */
     uint64_t lines;
 } export_t;
 
@@ -52,7 +51,7 @@ static int export_pull(void *data, umg_buf_t *out, int *done)
     while (out->len < EXPORT_CHUNK) {
         umg_bus_msg_t m;
         int rc = x->ops->reader_next(x->reader, &m);
-        if (rc == UMG_EAGAIN || (rc == UMG_OK && m.offset >= x->end)) {
+        if (rc == UMG_EAGAIN) {
             *done = 1;
             return UMG_OK;
         }
@@ -119,9 +118,15 @@ void umg_ingest_export(umg_http_req_t *req, void *thread_data)
     x->ops = ing->bus_ops;
     umg_bus_stats_t st;
     x->ops->stats(ing->bus, &st);
-    x->end = st.durable_offset;
+    if (st.durable_offset == 0) {
+        /* Nothing stored yet: an empty export (to_offset 0 would mean "follow"). */
+        umg_free(x);
+        umg_http_respond(req, 200, "application/x-ndjson", "", 0, NULL);
+        return;
+    }
     umg_bus_read_opts_t o = {.partition = -1,
                              .from_offset = 0,
+                             .to_offset = st.durable_offset,
                              .app = app.id,
                              .event_from_us = has_from ? from : 0,
                              .event_to_us = has_to ? to : 0};

@@ -442,8 +442,28 @@ const char *umg_http_client_ip(umg_http_req_t *r)
     if (s->nproxies == 0 || !trusted(s, r->ip)) {
         return r->ip;
     }
-    /* Walk X-Forwarded-For from the right; the first untrusted address is the client. */
-    umg_slice_t xff = umg_http_header(r, "x-forwarded-for");
+    /*
+     * Walk X-Forwarded-For from the right; the first untrusted address is the client.
+     * Proxies may add a header line of their own instead of extending the last one,
+     * so every line counts, joined in order.
+     */
+    umg_slice_t xff = UMG_SLICE_NULL;
+    size_t total = 0;
+    for (ssize_t i = -1; (i = h2o_find_header_by_str(&r->h->headers, H2O_STRLIT("x-forwarded-for"), i)) != -1;) {
+        total += r->h->headers.entries[i].value.len + 1;
+    }
+    if (total > 0) {
+        char *joined = h2o_mem_alloc_pool(&r->h->pool, total);
+        size_t o = 0;
+        for (ssize_t i = -1; (i = h2o_find_header_by_str(&r->h->headers, H2O_STRLIT("x-forwarded-for"), i)) != -1;) {
+            if (o > 0) {
+                joined[o++] = ',';
+            }
+            memcpy(joined + o, r->h->headers.entries[i].value.base, r->h->headers.entries[i].value.len);
+            o += r->h->headers.entries[i].value.len;
+        }
+        xff = umg_slice(joined, o);
+    }
     size_t end = xff.len;
     while (end > 0) {
         size_t start = end;
@@ -963,16 +983,8 @@ static void *thread_main(void *arg)
     if (s->hooks.thread_init != NULL) {
         t->data = s->hooks.thread_init(s->hooks.server_data, t->index);
     }
-    uint64_t last_tick = 0;
     while (!s->stop) {
         h2o_evloop_run(t->ctx.loop, 100);
-        if (t->index == 0 && s->hooks.tick != NULL) {
-            uint64_t now = umg_mono_ns();
-            if (now - last_tick >= 250000000ull) {
-                last_tick = now;
-                s->hooks.tick(s->hooks.server_data);
-            }
-        }
     }
     h2o_socket_read_stop(t->listener);
     h2o_socket_close(t->listener);

@@ -45,8 +45,6 @@ typedef struct umg_http_hooks_s {
     umg_http_thread_init_t thread_init;
     umg_http_thread_fini_t thread_fini;
     void *server_data;
-    /* Called about every 250 ms on thread 0 (registry refreshes and the like). */
-    void (*tick)(void *server_data);
 } umg_http_hooks_t;
 
 /**

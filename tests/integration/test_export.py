@@ -6,7 +6,7 @@ import json
 import random
 import unittest
 
-from harness import DaemonTestCase, event, gaid, new_id, now_us, parse_json, rfc3339
+from harness import DaemonTestCase, event, gaid, new_id, now_us, parse_json, raw_request, rfc3339
 
 SEC = 1_000_000
 
@@ -100,6 +100,40 @@ class IpTest(TwoAppsCase):
         self.assertEqual(got[e2["event_id"]].get("ip"), "2001:db8::1")
         self.assertEqual(got[e3["event_id"]].get("ip"), "127.0.0.1",
                          "without a body ip the connection address is stored")
+
+
+class TrustedProxyTest(DaemonTestCase):
+    """With http.trusted_proxies, the client address comes from X-Forwarded-For: the
+    rightmost address that is not a trusted proxy, over every header line in order."""
+
+    def setUp(self):
+        self.d = self.daemon(start=False, extra_args=["--set", "http.trusted_proxies=127.0.0.1, 10.0.0.0/8"])
+        self.a = self.d.create_app("acme", "app-a", "android")
+        self.d.start()
+
+    def send(self, xff_lines):
+        e = event()
+        body = json.dumps(e).encode()
+        head = "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nX-App-Key: %s\r\n" % self.a["app_key"]
+        for line in xff_lines:
+            head += "X-Forwarded-For: %s\r\n" % line
+        head += "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+        res = raw_request(self.d.host, self.d.port, head.encode(), body)
+        self.assertIsNotNone(res)
+        self.assertStatus(res[0], 202, "event behind a proxy", res[2])
+        return e["event_id"]
+
+    def test_client_address_from_trusted_proxies(self):
+        plain = self.send(["198.51.100.7"])
+        chain = self.send(["203.0.113.1, 198.51.100.8, 10.1.2.3"])
+        # A client forges a header; the proxy appends its own line: the forged one is not believed.
+        forged = self.send(["192.0.2.66", "198.51.100.9"])
+        garbage = self.send(["not-an-ip"])
+        got = {o["event_id"]: o.get("ip") for o in self.export_ok(self.d, self.a)}
+        self.assertEqual(got[plain], "198.51.100.7")
+        self.assertEqual(got[chain], "198.51.100.8")
+        self.assertEqual(got[forged], "198.51.100.9")
+        self.assertEqual(got[garbage], "127.0.0.1")
 
 
 class FilterTest(TwoAppsCase):

@@ -271,6 +271,9 @@ static void test_roll_and_index_rebuild(void **state)
     /* Reading from an offset in the middle. */
     umg_bus_read_opts_t o = {.partition = -1, .from_offset = 123};
     assert_int_equal(count_all(bus, &o, NULL), 77);
+    umg_bus_read_opts_t ot = {.partition = -1, .from_offset = 123, .to_offset = 150};
+    assert_int_equal(count_all(bus, &ot, &last), 27);
+    assert_int_equal(last, 149);
     ops->close(bus);
     /* Delete every index: recovery rebuilds them from the segments. */
     DIR *d = opendir(dir);

@@ -297,6 +297,18 @@ static int cmd_serve(int argc, char **argv)
         }
     }
     umg_log(UMG_LOG_INFO, "serve", "stopping");
+    /* New ingest gets 503 not_ready; what is queued is written and answered while the loops
+     * still run, so no client whose events were stored sees a closed connection. */
+    atomic_store_explicit(&ing.ready, 0, memory_order_release);
+    for (int i = 0; i < 500; i++) {
+        umg_bus_stats_t st;
+        ing.bus_ops->stats(ing.bus, &st);
+        if (st.queue_bytes == 0) {
+            break;
+        }
+        usleep(10000);
+    }
+    usleep(100000);
     rc = 0;
 done:
     if (srv != NULL) {

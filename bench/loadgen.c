@@ -46,23 +46,23 @@
 #define MAX_STATUS 600
 
 typedef struct {
-    char *req;          /* the whole request (head + body), shared by all connections */
+    char *req; /* the whole request (head + body), shared by all connections */
     size_t req_len;
     struct sockaddr_in addr;
-    double rate;        /* total requests/s; 0 = closed loop */
-    uint64_t total;     /* closed loop: requests in all */
-    double duration;    /* seconds of sending (open loop) */
-    double warmup;      /* seconds at the start whose latencies are not kept */
-    double drain;       /* seconds to wait for answers after the sending window */
+    double rate;     /* total requests/s; 0 = closed loop */
+    uint64_t total;  /* closed loop: requests in all */
+    double duration; /* seconds of sending (open loop) */
+    double warmup;   /* seconds at the start whose latencies are not kept */
+    double drain;    /* seconds to wait for answers after the sending window */
     int threads, conns;
     int count_accepted;
 } config_t;
 
 typedef struct conn_s {
     int fd;
-    int busy;           /* a request is written or being written */
-    size_t woff;        /* bytes of the request written so far */
-    uint64_t due_ns;    /* when the request in flight was due */
+    int busy;        /* a request is written or being written */
+    size_t woff;     /* bytes of the request written so far */
+    uint64_t due_ns; /* when the request in flight was due */
     char *buf;
     size_t blen, bcap;
 } conn_t;
@@ -117,8 +117,7 @@ static int conn_open(worker_t *w, conn_t *c)
         return -1;
     }
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (connect(c->fd, (const struct sockaddr *)&w->cfg->addr, sizeof(w->cfg->addr)) < 0 &&
-        errno != EINPROGRESS) {
+    if (connect(c->fd, (const struct sockaddr *)&w->cfg->addr, sizeof(w->cfg->addr)) < 0 && errno != EINPROGRESS) {
         close(c->fd);
         c->fd = -1;
         return -1;
@@ -358,8 +357,7 @@ static void take_next(worker_t *w, conn_t *c)
     }
     uint64_t left = g_closed_left;
     while (left > 0) {
-        if (__atomic_compare_exchange_n(&g_closed_left, &left, left - 1, 0, __ATOMIC_RELAXED,
-                                        __ATOMIC_RELAXED)) {
+        if (__atomic_compare_exchange_n(&g_closed_left, &left, left - 1, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
             if (conn_send(w, c, now_ns()) < 0) {
                 w->errors++;
                 conn_close(w, c);
@@ -418,8 +416,7 @@ static void *worker_main(void *arg)
     }
     uint64_t t0 = now_ns();
     if (t0 < g_start_ns) {
-        struct timespec ts = {(time_t)((g_start_ns - t0) / 1000000000ull),
-                              (long)((g_start_ns - t0) % 1000000000ull)};
+        struct timespec ts = {(time_t)((g_start_ns - t0) / 1000000000ull), (long)((g_start_ns - t0) % 1000000000ull)};
         nanosleep(&ts, NULL);
     }
     if (cfg->rate <= 0) {
@@ -446,8 +443,7 @@ static void *worker_main(void *arg)
             }
             inflight += w->c[i].busy;
         }
-        int more = cfg->rate > 0 ? (next_due < send_end || w->qhead != w->qtail)
-                                 : (g_closed_left > 0);
+        int more = cfg->rate > 0 ? (next_due < send_end || w->qhead != w->qtail) : (g_closed_left > 0);
         if (!more && inflight == 0) {
             break;
         }
@@ -518,13 +514,12 @@ static char *read_file(const char *path, size_t *len)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: loadgen -u http://IP:PORT/PATH -b BODYFILE [-H 'Name: value']...\n"
-            "               (-R RATE -d SECONDS [-w WARMUP] | -n TOTAL)\n"
-            "               [-c CONNS] [-t THREADS] [-T DRAIN_SECONDS] [-a]\n"
-            "  -R  open loop: requests/s over all threads, latency from the due time\n"
-            "  -n  closed loop: this many requests as fast as the connections allow\n"
-            "  -a  sum the \"accepted\":N of the response bodies\n");
+    fprintf(stderr, "usage: loadgen -u http://IP:PORT/PATH -b BODYFILE [-H 'Name: value']...\n"
+                    "               (-R RATE -d SECONDS [-w WARMUP] | -n TOTAL)\n"
+                    "               [-c CONNS] [-t THREADS] [-T DRAIN_SECONDS] [-a]\n"
+                    "  -R  open loop: requests/s over all threads, latency from the due time\n"
+                    "  -n  closed loop: this many requests as fast as the connections allow\n"
+                    "  -a  sum the \"accepted\":N of the response bodies\n");
     exit(2);
 }
 
@@ -643,18 +638,16 @@ int main(int argc, char **argv)
     size_t sl = 0;
     for (int s = 0; s < MAX_STATUS; s++) {
         if (tot.status[s] && sl < sizeof(st) - 32) {
-            sl += (size_t)snprintf(st + sl, sizeof(st) - sl, "%s%d:%" PRIu64, sl ? "," : "", s,
-                                   tot.status[s]);
+            sl += (size_t)snprintf(st + sl, sizeof(st) - sl, "%s%d:%" PRIu64, sl ? "," : "", s, tot.status[s]);
         }
     }
-    printf("UMG_LOADGEN mode=%s rate=%.0f threads=%d conns=%d duration_s=%.3f sent=%" PRIu64
-           " done=%" PRIu64 " ok=%" PRIu64 " non2xx=%" PRIu64 " statuses=%s errors=%" PRIu64
-           " unfinished=%" PRIu64 " accepted=%" PRIu64 " rps=%.1f p50_us=%" PRIu64 " p90_us=%" PRIu64
-           " p99_us=%" PRIu64 " p999_us=%" PRIu64 " max_us=%" PRIu64 " measured=%zu\n",
-           cfg.rate > 0 ? "open" : "closed", cfg.rate, cfg.threads, cfg.conns, secs, tot.sent,
-           tot.done, tot.ok, tot.non2xx, sl ? st : "-", tot.errors, tot.unfinished, tot.accepted,
-           (double)tot.done / secs, pct(tot.lat_us, tot.nlat, 50), pct(tot.lat_us, tot.nlat, 90),
-           pct(tot.lat_us, tot.nlat, 99), pct(tot.lat_us, tot.nlat, 99.9),
-           tot.nlat ? tot.lat_us[tot.nlat - 1] : 0, tot.nlat);
+    printf("UMG_LOADGEN mode=%s rate=%.0f threads=%d conns=%d duration_s=%.3f sent=%" PRIu64 " done=%" PRIu64
+           " ok=%" PRIu64 " non2xx=%" PRIu64 " statuses=%s errors=%" PRIu64 " unfinished=%" PRIu64 " accepted=%" PRIu64
+           " rps=%.1f p50_us=%" PRIu64 " p90_us=%" PRIu64 " p99_us=%" PRIu64 " p999_us=%" PRIu64 " max_us=%" PRIu64
+           " measured=%zu\n",
+           cfg.rate > 0 ? "open" : "closed", cfg.rate, cfg.threads, cfg.conns, secs, tot.sent, tot.done, tot.ok,
+           tot.non2xx, sl ? st : "-", tot.errors, tot.unfinished, tot.accepted, (double)tot.done / secs,
+           pct(tot.lat_us, tot.nlat, 50), pct(tot.lat_us, tot.nlat, 90), pct(tot.lat_us, tot.nlat, 99),
+           pct(tot.lat_us, tot.nlat, 99.9), tot.nlat ? tot.lat_us[tot.nlat - 1] : 0, tot.nlat);
     return (tot.errors || tot.non2xx || tot.unfinished || tot.done == 0) ? 1 : 0;
 }

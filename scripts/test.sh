@@ -75,6 +75,10 @@ fi
 note "unit tests"
 run_units build unit
 
+note "formatting (.clang-format)"
+if make -s fmt-check >"$log_dir/fmt.log" 2>&1; then passed=$((passed + 1)); echo ok; else
+  failed=$((failed + 1)); failures+=("clang-format"); head -20 "$log_dir/fmt.log"; fi
+
 note "docs/config.md matches the binary's configuration table"
 if scripts/gen-config-doc.sh --check; then passed=$((passed + 1)); echo ok; else failed=$((failed + 1)); failures+=("config docs"); fi
 

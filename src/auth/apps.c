@@ -67,8 +67,7 @@ static int db_open(const char *data_dir, sqlite3 **out)
         return UMG_EIO;
     }
     sqlite3_busy_timeout(db, 5000);
-    sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", NULL, NULL,
-                 NULL);
+    sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", NULL, NULL, NULL);
     /* Migrate inside one write transaction so two processes never race. */
     int rc = UMG_EIO;
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
@@ -495,8 +494,9 @@ int umg_apps_create(const char *data_dir, const umg_app_spec_t *spec, umg_buf_t 
     rc = rc ? rc : umg_buf_json_str(out, spec->org, strlen(spec->org));
     rc = rc ? rc : umg_buf_printf(out, ",\"app_id\":\"%s\",\"name\":", app_pid);
     rc = rc ? rc : umg_buf_json_str(out, spec->name, strlen(spec->name));
-    rc = rc ? rc : umg_buf_printf(out, ",\"platform\":\"%s\",\"app_key\":\"%s\",\"app_secret\":\"%s\"}",
-                                  spec->platform, key, secret);
+    rc = rc ? rc
+            : umg_buf_printf(out, ",\"platform\":\"%s\",\"app_key\":\"%s\",\"app_secret\":\"%s\"}", spec->platform, key,
+                             secret);
     goto done;
 rollback:
     sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);

@@ -14,9 +14,9 @@
 
 /* An app as the request path sees it: a copy, owned by the caller. */
 typedef struct umg_app_s {
-    uint32_t id;           /* internal id, stored in log records */
-    uint32_t org;          /* internal org id */
-    char public_id[24];    /* "app_" + 16 hex */
+    uint32_t id;        /* internal id, stored in log records */
+    uint32_t org;       /* internal org id */
+    char public_id[24]; /* "app_" + 16 hex */
     char org_public_id[24];
     char platform[8];
 } umg_app_t;
@@ -37,7 +37,7 @@ int umg_apps_find_id(umg_apps_t *apps, umg_slice_t public_id, umg_app_t *out);
 size_t umg_apps_count(umg_apps_t *apps);
 
 typedef struct umg_app_spec_s {
-    const char *org;       /* organization name; created when new */
+    const char *org; /* organization name; created when new */
     const char *name;
     const char *platform;  /* android | ios | web */
     const char *store_url; /* may be NULL */
@@ -49,8 +49,7 @@ typedef struct umg_app_spec_s {
  * UMG_EEXIST when the organization already has an app of that name,
  * UMG_EINVAL for a bad platform or name (msg says which).
  */
-int umg_apps_create(const char *data_dir, const umg_app_spec_t *spec, umg_buf_t *out, char *msg,
-                    size_t msglen);
+int umg_apps_create(const char *data_dir, const umg_app_spec_t *spec, umg_buf_t *out, char *msg, size_t msglen);
 
 /** Appends a JSON array of every app (with keys) to out. */
 int umg_apps_list(const char *data_dir, umg_buf_t *out);

@@ -4,9 +4,9 @@
  * Slots hold the 128-bit id, the app and the minute the id was seen. App 0
  * marks an empty slot. Linear probing at a load of at most 5/8 keeps a miss
  * (the common case: most events are new) to about four slots, two cache
- * lines, which the writer prefetches a few records ahead; deletion shifts the following cluster back so no tombstones build
- * up. Each insert advances a sweep cursor over two slots and drops what is
- * past the horizon, which bounds the work per event and needs no timer.
+ * lines, which the writer prefetches a few records ahead; deletion shifts the following cluster back so no tombstones
+ * build up. Each insert advances a sweep cursor over two slots and drops what is past the horizon, which bounds the
+ * work per event and needs no timer.
  */
 #include "umg_dedupe.h"
 
@@ -30,9 +30,8 @@ struct umg_dedupe_s {
     uint64_t evicted;
 };
 
-static umg_metric_t m_evicted =
-    UMG_COUNTER("umg_dedupe_evicted_total",
-                "Event ids dropped from the dedupe set before the horizon because it was full", NULL);
+static umg_metric_t m_evicted = UMG_COUNTER(
+    "umg_dedupe_evicted_total", "Event ids dropped from the dedupe set before the horizon because it was full", NULL);
 
 #define MIN_CAP 1024
 

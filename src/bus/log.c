@@ -30,8 +30,8 @@ int umg__log_inject_write_errno;
 
 typedef struct seg_s {
     uint64_t base;
-    _Atomic uint64_t count; /* records published (readers may see them) */
-    _Atomic uint64_t bytes; /* bytes of published records */
+    _Atomic uint64_t count;     /* records published (readers may see them) */
+    _Atomic uint64_t bytes;     /* bytes of published records */
     _Atomic int64_t max_recv_s; /* newest receive time in the segment (retention) */
     char *log_path, *idx_path;
 } seg_t;
@@ -79,7 +79,7 @@ struct umg_bus_s {
 struct umg_bus_reader_s {
     umg_bus_t *bus;
     umg_bus_read_opts_t opts;
-    uint64_t next;   /* next offset to consider */
+    uint64_t next; /* next offset to consider */
     uint64_t seg_base;
     int log_fd, idx_fd;
     umg_log_idx_t *idx;  /* a chunk of index entries */
@@ -92,29 +92,25 @@ struct umg_bus_reader_s {
 
 /* ---------------------------------------------------------------- metrics */
 
-static const double fsync_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                      0.01,   0.025,   0.05,   0.1,   0.25,   1.0};
+static const double fsync_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0};
 static const double group_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384};
-static umg_metric_t m_fsync = UMG_HISTOGRAM("umg_log_fsync_seconds", "Latency of log fdatasync calls",
-                                            NULL, fsync_bounds, 12);
-static umg_metric_t m_group = UMG_HISTOGRAM(
-    "umg_log_group_records", "Records made durable per group commit (per fsync)", NULL, group_bounds, 13);
+static umg_metric_t m_fsync =
+    UMG_HISTOGRAM("umg_log_fsync_seconds", "Latency of log fdatasync calls", NULL, fsync_bounds, 12);
+static umg_metric_t m_group =
+    UMG_HISTOGRAM("umg_log_group_records", "Records made durable per group commit (per fsync)", NULL, group_bounds, 13);
 static umg_metric_t m_bytes = UMG_GAUGE("umg_log_bytes", "Bytes in all log segments", NULL);
 static umg_metric_t m_segments = UMG_GAUGE("umg_log_segments", "Log segments on disk", NULL);
-static umg_metric_t m_appended =
-    UMG_COUNTER("umg_log_records_appended_total", "Records appended to the log", NULL);
+static umg_metric_t m_appended = UMG_COUNTER("umg_log_records_appended_total", "Records appended to the log", NULL);
 static umg_metric_t m_write_errors =
     UMG_COUNTER("umg_log_write_errors_total", "Failed log writes (groups refused)", NULL);
-static umg_metric_t m_dedupe_ids =
-    UMG_GAUGE("umg_dedupe_ids", "Event ids held in the dedupe set", NULL);
-static umg_metric_t m_dedupe_bytes =
-    UMG_GAUGE("umg_dedupe_bytes", "Memory of the dedupe set", NULL);
+static umg_metric_t m_dedupe_ids = UMG_GAUGE("umg_dedupe_ids", "Event ids held in the dedupe set", NULL);
+static umg_metric_t m_dedupe_bytes = UMG_GAUGE("umg_dedupe_bytes", "Memory of the dedupe set", NULL);
 static umg_metric_t m_queue_bytes =
     UMG_GAUGE("umg_log_queue_bytes", "Payload bytes submitted but not yet written", NULL);
 
 static void metrics_register(void)
 {
-    umg_metric_t *all[] = {&m_fsync,    &m_group,        &m_bytes,      &m_segments,   &m_appended,
+    umg_metric_t *all[] = {&m_fsync,        &m_group,      &m_bytes,        &m_segments,   &m_appended,
                            &m_write_errors, &m_dedupe_ids, &m_dedupe_bytes, &m_queue_bytes};
     for (size_t i = 0; i < UMG_ARRAY_SIZE(all); i++) {
         umg_metric_register(all[i]);
@@ -455,8 +451,7 @@ static int load_meta(umg_bus_t *bus)
     FILE *f = fopen(path, "r");
     if (f == NULL) {
         char text[128];
-        int n = snprintf(text, sizeof(text), "format=%d\npartitions=%d\n", UMG_LOG_FORMAT_VERSION,
-                         bus->cfg.partitions);
+        int n = snprintf(text, sizeof(text), "format=%d\npartitions=%d\n", UMG_LOG_FORMAT_VERSION, bus->cfg.partitions);
         bus->partitions = bus->cfg.partitions;
         return umg_write_file_atomic(path, text, (size_t)n);
     }
@@ -472,9 +467,8 @@ static int load_meta(umg_bus_t *bus)
         return UMG_ECORRUPT;
     }
     if (parts != bus->cfg.partitions) {
-        umg_log(UMG_LOG_WARN, "bus",
-                "log.partitions is %d but the log at %s was created with %d; using %d", bus->cfg.partitions,
-                bus->dir, parts, parts);
+        umg_log(UMG_LOG_WARN, "bus", "log.partitions is %d but the log at %s was created with %d; using %d",
+                bus->cfg.partitions, bus->dir, parts, parts);
     }
     bus->partitions = parts;
     return UMG_OK;
@@ -678,8 +672,7 @@ static int valid_group_name(const char *s)
     }
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-              c == '_')) {
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) {
             return 0;
         }
     }
@@ -789,8 +782,7 @@ static int do_sync(umg_bus_t *bus)
     bus->last_sync_ns = (int64_t)t1;
     if (rc != 0) {
         /* After a failed fsync the page cache state is unknown: stop (fsyncgate). */
-        umg_log(UMG_LOG_ERROR, "bus", "fdatasync failed: %s; the log refuses writes until restart",
-                strerror(errno));
+        umg_log(UMG_LOG_ERROR, "bus", "fdatasync failed: %s; the log refuses writes until restart", strerror(errno));
         atomic_store(&bus->broken, 1);
         return UMG_EIO;
     }
@@ -848,9 +840,15 @@ static int write_group(umg_bus_t *bus, umg_bus_batch_t *list, size_t *nrec)
             r->status = UMG_OK;
             r->offset = bus->next_offset++;
             max_recv_us = UMG_MAX(max_recv_us, r->recv_us);
-            umg_bus_msg_t m = {.offset = r->offset, .app = r->app, .partition = r->partition,
-                               .kind = r->kind, .event_us = r->event_us, .recv_us = r->recv_us,
-                               .id = r->id, .payload = r->payload, .len = r->len};
+            umg_bus_msg_t m = {.offset = r->offset,
+                               .app = r->app,
+                               .partition = r->partition,
+                               .kind = r->kind,
+                               .event_us = r->event_us,
+                               .recv_us = r->recv_us,
+                               .id = r->id,
+                               .payload = r->payload,
+                               .len = r->len};
             uint8_t hdr[UMG_LOG_HDR];
             umg__log_encode_hdr(hdr, &m);
             umg_log_idx_t e;
@@ -874,8 +872,7 @@ static int write_group(umg_bus_t *bus, umg_bus_batch_t *list, size_t *nrec)
         umg_log(UMG_LOG_ERROR, "bus", "log write failed: %s; %zu records refused", strerror(err), *nrec);
         seg_t *a = bus->segs[bus->nsegs - 1];
         uint64_t idx_len = (first - a->base) * sizeof(umg_log_idx_t);
-        if (ftruncate(bus->log_fd, (off_t)bus->active_bytes) != 0 ||
-            ftruncate(bus->idx_fd, (off_t)idx_len) != 0) {
+        if (ftruncate(bus->log_fd, (off_t)bus->active_bytes) != 0 || ftruncate(bus->idx_fd, (off_t)idx_len) != 0) {
             umg_log(UMG_LOG_ERROR, "bus", "cannot truncate after a failed write: %s", strerror(errno));
             atomic_store(&bus->broken, 1);
         }
@@ -902,10 +899,9 @@ static void housekeeping(umg_bus_t *bus)
         seg_t *old = NULL;
         if (bus->nsegs > 1) {
             seg_t *s = bus->segs[0];
-            int too_old = bus->cfg.retention_ms > 0 &&
-                          s->max_recv_s * 1000000 < now - bus->cfg.retention_ms * 1000;
-            int too_big = bus->cfg.retention_bytes > 0 &&
-                          atomic_load(&bus->total_bytes) > (uint64_t)bus->cfg.retention_bytes;
+            int too_old = bus->cfg.retention_ms > 0 && s->max_recv_s * 1000000 < now - bus->cfg.retention_ms * 1000;
+            int too_big =
+                bus->cfg.retention_bytes > 0 && atomic_load(&bus->total_bytes) > (uint64_t)bus->cfg.retention_bytes;
             if (too_old || too_big) {
                 old = s;
                 memmove(bus->segs, bus->segs + 1, (bus->nsegs - 1) * sizeof(*bus->segs));
@@ -992,8 +988,7 @@ static void *writer_main(void *arg)
             atomic_fetch_sub(&bus->queued_bytes, (int64_t)bytes);
             complete_all(g, rc);
         }
-        if (bus->cfg.fsync_policy == UMG_FSYNC_INTERVAL && bus->dirty &&
-            now_ns - bus->last_sync_ns >= interval_ns) {
+        if (bus->cfg.fsync_policy == UMG_FSYNC_INTERVAL && bus->dirty && now_ns - bus->last_sync_ns >= interval_ns) {
             do_sync(bus);
         }
         umg_metric_set(&m_queue_bytes, atomic_load(&bus->queued_bytes));
@@ -1065,8 +1060,7 @@ static int log_open(const umg_bus_config_t *cfg, umg_bus_t **out)
     if ((rc = load_meta(bus)) != UMG_OK) {
         goto fail;
     }
-    if ((rc = umg_dedupe_new((uint64_t)cfg->dedupe_max_ids, cfg->dedupe_horizon_ms * 1000, &bus->dedupe)) !=
-        UMG_OK) {
+    if ((rc = umg_dedupe_new((uint64_t)cfg->dedupe_max_ids, cfg->dedupe_horizon_ms * 1000, &bus->dedupe)) != UMG_OK) {
         goto fail;
     }
     uint64_t t0 = umg_mono_ns();
@@ -1135,8 +1129,7 @@ static int log_submit(umg_bus_t *bus, umg_bus_batch_t *b)
 {
     size_t bytes = 0;
     for (size_t i = 0; i < b->n; i++) {
-        if (b->recs[i].app == 0 || b->recs[i].partition >= bus->partitions ||
-            b->recs[i].len > UMG_LOG_MAX_PAYLOAD) {
+        if (b->recs[i].app == 0 || b->recs[i].partition >= bus->partitions || b->recs[i].len > UMG_LOG_MAX_PAYLOAD) {
             return UMG_EINVAL;
         }
         bytes += b->recs[i].len + UMG_LOG_HDR;
@@ -1453,8 +1446,7 @@ static int log_reader_next(umg_bus_reader_t *r, umg_bus_msg_t *msg)
                 continue;
             }
             size_t want = (size_t)UMG_MIN((uint64_t)READER_IDX_CHUNK, avail - rel);
-            ssize_t got = umg_pread_full(r->idx_fd, r->idx, want * sizeof(umg_log_idx_t),
-                                     rel * sizeof(umg_log_idx_t));
+            ssize_t got = umg_pread_full(r->idx_fd, r->idx, want * sizeof(umg_log_idx_t), rel * sizeof(umg_log_idx_t));
             if (got != (ssize_t)(want * sizeof(umg_log_idx_t))) {
                 return UMG_EIO;
             }

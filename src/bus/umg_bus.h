@@ -33,17 +33,17 @@ typedef struct umg_bus_config_s {
 
 /* One record handed in by a producer. */
 typedef struct umg_bus_rec_s {
-    uint32_t app;          /* internal app id (never 0) */
-    uint16_t partition;    /* < partitions */
-    uint8_t kind;          /* UMG_BUS_KIND_* */
-    int64_t event_us;      /* event time */
-    int64_t recv_us;       /* server receive time */
-    umg_uuid_t id;         /* with app, the dedupe key */
-    const char *payload;   /* borrowed until the batch completes */
+    uint32_t app;        /* internal app id (never 0) */
+    uint16_t partition;  /* < partitions */
+    uint8_t kind;        /* UMG_BUS_KIND_* */
+    int64_t event_us;    /* event time */
+    int64_t recv_us;     /* server receive time */
+    umg_uuid_t id;       /* with app, the dedupe key */
+    const char *payload; /* borrowed until the batch completes */
     uint32_t len;
     /* written by the bus before completion */
-    uint64_t offset;       /* assigned offset when appended */
-    int status;            /* UMG_OK appended, UMG_EEXIST duplicate */
+    uint64_t offset; /* assigned offset when appended */
+    int status;      /* UMG_OK appended, UMG_EEXIST duplicate */
 } umg_bus_rec_t;
 
 typedef struct umg_bus_batch_s umg_bus_batch_t;
@@ -80,20 +80,20 @@ typedef struct umg_bus_msg_s {
 } umg_bus_msg_t;
 
 typedef struct umg_bus_read_opts_s {
-    int partition;        /* -1: every partition, in log order */
-    uint64_t from_offset; /* first offset wanted */
-    uint64_t to_offset;   /* stop before this offset; 0: follow the acknowledged end */
-    uint32_t app;         /* 0: any app; otherwise a filter */
+    int partition;                      /* -1: every partition, in log order */
+    uint64_t from_offset;               /* first offset wanted */
+    uint64_t to_offset;                 /* stop before this offset; 0: follow the acknowledged end */
+    uint32_t app;                       /* 0: any app; otherwise a filter */
     int64_t event_from_us, event_to_us; /* event-time filter, inclusive/exclusive; 0,0: none */
 } umg_bus_read_opts_t;
 
 typedef struct umg_bus_stats_s {
-    uint64_t next_offset;     /* offset the next record gets */
-    uint64_t durable_offset;  /* records below this are acknowledged */
-    uint64_t bytes;           /* on disk, all segments */
+    uint64_t next_offset;    /* offset the next record gets */
+    uint64_t durable_offset; /* records below this are acknowledged */
+    uint64_t bytes;          /* on disk, all segments */
     uint64_t segments;
-    uint64_t dedupe_ids;      /* ids held */
-    uint64_t queue_bytes;     /* submitted, not yet written */
+    uint64_t dedupe_ids;  /* ids held */
+    uint64_t queue_bytes; /* submitted, not yet written */
 } umg_bus_stats_t;
 
 typedef struct umg_bus_s umg_bus_t;

@@ -36,7 +36,8 @@ static const umg_config_item_t serve_items[] = {
     {"data", UMG_CFG_STRING, "./data", 0, 0, OFF(data), "Data directory (event log, meta.db). Also --data."},
     {"listen", UMG_CFG_STRING, "127.0.0.1:8080", 0, 0, OFF(http.listen),
      "Address to serve on, HOST:PORT; port 0 picks a free one. Also --listen."},
-    {"threads", UMG_CFG_INT, "0", 0, 256, OFF(http.threads), "Event-loop threads; 0 means one per core. Also --threads."},
+    {"threads", UMG_CFG_INT, "0", 0, 256, OFF(http.threads),
+     "Event-loop threads; 0 means one per core. Also --threads."},
     {"log_level", UMG_CFG_STRING, "info", 0, 0, OFF(log_level), "debug, info, warn or error."},
     {"http.max_body_bytes", UMG_CFG_SIZE, "1m", 1024, 64ll << 20, OFF(http.max_body_bytes),
      "Largest request body; larger ones get 413 body_too_large."},
@@ -46,7 +47,8 @@ static const umg_config_item_t serve_items[] = {
      "Close a connection that sends nothing (or too slowly) for this long."},
     {"http.max_connections", UMG_CFG_INT, "10000", 1, 1000000, OFF(http.max_connections),
      "Open connections at most; more are answered 503 too_many_connections and closed."},
-    {"http.tls_cert", UMG_CFG_STRING, "", 0, 0, OFF(http.tls_cert), "PEM certificate chain; with http.tls_key turns TLS on. Also --tls-cert."},
+    {"http.tls_cert", UMG_CFG_STRING, "", 0, 0, OFF(http.tls_cert),
+     "PEM certificate chain; with http.tls_key turns TLS on. Also --tls-cert."},
     {"http.tls_key", UMG_CFG_STRING, "", 0, 0, OFF(http.tls_key), "PEM private key. Also --tls-key."},
     {"http.trusted_proxies", UMG_CFG_STRING, "", 0, 0, OFF(http.trusted_proxies),
      "Comma-separated addresses/CIDRs of proxies whose X-Forwarded-For is believed."},
@@ -78,14 +80,15 @@ static const umg_config_item_t serve_items[] = {
 
 static void usage_main(FILE *f)
 {
-    fprintf(f, "unmogrowp %s - self-hosted mobile attribution\n\n"
-               "Usage: unmogrowp COMMAND [options]\n\n"
-               "Commands:\n"
-               "  serve                 run the daemon\n"
-               "  admin app create      create an app (and its organization) and print its keys\n"
-               "  admin app list        list apps with their keys\n"
-               "  config docs           print the configuration reference (Markdown)\n\n"
-               "Run 'unmogrowp COMMAND --help' for a command's options.\n",
+    fprintf(f,
+            "unmogrowp %s - self-hosted mobile attribution\n\n"
+            "Usage: unmogrowp COMMAND [options]\n\n"
+            "Commands:\n"
+            "  serve                 run the daemon\n"
+            "  admin app create      create an app (and its organization) and print its keys\n"
+            "  admin app list        list apps with their keys\n"
+            "  config docs           print the configuration reference (Markdown)\n\n"
+            "Run 'unmogrowp COMMAND --help' for a command's options.\n",
             UMG_VERSION);
 }
 
@@ -141,10 +144,8 @@ static int parse_fsync(const char *s, umg_bus_config_t *bc)
 }
 
 static const umg_http_route_t routes[] = {
-    {"POST", "/v1/events", 0, umg_ingest_events},
-    {"GET", "/v1/export/events", 0, umg_ingest_export},
-    {"GET", "/healthz", 0, umg_ingest_healthz},
-    {"GET", "/readyz", 0, umg_ingest_readyz},
+    {"POST", "/v1/events", 0, umg_ingest_events}, {"GET", "/v1/export/events", 0, umg_ingest_export},
+    {"GET", "/healthz", 0, umg_ingest_healthz},   {"GET", "/readyz", 0, umg_ingest_readyz},
     {"GET", "/metrics", 0, umg_ingest_metrics},
 };
 
@@ -155,10 +156,14 @@ static int cmd_serve(int argc, char **argv)
     const size_t n = UMG_ARRAY_SIZE(serve_items);
     umg_config_defaults(serve_items, n, &cfg);
     static const struct option opts[] = {
-        {"data", required_argument, NULL, 'd'},     {"listen", required_argument, NULL, 'l'},
-        {"config", required_argument, NULL, 'c'},   {"threads", required_argument, NULL, 't'},
-        {"tls-cert", required_argument, NULL, 'C'}, {"tls-key", required_argument, NULL, 'K'},
-        {"set", required_argument, NULL, 's'},      {"help", no_argument, NULL, 'h'},
+        {"data", required_argument, NULL, 'd'},
+        {"listen", required_argument, NULL, 'l'},
+        {"config", required_argument, NULL, 'c'},
+        {"threads", required_argument, NULL, 't'},
+        {"tls-cert", required_argument, NULL, 'C'},
+        {"tls-key", required_argument, NULL, 'K'},
+        {"set", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     /* Pass 1: the config file, so flags override it whatever their order. */
@@ -250,9 +255,8 @@ static int cmd_serve(int argc, char **argv)
     if (umg_apps_open(cfg.data, &ing.apps) != UMG_OK) {
         goto done;
     }
-    umg_http_hooks_t hooks = {.thread_init = umg_ingest_thread_init,
-                              .thread_fini = umg_ingest_thread_fini,
-                              .server_data = &ing};
+    umg_http_hooks_t hooks = {
+        .thread_init = umg_ingest_thread_init, .thread_fini = umg_ingest_thread_fini, .server_data = &ing};
     if (umg_http_server_new(&cfg.http, routes, UMG_ARRAY_SIZE(routes), &hooks, &srv) != UMG_OK) {
         goto done;
     }
@@ -332,9 +336,12 @@ done:
 static int cmd_app_create(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"data", required_argument, NULL, 'd'},     {"org", required_argument, NULL, 'o'},
-        {"name", required_argument, NULL, 'n'},     {"platform", required_argument, NULL, 'p'},
-        {"store-url", required_argument, NULL, 'u'}, {"help", no_argument, NULL, 'h'},
+        {"data", required_argument, NULL, 'd'},
+        {"org", required_argument, NULL, 'o'},
+        {"name", required_argument, NULL, 'n'},
+        {"platform", required_argument, NULL, 'p'},
+        {"store-url", required_argument, NULL, 'u'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *data = NULL;

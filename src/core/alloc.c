@@ -19,7 +19,7 @@ typedef union alloc_hdr_u {
 _Static_assert(sizeof(alloc_hdr_t) == HDR_SIZE, "allocation header must be 16 bytes");
 
 static _Atomic size_t live_bytes;
-static _Atomic long fail_at;    /* 0: injection off */
+static _Atomic long fail_at;     /* 0: injection off */
 static _Atomic long alloc_calls; /* allocations since umg_alloc_fail_after */
 
 /* Decides whether this allocation is one the test asked to fail. */

@@ -36,8 +36,7 @@ static const unit_t duration_units[] = {
     {"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000},
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -50,8 +49,7 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-static const umg_config_item_t *find_item(const umg_config_item_t *items, size_t n,
-                                          const char *key)
+static const umg_config_item_t *find_item(const umg_config_item_t *items, size_t n, const char *key)
 {
     for (size_t i = 0; i < n; i++) {
         if (strcmp(items[i].name, key) == 0) {
@@ -143,16 +141,11 @@ static int parse_bool(const char *s, int *out)
 static const char *type_name(umg_config_type_t t)
 {
     switch (t) {
-    case UMG_CFG_INT:
-        return "int";
-    case UMG_CFG_BOOL:
-        return "bool";
-    case UMG_CFG_STRING:
-        return "string";
-    case UMG_CFG_SIZE:
-        return "size";
-    case UMG_CFG_DURATION_MS:
-        return "duration";
+    case UMG_CFG_INT: return "int";
+    case UMG_CFG_BOOL: return "bool";
+    case UMG_CFG_STRING: return "string";
+    case UMG_CFG_SIZE: return "size";
+    case UMG_CFG_DURATION_MS: return "duration";
     }
     return "?";
 }
@@ -160,34 +153,26 @@ static const char *type_name(umg_config_type_t t)
 static const char *type_hint(umg_config_type_t t)
 {
     switch (t) {
-    case UMG_CFG_INT:
-        return "an integer";
-    case UMG_CFG_BOOL:
-        return "true/false, yes/no, on/off or 1/0";
-    case UMG_CFG_SIZE:
-        return "a size such as 4096, 64k, 16m or 1g";
-    case UMG_CFG_DURATION_MS:
-        return "a duration such as 250ms, 30s, 5m, 2h or 7d";
-    default:
-        return "a value";
+    case UMG_CFG_INT: return "an integer";
+    case UMG_CFG_BOOL: return "true/false, yes/no, on/off or 1/0";
+    case UMG_CFG_SIZE: return "a size such as 4096, 64k, 16m or 1g";
+    case UMG_CFG_DURATION_MS: return "a duration such as 250ms, 30s, 5m, 2h or 7d";
+    default: return "a value";
     }
 }
 
 static int parse_numeric(const umg_config_item_t *it, const char *value, int64_t *out)
 {
     switch (it->type) {
-    case UMG_CFG_SIZE:
-        return parse_scaled(value, size_units, UMG_ARRAY_SIZE(size_units), out);
-    case UMG_CFG_DURATION_MS:
-        return parse_scaled(value, duration_units, UMG_ARRAY_SIZE(duration_units), out);
-    default:
-        return parse_scaled(value, size_units, 1, out); /* plain integer: only the "" unit */
+    case UMG_CFG_SIZE: return parse_scaled(value, size_units, UMG_ARRAY_SIZE(size_units), out);
+    case UMG_CFG_DURATION_MS: return parse_scaled(value, duration_units, UMG_ARRAY_SIZE(duration_units), out);
+    default: return parse_scaled(value, size_units, 1, out); /* plain integer: only the "" unit */
     }
 }
 
 /* Stores `value` into the item's field; `free_old` says whether a string already there is owned. */
-static int set_item(const umg_config_item_t *it, void *target, const char *value, int free_old,
-                    char *err, size_t errlen)
+static int set_item(const umg_config_item_t *it, void *target, const char *value, int free_old, char *err,
+                    size_t errlen)
 {
     char *field = (char *)target + it->offset;
     int rc;
@@ -230,13 +215,12 @@ static int set_item(const umg_config_item_t *it, void *target, const char *value
 
 fail:
     if (rc == UMG_ERANGE && (it->min != 0 || it->max != 0)) {
-        set_err(err, errlen, "value '%s' for key '%s' is out of range [%lld, %lld]", value,
-                it->name, (long long)it->min, (long long)it->max);
+        set_err(err, errlen, "value '%s' for key '%s' is out of range [%lld, %lld]", value, it->name,
+                (long long)it->min, (long long)it->max);
     } else if (rc == UMG_ERANGE) {
         set_err(err, errlen, "value '%s' for key '%s' is out of range", value, it->name);
     } else {
-        set_err(err, errlen, "invalid value '%s' for key '%s': expected %s", value, it->name,
-                type_hint(it->type));
+        set_err(err, errlen, "invalid value '%s' for key '%s': expected %s", value, it->name, type_hint(it->type));
     }
     return rc;
 }
@@ -269,8 +253,8 @@ fail:
     return rc;
 }
 
-int umg_config_set(const umg_config_item_t *items, size_t n, void *target, const char *key,
-                   const char *value, char *err, size_t errlen)
+int umg_config_set(const umg_config_item_t *items, size_t n, void *target, const char *key, const char *value,
+                   char *err, size_t errlen)
 {
     if (key == NULL || value == NULL) {
         set_err(err, errlen, "missing key or value");
@@ -365,8 +349,8 @@ static int read_whole_file(const char *path, umg_buf_t *out)
     return rc;
 }
 
-int umg_config_load_file(const umg_config_item_t *items, size_t n, void *target, const char *path,
-                         char *err, size_t errlen)
+int umg_config_load_file(const umg_config_item_t *items, size_t n, void *target, const char *path, char *err,
+                         size_t errlen)
 {
     umg_buf_t text = {0};
     char msg[256];
@@ -481,8 +465,7 @@ int umg_config_markdown(const umg_config_item_t *items, size_t n, umg_buf_t *out
                                  "|---|---|---|---|---|\n");
     for (size_t i = 0; i < n && rc == UMG_OK; i++) {
         const umg_config_item_t *it = &items[i];
-        int numeric = it->type == UMG_CFG_INT || it->type == UMG_CFG_SIZE ||
-                      it->type == UMG_CFG_DURATION_MS;
+        int numeric = it->type == UMG_CFG_INT || it->type == UMG_CFG_SIZE || it->type == UMG_CFG_DURATION_MS;
         rc = umg_buf_printf(out, "| `%s` | %s | ", it->name, type_name(it->type));
         if (rc == UMG_OK && it->def != NULL) {
             rc = umg_buf_putc(out, '`');

@@ -16,17 +16,12 @@ static int from_errno(int e)
 {
     switch (e) {
     case ENOENT:
-    case ENOTDIR:
-        return UMG_ENOENT;
-    case EEXIST:
-        return UMG_EEXIST;
+    case ENOTDIR: return UMG_ENOENT;
+    case EEXIST: return UMG_EEXIST;
     case ENOSPC:
-    case EDQUOT:
-        return UMG_ENOSPC;
-    case ENOMEM:
-        return UMG_ENOMEM;
-    default:
-        return UMG_EIO;
+    case EDQUOT: return UMG_ENOSPC;
+    case ENOMEM: return UMG_ENOMEM;
+    default: return UMG_EIO;
     }
 }
 
@@ -149,13 +144,11 @@ int umg_write_file_atomic(const char *path, const void *data, size_t len)
         return UMG_EINVAL;
     }
     const char *slash = strrchr(path, '/');
-    dir = slash == NULL ? umg_strndup(".", 1)
-                        : umg_strndup(path, slash == path ? 1 : (size_t)(slash - path));
+    dir = slash == NULL ? umg_strndup(".", 1) : umg_strndup(path, slash == path ? 1 : (size_t)(slash - path));
     /* The random part keeps two writers of the same path from sharing a temp file. */
     uint32_t nonce;
     umg_random_bytes(&nonce, sizeof(nonce));
-    if (dir == NULL || umg_buf_printf(&tmp, "%s.tmp.%ld.%08x", path, (long)getpid(),
-                                      (unsigned)nonce) != UMG_OK) {
+    if (dir == NULL || umg_buf_printf(&tmp, "%s.tmp.%ld.%08x", path, (long)getpid(), (unsigned)nonce) != UMG_OK) {
         rc = UMG_ENOMEM;
         goto fail;
     }
@@ -186,7 +179,7 @@ int umg_write_file_atomic(const char *path, const void *data, size_t len)
     umg_buf_free(&tmp);
     return rc;
 
-fail_errno: {
+fail_errno : {
     int e = errno;
     umg_log(UMG_LOG_ERROR, "fs", "%s %s: %s", what, tmp.ptr, strerror(e));
     rc = from_errno(e);

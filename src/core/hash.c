@@ -65,9 +65,8 @@ uint32_t umg__crc32c_sw(uint32_t crc, const void *data, size_t len)
     uint32_t c = ~crc;
     while (len >= 8) {
         uint64_t w = load_le64(p) ^ c;
-        c = crc_table[7][w & 0xff] ^ crc_table[6][(w >> 8) & 0xff] ^
-            crc_table[5][(w >> 16) & 0xff] ^ crc_table[4][(w >> 24) & 0xff] ^
-            crc_table[3][(w >> 32) & 0xff] ^ crc_table[2][(w >> 40) & 0xff] ^
+        c = crc_table[7][w & 0xff] ^ crc_table[6][(w >> 8) & 0xff] ^ crc_table[5][(w >> 16) & 0xff] ^
+            crc_table[4][(w >> 24) & 0xff] ^ crc_table[3][(w >> 32) & 0xff] ^ crc_table[2][(w >> 40) & 0xff] ^
             crc_table[1][(w >> 48) & 0xff] ^ crc_table[0][w >> 56];
         p += 8;
         len -= 8;
@@ -85,8 +84,7 @@ int umg__crc32c_hw_available(void)
 }
 
 #if defined(__x86_64__)
-__attribute__((target("sse4.2"))) uint32_t umg__crc32c_hw(uint32_t crc, const void *data,
-                                                           size_t len)
+__attribute__((target("sse4.2"))) uint32_t umg__crc32c_hw(uint32_t crc, const void *data, size_t len)
 {
     const unsigned char *p = data;
     uint64_t c = ~crc;

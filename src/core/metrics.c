@@ -23,8 +23,7 @@ static int64_t read_alloc_bytes(void)
 }
 
 static umg_metric_t memory_bytes =
-    UMG_GAUGE_FN("umg_memory_bytes", "Heap bytes currently allocated through umg_malloc.", NULL,
-                 read_alloc_bytes);
+    UMG_GAUGE_FN("umg_memory_bytes", "Heap bytes currently allocated through umg_malloc.", NULL, read_alloc_bytes);
 
 void umg_metric_register(umg_metric_t *m)
 {
@@ -211,9 +210,8 @@ static int render_one(umg_buf_t *out, umg_metric_t *m)
     if (m->kind == UMG_METRIC_HISTOGRAM) {
         return render_histogram(out, m);
     }
-    int64_t v = m->kind == UMG_METRIC_GAUGE && m->read != NULL
-                    ? m->read()
-                    : atomic_load_explicit(&m->value, memory_order_relaxed);
+    int64_t v = m->kind == UMG_METRIC_GAUGE && m->read != NULL ? m->read()
+                                                               : atomic_load_explicit(&m->value, memory_order_relaxed);
     int rc = put_series(out, m, NULL, NULL);
     if (rc == UMG_OK) {
         rc = umg_buf_i64(out, v);
@@ -227,12 +225,9 @@ static int render_one(umg_buf_t *out, umg_metric_t *m)
 static const char *kind_name(umg_metric_kind_t k)
 {
     switch (k) {
-    case UMG_METRIC_COUNTER:
-        return "counter";
-    case UMG_METRIC_GAUGE:
-        return "gauge";
-    case UMG_METRIC_HISTOGRAM:
-        return "histogram";
+    case UMG_METRIC_COUNTER: return "counter";
+    case UMG_METRIC_GAUGE: return "gauge";
+    case UMG_METRIC_HISTOGRAM: return "histogram";
     }
     return "untyped";
 }

@@ -132,11 +132,11 @@ int umg_log_level_parse(const char *s, umg_log_level_t *out);
  * Writes one JSON line to stderr: {"ts":...,"level":...,"module":...,"msg":...}.
  * The level is checked before anything is formatted.
  */
-#define umg_log(level, module, ...)                                                                \
-    do {                                                                                           \
-        if ((level) >= umg_log_min_level) {                                                        \
-            umg__log_write((level), (module), __VA_ARGS__);                                        \
-        }                                                                                          \
+#define umg_log(level, module, ...)                                                                                    \
+    do {                                                                                                               \
+        if ((level) >= umg_log_min_level) {                                                                            \
+            umg__log_write((level), (module), __VA_ARGS__);                                                            \
+        }                                                                                                              \
     } while (0)
 void umg__log_write(umg_log_level_t level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -207,13 +207,22 @@ typedef struct umg_metric_s {
     int64_t (*read)(void);
 } umg_metric_t;
 
-#define UMG_COUNTER(nm, hlp, lbl) {.name = (nm), .help = (hlp), .labels = (lbl), .kind = UMG_METRIC_COUNTER}
-#define UMG_GAUGE(nm, hlp, lbl) {.name = (nm), .help = (hlp), .labels = (lbl), .kind = UMG_METRIC_GAUGE}
-#define UMG_GAUGE_FN(nm, hlp, lbl, fn)                                                             \
-    {.name = (nm), .help = (hlp), .labels = (lbl), .kind = UMG_METRIC_GAUGE, .read = (fn)}
-#define UMG_HISTOGRAM(nm, hlp, lbl, b, nb)                                                         \
-    {.name = (nm), .help = (hlp), .labels = (lbl), .kind = UMG_METRIC_HISTOGRAM, .bounds = (b),    \
-     .nbounds = (nb)}
+#define UMG_COUNTER(nm, hlp, lbl)                                                                                      \
+    {                                                                                                                  \
+        .name = (nm), .help = (hlp), .labels = (lbl), .kind = UMG_METRIC_COUNTER                                       \
+    }
+#define UMG_GAUGE(nm, hlp, lbl)                                                                                        \
+    {                                                                                                                  \
+        .name = (nm), .help = (hlp), .labels = (lbl), .kind = UMG_METRIC_GAUGE                                         \
+    }
+#define UMG_GAUGE_FN(nm, hlp, lbl, fn)                                                                                 \
+    {                                                                                                                  \
+        .name = (nm), .help = (hlp), .labels = (lbl), .kind = UMG_METRIC_GAUGE, .read = (fn)                           \
+    }
+#define UMG_HISTOGRAM(nm, hlp, lbl, b, nb)                                                                             \
+    {                                                                                                                  \
+        .name = (nm), .help = (hlp), .labels = (lbl), .kind = UMG_METRIC_HISTOGRAM, .bounds = (b), .nbounds = (nb)     \
+    }
 
 /** Registers a metric (idempotent, thread-safe). */
 void umg_metric_register(umg_metric_t *m);
@@ -238,10 +247,10 @@ int umg_metrics_render(umg_buf_t *out);
  * from the tables. Values live in a caller-provided struct at `offset`.
  */
 typedef enum {
-    UMG_CFG_INT,    /* int64_t */
-    UMG_CFG_BOOL,   /* int (0/1) */
-    UMG_CFG_STRING, /* char * (umg_malloc'd, freed by umg_config_free) */
-    UMG_CFG_SIZE,   /* int64_t bytes; accepts suffixes k, m, g (powers of 1024) */
+    UMG_CFG_INT,         /* int64_t */
+    UMG_CFG_BOOL,        /* int (0/1) */
+    UMG_CFG_STRING,      /* char * (umg_malloc'd, freed by umg_config_free) */
+    UMG_CFG_SIZE,        /* int64_t bytes; accepts suffixes k, m, g (powers of 1024) */
     UMG_CFG_DURATION_MS, /* int64_t milliseconds; accepts ms, s, m, h, d suffixes */
 } umg_config_type_t;
 
@@ -264,14 +273,14 @@ int umg_config_defaults(const umg_config_item_t *items, size_t n, void *target);
  * Sets one key from text. Returns UMG_ENOENT for an unknown key, UMG_EINVAL
  * or UMG_ERANGE for a bad value; `err` (may be NULL) gets a message.
  */
-int umg_config_set(const umg_config_item_t *items, size_t n, void *target, const char *key,
-                   const char *value, char *err, size_t errlen);
+int umg_config_set(const umg_config_item_t *items, size_t n, void *target, const char *key, const char *value,
+                   char *err, size_t errlen);
 /**
  * Reads a file of `key = value` lines (# comments, blank lines). Unknown keys
  * are errors. `err` gets "FILE:LINE: message".
  */
-int umg_config_load_file(const umg_config_item_t *items, size_t n, void *target, const char *path,
-                         char *err, size_t errlen);
+int umg_config_load_file(const umg_config_item_t *items, size_t n, void *target, const char *path, char *err,
+                         size_t errlen);
 /** Frees the strings the table owns in target. */
 void umg_config_free(const umg_config_item_t *items, size_t n, void *target);
 /** Appends a Markdown table describing the items. */

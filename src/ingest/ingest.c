@@ -45,8 +45,8 @@ struct ingest_thread_s {
 
 /* ---------------------------------------------------------------- metrics */
 
-static const char *const reject_codes[] = {"required",   "invalid_type",   "invalid_value", "invalid_utf8",
-                                           "too_long",   "unknown_field",  "ts_in_future",  "ts_too_old",
+static const char *const reject_codes[] = {"required",     "invalid_type",   "invalid_value", "invalid_utf8",
+                                           "too_long",     "unknown_field",  "ts_in_future",  "ts_too_old",
                                            "no_device_id", "too_many_props", "other"};
 static umg_metric_t m_rejected[UMG_ARRAY_SIZE(reject_codes)];
 static char reject_labels[UMG_ARRAY_SIZE(reject_codes)][48];
@@ -320,7 +320,8 @@ static void on_resume(umg_http_req_t *req, void *data)
     if (req != NULL) {
         if (p->status == UMG_ENOSPC) {
             umg_metric_add(&m_overload, 1);
-            umg_http_error(req, 503, "disk_full", NULL, "the event log's disk is full; nothing was stored, retry later");
+            umg_http_error(req, 503, "disk_full", NULL,
+                           "the event log's disk is full; nothing was stored, retry later");
         } else if (p->status != UMG_OK) {
             umg_metric_add(&m_overload, 1);
             umg_http_error(req, 503, "log_unavailable", NULL, "the event log could not store the batch; retry later");
@@ -362,8 +363,8 @@ void umg_ingest_events(umg_http_req_t *req, void *thread_data)
     int is_batch = 0;
     umg_event_error_t perr;
     memset(&perr, 0, sizeof(perr));
-    int rc = umg_event_decoder_parse(t->dec, body.ptr, body.len, (size_t)ing->cfg.max_events, &n_events, &is_batch,
-                                     &perr);
+    int rc =
+        umg_event_decoder_parse(t->dec, body.ptr, body.len, (size_t)ing->cfg.max_events, &n_events, &is_batch, &perr);
     if (rc == UMG_ERANGE) {
         umg_http_error(req, 413, "too_many_events", "events", perr.message[0] ? perr.message : "too many events");
         return;

@@ -20,8 +20,8 @@ typedef struct umg_ingest_config_s {
 
 typedef struct umg_ingest_s {
     umg_ingest_config_t cfg;
-    umg_apps_t *apps;              /* borrowed */
-    const umg_bus_ops_t *bus_ops;  /* set with bus once recovery finished */
+    umg_apps_t *apps;             /* borrowed */
+    const umg_bus_ops_t *bus_ops; /* set with bus once recovery finished */
     umg_bus_t *bus;
     _Atomic int ready;
 } umg_ingest_t;

@@ -93,7 +93,7 @@ struct umg_http_req_s {
 };
 
 static const double latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                        0.025,  0.05,    0.1,    0.25,  0.5,   1.0,   2.5};
+                                        0.025,  0.05,    0.1,    0.25,  0.5,    1.0,   2.5};
 static umg_metric_t m_conns = UMG_GAUGE("umg_http_connections", "Open client connections", NULL);
 static umg_metric_t m_refused =
     UMG_COUNTER("umg_http_connections_refused_total", "Connections refused over http.max_connections", NULL);
@@ -297,8 +297,7 @@ static const char *reason_phrase(int status)
 static void add_common_headers(umg_http_req_t *r)
 {
     h2o_req_t *h = r->h;
-    h2o_add_header_by_str(&h->pool, &h->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, r->reqid,
-                          strlen(r->reqid));
+    h2o_add_header_by_str(&h->pool, &h->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, r->reqid, strlen(r->reqid));
     if (r->t->srv->ssl != NULL) {
         h2o_add_header_by_str(&h->pool, &h->res.headers, H2O_STRLIT("strict-transport-security"), 0, NULL,
                               H2O_STRLIT("max-age=31536000"));
@@ -322,8 +321,7 @@ static void add_extra_headers(h2o_req_t *h, const char *extra)
         for (const char *c = extra; c < colon; c++) {
             name[c - extra] = (char)((*c >= 'A' && *c <= 'Z') ? *c + 32 : *c);
         }
-        h2o_add_header_by_str(&h->pool, &h->res.headers, name, (size_t)(colon - extra), 0, NULL, v,
-                              (size_t)(eol - v));
+        h2o_add_header_by_str(&h->pool, &h->res.headers, name, (size_t)(colon - extra), 0, NULL, v, (size_t)(eol - v));
         extra = eol + 2;
     }
 }
@@ -788,7 +786,8 @@ static void on_accept(h2o_socket_t *listener, const char *err)
                 h2o_socket_close(sock);
                 continue;
             }
-#define REFUSED_BODY "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"the server is at http.max_connections\"}}\n"
+#define REFUSED_BODY                                                                                                   \
+    "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"the server is at http.max_connections\"}}\n"
             static const char resp[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
                                        "Retry-After: 1\r\nConnection: close\r\nContent-Length: 92\r\n\r\n" REFUSED_BODY;
             _Static_assert(sizeof(REFUSED_BODY) - 1 == 92, "Content-Length of the refusal");

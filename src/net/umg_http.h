@@ -17,22 +17,22 @@ typedef struct umg_http_req_s umg_http_req_t;
 typedef struct umg_http_server_s umg_http_server_t;
 
 typedef struct umg_http_config_s {
-    char *listen;            /* "HOST:PORT"; port 0 picks one */
-    int64_t threads;         /* 0: one per core */
+    char *listen;    /* "HOST:PORT"; port 0 picks one */
+    int64_t threads; /* 0: one per core */
     int64_t max_body_bytes;
     int64_t max_header_bytes;
     int64_t idle_timeout_ms;
     int64_t max_connections;
     char *tls_cert, *tls_key; /* both set: TLS on */
-    char *trusted_proxies;   /* comma-separated CIDRs whose X-Forwarded-For is believed */
+    char *trusted_proxies;    /* comma-separated CIDRs whose X-Forwarded-For is believed */
 } umg_http_config_t;
 
 /* A handler answers now (umg_http_respond*), or defers / streams. */
 typedef void (*umg_http_handler_t)(umg_http_req_t *req, void *thread_data);
 
 typedef struct umg_http_route_s {
-    const char *method;  /* "GET", "POST" */
-    const char *path;    /* exact path, or a prefix ending in '/' when prefix is set */
+    const char *method; /* "GET", "POST" */
+    const char *path;   /* exact path, or a prefix ending in '/' when prefix is set */
     int prefix;
     umg_http_handler_t handler;
 } umg_http_route_t;

@@ -80,7 +80,7 @@ static umg_bus_t *open_bus(const char *dir, int64_t seg_bytes)
 static int append(umg_bus_t *bus, uint32_t app, uint32_t first, size_t n, int *statuses)
 {
     umg_bus_rec_t *recs = calloc(n, sizeof(*recs));
-    char (*payloads)[64] = calloc(n, 64);
+    char(*payloads)[64] = calloc(n, 64);
     int64_t now = umg_now_us();
     for (size_t i = 0; i < n; i++) {
         recs[i].app = app;
@@ -512,11 +512,15 @@ int main(void)
 {
     umg_log_min_level = UMG_LOG_ERROR;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_append_read_dedupe),     cmocka_unit_test(test_torn_tail_every_offset),
-        cmocka_unit_test(test_roll_and_index_rebuild), cmocka_unit_test(test_write_failure_undoes_dedupe),
+        cmocka_unit_test(test_append_read_dedupe),
+        cmocka_unit_test(test_torn_tail_every_offset),
+        cmocka_unit_test(test_roll_and_index_rebuild),
+        cmocka_unit_test(test_write_failure_undoes_dedupe),
         cmocka_unit_test(test_failed_group_keeps_earlier_ids),
-        cmocka_unit_test(test_time_filter_and_offsets), cmocka_unit_test(test_concurrent_group_commit),
-        cmocka_unit_test(test_decode_rejects_garbage), cmocka_unit_test(test_offset_for_time),
+        cmocka_unit_test(test_time_filter_and_offsets),
+        cmocka_unit_test(test_concurrent_group_commit),
+        cmocka_unit_test(test_decode_rejects_garbage),
+        cmocka_unit_test(test_offset_for_time),
         cmocka_unit_test(test_retention),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -317,10 +317,8 @@ static void test_clock_parse(void **state)
     assert_int_equal(parse_ok("2026-11-27t10:00:00z"), INT64_C(1795773600) * 1000000);
     assert_int_equal(parse_ok("2026-11-27 10:00:00Z"), INT64_C(1795773600) * 1000000);
     assert_int_equal(parse_ok("2026-11-27T10:00:00.5Z"), INT64_C(1795773600) * 1000000 + 500000);
-    assert_int_equal(parse_ok("2026-11-27T10:00:00.123456Z"),
-                     INT64_C(1795773600) * 1000000 + 123456);
-    assert_int_equal(parse_ok("2026-11-27T10:00:00.123456789Z"),
-                     INT64_C(1795773600) * 1000000 + 123456);
+    assert_int_equal(parse_ok("2026-11-27T10:00:00.123456Z"), INT64_C(1795773600) * 1000000 + 123456);
+    assert_int_equal(parse_ok("2026-11-27T10:00:00.123456789Z"), INT64_C(1795773600) * 1000000 + 123456);
     assert_int_equal(parse_ok("2024-02-29T23:59:59Z"), INT64_C(1709251199) * 1000000);
     assert_int_equal(parse_ok("2000-02-29T00:00:00Z"), INT64_C(951782400) * 1000000);
     assert_int_equal(parse_ok("9999-12-31T23:59:59Z"), INT64_C(253402300799) * 1000000);
@@ -464,8 +462,7 @@ static void test_crc32c(void **state)
     if (umg__crc32c_hw_available()) {
         for (size_t off = 0; off < 9; off++) {
             for (size_t len = 0; len + off <= 200; len += 7) {
-                assert_int_equal(umg__crc32c_hw(0, data + off, len),
-                                 umg__crc32c_sw(0, data + off, len));
+                assert_int_equal(umg__crc32c_hw(0, data + off, len), umg__crc32c_sw(0, data + off, len));
                 assert_int_equal(umg__crc32c_hw(0xdeadbeef, data + off, len),
                                  umg__crc32c_sw(0xdeadbeef, data + off, len));
             }
@@ -551,14 +548,10 @@ static void test_uuid(void **state)
     assert_memory_equal(u.b, v.b, 16);
 
     static const char *const bad[] = {
-        "0123abcd-4567-89ef-0123-456789abcde",
-        "0123abcd-4567-89ef-0123-456789abcdef0",
-        "0123abcd04567-89ef-0123-456789abcdef",
-        "0123abcd-4567-89ef-0123-456789abcdeg",
-        "{123abcd-4567-89ef-0123-456789abcdef",
-        "0123abcd-4567-89ef-0123-456789abcd-f",
-        "0123abcd4567-89ef-0123-456789abcdef-",
-        "",
+        "0123abcd-4567-89ef-0123-456789abcde",  "0123abcd-4567-89ef-0123-456789abcdef0",
+        "0123abcd04567-89ef-0123-456789abcdef", "0123abcd-4567-89ef-0123-456789abcdeg",
+        "{123abcd-4567-89ef-0123-456789abcdef", "0123abcd-4567-89ef-0123-456789abcd-f",
+        "0123abcd4567-89ef-0123-456789abcdef-", "",
     };
     for (size_t i = 0; i < UMG_ARRAY_SIZE(bad); i++) {
         memset(&v, 0x5a, sizeof(v));
@@ -597,14 +590,11 @@ static void test_uuid(void **state)
 /* ---------------------------------------------------------------- metrics */
 
 static umg_metric_t m_req = UMG_COUNTER("t_requests_total", "Requests served.", NULL);
-static umg_metric_t m_rej_ts =
-    UMG_COUNTER("t_rejected_total", "Rejected events.", "reason=\"bad_ts\"");
+static umg_metric_t m_rej_ts = UMG_COUNTER("t_rejected_total", "Rejected events.", "reason=\"bad_ts\"");
 static umg_metric_t m_other = UMG_GAUGE("t_queue_depth", "Queue depth.\nSecond \\ line.", NULL);
-static umg_metric_t m_rej_sig =
-    UMG_COUNTER("t_rejected_total", "Rejected events.", "reason=\"bad_sig\"");
+static umg_metric_t m_rej_sig = UMG_COUNTER("t_rejected_total", "Rejected events.", "reason=\"bad_sig\"");
 static const double lat_bounds[] = {0.005, 0.1, 1, 2.5};
-static umg_metric_t m_lat =
-    UMG_HISTOGRAM("t_latency_seconds", "Latency.", "route=\"/v1\"", lat_bounds, 4);
+static umg_metric_t m_lat = UMG_HISTOGRAM("t_latency_seconds", "Latency.", "route=\"/v1\"", lat_bounds, 4);
 static umg_metric_t m_plain = UMG_HISTOGRAM("t_size", "Sizes.", NULL, lat_bounds, 2);
 
 static void test_metrics_render(void **state)
@@ -723,10 +713,9 @@ static const umg_config_item_t cfg_items[] = {
     {"workers", UMG_CFG_INT, "4", 1, 64, offsetof(test_cfg_t, workers), "Worker threads."},
     {"verbose", UMG_CFG_BOOL, "false", 0, 0, offsetof(test_cfg_t, verbose), "Chatty logs."},
     {"name", UMG_CFG_STRING, "umg", 0, 0, offsetof(test_cfg_t, name), "Instance name | id."},
-    {"log.segment_bytes", UMG_CFG_SIZE, "64m", 4096, INT64_C(1) << 30,
-     offsetof(test_cfg_t, seg_bytes), "Segment size."},
-    {"http.timeout", UMG_CFG_DURATION_MS, "30s", 0, 0, offsetof(test_cfg_t, timeout_ms),
-     "Request timeout."},
+    {"log.segment_bytes", UMG_CFG_SIZE, "64m", 4096, INT64_C(1) << 30, offsetof(test_cfg_t, seg_bytes),
+     "Segment size."},
+    {"http.timeout", UMG_CFG_DURATION_MS, "30s", 0, 0, offsetof(test_cfg_t, timeout_ms), "Request timeout."},
     {"offset", UMG_CFG_INT, NULL, 0, 0, offsetof(test_cfg_t, offset), "Unbounded."},
 };
 
@@ -757,9 +746,19 @@ static void test_config_defaults_and_types(void **state)
         const char *v;
         int64_t want;
     } sizes[] = {
-        {"4096", 4096}, {"4k", 4096}, {"4K", 4096}, {"4kb", 4096}, {"4KiB", 4096},
-        {"16m", 16 << 20}, {"16MB", 16 << 20}, {"16mib", 16 << 20}, {"1g", INT64_C(1) << 30},
-        {"1GiB", INT64_C(1) << 30}, {" 8k ", 8192}, {"8 k", 8192}, {"5000b", 5000},
+        {"4096", 4096},
+        {"4k", 4096},
+        {"4K", 4096},
+        {"4kb", 4096},
+        {"4KiB", 4096},
+        {"16m", 16 << 20},
+        {"16MB", 16 << 20},
+        {"16mib", 16 << 20},
+        {"1g", INT64_C(1) << 30},
+        {"1GiB", INT64_C(1) << 30},
+        {" 8k ", 8192},
+        {"8 k", 8192},
+        {"5000b", 5000},
     };
     for (size_t i = 0; i < UMG_ARRAY_SIZE(sizes); i++) {
         assert_int_equal(cfg_set(&c, "log.segment_bytes", sizes[i].v, err, sizeof(err)), UMG_OK);
@@ -769,8 +768,8 @@ static void test_config_defaults_and_types(void **state)
         const char *v;
         int64_t want;
     } durs[] = {
-        {"250", 250}, {"250ms", 250}, {"2s", 2000}, {"5m", 300000}, {"2h", 7200000},
-        {"7d", INT64_C(604800000)}, {"1S", 1000}, {"0", 0},
+        {"250", 250}, {"250ms", 250}, {"2s", 2000}, {"5m", 300000}, {"2h", 7200000}, {"7d", INT64_C(604800000)},
+        {"1S", 1000}, {"0", 0},
     };
     for (size_t i = 0; i < UMG_ARRAY_SIZE(durs); i++) {
         assert_int_equal(cfg_set(&c, "http.timeout", durs[i].v, err, sizeof(err)), UMG_OK);
@@ -780,7 +779,7 @@ static void test_config_defaults_and_types(void **state)
         const char *v;
         int want;
     } bools[] = {
-        {"true", 1}, {"false", 0}, {"yes", 1}, {"no", 0}, {"on", 1},
+        {"true", 1}, {"false", 0}, {"yes", 1}, {"no", 0},   {"on", 1},
         {"off", 0},  {"1", 1},     {"0", 0},   {"TRUE", 1}, {"Off", 0},
     };
     for (size_t i = 0; i < UMG_ARRAY_SIZE(bools); i++) {
@@ -903,34 +902,28 @@ static void test_config_file(void **state)
     assert_int_equal(c.timeout_ms, 1500);
 
     write_text(path, "workers = 2\n# x\nbogus = 1\n");
-    assert_int_equal(umg_config_load_file(cfg_items, NCFG, &c, path, err, sizeof(err)),
-                     UMG_ENOENT);
+    assert_int_equal(umg_config_load_file(cfg_items, NCFG, &c, path, err, sizeof(err)), UMG_ENOENT);
     snprintf(want, sizeof(want), "%s:3: unknown key 'bogus'", path);
     assert_string_equal(err, want);
     assert_int_equal(c.workers, 2); /* lines before the error were applied */
 
     write_text(path, "workers = 1000\n");
-    assert_int_equal(umg_config_load_file(cfg_items, NCFG, &c, path, err, sizeof(err)),
-                     UMG_ERANGE);
+    assert_int_equal(umg_config_load_file(cfg_items, NCFG, &c, path, err, sizeof(err)), UMG_ERANGE);
     snprintf(want, sizeof(want), "%s:1: value '1000' for key 'workers'", path);
     assert_memory_equal(err, want, strlen(want));
 
     write_text(path, "\nworkers\n");
-    assert_int_equal(umg_config_load_file(cfg_items, NCFG, &c, path, err, sizeof(err)),
-                     UMG_EPARSE);
+    assert_int_equal(umg_config_load_file(cfg_items, NCFG, &c, path, err, sizeof(err)), UMG_EPARSE);
     snprintf(want, sizeof(want), "%s:2: expected 'key = value'", path);
     assert_string_equal(err, want);
 
     write_text(path, "name = \"unterminated\n");
-    assert_int_equal(umg_config_load_file(cfg_items, NCFG, &c, path, err, sizeof(err)),
-                     UMG_EPARSE);
+    assert_int_equal(umg_config_load_file(cfg_items, NCFG, &c, path, err, sizeof(err)), UMG_EPARSE);
     write_text(path, " = 5\n");
-    assert_int_equal(umg_config_load_file(cfg_items, NCFG, &c, path, err, sizeof(err)),
-                     UMG_EPARSE);
+    assert_int_equal(umg_config_load_file(cfg_items, NCFG, &c, path, err, sizeof(err)), UMG_EPARSE);
 
     snprintf(path, sizeof(path), "%s/missing.conf", tmpdir);
-    assert_int_equal(umg_config_load_file(cfg_items, NCFG, &c, path, err, sizeof(err)),
-                     UMG_ENOENT);
+    assert_int_equal(umg_config_load_file(cfg_items, NCFG, &c, path, err, sizeof(err)), UMG_ENOENT);
     assert_non_null(strstr(err, "missing.conf"));
 
     umg_config_free(cfg_items, NCFG, &c);
@@ -942,15 +935,14 @@ static void test_config_markdown(void **state)
     (void)state;
     umg_buf_t b = {0};
     assert_int_equal(umg_config_markdown(cfg_items, NCFG, &b), UMG_OK);
-    assert_string_equal(b.ptr,
-                        "| key | type | default | range | description |\n"
-                        "|---|---|---|---|---|\n"
-                        "| `workers` | int | `4` | 1 .. 64 | Worker threads. |\n"
-                        "| `verbose` | bool | `false` |  | Chatty logs. |\n"
-                        "| `name` | string | `umg` |  | Instance name \\| id. |\n"
-                        "| `log.segment_bytes` | size | `64m` | 4k .. 1g | Segment size. |\n"
-                        "| `http.timeout` | duration | `30s` |  | Request timeout. |\n"
-                        "| `offset` | int |  |  | Unbounded. |\n");
+    assert_string_equal(b.ptr, "| key | type | default | range | description |\n"
+                               "|---|---|---|---|---|\n"
+                               "| `workers` | int | `4` | 1 .. 64 | Worker threads. |\n"
+                               "| `verbose` | bool | `false` |  | Chatty logs. |\n"
+                               "| `name` | string | `umg` |  | Instance name \\| id. |\n"
+                               "| `log.segment_bytes` | size | `64m` | 4k .. 1g | Segment size. |\n"
+                               "| `http.timeout` | duration | `30s` |  | Request timeout. |\n"
+                               "| `offset` | int |  |  | Unbounded. |\n");
     umg_buf_free(&b);
 }
 
@@ -994,9 +986,8 @@ static void test_log(void **state)
     int64_t us;
     assert_int_equal(umg_time_parse_rfc3339(line + 7, 27, &us), UMG_OK);
     assert_true(llabs(us - umg_now_us()) < INT64_C(60000000));
-    assert_string_equal(line + 7 + 27,
-                        "\",\"level\":\"warn\",\"module\":\"te\\\"st\","
-                        "\"msg\":\"hello \\\"w\\\"\\n\\u0001 \xc3\xa9\"}\n");
+    assert_string_equal(line + 7 + 27, "\",\"level\":\"warn\",\"module\":\"te\\\"st\","
+                                       "\"msg\":\"hello \\\"w\\\"\\n\\u0001 \xc3\xa9\"}\n");
 }
 
 /* ---------------------------------------------------------------- fs */

@@ -722,30 +722,53 @@ static int log_committed(umg_bus_t *bus, const char *group, int partition, uint6
 
 /* ---------------------------------------------------------------- writer */
 
+/*
+ * Seals the active segment and starts a new one at next_offset. UMG_EIO (the
+ * old segment could not be synced) breaks the log; any other failure (disk
+ * full, no file descriptors) leaves the active segment as it was, so only this
+ * group is refused and a later one tries again.
+ */
 static int roll(umg_bus_t *bus)
 {
-    seg_t *cur = bus->segs[bus->nsegs - 1];
     if (fdatasync(bus->log_fd) != 0 || fdatasync(bus->idx_fd) != 0) {
+        umg_log(UMG_LOG_ERROR, "bus", "fdatasync before a segment roll failed: %s", strerror(errno));
         return UMG_EIO;
     }
-    close(bus->log_fd);
-    close(bus->idx_fd);
-    bus->log_fd = bus->idx_fd = -1;
-    (void)cur;
+    bus->dirty = 0;
     seg_t *s = seg_new(bus->dir, bus->next_offset);
     if (s == NULL) {
         return UMG_ENOMEM;
     }
-    int rc = segs_push(bus, s);
+    int lfd = open(s->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int ifd = lfd >= 0 ? open(s->idx_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644) : -1;
+    int rc = UMG_OK;
+    if (lfd < 0 || ifd < 0) {
+        rc = (errno == ENOSPC || errno == EDQUOT) ? UMG_ENOSPC : UMG_EAGAIN;
+        umg_log(UMG_LOG_ERROR, "bus", "cannot start segment %s: %s", s->log_path, strerror(errno));
+    } else if (umg_fsync_dir(bus->dir) != UMG_OK) {
+        rc = UMG_EAGAIN;
+    }
+    if (rc == UMG_OK) {
+        rc = segs_push(bus, s);
+    }
     if (rc != UMG_OK) {
+        if (lfd >= 0) {
+            close(lfd);
+            unlink(s->log_path);
+        }
+        if (ifd >= 0) {
+            close(ifd);
+            unlink(s->idx_path);
+        }
         seg_free(s);
         return rc;
     }
-    rc = open_active(bus, s);
-    if (rc == UMG_OK) {
-        rc = umg_fsync_dir(bus->dir);
-    }
-    return rc;
+    close(bus->log_fd);
+    close(bus->idx_fd);
+    bus->log_fd = lfd;
+    bus->idx_fd = ifd;
+    bus->active_bytes = 0;
+    return UMG_OK;
 }
 
 static void complete_all(umg_bus_batch_t *list, int status)
@@ -969,10 +992,12 @@ static void *writer_main(void *arg)
             if (bus->active_bytes > 0 && bus->active_bytes + bytes > (uint64_t)bus->cfg.segment_bytes) {
                 int rc = roll(bus);
                 if (rc != UMG_OK) {
-                    umg_log(UMG_LOG_ERROR, "bus", "segment roll failed: %s", umg_strerror(rc));
-                    atomic_store(&bus->broken, 1);
+                    if (rc == UMG_EIO) {
+                        atomic_store(&bus->broken, 1);
+                    }
+                    umg_metric_add(&m_write_errors, 1);
                     atomic_fetch_sub(&bus->queued_bytes, (int64_t)bytes);
-                    complete_all(g, UMG_EIO);
+                    complete_all(g, rc);
                     continue;
                 }
             }

@@ -196,3 +196,60 @@ void umg_time_format_rfc3339(int64_t us, char out[32])
     *p++ = 'Z';
     *p = '\0';
 }
+
+static inline char *w_2digits(char *p, unsigned v)
+{
+    memcpy(p, umg_digit_pairs + 2 * v, 2);
+    return p + 2;
+}
+
+/*
+ * Times from 1970 to 9999 (all that ingest lets through) in 32-bit unsigned
+ * arithmetic, since this runs several times per stored event; the text is the
+ * same as umg_time_format_rfc3339's, which handles every other instant.
+ */
+char *umg_time_write_rfc3339(char *p, int64_t us)
+{
+    if (us < 0 || us > INT64_C(253402300799999999)) {
+        char t[32];
+        umg_time_format_rfc3339(us, t);
+        size_t n = strlen(t);
+        memcpy(p, t, n);
+        return p + n;
+    }
+    uint64_t secs = (uint64_t)us / 1000000;
+    uint32_t frac = (uint32_t)((uint64_t)us - secs * 1000000);
+    uint32_t days = (uint32_t)(secs / 86400);
+    uint32_t sod = (uint32_t)(secs - (uint64_t)days * 86400);
+    /* Neri and Schneider's calendar algorithm, days counted from 0000-03-01. */
+    uint32_t n1 = 4 * (days + 719468) + 3;
+    uint32_t century = n1 / 146097;
+    uint32_t n2 = (n1 % 146097) | 3;
+    uint64_t p2 = (uint64_t)2939745 * n2;
+    uint32_t yoc = (uint32_t)(p2 >> 32);
+    uint32_t doy = (uint32_t)p2 / 2939745 / 4; /* day of the March-based year */
+    uint32_t n3 = 2141 * doy + 197913;
+    uint32_t jan_feb = doy >= 306;
+    uint32_t year = 100 * century + yoc + jan_feb;
+    uint32_t mon = (n3 >> 16) - 12 * jan_feb;
+    uint32_t day = (n3 & 0xffff) / 2141 + 1;
+
+    p = w_2digits(p, year / 100);
+    p = w_2digits(p, year % 100);
+    *p++ = '-';
+    p = w_2digits(p, mon);
+    *p++ = '-';
+    p = w_2digits(p, day);
+    *p++ = 'T';
+    p = w_2digits(p, sod / 3600);
+    *p++ = ':';
+    p = w_2digits(p, sod / 60 % 60);
+    *p++ = ':';
+    p = w_2digits(p, sod % 60);
+    *p++ = '.';
+    p = w_2digits(p, frac / 10000);
+    p = w_2digits(p, frac / 100 % 100);
+    p = w_2digits(p, frac % 100);
+    *p++ = 'Z';
+    return p;
+}

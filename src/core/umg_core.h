@@ -155,6 +155,8 @@ uint64_t umg_mono_ns(void);
 int umg_time_parse_rfc3339(const char *s, size_t len, int64_t *out_us);
 /** Writes "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" (27 bytes + NUL) into out. */
 void umg_time_format_rfc3339(int64_t us, char out[32]);
+/** The same text without the NUL, at p (room for 31 bytes); returns the end. Fast for 1970..9999. */
+char *umg_time_write_rfc3339(char *p, int64_t us);
 
 /* ---------------------------------------------------------------- hashing */
 
@@ -174,6 +176,17 @@ void umg_uuid_v4(umg_uuid_t *out);
 int umg_uuid_parse(const char *s, size_t len, umg_uuid_t *out);
 /** Writes 36 lowercase characters + NUL. */
 void umg_uuid_format(const umg_uuid_t *u, char out[37]);
+/** Writes the 36 lowercase characters at p (no NUL); returns p + 36. */
+char *umg_uuid_write(char *p, const umg_uuid_t *u);
+
+enum { UMG_UUID_UPPER = 1, UMG_UUID_ZERO = 2 };
+/**
+ * Checks the 36-character form: -1 when it is not a UUID, else a mask of
+ * UMG_UUID_UPPER (a digit is upper case) and UMG_UUID_ZERO (all digits zero,
+ * the advertising id of a device without tracking consent). out (may be NULL)
+ * receives the bytes. Branch-free (SSE2 or SWAR): ids arrive by the million.
+ */
+int umg_uuid_scan(const char *s, size_t len, umg_uuid_t *out);
 /** Fills `n` bytes with OS randomness. */
 void umg_random_bytes(void *out, size_t n);
 
@@ -290,6 +303,23 @@ int umg_config_markdown(const umg_config_item_t *items, size_t n, umg_buf_t *out
 
 /** "00" "01" ... "99": two ASCII digits for each value below 100 (fast integer formatting). */
 extern const char umg_digit_pairs[201];
+
+/*
+ * SWAR: eight bytes tested at once in a uint64_t. UMG_SWAR_IN sets the high bit
+ * of each byte of w within [lo, hi]; it is exact for bytes below 0x80 (callers
+ * reject bytes at or above 0x80 separately).
+ */
+#define UMG_SWAR_ONES UINT64_C(0x0101010101010101)
+#define UMG_SWAR_HIGH UINT64_C(0x8080808080808080)
+#define UMG_SWAR_IN(w, lo, hi)                                                                                         \
+    (((w) + UMG_SWAR_ONES * (0x80 - (lo))) & ~((w) + UMG_SWAR_ONES * (0x7f - (hi))) & UMG_SWAR_HIGH)
+
+static inline uint64_t umg_load64(const char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
 
 /** The value of one hex digit (either case), or -1. */
 static inline int umg_hexval(int c)

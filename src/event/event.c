@@ -20,9 +20,6 @@
 
 #include <arpa/inet.h>
 #include <float.h>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -282,16 +279,10 @@ static int has_mark(const vctx_t *c, const char *s, size_t n)
  * per byte. SWAR_IN is exact for bytes below 0x80 (no carry crosses a byte);
  * callers reject words with any byte at or above 0x80 separately.
  */
-#define ONES UINT64_C(0x0101010101010101)
-#define HIGH UINT64_C(0x8080808080808080)
-#define SWAR_IN(w, lo, hi) (((w) + ONES * (0x80 - (lo))) & ~((w) + ONES * (0x7f - (hi))) & HIGH)
-
-static inline uint64_t load64(const char *p)
-{
-    uint64_t w;
-    memcpy(&w, p, 8);
-    return w;
-}
+#define ONES UMG_SWAR_ONES
+#define HIGH UMG_SWAR_HIGH
+#define SWAR_IN UMG_SWAR_IN
+#define load64 umg_load64
 
 /* Non-zero when some byte of w is below 0x20 (whether any is: exact; which one: not). */
 static inline uint64_t swar_ctl(uint64_t w)
@@ -401,130 +392,6 @@ static int get_ts(vctx_t *c, const umg_json_item_t *it, int64_t *out_us, int *pr
     return 0;
 }
 
-enum { UUID_UPPER = 1, UUID_ZERO = 2 };
-
-/* Offsets of the 16 hex digit pairs in the 36-character form. */
-static const unsigned char uuid_pos[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
-
-static inline uint64_t load32x2(const char *a, const char *b)
-{
-    uint32_t lo, hi;
-    memcpy(&lo, a, 4);
-    memcpy(&hi, b, 4);
-    return (uint64_t)lo | (uint64_t)hi << 32;
-}
-
-/* Packs eight hex digits (validated) into four bytes, first digit highest. */
-static inline void hex8_to_bytes(uint64_t w, uint8_t out[4])
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    /* Digit values: low nibble, plus 9 for letters (bit 0x40). */
-    uint64_t nib = (w & ONES * 0x0f) + ((w >> 6) & ONES) * 9;
-    /* Byte i of m is nib[i] << 4 | nib[i + 1]; keep the even bytes and pack them. */
-    uint64_t m = ((nib << 4) | (nib >> 8)) & UINT64_C(0x00ff00ff00ff00ff);
-    m = (m | (m >> 8)) & UINT64_C(0x0000ffff0000ffff);
-    m = (m | (m >> 16)) & UINT64_C(0x00000000ffffffff);
-    uint32_t four = (uint32_t)m;
-    memcpy(out, &four, 4);
-#else
-    char t[8];
-    memcpy(t, &w, 8);
-    for (int i = 0; i < 4; i++) {
-        unsigned char a = (unsigned char)t[2 * i], b = (unsigned char)t[2 * i + 1];
-        out[i] = (uint8_t)(((a & 0xfu) + 9u * (a >> 6)) << 4 | ((b & 0xfu) + 9u * (b >> 6)));
-    }
-#endif
-}
-
-#if defined(__SSE2__)
-/*
- * SSE2 (always there on x86-64): three 16-byte loads cover the 36 bytes
- * (0-15, 16-31, 20-35); each byte is classed as digit, hex letter or dash
- * with compares, and the masks are checked against where dashes belong.
- */
-static int uuid_check(const char *s)
-{
-    static const unsigned short dashes[3] = {1u << 8 | 1u << 13, 1u << 2 | 1u << 7, 1u << 3};
-    static const unsigned char at[3] = {0, 16, 20};
-    unsigned bad = 0, upper = 0, nonzero = 0;
-    for (int k = 0; k < 3; k++) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + at[k]));
-        __m128i folded = _mm_or_si128(v, _mm_set1_epi8(0x20));
-        /* Signed compares: bytes >= 0x80 are negative and fail every class. */
-        __m128i digit =
-            _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)), _mm_cmpgt_epi8(_mm_set1_epi8('9' + 1), v));
-        __m128i alpha = _mm_and_si128(_mm_cmpgt_epi8(folded, _mm_set1_epi8('a' - 1)),
-                                      _mm_cmpgt_epi8(_mm_set1_epi8('f' + 1), folded));
-        __m128i up =
-            _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('A' - 1)), _mm_cmpgt_epi8(_mm_set1_epi8('F' + 1), v));
-        unsigned dash = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('-')));
-        unsigned ok = (unsigned)_mm_movemask_epi8(_mm_or_si128(digit, alpha));
-        unsigned zero = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('0')));
-        bad |= (dash ^ dashes[k]) | ((ok | dash) ^ 0xffffu);
-        upper |= (unsigned)_mm_movemask_epi8(up);
-        nonzero |= (zero | dash) ^ 0xffffu;
-    }
-    if (bad != 0) {
-        return -1;
-    }
-    return (upper != 0 ? UUID_UPPER : 0) | (nonzero == 0 ? UUID_ZERO : 0);
-}
-#else
-/* High bit of each byte of w that equals c (exact: no carry crosses a byte). */
-static inline uint64_t swar_eq(uint64_t w, unsigned char c)
-{
-    uint64_t x = w ^ (ONES * c);
-    return ~(((x & ~HIGH) + ~HIGH) | x) & HIGH;
-}
-
-/*
- * Portable version: five overlapping words (bytes 0, 8, 16, 24 and 28 on),
- * with the dashes expected at fixed byte positions of the second and third.
- */
-static int uuid_check(const char *s)
-{
-    static const uint64_t dash_at[5] = {
-        0, UINT64_C(0x80) | UINT64_C(0x80) << 40, UINT64_C(0x80) << 16 | UINT64_C(0x80) << 56, 0, 0,
-    };
-    static const unsigned char at[5] = {0, 8, 16, 24, 28};
-    uint64_t bad = 0, upper = 0, nonzero = 0;
-    for (int k = 0; k < 5; k++) {
-        uint64_t w = load64(s + at[k]);
-        uint64_t folded = w | ONES * 0x20; /* 'A'-'F' -> 'a'-'f'; digits keep their value */
-        uint64_t hex = SWAR_IN(w, '0', '9') | SWAR_IN(folded, 'a', 'f');
-        uint64_t dash = swar_eq(w, '-');
-        bad |= (w & HIGH) | (dash ^ dash_at[k]) | ((hex | dash) ^ HIGH);
-        upper |= SWAR_IN(w, 'A', 'F');
-        nonzero |= (w ^ (ONES * '0')) & ~((dash_at[k] >> 7) * 0xff);
-    }
-    if (bad != 0) {
-        return -1;
-    }
-    return (upper != 0 ? UUID_UPPER : 0) | (nonzero == 0 ? UUID_ZERO : 0);
-}
-#endif
-
-/*
- * Checks the 36-character UUID form. Returns -1 when it is not one, else a
- * mask of UUID_UPPER (some digit is upper case) and UUID_ZERO (all digits are
- * zero: the advertising id of a device without tracking consent). When out is
- * not NULL it receives the 16 bytes.
- */
-static int uuid_scan(const char *s, size_t n, umg_uuid_t *out)
-{
-    if (n != 36) {
-        return -1;
-    }
-    int kind = uuid_check(s);
-    if (kind >= 0 && out != NULL) {
-        hex8_to_bytes(load64(s), out->b);
-        hex8_to_bytes(load32x2(s + 9, s + 14), out->b + 4);
-        hex8_to_bytes(load32x2(s + 19, s + 24), out->b + 8);
-        hex8_to_bytes(load64(s + 28), out->b + 12);
-    }
-    return kind;
-}
-
 /*
  * Device advertising ids are UUIDs; they are stored lowercase so that one
  * device has one key whatever case a sender used. The copy lives in the
@@ -601,16 +468,16 @@ static int device_id(vctx_t *c, const umg_json_item_t *it, int which, umg_slice_
         return 0;
     }
     if (uuid) {
-        int kind = uuid_scan(out->ptr, out->len, NULL);
+        int kind = umg_uuid_scan(out->ptr, out->len, NULL);
         if (kind < 0) {
             return FAIL(c, it, E_INVALID_VALUE, "must be a UUID (8-4-4-4-12 hex digits)");
         }
         /* iOS without tracking consent and Android with ad tracking limited send zeros. */
-        if (kind & UUID_ZERO) {
+        if (kind & UMG_UUID_ZERO) {
             *out = UMG_SLICE_NULL;
             return 0;
         }
-        return (kind & UUID_UPPER) ? lower_uuid(c, out) : 0;
+        return (kind & UMG_UUID_UPPER) ? lower_uuid(c, out) : 0;
     }
     if (which == D_OAID && is_zero_id(out->ptr, out->len)) {
         *out = UMG_SLICE_NULL;
@@ -842,7 +709,7 @@ static int member_event_id(vctx_t *c, const umg_json_item_t *it)
     if (s.ptr == NULL) {
         return 0;
     }
-    if (uuid_scan(s.ptr, s.len, &c->ev->event_id) < 0) {
+    if (umg_uuid_scan(s.ptr, s.len, &c->ev->event_id) < 0) {
         return FAIL(c, it, E_INVALID_VALUE, "must be a UUID (8-4-4-4-12 hex digits)");
     }
     c->ev->has_event_id = 1;
@@ -1421,85 +1288,13 @@ static char *w_str(umg_buf_t *b, char *p, umg_slice_t s)
     return b->ptr + b->len;
 }
 
-static inline char *w_2digits(char *p, unsigned v)
-{
-    memcpy(p, umg_digit_pairs + 2 * v, 2);
-    return p + 2;
-}
-
-/*
- * Writes "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" in quotes. Times from 1970 to 9999
- * (all the decoder lets through) are formatted here in 32-bit unsigned
- * arithmetic, since this runs two to four times per encoded event; the text
- * is the same as core's umg_time_format_rfc3339, which handles the rest.
- */
+/* A time as a JSON string: "YYYY-MM-DDTHH:MM:SS.uuuuuuZ". */
 static char *w_time(char *p, int64_t us)
 {
-    if (us < 0 || us > TS_MAX_US) {
-        char t[32];
-        umg_time_format_rfc3339(us, t);
-        *p++ = '"';
-        p = w_mem(p, t, strlen(t));
-        *p++ = '"';
-        return p;
-    }
-    uint64_t secs = (uint64_t)us / 1000000;
-    uint32_t frac = (uint32_t)((uint64_t)us - secs * 1000000);
-    uint32_t days = (uint32_t)(secs / 86400);
-    uint32_t sod = (uint32_t)(secs - (uint64_t)days * 86400);
-    /* Neri and Schneider's calendar algorithm, days counted from 0000-03-01. */
-    uint32_t n1 = 4 * (days + 719468) + 3;
-    uint32_t century = n1 / 146097;
-    uint32_t n2 = (n1 % 146097) | 3;
-    uint64_t p2 = (uint64_t)2939745 * n2;
-    uint32_t yoc = (uint32_t)(p2 >> 32);
-    uint32_t doy = (uint32_t)p2 / 2939745 / 4; /* day of the March-based year */
-    uint32_t n3 = 2141 * doy + 197913;
-    uint32_t jan_feb = doy >= 306;
-    uint32_t year = 100 * century + yoc + jan_feb;
-    uint32_t mon = (n3 >> 16) - 12 * jan_feb;
-    uint32_t day = (n3 & 0xffff) / 2141 + 1;
-
     *p++ = '"';
-    p = w_2digits(p, year / 100);
-    p = w_2digits(p, year % 100);
-    *p++ = '-';
-    p = w_2digits(p, mon);
-    *p++ = '-';
-    p = w_2digits(p, day);
-    *p++ = 'T';
-    p = w_2digits(p, sod / 3600);
-    *p++ = ':';
-    p = w_2digits(p, sod / 60 % 60);
-    *p++ = ':';
-    p = w_2digits(p, sod % 60);
-    *p++ = '.';
-    p = w_2digits(p, frac / 10000);
-    p = w_2digits(p, frac / 100 % 100);
-    p = w_2digits(p, frac % 100);
-    *p++ = 'Z';
+    p = umg_time_write_rfc3339(p, us);
     *p++ = '"';
     return p;
-}
-
-/* "00" to "ff": two lowercase hex digits per byte value. */
-static const char hex_pairs[513] = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
-                                   "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
-                                   "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
-                                   "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
-                                   "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
-                                   "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
-                                   "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
-                                   "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
-
-/* The 36-character lowercase form, as umg_uuid_format writes it, two digits per table load. */
-static char *w_uuid(char *p, const umg_uuid_t *u)
-{
-    for (int i = 0; i < 16; i++) {
-        memcpy(p + uuid_pos[i], hex_pairs + 2 * u->b[i], 2);
-    }
-    p[8] = p[13] = p[18] = p[23] = '-';
-    return p + 36;
 }
 
 static char *w_i64(char *p, int64_t v)
@@ -1643,7 +1438,7 @@ int umg_event_encode_json(const umg_event_t *ev, umg_buf_t *out)
     *p++ = '{';
     if (ev->has_event_id) {
         p = W_LIT(p, "\"event_id\":\"");
-        p = w_uuid(p, &ev->event_id);
+        p = umg_uuid_write(p, &ev->event_id);
         p = W_LIT(p, "\",");
     }
     if (ev->app_id.len != 0) {

@@ -36,6 +36,16 @@ typedef struct seg_s {
     char *log_path, *idx_path;
 } seg_t;
 
+/* A written group waiting for the fdatasync that makes it durable (fsync=always). */
+typedef struct sync_job_s {
+    umg_bus_batch_t *list;
+    seg_t *seg;           /* the active segment it was written to */
+    uint64_t next_offset; /* log end after the group */
+    uint64_t seg_bytes;   /* segment size after the group */
+    size_t nrec;
+    struct sync_job_s *next;
+} sync_job_t;
+
 typedef struct group_s {
     char *name;
     uint64_t *next; /* per partition */
@@ -66,6 +76,14 @@ struct umg_bus_s {
     uint64_t next_offset;
     _Atomic uint64_t durable;
     _Atomic uint64_t total_bytes;
+
+    /* fsync=always: the syncer thread fsyncs written groups while the writer appends more */
+    pthread_t syncer;
+    int syncer_started;
+    pthread_mutex_t slock;
+    pthread_cond_t scond, sidle;
+    sync_job_t *shead, *stail;
+    int ssyncing, sstop;
 
     umg_dedupe_t *dedupe;
     umg_buf_t wbuf, ibuf;
@@ -722,6 +740,19 @@ static int log_committed(umg_bus_t *bus, const char *group, int partition, uint6
 
 /* ---------------------------------------------------------------- writer */
 
+/* Waits until every written group has been fsynced and completed (before a roll closes the fd). */
+static void sync_wait_idle(umg_bus_t *bus)
+{
+    if (!bus->syncer_started) {
+        return;
+    }
+    pthread_mutex_lock(&bus->slock);
+    while (bus->shead != NULL || bus->ssyncing) {
+        pthread_cond_wait(&bus->sidle, &bus->slock);
+    }
+    pthread_mutex_unlock(&bus->slock);
+}
+
 /*
  * Seals the active segment and starts a new one at next_offset. UMG_EIO (the
  * old segment could not be synced) breaks the log; any other failure (disk
@@ -730,6 +761,7 @@ static int log_committed(umg_bus_t *bus, const char *group, int partition, uint6
  */
 static int roll(umg_bus_t *bus)
 {
+    sync_wait_idle(bus);
     if (fdatasync(bus->log_fd) != 0 || fdatasync(bus->idx_fd) != 0) {
         umg_log(UMG_LOG_ERROR, "bus", "fdatasync before a segment roll failed: %s", strerror(errno));
         return UMG_EIO;
@@ -948,6 +980,72 @@ static void housekeeping(umg_bus_t *bus)
     umg_metric_set(&m_dedupe_bytes, (int64_t)umg_dedupe_memory(bus->dedupe));
 }
 
+static void sync_push(umg_bus_t *bus, sync_job_t *j)
+{
+    pthread_mutex_lock(&bus->slock);
+    if (bus->stail != NULL) {
+        bus->stail->next = j;
+    } else {
+        bus->shead = j;
+    }
+    bus->stail = j;
+    pthread_cond_signal(&bus->scond);
+    pthread_mutex_unlock(&bus->slock);
+}
+
+/*
+ * The syncer: one fdatasync covers every group written since the last one;
+ * then the groups are published to readers and completed, in order. While it
+ * waits on the disk the writer goes on appending, so the two overlap.
+ */
+static void *syncer_main(void *arg)
+{
+    umg_bus_t *bus = arg;
+    for (;;) {
+        pthread_mutex_lock(&bus->slock);
+        while (bus->shead == NULL && !bus->sstop) {
+            pthread_cond_wait(&bus->scond, &bus->slock);
+        }
+        sync_job_t *jobs = bus->shead;
+        bus->shead = bus->stail = NULL;
+        bus->ssyncing = jobs != NULL;
+        pthread_mutex_unlock(&bus->slock);
+        if (jobs == NULL) {
+            break;
+        }
+        int rc = UMG_OK;
+        if (atomic_load(&bus->broken)) {
+            rc = UMG_EIO;
+        } else {
+            uint64_t t0 = umg_mono_ns();
+            if (fdatasync(bus->log_fd) != 0) {
+                umg_log(UMG_LOG_ERROR, "bus", "fdatasync failed: %s; the log refuses writes until restart",
+                        strerror(errno));
+                atomic_store(&bus->broken, 1);
+                rc = UMG_EIO;
+            }
+            umg_metric_observe(&m_fsync, (double)(umg_mono_ns() - t0) / 1e9);
+        }
+        while (jobs != NULL) {
+            sync_job_t *j = jobs;
+            jobs = j->next;
+            if (rc == UMG_OK) {
+                atomic_store_explicit(&j->seg->bytes, j->seg_bytes, memory_order_release);
+                atomic_store_explicit(&j->seg->count, j->next_offset - j->seg->base, memory_order_release);
+                atomic_store_explicit(&bus->durable, j->next_offset, memory_order_release);
+                umg_metric_observe(&m_group, (double)j->nrec);
+            }
+            complete_all(j->list, rc);
+            umg_free(j);
+        }
+        pthread_mutex_lock(&bus->slock);
+        bus->ssyncing = 0;
+        pthread_cond_broadcast(&bus->sidle);
+        pthread_mutex_unlock(&bus->slock);
+    }
+    return NULL;
+}
+
 static void *writer_main(void *arg)
 {
     umg_bus_t *bus = arg;
@@ -1003,7 +1101,21 @@ static void *writer_main(void *arg)
             }
             size_t nrec = 0;
             int rc = write_group(bus, g, &nrec);
-            if (rc == UMG_OK && bus->cfg.fsync_policy == UMG_FSYNC_ALWAYS) {
+            if (rc == UMG_OK && bus->syncer_started) {
+                /* Even a group of duplicates waits its turn: its originals may still be
+                 * in a group the syncer has not made durable yet. */
+                sync_job_t *j = umg_malloc(sizeof(*j));
+                if (j != NULL) {
+                    *j = (sync_job_t){.list = g,
+                                      .seg = bus->segs[bus->nsegs - 1],
+                                      .next_offset = bus->next_offset,
+                                      .seg_bytes = bus->active_bytes,
+                                      .nrec = nrec};
+                    atomic_fetch_sub(&bus->queued_bytes, (int64_t)bytes);
+                    sync_push(bus, j);
+                    continue;
+                }
+                sync_wait_idle(bus); /* no memory for a job: sync here, after the syncer */
                 rc = do_sync(bus);
             }
             if (rc == UMG_OK) {
@@ -1029,6 +1141,14 @@ static void *writer_main(void *arg)
                 break;
             }
         }
+    }
+    if (bus->syncer_started) {
+        pthread_mutex_lock(&bus->slock);
+        bus->sstop = 1;
+        pthread_cond_signal(&bus->scond);
+        pthread_mutex_unlock(&bus->slock);
+        pthread_join(bus->syncer, NULL);
+        bus->syncer_started = 0;
     }
     if (bus->cfg.fsync_policy != UMG_FSYNC_ALWAYS || bus->dirty) {
         bus->dirty = 1;
@@ -1071,6 +1191,9 @@ static int log_open(const umg_bus_config_t *cfg, umg_bus_t **out)
     pthread_cond_init(&bus->qcond, NULL);
     pthread_mutex_init(&bus->seglock, NULL);
     pthread_mutex_init(&bus->offlock, NULL);
+    pthread_mutex_init(&bus->slock, NULL);
+    pthread_cond_init(&bus->scond, NULL);
+    pthread_cond_init(&bus->sidle, NULL);
     int rc = UMG_ENOMEM;
     bus->dir = umg_strndup(cfg->dir, strlen(cfg->dir));
     if (bus->dir == NULL) {
@@ -1098,6 +1221,13 @@ static int log_open(const umg_bus_config_t *cfg, umg_bus_t **out)
             (unsigned long long)umg_dedupe_count(bus->dedupe), (double)(umg_mono_ns() - t0) / 1e9);
     housekeeping(bus);
     bus->last_sync_ns = (int64_t)umg_mono_ns();
+    if (cfg->fsync_policy == UMG_FSYNC_ALWAYS) {
+        if (pthread_create(&bus->syncer, NULL, syncer_main, bus) != 0) {
+            rc = UMG_ENOMEM;
+            goto fail;
+        }
+        bus->syncer_started = 1;
+    }
     if (pthread_create(&bus->writer, NULL, writer_main, bus) != 0) {
         rc = UMG_ENOMEM;
         goto fail;
@@ -1121,6 +1251,13 @@ static void log_close(umg_bus_t *bus)
         pthread_cond_signal(&bus->qcond);
         pthread_mutex_unlock(&bus->qlock);
         pthread_join(bus->writer, NULL);
+    }
+    if (bus->syncer_started) { /* the writer never ran, so it did not stop the syncer */
+        pthread_mutex_lock(&bus->slock);
+        bus->sstop = 1;
+        pthread_cond_signal(&bus->scond);
+        pthread_mutex_unlock(&bus->slock);
+        pthread_join(bus->syncer, NULL);
     }
     if (bus->log_fd >= 0) {
         close(bus->log_fd);
@@ -1146,6 +1283,9 @@ static void log_close(umg_bus_t *bus)
     pthread_cond_destroy(&bus->qcond);
     pthread_mutex_destroy(&bus->seglock);
     pthread_mutex_destroy(&bus->offlock);
+    pthread_mutex_destroy(&bus->slock);
+    pthread_cond_destroy(&bus->scond);
+    pthread_cond_destroy(&bus->sidle);
     umg_free(bus->dir);
     umg_free(bus);
 }

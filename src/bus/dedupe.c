@@ -28,6 +28,10 @@ struct umg_dedupe_s {
     uint32_t horizon_min;
     uint64_t cursor;
     uint64_t evicted;
+    /* While growing: the previous table, read-only, moved over a few slots per insert. */
+    slot_t *old;
+    uint64_t old_mask;
+    uint64_t mig; /* next old slot to move */
 };
 
 static umg_metric_t m_evicted = UMG_COUNTER(
@@ -77,6 +81,7 @@ void umg_dedupe_free(umg_dedupe_t *d)
         return;
     }
     umg_free(d->slots);
+    umg_free(d->old);
     umg_free(d);
 }
 
@@ -107,11 +112,11 @@ static void delete_at(umg_dedupe_t *d, uint64_t i)
     d->count--;
 }
 
-static slot_t *find(const umg_dedupe_t *d, uint32_t app, uint64_t lo, uint64_t hi, uint64_t *idx)
+static slot_t *find_in(slot_t *slots, uint64_t mask, uint32_t app, uint64_t lo, uint64_t hi, uint64_t *idx)
 {
-    uint64_t i = slot_hash(app, lo, hi) & d->mask;
+    uint64_t i = slot_hash(app, lo, hi) & mask;
     for (;;) {
-        slot_t *s = &d->slots[i];
+        slot_t *s = &slots[i];
         if (s->app == 0) {
             *idx = i;
             return NULL;
@@ -120,12 +125,44 @@ static slot_t *find(const umg_dedupe_t *d, uint32_t app, uint64_t lo, uint64_t h
             *idx = i;
             return s;
         }
-        i = (i + 1) & d->mask;
+        i = (i + 1) & mask;
+    }
+}
+
+static slot_t *find(const umg_dedupe_t *d, uint32_t app, uint64_t lo, uint64_t hi, uint64_t *idx)
+{
+    return find_in(d->slots, d->mask, app, lo, hi, idx);
+}
+
+/*
+ * Moves up to n slots of the previous table into the current one. Growing
+ * this way, a few slots per insert, keeps the writer from stalling for a
+ * whole rehash (tens of milliseconds at millions of ids) in the middle of
+ * answering requests. The old table stays intact until the move ends, so
+ * lookups in it still follow their probe chains.
+ */
+static void migrate(umg_dedupe_t *d, uint64_t n)
+{
+    while (d->old != NULL && n-- > 0) {
+        const slot_t *o = &d->old[d->mig];
+        if (o->app != 0) {
+            uint64_t i;
+            if (find(d, o->app, o->lo, o->hi, &i) == NULL) {
+                d->slots[i] = *o;
+            } else {
+                d->count--; /* a newer copy was inserted meanwhile */
+            }
+        }
+        if (++d->mig > d->old_mask) {
+            umg_free(d->old);
+            d->old = NULL;
+        }
     }
 }
 
 static int rehash(umg_dedupe_t *d, uint64_t ncap)
 {
+    migrate(d, UINT64_MAX);
     slot_t *ns = umg_calloc(ncap, sizeof(slot_t));
     if (ns == NULL) {
         return UMG_ENOMEM;
@@ -148,9 +185,22 @@ static int rehash(umg_dedupe_t *d, uint64_t ncap)
     return UMG_OK;
 }
 
+/* Starts moving to a table twice the size (finishing any earlier move first). */
 static int grow(umg_dedupe_t *d)
 {
-    return rehash(d, (d->mask + 1) * 2);
+    migrate(d, UINT64_MAX);
+    uint64_t ncap = (d->mask + 1) * 2;
+    slot_t *ns = umg_calloc(ncap, sizeof(slot_t));
+    if (ns == NULL) {
+        return UMG_ENOMEM;
+    }
+    d->old = d->slots;
+    d->old_mask = d->mask;
+    d->mig = 0;
+    d->slots = ns;
+    d->mask = ncap - 1;
+    d->cursor = 0;
+    return UMG_OK;
 }
 
 int umg_dedupe_reserve(umg_dedupe_t *d, uint64_t n)
@@ -178,6 +228,7 @@ static void sweep_step(umg_dedupe_t *d, uint32_t now_min, int n)
 /* The table is at its bound with live ids: drop the oldest tenth early. */
 static void evict_oldest(umg_dedupe_t *d)
 {
+    migrate(d, UINT64_MAX);
     uint64_t cap = d->mask + 1;
     uint32_t lo = UINT32_MAX, hi = 0;
     for (uint64_t i = 0; i < cap; i++) {
@@ -231,6 +282,7 @@ static int put(umg_dedupe_t *d, uint32_t app, const umg_uuid_t *id, int64_t now_
     uint64_t lo, hi, i;
     id_split(id, &lo, &hi);
     uint32_t now_min = (uint32_t)(now_us / 60000000);
+    migrate(d, 64);
     sweep_step(d, now_min, 2);
     slot_t *s = find(d, app, lo, hi, &i);
     if (s != NULL) {
@@ -239,6 +291,14 @@ static int put(umg_dedupe_t *d, uint32_t app, const umg_uuid_t *id, int64_t now_
         }
         s->minute = now_min;
         return 0;
+    }
+    if (d->old != NULL) {
+        uint64_t oi;
+        const slot_t *os = find_in(d->old, d->old_mask, app, lo, hi, &oi);
+        if (os != NULL && !expired(d, os, now_min) && !refresh) {
+            return 1;
+        }
+        /* Absent, expired or refreshed: a fresh entry goes into the new table. */
     }
     if (d->count + 1 > d->max_ids) {
         evict_oldest(d);
@@ -282,6 +342,7 @@ int umg_dedupe_insert(umg_dedupe_t *d, uint32_t app, const umg_uuid_t *id, int64
 
 void umg_dedupe_remove(umg_dedupe_t *d, uint32_t app, const umg_uuid_t *id)
 {
+    migrate(d, UINT64_MAX); /* rare (a failed write): finish any move so one table holds the id */
     uint64_t lo, hi, i;
     id_split(id, &lo, &hi);
     if (find(d, app, lo, hi, &i) != NULL) {
@@ -291,6 +352,7 @@ void umg_dedupe_remove(umg_dedupe_t *d, uint32_t app, const umg_uuid_t *id)
 
 void umg_dedupe_expire(umg_dedupe_t *d, int64_t now_us)
 {
+    migrate(d, UINT64_MAX);
     uint32_t now_min = (uint32_t)(now_us / 60000000);
     for (uint64_t i = 0; i <= d->mask;) {
         if (d->slots[i].app != 0 && expired(d, &d->slots[i], now_min)) {
@@ -308,7 +370,7 @@ uint64_t umg_dedupe_count(const umg_dedupe_t *d)
 
 uint64_t umg_dedupe_memory(const umg_dedupe_t *d)
 {
-    return (d->mask + 1) * sizeof(slot_t);
+    return (d->mask + 1 + (d->old != NULL ? d->old_mask + 1 : 0)) * sizeof(slot_t);
 }
 
 uint64_t umg_dedupe_evicted(const umg_dedupe_t *d)

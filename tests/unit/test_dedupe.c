@@ -57,6 +57,36 @@ static void test_exact_membership(void **state)
     umg_dedupe_free(d);
 }
 
+/* Right after a growth starts most ids are still in the old table: all must be found. */
+static void test_lookup_during_growth(void **state)
+{
+    (void)state;
+    umg_dedupe_t *d;
+    assert_int_equal(umg_dedupe_new(1000000, 7 * DAY, &d), UMG_OK);
+    umg_uuid_t id;
+    uint64_t mem0 = umg_dedupe_memory(d);
+    uint64_t n = 0;
+    while (umg_dedupe_memory(d) == mem0) { /* insert until the growth begins */
+        id_of(&id, n++);
+        assert_int_equal(umg_dedupe_check_insert(d, 1, &id, T0), 0);
+    }
+    assert_true(umg_dedupe_memory(d) > 2 * mem0); /* both tables are alive */
+    for (uint64_t i = 0; i < n; i++) {
+        id_of(&id, i);
+        assert_int_equal(umg_dedupe_check_insert(d, 1, &id, T0), 1);
+    }
+    /* A refreshed old id is not counted twice once the move ends. */
+    id_of(&id, 0);
+    assert_int_equal(umg_dedupe_insert(d, 1, &id, T0 + 60000000), UMG_OK);
+    umg_dedupe_expire(d, T0 + 60000000); /* finishes the move */
+    assert_int_equal(umg_dedupe_count(d), n);
+    for (uint64_t i = 0; i < n; i++) {
+        id_of(&id, i);
+        assert_int_equal(umg_dedupe_check_insert(d, 1, &id, T0), 1);
+    }
+    umg_dedupe_free(d);
+}
+
 static void test_reserve(void **state)
 {
     (void)state;
@@ -159,6 +189,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_membership),
+        cmocka_unit_test(test_lookup_during_growth),
         cmocka_unit_test(test_reserve),
         cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_bound_evicts_oldest),

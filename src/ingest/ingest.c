@@ -39,7 +39,6 @@ struct ingest_thread_s {
     size_t nfree;
     umg_http_req_t *cur_req;
     umg_app_t cur_app;
-    int cur_secret;
     pending_t *cur;
 };
 
@@ -387,7 +386,6 @@ void umg_ingest_events(umg_http_req_t *req, void *thread_data)
     t->cur = p;
     t->cur_req = req;
     t->cur_app = app;
-    t->cur_secret = is_secret;
     rc = umg_event_decoder_foreach(t->dec, &lim, on_event, t);
     t->cur = NULL;
     if (rc != UMG_OK) {

@@ -40,6 +40,7 @@ struct ingest_thread_s {
     umg_http_req_t *cur_req;
     umg_app_t cur_app;
     pending_t *cur;
+    umg_buf_t out; /* response bodies, reused (the server copies what it sends) */
 };
 
 /* ---------------------------------------------------------------- metrics */
@@ -126,6 +127,7 @@ void umg_ingest_thread_fini(void *thread_data)
         pending_free(p);
     }
     umg_event_decoder_free(t->dec);
+    umg_buf_free(&t->out);
     umg_free(t);
 }
 
@@ -271,34 +273,34 @@ static int on_event(void *ctx, size_t index, umg_event_t *ev, const umg_event_er
 
 static void respond_counts(umg_http_req_t *req, pending_t *p, size_t accepted, size_t dups)
 {
-    umg_buf_t out = {0};
+    umg_buf_t *out = &p->t->out;
+    umg_buf_reset(out);
     int single_bad = p->single && p->nrejected > 0;
-    int rc = umg_buf_putc(&out, '{');
+    int rc = umg_buf_putc(out, '{');
     if (single_bad) {
         const umg_event_error_t *e = &p->first_err;
-        rc = rc ? rc : umg_buf_append(&out, "\"error\":{\"code\":", 16);
-        rc = rc ? rc : umg_buf_json_str(&out, e->code, strlen(e->code));
-        rc = rc ? rc : umg_buf_append(&out, ",\"message\":", 11);
-        rc = rc ? rc : umg_buf_json_str(&out, e->message, strlen(e->message));
+        rc = rc ? rc : umg_buf_append(out, "\"error\":{\"code\":", 16);
+        rc = rc ? rc : umg_buf_json_str(out, e->code, strlen(e->code));
+        rc = rc ? rc : umg_buf_append(out, ",\"message\":", 11);
+        rc = rc ? rc : umg_buf_json_str(out, e->message, strlen(e->message));
         if (e->field[0] != '\0') {
-            rc = rc ? rc : umg_buf_append(&out, ",\"field\":", 9);
-            rc = rc ? rc : umg_buf_json_str(&out, e->field, strlen(e->field));
+            rc = rc ? rc : umg_buf_append(out, ",\"field\":", 9);
+            rc = rc ? rc : umg_buf_json_str(out, e->field, strlen(e->field));
         }
-        rc = rc ? rc : umg_buf_append(&out, "},", 2);
+        rc = rc ? rc : umg_buf_append(out, "},", 2);
     }
-    rc = rc ? rc : umg_buf_append(&out, "\"accepted\":", 11);
-    rc = rc ? rc : umg_buf_u64(&out, accepted);
-    rc = rc ? rc : umg_buf_append(&out, ",\"duplicates\":", 14);
-    rc = rc ? rc : umg_buf_u64(&out, dups);
-    rc = rc ? rc : umg_buf_append(&out, ",\"rejected\":[", 13);
-    rc = rc ? rc : umg_buf_append(&out, p->rejected.ptr ? p->rejected.ptr : "", p->rejected.len);
-    rc = rc ? rc : umg_buf_append(&out, "]}\n", 3);
+    rc = rc ? rc : umg_buf_append(out, "\"accepted\":", 11);
+    rc = rc ? rc : umg_buf_u64(out, accepted);
+    rc = rc ? rc : umg_buf_append(out, ",\"duplicates\":", 14);
+    rc = rc ? rc : umg_buf_u64(out, dups);
+    rc = rc ? rc : umg_buf_append(out, ",\"rejected\":[", 13);
+    rc = rc ? rc : umg_buf_append(out, p->rejected.ptr ? p->rejected.ptr : "", p->rejected.len);
+    rc = rc ? rc : umg_buf_append(out, "]}\n", 3);
     if (rc != UMG_OK) {
         umg_http_error(req, 503, "out_of_memory", NULL, "the server is out of memory; retry");
     } else {
-        umg_http_respond(req, single_bad ? 400 : 202, "application/json", out.ptr, out.len, NULL);
+        umg_http_respond(req, single_bad ? 400 : 202, "application/json", out->ptr, out->len, NULL);
     }
-    umg_buf_free(&out);
 }
 
 static void on_resume(umg_http_req_t *req, void *data)

@@ -691,13 +691,7 @@ static void make_request_id(umg_http_req_t *r)
 static int on_req(h2o_handler_t *self, h2o_req_t *h)
 {
     umg_http_server_t *s = ((handler_t *)self)->srv;
-    thread_t *t = NULL;
-    for (int i = 0; i < s->nthreads; i++) {
-        if (&s->threads[i].ctx == h->conn->ctx) {
-            t = &s->threads[i];
-            break;
-        }
-    }
+    thread_t *t = H2O_STRUCT_FROM_MEMBER(thread_t, ctx, h->conn->ctx);
     umg_http_req_t *r = h2o_mem_alloc_pool(&h->pool, sizeof(*r));
     memset(r, 0, sizeof(*r));
     r->h = h;

@@ -248,10 +248,8 @@ static char *seg_path(const char *dir, uint64_t base, const char *ext)
     return b.ptr;
 }
 
-int umg__log_scan_segment(const char *path, uint64_t base, uint64_t *valid_len, uint64_t *count,
-                          umg_log_idx_t **entries)
+int umg__log_scan_segment(const char *path, uint64_t *valid_len, uint64_t *count, umg_log_idx_t **entries)
 {
-    (void)base;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         return errno == ENOENT ? UMG_ENOENT : UMG_EIO;
@@ -431,7 +429,7 @@ static int recover_segment(umg_bus_t *bus, seg_t *s, int active)
     }
     uint64_t valid, n;
     umg_log_idx_t *ents = NULL;
-    int rc = umg__log_scan_segment(s->log_path, s->base, &valid, &n, &ents);
+    int rc = umg__log_scan_segment(s->log_path, &valid, &n, &ents);
     if (rc != UMG_OK) {
         return rc;
     }

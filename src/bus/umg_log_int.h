@@ -62,8 +62,7 @@ long umg__log_decode(const uint8_t *buf, size_t avail, umg_bus_msg_t *m);
  * *count; entries (may be NULL) receives an index entry per record, grown
  * with umg_realloc (caller frees).
  */
-int umg__log_scan_segment(const char *path, uint64_t base, uint64_t *valid_len, uint64_t *count,
-                          umg_log_idx_t **entries);
+int umg__log_scan_segment(const char *path, uint64_t *valid_len, uint64_t *count, umg_log_idx_t **entries);
 
 /* Test hook: the next log write fails with this errno (0: none). */
 extern int umg__log_inject_write_errno;

@@ -32,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fclose(f);
     uint64_t valid = 0, count = 0;
     umg_log_idx_t *ents = NULL;
-    if (umg__log_scan_segment(path, 0, &valid, &count, &ents) == UMG_OK) {
+    if (umg__log_scan_segment(path, &valid, &count, &ents) == UMG_OK) {
         if (valid != pos || valid > size) {
             abort(); /* the scan and the decoder must agree on the valid prefix */
         }

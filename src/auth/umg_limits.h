@@ -16,8 +16,8 @@ typedef struct umg_limits_s umg_limits_t;
 
 /* A limit of 0 means unlimited. */
 typedef struct umg_rate_s {
-    double rate;    /* events per second refilled */
-    double burst;   /* bucket size in events (>= 1 when rate > 0) */
+    double rate;  /* events per second refilled */
+    double burst; /* bucket size in events (>= 1 when rate > 0) */
 } umg_rate_t;
 
 int umg_limits_new(umg_limits_t **out);
@@ -30,12 +30,12 @@ int umg_limits_set_org(umg_limits_t *l, uint32_t org, int64_t monthly_quota);
 
 /* The answer to a check, for 429 and the RateLimit-* headers. */
 typedef struct umg_limit_verdict_s {
-    int ok;               /* 1: admitted (and counted); 0: refused, nothing counted */
-    const char *which;    /* on refusal: "rate" or "quota" */
-    int64_t limit;        /* the limit that applies (burst for rate, quota for quota); 0 when none */
-    int64_t remaining;    /* what is left after this request */
-    int64_t reset_s;      /* seconds until the bucket is full again / until the month rolls over */
-    int64_t retry_after_s;/* on refusal: seconds to wait (>= 1) */
+    int ok;                /* 1: admitted (and counted); 0: refused, nothing counted */
+    const char *which;     /* on refusal: "rate" or "quota" */
+    int64_t limit;         /* the limit that applies (burst for rate, quota for quota); 0 when none */
+    int64_t remaining;     /* what is left after this request */
+    int64_t reset_s;       /* seconds until the bucket is full again / until the month rolls over */
+    int64_t retry_after_s; /* on refusal: seconds to wait (>= 1) */
 } umg_limit_verdict_t;
 
 /**
@@ -56,8 +56,8 @@ void umg_limits_give_back(umg_limits_t *l, uint32_t app, uint32_t org, int64_t n
 int umg_limits_usage_set(umg_limits_t *l, uint32_t org, int month, int64_t used);
 int64_t umg_limits_usage_get(umg_limits_t *l, uint32_t org, int month);
 /** Calls fn for every org with usage in the current month of now_us. */
-void umg_limits_usage_each(umg_limits_t *l, int64_t now_us, void (*fn)(void *ctx, uint32_t org, int month, int64_t used),
-                           void *ctx);
+void umg_limits_usage_each(umg_limits_t *l, int64_t now_us,
+                           void (*fn)(void *ctx, uint32_t org, int month, int64_t used), void *ctx);
 /** YYYYMM of a time. */
 int umg_limits_month(int64_t now_us);
 

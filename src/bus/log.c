@@ -34,6 +34,7 @@ typedef struct seg_s {
     _Atomic uint64_t bytes;     /* bytes of published records */
     _Atomic int64_t max_recv_s; /* newest receive time in the segment (retention) */
     char *log_path, *idx_path;
+    _Atomic int busy; /* being rewritten: retention leaves it for now */
 } seg_t;
 
 /* A written group waiting for the fdatasync that makes it durable (fsync=always). */
@@ -92,6 +93,11 @@ struct umg_bus_s {
 
     pthread_mutex_t offlock;
     group_t *groups;
+
+    /* the rewriter asks the writer to seal the active segment */
+    _Atomic int roll_requested;
+    _Atomic uint64_t rolls_done;
+    pthread_mutex_t rwlock_rewrite; /* one rewrite at a time */
 };
 
 struct umg_bus_reader_s {
@@ -950,7 +956,7 @@ static void housekeeping(umg_bus_t *bus)
     for (;;) {
         pthread_mutex_lock(&bus->seglock);
         seg_t *old = NULL;
-        if (bus->nsegs > 1) {
+        if (bus->nsegs > 1 && !atomic_load(&bus->segs[0]->busy)) {
             seg_t *s = bus->segs[0];
             int too_old = bus->cfg.retention_ms > 0 && s->max_recv_s * 1000000 < now - bus->cfg.retention_ms * 1000;
             int too_big =
@@ -969,6 +975,11 @@ static void housekeeping(umg_bus_t *bus)
                 (unsigned long long)old->count);
         unlink(old->log_path);
         unlink(old->idx_path);
+        char *flags = seg_path(bus->dir, old->base, "flags");
+        if (flags != NULL) {
+            unlink(flags);
+            umg_free(flags);
+        }
         atomic_fetch_sub(&bus->total_bytes, atomic_load(&old->bytes));
         seg_free(old);
     }
@@ -1126,6 +1137,20 @@ static void *writer_main(void *arg)
         if (bus->cfg.fsync_policy == UMG_FSYNC_INTERVAL && bus->dirty && now_ns - bus->last_sync_ns >= interval_ns) {
             do_sync(bus);
         }
+        if (atomic_exchange(&bus->roll_requested, 0)) {
+            /* The rewriter wants the active segment sealed (privacy requests cover it too). */
+            if (bus->active_bytes > 0 && !atomic_load(&bus->broken)) {
+                if (bus->cfg.fsync_policy != UMG_FSYNC_ALWAYS) {
+                    bus->dirty = 1;
+                    do_sync(bus);
+                    publish(bus);
+                }
+                if (roll(bus) == UMG_EIO) {
+                    atomic_store(&bus->broken, 1);
+                }
+            }
+            atomic_fetch_add(&bus->rolls_done, 1);
+        }
         umg_metric_set(&m_queue_bytes, atomic_load(&bus->queued_bytes));
         if (now_ns - bus->last_housekeeping_ns > 1000000000ll) {
             bus->last_housekeeping_ns = now_ns;
@@ -1189,6 +1214,7 @@ static int log_open(const umg_bus_config_t *cfg, umg_bus_t **out)
     pthread_cond_init(&bus->qcond, NULL);
     pthread_mutex_init(&bus->seglock, NULL);
     pthread_mutex_init(&bus->offlock, NULL);
+    pthread_mutex_init(&bus->rwlock_rewrite, NULL);
     pthread_mutex_init(&bus->slock, NULL);
     pthread_cond_init(&bus->scond, NULL);
     pthread_cond_init(&bus->sidle, NULL);
@@ -1281,6 +1307,7 @@ static void log_close(umg_bus_t *bus)
     pthread_cond_destroy(&bus->qcond);
     pthread_mutex_destroy(&bus->seglock);
     pthread_mutex_destroy(&bus->offlock);
+    pthread_mutex_destroy(&bus->rwlock_rewrite);
     pthread_mutex_destroy(&bus->slock);
     pthread_cond_destroy(&bus->scond);
     pthread_cond_destroy(&bus->sidle);
@@ -1512,17 +1539,15 @@ static int reader_locate(umg_bus_reader_t *r, uint64_t durable, seg_t *out)
     return UMG_OK;
 }
 
-/* Published bytes of the segment at `base`; sealed segments that retention removed
- * meanwhile are immutable, so their size no longer matters (UINT64_MAX). */
+/* Published bytes of the segment at `base` when it is the active one. A
+ * sealed segment is complete in the file a reader opened (a rewrite replaces
+ * the file, not its contents), so its size does not bound reads (UINT64_MAX). */
 static uint64_t seg_published_bytes(umg_bus_t *bus, uint64_t base)
 {
     uint64_t bytes = UINT64_MAX;
     pthread_mutex_lock(&bus->seglock);
-    for (size_t i = bus->nsegs; i-- > 0;) {
-        if (bus->segs[i]->base == base) {
-            bytes = atomic_load_explicit(&bus->segs[i]->bytes, memory_order_acquire);
-            break;
-        }
+    if (bus->nsegs > 0 && bus->segs[bus->nsegs - 1]->base == base) {
+        bytes = atomic_load_explicit(&bus->segs[bus->nsegs - 1]->bytes, memory_order_acquire);
     }
     pthread_mutex_unlock(&bus->seglock);
     return bytes;
@@ -1644,8 +1669,231 @@ static int log_reader_next(umg_bus_reader_t *r, umg_bus_msg_t *msg)
             (o->event_to_us && msg->event_us >= o->event_to_us)) {
             continue;
         }
+        if (msg->len == 0) {
+            continue; /* a tombstone: the record was forgotten (privacy) */
+        }
         return UMG_OK;
     }
+}
+
+/* ---------------------------------------------------------------- rewrite */
+
+/* Segment flags kept in `<base>.flags` (a decimal number); 0 when absent. */
+static uint32_t flags_load(umg_bus_t *bus, uint64_t base)
+{
+    char *path = seg_path(bus->dir, base, "flags");
+    uint32_t v = 0;
+    FILE *f = path ? fopen(path, "re") : NULL;
+    if (f != NULL) {
+        unsigned long x = 0;
+        if (fscanf(f, "%lu", &x) == 1) {
+            v = (uint32_t)x;
+        }
+        fclose(f);
+    }
+    umg_free(path);
+    return v;
+}
+
+static int flags_store(umg_bus_t *bus, uint64_t base, uint32_t v)
+{
+    char *path = seg_path(bus->dir, base, "flags");
+    if (path == NULL) {
+        return UMG_ENOMEM;
+    }
+    char text[24];
+    int n = snprintf(text, sizeof(text), "%u\n", v);
+    int rc = umg_write_file_atomic(path, text, (size_t)n);
+    umg_free(path);
+    return rc;
+}
+
+/*
+ * Rewrites one sealed segment into `<base>.log.new` / `.idx.new`, record by
+ * record as rw->record decides, then renames them over the old files. Offsets,
+ * apps, ids and times stay; only payloads change (a tombstone has none). A
+ * crash between the two renames leaves a new log with an old index, which
+ * recovery notices (the last entry no longer matches) and rebuilds.
+ */
+static int rewrite_segment(umg_bus_t *bus, seg_t *seg, const umg_bus_rewriter_t *rw, umg_bus_rewrite_stats_t *st)
+{
+    char *tmp_log = seg_path(bus->dir, seg->base, "log.new"), *tmp_idx = seg_path(bus->dir, seg->base, "idx.new");
+    int in = -1, out = -1, iout = -1, rc = UMG_OK;
+    uint8_t *buf = NULL;
+    umg_buf_t payload = {0}, wbuf = {0}, ibuf = {0};
+    uint64_t changed = 0, records = 0, pos = 0, new_bytes = 0;
+    if (tmp_log == NULL || tmp_idx == NULL) {
+        rc = UMG_ENOMEM;
+        goto done;
+    }
+    in = open(seg->log_path, O_RDONLY | O_CLOEXEC);
+    out = open(tmp_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    iout = open(tmp_idx, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (in < 0 || out < 0 || iout < 0) {
+        rc = errno == ENOSPC ? UMG_ENOSPC : UMG_EIO;
+        goto done;
+    }
+    struct stat sb;
+    if (fstat(in, &sb) != 0) {
+        rc = UMG_EIO;
+        goto done;
+    }
+    size_t cap = 1 << 20;
+    buf = umg_malloc(cap);
+    if (buf == NULL) {
+        rc = UMG_ENOMEM;
+        goto done;
+    }
+    while (pos < (uint64_t)sb.st_size && rc == UMG_OK) {
+        uint8_t hdr[UMG_LOG_HDR];
+        if (umg_pread_full(in, hdr, sizeof(hdr), pos) != UMG_LOG_HDR) {
+            rc = UMG_ECORRUPT;
+            break;
+        }
+        size_t total = UMG_LOG_HDR + (size_t)get32(hdr);
+        if (total > cap) {
+            uint8_t *nb = umg_realloc(buf, total);
+            if (nb == NULL) {
+                rc = UMG_ENOMEM;
+                break;
+            }
+            buf = nb;
+            cap = total;
+        }
+        umg_bus_msg_t m;
+        if (umg_pread_full(in, buf, total, pos) != (ssize_t)total || umg__log_decode(buf, total, &m) != (long)total) {
+            rc = UMG_ECORRUPT;
+            break;
+        }
+        umg_buf_reset(&payload);
+        int action = rw->record(rw->ctx, &m, &payload);
+        if (action < 0) {
+            rc = action;
+            break;
+        }
+        umg_log_idx_t e;
+        uint64_t new_pos = new_bytes + wbuf.len;
+        if (action == UMG_BUS_KEEP) {
+            rc = umg_buf_append(&wbuf, buf, total);
+        } else {
+            umg_bus_msg_t nm = m;
+            nm.payload = action == UMG_BUS_REPLACE ? payload.ptr : "";
+            nm.len = action == UMG_BUS_REPLACE ? (uint32_t)payload.len : 0;
+            uint8_t nh[UMG_LOG_HDR];
+            umg__log_encode_hdr(nh, &nm);
+            rc = umg_buf_append(&wbuf, nh, sizeof(nh));
+            rc = rc ? rc : umg_buf_append(&wbuf, nm.payload, nm.len);
+            changed++;
+            st->replaced += action == UMG_BUS_REPLACE;
+            st->tombstoned += action == UMG_BUS_TOMBSTONE;
+        }
+        idx_from_msg(&e, &m, new_pos);
+        rc = rc ? rc : umg_buf_append(&ibuf, &e, sizeof(e));
+        records++;
+        pos += total;
+        if (rc == UMG_OK && wbuf.len >= (4u << 20)) {
+            rc = write_all(out, wbuf.ptr, wbuf.len) == 0 ? UMG_OK : UMG_EIO;
+            new_bytes += wbuf.len;
+            umg_buf_reset(&wbuf);
+        }
+    }
+    if (rc == UMG_OK && wbuf.len > 0) {
+        rc = write_all(out, wbuf.ptr, wbuf.len) == 0 ? UMG_OK : UMG_EIO;
+        new_bytes += wbuf.len;
+    }
+    st->records += records;
+    if (rc == UMG_OK && changed == 0) {
+        goto done; /* nothing to replace: drop the copies */
+    }
+    if (rc == UMG_OK && (write_all(iout, ibuf.ptr, ibuf.len) != 0 || fdatasync(out) != 0 || fdatasync(iout) != 0)) {
+        rc = errno == ENOSPC ? UMG_ENOSPC : UMG_EIO;
+    }
+    if (rc == UMG_OK) {
+        if (rename(tmp_log, seg->log_path) != 0 || rename(tmp_idx, seg->idx_path) != 0 ||
+            umg_fsync_dir(bus->dir) != UMG_OK) {
+            umg_log(UMG_LOG_ERROR, "bus", "cannot replace segment %s: %s", seg->log_path, strerror(errno));
+            rc = UMG_EIO;
+        } else {
+            uint64_t old = atomic_exchange(&seg->bytes, new_bytes);
+            atomic_fetch_add(&bus->total_bytes, new_bytes);
+            atomic_fetch_sub(&bus->total_bytes, old);
+            st->segments++;
+        }
+    }
+done:
+    if (in >= 0) {
+        close(in);
+    }
+    if (out >= 0) {
+        close(out);
+    }
+    if (iout >= 0) {
+        close(iout);
+    }
+    if (tmp_log != NULL) {
+        unlink(tmp_log); /* gone already after a successful rename */
+    }
+    if (tmp_idx != NULL) {
+        unlink(tmp_idx);
+    }
+    umg_free(tmp_log);
+    umg_free(tmp_idx);
+    umg_free(buf);
+    umg_buf_free(&payload);
+    umg_buf_free(&wbuf);
+    umg_buf_free(&ibuf);
+    return rc;
+}
+
+static int log_rewrite(umg_bus_t *bus, const umg_bus_rewriter_t *rw, umg_bus_rewrite_stats_t *st)
+{
+    memset(st, 0, sizeof(*st));
+    pthread_mutex_lock(&bus->rwlock_rewrite);
+    if (rw->roll_active) {
+        uint64_t before = atomic_load(&bus->rolls_done);
+        atomic_store(&bus->roll_requested, 1);
+        pthread_mutex_lock(&bus->qlock);
+        pthread_cond_signal(&bus->qcond);
+        pthread_mutex_unlock(&bus->qlock);
+        for (int i = 0; i < 600 && atomic_load(&bus->rolls_done) == before; i++) {
+            usleep(10000);
+        }
+    }
+    int rc = UMG_OK;
+    for (size_t i = 0;; i++) {
+        /* The segment list may change (rolls, retention) between segments: look it up each time. */
+        pthread_mutex_lock(&bus->seglock);
+        seg_t *seg = NULL;
+        if (i + 1 < bus->nsegs) { /* sealed segments only */
+            seg = bus->segs[i];
+            atomic_store(&seg->busy, 1);
+        }
+        pthread_mutex_unlock(&bus->seglock);
+        if (seg == NULL) {
+            break;
+        }
+        umg_bus_seg_info_t info = {.base = seg->base,
+                                   .count = atomic_load(&seg->count),
+                                   .bytes = atomic_load(&seg->bytes),
+                                   .max_recv_us = atomic_load(&seg->max_recv_s) * 1000000 + 999999,
+                                   .flags = flags_load(bus, seg->base)};
+        if (rw->want == NULL || rw->want(rw->ctx, &info)) {
+            rc = rewrite_segment(bus, seg, rw, st);
+            uint32_t nf = rw->flags ? rw->flags(rw->ctx, &info) : info.flags;
+            if (rc == UMG_OK && nf != info.flags) {
+                rc = flags_store(bus, seg->base, nf);
+            }
+        }
+        atomic_store(&seg->busy, 0);
+        if (rc != UMG_OK) {
+            umg_log(UMG_LOG_ERROR, "bus", "rewrite of segment %020llu failed: %s", (unsigned long long)info.base,
+                    umg_strerror(rc));
+            break;
+        }
+    }
+    pthread_mutex_unlock(&bus->rwlock_rewrite);
+    umg_metric_set(&m_bytes, (int64_t)atomic_load(&bus->total_bytes));
+    return rc;
 }
 
 const umg_bus_ops_t umg_bus_log_ops = {
@@ -1661,4 +1909,5 @@ const umg_bus_ops_t umg_bus_log_ops = {
     .offset_for_time = log_offset_for_time,
     .stats = log_stats,
     .partitions = log_partitions,
+    .rewrite = log_rewrite,
 };

@@ -99,6 +99,39 @@ typedef struct umg_bus_stats_s {
 typedef struct umg_bus_s umg_bus_t;
 typedef struct umg_bus_reader_s umg_bus_reader_t;
 
+/*
+ * Rewriting stored records (privacy: forgetting devices, truncating IPs).
+ * Offsets, apps, ids and times never change; a record's payload may be
+ * replaced, or removed (a tombstone: readers skip it, dedupe still knows its
+ * id). Only sealed segments are rewritten; roll_active seals the active one
+ * first so that everything received so far is covered.
+ */
+enum { UMG_BUS_KEEP = 0, UMG_BUS_REPLACE = 1, UMG_BUS_TOMBSTONE = 2 };
+
+typedef struct umg_bus_seg_info_s {
+    uint64_t base, count, bytes;
+    int64_t max_recv_us; /* newest receive time in the segment */
+    uint32_t flags;      /* what an earlier rewrite recorded (rw->flags) */
+} umg_bus_seg_info_t;
+
+typedef struct umg_bus_rewriter_s {
+    void *ctx;
+    int roll_active;
+    /* 1 to rewrite this segment; NULL: every segment */
+    int (*want)(void *ctx, const umg_bus_seg_info_t *seg);
+    /* UMG_BUS_KEEP, UMG_BUS_REPLACE (new payload appended to out) or UMG_BUS_TOMBSTONE; < 0 to stop */
+    int (*record)(void *ctx, const umg_bus_msg_t *m, umg_buf_t *out);
+    /* flags to keep with a segment after it was processed; NULL: unchanged */
+    uint32_t (*flags)(void *ctx, const umg_bus_seg_info_t *seg);
+} umg_bus_rewriter_t;
+
+typedef struct umg_bus_rewrite_stats_s {
+    uint64_t segments;   /* segments replaced */
+    uint64_t records;    /* records looked at */
+    uint64_t replaced;   /* payloads replaced */
+    uint64_t tombstoned; /* records removed */
+} umg_bus_rewrite_stats_t;
+
 typedef struct umg_bus_ops_s {
     const char *name;
     /* Opens (and recovers) the bus and starts its writer. */
@@ -119,6 +152,8 @@ typedef struct umg_bus_ops_s {
     int (*offset_for_time)(umg_bus_t *bus, int64_t recv_us, uint64_t *out);
     void (*stats)(umg_bus_t *bus, umg_bus_stats_t *out);
     int (*partitions)(umg_bus_t *bus);
+    /* Rewrites stored records (NULL when the backend cannot: Kafka uses compaction instead). */
+    int (*rewrite)(umg_bus_t *bus, const umg_bus_rewriter_t *rw, umg_bus_rewrite_stats_t *st);
 } umg_bus_ops_t;
 
 /* The embedded segmented log. */

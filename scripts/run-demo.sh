@@ -15,6 +15,15 @@ if [ ! -s "$DATA/demo-app.json" ]; then
     --store-url "https://play.google.com/store/apps/details?id=com.example.demogame" > "$DATA/demo-app.json.tmp"
   mv "$DATA/demo-app.json.tmp" "$DATA/demo-app.json"
 fi
+if [ ! -s "$DATA/demo-owner.json" ]; then
+  # A demo owner with a random password, kept (mode 0600) next to the data.
+  PASS=$(python3 -c 'import secrets; print(secrets.token_urlsafe(12))')
+  (umask 077; echo "$PASS" | "$BIN" admin user create --data "$DATA" --org "Demo Studio" \
+     --email owner@demo.test --role owner > "$DATA/demo-owner.json.tmp" &&
+   python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); o["password"]=sys.argv[2]; print(json.dumps(o))' \
+     "$DATA/demo-owner.json.tmp" "$PASS" > "$DATA/demo-owner.json" && rm -f "$DATA/demo-owner.json.tmp")
+fi
+OWNER_PASS=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['password'])" "$DATA/demo-owner.json")
 json_field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$DATA/demo-app.json" "$1"; }
 APP_ID=$(json_field app_id); APP_KEY=$(json_field app_key); APP_SECRET=$(json_field app_secret)
 
@@ -45,6 +54,10 @@ Send an event:
     -d '{"type":"install","device":{"gaid":"38400000-8cf0-11bd-b23e-10b96e40000d","platform":"android"}}'
 Export what is stored:
   curl -s 'http://$ADDR/v1/export/events?app=$APP_ID' -H 'X-App-Secret: $APP_SECRET' | head
+Log in as the demo owner (owner@demo.test, password $OWNER_PASS, kept in $DATA/demo-owner.json):
+  TOKEN=\$(curl -s -X POST http://$ADDR/v1/auth/login \\
+    -d '{"email":"owner@demo.test","password":"$OWNER_PASS"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  curl -s http://$ADDR/v1/apps -H "Authorization: Bearer \$TOKEN"
 Health and metrics: http://$ADDR/healthz  http://$ADDR/readyz  http://$ADDR/metrics
 The web dashboard is not built yet (see docs/STATUS.md). Ctrl-C stops the daemon.
 MSG

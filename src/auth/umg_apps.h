@@ -19,6 +19,10 @@ typedef struct umg_app_s {
     char public_id[24]; /* "app_" + 16 hex */
     char org_public_id[24];
     char platform[8];
+    int64_t prev_key_until_us; /* a rotated-out key / secret works until then */
+    int64_t prev_secret_until_us;
+    double rate_eps, rate_burst; /* ingest rate limit; 0: the configured default */
+    int64_t org_monthly_quota;   /* 0: the configured default */
 } umg_app_t;
 
 typedef struct umg_apps_s umg_apps_t;
@@ -35,6 +39,8 @@ int umg_apps_find_key(umg_apps_t *apps, umg_slice_t app_key, umg_app_t *out);
 int umg_apps_find_secret(umg_apps_t *apps, umg_slice_t app_secret, umg_app_t *out);
 int umg_apps_find_id(umg_apps_t *apps, umg_slice_t public_id, umg_app_t *out);
 size_t umg_apps_count(umg_apps_t *apps);
+/** Calls fn for every app of the snapshot (under the registry's read lock: fn must not call back in). */
+void umg_apps_each(umg_apps_t *apps, void (*fn)(void *ctx, const umg_app_t *app), void *ctx);
 
 typedef struct umg_app_spec_s {
     const char *org; /* organization name; created when new */
@@ -50,6 +56,14 @@ typedef struct umg_app_spec_s {
  * UMG_EINVAL for a bad platform or name (msg says which).
  */
 int umg_apps_create(const char *data_dir, const umg_app_spec_t *spec, umg_buf_t *out, char *msg, size_t msglen);
+
+/**
+ * The same inside the caller's transaction on db, for an existing
+ * organization; *field names the bad input on UMG_EINVAL / UMG_EEXIST.
+ */
+struct sqlite3;
+int umg_apps_insert(struct sqlite3 *db, int64_t org_id, const umg_app_spec_t *spec, umg_buf_t *out, const char **field,
+                    char *msg, size_t msglen);
 
 /** Appends a JSON array of every app (with keys) to out. */
 int umg_apps_list(const char *data_dir, umg_buf_t *out);

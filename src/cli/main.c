@@ -4,10 +4,12 @@
  * `config docs` prints the configuration reference. Everything else lives in
  * the library.
  */
+#include "umg_admin.h"
 #include "umg_apps.h"
 #include "umg_bus.h"
 #include "umg_http.h"
 #include "umg_ingest.h"
+#include "umg_privacy.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -28,6 +30,10 @@ typedef struct serve_cfg_s {
     char *fsync;
     int64_t segment_bytes, retention_ms, retention_bytes, queue_bytes;
     int64_t dedupe_horizon_ms, dedupe_max_ids;
+    umg_auth_config_t auth;
+    char *rate_eps, *rate_burst;
+    int64_t monthly_quota;
+    umg_privacy_runner_config_t privacy;
 } serve_cfg_t;
 
 #define OFF(f) offsetof(serve_cfg_t, f)
@@ -74,6 +80,38 @@ static const umg_config_item_t serve_items[] = {
      "How long an event_id is remembered for deduplication."},
     {"dedupe.max_ids", UMG_CFG_INT, "50000000", 1000, 4000000000ll, OFF(dedupe_max_ids),
      "Event ids held at most (39 to 77 bytes of memory each); past it the oldest are forgotten early."},
+    {"auth.jwt_alg", UMG_CFG_STRING, "HS256", 0, 0, OFF(auth.jwt_alg),
+     "Access-token signature: HS256, RS256 or ES256. Tokens with any other algorithm are refused."},
+    {"auth.jwt_secret_file", UMG_CFG_STRING, "", 0, 0, OFF(auth.jwt_secret_file),
+     "HS256 secret (at least 32 bytes); empty: DATA/jwt.secret, made on first start (mode 0600)."},
+    {"auth.jwt_private_key", UMG_CFG_STRING, "", 0, 0, OFF(auth.jwt_private_key),
+     "PEM private key for RS256 (RSA) or ES256 (P-256)."},
+    {"auth.jwt_public_key", UMG_CFG_STRING, "", 0, 0, OFF(auth.jwt_public_key),
+     "PEM public key matching auth.jwt_private_key."},
+    {"auth.access_ttl", UMG_CFG_DURATION_MS, "15m", 60000, 86400000, OFF(auth.access_ttl_ms),
+     "Lifetime of an access token (JWT)."},
+    {"auth.refresh_ttl", UMG_CFG_DURATION_MS, "30d", 3600000, 365ll * 86400000, OFF(auth.refresh_ttl_ms),
+     "Lifetime of a refresh token; each refresh rotates it."},
+    {"auth.login_max_failures", UMG_CFG_INT, "10", 1, 1000000, OFF(auth.login_max_failures),
+     "Failed logins allowed per account and per IP address within auth.login_window; more get 429."},
+    {"auth.login_window", UMG_CFG_DURATION_MS, "15m", 1000, 86400000, OFF(auth.login_window_ms),
+     "The window over which failed logins are counted."},
+    {"auth.key_overlap", UMG_CFG_DURATION_MS, "24h", 0, 30ll * 86400000, OFF(auth.key_overlap_ms),
+     "Default time a rotated-out app key or secret keeps working."},
+    {"auth.invite_ttl", UMG_CFG_DURATION_MS, "7d", 60000, 90ll * 86400000, OFF(auth.invite_ttl_ms),
+     "Lifetime of an invitation token."},
+    {"limits.rate", UMG_CFG_STRING, "0", 0, 0, OFF(rate_eps),
+     "Default ingest rate limit per app in events/second (apps can override); 0: unlimited."},
+    {"limits.burst", UMG_CFG_STRING, "0", 0, 0, OFF(rate_burst),
+     "Default burst per app in events; 0: one second of limits.rate."},
+    {"limits.monthly_quota", UMG_CFG_INT, "0", 0, 1ll << 60, OFF(monthly_quota),
+     "Default events per organization per calendar month (UTC; organizations can override); 0: unlimited."},
+    {"privacy.check_interval", UMG_CFG_DURATION_MS, "10s", 100, 3600000, OFF(privacy.check_interval_ms),
+     "How often pending forget requests are looked for; a request is done within this plus one log rewrite."},
+    {"privacy.ip_retention", UMG_CFG_DURATION_MS, "7d", 0, 3650ll * 86400000, OFF(privacy.ip_retention_ms),
+     "Stored IP addresses older than this are truncated (IPv4 /24, IPv6 /48); 0 keeps them whole."},
+    {"privacy.ip_interval", UMG_CFG_DURATION_MS, "1h", 1000, 7ll * 86400000, OFF(privacy.ip_interval_ms),
+     "How often the log is checked for IP addresses past privacy.ip_retention."},
 };
 
 /* ---------------------------------------------------------------- usage */
@@ -87,6 +125,8 @@ static void usage_main(FILE *f)
             "  serve                 run the daemon\n"
             "  admin app create      create an app (and its organization) and print its keys\n"
             "  admin app list        list apps with their keys\n"
+            "  admin user create     create a dashboard user (password on standard input)\n"
+            "  admin privacy forget  forget a device (GDPR / CCPA erasure)\n"
             "  config docs           print the configuration reference (Markdown)\n\n"
             "Run 'unmogrowp COMMAND --help' for a command's options.\n",
             UMG_VERSION);
@@ -143,7 +183,7 @@ static int parse_fsync(const char *s, umg_bus_config_t *bc)
     return UMG_EINVAL;
 }
 
-static const umg_http_route_t routes[] = {
+static const umg_http_route_t base_routes[] = {
     {"POST", "/v1/events", 0, umg_ingest_events}, {"GET", "/v1/export/events", 0, umg_ingest_export},
     {"GET", "/healthz", 0, umg_ingest_healthz},   {"GET", "/readyz", 0, umg_ingest_readyz},
     {"GET", "/metrics", 0, umg_ingest_metrics},
@@ -247,6 +287,7 @@ static int cmd_serve(int argc, char **argv)
     umg_http_server_t *srv = NULL;
     pthread_t tid;
     int started = 0;
+    umg_privacy_runner_t *privacy = NULL;
 
     if (umg_mkdirs(cfg.data, 0755) != UMG_OK) {
         fprintf(stderr, "unmogrowp serve: cannot create the data directory %s: %s\n", cfg.data, strerror(errno));
@@ -255,9 +296,35 @@ static int cmd_serve(int argc, char **argv)
     if (umg_apps_open(cfg.data, &ing.apps) != UMG_OK) {
         goto done;
     }
+    char *end1, *end2;
+    umg_limits_config_t lcfg = {.rate_eps = strtod(cfg.rate_eps, &end1),
+                                .rate_burst = strtod(cfg.rate_burst, &end2),
+                                .monthly_quota = cfg.monthly_quota};
+    if (*end1 || *end2 || !(lcfg.rate_eps >= 0 && lcfg.rate_eps <= 1e9) ||
+        !(lcfg.rate_burst >= 0 && lcfg.rate_burst <= 1e12)) {
+        fprintf(stderr, "unmogrowp serve: limits.rate and limits.burst must be non-negative numbers\n");
+        goto done;
+    }
+    if (umg_auth_open(cfg.data, &cfg.auth, ing.apps, &ing.auth, err, sizeof(err)) != UMG_OK) {
+        fprintf(stderr, "unmogrowp serve: %s\n", err);
+        goto done;
+    }
+    if (umg_limits_new(&ing.limits) != UMG_OK ||
+        umg_admin_new(cfg.data, ing.auth, ing.limits, &lcfg, &ing.admin) != UMG_OK) {
+        fprintf(stderr, "unmogrowp serve: cannot start the admin API\n");
+        goto done;
+    }
+    umg_http_route_t routes[UMG_ARRAY_SIZE(base_routes) + 64];
+    size_t nroutes = 0;
+    for (size_t i = 0; i < UMG_ARRAY_SIZE(base_routes); i++) {
+        routes[nroutes++] = base_routes[i];
+    }
+    for (size_t i = 0; i < umg_admin_nroutes && nroutes < UMG_ARRAY_SIZE(routes); i++) {
+        routes[nroutes++] = umg_admin_routes[i];
+    }
     umg_http_hooks_t hooks = {
         .thread_init = umg_ingest_thread_init, .thread_fini = umg_ingest_thread_fini, .server_data = &ing};
-    if (umg_http_server_new(&cfg.http, routes, UMG_ARRAY_SIZE(routes), &hooks, &srv) != UMG_OK) {
+    if (umg_http_server_new(&cfg.http, routes, nroutes, &hooks, &srv) != UMG_OK) {
         goto done;
     }
     /* Signals are blocked in every thread and taken by sigwait in this one. */
@@ -286,6 +353,10 @@ static int cmd_serve(int argc, char **argv)
         umg_log(UMG_LOG_ERROR, "serve", "cannot open the event log in %s", logdir);
         goto done;
     }
+    if (umg_privacy_runner_start(cfg.data, ing.bus_ops, ing.bus, &cfg.privacy, &privacy) != UMG_OK) {
+        umg_log(UMG_LOG_ERROR, "serve", "cannot start the privacy thread");
+        goto done;
+    }
     atomic_store_explicit(&ing.ready, 1, memory_order_release);
     umg_log(UMG_LOG_INFO, "serve", "ready");
     /* This thread also refreshes the app registry, off the event loops (SQLite may wait). */
@@ -294,6 +365,8 @@ static int cmd_serve(int argc, char **argv)
         int sig = sigtimedwait(&sigs, NULL, &tick);
         if (sig < 0) {
             umg_apps_refresh(ing.apps);
+            umg_auth_refresh(ing.auth);
+            umg_admin_tick(ing.admin);
         } else if (sig == SIGHUP) {
             umg_log(UMG_LOG_INFO, "serve", "SIGHUP: nothing to reload yet (settings take a restart)");
         } else {
@@ -321,11 +394,15 @@ done:
     if (started) {
         pthread_join(tid, NULL);
     }
+    umg_privacy_runner_stop(privacy);
     /* Completes what was queued; the completions find their loops stopped and are dropped. */
     if (ing.bus != NULL) {
         ing.bus_ops->close(ing.bus);
     }
     umg_http_server_free(srv);
+    umg_admin_free(ing.admin);
+    umg_limits_free(ing.limits);
+    umg_auth_close(ing.auth);
     umg_apps_close(ing.apps);
     umg_config_free(serve_items, n, &cfg);
     return rc;
@@ -407,6 +484,190 @@ static int cmd_app_list(int argc, char **argv)
     return rc == UMG_OK ? 0 : 1;
 }
 
+static void usage_user_create(FILE *f)
+{
+    fprintf(f, "Usage: unmogrowp admin user create --data DIR --org NAME --email EMAIL\n"
+               "                                   --role owner|admin|analyst|marketer|viewer [--apps ID,...]\n\n"
+               "Creates a dashboard user in the organization (made when new) and prints one JSON object:\n"
+               "user_id, org_id, email, role, apps. The password is read from standard input (the first\n"
+               "line, 8 to 1024 bytes). --apps limits the user to those apps (app ids of the organization).\n"
+               "Works while the daemon runs.\n");
+}
+
+static int cmd_user_create(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"data", required_argument, NULL, 'd'},
+        {"org", required_argument, NULL, 'o'},
+        {"email", required_argument, NULL, 'e'},
+        {"role", required_argument, NULL, 'r'},
+        {"apps", required_argument, NULL, 'a'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *data = NULL, *org = NULL, *email = NULL, *role = NULL, *apps = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': data = optarg; break;
+        case 'o': org = optarg; break;
+        case 'e': email = optarg; break;
+        case 'r': role = optarg; break;
+        case 'a': apps = optarg; break;
+        case 'h': usage_user_create(stdout); return 0;
+        default: usage_user_create(stderr); return 2;
+        }
+    }
+    if (data == NULL || org == NULL || email == NULL || role == NULL) {
+        fprintf(stderr, "unmogrowp admin user create: --data, --org, --email and --role are required\n");
+        usage_user_create(stderr);
+        return 2;
+    }
+    umg_role_t r = umg_role_parse(role, strlen(role));
+    if (r == UMG_ROLE_NONE) {
+        fprintf(stderr, "unmogrowp admin user create: --role must be owner, admin, analyst, marketer or viewer\n");
+        return 2;
+    }
+    char password[1100];
+    if (fgets(password, sizeof(password), stdin) == NULL) {
+        fprintf(stderr, "unmogrowp admin user create: give the password on standard input\n");
+        return 2;
+    }
+    password[strcspn(password, "\r\n")] = '\0';
+    sqlite3 *db = NULL;
+    if (umg_meta_open(data, &db) != UMG_OK) {
+        fprintf(stderr, "unmogrowp admin user create: cannot open %s/meta.db\n", data);
+        return 1;
+    }
+    umg_buf_t out = {0};
+    char msg[256] = "", org_pid[40];
+    const char *field = NULL;
+    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? UMG_OK : UMG_EIO;
+    int64_t org_id = rc == UMG_OK ? umg_meta_org_by_name(db, org, 1, org_pid, sizeof(org_pid)) : -1;
+    if (org_id < 0) {
+        snprintf(msg, sizeof(msg), "cannot open or create the organization: %s", sqlite3_errmsg(db));
+        rc = UMG_EIO;
+    } else {
+        umg_meta_user_t u = {.org_id = org_id,
+                             .email = email,
+                             .password = password,
+                             .password_len = strlen(password),
+                             .role = r,
+                             .apps = apps};
+        rc = umg_meta_user_create(db, &u, &out, &field, msg, sizeof(msg));
+    }
+    if (rc == UMG_OK) {
+        umg_audit_t a = {.org_id = org_id, .actor = "cli", .action = "user.create", .target = email, .outcome = "ok"};
+        rc = umg_meta_audit(db, &a);
+    }
+    if (rc == UMG_OK && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(msg, sizeof(msg), "%s", sqlite3_errmsg(db));
+        rc = UMG_EIO;
+    }
+    if (rc != UMG_OK) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        fprintf(stderr, "unmogrowp admin user create: %s%s%s\n", field ? "--" : "", field ? field : "",
+                msg[0] ? (field ? ": " : "") : umg_strerror(rc));
+        if (msg[0]) {
+            fprintf(stderr, "%s\n", msg);
+        }
+    } else {
+        printf("%.*s\n", (int)out.len, out.ptr);
+    }
+    memset(password, 0, sizeof(password));
+    umg_buf_free(&out);
+    sqlite3_close(db);
+    return rc == UMG_OK ? 0 : rc == UMG_EEXIST ? 3 : 1;
+}
+
+static void usage_forget(FILE *f)
+{
+    fprintf(f, "Usage: unmogrowp admin privacy forget --data DIR --app APP_ID --id KIND=VALUE [--id KIND=VALUE]...\n\n"
+               "Records a forget request (GDPR / CCPA erasure) for the device with these identifiers;\n"
+               "KIND is idfa, idfv, gaid, android_id, oaid, custom_id or user_id. The running daemon\n"
+               "removes the device's events from the log within privacy.check_interval plus one log\n"
+               "rewrite (or when it next starts). Prints {request_id, status, identifiers, created_at}.\n");
+}
+
+static int cmd_forget(int argc, char **argv)
+{
+    static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
+                                         {"app", required_argument, NULL, 'a'},
+                                         {"id", required_argument, NULL, 'i'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *data = NULL, *app = NULL;
+    umg_meta_id_t ids[64];
+    size_t n = 0;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': data = optarg; break;
+        case 'a': app = optarg; break;
+        case 'i': {
+            char *eq = strchr(optarg, '=');
+            if (eq == NULL || n == UMG_ARRAY_SIZE(ids)) {
+                fprintf(stderr, "unmogrowp admin privacy forget: --id takes KIND=VALUE (at most 64)\n");
+                return 2;
+            }
+            *eq = '\0';
+            ids[n++] = (umg_meta_id_t){optarg, eq + 1};
+            break;
+        }
+        case 'h': usage_forget(stdout); return 0;
+        default: usage_forget(stderr); return 2;
+        }
+    }
+    if (data == NULL || app == NULL || n == 0) {
+        fprintf(stderr, "unmogrowp admin privacy forget: --data, --app and at least one --id are required\n");
+        return 2;
+    }
+    sqlite3 *db = NULL;
+    uint8_t key[32];
+    if (umg_meta_open(data, &db) != UMG_OK || umg_meta_privacy_key(data, key) != UMG_OK) {
+        fprintf(stderr, "unmogrowp admin privacy forget: cannot open %s/meta.db or its privacy key\n", data);
+        sqlite3_close(db);
+        return 1;
+    }
+    sqlite3_stmt *st = NULL;
+    int64_t app_id = -1, org_id = -1;
+    if (sqlite3_prepare_v2(db, "SELECT id, org_id FROM apps WHERE public_id = ?", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, app, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            app_id = sqlite3_column_int64(st, 0);
+            org_id = sqlite3_column_int64(st, 1);
+        }
+    }
+    sqlite3_finalize(st);
+    if (app_id < 0) {
+        fprintf(stderr, "unmogrowp admin privacy forget: no app %s\n", app);
+        sqlite3_close(db);
+        return 1;
+    }
+    umg_buf_t out = {0};
+    char msg[160] = "";
+    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? UMG_OK : UMG_EIO;
+    rc = rc ? rc : umg_meta_forget_create(db, key, org_id, app_id, "cli", ids, n, &out, msg, sizeof(msg));
+    if (rc == UMG_OK) {
+        umg_audit_t a = {.org_id = org_id, .actor = "cli", .action = "privacy.forget", .target = app, .outcome = "ok"};
+        rc = umg_meta_audit(db, &a);
+    }
+    if (rc == UMG_OK && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        rc = UMG_EIO;
+    }
+    if (rc != UMG_OK) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        fprintf(stderr, "unmogrowp admin privacy forget: %s\n", msg[0] ? msg : umg_strerror(rc));
+    } else {
+        printf("%.*s\n", (int)out.len, out.ptr);
+    }
+    umg_buf_free(&out);
+    sqlite3_close(db);
+    return rc == UMG_OK ? 0 : rc == UMG_EINVAL ? 2 : 1;
+}
+
 static int cmd_config_docs(void)
 {
     umg_buf_t out = {0};
@@ -439,13 +700,23 @@ int main(int argc, char **argv)
             return cmd_app_list(argc - 3, argv + 3);
         }
     }
+    if (strcmp(argv[1], "admin") == 0 && argc >= 4 && strcmp(argv[2], "privacy") == 0 &&
+        strcmp(argv[3], "forget") == 0) {
+        return cmd_forget(argc - 3, argv + 3);
+    }
+    if (strcmp(argv[1], "admin") == 0 && argc >= 4 && strcmp(argv[2], "user") == 0 && strcmp(argv[3], "create") == 0) {
+        return cmd_user_create(argc - 3, argv + 3);
+    }
     if (strcmp(argv[1], "admin") == 0) {
         if (argc >= 3 && strcmp(argv[argc - 1], "--help") == 0) {
             usage_app_create(stdout);
-            printf("\nAlso: unmogrowp admin app list --data DIR\n");
+            printf("\nAlso: unmogrowp admin app list --data DIR\n\n");
+            usage_user_create(stdout);
+            printf("\n");
+            usage_forget(stdout);
             return 0;
         }
-        fprintf(stderr, "unmogrowp admin: expected 'app create' or 'app list'\n");
+        fprintf(stderr, "unmogrowp admin: expected 'app create', 'app list', 'user create' or 'privacy forget'\n");
         return 2;
     }
     if (strcmp(argv[1], "config") == 0 && argc >= 3 && strcmp(argv[2], "docs") == 0) {

@@ -9,6 +9,7 @@
  * Per-request memory (records, payloads, rejections) comes from a per-thread
  * free list, so the steady state allocates nothing.
  */
+#include "umg_admin.h"
 #include "umg_event.h"
 #include "umg_ingest.h"
 
@@ -29,6 +30,7 @@ typedef struct pending_s {
     umg_event_error_t first_err;
     umg_http_defer_t *defer;
     int status;
+    uint32_t app, org; /* for giving back limit tokens of events not stored */
     struct pending_s *next_free;
 } pending_t;
 
@@ -53,6 +55,10 @@ static char reject_labels[UMG_ARRAY_SIZE(reject_codes)][48];
 static umg_metric_t m_accepted = UMG_COUNTER("umg_events_accepted_total", "Events accepted and stored", NULL);
 static umg_metric_t m_duplicate =
     UMG_COUNTER("umg_events_duplicate_total", "Events answered as duplicates of an event_id already stored", NULL);
+static umg_metric_t m_rate =
+    UMG_COUNTER("umg_ingest_limited_total", "Ingest requests refused with 429, by limit", "limit=\"rate\"");
+static umg_metric_t m_quota =
+    UMG_COUNTER("umg_ingest_limited_total", "Ingest requests refused with 429, by limit", "limit=\"quota\"");
 static umg_metric_t m_overload =
     UMG_COUNTER("umg_ingest_refused_total", "Ingest requests refused with 503 (overload, disk full, log error)", NULL);
 
@@ -69,6 +75,8 @@ static void metrics_init(void)
     umg_metric_register(&m_accepted);
     umg_metric_register(&m_duplicate);
     umg_metric_register(&m_overload);
+    umg_metric_register(&m_rate);
+    umg_metric_register(&m_quota);
 }
 
 static void count_reject(const char *code)
@@ -170,34 +178,48 @@ static void pending_put(ingest_thread_t *t, pending_t *p)
 
 /* ---------------------------------------------------------------- auth */
 
-int umg__ingest_auth(umg_ingest_t *ing, umg_http_req_t *req, int allow_key, umg_app_t *app, int *is_secret)
+int umg__ingest_auth(umg_ingest_t *ing, umg_http_req_t *req, int allow_key, umg_principal_t *who)
 {
-    umg_slice_t secret = umg_http_header(req, "x-app-secret");
-    if (secret.len > 0) {
-        if (umg_apps_find_secret(ing->apps, secret, app) == UMG_OK) {
-            *is_secret = 1;
-            return 0;
-        }
-        umg_http_error(req, 401, "unauthorized", "X-App-Secret", "unknown app secret");
+    umg_credentials_t c = {.authorization = umg_http_header(req, "authorization"),
+                           .app_secret = umg_http_header(req, "x-app-secret"),
+                           .app_key = umg_http_header(req, "x-app-key")};
+    umg_authn_error_t err;
+    if (umg_auth_authenticate(ing->auth, &c, allow_key, umg_now_us(), who, &err) != UMG_OK) {
+        umg_http_error(req, 401, err.code, err.field, err.message);
         return -1;
     }
-    umg_slice_t key = umg_http_header(req, "x-app-key");
-    if (!allow_key) {
-        umg_http_error(req, 401, "unauthorized", "X-App-Secret",
-                       key.len > 0 ? "this endpoint needs the app secret (X-App-Secret), not the app key"
-                                   : "missing X-App-Secret header");
-        return -1;
-    }
-    if (key.len == 0) {
-        umg_http_error(req, 401, "unauthorized", "X-App-Key", "missing X-App-Key (or X-App-Secret) header");
-        return -1;
-    }
-    if (umg_apps_find_key(ing->apps, key, app) != UMG_OK) {
-        umg_http_error(req, 401, "unauthorized", "X-App-Key", "unknown app key");
-        return -1;
-    }
-    *is_secret = 0;
     return 0;
+}
+
+/* Rate limit and monthly quota for n events; answers 429 itself and returns non-zero when refused. */
+static int ingest_limit(umg_ingest_t *ing, umg_http_req_t *req, const umg_app_t *app, size_t n)
+{
+    if (ing->limits == NULL || n == 0) {
+        return 0;
+    }
+    umg_limit_verdict_t v;
+    umg_limits_take(ing->limits, app->id, app->org, (int64_t)n, umg_now_us(), &v);
+    if (v.ok) {
+        return 0;
+    }
+    umg_metric_add(v.which[0] == 'q' ? &m_quota : &m_rate, 1);
+    char hdr[256];
+    snprintf(hdr, sizeof(hdr),
+             "Retry-After: %lld\r\nRateLimit-Limit: %lld\r\nRateLimit-Remaining: %lld\r\nRateLimit-Reset: %lld\r\n",
+             (long long)v.retry_after_s, (long long)v.limit, (long long)UMG_MAX(v.remaining, 0), (long long)v.reset_s);
+    int quota = v.which[0] == 'q';
+    umg_buf_t out = {0};
+    int rc = umg_api_error_json(&out, quota ? "quota_exceeded" : "rate_limited", NULL,
+                                quota ? "the organization's monthly event quota is used up; nothing was stored"
+                                      : "this app is sending events faster than its rate limit; nothing was stored, "
+                                        "retry after the given seconds");
+    if (rc == UMG_OK) {
+        umg_http_respond(req, 429, "application/json", out.ptr, out.len, hdr);
+    } else {
+        umg_http_error(req, 503, "out_of_memory", NULL, "out of memory; retry");
+    }
+    umg_buf_free(&out);
+    return -1;
 }
 
 /* ---------------------------------------------------------------- events */
@@ -318,6 +340,10 @@ static void on_resume(umg_http_req_t *req, void *data)
         umg_metric_add(&m_accepted, (int64_t)accepted);
         umg_metric_add(&m_duplicate, (int64_t)dups);
     }
+    if (t->ing->limits != NULL && accepted < p->batch.n) {
+        /* Duplicates and events not stored count against no limit. */
+        umg_limits_give_back(t->ing->limits, p->app, p->org, (int64_t)(p->batch.n - accepted));
+    }
     if (req != NULL) {
         if (p->status == UMG_ENOSPC) {
             umg_metric_add(&m_overload, 1);
@@ -354,11 +380,17 @@ void umg_ingest_events(umg_http_req_t *req, void *thread_data)
         umg_http_error(req, 503, "not_ready", NULL, "the server is still recovering its log; retry shortly");
         return;
     }
-    umg_app_t app;
-    int is_secret;
-    if (umg__ingest_auth(ing, req, 1, &app, &is_secret) != 0) {
+    umg_principal_t who;
+    if (umg__ingest_auth(ing, req, 1, &who) != 0) {
         return;
     }
+    if (who.kind != UMG_PRINCIPAL_APP_KEY && who.kind != UMG_PRINCIPAL_APP_SECRET) {
+        umg_http_error(req, 403, "forbidden", "Authorization",
+                       "events are sent with the app's key (X-App-Key) or secret (X-App-Secret)");
+        return;
+    }
+    umg_app_t app = who.app;
+    int is_secret = who.kind == UMG_PRINCIPAL_APP_SECRET;
     umg_slice_t body = umg_http_body(req);
     size_t n_events = 0;
     int is_batch = 0;
@@ -400,6 +432,12 @@ void umg_ingest_events(umg_http_req_t *req, void *thread_data)
         pending_put(t, p);
         return;
     }
+    if (ingest_limit(ing, req, &app, p->batch.n) != 0) {
+        pending_put(t, p);
+        return;
+    }
+    p->app = app.id;
+    p->org = app.org;
     for (size_t i = 0; i < p->batch.n; i++) {
         p->recs[i].payload = p->payloads.ptr + (uintptr_t)p->recs[i].payload;
     }
@@ -407,6 +445,9 @@ void umg_ingest_events(umg_http_req_t *req, void *thread_data)
     p->batch.done = on_batch_done;
     p->defer = umg_http_defer(req);
     if (p->defer == NULL) {
+        if (ing->limits != NULL) {
+            umg_limits_give_back(ing->limits, p->app, p->org, (int64_t)p->batch.n);
+        }
         pending_put(t, p);
         umg_http_error(req, 503, "out_of_memory", NULL, "the server is out of memory; retry");
         return;
@@ -421,6 +462,9 @@ void umg_ingest_events(umg_http_req_t *req, void *thread_data)
             umg_http_error(req, 503, "log_unavailable", NULL, "the event log is not accepting writes");
         }
         umg_http_defer_cancel(p->defer);
+        if (ing->limits != NULL) {
+            umg_limits_give_back(ing->limits, p->app, p->org, (int64_t)p->batch.n);
+        }
         pending_put(t, p);
     }
 }

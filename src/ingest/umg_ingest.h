@@ -8,6 +8,8 @@
 #define UMG_INGEST_H
 
 #include "umg_apps.h"
+#include "umg_auth.h"
+#include "umg_limits.h"
 #include "umg_bus.h"
 #include "umg_http.h"
 
@@ -21,6 +23,9 @@ typedef struct umg_ingest_config_s {
 typedef struct umg_ingest_s {
     umg_ingest_config_t cfg;
     umg_apps_t *apps;             /* borrowed */
+    umg_auth_t *auth;             /* borrowed */
+    umg_limits_t *limits;         /* borrowed; NULL: no ingest limits */
+    struct umg_admin_s *admin;    /* borrowed; the admin API and async audit */
     const umg_bus_ops_t *bus_ops; /* set with bus once recovery finished */
     umg_bus_t *bus;
     _Atomic int ready;
@@ -37,9 +42,10 @@ void umg_ingest_healthz(umg_http_req_t *req, void *thread_data);
 void umg_ingest_readyz(umg_http_req_t *req, void *thread_data);
 void umg_ingest_metrics(umg_http_req_t *req, void *thread_data);
 
-/* Shared by the handlers: authenticates X-App-Secret (and X-App-Key when
- * allow_key); answers 401 itself and returns non-zero on failure. */
-int umg__ingest_auth(umg_ingest_t *ing, umg_http_req_t *req, int allow_key, umg_app_t *app, int *is_secret);
+/* Shared by the handlers: authenticates the request (Bearer token,
+ * X-App-Secret, and X-App-Key when allow_key) into *who; answers 401 itself
+ * and returns non-zero on failure. */
+int umg__ingest_auth(umg_ingest_t *ing, umg_http_req_t *req, int allow_key, umg_principal_t *who);
 umg_ingest_t *umg__ingest_of(void *thread_data);
 
 #endif

@@ -726,7 +726,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
             continue;
         }
         path_match = (int)i;
-        if (h2o_memis(h->method.base, h->method.len, rt->method, strlen(rt->method)) ||
+        if (rt->method[0] == '*' || h2o_memis(h->method.base, h->method.len, rt->method, strlen(rt->method)) ||
             (strcmp(rt->method, "GET") == 0 && h2o_memis(h->method.base, h->method.len, H2O_STRLIT("HEAD")))) {
             r->route = (int)i;
             if (h->entity.base != NULL && (int64_t)h->entity.len > s->cfg.max_body_bytes) {

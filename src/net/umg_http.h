@@ -31,7 +31,7 @@ typedef struct umg_http_config_s {
 typedef void (*umg_http_handler_t)(umg_http_req_t *req, void *thread_data);
 
 typedef struct umg_http_route_s {
-    const char *method; /* "GET", "POST" */
+    const char *method; /* "GET", "POST"; "*" takes every method (the handler checks) */
     const char *path;   /* exact path, or a prefix ending in '/' when prefix is set */
     int prefix;
     umg_http_handler_t handler;

@@ -52,11 +52,11 @@ class AuthIsolationTest(TwoAppsCase):
         for o in got_a:
             self.assertEqual(o["app_id"], self.a["app_id"])
 
-    def test_export_with_other_apps_secret_is_forbidden(self):
+    def test_export_with_other_apps_secret_is_not_found(self):
         self.ingest_ok(self.d, self.a, event(), accepted=1)
         st, h, data = self.d.request("GET", "/v1/export/events?app=" + self.a["app_id"],
                                      headers={"X-App-Secret": self.b["app_secret"]})
-        self.assertError((st, h, data), 403, "forbidden", what="export of A with B's secret")
+        self.assertError((st, h, data), 404, "not_found", "app", what="export of A with B's secret")
         self.assertNotIn(b"event_id", data)
 
     def test_export_with_app_key_is_unauthorized(self):

@@ -1,0 +1,477 @@
+/*
+ * admin.c - the admin API's plumbing: routes, authentication on the loop
+ * thread, the worker thread and its queue, request-body helpers, the login
+ * limiter, and the ingest limits kept in step with meta.db. The endpoints
+ * themselves are in admin_ep.c.
+ */
+#include "admin_int.h"
+#include "umg_ingest.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+/* ---------------------------------------------------------------- routes */
+
+static void route(umg_http_req_t *req, void *thread_data)
+{
+    umg_admin_handle(req, umg__ingest_of(thread_data)->admin);
+}
+
+/* Each path once with every method: the worker answers 405 itself. */
+const umg_http_route_t umg_admin_routes[] = {
+    {"*", "/v1/auth/", 1, route},       {"*", "/v1/me", 0, route},           {"*", "/v1/org", 0, route},
+    {"*", "/v1/apps", 0, route},        {"*", "/v1/apps/", 1, route},        {"*", "/v1/users", 0, route},
+    {"*", "/v1/users/", 1, route},      {"*", "/v1/tokens", 0, route},       {"*", "/v1/tokens/", 1, route},
+    {"*", "/v1/invitations", 0, route}, {"*", "/v1/invitations/", 1, route}, {"*", "/v1/audit", 0, route},
+    {"*", "/v1/privacy/", 1, route},
+};
+const size_t umg_admin_nroutes = UMG_ARRAY_SIZE(umg_admin_routes);
+
+int umg_api_error_json(umg_buf_t *out, const char *code, const char *field, const char *message)
+{
+    int rc = umg_buf_append(out, "{\"error\":{\"code\":", 17);
+    rc = rc ? rc : umg_buf_json_str(out, code, strlen(code));
+    rc = rc ? rc : umg_buf_append(out, ",\"message\":", 11);
+    rc = rc ? rc : umg_buf_json_str(out, message, strlen(message));
+    if (field != NULL) {
+        rc = rc ? rc : umg_buf_append(out, ",\"field\":", 9);
+        rc = rc ? rc : umg_buf_json_str(out, field, strlen(field));
+    }
+    return rc ? rc : umg_buf_append(out, "}}\n", 3);
+}
+
+/* ---------------------------------------------------------------- metrics */
+
+static umg_metric_t m_logins_ok = UMG_COUNTER("umg_auth_logins_total", "Logins by outcome", "outcome=\"ok\"");
+static umg_metric_t m_logins_failed = UMG_COUNTER("umg_auth_logins_total", "Logins by outcome", "outcome=\"failed\"");
+static umg_metric_t m_logins_limited =
+    UMG_COUNTER("umg_auth_logins_total", "Logins by outcome", "outcome=\"rate_limited\"");
+static umg_metric_t m_denied = UMG_COUNTER("umg_auth_denied_total", "Admin API requests refused with 401 or 403", NULL);
+static umg_metric_t m_queue = UMG_GAUGE("umg_admin_queue", "Admin API requests waiting for the worker", NULL);
+
+void umg__admin_count_login(const char *outcome)
+{
+    umg_metric_add(strcmp(outcome, "ok") == 0        ? &m_logins_ok
+                   : strcmp(outcome, "limited") == 0 ? &m_logins_limited
+                                                     : &m_logins_failed,
+                   1);
+}
+
+/* ---------------------------------------------------------------- jobs */
+
+static void job_free(job_t *j)
+{
+    if (j != NULL) {
+        umg_free(j->path);
+        umg_free(j->query);
+        umg_free(j->body);
+        umg_buf_free(&j->out);
+        umg_free(j->audit_strs);
+        umg_free(j);
+    }
+}
+
+void umg__job_error(job_t *j, int status, const char *code, const char *field, const char *message)
+{
+    j->status = status;
+    umg_buf_reset(&j->out);
+    if (umg_api_error_json(&j->out, code, field, message) != UMG_OK) {
+        j->status = 503;
+    }
+    if (status == 401 || status == 403) {
+        umg_metric_add(&m_denied, 1);
+    }
+}
+
+static void on_done(umg_http_req_t *req, void *data)
+{
+    job_t *j = data;
+    if (req != NULL) {
+        if (j->status == 0 || j->out.len == 0) {
+            umg_http_error(req, 503, "internal", NULL, "the admin worker could not answer; retry");
+        } else {
+            umg_http_respond(req, j->status, "application/json", j->out.ptr, j->out.len,
+                             j->extra[0] ? j->extra : "Cache-Control: no-store\r\n");
+        }
+    }
+    job_free(j);
+}
+
+static void *worker_main(void *arg)
+{
+    umg_admin_t *a = arg;
+    pthread_mutex_lock(&a->mu);
+    for (;;) {
+        while (a->head == NULL && !a->stopping) {
+            pthread_cond_wait(&a->cv, &a->mu);
+        }
+        job_t *j = a->head;
+        if (j == NULL) {
+            break; /* stopping and drained */
+        }
+        a->head = j->next;
+        if (a->head == NULL) {
+            a->tail = NULL;
+        }
+        a->queued--;
+        umg_metric_add(&m_queue, -1);
+        pthread_mutex_unlock(&a->mu);
+        if (j->audit_only) {
+            umg_meta_audit(a->db, &j->audit);
+            job_free(j);
+        } else {
+            umg__admin_dispatch(a, j);
+            umg_http_resume(j->defer, on_done, j);
+        }
+        pthread_mutex_lock(&a->mu);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return NULL;
+}
+
+static int enqueue(umg_admin_t *a, job_t *j)
+{
+    pthread_mutex_lock(&a->mu);
+    if (a->stopping || a->queued >= 4096) {
+        pthread_mutex_unlock(&a->mu);
+        return UMG_EFULL;
+    }
+    j->next = NULL;
+    if (a->tail != NULL) {
+        a->tail->next = j;
+    } else {
+        a->head = j;
+    }
+    a->tail = j;
+    a->queued++;
+    umg_metric_add(&m_queue, 1);
+    pthread_cond_signal(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+    return UMG_OK;
+}
+
+static char *dup_slice(umg_slice_t s)
+{
+    return umg_strndup(s.ptr ? s.ptr : "", s.len);
+}
+
+void umg_admin_audit_async(umg_admin_t *a, const umg_audit_t *rec)
+{
+    job_t *j = umg_calloc(1, sizeof(*j));
+    if (j == NULL) {
+        umg_log(UMG_LOG_ERROR, "audit", "out of memory: audit record %s lost", rec->action);
+        return;
+    }
+    /* One allocation for all the strings, NUL-separated. */
+    const char *src[] = {rec->actor, rec->action, rec->target, rec->outcome, rec->ip, rec->request_id, rec->detail};
+    size_t total = 0;
+    for (size_t i = 0; i < UMG_ARRAY_SIZE(src); i++) {
+        total += src[i] ? strlen(src[i]) + 1 : 0;
+    }
+    j->audit_strs = umg_malloc(total ? total : 1);
+    if (j->audit_strs == NULL) {
+        umg_free(j);
+        umg_log(UMG_LOG_ERROR, "audit", "out of memory: audit record %s lost", rec->action);
+        return;
+    }
+    const char *dst[UMG_ARRAY_SIZE(src)];
+    char *p = j->audit_strs;
+    for (size_t i = 0; i < UMG_ARRAY_SIZE(src); i++) {
+        dst[i] = NULL;
+        if (src[i] != NULL) {
+            size_t n = strlen(src[i]) + 1;
+            memcpy(p, src[i], n);
+            dst[i] = p;
+            p += n;
+        }
+    }
+    j->audit_only = 1;
+    j->audit = (umg_audit_t){.org_id = rec->org_id,
+                             .actor = dst[0],
+                             .action = dst[1],
+                             .target = dst[2],
+                             .outcome = dst[3],
+                             .ip = dst[4],
+                             .request_id = dst[5],
+                             .detail = dst[6]};
+    if (enqueue(a, j) != UMG_OK) {
+        umg_log(UMG_LOG_ERROR, "audit", "admin worker stopped or full: audit record %s lost", rec->action);
+        job_free(j);
+    }
+}
+
+/* Endpoints that take no credentials (they are the way to get one). */
+static int is_anonymous(umg_slice_t method, umg_slice_t path)
+{
+    if (!umg_slice_eq(method, "POST")) {
+        return 0;
+    }
+    return umg_slice_eq(path, "/v1/auth/login") || umg_slice_eq(path, "/v1/auth/refresh") ||
+           umg_slice_eq(path, "/v1/auth/logout") || umg_slice_eq(path, "/v1/invitations/accept");
+}
+
+void umg_admin_handle(umg_http_req_t *req, umg_admin_t *a)
+{
+    umg_slice_t method = umg_http_method(req), full = umg_http_path(req), path = full;
+    for (size_t i = 0; i < full.len; i++) {
+        if (full.ptr[i] == '?') {
+            path.len = i;
+            break;
+        }
+    }
+    if (memchr(path.ptr, '\0', path.len) != NULL) {
+        umg_http_error(req, 404, "not_found", NULL, "no such endpoint");
+        return;
+    }
+    job_t *j = umg_calloc(1, sizeof(*j));
+    if (j == NULL) {
+        umg_http_error(req, 503, "out_of_memory", NULL, "out of memory; retry");
+        return;
+    }
+    if (!is_anonymous(method, path)) {
+        umg_credentials_t c = {.authorization = umg_http_header(req, "authorization"),
+                               .app_secret = umg_http_header(req, "x-app-secret"),
+                               .app_key = umg_http_header(req, "x-app-key")};
+        umg_authn_error_t err;
+        if (umg_auth_authenticate(a->auth, &c, 0, umg_now_us(), &j->who, &err) != UMG_OK) {
+            umg_metric_add(&m_denied, 1);
+            job_free(j);
+            umg_http_error(req, 401, err.code, err.field, err.message);
+            return;
+        }
+        if (j->who.kind == UMG_PRINCIPAL_APP_SECRET) {
+            /* App secrets are for ingest, touches, exports and reports of their app, not administration. */
+            umg_metric_add(&m_denied, 1);
+            job_free(j);
+            umg_http_error(req, 403, "forbidden", "Authorization",
+                           "the admin API needs a user's access token or an API token, not an app secret");
+            return;
+        }
+    }
+    snprintf(j->method, sizeof(j->method), "%.*s", (int)UMG_MIN(method.len, sizeof(j->method) - 1), method.ptr);
+    umg_slice_t body = umg_http_body(req);
+    j->path = umg_strndup(path.ptr, path.len);
+    j->query = dup_slice(umg_http_query(req));
+    j->body = dup_slice(body);
+    j->body_len = body.len;
+    snprintf(j->ip, sizeof(j->ip), "%s", umg_http_client_ip(req));
+    snprintf(j->request_id, sizeof(j->request_id), "%s", umg_http_request_id(req));
+    if (j->path == NULL || j->query == NULL || j->body == NULL || (j->defer = umg_http_defer(req)) == NULL) {
+        job_free(j);
+        umg_http_error(req, 503, "out_of_memory", NULL, "out of memory; retry");
+        return;
+    }
+    if (enqueue(a, j) != UMG_OK) {
+        umg_http_defer_cancel(j->defer);
+        job_free(j);
+        umg_http_error(req, 503, "overloaded", NULL, "the admin API is busy; retry shortly");
+    }
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+int umg_admin_new(const char *data_dir, umg_auth_t *auth, umg_limits_t *limits, const umg_limits_config_t *lcfg,
+                  umg_admin_t **out)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    umg_admin_t *a = umg_calloc(1, sizeof(*a));
+    if (a == NULL) {
+        return UMG_ENOMEM;
+    }
+    pthread_once(&once, umg__admin_metrics_register);
+    a->auth = auth;
+    a->limits = limits;
+    a->lcfg = *lcfg;
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->cv, NULL);
+    int rc = umg_meta_open(data_dir, &a->db);
+    rc = rc ? rc : umg_meta_privacy_key(data_dir, a->privacy_key);
+    rc = rc ? rc : umg_meta_open(data_dir, &a->tick_db);
+    rc = rc ? rc : umg_json_parser_new(1 << 20, &a->json) == UMG_JSON_OK ? rc : UMG_ENOMEM;
+    if (rc == UMG_OK) {
+        umg__admin_usage_load(a);
+        umg_admin_tick(a);
+        if (pthread_create(&a->thread, NULL, worker_main, a) != 0) {
+            rc = UMG_ENOMEM;
+        } else {
+            a->started = 1;
+        }
+    }
+    if (rc != UMG_OK) {
+        umg_admin_free(a);
+        return rc;
+    }
+    *out = a;
+    return UMG_OK;
+}
+
+void umg_admin_free(umg_admin_t *a)
+{
+    if (a == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&a->mu);
+    a->stopping = 1;
+    pthread_cond_broadcast(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+    if (a->started) {
+        pthread_join(a->thread, NULL);
+    }
+    if (a->tick_db != NULL) {
+        umg__admin_usage_save(a);
+    }
+    umg_json_parser_free(a->json);
+    sqlite3_close(a->db);
+    sqlite3_close(a->tick_db);
+    umg_free(a->login);
+    pthread_mutex_destroy(&a->mu);
+    pthread_cond_destroy(&a->cv);
+    umg_free(a);
+}
+
+void umg__admin_metrics_register(void)
+{
+    umg_metric_register(&m_logins_ok);
+    umg_metric_register(&m_logins_failed);
+    umg_metric_register(&m_logins_limited);
+    umg_metric_register(&m_denied);
+    umg_metric_register(&m_queue);
+}
+
+/* ---------------------------------------------------------------- limits */
+
+typedef struct limits_ctx_s {
+    umg_admin_t *a;
+} limits_ctx_t;
+
+static void apply_app_limits(void *ctx, const umg_app_t *app)
+{
+    umg_admin_t *a = ((limits_ctx_t *)ctx)->a;
+    umg_rate_t r = {.rate = app->rate_eps > 0 ? app->rate_eps : a->lcfg.rate_eps,
+                    .burst = app->rate_eps > 0 ? app->rate_burst : a->lcfg.rate_burst};
+    if (r.rate > 0 && r.burst < 1) {
+        r.burst = r.rate < 1 ? 1 : r.rate;
+    }
+    umg_limits_set_app(a->limits, app->id, r);
+    umg_limits_set_org(a->limits, app->org,
+                       app->org_monthly_quota > 0 ? app->org_monthly_quota : a->lcfg.monthly_quota);
+}
+
+static void save_one(void *ctx, uint32_t org, int month, int64_t used)
+{
+    sqlite3_stmt *st = ctx;
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, org);
+    sqlite3_bind_int(st, 2, month);
+    sqlite3_bind_int64(st, 3, used);
+    sqlite3_step(st);
+}
+
+void umg__admin_usage_save(umg_admin_t *a)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(a->tick_db,
+                           "INSERT INTO org_usage (org_id, month, events) VALUES (?, ?, ?)"
+                           " ON CONFLICT (org_id, month) DO UPDATE SET events = excluded.events",
+                           -1, &st, NULL) != SQLITE_OK) {
+        umg_log(UMG_LOG_ERROR, "limits", "cannot save quota usage: %s", sqlite3_errmsg(a->tick_db));
+        return;
+    }
+    sqlite3_exec(a->tick_db, "BEGIN", NULL, NULL, NULL);
+    umg_limits_usage_each(a->limits, umg_now_us(), save_one, st);
+    sqlite3_exec(a->tick_db, "COMMIT", NULL, NULL, NULL);
+    sqlite3_finalize(st);
+}
+
+void umg__admin_usage_load(umg_admin_t *a)
+{
+    sqlite3_stmt *st = NULL;
+    int month = umg_limits_month(umg_now_us());
+    if (sqlite3_prepare_v2(a->tick_db, "SELECT org_id, events FROM org_usage WHERE month = ?", -1, &st, NULL) !=
+        SQLITE_OK) {
+        return;
+    }
+    sqlite3_bind_int(st, 1, month);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        umg_limits_usage_set(a->limits, (uint32_t)sqlite3_column_int64(st, 0), month, sqlite3_column_int64(st, 1));
+    }
+    sqlite3_finalize(st);
+}
+
+void umg_admin_tick(umg_admin_t *a)
+{
+    limits_ctx_t ctx = {a};
+    umg_apps_each(umg_auth_apps(a->auth), apply_app_limits, &ctx);
+    int64_t now = umg_now_us();
+    if (now - a->usage_saved_us >= 5 * 1000000ll) {
+        umg__admin_usage_save(a);
+        a->usage_saved_us = now;
+    }
+}
+
+/* ---------------------------------------------------------------- login limiter */
+
+/*
+ * Failed logins per IP and per account in a fixed table (hash of the key ->
+ * failures in the current window). A collision can only make the limiter
+ * stricter for the colliding keys, never looser.
+ */
+#define LOGIN_SLOTS 4096
+
+typedef struct login_slot_s {
+    uint64_t key;
+    int64_t window_start_us;
+    int64_t failures;
+} login_slot_t;
+
+static login_slot_t *login_slot(umg_admin_t *a, const char *kind, const char *value)
+{
+    if (a->login == NULL && (a->login = umg_calloc(LOGIN_SLOTS, sizeof(login_slot_t))) == NULL) {
+        return NULL;
+    }
+    uint64_t h = umg_hash64(value, strlen(value), umg_hash64(kind, strlen(kind), 0x5eed));
+    login_slot_t *s = &a->login[h % LOGIN_SLOTS];
+    int64_t now = umg_now_us();
+    const umg_auth_config_t *cfg = umg_auth_config(a->auth);
+    if (s->key != h || now - s->window_start_us >= cfg->login_window_ms * 1000) {
+        if (s->key != h && s->failures > 0 && now - s->window_start_us < cfg->login_window_ms * 1000) {
+            return s; /* a live slot of another key: share it (stricter, never looser) */
+        }
+        s->key = h;
+        s->window_start_us = now;
+        s->failures = 0;
+    }
+    return s;
+}
+
+int64_t umg__login_blocked(umg_admin_t *a, const char *ip, const char *email)
+{
+    const umg_auth_config_t *cfg = umg_auth_config(a->auth);
+    login_slot_t *s[2] = {login_slot(a, "ip", ip), login_slot(a, "account", email)};
+    int64_t wait = 0, now = umg_now_us();
+    for (int i = 0; i < 2; i++) {
+        if (s[i] != NULL && s[i]->failures >= cfg->login_max_failures) {
+            int64_t left = (s[i]->window_start_us + cfg->login_window_ms * 1000 - now + 999999) / 1000000;
+            wait = UMG_MAX(wait, UMG_MAX(left, 1));
+        }
+    }
+    return wait;
+}
+
+void umg__login_failed(umg_admin_t *a, const char *ip, const char *email)
+{
+    login_slot_t *s[2] = {login_slot(a, "ip", ip), login_slot(a, "account", email)};
+    for (int i = 0; i < 2; i++) {
+        if (s[i] != NULL) {
+            s[i]->failures++;
+        }
+    }
+}
+
+void umg__login_succeeded(umg_admin_t *a, const char *email)
+{
+    login_slot_t *s = login_slot(a, "account", email);
+    if (s != NULL) {
+        s->failures = 0;
+    }
+}

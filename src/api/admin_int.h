@@ -1,0 +1,66 @@
+/*
+ * admin_int.h - what admin.c (plumbing) and admin_ep.c (endpoints) share.
+ */
+#ifndef UMG_ADMIN_INT_H
+#define UMG_ADMIN_INT_H
+
+#include "umg_admin.h"
+#include "umg_json.h"
+
+#include <pthread.h>
+
+/* One admin request (or one queued audit record), copied off its loop thread. */
+typedef struct job_s {
+    struct job_s *next;
+    umg_http_defer_t *defer;
+    umg_principal_t who; /* kind NONE on anonymous endpoints */
+    char method[8];
+    char *path, *query, *body;
+    size_t body_len;
+    char ip[64];
+    char request_id[40];
+    /* the answer */
+    int status;
+    umg_buf_t out;
+    char extra[256]; /* extra response headers, "Name: value\r\n" lines */
+    /* an audit record only */
+    int audit_only;
+    umg_audit_t audit;
+    char *audit_strs;
+} job_t;
+
+struct umg_admin_s {
+    umg_auth_t *auth;
+    umg_limits_t *limits;
+    umg_limits_config_t lcfg;
+    sqlite3 *db;      /* the worker's */
+    sqlite3 *tick_db; /* the main thread's (limits and usage) */
+    umg_json_parser_t *json;
+    pthread_t thread;
+    int started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    job_t *head, *tail;
+    size_t queued;
+    int stopping;
+    struct login_slot_s *login;
+    int64_t usage_saved_us;
+    uint8_t privacy_key[32];
+    _Atomic int privacy_pending; /* a forget request arrived: the privacy runner should start early */
+};
+
+/* admin.c */
+void umg__job_error(job_t *j, int status, const char *code, const char *field, const char *message);
+void umg__admin_metrics_register(void);
+void umg__admin_count_login(const char *outcome);
+void umg__admin_usage_save(umg_admin_t *a);
+void umg__admin_usage_load(umg_admin_t *a);
+/** Seconds the caller must wait before the next login attempt; 0 when allowed. */
+int64_t umg__login_blocked(umg_admin_t *a, const char *ip, const char *email);
+void umg__login_failed(umg_admin_t *a, const char *ip, const char *email);
+void umg__login_succeeded(umg_admin_t *a, const char *email);
+
+/* admin_ep.c: runs one request on the worker thread, filling j->status and j->out. */
+void umg__admin_dispatch(umg_admin_t *a, job_t *j);
+
+#endif

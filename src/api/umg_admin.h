@@ -1,0 +1,50 @@
+/*
+ * umg_admin.h - the HTTP admin API: login and tokens, the organization, apps
+ * with their settings and keys, users, invitations, API tokens, the audit
+ * log (docs/api.md, docs/security.md).
+ *
+ * Requests are authenticated on their loop thread, then run one at a time on
+ * the admin worker thread, which owns a connection to DATA/meta.db: password
+ * hashing and SQLite writes never stall an event loop. The worker also takes
+ * audit records from other modules (umg_admin_audit_async) and keeps the
+ * ingest limits in step with meta.db (umg_admin_tick, main thread).
+ */
+#ifndef UMG_ADMIN_H
+#define UMG_ADMIN_H
+
+#include "umg_auth.h"
+#include "umg_http.h"
+#include "umg_limits.h"
+#include "umg_meta.h"
+
+typedef struct umg_admin_s umg_admin_t;
+
+typedef struct umg_limits_config_s {
+    double rate_eps;       /* default per-app ingest rate (events/s); 0: unlimited */
+    double rate_burst;     /* default burst; 0: one second of rate */
+    int64_t monthly_quota; /* default per-organization events per month; 0: unlimited */
+} umg_limits_config_t;
+
+/** Starts the worker. auth and limits are borrowed. */
+int umg_admin_new(const char *data_dir, umg_auth_t *auth, umg_limits_t *limits, const umg_limits_config_t *lcfg,
+                  umg_admin_t **out);
+/** Finishes queued work, stops the worker, persists quota usage. */
+void umg_admin_free(umg_admin_t *a);
+
+/** Main thread, a few times a second: pushes app/org limits into the limiter, persists quota usage. */
+void umg_admin_tick(umg_admin_t *a);
+
+/** The handler for every admin route; thread_data must lead to the admin (see umg_ingest_t.admin). */
+void umg_admin_handle(umg_http_req_t *req, umg_admin_t *a);
+
+/** Queues an audit record (copied); never blocks on SQLite. */
+void umg_admin_audit_async(umg_admin_t *a, const umg_audit_t *rec);
+
+/** The admin routes, for the server's route table. */
+extern const umg_http_route_t umg_admin_routes[];
+extern const size_t umg_admin_nroutes;
+
+/** Writes {"error":{...}} into out (the same shape as umg_http_error). */
+int umg_api_error_json(umg_buf_t *out, const char *code, const char *field, const char *message);
+
+#endif

@@ -1,0 +1,287 @@
+/*
+ * runner.c - the privacy thread: completes forget requests and truncates old
+ * IP addresses by rewriting the event log (see umg_privacy.h).
+ */
+#include "umg_meta.h"
+#include "umg_privacy.h"
+
+#include <pthread.h>
+#include <sodium.h>
+
+#define SEG_IP_TRUNCATED 1u
+
+struct umg_privacy_runner_s {
+    umg_privacy_runner_config_t cfg;
+    char *data_dir;
+    const umg_bus_ops_t *ops;
+    umg_bus_t *bus;
+    sqlite3 *db;
+    uint8_t key[UMG_PRIVACY_KEY_BYTES];
+    umg_event_decoder_t *dec;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stopping;
+    int64_t last_ip_pass_us;
+};
+
+typedef struct pass_s {
+    umg_privacy_runner_t *r;
+    umg_privacy_t *pv;
+    int forget;        /* a forget pass: every segment */
+    int64_t ip_cutoff; /* records received before this get truncated IPs */
+    uint64_t *per_app; /* tombstones by app, for the request records */
+    uint32_t *apps;
+    size_t napps;
+    int64_t max_request; /* requests up to this id were loaded into pv */
+} pass_t;
+
+static int want_segment(void *ctx, const umg_bus_seg_info_t *seg)
+{
+    pass_t *p = ctx;
+    if (p->forget) {
+        return 1;
+    }
+    /* An IP pass: segments with records older than the cutoff not yet done. */
+    return p->ip_cutoff > 0 && !(seg->flags & SEG_IP_TRUNCATED) && seg->count > 0;
+}
+
+static uint32_t segment_flags(void *ctx, const umg_bus_seg_info_t *seg)
+{
+    pass_t *p = ctx;
+    return p->ip_cutoff > 0 && seg->max_recv_us < p->ip_cutoff ? seg->flags | SEG_IP_TRUNCATED : seg->flags;
+}
+
+static int on_record(void *ctx, const umg_bus_msg_t *m, umg_buf_t *out)
+{
+    pass_t *p = ctx;
+    umg_privacy_action_t act;
+    if (umg_privacy_apply(p->pv, p->r->dec, m, out, &act) != UMG_OK) {
+        return UMG_BUS_KEEP; /* unreadable payloads are logged by umg_privacy_apply and kept */
+    }
+    if (act == UMG_PRIVACY_FORGET) {
+        for (size_t i = 0; i < p->napps; i++) {
+            if (p->apps[i] == m->app) {
+                p->per_app[i]++;
+            }
+        }
+        return UMG_BUS_TOMBSTONE;
+    }
+    return act == UMG_PRIVACY_REPLACE ? UMG_BUS_REPLACE : UMG_BUS_KEEP;
+}
+
+/* Loads pending requests' hashes into pv; returns how many requests are pending (< 0 on error). */
+static int load_pending(umg_privacy_runner_t *r, umg_privacy_t *pv, pass_t *p)
+{
+    sqlite3_stmt *st = NULL;
+    int n = 0;
+    if (sqlite3_prepare_v2(r->db,
+                           "SELECT f.app_id, f.id_hash, f.before_us, q.id FROM privacy_forgotten f JOIN"
+                           " privacy_requests q ON q.id = f.request_id WHERE q.status = 'pending'",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(st, 1) != UMG_PRIVACY_HASH_BYTES) {
+            continue;
+        }
+        uint32_t app = (uint32_t)sqlite3_column_int64(st, 0);
+        p->max_request = UMG_MAX(p->max_request, sqlite3_column_int64(st, 3));
+        if (umg_privacy_forget(pv, app, sqlite3_column_blob(st, 1), sqlite3_column_int64(st, 2)) != UMG_OK) {
+            n = -1;
+            break;
+        }
+        int known = 0;
+        for (size_t i = 0; i < p->napps; i++) {
+            known |= p->apps[i] == app;
+        }
+        if (!known && p->napps < 1024) {
+            p->apps[p->napps] = app;
+            p->per_app[p->napps++] = 0;
+        }
+        n++;
+    }
+    sqlite3_finalize(st);
+    return n;
+}
+
+static void finish_requests(umg_privacy_runner_t *r, pass_t *p)
+{
+    sqlite3_stmt *st = NULL, *up = NULL;
+    int64_t now = umg_now_us();
+    if (sqlite3_exec(r->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        return;
+    }
+    if (sqlite3_prepare_v2(r->db,
+                           "SELECT id, public_id, org_id, app_id FROM privacy_requests WHERE status = 'pending'"
+                           " AND id <= ?",
+                           -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(r->db,
+                           "UPDATE privacy_requests SET status = 'done', completed_us = ?, records_forgotten = ?"
+                           " WHERE id = ?",
+                           -1, &up, NULL) != SQLITE_OK) {
+        goto fail;
+    }
+    sqlite3_bind_int64(st, 1, p->max_request);
+    /* The identifiers' hashes are not needed once the log is clean: keep nothing of the device. */
+    char del[160];
+    snprintf(del, sizeof(del),
+             "DELETE FROM privacy_forgotten WHERE request_id <= %lld AND request_id IN"
+             " (SELECT id FROM privacy_requests WHERE status = 'pending')",
+             (long long)p->max_request);
+    if (sqlite3_exec(r->db, del, NULL, NULL, NULL) != SQLITE_OK) {
+        goto fail;
+    }
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        uint32_t app = (uint32_t)sqlite3_column_int64(st, 3);
+        uint64_t n = 0;
+        for (size_t i = 0; i < p->napps; i++) {
+            n += p->apps[i] == app ? p->per_app[i] : 0;
+        }
+        sqlite3_reset(up);
+        sqlite3_bind_int64(up, 1, now);
+        sqlite3_bind_int64(up, 2, (int64_t)n);
+        sqlite3_bind_int64(up, 3, sqlite3_column_int64(st, 0));
+        if (sqlite3_step(up) != SQLITE_DONE) {
+            goto fail;
+        }
+        char detail[64];
+        snprintf(detail, sizeof(detail), "{\"records_forgotten\":%llu}", (unsigned long long)n);
+        umg_audit_t a = {.org_id = sqlite3_column_int64(st, 2),
+                         .actor = "system",
+                         .action = "privacy.forget.completed",
+                         .target = (const char *)sqlite3_column_text(st, 1),
+                         .outcome = "ok",
+                         .detail = detail};
+        if (umg_meta_audit(r->db, &a) != UMG_OK) {
+            goto fail;
+        }
+    }
+    sqlite3_finalize(st);
+    sqlite3_finalize(up);
+    if (sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
+        return;
+    }
+    st = up = NULL;
+fail:
+    sqlite3_finalize(st);
+    sqlite3_finalize(up);
+    sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+    umg_log(UMG_LOG_ERROR, "privacy", "cannot mark forget requests done: %s", sqlite3_errmsg(r->db));
+}
+
+static void run_pass(umg_privacy_runner_t *r)
+{
+    int64_t now = umg_now_us();
+    umg_privacy_t *pv = NULL;
+    static uint64_t per_app[1024];
+    static uint32_t apps[1024];
+    pass_t p = {.r = r, .per_app = per_app, .apps = apps};
+    if (umg_privacy_new(r->key, &pv) != UMG_OK) {
+        return;
+    }
+    int pending = load_pending(r, pv, &p);
+    int ip_due = r->cfg.ip_retention_ms > 0 && now - r->last_ip_pass_us >= r->cfg.ip_interval_ms * 1000;
+    if (pending < 0) {
+        umg_log(UMG_LOG_ERROR, "privacy", "cannot read forget requests: %s", sqlite3_errmsg(r->db));
+    }
+    if (pending > 0 || ip_due) {
+        p.forget = pending > 0;
+        p.pv = pv;
+        if (r->cfg.ip_retention_ms > 0) {
+            p.ip_cutoff = now - r->cfg.ip_retention_ms * 1000;
+            umg_privacy_set_ip_cutoff(pv, p.ip_cutoff);
+        }
+        umg_bus_rewriter_t rw = {.ctx = &p,
+                                 .roll_active = 1, /* the active segment holds the newest records: cover it too */
+                                 .want = want_segment,
+                                 .record = on_record,
+                                 .flags = segment_flags};
+        umg_bus_rewrite_stats_t st;
+        int64_t t0 = umg_now_us();
+        int rc = r->ops->rewrite(r->bus, &rw, &st);
+        umg_log(rc == UMG_OK ? UMG_LOG_INFO : UMG_LOG_ERROR, "privacy",
+                "log rewrite %s: %d forget identifiers, %llu records read, %llu forgotten, %llu IPs truncated, "
+                "%llu segments replaced, %.3f s",
+                rc == UMG_OK ? "done" : "failed", pending > 0 ? pending : 0, (unsigned long long)st.records,
+                (unsigned long long)st.tombstoned, (unsigned long long)st.replaced, (unsigned long long)st.segments,
+                (double)(umg_now_us() - t0) / 1e6);
+        if (rc == UMG_OK && pending > 0) {
+            finish_requests(r, &p);
+        }
+        if (rc == UMG_OK && ip_due) {
+            r->last_ip_pass_us = now;
+        }
+    }
+    umg_privacy_free(pv);
+}
+
+static void *runner_main(void *arg)
+{
+    umg_privacy_runner_t *r = arg;
+    pthread_mutex_lock(&r->mu);
+    while (!r->stopping) {
+        pthread_mutex_unlock(&r->mu);
+        sqlite3_busy_timeout(r->db, 5000);
+        run_pass(r);
+        pthread_mutex_lock(&r->mu);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t ns = ts.tv_nsec + (r->cfg.check_interval_ms % 1000) * 1000000;
+        ts.tv_sec += r->cfg.check_interval_ms / 1000 + ns / 1000000000;
+        ts.tv_nsec = ns % 1000000000;
+        while (!r->stopping && pthread_cond_timedwait(&r->cv, &r->mu, &ts) == 0) {
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+int umg_privacy_runner_start(const char *data_dir, const umg_bus_ops_t *ops, umg_bus_t *bus,
+                             const umg_privacy_runner_config_t *cfg, umg_privacy_runner_t **out)
+{
+    if (ops->rewrite == NULL) {
+        umg_log(UMG_LOG_WARN, "privacy", "the %s bus cannot rewrite records: forget requests stay pending", ops->name);
+        *out = NULL;
+        return UMG_OK;
+    }
+    umg_privacy_runner_t *r = umg_calloc(1, sizeof(*r));
+    if (r == NULL) {
+        return UMG_ENOMEM;
+    }
+    r->cfg = *cfg;
+    r->ops = ops;
+    r->bus = bus;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    int rc = umg_meta_open(data_dir, &r->db);
+    rc = rc ? rc : umg_meta_privacy_key(data_dir, r->key);
+    rc = rc ? rc : umg_event_decoder_new(1 << 20, &r->dec);
+    if (rc == UMG_OK && pthread_create(&r->thread, NULL, runner_main, r) != 0) {
+        rc = UMG_ENOMEM;
+    }
+    if (rc != UMG_OK) {
+        umg_event_decoder_free(r->dec);
+        sqlite3_close(r->db);
+        umg_free(r);
+        return rc;
+    }
+    *out = r;
+    return UMG_OK;
+}
+
+void umg_privacy_runner_stop(umg_privacy_runner_t *r)
+{
+    if (r == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&r->mu);
+    r->stopping = 1;
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    pthread_join(r->thread, NULL);
+    umg_event_decoder_free(r->dec);
+    sqlite3_close(r->db);
+    sodium_memzero(r->key, sizeof(r->key));
+    umg_free(r);
+}

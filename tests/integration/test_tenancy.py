@@ -1,0 +1,569 @@
+"""Tenancy and security through the real HTTP API: login and token rotation,
+the role -> permission matrix cell by cell, tenant isolation with two
+organizations, hand-made hostile JWTs, API tokens, app key rotation, ingest
+rate limits and quotas, the login limiter, invitations, the audit log and
+hostile input on every parameter."""
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import sqlite3
+import subprocess
+import time
+
+import harness
+from harness import DaemonTestCase, event, parse_json
+
+PASSWORD = "correct horse battery"
+
+# The matrix of docs/security.md.
+ROLES = ["owner", "admin", "analyst", "marketer", "viewer"]
+MATRIX = {
+    "apps:read": {"owner", "admin", "analyst", "marketer", "viewer"},
+    "apps:write": {"owner", "admin"},
+    "keys:manage": {"owner", "admin"},
+    "users:manage": {"owner", "admin"},
+    "reports:read": {"owner", "admin", "analyst", "marketer", "viewer"},
+    "export:raw": {"owner", "admin", "analyst"},
+    "costs:write": {"owner", "admin", "marketer"},
+    "settings:write": {"owner", "admin", "marketer"},
+    "privacy:execute": {"owner", "admin"},
+    "audit:read": {"owner", "admin"},
+    "org:manage": {"owner"},
+}
+
+
+def create_user(data_dir, org, email, role, apps=None, password=PASSWORD):
+    cmd = [harness.binary(), "admin", "user", "create", "--data", data_dir, "--org", org,
+           "--email", email, "--role", role]
+    if apps:
+        cmd += ["--apps", apps]
+    p = subprocess.run(cmd, input=(password + "\n").encode(), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    if p.returncode != 0:
+        raise AssertionError("user create: %s" % p.stderr.decode())
+    return json.loads(p.stdout)
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def make_jwt(header, claims, key):
+    h = b64url(json.dumps(header, separators=(",", ":")).encode())
+    c = b64url(json.dumps(claims, separators=(",", ":")).encode())
+    signing = (h + "." + c).encode()
+    sig = hmac.new(key, signing, hashlib.sha256).digest() if key is not None else b""
+    return h + "." + c + "." + b64url(sig)
+
+
+class TenancyBase(DaemonTestCase):
+    extra = ()
+
+    def setUp(self):
+        self.d = self.daemon(start=False, extra_args=list(self.extra))
+        self.app_a = self.d.create_app("Org A", "Game A", "android")
+        self.app_a2 = self.d.create_app("Org A", "Game A2", "ios")
+        self.app_b = self.d.create_app("Org B", "Game B", "android")
+        self.owner_a = create_user(self.d.data_dir, "Org A", "owner@a.test", "owner")
+        self.owner_b = create_user(self.d.data_dir, "Org B", "owner@b.test", "owner")
+        self.d.start()
+        self.tok_a = self.login("owner@a.test")["access_token"]
+        self.tok_b = self.login("owner@b.test")["access_token"]
+
+    def login(self, email, password=PASSWORD, expect=200):
+        st, h, data = self.d.request("POST", "/v1/auth/login",
+                                     {"email": email, "password": password})
+        self.assertStatus(st, expect, "login " + email, data)
+        return parse_json(data)
+
+    def call(self, method, path, token=None, body=None, headers=None):
+        hdrs = dict(headers or {})
+        if token is not None:
+            hdrs["Authorization"] = "Bearer " + token
+        return self.d.request(method, path, body, hdrs)
+
+    def ok(self, method, path, token, body=None, expect=200):
+        st, h, data = self.call(method, path, token, body)
+        self.assertStatus(st, expect, "%s %s" % (method, path), data)
+        return parse_json(data)
+
+    def wait_refresh(self):
+        time.sleep(0.6)  # the daemon reloads users, tokens and keys every 250 ms
+
+
+class LoginTest(TenancyBase):
+
+    def test_login_me_refresh_logout(self):
+        me = self.ok("GET", "/v1/me", self.tok_a)
+        self.assertEqual(me["id"], self.owner_a["user_id"])
+        self.assertEqual(me["role"], "owner")
+        self.assertEqual(set(me["permissions"]), set(MATRIX))
+        r1 = self.login("owner@a.test")
+        r2 = self.ok("POST", "/v1/auth/refresh", None, {"refresh_token": r1["refresh_token"]})
+        self.assertNotEqual(r2["refresh_token"], r1["refresh_token"])
+        self.ok("GET", "/v1/me", r2["access_token"])
+        # Reusing the rotated-out token ends the whole session (theft detection).
+        resp = self.call("POST", "/v1/auth/refresh", None, {"refresh_token": r1["refresh_token"]})
+        self.assertError(resp, 401, "invalid_token", "refresh_token")
+        resp = self.call("POST", "/v1/auth/refresh", None, {"refresh_token": r2["refresh_token"]})
+        self.assertError(resp, 401, "invalid_token", "refresh_token", "the successor is revoked too")
+        # Logout revokes.
+        r3 = self.login("owner@a.test")
+        out = self.ok("POST", "/v1/auth/logout", None, {"refresh_token": r3["refresh_token"]})
+        self.assertEqual(out["revoked"], 1)
+        resp = self.call("POST", "/v1/auth/refresh", None, {"refresh_token": r3["refresh_token"]})
+        self.assertError(resp, 401, "invalid_token")
+
+    def test_wrong_password_and_unknown_user_look_the_same(self):
+        a = self.call("POST", "/v1/auth/login", None, {"email": "owner@a.test", "password": "nope-nope"})
+        b = self.call("POST", "/v1/auth/login", None, {"email": "ghost@a.test", "password": "nope-nope"})
+        self.assertError(a, 401, "invalid_credentials")
+        self.assertError(b, 401, "invalid_credentials")
+        self.assertEqual(parse_json(a[2]), parse_json(b[2]))
+
+    def test_login_rate_limited_per_account(self):
+        for _ in range(3):
+            self.login("owner@b.test", "wrong-password", expect=401)
+        st, h, data = self.call("POST", "/v1/auth/login", None,
+                                {"email": "owner@b.test", "password": PASSWORD})
+        self.assertError((st, h, data), 429, "too_many_attempts")
+        self.assertGreaterEqual(int(h["retry-after"]), 1)
+        st, h, data = self.d.request("GET", "/metrics")
+        self.assertIn(b'umg_auth_logins_total{outcome="rate_limited"} 1', data)
+    extra = ("--set", "auth.login_max_failures=3")
+
+    def test_bad_bodies(self):
+        for body, field in [({"email": "owner@a.test"}, "password"), ({"password": "x"}, "email"),
+                            ({"email": 5, "password": "x"}, "email"),
+                            ({"email": "a@b", "password": "xxxxxxxx", "extra": 1}, "extra")]:
+            st, h, data = self.call("POST", "/v1/auth/login", None, body)
+            self.assertEqual(st, 400, data)
+            self.assertEqual(parse_json(data)["error"]["field"], field, data)
+        self.assertError(self.call("POST", "/v1/auth/login", None, "not json"), 400, "invalid_json")
+        self.assertError(self.call("POST", "/v1/auth/login", None, b"{\"email\":\"\xff\"}"), 400,
+                         "invalid_json")
+
+
+class MatrixTest(TenancyBase):
+    """Every role x permission cell: real endpoints where one exists, /v1/me otherwise."""
+
+    def probe(self, perm, tok):
+        app = self.app_a["app_id"]
+        probes = {
+            "apps:read": ("GET", "/v1/apps/" + app, None),
+            "apps:write": ("PATCH", "/v1/apps/" + app, {"name": "Game A"}),
+            "keys:manage": ("GET", "/v1/apps/%s/keys" % app, None),
+            "users:manage": ("GET", "/v1/users", None),
+            "export:raw": ("GET", "/v1/export/events?app=" + app, None),
+            "settings:write": ("PATCH", "/v1/apps/" + app, {"settings": {"click_lookback_days": 7}}),
+            "audit:read": ("GET", "/v1/audit", None),
+            "org:manage": ("PATCH", "/v1/org", {"monthly_quota": 0}),
+        }
+        if perm not in probes:
+            return None
+        m, p, b = probes[perm]
+        st, h, data = self.call(m, p, tok, b)
+        return st, data
+
+    def test_every_cell(self):
+        tokens = {}
+        for role in ROLES:
+            email = "%s@a.test" % role
+            if role != "owner":
+                self.ok("POST", "/v1/users", self.tok_a,
+                        {"email": email, "password": PASSWORD, "role": role}, expect=201)
+            else:
+                email = "owner@a.test"
+            tokens[role] = self.login(email)["access_token"]
+        for perm, holders in sorted(MATRIX.items()):
+            for role in ROLES:
+                with self.subTest(perm=perm, role=role):
+                    me = self.ok("GET", "/v1/me", tokens[role])
+                    self.assertEqual(perm in me["permissions"], role in holders, me)
+                    r = self.probe(perm, tokens[role])
+                    if r is None:
+                        continue  # no endpoint takes this permission yet (docs/STATUS.md)
+                    st, data = r
+                    if role in holders:
+                        self.assertEqual(st, 200, "%s as %s: %r" % (perm, role, data))
+                    else:
+                        self.assertEqual(st, 403, "%s as %s: %r" % (perm, role, data))
+                        self.assertEqual(parse_json(data)["error"]["code"], "forbidden")
+
+    def test_app_scoped_user(self):
+        self.ok("POST", "/v1/users", self.tok_a, {"email": "scoped@a.test", "password": PASSWORD,
+                                                  "role": "analyst", "apps": [self.app_a2["app_id"]]},
+                expect=201)
+        tok = self.login("scoped@a.test")["access_token"]
+        apps = self.ok("GET", "/v1/apps", tok)["apps"]
+        self.assertEqual([a["app_id"] for a in apps], [self.app_a2["app_id"]])
+        st, h, data = self.call("GET", "/v1/apps/" + self.app_a["app_id"], tok)
+        self.assertError((st, h, data), 404, "not_found")
+        st, h, data = self.call("GET", "/v1/export/events?app=" + self.app_a["app_id"], tok)
+        self.assertError((st, h, data), 404, "not_found", "app")
+        st, h, data = self.call("GET", "/v1/export/events?app=" + self.app_a2["app_id"], tok)
+        self.assertStatus(st, 200, "export of an allowed app", data)
+
+    def test_admin_cannot_touch_owners(self):
+        self.ok("POST", "/v1/users", self.tok_a, {"email": "adm@a.test", "password": PASSWORD,
+                                                  "role": "admin"}, expect=201)
+        tok = self.login("adm@a.test")["access_token"]
+        resp = self.call("POST", "/v1/users", tok, {"email": "o2@a.test", "password": PASSWORD,
+                                                    "role": "owner"})
+        self.assertError(resp, 403, "forbidden", "role")
+        resp = self.call("PATCH", "/v1/users/" + self.owner_a["user_id"], tok, {"role": "viewer"})
+        self.assertError(resp, 403, "forbidden")
+        resp = self.call("DELETE", "/v1/users/" + self.owner_a["user_id"], tok)
+        self.assertError(resp, 403, "forbidden")
+
+    def test_last_owner_and_self(self):
+        resp = self.call("PATCH", "/v1/users/" + self.owner_a["user_id"], self.tok_a, {"role": "viewer"})
+        self.assertError(resp, 400, "invalid_value", "role")
+        other = self.ok("POST", "/v1/users", self.tok_a, {"email": "o2@a.test", "password": PASSWORD,
+                                                          "role": "owner"}, expect=201)
+        tok2 = self.login("o2@a.test")["access_token"]
+        self.ok("DELETE", "/v1/users/" + self.owner_a["user_id"], tok2)
+        resp = self.call("DELETE", "/v1/users/" + other["user_id"], tok2)
+        self.assertError(resp, 400, "invalid_value")
+
+    def test_role_change_and_disable_end_sessions(self):
+        u = self.ok("POST", "/v1/users", self.tok_a, {"email": "m@a.test", "password": PASSWORD,
+                                                      "role": "admin"}, expect=201)
+        tok = self.login("m@a.test")["access_token"]
+        self.ok("GET", "/v1/users", tok)
+        self.ok("PATCH", "/v1/users/" + u["user_id"], self.tok_a, {"role": "viewer"})
+        self.wait_refresh()
+        self.assertError(self.call("GET", "/v1/me", tok), 401, "invalid_token")
+        tok = self.login("m@a.test")["access_token"]
+        self.assertError(self.call("GET", "/v1/users", tok), 403, "forbidden")
+        self.ok("PATCH", "/v1/users/" + u["user_id"], self.tok_a, {"disabled": True})
+        self.wait_refresh()
+        self.assertError(self.call("GET", "/v1/me", tok), 401, "invalid_token")
+        self.login("m@a.test", expect=401)
+
+
+class IsolationTest(TenancyBase):
+    """Org B's owner, B's API token, B's app secret, and nobody at all, against org A."""
+
+    def setUp(self):
+        super().setUp()
+        self.tokapi_a = self.ok("POST", "/v1/tokens", self.tok_a,
+                                {"name": "ci", "permissions": ["apps:read"]}, expect=201)
+        self.tokapi_b = self.ok("POST", "/v1/tokens", self.tok_b,
+                                {"name": "ci", "permissions": sorted(MATRIX)}, expect=201)
+        self.inv_a = self.ok("POST", "/v1/invitations", self.tok_a,
+                             {"email": "new@a.test", "role": "viewer"}, expect=201)
+
+    def secrets_of_a(self):
+        return [self.app_a["app_id"], self.app_a["app_key"], self.app_a["app_secret"],
+                self.owner_a["user_id"], self.tokapi_a["token_id"], self.inv_a["invitation_id"],
+                "Game A", "owner@a.test", "Org A"]
+
+    def test_every_endpoint_refuses_the_other_tenant(self):
+        a = self.app_a["app_id"]
+        attempts = [
+            ("GET", "/v1/apps/" + a, None), ("PATCH", "/v1/apps/" + a, {"name": "pwned"}),
+            ("GET", "/v1/apps/%s/keys" % a, None),
+            ("POST", "/v1/apps/%s/keys/rotate" % a, {"which": "app_secret"}),
+            ("GET", "/v1/users/" + self.owner_a["user_id"], None),
+            ("PATCH", "/v1/users/" + self.owner_a["user_id"], {"role": "viewer"}),
+            ("DELETE", "/v1/users/" + self.owner_a["user_id"], None),
+            ("DELETE", "/v1/tokens/" + self.tokapi_a["token_id"], None),
+            ("DELETE", "/v1/invitations/" + self.inv_a["invitation_id"], None),
+            ("GET", "/v1/export/events?app=" + a, None),
+        ]
+        creds = {"B owner": {"Authorization": "Bearer " + self.tok_b},
+                 "B api token": {"Authorization": "Bearer " + self.tokapi_b["token"]},
+                 "B app secret": {"X-App-Secret": self.app_b["app_secret"]},
+                 "B app key": {"X-App-Key": self.app_b["app_key"]},
+                 "nobody": {}}
+        for name, hdrs in creds.items():
+            for m, p, b in attempts:
+                with self.subTest(cred=name, req="%s %s" % (m, p)):
+                    st, h, data = self.d.request(m, p, b, hdrs)
+                    self.assertIn(st, (401, 403, 404), data)
+                    for s in self.secrets_of_a():
+                        self.assertNotIn(s.encode(), data, "leaked %s" % s)
+        # Lists of B show nothing of A.
+        for p in ("/v1/apps", "/v1/users", "/v1/tokens", "/v1/invitations", "/v1/audit", "/v1/org", "/v1/me"):
+            st, h, data = self.call("GET", p, self.tok_b)
+            self.assertStatus(st, 200, p, data)
+            for s in self.secrets_of_a():
+                self.assertNotIn(s.encode(), data, "%s leaked %s" % (p, s))
+        # Nothing of A changed.
+        app = self.ok("GET", "/v1/apps/" + a, self.tok_a)
+        self.assertEqual(app["name"], "Game A")
+        keys = self.ok("GET", "/v1/apps/%s/keys" % a, self.tok_a)
+        self.assertEqual(keys["app_secret"], self.app_a["app_secret"])
+        self.ok("GET", "/v1/users/" + self.owner_a["user_id"], self.tok_a)
+        self.ok("GET", "/v1/me", self.tokapi_a["token"])
+
+    def test_no_token_everywhere(self):
+        for p in ("/v1/me", "/v1/org", "/v1/apps", "/v1/users", "/v1/tokens", "/v1/invitations",
+                  "/v1/audit", "/v1/apps/" + self.app_a["app_id"]):
+            self.assertError(self.d.request("GET", p), 401, "unauthorized", "Authorization", p)
+
+    def test_app_secret_is_not_an_admin_credential(self):
+        st, h, data = self.d.request("GET", "/v1/apps", headers={"X-App-Secret": self.app_a["app_secret"]})
+        self.assertError((st, h, data), 403, "forbidden")
+
+    def test_user_token_cannot_send_events(self):
+        st, h, data = self.call("POST", "/v1/events", self.tok_a, event())
+        self.assertError((st, h, data), 403, "forbidden")
+
+
+class JwtTest(TenancyBase):
+
+    def secret(self):
+        with open(os.path.join(self.d.data_dir, "jwt.secret"), "rb") as f:
+            return f.read().strip()
+
+    def claims(self, **kw):
+        now = int(time.time())
+        c = {"iss": "unmogrowp", "aud": "unmogrowp-api", "sub": self.owner_a["user_id"],
+             "org": self.owner_a["org_id"], "jti": "00112233445566778899aabbccddeeff",
+             "iat": now, "nbf": now, "exp": now + 300, "ver": 0}
+        c.update(kw)
+        return c
+
+    def test_hand_made_tokens(self):
+        key = self.secret()
+        good = make_jwt({"alg": "HS256", "typ": "JWT"}, self.claims(), key)
+        self.ok("GET", "/v1/me", good)
+        now = int(time.time())
+        bad = {
+            "expired": make_jwt({"alg": "HS256"}, self.claims(exp=now - 120), key),
+            "not yet valid": make_jwt({"alg": "HS256"}, self.claims(nbf=now + 600, iat=now + 600), key),
+            "wrong key": make_jwt({"alg": "HS256"}, self.claims(), b"x" * 64),
+            "alg none": make_jwt({"alg": "none"}, self.claims(), None),
+            "alg None": make_jwt({"alg": "None"}, self.claims(), None),
+            "alg RS256": make_jwt({"alg": "RS256"}, self.claims(), key),
+            "alg HS512": make_jwt({"alg": "HS512"}, self.claims(), key),
+            "tampered": good.split(".")[0] + "." + b64url(json.dumps(
+                self.claims(sub=self.owner_b["user_id"], org=self.owner_b["org_id"])).encode()) + "." +
+            good.split(".")[2],
+            "other org claim": make_jwt({"alg": "HS256"}, self.claims(org=self.owner_b["org_id"]), key),
+            "old version": make_jwt({"alg": "HS256"}, self.claims(ver=-1), key),
+            "wrong issuer": make_jwt({"alg": "HS256"}, self.claims(iss="evil"), key),
+            "wrong audience": make_jwt({"alg": "HS256"}, self.claims(aud="other"), key),
+            "no exp": make_jwt({"alg": "HS256"}, {k: v for k, v in self.claims().items() if k != "exp"}, key),
+            "truncated": good[:-5],
+            "two parts": ".".join(good.split(".")[:2]),
+            "garbage": "eyJ" + "A" * 5000,
+        }
+        for name, tok in bad.items():
+            with self.subTest(name):
+                st, h, data = self.call("GET", "/v1/me", tok)
+                self.assertEqual(st, 401, data)
+                err = parse_json(data)["error"]
+                self.assertIn(err["code"], ("invalid_token", "token_expired", "unauthorized"))
+                self.assertNotIn(tok[:40].encode(), data)
+        self.assertEqual(parse_json(self.call("GET", "/v1/me", bad["expired"])[2])["error"]["code"],
+                         "token_expired")
+
+    def test_authorization_header_forms(self):
+        for v in ("Basic dXNlcjpwYXNz", "Bearer", "Bearer ", "Bearer a b", "bearer" + self.tok_a,
+                  "Token " + self.tok_a):
+            with self.subTest(v):
+                st, h, data = self.d.request("GET", "/v1/me", headers={"Authorization": v})
+                self.assertEqual(st, 401, data)
+        st, h, data = self.d.request("GET", "/v1/me", headers={"Authorization": "bearer  " + self.tok_a})
+        self.assertStatus(st, 200, "lowercase scheme, two spaces", data)
+
+
+class TokensAndKeysTest(TenancyBase):
+
+    def test_api_token_lifecycle(self):
+        t = self.ok("POST", "/v1/tokens", self.tok_a,
+                    {"name": "exporter", "permissions": ["apps:read", "export:raw"],
+                     "apps": [self.app_a["app_id"]]}, expect=201)
+        self.assertTrue(t["token"].startswith("ut_"))
+        me = self.ok("GET", "/v1/me", t["token"])
+        self.assertEqual(sorted(me["permissions"]), ["apps:read", "export:raw"])
+        st, h, data = self.call("GET", "/v1/export/events?app=" + self.app_a["app_id"], t["token"])
+        self.assertStatus(st, 200, "export with a token", data)
+        st, h, data = self.call("GET", "/v1/export/events?app=" + self.app_a2["app_id"], t["token"])
+        self.assertError((st, h, data), 404, "not_found", "app")
+        self.assertError(self.call("GET", "/v1/users", t["token"]), 403, "forbidden")
+        self.assertError(self.call("POST", "/v1/tokens", t["token"], {"name": "x", "permissions": ["apps:read"]}),
+                         403, "forbidden")
+        listed = self.ok("GET", "/v1/tokens", self.tok_a)["tokens"]
+        self.assertEqual([x["token_id"] for x in listed], [t["token_id"]])
+        self.assertNotIn(t["token"], json.dumps(listed))
+        self.ok("DELETE", "/v1/tokens/" + t["token_id"], self.tok_a)
+        self.wait_refresh()
+        self.assertError(self.call("GET", "/v1/me", t["token"]), 401, "invalid_token")
+
+    def test_token_cannot_exceed_its_creator(self):
+        self.ok("POST", "/v1/users", self.tok_a, {"email": "v@a.test", "password": PASSWORD,
+                                                  "role": "viewer"}, expect=201)
+        tok = self.login("v@a.test")["access_token"]
+        resp = self.call("POST", "/v1/tokens", tok, {"name": "x", "permissions": ["users:manage"]})
+        self.assertError(resp, 403, "forbidden", "permissions")
+        resp = self.call("POST", "/v1/tokens", tok, {"name": "x", "permissions": ["events:write"]})
+        self.assertError(resp, 400, "invalid_value", "permissions")
+
+    def test_key_rotation_with_overlap(self):
+        a = self.app_a
+        new = self.ok("POST", "/v1/apps/%s/keys/rotate" % a["app_id"], self.tok_a,
+                      {"which": "app_key", "overlap_seconds": 2})
+        self.assertNotEqual(new["app_key"], a["app_key"])
+        self.assertEqual(new["previous_app_key"], a["app_key"])
+        self.wait_refresh()
+        self.ingest_ok(self.d, a, event(), accepted=1, what="old key in the overlap")
+        self.ingest_ok(self.d, dict(a, app_key=new["app_key"]), event(), accepted=1, what="new key")
+        time.sleep(2.0)
+        st, h, data = self.d.ingest(a, event())
+        self.assertError((st, h, data), 401, "unauthorized", "X-App-Key", "old key after the overlap")
+        sec = self.ok("POST", "/v1/apps/%s/keys/rotate" % a["app_id"], self.tok_a,
+                      {"which": "app_secret", "overlap_seconds": 0})
+        self.wait_refresh()
+        st, h, data = self.d.ingest(a, event(), use_secret=True)
+        self.assertError((st, h, data), 401, "unauthorized", "X-App-Secret")
+        self.ingest_ok(self.d, dict(a, app_secret=sec["app_secret"]), event(), use_secret=True)
+        audit = self.ok("GET", "/v1/audit?action=key.rotate", self.tok_a)["entries"]
+        self.assertEqual(len(audit), 2)
+
+
+class LimitsTest(TenancyBase):
+
+    def test_rate_limit(self):
+        a = self.app_a
+        self.ok("PATCH", "/v1/apps/" + a["app_id"], self.tok_a,
+                {"rate_limit": {"events_per_second": 0.5, "burst": 5}})
+        self.wait_refresh()
+        self.ingest_ok(self.d, a, {"events": [event() for _ in range(5)]}, accepted=5)
+        st, h, data = self.d.ingest(a, event())
+        self.assertError((st, h, data), 429, "rate_limited")
+        self.assertGreaterEqual(int(h["retry-after"]), 1)
+        self.assertEqual(h["ratelimit-limit"], "5")
+        self.assertEqual(h["ratelimit-remaining"], "0")
+        # Another app of the same org is not limited; duplicates are given back.
+        self.ingest_ok(self.d, self.app_a2, {"events": [event() for _ in range(20)]}, accepted=20)
+        st, h, data = self.d.request("GET", "/metrics")
+        self.assertIn(b'umg_ingest_limited_total{limit="rate"} 1', data)
+
+    def test_monthly_quota(self):
+        self.ok("PATCH", "/v1/org", self.tok_a, {"monthly_quota": 10})
+        self.wait_refresh()
+        evs = [event() for _ in range(4)]
+        self.ingest_ok(self.d, self.app_a, {"events": evs}, accepted=4)
+        # Checked before deduplication, refunded after: a retried batch costs nothing.
+        self.ingest_ok(self.d, self.app_a, {"events": evs}, duplicates=4, what="duplicates are free")
+        self.ingest_ok(self.d, self.app_a2, {"events": [event() for _ in range(6)]}, accepted=6)
+        st, h, data = self.d.ingest(self.app_a, event())
+        self.assertError((st, h, data), 429, "quota_exceeded")
+        org = self.ok("GET", "/v1/org", self.tok_a)
+        self.assertEqual(org["usage"]["events"], 10)
+        self.ingest_ok(self.d, self.app_b, event(), accepted=1, what="another org")
+        # Usage survives a restart.
+        time.sleep(5.5)
+        self.d.restart()
+        st, h, data = self.d.ingest(self.app_a, event())
+        self.assertError((st, h, data), 429, "quota_exceeded", what="after restart")
+
+    def test_bad_limit_settings(self):
+        for body, field in [({"rate_limit": {"events_per_second": -1}}, "events_per_second"),
+                            ({"rate_limit": {"nope": 1}}, "rate_limit"),
+                            ({"settings": {"click_lookback_days": 31}}, "click_lookback_days"),
+                            ({"settings": {"bogus": 1}}, "settings.bogus"),
+                            ({"settings": {"redirect_allowlist": ["../etc"]}}, "redirect_allowlist")]:
+            resp = self.call("PATCH", "/v1/apps/" + self.app_a["app_id"], self.tok_a, body)
+            st, h, data = resp
+            self.assertEqual(st, 400, data)
+            self.assertEqual(parse_json(data)["error"]["field"], field, data)
+        self.assertError(self.call("PATCH", "/v1/org", self.tok_a, {"monthly_quota": "many"}), 400,
+                         "invalid_type", "monthly_quota")
+
+
+class SettingsAndAuditTest(TenancyBase):
+
+    def test_app_settings_round_trip(self):
+        a = self.app_a["app_id"]
+        out = self.ok("PATCH", "/v1/apps/" + a, self.tok_a,
+                      {"settings": {"click_lookback_days": 14, "redirect_allowlist": ["example.com"]}})
+        self.assertEqual(out["settings"]["click_lookback_days"], 14)
+        self.assertEqual(out["settings"]["view_lookback_hours"], 24)
+        out = self.ok("PATCH", "/v1/apps/" + a, self.tok_a, {"settings": {"view_lookback_hours": 48}})
+        self.assertEqual(out["settings"], {"click_lookback_days": 14, "view_lookback_hours": 48,
+                                           "reattribution_window_days": 90,
+                                           "redirect_allowlist": ["example.com"]})
+        created = self.ok("POST", "/v1/apps", self.tok_a, {"name": "Web", "platform": "web"}, expect=201)
+        self.assertTrue(created["app_secret"].startswith("as_"))
+        self.wait_refresh()
+        self.ingest_ok(self.d, created, event(), accepted=1, what="an app made over HTTP")
+        self.assertError(self.call("POST", "/v1/apps", self.tok_a, {"name": "Web", "platform": "web"}),
+                         409, "conflict", "name")
+
+    def test_audit_log(self):
+        self.login("owner@a.test", "wrong-password", expect=401)
+        self.ok("POST", "/v1/tokens", self.tok_a, {"name": "x", "permissions": ["apps:read"]}, expect=201)
+        st, h, data = self.call("GET", "/v1/export/events?app=" + self.app_a["app_id"], self.tok_a)
+        self.assertStatus(st, 200, "export", data)
+        time.sleep(0.3)
+        entries = self.ok("GET", "/v1/audit", self.tok_a)["entries"]
+        actions = [(e["action"], e["outcome"]) for e in entries]
+        for want in [("auth.login", "failed"), ("auth.login", "ok"), ("token.create", "ok"),
+                     ("export.raw", "ok"), ("user.create", "ok")]:
+            self.assertIn(want, actions)
+        page = self.ok("GET", "/v1/audit?limit=2", self.tok_a)
+        self.assertEqual(len(page["entries"]), 2)
+        more = self.ok("GET", "/v1/audit?limit=2&before_id=%d" % page["next_before_id"], self.tok_a)
+        self.assertLess(more["entries"][0]["id"], page["entries"][-1]["id"])
+        # Org B sees none of it; the table refuses changes even from SQLite itself.
+        self.assertNotIn(b"owner@a.test", self.call("GET", "/v1/audit", self.tok_b)[2])
+        db = sqlite3.connect(os.path.join(self.d.data_dir, "meta.db"))
+        for sql in ("UPDATE audit SET outcome = 'ok'", "DELETE FROM audit"):
+            with self.assertRaises(sqlite3.DatabaseError):
+                db.execute(sql)
+        db.close()
+
+    def test_invitation_flow(self):
+        inv = self.ok("POST", "/v1/invitations", self.tok_a,
+                      {"email": "new@a.test", "role": "analyst", "apps": [self.app_a["app_id"]]}, expect=201)
+        listed = self.ok("GET", "/v1/invitations", self.tok_a)["invitations"]
+        self.assertEqual([i["invitation_id"] for i in listed], [inv["invitation_id"]])
+        u = self.ok("POST", "/v1/invitations/accept", None, {"token": inv["token"], "password": PASSWORD},
+                    expect=201)
+        self.assertEqual((u["role"], u["apps"]), ("analyst", [self.app_a["app_id"]]))
+        self.wait_refresh()
+        self.login("new@a.test")
+        self.assertError(self.call("POST", "/v1/invitations/accept", None,
+                                   {"token": inv["token"], "password": PASSWORD}), 401, "invalid_token")
+
+    def test_cli_user_while_running(self):
+        create_user(self.d.data_dir, "Org A", "live@a.test", "viewer")
+        self.wait_refresh()
+        self.login("live@a.test")
+
+
+class HostileInputTest(TenancyBase):
+
+    def test_hostile_parameters(self):
+        a = self.app_a["app_id"]
+        nasty = ["' OR 1=1 --", "../../etc/passwd", "%2e%2e%2f", "app_" + "f" * 5000, "\u0000",
+                 "app_1;DROP TABLE apps", "\xff\xfe"]
+        for n in nasty:
+            with self.subTest(n=n):
+                q = harness.quote(n)
+                for m, p in [("GET", "/v1/apps/" + q), ("GET", "/v1/users/" + q),
+                             ("DELETE", "/v1/tokens/" + q), ("GET", "/v1/audit?action=" + q),
+                             ("GET", "/v1/audit?from=" + q), ("GET", "/v1/export/events?app=" + q)]:
+                    st, h, data = self.call(m, p, self.tok_a)
+                    self.assertTrue(400 <= st < 500 or (st == 200 and "action" in p), (m, p, st, data))
+                for body in ({"email": n, "password": PASSWORD, "role": "viewer"},
+                             {"email": "x@a.test", "password": PASSWORD, "role": n},
+                             {"email": "y@a.test", "password": PASSWORD, "role": "viewer", "apps": [n]}):
+                    st, h, data = self.call("POST", "/v1/users", self.tok_a, body)
+                    self.assertTrue(400 <= st < 500, (body, st, data))
+        for raw in (b"\xff\xfe{", b"{" * 10000, b'{"email":"' + b"a" * 2000000 + b'"}'):
+            st, h, data = self.call("POST", "/v1/users", self.tok_a, raw)
+            self.assertTrue(400 <= st < 500, (raw[:20], st, data))
+        users = self.ok("GET", "/v1/users", self.tok_a)["users"]
+        self.assertEqual([u["email"] for u in users], ["owner@a.test"])
+        apps = self.ok("GET", "/v1/apps", self.tok_a)["apps"]
+        self.assertEqual(len(apps), 2)
+        self.ok("GET", "/v1/apps/" + a, self.tok_a)

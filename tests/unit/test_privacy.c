@@ -1,0 +1,135 @@
+/*
+ * test_privacy.c - IP truncation, identifier hashing and what the log
+ * rewriter does to stored records: forget a device's records received before
+ * the request, keep later ones and other apps', truncate old IPs.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "umg_privacy.h"
+
+static void truncates(const char *in, const char *want)
+{
+    char out[48];
+    assert_int_equal(umg_privacy_truncate_ip(umg_slice(in, strlen(in)), out), UMG_OK);
+    assert_string_equal(out, want);
+}
+
+static void test_truncate_ip(void **state)
+{
+    (void)state;
+    truncates("203.0.113.7", "203.0.113.0");
+    truncates("10.0.0.0", "10.0.0.0");
+    truncates("2001:db8:1:2::7", "2001:db8:1::");
+    truncates("2001:0db8:abcd:ffff:1:2:3:4", "2001:db8:abcd::");
+    truncates("::ffff:198.51.100.9", "::");
+    char out[48];
+    assert_int_equal(umg_privacy_truncate_ip(umg_slice("nope", 4), out), UMG_EINVAL);
+    assert_int_equal(umg_privacy_truncate_ip(umg_slice("1.2.3.4 ", 8), out), UMG_EINVAL);
+    assert_int_equal(umg_privacy_truncate_ip(umg_slice("", 0), out), UMG_EINVAL);
+}
+
+static void test_hash(void **state)
+{
+    (void)state;
+    uint8_t key[32] = {1}, other[32] = {2}, a[16], b[16];
+    assert_int_equal(umg_privacy_hash_id(key, "gaid", umg_slice("ABC-1", 5), a), UMG_OK);
+    assert_int_equal(umg_privacy_hash_id(key, "gaid", umg_slice("abc-1", 5), b), UMG_OK);
+    assert_memory_equal(a, b, 16); /* stored lowercased, hashed the same */
+    assert_int_equal(umg_privacy_hash_id(key, "user_id", umg_slice("ABC-1", 5), b), UMG_OK);
+    assert_memory_not_equal(a, b, 16); /* kinds do not collide, user ids keep their case */
+    assert_int_equal(umg_privacy_hash_id(other, "gaid", umg_slice("abc-1", 5), b), UMG_OK);
+    assert_memory_not_equal(a, b, 16);
+    assert_int_equal(umg_privacy_hash_id(key, "email", umg_slice("x", 1), b), UMG_EINVAL);
+    assert_int_equal(umg_privacy_hash_id(key, "gaid", umg_slice("", 0), b), UMG_EINVAL);
+}
+
+static const char *rec1 =
+    "{\"event_id\":\"0f8fad5b-d9cb-469f-a165-70867728950e\",\"app_id\":\"app_7\",\"type\":\"session\","
+    "\"ts\":\"2026-11-27T09:59:00.000000Z\",\"received_at\":\"2026-11-27T10:00:00.000000Z\","
+    "\"device\":{\"gaid\":\"38400000-8cf0-11bd-b23e-10b96e40000d\",\"platform\":\"android\"},"
+    "\"ip\":\"203.0.113.7\",\"user_id\":\"u1\"}";
+
+static umg_bus_msg_t msg(const char *payload, uint32_t app, int64_t recv_us)
+{
+    umg_bus_msg_t m = {.app = app, .kind = UMG_BUS_KIND_EVENT, .recv_us = recv_us, .payload = payload};
+    m.len = (uint32_t)strlen(payload);
+    return m;
+}
+
+static void test_apply(void **state)
+{
+    (void)state;
+    uint8_t key[32] = {7}, h[16];
+    umg_privacy_t *p;
+    umg_event_decoder_t *dec;
+    assert_int_equal(umg_privacy_new(key, &p), UMG_OK);
+    assert_int_equal(umg_event_decoder_new(1 << 20, &dec), UMG_OK);
+    umg_buf_t out = {0};
+    umg_privacy_action_t act;
+    int64_t t = 1795744800000000; /* 2026-11-27T10:00:00Z */
+
+    /* Nothing to do. */
+    umg_bus_msg_t m = msg(rec1, 7, t);
+    assert_int_equal(umg_privacy_apply(p, dec, &m, &out, &act), UMG_OK);
+    assert_int_equal(act, UMG_PRIVACY_KEEP);
+
+    /* IP older than the cutoff: truncated, the rest unchanged. */
+    umg_privacy_set_ip_cutoff(p, t + 1);
+    assert_int_equal(umg_privacy_apply(p, dec, &m, &out, &act), UMG_OK);
+    assert_int_equal(act, UMG_PRIVACY_REPLACE);
+    umg_buf_putc(&out, '\0');
+    assert_non_null(strstr(out.ptr, "\"ip\":\"203.0.113.0\""));
+    assert_non_null(strstr(out.ptr, "\"user_id\":\"u1\""));
+    assert_int_equal(out.len - 1, strlen(rec1)); /* same length: one digit for one digit */
+    /* Truncating again changes nothing. */
+    umg_bus_msg_t m2 = msg(out.ptr, 7, t);
+    umg_buf_t out2 = {0};
+    assert_int_equal(umg_privacy_apply(p, dec, &m2, &out2, &act), UMG_OK);
+    assert_int_equal(act, UMG_PRIVACY_KEEP);
+    umg_privacy_set_ip_cutoff(p, 0);
+
+    /* Forget by gaid (any case): records received before the request only, this app only. */
+    assert_int_equal(umg_privacy_hash_id(key, "gaid", umg_slice("38400000-8CF0-11BD-B23E-10B96E40000D", 36), h),
+                     UMG_OK);
+    assert_int_equal(umg_privacy_forget(p, 7, h, t + 1), UMG_OK);
+    assert_int_equal(umg_privacy_apply(p, dec, &m, &out, &act), UMG_OK);
+    assert_int_equal(act, UMG_PRIVACY_FORGET);
+    umg_bus_msg_t later = msg(rec1, 7, t + 2), other_app = msg(rec1, 8, t);
+    assert_int_equal(umg_privacy_apply(p, dec, &later, &out, &act), UMG_OK);
+    assert_int_equal(act, UMG_PRIVACY_KEEP);
+    assert_int_equal(umg_privacy_apply(p, dec, &other_app, &out, &act), UMG_OK);
+    assert_int_equal(act, UMG_PRIVACY_KEEP);
+
+    /* Forget by user id on another app. */
+    assert_int_equal(umg_privacy_hash_id(key, "user_id", umg_slice("u1", 2), h), UMG_OK);
+    assert_int_equal(umg_privacy_forget(p, 8, h, t + 10), UMG_OK);
+    assert_int_equal(umg_privacy_apply(p, dec, &other_app, &out, &act), UMG_OK);
+    assert_int_equal(act, UMG_PRIVACY_FORGET);
+    assert_int_equal(umg_privacy_count(p), 2);
+
+    /* Tombstones and touches are left alone. */
+    umg_bus_msg_t tomb = {.app = 7, .kind = UMG_BUS_KIND_EVENT, .recv_us = t, .payload = "", .len = 0};
+    assert_int_equal(umg_privacy_apply(p, dec, &tomb, &out, &act), UMG_OK);
+    assert_int_equal(act, UMG_PRIVACY_KEEP);
+
+    umg_buf_free(&out);
+    umg_buf_free(&out2);
+    umg_event_decoder_free(dec);
+    umg_privacy_free(p);
+}
+
+int main(void)
+{
+    umg_log_min_level = UMG_LOG_ERROR;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_truncate_ip),
+        cmocka_unit_test(test_hash),
+        cmocka_unit_test(test_apply),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

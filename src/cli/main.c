@@ -34,6 +34,7 @@ typedef struct serve_cfg_s {
     char *rate_eps, *rate_burst;
     int64_t monthly_quota;
     umg_privacy_runner_config_t privacy;
+    char *pii_key_file, *encrypt_fields;
 } serve_cfg_t;
 
 #define OFF(f) offsetof(serve_cfg_t, f)
@@ -111,7 +112,11 @@ static const umg_config_item_t serve_items[] = {
     {"privacy.ip_retention", UMG_CFG_DURATION_MS, "7d", 0, 3650ll * 86400000, OFF(privacy.ip_retention_ms),
      "Stored IP addresses older than this are truncated (IPv4 /24, IPv6 /48); 0 keeps them whole."},
     {"privacy.ip_interval", UMG_CFG_DURATION_MS, "1h", 1000, 7ll * 86400000, OFF(privacy.ip_interval_ms),
-     "How often the log is checked for IP addresses past privacy.ip_retention."},
+     "How often the log is checked for IP addresses past privacy.ip_retention (and PII under an old key)."},
+    {"privacy.pii_key_file", UMG_CFG_STRING, "", 0, 0, OFF(pii_key_file),
+     "Key file for PII encrypted at rest (AES-256-GCM): one 'KEYID HEX64' per line, the last one encrypts."},
+    {"privacy.encrypt_fields", UMG_CFG_STRING, "", 0, 0, OFF(encrypt_fields),
+     "Fields stored encrypted: any of ip, user_id, idfa, idfv, gaid, android_id, oaid, custom_id (comma-separated)."},
 };
 
 /* ---------------------------------------------------------------- usage */
@@ -305,6 +310,17 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "unmogrowp serve: limits.rate and limits.burst must be non-negative numbers\n");
         goto done;
     }
+    if (*cfg.encrypt_fields && !*cfg.pii_key_file) {
+        fprintf(stderr, "unmogrowp serve: privacy.encrypt_fields needs privacy.pii_key_file\n");
+        goto done;
+    }
+    if (*cfg.pii_key_file) {
+        if (umg_pii_load(cfg.pii_key_file, cfg.encrypt_fields, &ing.pii, err, sizeof(err)) != UMG_OK) {
+            fprintf(stderr, "unmogrowp serve: %s\n", err);
+            goto done;
+        }
+        cfg.privacy.pii = ing.pii;
+    }
     if (umg_auth_open(cfg.data, &cfg.auth, ing.apps, &ing.auth, err, sizeof(err)) != UMG_OK) {
         fprintf(stderr, "unmogrowp serve: %s\n", err);
         goto done;
@@ -404,6 +420,7 @@ done:
     umg_limits_free(ing.limits);
     umg_auth_close(ing.auth);
     umg_apps_close(ing.apps);
+    umg_pii_free(ing.pii);
     umg_config_free(serve_items, n, &cfg);
     return rc;
 }

@@ -457,8 +457,23 @@ static int first_time(vctx_t *c, const umg_json_item_t *it, uint32_t *seen, int 
 
 /* ------------------------------------------------------------- device */
 
+/* Reading stored records back: a PII field encrypted at rest ("enc:v1:...",
+ * see umg_privacy.h) is taken as it is instead of being validated. */
+static int stored_enc(vctx_t *c, const umg_json_item_t *it, umg_slice_t *out)
+{
+    if (!c->lim->stored || it->type != UMG_JSON_STRING || it->len <= 7 || it->len > 1024 ||
+        memcmp(it->str, "enc:v1:", 7) != 0) {
+        return 0;
+    }
+    *out = umg_slice(it->str, it->len);
+    return 1;
+}
+
 static int device_id(vctx_t *c, const umg_json_item_t *it, int which, umg_slice_t *out)
 {
+    if (stored_enc(c, it, out)) {
+        return 0;
+    }
     int uuid = which == D_IDFA || which == D_IDFV || which == D_GAID;
     /* A UUID has no control characters by construction; uuid_scan sees every byte. */
     if (get_str(c, it, UMG_EVENT_MAX_STR, !uuid, out) != 0) {
@@ -620,6 +635,9 @@ static int member_ip(vctx_t *c, const umg_json_item_t *it)
     umg_slice_t ip;
     if (!c->lim->allow_ip) {
         return 0; /* only server-to-server callers may state the device's address */
+    }
+    if (stored_enc(c, it, &c->ev->ip)) {
+        return 0;
     }
     if (get_str(c, it, UMG_EVENT_MAX_STR, 1, &ip) != 0) {
         return -1;
@@ -806,7 +824,7 @@ static int top_member(vctx_t *c, const umg_json_item_t *it)
         return 0;
     case F_IP: return member_ip(c, it);
     case F_USER_AGENT: return get_str(c, it, UMG_EVENT_MAX_UA, 0, &ev->user_agent);
-    case F_USER_ID: return get_str(c, it, UMG_EVENT_MAX_STR, 0, &ev->user_id);
+    case F_USER_ID: return stored_enc(c, it, &ev->user_id) ? 0 : get_str(c, it, UMG_EVENT_MAX_STR, 0, &ev->user_id);
     case F_REVENUE: return member_revenue(c, it);
     case F_CURRENCY: return member_currency(c, it);
     case F_INSTALL_REFERRER: return member_referrer(c, it);

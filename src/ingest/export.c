@@ -6,6 +6,7 @@
  */
 #include "umg_admin.h"
 #include "umg_ingest.h"
+#include "umg_privacy.h"
 
 #include <stdlib.h>
 
@@ -13,7 +14,51 @@ typedef struct export_s {
     const umg_bus_ops_t *ops;
     umg_bus_reader_t *reader;
     uint64_t lines;
+    const umg_pii_t *pii; /* decrypts PII stored encrypted; NULL when none is */
+    umg_event_decoder_t *dec;
+    umg_arena_t arena;
 } export_t;
+
+typedef struct decrypt_ctx_s {
+    export_t *x;
+    umg_buf_t *out;
+} decrypt_ctx_t;
+
+static int on_stored(void *ctx, size_t index, umg_event_t *ev, const umg_event_error_t *err)
+{
+    decrypt_ctx_t *c = ctx;
+    (void)index;
+    if (ev == NULL) {
+        return UMG_EPARSE;
+    }
+    int rc = umg_pii_decrypt_event(c->x->pii, ev, &c->x->arena);
+    return rc ? rc : umg_event_encode_json(ev, c->out);
+}
+
+/* Appends a stored payload with its encrypted fields in the clear (as it was sent). */
+static int append_decrypted(export_t *x, const umg_bus_msg_t *m, umg_buf_t *out)
+{
+    if (memmem(m->payload, m->len, "\"enc:v1:", 8) == NULL) {
+        return umg_buf_append(out, m->payload, m->len);
+    }
+    size_t n;
+    int batch;
+    umg_event_limits_t lim = {
+        .now_us = m->recv_us, .max_future_us = INT64_MAX / 4, .max_age_us = INT64_MAX / 4, .allow_ip = 1, .stored = 1};
+    umg_arena_reset(&x->arena);
+    decrypt_ctx_t c = {x, out};
+    size_t start = out->len;
+    int rc = umg_event_decoder_parse(x->dec, m->payload, m->len, 1, &n, &batch, NULL);
+    rc = rc ? rc : umg_event_decoder_foreach(x->dec, &lim, on_stored, &c);
+    if (rc != UMG_OK) {
+        /* Undecryptable (a key removed too early): export it as stored rather than fail the export. */
+        umg_log(UMG_LOG_WARN, "export", "record %llu: encrypted fields could not be decrypted (%s)",
+                (unsigned long long)m->offset, umg_strerror(rc));
+        out->len = start;
+        return umg_buf_append(out, m->payload, m->len);
+    }
+    return UMG_OK;
+}
 
 #define EXPORT_CHUNK (256u << 10)
 
@@ -59,7 +104,7 @@ static int export_pull(void *data, umg_buf_t *out, int *done)
         if (rc != UMG_OK) {
             return rc;
         }
-        rc = umg_buf_append(out, m.payload, m.len);
+        rc = x->pii ? append_decrypted(x, &m, out) : umg_buf_append(out, m.payload, m.len);
         rc = rc ? rc : umg_buf_putc(out, '\n');
         if (rc != UMG_OK) {
             return rc;
@@ -73,6 +118,8 @@ static void export_fini(void *data)
 {
     export_t *x = data;
     x->ops->reader_close(x->reader);
+    umg_event_decoder_free(x->dec);
+    umg_arena_free(&x->arena);
     umg_free(x);
 }
 
@@ -137,10 +184,21 @@ void umg_ingest_export(umg_http_req_t *req, void *thread_data)
         return;
     }
     x->ops = ing->bus_ops;
+    if (ing->pii != NULL) {
+        x->pii = ing->pii;
+        umg_arena_init(&x->arena, 8192);
+        if (umg_event_decoder_new(1 << 20, &x->dec) != UMG_OK) {
+            umg_free(x);
+            umg_http_error(req, 503, "out_of_memory", NULL, "out of memory");
+            return;
+        }
+    }
     umg_bus_stats_t st;
     x->ops->stats(ing->bus, &st);
     if (st.durable_offset == 0) {
         /* Nothing stored yet: an empty export (to_offset 0 would mean "follow"). */
+        umg_event_decoder_free(x->dec);
+        umg_arena_free(&x->arena);
         umg_free(x);
         umg_http_respond(req, 200, "application/x-ndjson", "", 0, NULL);
         return;
@@ -159,6 +217,8 @@ void umg_ingest_export(umg_http_req_t *req, void *thread_data)
     }
     int rc = x->ops->reader_open(ing->bus, &o, &x->reader);
     if (rc != UMG_OK) {
+        umg_event_decoder_free(x->dec);
+        umg_arena_free(&x->arena);
         umg_free(x);
         umg_http_error(req, 503, "log_unavailable", NULL, "cannot read the event log");
         return;

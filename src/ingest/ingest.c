@@ -12,6 +12,7 @@
 #include "umg_admin.h"
 #include "umg_event.h"
 #include "umg_ingest.h"
+#include "umg_privacy.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -30,7 +31,8 @@ typedef struct pending_s {
     umg_event_error_t first_err;
     umg_http_defer_t *defer;
     int status;
-    uint32_t app, org; /* for giving back limit tokens of events not stored */
+    uint32_t app, org;      /* for giving back limit tokens of events not stored */
+    uint64_t recs_key_hash; /* the current event's device key hash, before PII encryption */
     struct pending_s *next_free;
 } pending_t;
 
@@ -42,7 +44,8 @@ struct ingest_thread_s {
     umg_http_req_t *cur_req;
     umg_app_t cur_app;
     pending_t *cur;
-    umg_buf_t out; /* response bodies, reused (the server copies what it sends) */
+    umg_buf_t out;   /* response bodies, reused (the server copies what it sends) */
+    umg_arena_t pii; /* encrypted PII values of the current request */
 };
 
 /* ---------------------------------------------------------------- metrics */
@@ -105,6 +108,7 @@ void *umg_ingest_thread_init(void *ingest, int index)
         abort();
     }
     t->ing = ing;
+    umg_arena_init(&t->pii, 16384);
     if (umg_event_decoder_new((size_t)ing->cfg.max_body_bytes, &t->dec) != UMG_OK) {
         umg_log(UMG_LOG_ERROR, "ingest", "cannot create the event decoder");
         abort();
@@ -136,6 +140,7 @@ void umg_ingest_thread_fini(void *thread_data)
     }
     umg_event_decoder_free(t->dec);
     umg_buf_free(&t->out);
+    umg_arena_free(&t->pii);
     umg_free(t);
 }
 
@@ -263,6 +268,15 @@ static int on_event(void *ctx, size_t index, umg_event_t *ev, const umg_event_er
         const char *ip = umg_http_client_ip(t->cur_req);
         ev->ip = umg_slice(ip, strlen(ip));
     }
+    if (t->ing->pii != NULL) {
+        /* The partition below is chosen on the plaintext device key, so it does not move. */
+        umg_slice_t key = umg_event_device_key(ev);
+        p->recs_key_hash = umg_hash64(key.ptr, key.len, 0);
+        int erc = umg_pii_encrypt_event(t->ing->pii, ev, &t->pii);
+        if (erc != UMG_OK) {
+            return erc;
+        }
+    }
     size_t start = p->payloads.len;
     int rc = umg_event_encode_json(ev, &p->payloads);
     if (rc != UMG_OK) {
@@ -281,8 +295,14 @@ static int on_event(void *ctx, size_t index, umg_event_t *ev, const umg_event_er
     umg_bus_rec_t *r = &p->recs[n];
     memset(r, 0, sizeof(*r));
     r->app = t->cur_app.id;
-    umg_slice_t key = umg_event_device_key(ev);
-    r->partition = (uint16_t)(umg_hash64(key.ptr, key.len, 0) % (uint64_t)t->ing->bus_ops->partitions(t->ing->bus));
+    uint64_t h;
+    if (t->ing->pii != NULL) {
+        h = p->recs_key_hash;
+    } else {
+        umg_slice_t key = umg_event_device_key(ev);
+        h = umg_hash64(key.ptr, key.len, 0);
+    }
+    r->partition = (uint16_t)(h % (uint64_t)t->ing->bus_ops->partitions(t->ing->bus));
     r->kind = UMG_BUS_KIND_EVENT;
     r->event_us = ev->ts_us;
     r->recv_us = ev->received_us;
@@ -420,6 +440,9 @@ void umg_ingest_events(umg_http_req_t *req, void *thread_data)
     t->cur = p;
     t->cur_req = req;
     t->cur_app = app;
+    if (ing->pii != NULL) {
+        umg_arena_reset(&t->pii);
+    }
     rc = umg_event_decoder_foreach(t->dec, &lim, on_event, t);
     t->cur = NULL;
     if (rc != UMG_OK) {

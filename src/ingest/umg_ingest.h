@@ -26,6 +26,7 @@ typedef struct umg_ingest_s {
     umg_auth_t *auth;             /* borrowed */
     umg_limits_t *limits;         /* borrowed; NULL: no ingest limits */
     struct umg_admin_s *admin;    /* borrowed; the admin API and async audit */
+    struct umg_pii_s *pii;        /* borrowed; NULL: no PII encrypted at rest */
     const umg_bus_ops_t *bus_ops; /* set with bus once recovery finished */
     umg_bus_t *bus;
     _Atomic int ready;

@@ -22,6 +22,8 @@ struct umg_privacy_s {
     size_t n, cap;
     int sorted;
     int64_t ip_cutoff_us;
+    const umg_pii_t *pii; /* NULL: no field is encrypted at rest */
+    umg_arena_t arena;    /* plaintext and re-encrypted values of one record */
 };
 
 static int kind_index(const char *kind)
@@ -83,6 +85,7 @@ int umg_privacy_new(const uint8_t key[UMG_PRIVACY_KEY_BYTES], umg_privacy_t **ou
     }
     memcpy(p->key, key, UMG_PRIVACY_KEY_BYTES);
     p->sorted = 1;
+    umg_arena_init(&p->arena, 8192);
     *out = p;
     return UMG_OK;
 }
@@ -91,6 +94,7 @@ void umg_privacy_free(umg_privacy_t *p)
 {
     if (p != NULL) {
         sodium_memzero(p->key, sizeof(p->key));
+        umg_arena_free(&p->arena);
         umg_free(p->v);
         umg_free(p);
     }
@@ -118,6 +122,11 @@ int umg_privacy_forget(umg_privacy_t *p, uint32_t app, const uint8_t hash[UMG_PR
 size_t umg_privacy_count(const umg_privacy_t *p)
 {
     return p->n;
+}
+
+void umg_privacy_set_pii(umg_privacy_t *p, const umg_pii_t *pii)
+{
+    p->pii = pii;
 }
 
 void umg_privacy_set_ip_cutoff(umg_privacy_t *p, int64_t cutoff_us)
@@ -192,6 +201,21 @@ static int on_stored(void *ctx, size_t index, umg_event_t *ev, const umg_event_e
                 (unsigned long long)c->m->offset, err->code, err->field);
         return UMG_OK;
     }
+    int stale = 0;
+    umg_arena_reset(&c->p->arena);
+    if (c->p->pii != NULL) {
+        const umg_slice_t enc[] = {ev->ip,          ev->user_id,           ev->device.idfa, ev->device.idfv,
+                                   ev->device.gaid, ev->device.android_id, ev->device.oaid, ev->device.custom_id};
+        for (size_t i = 0; i < UMG_ARRAY_SIZE(enc); i++) {
+            stale |= umg_pii_stale(c->p->pii, enc[i]);
+        }
+        int rc = umg_pii_decrypt_event(c->p->pii, ev, &c->p->arena);
+        if (rc != UMG_OK) {
+            umg_log(UMG_LOG_WARN, "privacy", "record %llu: an encrypted field does not decrypt (%s); kept as it is",
+                    (unsigned long long)c->m->offset, umg_strerror(rc));
+            return UMG_OK;
+        }
+    }
     if (c->p->n > 0 && forgets_app(c->p, c->m->app)) {
         const umg_slice_t ids[] = {ev->device.idfa, ev->device.idfv,      ev->device.gaid, ev->device.android_id,
                                    ev->device.oaid, ev->device.custom_id, ev->user_id};
@@ -207,10 +231,16 @@ static int on_stored(void *ctx, size_t index, umg_event_t *ev, const umg_event_e
         }
     }
     char ip[48];
+    int changed = stale;
     if (c->m->recv_us < c->p->ip_cutoff_us && ev->ip.len > 0 && umg_privacy_truncate_ip(ev->ip, ip) == UMG_OK &&
         !(strlen(ip) == ev->ip.len && memcmp(ip, ev->ip.ptr, ev->ip.len) == 0)) {
         ev->ip = umg_slice(ip, strlen(ip));
-        int rc = umg_event_encode_json(ev, c->out);
+        changed = 1;
+    }
+    if (changed) {
+        /* Re-encrypt (under the current key) what the configuration says is encrypted at rest. */
+        int rc = c->p->pii ? umg_pii_encrypt_event(c->p->pii, ev, &c->p->arena) : UMG_OK;
+        rc = rc ? rc : umg_event_encode_json(ev, c->out);
         if (rc != UMG_OK) {
             return rc;
         }
@@ -227,7 +257,7 @@ int umg_privacy_apply(umg_privacy_t *p, umg_event_decoder_t *dec, const umg_bus_
         return UMG_OK; /* a tombstone, or a touch (touches get their own rules with issue #3) */
     }
     int need_ip = m->recv_us < p->ip_cutoff_us;
-    if (!need_ip && (p->n == 0 || !forgets_app(p, m->app))) {
+    if (!need_ip && p->pii == NULL && (p->n == 0 || !forgets_app(p, m->app))) {
         return UMG_OK;
     }
     size_t n;
@@ -243,4 +273,9 @@ int umg_privacy_apply(umg_privacy_t *p, umg_event_decoder_t *dec, const umg_bus_
     rc = umg_event_decoder_foreach(dec, &lim, on_stored, &c);
     *action = c.action;
     return rc;
+}
+
+int umg_privacy_may_share_ids(const umg_event_t *ev)
+{
+    return !ev->device.opt_out && !ev->device.limit_ad_tracking;
 }

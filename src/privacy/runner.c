@@ -9,6 +9,7 @@
 #include <sodium.h>
 
 #define SEG_IP_TRUNCATED 1u
+#define SEG_KEY_GEN(flags) ((flags) >> 8) /* the PII key generation the segment was written or rewritten under */
 
 struct umg_privacy_runner_s {
     umg_privacy_runner_config_t cfg;
@@ -42,14 +43,22 @@ static int want_segment(void *ctx, const umg_bus_seg_info_t *seg)
     if (p->forget) {
         return 1;
     }
-    /* An IP pass: segments with records older than the cutoff not yet done. */
+    /* Segments with records older than the IP cutoff not yet done, or under an older PII key. */
+    const umg_pii_t *pii = p->r->cfg.pii;
+    if (pii != NULL && umg_pii_generation(pii) > 1 && (int)SEG_KEY_GEN(seg->flags) != umg_pii_generation(pii)) {
+        return seg->count > 0;
+    }
     return p->ip_cutoff > 0 && !(seg->flags & SEG_IP_TRUNCATED) && seg->count > 0;
 }
 
 static uint32_t segment_flags(void *ctx, const umg_bus_seg_info_t *seg)
 {
     pass_t *p = ctx;
-    return p->ip_cutoff > 0 && seg->max_recv_us < p->ip_cutoff ? seg->flags | SEG_IP_TRUNCATED : seg->flags;
+    uint32_t f = p->ip_cutoff > 0 && seg->max_recv_us < p->ip_cutoff ? seg->flags | SEG_IP_TRUNCATED : seg->flags;
+    if (p->r->cfg.pii != NULL) {
+        f = (f & 0xff) | (uint32_t)umg_pii_generation(p->r->cfg.pii) << 8;
+    }
+    return f;
 }
 
 static int on_record(void *ctx, const umg_bus_msg_t *m, umg_buf_t *out)
@@ -181,13 +190,15 @@ static void run_pass(umg_privacy_runner_t *r)
         return;
     }
     int pending = load_pending(r, pv, &p);
-    int ip_due = r->cfg.ip_retention_ms > 0 && now - r->last_ip_pass_us >= r->cfg.ip_interval_ms * 1000;
+    int ip_due =
+        (r->cfg.ip_retention_ms > 0 || r->cfg.pii != NULL) && now - r->last_ip_pass_us >= r->cfg.ip_interval_ms * 1000;
     if (pending < 0) {
         umg_log(UMG_LOG_ERROR, "privacy", "cannot read forget requests: %s", sqlite3_errmsg(r->db));
     }
     if (pending > 0 || ip_due) {
         p.forget = pending > 0;
         p.pv = pv;
+        umg_privacy_set_pii(pv, r->cfg.pii);
         if (r->cfg.ip_retention_ms > 0) {
             p.ip_cutoff = now - r->cfg.ip_retention_ms * 1000;
             umg_privacy_set_ip_cutoff(pv, p.ip_cutoff);

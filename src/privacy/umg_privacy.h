@@ -61,6 +61,68 @@ typedef enum {
 int umg_privacy_apply(umg_privacy_t *p, umg_event_decoder_t *dec, const umg_bus_msg_t *m, umg_buf_t *out,
                       umg_privacy_action_t *action);
 
+/**
+ * 1 when the event's device identifiers may be shared with third parties
+ * (ad-network postbacks and partner exports): never for a device that opted
+ * out (device.opt_out) or limits ad tracking (device.limit_ad_tracking). Such
+ * events are still measured (stored, attributed, counted). Every module that
+ * sends identifiers out must ask this first.
+ */
+int umg_privacy_may_share_ids(const umg_event_t *ev);
+
+/* ---------------------------------------------------------------- PII at rest */
+
+/*
+ * Selected PII fields (ip, user_id and the device identifiers) can be stored
+ * encrypted with AES-256-GCM: the stored string becomes
+ * "enc:v1:KEYID:" + base64url(nonce[12] | ciphertext | tag[16]), with the
+ * field name as associated data. Keys come from a key file, one "KEYID HEX64"
+ * per line; the last line encrypts, every line decrypts. Rotation: append a
+ * key; the privacy runner re-encrypts stored records with it, after which the
+ * old line may be removed.
+ */
+enum {
+    UMG_PII_IP = 1u << 0,
+    UMG_PII_USER_ID = 1u << 1,
+    UMG_PII_IDFA = 1u << 2,
+    UMG_PII_IDFV = 1u << 3,
+    UMG_PII_GAID = 1u << 4,
+    UMG_PII_ANDROID_ID = 1u << 5,
+    UMG_PII_OAID = 1u << 6,
+    UMG_PII_CUSTOM_ID = 1u << 7,
+};
+
+typedef struct umg_pii_s umg_pii_t;
+
+/**
+ * Loads the key file and the comma-separated field list ("ip,user_id,gaid").
+ * UMG_EINVAL with msg for a bad file or an unknown field.
+ */
+int umg_pii_load(const char *key_file, const char *fields, umg_pii_t **out, char *msg, size_t msglen);
+void umg_pii_free(umg_pii_t *p);
+/** Number of keys in the file: grows with each rotation. */
+int umg_pii_generation(const umg_pii_t *p);
+
+/** Encrypts value for field under the current key into a (arena) string. */
+int umg_pii_encrypt(const umg_pii_t *p, const char *field, umg_slice_t value, umg_arena_t *a, umg_slice_t *out);
+/**
+ * Decrypts an "enc:v1:" value into dst (NUL-terminated). UMG_ENOENT when value
+ * is not encrypted, UMG_EAUTH when no key opens it (wrong field, tampered,
+ * unknown key), UMG_ERANGE when dst is too small.
+ */
+int umg_pii_decrypt(const umg_pii_t *p, const char *field, umg_slice_t value, char *dst, size_t cap, size_t *len);
+/** 1 when an encrypted value uses a key older than the current one. */
+int umg_pii_stale(const umg_pii_t *p, umg_slice_t value);
+
+/** Encrypts the configured fields of an event in place (values live in a). */
+int umg_pii_encrypt_event(const umg_pii_t *p, umg_event_t *ev, umg_arena_t *a);
+/** Decrypts every encrypted field of an event in place (plaintext lives in a). */
+int umg_pii_decrypt_event(const umg_pii_t *p, umg_event_t *ev, umg_arena_t *a);
+
+/* With PII encryption on, forget matching and IP truncation see plaintext,
+ * and records under an old key are re-encrypted (UMG_PRIVACY_REPLACE). */
+void umg_privacy_set_pii(umg_privacy_t *pv, const umg_pii_t *pii);
+
 /* ---------------------------------------------------------------- the runner */
 
 /*
@@ -70,12 +132,14 @@ int umg_privacy_apply(umg_privacy_t *p, umg_event_decoder_t *dec, const umg_bus_
  * become tombstones), then marks the requests done and audits it. Every
  * ip_interval it also truncates the IP addresses of records received more
  * than ip_retention ago (a segment is done once all its records are that old;
- * it is flagged and not read again).
+ * it is flagged and not read again), and re-encrypts PII stored under an
+ * older key after a rotation.
  */
 typedef struct umg_privacy_runner_config_s {
     int64_t check_interval_ms;
     int64_t ip_retention_ms; /* 0: keep full addresses */
     int64_t ip_interval_ms;
+    const umg_pii_t *pii; /* borrowed; NULL: no PII encryption */
 } umg_privacy_runner_config_t;
 
 typedef struct umg_privacy_runner_s umg_privacy_runner_t;

@@ -567,3 +567,40 @@ class HostileInputTest(TenancyBase):
         apps = self.ok("GET", "/v1/apps", self.tok_a)["apps"]
         self.assertEqual(len(apps), 2)
         self.ok("GET", "/v1/apps/" + a, self.tok_a)
+
+
+class TransportAndKeysTest(DaemonTestCase):
+    """HTTPS with curl (HSTS), and access tokens signed with a configured ES256 key."""
+
+    def test_https_login_with_curl_and_es256(self):
+        import shutil
+        from test_http import curl, make_cert
+        if not shutil.which("openssl") or not shutil.which("curl"):
+            self.skipTest("openssl or curl is not installed")
+        tmp = self.tmpdir()
+        cert, key = make_cert(tmp)
+        priv, pub = os.path.join(tmp, "jwt.key"), os.path.join(tmp, "jwt.pub")
+        for cmd in (["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", priv],
+                    ["openssl", "ec", "-in", priv, "-pubout", "-out", pub]):
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        d = self.daemon(start=False, extra_args=["--set", "http.tls_cert=" + cert, "--set", "http.tls_key=" + key,
+                                                 "--set", "auth.jwt_alg=ES256", "--set", "auth.jwt_private_key=" + priv,
+                                                 "--set", "auth.jwt_public_key=" + pub])
+        d.create_app("Org A", "Game", "android")
+        create_user(d.data_dir, "Org A", "owner@a.test", "owner")
+        d.start()
+        url = "https://%s:%d" % (d.host, d.port)
+        code, ver, hdrs, body = curl(["-k", "-H", "Content-Type: application/json", "--data-binary",
+                                      json.dumps({"email": "owner@a.test", "password": PASSWORD}),
+                                      url + "/v1/auth/login"])
+        self.assertEqual(code, 200, body)
+        self.assertIn("strict-transport-security: max-age=", hdrs.lower())
+        tok = json.loads(body)["access_token"]
+        header = json.loads(base64.urlsafe_b64decode(tok.split(".")[0] + "=="))
+        self.assertEqual(header["alg"], "ES256")
+        code, ver, hdrs, body = curl(["-k", "-H", "Authorization: Bearer " + tok, url + "/v1/me"])
+        self.assertEqual(code, 200, body)
+        # An HS256 token made with the public key as the secret (algorithm confusion) is refused.
+        forged = make_jwt({"alg": "HS256"}, {"sub": json.loads(body)["id"]}, open(pub, "rb").read())
+        code, ver, hdrs, body = curl(["-k", "-H", "Authorization: Bearer " + forged, url + "/v1/me"])
+        self.assertEqual(code, 401, body)

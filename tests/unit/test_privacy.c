@@ -12,6 +12,9 @@
 
 #include "umg_privacy.h"
 
+#include <stdlib.h>
+#include <unistd.h>
+
 static void truncates(const char *in, const char *want)
 {
     char out[48];
@@ -123,13 +126,126 @@ static void test_apply(void **state)
     umg_privacy_free(p);
 }
 
+static void test_opt_out(void **state)
+{
+    (void)state;
+    umg_event_t ev;
+    memset(&ev, 0, sizeof(ev));
+    assert_true(umg_privacy_may_share_ids(&ev));
+    ev.device.opt_out = 1;
+    assert_false(umg_privacy_may_share_ids(&ev));
+    ev.device.opt_out = 0;
+    ev.device.limit_ad_tracking = 1;
+    assert_false(umg_privacy_may_share_ids(&ev));
+}
+
+static char *write_keys(const char *text)
+{
+    static char path[64];
+    snprintf(path, sizeof(path), "/tmp/umg-pii-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+#define K1 "k1 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n"
+#define K2 "k2 f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff000102030405060708090a0b0c0d0e0f\n"
+
+static void test_pii(void **state)
+{
+    (void)state;
+    char err[256];
+    umg_pii_t *p1, *p2, *bad;
+    char *path = write_keys(K1);
+    assert_int_equal(umg_pii_load(path, "ip,user_id,gaid", &p1, err, sizeof(err)), UMG_OK);
+    unlink(path);
+    path = write_keys("# rotated\n" K1 K2);
+    assert_int_equal(umg_pii_load(path, "ip,user_id,gaid", &p2, err, sizeof(err)), UMG_OK);
+    assert_int_equal(umg_pii_generation(p2), 2);
+    assert_int_equal(umg_pii_load(path, "ip,email", &bad, err, sizeof(err)), UMG_EINVAL);
+    assert_non_null(strstr(err, "email"));
+    unlink(path);
+    path = write_keys("k1 00\n");
+    assert_int_equal(umg_pii_load(path, "ip", &bad, err, sizeof(err)), UMG_EINVAL);
+    unlink(path);
+    path = write_keys(K1 K1);
+    assert_int_equal(umg_pii_load(path, "ip", &bad, err, sizeof(err)), UMG_EINVAL);
+    unlink(path);
+
+    umg_arena_t a;
+    umg_arena_init(&a, 4096);
+    umg_slice_t enc, enc2;
+    assert_int_equal(umg_pii_encrypt(p1, "user_id", umg_slice("alice", 5), &a, &enc), UMG_OK);
+    assert_int_equal(strncmp(enc.ptr, "enc:v1:k1:", 10), 0);
+    assert_int_equal(umg_pii_encrypt(p1, "user_id", umg_slice("alice", 5), &a, &enc2), UMG_OK);
+    assert_false(enc.len == enc2.len && memcmp(enc.ptr, enc2.ptr, enc.len) == 0); /* random nonces */
+    char out[64];
+    size_t n;
+    assert_int_equal(umg_pii_decrypt(p1, "user_id", enc, out, sizeof(out), &n), UMG_OK);
+    assert_string_equal(out, "alice");
+    /* The old key still opens it after a rotation, and it is stale there. */
+    assert_int_equal(umg_pii_decrypt(p2, "user_id", enc, out, sizeof(out), &n), UMG_OK);
+    assert_true(umg_pii_stale(p2, enc));
+    assert_false(umg_pii_stale(p1, enc));
+    /* Another field, a flipped byte, a plain value, a small buffer. */
+    assert_int_equal(umg_pii_decrypt(p1, "gaid", enc, out, sizeof(out), &n), UMG_EAUTH);
+    char *t = strndup(enc.ptr, enc.len);
+    t[enc.len - 3] = t[enc.len - 3] == 'A' ? 'B' : 'A';
+    assert_int_equal(umg_pii_decrypt(p1, "user_id", umg_slice(t, enc.len), out, sizeof(out), &n), UMG_EAUTH);
+    free(t);
+    assert_int_equal(umg_pii_decrypt(p1, "user_id", umg_slice("alice", 5), out, sizeof(out), &n), UMG_ENOENT);
+    assert_int_equal(umg_pii_decrypt(p1, "user_id", enc, out, 3, &n), UMG_ERANGE);
+    /* An unknown key id. */
+    assert_int_equal(umg_pii_encrypt(p2, "user_id", umg_slice("bob", 3), &a, &enc2), UMG_OK);
+    assert_int_equal(umg_pii_decrypt(p1, "user_id", enc2, out, sizeof(out), &n), UMG_EAUTH);
+
+    /* Through the privacy rewriter: an old-key record is re-encrypted and still forgettable. */
+    uint8_t key[32] = {9}, h[16];
+    umg_privacy_t *pv;
+    umg_event_decoder_t *dec;
+    assert_int_equal(umg_privacy_new(key, &pv), UMG_OK);
+    assert_int_equal(umg_event_decoder_new(1 << 20, &dec), UMG_OK);
+    umg_slice_t eg;
+    assert_int_equal(umg_pii_encrypt(p1, "gaid", umg_slice("38400000-8cf0-11bd-b23e-10b96e40000d", 36), &a, &eg),
+                     UMG_OK);
+    umg_buf_t rec = {0}, out2 = {0};
+    umg_buf_printf(&rec,
+                   "{\"event_id\":\"0f8fad5b-d9cb-469f-a165-70867728950e\",\"app_id\":\"app_7\",\"type\":\"session\","
+                   "\"ts\":\"2026-11-27T09:59:00.000000Z\",\"received_at\":\"2026-11-27T10:00:00.000000Z\","
+                   "\"device\":{\"gaid\":\"%.*s\",\"platform\":\"android\"}}",
+                   (int)eg.len, eg.ptr);
+    umg_buf_putc(&rec, '\0');
+    umg_bus_msg_t m = msg(rec.ptr, 7, 1795744800000000);
+    umg_privacy_action_t act;
+    umg_privacy_set_pii(pv, p2);
+    assert_int_equal(umg_privacy_apply(pv, dec, &m, &out2, &act), UMG_OK);
+    assert_int_equal(act, UMG_PRIVACY_REPLACE);
+    umg_buf_putc(&out2, '\0');
+    assert_non_null(strstr(out2.ptr, "\"gaid\":\"enc:v1:k2:"));
+    assert_null(strstr(out2.ptr, "38400000"));
+    assert_int_equal(umg_privacy_hash_id(key, "gaid", umg_slice("38400000-8cf0-11bd-b23e-10b96e40000d", 36), h),
+                     UMG_OK);
+    assert_int_equal(umg_privacy_forget(pv, 7, h, 1795744800000001), UMG_OK);
+    assert_int_equal(umg_privacy_apply(pv, dec, &m, &out2, &act), UMG_OK);
+    assert_int_equal(act, UMG_PRIVACY_FORGET);
+
+    umg_buf_free(&rec);
+    umg_buf_free(&out2);
+    umg_event_decoder_free(dec);
+    umg_privacy_free(pv);
+    umg_arena_free(&a);
+    umg_pii_free(p1);
+    umg_pii_free(p2);
+}
+
 int main(void)
 {
     umg_log_min_level = UMG_LOG_ERROR;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_truncate_ip),
-        cmocka_unit_test(test_hash),
-        cmocka_unit_test(test_apply),
+        cmocka_unit_test(test_truncate_ip), cmocka_unit_test(test_hash),    cmocka_unit_test(test_apply),
+        cmocka_unit_test(test_pii),         cmocka_unit_test(test_opt_out),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

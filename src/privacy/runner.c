@@ -22,7 +22,7 @@ struct umg_privacy_runner_s {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int stopping;
+    _Atomic int stopping;
     int64_t last_ip_pass_us;
 };
 
@@ -65,6 +65,9 @@ static int on_record(void *ctx, const umg_bus_msg_t *m, umg_buf_t *out)
 {
     pass_t *p = ctx;
     umg_privacy_action_t act;
+    if (atomic_load_explicit(&p->r->stopping, memory_order_relaxed)) {
+        return UMG_ECLOSED; /* shutting down: the rewrite stops, the segment stays as it was */
+    }
     if (umg_privacy_apply(p->pv, p->r->dec, m, out, &act) != UMG_OK) {
         return UMG_BUS_KEEP; /* unreadable payloads are logged by umg_privacy_apply and kept */
     }
@@ -211,10 +214,10 @@ static void run_pass(umg_privacy_runner_t *r)
         umg_bus_rewrite_stats_t st;
         int64_t t0 = umg_now_us();
         int rc = r->ops->rewrite(r->bus, &rw, &st);
-        umg_log(rc == UMG_OK ? UMG_LOG_INFO : UMG_LOG_ERROR, "privacy",
+        umg_log(rc == UMG_OK ? UMG_LOG_INFO : rc == UMG_ECLOSED ? UMG_LOG_WARN : UMG_LOG_ERROR, "privacy",
                 "log rewrite %s: %d forget identifiers, %llu records read, %llu forgotten, %llu IPs truncated, "
                 "%llu segments replaced, %.3f s",
-                rc == UMG_OK ? "done" : "failed", pending > 0 ? pending : 0, (unsigned long long)st.records,
+                rc == UMG_OK ? "done" : rc == UMG_ECLOSED ? "stopped for shutdown" : "failed", pending > 0 ? pending : 0, (unsigned long long)st.records,
                 (unsigned long long)st.tombstoned, (unsigned long long)st.replaced, (unsigned long long)st.segments,
                 (double)(umg_now_us() - t0) / 1e6);
         if (rc == UMG_OK && pending > 0) {

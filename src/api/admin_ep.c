@@ -2074,8 +2074,8 @@ static void ep_privacy(umg_admin_t *a, job_t *j, path_t *p)
         umg_arena_init(&c->arena, 16384);
         umg_json_array_foreach(devs, forget_device, c);
         static const char *const why[] = {"",
-                                          "each device is an object of identifiers: idfa, idfv, gaid, android_id, "
-                                          "oaid, custom_id, user_id",
+                                          ("each device is an object of identifiers: idfa, idfv, gaid, android_id, "
+                                           "oaid, custom_id, user_id"),
                                           "identifiers are non-empty strings of at most 256 bytes",
                                           "at most 1000 identifiers per request", "out of memory"};
         char msg[160];

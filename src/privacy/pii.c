@@ -97,7 +97,7 @@ int umg_pii_load(const char *key_file, const char *fields, umg_pii_t **out, char
                 rc = UMG_EINVAL;
             }
         }
-        snprintf(k->id, sizeof(k->id), "%s", id);
+        memcpy(k->id, id, strlen(id) + 1); /* at most 16 bytes, checked above */
         p->nkeys += rc == UMG_OK;
         sodium_memzero(hex, sizeof(hex));
     }

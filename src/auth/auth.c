@@ -191,8 +191,12 @@ static int snapshot_load(umg_auth_t *a, snapshot_t **out)
         rc = UMG_EIO;
         goto fail;
     }
-    qsort(s->users, s->nusers, sizeof(user_t), cmp_user);
-    qsort(s->tokens, s->ntokens, sizeof(token_t), cmp_token);
+    if (s->nusers > 1) {
+        qsort(s->users, s->nusers, sizeof(user_t), cmp_user);
+    }
+    if (s->ntokens > 1) {
+        qsort(s->tokens, s->ntokens, sizeof(token_t), cmp_token);
+    }
     *out = s;
     return UMG_OK;
 fail:

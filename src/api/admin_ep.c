@@ -98,24 +98,21 @@ typedef struct body_s {
     int present;
 } body_t;
 
-/* Parses the body as a JSON object whose members are all in allowed (NULL-terminated). */
-static int parse_body(umg_admin_t *a, job_t *j, const char *const *allowed, body_t *b)
+/*
+ * Checks that every member of the object obj is in allowed (NULL-terminated);
+ * 400 unknown_field naming "name.member" (or "member" at the top) otherwise.
+ */
+static int check_members(job_t *j, umg_json_val_t obj, const char *name, const char *const *allowed)
 {
-    memset(b, 0, sizeof(*b));
-    if (j->body_len == 0) {
-        return 0;
-    }
-    umg_json_err_t e = umg_json_parse(a->json, j->body, j->body_len, &b->root);
-    if (e != UMG_JSON_OK || umg_json_type(b->root) != UMG_JSON_OBJECT) {
-        umg__job_error(j, 400, "invalid_json", NULL,
-                       e == UMG_JSON_EUTF8 ? "the body is not valid UTF-8" : "the body must be a JSON object");
+    if (umg_json_type(obj) != UMG_JSON_OBJECT) {
+        umg__job_error(j, 400, name ? "invalid_type" : "invalid_json", name,
+                       name ? "must be an object" : "the body must be a JSON object");
         return -1;
     }
-    b->present = 1;
     umg_json_iter_t it;
     umg_json_item_t items[16];
     size_t n;
-    umg_json_object_iter(b->root, &it);
+    umg_json_object_iter(obj, &it);
     while ((n = umg_json_object_next(&it, items, UMG_ARRAY_SIZE(items))) > 0) {
         for (size_t i = 0; i < n; i++) {
             int known = 0;
@@ -123,7 +120,8 @@ static int parse_body(umg_admin_t *a, job_t *j, const char *const *allowed, body
                 known = strlen(*k) == items[i].klen && memcmp(*k, items[i].key, items[i].klen) == 0;
             }
             if (!known) {
-                snprintf(err_field, sizeof(err_field), "%.*s", (int)UMG_MIN(items[i].klen, 64), items[i].key);
+                snprintf(err_field, sizeof(err_field), "%s%s%.*s", name ? name : "", name ? "." : "",
+                         (int)UMG_MIN(items[i].klen, 48), items[i].key);
                 for (char *c = err_field; *c; c++) {
                     *c = (unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f ? '?' : *c;
                 }
@@ -133,6 +131,23 @@ static int parse_body(umg_admin_t *a, job_t *j, const char *const *allowed, body
         }
     }
     return 0;
+}
+
+/* Parses the body as a JSON object whose members are all in allowed (NULL-terminated). */
+static int parse_body(umg_admin_t *a, job_t *j, const char *const *allowed, body_t *b)
+{
+    memset(b, 0, sizeof(*b));
+    if (j->body_len == 0) {
+        return 0;
+    }
+    umg_json_err_t e = umg_json_parse(a->json, j->body, j->body_len, &b->root);
+    if (e != UMG_JSON_OK) {
+        umg__job_error(j, 400, "invalid_json", NULL,
+                       e == UMG_JSON_EUTF8 ? "the body is not valid UTF-8" : "the body must be a JSON object");
+        return -1;
+    }
+    b->present = 1;
+    return check_members(j, b->root, NULL, allowed);
 }
 
 static int find(body_t *b, const char *name, umg_json_val_t *v)
@@ -1000,27 +1015,9 @@ static void ep_app_patch(umg_admin_t *a, job_t *j, umg_app_t *app)
     double eps = 0, burst = 0;
     if (has_rate) {
         static const char *const rate_keys[] = {"events_per_second", "burst", NULL};
-        if (umg_json_type(rate_v) != UMG_JSON_OBJECT) {
-            umg__job_error(j, 400, "invalid_type", "rate_limit", "must be an object");
-            return;
-        }
-        /* Re-parse the member as its own body to reuse the checks. */
         body_t rb = {rate_v, 1};
-        umg_json_iter_t it;
-        umg_json_item_t items[4];
-        size_t n;
-        umg_json_object_iter(rate_v, &it);
-        while ((n = umg_json_object_next(&it, items, 4)) > 0) {
-            for (size_t i = 0; i < n; i++) {
-                int known = 0;
-                for (const char *const *k = rate_keys; *k && !known; k++) {
-                    known = strlen(*k) == items[i].klen && memcmp(*k, items[i].key, items[i].klen) == 0;
-                }
-                if (!known) {
-                    umg__job_error(j, 400, "unknown_field", "rate_limit", "rate_limit takes events_per_second, burst");
-                    return;
-                }
-            }
+        if (check_members(j, rate_v, "rate_limit", rate_keys)) {
+            return;
         }
         if (get_num(j, &rb, "events_per_second", 0, 1e9, &eps) < 0 || get_num(j, &rb, "burst", 0, 1e12, &burst) < 0) {
             return;
@@ -1032,31 +1029,9 @@ static void ep_app_patch(umg_admin_t *a, job_t *j, umg_app_t *app)
     /* Copy the settings member out before the parser is reused for the stored settings. */
     umg_buf_t new_settings = {0};
     if (has_settings) {
-        if (umg_json_type(settings_v) != UMG_JSON_OBJECT) {
-            umg__job_error(j, 400, "invalid_type", "settings", "must be an object");
-            return;
-        }
         body_t sb = {settings_v, 1};
-        umg_json_iter_t it;
-        umg_json_item_t items[8];
-        size_t n;
-        umg_json_object_iter(settings_v, &it);
-        while ((n = umg_json_object_next(&it, items, 8)) > 0) {
-            for (size_t i = 0; i < n; i++) {
-                int known = 0;
-                for (const char *const *k = settings_keys; *k && !known; k++) {
-                    known = strlen(*k) == items[i].klen && memcmp(*k, items[i].key, items[i].klen) == 0;
-                }
-                if (!known) {
-                    snprintf(err_field, sizeof(err_field), "settings.%.*s", (int)UMG_MIN(items[i].klen, 40),
-                             items[i].key);
-                    for (char *c = err_field; *c; c++) {
-                        *c = (unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f ? '?' : *c;
-                    }
-                    umg__job_error(j, 400, "unknown_field", err_field, "this setting is not known");
-                    return;
-                }
-            }
+        if (check_members(j, settings_v, "settings", settings_keys)) {
+            return;
         }
         /* Validate now against defaults (errors name the field), then merge with what is stored. */
         app_settings_t probe = {0};
@@ -1066,9 +1041,7 @@ static void ep_app_patch(umg_admin_t *a, job_t *j, umg_app_t *app)
         if (bad) {
             return;
         }
-        const char *bs = j->body;
-        (void)bs;
-        /* Keep the raw member: slice it back out of a fresh copy of the body after loading stored settings. */
+        /* Keep the body: the settings member is read again after the stored settings were parsed. */
         if (umg_buf_append(&new_settings, j->body, j->body_len) != UMG_OK) {
             oom(j);
             return;

@@ -172,17 +172,6 @@ fail:
     return rc;
 }
 
-static int64_t data_version(sqlite3 *db)
-{
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-    if (sqlite3_prepare_v2(db, "PRAGMA data_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
-        v = sqlite3_column_int64(st, 0);
-    }
-    sqlite3_finalize(st);
-    return v;
-}
-
 int umg_apps_open(const char *data_dir, umg_apps_t **out)
 {
     umg_apps_t *a = umg_calloc(1, sizeof(*a));
@@ -193,7 +182,7 @@ int umg_apps_open(const char *data_dir, umg_apps_t **out)
     pthread_mutex_init(&a->refresh_mu, NULL);
     int rc = umg_meta_open(data_dir, &a->db);
     if (rc == UMG_OK) {
-        a->data_version = data_version(a->db);
+        a->data_version = umg_meta_data_version(a->db);
         rc = snapshot_load(a->db, &a->snap);
     }
     if (rc != UMG_OK) {
@@ -219,7 +208,7 @@ void umg_apps_close(umg_apps_t *a)
 int umg_apps_refresh(umg_apps_t *a)
 {
     pthread_mutex_lock(&a->refresh_mu);
-    int64_t v = data_version(a->db);
+    int64_t v = umg_meta_data_version(a->db);
     if (v == a->data_version) {
         pthread_mutex_unlock(&a->refresh_mu);
         return UMG_OK;

@@ -205,17 +205,6 @@ fail:
     return rc;
 }
 
-static int64_t data_version(sqlite3 *db)
-{
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-    if (sqlite3_prepare_v2(db, "PRAGMA data_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
-        v = sqlite3_column_int64(st, 0);
-    }
-    sqlite3_finalize(st);
-    return v;
-}
-
 /* Writes API-token last-used times that moved by a minute or more. */
 static void flush_last_used(umg_auth_t *a)
 {
@@ -247,7 +236,7 @@ int umg_auth_refresh(umg_auth_t *a)
 {
     pthread_mutex_lock(&a->refresh_mu);
     flush_last_used(a);
-    int64_t v = data_version(a->db);
+    int64_t v = umg_meta_data_version(a->db);
     if (v == a->data_version) {
         pthread_mutex_unlock(&a->refresh_mu);
         return UMG_OK;
@@ -378,7 +367,7 @@ int umg_auth_open(const char *data_dir, const umg_auth_config_t *cfg, umg_apps_t
     if ((rc = load_keys(data_dir, cfg, &a->keys, msg, msglen)) != UMG_OK) {
         goto fail;
     }
-    a->data_version = data_version(a->db);
+    a->data_version = umg_meta_data_version(a->db);
     if ((rc = snapshot_load(a, &a->snap)) != UMG_OK) {
         snprintf(msg, msglen, "cannot load users and tokens from meta.db");
         goto fail;

@@ -189,6 +189,17 @@ fail:
     return UMG_EIO;
 }
 
+int64_t umg_meta_data_version(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(db, "PRAGMA data_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+        v = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return v;
+}
+
 void umg_meta_random_id(char *out, const char *prefix, size_t nbytes)
 {
     static const char hex[] = "0123456789abcdef";

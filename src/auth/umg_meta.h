@@ -16,6 +16,8 @@
 
 /** Opens (creating and migrating) DATA/meta.db. */
 int umg_meta_open(const char *data_dir, sqlite3 **out);
+/** SQLite's data_version: changes when another connection committed (the registries reload then). */
+int64_t umg_meta_data_version(sqlite3 *db);
 /** Schema version this build writes. */
 int umg_meta_schema_version(void);
 

@@ -467,7 +467,7 @@ class LimitsTest(TenancyBase):
 
     def test_bad_limit_settings(self):
         for body, field in [({"rate_limit": {"events_per_second": -1}}, "events_per_second"),
-                            ({"rate_limit": {"nope": 1}}, "rate_limit"),
+                            ({"rate_limit": {"nope": 1}}, "rate_limit.nope"),
                             ({"settings": {"click_lookback_days": 31}}, "click_lookback_days"),
                             ({"settings": {"bogus": 1}}, "settings.bogus"),
                             ({"settings": {"redirect_allowlist": ["../etc"]}}, "redirect_allowlist")]:

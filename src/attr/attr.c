@@ -38,12 +38,11 @@ const umg_config_item_t umg_attr_config_items[] = {
      "click-through attribution window, days"},
     {"view_lookback_hours", UMG_CFG_INT, "24", 1, 168, offsetof(umg_attr_settings_t, view_lookback_hours),
      "view-through (impression) attribution window, hours"},
-    {"probabilistic_window_hours", UMG_CFG_INT, "24", 1, 24,
-     offsetof(umg_attr_settings_t, probabilistic_window_hours), "window of a probabilistic click match, hours"},
+    {"probabilistic_window_hours", UMG_CFG_INT, "24", 1, 24, offsetof(umg_attr_settings_t, probabilistic_window_hours),
+     "window of a probabilistic click match, hours"},
     {"reattribution_window_days", UMG_CFG_INT, "90", 1, 365, offsetof(umg_attr_settings_t, reattribution_window_days),
      "a reinstall inside this many days of the install keeps its attribution"},
-    {"reengagement_lookback_days", UMG_CFG_INT, "7", 1, 30,
-     offsetof(umg_attr_settings_t, reengagement_lookback_days),
+    {"reengagement_lookback_days", UMG_CFG_INT, "7", 1, 30, offsetof(umg_attr_settings_t, reengagement_lookback_days),
      "a retargeting click this many days before a session makes it a re-engagement"},
     {"reengagement_window_days", UMG_CFG_INT, "30", 1, 90, offsetof(umg_attr_settings_t, reengagement_window_days),
      "events this many days after a re-engagement are credited to it"},
@@ -81,10 +80,14 @@ int umg_attr_lookback_parse(umg_slice_t s, uint32_t *out_seconds)
     }
     uint64_t unit;
     switch (s.ptr[i]) {
-    case 'd': case 'D': unit = 86400; break;
-    case 'h': case 'H': unit = 3600; break;
-    case 'm': case 'M': unit = 60; break;
-    case 's': case 'S': unit = 1; break;
+    case 'd':
+    case 'D': unit = 86400; break;
+    case 'h':
+    case 'H': unit = 3600; break;
+    case 'm':
+    case 'M': unit = 60; break;
+    case 's':
+    case 'S': unit = 1; break;
     default: return UMG_EINVAL;
     }
     if (v == 0 || v * unit > UINT32_MAX) {
@@ -301,8 +304,8 @@ static int beats(umg_attr_match_t ma, const umg_attr_touch_t *a, umg_attr_match_
     return a->touch_id > b->touch_id;
 }
 
-int umg_attr_select(const umg_attr_settings_t *s, const umg_attr_touch_t *touches, size_t n,
-                    const umg_attr_obs_t *obs, size_t *winner, umg_attr_match_t *match, uint32_t *n_candidates)
+int umg_attr_select(const umg_attr_settings_t *s, const umg_attr_touch_t *touches, size_t n, const umg_attr_obs_t *obs,
+                    size_t *winner, umg_attr_match_t *match, uint32_t *n_candidates)
 {
     size_t best = SIZE_MAX;
     umg_attr_match_t bm = UMG_ATTR_MATCH_NONE;
@@ -372,9 +375,8 @@ static int installed(const umg_attr_device_t *dev)
     return dev != NULL && dev->install_ts_us != 0;
 }
 
-int umg_attr_decide_install(const umg_attr_settings_t *s, const umg_attr_device_t *dev,
-                            const umg_attr_touch_t *touches, size_t n, const umg_attr_obs_t *obs, int64_t now,
-                            umg_attr_decision_t *out)
+int umg_attr_decide_install(const umg_attr_settings_t *s, const umg_attr_device_t *dev, const umg_attr_touch_t *touches,
+                            size_t n, const umg_attr_obs_t *obs, int64_t now, umg_attr_decision_t *out)
 {
     int rc = check_args(s, touches, n, obs, out);
     if (rc != UMG_OK) {
@@ -494,8 +496,7 @@ void umg_attr_apply(umg_attr_device_t *dev, const umg_attr_decision_t *d)
         dev->reeng = d->attr;
         dev->reengagements++;
         break;
-    case UMG_ATTR_OUT_NONE:
-        break;
+    case UMG_ATTR_OUT_NONE: break;
     }
 }
 

@@ -47,10 +47,10 @@ extern const umg_config_item_t umg_attr_config_items[];
 extern const size_t umg_attr_config_nitems;
 
 /* Bounds of a link's own `lookback` (seconds), applied when a touch is matched. */
-#define UMG_ATTR_CLICK_LOOKBACK_MIN_S 3600u            /* 1 hour */
-#define UMG_ATTR_CLICK_LOOKBACK_MAX_S (30u * 86400u)   /* 30 days */
-#define UMG_ATTR_VIEW_LOOKBACK_MIN_S 3600u             /* 1 hour */
-#define UMG_ATTR_VIEW_LOOKBACK_MAX_S (168u * 3600u)    /* 7 days */
+#define UMG_ATTR_CLICK_LOOKBACK_MIN_S 3600u          /* 1 hour */
+#define UMG_ATTR_CLICK_LOOKBACK_MAX_S (30u * 86400u) /* 30 days */
+#define UMG_ATTR_VIEW_LOOKBACK_MIN_S 3600u           /* 1 hour */
+#define UMG_ATTR_VIEW_LOOKBACK_MAX_S (168u * 3600u)  /* 7 days */
 
 /**
  * Parses a link's `lookback` parameter: a positive integer with a unit, "3d",
@@ -196,12 +196,12 @@ typedef enum {
 } umg_attr_match_t;
 
 typedef enum {
-    UMG_ATTR_OUT_NONE = 0,         /* a session or event with no attribution effect */
-    UMG_ATTR_OUT_INSTALL = 1,      /* a first install */
-    UMG_ATTR_OUT_REINSTALL = 2,    /* inside the reattribution window: original attribution stands */
-    UMG_ATTR_OUT_REATTRIBUTED = 3, /* a reinstall after the window, attributed afresh */
+    UMG_ATTR_OUT_NONE = 0,             /* a session or event with no attribution effect */
+    UMG_ATTR_OUT_INSTALL = 1,          /* a first install */
+    UMG_ATTR_OUT_REINSTALL = 2,        /* inside the reattribution window: original attribution stands */
+    UMG_ATTR_OUT_REATTRIBUTED = 3,     /* a reinstall after the window, attributed afresh */
     UMG_ATTR_OUT_IMPLICIT_INSTALL = 4, /* first session/event of a device never installed */
-    UMG_ATTR_OUT_REENGAGEMENT = 5, /* a session credited to a retargeting click */
+    UMG_ATTR_OUT_REENGAGEMENT = 5,     /* a session credited to a retargeting click */
 } umg_attr_outcome_t;
 
 typedef enum {
@@ -287,8 +287,8 @@ umg_attr_match_t umg_attr_touch_match(const umg_attr_settings_t *s, const umg_at
  * *winner and *match are written; UMG_ENOENT when nothing matches (organic).
  * *n_candidates (may be NULL) is written in both cases.
  */
-int umg_attr_select(const umg_attr_settings_t *s, const umg_attr_touch_t *touches, size_t n,
-                    const umg_attr_obs_t *obs, size_t *winner, umg_attr_match_t *match, uint32_t *n_candidates);
+int umg_attr_select(const umg_attr_settings_t *s, const umg_attr_touch_t *touches, size_t n, const umg_attr_obs_t *obs,
+                    size_t *winner, umg_attr_match_t *match, uint32_t *n_candidates);
 
 /**
  * Decides an install. `dev` (borrowed, may be NULL) is the device's state
@@ -298,9 +298,8 @@ int umg_attr_select(const umg_attr_settings_t *s, const umg_attr_touch_t *touche
  * for NULL arguments, UMG_ERANGE for settings out of bounds; *out is written
  * on success only. Does not change dev: see umg_attr_apply.
  */
-int umg_attr_decide_install(const umg_attr_settings_t *s, const umg_attr_device_t *dev,
-                            const umg_attr_touch_t *touches, size_t n, const umg_attr_obs_t *obs, int64_t now,
-                            umg_attr_decision_t *out);
+int umg_attr_decide_install(const umg_attr_settings_t *s, const umg_attr_device_t *dev, const umg_attr_touch_t *touches,
+                            size_t n, const umg_attr_obs_t *obs, int64_t now, umg_attr_decision_t *out);
 
 /**
  * Decides a session or event. A device never installed (dev NULL or its
@@ -358,20 +357,24 @@ typedef struct umg_mta_path_s {
 } umg_mta_path_t;
 
 /*
- * The characteristic function of the Shapley game. RATE (default): v(S) is
- * the mean value per journey whose set of channels is exactly S, converting
- * or not (the conversion probability of Shao & Li 2011 and Dalessandro et
- * al. 2012); the Shapley values are then scaled to the total, negative ones
- * counted as zero. SUBSET: v(S) is the value of the converting journeys whose
- * channels all lie in S (the "simplified Shapley" of Zhao et al. 2018), which
- * sums to the total by itself and ignores non-converting journeys.
+ * The characteristic function of the Shapley game, over the sets of distinct
+ * channels of the journeys. RATE (default): v(S) is the value per journey
+ * among the journeys whose channels all lie in S, converting or not, journeys
+ * without a touch included (a conversion rate, as in Shao & Li 2011 and
+ * Dalessandro et al. 2012); Shapley values sum to v(all) - v({}), so they
+ * are scaled to the total, a negative one counting as zero (and when none is
+ * positive, each journey's value is split over its distinct channels).
+ * SUBSET: v(S) is the value of the converting journeys whose channels all lie
+ * in S (Zhao et al. 2018, "simplified Shapley"), which sums to the total by
+ * itself, ignores non-converting journeys, and amounts to splitting each
+ * journey's value equally over its distinct channels.
  */
 typedef enum { UMG_MTA_SHAPLEY_RATE = 0, UMG_MTA_SHAPLEY_SUBSET = 1 } umg_mta_shapley_game_t;
 
 typedef struct umg_mta_opts_s {
     int64_t half_life_us;       /* time_decay, default 7 days */
     uint32_t shapley_exact_max; /* exact Shapley up to this many channels (max 20), default 15 */
-    uint32_t shapley_samples;   /* sampled permutations above it, default 20000 */
+    uint32_t shapley_samples;   /* sampled orders above it, default 2000; cost O(coalitions) each */
     uint64_t seed;              /* sampling seed, default 1 */
     umg_mta_shapley_game_t shapley_game;
 } umg_mta_opts_t;

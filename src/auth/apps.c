@@ -17,6 +17,8 @@
 typedef struct entry_s {
     umg_app_t app;
     char *key, *secret, *prev_key, *prev_secret;
+    char *store_url; /* NULL when none */
+    char *allowlist; /* redirect hosts, comma-separated; NULL when none */
 } entry_t;
 
 /* One credential: an app's current key or secret (until INT64_MAX), or the
@@ -55,6 +57,8 @@ static void snapshot_free(snapshot_t *s)
         umg_free(s->entries[i].secret);
         umg_free(s->entries[i].prev_key);
         umg_free(s->entries[i].prev_secret);
+        umg_free(s->entries[i].store_url);
+        umg_free(s->entries[i].allowlist);
     }
     umg_free(s->entries);
     umg_free(s->keys);
@@ -88,6 +92,34 @@ static char *dup_col(sqlite3_stmt *st, int col, int *oom)
     return d;
 }
 
+/* The hosts of settings.redirect_allowlist as "a.com,b.org" (the admin API
+ * stores them canonical: lowercase [a-z0-9_:.-], no escapes). */
+static char *allowlist_of(const char *settings, int *oom)
+{
+    const char *p = settings ? strstr(settings, "\"redirect_allowlist\":[") : NULL;
+    if (p == NULL) {
+        return NULL;
+    }
+    p += 22;
+    const char *end = strchr(p, ']');
+    if (end == NULL || end == p) {
+        return NULL;
+    }
+    char *out = umg_malloc((size_t)(end - p) + 1);
+    if (out == NULL) {
+        *oom = 1;
+        return NULL;
+    }
+    size_t n = 0;
+    for (; p < end; p++) {
+        if (*p != '"') {
+            out[n++] = *p;
+        }
+    }
+    out[n] = '\0';
+    return out;
+}
+
 static int snapshot_load(sqlite3 *db, snapshot_t **out)
 {
     sqlite3_stmt *st = NULL;
@@ -100,7 +132,7 @@ static int snapshot_load(sqlite3 *db, snapshot_t **out)
     if (sqlite3_prepare_v2(db,
                            "SELECT a.id, a.org_id, a.public_id, o.public_id, a.platform, a.app_key, a.app_secret,"
                            " a.prev_app_key, a.prev_key_until_us, a.prev_app_secret, a.prev_secret_until_us,"
-                           " a.rate_eps, a.rate_burst, o.monthly_quota"
+                           " a.rate_eps, a.rate_burst, o.monthly_quota, a.store_url, a.settings"
                            " FROM apps a JOIN orgs o ON o.id = a.org_id",
                            -1, &st, NULL) != SQLITE_OK) {
         rc = UMG_EIO;
@@ -133,6 +165,8 @@ static int snapshot_load(sqlite3 *db, snapshot_t **out)
         e->app.rate_eps = sqlite3_column_double(st, 11);
         e->app.rate_burst = sqlite3_column_double(st, 12);
         e->app.org_monthly_quota = sqlite3_column_int64(st, 13);
+        e->store_url = dup_col(st, 14, &oom);
+        e->allowlist = allowlist_of((const char *)sqlite3_column_text(st, 15), &oom);
         if (oom || e->key == NULL || e->secret == NULL) {
             goto fail;
         }
@@ -293,6 +327,90 @@ int umg_apps_find_id(umg_apps_t *a, umg_slice_t k, umg_app_t *out)
         if (c == 0) {
             *out = s->by_id[mid]->app;
             rc = UMG_OK;
+            break;
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    pthread_rwlock_unlock(&a->lock);
+    return rc;
+}
+
+/* The host of an http(s) URL, lowercased into host[cap]; 0 when url is not one. */
+static int url_host(umg_slice_t url, char *host, size_t cap)
+{
+    size_t i = 0;
+    if (url.len > 8 && strncasecmp(url.ptr, "https://", 8) == 0) {
+        i = 8;
+    } else if (url.len > 7 && strncasecmp(url.ptr, "http://", 7) == 0) {
+        i = 7;
+    } else {
+        return 0;
+    }
+    size_t n = 0;
+    for (; i < url.len && url.ptr[i] != '/' && url.ptr[i] != '?' && url.ptr[i] != '#'; i++) {
+        char c = url.ptr[i];
+        if (c == '@' || c == '\\' || (unsigned char)c <= 0x20 || (unsigned char)c >= 0x7f) {
+            return 0; /* credentials or odd bytes: never a redirect target */
+        }
+        if (c == ':') {
+            break; /* a port */
+        }
+        if (n + 1 >= cap) {
+            return 0;
+        }
+        host[n++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    host[n] = '\0';
+    return n > 0;
+}
+
+/* 1 when host is an entry of the list or a subdomain of one. */
+static int host_allowed(const char *list, const char *host)
+{
+    size_t hl = strlen(host);
+    for (const char *s = list; s && *s;) {
+        size_t n = strcspn(s, ",");
+        if (n > 0 && (hl == n || (hl > n && host[hl - n - 1] == '.')) && memcmp(host + hl - n, s, n) == 0) {
+            return 1;
+        }
+        s += n + (s[n] == ',');
+    }
+    return 0;
+}
+
+int umg_apps_redirect(umg_apps_t *a, umg_slice_t public_id, umg_slice_t redirect, umg_app_t *app, char *url, size_t cap)
+{
+    if (public_id.len == 0 || public_id.len > 128) {
+        return UMG_ENOENT;
+    }
+    int rc = UMG_ENOENT;
+    url[0] = '\0';
+    pthread_rwlock_rdlock(&a->lock);
+    snapshot_t *s = a->snap;
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = cmp_slice(s->by_id[mid]->app.public_id, public_id);
+        if (c == 0) {
+            entry_t *e = s->by_id[mid];
+            char host[256];
+            *app = e->app;
+            rc = UMG_OK;
+            int printable = 1;
+            for (size_t i = 0; i < redirect.len; i++) {
+                printable &= (unsigned char)redirect.ptr[i] > 0x20 && (unsigned char)redirect.ptr[i] < 0x7f;
+            }
+            if (redirect.len > 0 && redirect.len < cap && printable && e->allowlist != NULL &&
+                url_host(redirect, host, sizeof(host)) && host_allowed(e->allowlist, host)) {
+                memcpy(url, redirect.ptr, redirect.len);
+                url[redirect.len] = '\0';
+            } else if (e->store_url != NULL && strlen(e->store_url) < cap) {
+                strcpy(url, e->store_url);
+            }
             break;
         }
         if (c < 0) {

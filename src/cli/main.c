@@ -189,8 +189,14 @@ static int parse_fsync(const char *s, umg_bus_config_t *bc)
 }
 
 static const umg_http_route_t base_routes[] = {
-    {"POST", "/v1/events", 0, umg_ingest_events}, {"GET", "/v1/export/events", 0, umg_ingest_export},
-    {"GET", "/healthz", 0, umg_ingest_healthz},   {"GET", "/readyz", 0, umg_ingest_readyz},
+    {"GET", "/c/", 1, umg_ingest_click},
+    {"GET", "/v/", 1, umg_ingest_impression},
+    {"POST", "/v1/touches", 0, umg_ingest_touches},
+    {"GET", "/v1/export/touches", 0, umg_ingest_export_touches},
+    {"POST", "/v1/events", 0, umg_ingest_events},
+    {"GET", "/v1/export/events", 0, umg_ingest_export},
+    {"GET", "/healthz", 0, umg_ingest_healthz},
+    {"GET", "/readyz", 0, umg_ingest_readyz},
     {"GET", "/metrics", 0, umg_ingest_metrics},
 };
 

@@ -14,6 +14,7 @@ typedef struct export_s {
     const umg_bus_ops_t *ops;
     umg_bus_reader_t *reader;
     uint64_t lines;
+    int kind;             /* UMG_BUS_KIND_EVENT or UMG_BUS_KIND_TOUCH */
     const umg_pii_t *pii; /* decrypts PII stored encrypted; NULL when none is */
     umg_event_decoder_t *dec;
     umg_arena_t arena;
@@ -104,7 +105,11 @@ static int export_pull(void *data, umg_buf_t *out, int *done)
         if (rc != UMG_OK) {
             return rc;
         }
-        rc = x->pii ? append_decrypted(x, &m, out) : umg_buf_append(out, m.payload, m.len);
+        if (m.kind != x->kind) {
+            continue;
+        }
+        rc = x->pii && m.kind == UMG_BUS_KIND_EVENT ? append_decrypted(x, &m, out)
+                                                    : umg_buf_append(out, m.payload, m.len);
         rc = rc ? rc : umg_buf_putc(out, '\n');
         if (rc != UMG_OK) {
             return rc;
@@ -123,7 +128,19 @@ static void export_fini(void *data)
     umg_free(x);
 }
 
+static void export_kind(umg_http_req_t *req, void *thread_data, int kind);
+
 void umg_ingest_export(umg_http_req_t *req, void *thread_data)
+{
+    export_kind(req, thread_data, UMG_BUS_KIND_EVENT);
+}
+
+void umg_ingest_export_touches(umg_http_req_t *req, void *thread_data)
+{
+    export_kind(req, thread_data, UMG_BUS_KIND_TOUCH);
+}
+
+static void export_kind(umg_http_req_t *req, void *thread_data, int kind)
 {
     umg_ingest_t *ing = umg__ingest_of(thread_data);
     if (!atomic_load_explicit(&ing->ready, memory_order_acquire)) {
@@ -170,7 +187,7 @@ void umg_ingest_export(umg_http_req_t *req, void *thread_data)
                  (long long)(has_to ? to : 0));
         umg_audit_t rec = {.org_id = app.org,
                            .actor = who.id,
-                           .action = "export.raw",
+                           .action = kind == UMG_BUS_KIND_TOUCH ? "export.touches" : "export.raw",
                            .target = app.public_id,
                            .outcome = "ok",
                            .ip = umg_http_client_ip(req),
@@ -184,6 +201,7 @@ void umg_ingest_export(umg_http_req_t *req, void *thread_data)
         return;
     }
     x->ops = ing->bus_ops;
+    x->kind = kind;
     if (ing->pii != NULL) {
         x->pii = ing->pii;
         umg_arena_init(&x->arena, 8192);

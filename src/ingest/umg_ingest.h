@@ -39,6 +39,11 @@ void umg_ingest_thread_fini(void *thread_data);
 /* Route handlers; thread_data is what umg_ingest_thread_init returned. */
 void umg_ingest_events(umg_http_req_t *req, void *thread_data);
 void umg_ingest_export(umg_http_req_t *req, void *thread_data);
+void umg_ingest_export_touches(umg_http_req_t *req, void *thread_data);
+/* touch_ep.c: click and impression links, server-to-server touches */
+void umg_ingest_click(umg_http_req_t *req, void *thread_data);
+void umg_ingest_impression(umg_http_req_t *req, void *thread_data);
+void umg_ingest_touches(umg_http_req_t *req, void *thread_data);
 void umg_ingest_healthz(umg_http_req_t *req, void *thread_data);
 void umg_ingest_readyz(umg_http_req_t *req, void *thread_data);
 void umg_ingest_metrics(umg_http_req_t *req, void *thread_data);

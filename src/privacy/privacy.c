@@ -3,6 +3,7 @@
  * records (see umg_privacy.h).
  */
 #include "umg_privacy.h"
+#include "umg_touch.h"
 
 #include <arpa/inet.h>
 #include <sodium.h>
@@ -22,8 +23,9 @@ struct umg_privacy_s {
     size_t n, cap;
     int sorted;
     int64_t ip_cutoff_us;
-    const umg_pii_t *pii; /* NULL: no field is encrypted at rest */
-    umg_arena_t arena;    /* plaintext and re-encrypted values of one record */
+    const umg_pii_t *pii;      /* NULL: no field is encrypted at rest */
+    umg_arena_t arena;         /* plaintext and re-encrypted values of one record */
+    umg_touch_decoder_t *tdec; /* for touches, made on first use */
 };
 
 static int kind_index(const char *kind)
@@ -95,6 +97,7 @@ void umg_privacy_free(umg_privacy_t *p)
     if (p != NULL) {
         sodium_memzero(p->key, sizeof(p->key));
         umg_arena_free(&p->arena);
+        umg_touch_decoder_free(p->tdec);
         umg_free(p->v);
         umg_free(p);
     }
@@ -249,12 +252,77 @@ static int on_stored(void *ctx, size_t index, umg_event_t *ev, const umg_event_e
     return UMG_OK;
 }
 
+/* ---------------------------------------------------------------- touches */
+
+typedef struct touch_ctx_s {
+    umg_privacy_t *p;
+    const umg_bus_msg_t *m;
+    umg_buf_t *out;
+    umg_privacy_action_t action;
+} touch_ctx_t;
+
+static int on_stored_touch(void *ctx, size_t index, umg_touch_t *t, const umg_touch_error_t *err)
+{
+    touch_ctx_t *c = ctx;
+    (void)index;
+    if (t == NULL) {
+        umg_log(UMG_LOG_WARN, "privacy", "touch %llu cannot be read back (%s at %s); kept as it is",
+                (unsigned long long)c->m->offset, err->code, err->field);
+        return UMG_OK;
+    }
+    if (c->p->n > 0 && forgets_app(c->p, c->m->app)) {
+        const umg_slice_t ids[] = {t->idfa, t->idfv, t->gaid, t->android_id, t->oaid, t->custom_id};
+        for (size_t i = 0; i < UMG_ARRAY_SIZE(ids); i++) {
+            uint8_t h[UMG_PRIVACY_HASH_BYTES];
+            if (ids[i].len > 0 && umg_privacy_hash_id(c->p->key, umg_privacy_id_kinds[i], ids[i], h) == UMG_OK &&
+                forgotten_before(c->p, c->m->app, h) > c->m->recv_us) {
+                c->action = UMG_PRIVACY_FORGET;
+                return UMG_OK;
+            }
+        }
+    }
+    char ip[48];
+    if (c->m->recv_us < c->p->ip_cutoff_us && t->ip.len > 0 && umg_privacy_truncate_ip(t->ip, ip) == UMG_OK &&
+        !(strlen(ip) == t->ip.len && memcmp(ip, t->ip.ptr, t->ip.len) == 0)) {
+        t->ip = umg_slice(ip, strlen(ip));
+        int rc = umg_touch_encode_json(t, c->out);
+        if (rc != UMG_OK) {
+            return rc;
+        }
+        c->action = UMG_PRIVACY_REPLACE;
+    }
+    return UMG_OK;
+}
+
+static int apply_touch(umg_privacy_t *p, const umg_bus_msg_t *m, umg_buf_t *out, umg_privacy_action_t *action)
+{
+    if (m->recv_us >= p->ip_cutoff_us && (p->n == 0 || !forgets_app(p, m->app))) {
+        return UMG_OK;
+    }
+    if (p->tdec == NULL && umg_touch_decoder_new(1 << 20, &p->tdec) != UMG_OK) {
+        return UMG_ENOMEM;
+    }
+    umg_touch_limits_t lim = {
+        .now_us = m->recv_us, .max_future_us = INT64_MAX / 4, .max_age_us = INT64_MAX / 4, .stored = 1};
+    touch_ctx_t c = {p, m, out, UMG_PRIVACY_KEEP};
+    umg_touch_error_t err;
+    int rc = umg_touch_decode(p->tdec, m->payload, m->len, &lim, on_stored_touch, &c, &err);
+    *action = c.action;
+    return rc;
+}
+
 int umg_privacy_apply(umg_privacy_t *p, umg_event_decoder_t *dec, const umg_bus_msg_t *m, umg_buf_t *out,
                       umg_privacy_action_t *action)
 {
     *action = UMG_PRIVACY_KEEP;
-    if (m->len == 0 || m->kind != UMG_BUS_KIND_EVENT) {
-        return UMG_OK; /* a tombstone, or a touch (touches get their own rules with issue #3) */
+    if (m->len == 0) {
+        return UMG_OK; /* a tombstone */
+    }
+    if (m->kind == UMG_BUS_KIND_TOUCH) {
+        return apply_touch(p, m, out, action);
+    }
+    if (m->kind != UMG_BUS_KIND_EVENT) {
+        return UMG_OK;
     }
     int need_ip = m->recv_us < p->ip_cutoff_us;
     if (!need_ip && p->pii == NULL && (p->n == 0 || !forgets_app(p, m->app))) {

@@ -1,0 +1,448 @@
+/*
+ * touch_ep.c - ad touches in: click links (GET /c/{app_id}), impression links
+ * (GET /v/{app_id}) and server-to-server batches (POST /v1/touches).
+ *
+ * A touch is written to the same durable log as events (kind touch) and the
+ * answer waits for it, like ingest: a click link answers its 302 only once
+ * the click is durable under the fsync policy. Links never fail a user's
+ * redirect over a bad optional parameter: the parameter is left out, counted
+ * in /metrics and named in an X-Dropped-Fields header. The redirect goes to
+ * `redirect` only when its host is on the app's allowlist, else to the app's
+ * store URL (never an open redirect).
+ */
+#include "umg_ingest.h"
+#include "umg_touch.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+enum { MODE_CLICK = 1, MODE_IMPRESSION = 2, MODE_S2S = 3 };
+
+typedef struct tthread_s tthread_t;
+
+typedef struct tpend_s {
+    umg_bus_batch_t batch; /* first */
+    tthread_t *t;
+    umg_bus_rec_t *recs;
+    size_t cap;
+    umg_buf_t payloads;
+    umg_buf_t rejected;
+    size_t nrejected;
+    umg_http_defer_t *defer;
+    int status;
+    int mode;
+    char location[UMG_TOUCH_MAX_URL + 8];
+    char headers[UMG_TOUCH_MAX_URL + 256];
+    struct tpend_s *next_free;
+} tpend_t;
+
+struct tthread_s {
+    umg_ingest_t *ing;
+    umg_touch_decoder_t *dec;
+    tpend_t *free_list;
+    size_t nfree;
+    /* the request being decoded */
+    tpend_t *cur;
+    umg_app_t app;
+    umg_http_req_t *req;
+    int64_t now;
+};
+
+static umg_metric_t m_clicks = UMG_COUNTER("umg_touches_accepted_total", "Touches stored, by type", "type=\"click\"");
+static umg_metric_t m_impressions =
+    UMG_COUNTER("umg_touches_accepted_total", "Touches stored, by type", "type=\"impression\"");
+static umg_metric_t m_rejected =
+    UMG_COUNTER("umg_touches_rejected_total", "Server-to-server touches rejected by validation", NULL);
+static umg_metric_t m_dropped =
+    UMG_COUNTER("umg_touch_fields_dropped_total", "Invalid link parameters left out of a recorded touch", NULL);
+static umg_metric_t m_refused =
+    UMG_COUNTER("umg_touches_refused_total", "Touch requests refused with 503 (overload, disk full, log error)", NULL);
+
+static pthread_key_t tkey;
+static pthread_once_t tonce = PTHREAD_ONCE_INIT;
+
+static void tthread_free(void *p)
+{
+    tthread_t *t = p;
+    while (t->free_list != NULL) {
+        tpend_t *x = t->free_list;
+        t->free_list = x->next_free;
+        umg_free(x->recs);
+        umg_buf_free(&x->payloads);
+        umg_buf_free(&x->rejected);
+        umg_free(x);
+    }
+    umg_touch_decoder_free(t->dec);
+    umg_free(t);
+}
+
+static void tinit(void)
+{
+    pthread_key_create(&tkey, tthread_free);
+    umg_metric_register(&m_clicks);
+    umg_metric_register(&m_impressions);
+    umg_metric_register(&m_rejected);
+    umg_metric_register(&m_dropped);
+    umg_metric_register(&m_refused);
+}
+
+/* The calling loop thread's state, made on first use and freed when the thread ends. */
+static tthread_t *tstate(umg_ingest_t *ing)
+{
+    pthread_once(&tonce, tinit);
+    tthread_t *t = pthread_getspecific(tkey);
+    if (t == NULL) {
+        t = umg_calloc(1, sizeof(*t));
+        if (t == NULL || umg_touch_decoder_new((size_t)ing->cfg.max_body_bytes, &t->dec) != UMG_OK) {
+            umg_free(t);
+            return NULL;
+        }
+        t->ing = ing;
+        pthread_setspecific(tkey, t);
+    }
+    return t;
+}
+
+static tpend_t *tpend_get(tthread_t *t)
+{
+    tpend_t *p = t->free_list;
+    if (p != NULL) {
+        t->free_list = p->next_free;
+        t->nfree--;
+    } else if ((p = umg_calloc(1, sizeof(*p))) == NULL) {
+        return NULL;
+    }
+    p->t = t;
+    p->nrejected = 0;
+    p->status = UMG_OK;
+    p->defer = NULL;
+    p->location[0] = p->headers[0] = '\0';
+    umg_buf_reset(&p->payloads);
+    umg_buf_reset(&p->rejected);
+    memset(&p->batch, 0, sizeof(p->batch));
+    return p;
+}
+
+static void tpend_put(tthread_t *t, tpend_t *p)
+{
+    if (t->nfree >= 256 || p->payloads.cap > (4u << 20)) {
+        umg_free(p->recs);
+        umg_buf_free(&p->payloads);
+        umg_buf_free(&p->rejected);
+        umg_free(p);
+        return;
+    }
+    p->next_free = t->free_list;
+    t->free_list = p;
+    t->nfree++;
+}
+
+/* Encodes a touch and adds it to the pending batch. */
+static int add_touch(tthread_t *t, tpend_t *p, umg_touch_t *tc)
+{
+    char click_id[40];
+    umg_uuid_v4(&tc->touch_id);
+    tc->received_us = t->now;
+    tc->app_id = umg_slice(t->app.public_id, strlen(t->app.public_id));
+    if (tc->type == UMG_TOUCH_CLICK && tc->click_id.len == 0) {
+        umg_uuid_t u;
+        umg_uuid_v4(&u);
+        for (int i = 0; i < 16; i++) {
+            snprintf(click_id + 2 * i, 3, "%02x", u.b[i]);
+        }
+        tc->click_id = umg_slice(click_id, 32);
+    }
+    size_t start = p->payloads.len;
+    int rc = umg_touch_encode_json(tc, &p->payloads);
+    if (rc != UMG_OK) {
+        return rc;
+    }
+    size_t n = p->batch.n;
+    if (n == p->cap) {
+        size_t ncap = p->cap ? p->cap * 2 : 8;
+        umg_bus_rec_t *nr = umg_realloc(p->recs, ncap * sizeof(*nr));
+        if (nr == NULL) {
+            return UMG_ENOMEM;
+        }
+        p->recs = nr;
+        p->cap = ncap;
+    }
+    umg_bus_rec_t *r = &p->recs[n];
+    memset(r, 0, sizeof(*r));
+    r->app = t->app.id;
+    /* By device when there is an identifier, else by IP and User-Agent (a probabilistic match key). */
+    umg_slice_t key = umg_touch_device_key(tc);
+    uint64_t h = key.len ? umg_hash64(key.ptr, key.len, 0)
+                         : umg_hash64(tc->user_agent.ptr, tc->user_agent.len, umg_hash64(tc->ip.ptr, tc->ip.len, 0));
+    r->partition = (uint16_t)(h % (uint64_t)t->ing->bus_ops->partitions(t->ing->bus));
+    r->kind = UMG_BUS_KIND_TOUCH;
+    r->event_us = tc->ts_us;
+    r->recv_us = tc->received_us;
+    r->id = tc->touch_id;
+    r->payload = (const char *)(uintptr_t)start;
+    r->len = (uint32_t)(p->payloads.len - start);
+    p->batch.n = n + 1;
+    return UMG_OK;
+}
+
+static void on_resume(umg_http_req_t *req, void *data)
+{
+    tpend_t *p = data;
+    size_t stored = 0;
+    for (size_t i = 0; p->status == UMG_OK && i < p->batch.n; i++) {
+        stored += p->recs[i].status == UMG_OK;
+    }
+    if (p->status == UMG_OK) {
+        umg_metric_add(p->mode == MODE_IMPRESSION ? &m_impressions : &m_clicks, (int64_t)stored);
+    }
+    if (req != NULL) {
+        if (p->status != UMG_OK || stored < p->batch.n) {
+            umg_metric_add(&m_refused, 1);
+            umg_http_error(req, 503, p->status == UMG_ENOSPC ? "disk_full" : "log_unavailable", NULL,
+                           "the touch could not be stored; retry later");
+        } else if (p->mode == MODE_S2S) {
+            char head[64];
+            umg_buf_t out = {0};
+            int n = snprintf(head, sizeof(head), "{\"accepted\":%zu,\"rejected\":[", stored);
+            int rc = umg_buf_append(&out, head, (size_t)n);
+            rc = rc ? rc : umg_buf_append(&out, p->rejected.ptr ? p->rejected.ptr : "", p->rejected.len);
+            rc = rc ? rc : umg_buf_append(&out, "]}\n", 3);
+            if (rc == UMG_OK) {
+                umg_http_respond(req, 202, "application/json", out.ptr, out.len, NULL);
+            } else {
+                umg_http_error(req, 503, "out_of_memory", NULL, "out of memory; retry");
+            }
+            umg_buf_free(&out);
+        } else if (p->mode == MODE_CLICK && p->location[0] != '\0') {
+            umg_http_respond(req, 302, "text/plain", "", 0, p->headers);
+        } else {
+            umg_http_respond(req, 204, "text/plain", "", 0, p->headers[0] ? p->headers : NULL);
+        }
+    }
+    tpend_put(p->t, p);
+}
+
+static void on_done(umg_bus_batch_t *b, int status)
+{
+    tpend_t *p = (tpend_t *)b;
+    p->status = status;
+    umg_http_resume(p->defer, on_resume, p);
+}
+
+/* Hands the batch to the log and parks the request; answers itself on failure. */
+static void submit(tthread_t *t, umg_http_req_t *req, tpend_t *p)
+{
+    umg_ingest_t *ing = t->ing;
+    for (size_t i = 0; i < p->batch.n; i++) {
+        p->recs[i].payload = p->payloads.ptr + (uintptr_t)p->recs[i].payload;
+    }
+    p->batch.recs = p->recs;
+    p->batch.done = on_done;
+    if ((p->defer = umg_http_defer(req)) == NULL) {
+        tpend_put(t, p);
+        umg_http_error(req, 503, "out_of_memory", NULL, "out of memory; retry");
+        return;
+    }
+    int rc = ing->bus_ops->submit(ing->bus, &p->batch);
+    if (rc != UMG_OK) {
+        umg_metric_add(&m_refused, 1);
+        umg_http_defer_cancel(p->defer);
+        tpend_put(t, p);
+        umg_http_error(req, 503, rc == UMG_EFULL ? "overloaded" : "log_unavailable", NULL,
+                       "the event log cannot take the touch now; retry after the given seconds");
+    }
+}
+
+/* ---------------------------------------------------------------- links */
+
+static int link_param(void *ctx, const char *name, umg_slice_t *value)
+{
+    return umg_http_query_param(ctx, name, value);
+}
+
+/* 1 for printable UTF-8 without control characters (what a stored touch may hold). */
+static int ua_ok(umg_slice_t s)
+{
+    const unsigned char *p = (const unsigned char *)s.ptr;
+    for (size_t i = 0; i < s.len;) {
+        unsigned c = p[i];
+        size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+        if (n == 0 || i + n > s.len || (n == 1 && (c < 0x20 || c == 0x7f)) || (n == 2 && c < 0xc2) ||
+            (n == 2 && c == 0xc2 && p[i + 1] < 0xa0)) {
+            return 0;
+        }
+        for (size_t k = 1; k < n; k++) {
+            if ((p[i + k] & 0xc0) != 0x80) {
+                return 0;
+            }
+        }
+        i += n;
+    }
+    return 1;
+}
+
+static void link_touch(umg_http_req_t *req, void *thread_data, int mode)
+{
+    umg_ingest_t *ing = umg__ingest_of(thread_data);
+    if (!atomic_load_explicit(&ing->ready, memory_order_acquire)) {
+        umg_http_error(req, 503, "not_ready", NULL, "the server is still recovering its log; retry shortly");
+        return;
+    }
+    tthread_t *t = tstate(ing);
+    tpend_t *p = t ? tpend_get(t) : NULL;
+    if (p == NULL) {
+        umg_http_error(req, 503, "out_of_memory", NULL, "out of memory; retry");
+        return;
+    }
+    umg_slice_t path = umg_http_path(req);
+    umg_slice_t id = umg_slice(path.ptr + 3, path.len - 3); /* after "/c/" or "/v/" */
+    for (size_t i = 0; i < id.len; i++) {
+        if (id.ptr[i] == '?' || id.ptr[i] == '/') {
+            id.len = i;
+            break;
+        }
+    }
+    umg_slice_t redirect = {0};
+    if (mode == MODE_CLICK && umg_http_query_param(req, "redirect", &redirect) != UMG_OK) {
+        redirect = (umg_slice_t){0};
+    }
+    if (umg_apps_redirect(ing->apps, id, redirect, &t->app, p->location, sizeof(p->location)) != UMG_OK) {
+        tpend_put(t, p);
+        umg_http_error(req, 404, "not_found", "app", "no such app");
+        return;
+    }
+    p->mode = mode;
+    t->now = umg_now_us();
+    umg_touch_t tc;
+    memset(&tc, 0, sizeof(tc));
+    tc.type = mode == MODE_CLICK ? UMG_TOUCH_CLICK : UMG_TOUCH_IMPRESSION;
+    tc.ts_us = t->now;
+    umg_touch_error_t dropped[8];
+    size_t ndropped = 0;
+    umg_touch_from_params(&tc, link_param, req, dropped, UMG_ARRAY_SIZE(dropped), &ndropped);
+    const char *ip = umg_http_client_ip(req);
+    tc.ip = umg_slice(ip, strlen(ip));
+    tc.user_agent = umg_http_header(req, "user-agent");
+    if (tc.user_agent.len > UMG_TOUCH_MAX_UA) {
+        /* Cut on a character boundary. */
+        size_t n = UMG_TOUCH_MAX_UA;
+        while (n > 0 && ((unsigned char)tc.user_agent.ptr[n] & 0xc0) == 0x80) {
+            n--;
+        }
+        tc.user_agent.len = n;
+    }
+    if (!ua_ok(tc.user_agent) && ndropped < UMG_ARRAY_SIZE(dropped)) {
+        /* Control characters or invalid UTF-8: left out, like a bad parameter. */
+        tc.user_agent = (umg_slice_t){0};
+        dropped[ndropped] = (umg_touch_error_t){.code = "invalid_value"};
+        snprintf(dropped[ndropped].field, sizeof(dropped[ndropped].field), "user_agent");
+        ndropped++;
+    }
+    int rc = add_touch(t, p, &tc);
+    if (rc != UMG_OK) {
+        tpend_put(t, p);
+        umg_http_error(req, 503, "out_of_memory", NULL, "out of memory; retry");
+        return;
+    }
+    /* Answer headers: where to go, and which parameters were left out. */
+    size_t hl = 0;
+    if (mode == MODE_CLICK && p->location[0] != '\0') {
+        hl += (size_t)snprintf(p->headers, sizeof(p->headers), "Location: %s\r\nCache-Control: no-store\r\n",
+                               p->location);
+    }
+    if (ndropped > 0) {
+        umg_metric_add(&m_dropped, (int64_t)ndropped);
+        hl += (size_t)snprintf(p->headers + hl, sizeof(p->headers) - hl, "X-Dropped-Fields: ");
+        for (size_t i = 0; i < ndropped && hl < sizeof(p->headers) - 64; i++) {
+            hl += (size_t)snprintf(p->headers + hl, sizeof(p->headers) - hl, "%s%s", i ? "," : "", dropped[i].field);
+        }
+        snprintf(p->headers + hl, sizeof(p->headers) - hl, "\r\n");
+    }
+    submit(t, req, p);
+}
+
+void umg_ingest_click(umg_http_req_t *req, void *thread_data)
+{
+    link_touch(req, thread_data, MODE_CLICK);
+}
+
+void umg_ingest_impression(umg_http_req_t *req, void *thread_data)
+{
+    link_touch(req, thread_data, MODE_IMPRESSION);
+}
+
+/* ---------------------------------------------------------------- server to server */
+
+static int on_touch(void *ctx, size_t index, umg_touch_t *tc, const umg_touch_error_t *err)
+{
+    tthread_t *t = ctx;
+    tpend_t *p = t->cur;
+    if (tc == NULL) {
+        umg_buf_t *b = &p->rejected;
+        umg_metric_add(&m_rejected, 1);
+        int rc = p->nrejected++ ? umg_buf_putc(b, ',') : UMG_OK;
+        rc = rc ? rc : umg_buf_printf(b, "{\"index\":%zu,\"code\":", index);
+        rc = rc ? rc : umg_buf_json_str(b, err->code, strlen(err->code));
+        if (err->field[0] != '\0') {
+            rc = rc ? rc : umg_buf_append(b, ",\"field\":", 9);
+            rc = rc ? rc : umg_buf_json_str(b, err->field, strlen(err->field));
+        }
+        rc = rc ? rc : umg_buf_append(b, ",\"message\":", 11);
+        rc = rc ? rc : umg_buf_json_str(b, err->message, strlen(err->message));
+        return rc ? rc : umg_buf_putc(b, '}');
+    }
+    return add_touch(t, p, tc);
+}
+
+void umg_ingest_touches(umg_http_req_t *req, void *thread_data)
+{
+    umg_ingest_t *ing = umg__ingest_of(thread_data);
+    if (!atomic_load_explicit(&ing->ready, memory_order_acquire)) {
+        umg_http_error(req, 503, "not_ready", NULL, "the server is still recovering its log; retry shortly");
+        return;
+    }
+    umg_principal_t who;
+    if (umg__ingest_auth(ing, req, 0, &who) != 0) {
+        return;
+    }
+    if (who.kind != UMG_PRINCIPAL_APP_SECRET) {
+        umg_http_error(req, 403, "forbidden", "X-App-Secret", "touches are sent with the app secret (X-App-Secret)");
+        return;
+    }
+    tthread_t *t = tstate(ing);
+    tpend_t *p = t ? tpend_get(t) : NULL;
+    if (p == NULL) {
+        umg_http_error(req, 503, "out_of_memory", NULL, "out of memory; retry");
+        return;
+    }
+    p->mode = MODE_S2S;
+    t->cur = p;
+    t->app = who.app;
+    t->req = req;
+    t->now = umg_now_us();
+    umg_touch_limits_t lim = {
+        .now_us = t->now, .max_future_us = ing->cfg.max_future_ms * 1000, .max_age_us = ing->cfg.max_age_ms * 1000};
+    umg_touch_error_t err;
+    memset(&err, 0, sizeof(err));
+    umg_slice_t body = umg_http_body(req);
+    int rc = umg_touch_decode(t->dec, body.ptr, body.len, &lim, on_touch, t, &err);
+    t->cur = NULL;
+    if (rc == UMG_EPARSE || rc == UMG_ERANGE) {
+        tpend_put(t, p);
+        umg_http_error(req, rc == UMG_ERANGE ? 413 : 400, err.code ? err.code : "invalid_json",
+                       err.field[0] ? err.field : NULL,
+                       err.message[0] ? err.message : "the body must be {\"touches\": [...]}");
+        return;
+    }
+    if (rc != UMG_OK) {
+        tpend_put(t, p);
+        umg_http_error(req, 503, "out_of_memory", NULL, "out of memory; retry");
+        return;
+    }
+    if (p->batch.n == 0) {
+        p->status = UMG_OK;
+        on_resume(req, p);
+        return;
+    }
+    submit(t, req, p);
+}

@@ -1,0 +1,132 @@
+"""Touches through the real daemon: click links record a durable click and
+redirect to the store (or an allowlisted URL, never elsewhere), impression
+links answer 204, server-to-server batches take the app secret with
+per-touch errors, touch exports, and forget requests cover touches."""
+
+import json
+import time
+
+from harness import DaemonTestCase, event, gaid, parse_json, quote
+from test_tenancy import PASSWORD, create_user
+
+STORE = "https://play.google.com/store/apps/details?id=com.example.game"
+
+
+class TouchTest(DaemonTestCase):
+
+    def setUp(self):
+        self.d = self.daemon(start=False, extra_args=["--set", "privacy.check_interval=200ms"])
+        self.app = self.d.create_app("Org A", "Game", "android", extra=["--store-url", STORE])
+        self.other = self.d.create_app("Org B", "Game", "android")
+        create_user(self.d.data_dir, "Org A", "owner@a.test", "owner")
+        self.d.start()
+        st, h, data = self.d.request("POST", "/v1/auth/login", {"email": "owner@a.test", "password": PASSWORD})
+        self.tok = parse_json(data)["access_token"]
+
+    def touches(self, app=None, secret=None):
+        app = app or self.app
+        st, h, data = self.d.request("GET", "/v1/export/touches?app=" + app["app_id"],
+                                     headers={"X-App-Secret": secret or app["app_secret"]})
+        self.assertStatus(st, 200, "export touches", data)
+        return [json.loads(l) for l in data.decode().splitlines() if l]
+
+    def test_click_redirects_to_store_and_is_stored(self):
+        g = gaid().upper()
+        q = "source=meta&campaign=%s&adset=a1&ad=ad7&site=s&gaid=%s&lookback=3d&retargeting=1&sub1=x&deep_link=%s" % (
+            quote("Black Friday"), g, quote("mygame://level/3"))
+        st, h, data = self.d.request("GET", "/c/%s?%s" % (self.app["app_id"], q),
+                                     headers={"User-Agent": "Mozilla/5.0 (Linux; Android 14; Pixel 8)"})
+        self.assertStatus(st, 302, "click", data)
+        self.assertEqual(h["location"], STORE)
+        self.assertTrue(h.get("x-request-id"))
+        out = self.touches()
+        self.assertEqual(len(out), 1)
+        t = out[0]
+        self.assertEqual((t["type"], t["source"], t["campaign"], t["adset"], t["ad"], t["site"]),
+                         ("click", "meta", "Black Friday", "a1", "ad7", "s"))
+        self.assertEqual(t["device"]["gaid"], g.lower())
+        self.assertEqual(t["ip"], "127.0.0.1")
+        self.assertEqual(t["user_agent"], "Mozilla/5.0 (Linux; Android 14; Pixel 8)")
+        self.assertEqual(t["lookback_s"], 3 * 86400)
+        self.assertIs(t["retargeting"], True)
+        self.assertEqual(len(t["click_id"]), 32, "a click_id is made when absent")
+        self.assertEqual(t["deep_link"], "mygame://level/3")
+        self.assertEqual(self.export_ok(self.d, self.app), [], "touches are not events")
+
+    def test_redirect_only_to_allowlisted_hosts(self):
+        st, h, data = self.d.request("PATCH", "/v1/apps/" + self.app["app_id"],
+                                     {"settings": {"redirect_allowlist": ["example.com"]}},
+                                     {"Authorization": "Bearer " + self.tok})
+        self.assertStatus(st, 200, "allowlist", data)
+        cases = [("https://example.com/landing?x=1", "https://example.com/landing?x=1"),
+                 ("https://promo.example.com/a", "https://promo.example.com/a"),
+                 ("https://evil.com/", STORE), ("https://example.com.evil.com/", STORE),
+                 ("https://evilexample.com/", STORE), ("javascript:alert(1)", STORE),
+                 ("//evil.com", STORE), ("https://user@evil.com@example.com/", STORE),
+                 ("https://example.com/\r\nSet-Cookie: x=1", STORE)]
+        for target, want in cases:
+            with self.subTest(target=target):
+                st, h, data = self.d.request("GET", "/c/%s?source=s&redirect=%s" % (self.app["app_id"], quote(target)))
+                self.assertStatus(st, 302, target, data)
+                self.assertEqual(h["location"], want)
+                self.assertNotIn("set-cookie", h)
+
+    def test_impression_bad_fields_and_unknown_app(self):
+        st, h, data = self.d.request("GET", "/v/%s?source=net&gaid=not-a-uuid&lookback=99y" % self.app["app_id"])
+        self.assertStatus(st, 204, "impression", data)
+        self.assertIn("gaid", h.get("x-dropped-fields", ""))
+        out = self.touches()
+        self.assertEqual(out[0]["type"], "impression")
+        self.assertNotIn("device", out[0])
+        st, h, data = self.d.request("GET", "/c/app_0000000000000000?source=s")
+        self.assertError((st, h, data), 404, "not_found", "app")
+        st, h, data = self.d.request("GET", "/metrics")
+        self.assertIn(b'umg_touches_accepted_total{type="impression"} 1', data)
+
+    def test_server_to_server(self):
+        now_ms = int(time.time() * 1000)
+        body = {"touches": [
+            {"type": "click", "ts": now_ms - 1000, "source": "net", "campaign": "c", "click_id": "abc123",
+             "device": {"idfa": gaid()}, "ip": "198.51.100.7", "user_agent": "UA", "retargeting": True},
+            {"type": "impression", "ts": now_ms - 2000, "source": "net", "ip": "198.51.100.8"},
+            {"type": "swipe", "ts": now_ms},
+            {"type": "click", "ts": now_ms, "device": {"gaid": "zzz"}},
+            {"type": "click", "ts": now_ms, "nope": 1},
+        ]}
+        st, h, data = self.d.request("POST", "/v1/touches", body, {"X-App-Secret": self.app["app_secret"]})
+        self.assertStatus(st, 202, "touches", data)
+        r = parse_json(data)
+        self.assertEqual(r["accepted"], 2)
+        self.assertEqual([(x["index"], x["field"]) for x in r["rejected"]],
+                         [(2, "type"), (3, "device.gaid"), (4, "nope")])
+        out = self.touches()
+        self.assertEqual([t["click_id"] for t in out if t["type"] == "click"], ["abc123"])
+        st, h, data = self.d.request("POST", "/v1/touches", body, {"X-App-Key": self.app["app_key"]})
+        self.assertEqual(st, 401, data)
+        st, h, data = self.d.request("POST", "/v1/touches", "{", {"X-App-Secret": self.app["app_secret"]})
+        self.assertError((st, h, data), 400, "invalid_json")
+        st, h, data = self.d.request("GET", "/v1/export/touches?app=" + self.app["app_id"],
+                                     headers={"X-App-Secret": self.other["app_secret"]})
+        self.assertError((st, h, data), 404, "not_found", "app")
+
+    def test_forget_covers_touches(self):
+        x = gaid()
+        for _ in range(3):
+            st, h, data = self.d.request("GET", "/c/%s?source=s&gaid=%s" % (self.app["app_id"], x))
+            self.assertStatus(st, 302, "click", data)
+        self.d.request("GET", "/c/%s?source=s&gaid=%s" % (self.app["app_id"], gaid()))
+        self.ingest_ok(self.d, self.app, event(device={"gaid": x, "platform": "android"}), accepted=1)
+        st, h, data = self.d.request("POST", "/v1/privacy/forget", {"app_id": self.app["app_id"],
+                                                                    "devices": [{"gaid": x}]},
+                                     {"Authorization": "Bearer " + self.tok})
+        rid = parse_json(data)["request_id"]
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            r = parse_json(self.d.request("GET", "/v1/privacy/requests/" + rid,
+                                          headers={"Authorization": "Bearer " + self.tok})[2])
+            if r["status"] == "done":
+                break
+            time.sleep(0.1)
+        self.assertEqual(r["records_forgotten"], 4)
+        self.assertEqual(len(self.touches()), 1)
+        self.assertEqual(self.export_ok(self.d, self.app), [])

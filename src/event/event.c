@@ -913,7 +913,9 @@ static void event_reset(umg_event_t *ev, int64_t now_us)
     ev->received_us = now_us;
 }
 
-/* Decodes one event object. 0: valid; -1: *err is filled; UMG_ENOMEM. */
+/* Decodes one event object. 0: valid; DECODE_INVALID: *err is filled; UMG_ENOMEM (which is -1 too,
+ * hence the positive code for an invalid event). */
+#define DECODE_INVALID 1
 static int decode_event(umg_event_decoder_t *d, const umg_event_limits_t *lim, umg_json_val_t v, umg_event_t *ev,
                         umg_event_error_t *err)
 {
@@ -926,12 +928,12 @@ static int decode_event(umg_event_decoder_t *d, const umg_event_limits_t *lim, u
         err->code = E_INVALID_TYPE;
         err->field[0] = '\0';
         snprintf(err->message, sizeof(err->message), "an event must be an object, not %s", json_type_name(t));
-        return -1;
+        return DECODE_INVALID;
     }
-    if (walk_object(&c, v, top_member) != 0) {
-        return c.rc != 0 ? c.rc : -1;
+    if (walk_object(&c, v, top_member) != 0 || check_event(&c) != 0) {
+        return c.rc != 0 ? c.rc : DECODE_INVALID;
     }
-    return check_event(&c);
+    return 0;
 }
 
 /* ----------------------------------------------------------- decoder API */
@@ -1117,7 +1119,7 @@ static int walk_one(void *ctx, size_t index, umg_json_val_t v)
     if (rc == 0) {
         return w->cb(w->ctx, index, &w->d->ev, NULL);
     }
-    if (rc == -1) {
+    if (rc == DECODE_INVALID) {
         return w->cb(w->ctx, index, NULL, &err);
     }
     return rc; /* UMG_ENOMEM */

@@ -1886,8 +1886,8 @@ static int log_rewrite(umg_bus_t *bus, const umg_bus_rewriter_t *rw, umg_bus_rew
         }
         atomic_store(&seg->busy, 0);
         if (rc != UMG_OK) {
-            umg_log(rc == UMG_ECLOSED ? UMG_LOG_INFO : UMG_LOG_ERROR, "bus", "rewrite of segment %020llu failed: %s", (unsigned long long)info.base,
-                    umg_strerror(rc));
+            umg_log(rc == UMG_ECLOSED ? UMG_LOG_INFO : UMG_LOG_ERROR, "bus", "rewrite of segment %020llu failed: %s",
+                    (unsigned long long)info.base, umg_strerror(rc));
             break;
         }
     }

@@ -214,12 +214,17 @@ static void run_pass(umg_privacy_runner_t *r)
         umg_bus_rewrite_stats_t st;
         int64_t t0 = umg_now_us();
         int rc = r->ops->rewrite(r->bus, &rw, &st);
-        umg_log(rc == UMG_OK ? UMG_LOG_INFO : rc == UMG_ECLOSED ? UMG_LOG_WARN : UMG_LOG_ERROR, "privacy",
+        umg_log(rc == UMG_OK        ? UMG_LOG_INFO
+                : rc == UMG_ECLOSED ? UMG_LOG_WARN
+                                    : UMG_LOG_ERROR,
+                "privacy",
                 "log rewrite %s: %d forget identifiers, %llu records read, %llu forgotten, %llu IPs truncated, "
                 "%llu segments replaced, %.3f s",
-                rc == UMG_OK ? "done" : rc == UMG_ECLOSED ? "stopped for shutdown" : "failed", pending > 0 ? pending : 0, (unsigned long long)st.records,
-                (unsigned long long)st.tombstoned, (unsigned long long)st.replaced, (unsigned long long)st.segments,
-                (double)(umg_now_us() - t0) / 1e6);
+                rc == UMG_OK        ? "done"
+                : rc == UMG_ECLOSED ? "stopped for shutdown"
+                                    : "failed",
+                pending > 0 ? pending : 0, (unsigned long long)st.records, (unsigned long long)st.tombstoned,
+                (unsigned long long)st.replaced, (unsigned long long)st.segments, (double)(umg_now_us() - t0) / 1e6);
         if (rc == UMG_OK && pending > 0) {
             finish_requests(r, &p);
         }

@@ -86,7 +86,7 @@ enum {
     J_DEVICE,
     J_IP,
     J_USER_AGENT,
-    J_TOUCH_ID,    /* stored form only */
+    J_TOUCH_ID,    /* stored form, and optional on server-to-server touches (retries are duplicates) */
     J_APP_ID,      /* stored form only */
     J_RECEIVED_AT, /* stored form only */
     J_LOOKBACK_S,  /* stored form only; the same field as "lookback" */
@@ -903,7 +903,7 @@ static int top_member(tctx_t *c, const umg_json_item_t *it)
         return FAIL(c, it, E_INVALID_UTF8, "key is not valid UTF-8");
     }
     int f = top_key(it->key, it->klen);
-    if (f < 0 || (f >= J_TOUCH_ID && !c->stored)) {
+    if (f < 0 || (f > J_TOUCH_ID && !c->stored)) { /* touch_id: a server-to-server touch may bring its own */
         return FAIL(c, it, E_UNKNOWN_FIELD, "unknown field");
     }
     if (first_time(c, it, f == J_LOOKBACK_S ? P_LOOKBACK : f) != 0) {

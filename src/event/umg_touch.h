@@ -25,7 +25,7 @@ typedef enum { UMG_TOUCH_CLICK = 1, UMG_TOUCH_IMPRESSION = 2 } umg_touch_type_t;
  * valid until the next decode on the same decoder; empty slices are absent.
  */
 typedef struct umg_touch_s {
-    umg_uuid_t touch_id; /* made by the server */
+    umg_uuid_t touch_id; /* made by the server, unless a server-to-server touch brings one ("touch_id") */
     umg_touch_type_t type;
     int64_t ts_us;       /* links: the receive time; server-to-server: "ts" */
     int64_t received_us; /* server receive time */

@@ -141,7 +141,10 @@ static void tpend_put(tthread_t *t, tpend_t *p)
 static int add_touch(tthread_t *t, tpend_t *p, umg_touch_t *tc)
 {
     char click_id[40];
-    umg_uuid_v4(&tc->touch_id);
+    static const umg_uuid_t nil;
+    if (memcmp(&tc->touch_id, &nil, sizeof(nil)) == 0) {
+        umg_uuid_v4(&tc->touch_id); /* else the sender's id: a retry is answered as a duplicate */
+    }
     tc->received_us = t->now;
     tc->app_id = umg_slice(t->app.public_id, strlen(t->app.public_id));
     if (tc->type == UMG_TOUCH_CLICK && tc->click_id.len == 0) {
@@ -188,22 +191,23 @@ static int add_touch(tthread_t *t, tpend_t *p, umg_touch_t *tc)
 static void on_resume(umg_http_req_t *req, void *data)
 {
     tpend_t *p = data;
-    size_t stored = 0;
+    size_t stored = 0, dups = 0;
     for (size_t i = 0; p->status == UMG_OK && i < p->batch.n; i++) {
         stored += p->recs[i].status == UMG_OK;
+        dups += p->recs[i].status == UMG_EEXIST;
     }
     if (p->status == UMG_OK) {
         umg_metric_add(p->mode == MODE_IMPRESSION ? &m_impressions : &m_clicks, (int64_t)stored);
     }
     if (req != NULL) {
-        if (p->status != UMG_OK || stored < p->batch.n) {
+        if (p->status != UMG_OK || stored + dups < p->batch.n) {
             umg_metric_add(&m_refused, 1);
             umg_http_error(req, 503, p->status == UMG_ENOSPC ? "disk_full" : "log_unavailable", NULL,
                            "the touch could not be stored; retry later");
         } else if (p->mode == MODE_S2S) {
             char head[64];
             umg_buf_t out = {0};
-            int n = snprintf(head, sizeof(head), "{\"accepted\":%zu,\"rejected\":[", stored);
+            int n = snprintf(head, sizeof(head), "{\"accepted\":%zu,\"duplicates\":%zu,\"rejected\":[", stored, dups);
             int rc = umg_buf_append(&out, head, (size_t)n);
             rc = rc ? rc : umg_buf_append(&out, p->rejected.ptr ? p->rejected.ptr : "", p->rejected.len);
             rc = rc ? rc : umg_buf_append(&out, "]}\n", 3);

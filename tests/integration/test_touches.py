@@ -101,6 +101,12 @@ class TouchTest(DaemonTestCase):
                          [(2, "type"), (3, "device.gaid"), (4, "nope")])
         out = self.touches()
         self.assertEqual([t["click_id"] for t in out if t["type"] == "click"], ["abc123"])
+        # A touch with its own touch_id is stored once, however often it is sent.
+        once = {"touches": [{"type": "click", "ts": now_ms, "source": "net", "touch_id": "0f8fad5b-d9cb-469f-a165-70867728950e"}]}
+        for dup in (0, 1):
+            st, h, data = self.d.request("POST", "/v1/touches", once, {"X-App-Secret": self.app["app_secret"]})
+            self.assertEqual((parse_json(data)["accepted"], parse_json(data)["duplicates"]), (1 - dup, dup))
+        self.assertEqual(len(self.touches()), 3)
         st, h, data = self.d.request("POST", "/v1/touches", body, {"X-App-Key": self.app["app_key"]})
         self.assertEqual(st, 401, data)
         st, h, data = self.d.request("POST", "/v1/touches", "{", {"X-App-Secret": self.app["app_secret"]})

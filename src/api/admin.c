@@ -8,7 +8,11 @@
 #include "umg_ingest.h"
 
 #include <pthread.h>
+#include <sodium.h>
 #include <stdlib.h>
+
+#define ADMIN_MAX_BODY (64u << 10)
+#define ADMIN_MAX_QUEUE 1024 /* waiting requests; more get 503 (at most 64 MiB of bodies) */
 
 /* ---------------------------------------------------------------- routes */
 
@@ -64,6 +68,9 @@ static void job_free(job_t *j)
     if (j != NULL) {
         umg_free(j->path);
         umg_free(j->query);
+        if (j->body != NULL) {
+            sodium_memzero(j->body, j->body_len); /* it may hold a password */
+        }
         umg_free(j->body);
         umg_buf_free(&j->out);
         umg_free(j->audit_strs);
@@ -132,7 +139,7 @@ static void *worker_main(void *arg)
 static int enqueue(umg_admin_t *a, job_t *j)
 {
     pthread_mutex_lock(&a->mu);
-    if (a->stopping || a->queued >= 4096) {
+    if (a->stopping || a->queued >= ADMIN_MAX_QUEUE) {
         pthread_mutex_unlock(&a->mu);
         return UMG_EFULL;
     }
@@ -223,6 +230,10 @@ void umg_admin_handle(umg_http_req_t *req, umg_admin_t *a)
         umg_http_error(req, 404, "not_found", NULL, "no such endpoint");
         return;
     }
+    if (umg_http_body(req).len > ADMIN_MAX_BODY) {
+        umg_http_error(req, 413, "body_too_large", NULL, "admin requests take at most 64 KiB");
+        return;
+    }
     job_t *j = umg_calloc(1, sizeof(*j));
     if (j == NULL) {
         umg_http_error(req, 503, "out_of_memory", NULL, "out of memory; retry");
@@ -281,6 +292,7 @@ int umg_admin_new(const char *data_dir, umg_auth_t *auth, umg_limits_t *limits, 
     pthread_once(&once, umg__admin_metrics_register);
     a->auth = auth;
     a->limits = limits;
+    umg_random_bytes(&a->login_seed, sizeof(a->login_seed)); /* collisions cannot be searched for offline */
     a->lcfg = *lcfg;
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->cv, NULL);
@@ -429,7 +441,7 @@ static login_slot_t *login_slot(umg_admin_t *a, const char *kind, const char *va
     if (a->login == NULL && (a->login = umg_calloc(LOGIN_SLOTS, sizeof(login_slot_t))) == NULL) {
         return NULL;
     }
-    uint64_t h = umg_hash64(value, strlen(value), umg_hash64(kind, strlen(kind), 0x5eed));
+    uint64_t h = umg_hash64(value, strlen(value), umg_hash64(kind, strlen(kind), a->login_seed));
     login_slot_t *s = &a->login[h % LOGIN_SLOTS];
     int64_t now = umg_now_us();
     const umg_auth_config_t *cfg = umg_auth_config(a->auth);
@@ -471,7 +483,8 @@ void umg__login_failed(umg_admin_t *a, const char *ip, const char *email)
 void umg__login_succeeded(umg_admin_t *a, const char *email)
 {
     login_slot_t *s = login_slot(a, "account", email);
-    if (s != NULL) {
-        s->failures = 0;
+    uint64_t h = umg_hash64(email, strlen(email), umg_hash64("account", 7, a->login_seed));
+    if (s != NULL && s->key == h) {
+        s->failures = 0; /* only the account's own slot: never one it shares with a colliding key */
     }
 }

@@ -1239,10 +1239,38 @@ static int user_json(sqlite3_stmt *st, umg_buf_t *o)
 
 #define USER_COLS "public_id, email, role, apps, disabled, created_us, last_login_us, id"
 
-/* Grants come from users (their role) or API tokens (never owners). */
-static umg_role_t granter_role(const umg_principal_t *w)
+/*
+ * 1 when the caller may give role r: owners any role, admins any but owner
+ * (a token acts with its creator's current role), and a token never gives a
+ * role holding permissions the token itself lacks.
+ */
+static int may_grant(const umg_principal_t *w, umg_role_t r)
 {
-    return w->kind == UMG_PRINCIPAL_USER ? w->role : UMG_ROLE_ADMIN;
+    if (!umg_role_may_grant(w->role, r)) {
+        return 0;
+    }
+    return w->kind != UMG_PRINCIPAL_TOKEN || (umg_role_perms(r) & ~w->perms) == 0;
+}
+
+/* A caller limited to some apps manages only users inside those apps: csv (NULL: all apps) must be within them. */
+static int apps_within(umg_admin_t *a, job_t *j, const char *csv)
+{
+    if (j->who.all_apps) {
+        return 1;
+    }
+    if (csv == NULL) {
+        return 0;
+    }
+    for (const char *s = csv; *s;) {
+        size_t n = strcspn(s, ",");
+        umg_app_t app;
+        if (umg_apps_find_id(umg_auth_apps(a->auth), umg_slice(s, n), &app) != UMG_OK ||
+            !umg_principal_can(&j->who, UMG_PERM_APPS_READ, &app)) {
+            return 0;
+        }
+        s += n + (s[n] == ',');
+    }
+    return 1;
 }
 
 static int64_t active_owners(umg_admin_t *a, uint32_t org)
@@ -1290,8 +1318,11 @@ static void ep_users(umg_admin_t *a, job_t *j, path_t *p)
         }
         int has_apps = get_list(j, &b, "apps", UMG_PRINCIPAL_MAX_APPS, 32, &apps);
         umg_role_t r = umg_role_parse(role, strlen(role));
-        if (has_apps >= 0 && r != UMG_ROLE_NONE && !umg_role_may_grant(granter_role(&j->who), r)) {
-            umg__job_error(j, 403, "forbidden", "role", "only an owner may create owners");
+        if (has_apps >= 0 && r != UMG_ROLE_NONE && !may_grant(&j->who, r)) {
+            umg__job_error(j, 403, "forbidden", "role", "you may not give this role");
+            has_apps = -1;
+        } else if (has_apps >= 0 && !apps_within(a, j, has_apps ? apps.ptr : NULL)) {
+            umg__job_error(j, 403, "forbidden", "apps", "you can only give access to apps you have");
             has_apps = -1;
         }
         if (has_apps < 0) {
@@ -1357,6 +1388,9 @@ static void ep_users(umg_admin_t *a, job_t *j, path_t *p)
     int64_t uid = sqlite3_column_int64(st, 7);
     umg_role_t cur = umg_role_parse(col(st, 2), strlen(col(st, 2)));
     int cur_disabled = sqlite3_column_int(st, 4);
+    char *target_apps = col(st, 3) ? umg_strndup(col(st, 3), strlen(col(st, 3))) : NULL;
+    int within = apps_within(a, j, target_apps);
+    umg_free(target_apps);
     if (is(j->method, "GET")) {
         int rc = user_json(st, o);
         sqlite3_finalize(st);
@@ -1368,9 +1402,13 @@ static void ep_users(umg_admin_t *a, job_t *j, path_t *p)
         return;
     }
     sqlite3_finalize(st);
-    int self = j->who.kind == UMG_PRINCIPAL_USER && j->who.internal_id == uid;
-    if (cur == UMG_ROLE_OWNER && granter_role(&j->who) != UMG_ROLE_OWNER) {
+    int self = strcmp(j->who.user_id, upid) == 0; /* the user, or a token the user made */
+    if (cur == UMG_ROLE_OWNER && j->who.role != UMG_ROLE_OWNER) {
         umg__job_error(j, 403, "forbidden", NULL, "only an owner may change or remove an owner");
+        return;
+    }
+    if (!within) {
+        umg__job_error(j, 403, "forbidden", NULL, "this user has access to apps you do not have");
         return;
     }
     if (is(j->method, "DELETE")) {
@@ -1426,12 +1464,20 @@ static void ep_users(umg_admin_t *a, job_t *j, path_t *p)
     const char *err = NULL;
     if (has_role && r == UMG_ROLE_NONE) {
         err = "role must be owner, admin, analyst, marketer or viewer";
-    } else if (has_role && !umg_role_may_grant(granter_role(&j->who), r)) {
+    } else if (has_role && !may_grant(&j->who, r)) {
         umg_buf_free(&apps);
-        umg__job_error(j, 403, "forbidden", "role", "only an owner may make owners");
+        umg__job_error(j, 403, "forbidden", "role", "you may not give this role");
         return;
     } else if (self && (has_role || has_dis || has_apps || apps_null)) {
         err = "you cannot change your own role, apps or status";
+    } else if ((has_apps || apps_null) && !apps_within(a, j, has_apps ? apps.ptr : NULL)) {
+        umg_buf_free(&apps);
+        umg__job_error(j, 403, "forbidden", "apps", "you can only give access to apps you have");
+        return;
+    } else if (has_pw && !self && j->who.role != UMG_ROLE_OWNER) {
+        umg_buf_free(&apps);
+        umg__job_error(j, 403, "forbidden", "password", "only owners set other users' passwords");
+        return;
     }
     if (err != NULL) {
         umg_buf_free(&apps);
@@ -1606,9 +1652,14 @@ static void ep_invitations(umg_admin_t *a, job_t *j, path_t *p)
             umg__job_error(j, 400, "invalid_value", r == UMG_ROLE_NONE && err[0] == 'r' ? "role" : "email", err);
             return;
         }
-        if (!umg_role_may_grant(granter_role(&j->who), r)) {
+        if (!may_grant(&j->who, r)) {
             umg_buf_free(&apps);
-            umg__job_error(j, 403, "forbidden", "role", "only an owner may invite owners");
+            umg__job_error(j, 403, "forbidden", "role", "you may not give this role");
+            return;
+        }
+        if (!apps_within(a, j, has_apps ? apps.ptr : NULL)) {
+            umg_buf_free(&apps);
+            umg__job_error(j, 403, "forbidden", "apps", "you can only give access to apps you have");
             return;
         }
         if (begin(a)) {
@@ -2069,7 +2120,6 @@ static void ep_privacy(umg_admin_t *a, job_t *j, path_t *p)
             if (commit(a, j) == 0) {
                 umg_buf_putc(o, '\n');
                 answer(j, 202);
-                a->privacy_pending = 1;
             }
         }
         umg_arena_free(&c->arena);

@@ -46,7 +46,7 @@ struct umg_admin_s {
     struct login_slot_s *login;
     int64_t usage_saved_us;
     uint8_t privacy_key[32];
-    _Atomic int privacy_pending; /* a forget request arrived: the privacy runner should start early */
+    uint64_t login_seed; /* random per process: the limiter's slots */
 };
 
 /* admin.c */

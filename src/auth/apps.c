@@ -350,18 +350,21 @@ static int url_host(umg_slice_t url, char *host, size_t cap)
     } else {
         return 0;
     }
-    size_t n = 0;
-    for (; i < url.len && url.ptr[i] != '/' && url.ptr[i] != '?' && url.ptr[i] != '#'; i++) {
-        char c = url.ptr[i];
+    /* The whole authority first: user info ("a@b"), backslashes or odd bytes anywhere in it
+     * make browsers disagree about the host, so such a URL is never a redirect target. */
+    size_t end = i;
+    while (end < url.len && url.ptr[end] != '/' && url.ptr[end] != '?' && url.ptr[end] != '#') {
+        char c = url.ptr[end++];
         if (c == '@' || c == '\\' || (unsigned char)c <= 0x20 || (unsigned char)c >= 0x7f) {
-            return 0; /* credentials or odd bytes: never a redirect target */
+            return 0;
         }
-        if (c == ':') {
-            break; /* a port */
-        }
+    }
+    size_t n = 0;
+    for (; i < end && url.ptr[i] != ':'; i++) { /* up to a port */
         if (n + 1 >= cap) {
             return 0;
         }
+        char c = url.ptr[i];
         host[n++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
     }
     host[n] = '\0';

@@ -44,6 +44,8 @@ typedef struct token_s {
     uint32_t apps[UMG_PRINCIPAL_MAX_APPS];
     _Atomic int64_t last_used_us;
     int64_t stored_last_used_us;
+    char creator[24]; /* the user who made it */
+    umg_role_t role;  /* the creator's role now */
 } token_t;
 
 typedef struct snapshot_s {
@@ -110,6 +112,17 @@ static void copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col)
     snprintf(dst, cap, "%s", t ? (const char *)t : "");
 }
 
+/* Before the users are sorted (a linear search; snapshots are loaded rarely). */
+static const user_t *find_user_unsorted(const snapshot_t *s, const char *public_id)
+{
+    for (size_t i = 0; i < s->nusers; i++) {
+        if (strcmp(s->users[i].public_id, public_id) == 0) {
+            return &s->users[i];
+        }
+    }
+    return NULL;
+}
+
 static int snapshot_load(umg_auth_t *a, snapshot_t **out)
 {
     snapshot_t *s = umg_calloc(1, sizeof(*s));
@@ -157,7 +170,7 @@ static int snapshot_load(umg_auth_t *a, snapshot_t **out)
     cap = 0;
     if (sqlite3_prepare_v2(a->db,
                            "SELECT t.token_hash, t.id, t.public_id, t.org_id, o.public_id, t.perms, t.expires_us,"
-                           " t.apps, t.last_used_us FROM api_tokens t JOIN orgs o ON o.id = t.org_id"
+                           " t.apps, t.last_used_us, t.created_by FROM api_tokens t JOIN orgs o ON o.id = t.org_id"
                            " WHERE t.revoked_us = 0",
                            -1, &st, NULL) != SQLITE_OK) {
         rc = UMG_EIO;
@@ -184,6 +197,7 @@ static int snapshot_load(umg_auth_t *a, snapshot_t **out)
         parse_apps(a->apps, sqlite3_column_text(st, 7), &t->all_apps, t->apps, &t->napps);
         t->stored_last_used_us = sqlite3_column_int64(st, 8);
         atomic_init(&t->last_used_us, t->stored_last_used_us);
+        copy_col(t->creator, sizeof(t->creator), st, 9);
     }
     sqlite3_finalize(st);
     st = NULL;
@@ -194,6 +208,43 @@ static int snapshot_load(umg_auth_t *a, snapshot_t **out)
     if (s->nusers > 1) {
         qsort(s->users, s->nusers, sizeof(user_t), cmp_user);
     }
+    /* A token never holds more than its creator holds now: deleted or disabled creators take
+     * their tokens with them, and a demotion or an app limit narrows them. */
+    size_t kept = 0;
+    for (size_t i = 0; i < s->ntokens; i++) {
+        token_t *t = &s->tokens[i];
+        const user_t *u = find_user_unsorted(s, t->creator);
+        if (u == NULL || u->disabled || u->org != t->org) {
+            continue;
+        }
+        t->perms &= umg_role_perms(u->role);
+        t->role = u->role;
+        if (!u->all_apps) {
+            uint32_t keep[UMG_PRINCIPAL_MAX_APPS], n = 0;
+            const uint32_t *cand = t->all_apps ? u->apps : t->apps;
+            uint32_t ncand = t->all_apps ? u->napps : t->napps;
+            for (uint32_t x = 0; x < ncand; x++) {
+                for (uint32_t y = 0; y < u->napps; y++) {
+                    if (cand[x] == u->apps[y]) {
+                        keep[n++] = cand[x];
+                        break;
+                    }
+                }
+            }
+            t->all_apps = 0;
+            t->napps = n;
+            memcpy(t->apps, keep, n * sizeof(uint32_t));
+        }
+        if (kept != i) {
+            memcpy(&s->tokens[kept], t, offsetof(token_t, last_used_us));
+            atomic_init(&s->tokens[kept].last_used_us, atomic_load(&t->last_used_us));
+            s->tokens[kept].stored_last_used_us = t->stored_last_used_us;
+            memcpy(s->tokens[kept].creator, t->creator, sizeof(t->creator));
+            s->tokens[kept].role = t->role;
+        }
+        kept++;
+    }
+    s->ntokens = kept;
     if (s->ntokens > 1) {
         qsort(s->tokens, s->ntokens, sizeof(token_t), cmp_token);
     }
@@ -419,6 +470,7 @@ static void principal_from_user(const user_t *u, umg_principal_t *p)
     snprintf(p->id, sizeof(p->id), "%s", u->public_id);
     p->internal_id = u->id;
     p->role = u->role;
+    snprintf(p->user_id, sizeof(p->user_id), "%s", u->public_id);
     p->perms = umg_role_perms(u->role);
     p->all_apps = u->all_apps;
     p->napps = u->napps;
@@ -484,6 +536,8 @@ static int auth_api_token(umg_auth_t *a, umg_slice_t tok, int64_t now_us, umg_pr
             memset(p, 0, sizeof(*p));
             p->kind = UMG_PRINCIPAL_TOKEN;
             p->org = t->org;
+            p->role = t->role;
+            snprintf(p->user_id, sizeof(p->user_id), "%s", t->creator);
             memcpy(p->org_public_id, t->org_public_id, sizeof(p->org_public_id));
             snprintf(p->id, sizeof(p->id), "%s", t->public_id);
             p->internal_id = t->id;

@@ -81,7 +81,8 @@ typedef struct umg_principal_s {
     char org_public_id[24]; /* "org_..." */
     char id[40];            /* "usr_...", "tok_..." or "app_..." */
     int64_t internal_id;    /* users.id, api_tokens.id, apps.id */
-    umg_role_t role;        /* users; the creator's role for tokens */
+    umg_role_t role;        /* users; the creator's current role for tokens */
+    char user_id[24];       /* the user: the principal itself, or a token's creator */
     uint32_t perms;
     int all_apps; /* 1: every app of the org; else apps[0..napps) */
     uint32_t napps;

@@ -1858,6 +1858,10 @@ static int log_rewrite(umg_bus_t *bus, const umg_bus_rewriter_t *rw, umg_bus_rew
         for (int i = 0; i < 600 && atomic_load(&bus->rolls_done) == before; i++) {
             usleep(10000);
         }
+        if (atomic_load(&bus->rolls_done) == before) {
+            pthread_mutex_unlock(&bus->rwlock_rewrite);
+            return UMG_EAGAIN; /* the writer did not seal the active segment: nothing is covered yet */
+        }
     }
     int rc = UMG_OK;
     for (size_t i = 0;; i++) {

@@ -7,6 +7,7 @@
 #include "umg_admin.h"
 #include "umg_ingest.h"
 #include "umg_privacy.h"
+#include "umg_touch.h"
 
 #include <stdlib.h>
 
@@ -17,6 +18,7 @@ typedef struct export_s {
     int kind;             /* UMG_BUS_KIND_EVENT or UMG_BUS_KIND_TOUCH */
     const umg_pii_t *pii; /* decrypts PII stored encrypted; NULL when none is */
     umg_event_decoder_t *dec;
+    umg_touch_decoder_t *tdec;
     umg_arena_t arena;
 } export_t;
 
@@ -33,7 +35,32 @@ static int on_stored(void *ctx, size_t index, umg_event_t *ev, const umg_event_e
         return UMG_EPARSE;
     }
     int rc = umg_pii_decrypt_event(c->x->pii, ev, &c->x->arena);
-    return rc ? rc : umg_event_encode_json(ev, c->out);
+    if (rc == UMG_EAUTH) {
+        umg_log(UMG_LOG_WARN, "export", "an encrypted field does not decrypt with any key; exported as stored");
+    } else if (rc != UMG_OK) {
+        return rc;
+    }
+    return umg_event_encode_json(ev, c->out);
+}
+
+typedef struct tdecrypt_ctx_s {
+    export_t *x;
+    umg_buf_t *out;
+} tdecrypt_ctx_t;
+
+static int on_stored_touch(void *ctx, size_t index, umg_touch_t *t, const umg_touch_error_t *err)
+{
+    tdecrypt_ctx_t *c = ctx;
+    int stale = 0;
+    (void)index;
+    if (t == NULL) {
+        return UMG_EPARSE;
+    }
+    int rc = umg_pii_decrypt_touch(c->x->pii, t, &c->x->arena, &stale);
+    if (rc != UMG_OK && rc != UMG_EAUTH) {
+        return rc;
+    }
+    return umg_touch_encode_json(t, c->out);
 }
 
 /* Appends a stored payload with its encrypted fields in the clear (as it was sent). */
@@ -41,6 +68,22 @@ static int append_decrypted(export_t *x, const umg_bus_msg_t *m, umg_buf_t *out)
 {
     if (memmem(m->payload, m->len, "\"enc:v1:", 8) == NULL) {
         return umg_buf_append(out, m->payload, m->len);
+    }
+    if (m->kind == UMG_BUS_KIND_TOUCH) {
+        umg_touch_limits_t tl = {
+            .now_us = m->recv_us, .max_future_us = INT64_MAX / 4, .max_age_us = INT64_MAX / 4, .stored = 1};
+        tdecrypt_ctx_t c = {x, out};
+        umg_touch_error_t err;
+        size_t start = out->len;
+        umg_arena_reset(&x->arena);
+        if (x->tdec == NULL && umg_touch_decoder_new(1 << 20, &x->tdec) != UMG_OK) {
+            return UMG_ENOMEM;
+        }
+        if (umg_touch_decode(x->tdec, m->payload, m->len, &tl, on_stored_touch, &c, &err) != UMG_OK) {
+            out->len = start;
+            return umg_buf_append(out, m->payload, m->len);
+        }
+        return UMG_OK;
     }
     size_t n;
     int batch;
@@ -108,8 +151,7 @@ static int export_pull(void *data, umg_buf_t *out, int *done)
         if (m.kind != x->kind) {
             continue;
         }
-        rc = x->pii && m.kind == UMG_BUS_KIND_EVENT ? append_decrypted(x, &m, out)
-                                                    : umg_buf_append(out, m.payload, m.len);
+        rc = x->pii ? append_decrypted(x, &m, out) : umg_buf_append(out, m.payload, m.len);
         rc = rc ? rc : umg_buf_putc(out, '\n');
         if (rc != UMG_OK) {
             return rc;
@@ -124,6 +166,7 @@ static void export_fini(void *data)
     export_t *x = data;
     x->ops->reader_close(x->reader);
     umg_event_decoder_free(x->dec);
+    umg_touch_decoder_free(x->tdec);
     umg_arena_free(&x->arena);
     umg_free(x);
 }

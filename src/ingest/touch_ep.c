@@ -11,6 +11,7 @@
  * store URL (never an open redirect).
  */
 #include "umg_ingest.h"
+#include "umg_privacy.h"
 #include "umg_touch.h"
 
 #include <pthread.h>
@@ -43,6 +44,7 @@ struct tthread_s {
     size_t nfree;
     /* the request being decoded */
     tpend_t *cur;
+    umg_arena_t pii; /* encrypted PII values of the current request */
     umg_app_t app;
     umg_http_req_t *req;
     int64_t now;
@@ -73,6 +75,7 @@ static void tthread_free(void *p)
         umg_free(x);
     }
     umg_touch_decoder_free(t->dec);
+    umg_arena_free(&t->pii);
     umg_free(t);
 }
 
@@ -98,6 +101,7 @@ static tthread_t *tstate(umg_ingest_t *ing)
             return NULL;
         }
         t->ing = ing;
+        umg_arena_init(&t->pii, 8192);
         pthread_setspecific(tkey, t);
     }
     return t;
@@ -155,6 +159,16 @@ static int add_touch(tthread_t *t, tpend_t *p, umg_touch_t *tc)
         }
         tc->click_id = umg_slice(click_id, 32);
     }
+    /* The partition is chosen on the plaintext (below it is only used through h). */
+    umg_slice_t key = umg_touch_device_key(tc);
+    uint64_t h = key.len ? umg_hash64(key.ptr, key.len, 0)
+                         : umg_hash64(tc->user_agent.ptr, tc->user_agent.len, umg_hash64(tc->ip.ptr, tc->ip.len, 0));
+    if (t->ing->pii != NULL) {
+        int erc = umg_pii_encrypt_touch(t->ing->pii, tc, &t->pii);
+        if (erc != UMG_OK) {
+            return erc;
+        }
+    }
     size_t start = p->payloads.len;
     int rc = umg_touch_encode_json(tc, &p->payloads);
     if (rc != UMG_OK) {
@@ -174,9 +188,6 @@ static int add_touch(tthread_t *t, tpend_t *p, umg_touch_t *tc)
     memset(r, 0, sizeof(*r));
     r->app = t->app.id;
     /* By device when there is an identifier, else by IP and User-Agent (a probabilistic match key). */
-    umg_slice_t key = umg_touch_device_key(tc);
-    uint64_t h = key.len ? umg_hash64(key.ptr, key.len, 0)
-                         : umg_hash64(tc->user_agent.ptr, tc->user_agent.len, umg_hash64(tc->ip.ptr, tc->ip.len, 0));
     r->partition = (uint16_t)(h % (uint64_t)t->ing->bus_ops->partitions(t->ing->bus));
     r->kind = UMG_BUS_KIND_TOUCH;
     r->event_us = tc->ts_us;
@@ -294,6 +305,9 @@ static void link_touch(umg_http_req_t *req, void *thread_data, int mode)
     }
     tthread_t *t = tstate(ing);
     tpend_t *p = t ? tpend_get(t) : NULL;
+    if (t != NULL) {
+        umg_arena_reset(&t->pii);
+    }
     if (p == NULL) {
         umg_http_error(req, 503, "out_of_memory", NULL, "out of memory; retry");
         return;
@@ -415,6 +429,9 @@ void umg_ingest_touches(umg_http_req_t *req, void *thread_data)
     }
     tthread_t *t = tstate(ing);
     tpend_t *p = t ? tpend_get(t) : NULL;
+    if (t != NULL) {
+        umg_arena_reset(&t->pii);
+    }
     if (p == NULL) {
         umg_http_error(req, 503, "out_of_memory", NULL, "out of memory; retry");
         return;

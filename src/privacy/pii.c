@@ -4,6 +4,7 @@
  * call (cheap with AES-NI).
  */
 #include "umg_privacy.h"
+#include "umg_touch.h"
 
 #include <openssl/evp.h>
 #include <sodium.h>
@@ -302,7 +303,9 @@ int umg_pii_encrypt_event(const umg_pii_t *p, umg_event_t *ev, umg_arena_t *a)
 {
     PII_FIELDS(ev);
     for (size_t i = 0; i < UMG_ARRAY_SIZE(f); i++) {
-        if ((p->fields & f[i].bit) && f[i].v->len > 0 && !(f[i].v->len > 7 && memcmp(f[i].v->ptr, "enc:v1:", 7) == 0)) {
+        /* Always, even a value that looks encrypted already: a client must not be able to store
+         * a field in the clear (or one no key opens) by sending "enc:v1:..." itself. */
+        if ((p->fields & f[i].bit) && f[i].v->len > 0) {
             int rc = umg_pii_encrypt(p, f[i].name, *f[i].v, a, f[i].v);
             if (rc != UMG_OK) {
                 return rc;
@@ -314,6 +317,7 @@ int umg_pii_encrypt_event(const umg_pii_t *p, umg_event_t *ev, umg_arena_t *a)
 
 int umg_pii_decrypt_event(const umg_pii_t *p, umg_event_t *ev, umg_arena_t *a)
 {
+    int failed = 0;
     PII_FIELDS(ev);
     for (size_t i = 0; i < UMG_ARRAY_SIZE(f); i++) {
         if (f[i].v->len <= 7 || memcmp(f[i].v->ptr, "enc:v1:", 7) != 0) {
@@ -325,10 +329,67 @@ int umg_pii_decrypt_event(const umg_pii_t *p, umg_event_t *ev, umg_arena_t *a)
             return UMG_ENOMEM;
         }
         int rc = umg_pii_decrypt(p, f[i].name, *f[i].v, dst, f[i].v->len, &len);
-        if (rc != UMG_OK) {
+        if (rc == UMG_OK) {
+            *f[i].v = umg_slice(dst, len);
+        } else if (rc != UMG_EAUTH) {
             return rc;
+        } else {
+            failed++; /* left as stored */
         }
-        *f[i].v = umg_slice(dst, len);
+    }
+    return failed ? UMG_EAUTH : UMG_OK;
+}
+
+/* The same for touches: ip and the device identifiers (touches have no user_id). */
+#define PII_TOUCH_FIELDS(t)                                                                                            \
+    struct {                                                                                                           \
+        const char *name;                                                                                              \
+        uint32_t bit;                                                                                                  \
+        umg_slice_t *v;                                                                                                \
+    } f[] = {{"ip", UMG_PII_IP, &(t)->ip},                                                                             \
+             {"idfa", UMG_PII_IDFA, &(t)->idfa},                                                                       \
+             {"idfv", UMG_PII_IDFV, &(t)->idfv},                                                                       \
+             {"gaid", UMG_PII_GAID, &(t)->gaid},                                                                       \
+             {"android_id", UMG_PII_ANDROID_ID, &(t)->android_id},                                                     \
+             {"oaid", UMG_PII_OAID, &(t)->oaid},                                                                       \
+             {"custom_id", UMG_PII_CUSTOM_ID, &(t)->custom_id}}
+
+int umg_pii_encrypt_touch(const umg_pii_t *p, umg_touch_t *t, umg_arena_t *a)
+{
+    PII_TOUCH_FIELDS(t);
+    for (size_t i = 0; i < UMG_ARRAY_SIZE(f); i++) {
+        if ((p->fields & f[i].bit) && f[i].v->len > 0) {
+            int rc = umg_pii_encrypt(p, f[i].name, *f[i].v, a, f[i].v);
+            if (rc != UMG_OK) {
+                return rc;
+            }
+        }
     }
     return UMG_OK;
+}
+
+int umg_pii_decrypt_touch(const umg_pii_t *p, umg_touch_t *t, umg_arena_t *a, int *stale)
+{
+    int failed = 0;
+    PII_TOUCH_FIELDS(t);
+    for (size_t i = 0; i < UMG_ARRAY_SIZE(f); i++) {
+        if (f[i].v->len <= 7 || memcmp(f[i].v->ptr, "enc:v1:", 7) != 0) {
+            continue;
+        }
+        *stale |= umg_pii_stale(p, *f[i].v);
+        char *dst = umg_arena_alloc(a, f[i].v->len);
+        size_t len;
+        if (dst == NULL) {
+            return UMG_ENOMEM;
+        }
+        int rc = umg_pii_decrypt(p, f[i].name, *f[i].v, dst, f[i].v->len, &len);
+        if (rc == UMG_OK) {
+            *f[i].v = umg_slice(dst, len);
+        } else if (rc != UMG_EAUTH) {
+            return rc;
+        } else {
+            failed++;
+        }
+    }
+    return failed ? UMG_EAUTH : UMG_OK;
 }

@@ -213,10 +213,12 @@ static int on_stored(void *ctx, size_t index, umg_event_t *ev, const umg_event_e
             stale |= umg_pii_stale(c->p->pii, enc[i]);
         }
         int rc = umg_pii_decrypt_event(c->p->pii, ev, &c->p->arena);
-        if (rc != UMG_OK) {
-            umg_log(UMG_LOG_WARN, "privacy", "record %llu: an encrypted field does not decrypt (%s); kept as it is",
-                    (unsigned long long)c->m->offset, umg_strerror(rc));
-            return UMG_OK;
+        if (rc == UMG_EAUTH) {
+            /* Go on with what is readable: a forgotten identifier in the clear still matches. */
+            umg_log(UMG_LOG_WARN, "privacy", "record %llu: an encrypted field does not decrypt with any key",
+                    (unsigned long long)c->m->offset);
+        } else if (rc != UMG_OK) {
+            return rc;
         }
     }
     if (c->p->n > 0 && forgets_app(c->p, c->m->app)) {
@@ -270,6 +272,14 @@ static int on_stored_touch(void *ctx, size_t index, umg_touch_t *t, const umg_to
                 (unsigned long long)c->m->offset, err->code, err->field);
         return UMG_OK;
     }
+    int stale = 0;
+    umg_arena_reset(&c->p->arena);
+    if (c->p->pii != NULL) {
+        int rc = umg_pii_decrypt_touch(c->p->pii, t, &c->p->arena, &stale);
+        if (rc != UMG_OK && rc != UMG_EAUTH) {
+            return rc;
+        }
+    }
     if (c->p->n > 0 && forgets_app(c->p, c->m->app)) {
         const umg_slice_t ids[] = {t->idfa, t->idfv, t->gaid, t->android_id, t->oaid, t->custom_id};
         for (size_t i = 0; i < UMG_ARRAY_SIZE(ids); i++) {
@@ -282,10 +292,15 @@ static int on_stored_touch(void *ctx, size_t index, umg_touch_t *t, const umg_to
         }
     }
     char ip[48];
+    int changed = stale;
     if (c->m->recv_us < c->p->ip_cutoff_us && t->ip.len > 0 && umg_privacy_truncate_ip(t->ip, ip) == UMG_OK &&
         !(strlen(ip) == t->ip.len && memcmp(ip, t->ip.ptr, t->ip.len) == 0)) {
         t->ip = umg_slice(ip, strlen(ip));
-        int rc = umg_touch_encode_json(t, c->out);
+        changed = 1;
+    }
+    if (changed) {
+        int rc = c->p->pii ? umg_pii_encrypt_touch(c->p->pii, t, &c->p->arena) : UMG_OK;
+        rc = rc ? rc : umg_touch_encode_json(t, c->out);
         if (rc != UMG_OK) {
             return rc;
         }
@@ -296,7 +311,7 @@ static int on_stored_touch(void *ctx, size_t index, umg_touch_t *t, const umg_to
 
 static int apply_touch(umg_privacy_t *p, const umg_bus_msg_t *m, umg_buf_t *out, umg_privacy_action_t *action)
 {
-    if (m->recv_us >= p->ip_cutoff_us && (p->n == 0 || !forgets_app(p, m->app))) {
+    if (m->recv_us >= p->ip_cutoff_us && p->pii == NULL && (p->n == 0 || !forgets_app(p, m->app))) {
         return UMG_OK;
     }
     if (p->tdec == NULL && umg_touch_decoder_new(1 << 20, &p->tdec) != UMG_OK) {

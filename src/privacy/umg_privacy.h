@@ -116,8 +116,17 @@ int umg_pii_stale(const umg_pii_t *p, umg_slice_t value);
 
 /** Encrypts the configured fields of an event in place (values live in a). */
 int umg_pii_encrypt_event(const umg_pii_t *p, umg_event_t *ev, umg_arena_t *a);
-/** Decrypts every encrypted field of an event in place (plaintext lives in a). */
+/**
+ * Decrypts every encrypted field of an event in place (plaintext lives in a).
+ * A field no key opens is left as stored and UMG_EAUTH is returned after the
+ * others were decrypted.
+ */
 int umg_pii_decrypt_event(const umg_pii_t *p, umg_event_t *ev, umg_arena_t *a);
+
+/* The same for touches (ip and the device identifiers); *stale is set when a value uses an old key. */
+struct umg_touch_s;
+int umg_pii_encrypt_touch(const umg_pii_t *p, struct umg_touch_s *t, umg_arena_t *a);
+int umg_pii_decrypt_touch(const umg_pii_t *p, struct umg_touch_s *t, umg_arena_t *a, int *stale);
 
 /* With PII encryption on, forget matching and IP truncation see plaintext,
  * and records under an old key are re-encrypted (UMG_PRIVACY_REPLACE). */

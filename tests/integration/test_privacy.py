@@ -3,6 +3,7 @@ from the log (and so from exports) within the stated time, leaves other
 devices, other apps and later events alone, survives a restart, leaves the
 device's identifiers nowhere on disk, and old IP addresses are truncated."""
 
+import json
 import os
 import time
 
@@ -181,13 +182,22 @@ class PiiAtRestTest(DaemonTestCase):
         d.start()
         x = gaid()
         evs = [event(device={"gaid": x, "platform": "android"}, user_id="alice-%d" % i, ip="198.51.100.%d" % i)
-               for i in range(1, 6)]
+               for i in range(1, 5)]
+        # A client sending a value that looks encrypted gets it encrypted like any other.
+        evs.append(event(device={"gaid": x, "platform": "android"}, user_id="enc:v1:k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                         ip="198.51.100.5"))
         self.ingest_ok(d, app, {"events": evs}, use_secret=True, accepted=5)
         raw = self.log_bytes(d)
         for secret in (x.encode(), b"alice-1", b"198.51.100.1"):
             self.assertNotIn(secret, raw, "stored in the clear")
         self.assertIn(b"enc:v1:k1:", raw)
         out = {o["event_id"]: o for o in self.export_ok(d, app)}
+        # Touches are encrypted at rest too.
+        st, h, data = d.request("GET", "/c/%s?source=s&gaid=%s" % (app["app_id"], x))
+        self.assertIn(st, (204, 302), data)
+        self.assertNotIn(x.encode(), self.log_bytes(d))
+        st, h, data = d.request("GET", "/v1/export/touches?app=" + app["app_id"], headers={"X-App-Secret": app["app_secret"]})
+        self.assertEqual(json.loads(data.decode().splitlines()[0])["device"]["gaid"], x)
         for e in evs:
             o = out[e["event_id"]]
             self.assertEqual((o["device"]["gaid"], o["user_id"], o["ip"]),
@@ -216,7 +226,7 @@ class PiiAtRestTest(DaemonTestCase):
             if r["status"] == "done":
                 break
             time.sleep(0.1)
-        self.assertEqual(r["records_forgotten"], 5)
+        self.assertEqual(r["records_forgotten"], 6)
         self.assertEqual(self.export_ok(d, app), [])
         # The old key may now go: the daemon starts with k2 alone.
         with open(keys, "w") as f:

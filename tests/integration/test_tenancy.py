@@ -219,6 +219,47 @@ class MatrixTest(TenancyBase):
         resp = self.call("DELETE", "/v1/users/" + self.owner_a["user_id"], tok)
         self.assertError(resp, 403, "forbidden")
 
+    def test_app_limited_admin_stays_inside_its_apps(self):
+        a1, a2 = self.app_a["app_id"], self.app_a2["app_id"]
+        self.ok("POST", "/v1/users", self.tok_a, {"email": "lim@a.test", "password": PASSWORD, "role": "admin",
+                                                  "apps": [a1]}, expect=201)
+        full = self.ok("POST", "/v1/users", self.tok_a, {"email": "full@a.test", "password": PASSWORD,
+                                                         "role": "admin"}, expect=201)
+        tok = self.login("lim@a.test")["access_token"]
+        for body in ({"email": "x1@a.test", "password": PASSWORD, "role": "viewer"},
+                     {"email": "x2@a.test", "password": PASSWORD, "role": "viewer", "apps": [a2]}):
+            self.assertError(self.call("POST", "/v1/users", tok, body), 403, "forbidden", "apps")
+        self.ok("POST", "/v1/users", tok, {"email": "x3@a.test", "password": PASSWORD, "role": "viewer",
+                                           "apps": [a1]}, expect=201)
+        self.assertError(self.call("POST", "/v1/invitations", tok, {"email": "i@a.test", "role": "viewer"}),
+                         403, "forbidden", "apps")
+        self.assertError(self.call("PATCH", "/v1/users/" + full["user_id"], tok, {"password": "taken-over-1"}),
+                         403, "forbidden")
+        # Its own token cannot widen it either.
+        t = self.ok("POST", "/v1/tokens", tok, {"name": "t", "permissions": ["users:manage", "apps:read"],
+                                                "apps": [a1]}, expect=201)
+        me = self.ok("GET", "/v1/me", tok)
+        st, h, data = self.call("PATCH", "/v1/users/" + me["id"], t["token"], {"apps": None})
+        self.assertIn(st, (400, 403), data)
+        self.assertEqual([x["app_id"] for x in self.ok("GET", "/v1/apps", tok)["apps"]], [a1])
+
+    def test_tokens_follow_their_creator(self):
+        u = self.ok("POST", "/v1/users", self.tok_a, {"email": "adm@a.test", "password": PASSWORD,
+                                                      "role": "admin"}, expect=201)
+        tok = self.login("adm@a.test")["access_token"]
+        t = self.ok("POST", "/v1/tokens", tok, {"name": "t", "permissions": ["users:manage", "apps:read"]},
+                    expect=201)
+        # A token holding only users:manage cannot make a user with more than it holds.
+        self.assertError(self.call("POST", "/v1/users", t["token"], {"email": "b@a.test", "password": PASSWORD,
+                                                                     "role": "admin"}), 403, "forbidden", "role")
+        self.ok("GET", "/v1/me", t["token"])
+        self.ok("PATCH", "/v1/users/" + u["user_id"], self.tok_a, {"role": "viewer"})
+        self.wait_refresh()
+        self.assertError(self.call("GET", "/v1/users", t["token"]), 403, "forbidden")
+        self.ok("DELETE", "/v1/users/" + u["user_id"], self.tok_a)
+        self.wait_refresh()
+        self.assertError(self.call("GET", "/v1/me", t["token"]), 401, "invalid_token")
+
     def test_last_owner_and_self(self):
         resp = self.call("PATCH", "/v1/users/" + self.owner_a["user_id"], self.tok_a, {"role": "viewer"})
         self.assertError(resp, 400, "invalid_value", "role")

@@ -63,6 +63,8 @@ class TouchTest(DaemonTestCase):
                  ("https://evil.com/", STORE), ("https://example.com.evil.com/", STORE),
                  ("https://evilexample.com/", STORE), ("javascript:alert(1)", STORE),
                  ("//evil.com", STORE), ("https://user@evil.com@example.com/", STORE),
+                 ("https://example.com:x@evil.test/phish", STORE), ("https://example.com\\@evil.test/", STORE),
+                 ("https://example.com:8443/ok", "https://example.com:8443/ok"),
                  ("https://example.com/\r\nSet-Cookie: x=1", STORE)]
         for target, want in cases:
             with self.subTest(target=target):

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -86,7 +87,9 @@ struct umg_bus_s {
     int ssyncing, sstop;
 
     umg_dedupe_t *dedupe;
-    umg_buf_t wbuf, ibuf;
+    umg_buf_t wbuf, ibuf; /* a group's record headers and index entries */
+    struct iovec *iov;    /* a group's headers and payloads, in log order */
+    size_t iov_cap;
     int64_t last_sync_ns, last_housekeeping_ns;
     int dirty; /* written since the last fdatasync */
 
@@ -236,6 +239,36 @@ static int write_all(int fd, const void *p, size_t n)
         return -1;
     }
     return umg_write_all(fd, p, n);
+}
+
+/* Writes iov[0..n) whole (it is modified), in chunks of at most IOV_MAX; same hook as write_all. */
+static int writev_all(int fd, struct iovec *iov, size_t n)
+{
+    if (umg__log_inject_write_errno != 0) {
+        errno = umg__log_inject_write_errno;
+        umg__log_inject_write_errno = 0;
+        return -1;
+    }
+    while (n > 0) {
+        ssize_t w = writev(fd, iov, (int)UMG_MIN(n, (size_t)IOV_MAX));
+        if (w < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+        size_t left = (size_t)w;
+        while (n > 0 && left >= iov->iov_len) {
+            left -= iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov->iov_base = (char *)iov->iov_base + left;
+            iov->iov_len -= left;
+        }
+    }
+    return 0;
 }
 
 static char *seg_path(const char *dir, uint64_t base, const char *ext)
@@ -853,14 +886,15 @@ static void publish(umg_bus_t *bus)
 
 /*
  * Writes one group: the batches in `list`. Returns the status for their
- * completions. Records are deduplicated and encoded into wbuf/ibuf first,
- * then written with one write per file.
+ * completions. Records are deduplicated and their headers and index entries
+ * encoded first, then written with one writev (log) and one write (index).
  */
 static int write_group(umg_bus_t *bus, umg_bus_batch_t *list, size_t *nrec)
 {
     uint64_t first = bus->next_offset;
     int64_t now = umg_now_us();
     int64_t max_recv_us = 0;
+    size_t total = 0;
     umg_buf_reset(&bus->wbuf);
     umg_buf_reset(&bus->ibuf);
     *nrec = 0;
@@ -870,7 +904,26 @@ static int write_group(umg_bus_t *bus, umg_bus_batch_t *list, size_t *nrec)
         for (size_t i = 0; i < b->n; i++) {
             b->recs[i].status = UMG_EAGAIN;
         }
+        total += b->n;
     }
+    /*
+     * Headers go to wbuf and index entries to ibuf, both reserved up front so that
+     * they do not move; the payloads are written from the producers' buffers with
+     * writev, not copied (a copy of every byte on the busiest thread).
+     */
+    if (umg_buf_reserve(&bus->wbuf, total * UMG_LOG_HDR) != UMG_OK ||
+        umg_buf_reserve(&bus->ibuf, total * sizeof(umg_log_idx_t)) != UMG_OK) {
+        return UMG_ENOMEM;
+    }
+    if (total * 2 > bus->iov_cap) {
+        struct iovec *niov = umg_realloc(bus->iov, total * 2 * sizeof(*niov));
+        if (niov == NULL) {
+            return UMG_ENOMEM;
+        }
+        bus->iov = niov;
+        bus->iov_cap = total * 2;
+    }
+    size_t niov = 0, bytes = 0;
     enum { AHEAD = 8 }; /* dedupe lookups miss the cache: start them early */
     for (umg_bus_batch_t *b = list; b != NULL; b = b->next) {
         for (size_t i = 0; i < b->n && i < AHEAD; i++) {
@@ -902,24 +955,23 @@ static int write_group(umg_bus_t *bus, umg_bus_batch_t *list, size_t *nrec)
                                .id = r->id,
                                .payload = r->payload,
                                .len = r->len};
-            uint8_t hdr[UMG_LOG_HDR];
+            uint8_t *hdr = (uint8_t *)bus->wbuf.ptr + bus->wbuf.len;
             umg__log_encode_hdr(hdr, &m);
-            umg_log_idx_t e;
-            idx_from_msg(&e, &m, bus->active_bytes + bus->wbuf.len);
-            if (umg_buf_append(&bus->wbuf, hdr, sizeof(hdr)) != UMG_OK ||
-                umg_buf_append(&bus->wbuf, r->payload, r->len) != UMG_OK ||
-                umg_buf_append(&bus->ibuf, &e, sizeof(e)) != UMG_OK) {
-                undo_group(bus, list, first);
-                return UMG_ENOMEM;
+            idx_from_msg((umg_log_idx_t *)(void *)(bus->ibuf.ptr + bus->ibuf.len), &m, bus->active_bytes + bytes);
+            bus->wbuf.len += UMG_LOG_HDR;
+            bus->ibuf.len += sizeof(umg_log_idx_t);
+            bus->iov[niov++] = (struct iovec){.iov_base = hdr, .iov_len = UMG_LOG_HDR};
+            if (r->len > 0) {
+                bus->iov[niov++] = (struct iovec){.iov_base = (void *)(uintptr_t)r->payload, .iov_len = r->len};
             }
+            bytes += UMG_LOG_HDR + r->len;
             (*nrec)++;
         }
     }
-    if (bus->wbuf.len == 0) {
+    if (bytes == 0) {
         return UMG_OK;
     }
-    if (write_all(bus->log_fd, bus->wbuf.ptr, bus->wbuf.len) != 0 ||
-        write_all(bus->idx_fd, bus->ibuf.ptr, bus->ibuf.len) != 0) {
+    if (writev_all(bus->log_fd, bus->iov, niov) != 0 || write_all(bus->idx_fd, bus->ibuf.ptr, bus->ibuf.len) != 0) {
         int err = errno;
         umg_metric_add(&m_write_errors, 1);
         umg_log(UMG_LOG_ERROR, "bus", "log write failed: %s; %zu records refused", strerror(err), *nrec);
@@ -932,12 +984,12 @@ static int write_group(umg_bus_t *bus, umg_bus_batch_t *list, size_t *nrec)
         undo_group(bus, list, first);
         return (err == ENOSPC || err == EDQUOT) ? UMG_ENOSPC : UMG_EIO;
     }
-    bus->active_bytes += bus->wbuf.len;
+    bus->active_bytes += bytes;
     seg_t *act = bus->segs[bus->nsegs - 1];
     if (max_recv_us / 1000000 > atomic_load(&act->max_recv_s)) {
         atomic_store(&act->max_recv_s, max_recv_us / 1000000);
     }
-    atomic_fetch_add(&bus->total_bytes, bus->wbuf.len);
+    atomic_fetch_add(&bus->total_bytes, bytes);
     umg_metric_add(&m_appended, (int64_t)*nrec);
     bus->dirty = 1;
     return UMG_OK;
@@ -1277,6 +1329,7 @@ static void log_close(umg_bus_t *bus)
     umg_dedupe_free(bus->dedupe);
     umg_buf_free(&bus->wbuf);
     umg_buf_free(&bus->ibuf);
+    umg_free(bus->iov);
     pthread_mutex_destroy(&bus->qlock);
     pthread_cond_destroy(&bus->qcond);
     pthread_mutex_destroy(&bus->seglock);

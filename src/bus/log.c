@@ -73,7 +73,8 @@ struct umg_bus_s {
     seg_t **segs;
     size_t nsegs, capsegs;
     int log_fd, idx_fd;
-    uint64_t active_bytes; /* written to the active segment, published or not */
+    uint64_t active_bytes;   /* written to the active segment, published or not */
+    uint64_t prepared_bytes; /* the active segment's file size: records, then zeros written ahead */
     uint64_t next_offset;
     _Atomic uint64_t durable;
     _Atomic uint64_t total_bytes;
@@ -241,8 +242,8 @@ static int write_all(int fd, const void *p, size_t n)
     return umg_write_all(fd, p, n);
 }
 
-/* Writes iov[0..n) whole (it is modified), in chunks of at most IOV_MAX; same hook as write_all. */
-static int writev_all(int fd, struct iovec *iov, size_t n)
+/* Writes iov[0..n) whole at pos (iov is modified), in chunks of at most IOV_MAX; same hook as write_all. */
+static int pwritev_all(int fd, struct iovec *iov, size_t n, uint64_t pos)
 {
     if (umg__log_inject_write_errno != 0) {
         errno = umg__log_inject_write_errno;
@@ -250,7 +251,7 @@ static int writev_all(int fd, struct iovec *iov, size_t n)
         return -1;
     }
     while (n > 0) {
-        ssize_t w = writev(fd, iov, (int)UMG_MIN(n, (size_t)IOV_MAX));
+        ssize_t w = pwritev(fd, iov, (int)UMG_MIN(n, (size_t)IOV_MAX), (off_t)pos);
         if (w < 0) {
             if (errno == EINTR) {
                 continue;
@@ -258,6 +259,7 @@ static int writev_all(int fd, struct iovec *iov, size_t n)
             return -1;
         }
         size_t left = (size_t)w;
+        pos += (uint64_t)w;
         while (n > 0 && left >= iov->iov_len) {
             left -= iov->iov_len;
             iov++;
@@ -423,6 +425,31 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Whether bytes [from, to) of a file are all zero (or cannot be read: then no). */
+static int tail_is_zero(const char *path, uint64_t from, uint64_t to)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return 0;
+    }
+    uint8_t buf[64 << 10];
+    int zero = 1;
+    while (zero && from < to) {
+        size_t want = (size_t)UMG_MIN((uint64_t)sizeof(buf), to - from);
+        ssize_t r = umg_pread_full(fd, buf, want, from);
+        if (r != (ssize_t)want) {
+            zero = 0;
+            break;
+        }
+        for (size_t i = 0; i < want && zero; i++) {
+            zero = buf[i] == 0;
+        }
+        from += want;
+    }
+    close(fd);
+    return zero;
+}
+
 /*
  * Brings one segment to a consistent state: the log holds only whole valid
  * records and the index has one entry per record. `active` allows truncating
@@ -467,10 +494,17 @@ static int recover_segment(umg_bus_t *bus, seg_t *s, int active)
         return rc;
     }
     if (valid != (uint64_t)st_log.st_size) {
-        umg_log(active ? UMG_LOG_WARN : UMG_LOG_ERROR, "bus",
-                "segment %s: %llu bytes after the last valid record (of %lld) truncated%s", s->log_path,
+        /* Zeros after the last record of the active segment were written ahead by the
+         * writer (see prepare()), not torn: say so quietly. */
+        int zeros = active && tail_is_zero(s->log_path, valid, (uint64_t)st_log.st_size);
+        umg_log(zeros    ? UMG_LOG_INFO
+                : active ? UMG_LOG_WARN
+                         : UMG_LOG_ERROR,
+                "bus", "segment %s: %llu bytes after the last valid record (of %lld) truncated%s", s->log_path,
                 (unsigned long long)((uint64_t)st_log.st_size - valid), (long long)st_log.st_size,
-                active ? " (torn tail)" : " (sealed segment damaged)");
+                zeros    ? " (zeros written ahead)"
+                : active ? " (torn tail)"
+                         : " (sealed segment damaged)");
         if (truncate(s->log_path, (off_t)valid) != 0) {
             umg_free(ents);
             return UMG_EIO;
@@ -525,13 +559,14 @@ static int load_meta(umg_bus_t *bus)
 
 static int open_active(umg_bus_t *bus, seg_t *s)
 {
-    bus->log_fd = open(s->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    /* The log is written at explicit positions (pwritev): its file may run ahead with zeros. */
+    bus->log_fd = open(s->log_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     bus->idx_fd = open(s->idx_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (bus->log_fd < 0 || bus->idx_fd < 0) {
         umg_log(UMG_LOG_ERROR, "bus", "cannot open segment %s: %s", s->log_path, strerror(errno));
         return UMG_EIO;
     }
-    bus->active_bytes = s->bytes;
+    bus->active_bytes = bus->prepared_bytes = s->bytes;
     return UMG_OK;
 }
 
@@ -793,6 +828,12 @@ static void sync_wait_idle(umg_bus_t *bus)
 static int roll(umg_bus_t *bus)
 {
     sync_wait_idle(bus);
+    /* A sealed segment ends at its last record: drop the zeros written ahead. */
+    if (bus->prepared_bytes > bus->active_bytes && ftruncate(bus->log_fd, (off_t)bus->active_bytes) != 0) {
+        umg_log(UMG_LOG_ERROR, "bus", "cannot trim the segment before a roll: %s", strerror(errno));
+        return UMG_EIO;
+    }
+    bus->prepared_bytes = bus->active_bytes;
     if (fdatasync(bus->log_fd) != 0 || fdatasync(bus->idx_fd) != 0) {
         umg_log(UMG_LOG_ERROR, "bus", "fdatasync before a segment roll failed: %s", strerror(errno));
         return UMG_EIO;
@@ -802,7 +843,7 @@ static int roll(umg_bus_t *bus)
     if (s == NULL) {
         return UMG_ENOMEM;
     }
-    int lfd = open(s->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int lfd = open(s->log_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     int ifd = lfd >= 0 ? open(s->idx_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644) : -1;
     int rc = UMG_OK;
     if (lfd < 0 || ifd < 0) {
@@ -830,7 +871,7 @@ static int roll(umg_bus_t *bus)
     close(bus->idx_fd);
     bus->log_fd = lfd;
     bus->idx_fd = ifd;
-    bus->active_bytes = 0;
+    bus->active_bytes = bus->prepared_bytes = 0;
     return UMG_OK;
 }
 
@@ -882,6 +923,54 @@ static void publish(umg_bus_t *bus)
     atomic_store_explicit(&s->bytes, bus->active_bytes, memory_order_release);
     atomic_store_explicit(&s->count, bus->next_offset - s->base, memory_order_release);
     atomic_store_explicit(&bus->durable, bus->next_offset, memory_order_release);
+}
+
+/*
+ * Zeros written ahead of the records. An fdatasync after an append must commit
+ * the file's new size and blocks through the ext4 journal; after an overwrite
+ * of blocks that are already allocated and written it only flushes the data,
+ * which measured two to three times faster on this disk for the small groups of
+ * single-event traffic. So while groups are small the writer extends the
+ * active segment in PREPARE_CHUNK steps of zeros (plain page-cache writes; the
+ * next fdatasync commits them once) and writes records over them. Big groups
+ * (batches) skip it: there the zeros would double the bytes written, and a few
+ * large fsyncs cost little per record. Readers never look past the published
+ * end; recovery trims the zeros like a torn tail, a roll or a clean stop
+ * truncates them, and a failure here only means the records are appended.
+ */
+#define PREPARE_CHUNK (1u << 20)
+#define PREPARE_MAX_GROUP (64u << 10)
+
+static void prepare(umg_bus_t *bus, uint64_t bytes)
+{
+    static const char zeros[64 << 10];
+    uint64_t end = bus->active_bytes + bytes;
+    if (end <= bus->prepared_bytes || bytes > PREPARE_MAX_GROUP) {
+        return;
+    }
+    uint64_t limit = (uint64_t)bus->cfg.segment_bytes;
+    uint64_t target = UMG_MIN(bus->prepared_bytes + PREPARE_CHUNK, limit);
+    if (target < end) {
+        return; /* the end of the segment: append the rest */
+    }
+    uint64_t pos = bus->prepared_bytes;
+    while (pos < target) {
+        size_t n = (size_t)UMG_MIN((uint64_t)sizeof(zeros), target - pos);
+        ssize_t w = pwrite(bus->log_fd, zeros, n, (off_t)pos);
+        if (w <= 0) {
+            if (w < 0 && errno == EINTR) {
+                continue;
+            }
+            /* Disk full or similar: undo the partial extension and append instead. */
+            if (ftruncate(bus->log_fd, (off_t)bus->prepared_bytes) != 0) {
+                umg_log(UMG_LOG_WARN, "bus", "cannot trim zeros written ahead: %s", strerror(errno));
+                bus->prepared_bytes = pos;
+            }
+            return;
+        }
+        pos += (uint64_t)w;
+    }
+    bus->prepared_bytes = target;
 }
 
 /*
@@ -971,7 +1060,9 @@ static int write_group(umg_bus_t *bus, umg_bus_batch_t *list, size_t *nrec)
     if (bytes == 0) {
         return UMG_OK;
     }
-    if (writev_all(bus->log_fd, bus->iov, niov) != 0 || write_all(bus->idx_fd, bus->ibuf.ptr, bus->ibuf.len) != 0) {
+    prepare(bus, bytes);
+    if (pwritev_all(bus->log_fd, bus->iov, niov, bus->active_bytes) != 0 ||
+        write_all(bus->idx_fd, bus->ibuf.ptr, bus->ibuf.len) != 0) {
         int err = errno;
         umg_metric_add(&m_write_errors, 1);
         umg_log(UMG_LOG_ERROR, "bus", "log write failed: %s; %zu records refused", strerror(err), *nrec);
@@ -981,10 +1072,12 @@ static int write_group(umg_bus_t *bus, umg_bus_batch_t *list, size_t *nrec)
             umg_log(UMG_LOG_ERROR, "bus", "cannot truncate after a failed write: %s", strerror(errno));
             atomic_store(&bus->broken, 1);
         }
+        bus->prepared_bytes = bus->active_bytes;
         undo_group(bus, list, first);
         return (err == ENOSPC || err == EDQUOT) ? UMG_ENOSPC : UMG_EIO;
     }
     bus->active_bytes += bytes;
+    bus->prepared_bytes = UMG_MAX(bus->prepared_bytes, bus->active_bytes);
     seg_t *act = bus->segs[bus->nsegs - 1];
     if (max_recv_us / 1000000 > atomic_load(&act->max_recv_s)) {
         atomic_store(&act->max_recv_s, max_recv_us / 1000000);
@@ -1199,6 +1292,13 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&bus->slock);
         pthread_join(bus->syncer, NULL);
         bus->syncer_started = 0;
+    }
+    if (bus->prepared_bytes > bus->active_bytes) {
+        /* A clean stop leaves the segment ending at its last record. */
+        if (ftruncate(bus->log_fd, (off_t)bus->active_bytes) == 0) {
+            bus->prepared_bytes = bus->active_bytes;
+            bus->dirty = 1;
+        }
     }
     if (bus->cfg.fsync_policy != UMG_FSYNC_ALWAYS || bus->dirty) {
         bus->dirty = 1;

@@ -75,6 +75,7 @@ struct umg_bus_s {
     int log_fd, idx_fd;
     uint64_t active_bytes;   /* written to the active segment, published or not */
     uint64_t prepared_bytes; /* the active segment's file size: records, then zeros written ahead */
+    uint64_t group_avg;      /* moving average of bytes per written group (prepare()) */
     uint64_t next_offset;
     _Atomic uint64_t durable;
     _Atomic uint64_t total_bytes;
@@ -932,20 +933,23 @@ static void publish(umg_bus_t *bus)
  * which measured two to three times faster on this disk for the small groups of
  * single-event traffic. So while groups are small the writer extends the
  * active segment in PREPARE_CHUNK steps of zeros (plain page-cache writes; the
- * next fdatasync commits them once) and writes records over them. Big groups
- * (batches) skip it: there the zeros would double the bytes written, and a few
- * large fsyncs cost little per record. Readers never look past the published
+ * next fdatasync commits them once) and writes records over them. "Small" is a
+ * moving average of group sizes under PREPARE_MAX_GROUP: with batches (tens of
+ * KiB per request and more per group) the zeros would double the bytes written
+ * for few fsyncs to speed up, so batch traffic skips it. Readers never look past the published
  * end; recovery trims the zeros like a torn tail, a roll or a clean stop
  * truncates them, and a failure here only means the records are appended.
  */
 #define PREPARE_CHUNK (1u << 20)
-#define PREPARE_MAX_GROUP (64u << 10)
+#define PREPARE_MAX_GROUP (16u << 10)
 
 static void prepare(umg_bus_t *bus, uint64_t bytes)
 {
     static const char zeros[64 << 10];
     uint64_t end = bus->active_bytes + bytes;
-    if (end <= bus->prepared_bytes || bytes > PREPARE_MAX_GROUP) {
+    /* Moving average of group bytes, weight 1/8 for the newest. */
+    bus->group_avg = bus->group_avg - bus->group_avg / 8 + bytes / 8;
+    if (end <= bus->prepared_bytes || bus->group_avg > PREPARE_MAX_GROUP) {
         return;
     }
     uint64_t limit = (uint64_t)bus->cfg.segment_bytes;

@@ -931,32 +931,29 @@ static void publish(umg_bus_t *bus)
  * the file's new size and blocks through the ext4 journal; after an overwrite
  * of blocks that are already allocated and written it only flushes the data,
  * which measured two to three times faster on this disk for the small groups of
- * single-event traffic. So while groups are small the writer extends the
- * active segment in PREPARE_CHUNK steps of zeros (plain page-cache writes; the
- * next fdatasync commits them once) and writes records over them. "Small" is a
- * moving average of group sizes under PREPARE_MAX_GROUP: with batches (tens of
- * KiB per request and more per group) the zeros would double the bytes written
- * for few fsyncs to speed up, so batch traffic skips it. Readers never look past the published
- * end; recovery trims the zeros like a torn tail, a roll or a clean stop
- * truncates them, and a failure here only means the records are appended.
+ * single-event traffic. So while groups are small the writer keeps the active
+ * segment's file PREPARE_AHEAD to PREPARE_AHEAD + PREPARE_CHUNK bytes ahead of
+ * its records with zeros (plain page-cache writes, made after a group was
+ * handed to the syncer so that no group waits for them; the next fdatasync
+ * commits the new size once per chunk) and writes records over them. "Small"
+ * is a moving average of group sizes under PREPARE_MAX_GROUP: with batches
+ * (tens of KiB per request and more per group) the zeros would double the
+ * bytes written for few fsyncs to speed up, so batch traffic skips it. Readers
+ * never look past the published end; recovery trims the zeros like a torn
+ * tail, a roll or a clean stop truncates them, and a failure here only means
+ * that records are appended.
  */
-#define PREPARE_CHUNK (1u << 20)
+#define PREPARE_CHUNK (256u << 10)
+#define PREPARE_AHEAD (128u << 10)
 #define PREPARE_MAX_GROUP (16u << 10)
 
-static void prepare(umg_bus_t *bus, uint64_t bytes)
+static void prepare_ahead(umg_bus_t *bus)
 {
     static const char zeros[64 << 10];
-    uint64_t end = bus->active_bytes + bytes;
-    /* Moving average of group bytes, weight 1/8 for the newest. */
-    bus->group_avg = bus->group_avg - bus->group_avg / 8 + bytes / 8;
-    if (end <= bus->prepared_bytes || bus->group_avg > PREPARE_MAX_GROUP) {
+    if (bus->group_avg > PREPARE_MAX_GROUP || bus->prepared_bytes >= bus->active_bytes + PREPARE_AHEAD) {
         return;
     }
-    uint64_t limit = (uint64_t)bus->cfg.segment_bytes;
-    uint64_t target = UMG_MIN(bus->prepared_bytes + PREPARE_CHUNK, limit);
-    if (target < end) {
-        return; /* the end of the segment: append the rest */
-    }
+    uint64_t target = UMG_MIN(bus->prepared_bytes + PREPARE_CHUNK, (uint64_t)bus->cfg.segment_bytes);
     uint64_t pos = bus->prepared_bytes;
     while (pos < target) {
         size_t n = (size_t)UMG_MIN((uint64_t)sizeof(zeros), target - pos);
@@ -1064,7 +1061,8 @@ static int write_group(umg_bus_t *bus, umg_bus_batch_t *list, size_t *nrec)
     if (bytes == 0) {
         return UMG_OK;
     }
-    prepare(bus, bytes);
+    /* Moving average of group bytes (prepare_ahead), weight 1/8 for the newest. */
+    bus->group_avg = bus->group_avg - bus->group_avg / 8 + bytes / 8;
     if (pwritev_all(bus->log_fd, bus->iov, niov, bus->active_bytes) != 0 ||
         write_all(bus->idx_fd, bus->ibuf.ptr, bus->ibuf.len) != 0) {
         int err = errno;
@@ -1260,6 +1258,7 @@ static void *writer_main(void *arg)
                                       .nrec = nrec};
                     atomic_fetch_sub(&bus->queued_bytes, (int64_t)bytes);
                     sync_push(bus, j);
+                    prepare_ahead(bus);
                     continue;
                 }
                 sync_wait_idle(bus); /* no memory for a job: sync here, after the syncer */
@@ -1271,6 +1270,9 @@ static void *writer_main(void *arg)
             }
             atomic_fetch_sub(&bus->queued_bytes, (int64_t)bytes);
             complete_all(g, rc);
+            if (rc == UMG_OK) {
+                prepare_ahead(bus);
+            }
         }
         if (bus->cfg.fsync_policy == UMG_FSYNC_INTERVAL && bus->dirty && now_ns - bus->last_sync_ns >= interval_ns) {
             do_sync(bus);

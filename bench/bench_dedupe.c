@@ -4,8 +4,10 @@
  * inserted with a prefetch 8 ids ahead, into a set that starts empty and grows
  * (with its incremental migration) to the given number of ids.
  *
- *   bench_dedupe [million ids]     (default 12)
+ *   bench_dedupe [million ids] [max ids]     (default 12, unbounded)
  *
+ * With max ids below the ids inserted, the set is full for the rest of the run
+ * and evicts its oldest tenth whenever it is (dedupe.max_ids).
  * Prints ns per insert and the ids held; run it under `perf stat -e
  * cycles,page-faults,dTLB-load-misses` to see where the time goes. The ids are
  * random, as server-made v4 UUIDs are; making them costs a few ns of the figure.
@@ -25,8 +27,9 @@ int main(int argc, char **argv)
         return 2;
     }
     uint64_t n = (uint64_t)(millions * 1e6) / BATCH * BATCH;
+    uint64_t max_ids = argc > 2 ? strtoull(argv[2], NULL, 10) : n + 1;
     umg_dedupe_t *d = NULL;
-    if (umg_dedupe_new(n + 1, 7ll * 86400 * 1000000, &d) != UMG_OK) {
+    if (max_ids < 16 || umg_dedupe_new(max_ids, 7ll * 86400 * 1000000, &d) != UMG_OK) {
         fprintf(stderr, "out of memory\n");
         return 1;
     }

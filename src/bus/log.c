@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -73,7 +74,9 @@ struct umg_bus_s {
     seg_t **segs;
     size_t nsegs, capsegs;
     int log_fd, idx_fd;
-    uint64_t active_bytes; /* written to the active segment, published or not */
+    uint64_t active_bytes;   /* written to the active segment, published or not */
+    uint64_t prepared_bytes; /* the active segment's file size: records, then zeros written ahead */
+    uint64_t group_avg;      /* moving average of bytes per written group (prepare()) */
     uint64_t next_offset;
     _Atomic uint64_t durable;
     _Atomic uint64_t total_bytes;
@@ -87,7 +90,9 @@ struct umg_bus_s {
     int ssyncing, sstop;
 
     umg_dedupe_t *dedupe;
-    umg_buf_t wbuf, ibuf;
+    umg_buf_t wbuf, ibuf; /* a group's record headers and index entries */
+    struct iovec *iov;    /* a group's headers and payloads, in log order */
+    size_t iov_cap;
     int64_t last_sync_ns, last_housekeeping_ns;
     int dirty; /* written since the last fdatasync */
 
@@ -244,6 +249,37 @@ static int write_all(int fd, const void *p, size_t n)
     return umg_write_all(fd, p, n);
 }
 
+/* Writes iov[0..n) whole at pos (iov is modified), in chunks of at most IOV_MAX; same hook as write_all. */
+static int pwritev_all(int fd, struct iovec *iov, size_t n, uint64_t pos)
+{
+    if (umg__log_inject_write_errno != 0) {
+        errno = umg__log_inject_write_errno;
+        umg__log_inject_write_errno = 0;
+        return -1;
+    }
+    while (n > 0) {
+        ssize_t w = pwritev(fd, iov, (int)UMG_MIN(n, (size_t)IOV_MAX), (off_t)pos);
+        if (w < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+        size_t left = (size_t)w;
+        pos += (uint64_t)w;
+        while (n > 0 && left >= iov->iov_len) {
+            left -= iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov->iov_base = (char *)iov->iov_base + left;
+            iov->iov_len -= left;
+        }
+    }
+    return 0;
+}
+
 static char *seg_path(const char *dir, uint64_t base, const char *ext)
 {
     umg_buf_t b = {0};
@@ -396,6 +432,31 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Whether bytes [from, to) of a file are all zero (or cannot be read: then no). */
+static int tail_is_zero(const char *path, uint64_t from, uint64_t to)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return 0;
+    }
+    uint8_t buf[64 << 10];
+    int zero = 1;
+    while (zero && from < to) {
+        size_t want = (size_t)UMG_MIN((uint64_t)sizeof(buf), to - from);
+        ssize_t r = umg_pread_full(fd, buf, want, from);
+        if (r != (ssize_t)want) {
+            zero = 0;
+            break;
+        }
+        for (size_t i = 0; i < want && zero; i++) {
+            zero = buf[i] == 0;
+        }
+        from += want;
+    }
+    close(fd);
+    return zero;
+}
+
 /*
  * Brings one segment to a consistent state: the log holds only whole valid
  * records and the index has one entry per record. `active` allows truncating
@@ -440,10 +501,17 @@ static int recover_segment(umg_bus_t *bus, seg_t *s, int active)
         return rc;
     }
     if (valid != (uint64_t)st_log.st_size) {
-        umg_log(active ? UMG_LOG_WARN : UMG_LOG_ERROR, "bus",
-                "segment %s: %llu bytes after the last valid record (of %lld) truncated%s", s->log_path,
+        /* Zeros after the last record of the active segment were written ahead by the
+         * writer (see prepare()), not torn: say so quietly. */
+        int zeros = active && tail_is_zero(s->log_path, valid, (uint64_t)st_log.st_size);
+        umg_log(zeros    ? UMG_LOG_INFO
+                : active ? UMG_LOG_WARN
+                         : UMG_LOG_ERROR,
+                "bus", "segment %s: %llu bytes after the last valid record (of %lld) truncated%s", s->log_path,
                 (unsigned long long)((uint64_t)st_log.st_size - valid), (long long)st_log.st_size,
-                active ? " (torn tail)" : " (sealed segment damaged)");
+                zeros    ? " (zeros written ahead)"
+                : active ? " (torn tail)"
+                         : " (sealed segment damaged)");
         if (truncate(s->log_path, (off_t)valid) != 0) {
             umg_free(ents);
             return UMG_EIO;
@@ -498,13 +566,14 @@ static int load_meta(umg_bus_t *bus)
 
 static int open_active(umg_bus_t *bus, seg_t *s)
 {
-    bus->log_fd = open(s->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    /* The log is written at explicit positions (pwritev): its file may run ahead with zeros. */
+    bus->log_fd = open(s->log_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     bus->idx_fd = open(s->idx_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (bus->log_fd < 0 || bus->idx_fd < 0) {
         umg_log(UMG_LOG_ERROR, "bus", "cannot open segment %s: %s", s->log_path, strerror(errno));
         return UMG_EIO;
     }
-    bus->active_bytes = s->bytes;
+    bus->active_bytes = bus->prepared_bytes = s->bytes;
     return UMG_OK;
 }
 
@@ -766,6 +835,12 @@ static void sync_wait_idle(umg_bus_t *bus)
 static int roll(umg_bus_t *bus)
 {
     sync_wait_idle(bus);
+    /* A sealed segment ends at its last record: drop the zeros written ahead. */
+    if (bus->prepared_bytes > bus->active_bytes && ftruncate(bus->log_fd, (off_t)bus->active_bytes) != 0) {
+        umg_log(UMG_LOG_ERROR, "bus", "cannot trim the segment before a roll: %s", strerror(errno));
+        return UMG_EIO;
+    }
+    bus->prepared_bytes = bus->active_bytes;
     if (fdatasync(bus->log_fd) != 0 || fdatasync(bus->idx_fd) != 0) {
         umg_log(UMG_LOG_ERROR, "bus", "fdatasync before a segment roll failed: %s", strerror(errno));
         return UMG_EIO;
@@ -775,7 +850,7 @@ static int roll(umg_bus_t *bus)
     if (s == NULL) {
         return UMG_ENOMEM;
     }
-    int lfd = open(s->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int lfd = open(s->log_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     int ifd = lfd >= 0 ? open(s->idx_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644) : -1;
     int rc = UMG_OK;
     if (lfd < 0 || ifd < 0) {
@@ -803,7 +878,7 @@ static int roll(umg_bus_t *bus)
     close(bus->idx_fd);
     bus->log_fd = lfd;
     bus->idx_fd = ifd;
-    bus->active_bytes = 0;
+    bus->active_bytes = bus->prepared_bytes = 0;
     return UMG_OK;
 }
 
@@ -858,15 +933,64 @@ static void publish(umg_bus_t *bus)
 }
 
 /*
+ * Zeros written ahead of the records. An fdatasync after an append must commit
+ * the file's new size and blocks through the ext4 journal; after an overwrite
+ * of blocks that are already allocated and written it only flushes the data,
+ * which measured two to three times faster on this disk for the small groups of
+ * single-event traffic. So while groups are small the writer keeps the active
+ * segment's file PREPARE_AHEAD to PREPARE_AHEAD + PREPARE_CHUNK bytes ahead of
+ * its records with zeros (plain page-cache writes, made after a group was
+ * handed to the syncer so that no group waits for them; the next fdatasync
+ * commits the new size once per chunk) and writes records over them. "Small"
+ * is a moving average of group sizes under PREPARE_MAX_GROUP: with batches
+ * (tens of KiB per request and more per group) the zeros would double the
+ * bytes written for few fsyncs to speed up, so batch traffic skips it. Readers
+ * never look past the published end; recovery trims the zeros like a torn
+ * tail, a roll or a clean stop truncates them, and a failure here only means
+ * that records are appended.
+ */
+#define PREPARE_CHUNK (256u << 10)
+#define PREPARE_AHEAD (128u << 10)
+#define PREPARE_MAX_GROUP (16u << 10)
+
+static void prepare_ahead(umg_bus_t *bus)
+{
+    static const char zeros[64 << 10];
+    if (bus->group_avg > PREPARE_MAX_GROUP || bus->prepared_bytes >= bus->active_bytes + PREPARE_AHEAD) {
+        return;
+    }
+    uint64_t target = UMG_MIN(bus->prepared_bytes + PREPARE_CHUNK, (uint64_t)bus->cfg.segment_bytes);
+    uint64_t pos = bus->prepared_bytes;
+    while (pos < target) {
+        size_t n = (size_t)UMG_MIN((uint64_t)sizeof(zeros), target - pos);
+        ssize_t w = pwrite(bus->log_fd, zeros, n, (off_t)pos);
+        if (w <= 0) {
+            if (w < 0 && errno == EINTR) {
+                continue;
+            }
+            /* Disk full or similar: undo the partial extension and append instead. */
+            if (ftruncate(bus->log_fd, (off_t)bus->prepared_bytes) != 0) {
+                umg_log(UMG_LOG_WARN, "bus", "cannot trim zeros written ahead: %s", strerror(errno));
+                bus->prepared_bytes = pos;
+            }
+            return;
+        }
+        pos += (uint64_t)w;
+    }
+    bus->prepared_bytes = target;
+}
+
+/*
  * Writes one group: the batches in `list`. Returns the status for their
- * completions. Records are deduplicated and encoded into wbuf/ibuf first,
- * then written with one write per file.
+ * completions. Records are deduplicated and their headers and index entries
+ * encoded first, then written with one writev (log) and one write (index).
  */
 static int write_group(umg_bus_t *bus, umg_bus_batch_t *list, size_t *nrec)
 {
     uint64_t first = bus->next_offset;
     int64_t now = umg_now_us();
     int64_t max_recv_us = 0;
+    size_t total = 0;
     umg_buf_reset(&bus->wbuf);
     umg_buf_reset(&bus->ibuf);
     *nrec = 0;
@@ -876,7 +1000,26 @@ static int write_group(umg_bus_t *bus, umg_bus_batch_t *list, size_t *nrec)
         for (size_t i = 0; i < b->n; i++) {
             b->recs[i].status = UMG_EAGAIN;
         }
+        total += b->n;
     }
+    /*
+     * Headers go to wbuf and index entries to ibuf, both reserved up front so that
+     * they do not move; the payloads are written from the producers' buffers with
+     * writev, not copied (a copy of every byte on the busiest thread).
+     */
+    if (umg_buf_reserve(&bus->wbuf, total * UMG_LOG_HDR) != UMG_OK ||
+        umg_buf_reserve(&bus->ibuf, total * sizeof(umg_log_idx_t)) != UMG_OK) {
+        return UMG_ENOMEM;
+    }
+    if (total * 2 > bus->iov_cap) {
+        struct iovec *niov = umg_realloc(bus->iov, total * 2 * sizeof(*niov));
+        if (niov == NULL) {
+            return UMG_ENOMEM;
+        }
+        bus->iov = niov;
+        bus->iov_cap = total * 2;
+    }
+    size_t niov = 0, bytes = 0;
     enum { AHEAD = 8 }; /* dedupe lookups miss the cache: start them early */
     for (umg_bus_batch_t *b = list; b != NULL; b = b->next) {
         for (size_t i = 0; i < b->n && i < AHEAD; i++) {
@@ -908,23 +1051,25 @@ static int write_group(umg_bus_t *bus, umg_bus_batch_t *list, size_t *nrec)
                                .id = r->id,
                                .payload = r->payload,
                                .len = r->len};
-            uint8_t hdr[UMG_LOG_HDR];
+            uint8_t *hdr = (uint8_t *)bus->wbuf.ptr + bus->wbuf.len;
             umg__log_encode_hdr(hdr, &m);
-            umg_log_idx_t e;
-            idx_from_msg(&e, &m, bus->active_bytes + bus->wbuf.len);
-            if (umg_buf_append(&bus->wbuf, hdr, sizeof(hdr)) != UMG_OK ||
-                umg_buf_append(&bus->wbuf, r->payload, r->len) != UMG_OK ||
-                umg_buf_append(&bus->ibuf, &e, sizeof(e)) != UMG_OK) {
-                undo_group(bus, list, first);
-                return UMG_ENOMEM;
+            idx_from_msg((umg_log_idx_t *)(void *)(bus->ibuf.ptr + bus->ibuf.len), &m, bus->active_bytes + bytes);
+            bus->wbuf.len += UMG_LOG_HDR;
+            bus->ibuf.len += sizeof(umg_log_idx_t);
+            bus->iov[niov++] = (struct iovec){.iov_base = hdr, .iov_len = UMG_LOG_HDR};
+            if (r->len > 0) {
+                bus->iov[niov++] = (struct iovec){.iov_base = (void *)(uintptr_t)r->payload, .iov_len = r->len};
             }
+            bytes += UMG_LOG_HDR + r->len;
             (*nrec)++;
         }
     }
-    if (bus->wbuf.len == 0) {
+    if (bytes == 0) {
         return UMG_OK;
     }
-    if (write_all(bus->log_fd, bus->wbuf.ptr, bus->wbuf.len) != 0 ||
+    /* Moving average of group bytes (prepare_ahead), weight 1/8 for the newest. */
+    bus->group_avg = bus->group_avg - bus->group_avg / 8 + bytes / 8;
+    if (pwritev_all(bus->log_fd, bus->iov, niov, bus->active_bytes) != 0 ||
         write_all(bus->idx_fd, bus->ibuf.ptr, bus->ibuf.len) != 0) {
         int err = errno;
         umg_metric_add(&m_write_errors, 1);
@@ -935,15 +1080,17 @@ static int write_group(umg_bus_t *bus, umg_bus_batch_t *list, size_t *nrec)
             umg_log(UMG_LOG_ERROR, "bus", "cannot truncate after a failed write: %s", strerror(errno));
             atomic_store(&bus->broken, 1);
         }
+        bus->prepared_bytes = bus->active_bytes;
         undo_group(bus, list, first);
         return (err == ENOSPC || err == EDQUOT) ? UMG_ENOSPC : UMG_EIO;
     }
-    bus->active_bytes += bus->wbuf.len;
+    bus->active_bytes += bytes;
+    bus->prepared_bytes = UMG_MAX(bus->prepared_bytes, bus->active_bytes);
     seg_t *act = bus->segs[bus->nsegs - 1];
     if (max_recv_us / 1000000 > atomic_load(&act->max_recv_s)) {
         atomic_store(&act->max_recv_s, max_recv_us / 1000000);
     }
-    atomic_fetch_add(&bus->total_bytes, bus->wbuf.len);
+    atomic_fetch_add(&bus->total_bytes, bytes);
     umg_metric_add(&m_appended, (int64_t)*nrec);
     bus->dirty = 1;
     return UMG_OK;
@@ -1122,6 +1269,7 @@ static void *writer_main(void *arg)
                                       .nrec = nrec};
                     atomic_fetch_sub(&bus->queued_bytes, (int64_t)bytes);
                     sync_push(bus, j);
+                    prepare_ahead(bus);
                     continue;
                 }
                 sync_wait_idle(bus); /* no memory for a job: sync here, after the syncer */
@@ -1133,6 +1281,9 @@ static void *writer_main(void *arg)
             }
             atomic_fetch_sub(&bus->queued_bytes, (int64_t)bytes);
             complete_all(g, rc);
+            if (rc == UMG_OK) {
+                prepare_ahead(bus);
+            }
         }
         if (bus->cfg.fsync_policy == UMG_FSYNC_INTERVAL && bus->dirty && now_ns - bus->last_sync_ns >= interval_ns) {
             do_sync(bus);
@@ -1172,6 +1323,13 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&bus->slock);
         pthread_join(bus->syncer, NULL);
         bus->syncer_started = 0;
+    }
+    if (bus->prepared_bytes > bus->active_bytes) {
+        /* A clean stop leaves the segment ending at its last record. */
+        if (ftruncate(bus->log_fd, (off_t)bus->active_bytes) == 0) {
+            bus->prepared_bytes = bus->active_bytes;
+            bus->dirty = 1;
+        }
     }
     if (bus->cfg.fsync_policy != UMG_FSYNC_ALWAYS || bus->dirty) {
         bus->dirty = 1;
@@ -1303,6 +1461,7 @@ static void log_close(umg_bus_t *bus)
     umg_dedupe_free(bus->dedupe);
     umg_buf_free(&bus->wbuf);
     umg_buf_free(&bus->ibuf);
+    umg_free(bus->iov);
     pthread_mutex_destroy(&bus->qlock);
     pthread_cond_destroy(&bus->qcond);
     pthread_mutex_destroy(&bus->seglock);

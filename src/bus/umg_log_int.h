@@ -21,7 +21,9 @@
  * Index entry, 40 bytes per record, in offset order: the record's position in
  * the segment, app, id, receive and event time in seconds, partition, kind.
  * An index is a cache of its segment: it is rebuilt from the segment when its
- * size does not match.
+ * size does not match. The active segment's file may end with zeros that the
+ * writer wrote ahead of its records (log.c, prepare()); a zero header is never
+ * a valid record, and recovery truncates them like a torn tail.
  */
 #ifndef UMG_LOG_INT_H
 #define UMG_LOG_INT_H

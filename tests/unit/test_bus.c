@@ -253,6 +253,49 @@ static void test_torn_tail_every_offset(void **state)
     free(dir);
 }
 
+/* Small groups get zeros written ahead of them in the active segment: a clean close
+ * trims them, and after a crash (records, then zeros) recovery keeps every record,
+ * drops the zeros and appends after the last record. */
+static void test_zeros_written_ahead(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    umg_bus_t *bus = open_bus(dir, 64 << 20);
+    assert_int_equal(append(bus, 7, 0, 5, NULL), UMG_OK);
+    char *seg = only_segment(dir, ".log");
+    struct stat st;
+    /* Zeros are written ahead after a group went to the syncer: wait for them. */
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(stat(seg, &st), 0);
+        if (st.st_size >= (256 << 10)) {
+            break;
+        }
+        usleep(10000);
+    }
+    assert_true(st.st_size >= (256 << 10));
+    ops->close(bus);
+    assert_int_equal(stat(seg, &st), 0);
+    off_t full = st.st_size;
+    assert_true(full > 0 && full < 4096);
+    assert_int_equal(truncate(seg, full + (1 << 20)), 0); /* what a kill -9 leaves */
+    bus = open_bus(dir, 64 << 20);
+    assert_int_equal(count_all(bus, &ALL, NULL), 5);
+    int s[6];
+    assert_int_equal(append(bus, 7, 0, 6, s), UMG_OK);
+    assert_int_equal(s[0], UMG_EEXIST);
+    assert_int_equal(s[5], UMG_OK);
+    assert_int_equal(count_all(bus, &ALL, NULL), 6);
+    ops->close(bus);
+    assert_int_equal(stat(seg, &st), 0);
+    assert_true(st.st_size > full && st.st_size < 4096);
+    bus = open_bus(dir, 64 << 20);
+    assert_int_equal(count_all(bus, &ALL, NULL), 6);
+    ops->close(bus);
+    free(seg);
+    rmrf(dir);
+    free(dir);
+}
+
 static void test_roll_and_index_rebuild(void **state)
 {
     (void)state;
@@ -514,6 +557,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_read_dedupe),
         cmocka_unit_test(test_torn_tail_every_offset),
+        cmocka_unit_test(test_zeros_written_ahead),
         cmocka_unit_test(test_roll_and_index_rebuild),
         cmocka_unit_test(test_write_failure_undoes_dedupe),
         cmocka_unit_test(test_failed_group_keeps_earlier_ids),

@@ -284,25 +284,16 @@ int umg_pii_stale(const umg_pii_t *p, umg_slice_t value)
     return ki >= 0 && ki != p->nkeys - 1;
 }
 
-/* The event's PII fields with their names and bits. */
-#define PII_FIELDS(ev)                                                                                                 \
-    struct {                                                                                                           \
-        const char *name;                                                                                              \
-        uint32_t bit;                                                                                                  \
-        umg_slice_t *v;                                                                                                \
-    } f[] = {{"ip", UMG_PII_IP, &(ev)->ip},                                                                            \
-             {"user_id", UMG_PII_USER_ID, &(ev)->user_id},                                                             \
-             {"idfa", UMG_PII_IDFA, &(ev)->device.idfa},                                                               \
-             {"idfv", UMG_PII_IDFV, &(ev)->device.idfv},                                                               \
-             {"gaid", UMG_PII_GAID, &(ev)->device.gaid},                                                               \
-             {"android_id", UMG_PII_ANDROID_ID, &(ev)->device.android_id},                                             \
-             {"oaid", UMG_PII_OAID, &(ev)->device.oaid},                                                               \
-             {"custom_id", UMG_PII_CUSTOM_ID, &(ev)->device.custom_id}}
+/* A PII field of a record: its name (the associated data), its bit in the configuration, its value. */
+typedef struct pii_field_s {
+    const char *name;
+    uint32_t bit;
+    umg_slice_t *v;
+} pii_field_t;
 
-int umg_pii_encrypt_event(const umg_pii_t *p, umg_event_t *ev, umg_arena_t *a)
+static int encrypt_fields(const umg_pii_t *p, pii_field_t *f, size_t n, umg_arena_t *a)
 {
-    PII_FIELDS(ev);
-    for (size_t i = 0; i < UMG_ARRAY_SIZE(f); i++) {
+    for (size_t i = 0; i < n; i++) {
         /* Always, even a value that looks encrypted already: a client must not be able to store
          * a field in the clear (or one no key opens) by sending "enc:v1:..." itself. */
         if ((p->fields & f[i].bit) && f[i].v->len > 0) {
@@ -315,68 +306,17 @@ int umg_pii_encrypt_event(const umg_pii_t *p, umg_event_t *ev, umg_arena_t *a)
     return UMG_OK;
 }
 
-int umg_pii_decrypt_event(const umg_pii_t *p, umg_event_t *ev, umg_arena_t *a)
+/* Decrypts what it can; a field no key opens is left as stored (UMG_EAUTH after the others). */
+static int decrypt_fields(const umg_pii_t *p, pii_field_t *f, size_t n, umg_arena_t *a, int *stale)
 {
     int failed = 0;
-    PII_FIELDS(ev);
-    for (size_t i = 0; i < UMG_ARRAY_SIZE(f); i++) {
+    for (size_t i = 0; i < n; i++) {
         if (f[i].v->len <= 7 || memcmp(f[i].v->ptr, "enc:v1:", 7) != 0) {
             continue;
         }
-        char *dst = umg_arena_alloc(a, f[i].v->len);
-        size_t len;
-        if (dst == NULL) {
-            return UMG_ENOMEM;
+        if (stale != NULL) {
+            *stale |= umg_pii_stale(p, *f[i].v);
         }
-        int rc = umg_pii_decrypt(p, f[i].name, *f[i].v, dst, f[i].v->len, &len);
-        if (rc == UMG_OK) {
-            *f[i].v = umg_slice(dst, len);
-        } else if (rc != UMG_EAUTH) {
-            return rc;
-        } else {
-            failed++; /* left as stored */
-        }
-    }
-    return failed ? UMG_EAUTH : UMG_OK;
-}
-
-/* The same for touches: ip and the device identifiers (touches have no user_id). */
-#define PII_TOUCH_FIELDS(t)                                                                                            \
-    struct {                                                                                                           \
-        const char *name;                                                                                              \
-        uint32_t bit;                                                                                                  \
-        umg_slice_t *v;                                                                                                \
-    } f[] = {{"ip", UMG_PII_IP, &(t)->ip},                                                                             \
-             {"idfa", UMG_PII_IDFA, &(t)->idfa},                                                                       \
-             {"idfv", UMG_PII_IDFV, &(t)->idfv},                                                                       \
-             {"gaid", UMG_PII_GAID, &(t)->gaid},                                                                       \
-             {"android_id", UMG_PII_ANDROID_ID, &(t)->android_id},                                                     \
-             {"oaid", UMG_PII_OAID, &(t)->oaid},                                                                       \
-             {"custom_id", UMG_PII_CUSTOM_ID, &(t)->custom_id}}
-
-int umg_pii_encrypt_touch(const umg_pii_t *p, umg_touch_t *t, umg_arena_t *a)
-{
-    PII_TOUCH_FIELDS(t);
-    for (size_t i = 0; i < UMG_ARRAY_SIZE(f); i++) {
-        if ((p->fields & f[i].bit) && f[i].v->len > 0) {
-            int rc = umg_pii_encrypt(p, f[i].name, *f[i].v, a, f[i].v);
-            if (rc != UMG_OK) {
-                return rc;
-            }
-        }
-    }
-    return UMG_OK;
-}
-
-int umg_pii_decrypt_touch(const umg_pii_t *p, umg_touch_t *t, umg_arena_t *a, int *stale)
-{
-    int failed = 0;
-    PII_TOUCH_FIELDS(t);
-    for (size_t i = 0; i < UMG_ARRAY_SIZE(f); i++) {
-        if (f[i].v->len <= 7 || memcmp(f[i].v->ptr, "enc:v1:", 7) != 0) {
-            continue;
-        }
-        *stale |= umg_pii_stale(p, *f[i].v);
         char *dst = umg_arena_alloc(a, f[i].v->len);
         size_t len;
         if (dst == NULL) {
@@ -392,4 +332,48 @@ int umg_pii_decrypt_touch(const umg_pii_t *p, umg_touch_t *t, umg_arena_t *a, in
         }
     }
     return failed ? UMG_EAUTH : UMG_OK;
+}
+
+#define EVENT_FIELDS(ev)                                                                                               \
+    pii_field_t f[] = {{"ip", UMG_PII_IP, &(ev)->ip},                                                                  \
+                       {"user_id", UMG_PII_USER_ID, &(ev)->user_id},                                                   \
+                       {"idfa", UMG_PII_IDFA, &(ev)->device.idfa},                                                     \
+                       {"idfv", UMG_PII_IDFV, &(ev)->device.idfv},                                                     \
+                       {"gaid", UMG_PII_GAID, &(ev)->device.gaid},                                                     \
+                       {"android_id", UMG_PII_ANDROID_ID, &(ev)->device.android_id},                                   \
+                       {"oaid", UMG_PII_OAID, &(ev)->device.oaid},                                                     \
+                       {"custom_id", UMG_PII_CUSTOM_ID, &(ev)->device.custom_id}}
+
+/* Touches have ip and the device identifiers, no user_id. */
+#define TOUCH_FIELDS(t)                                                                                                \
+    pii_field_t f[] = {{"ip", UMG_PII_IP, &(t)->ip},                                                                   \
+                       {"idfa", UMG_PII_IDFA, &(t)->idfa},                                                             \
+                       {"idfv", UMG_PII_IDFV, &(t)->idfv},                                                             \
+                       {"gaid", UMG_PII_GAID, &(t)->gaid},                                                             \
+                       {"android_id", UMG_PII_ANDROID_ID, &(t)->android_id},                                           \
+                       {"oaid", UMG_PII_OAID, &(t)->oaid},                                                             \
+                       {"custom_id", UMG_PII_CUSTOM_ID, &(t)->custom_id}}
+
+int umg_pii_encrypt_event(const umg_pii_t *p, umg_event_t *ev, umg_arena_t *a)
+{
+    EVENT_FIELDS(ev);
+    return encrypt_fields(p, f, UMG_ARRAY_SIZE(f), a);
+}
+
+int umg_pii_decrypt_event(const umg_pii_t *p, umg_event_t *ev, umg_arena_t *a)
+{
+    EVENT_FIELDS(ev);
+    return decrypt_fields(p, f, UMG_ARRAY_SIZE(f), a, NULL);
+}
+
+int umg_pii_encrypt_touch(const umg_pii_t *p, umg_touch_t *t, umg_arena_t *a)
+{
+    TOUCH_FIELDS(t);
+    return encrypt_fields(p, f, UMG_ARRAY_SIZE(f), a);
+}
+
+int umg_pii_decrypt_touch(const umg_pii_t *p, umg_touch_t *t, umg_arena_t *a, int *stale)
+{
+    TOUCH_FIELDS(t);
+    return decrypt_fields(p, f, UMG_ARRAY_SIZE(f), a, stale);
 }

@@ -15,6 +15,7 @@
  * parses again, so that only the touches holding bad bytes are rejected.
  */
 #include "umg_touch.h"
+#include "umg_codec_int.h"
 #include "umg_json.h"
 
 #include <arpa/inet.h>
@@ -32,7 +33,6 @@ static const char E_TS_IN_FUTURE[] = "ts_in_future";
 static const char E_TS_TOO_OLD[] = "ts_too_old";
 
 /* The byte that marks a repaired invalid UTF-8 sequence (see event.c). */
-#define UTF8_MARK 0x7f
 
 /* Times must fit RFC 3339's four-digit years: 1970-01-01 .. 9999-12-31T23:59:59.999999Z. */
 #define TS_MAX_US INT64_C(253402300799999999)
@@ -216,32 +216,6 @@ typedef struct tctx_s {
     int has_ts;
     int rc; /* UMG_ENOMEM when the arena failed; stops the batch */
 } tctx_t;
-
-/* Writes "prefix.key" into out, cutting the key at a UTF-8 character boundary. */
-static void build_path(char *out, size_t cap, const char *pfx, const char *key, size_t klen)
-{
-    size_t n = 0;
-    if (pfx != NULL) {
-        size_t pl = strlen(pfx);
-        memcpy(out, pfx, pl);
-        n = pl;
-        if (key != NULL) {
-            out[n++] = '.';
-        }
-    }
-    if (key != NULL) {
-        size_t room = cap - 1 - n;
-        if (klen > room) {
-            klen = room;
-            while (klen > 0 && ((unsigned char)key[klen] & 0xc0) == 0x80) {
-                klen--;
-            }
-        }
-        memcpy(out + n, key, klen);
-        n += klen;
-    }
-    out[n] = '\0';
-}
 
 /* Records an error for field key (within the current prefix) and returns -1. */
 __attribute__((format(printf, 5, 6))) static int fail(tctx_t *c, const char *code, const char *key, size_t klen,
@@ -462,16 +436,6 @@ static int url_ok(umg_slice_t v)
     return 1;
 }
 
-static int is_zero_id(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] != '0' && s[i] != '-') {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 /*
  * Advertising ids are stored lowercase so that one device has one key
  * whatever case a sender used. From a URL the caller's decoded value is
@@ -609,21 +573,6 @@ void umg_touch_from_params(umg_touch_t *t, umg_touch_param_fn get, void *ctx, um
 static int has_mark(const tctx_t *c, const char *s, size_t n)
 {
     return c->d->utf8_fallback && n > 0 && memchr(s, UTF8_MARK, n) != NULL;
-}
-
-static const char *json_type_name(umg_json_type_t t)
-{
-    switch (t) {
-    case UMG_JSON_NULL: return "null";
-    case UMG_JSON_BOOL: return "a boolean";
-    case UMG_JSON_INT64:
-    case UMG_JSON_UINT64:
-    case UMG_JSON_DOUBLE: return "a number";
-    case UMG_JSON_STRING: return "a string";
-    case UMG_JSON_ARRAY: return "an array";
-    case UMG_JSON_OBJECT: return "an object";
-    }
-    return "a value";
 }
 
 #define FAIL(c, it, code, ...) fail((c), (code), (it)->key, (it)->klen, __VA_ARGS__)
@@ -989,50 +938,6 @@ void umg_touch_decoder_free(umg_touch_decoder_t *d)
     umg_free(d);
 }
 
-/*
- * Replaces every byte of every ill-formed UTF-8 sequence with UTF8_MARK
- * (Unicode "maximal subpart" rules), as event.c does for event bodies.
- */
-static void utf8_scrub(unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned char b = s[i];
-        if (b < 0x80) {
-            i++;
-            continue;
-        }
-        size_t need;
-        unsigned char lo = 0x80, hi = 0xbf;
-        if (b >= 0xc2 && b <= 0xdf) {
-            need = 1;
-        } else if (b >= 0xe0 && b <= 0xef) {
-            need = 2;
-            lo = b == 0xe0 ? 0xa0 : 0x80;
-            hi = b == 0xed ? 0x9f : 0xbf;
-        } else if (b >= 0xf0 && b <= 0xf4) {
-            need = 3;
-            lo = b == 0xf0 ? 0x90 : 0x80;
-            hi = b == 0xf4 ? 0x8f : 0xbf;
-        } else {
-            s[i++] = UTF8_MARK;
-            continue;
-        }
-        size_t k = 1;
-        while (k <= need && i + k < n) {
-            unsigned char cb = s[i + k];
-            if (cb < (k == 1 ? lo : 0x80) || cb > (k == 1 ? hi : 0xbf)) {
-                break;
-            }
-            k++;
-        }
-        if (k != need + 1) {
-            memset(s + i, UTF8_MARK, k);
-        }
-        i += k;
-    }
-}
-
 typedef struct walk_s {
     umg_touch_decoder_t *d;
     const umg_touch_limits_t *lim;
@@ -1147,37 +1052,6 @@ int umg_touch_decode(umg_touch_decoder_t *d, const char *body, size_t len, const
 
 /* -------------------------------------------------------------- encoding */
 
-static inline char *w_mem(char *p, const char *s, size_t n)
-{
-    memcpy(p, s, n);
-    return p + n;
-}
-
-#define W_LIT(p, lit) w_mem((p), (lit), sizeof(lit) - 1)
-
-/*
- * Writes s as a JSON string at p, inside space the caller reserved. Most
- * values (ids, names, URLs) need no escaping and are copied as they are;
- * the others go through core's escaper.
- */
-static char *w_str(umg_buf_t *b, char *p, umg_slice_t s)
-{
-    for (size_t i = 0; i < s.len; i++) {
-        unsigned char ch = (unsigned char)s.ptr[i];
-        if (ch < 0x20 || ch == '"' || ch == '\\') {
-            b->len = (size_t)(p - b->ptr);
-            (void)umg_buf_json_str(b, s.ptr, s.len); /* the space is reserved: cannot fail */
-            return b->ptr + b->len;
-        }
-    }
-    *p++ = '"';
-    if (s.len != 0) {
-        p = w_mem(p, s.ptr, s.len);
-    }
-    *p++ = '"';
-    return p;
-}
-
 /* "key":"value" */
 static char *w_kv(umg_buf_t *b, char *p, const char *key, umg_slice_t s)
 {
@@ -1196,20 +1070,6 @@ static char *w_member(umg_buf_t *b, char *p, const char *key, umg_slice_t s)
     }
     *p++ = ',';
     return w_kv(b, p, key, s);
-}
-
-static char *w_time(char *p, int64_t us)
-{
-    *p++ = '"';
-    p = umg_time_write_rfc3339(p, us);
-    *p++ = '"';
-    return p;
-}
-
-/* Bytes a string may need: every byte escaped as \u00XX, quotes, its key and punctuation. */
-static size_t str_bound(umg_slice_t s)
-{
-    return s.len * 6 + 2 + 24;
 }
 
 static int uuid_is_nil(const umg_uuid_t *u)

@@ -1273,6 +1273,34 @@ static int apps_within(umg_admin_t *a, job_t *j, const char *csv)
     return 1;
 }
 
+/*
+ * Opens the write transaction and checks an app list against the caller's
+ * organization into norm (NUL-terminated; empty when has_apps is 0). Frees
+ * apps. Answers and returns -1 on failure, with nothing left open.
+ */
+static int begin_apps(umg_admin_t *a, job_t *j, umg_buf_t *apps, int has_apps, umg_buf_t *norm)
+{
+    char msg[160];
+    if (begin(a)) {
+        umg_buf_free(apps);
+        return db_error(a, j);
+    }
+    if (has_apps && umg_meta_check_apps(a->db, j->who.org, apps->ptr, strlen(apps->ptr), norm, msg, sizeof(msg))) {
+        rollback(a);
+        umg_buf_free(apps);
+        umg_buf_free(norm);
+        umg__job_error(j, 400, "invalid_value", "apps", msg);
+        return -1;
+    }
+    umg_buf_free(apps);
+    if (umg_buf_putc(norm, '\0') != UMG_OK) {
+        rollback(a);
+        umg_buf_free(norm);
+        return oom(j);
+    }
+    return 0;
+}
+
 static int64_t active_owners(umg_admin_t *a, uint32_t org)
 {
     sqlite3_stmt *st =
@@ -1492,21 +1520,10 @@ static void ep_users(umg_admin_t *a, job_t *j, path_t *p)
     }
     sodium_memzero(password, sizeof(password));
     umg_buf_t norm = {0};
-    char msg[160];
-    if (begin(a)) {
-        umg_buf_free(&apps);
-        db_error(a, j);
+    if (begin_apps(a, j, &apps, has_apps, &norm)) {
         return;
     }
     int rc = 0;
-    if (has_apps && umg_meta_check_apps(a->db, j->who.org, apps.ptr, strlen(apps.ptr), &norm, msg, sizeof(msg))) {
-        rollback(a);
-        umg_buf_free(&apps);
-        umg_buf_free(&norm);
-        umg__job_error(j, 400, "invalid_value", "apps", msg);
-        return;
-    }
-    umg_buf_free(&apps);
     if (cur == UMG_ROLE_OWNER && ((has_role && r != UMG_ROLE_OWNER) || (has_dis && disabled)) &&
         active_owners(a, j->who.org) <= 1) {
         rollback(a);
@@ -1518,9 +1535,6 @@ static void ep_users(umg_admin_t *a, job_t *j, path_t *p)
         rc |= exec(a, q(a, "UPDATE users SET role = ? WHERE id = ?", "ti", umg_role_name(r), uid));
     }
     if (has_apps || apps_null) {
-        if (umg_buf_putc(&norm, '\0') != UMG_OK) {
-            rc = -1;
-        }
         rc |= exec(a, q(a, "UPDATE users SET apps = ? WHERE id = ?", "ti", has_apps ? norm.ptr : NULL, uid));
     }
     if (has_dis) {
@@ -1632,7 +1646,7 @@ static void ep_invitations(umg_admin_t *a, job_t *j, path_t *p)
     if (p->n == 1 && is(j->method, "POST")) {
         static const char *const allowed[] = {"email", "role", "apps", NULL};
         body_t b;
-        char email[256], role[16], token[80], hash[65], pid[40], msg[160];
+        char email[256], role[16], token[80], hash[65], pid[40];
         umg_buf_t apps = {0}, norm = {0};
         if (parse_body(a, j, allowed, &b) || get_str(j, &b, "email", 1, email, sizeof(email)) < 0 ||
             get_str(j, &b, "role", 1, role, sizeof(role)) < 0) {
@@ -1662,20 +1676,9 @@ static void ep_invitations(umg_admin_t *a, job_t *j, path_t *p)
             umg__job_error(j, 403, "forbidden", "apps", "you can only give access to apps you have");
             return;
         }
-        if (begin(a)) {
-            umg_buf_free(&apps);
-            db_error(a, j);
+        if (begin_apps(a, j, &apps, has_apps, &norm)) {
             return;
         }
-        if (has_apps && umg_meta_check_apps(a->db, j->who.org, apps.ptr, strlen(apps.ptr), &norm, msg, sizeof(msg))) {
-            rollback(a);
-            umg_buf_free(&apps);
-            umg_buf_free(&norm);
-            umg__job_error(j, 400, "invalid_value", "apps", msg);
-            return;
-        }
-        umg_buf_free(&apps);
-        umg_buf_putc(&norm, '\0');
         umg_meta_random_id(token, "inv_", 32);
         umg_meta_token_hash(token, strlen(token), hash);
         umg_meta_random_id(pid, "ivt_", 8);
@@ -1763,7 +1766,7 @@ static void ep_tokens(umg_admin_t *a, job_t *j, path_t *p)
         }
         static const char *const allowed[] = {"name", "permissions", "apps", "expires_in_days", NULL};
         body_t b;
-        char name[160], token[80], hash[65], pid[40], msg[160];
+        char name[160], token[80], hash[65], pid[40];
         umg_buf_t perms_csv = {0}, apps = {0}, norm = {0};
         int64_t days = 0;
         if (parse_body(a, j, allowed, &b) || get_str(j, &b, "name", 1, name, sizeof(name)) < 0 ||
@@ -1795,36 +1798,15 @@ static void ep_tokens(umg_admin_t *a, job_t *j, path_t *p)
             umg_buf_free(&apps);
             return;
         }
-        if (begin(a)) {
-            umg_buf_free(&apps);
-            db_error(a, j);
+        if (begin_apps(a, j, &apps, ha, &norm)) {
             return;
         }
-        if (ha && umg_meta_check_apps(a->db, j->who.org, apps.ptr, strlen(apps.ptr), &norm, msg, sizeof(msg))) {
+        /* A user limited to some apps makes tokens limited to (some of) those apps. */
+        if (!j->who.all_apps && (ha == 0 || !apps_within(a, j, norm.ptr))) {
             rollback(a);
-            umg_buf_free(&apps);
             umg_buf_free(&norm);
-            umg__job_error(j, 400, "invalid_value", "apps", msg);
+            umg__job_error(j, 403, "forbidden", "apps", "list apps you have access to");
             return;
-        }
-        umg_buf_free(&apps);
-        umg_buf_putc(&norm, '\0');
-        if (!j->who.all_apps) {
-            /* A user limited to some apps makes tokens limited to (some of) those apps. */
-            int ok = ha > 0;
-            for (const char *s = norm.ptr; ok && *s;) {
-                size_t n = strcspn(s, ",");
-                umg_app_t app;
-                ok = umg_apps_find_id(umg_auth_apps(a->auth), umg_slice(s, n), &app) == UMG_OK &&
-                     umg_principal_can(&j->who, UMG_PERM_APPS_READ, &app);
-                s += n + (s[n] == ',');
-            }
-            if (!ok) {
-                rollback(a);
-                umg_buf_free(&norm);
-                umg__job_error(j, 403, "forbidden", "apps", "list apps you have access to");
-                return;
-            }
         }
         umg_meta_random_id(token, "ut_", 32);
         umg_meta_token_hash(token, strlen(token), hash);

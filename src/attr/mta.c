@@ -548,20 +548,42 @@ static void shap_exact(shap_t *sh, umg_mta_shapley_game_t g, double *phi)
  * Sampled (RATE game): the mean marginal contribution over random orders of
  * the channels (Castro, Gomez and Tejada 2009), from a splitmix64 stream
  * seeded by opts.seed.
+ *
+ * The orders are drawn one after another, each shuffling the one before, but
+ * walked SHAP_LANES at a time: one pass over the coalitions finds a
+ * coalition's last member in every order of the block at once (the members'
+ * positions sit in 16-bit vector lanes, one lane an order) and adds its value
+ * and count to each order's slot. Streaming the coalitions once a block from
+ * flat arrays, instead of once an order through the hash table, is what keeps
+ * a million journeys over 40 channels within the issue's 2 s. Each order
+ * still sums its values over the coalitions in the same sequence, and counts
+ * are integers (exact in any order), so the result has the same bits as
+ * walking one order at a time.
  */
-static int shap_sampled(shap_t *sh, uint32_t samples, uint64_t seed, double *phi)
+#define SHAP_LANES 16
+typedef int16_t shap_vec_t __attribute__((vector_size(16))); /* 8 lanes */
+typedef struct shap_lanes_s {
+    shap_vec_t v[SHAP_LANES / 8];
+} shap_lanes_t;
+
+/* The coalitions as flat arrays, in the order of the packed table. */
+typedef struct shap_flat_s {
+    size_t nc;
+    uint32_t *mem, *len;
+    double *value;
+    uint64_t *count;
+} shap_flat_t;
+
+static void flat_free(shap_flat_t *f)
 {
-    uint32_t k = sh->k;
-    uint32_t *perm = umg_malloc(k * sizeof(uint32_t)), *pos = umg_malloc(k * sizeof(uint32_t));
-    double *addv = umg_malloc(k * sizeof(double)), *addc = umg_malloc(k * sizeof(double));
-    int rc = UMG_ENOMEM;
-    if (perm == NULL || pos == NULL || addv == NULL || addc == NULL) {
-        goto done;
-    }
-    uint64_t rng = seed;
-    for (uint32_t i = 0; i < k; i++) {
-        perm[i] = i;
-    }
+    umg_free(f->mem);
+    umg_free(f->len);
+    umg_free(f->value);
+    umg_free(f->count);
+}
+
+static int shap_flatten(shap_t *sh, shap_flat_t *f)
+{
     /* The hash table is no longer needed as one: pack the coalitions at its front. */
     size_t nc = 0;
     for (size_t h = 0; h < sh->cap; h++) {
@@ -569,34 +591,138 @@ static int shap_sampled(shap_t *sh, uint32_t samples, uint64_t seed, double *phi
             sh->tab[nc++] = sh->tab[h];
         }
     }
-    samples = samples ? samples : 1;
-    for (uint32_t n = 0; n < samples; n++) {
-        for (uint32_t i = k; i > 1; i--) {
-            uint32_t j = (uint32_t)(splitmix(&rng) % i);
-            uint32_t t = perm[i - 1];
-            perm[i - 1] = perm[j];
-            perm[j] = t;
-        }
-        for (uint32_t j = 0; j < k; j++) {
-            pos[perm[j]] = j;
-            addv[j] = addc[j] = 0;
-        }
-        for (size_t h = 0; h < nc; h++) {
-            const coal_t *c = &sh->tab[h];
-            uint32_t last = 0;
-            for (uint32_t q = 0; q < c->len; q++) {
-                last = UMG_MAX(last, pos[sh->pool[c->off + q]]);
+    f->nc = nc;
+    f->mem = umg_malloc((sh->npool ? sh->npool : 1) * sizeof(uint32_t));
+    f->len = umg_malloc((nc ? nc : 1) * sizeof(uint32_t));
+    f->value = umg_malloc((nc ? nc : 1) * sizeof(double));
+    f->count = umg_malloc((nc ? nc : 1) * sizeof(uint64_t));
+    if (f->mem == NULL || f->len == NULL || f->value == NULL || f->count == NULL) {
+        return UMG_ENOMEM;
+    }
+    uint32_t *m = f->mem;
+    for (size_t h = 0; h < nc; h++) {
+        const coal_t *c = &sh->tab[h];
+        memcpy(m, sh->pool + c->off, c->len * sizeof(uint32_t));
+        m += c->len;
+        f->len[h] = c->len;
+        f->value[h] = c->value;
+        f->count[h] = (uint64_t)c->count; /* a count of journeys: an integer */
+    }
+    return UMG_OK;
+}
+
+static inline shap_vec_t vec_max(shap_vec_t a, shap_vec_t b)
+{
+    shap_vec_t gt = a > b;
+    return (a & gt) | (b & ~gt);
+}
+
+/* One pass over the coalitions for a block of orders: addv/addc[position * SHAP_LANES + lane]. */
+static void shap_walk(const shap_flat_t *f, const shap_lanes_t *pos, double *addv, uint64_t *addc)
+{
+    const uint32_t *m = f->mem;
+    for (size_t h = 0; h < f->nc; h++) {
+        shap_lanes_t mx = {{{0}}};
+        for (uint32_t q = 0; q < f->len[h]; q++) {
+            for (int w = 0; w < SHAP_LANES / 8; w++) {
+                mx.v[w] = vec_max(mx.v[w], pos[m[q]].v[w]);
             }
-            addv[last] += c->value;
-            addc[last] += c->count;
         }
-        double cv = sh->empty_value, cc = sh->empty_count, prev = rate(cv, cc);
+        m += f->len[h];
+        int16_t last[SHAP_LANES];
+        memcpy(last, &mx, sizeof(last));
+        double v = f->value[h];
+        uint64_t c = f->count[h];
+#pragma GCC unroll 16
+        for (int b = 0; b < SHAP_LANES; b++) {
+            size_t slot = (size_t)last[b] * SHAP_LANES + (size_t)b;
+            addv[slot] += v;
+            addc[slot] += c;
+        }
+    }
+}
+
+/* The same pass for more channels than a 16-bit lane holds: pos32[lane * k + channel], lane after lane. */
+static void shap_walk_wide(const shap_flat_t *f, const int32_t *pos32, uint32_t k, double *addv, uint64_t *addc)
+{
+    for (size_t b = 0; b < SHAP_LANES; b++) {
+        const uint32_t *m = f->mem, *p = (const uint32_t *)pos32 + b * k;
+        for (size_t h = 0; h < f->nc; h++) {
+            uint32_t last = 0;
+            for (uint32_t q = 0; q < f->len[h]; q++) {
+                last = UMG_MAX(last, p[m[q]]);
+            }
+            m += f->len[h];
+            addv[(size_t)last * SHAP_LANES + b] += f->value[h];
+            addc[(size_t)last * SHAP_LANES + b] += f->count[h];
+        }
+    }
+}
+
+/* Draws the next nb orders (each shuffling the running one, cur) into perm and their positions into pos. */
+static void shap_draw(uint32_t k, uint32_t nb, uint64_t *rng, uint32_t *cur, uint32_t *perm, shap_lanes_t *pos,
+                      int32_t *pos32)
+{
+    for (uint32_t b = 0; b < nb; b++) {
+        for (uint32_t i = k; i > 1; i--) {
+            uint32_t j = (uint32_t)(splitmix(rng) % i);
+            uint32_t t = cur[i - 1];
+            cur[i - 1] = cur[j];
+            cur[j] = t;
+        }
+        memcpy(perm + (size_t)b * k, cur, k * sizeof(uint32_t));
         for (uint32_t j = 0; j < k; j++) {
-            cv += addv[j];
-            cc += addc[j];
-            double cur = rate(cv, cc);
-            phi[perm[j]] += cur - prev;
-            prev = cur;
+            if (pos != NULL) {
+                pos[cur[j]].v[b / 8][b % 8] = (int16_t)j;
+            } else {
+                pos32[(size_t)b * k + cur[j]] = (int32_t)j;
+            }
+        }
+    }
+}
+
+static int shap_sampled(shap_t *sh, uint32_t samples, uint64_t seed, double *phi)
+{
+    uint32_t k = sh->k;
+    int narrow = k <= INT16_MAX;
+    shap_flat_t f = {0};
+    uint32_t *perm = umg_malloc((size_t)k * (SHAP_LANES + 1) * sizeof(uint32_t));
+    /* Positions start at 0, so lanes past the last order of the final block hold valid ones. */
+    void *pos_mem =
+        narrow ? umg_calloc((size_t)k + 1, sizeof(shap_lanes_t)) : umg_calloc((size_t)k * SHAP_LANES, sizeof(int32_t));
+    double *addv = umg_malloc((size_t)k * SHAP_LANES * sizeof(double));
+    uint64_t *addc = umg_malloc((size_t)k * SHAP_LANES * sizeof(uint64_t));
+    int rc = UMG_ENOMEM;
+    if (perm == NULL || pos_mem == NULL || addv == NULL || addc == NULL || shap_flatten(sh, &f) != UMG_OK) {
+        goto done;
+    }
+    /* Vector lanes want 16-byte alignment, which umg_malloc does not promise. */
+    shap_lanes_t *pos = narrow ? (shap_lanes_t *)(((uintptr_t)pos_mem + 15) & ~(uintptr_t)15) : NULL;
+    uint32_t *cur = perm + (size_t)k * SHAP_LANES; /* the running order */
+    uint64_t rng = seed;
+    for (uint32_t i = 0; i < k; i++) {
+        cur[i] = i;
+    }
+    samples = samples ? samples : 1;
+    for (uint32_t n0 = 0; n0 < samples; n0 += SHAP_LANES) {
+        uint32_t nb = UMG_MIN((uint32_t)SHAP_LANES, samples - n0);
+        shap_draw(k, nb, &rng, cur, perm, pos, pos_mem);
+        memset(addv, 0, (size_t)k * SHAP_LANES * sizeof(double));
+        memset(addc, 0, (size_t)k * SHAP_LANES * sizeof(uint64_t));
+        if (narrow) {
+            shap_walk(&f, pos, addv, addc);
+        } else {
+            shap_walk_wide(&f, pos_mem, k, addv, addc);
+        }
+        for (uint32_t b = 0; b < nb; b++) {
+            double cv = sh->empty_value, cc = sh->empty_count, prev = rate(cv, cc);
+            for (uint32_t j = 0; j < k; j++) {
+                cv += addv[(size_t)j * SHAP_LANES + b];
+                cc += (double)addc[(size_t)j * SHAP_LANES + b];
+                double r = rate(cv, cc);
+                phi[perm[(size_t)b * k + j]] += r - prev;
+                prev = r;
+            }
         }
     }
     for (uint32_t i = 0; i < k; i++) {
@@ -604,8 +730,9 @@ static int shap_sampled(shap_t *sh, uint32_t samples, uint64_t seed, double *phi
     }
     rc = UMG_OK;
 done:
+    flat_free(&f);
     umg_free(perm);
-    umg_free(pos);
+    umg_free(pos_mem);
     umg_free(addv);
     umg_free(addc);
     return rc;

@@ -793,6 +793,7 @@ typedef struct app_settings_s {
     int64_t view_lookback_hours;
     int64_t reattribution_window_days;
     umg_buf_t allowlist; /* comma-separated hosts */
+    umg_buf_t sources;   /* source_click_lookback_days as canonical JSON members: "meta":28,"google":14 */
 } app_settings_t;
 
 static void settings_defaults(app_settings_t *s)
@@ -801,10 +802,51 @@ static void settings_defaults(app_settings_t *s)
     s->view_lookback_hours = 24;
     s->reattribution_window_days = 90;
     umg_buf_reset(&s->allowlist);
+    umg_buf_reset(&s->sources);
 }
 
-static const char *const settings_keys[] = {"click_lookback_days", "view_lookback_hours", "reattribution_window_days",
-                                            "redirect_allowlist", NULL};
+#define MAX_SOURCE_WINDOWS 64
+
+/* settings.source_click_lookback_days: {"source": days 1..30, ...}, at most 64 sources. */
+static int source_windows_apply(job_t *j, umg_json_val_t v, umg_buf_t *out)
+{
+    const char *f = "source_click_lookback_days";
+    umg_json_iter_t it;
+    if (umg_json_type(v) != UMG_JSON_OBJECT || umg_json_object_iter(v, &it) != UMG_JSON_OK) {
+        umg__job_error(j, 400, "invalid_type", f, "must be an object of source name to days");
+        return -1;
+    }
+    if (umg_json_object_size(v) > MAX_SOURCE_WINDOWS) {
+        umg__job_error(j, 400, "invalid_value", f, "at most 64 sources");
+        return -1;
+    }
+    umg_buf_reset(out);
+    umg_json_item_t items[16];
+    size_t n;
+    while ((n = umg_json_object_next(&it, items, 16)) > 0) {
+        for (size_t i = 0; i < n; i++) {
+            if (items[i].klen == 0 || items[i].klen > 256) {
+                umg__job_error(j, 400, "invalid_value", f, "source names are 1 to 256 bytes");
+                return -1;
+            }
+            if (items[i].type != UMG_JSON_INT64 || items[i].num.i < 1 || items[i].num.i > 30) {
+                umg__job_error(j, 400, "invalid_value", f, "each source's window must be an integer from 1 to 30 days");
+                return -1;
+            }
+            int rc = out->len ? umg_buf_putc(out, ',') : UMG_OK;
+            rc = rc ? rc : umg_buf_json_str(out, items[i].key, items[i].klen);
+            rc = rc ? rc : umg_buf_printf(out, ":%lld", (long long)items[i].num.i);
+            if (rc != UMG_OK) {
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+static const char *const settings_keys[] = {"click_lookback_days",        "view_lookback_hours",
+                                            "reattribution_window_days",  "redirect_allowlist",
+                                            "source_click_lookback_days", NULL};
 
 /* Applies the members of a settings object (already type-checked by get_*) to s. */
 static int settings_apply(job_t *j, body_t *b, app_settings_t *s)
@@ -815,6 +857,9 @@ static int settings_apply(job_t *j, body_t *b, app_settings_t *s)
         return -1;
     }
     umg_json_val_t v;
+    if (find(b, "source_click_lookback_days", &v) && source_windows_apply(j, v, &s->sources) < 0) {
+        return -1;
+    }
     if (find(b, "redirect_allowlist", &v)) {
         umg_buf_reset(&s->allowlist);
         if (umg_json_array_size(v) == 0 && umg_json_type(v) == UMG_JSON_ARRAY) {
@@ -843,7 +888,9 @@ static int settings_json(const app_settings_t *s, umg_buf_t *o)
             start = i + 1;
         }
     }
-    return rc ? rc : umg_buf_append(o, "]}", 2);
+    rc = rc ? rc : umg_buf_append(o, "],\"source_click_lookback_days\":{", 32);
+    rc = rc ? rc : umg_buf_append(o, s->sources.ptr, s->sources.len);
+    return rc ? rc : umg_buf_append(o, "}}", 2);
 }
 
 /* Loads stored settings (written by settings_json, so well-formed) into s. */
@@ -882,6 +929,7 @@ static int app_json(umg_admin_t *a, job_t *j, sqlite3_stmt *st, umg_buf_t *o)
     rc = rc ? rc : put_time(o, "created_at", sqlite3_column_int64(st, 8));
     rc = rc ? rc : umg_buf_putc(o, '}');
     umg_buf_free(&s.allowlist);
+    umg_buf_free(&s.sources);
     return rc;
 }
 
@@ -1038,6 +1086,7 @@ static void ep_app_patch(umg_admin_t *a, job_t *j, umg_app_t *app)
         settings_defaults(&probe);
         int bad = settings_apply(j, &sb, &probe);
         umg_buf_free(&probe.allowlist);
+        umg_buf_free(&probe.sources);
         if (bad) {
             return;
         }
@@ -1092,6 +1141,7 @@ static void ep_app_patch(umg_admin_t *a, job_t *j, umg_app_t *app)
             rc |= exec(a, q(a, "UPDATE apps SET settings = ? WHERE id = ?", "ti", merged.ptr, (int64_t)app->id));
         }
         umg_buf_free(&s.allowlist);
+        umg_buf_free(&s.sources);
         umg_buf_free(&merged);
     }
     umg_buf_free(&new_settings);
@@ -2206,4 +2256,79 @@ void umg__admin_dispatch(umg_admin_t *a, job_t *j)
     if (j->status == 0) {
         umg__job_error(j, 503, "internal", NULL, "the request could not be completed; retry");
     }
+}
+
+/* ------------------------------------------------ the CLI's settings command */
+
+int umg_admin_cli_app_settings(const char *data_dir, const char *app_id, const char *json, umg_buf_t *out)
+{
+    umg_admin_t a;
+    memset(&a, 0, sizeof(a));
+    job_t j;
+    memset(&j, 0, sizeof(j));
+    int rc = umg_meta_open(data_dir, &a.db);
+    if (rc != UMG_OK || umg_json_parser_new(1 << 20, &a.json) != UMG_JSON_OK) {
+        sqlite3_close(a.db);
+        return umg_api_error_json(out, "store_unavailable", NULL, "cannot open meta.db") == UMG_OK ? UMG_EIO
+                                                                                                   : UMG_ENOMEM;
+    }
+    app_settings_t s = {0};
+    umg_buf_t merged = {0};
+    sqlite3_stmt *st = q(&a, "SELECT settings, org_id FROM apps WHERE public_id = ?", "t", app_id);
+    char *stored = NULL;
+    int64_t org = -1;
+    if (st != NULL && sqlite3_step(st) == SQLITE_ROW) {
+        org = sqlite3_column_int64(st, 1);
+        stored = col(st, 0) ? umg_strndup(col(st, 0), strlen(col(st, 0))) : NULL;
+    }
+    sqlite3_finalize(st);
+    if (org < 0) {
+        umg__job_error(&j, 404, "not_found", "app", "no such app");
+        goto done;
+    }
+    settings_load(&a, stored, &s);
+    umg_json_val_t root;
+    if (json != NULL && *json) {
+        if (umg_json_parse(a.json, json, strlen(json), &root) != UMG_JSON_OK ||
+            umg_json_type(root) != UMG_JSON_OBJECT) {
+            umg__job_error(&j, 400, "invalid_json", "settings", "settings must be a JSON object");
+            goto done;
+        }
+        body_t b = {root, 1};
+        if (check_members(&j, root, "settings", settings_keys) || settings_apply(&j, &b, &s) < 0) {
+            goto done;
+        }
+    }
+    if (settings_json(&s, &merged) != UMG_OK || umg_buf_putc(&merged, '\0') != UMG_OK) {
+        umg__job_error(&j, 503, "out_of_memory", NULL, "out of memory");
+        goto done;
+    }
+    if (json != NULL && *json) {
+        int bad = sqlite3_exec(a.db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK;
+        bad = bad || exec(&a, q(&a, "UPDATE apps SET settings = ? WHERE public_id = ?", "tt", merged.ptr, app_id));
+        umg_audit_t rec = {
+            .org_id = org, .actor = "cli", .action = "app.settings", .target = app_id, .outcome = "ok", .detail = json};
+        bad = bad || umg_meta_audit(a.db, &rec) != UMG_OK;
+        bad = bad || sqlite3_exec(a.db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK;
+        if (bad) {
+            sqlite3_exec(a.db, "ROLLBACK", NULL, NULL, NULL);
+            umg__job_error(&j, 503, "store_unavailable", NULL, "cannot write meta.db (is it locked?); retry");
+            goto done;
+        }
+    }
+    j.status = 200;
+    umg_buf_reset(&j.out);
+    umg_buf_append(&j.out, merged.ptr, merged.len - 1);
+done:
+    umg_buf_reset(out);
+    umg_buf_append(out, j.out.ptr, j.out.len);
+    rc = j.status == 200 ? UMG_OK : j.status == 404 ? UMG_ENOENT : j.status == 400 ? UMG_EINVAL : UMG_EIO;
+    umg_free(stored);
+    umg_buf_free(&s.allowlist);
+    umg_buf_free(&s.sources);
+    umg_buf_free(&merged);
+    umg_buf_free(&j.out);
+    umg_json_parser_free(a.json);
+    sqlite3_close(a.db);
+    return rc;
 }

@@ -41,6 +41,15 @@ void umg_admin_handle(umg_http_req_t *req, umg_admin_t *a);
 void umg_admin_audit_async(umg_admin_t *a, const umg_audit_t *rec);
 
 /** The admin routes, for the server's route table. */
+/*
+ * `unmogrowp admin app settings`: merges the settings JSON object (NULL or ""
+ * only reads) into the app's stored settings with the same validation as
+ * PATCH /v1/apps/{id}, audits the change, and writes the resulting settings
+ * (UMG_OK) or an error body naming the field (UMG_EINVAL, UMG_ENOENT, UMG_EIO)
+ * to out. Works while the daemon runs (it reloads settings within a second).
+ */
+int umg_admin_cli_app_settings(const char *data_dir, const char *app_id, const char *json, umg_buf_t *out);
+
 extern const umg_http_route_t umg_admin_routes[];
 extern const size_t umg_admin_nroutes;
 

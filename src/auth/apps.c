@@ -19,6 +19,7 @@ typedef struct entry_s {
     char *key, *secret, *prev_key, *prev_secret;
     char *store_url; /* NULL when none */
     char *allowlist; /* redirect hosts, comma-separated; NULL when none */
+    char *sources;   /* settings.source_click_lookback_days members ("meta":28,...); NULL when none */
 } entry_t;
 
 /* One credential: an app's current key or secret (until INT64_MAX), or the
@@ -59,6 +60,7 @@ static void snapshot_free(snapshot_t *s)
         umg_free(s->entries[i].prev_secret);
         umg_free(s->entries[i].store_url);
         umg_free(s->entries[i].allowlist);
+        umg_free(s->entries[i].sources);
     }
     umg_free(s->entries);
     umg_free(s->keys);
@@ -120,6 +122,46 @@ static char *allowlist_of(const char *settings, int *oom)
     return out;
 }
 
+/* The members of settings.source_click_lookback_days, as the admin API wrote them (canonical JSON). */
+static char *sources_of(const char *settings, int32_t *n, int *oom)
+{
+    static const char pat[] = "\"source_click_lookback_days\":{";
+    const char *p = settings ? strstr(settings, pat) : NULL;
+    *n = 0;
+    if (p == NULL) {
+        return NULL;
+    }
+    p += sizeof(pat) - 1;
+    const char *end = p;
+    for (int in_str = 0; *end && (in_str || *end != '}'); end++) {
+        if (in_str && *end == '\\' && end[1]) {
+            end++;
+        } else if (*end == '"') {
+            in_str = !in_str;
+            *n += !in_str;
+        }
+    }
+    if (end == p) {
+        return NULL;
+    }
+    char *out = umg_strndup(p, (size_t)(end - p));
+    *oom |= out == NULL;
+    return out;
+}
+
+/* An integer member of the settings JSON (written canonical by the admin API); 0 when absent. */
+static int32_t setting_int(const char *settings, const char *name)
+{
+    char pat[64];
+    snprintf(pat, sizeof(pat), "\"%s\":", name);
+    const char *p = settings ? strstr(settings, pat) : NULL;
+    if (p == NULL) {
+        return 0;
+    }
+    long v = strtol(p + strlen(pat), NULL, 10);
+    return v > 0 && v < 100000 ? (int32_t)v : 0;
+}
+
 static int snapshot_load(sqlite3 *db, snapshot_t **out)
 {
     sqlite3_stmt *st = NULL;
@@ -166,7 +208,12 @@ static int snapshot_load(sqlite3 *db, snapshot_t **out)
         e->app.rate_burst = sqlite3_column_double(st, 12);
         e->app.org_monthly_quota = sqlite3_column_int64(st, 13);
         e->store_url = dup_col(st, 14, &oom);
-        e->allowlist = allowlist_of((const char *)sqlite3_column_text(st, 15), &oom);
+        const char *settings = (const char *)sqlite3_column_text(st, 15);
+        e->allowlist = allowlist_of(settings, &oom);
+        e->sources = sources_of(settings, &e->app.source_windows, &oom);
+        e->app.click_lookback_days = setting_int(settings, "click_lookback_days");
+        e->app.view_lookback_hours = setting_int(settings, "view_lookback_hours");
+        e->app.reattribution_window_days = setting_int(settings, "reattribution_window_days");
         if (oom || e->key == NULL || e->secret == NULL) {
             goto fail;
         }
@@ -334,6 +381,67 @@ int umg_apps_find_id(umg_apps_t *a, umg_slice_t k, umg_app_t *out)
         } else {
             hi = mid;
         }
+    }
+    pthread_rwlock_unlock(&a->lock);
+    return rc;
+}
+
+int umg_apps_find_internal(umg_apps_t *a, uint32_t id, umg_app_t *out)
+{
+    int rc = UMG_ENOENT;
+    pthread_rwlock_rdlock(&a->lock);
+    snapshot_t *s = a->snap;
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->entries[i].app.id == id) {
+            *out = s->entries[i].app;
+            rc = UMG_OK;
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&a->lock);
+    return rc;
+}
+
+int umg_apps_source_window(umg_apps_t *a, uint32_t id, umg_slice_t source, int32_t *days)
+{
+    char enc[1600];
+    umg_buf_t b = {0};
+    if (source.len == 0 || source.len > 256 || umg_buf_json_str(&b, source.ptr, source.len) != UMG_OK ||
+        b.len >= sizeof(enc)) {
+        umg_buf_free(&b);
+        return UMG_ENOENT;
+    }
+    memcpy(enc, b.ptr, b.len);
+    size_t elen = b.len;
+    umg_buf_free(&b);
+    int rc = UMG_ENOENT;
+    pthread_rwlock_rdlock(&a->lock);
+    snapshot_t *s = a->snap;
+    for (size_t i = 0; i < s->n; i++) {
+        const entry_t *e = &s->entries[i];
+        if (e->app.id != id || e->sources == NULL) {
+            continue;
+        }
+        /* Members are "name":days with names encoded as umg_buf_json_str encodes `source` above. */
+        for (const char *p = e->sources; *p == '"';) {
+            const char *q = p + 1;
+            while (*q && *q != '"') {
+                q += *q == '\\' && q[1] ? 2 : 1;
+            }
+            if (*q != '"' || q[1] != ':') {
+                break;
+            }
+            size_t tlen = (size_t)(q + 1 - p); /* the name with its quotes */
+            char *after;
+            long v = strtol(q + 2, &after, 10);
+            if (tlen == elen && memcmp(p, enc, elen) == 0) {
+                *days = (int32_t)v;
+                rc = UMG_OK;
+                break;
+            }
+            p = *after == ',' ? after + 1 : after;
+        }
+        break;
     }
     pthread_rwlock_unlock(&a->lock);
     return rc;

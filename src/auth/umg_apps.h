@@ -23,6 +23,9 @@ typedef struct umg_app_s {
     int64_t prev_secret_until_us;
     double rate_eps, rate_burst; /* ingest rate limit; 0: the configured default */
     int64_t org_monthly_quota;   /* 0: the configured default */
+    /* Attribution windows from settings (docs/api.md); 0: the default. */
+    int32_t click_lookback_days, view_lookback_hours, reattribution_window_days;
+    int32_t source_windows; /* how many sources have their own click window (umg_apps_source_window) */
 } umg_app_t;
 
 typedef struct umg_apps_s umg_apps_t;
@@ -38,6 +41,10 @@ int umg_apps_refresh(umg_apps_t *apps);
 int umg_apps_find_key(umg_apps_t *apps, umg_slice_t app_key, umg_app_t *out);
 int umg_apps_find_secret(umg_apps_t *apps, umg_slice_t app_secret, umg_app_t *out);
 int umg_apps_find_id(umg_apps_t *apps, umg_slice_t public_id, umg_app_t *out);
+/** By internal id (the one log records carry); a linear scan, for the pipeline's per-batch cache. */
+int umg_apps_find_internal(umg_apps_t *apps, uint32_t id, umg_app_t *out);
+/** A source's own click window in days (settings.source_click_lookback_days). UMG_ENOENT when it has none. */
+int umg_apps_source_window(umg_apps_t *apps, uint32_t id, umg_slice_t source, int32_t *days);
 size_t umg_apps_count(umg_apps_t *apps);
 /**
  * For a click link: the app by public id, and in url[cap] where to send the

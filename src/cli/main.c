@@ -6,9 +6,11 @@
  */
 #include "umg_admin.h"
 #include "umg_apps.h"
+#include "umg_attr_ep.h"
 #include "umg_bus.h"
 #include "umg_http.h"
 #include "umg_ingest.h"
+#include "umg_pipeline.h"
 #include "umg_privacy.h"
 
 #include <errno.h>
@@ -35,6 +37,8 @@ typedef struct serve_cfg_s {
     int64_t monthly_quota;
     umg_privacy_runner_config_t privacy;
     char *pii_key_file, *encrypt_fields;
+    umg_pipeline_config_t pipeline;
+    int64_t store_map_bytes;
 } serve_cfg_t;
 
 #define OFF(f) offsetof(serve_cfg_t, f)
@@ -117,6 +121,17 @@ static const umg_config_item_t serve_items[] = {
      "Key file for PII encrypted at rest (AES-256-GCM): one 'KEYID HEX64' per line, the last one encrypts."},
     {"privacy.encrypt_fields", UMG_CFG_STRING, "", 0, 0, OFF(encrypt_fields),
      "Fields stored encrypted: any of ip, user_id, idfa, idfv, gaid, android_id, oaid, custom_id (comma-separated)."},
+    {"attribution.store_map_bytes", UMG_CFG_SIZE, "64g", 16 << 20, 1ll << 44, OFF(store_map_bytes),
+     "Largest size of the attribution store (DATA/attr, LMDB); address space only, the file grows as needed."},
+    {"attribution.batch", UMG_CFG_INT, "2000", 1, 1000000, OFF(pipeline.batch),
+     "Log records the attribution pipeline applies per store transaction."},
+    {"attribution.poll", UMG_CFG_DURATION_MS, "2", 1, 1000, OFF(pipeline.poll_ms),
+     "How long the pipeline waits before looking again when it has caught up with the log."},
+    {"attribution.touch_retention", UMG_CFG_DURATION_MS, "31d", 3600000, 3650ll * 86400000,
+     OFF(pipeline.touch_retention_ms),
+     "Touches older than this (behind the newest log record) leave the touch store; keep it above every window."},
+    {"attribution.sync_interval", UMG_CFG_DURATION_MS, "1s", 10, 3600000, OFF(pipeline.sync_interval_ms),
+     "How often the attribution store is flushed to disk; a machine crash replays the rest from the log."},
 };
 
 /* ---------------------------------------------------------------- usage */
@@ -130,6 +145,7 @@ static void usage_main(FILE *f)
             "  serve                 run the daemon\n"
             "  admin app create      create an app (and its organization) and print its keys\n"
             "  admin app list        list apps with their keys\n"
+            "  admin app settings    show or change an app's attribution windows\n"
             "  admin user create     create a dashboard user (password on standard input)\n"
             "  admin privacy forget  forget a device (GDPR / CCPA erasure)\n"
             "  config docs           print the configuration reference (Markdown)\n\n"
@@ -198,6 +214,9 @@ static const umg_http_route_t base_routes[] = {
     {"GET", "/healthz", 0, umg_ingest_healthz},
     {"GET", "/readyz", 0, umg_ingest_readyz},
     {"GET", "/metrics", 0, umg_ingest_metrics},
+    {"GET", "/v1/attribution", 0, umg_attr_ep_attribution},
+    {"GET", "/v1/export/installs", 0, umg_attr_ep_export_installs},
+    {"GET", "/v1/reports/mta", 0, umg_attr_ep_report_mta},
 };
 
 static int cmd_serve(int argc, char **argv)
@@ -299,6 +318,8 @@ static int cmd_serve(int argc, char **argv)
     pthread_t tid;
     int started = 0;
     umg_privacy_runner_t *privacy = NULL;
+    umg_store_t *store = NULL;
+    umg_pipeline_t *pipeline = NULL;
 
     if (umg_mkdirs(cfg.data, 0755) != UMG_OK) {
         fprintf(stderr, "unmogrowp serve: cannot create the data directory %s: %s\n", cfg.data, strerror(errno));
@@ -379,6 +400,19 @@ static int cmd_serve(int argc, char **argv)
         umg_log(UMG_LOG_ERROR, "serve", "cannot start the privacy thread");
         goto done;
     }
+    {
+        char storedir[4096];
+        snprintf(storedir, sizeof(storedir), "%s/attr", cfg.data);
+        umg_store_config_t sc = {.map_bytes = cfg.store_map_bytes};
+        if (umg_store_open(storedir, &sc, &store) != UMG_OK ||
+            umg_pipeline_new(&cfg.pipeline, store, ing.bus_ops, ing.bus, ing.apps, ing.pii, &pipeline) != UMG_OK ||
+            umg_pipeline_start(pipeline) != UMG_OK) {
+            umg_log(UMG_LOG_ERROR, "serve", "cannot start the attribution pipeline (store in %s)", storedir);
+            goto done;
+        }
+        ing.store = store;
+        ing.pipeline = pipeline;
+    }
     atomic_store_explicit(&ing.ready, 1, memory_order_release);
     umg_log(UMG_LOG_INFO, "serve", "ready");
     /* This thread also refreshes the app registry, off the event loops (SQLite may wait). */
@@ -417,6 +451,8 @@ done:
         pthread_join(tid, NULL);
     }
     umg_privacy_runner_stop(privacy);
+    umg_pipeline_free(pipeline); /* stops it: the batch in hand is committed or undone */
+    umg_store_close(store);
     /* Completes what was queued; the completions find their loops stopped and are dropped. */
     if (ing.bus != NULL) {
         ing.bus_ops->close(ing.bus);
@@ -505,6 +541,100 @@ static int cmd_app_list(int argc, char **argv)
     }
     umg_buf_free(&out);
     return rc == UMG_OK ? 0 : 1;
+}
+
+static void usage_app_settings(FILE *f)
+{
+    fprintf(f, "Usage: unmogrowp admin app settings --data DIR --app APP_ID [--set KEY=N ...]\n"
+               "                                    [--source-window SOURCE=DAYS ...] [--json OBJECT]\n\n"
+               "Shows, or changes, an app's attribution settings and prints them as one JSON object (the same\n"
+               "settings and checks as PATCH /v1/apps/{app_id}, docs/api.md; audited as actor 'cli').\n"
+               "  --set KEY=N             click_lookback_days (1-30), view_lookback_hours (1-168) or\n"
+               "                          reattribution_window_days (1-365)\n"
+               "  --source-window S=DAYS  a source's own click window (1-30 days), used for its clicks that\n"
+               "                          bring no lookback of their own; repeat for several sources. The list\n"
+               "                          given replaces the stored one ('--json {\"source_click_lookback_days\":{}}'\n"
+               "                          clears it)\n"
+               "  --json OBJECT           settings members as JSON, e.g. '{\"redirect_allowlist\":[\"example.com\"]}'\n"
+               "Works while the daemon runs: new touches and installs use the new windows within a second.\n");
+}
+
+static int cmd_app_settings(int argc, char **argv)
+{
+    static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
+                                         {"app", required_argument, NULL, 'a'},
+                                         {"set", required_argument, NULL, 's'},
+                                         {"source-window", required_argument, NULL, 'w'},
+                                         {"json", required_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *data = NULL, *app = NULL, *json = NULL;
+    umg_buf_t sets = {0}, sources = {0}, body = {0};
+    int c, bad = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        const char *eq = optarg ? strchr(optarg, '=') : NULL;
+        char *end = NULL;
+        long long v = eq ? strtoll(eq + 1, &end, 10) : 0;
+        switch (c) {
+        case 'd': data = optarg; break;
+        case 'a': app = optarg; break;
+        case 'j': json = optarg; break;
+        case 's':
+        case 'w':
+            if (eq == NULL || eq == optarg || end == eq + 1 || *end != '\0') {
+                fprintf(stderr, "unmogrowp admin app settings: --%s takes NAME=INTEGER, got '%s'\n",
+                        c == 's' ? "set" : "source-window", optarg);
+                bad = 1;
+                break;
+            }
+            {
+                umg_buf_t *b = c == 's' ? &sets : &sources;
+                if (b->len) {
+                    umg_buf_putc(b, ',');
+                }
+                umg_buf_json_str(b, optarg, (size_t)(eq - optarg));
+                umg_buf_printf(b, ":%lld", v);
+            }
+            break;
+        case 'h': usage_app_settings(stdout); return 0;
+        default: usage_app_settings(stderr); return 2;
+        }
+    }
+    if (!bad && (data == NULL || app == NULL)) {
+        fprintf(stderr, "unmogrowp admin app settings: --data and --app are required\n");
+        bad = 1;
+    }
+    if (!bad && json != NULL && (sets.len || sources.len)) {
+        fprintf(stderr, "unmogrowp admin app settings: give either --json or --set/--source-window\n");
+        bad = 1;
+    }
+    int rc = UMG_OK;
+    if (!bad && (sets.len || sources.len)) {
+        umg_buf_putc(&body, '{');
+        umg_buf_append(&body, sets.ptr, sets.len);
+        if (sources.len) {
+            umg_buf_printf(&body, "%s\"source_click_lookback_days\":{%.*s}", sets.len ? "," : "", (int)sources.len,
+                           sources.ptr);
+        }
+        umg_buf_putc(&body, '}');
+        umg_buf_putc(&body, '\0');
+        json = body.ptr;
+    }
+    umg_buf_t out = {0};
+    if (!bad) {
+        rc = umg_admin_cli_app_settings(data, app, json, &out);
+        if (rc == UMG_OK) {
+            printf("%.*s\n", (int)out.len, out.ptr);
+        } else {
+            fprintf(stderr, "unmogrowp admin app settings: %.*s\n", (int)out.len, out.ptr);
+        }
+    }
+    umg_buf_free(&out);
+    umg_buf_free(&sets);
+    umg_buf_free(&sources);
+    umg_buf_free(&body);
+    return bad ? 2 : rc == UMG_OK ? 0 : 1;
 }
 
 static void usage_user_create(FILE *f)
@@ -722,6 +852,9 @@ int main(int argc, char **argv)
         if (strcmp(argv[3], "list") == 0) {
             return cmd_app_list(argc - 3, argv + 3);
         }
+        if (strcmp(argv[3], "settings") == 0) {
+            return cmd_app_settings(argc - 3, argv + 3);
+        }
     }
     if (strcmp(argv[1], "admin") == 0 && argc >= 4 && strcmp(argv[2], "privacy") == 0 &&
         strcmp(argv[3], "forget") == 0) {
@@ -734,12 +867,16 @@ int main(int argc, char **argv)
         if (argc >= 3 && strcmp(argv[argc - 1], "--help") == 0) {
             usage_app_create(stdout);
             printf("\nAlso: unmogrowp admin app list --data DIR\n\n");
+            usage_app_settings(stdout);
+            printf("\n");
             usage_user_create(stdout);
             printf("\n");
             usage_forget(stdout);
             return 0;
         }
-        fprintf(stderr, "unmogrowp admin: expected 'app create', 'app list', 'user create' or 'privacy forget'\n");
+        fprintf(
+            stderr,
+            "unmogrowp admin: expected 'app create', 'app list', 'app settings', 'user create' or 'privacy forget'\n");
         return 2;
     }
     if (strcmp(argv[1], "config") == 0 && argc >= 3 && strcmp(argv[2], "docs") == 0) {

@@ -106,7 +106,7 @@ static int append_decrypted(export_t *x, const umg_bus_msg_t *m, umg_buf_t *out)
 
 #define EXPORT_CHUNK (256u << 10)
 
-static int parse_time_param(umg_http_req_t *req, const char *name, int64_t *out, int *present)
+int umg__ingest_time_param(umg_http_req_t *req, const char *name, int64_t *out, int *present)
 {
     umg_slice_t v;
     int rc = umg_http_query_param(req, name, &v);
@@ -212,11 +212,11 @@ static void export_kind(umg_http_req_t *req, void *thread_data, int kind)
     }
     int64_t from = 0, to = 0;
     int has_from, has_to;
-    if (parse_time_param(req, "from", &from, &has_from) != UMG_OK) {
+    if (umg__ingest_time_param(req, "from", &from, &has_from) != UMG_OK) {
         umg_http_error(req, 400, "invalid_value", "from", "from must be Unix milliseconds or an RFC 3339 time");
         return;
     }
-    if (parse_time_param(req, "to", &to, &has_to) != UMG_OK) {
+    if (umg__ingest_time_param(req, "to", &to, &has_to) != UMG_OK) {
         umg_http_error(req, 400, "invalid_value", "to", "to must be Unix milliseconds or an RFC 3339 time");
         return;
     }

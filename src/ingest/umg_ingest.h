@@ -22,12 +22,14 @@ typedef struct umg_ingest_config_s {
 
 typedef struct umg_ingest_s {
     umg_ingest_config_t cfg;
-    umg_apps_t *apps;             /* borrowed */
-    umg_auth_t *auth;             /* borrowed */
-    umg_limits_t *limits;         /* borrowed; NULL: no ingest limits */
-    struct umg_admin_s *admin;    /* borrowed; the admin API and async audit */
-    struct umg_pii_s *pii;        /* borrowed; NULL: no PII encrypted at rest */
-    const umg_bus_ops_t *bus_ops; /* set with bus once recovery finished */
+    umg_apps_t *apps;                /* borrowed */
+    umg_auth_t *auth;                /* borrowed */
+    umg_limits_t *limits;            /* borrowed; NULL: no ingest limits */
+    struct umg_admin_s *admin;       /* borrowed; the admin API and async audit */
+    struct umg_pii_s *pii;           /* borrowed; NULL: no PII encrypted at rest */
+    struct umg_store_s *store;       /* borrowed; the attribution store (NULL: attribution off) */
+    struct umg_pipeline_s *pipeline; /* borrowed */
+    const umg_bus_ops_t *bus_ops;    /* set with bus once recovery finished */
     umg_bus_t *bus;
     _Atomic int ready;
 } umg_ingest_t;
@@ -53,5 +55,8 @@ void umg_ingest_metrics(umg_http_req_t *req, void *thread_data);
  * and returns non-zero on failure. */
 int umg__ingest_auth(umg_ingest_t *ing, umg_http_req_t *req, int allow_key, umg_principal_t *who);
 umg_ingest_t *umg__ingest_of(void *thread_data);
+/* A time query parameter: Unix milliseconds or RFC 3339 into *out (microseconds). *present says whether it was
+ * given; UMG_EINVAL when it is malformed. */
+int umg__ingest_time_param(umg_http_req_t *req, const char *name, int64_t *out, int *present);
 
 #endif

@@ -6,7 +6,7 @@ Covers each match class (referrer, device id click, probabilistic, device id imp
 organic) and the window edges of docs/attribution.md "Rules", reinstalls inside the
 reattribution window and re-attribution after it, re-engagement (one per retargeting
 click), implicit installs, exactly-once across kill -9 (and for an install resent after the
-ingest dedupe forgot its id: UMG_SLOW=1, up to a minute), byte-identical replay of a deleted
+ingest dedupe forgot its id: up to a minute), byte-identical replay of a deleted
 store (also for backfilled history older than the touch retention), the endpoints'
 authentication and parameter errors, freshness, and the MTA report's totals.
 
@@ -803,10 +803,9 @@ class PersistenceTest(AttributionCase):
         self.assertEqual(self.mta("linear")[2], mta_before)
 
 
-@unittest.skipUnless(os.environ.get("UMG_SLOW"), "takes up to a minute; UMG_SLOW=1 runs it")
 class ForgottenEventIdTest(AttributionCase):
-    """Rule 7, exactly once: docs/attribution.md says the pipeline dedupes by event_id before
-    calling the core. Ingest's dedupe set forgets ids (after dedupe.horizon, or early when it
+    """Rule 7, exactly once: the pipeline applies an install (or purchase) once per event_id
+    (umg_store_seen). Ingest's dedupe set forgets ids (after dedupe.horizon, or early when it
     holds dedupe.max_ids); an install resent after that is stored again, and must not become
     a second decision."""
 

@@ -1,0 +1,296 @@
+/*
+ * bench_pipeline.c - the attribution pipeline over a real event log and a
+ * real LMDB store, as `unmogrowp serve` runs it (one pipeline thread reading
+ * every partition in log order).
+ *
+ *   bench_pipeline [million preload touches] [million mixed records] [dir]
+ *                  (default 10, 2, a new directory under /tmp, removed after)
+ *
+ * 1. Preload: the preload touches are appended to the log (fsync never) and
+ *    the pipeline applies them: touches/s, and bytes of store per touch.
+ * 2. Mixed: records in the issue's mix (80% touches, 5% installs, 15% in-app
+ *    events) are appended after them and the pipeline applies them with the
+ *    preloaded touches in the store: records/s, and the install decision time
+ *    (p50 / p99 / max) the pipeline measures per install.
+ * Touches carry a GAID for 60% of them, an IP and an Android User-Agent
+ * always (the probabilistic key), a click id for clicks (70%); half the
+ * installs come from devices that were touched, a tenth of those through the
+ * referrer's click id. Appending is not timed; only the pipeline is.
+ * Prints one line per phase and a JSON summary line for bench/pipeline.sh.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "umg_bus.h"
+#include "umg_pipeline.h"
+#include "umg_store.h"
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static uint64_t next_rand(void)
+{
+    uint64_t z = (rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static const char *const sources[] = {"meta",     "google",     "tiktok", "unity",
+                                      "applovin", "ironsource", "snap",   "mintegral"};
+
+typedef struct appender_s {
+    const umg_bus_ops_t *ops;
+    umg_bus_t *bus;
+    umg_bus_rec_t recs[1000];
+    char *bufs[1000];
+    size_t n;
+    _Atomic int pending;
+} appender_t;
+
+static void on_done(umg_bus_batch_t *b, int status)
+{
+    appender_t *a = b->data;
+    if (status != UMG_OK) {
+        fprintf(stderr, "append failed: %s\n", umg_strerror(status));
+        exit(1);
+    }
+    a->pending = 0;
+}
+
+static void flush(appender_t *a)
+{
+    if (a->n == 0) {
+        return;
+    }
+    umg_bus_batch_t b = {.recs = a->recs, .n = a->n, .done = on_done, .data = a};
+    a->pending = 1;
+    int rc;
+    while ((rc = a->ops->submit(a->bus, &b)) == UMG_EFULL) {
+        usleep(1000);
+    }
+    if (rc != UMG_OK) {
+        fprintf(stderr, "submit: %s\n", umg_strerror(rc));
+        exit(1);
+    }
+    while (a->pending) {
+        usleep(100);
+    }
+    a->n = 0;
+}
+
+static void add(appender_t *a, int kind, int64_t ts, const char *json, int len)
+{
+    umg_bus_rec_t *r = &a->recs[a->n];
+    memset(r, 0, sizeof(*r));
+    if (a->bufs[a->n] == NULL) {
+        a->bufs[a->n] = malloc(2048);
+    }
+    memcpy(a->bufs[a->n], json, (size_t)len);
+    r->app = 1;
+    r->partition = (uint16_t)(next_rand() % 16);
+    r->kind = (uint8_t)kind;
+    r->event_us = ts;
+    r->recv_us = ts;
+    umg_uuid_v4(&r->id);
+    r->payload = a->bufs[a->n];
+    r->len = (uint32_t)len;
+    if (++a->n == 1000) {
+        flush(a);
+    }
+}
+
+static void gaid_of(uint64_t dev, char out[37])
+{
+    snprintf(out, 37, "%08x-%04x-4%03x-8%03x-%012llx", (unsigned)(dev >> 32), (unsigned)(dev >> 16) & 0xffff,
+             (unsigned)dev & 0xfff, (unsigned)(dev >> 12) & 0xfff,
+             (unsigned long long)(dev * 2654435761u) & 0xffffffffffffull);
+}
+
+static void ip_of(uint64_t dev, char out[20])
+{
+    snprintf(out, 20, "10.%u.%u.%u", (unsigned)(dev >> 16) & 255, (unsigned)(dev >> 8) & 255, (unsigned)dev & 255);
+}
+
+static const char *UA = "Mozilla/5.0 (Linux; Android 14; Pixel 8 Build/UD1A.230803.041; wv) AppleWebKit/537.36";
+
+/* A touch by device dev at ts; its click id is c<dev> so an install can name it in its referrer. */
+static int touch_json(char *out, size_t cap, uint64_t dev, int64_t ts)
+{
+    char t[32], g[37], ip[20];
+    umg_time_format_rfc3339(ts, t);
+    gaid_of(dev, g);
+    ip_of(dev, ip);
+    int click = next_rand() % 10 < 7, with_gaid = next_rand() % 10 < 6;
+    const char *src = sources[next_rand() % 8];
+    char device[80] = "";
+    if (with_gaid) {
+        snprintf(device, sizeof(device), ",\"device\":{\"gaid\":\"%s\"}", g);
+    }
+    char cid[48] = "";
+    if (click) {
+        snprintf(cid, sizeof(cid), ",\"click_id\":\"c%llx\"", (unsigned long long)dev);
+    }
+    return snprintf(out, cap,
+                    "{\"touch_id\":\"11111111-2222-4333-8444-555555555555\",\"type\":\"%s\",\"ts\":\"%s\","
+                    "\"received_at\":\"%s\",\"app_id\":\"app_x\",\"source\":\"%s\",\"campaign\":\"%s_c%u\","
+                    "\"adset\":\"as%u\"%s%s,\"ip\":\"%s\",\"user_agent\":\"%s\"}",
+                    click ? "click" : "impression", t, t, src, src, (unsigned)(next_rand() % 20),
+                    (unsigned)(next_rand() % 50), cid, device, ip, UA);
+}
+
+static int event_json(char *out, size_t cap, const char *type, uint64_t dev, int64_t ts, int referrer)
+{
+    char t[32], g[37], ip[20], id[37], extra[160] = "";
+    umg_uuid_t u;
+    umg_uuid_v4(&u);
+    umg_uuid_format(&u, id);
+    umg_time_format_rfc3339(ts, t);
+    gaid_of(dev, g);
+    ip_of(dev, ip);
+    if (referrer) {
+        snprintf(extra, sizeof(extra), ",\"install_referrer\":{\"referrer\":\"utm_source%%3Dx%%26click_id%%3Dc%llx\"}",
+                 (unsigned long long)dev);
+    }
+    if (strcmp(type, "event") == 0) {
+        snprintf(extra, sizeof(extra), ",\"name\":\"level_complete\"");
+    }
+    return snprintf(out, cap,
+                    "{\"event_id\":\"%s\",\"type\":\"%s\",\"ts\":\"%s\",\"received_at\":\"%s\",\"app_id\":\"app_x\","
+                    "\"device\":{\"gaid\":\"%s\",\"platform\":\"android\",\"os_version\":\"14\",\"model\":\"Pixel 8\"},"
+                    "\"ip\":\"%s\"%s}",
+                    id, type, t, t, g, ip, extra);
+}
+
+static double run_pipeline(umg_pipeline_t *p, uint64_t until)
+{
+    uint64_t t0 = umg_mono_ns();
+    size_t n;
+    while (umg_pipeline_next_offset(p) < until) {
+        if (umg_pipeline_step(p, &n) != UMG_OK) {
+            fprintf(stderr, "pipeline step failed\n");
+            exit(1);
+        }
+    }
+    return (double)(umg_mono_ns() - t0) / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+    double pre_m = argc > 1 ? atof(argv[1]) : 10.0, mix_m = argc > 2 ? atof(argv[2]) : 2.0;
+    char dir[512];
+    int own_dir = argc <= 3;
+    if (own_dir) {
+        char tmpl[] = "/tmp/umg_bench_pipeline_XXXXXX";
+        if (mkdtemp(tmpl) == NULL) {
+            perror("mkdtemp");
+            return 1;
+        }
+        snprintf(dir, sizeof(dir), "%s", tmpl);
+    } else {
+        snprintf(dir, sizeof(dir), "%s", argv[3]);
+    }
+    uint64_t npre = (uint64_t)(pre_m * 1e6), nmix = (uint64_t)(mix_m * 1e6);
+    char logdir[600], storedir[600];
+    snprintf(logdir, sizeof(logdir), "%s/log", dir);
+    snprintf(storedir, sizeof(storedir), "%s/attr", dir);
+    umg_log_min_level = UMG_LOG_WARN;
+
+    appender_t *a = calloc(1, sizeof(*a));
+    a->ops = &umg_bus_log_ops;
+    umg_bus_config_t bc;
+    umg_bus_config_defaults(&bc);
+    bc.dir = logdir;
+    bc.fsync_policy = UMG_FSYNC_NEVER;
+    bc.segment_bytes = 1ll << 30;
+    if (a->ops->open(&bc, &a->bus) != UMG_OK) {
+        fprintf(stderr, "cannot open the log in %s\n", logdir);
+        return 1;
+    }
+    umg_store_config_t sc = {.map_bytes = 64ll << 30};
+    umg_store_t *st;
+    if (umg_store_open(storedir, &sc, &st) != UMG_OK) {
+        return 1;
+    }
+    umg_pipeline_config_t pc;
+    umg_pipeline_config_defaults(&pc);
+    if (getenv("BATCH") != NULL) {
+        pc.batch = atoll(getenv("BATCH"));
+    }
+    umg_pipeline_t *p;
+    if (umg_pipeline_new(&pc, st, a->ops, a->bus, NULL, NULL, &p) != UMG_OK) {
+        return 1;
+    }
+
+    /* Devices 1..ndev; touches spread over the 20 days before T, about 2 per device. */
+    const int64_t T = umg_now_us() - 86400ll * 1000000;
+    uint64_t ndev = npre / 2 + 1;
+    char json[2048];
+    fprintf(stderr, "appending %llu preload touches...\n", (unsigned long long)npre);
+    for (uint64_t i = 0; i < npre; i++) {
+        uint64_t dev = 1 + next_rand() % ndev;
+        int64_t ts = T - 20ll * 86400 * 1000000 + (int64_t)(i * (20ull * 86400 * 1000000 / (npre + 1)));
+        add(a, UMG_BUS_KIND_TOUCH, ts, json, touch_json(json, sizeof(json), dev, ts));
+    }
+    flush(a);
+    double pre_s = run_pipeline(p, npre);
+    umg_store_stats_t ss;
+    umg_store_stats(st, &ss);
+    double bytes_per_touch = (double)ss.total_bytes / (double)(ss.touches ? ss.touches : 1);
+    printf("preload: %llu touches in %.2f s = %.0f touches/s; store %.1f MB = %.1f bytes/touch (target <= 128)\n",
+           (unsigned long long)ss.touches, pre_s, (double)npre / pre_s, (double)ss.total_bytes / 1e6,
+           (double)ss.total_bytes / (double)(ss.touches ? ss.touches : 1));
+
+    fprintf(stderr, "appending %llu mixed records...\n", (unsigned long long)nmix);
+    uint64_t counts[3] = {0};
+    for (uint64_t i = 0; i < nmix; i++) {
+        int64_t ts = T + (int64_t)(i * (86400ull * 1000000 / (nmix + 1)));
+        uint64_t r = next_rand() % 100;
+        int len;
+        if (r < 80) {
+            len = touch_json(json, sizeof(json), 1 + next_rand() % ndev, ts);
+            add(a, UMG_BUS_KIND_TOUCH, ts, json, len);
+            counts[0]++;
+        } else if (r < 85) {
+            /* half from touched devices (a tenth of them by referrer), half from new ones */
+            int touched = next_rand() % 2 == 0;
+            uint64_t dev = touched ? 1 + next_rand() % ndev : ndev + 1 + next_rand() % (ndev * 4);
+            len = event_json(json, sizeof(json), "install", dev, ts, touched && next_rand() % 10 == 0);
+            add(a, UMG_BUS_KIND_EVENT, ts, json, len);
+            counts[1]++;
+        } else {
+            len = event_json(json, sizeof(json), next_rand() % 3 ? "event" : "session", 1 + next_rand() % ndev, ts, 0);
+            add(a, UMG_BUS_KIND_EVENT, ts, json, len);
+            counts[2]++;
+        }
+    }
+    flush(a);
+    double mix_s = run_pipeline(p, npre + nmix);
+    umg_pipeline_stats_t ps;
+    umg_pipeline_stats(p, &ps);
+    umg_store_stats(st, &ss);
+    printf("mixed: %llu records (%llu touches, %llu installs, %llu events) in %.2f s = %.0f records/s (target >= "
+           "500000); install decision p50 %llu us, p99 %llu us, max %llu us (target p99 < 1000); attributed %llu of "
+           "%llu installs; store %llu touches\n",
+           (unsigned long long)nmix, (unsigned long long)counts[0], (unsigned long long)counts[1],
+           (unsigned long long)counts[2], mix_s, (double)nmix / mix_s, (unsigned long long)ps.install_p50_us,
+           (unsigned long long)ps.install_p99_us, (unsigned long long)ps.install_max_us,
+           (unsigned long long)(ps.installs + ps.implicit_installs), (unsigned long long)counts[1],
+           (unsigned long long)ss.touches);
+    printf("{\"preload_touches\":%llu,\"preload_touches_per_s\":%.0f,\"bytes_per_touch\":%.1f,\"mixed_records\":%llu,"
+           "\"mixed_records_per_s\":%.0f,\"install_p50_us\":%llu,\"install_p99_us\":%llu,\"install_max_us\":%llu}\n",
+           (unsigned long long)npre, (double)npre / pre_s, bytes_per_touch, (unsigned long long)nmix,
+           (double)nmix / mix_s, (unsigned long long)ps.install_p50_us, (unsigned long long)ps.install_p99_us,
+           (unsigned long long)ps.install_max_us);
+    umg_pipeline_free(p);
+    umg_store_close(st);
+    a->ops->close(a->bus);
+    if (own_dir) {
+        char cmd[700];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "could not remove %s\n", dir);
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,607 @@
+/*
+ * attr_ep.c - what the pipeline decided, over HTTP:
+ *   GET /v1/attribution?app=&device=     one device's attribution (SDKs, deferred deep links)
+ *   GET /v1/export/installs?app=&from=&to=  every decision as JSON lines
+ *   GET /v1/reports/mta?app=&from=&to=&model=&by=&value=  multi-touch credit
+ * All read the attribution store in read transactions (never the writer's).
+ */
+#include "umg_attr_ep.h"
+
+#include "umg_admin.h"
+#include "umg_pipeline.h"
+#include "umg_report.h"
+#include "umg_store.h"
+
+#include <stdlib.h>
+
+/* Finds ?app= and checks the caller may read it with perm (app credentials: only their own app). */
+static int app_for(umg_ingest_t *ing, umg_http_req_t *req, int allow_key, uint32_t perm, umg_app_t *app,
+                   umg_principal_t *who)
+{
+    if (!atomic_load_explicit(&ing->ready, memory_order_acquire) || ing->store == NULL) {
+        umg_http_error(req, 503, "not_ready", NULL, "the server is still recovering; retry shortly");
+        return -1;
+    }
+    if (umg__ingest_auth(ing, req, allow_key, who) != 0) {
+        return -1;
+    }
+    umg_slice_t v;
+    if (umg_http_query_param(req, "app", &v) != UMG_OK || v.len == 0) {
+        umg_http_error(req, 400, "required", "app", "the query parameter app (the app id) is required");
+        return -1;
+    }
+    int found = umg_apps_find_id(ing->apps, v, app) == UMG_OK;
+    int ok = 0;
+    if (found) {
+        if (who->kind == UMG_PRINCIPAL_APP_KEY || who->kind == UMG_PRINCIPAL_APP_SECRET) {
+            ok = who->app.id == app->id;
+        } else {
+            ok = umg_principal_can(who, perm, app);
+        }
+    }
+    if (!ok) {
+        if (found && umg_principal_can(who, UMG_PERM_APPS_READ, app)) {
+            umg_http_error(req, 403, "forbidden", "app", "this needs another permission on this app");
+        } else {
+            umg_http_error(req, 404, "not_found", "app", "no such app, or no access to it");
+        }
+        return -1;
+    }
+    return 0;
+}
+
+/* from / to (event time, inclusive / exclusive); answers 400 itself. */
+static int period(umg_http_req_t *req, int64_t *from, int64_t *to)
+{
+    int has_from, has_to;
+    *from = INT64_MIN / 2;
+    *to = INT64_MAX / 2;
+    if (umg__ingest_time_param(req, "from", from, &has_from) != UMG_OK) {
+        umg_http_error(req, 400, "invalid_value", "from", "from must be Unix milliseconds or an RFC 3339 time");
+        return -1;
+    }
+    if (umg__ingest_time_param(req, "to", to, &has_to) != UMG_OK) {
+        umg_http_error(req, 400, "invalid_value", "to", "to must be Unix milliseconds or an RFC 3339 time");
+        return -1;
+    }
+    if (!has_from) {
+        *from = INT64_MIN / 2;
+    }
+    if (!has_to) {
+        *to = INT64_MAX / 2;
+    }
+    if (*to <= *from) {
+        umg_http_error(req, 400, "invalid_value", "to", "to must be later than from");
+        return -1;
+    }
+    return 0;
+}
+
+static int put_time(umg_buf_t *o, const char *name, int64_t us)
+{
+    char t[32];
+    umg_time_format_rfc3339(us, t);
+    return umg_buf_printf(o, ",\"%s\":\"%s\"", name, t);
+}
+
+/* ,"name":"text" for a dictionary id; nothing for 0. */
+static int put_str(umg_buf_t *o, umg_store_txn_t *tx, const char *name, uint32_t id)
+{
+    umg_slice_t s;
+    if (id == 0 || umg_store_string(tx, id, &s) != UMG_OK) {
+        return UMG_OK;
+    }
+    int rc = umg_buf_printf(o, ",\"%s\":", name);
+    return rc ? rc : umg_buf_json_str(o, s.ptr, s.len);
+}
+
+/*
+ * The raw click_id of a stored touch, read back from its log record (the
+ * store keeps only its hash). The JSON string's content is copied as stored
+ * (escapes included), so it can be written back between quotes.
+ */
+static int click_id_of(umg_ingest_t *ing, uint32_t app, uint64_t touch_id, char *out, size_t cap)
+{
+    umg_bus_reader_t *r;
+    umg_bus_read_opts_t o = {.partition = -1, .from_offset = touch_id, .to_offset = touch_id + 1, .app = app};
+    out[0] = '\0';
+    if (ing->bus_ops->reader_open(ing->bus, &o, &r) != UMG_OK) {
+        return UMG_EIO;
+    }
+    umg_bus_msg_t m;
+    int rc = ing->bus_ops->reader_next(r, &m);
+    if (rc == UMG_OK) {
+        rc = UMG_ENOENT;
+        const char *p = m.kind == UMG_BUS_KIND_TOUCH ? memmem(m.payload, m.len, "\"click_id\":\"", 12) : NULL;
+        if (p != NULL) {
+            p += 12;
+            const char *end = m.payload + m.len;
+            size_t n = 0;
+            while (p < end && *p != '"' && n + 2 < cap) {
+                if (*p == '\\' && p + 1 < end) {
+                    out[n++] = *p++;
+                }
+                out[n++] = *p++;
+            }
+            out[n] = '\0';
+            rc = p < end && *p == '"' ? UMG_OK : UMG_ENOENT;
+            if (rc != UMG_OK) {
+                out[0] = '\0';
+            }
+        }
+    }
+    ing->bus_ops->reader_close(r);
+    return rc;
+}
+
+/* The members of an attribution (the winning touch); nothing when organic. */
+static int put_attribution(umg_buf_t *o, umg_store_txn_t *tx, umg_ingest_t *ing, uint32_t app,
+                           const umg_attr_attribution_t *a)
+{
+    int rc = umg_buf_printf(o, ",\"match\":\"%s\",\"touch_type\":\"%s\"", umg_attr_match_name(a->match),
+                            umg_attr_touch_type_name(a->touch_type));
+    rc = rc ? rc : put_time(o, "touch_ts", a->touch_ts_us);
+    rc = rc ? rc : umg_buf_printf(o, ",\"touch_id\":%llu", (unsigned long long)a->touch_id);
+    rc = rc ? rc : put_str(o, tx, "source", a->source);
+    rc = rc ? rc : put_str(o, tx, "campaign", a->campaign);
+    rc = rc ? rc : put_str(o, tx, "adset", a->adset);
+    rc = rc ? rc : put_str(o, tx, "ad", a->ad);
+    rc = rc ? rc : put_str(o, tx, "site", a->site);
+    rc = rc ? rc : put_str(o, tx, "deep_link", a->deep_link);
+    if (rc == UMG_OK && ing != NULL && a->click_id != 0) {
+        char cid[600];
+        if (click_id_of(ing, app, a->touch_id, cid, sizeof(cid)) == UMG_OK) {
+            rc = umg_buf_printf(o, ",\"click_id\":\"%s\"", cid);
+        }
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------- GET /v1/attribution */
+
+void umg_attr_ep_attribution(umg_http_req_t *req, void *thread_data)
+{
+    umg_ingest_t *ing = umg__ingest_of(thread_data);
+    umg_principal_t who;
+    umg_app_t app;
+    if (app_for(ing, req, 1, UMG_PERM_REPORTS_READ, &app, &who) != 0) {
+        return;
+    }
+    umg_slice_t dev;
+    if (umg_http_query_param(req, "device", &dev) != UMG_OK || dev.len == 0) {
+        umg_http_error(req, 400, "required", "device",
+                       "the query parameter device (any identifier of the device: idfa, gaid, idfv, ...) is required");
+        return;
+    }
+    if (dev.len > 256) {
+        umg_http_error(req, 400, "too_long", "device", "device is longer than 256 bytes");
+        return;
+    }
+    umg_store_txn_t *tx;
+    if (umg_store_begin(ing->store, 0, &tx) != UMG_OK) {
+        umg_http_error(req, 503, "store_unavailable", NULL, "cannot read the attribution store; retry");
+        return;
+    }
+    umg_store_device_t d;
+    int rc = UMG_ENOENT;
+    for (int k = 0; k < UMG_ATTR_ID_KINDS && rc == UMG_ENOENT; k++) {
+        rc = umg_store_device_by_id(tx, app.id, umg_attr_id_hash((umg_attr_id_kind_t)k, dev), &d);
+    }
+    umg_buf_t o = {0};
+    int brc = umg_buf_printf(&o, "{\"app\":\"%s\",\"device\":", app.public_id);
+    brc = brc ? brc : umg_buf_json_str(&o, dev.ptr, dev.len);
+    if (rc == UMG_ENOENT) {
+        /* Not in the store: either never seen, or behind the pipeline. */
+        umg_bus_stats_t bs;
+        ing->bus_ops->stats(ing->bus, &bs);
+        int behind = ing->pipeline != NULL && umg_pipeline_next_offset(ing->pipeline) < bs.durable_offset;
+        brc = brc ? brc : umg_buf_printf(&o, ",\"status\":\"%s\"}", behind ? "pending" : "not_found");
+    } else if (rc != UMG_OK) {
+        umg_store_abort(tx);
+        umg_buf_free(&o);
+        umg_http_error(req, 503, "store_unavailable", NULL, "cannot read the attribution store; retry");
+        return;
+    } else {
+        const umg_attr_attribution_t *a = &d.attr.install;
+        int organic = a->match == UMG_ATTR_MATCH_NONE;
+        brc = brc ? brc
+                  : umg_buf_printf(&o, ",\"status\":\"%s\",\"outcome\":\"%s\"", organic ? "organic" : "attributed",
+                                   umg_attr_outcome_name((umg_attr_outcome_t)d.attr.outcome));
+        brc = brc ? brc : put_time(&o, "install_ts", d.attr.install_ts_us);
+        if (!organic) {
+            brc = brc ? brc : put_attribution(&o, tx, ing, app.id, a);
+        }
+        brc = brc ? brc
+                  : umg_buf_printf(&o, ",\"installs\":%u,\"reinstalls\":%u,\"reengagements\":%u", d.attr.installs,
+                                   d.attr.reinstalls, d.attr.reengagements);
+        umg_attr_credit_t cr;
+        umg_attr_settings_t s;
+        umg_pipeline_app_settings(&app, &s);
+        if (brc == UMG_OK && umg_attr_credit_event(&s, &d.attr, umg_now_us(), &cr) == UMG_OK && cr.reeng_active) {
+            brc = umg_buf_printf(&o, ",\"reengagement\":{\"active\":true");
+            brc = brc ? brc : put_time(&o, "ts", d.attr.reeng_ts_us);
+            brc = brc ? brc : put_time(&o, "until", d.attr.reeng_ts_us + s.reengagement_window_days * 86400000000ll);
+            brc = brc ? brc : put_attribution(&o, tx, ing, app.id, &cr.reeng);
+            brc = brc ? brc : umg_buf_putc(&o, '}');
+        } else if (brc == UMG_OK) {
+            brc = umg_buf_printf(&o, ",\"reengagement\":null");
+        }
+        brc = brc ? brc : umg_buf_putc(&o, '}');
+    }
+    umg_store_abort(tx);
+    if (brc != UMG_OK) {
+        umg_http_error(req, 503, "out_of_memory", NULL, "out of memory; retry");
+    } else {
+        umg_http_respond(req, 200, "application/json", o.ptr, o.len, "Cache-Control: no-store\r\n");
+    }
+    umg_buf_free(&o);
+}
+
+/* ---------------------------------------------------- GET /v1/export/installs */
+
+#define EXPORT_CHUNK (256u << 10)
+
+typedef struct iexport_s {
+    umg_ingest_t *ing;
+    umg_store_t *store;
+    uint32_t app;
+    char app_public[24];
+    int64_t from, to;
+    int64_t last_ts;
+    uint64_t last_offset;
+    umg_buf_t *out;
+    umg_store_txn_t *tx;
+    int rc;
+} iexport_t;
+
+static int install_row(void *ctx, const umg_store_decision_t *r)
+{
+    iexport_t *x = ctx;
+    umg_buf_t *o = x->out;
+    char eid[37];
+    umg_uuid_format(&r->event_id, eid);
+    int rc =
+        umg_buf_printf(o, "{\"app\":\"%s\",\"event_id\":\"%s\",\"offset\":%llu,\"outcome\":\"%s\"", x->app_public, eid,
+                       (unsigned long long)r->offset, umg_attr_outcome_name((umg_attr_outcome_t)r->d.outcome));
+    rc = rc ? rc : put_time(o, r->d.outcome == UMG_ATTR_OUT_REENGAGEMENT ? "ts" : "install_ts", r->d.ts_us);
+    rc = rc ? rc : put_time(o, "decided_at", r->d.decided_us);
+    rc = rc ? rc
+            : umg_buf_printf(o, ",\"device_key\":\"%016llx\",\"candidates\":%u", (unsigned long long)r->device_key,
+                             r->d.n_candidates);
+    if (r->d.attr.match == UMG_ATTR_MATCH_NONE) {
+        rc = rc ? rc : umg_buf_printf(o, ",\"attribution\":null");
+    } else {
+        rc = rc ? rc : umg_buf_printf(o, ",\"attribution\":{");
+        size_t mark = o->len;
+        rc = rc ? rc : put_attribution(o, x->tx, x->ing, x->app, &r->d.attr);
+        if (rc == UMG_OK && o->len > mark) {
+            o->ptr[mark] = ' '; /* the leading comma */
+        }
+        rc = rc ? rc : umg_buf_putc(o, '}');
+    }
+    rc = rc ? rc : umg_buf_printf(o, ",\"touches\":[");
+    for (uint32_t i = 0; i < r->ncontrib && rc == UMG_OK; i++) {
+        const umg_store_contrib_t *c = &r->contrib[i];
+        char t[32];
+        umg_time_format_rfc3339(c->ts_us, t);
+        rc = umg_buf_printf(o, "%s{\"touch_id\":%llu,\"ts\":\"%s\",\"type\":\"%s\",\"match\":\"%s\"", i ? "," : "",
+                            (unsigned long long)c->touch_id, t, umg_attr_touch_type_name(c->type),
+                            umg_attr_match_name(c->match));
+        rc = rc ? rc : put_str(o, x->tx, "source", c->source);
+        rc = rc ? rc : put_str(o, x->tx, "campaign", c->campaign);
+        rc = rc ? rc : umg_buf_putc(o, '}');
+    }
+    rc = rc ? rc : umg_buf_printf(o, "]}\n");
+    x->last_ts = r->d.ts_us;
+    x->last_offset = r->offset;
+    if (rc != UMG_OK) {
+        x->rc = rc;
+        return 1;
+    }
+    return o->len >= EXPORT_CHUNK ? 1 : 0;
+}
+
+static int iexport_pull(void *data, umg_buf_t *out, int *done)
+{
+    iexport_t *x = data;
+    int rc = umg_store_begin(x->store, 0, &x->tx);
+    if (rc != UMG_OK) {
+        return rc;
+    }
+    x->out = out;
+    x->rc = UMG_OK;
+    rc = umg_store_decisions_scan(x->tx, x->app, x->from, x->to, x->last_ts, x->last_offset, install_row, x);
+    umg_store_abort(x->tx);
+    x->tx = NULL;
+    if (rc == 1) {
+        return x->rc; /* a full chunk (or an error in a row) */
+    }
+    if (rc != UMG_OK) {
+        return rc;
+    }
+    *done = 1;
+    return UMG_OK;
+}
+
+static void iexport_fini(void *data)
+{
+    umg_free(data);
+}
+
+void umg_attr_ep_export_installs(umg_http_req_t *req, void *thread_data)
+{
+    umg_ingest_t *ing = umg__ingest_of(thread_data);
+    umg_principal_t who;
+    umg_app_t app;
+    if (app_for(ing, req, 0, UMG_PERM_EXPORT_RAW, &app, &who) != 0) {
+        return;
+    }
+    iexport_t *x = umg_calloc(1, sizeof(*x));
+    if (x == NULL) {
+        umg_http_error(req, 503, "out_of_memory", NULL, "out of memory");
+        return;
+    }
+    if (period(req, &x->from, &x->to) != 0) {
+        umg_free(x);
+        return;
+    }
+    x->ing = ing;
+    x->store = ing->store;
+    x->app = app.id;
+    memcpy(x->app_public, app.public_id, sizeof(x->app_public));
+    if (ing->admin != NULL) {
+        umg_audit_t rec = {.org_id = app.org,
+                           .actor = who.id,
+                           .action = "export.installs",
+                           .target = app.public_id,
+                           .outcome = "ok",
+                           .ip = umg_http_client_ip(req),
+                           .request_id = umg_http_request_id(req),
+                           .detail = NULL};
+        umg_admin_audit_async(ing->admin, &rec);
+    }
+    umg_http_stream(req, 200, "application/x-ndjson", iexport_pull, iexport_fini, x);
+}
+
+/* ------------------------------------------------------- GET /v1/reports/mta */
+
+/* Non-converting journeys: the touches no install used, grouped by device (first identifier, else IP). */
+typedef struct jtouch_s {
+    uint64_t group;
+    int64_t ts_us;
+    uint32_t channel;
+} jtouch_t;
+
+typedef struct mta_ctx_s {
+    umg_store_txn_t *tx;
+    umg_mta_report_t *rep;
+    umg_mta_report_by_t by;
+    umg_mta_report_value_t value;
+    uint32_t app;
+    int64_t from, to;
+    /* touch ids used by converting journeys: an open-addressing set */
+    uint64_t *used;
+    size_t used_cap, used_n;
+    jtouch_t *free_touches;
+    size_t nfree, free_cap;
+    int rc;
+} mta_ctx_t;
+
+static uint64_t id_slot(uint64_t id)
+{
+    id ^= id >> 33;
+    id *= UINT64_C(0xff51afd7ed558ccd);
+    return id ^ (id >> 33);
+}
+
+static int used_add(mta_ctx_t *c, uint64_t id)
+{
+    if ((c->used_n + 1) * 2 > c->used_cap) {
+        size_t ncap = c->used_cap ? c->used_cap * 2 : 1024;
+        uint64_t *n = umg_calloc(ncap, sizeof(uint64_t));
+        if (n == NULL) {
+            return UMG_ENOMEM;
+        }
+        for (size_t i = 0; i < c->used_cap; i++) {
+            if (c->used[i] != 0) {
+                size_t j = id_slot(c->used[i]) & (ncap - 1);
+                while (n[j] != 0) {
+                    j = (j + 1) & (ncap - 1);
+                }
+                n[j] = c->used[i];
+            }
+        }
+        umg_free(c->used);
+        c->used = n;
+        c->used_cap = ncap;
+    }
+    uint64_t key = id + 1; /* 0 marks an empty slot */
+    size_t j = id_slot(key) & (c->used_cap - 1);
+    while (c->used[j] != 0) {
+        if (c->used[j] == key) {
+            return UMG_OK;
+        }
+        j = (j + 1) & (c->used_cap - 1);
+    }
+    c->used[j] = key;
+    c->used_n++;
+    return UMG_OK;
+}
+
+static int used_has(const mta_ctx_t *c, uint64_t id)
+{
+    if (c->used_cap == 0) {
+        return 0;
+    }
+    uint64_t key = id + 1;
+    size_t j = id_slot(key) & (c->used_cap - 1);
+    while (c->used[j] != 0) {
+        if (c->used[j] == key) {
+            return 1;
+        }
+        j = (j + 1) & (c->used_cap - 1);
+    }
+    return 0;
+}
+
+static int mta_conversion(void *ctx, const umg_store_decision_t *r)
+{
+    mta_ctx_t *c = ctx;
+    uint8_t oc = r->d.outcome;
+    if (oc != UMG_ATTR_OUT_INSTALL && oc != UMG_ATTR_OUT_REATTRIBUTED && oc != UMG_ATTR_OUT_IMPLICIT_INSTALL) {
+        return 0;
+    }
+    umg_slice_t ch[UMG_STORE_MAX_CONTRIB];
+    int64_t ts[UMG_STORE_MAX_CONTRIB];
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < r->ncontrib; i++) {
+        uint32_t id = c->by == UMG_MTA_REPORT_BY_CAMPAIGN ? r->contrib[i].campaign : r->contrib[i].source;
+        c->rc = used_add(c, r->contrib[i].touch_id);
+        if (c->rc != UMG_OK) {
+            return 1;
+        }
+        if (umg_store_string(c->tx, id, &ch[n]) != UMG_OK || ch[n].len == 0) {
+            ch[n] = umg_slice("(none)", 6);
+        }
+        ts[n++] = r->contrib[i].ts_us;
+    }
+    double value = 1;
+    if (c->value == UMG_MTA_REPORT_VALUE_REVENUE) {
+        umg_store_device_t d;
+        value = umg_store_device_get(c->tx, r->app, r->device_key, &d) == UMG_OK ? d.revenue : 0;
+        if (!(value >= 0 && value <= UMG_MTA_REPORT_MAX_VALUE)) {
+            value = 0; /* a revenue the report cannot take (not finite, absurd): counted as none */
+        }
+    }
+    c->rc = umg_mta_report_add(c->rep, ch, ts, n, 1, value);
+    return c->rc != UMG_OK;
+}
+
+static int mta_touch(void *ctx, const umg_attr_touch_t *t)
+{
+    mta_ctx_t *c = ctx;
+    if (t->ts_us < c->from || t->ts_us >= c->to || used_has(c, t->touch_id)) {
+        return 0;
+    }
+    if (c->nfree == c->free_cap) {
+        size_t ncap = c->free_cap ? c->free_cap * 2 : 4096;
+        jtouch_t *n = umg_realloc(c->free_touches, ncap * sizeof(*n));
+        if (n == NULL) {
+            c->rc = UMG_ENOMEM;
+            return 1;
+        }
+        c->free_touches = n;
+        c->free_cap = ncap;
+    }
+    uint64_t group = t->ids[0] ? t->ids[0] : t->fp.ip ? t->fp.ip ^ UINT64_C(0x5bd1e995) : ~t->touch_id;
+    c->free_touches[c->nfree++] =
+        (jtouch_t){group, t->ts_us, c->by == UMG_MTA_REPORT_BY_CAMPAIGN ? t->campaign : t->source};
+    return 0;
+}
+
+static int cmp_jtouch(const void *a, const void *b)
+{
+    const jtouch_t *x = a, *y = b;
+    if (x->group != y->group) {
+        return x->group < y->group ? -1 : 1;
+    }
+    return x->ts_us < y->ts_us ? -1 : x->ts_us > y->ts_us;
+}
+
+/* Adds the non-converting journeys, the newest UMG_MTA_REPORT_MAX_TOUCHES touches of each group. */
+static int add_non_converting(mta_ctx_t *c)
+{
+    qsort(c->free_touches, c->nfree, sizeof(jtouch_t), cmp_jtouch);
+    umg_slice_t ch[UMG_MTA_REPORT_MAX_TOUCHES];
+    int64_t ts[UMG_MTA_REPORT_MAX_TOUCHES];
+    for (size_t i = 0; i < c->nfree;) {
+        size_t j = i;
+        while (j < c->nfree && c->free_touches[j].group == c->free_touches[i].group) {
+            j++;
+        }
+        size_t from = j - i > UMG_MTA_REPORT_MAX_TOUCHES ? j - UMG_MTA_REPORT_MAX_TOUCHES : i;
+        uint32_t n = 0;
+        for (size_t k = from; k < j; k++) {
+            if (umg_store_string(c->tx, c->free_touches[k].channel, &ch[n]) != UMG_OK || ch[n].len == 0) {
+                ch[n] = umg_slice("(none)", 6);
+            }
+            ts[n++] = c->free_touches[k].ts_us;
+        }
+        int rc = umg_mta_report_add(c->rep, ch, ts, n, 0, 0);
+        if (rc != UMG_OK) {
+            return rc;
+        }
+        i = j;
+    }
+    return UMG_OK;
+}
+
+void umg_attr_ep_report_mta(umg_http_req_t *req, void *thread_data)
+{
+    umg_ingest_t *ing = umg__ingest_of(thread_data);
+    umg_principal_t who;
+    umg_app_t app;
+    if (app_for(ing, req, 0, UMG_PERM_REPORTS_READ, &app, &who) != 0) {
+        return;
+    }
+    mta_ctx_t c = {.app = app.id};
+    if (period(req, &c.from, &c.to) != 0) {
+        return;
+    }
+    umg_slice_t v;
+    umg_mta_model_t model = UMG_MTA_LAST;
+    if (umg_http_query_param(req, "model", &v) == UMG_OK && v.len > 0 && umg_mta_model_parse(v, &model) != UMG_OK) {
+        umg_http_error(req, 400, "invalid_value", "model",
+                       "model must be first, last, linear, time_decay, position, markov or shapley");
+        return;
+    }
+    c.by = UMG_MTA_REPORT_BY_SOURCE;
+    if (umg_http_query_param(req, "by", &v) == UMG_OK && v.len > 0 && umg_mta_report_parse_by(v, &c.by) != UMG_OK) {
+        umg_http_error(req, 400, "invalid_value", "by", "by must be source or campaign");
+        return;
+    }
+    c.value = UMG_MTA_REPORT_VALUE_INSTALLS;
+    if (umg_http_query_param(req, "value", &v) == UMG_OK && v.len > 0 &&
+        umg_mta_report_parse_value(v, &c.value) != UMG_OK) {
+        umg_http_error(req, 400, "invalid_value", "value", "value must be installs or revenue");
+        return;
+    }
+    int rc = umg_mta_report_new(model, NULL, &c.rep);
+    rc = rc ? rc : umg_store_begin(ing->store, 0, &c.tx);
+    if (rc == UMG_OK) {
+        rc = umg_store_decisions_scan(c.tx, app.id, c.from, c.to, 0, 0, mta_conversion, &c);
+        rc = rc == 1 ? c.rc : rc;
+        if (rc == UMG_OK) {
+            rc = umg_store_touches_scan(c.tx, app.id, mta_touch, &c);
+            rc = rc == 1 ? c.rc : rc;
+        }
+        rc = rc ? rc : add_non_converting(&c);
+    }
+    umg_buf_t o = {0};
+    if (rc == UMG_OK) {
+        rc = umg_buf_printf(&o, "{\"app\":\"%s\",\"by\":\"%s\",\"value\":\"%s\"", app.public_id,
+                            umg_mta_report_by_name(c.by), umg_mta_report_value_name(c.value));
+        if (rc == UMG_OK && c.from > INT64_MIN / 2) {
+            rc = put_time(&o, "from", c.from);
+        }
+        if (rc == UMG_OK && c.to < INT64_MAX / 2) {
+            rc = put_time(&o, "to", c.to);
+        }
+        rc = rc ? rc : umg_buf_printf(&o, ",\"report\":");
+        rc = rc ? rc : umg_mta_report_json(c.rep, &o);
+        rc = rc ? rc : umg_buf_putc(&o, '}');
+    }
+    if (c.tx != NULL) {
+        umg_store_abort(c.tx);
+    }
+    umg_mta_report_free(c.rep);
+    umg_free(c.used);
+    umg_free(c.free_touches);
+    if (rc != UMG_OK) {
+        umg_http_error(req, 503, rc == UMG_ENOMEM ? "out_of_memory" : "store_unavailable", NULL,
+                       "the report could not be computed; retry");
+    } else {
+        umg_http_respond(req, 200, "application/json", o.ptr, o.len, NULL);
+    }
+    umg_buf_free(&o);
+}

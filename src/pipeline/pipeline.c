@@ -1,0 +1,689 @@
+/*
+ * pipeline.c - the attribution pipeline (umg_pipeline.h).
+ *
+ * For each log record, in log order:
+ *   touch   -> decoded from its stored JSON, identifiers hashed, descriptive
+ *              fields interned, kept in the touch store under touch_id = the
+ *              record's offset (stable on replay).
+ *   event   -> an observation (identifier hashes, the install referrer's
+ *              click id, the IP + User-Agent fingerprint); the device's state
+ *              is read, candidate touches gathered, the core decides, the
+ *              state is written back, and installs, reinstalls and
+ *              re-engagements are stored as decisions with their candidates.
+ * The decision's clock is the record's receive time, so a replay decides the
+ * same. One store transaction per batch, with the next offset in it.
+ */
+#include "umg_pipeline.h"
+
+#include "umg_event.h"
+#include "umg_privacy.h"
+#include "umg_touch.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define GATHER_CAP 256
+#define APP_CACHE 64
+#define LAT_BINS 4096
+
+static umg_metric_t m_records = UMG_COUNTER("umg_pipeline_records_total", "Log records applied by the pipeline", NULL);
+static umg_metric_t m_installs =
+    UMG_COUNTER("umg_pipeline_decisions_total", "Attribution decisions with an outcome", "outcome=\"install\"");
+static umg_metric_t m_reinstalls =
+    UMG_COUNTER("umg_pipeline_decisions_total", "Attribution decisions with an outcome", "outcome=\"reinstall\"");
+static umg_metric_t m_reattributed =
+    UMG_COUNTER("umg_pipeline_decisions_total", "Attribution decisions with an outcome", "outcome=\"reattributed\"");
+static umg_metric_t m_implicit = UMG_COUNTER("umg_pipeline_decisions_total", "Attribution decisions with an outcome",
+                                             "outcome=\"implicit_install\"");
+static umg_metric_t m_reeng =
+    UMG_COUNTER("umg_pipeline_decisions_total", "Attribution decisions with an outcome", "outcome=\"reengagement\"");
+static umg_metric_t m_skipped =
+    UMG_COUNTER("umg_pipeline_skipped_total", "Log records the pipeline could not decode (logged)", NULL);
+static umg_metric_t m_lag =
+    UMG_GAUGE("umg_pipeline_lag_records", "Acknowledged log records not yet applied by the pipeline", NULL);
+
+enum {
+    S_RECORDS,
+    S_TOUCHES,
+    S_INSTALLS,
+    S_REINSTALLS,
+    S_REATTR,
+    S_IMPLICIT,
+    S_REENG,
+    S_SESSIONS,
+    S_EVENTS,
+    S_NODEV,
+    S_SKIP,
+    S_DUP,
+    S_COUNT
+};
+
+typedef struct app_ent_s {
+    uint32_t id;
+    int known;
+    int source_windows; /* the app has per-source click windows */
+    umg_attr_settings_t s;
+} app_ent_t;
+
+struct umg_pipeline_s {
+    umg_pipeline_config_t cfg;
+    umg_store_t *store;
+    const umg_bus_ops_t *ops;
+    umg_bus_t *bus;
+    umg_apps_t *apps;
+    const umg_pii_t *pii;
+    umg_bus_reader_t *reader;
+    uint64_t reader_next; /* the offset the reader continues from */
+    umg_event_decoder_t *edec;
+    umg_touch_decoder_t *tdec;
+    umg_arena_t arena;
+    app_ent_t apps_cache[APP_CACHE];
+    size_t napps;
+    int64_t apps_cached_us;
+    int64_t last_recv_us;
+    int64_t last_expire_ms, last_sync_ms;
+    umg_attr_touch_t touches[GATHER_CAP];
+    /* the record being applied */
+    umg_store_txn_t *tx;
+    const umg_bus_msg_t *msg;
+    umg_store_decision_t rec;
+    /* thread */
+    pthread_t tid;
+    int running;
+    _Atomic int stop;
+    _Atomic uint64_t next_offset;
+    _Atomic uint64_t st[S_COUNT];
+    /* install decision times: 1 µs bins up to LAT_BINS µs, then the last bin; the max */
+    _Atomic uint32_t lat[LAT_BINS + 1];
+    _Atomic uint64_t lat_max_us;
+};
+
+static void count(umg_pipeline_t *p, int which)
+{
+    atomic_fetch_add_explicit(&p->st[which], 1, memory_order_relaxed);
+}
+
+void umg_pipeline_config_defaults(umg_pipeline_config_t *cfg)
+{
+    cfg->batch = 2000;
+    cfg->poll_ms = 2;
+    cfg->touch_retention_ms = 31ll * 86400000;
+    cfg->sync_interval_ms = 1000;
+}
+
+void umg_pipeline_app_settings(const umg_app_t *app, umg_attr_settings_t *out)
+{
+    umg_attr_settings_default(out);
+    if (app == NULL) {
+        return;
+    }
+    if (app->click_lookback_days > 0) {
+        out->click_lookback_days = app->click_lookback_days;
+    }
+    if (app->view_lookback_hours > 0) {
+        out->view_lookback_hours = app->view_lookback_hours;
+    }
+    if (app->reattribution_window_days > 0) {
+        out->reattribution_window_days = app->reattribution_window_days;
+    }
+    if (umg_attr_settings_check(out) != UMG_OK) {
+        umg_attr_settings_default(out);
+    }
+}
+
+static const app_ent_t *app_of(umg_pipeline_t *p, uint32_t app)
+{
+    int64_t now = umg_now_us();
+    if (now - p->apps_cached_us > 1000000) { /* settings changes hold within a second */
+        p->napps = 0;
+        p->apps_cached_us = now;
+    }
+    for (size_t i = 0; i < p->napps; i++) {
+        if (p->apps_cache[i].id == app) {
+            return &p->apps_cache[i];
+        }
+    }
+    app_ent_t *e = &p->apps_cache[p->napps < APP_CACHE ? p->napps++ : (size_t)(app % APP_CACHE)];
+    umg_app_t a;
+    e->id = app;
+    e->known = p->apps != NULL && umg_apps_find_internal(p->apps, app, &a) == UMG_OK;
+    umg_pipeline_app_settings(e->known ? &a : NULL, &e->s);
+    e->source_windows = e->known && a.source_windows > 0;
+    return e;
+}
+
+int umg_pipeline_new(const umg_pipeline_config_t *cfg, umg_store_t *store, const umg_bus_ops_t *ops, umg_bus_t *bus,
+                     umg_apps_t *apps, const umg_pii_t *pii, umg_pipeline_t **out)
+{
+    static int registered;
+    if (!registered) {
+        registered = 1;
+        umg_metric_t *ms[] = {&m_records,  &m_installs, &m_reinstalls, &m_reattributed,
+                              &m_implicit, &m_reeng,    &m_skipped,    &m_lag};
+        for (size_t i = 0; i < UMG_ARRAY_SIZE(ms); i++) {
+            umg_metric_register(ms[i]);
+        }
+    }
+    umg_pipeline_t *p = umg_calloc(1, sizeof(*p));
+    if (p == NULL) {
+        return UMG_ENOMEM;
+    }
+    p->cfg = *cfg;
+    if (p->cfg.batch < 1) {
+        p->cfg.batch = 1;
+    }
+    p->store = store;
+    p->ops = ops;
+    p->bus = bus;
+    p->apps = apps;
+    p->pii = pii;
+    umg_arena_init(&p->arena, 8192);
+    int rc = umg_event_decoder_new(1 << 20, &p->edec);
+    rc = rc ? rc : umg_touch_decoder_new(1 << 20, &p->tdec);
+    umg_store_txn_t *tx = NULL;
+    rc = rc ? rc : umg_store_begin(store, 0, &tx);
+    uint64_t next = 0;
+    if (rc == UMG_OK) {
+        rc = umg_store_offset(tx, &next);
+        umg_store_abort(tx);
+    }
+    if (rc != UMG_OK) {
+        umg_pipeline_free(p);
+        return rc;
+    }
+    p->reader_next = next;
+    atomic_store(&p->next_offset, next);
+    *out = p;
+    return UMG_OK;
+}
+
+void umg_pipeline_free(umg_pipeline_t *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    umg_pipeline_stop(p);
+    if (p->reader != NULL) {
+        p->ops->reader_close(p->reader);
+    }
+    umg_event_decoder_free(p->edec);
+    umg_touch_decoder_free(p->tdec);
+    umg_arena_free(&p->arena);
+    umg_free(p);
+}
+
+/* ----------------------------------------------------------------- touches */
+
+static int on_touch(void *ctx, size_t index, umg_touch_t *t, const umg_touch_error_t *err)
+{
+    umg_pipeline_t *p = ctx;
+    (void)index;
+    (void)err;
+    if (t == NULL) {
+        return UMG_EPARSE;
+    }
+    if (p->pii != NULL) {
+        int stale = 0;
+        int rc = umg_pii_decrypt_touch(p->pii, t, &p->arena, &stale);
+        if (rc != UMG_OK && rc != UMG_EAUTH) {
+            return rc;
+        }
+    }
+    const umg_bus_msg_t *m = p->msg;
+    umg_attr_touch_t a;
+    memset(&a, 0, sizeof(a));
+    a.ts_us = t->ts_us;
+    a.touch_id = m->offset;
+    umg_slice_t v[UMG_ATTR_ID_KINDS] = {t->idfa, t->gaid, t->oaid, t->android_id, t->idfv, t->custom_id};
+    umg_attr_ids_collect(a.ids, v);
+    a.click_id = umg_attr_click_hash(t->click_id);
+    umg_slice_t none = umg_slice("", 0);
+    umg_attr_fp_make(&a.fp, t->ip, t->user_agent, none, none, none);
+    a.app = m->app;
+    a.type = t->type == UMG_TOUCH_IMPRESSION ? UMG_ATTR_IMPRESSION : UMG_ATTR_CLICK;
+    a.flags = t->retargeting ? UMG_ATTR_TF_RETARGETING : 0;
+    a.lookback_s = t->lookback_s > 0 && t->lookback_s <= UINT32_MAX ? (uint32_t)t->lookback_s : 0;
+    int32_t days;
+    if (a.lookback_s == 0 && a.type == UMG_ATTR_CLICK && app_of(p, m->app)->source_windows &&
+        umg_apps_source_window(p->apps, m->app, t->source, &days) == UMG_OK) {
+        a.lookback_s = (uint32_t)days * 86400u; /* the source's window, as if the link had said it */
+    }
+    umg_slice_t f[6] = {t->source, t->campaign, t->adset, t->ad, t->site, t->deep_link};
+    uint32_t *ids[6] = {&a.source, &a.campaign, &a.adset, &a.ad, &a.site, &a.deep_link};
+    for (int i = 0; i < 6; i++) {
+        int rc = umg_store_intern(p->tx, f[i], ids[i]);
+        if (rc != UMG_OK) {
+            return rc;
+        }
+    }
+    count(p, S_TOUCHES);
+    return umg_store_touch_put(p->tx, &a);
+}
+
+/* ------------------------------------------------------------------ events */
+
+static int cmp_contrib(const void *a, const void *b)
+{
+    const umg_store_contrib_t *x = a, *y = b;
+    if (x->ts_us != y->ts_us) {
+        return x->ts_us < y->ts_us ? -1 : 1;
+    }
+    return x->touch_id < y->touch_id ? -1 : x->touch_id > y->touch_id;
+}
+
+/* The candidates of an install, oldest first, the newest UMG_STORE_MAX_CONTRIB of them. */
+static void fill_contrib(umg_store_decision_t *d, const umg_attr_settings_t *s, const umg_attr_touch_t *t, size_t n,
+                         const umg_attr_obs_t *obs)
+{
+    umg_store_contrib_t all[GATHER_CAP];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        umg_attr_match_t mt = umg_attr_touch_match(s, &t[i], obs);
+        if (mt == UMG_ATTR_MATCH_NONE) {
+            continue;
+        }
+        all[k++] = (umg_store_contrib_t){.ts_us = t[i].ts_us,
+                                         .touch_id = t[i].touch_id,
+                                         .source = t[i].source,
+                                         .campaign = t[i].campaign,
+                                         .type = t[i].type,
+                                         .match = (uint8_t)mt};
+    }
+    qsort(all, k, sizeof(all[0]), cmp_contrib);
+    size_t from = k > UMG_STORE_MAX_CONTRIB ? k - UMG_STORE_MAX_CONTRIB : 0;
+    d->ncontrib = (uint32_t)(k - from);
+    memcpy(d->contrib, all + from, d->ncontrib * sizeof(all[0]));
+}
+
+static int decide_event(umg_pipeline_t *p, umg_event_t *ev);
+
+static int on_event(void *ctx, size_t index, umg_event_t *ev, const umg_event_error_t *err)
+{
+    umg_pipeline_t *p = ctx;
+    (void)index;
+    (void)err;
+    if (ev == NULL) {
+        return UMG_EPARSE;
+    }
+    if (ev->type != UMG_EV_INSTALL) {
+        return decide_event(p, ev);
+    }
+    uint64_t t0 = umg_mono_ns();
+    int rc = decide_event(p, ev);
+    uint64_t us = (umg_mono_ns() - t0) / 1000;
+    atomic_fetch_add_explicit(&p->lat[us < LAT_BINS ? us : LAT_BINS], 1, memory_order_relaxed);
+    if (us > atomic_load_explicit(&p->lat_max_us, memory_order_relaxed)) {
+        atomic_store_explicit(&p->lat_max_us, us, memory_order_relaxed);
+    }
+    return rc;
+}
+
+static int decide_event(umg_pipeline_t *p, umg_event_t *ev)
+{
+    if (p->pii != NULL) {
+        int rc = umg_pii_decrypt_event(p->pii, ev, &p->arena);
+        if (rc != UMG_OK && rc != UMG_EAUTH) {
+            return rc;
+        }
+    }
+    const umg_bus_msg_t *m = p->msg;
+    umg_attr_obs_t obs;
+    memset(&obs, 0, sizeof(obs));
+    obs.ts_us = ev->ts_us;
+    obs.app = m->app;
+    const umg_event_device_t *dv = &ev->device;
+    umg_slice_t v[UMG_ATTR_ID_KINDS] = {dv->idfa, dv->gaid, dv->oaid, dv->android_id, dv->idfv, dv->custom_id};
+    umg_attr_ids_collect(obs.ids, v);
+    if (obs.ids[0] == 0) {
+        count(p, S_NODEV);
+        return UMG_OK;
+    }
+    if (ev->type == UMG_EV_INSTALL && ev->has_referrer) {
+        char buf[512];
+        umg_slice_t cid;
+        if (umg_attr_referrer_click_id(ev->referrer, buf, sizeof(buf), &cid) == UMG_OK) {
+            obs.referrer_click = umg_attr_click_hash(cid);
+        }
+    }
+    umg_attr_fp_make(&obs.fp, ev->ip, ev->user_agent, dv->platform, dv->os_version, dv->model);
+    obs.kind = ev->type == UMG_EV_INSTALL   ? UMG_ATTR_OBS_INSTALL
+               : ev->type == UMG_EV_SESSION ? UMG_ATTR_OBS_SESSION
+                                            : UMG_ATTR_OBS_EVENT;
+
+    int rc;
+    if (ev->type == UMG_EV_INSTALL || ev->type == UMG_EV_PURCHASE) {
+        /* A resent copy the log's dedupe no longer knew (past dedupe.horizon): apply it once. */
+        rc = umg_store_seen(p->tx, obs.app, &ev->event_id);
+        if (rc == UMG_EEXIST) {
+            count(p, S_DUP);
+            return UMG_OK;
+        }
+        if (rc != UMG_OK) {
+            return rc;
+        }
+    }
+    umg_store_device_t dev;
+    rc = umg_store_device_find(p->tx, obs.app, obs.ids, &dev);
+    if (rc != UMG_OK && rc != UMG_ENOENT) {
+        return rc;
+    }
+    int known = rc == UMG_OK;
+    const umg_attr_settings_t *s = &app_of(p, obs.app)->s;
+    size_t n = 0;
+    int installed = known && dev.attr.install_ts_us != 0;
+    if (obs.kind != UMG_ATTR_OBS_EVENT || !installed) {
+        rc = umg_store_gather(p->tx, &obs, p->touches, GATHER_CAP, &n);
+        if (rc != UMG_OK) {
+            return rc;
+        }
+        /* Touches older than the retention at the observation's receive time are never candidates, whether
+         * expiry has reached them yet or not: decisions do not depend on when expiry ran (replays agree). */
+        int64_t oldest = m->recv_us - p->cfg.touch_retention_ms * 1000;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (p->touches[i].ts_us >= oldest) {
+                p->touches[k++] = p->touches[i];
+            }
+        }
+        n = k;
+    }
+    umg_attr_decision_t d;
+    if (obs.kind == UMG_ATTR_OBS_INSTALL) {
+        rc = umg_attr_decide_install(s, installed ? &dev.attr : NULL, p->touches, n, &obs, m->recv_us, &d);
+    } else {
+        rc = umg_attr_on_session(s, installed ? &dev.attr : NULL, p->touches, n, &obs, m->recv_us, &d);
+    }
+    if (rc != UMG_OK) {
+        return rc;
+    }
+    umg_attr_apply(&dev.attr, &d);
+    if (dev.first_seen_us == 0 || obs.ts_us < dev.first_seen_us) {
+        dev.first_seen_us = obs.ts_us;
+    }
+    if (obs.ts_us > dev.last_seen_us) {
+        dev.last_seen_us = obs.ts_us;
+    }
+    if (ev->type == UMG_EV_SESSION) {
+        dev.sessions++;
+        count(p, S_SESSIONS);
+    } else if (ev->type == UMG_EV_EVENT || ev->type == UMG_EV_PURCHASE) {
+        dev.events++;
+        count(p, S_EVENTS);
+        if (ev->type == UMG_EV_PURCHASE) {
+            dev.purchases++;
+        }
+        if (ev->has_revenue) {
+            dev.revenue += ev->revenue;
+        }
+    }
+    rc = umg_store_device_put(p->tx, obs.app, obs.ids, &dev);
+    if (rc != UMG_OK || d.outcome == UMG_ATTR_OUT_NONE) {
+        return rc;
+    }
+    umg_store_decision_t *rec = &p->rec;
+    memset(rec, 0, sizeof(*rec));
+    rec->d = d;
+    rec->offset = m->offset;
+    rec->device_key = dev.key;
+    rec->event_id = ev->event_id;
+    rec->app = obs.app;
+    switch (d.outcome) {
+    case UMG_ATTR_OUT_INSTALL:
+        count(p, S_INSTALLS);
+        umg_metric_add(&m_installs, 1);
+        break;
+    case UMG_ATTR_OUT_REINSTALL:
+        count(p, S_REINSTALLS);
+        umg_metric_add(&m_reinstalls, 1);
+        break;
+    case UMG_ATTR_OUT_REATTRIBUTED:
+        count(p, S_REATTR);
+        umg_metric_add(&m_reattributed, 1);
+        break;
+    case UMG_ATTR_OUT_IMPLICIT_INSTALL:
+        count(p, S_IMPLICIT);
+        umg_metric_add(&m_implicit, 1);
+        break;
+    case UMG_ATTR_OUT_REENGAGEMENT:
+        count(p, S_REENG);
+        umg_metric_add(&m_reeng, 1);
+        break;
+    default: break;
+    }
+    if (d.outcome == UMG_ATTR_OUT_INSTALL || d.outcome == UMG_ATTR_OUT_REATTRIBUTED ||
+        d.outcome == UMG_ATTR_OUT_IMPLICIT_INSTALL) {
+        fill_contrib(rec, s, p->touches, n, &obs);
+    }
+    return umg_store_decision_put(p->tx, rec);
+}
+
+/* ------------------------------------------------------------------- batch */
+
+static int apply(umg_pipeline_t *p, const umg_bus_msg_t *m)
+{
+    p->msg = m;
+    umg_arena_reset(&p->arena);
+    int rc;
+    if (m->kind == UMG_BUS_KIND_TOUCH) {
+        umg_touch_limits_t tl = {
+            .now_us = m->recv_us, .max_future_us = INT64_MAX / 4, .max_age_us = INT64_MAX / 4, .stored = 1};
+        umg_touch_error_t err;
+        rc = umg_touch_decode(p->tdec, m->payload, m->len, &tl, on_touch, p, &err);
+    } else if (m->kind == UMG_BUS_KIND_EVENT) {
+        size_t n;
+        int batch;
+        umg_event_limits_t lim = {.now_us = m->recv_us,
+                                  .max_future_us = INT64_MAX / 4,
+                                  .max_age_us = INT64_MAX / 4,
+                                  .allow_ip = 1,
+                                  .stored = 1};
+        rc = umg_event_decoder_parse(p->edec, m->payload, m->len, 1, &n, &batch, NULL);
+        rc = rc ? rc : umg_event_decoder_foreach(p->edec, &lim, on_event, p);
+    } else {
+        rc = UMG_EPARSE;
+    }
+    if (rc == UMG_EPARSE || rc == UMG_EINVAL || rc == UMG_ERANGE) {
+        /* A record that cannot be applied would stop the pipeline forever: count it, say so, go on. */
+        umg_log(UMG_LOG_WARN, "pipeline", "record %llu (kind %d) cannot be applied (%s); skipped",
+                (unsigned long long)m->offset, m->kind, umg_strerror(rc));
+        umg_metric_add(&m_skipped, 1);
+        count(p, S_SKIP);
+        rc = UMG_OK;
+    }
+    return rc;
+}
+
+static int64_t mono_ms(void)
+{
+    return (int64_t)(umg_mono_ns() / 1000000);
+}
+
+static void maintain(umg_pipeline_t *p)
+{
+    int64_t now = mono_ms();
+    if (p->last_recv_us != 0 && now - p->last_expire_ms >= 10000) {
+        p->last_expire_ms = now;
+        umg_store_txn_t *tx;
+        size_t removed = 0;
+        /* An hour of margin: receive times are not strictly ordered in the log across loop threads. */
+        int64_t before = p->last_recv_us - p->cfg.touch_retention_ms * 1000 - 3600ll * 1000000;
+        if (umg_store_begin(p->store, 1, &tx) == UMG_OK) {
+            int rc = umg_store_expire(tx, before, 100000, &removed);
+            rc = rc == UMG_OK ? umg_store_commit(tx) : (umg_store_abort(tx), rc);
+            if (rc != UMG_OK) {
+                umg_log(UMG_LOG_WARN, "pipeline", "touch expiry failed: %s", umg_strerror(rc));
+            } else if (removed > 0) {
+                umg_log(UMG_LOG_DEBUG, "pipeline", "expired %zu touches", removed);
+            }
+        }
+    }
+    if (now - p->last_sync_ms >= p->cfg.sync_interval_ms) {
+        p->last_sync_ms = now;
+        umg_store_sync(p->store);
+    }
+}
+
+int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
+{
+    if (applied != NULL) {
+        *applied = 0;
+    }
+    if (p->reader == NULL) {
+        umg_bus_read_opts_t o = {.partition = -1, .from_offset = p->reader_next};
+        int rc = p->ops->reader_open(p->bus, &o, &p->reader);
+        if (rc != UMG_OK) {
+            return rc;
+        }
+    }
+    umg_bus_msg_t m;
+    int rc = p->ops->reader_next(p->reader, &m);
+    if (rc == UMG_EAGAIN) {
+        umg_bus_stats_t bs;
+        p->ops->stats(p->bus, &bs);
+        umg_metric_set(&m_lag, bs.durable_offset > p->reader_next ? (int64_t)(bs.durable_offset - p->reader_next) : 0);
+        return UMG_OK;
+    }
+    if (rc != UMG_OK) {
+        return rc;
+    }
+    rc = umg_store_begin(p->store, 1, &p->tx);
+    if (rc != UMG_OK) {
+        goto reopen;
+    }
+    size_t done = 0;
+    uint64_t next = p->reader_next;
+    for (;;) {
+        rc = apply(p, &m);
+        if (rc != UMG_OK) {
+            break;
+        }
+        next = m.offset + 1;
+        p->last_recv_us = m.recv_us > p->last_recv_us ? m.recv_us : p->last_recv_us;
+        if (++done >= (size_t)p->cfg.batch) {
+            break;
+        }
+        rc = p->ops->reader_next(p->reader, &m);
+        if (rc == UMG_EAGAIN) {
+            rc = UMG_OK;
+            break;
+        }
+        if (rc != UMG_OK) {
+            break;
+        }
+    }
+    if (rc == UMG_OK) {
+        rc = umg_store_set_offset(p->tx, next);
+    }
+    if (rc == UMG_OK) {
+        rc = umg_store_commit(p->tx);
+    } else {
+        umg_store_abort(p->tx);
+    }
+    p->tx = NULL;
+    if (rc != UMG_OK) {
+        goto reopen;
+    }
+    p->reader_next = next;
+    atomic_store_explicit(&p->next_offset, next, memory_order_release);
+    atomic_fetch_add_explicit(&p->st[S_RECORDS], done, memory_order_relaxed);
+    umg_metric_add(&m_records, (int64_t)done);
+    if (applied != NULL) {
+        *applied = done;
+    }
+    return UMG_OK;
+reopen:
+    /* The batch is undone: read it again from the committed offset next time. */
+    p->ops->reader_close(p->reader);
+    p->reader = NULL;
+    return rc;
+}
+
+static void *pipeline_thread(void *arg)
+{
+    umg_pipeline_t *p = arg;
+    int64_t backoff_ms = 0;
+    while (!atomic_load_explicit(&p->stop, memory_order_acquire)) {
+        size_t n = 0;
+        int rc = umg_pipeline_step(p, &n);
+        if (rc != UMG_OK) {
+            backoff_ms = backoff_ms ? (backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2) : 50;
+            umg_log(UMG_LOG_ERROR, "pipeline", "batch failed (%s); retrying in %lld ms", umg_strerror(rc),
+                    (long long)backoff_ms);
+            struct timespec ts = {backoff_ms / 1000, (backoff_ms % 1000) * 1000000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        backoff_ms = 0;
+        maintain(p);
+        if (n == 0) {
+            struct timespec ts = {0, p->cfg.poll_ms * 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    umg_store_sync(p->store);
+    return NULL;
+}
+
+int umg_pipeline_start(umg_pipeline_t *p)
+{
+    atomic_store(&p->stop, 0);
+    if (pthread_create(&p->tid, NULL, pipeline_thread, p) != 0) {
+        return UMG_ENOMEM;
+    }
+    p->running = 1;
+    return UMG_OK;
+}
+
+void umg_pipeline_stop(umg_pipeline_t *p)
+{
+    if (p == NULL || !p->running) {
+        return;
+    }
+    atomic_store_explicit(&p->stop, 1, memory_order_release);
+    pthread_join(p->tid, NULL);
+    p->running = 0;
+}
+
+uint64_t umg_pipeline_next_offset(const umg_pipeline_t *p)
+{
+    return atomic_load_explicit(&((umg_pipeline_t *)p)->next_offset, memory_order_acquire);
+}
+
+void umg_pipeline_stats(const umg_pipeline_t *p, umg_pipeline_stats_t *out)
+{
+    umg_pipeline_t *q = (umg_pipeline_t *)p;
+    uint64_t v[S_COUNT];
+    for (int i = 0; i < S_COUNT; i++) {
+        v[i] = atomic_load_explicit(&q->st[i], memory_order_relaxed);
+    }
+    *out = (umg_pipeline_stats_t){.records = v[S_RECORDS],
+                                  .touches = v[S_TOUCHES],
+                                  .installs = v[S_INSTALLS],
+                                  .reinstalls = v[S_REINSTALLS],
+                                  .reattributed = v[S_REATTR],
+                                  .implicit_installs = v[S_IMPLICIT],
+                                  .reengagements = v[S_REENG],
+                                  .sessions = v[S_SESSIONS],
+                                  .events = v[S_EVENTS],
+                                  .no_device = v[S_NODEV],
+                                  .skipped = v[S_SKIP],
+                                  .duplicates = v[S_DUP],
+                                  .next_offset = umg_pipeline_next_offset(p)};
+    uint64_t total = 0, run = 0;
+    for (int i = 0; i <= LAT_BINS; i++) {
+        total += atomic_load_explicit(&q->lat[i], memory_order_relaxed);
+    }
+    for (int i = 0; i <= LAT_BINS && total > 0; i++) {
+        run += atomic_load_explicit(&q->lat[i], memory_order_relaxed);
+        if (out->install_p50_us == 0 && run * 2 >= total) {
+            out->install_p50_us = (uint64_t)i + 1;
+        }
+        if (run * 100 >= total * 99) {
+            out->install_p99_us = (uint64_t)i + 1; /* the bin's upper edge */
+            break;
+        }
+    }
+    out->install_max_us = atomic_load_explicit(&q->lat_max_us, memory_order_relaxed);
+}

@@ -1,0 +1,65 @@
+/*
+ * umg_pipeline.h - the attribution pipeline: reads the log in order from the
+ * store's committed offset, keeps touches in the touch store, decides every
+ * install, session and event with the pure core (src/attr), and persists
+ * device state and decisions, one store transaction per batch together with
+ * the offset it read up to. A restart resumes; a replay of the same log into
+ * an empty store gives the same decisions.
+ *
+ * One pipeline thread per node reads every partition in log order, so a touch
+ * is always in the store before any install received after it, whatever
+ * partition either landed in (docs/attribution.md, "The pipeline").
+ */
+#ifndef UMG_PIPELINE_H
+#define UMG_PIPELINE_H
+
+#include "umg_apps.h"
+#include "umg_bus.h"
+#include "umg_store.h"
+
+struct umg_pii_s;
+
+typedef struct umg_pipeline_config_s {
+    int64_t batch;              /* log records per store transaction at most */
+    int64_t poll_ms;            /* idle wait before looking for new records */
+    int64_t touch_retention_ms; /* touches older than this (behind the newest record) are expired */
+    int64_t sync_interval_ms;   /* how often the store is flushed to disk */
+} umg_pipeline_config_t;
+
+void umg_pipeline_config_defaults(umg_pipeline_config_t *cfg);
+
+typedef struct umg_pipeline_s umg_pipeline_t;
+
+typedef struct umg_pipeline_stats_s {
+    uint64_t records, touches, installs, reinstalls, reattributed, implicit_installs, reengagements;
+    uint64_t sessions, events, no_device, skipped; /* skipped: records that did not decode */
+    uint64_t duplicates;                           /* installs and purchases already applied (by event_id) */
+    uint64_t next_offset;                          /* the next log offset to apply */
+    /* Time to decide one install (read the device, gather touches, decide, write back), since start. */
+    uint64_t install_p50_us, install_p99_us, install_max_us;
+} umg_pipeline_stats_t;
+
+/* pii (may be NULL) decrypts identifiers stored encrypted. Borrowed: store, bus, apps, pii. */
+int umg_pipeline_new(const umg_pipeline_config_t *cfg, umg_store_t *store, const umg_bus_ops_t *ops, umg_bus_t *bus,
+                     umg_apps_t *apps, const struct umg_pii_s *pii, umg_pipeline_t **out);
+void umg_pipeline_free(umg_pipeline_t *p);
+
+/**
+ * Applies one batch: up to cfg.batch records from the log, in one store
+ * transaction. *applied (may be NULL) gets how many records were read (0 at
+ * the log's acknowledged end). Errors leave the store at the previous batch.
+ */
+int umg_pipeline_step(umg_pipeline_t *p, size_t *applied);
+
+/** Runs steps on a thread of its own until umg_pipeline_stop. */
+int umg_pipeline_start(umg_pipeline_t *p);
+void umg_pipeline_stop(umg_pipeline_t *p);
+
+/** The next log offset not yet applied (any thread). */
+uint64_t umg_pipeline_next_offset(const umg_pipeline_t *p);
+void umg_pipeline_stats(const umg_pipeline_t *p, umg_pipeline_stats_t *out);
+
+/** The settings the pipeline applies for an app (the admin API's windows over the defaults). */
+void umg_pipeline_app_settings(const umg_app_t *app, umg_attr_settings_t *out);
+
+#endif

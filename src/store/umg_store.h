@@ -1,0 +1,168 @@
+/*
+ * umg_store.h - the attribution store of one node, on LMDB: touches by every
+ * key an install can reach them with, device state, attribution decisions
+ * (installs, reinstalls, re-engagements), a dictionary of the descriptive
+ * strings (source, campaign, ...) and the pipeline's next log offset.
+ *
+ * One writer (the pipeline thread) at a time, any number of readers (the
+ * HTTP loops), as LMDB allows. Everything a pipeline batch changes, including
+ * the offset it read up to, is one transaction, so a restart resumes exactly
+ * where the last committed batch ended and no record is applied twice.
+ * Commits are not synced one by one (MDB_NOSYNC); umg_store_sync() flushes,
+ * and what a crash of the machine loses is replayed from the event log.
+ *
+ * The store holds hashes (umg_attr_id_hash, umg_attr_click_hash,
+ * umg_attr_ip_hash), never raw identifiers or addresses. Layout and sizes:
+ * docs/attribution.md, "The touch store".
+ */
+#ifndef UMG_STORE_H
+#define UMG_STORE_H
+
+#include "umg_attr.h"
+#include "umg_core.h"
+
+typedef struct umg_store_config_s {
+    int64_t map_bytes; /* the largest the database may grow (virtual address space) */
+} umg_store_config_t;
+
+typedef struct umg_store_s umg_store_t;
+typedef struct umg_store_txn_s umg_store_txn_t;
+
+/** Opens (creating) the store in dir. UMG_EIO with the reason logged. */
+int umg_store_open(const char *dir, const umg_store_config_t *cfg, umg_store_t **out);
+void umg_store_close(umg_store_t *st);
+/** Flushes committed transactions to disk. */
+int umg_store_sync(umg_store_t *st);
+
+typedef struct umg_store_stats_s {
+    uint64_t touches, touch_keys, devices, decisions, strings;
+    uint64_t touch_bytes; /* pages of the touch and touch-key tables, in bytes */
+    uint64_t total_bytes; /* pages in use by every table */
+    uint64_t next_offset; /* the pipeline's next log offset */
+} umg_store_stats_t;
+int umg_store_stats(umg_store_t *st, umg_store_stats_t *out);
+
+/*
+ * Transactions. A write transaction (write = 1) is only ever open on one
+ * thread at a time; read transactions may be open on any thread. Slices and
+ * strings read through a transaction stay valid until it ends.
+ */
+int umg_store_begin(umg_store_t *st, int write, umg_store_txn_t **out);
+/** Commits (a read transaction just ends). UMG_ENOSPC when the map is full. */
+int umg_store_commit(umg_store_txn_t *tx);
+void umg_store_abort(umg_store_txn_t *tx);
+
+/** The next log offset the pipeline has not applied (0 on a new store). */
+int umg_store_offset(umg_store_txn_t *tx, uint64_t *next);
+int umg_store_set_offset(umg_store_txn_t *tx, uint64_t next);
+
+/*
+ * The dictionary: a non-empty string's 32-bit id (made on first sight, never
+ * reused), 0 for an empty one. Strings longer than 4096 bytes are refused
+ * (UMG_ERANGE). umg_store_string gives the text back.
+ */
+int umg_store_intern(umg_store_txn_t *tx, umg_slice_t s, uint32_t *id);
+int umg_store_string(umg_store_txn_t *tx, uint32_t id, umg_slice_t *out);
+
+/* ----------------------------------------------------------- touches */
+
+/** Stores a touch (idempotent on touch_id, the log offset), keyed by its identifiers, click id and fingerprint. */
+int umg_store_touch_put(umg_store_txn_t *tx, const umg_attr_touch_t *t);
+int umg_store_touch_get(umg_store_txn_t *tx, uint64_t touch_id, umg_attr_touch_t *out);
+
+/* At most this many of the newest touches are read per key of an observation. */
+#define UMG_STORE_GATHER_PER_KEY 64
+
+/**
+ * Every stored touch of obs's app that one of obs's keys reaches (identifier
+ * hashes, the referrer's click id, the fingerprint IP + OS), each once, at
+ * most UMG_STORE_GATHER_PER_KEY newest per key and cap in all. Touches are
+ * not filtered by time here: the core applies the windows.
+ */
+int umg_store_gather(umg_store_txn_t *tx, const umg_attr_obs_t *obs, umg_attr_touch_t *out, size_t cap, size_t *n);
+
+/**
+ * Deletes touches in log order while their time is before before_us, up to
+ * max of them; stops at the first one that is not (so a touch stays until
+ * every touch before it in the log has expired). *removed may be NULL.
+ */
+int umg_store_expire(umg_store_txn_t *tx, int64_t before_us, size_t max, size_t *removed);
+
+/** Calls fn for every stored touch of app (0: any) in log order; a non-zero return stops and is returned. */
+int umg_store_touches_scan(umg_store_txn_t *tx, uint32_t app, int (*fn)(void *ctx, const umg_attr_touch_t *t),
+                           void *ctx);
+
+/* ----------------------------------------------------------- devices */
+
+/* A device of an app: the core's state plus what reports need. */
+typedef struct umg_store_device_s {
+    umg_attr_device_t attr;
+    uint64_t key;              /* the device's canonical key (from its first identifier) */
+    int64_t first_seen_us;     /* the first observation's time */
+    int64_t last_seen_us;      /* the latest observation's time */
+    double revenue;            /* purchases, as sent (currencies are not converted) */
+    uint32_t sessions, events; /* sessions; in-app events and purchases */
+    uint32_t purchases;
+    uint32_t reserved;
+} umg_store_device_t;
+
+/**
+ * Finds the device that one of ids (UMG_ATTR_MAX_IDS hashes, strongest first,
+ * zeros absent) belongs to. UMG_ENOENT when none does: *out is zeroed with
+ * out->key set to the key a new device gets. UMG_EINVAL when ids holds none.
+ */
+int umg_store_device_find(umg_store_txn_t *tx, uint32_t app, const uint64_t ids[UMG_ATTR_MAX_IDS],
+                          umg_store_device_t *out);
+/** Writes the device under d->key and makes each of ids reach it. */
+int umg_store_device_put(umg_store_txn_t *tx, uint32_t app, const uint64_t ids[UMG_ATTR_MAX_IDS],
+                         const umg_store_device_t *d);
+/** The device one identifier hash reaches. UMG_ENOENT when none. */
+int umg_store_device_by_id(umg_store_txn_t *tx, uint32_t app, uint64_t id_hash, umg_store_device_t *out);
+int umg_store_device_get(umg_store_txn_t *tx, uint32_t app, uint64_t key, umg_store_device_t *out);
+
+/**
+ * Remembers an event id of app: UMG_OK the first time, UMG_EEXIST after (the
+ * pipeline applies an install or purchase once, even when the log's dedupe
+ * had forgotten its id and stored a resent copy). 64-bit hashes; never expire.
+ */
+int umg_store_seen(umg_store_txn_t *tx, uint32_t app, const umg_uuid_t *event_id);
+
+/* ---------------------------------------------------------- decisions */
+
+/* A touch that was a candidate for an install, for the export and MTA. 32 bytes. */
+typedef struct umg_store_contrib_s {
+    int64_t ts_us;
+    uint64_t touch_id;
+    uint32_t source, campaign;
+    uint8_t type;  /* umg_attr_touch_type_t */
+    uint8_t match; /* umg_attr_match_t it was a candidate in */
+    uint8_t reserved[6];
+} umg_store_contrib_t;
+
+/* The newest candidates kept per install. */
+#define UMG_STORE_MAX_CONTRIB 16
+
+/* One decision with an outcome (install, reinstall, reattributed, implicit install, re-engagement). */
+typedef struct umg_store_decision_s {
+    umg_attr_decision_t d;
+    uint64_t offset;     /* the observation's log offset */
+    uint64_t device_key; /* umg_store_device_t.key */
+    umg_uuid_t event_id;
+    uint32_t app;
+    uint32_t ncontrib; /* candidates, oldest first, the newest UMG_STORE_MAX_CONTRIB of them */
+    umg_store_contrib_t contrib[UMG_STORE_MAX_CONTRIB];
+} umg_store_decision_t;
+
+/** Stores a decision under (app, d.ts_us, offset); idempotent. */
+int umg_store_decision_put(umg_store_txn_t *tx, const umg_store_decision_t *d);
+
+/*
+ * Calls fn for the decisions of app with from_us <= ts < to_us in (ts, offset)
+ * order, starting after (after_ts, after_offset) when after_offset is not 0
+ * (to resume a scan in a new transaction). A non-zero return from fn stops the
+ * scan and is returned.
+ */
+int umg_store_decisions_scan(umg_store_txn_t *tx, uint32_t app, int64_t from_us, int64_t to_us, int64_t after_ts,
+                             uint64_t after_offset, int (*fn)(void *ctx, const umg_store_decision_t *d), void *ctx);
+
+#endif

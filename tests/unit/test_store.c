@@ -1,0 +1,520 @@
+/*
+ * test_store.c - the attribution store (LMDB) and the pipeline over a real
+ * event log: the dictionary, touches by every key, isolation between apps,
+ * expiry, devices and their aliases, decisions with resumable scans, the
+ * committed offset across a reopen, and the pipeline deciding installs from
+ * log records, resuming after a restart and replaying into an empty store
+ * with identical decisions.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "umg_bus.h"
+#include "umg_event.h"
+#include "umg_pipeline.h"
+#include "umg_store.h"
+#include "umg_touch.h"
+
+#define S_ INT64_C(1000000)
+#define H_ (3600 * S_)
+#define D_ (86400 * S_)
+#define T0 INT64_C(1767225600000000) /* 2026-01-01T00:00:00Z */
+
+static char *tmpdir(void)
+{
+    char tmpl[] = "/tmp/umg_store_XXXXXX";
+    char *d = mkdtemp(tmpl);
+    assert_non_null(d);
+    return strdup(d);
+}
+
+static void rmrf(const char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static umg_store_t *open_store(const char *dir)
+{
+    umg_store_config_t c = {.map_bytes = 256ll << 20};
+    umg_store_t *st;
+    assert_int_equal(umg_store_open(dir, &c, &st), UMG_OK);
+    return st;
+}
+
+static umg_slice_t sl(const char *s)
+{
+    return umg_slice(s, strlen(s));
+}
+
+static umg_attr_touch_t touch(uint32_t app, uint64_t id, int64_t ts, uint64_t dev, uint64_t click, uint64_t ip)
+{
+    umg_attr_touch_t t;
+    memset(&t, 0, sizeof(t));
+    t.app = app;
+    t.touch_id = id;
+    t.ts_us = ts;
+    t.ids[0] = dev;
+    t.click_id = click;
+    t.fp.ip = ip;
+    t.fp.os = ip ? umg_attr_os_pack(UMG_ATTR_PLATFORM_ANDROID, 14, 0, 0) : 0;
+    t.type = UMG_ATTR_CLICK;
+    t.source = 3;
+    t.campaign = 300000; /* a multi-byte varint */
+    t.lookback_s = 43200;
+    return t;
+}
+
+static void test_dictionary(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    umg_store_t *st = open_store(dir);
+    umg_store_txn_t *tx;
+    assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK);
+    uint32_t a, b, a2, e;
+    assert_int_equal(umg_store_intern(tx, sl("meta"), &a), UMG_OK);
+    assert_int_equal(umg_store_intern(tx, sl("google"), &b), UMG_OK);
+    assert_int_equal(umg_store_intern(tx, sl("meta"), &a2), UMG_OK);
+    assert_int_equal(umg_store_intern(tx, umg_slice("", 0), &e), UMG_OK);
+    assert_int_equal(a, a2);
+    assert_int_not_equal(a, b);
+    assert_int_equal(e, 0);
+    char big[5000];
+    memset(big, 'x', sizeof(big));
+    assert_int_equal(umg_store_intern(tx, umg_slice(big, sizeof(big)), &e), UMG_ERANGE);
+    assert_int_equal(umg_store_commit(tx), UMG_OK);
+
+    /* An aborted transaction's new strings are forgotten, the cache included. */
+    assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK);
+    uint32_t c;
+    assert_int_equal(umg_store_intern(tx, sl("tiktok"), &c), UMG_OK);
+    umg_store_abort(tx);
+    umg_store_close(st);
+
+    st = open_store(dir);
+    assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK);
+    uint32_t a3, d;
+    assert_int_equal(umg_store_intern(tx, sl("meta"), &a3), UMG_OK);
+    assert_int_equal(a3, a);
+    assert_int_equal(umg_store_intern(tx, sl("unity"), &d), UMG_OK);
+    assert_int_equal(d, c); /* the aborted id was not used up */
+    umg_slice_t s;
+    assert_int_equal(umg_store_string(tx, b, &s), UMG_OK);
+    assert_true(umg_slice_eq(s, "google"));
+    assert_int_equal(umg_store_string(tx, 999, &s), UMG_ENOENT);
+    assert_int_equal(umg_store_commit(tx), UMG_OK);
+    umg_store_close(st);
+    rmrf(dir);
+    free(dir);
+}
+
+static void test_touches_gather_and_expire(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    umg_store_t *st = open_store(dir);
+    umg_store_txn_t *tx;
+    assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK);
+    /* App 1: three touches of device 111 (one also with click 555), one probabilistic click, one for app 2. */
+    umg_attr_touch_t t[6] = {
+        touch(1, 10, T0 - 3 * H_, 111, 0, 0),       touch(1, 11, T0 - 2 * H_, 111, 555, 0),
+        touch(1, 12, T0 - 1 * H_, 111, 0, 0),       touch(1, 13, T0 - 30 * 60 * S_, 0, 0, 0xabc),
+        touch(2, 14, T0 - 1 * H_, 111, 555, 0xabc), touch(1, 15, T0 - 20 * 60 * S_, 222, 0, 0),
+    };
+    t[0].type = UMG_ATTR_IMPRESSION;
+    t[2].flags = UMG_ATTR_TF_RETARGETING;
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(umg_store_touch_put(tx, &t[i]), UMG_OK);
+    }
+    assert_int_equal(umg_store_touch_put(tx, &t[1]), UMG_OK); /* idempotent */
+    umg_attr_touch_t got;
+    assert_int_equal(umg_store_touch_get(tx, 11, &got), UMG_OK);
+    assert_memory_equal(&got, &t[1], sizeof(got));
+    assert_int_equal(umg_store_touch_get(tx, 99, &got), UMG_ENOENT);
+
+    umg_attr_obs_t obs;
+    memset(&obs, 0, sizeof(obs));
+    obs.app = 1;
+    obs.ts_us = T0;
+    obs.ids[0] = 111;
+    umg_attr_touch_t out[16];
+    size_t n;
+    assert_int_equal(umg_store_gather(tx, &obs, out, 16, &n), UMG_OK);
+    assert_int_equal(n, 3); /* 10, 11, 12; not app 2's */
+    /* By the referrer's click and the fingerprint too, each touch once. */
+    obs.referrer_click = 555;
+    obs.fp.ip = 0xabc;
+    obs.fp.os = umg_attr_os_pack(UMG_ATTR_PLATFORM_ANDROID, 14, 0, 0);
+    assert_int_equal(umg_store_gather(tx, &obs, out, 16, &n), UMG_OK);
+    assert_int_equal(n, 4);
+    uint64_t seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(out[i].app, 1);
+        seen |= 1ull << (out[i].touch_id - 10);
+    }
+    assert_int_equal(seen, 0xf);
+    /* Another OS version is another fingerprint. */
+    memset(&obs, 0, sizeof(obs));
+    obs.app = 1;
+    obs.fp.ip = 0xabc;
+    obs.fp.os = umg_attr_os_pack(UMG_ATTR_PLATFORM_ANDROID, 13, 0, 0);
+    assert_int_equal(umg_store_gather(tx, &obs, out, 16, &n), UMG_OK);
+    assert_int_equal(n, 0);
+    /* The cap holds. */
+    obs.ids[0] = 111;
+    assert_int_equal(umg_store_gather(tx, &obs, out, 2, &n), UMG_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(umg_store_commit(tx), UMG_OK);
+
+    /* Expiry in log order, stopping at the first touch that is not old enough. */
+    assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK);
+    size_t removed;
+    assert_int_equal(umg_store_expire(tx, T0 - 90 * 60 * S_, 100, &removed), UMG_OK);
+    assert_int_equal(removed, 2); /* 10 and 11 */
+    assert_int_equal(umg_store_touch_get(tx, 11, &got), UMG_ENOENT);
+    memset(&obs, 0, sizeof(obs));
+    obs.app = 1;
+    obs.ids[0] = 111;
+    obs.referrer_click = 555;
+    assert_int_equal(umg_store_gather(tx, &obs, out, 16, &n), UMG_OK);
+    assert_int_equal(n, 1); /* only 12: the keys of 10 and 11 went with them */
+    assert_int_equal(out[0].touch_id, 12);
+    assert_int_equal(umg_store_commit(tx), UMG_OK);
+
+    umg_store_stats_t ss;
+    assert_int_equal(umg_store_stats(st, &ss), UMG_OK);
+    assert_int_equal(ss.touches, 4);
+    assert_true(ss.total_bytes > 0);
+
+    /* Scans see every touch of an app in log order. */
+    assert_int_equal(umg_store_begin(st, 0, &tx), UMG_OK);
+    umg_store_abort(tx);
+    umg_store_close(st);
+    rmrf(dir);
+    free(dir);
+}
+
+static void test_devices_and_decisions(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    umg_store_t *st = open_store(dir);
+    umg_store_txn_t *tx;
+    assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK);
+    uint64_t ids[UMG_ATTR_MAX_IDS] = {101, 202, 0, 0};
+    umg_store_device_t d;
+    assert_int_equal(umg_store_device_find(tx, 1, ids, &d), UMG_ENOENT);
+    assert_int_not_equal(d.key, 0);
+    uint64_t none[UMG_ATTR_MAX_IDS] = {0};
+    assert_int_equal(umg_store_device_find(tx, 1, none, &d), UMG_EINVAL);
+    assert_int_equal(umg_store_device_find(tx, 1, ids, &d), UMG_ENOENT);
+    d.sessions = 3;
+    d.revenue = 4.5;
+    assert_int_equal(umg_store_device_put(tx, 1, ids, &d), UMG_OK);
+    /* Any of its identifiers reaches it, also one learnt later; another app's does not. */
+    umg_store_device_t e;
+    uint64_t only_second[UMG_ATTR_MAX_IDS] = {202, 0, 0, 0};
+    assert_int_equal(umg_store_device_find(tx, 1, only_second, &e), UMG_OK);
+    assert_int_equal(e.key, d.key);
+    assert_int_equal(umg_store_device_by_id(tx, 2, 101, &e), UMG_ENOENT);
+    uint64_t more[UMG_ATTR_MAX_IDS] = {202, 303, 0, 0};
+    assert_int_equal(umg_store_device_put(tx, 1, more, &d), UMG_OK);
+    assert_int_equal(umg_store_device_by_id(tx, 1, 303, &e), UMG_OK);
+    assert_int_equal(e.sessions, 3);
+    assert_true(e.revenue == 4.5);
+
+    umg_store_decision_t other;
+    memset(&other, 0, sizeof(other));
+    other.app = 2;
+    other.offset = 1;
+    other.d.ts_us = T0;
+    assert_int_equal(umg_store_decision_put(tx, &other), UMG_OK);
+    other.ncontrib = UMG_STORE_MAX_CONTRIB + 1;
+    assert_int_equal(umg_store_decision_put(tx, &other), UMG_EINVAL);
+    assert_int_equal(umg_store_set_offset(tx, 4242), UMG_OK);
+    assert_int_equal(umg_store_commit(tx), UMG_OK);
+    umg_store_close(st);
+
+    st = open_store(dir);
+    assert_int_equal(umg_store_begin(st, 0, &tx), UMG_OK);
+    uint64_t off;
+    assert_int_equal(umg_store_offset(tx, &off), UMG_OK);
+    assert_int_equal(off, 4242);
+    umg_store_abort(tx);
+    umg_store_close(st);
+    rmrf(dir);
+    free(dir);
+}
+
+/* ------------------------------------------------------ decision scan order */
+
+typedef struct scan_s {
+    uint64_t offs[16];
+    int64_t ts[16];
+    int n, stop_after;
+} scan_t;
+
+static int collect(void *ctx, const umg_store_decision_t *d)
+{
+    scan_t *s = ctx;
+    s->offs[s->n] = d->offset;
+    s->ts[s->n] = d->d.ts_us;
+    s->n++;
+    assert_true(d->ncontrib <= UMG_STORE_MAX_CONTRIB);
+    for (uint32_t j = 0; j < d->ncontrib; j++) {
+        assert_int_equal(d->contrib[j].touch_id, j);
+    }
+    return s->stop_after && s->n == s->stop_after ? 1 : 0;
+}
+
+static void test_decision_scan(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    umg_store_t *st = open_store(dir);
+    umg_store_txn_t *tx;
+    assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK);
+    /* ts: T0, T0-1s, T0+2s, T0-3s, T0+4s at offsets 100..104; another app in between. */
+    for (int i = 0; i < 5; i++) {
+        umg_store_decision_t r;
+        memset(&r, 0, sizeof(r));
+        r.app = 7;
+        r.offset = 100 + (uint64_t)i;
+        r.d.ts_us = T0 + (i % 2 ? -1 : 1) * (int64_t)i * S_;
+        r.ncontrib = (uint32_t)i;
+        for (int j = 0; j < i; j++) {
+            r.contrib[j].touch_id = (uint64_t)j;
+        }
+        assert_int_equal(umg_store_decision_put(tx, &r), UMG_OK);
+        r.app = 8;
+        assert_int_equal(umg_store_decision_put(tx, &r), UMG_OK);
+    }
+    assert_int_equal(umg_store_commit(tx), UMG_OK);
+    assert_int_equal(umg_store_begin(st, 0, &tx), UMG_OK);
+    scan_t s = {0};
+    assert_int_equal(umg_store_decisions_scan(tx, 7, INT64_MIN / 2, INT64_MAX / 2, 0, 0, collect, &s), UMG_OK);
+    assert_int_equal(s.n, 5);
+    const uint64_t want[5] = {103, 101, 100, 102, 104};
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(s.offs[i], want[i]);
+    }
+    /* A period: [T0-1s, T0+2s). */
+    scan_t p = {0};
+    assert_int_equal(umg_store_decisions_scan(tx, 7, T0 - S_, T0 + 2 * S_, 0, 0, collect, &p), UMG_OK);
+    assert_int_equal(p.n, 2);
+    assert_int_equal(p.offs[0], 101);
+    assert_int_equal(p.offs[1], 100);
+    /* Stop after two, resume after the second. */
+    scan_t a = {.stop_after = 2};
+    assert_int_equal(umg_store_decisions_scan(tx, 7, INT64_MIN / 2, INT64_MAX / 2, 0, 0, collect, &a), 1);
+    scan_t b = {0};
+    assert_int_equal(umg_store_decisions_scan(tx, 7, INT64_MIN / 2, INT64_MAX / 2, a.ts[1], a.offs[1], collect, &b),
+                     UMG_OK);
+    assert_int_equal(b.n, 3);
+    assert_int_equal(b.offs[0], 100);
+    umg_store_abort(tx);
+    umg_store_close(st);
+    rmrf(dir);
+    free(dir);
+}
+
+/* ------------------------------------------------------ the pipeline, for real */
+
+typedef struct done_s {
+    int status;
+} done_t;
+
+static void on_done(umg_bus_batch_t *b, int status)
+{
+    ((done_t *)b->data)->status = status;
+}
+
+/* Appends one record (a touch or an event in stored JSON) and waits until it is durable. */
+static void append(const umg_bus_ops_t *ops, umg_bus_t *bus, int kind, int64_t ts, const char *json)
+{
+    done_t d = {.status = 1};
+    umg_bus_rec_t r;
+    memset(&r, 0, sizeof(r));
+    r.app = 1;
+    r.kind = (uint8_t)kind;
+    r.event_us = ts;
+    r.recv_us = ts;
+    umg_uuid_v4(&r.id);
+    r.payload = json;
+    r.len = (uint32_t)strlen(json);
+    umg_bus_batch_t b = {.recs = &r, .n = 1, .done = on_done, .data = &d};
+    assert_int_equal(ops->submit(bus, &b), UMG_OK);
+    for (int i = 0; i < 5000 && d.status == 1; i++) {
+        usleep(1000);
+    }
+    assert_int_equal(d.status, UMG_OK);
+}
+
+static void stored_touch(char *out, size_t cap, int64_t ts, const char *gaid, const char *source, const char *click)
+{
+    char t[32];
+    umg_time_format_rfc3339(ts, t);
+    snprintf(out, cap,
+             "{\"touch_id\":\"%s\",\"type\":\"click\",\"ts\":\"%s\",\"received_at\":\"%s\",\"app_id\":\"app_x\","
+             "\"source\":\"%s\",\"click_id\":\"%s\",\"device\":{\"gaid\":\"%s\"}}",
+             "11111111-2222-4333-8444-555555555555", t, t, source, click, gaid);
+}
+
+static void stored_event(char *out, size_t cap, int64_t ts, const char *type, const char *gaid)
+{
+    char t[32], id[37];
+    umg_uuid_t u;
+    umg_uuid_v4(&u);
+    umg_uuid_format(&u, id);
+    umg_time_format_rfc3339(ts, t);
+    snprintf(out, cap,
+             "{\"event_id\":\"%s\",\"type\":\"%s\",\"ts\":\"%s\",\"received_at\":\"%s\",\"app_id\":\"app_x\","
+             "\"device\":{\"gaid\":\"%s\",\"platform\":\"android\"}}",
+             id, type, t, t, gaid);
+}
+
+typedef struct dump_s {
+    umg_buf_t b;
+} dump_t;
+
+static int dump(void *ctx, const umg_store_decision_t *d)
+{
+    dump_t *x = ctx;
+    return umg_buf_append(&x->b, d, sizeof(*d)) == UMG_OK ? 0 : 1;
+}
+
+static void drain(umg_pipeline_t *p)
+{
+    size_t n;
+    do {
+        assert_int_equal(umg_pipeline_step(p, &n), UMG_OK);
+    } while (n > 0);
+}
+
+static void decisions_of(umg_store_t *st, dump_t *out)
+{
+    umg_store_txn_t *tx;
+    assert_int_equal(umg_store_begin(st, 0, &tx), UMG_OK);
+    assert_int_equal(umg_store_decisions_scan(tx, 1, INT64_MIN / 2, INT64_MAX / 2, 0, 0, dump, out), UMG_OK);
+    umg_store_abort(tx);
+}
+
+static void test_pipeline_decides_resumes_and_replays(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    char logdir[300], s1[300], s2[300];
+    snprintf(logdir, sizeof(logdir), "%s/log", dir);
+    snprintf(s1, sizeof(s1), "%s/attr1", dir);
+    snprintf(s2, sizeof(s2), "%s/attr2", dir);
+    const umg_bus_ops_t *ops = &umg_bus_log_ops;
+    umg_bus_config_t bc;
+    umg_bus_config_defaults(&bc);
+    bc.dir = logdir;
+    bc.partitions = 4;
+    umg_bus_t *bus;
+    assert_int_equal(ops->open(&bc, &bus), UMG_OK);
+
+    const char *A = "38400000-8cf0-11bd-b23e-10b96e40000a", *B = "38400000-8cf0-11bd-b23e-10b96e40000b";
+    char j[1024];
+    stored_touch(j, sizeof(j), T0 - 2 * H_, A, "meta", "c-meta");
+    append(ops, bus, UMG_BUS_KIND_TOUCH, T0 - 2 * H_, j);
+    stored_touch(j, sizeof(j), T0 - 1 * H_, A, "google", "c-google");
+    append(ops, bus, UMG_BUS_KIND_TOUCH, T0 - 1 * H_, j);
+    stored_event(j, sizeof(j), T0, "install", A);
+    append(ops, bus, UMG_BUS_KIND_EVENT, T0, j);
+
+    umg_pipeline_config_t pc;
+    umg_pipeline_config_defaults(&pc);
+    pc.batch = 2;
+    umg_store_t *st = open_store(s1);
+    umg_pipeline_t *p;
+    assert_int_equal(umg_pipeline_new(&pc, st, ops, bus, NULL, NULL, &p), UMG_OK);
+    drain(p);
+    assert_int_equal(umg_pipeline_next_offset(p), 3);
+    umg_pipeline_stats_t ps;
+    umg_pipeline_stats(p, &ps);
+    assert_int_equal(ps.installs, 1);
+    assert_int_equal(ps.touches, 2);
+
+    umg_store_txn_t *tx;
+    umg_store_device_t d;
+    umg_slice_t v;
+    assert_int_equal(umg_store_begin(st, 0, &tx), UMG_OK);
+    assert_int_equal(umg_store_device_by_id(tx, 1, umg_attr_id_hash(UMG_ATTR_ID_GAID, sl(A)), &d), UMG_OK);
+    assert_int_equal(d.attr.install.match, UMG_ATTR_MATCH_DEVICE_ID);
+    assert_int_equal(d.attr.install.touch_id, 1); /* the later click */
+    assert_int_equal(umg_store_string(tx, d.attr.install.source, &v), UMG_OK);
+    assert_true(umg_slice_eq(v, "google"));
+    umg_store_abort(tx);
+
+    /* A restart resumes from the committed offset: nothing is applied twice. */
+    umg_pipeline_free(p);
+    umg_store_close(st);
+    st = open_store(s1);
+    assert_int_equal(umg_pipeline_new(&pc, st, ops, bus, NULL, NULL, &p), UMG_OK);
+    assert_int_equal(umg_pipeline_next_offset(p), 3);
+    stored_event(j, sizeof(j), T0 + H_, "install", A); /* a reinstall */
+    append(ops, bus, UMG_BUS_KIND_EVENT, T0 + H_, j);
+    stored_event(j, sizeof(j), T0 + H_, "session", B); /* an implicit install, organic */
+    append(ops, bus, UMG_BUS_KIND_EVENT, T0 + H_, j);
+    append(ops, bus, UMG_BUS_KIND_EVENT, T0 + H_, "{\"not\": an event"); /* skipped, counted */
+    drain(p);
+    umg_pipeline_stats(p, &ps);
+    assert_int_equal(ps.installs, 0);
+    assert_int_equal(ps.reinstalls, 1);
+    assert_int_equal(ps.implicit_installs, 1);
+    assert_int_equal(ps.skipped, 1);
+    assert_int_equal(umg_pipeline_next_offset(p), 6);
+    assert_int_equal(umg_store_begin(st, 0, &tx), UMG_OK);
+    assert_int_equal(umg_store_device_by_id(tx, 1, umg_attr_id_hash(UMG_ATTR_ID_GAID, sl(A)), &d), UMG_OK);
+    assert_int_equal(d.attr.installs, 1);
+    assert_int_equal(d.attr.reinstalls, 1);
+    assert_int_equal(d.attr.install.touch_id, 1);
+    umg_store_abort(tx);
+
+    /* Replay into an empty store: the same decisions, byte for byte. */
+    umg_store_t *st2 = open_store(s2);
+    umg_pipeline_t *p2;
+    pc.batch = 1000;
+    assert_int_equal(umg_pipeline_new(&pc, st2, ops, bus, NULL, NULL, &p2), UMG_OK);
+    drain(p2);
+    dump_t x = {0}, y = {0};
+    decisions_of(st, &x);
+    decisions_of(st2, &y);
+    assert_int_equal(x.b.len, 3 * sizeof(umg_store_decision_t));
+    assert_int_equal(x.b.len, y.b.len);
+    assert_memory_equal(x.b.ptr, y.b.ptr, x.b.len);
+    umg_buf_free(&x.b);
+    umg_buf_free(&y.b);
+
+    umg_pipeline_free(p);
+    umg_pipeline_free(p2);
+    umg_store_close(st);
+    umg_store_close(st2);
+    ops->close(bus);
+    rmrf(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dictionary),
+        cmocka_unit_test(test_touches_gather_and_expire),
+        cmocka_unit_test(test_devices_and_decisions),
+        cmocka_unit_test(test_decision_scan),
+        cmocka_unit_test(test_pipeline_decides_resumes_and_replays),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

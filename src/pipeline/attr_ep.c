@@ -365,27 +365,33 @@ void umg_attr_ep_export_installs(umg_http_req_t *req, void *thread_data)
 
 /* ------------------------------------------------------- GET /v1/reports/mta */
 
-/* Non-converting journeys: the touches no install used, grouped by device (first identifier, else IP). */
+/*
+ * The report's journeys are collected first (dictionary ids), so the channels
+ * can be counted: above MTA_MAX_CHANNELS distinct ones, the most used keep
+ * their names and the rest become "(other)" (Markov and Shapley cost grows
+ * with the channels: 1M journeys over 300 channels take seconds).
+ */
+#define MTA_MAX_CHANNELS 64
+
 typedef struct jtouch_s {
-    uint64_t group;
+    uint64_t group; /* non-converting: the device (first identifier, else IP); converting: the journey */
     int64_t ts_us;
-    uint32_t channel;
+    uint32_t channel; /* dictionary id */
+    uint32_t pad;
 } jtouch_t;
 
-typedef struct mta_ctx_s {
-    umg_store_txn_t *tx;
-    umg_mta_report_t *rep;
-    umg_mta_report_by_t by;
-    umg_mta_report_value_t value;
-    uint32_t app;
-    int64_t from, to;
-    /* touch ids used by converting journeys: an open-addressing set */
-    uint64_t *used;
-    size_t used_cap, used_n;
-    jtouch_t *free_touches;
-    size_t nfree, free_cap;
-    int rc;
-} mta_ctx_t;
+typedef struct jconv_s {
+    size_t start; /* into conv */
+    uint32_t n;
+    double value;
+} jconv_t;
+
+/* An open-addressing map of 64-bit keys (never UINT64_MAX) to counts. */
+typedef struct idmap_s {
+    uint64_t *keys; /* UINT64_MAX: empty */
+    uint64_t *vals;
+    size_t cap, n;
+} idmap_t;
 
 static uint64_t id_slot(uint64_t id)
 {
@@ -394,54 +400,95 @@ static uint64_t id_slot(uint64_t id)
     return id ^ (id >> 33);
 }
 
-static int used_add(mta_ctx_t *c, uint64_t id)
+/* The value slot of key, made (0) when new; NULL when out of memory. */
+static uint64_t *idmap_at(idmap_t *m, uint64_t key)
 {
-    if ((c->used_n + 1) * 2 > c->used_cap) {
-        size_t ncap = c->used_cap ? c->used_cap * 2 : 1024;
-        uint64_t *n = umg_calloc(ncap, sizeof(uint64_t));
-        if (n == NULL) {
-            return UMG_ENOMEM;
+    if ((m->n + 1) * 2 > m->cap) {
+        size_t ncap = m->cap ? m->cap * 2 : 1024;
+        uint64_t *nk = umg_malloc(ncap * sizeof(uint64_t)), *nv = umg_calloc(ncap, sizeof(uint64_t));
+        if (nk == NULL || nv == NULL) {
+            umg_free(nk);
+            umg_free(nv);
+            return NULL;
         }
-        for (size_t i = 0; i < c->used_cap; i++) {
-            if (c->used[i] != 0) {
-                size_t j = id_slot(c->used[i]) & (ncap - 1);
-                while (n[j] != 0) {
+        memset(nk, 0xff, ncap * sizeof(uint64_t));
+        for (size_t i = 0; i < m->cap; i++) {
+            if (m->keys[i] != UINT64_MAX) {
+                size_t j = id_slot(m->keys[i]) & (ncap - 1);
+                while (nk[j] != UINT64_MAX) {
                     j = (j + 1) & (ncap - 1);
                 }
-                n[j] = c->used[i];
+                nk[j] = m->keys[i];
+                nv[j] = m->vals[i];
             }
         }
-        umg_free(c->used);
-        c->used = n;
-        c->used_cap = ncap;
+        umg_free(m->keys);
+        umg_free(m->vals);
+        m->keys = nk;
+        m->vals = nv;
+        m->cap = ncap;
     }
-    uint64_t key = id + 1; /* 0 marks an empty slot */
-    size_t j = id_slot(key) & (c->used_cap - 1);
-    while (c->used[j] != 0) {
-        if (c->used[j] == key) {
-            return UMG_OK;
-        }
-        j = (j + 1) & (c->used_cap - 1);
+    size_t j = id_slot(key) & (m->cap - 1);
+    while (m->keys[j] != UINT64_MAX && m->keys[j] != key) {
+        j = (j + 1) & (m->cap - 1);
     }
-    c->used[j] = key;
-    c->used_n++;
-    return UMG_OK;
+    if (m->keys[j] == UINT64_MAX) {
+        m->keys[j] = key;
+        m->n++;
+    }
+    return &m->vals[j];
 }
 
-static int used_has(const mta_ctx_t *c, uint64_t id)
+static const uint64_t *idmap_get(const idmap_t *m, uint64_t key)
 {
-    if (c->used_cap == 0) {
-        return 0;
+    if (m->cap == 0) {
+        return NULL;
     }
-    uint64_t key = id + 1;
-    size_t j = id_slot(key) & (c->used_cap - 1);
-    while (c->used[j] != 0) {
-        if (c->used[j] == key) {
-            return 1;
+    size_t j = id_slot(key) & (m->cap - 1);
+    while (m->keys[j] != UINT64_MAX) {
+        if (m->keys[j] == key) {
+            return &m->vals[j];
         }
-        j = (j + 1) & (c->used_cap - 1);
+        j = (j + 1) & (m->cap - 1);
     }
-    return 0;
+    return NULL;
+}
+
+static void idmap_free(idmap_t *m)
+{
+    umg_free(m->keys);
+    umg_free(m->vals);
+}
+
+typedef struct mta_ctx_s {
+    umg_store_txn_t *tx;
+    umg_mta_report_by_t by;
+    umg_mta_report_value_t value;
+    uint32_t app;
+    int64_t from, to;
+    idmap_t used;        /* touch ids of converting journeys */
+    jtouch_t *conv;      /* the converting journeys' touches */
+    size_t nconv, conv_cap;
+    jconv_t *paths;      /* converting journeys */
+    size_t npaths, paths_cap;
+    jtouch_t *free_touches; /* touches no install used */
+    size_t nfree, free_cap;
+    int rc;
+} mta_ctx_t;
+
+static int push(void **arr, size_t *n, size_t *cap, size_t size)
+{
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 4096;
+        void *a = umg_realloc(*arr, ncap * size);
+        if (a == NULL) {
+            return UMG_ENOMEM;
+        }
+        *arr = a;
+        *cap = ncap;
+    }
+    (*n)++;
+    return UMG_OK;
 }
 
 static int mta_conversion(void *ctx, const umg_store_decision_t *r)
@@ -451,20 +498,6 @@ static int mta_conversion(void *ctx, const umg_store_decision_t *r)
     if (oc != UMG_ATTR_OUT_INSTALL && oc != UMG_ATTR_OUT_REATTRIBUTED && oc != UMG_ATTR_OUT_IMPLICIT_INSTALL) {
         return 0;
     }
-    umg_slice_t ch[UMG_STORE_MAX_CONTRIB];
-    int64_t ts[UMG_STORE_MAX_CONTRIB];
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < r->ncontrib; i++) {
-        uint32_t id = c->by == UMG_MTA_REPORT_BY_CAMPAIGN ? r->contrib[i].campaign : r->contrib[i].source;
-        c->rc = used_add(c, r->contrib[i].touch_id);
-        if (c->rc != UMG_OK) {
-            return 1;
-        }
-        if (umg_store_string(c->tx, id, &ch[n]) != UMG_OK || ch[n].len == 0) {
-            ch[n] = umg_slice("(none)", 6);
-        }
-        ts[n++] = r->contrib[i].ts_us;
-    }
     double value = 1;
     if (c->value == UMG_MTA_REPORT_VALUE_REVENUE) {
         umg_store_device_t d;
@@ -473,29 +506,36 @@ static int mta_conversion(void *ctx, const umg_store_decision_t *r)
             value = 0; /* a revenue the report cannot take (not finite, absurd): counted as none */
         }
     }
-    c->rc = umg_mta_report_add(c->rep, ch, ts, n, 1, value);
-    return c->rc != UMG_OK;
+    c->rc = push((void **)&c->paths, &c->npaths, &c->paths_cap, sizeof(jconv_t));
+    if (c->rc != UMG_OK) {
+        return 1;
+    }
+    c->paths[c->npaths - 1] = (jconv_t){c->nconv, r->ncontrib, value};
+    for (uint32_t i = 0; i < r->ncontrib; i++) {
+        uint64_t *u = idmap_at(&c->used, r->contrib[i].touch_id);
+        c->rc = u == NULL ? UMG_ENOMEM : push((void **)&c->conv, &c->nconv, &c->conv_cap, sizeof(jtouch_t));
+        if (c->rc != UMG_OK) {
+            return 1;
+        }
+        uint32_t ch = c->by == UMG_MTA_REPORT_BY_CAMPAIGN ? r->contrib[i].campaign : r->contrib[i].source;
+        c->conv[c->nconv - 1] = (jtouch_t){c->npaths, r->contrib[i].ts_us, ch, 0};
+    }
+    return 0;
 }
 
 static int mta_touch(void *ctx, const umg_attr_touch_t *t)
 {
     mta_ctx_t *c = ctx;
-    if (t->ts_us < c->from || t->ts_us >= c->to || used_has(c, t->touch_id)) {
+    if (t->ts_us < c->from || t->ts_us >= c->to || idmap_get(&c->used, t->touch_id) != NULL) {
         return 0;
     }
-    if (c->nfree == c->free_cap) {
-        size_t ncap = c->free_cap ? c->free_cap * 2 : 4096;
-        jtouch_t *n = umg_realloc(c->free_touches, ncap * sizeof(*n));
-        if (n == NULL) {
-            c->rc = UMG_ENOMEM;
-            return 1;
-        }
-        c->free_touches = n;
-        c->free_cap = ncap;
+    c->rc = push((void **)&c->free_touches, &c->nfree, &c->free_cap, sizeof(jtouch_t));
+    if (c->rc != UMG_OK) {
+        return 1;
     }
     uint64_t group = t->ids[0] ? t->ids[0] : t->fp.ip ? t->fp.ip ^ UINT64_C(0x5bd1e995) : ~t->touch_id;
-    c->free_touches[c->nfree++] =
-        (jtouch_t){group, t->ts_us, c->by == UMG_MTA_REPORT_BY_CAMPAIGN ? t->campaign : t->source};
+    c->free_touches[c->nfree - 1] =
+        (jtouch_t){group, t->ts_us, c->by == UMG_MTA_REPORT_BY_CAMPAIGN ? t->campaign : t->source, 0};
     return 0;
 }
 
@@ -508,32 +548,105 @@ static int cmp_jtouch(const void *a, const void *b)
     return x->ts_us < y->ts_us ? -1 : x->ts_us > y->ts_us;
 }
 
-/* Adds the non-converting journeys, the newest UMG_MTA_REPORT_MAX_TOUCHES touches of each group. */
-static int add_non_converting(mta_ctx_t *c)
+typedef struct chcount_s {
+    uint32_t id;
+    uint64_t touches;
+} chcount_t;
+
+static int cmp_chcount(const void *a, const void *b)
 {
-    qsort(c->free_touches, c->nfree, sizeof(jtouch_t), cmp_jtouch);
+    const chcount_t *x = a, *y = b;
+    if (x->touches != y->touches) {
+        return x->touches > y->touches ? -1 : 1;
+    }
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* The channel names: the most used MTA_MAX_CHANNELS - 1 keep theirs when there are more than MTA_MAX_CHANNELS. */
+static int name_channels(mta_ctx_t *c, idmap_t *names, umg_slice_t *slices)
+{
+    idmap_t counts = {0};
+    for (size_t i = 0; i < c->nconv + c->nfree; i++) {
+        uint64_t *v = idmap_at(&counts, i < c->nconv ? c->conv[i].channel : c->free_touches[i - c->nconv].channel);
+        if (v == NULL) {
+            idmap_free(&counts);
+            return UMG_ENOMEM;
+        }
+        (*v)++;
+    }
+    chcount_t *all = umg_malloc((counts.n ? counts.n : 1) * sizeof(chcount_t));
+    if (all == NULL) {
+        idmap_free(&counts);
+        return UMG_ENOMEM;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < counts.cap; i++) {
+        if (counts.keys[i] != UINT64_MAX) {
+            all[n++] = (chcount_t){(uint32_t)counts.keys[i], counts.vals[i]};
+        }
+    }
+    idmap_free(&counts);
+    qsort(all, n, sizeof(all[0]), cmp_chcount);
+    size_t keep = n > MTA_MAX_CHANNELS ? MTA_MAX_CHANNELS - 1 : n;
+    int rc = UMG_OK;
+    for (size_t i = 0; i < keep && rc == UMG_OK; i++) {
+        uint64_t *v = idmap_at(names, all[i].id);
+        if (v == NULL) {
+            rc = UMG_ENOMEM;
+            break;
+        }
+        *v = i;
+        if (umg_store_string(c->tx, all[i].id, &slices[i]) != UMG_OK || slices[i].len == 0) {
+            slices[i] = umg_slice("(none)", 6);
+        }
+    }
+    slices[MTA_MAX_CHANNELS - 1] = umg_slice("(other)", 7);
+    umg_free(all);
+    return rc;
+}
+
+static umg_slice_t channel_name(const idmap_t *names, const umg_slice_t *slices, uint32_t id)
+{
+    const uint64_t *v = idmap_get(names, id);
+    return slices[v ? *v : MTA_MAX_CHANNELS - 1];
+}
+
+/* Feeds the collected journeys to the report: converting ones, then the non-converting, the newest
+ * UMG_MTA_REPORT_MAX_TOUCHES touches of each device. */
+static int mta_feed(mta_ctx_t *c, umg_mta_report_t *rep)
+{
+    idmap_t names = {0};
+    umg_slice_t slices[MTA_MAX_CHANNELS];
+    int rc = name_channels(c, &names, slices);
     umg_slice_t ch[UMG_MTA_REPORT_MAX_TOUCHES];
     int64_t ts[UMG_MTA_REPORT_MAX_TOUCHES];
-    for (size_t i = 0; i < c->nfree;) {
+    for (size_t i = 0; i < c->npaths && rc == UMG_OK; i++) {
+        const jconv_t *p = &c->paths[i];
+        for (uint32_t k = 0; k < p->n; k++) {
+            ch[k] = channel_name(&names, slices, c->conv[p->start + k].channel);
+            ts[k] = c->conv[p->start + k].ts_us;
+        }
+        rc = umg_mta_report_add(rep, ch, ts, p->n, 1, p->value);
+    }
+    if (rc == UMG_OK) {
+        qsort(c->free_touches, c->nfree, sizeof(jtouch_t), cmp_jtouch);
+    }
+    for (size_t i = 0; i < c->nfree && rc == UMG_OK;) {
         size_t j = i;
         while (j < c->nfree && c->free_touches[j].group == c->free_touches[i].group) {
             j++;
         }
         size_t from = j - i > UMG_MTA_REPORT_MAX_TOUCHES ? j - UMG_MTA_REPORT_MAX_TOUCHES : i;
         uint32_t n = 0;
-        for (size_t k = from; k < j; k++) {
-            if (umg_store_string(c->tx, c->free_touches[k].channel, &ch[n]) != UMG_OK || ch[n].len == 0) {
-                ch[n] = umg_slice("(none)", 6);
-            }
-            ts[n++] = c->free_touches[k].ts_us;
+        for (size_t k = from; k < j; k++, n++) {
+            ch[n] = channel_name(&names, slices, c->free_touches[k].channel);
+            ts[n] = c->free_touches[k].ts_us;
         }
-        int rc = umg_mta_report_add(c->rep, ch, ts, n, 0, 0);
-        if (rc != UMG_OK) {
-            return rc;
-        }
+        rc = umg_mta_report_add(rep, ch, ts, n, 0, 0);
         i = j;
     }
-    return UMG_OK;
+    idmap_free(&names);
+    return rc;
 }
 
 void umg_attr_ep_report_mta(umg_http_req_t *req, void *thread_data)
@@ -566,7 +679,8 @@ void umg_attr_ep_report_mta(umg_http_req_t *req, void *thread_data)
         umg_http_error(req, 400, "invalid_value", "value", "value must be installs or revenue");
         return;
     }
-    int rc = umg_mta_report_new(model, NULL, &c.rep);
+    umg_mta_report_t *rep = NULL;
+    int rc = umg_mta_report_new(model, NULL, &rep);
     rc = rc ? rc : umg_store_begin(ing->store, 0, &c.tx);
     if (rc == UMG_OK) {
         rc = umg_store_decisions_scan(c.tx, app.id, c.from, c.to, 0, 0, mta_conversion, &c);
@@ -575,7 +689,7 @@ void umg_attr_ep_report_mta(umg_http_req_t *req, void *thread_data)
             rc = umg_store_touches_scan(c.tx, app.id, mta_touch, &c);
             rc = rc == 1 ? c.rc : rc;
         }
-        rc = rc ? rc : add_non_converting(&c);
+        rc = rc ? rc : mta_feed(&c, rep);
     }
     umg_buf_t o = {0};
     if (rc == UMG_OK) {
@@ -588,14 +702,16 @@ void umg_attr_ep_report_mta(umg_http_req_t *req, void *thread_data)
             rc = put_time(&o, "to", c.to);
         }
         rc = rc ? rc : umg_buf_printf(&o, ",\"report\":");
-        rc = rc ? rc : umg_mta_report_json(c.rep, &o);
+        rc = rc ? rc : umg_mta_report_json(rep, &o);
         rc = rc ? rc : umg_buf_putc(&o, '}');
     }
     if (c.tx != NULL) {
         umg_store_abort(c.tx);
     }
-    umg_mta_report_free(c.rep);
-    umg_free(c.used);
+    umg_mta_report_free(rep);
+    idmap_free(&c.used);
+    umg_free(c.conv);
+    umg_free(c.paths);
     umg_free(c.free_touches);
     if (rc != UMG_OK) {
         umg_http_error(req, 503, rc == UMG_ENOMEM ? "out_of_memory" : "store_unavailable", NULL,

@@ -20,7 +20,7 @@ def cli_settings(data_dir, app_id, *args):
     return p.returncode, p.stdout.decode(), p.stderr.decode()
 
 
-class AttrSettingsTest(DaemonTestCase):
+class SettingsCase(DaemonTestCase):
 
     def setUp(self):
         self.d = self.daemon(start=False)
@@ -56,6 +56,9 @@ class AttrSettingsTest(DaemonTestCase):
             if obj["status"] not in ("pending", "not_found") or time.monotonic() > deadline:
                 return obj
             time.sleep(0.02)
+
+
+class AttrSettingsTest(SettingsCase):
 
     def test_source_window_from_the_cli_while_running(self):
         rc, out, err = cli_settings(self.d.data_dir, self.app["app_id"], "--source-window", "meta=28",
@@ -117,3 +120,35 @@ class AttrSettingsTest(DaemonTestCase):
         self.assertEqual(parse_json(data)["settings"]["source_click_lookback_days"], {"tiktok": 14, "x\"y": 2})
         st, h, data = self.d.request("PATCH", path, {"settings": {"source_click_lookback_days": {}}}, headers=auth)
         self.assertEqual(parse_json(data)["settings"]["source_click_lookback_days"], {})
+
+
+class MtaChannelCapTest(SettingsCase):
+    """GET /v1/reports/mta keeps at most 64 channels: the 63 most used and (other)."""
+
+    def test_more_than_64_channels(self):
+        touches, installs = [], []
+        now = now_us() // 1000
+        for i in range(70):
+            dev = gaid()
+            # source s0 is used by 3 touches, s1..s69 by one each: s0 is always kept
+            for _ in range(3 if i == 0 else 1):
+                touches.append({"type": "click", "ts": now - 3600 * 1000, "source": "s%d" % i, "device": {"gaid": dev}})
+            installs.append({"type": "install", "ts": now, "device": {"gaid": dev, "platform": "android"}})
+        st, h, data = self.d.request("POST", "/v1/touches", {"touches": touches}, headers=self.secret())
+        self.assertStatus(st, 202, "touches", data)
+        st, h, data = self.d.request("POST", "/v1/events", {"events": installs}, headers=self.secret())
+        self.assertStatus(st, 202, "installs", data)
+        self.attribution(installs[-1]["device"]["gaid"])
+        for model in ("markov", "linear"):
+            st, h, data = self.d.request("GET", "/v1/reports/mta?app=%s&model=%s" % (self.app["app_id"], model),
+                                         headers=self.secret())
+            self.assertStatus(st, 200, "mta", data)
+            rep = parse_json(data)["report"]
+            names = [c["name"] for c in rep["channels"]]
+            self.assertEqual(len(names), 64, names)
+            self.assertIn("(other)", names)
+            self.assertIn("s0", names)
+            self.assertAlmostEqual(rep["total"], 70.0, places=5)
+            self.assertAlmostEqual(sum(c["credit"] for c in rep["channels"]), rep["total"], places=5)
+            other = [c for c in rep["channels"] if c["name"] == "(other)"][0]
+            self.assertGreater(other["credit"], 0)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: starts the daemon on the embedded default with a demo
 # organization and app (created once, keys kept in DATA/demo-app.json), loads
-# a few days of demo events the first time, prints how to use it, and stays in
-# the foreground until Ctrl-C.
+# two weeks of generated traffic the first time (`unmogrowp gen`), prints how
+# to use it, and stays in the foreground until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-./data}
@@ -39,7 +39,11 @@ done
 ADDR=$(cat "$DATA/daemon.addr")
 
 if [ ! -f "$DATA/demo-loaded" ]; then
-  python3 scripts/demo_events.py "http://$ADDR" "$APP_KEY" && touch "$DATA/demo-loaded"
+  # Two weeks of synthetic traffic: clicks and impressions from many networks, attributed and
+  # organic installs, sessions, in-app events and purchases (docs/gen.md). The summary line
+  # goes to DATA/demo-gen.json.
+  "$BIN" gen --addr "$ADDR" --app "$APP_ID" --secret "$APP_SECRET" --devices 2000 --days 14 --seed 1 \
+    > "$DATA/demo-gen.json" && touch "$DATA/demo-loaded"
 fi
 
 cat <<MSG

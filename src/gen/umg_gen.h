@@ -1,0 +1,145 @@
+/*
+ * umg_gen.h - synthetic traffic for one app: ad touches (clicks,
+ * impressions, retargeting clicks) from many sources, campaigns, adsets and
+ * countries, installs (attributed and organic), sessions on a retention
+ * curve, in-app events and purchases, in the exact JSON forms that
+ * POST /v1/touches and POST /v1/events accept (docs/gen.md has the
+ * distributions and their parameters).
+ *
+ * The generator is pure: no I/O, no clock, no global state. It yields items
+ * in non-decreasing time order, and the same options give the same bytes
+ * (on the same build: the distributions use the C library's exp and log).
+ * Memory is bounded by the devices active at one time, not by the length of
+ * the history: devices start in the order of their first item, and a heap
+ * holds each active device's next item time.
+ *
+ * `unmogrowp gen` (umg_gen_cli) sends the items to a daemon over plain HTTP
+ * or writes them to a request file for benchmarks.
+ */
+#ifndef UMG_GEN_H
+#define UMG_GEN_H
+
+#include "umg_core.h"
+
+#define UMG_GEN_MAX_DAYS 29 /* the server refuses items older than 30 days */
+#define UMG_GEN_MAX_DEVICES 100000000
+
+typedef enum { UMG_GEN_ANDROID = 1, UMG_GEN_IOS = 2 } umg_gen_platform_t;
+
+/*
+ * Options. The integer ones are described by umg_gen_config_items (name,
+ * default, bounds, help), so that the command line, --help and docs/gen.md
+ * come from one table; fill them with umg_gen_opts_default().
+ */
+typedef struct umg_gen_opts_s {
+    int64_t seed;        /* any value; with now_ms it decides every byte */
+    int64_t devices;     /* devices that install (paid and organic), 1..UMG_GEN_MAX_DEVICES */
+    int64_t days;        /* days of history ending at now_ms, 1..UMG_GEN_MAX_DAYS */
+    int64_t sources;     /* ad networks, 1..12, in the order of the built-in table */
+    int64_t campaigns;   /* campaigns per source, 1..20 */
+    int64_t adsets;      /* adsets per campaign, 1..10 */
+    int64_t organic_pct; /* percent of installing devices with no ad touch, 0..100 */
+    int64_t cvr_pct;     /* click-to-install conversion in percent, 1..100: non-converting clicks */
+    int64_t ctr_pct;     /* click-through rate of the networks that report impressions, 1..100 */
+    int64_t now_ms;      /* the end of history, Unix milliseconds; required (no default) */
+    umg_gen_platform_t platform;
+} umg_gen_opts_t;
+
+extern const umg_config_item_t umg_gen_config_items[];
+extern const size_t umg_gen_config_nitems;
+
+/** Sets every table option to its default, now_ms to 0 and the platform to Android. */
+void umg_gen_opts_default(umg_gen_opts_t *o);
+
+typedef enum { UMG_GEN_TOUCH = 1, UMG_GEN_EVENT = 2 } umg_gen_kind_t;
+
+typedef enum {
+    UMG_GEN_CLICK = 1,
+    UMG_GEN_IMPRESSION = 2,
+    UMG_GEN_INSTALL = 3,
+    UMG_GEN_SESSION = 4,
+    UMG_GEN_INAPP = 5, /* type "event" */
+    UMG_GEN_PURCHASE = 6,
+} umg_gen_type_t;
+
+/* How an install is meant to be attributed: the ground truth, not a decision. */
+typedef enum {
+    UMG_GEN_MATCH_ORGANIC = 0,       /* no touch at all */
+    UMG_GEN_MATCH_DEVICE_ID = 1,     /* the click carries the install's gaid/idfa */
+    UMG_GEN_MATCH_REFERRER = 2,      /* Android: the Play referrer carries the click's click_id */
+    UMG_GEN_MATCH_PROBABILISTIC = 3, /* only IP + User-Agent (platform, OS version, model) */
+    UMG_GEN_MATCH_IMPRESSION = 4,    /* view-through: an impression with the install's device id */
+    UMG_GEN_MATCH_KINDS
+} umg_gen_match_t;
+
+/*
+ * One item. `json` is one element of the "touches" array of POST /v1/touches
+ * (kind TOUCH) or of the "events" array of POST /v1/events (kind EVENT); it
+ * is borrowed from the generator until the next umg_gen_next or
+ * umg_gen_free. The other fields are ground truth for tests and summaries.
+ */
+typedef struct umg_gen_item_s {
+    umg_gen_kind_t kind;
+    umg_gen_type_t type;
+    int64_t ts_ms; /* the item's "ts" */
+    umg_slice_t json;
+    uint64_t device;       /* the device's number, in the order of its first item (from 0) */
+    int64_t install_ts_ms; /* the device's install time once installed (installs included), else 0 */
+    umg_gen_match_t match; /* installs: the intended attribution; ORGANIC otherwise */
+    int retargeting;       /* clicks: 1 for a retargeting click */
+    double revenue_usd;    /* purchases: the price in USD before conversion to the local currency */
+} umg_gen_item_t;
+
+/* Counts of what was yielded so far. */
+typedef struct umg_gen_stats_s {
+    uint64_t items, touches, events;
+    uint64_t clicks, impressions, retargeting_clicks;
+    uint64_t installs, sessions, inapp, purchases;
+    uint64_t installs_by_match[UMG_GEN_MATCH_KINDS];
+    uint64_t devices;     /* devices that yielded at least one item */
+    uint64_t payers;      /* devices with at least one purchase */
+    double revenue_usd;   /* the sum of purchases' revenue_usd */
+    uint64_t peak_active; /* most devices held at once (the memory bound) */
+} umg_gen_stats_t;
+
+typedef struct umg_gen_s umg_gen_t;
+
+/**
+ * A generator for the options (copied). UMG_EINVAL when an option is out of
+ * its bounds or now_ms is not after the start of history (now_ms - days);
+ * UMG_ENOMEM. *out is written on success only; the caller frees it.
+ */
+int umg_gen_new(const umg_gen_opts_t *o, umg_gen_t **out);
+
+/**
+ * The next item in time order (ties in a fixed order). UMG_OK with *item
+ * written, UMG_ENOENT after the last one, UMG_ENOMEM (the generator cannot
+ * go on).
+ */
+int umg_gen_next(umg_gen_t *g, umg_gen_item_t *item);
+
+/** The counts so far. */
+void umg_gen_stats(const umg_gen_t *g, umg_gen_stats_t *out);
+
+void umg_gen_free(umg_gen_t *g);
+
+/**
+ * Runs a whole generation without writing JSON and returns its counts: what
+ * umg_gen_next would yield for the same options, several times faster (for
+ * progress bars and estimates). Errors as umg_gen_new.
+ */
+int umg_gen_count(const umg_gen_opts_t *o, umg_gen_stats_t *out);
+
+/** Names: "click", "impression", "install", "session", "event", "purchase"; "organic", "device_id", ... */
+const char *umg_gen_type_name(umg_gen_type_t t);
+const char *umg_gen_match_name(umg_gen_match_t m);
+
+/**
+ * `unmogrowp gen ...` (argv[0] is "gen"): parses the flags, generates and
+ * sends to a daemon or writes a request file, prints a one-line JSON summary
+ * on stdout. Returns the process exit status: 0 when every item was accepted
+ * (or written), 1 on rejections or errors, 2 on usage errors.
+ */
+int umg_gen_cli(int argc, char **argv);
+
+#endif

@@ -1,0 +1,652 @@
+/*
+ * test_gen.c - unit tests for src/gen: the generator is deterministic (same
+ * options, same bytes; counting without JSON walks the same timeline),
+ * yields items in time order, and every touch and event it makes passes the
+ * daemon's own decoders (umg_touch_decode, umg_event_decoder_*) at the
+ * generator's `now`. Its ground truth holds up against the items themselves:
+ * referrer click_ids name earlier clicks of the same device, device-id
+ * installs share the click's advertising id, IP + User-Agent installs share
+ * the click's fingerprint (umg_attr_fp_make) and carry no id, view-through
+ * installs follow an impression, organic installs follow no touch. The mix
+ * (organic share, match kinds, click-to-install delays, CTR, payers,
+ * retention D1 > D7 > D21) stays within stated bounds. Also: option
+ * checks, allocation failures, and the small JSON reader and answer parser
+ * of send.c.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "gen_int.h"
+#include "umg_attr.h"
+#include "umg_event.h"
+#include "umg_touch.h"
+
+#define NOW_MS INT64_C(1795773600000) /* 2026-11-27T10:00:00Z */
+#define HOUR_MS INT64_C(3600000)
+#define DAY_MS (24 * HOUR_MS)
+
+static umg_gen_opts_t opts(umg_gen_platform_t pf, int64_t devices, int64_t days, int64_t seed)
+{
+    umg_gen_opts_t o;
+    umg_gen_opts_default(&o);
+    o.platform = pf;
+    o.devices = devices;
+    o.days = days;
+    o.seed = seed;
+    o.now_ms = NOW_MS;
+    return o;
+}
+
+static uint64_t hash_run(const umg_gen_opts_t *o, umg_gen_stats_t *st)
+{
+    umg_gen_t *g;
+    umg_gen_item_t it;
+    uint64_t h = 0;
+    assert_int_equal(umg_gen_new(o, &g), UMG_OK);
+    int rc;
+    while ((rc = umg_gen_next(g, &it)) == UMG_OK) {
+        h = umg_hash64(it.json.ptr, it.json.len, h ^ (uint64_t)it.ts_ms ^ (uint64_t)it.kind << 60);
+    }
+    assert_int_equal(rc, UMG_ENOENT);
+    umg_gen_stats(g, st);
+    umg_gen_free(g);
+    return h;
+}
+
+static void test_deterministic(void **state)
+{
+    (void)state;
+    umg_gen_opts_t o = opts(UMG_GEN_ANDROID, 300, 7, 1);
+    umg_gen_stats_t a, b, c;
+    uint64_t h1 = hash_run(&o, &a), h2 = hash_run(&o, &b);
+    assert_true(h1 == h2);
+    assert_memory_equal(&a, &b, sizeof(a));
+    assert_true(a.items > 1000);
+    /* Counting without JSON walks exactly the same timeline. */
+    assert_int_equal(umg_gen_count(&o, &c), UMG_OK);
+    assert_memory_equal(&a, &c, sizeof(a));
+    o.seed = 2;
+    assert_true(hash_run(&o, &c) != h1);
+    o.seed = 1;
+    o.now_ms += 1;
+    assert_true(hash_run(&o, &c) != h1);
+    o.now_ms -= 1;
+    o.platform = UMG_GEN_IOS;
+    assert_true(hash_run(&o, &c) != h1);
+}
+
+static void test_options(void **state)
+{
+    (void)state;
+    umg_gen_t *g = NULL;
+    umg_gen_opts_t o = opts(UMG_GEN_ANDROID, 10, 14, 1);
+    assert_int_equal(umg_gen_new(&o, &g), UMG_OK);
+    umg_gen_free(g);
+    umg_gen_free(NULL);
+    o.days = UMG_GEN_MAX_DAYS + 1;
+    assert_int_equal(umg_gen_new(&o, &g), UMG_EINVAL);
+    o = opts(UMG_GEN_ANDROID, 0, 14, 1);
+    assert_int_equal(umg_gen_new(&o, &g), UMG_EINVAL);
+    o = opts(UMG_GEN_ANDROID, 10, 14, 1);
+    o.now_ms = 13 * DAY_MS;
+    assert_int_equal(umg_gen_new(&o, &g), UMG_EINVAL);
+    o = opts((umg_gen_platform_t)3, 10, 14, 1);
+    assert_int_equal(umg_gen_new(&o, &g), UMG_EINVAL);
+    o = opts(UMG_GEN_ANDROID, 10, 14, 1);
+    o.cvr_pct = 0;
+    assert_int_equal(umg_gen_new(&o, &g), UMG_EINVAL);
+    o = opts(UMG_GEN_ANDROID, 10, 14, 1);
+    o.sources = 13;
+    assert_int_equal(umg_gen_new(&o, &g), UMG_EINVAL);
+    assert_int_equal(umg_gen_new(NULL, &g), UMG_EINVAL);
+    /* The option table and the struct agree on the defaults. */
+    umg_gen_opts_default(&o);
+    assert_int_equal(o.devices, 1000);
+    assert_int_equal(o.days, 14);
+    assert_int_equal(o.sources, 7);
+    assert_int_equal(o.platform, UMG_GEN_ANDROID);
+    assert_string_equal(umg_gen_type_name(UMG_GEN_PURCHASE), "purchase");
+    assert_string_equal(umg_gen_match_name(UMG_GEN_MATCH_PROBABILISTIC), "probabilistic");
+}
+
+/* ------------------------------------------------------------ the walk */
+
+typedef struct devrec_s {
+    int64_t install_ts;
+    int64_t last_click_ts;
+    uint64_t click_id_hash; /* the last click's advertising id (umg_hash64), 0 without one */
+    uint64_t imp_id_hash;   /* the last impression's */
+    umg_attr_fp_t click_fp;
+    uint32_t days; /* bit d: a session on day d after the install */
+    uint32_t touches, clicks;
+    int paid;
+} devrec_t;
+
+typedef struct clickrec_s {
+    uint64_t hash; /* umg_attr_click_hash, 0 = empty slot */
+    int64_t ts;
+    uint64_t device;
+} clickrec_t;
+
+typedef struct walk_s {
+    umg_gen_opts_t o;
+    umg_gen_stats_t st;
+    devrec_t *dev;
+    size_t ndev;
+    clickrec_t *clicks;
+    size_t click_mask;
+    uint64_t installs, by_match[UMG_GEN_MATCH_KINDS];
+    uint64_t rep_clicks, rep_impressions, plain_clicks, retargeting;
+    uint64_t purchases, payers;
+    uint64_t ref_n, ref_within_hour, ref_over_day;
+    int64_t max_delay;
+    double retention[32];
+    uint64_t cohort[32];
+} walk_t;
+
+/* What the callbacks hand back from one decoded item. */
+typedef struct seen_s {
+    int ok;
+    char err[400];
+    umg_touch_t t;
+    umg_event_t ev;
+} seen_t;
+
+static umg_touch_decoder_t *tdec;
+static umg_event_decoder_t *edec;
+static walk_t android_walk, ios_walk;
+
+static int on_touch(void *ctx, size_t index, umg_touch_t *t, const umg_touch_error_t *err)
+{
+    seen_t *s = ctx;
+    (void)index;
+    if (err != NULL) {
+        snprintf(s->err, sizeof(s->err), "%s %s: %s", err->code, err->field, err->message);
+        return 0;
+    }
+    s->t = *t;
+    s->ok = 1;
+    return 0;
+}
+
+static int on_event(void *ctx, size_t index, umg_event_t *ev, const umg_event_error_t *err)
+{
+    seen_t *s = ctx;
+    (void)index;
+    if (err != NULL) {
+        snprintf(s->err, sizeof(s->err), "%s %s: %s", err->code, err->field, err->message);
+        return 0;
+    }
+    s->ev = *ev;
+    s->ok = 1;
+    return 0;
+}
+
+static int is_reporting(umg_slice_t source)
+{
+    static const char *const rep[] = {"tiktok", "unity", "applovin", "ironsource", "snap"};
+    for (size_t i = 0; i < UMG_ARRAY_SIZE(rep); i++) {
+        if (umg_slice_eq(source, rep[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static uint64_t id_hash(umg_slice_t s)
+{
+    return s.len ? umg_hash64(s.ptr, s.len, 7) : 0;
+}
+
+static void click_put(walk_t *w, uint64_t h, int64_t ts, uint64_t device)
+{
+    size_t i = h & w->click_mask;
+    while (w->clicks[i].hash != 0) {
+        assert_true(w->clicks[i].hash != h); /* click_ids are unique */
+        i = (i + 1) & w->click_mask;
+    }
+    w->clicks[i] = (clickrec_t){h, ts, device};
+}
+
+static const clickrec_t *click_get(const walk_t *w, uint64_t h)
+{
+    for (size_t i = h & w->click_mask; w->clicks[i].hash != 0; i = (i + 1) & w->click_mask) {
+        if (w->clicks[i].hash == h) {
+            return &w->clicks[i];
+        }
+    }
+    return NULL;
+}
+
+static void walk_touch(walk_t *w, const umg_gen_item_t *it, umg_buf_t *body)
+{
+    seen_t s = {0};
+    umg_touch_limits_t lim = {
+        .now_us = w->o.now_ms * 1000, .max_future_us = INT64_C(600000000), .max_age_us = 30 * DAY_MS * 1000};
+    umg_touch_error_t err;
+    body->len = 0;
+    umg_buf_printf(body, "{\"touches\":[%.*s]}", (int)it->json.len, it->json.ptr);
+    assert_int_equal(umg_touch_decode(tdec, body->ptr, body->len, &lim, on_touch, &s, &err), UMG_OK);
+    if (!s.ok) {
+        fail_msg("touch rejected: %s\n%.*s", s.err, (int)it->json.len, it->json.ptr);
+    }
+    const umg_touch_t *t = &s.t;
+    devrec_t *d = &w->dev[it->device];
+    assert_true(t->ts_us == it->ts_ms * 1000);
+    assert_int_equal(t->type, it->type == UMG_GEN_CLICK ? UMG_TOUCH_CLICK : UMG_TOUCH_IMPRESSION);
+    assert_int_equal(t->retargeting, it->retargeting);
+    assert_true(t->ip.len > 0 && t->user_agent.len > 0 && t->source.len > 0 && t->campaign.len > 0);
+    umg_slice_t adid = w->o.platform == UMG_GEN_IOS ? t->idfa : t->gaid;
+    d->touches++;
+    if (it->type == UMG_GEN_IMPRESSION) {
+        w->rep_impressions += is_reporting(t->source);
+        d->imp_id_hash = id_hash(adid);
+        return;
+    }
+    assert_int_equal(t->click_id.len, 32);
+    click_put(w, umg_attr_click_hash(t->click_id), it->ts_ms, it->device);
+    if (it->retargeting) {
+        /* Retargeting reaches devices that installed, before a later session. */
+        assert_true(d->install_ts != 0 && d->install_ts < it->ts_ms);
+        assert_true(t->deep_link.len > 0);
+        w->retargeting++;
+        return;
+    }
+    assert_int_equal(d->install_ts, 0);
+    w->plain_clicks++;
+    w->rep_clicks += is_reporting(t->source);
+    d->clicks++;
+    d->last_click_ts = it->ts_ms;
+    d->click_id_hash = id_hash(adid);
+    umg_attr_fp_make(&d->click_fp, t->ip, t->user_agent, UMG_SLICE_NULL, UMG_SLICE_NULL, UMG_SLICE_NULL);
+}
+
+static void check_install(walk_t *w, const umg_gen_item_t *it, const umg_event_t *ev)
+{
+    devrec_t *d = &w->dev[it->device];
+    const umg_event_device_t *dv = &ev->device;
+    umg_slice_t adid = w->o.platform == UMG_GEN_IOS ? dv->idfa : dv->gaid;
+    umg_attr_fp_t fp;
+    umg_attr_fp_make(&fp, ev->ip, ev->user_agent, dv->platform, dv->os_version, dv->model);
+    assert_true(d->install_ts == 0);
+    d->install_ts = it->ts_ms;
+    assert_true(it->install_ts_ms == it->ts_ms);
+    w->installs++;
+    w->by_match[it->match]++;
+    d->paid = it->match != UMG_GEN_MATCH_ORGANIC;
+    switch (it->match) {
+    case UMG_GEN_MATCH_ORGANIC: assert_int_equal(d->touches, 0); break;
+    case UMG_GEN_MATCH_REFERRER: {
+        char buf[128];
+        umg_slice_t cid;
+        assert_true(ev->has_referrer);
+        assert_int_equal(umg_attr_referrer_click_id(ev->referrer, buf, sizeof(buf), &cid), UMG_OK);
+        const clickrec_t *c = click_get(w, umg_attr_click_hash(cid));
+        if (c == NULL) {
+            fail_msg("the referrer's click_id %.*s names no earlier click", (int)cid.len, cid.ptr);
+        }
+        assert_true(c->device == it->device && c->ts <= it->ts_ms);
+        assert_true(ev->referrer_click_ts_us == c->ts * 1000);
+        int64_t delay = it->ts_ms - c->ts;
+        w->ref_n++;
+        w->ref_within_hour += delay <= HOUR_MS;
+        w->ref_over_day += delay > DAY_MS;
+        w->max_delay = UMG_MAX(w->max_delay, delay);
+        break;
+    }
+    case UMG_GEN_MATCH_DEVICE_ID:
+        assert_true(d->clicks > 0 && adid.len > 0);
+        assert_true(d->click_id_hash == id_hash(adid));
+        assert_true(it->ts_ms - d->last_click_ts < 7 * DAY_MS);
+        w->max_delay = UMG_MAX(w->max_delay, it->ts_ms - d->last_click_ts);
+        break;
+    case UMG_GEN_MATCH_PROBABILISTIC:
+        /* The click had no id, the install has none, and their fingerprints match within 24 hours. */
+        assert_true(d->clicks > 0 && d->click_id_hash == 0 && adid.len == 0);
+        assert_true(fp.ip != 0 && fp.ip == d->click_fp.ip);
+        assert_true(fp.os != 0 && (fp.os & 0xffffff) != 0 && fp.os == d->click_fp.os);
+        assert_true(fp.model == d->click_fp.model || d->click_fp.model == 0);
+        assert_true(it->ts_ms - d->last_click_ts < DAY_MS);
+        break;
+    case UMG_GEN_MATCH_IMPRESSION:
+        assert_true(d->clicks == 0 && d->imp_id_hash != 0 && d->imp_id_hash == id_hash(adid));
+        break;
+    default: fail();
+    }
+}
+
+static void walk_event(walk_t *w, const umg_gen_item_t *it, umg_buf_t *body)
+{
+    seen_t s = {0};
+    umg_event_limits_t lim = {.now_us = w->o.now_ms * 1000,
+                              .max_future_us = INT64_C(600000000),
+                              .max_age_us = 30 * DAY_MS * 1000,
+                              .allow_ip = 1};
+    umg_event_error_t err;
+    size_t n;
+    int is_batch;
+    body->len = 0;
+    umg_buf_printf(body, "{\"events\":[%.*s]}", (int)it->json.len, it->json.ptr);
+    assert_int_equal(umg_event_decoder_parse(edec, body->ptr, body->len, 1000, &n, &is_batch, &err), UMG_OK);
+    assert_int_equal(umg_event_decoder_foreach(edec, &lim, on_event, &s), 0);
+    if (!s.ok) {
+        fail_msg("event rejected: %s\n%.*s", s.err, (int)it->json.len, it->json.ptr);
+    }
+    const umg_event_t *ev = &s.ev;
+    static const umg_event_type_t types[] = {0, 0, 0, UMG_EV_INSTALL, UMG_EV_SESSION, UMG_EV_EVENT, UMG_EV_PURCHASE};
+    assert_int_equal(ev->type, types[it->type]);
+    assert_true(ev->has_event_id && ev->ts_us == it->ts_ms * 1000 && ev->ip.len > 0);
+    assert_true(umg_slice_eq(ev->device.platform, w->o.platform == UMG_GEN_IOS ? "ios" : "android"));
+    devrec_t *d = &w->dev[it->device];
+    if (it->type == UMG_GEN_INSTALL) {
+        check_install(w, it, ev);
+        return;
+    }
+    assert_true(d->install_ts != 0 && it->ts_ms >= d->install_ts && it->install_ts_ms == d->install_ts);
+    if (it->type == UMG_GEN_SESSION) {
+        int64_t day = (it->ts_ms - d->install_ts) / DAY_MS;
+        if (day < 32) {
+            d->days |= UINT32_C(1) << day;
+        }
+    } else if (it->type == UMG_GEN_PURCHASE) {
+        assert_true(ev->has_revenue && ev->revenue > 0 && strlen(ev->currency) == 3);
+        assert_true(it->revenue_usd >= 0.99 && it->revenue_usd <= 99.99);
+        w->purchases++;
+    } else {
+        assert_true(ev->name.len > 0);
+    }
+}
+
+static void walk(walk_t *w, const umg_gen_opts_t *o)
+{
+    umg_gen_stats_t pre;
+    umg_buf_t body = {0};
+    memset(w, 0, sizeof(*w));
+    w->o = *o;
+    assert_int_equal(umg_gen_count(o, &pre), UMG_OK);
+    w->ndev = pre.devices;
+    w->dev = calloc(w->ndev, sizeof(*w->dev));
+    size_t cap = 1024;
+    while (cap < pre.clicks * 2) {
+        cap *= 2;
+    }
+    w->clicks = calloc(cap, sizeof(*w->clicks));
+    w->click_mask = cap - 1;
+    assert_non_null(w->dev);
+    assert_non_null(w->clicks);
+    umg_gen_t *g;
+    umg_gen_item_t it;
+    int64_t prev = 0;
+    int rc;
+    assert_int_equal(umg_gen_new(o, &g), UMG_OK);
+    while ((rc = umg_gen_next(g, &it)) == UMG_OK) {
+        assert_true(it.ts_ms >= prev);
+        assert_true(it.ts_ms >= o->now_ms - o->days * DAY_MS && it.ts_ms <= o->now_ms);
+        assert_true(it.device < w->ndev);
+        assert_int_equal(it.kind, it.type <= UMG_GEN_IMPRESSION ? UMG_GEN_TOUCH : UMG_GEN_EVENT);
+        prev = it.ts_ms;
+        if (it.kind == UMG_GEN_TOUCH) {
+            walk_touch(w, &it, &body);
+        } else {
+            walk_event(w, &it, &body);
+        }
+    }
+    assert_int_equal(rc, UMG_ENOENT);
+    umg_gen_stats(g, &w->st);
+    umg_gen_free(g);
+    umg_buf_free(&body);
+    assert_memory_equal(&w->st, &pre, sizeof(pre));
+    assert_int_equal(w->st.installs, w->installs);
+    assert_int_equal(w->st.purchases, w->purchases);
+    /* Retention: the share of the devices installed at least d + 1 days before now with a session on day d. */
+    for (int day = 0; day < 32; day++) {
+        uint64_t active = 0;
+        for (size_t i = 0; i < w->ndev; i++) {
+            const devrec_t *d = &w->dev[i];
+            if (d->install_ts != 0 && d->install_ts <= o->now_ms - (day + 1) * DAY_MS) {
+                w->cohort[day]++;
+                active += (d->days >> day) & 1;
+            }
+        }
+        w->retention[day] = w->cohort[day] ? (double)active / (double)w->cohort[day] : 0;
+    }
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    if (umg_touch_decoder_new(1 << 16, &tdec) != UMG_OK || umg_event_decoder_new(1 << 16, &edec) != UMG_OK) {
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    umg_touch_decoder_free(tdec);
+    umg_event_decoder_free(edec);
+    walk_t *ws[] = {&android_walk, &ios_walk};
+    for (size_t i = 0; i < 2; i++) {
+        free(ws[i]->dev);
+        free(ws[i]->clicks);
+    }
+    return 0;
+}
+
+static const walk_t *android(void)
+{
+    if (android_walk.dev == NULL) {
+        umg_gen_opts_t o = opts(UMG_GEN_ANDROID, 3000, UMG_GEN_MAX_DAYS, 7);
+        walk(&android_walk, &o);
+    }
+    return &android_walk;
+}
+
+static const walk_t *ios(void)
+{
+    if (ios_walk.dev == NULL) {
+        umg_gen_opts_t o = opts(UMG_GEN_IOS, 1500, 14, 8);
+        walk(&ios_walk, &o);
+    }
+    return &ios_walk;
+}
+
+/* Every item decodes, in time order, and the ground truth checks out (all inside walk()). */
+static void test_android_items_valid(void **state)
+{
+    (void)state;
+    const walk_t *w = android();
+    assert_true(w->st.items > 100000);
+    assert_true(w->installs > 2800 && w->installs <= 3000);
+}
+
+static void test_ios_items_valid(void **state)
+{
+    (void)state;
+    const walk_t *w = ios();
+    assert_true(w->installs > 1400 && w->installs <= 1500);
+    /* No Play referrer on iOS; without ATT consent most matches are IP + User-Agent. */
+    assert_int_equal(w->by_match[UMG_GEN_MATCH_REFERRER], 0);
+    assert_true(w->by_match[UMG_GEN_MATCH_PROBABILISTIC] > w->by_match[UMG_GEN_MATCH_DEVICE_ID]);
+    assert_true(w->by_match[UMG_GEN_MATCH_DEVICE_ID] > 0 && w->by_match[UMG_GEN_MATCH_IMPRESSION] > 0);
+}
+
+static void test_mix(void **state)
+{
+    (void)state;
+    const walk_t *w = android();
+    double organic = (double)w->by_match[UMG_GEN_MATCH_ORGANIC] / (double)w->installs;
+    assert_true(organic > 0.30 && organic < 0.42);
+    for (int m = 1; m < UMG_GEN_MATCH_KINDS; m++) {
+        if (w->by_match[m] < 30) {
+            fail_msg("only %llu installs matched by %s", (unsigned long long)w->by_match[m],
+                     umg_gen_match_name((umg_gen_match_t)m));
+        }
+    }
+    /* Many more touches than installs: CVR about 10% (paid installs per click), CTR about 8%. */
+    uint64_t paid = w->installs - w->by_match[UMG_GEN_MATCH_ORGANIC];
+    double cvr = (double)paid / (double)w->plain_clicks;
+    double ctr = (double)w->rep_clicks / (double)w->rep_impressions;
+    if (!(cvr > 0.06 && cvr < 0.15) || !(ctr > 0.05 && ctr < 0.13)) {
+        fail_msg("cvr %.3f ctr %.3f", cvr, ctr);
+    }
+    assert_true(w->st.impressions > w->st.clicks && w->retargeting > 10);
+    /* A few percent of users pay. */
+    double payers = (double)w->st.payers / (double)w->installs;
+    assert_true(w->purchases > 50 && payers > 0.01 && payers < 0.08);
+    assert_true(w->st.revenue_usd > 0);
+}
+
+static void test_install_delays(void **state)
+{
+    (void)state;
+    const walk_t *w = android();
+    /* Click to install: most within the hour, a tail over days, all under 7 days. */
+    double within_hour = (double)w->ref_within_hour / (double)w->ref_n;
+    if (!(within_hour > 0.75 && within_hour < 0.95) || w->ref_over_day == 0) {
+        fail_msg("%.3f within the hour, %llu over a day, of %llu", within_hour, (unsigned long long)w->ref_over_day,
+                 (unsigned long long)w->ref_n);
+    }
+    assert_true(w->max_delay < 7 * DAY_MS);
+}
+
+static void test_retention(void **state)
+{
+    (void)state;
+    const walk_t *w = android();
+    const double *r = w->retention;
+    if (!(r[0] > 0.99 && r[1] > 0.28 && r[1] < 0.42 && r[7] > 0.10 && r[7] < 0.20 && r[21] > 0.03 && r[21] < 0.10 &&
+          r[1] > r[7] && r[7] > r[21])) {
+        fail_msg("D0 %.3f D1 %.3f D7 %.3f D21 %.3f (cohorts %llu %llu %llu)", r[0], r[1], r[7], r[21],
+                 (unsigned long long)w->cohort[1], (unsigned long long)w->cohort[7], (unsigned long long)w->cohort[21]);
+    }
+    assert_true(w->cohort[21] > 300);
+}
+
+static void test_bounded_memory(void **state)
+{
+    (void)state;
+    const walk_t *w = android();
+    /* Devices are held only while active: far fewer than all that appeared. */
+    assert_true(w->st.peak_active * 4 < w->st.devices);
+    umg_gen_opts_t o = opts(UMG_GEN_ANDROID, 20000, 14, 3);
+    umg_gen_t *g;
+    umg_gen_item_t it;
+    size_t before = umg_alloc_bytes(), most = 0;
+    assert_int_equal(umg_gen_new(&o, &g), UMG_OK);
+    while (umg_gen_next(g, &it) == UMG_OK) {
+        most = UMG_MAX(most, umg_alloc_bytes() - before);
+    }
+    umg_gen_free(g);
+    assert_true(most < 8 * 1024 * 1024);
+}
+
+static void test_alloc_failures(void **state)
+{
+    (void)state;
+    umg_gen_opts_t o = opts(UMG_GEN_IOS, 2000, 3, 5);
+    for (long k = 1; k <= 12; k++) {
+        umg_gen_t *g = NULL;
+        umg_gen_item_t it;
+        umg_alloc_fail_after(k);
+        int rc = umg_gen_new(&o, &g);
+        if (rc == UMG_OK) {
+            while ((rc = umg_gen_next(g, &it)) == UMG_OK) {
+            }
+        }
+        umg_alloc_fail_after(0);
+        assert_true(rc == UMG_ENOMEM || rc == UMG_ENOENT);
+        umg_gen_free(g);
+    }
+}
+
+/* ------------------------------------------------------ send.c's JSON */
+
+static umg_slice_t sl(const char *s)
+{
+    return umg_slice(s, strlen(s));
+}
+
+static void test_json_reader(void **state)
+{
+    (void)state;
+    umg_slice_t v, cur, el;
+    char s[64];
+    int64_t i;
+    umg_slice_t doc = sl(" {\"a\" : 1, \"b\": {\"c\": [1, {\"d\": \"}\"}]}, \"s\": \"x\\\"y\\u00e9\\ud83d\\ude00\"} ");
+    assert_int_equal(umg__gen_json_member(doc, "a", &v), UMG_OK);
+    assert_int_equal(umg__gen_json_int(v, &i), UMG_OK);
+    assert_int_equal(i, 1);
+    assert_int_equal(umg__gen_json_member(doc, "s", &v), UMG_OK);
+    assert_int_equal(umg__gen_json_string(v, s, sizeof(s)), UMG_OK);
+    assert_string_equal(s, "x\"y\xc3\xa9\xf0\x9f\x98\x80");
+    assert_int_equal(umg__gen_json_string(v, s, 5), UMG_ERANGE);
+    assert_int_equal(umg__gen_json_member(doc, "c", &v), UMG_ENOENT);
+    assert_int_equal(umg__gen_json_member(doc, "b", &v), UMG_OK);
+    assert_int_equal(umg__gen_json_member(v, "c", &cur), UMG_OK);
+    int n = 0;
+    while (umg__gen_json_next(&cur, &el) == UMG_OK) {
+        n++;
+    }
+    assert_int_equal(n, 2);
+    cur = sl("[]");
+    assert_int_equal(umg__gen_json_next(&cur, &el), UMG_ENOENT);
+    cur = sl("[1 2]");
+    assert_int_equal(umg__gen_json_next(&cur, &el), UMG_EPARSE);
+    assert_int_equal(umg__gen_json_member(sl("{\"a\":}"), "a", &v), UMG_EPARSE);
+    assert_int_equal(umg__gen_json_member(sl("[1]"), "a", &v), UMG_EPARSE);
+    assert_int_equal(umg__gen_json_member(sl("{\"a\":\"unterminated}"), "a", &v), UMG_EPARSE);
+    assert_int_equal(umg__gen_json_int(sl("99999999999999999999"), &i), UMG_ERANGE);
+    assert_int_equal(umg__gen_json_int(sl("1.5"), &i), UMG_EINVAL);
+    assert_int_equal(umg__gen_json_string(sl("\"\\ud800\""), s, sizeof(s)), UMG_EINVAL);
+    assert_int_equal(umg__gen_json_string(sl("12"), s, sizeof(s)), UMG_EINVAL);
+}
+
+static void test_answers(void **state)
+{
+    (void)state;
+    const char *body = "{\"events\":[{\"type\":\"session\"},{\"type\":\"bad\"},{},{}]}";
+    const char *ans = "{\"accepted\":2,\"duplicates\":1,\"rejected\":[{\"index\":1,\"code\":\"invalid_value\","
+                      "\"field\":\"type\",\"message\":\"unknown type\"}]}\n";
+    umg__gen_result_t r = {0};
+    int budget = 1;
+    assert_int_equal(umg__gen_answer_parse(ans, strlen(ans), body, strlen(body), 4, &r, &budget), UMG_OK);
+    assert_int_equal(r.accepted, 2);
+    assert_int_equal(r.duplicates, 1);
+    assert_int_equal(r.rejected, 1);
+    assert_int_equal(budget, 0);
+    /* Counts that do not add up to the batch are never taken silently. */
+    assert_int_equal(umg__gen_answer_parse(ans, strlen(ans), body, strlen(body), 5, &r, &budget), UMG_EPARSE);
+    const char *err = "{\"error\":{\"code\":\"invalid_json\",\"message\":\"x\"}}";
+    assert_int_equal(umg__gen_answer_parse(err, strlen(err), body, strlen(body), 4, &r, &budget), UMG_EPARSE);
+    assert_int_equal(umg__gen_retry_after_ms("3", 1, 1000), 3000);
+    assert_int_equal(umg__gen_retry_after_ms(" 0", 2, 1000), 0);
+    assert_int_equal(umg__gen_retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT", 29, 1000), 1000);
+    assert_int_equal(umg__gen_retry_after_ms("99999", 5, 1000), 300000);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_options),
+        cmocka_unit_test(test_android_items_valid),
+        cmocka_unit_test(test_ios_items_valid),
+        cmocka_unit_test(test_mix),
+        cmocka_unit_test(test_install_delays),
+        cmocka_unit_test(test_retention),
+        cmocka_unit_test(test_bounded_memory),
+        cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_json_reader),
+        cmocka_unit_test(test_answers),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -8,6 +8,7 @@
 #include "umg_apps.h"
 #include "umg_attr_ep.h"
 #include "umg_bus.h"
+#include "umg_gen.h"
 #include "umg_http.h"
 #include "umg_ingest.h"
 #include "umg_pipeline.h"
@@ -148,6 +149,7 @@ static void usage_main(FILE *f)
             "  admin app settings    show or change an app's attribution windows\n"
             "  admin user create     create a dashboard user (password on standard input)\n"
             "  admin privacy forget  forget a device (GDPR / CCPA erasure)\n"
+            "  gen                   send realistic synthetic traffic for an app (or write request files)\n"
             "  config docs           print the configuration reference (Markdown)\n\n"
             "Run 'unmogrowp COMMAND --help' for a command's options.\n",
             UMG_VERSION);
@@ -844,6 +846,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "serve") == 0) {
         return cmd_serve(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "gen") == 0) {
+        return umg_gen_cli(argc - 1, argv + 1);
     }
     if (strcmp(argv[1], "admin") == 0 && argc >= 4 && strcmp(argv[2], "app") == 0) {
         if (strcmp(argv[3], "create") == 0) {

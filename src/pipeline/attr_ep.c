@@ -466,10 +466,10 @@ typedef struct mta_ctx_s {
     umg_mta_report_value_t value;
     uint32_t app;
     int64_t from, to;
-    idmap_t used;        /* touch ids of converting journeys */
-    jtouch_t *conv;      /* the converting journeys' touches */
+    idmap_t used;   /* touch ids of converting journeys */
+    jtouch_t *conv; /* the converting journeys' touches */
     size_t nconv, conv_cap;
-    jconv_t *paths;      /* converting journeys */
+    jconv_t *paths; /* converting journeys */
     size_t npaths, paths_cap;
     jtouch_t *free_touches; /* touches no install used */
     size_t nfree, free_cap;

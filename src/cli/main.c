@@ -398,10 +398,6 @@ static int cmd_serve(int argc, char **argv)
         umg_log(UMG_LOG_ERROR, "serve", "cannot open the event log in %s", logdir);
         goto done;
     }
-    if (umg_privacy_runner_start(cfg.data, ing.bus_ops, ing.bus, &cfg.privacy, &privacy) != UMG_OK) {
-        umg_log(UMG_LOG_ERROR, "serve", "cannot start the privacy thread");
-        goto done;
-    }
     {
         char storedir[4096];
         snprintf(storedir, sizeof(storedir), "%s/attr", cfg.data);
@@ -414,6 +410,13 @@ static int cmd_serve(int argc, char **argv)
         }
         ing.store = store;
         ing.pipeline = pipeline;
+        cfg.privacy.forgotten = umg_pipeline_forgotten;
+        cfg.privacy.done = umg_pipeline_forget_done;
+        cfg.privacy.forget_ctx = pipeline;
+    }
+    if (umg_privacy_runner_start(cfg.data, ing.bus_ops, ing.bus, &cfg.privacy, &privacy) != UMG_OK) {
+        umg_log(UMG_LOG_ERROR, "serve", "cannot start the privacy thread");
+        goto done;
     }
     atomic_store_explicit(&ing.ready, 1, memory_order_release);
     umg_log(UMG_LOG_INFO, "serve", "ready");

@@ -98,6 +98,14 @@ struct umg_pipeline_s {
     /* install decision times: 1 µs bins up to LAT_BINS µs, then the last bin; the max */
     _Atomic uint32_t lat[LAT_BINS + 1];
     _Atomic uint64_t lat_max_us;
+    /* what forget requests removed from the log, until the store forgot it too (privacy thread) */
+    pthread_mutex_t fmu;
+    umg_event_decoder_t *fedec;
+    umg_touch_decoder_t *ftdec;
+    umg_arena_t farena;
+    umg_buf_t f_ids;    /* (uint32 app, uint64 id hash) pairs, packed as 16 bytes */
+    umg_buf_t f_touch;  /* uint64 offsets */
+    umg_buf_t f_events; /* (uint32 app, uuid) pairs, 20 bytes */
 };
 
 static void count(umg_pipeline_t *p, int which)
@@ -180,6 +188,8 @@ int umg_pipeline_new(const umg_pipeline_config_t *cfg, umg_store_t *store, const
     p->apps = apps;
     p->pii = pii;
     umg_arena_init(&p->arena, 8192);
+    umg_arena_init(&p->farena, 8192);
+    pthread_mutex_init(&p->fmu, NULL);
     int rc = umg_event_decoder_new(1 << 20, &p->edec);
     rc = rc ? rc : umg_touch_decoder_new(1 << 20, &p->tdec);
     umg_store_txn_t *tx = NULL;
@@ -211,6 +221,13 @@ void umg_pipeline_free(umg_pipeline_t *p)
     umg_event_decoder_free(p->edec);
     umg_touch_decoder_free(p->tdec);
     umg_arena_free(&p->arena);
+    umg_event_decoder_free(p->fedec);
+    umg_touch_decoder_free(p->ftdec);
+    umg_arena_free(&p->farena);
+    umg_buf_free(&p->f_ids);
+    umg_buf_free(&p->f_touch);
+    umg_buf_free(&p->f_events);
+    pthread_mutex_destroy(&p->fmu);
     umg_free(p);
 }
 
@@ -686,4 +703,152 @@ void umg_pipeline_stats(const umg_pipeline_t *p, umg_pipeline_stats_t *out)
         }
     }
     out->install_max_us = atomic_load_explicit(&q->lat_max_us, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------------ privacy */
+
+typedef struct fctx_s {
+    umg_pipeline_t *p;
+    uint32_t app;
+} fctx_t;
+
+static void forget_ids(umg_pipeline_t *p, uint32_t app, const umg_slice_t v[UMG_ATTR_ID_KINDS])
+{
+    for (int k = 0; k < UMG_ATTR_ID_KINDS; k++) {
+        uint64_t h = umg_attr_id_hash((umg_attr_id_kind_t)k, v[k]);
+        if (h != 0) {
+            char rec[16] = {0};
+            memcpy(rec, &app, 4);
+            memcpy(rec + 8, &h, 8);
+            umg_buf_append(&p->f_ids, rec, 16);
+        }
+    }
+}
+
+static int forget_touch(void *ctx, size_t index, umg_touch_t *t, const umg_touch_error_t *err)
+{
+    fctx_t *c = ctx;
+    (void)index;
+    (void)err;
+    if (t != NULL) {
+        int stale = 0;
+        if (c->p->pii != NULL) {
+            umg_pii_decrypt_touch(c->p->pii, t, &c->p->farena, &stale);
+        }
+        umg_slice_t v[UMG_ATTR_ID_KINDS] = {t->idfa, t->gaid, t->oaid, t->android_id, t->idfv, t->custom_id};
+        forget_ids(c->p, c->app, v);
+    }
+    return 0;
+}
+
+static int forget_event(void *ctx, size_t index, umg_event_t *ev, const umg_event_error_t *err)
+{
+    fctx_t *c = ctx;
+    (void)index;
+    (void)err;
+    if (ev != NULL) {
+        if (c->p->pii != NULL) {
+            umg_pii_decrypt_event(c->p->pii, ev, &c->p->farena);
+        }
+        const umg_event_device_t *d = &ev->device;
+        umg_slice_t v[UMG_ATTR_ID_KINDS] = {d->idfa, d->gaid, d->oaid, d->android_id, d->idfv, d->custom_id};
+        forget_ids(c->p, c->app, v);
+    }
+    return 0;
+}
+
+void umg_pipeline_forgotten(void *pipeline, const umg_bus_msg_t *m)
+{
+    umg_pipeline_t *p = pipeline;
+    fctx_t c = {p, m->app};
+    pthread_mutex_lock(&p->fmu);
+    umg_arena_reset(&p->farena);
+    if (m->kind == UMG_BUS_KIND_TOUCH) {
+        umg_buf_append(&p->f_touch, &m->offset, 8);
+        if (p->ftdec != NULL || umg_touch_decoder_new(1 << 20, &p->ftdec) == UMG_OK) {
+            umg_touch_limits_t tl = {
+                .now_us = m->recv_us, .max_future_us = INT64_MAX / 4, .max_age_us = INT64_MAX / 4, .stored = 1};
+            umg_touch_error_t err;
+            umg_touch_decode(p->ftdec, m->payload, m->len, &tl, forget_touch, &c, &err);
+        }
+    } else if (m->kind == UMG_BUS_KIND_EVENT) {
+        char rec[20];
+        memcpy(rec, &m->app, 4);
+        memcpy(rec + 4, &m->id, 16);
+        umg_buf_append(&p->f_events, rec, 20);
+        size_t n;
+        int batch;
+        umg_event_limits_t lim = {.now_us = m->recv_us,
+                                  .max_future_us = INT64_MAX / 4,
+                                  .max_age_us = INT64_MAX / 4,
+                                  .allow_ip = 1,
+                                  .stored = 1};
+        if ((p->fedec != NULL || umg_event_decoder_new(1 << 20, &p->fedec) == UMG_OK) &&
+            umg_event_decoder_parse(p->fedec, m->payload, m->len, 1, &n, &batch, NULL) == UMG_OK) {
+            umg_event_decoder_foreach(p->fedec, &lim, forget_event, &c);
+        }
+    }
+    pthread_mutex_unlock(&p->fmu);
+}
+
+int umg_pipeline_forget_done(void *pipeline, uint64_t log_end)
+{
+    umg_pipeline_t *p = pipeline;
+    for (int i = 0; i < 3000 && umg_pipeline_next_offset(p) < log_end; i++) {
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    if (umg_pipeline_next_offset(p) < log_end) {
+        return UMG_EAGAIN;
+    }
+    pthread_mutex_lock(&p->fmu);
+    size_t nids = p->f_ids.len / 16, nt = p->f_touch.len / 8, ne = p->f_events.len / 20;
+    uint32_t *id_apps = umg_malloc((nids ? nids : 1) * 4), *ev_apps = umg_malloc((ne ? ne : 1) * 4);
+    uint64_t *id_hashes = umg_malloc((nids ? nids : 1) * 8), *touches = umg_malloc((nt ? nt : 1) * 8);
+    umg_uuid_t *ev_ids = umg_malloc((ne ? ne : 1) * sizeof(umg_uuid_t));
+    int rc = id_apps && ev_apps && id_hashes && touches && ev_ids ? UMG_OK : UMG_ENOMEM;
+    for (size_t i = 0; rc == UMG_OK && i < nids; i++) {
+        memcpy(&id_apps[i], p->f_ids.ptr + 16 * i, 4);
+        memcpy(&id_hashes[i], p->f_ids.ptr + 16 * i + 8, 8);
+    }
+    for (size_t i = 0; rc == UMG_OK && i < ne; i++) {
+        memcpy(&ev_apps[i], p->f_events.ptr + 20 * i, 4);
+        memcpy(&ev_ids[i], p->f_events.ptr + 20 * i + 4, 16);
+    }
+    if (rc == UMG_OK && nt > 0) {
+        memcpy(touches, p->f_touch.ptr, nt * 8);
+    }
+    umg_store_forget_stats_t fs = {0};
+    umg_store_txn_t *tx = NULL;
+    rc = rc ? rc : umg_store_begin(p->store, 1, &tx);
+    if (rc == UMG_OK) {
+        umg_store_forget_t f = {.id_apps = id_apps,
+                                .id_hashes = id_hashes,
+                                .nids = nids,
+                                .touch_ids = touches,
+                                .ntouches = nt,
+                                .event_apps = ev_apps,
+                                .event_ids = ev_ids,
+                                .nevents = ne};
+        rc = umg_store_forget(tx, &f, &fs);
+        rc = rc == UMG_OK ? umg_store_commit(tx) : (umg_store_abort(tx), rc);
+    }
+    if (rc == UMG_OK) {
+        rc = umg_store_sync(p->store);
+    }
+    if (rc == UMG_OK) {
+        umg_log(UMG_LOG_INFO, "pipeline",
+                "forgotten from the attribution store: %llu devices, %llu touches, %llu decisions",
+                (unsigned long long)fs.devices, (unsigned long long)fs.touches, (unsigned long long)fs.decisions);
+        umg_buf_reset(&p->f_ids);
+        umg_buf_reset(&p->f_touch);
+        umg_buf_reset(&p->f_events);
+    }
+    pthread_mutex_unlock(&p->fmu);
+    umg_free(id_apps);
+    umg_free(ev_apps);
+    umg_free(id_hashes);
+    umg_free(touches);
+    umg_free(ev_ids);
+    return rc;
 }

@@ -59,6 +59,17 @@ void umg_pipeline_stop(umg_pipeline_t *p);
 uint64_t umg_pipeline_next_offset(const umg_pipeline_t *p);
 void umg_pipeline_stats(const umg_pipeline_t *p, umg_pipeline_stats_t *out);
 
+/*
+ * Privacy: the privacy runner's hooks (umg_privacy_runner_config_t.forgotten
+ * and .done, ctx = the pipeline). forgotten() notes what the store holds of a
+ * removed log record (its identifiers' hashes, the touch, the event id);
+ * done() waits until the pipeline has read past log_end (so nothing it applies
+ * later brings the device back), then deletes all of it in one store
+ * transaction. UMG_EAGAIN when the pipeline did not get there within 30 s.
+ */
+void umg_pipeline_forgotten(void *pipeline, const umg_bus_msg_t *m);
+int umg_pipeline_forget_done(void *pipeline, uint64_t log_end);
+
 /** The settings the pipeline applies for an app (the admin API's windows over the defaults). */
 void umg_pipeline_app_settings(const umg_app_t *app, umg_attr_settings_t *out);
 

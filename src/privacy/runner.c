@@ -72,6 +72,9 @@ static int on_record(void *ctx, const umg_bus_msg_t *m, umg_buf_t *out)
         return UMG_BUS_KEEP; /* unreadable payloads are logged by umg_privacy_apply and kept */
     }
     if (act == UMG_PRIVACY_FORGET) {
+        if (p->r->cfg.forgotten != NULL) {
+            p->r->cfg.forgotten(p->r->cfg.forget_ctx, m);
+        }
         for (size_t i = 0; i < p->napps; i++) {
             if (p->apps[i] == m->app) {
                 p->per_app[i]++;
@@ -212,6 +215,8 @@ static void run_pass(umg_privacy_runner_t *r)
                                  .record = on_record,
                                  .flags = segment_flags};
         umg_bus_rewrite_stats_t st;
+        umg_bus_stats_t bs;
+        r->ops->stats(r->bus, &bs);
         int64_t t0 = umg_now_us();
         int rc = r->ops->rewrite(r->bus, &rw, &st);
         umg_log(rc == UMG_OK        ? UMG_LOG_INFO
@@ -225,6 +230,13 @@ static void run_pass(umg_privacy_runner_t *r)
                                     : "failed",
                 pending > 0 ? pending : 0, (unsigned long long)st.records, (unsigned long long)st.tombstoned,
                 (unsigned long long)st.replaced, (unsigned long long)st.segments, (double)(umg_now_us() - t0) / 1e6);
+        if (rc == UMG_OK && pending > 0 && r->cfg.done != NULL) {
+            rc = r->cfg.done(r->cfg.forget_ctx, bs.durable_offset);
+            if (rc != UMG_OK) {
+                umg_log(UMG_LOG_ERROR, "privacy", "the attribution store could not forget (%s); retrying next pass",
+                        umg_strerror(rc));
+            }
+        }
         if (rc == UMG_OK && pending > 0) {
             finish_requests(r, &p);
         }

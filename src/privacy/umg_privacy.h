@@ -149,6 +149,17 @@ typedef struct umg_privacy_runner_config_s {
     int64_t ip_retention_ms; /* 0: keep full addresses */
     int64_t ip_interval_ms;
     const umg_pii_t *pii; /* borrowed; NULL: no PII encryption */
+    /*
+     * Stores derived from the log (the attribution store) forget with it: on
+     * the privacy thread, forgotten() is called with every record a forget
+     * pass removes (payload as stored), then done() once the rewrite
+     * succeeded, with the log's acknowledged end before it; the requests are
+     * marked done only when done() returns UMG_OK (else the next pass calls
+     * it again). Both may be NULL.
+     */
+    void (*forgotten)(void *ctx, const umg_bus_msg_t *m);
+    int (*done)(void *ctx, uint64_t log_end);
+    void *forget_ctx;
 } umg_privacy_runner_config_t;
 
 typedef struct umg_privacy_runner_s umg_privacy_runner_t;

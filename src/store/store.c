@@ -855,3 +855,158 @@ int umg_store_decisions_scan(umg_store_txn_t *tx, uint32_t app, int64_t from_us,
     }
     return rc == MDB_NOTFOUND ? UMG_OK : map_err(rc, "decisions");
 }
+
+/* ----------------------------------------------------------------- privacy */
+
+/* Deletes one touch and its keys; UMG_ENOENT when it is not stored. */
+static int touch_del(umg_store_txn_t *tx, uint64_t id)
+{
+    umg_attr_touch_t t;
+    int rc = umg_store_touch_get(tx, id, &t);
+    if (rc != UMG_OK) {
+        return rc;
+    }
+    uint64_t keys[UMG_ATTR_MAX_IDS + 2];
+    int nk = touch_keys(&t, keys);
+    int mrc = 0;
+    for (int i = 0; i < nk && (mrc == 0 || mrc == MDB_NOTFOUND); i++) {
+        MDB_val kk = {8, &keys[i]}, kv = {8, &id};
+        mrc = mdb_del(tx->txn, tx->st->dbi[DB_TKEY], &kk, &kv);
+    }
+    MDB_val k = {8, &id};
+    if (mrc == 0 || mrc == MDB_NOTFOUND) {
+        mrc = mdb_del(tx->txn, tx->st->dbi[DB_TOUCH], &k, NULL);
+    }
+    return map_err(mrc, "forget touch");
+}
+
+static int has_key(const uint64_t *keys, size_t n, uint64_t k)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (keys[i] == k) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int umg_store_forget(umg_store_txn_t *tx, const umg_store_forget_t *f, umg_store_forget_stats_t *st)
+{
+    umg_store_forget_stats_t s = {0};
+    uint64_t *canon = umg_calloc(f->nids ? f->nids : 1, sizeof(uint64_t));
+    uint32_t *canon_app = umg_calloc(f->nids ? f->nids : 1, sizeof(uint32_t));
+    size_t ncanon = 0;
+    int rc = canon && canon_app ? UMG_OK : UMG_ENOMEM;
+    /* 1. Devices: the canonical key each identifier reaches; the alias goes, and the identifier's touches. */
+    for (size_t i = 0; i < f->nids && rc == UMG_OK; i++) {
+        uint32_t app = f->id_apps[i];
+        uint64_t ak = app_key(app, 'A', f->id_hashes[i]), key;
+        MDB_val k = {8, &ak}, v;
+        int mrc = mdb_get(tx->txn, tx->st->dbi[DB_ALIAS], &k, &v);
+        if (mrc == 0 && v.mv_size == 8) {
+            memcpy(&key, v.mv_data, 8);
+            if (!has_key(canon, ncanon, key)) {
+                canon_app[ncanon] = app;
+                canon[ncanon++] = key;
+            }
+            mrc = mdb_del(tx->txn, tx->st->dbi[DB_ALIAS], &k, NULL);
+        }
+        if (mrc != 0 && mrc != MDB_NOTFOUND) {
+            rc = map_err(mrc, "forget alias");
+            break;
+        }
+        /* Touches keyed by this identifier (newest first; each delete moves the cursor's data, so re-seek). */
+        uint64_t tk = app_key(app, 'I', f->id_hashes[i]);
+        for (;;) {
+            MDB_val kk = {8, &tk}, kv;
+            mrc = mdb_get(tx->txn, tx->st->dbi[DB_TKEY], &kk, &kv);
+            if (mrc == MDB_NOTFOUND) {
+                break;
+            }
+            if (mrc != 0) {
+                rc = map_err(mrc, "forget touches");
+                break;
+            }
+            uint64_t id;
+            memcpy(&id, kv.mv_data, 8);
+            rc = touch_del(tx, id);
+            if (rc == UMG_ENOENT) {
+                /* a key without its touch: drop the key */
+                kv = (MDB_val){8, &id};
+                rc = map_err(mdb_del(tx->txn, tx->st->dbi[DB_TKEY], &kk, &kv), "forget key");
+            } else if (rc == UMG_OK) {
+                s.touches++;
+            }
+            if (rc != UMG_OK) {
+                break;
+            }
+        }
+    }
+    /* 2. Their state. */
+    for (size_t i = 0; i < ncanon && rc == UMG_OK; i++) {
+        MDB_val k = {8, &canon[i]};
+        int mrc = mdb_del(tx->txn, tx->st->dbi[DB_DEV], &k, NULL);
+        s.devices += mrc == 0;
+        if (mrc != 0 && mrc != MDB_NOTFOUND) {
+            rc = map_err(mrc, "forget device");
+        }
+    }
+    /* 3. Their decisions: one scan of the apps concerned. */
+    for (size_t a = 0; a < ncanon && rc == UMG_OK; a++) {
+        int first = 1;
+        for (size_t b = 0; b < a; b++) {
+            first &= canon_app[b] != canon_app[a];
+        }
+        if (!first) {
+            continue;
+        }
+        MDB_cursor *c = NULL;
+        int mrc = mdb_cursor_open(tx->txn, tx->st->dbi[DB_DEC], &c);
+        uint8_t kb[20];
+        dec_key(kb, canon_app[a], INT64_MIN, 0);
+        MDB_val k = {20, kb}, v;
+        mrc = mrc ? mrc : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        while (mrc == 0 && k.mv_size == 20 && get_be(k.mv_data, 4) == canon_app[a]) {
+            uint64_t dk;
+            if (v.mv_size < DEC_HEAD) {
+                mrc = MDB_CORRUPTED;
+                break;
+            }
+            memcpy(&dk, (const char *)v.mv_data + offsetof(umg_store_decision_t, device_key), 8);
+            if (has_key(canon, ncanon, dk)) {
+                /* After a delete, MDB_NEXT gives the entry that moved into its place (as in expire). */
+                mrc = mdb_cursor_del(c, 0);
+                s.decisions += mrc == 0;
+                if (mrc != 0) {
+                    break;
+                }
+            }
+            mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        }
+        if (c != NULL) {
+            mdb_cursor_close(c);
+        }
+        if (mrc != 0 && mrc != MDB_NOTFOUND) {
+            rc = map_err(mrc, "forget decisions");
+        }
+    }
+    /* 4. Touches listed by offset (those without identifiers too). */
+    for (size_t i = 0; i < f->ntouches && rc == UMG_OK; i++) {
+        rc = touch_del(tx, f->touch_ids[i]);
+        s.touches += rc == UMG_OK;
+        rc = rc == UMG_ENOENT ? UMG_OK : rc;
+    }
+    /* 5. The seen marks of the events. */
+    for (size_t i = 0; i < f->nevents && rc == UMG_OK; i++) {
+        uint64_t k = app_key(f->event_apps[i], 'E', umg_hash64(&f->event_ids[i], sizeof(umg_uuid_t), 0x4556));
+        MDB_val key = {8, &k};
+        int mrc = mdb_del(tx->txn, tx->st->dbi[DB_SEEN], &key, NULL);
+        rc = mrc == 0 || mrc == MDB_NOTFOUND ? UMG_OK : map_err(mrc, "forget seen");
+    }
+    umg_free(canon);
+    umg_free(canon_app);
+    if (st != NULL) {
+        *st = s;
+    }
+    return rc;
+}

@@ -165,4 +165,29 @@ int umg_store_decision_put(umg_store_txn_t *tx, const umg_store_decision_t *d);
 int umg_store_decisions_scan(umg_store_txn_t *tx, uint32_t app, int64_t from_us, int64_t to_us, int64_t after_ts,
                              uint64_t after_offset, int (*fn)(void *ctx, const umg_store_decision_t *d), void *ctx);
 
+/* ------------------------------------------------------------- privacy */
+
+/* What a forget request removes from the store (the log records it removed, as the store knows them). */
+typedef struct umg_store_forget_s {
+    const uint32_t *id_apps; /* (id_apps[i], id_hashes[i]): identifier hashes of the forgotten devices */
+    const uint64_t *id_hashes;
+    size_t nids;
+    const uint64_t *touch_ids; /* the forgotten touch records' offsets */
+    size_t ntouches;
+    const uint32_t *event_apps; /* (event_apps[i], event_ids[i]): forgotten events */
+    const umg_uuid_t *event_ids;
+    size_t nevents;
+} umg_store_forget_t;
+
+typedef struct umg_store_forget_stats_s {
+    uint64_t devices, touches, decisions;
+} umg_store_forget_stats_t;
+
+/**
+ * Deletes the devices the identifier hashes reach (state and every alias
+ * given), their decisions, every touch keyed by those identifiers or listed,
+ * and the seen marks of the events. st may be NULL.
+ */
+int umg_store_forget(umg_store_txn_t *tx, const umg_store_forget_t *f, umg_store_forget_stats_t *st);
+
 #endif

@@ -4,6 +4,7 @@ devices, other apps and later events alone, survives a restart, leaves the
 device's identifiers nowhere on disk, and old IP addresses are truncated."""
 
 import json
+import shutil
 import os
 import time
 
@@ -92,6 +93,59 @@ class ForgetTest(DaemonTestCase):
         self.assertEqual(sorted(o["event_id"] for o in out), sorted([e["event_id"] for e in ey] + [late["event_id"]]))
         audit = parse_json(self.call("GET", "/v1/audit?action=privacy.forget.completed", self.tok)[2])
         self.assertEqual(len(audit["entries"]), 1)
+
+    def attribution(self, app, dev):
+        st, h, data = self.d.request("GET", "/v1/attribution?app=%s&device=%s" % (app["app_id"], dev),
+                                     headers={"X-App-Key": app["app_key"]})
+        self.assertStatus(st, 200, "attribution", data)
+        return parse_json(data)
+
+    def installs(self, app):
+        st, h, data = self.d.request("GET", "/v1/export/installs?app=" + app["app_id"],
+                                     headers={"X-App-Secret": app["app_secret"]})
+        self.assertStatus(st, 200, "export installs", data)
+        return [json.loads(l) for l in data.decode().splitlines() if l]
+
+    def test_forget_reaches_the_attribution_store(self):
+        """The pipeline's store forgets the device with the log: its state, its decisions, its touches."""
+        x, y = gaid(), gaid()
+        ts = int(time.time() * 1000)
+        touches = [{"type": "click", "ts": ts - 60000, "source": "net", "device": {"gaid": d}, "ip": "198.51.100.7"}
+                   for d in (x, y)]
+        st, h, data = self.d.request("POST", "/v1/touches", {"touches": touches},
+                                     headers={"X-App-Secret": self.a["app_secret"]})
+        self.assertStatus(st, 202, "touches", data)
+        # x also has an IDFV, sent only with its session: the store must forget that alias too.
+        xi = event(type="install", device={"gaid": x, "platform": "android"})
+        xs = event(type="session", device={"gaid": x, "idfv": "6d92078a-8246-4ba4-ae5b-76104861e7dc",
+                                           "platform": "android"})
+        yi = event(type="install", device={"gaid": y, "platform": "android"})
+        self.ingest_ok(self.d, self.a, {"events": [xi, xs, yi]}, accepted=3)
+        deadline = time.time() + 10
+        while self.attribution(self.a, x)["status"] != "attributed" or len(self.installs(self.a)) < 2:
+            self.assertLess(time.time(), deadline, "the pipeline did not attribute the installs")
+            time.sleep(0.05)
+        self.assertEqual(self.attribution(self.a, "6d92078a-8246-4ba4-ae5b-76104861e7dc")["status"], "attributed")
+
+        st, h, data = self.call("POST", "/v1/privacy/forget", self.tok,
+                                {"app_id": self.a["app_id"], "devices": [{"gaid": x}]})
+        self.assertStatus(st, 202, "forget", data)
+        self.wait_done(parse_json(data)["request_id"])
+        self.assertEqual(self.attribution(self.a, x)["status"], "not_found")
+        self.assertEqual(self.attribution(self.a, "6d92078a-8246-4ba4-ae5b-76104861e7dc")["status"], "not_found")
+        rows = self.installs(self.a)
+        self.assertEqual([r["event_id"] for r in rows], [yi["event_id"]], "only the other device's install is left")
+        self.assertEqual(self.attribution(self.a, y)["status"], "attributed")
+        self.assertIn("forgotten from the attribution store: 1 devices, 1 touches, 1 decisions", self.d.log_text())
+        # A restart (and a replay of the store from the log) does not bring it back.
+        self.d.stop()
+        shutil.rmtree(os.path.join(self.d.data_dir, "attr"))
+        self.d.start()
+        deadline = time.time() + 10
+        while self.attribution(self.a, y)["status"] != "attributed":
+            self.assertLess(time.time(), deadline, "the replay did not catch up")
+            time.sleep(0.05)
+        self.assertEqual(self.attribution(self.a, x)["status"], "not_found")
 
     def test_permissions_and_isolation(self):
         body = {"app_id": self.a["app_id"], "devices": [{"gaid": gaid()}]}

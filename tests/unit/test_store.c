@@ -328,6 +328,89 @@ static void test_decision_scan(void **state)
     free(dir);
 }
 
+/* ------------------------------------------------------------------ forget */
+
+static void test_forget(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    umg_store_t *st = open_store(dir);
+    umg_store_txn_t *tx;
+    assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK);
+    /* Device X (ids 11, 12) and device Y (id 21) of app 1; X's id 11 also in app 2. */
+    uint64_t xids[UMG_ATTR_MAX_IDS] = {11, 12, 0, 0}, yids[UMG_ATTR_MAX_IDS] = {21, 0, 0, 0};
+    umg_store_device_t x, y, z;
+    assert_int_equal(umg_store_device_find(tx, 1, xids, &x), UMG_ENOENT);
+    assert_int_equal(umg_store_device_put(tx, 1, xids, &x), UMG_OK);
+    assert_int_equal(umg_store_device_find(tx, 1, yids, &y), UMG_ENOENT);
+    assert_int_equal(umg_store_device_put(tx, 1, yids, &y), UMG_OK);
+    assert_int_equal(umg_store_device_find(tx, 2, xids, &z), UMG_ENOENT);
+    assert_int_equal(umg_store_device_put(tx, 2, xids, &z), UMG_OK);
+    umg_attr_touch_t t[4] = {touch(1, 1, T0 - H_, 11, 7, 0), touch(1, 2, T0 - H_, 12, 0, 0),
+                             touch(1, 3, T0 - H_, 21, 0, 0), touch(1, 4, T0 - H_, 0, 0, 0x99)};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(umg_store_touch_put(tx, &t[i]), UMG_OK);
+    }
+    /* Decisions interleaved: X, Y, X, X (the last two adjacent: deletes in a row). */
+    const uint64_t dk[4] = {x.key, y.key, x.key, x.key};
+    for (int i = 0; i < 4; i++) {
+        umg_store_decision_t r;
+        memset(&r, 0, sizeof(r));
+        r.app = 1;
+        r.offset = 10 + (uint64_t)i;
+        r.d.ts_us = T0 + i;
+        r.device_key = dk[i];
+        assert_int_equal(umg_store_decision_put(tx, &r), UMG_OK);
+    }
+    umg_uuid_t ev;
+    umg_uuid_v4(&ev);
+    assert_int_equal(umg_store_seen(tx, 1, &ev), UMG_OK);
+    assert_int_equal(umg_store_seen(tx, 1, &ev), UMG_EEXIST);
+
+    const uint32_t apps[2] = {1, 1};
+    const uint64_t hashes[2] = {11, 12};
+    const uint64_t tids[1] = {4};
+    const uint32_t eapps[1] = {1};
+    umg_store_forget_t f = {.id_apps = apps,
+                            .id_hashes = hashes,
+                            .nids = 2,
+                            .touch_ids = tids,
+                            .ntouches = 1,
+                            .event_apps = eapps,
+                            .event_ids = &ev,
+                            .nevents = 1};
+    umg_store_forget_stats_t fs;
+    assert_int_equal(umg_store_forget(tx, &f, &fs), UMG_OK);
+    assert_int_equal(fs.devices, 1);
+    assert_int_equal(fs.touches, 3);
+    assert_int_equal(fs.decisions, 3);
+    umg_store_device_t d;
+    assert_int_equal(umg_store_device_by_id(tx, 1, 11, &d), UMG_ENOENT);
+    assert_int_equal(umg_store_device_by_id(tx, 1, 12, &d), UMG_ENOENT);
+    assert_int_equal(umg_store_device_by_id(tx, 1, 21, &d), UMG_OK); /* Y stays */
+    assert_int_equal(umg_store_device_by_id(tx, 2, 11, &d), UMG_OK); /* and X in the other app */
+    umg_attr_touch_t got;
+    assert_int_equal(umg_store_touch_get(tx, 1, &got), UMG_ENOENT);
+    assert_int_equal(umg_store_touch_get(tx, 3, &got), UMG_OK);
+    assert_int_equal(umg_store_touch_get(tx, 4, &got), UMG_ENOENT);
+    umg_attr_obs_t obs;
+    memset(&obs, 0, sizeof(obs));
+    obs.app = 1;
+    obs.referrer_click = 7; /* the click key of touch 1 went with it */
+    size_t n;
+    assert_int_equal(umg_store_gather(tx, &obs, &got, 1, &n), UMG_OK);
+    assert_int_equal(n, 0);
+    scan_t sc = {0};
+    assert_int_equal(umg_store_decisions_scan(tx, 1, INT64_MIN / 2, INT64_MAX / 2, 0, 0, collect, &sc), UMG_OK);
+    assert_int_equal(sc.n, 1);
+    assert_int_equal(sc.offs[0], 11);
+    assert_int_equal(umg_store_seen(tx, 1, &ev), UMG_OK); /* the mark went too */
+    assert_int_equal(umg_store_commit(tx), UMG_OK);
+    umg_store_close(st);
+    rmrf(dir);
+    free(dir);
+}
+
 /* ------------------------------------------------------ the pipeline, for real */
 
 typedef struct done_s {
@@ -514,6 +597,7 @@ int main(void)
         cmocka_unit_test(test_touches_gather_and_expire),
         cmocka_unit_test(test_devices_and_decisions),
         cmocka_unit_test(test_decision_scan),
+        cmocka_unit_test(test_forget),
         cmocka_unit_test(test_pipeline_decides_resumes_and_replays),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

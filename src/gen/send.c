@@ -345,7 +345,7 @@ int umg__gen_answer_parse(const char *answer, size_t alen, const char *body, siz
         }
         nrej++;
     }
-    if (rc != UMG_ENOENT || (uint64_t)acc + (uint64_t)dup + nrej != n) {
+    if (rc != UMG_ENOENT || (uint64_t)acc > n || (uint64_t)dup > n || (uint64_t)acc + (uint64_t)dup + nrej != n) {
         return UMG_EPARSE;
     }
     res->accepted += (uint64_t)acc;

@@ -58,6 +58,10 @@ Send an event:
     -d '{"type":"install","device":{"gaid":"38400000-8cf0-11bd-b23e-10b96e40000d","platform":"android"}}'
 Export what is stored:
   curl -s 'http://$ADDR/v1/export/events?app=$APP_ID' -H 'X-App-Secret: $APP_SECRET' | head
+Attribution of the demo traffic (every install with the touch that earned it; multi-touch credit):
+  curl -s 'http://$ADDR/v1/export/installs?app=$APP_ID' -H 'X-App-Secret: $APP_SECRET' | head -3
+  curl -s 'http://$ADDR/v1/reports/mta?app=$APP_ID&model=markov&by=source' -H 'X-App-Secret: $APP_SECRET'
+  curl -s 'http://$ADDR/v1/attribution?app=$APP_ID&device=ANY_DEVICE_ID' -H 'X-App-Key: $APP_KEY'
 Log in as the demo owner (owner@demo.test, password $OWNER_PASS, kept in $DATA/demo-owner.json):
   TOKEN=\$(curl -s -X POST http://$ADDR/v1/auth/login \\
     -d '{"email":"owner@demo.test","password":"$OWNER_PASS"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')

@@ -628,7 +628,7 @@ static int mta_feed(mta_ctx_t *c, umg_mta_report_t *rep)
         }
         rc = umg_mta_report_add(rep, ch, ts, p->n, 1, p->value);
     }
-    if (rc == UMG_OK) {
+    if (rc == UMG_OK && c->nfree > 0) {
         qsort(c->free_touches, c->nfree, sizeof(jtouch_t), cmp_jtouch);
     }
     for (size_t i = 0; i < c->nfree && rc == UMG_OK;) {

@@ -446,28 +446,19 @@ static int decide_event(umg_pipeline_t *p, umg_event_t *ev)
     rec->device_key = dev.key;
     rec->event_id = ev->event_id;
     rec->app = obs.app;
-    switch (d.outcome) {
-    case UMG_ATTR_OUT_INSTALL:
-        count(p, S_INSTALLS);
-        umg_metric_add(&m_installs, 1);
-        break;
-    case UMG_ATTR_OUT_REINSTALL:
-        count(p, S_REINSTALLS);
-        umg_metric_add(&m_reinstalls, 1);
-        break;
-    case UMG_ATTR_OUT_REATTRIBUTED:
-        count(p, S_REATTR);
-        umg_metric_add(&m_reattributed, 1);
-        break;
-    case UMG_ATTR_OUT_IMPLICIT_INSTALL:
-        count(p, S_IMPLICIT);
-        umg_metric_add(&m_implicit, 1);
-        break;
-    case UMG_ATTR_OUT_REENGAGEMENT:
-        count(p, S_REENG);
-        umg_metric_add(&m_reeng, 1);
-        break;
-    default: break;
+    static umg_metric_t *const metric_of[] = {[UMG_ATTR_OUT_INSTALL] = &m_installs,
+                                              [UMG_ATTR_OUT_REINSTALL] = &m_reinstalls,
+                                              [UMG_ATTR_OUT_REATTRIBUTED] = &m_reattributed,
+                                              [UMG_ATTR_OUT_IMPLICIT_INSTALL] = &m_implicit,
+                                              [UMG_ATTR_OUT_REENGAGEMENT] = &m_reeng};
+    static const int stat_of[] = {[UMG_ATTR_OUT_INSTALL] = S_INSTALLS,
+                                  [UMG_ATTR_OUT_REINSTALL] = S_REINSTALLS,
+                                  [UMG_ATTR_OUT_REATTRIBUTED] = S_REATTR,
+                                  [UMG_ATTR_OUT_IMPLICIT_INSTALL] = S_IMPLICIT,
+                                  [UMG_ATTR_OUT_REENGAGEMENT] = S_REENG};
+    if (d.outcome < UMG_ARRAY_SIZE(stat_of) && metric_of[d.outcome] != NULL) {
+        count(p, stat_of[d.outcome]);
+        umg_metric_add(metric_of[d.outcome], 1);
     }
     if (d.outcome == UMG_ATTR_OUT_INSTALL || d.outcome == UMG_ATTR_OUT_REATTRIBUTED ||
         d.outcome == UMG_ATTR_OUT_IMPLICIT_INSTALL) {

@@ -46,7 +46,10 @@ bench_pipeline() {
     CMDS+=("build/bench/bench_pipeline $PRELOAD_M $MIX_M   # x$RUNS, medians")
     for i in $(seq 1 "$RUNS"); do
         bench_log "pipeline run $i/$RUNS: $PRELOAD_M M touches preloaded, $MIX_M M mixed records"
-        line=$("$PIPE_BIN" "$PRELOAD_M" "$MIX_M" "$BENCH_TMP/pipe$i" | tee /dev/stderr | grep '^{' | tail -n 1)
+        local out
+        out=$("$PIPE_BIN" "$PRELOAD_M" "$MIX_M" "$BENCH_TMP/pipe$i") || bench_die "bench_pipeline failed"
+        printf '%s\n' "$out" >&2 # not tee /dev/stderr: reopening a redirected stderr truncates its file
+        line=$(printf '%s\n' "$out" | grep '^{' | tail -n 1)
         rm -rf "$BENCH_TMP/pipe$i"
         [ -n "$line" ] || bench_die "bench_pipeline printed no result"
         rps+=("$(jget "$line" mixed_records_per_s)")

@@ -5,9 +5,6 @@
  *   touch  touch_id (the log offset, native u64) -> packed touch (30-100 bytes).
  *          The pipeline reads the log in order, so keys only grow and are
  *          appended (MDB_APPEND): pages fill completely.
- *   tkey   key hash (app, tag, value) -> touch ids (sorted duplicates, fixed 8
- *          bytes): one key per identifier hash (tag 'I'), the click id ('C'),
- *          and, for clicks, the IP + OS fingerprint ('F').
  *   alias  (app, identifier hash) -> the canonical key of the device it is part of
  *   dev    canonical key -> umg_store_device_t
  *   dec    app (BE) | ts (BE, biased) | offset (BE) -> decision with its candidates
@@ -16,25 +13,27 @@
  *   seen   hash(app, event_id) -> nothing: installs and purchases already applied
  *
  * Integers in values are native-endian: the store is local to its machine.
+ *
+ * The touches' keys are an index in memory (tindex_t below), not a table:
+ * hash(app, tag, value) -> the touch ids under it, newest first, one key per
+ * identifier hash (tag 'I'), the click id ('C') and, for clicks, the IP + OS
+ * fingerprint ('F'). Inserting those keys into a B-tree at random places cost
+ * a page copy and write per key (docs/STATUS.md); the index is rebuilt from
+ * the touch table when the store opens, and is only used inside write
+ * transactions (LMDB serialises them, so it needs no lock of its own).
  */
 #include "umg_store.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <lmdb.h>
 #include <string.h>
 #include <sys/stat.h>
 
-enum { DB_TOUCH, DB_TKEY, DB_ALIAS, DB_DEV, DB_DEC, DB_STR, DB_META, DB_SEEN, DB_COUNT };
+enum { DB_TOUCH, DB_ALIAS, DB_DEV, DB_DEC, DB_STR, DB_META, DB_SEEN, DB_COUNT };
 
-static const char *const db_names[DB_COUNT] = {"touch", "tkey", "alias", "dev", "dec", "str", "meta", "seen"};
-static const unsigned db_flags[DB_COUNT] = {MDB_INTEGERKEY,
-                                            MDB_INTEGERKEY | MDB_DUPSORT | MDB_DUPFIXED | MDB_INTEGERDUP,
-                                            MDB_INTEGERKEY,
-                                            MDB_INTEGERKEY,
-                                            0,
-                                            0,
-                                            0,
-                                            MDB_INTEGERKEY};
+static const char *const db_names[DB_COUNT] = {"touch", "alias", "dev", "dec", "str", "meta", "seen"};
+static const unsigned db_flags[DB_COUNT] = {MDB_INTEGERKEY, MDB_INTEGERKEY, MDB_INTEGERKEY, 0, 0, 0, MDB_INTEGERKEY};
 
 #define STR_MAX 4096
 #define CACHE_BITS 16
@@ -47,8 +46,29 @@ typedef struct str_ent_s {
     char *text; /* owned */
 } str_ent_t;
 
+/* The touches' key index: an open-addressing table of keys, each the head of a list of touch ids. */
+typedef struct __attribute__((packed)) tnode_s {
+    uint64_t id;
+    uint32_t next; /* pool index + 1; 0 ends the list */
+} tnode_t;
+
+#define TKEY_EMPTY 0
+#define TKEY_GONE UINT64_MAX /* a removed key (forget); cleared by the next rebuild */
+
+typedef struct tindex_s {
+    uint64_t *keys; /* app_key values (never 0 or UINT64_MAX) */
+    uint32_t *heads;
+    size_t cap, used; /* slots; slots not empty (keys and removed) */
+    tnode_t *pool;
+    size_t pool_n, pool_cap;
+    size_t live;        /* entries of touches still stored (expiry subtracts) */
+    uint64_t watermark; /* every touch id below it has expired: lists end there */
+} tindex_t;
+
 struct umg_store_s {
     MDB_env *env;
+    tindex_t tidx;
+    _Atomic uint64_t idx_entries, idx_bytes; /* for stats on other threads, updated at each commit */
     MDB_dbi dbi[DB_COUNT];
     str_ent_t *cache;  /* 1 << CACHE_BITS slots, direct-mapped */
     uint32_t next_str; /* valid while a write transaction is open */
@@ -94,12 +114,197 @@ static inline uint64_t mix64(uint64_t x)
 static inline uint64_t app_key(uint32_t app, int tag, uint64_t h)
 {
     uint64_t k = mix64(h ^ mix64(((uint64_t)app << 8 | (uint64_t)tag) + UINT64_C(0x9e3779b97f4a7c15)));
-    return k ? k : 1;
+    return k && k != UINT64_MAX ? k : 1;
 }
 
 static inline uint64_t fp_value(const umg_attr_fp_t *fp)
 {
     return fp->ip ^ mix64(fp->os);
+}
+
+/* ------------------------------------------------------------ key index */
+
+static void tidx_free(tindex_t *x)
+{
+    umg_free(x->keys);
+    umg_free(x->heads);
+    umg_free(x->pool);
+    memset(x, 0, sizeof(*x));
+}
+
+static size_t tidx_slot(const tindex_t *x, uint64_t key)
+{
+    return (size_t)(mix64(key) & (x->cap - 1));
+}
+
+/* Grows (or cleans) the key table to hold at least `need` keys at under 70% load. */
+static int tidx_resize(tindex_t *x, size_t need)
+{
+    size_t cap = 1024;
+    while (cap * 7 / 10 < need) {
+        cap *= 2;
+    }
+    uint64_t *keys = umg_calloc(cap, sizeof(uint64_t));
+    uint32_t *heads = umg_calloc(cap, sizeof(uint32_t));
+    if (keys == NULL || heads == NULL) {
+        umg_free(keys);
+        umg_free(heads);
+        return UMG_ENOMEM;
+    }
+    size_t used = 0;
+    for (size_t i = 0; i < x->cap; i++) {
+        uint64_t k = x->keys[i];
+        if (k == TKEY_EMPTY || k == TKEY_GONE) {
+            continue;
+        }
+        size_t j = (size_t)(mix64(k) & (cap - 1));
+        while (keys[j] != TKEY_EMPTY) {
+            j = (j + 1) & (cap - 1);
+        }
+        keys[j] = k;
+        heads[j] = x->heads[i];
+        used++;
+    }
+    umg_free(x->keys);
+    umg_free(x->heads);
+    x->keys = keys;
+    x->heads = heads;
+    x->cap = cap;
+    x->used = used;
+    return UMG_OK;
+}
+
+/* The slot of key, or of where it would go (insert), or SIZE_MAX (lookup of an absent key). */
+static size_t tidx_find(const tindex_t *x, uint64_t key, int insert)
+{
+    if (x->cap == 0) {
+        return SIZE_MAX;
+    }
+    size_t j = tidx_slot(x, key), gone = SIZE_MAX;
+    for (;;) {
+        uint64_t k = x->keys[j];
+        if (k == key) {
+            return j;
+        }
+        if (k == TKEY_EMPTY) {
+            return insert ? (gone != SIZE_MAX ? gone : j) : SIZE_MAX;
+        }
+        if (k == TKEY_GONE && gone == SIZE_MAX) {
+            gone = j;
+        }
+        j = (j + 1) & (x->cap - 1);
+    }
+}
+
+/* Adds touch id under key, at the head of its list. */
+static int tidx_add(tindex_t *x, uint64_t key, uint64_t id)
+{
+    if ((x->used + 1) * 10 > x->cap * 7 && tidx_resize(x, x->used + 1) != UMG_OK) {
+        return UMG_ENOMEM;
+    }
+    if (x->pool_n == x->pool_cap) {
+        if (x->pool_cap >= UINT32_MAX - 1) {
+            return UMG_EFULL;
+        }
+        size_t ncap = x->pool_cap ? x->pool_cap * 2 : 4096;
+        ncap = ncap > UINT32_MAX - 1 ? UINT32_MAX - 1 : ncap;
+        tnode_t *np = umg_realloc(x->pool, ncap * sizeof(tnode_t));
+        if (np == NULL) {
+            return UMG_ENOMEM;
+        }
+        x->pool = np;
+        x->pool_cap = ncap;
+    }
+    size_t j = tidx_find(x, key, 1);
+    if (x->keys[j] != key) {
+        x->used += x->keys[j] == TKEY_EMPTY;
+        x->keys[j] = key;
+        x->heads[j] = 0;
+    }
+    x->pool[x->pool_n] = (tnode_t){id, x->heads[j]};
+    x->heads[j] = (uint32_t)++x->pool_n;
+    x->live++;
+    return UMG_OK;
+}
+
+static void tidx_remove(tindex_t *x, uint64_t key)
+{
+    size_t j = tidx_find(x, key, 0);
+    if (j != SIZE_MAX) {
+        x->keys[j] = TKEY_GONE; /* its nodes stay in the pool until the next rebuild */
+        x->heads[j] = 0;
+    }
+}
+
+/* The index keys of a touch; returns how many. */
+static int touch_keys(const umg_attr_touch_t *t, uint64_t keys[UMG_ATTR_MAX_IDS + 2])
+{
+    int n = 0;
+    for (int i = 0; i < UMG_ATTR_MAX_IDS && t->ids[i] != 0; i++) {
+        keys[n++] = app_key(t->app, 'I', t->ids[i]);
+    }
+    if (t->click_id != 0) {
+        keys[n++] = app_key(t->app, 'C', t->click_id);
+    }
+    if (t->type == UMG_ATTR_CLICK && t->fp.ip != 0 && t->fp.os != 0) {
+        keys[n++] = app_key(t->app, 'F', fp_value(&t->fp));
+    }
+    return n;
+}
+
+static int touch_unpack(uint64_t touch_id, const uint8_t *p, size_t len, umg_attr_touch_t *t);
+
+/* Rebuilds the index from the touch table (at open, and when expired entries outnumber live ones). */
+static int tidx_rebuild(umg_store_t *st, MDB_txn *txn)
+{
+    tindex_t x;
+    memset(&x, 0, sizeof(x));
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, st->dbi[DB_TOUCH], &c);
+    if (rc != 0) {
+        return map_err(rc, "index rebuild");
+    }
+    MDB_val k, v;
+    int urc = UMG_OK;
+    int first = 1;
+    rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    while (rc == 0 && urc == UMG_OK) {
+        uint64_t id;
+        memcpy(&id, k.mv_data, 8);
+        if (first) {
+            x.watermark = id;
+            first = 0;
+        }
+        umg_attr_touch_t t;
+        uint64_t keys[UMG_ATTR_MAX_IDS + 2];
+        if (touch_unpack(id, v.mv_data, v.mv_size, &t) != UMG_OK) {
+            urc = UMG_ECORRUPT;
+            break;
+        }
+        int nk = touch_keys(&t, keys);
+        for (int i = 0; i < nk && urc == UMG_OK; i++) {
+            urc = tidx_add(&x, keys[i], id);
+        }
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    if (urc == UMG_OK && rc != MDB_NOTFOUND) {
+        urc = map_err(rc, "index rebuild");
+    }
+    if (urc != UMG_OK) {
+        tidx_free(&x);
+        return urc;
+    }
+    tidx_free(&st->tidx);
+    st->tidx = x;
+    return UMG_OK;
+}
+
+static void publish_index(umg_store_t *st)
+{
+    atomic_store(&st->idx_entries, st->tidx.live);
+    atomic_store(&st->idx_bytes, (uint64_t)(st->tidx.cap * (sizeof(uint64_t) + sizeof(uint32_t)) +
+                                            st->tidx.pool_cap * sizeof(tnode_t)));
 }
 
 /* ------------------------------------------------------------- open, close */
@@ -149,6 +354,16 @@ int umg_store_open(const char *dir, const umg_store_config_t *cfg, umg_store_t *
             mdb_txn_abort(txn);
         }
     }
+    if (rc == 0) {
+        MDB_txn *txn;
+        rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+        if (rc == 0) {
+            int urc = tidx_rebuild(st, txn);
+            mdb_txn_abort(txn);
+            rc = urc == UMG_OK ? 0 : urc == UMG_ENOMEM ? ENOMEM : MDB_CORRUPTED;
+        }
+        publish_index(st);
+    }
     if (rc != 0) {
         umg_log(UMG_LOG_ERROR, "store", "cannot open the attribution store in %s: %s", dir, mdb_strerror(rc));
         if (st->env != NULL) {
@@ -177,6 +392,7 @@ void umg_store_close(umg_store_t *st)
     }
     mdb_env_sync(st->env, 1);
     mdb_env_close(st->env);
+    tidx_free(&st->tidx);
     cache_clear(st);
     umg_free(st->cache);
     umg_free(st);
@@ -209,7 +425,8 @@ int umg_store_stats(umg_store_t *st, umg_store_stats_t *out)
     }
     if (rc == UMG_OK) {
         out->touches = s[DB_TOUCH].ms_entries;
-        out->touch_keys = s[DB_TKEY].ms_entries;
+        out->touch_keys = atomic_load(&st->idx_entries);
+        out->index_bytes = atomic_load(&st->idx_bytes);
         out->devices = s[DB_DEV].ms_entries;
         out->decisions = s[DB_DEC].ms_entries;
         out->strings = s[DB_STR].ms_entries / 2;
@@ -261,6 +478,9 @@ int umg_store_commit(umg_store_txn_t *tx)
         rc = mdb_put(tx->txn, tx->st->dbi[DB_META], &k, &v, 0);
     }
     if (rc == 0) {
+        if (tx->write) {
+            publish_index(tx->st); /* still under the writer lock */
+        }
         rc = mdb_txn_commit(tx->txn);
     } else {
         mdb_txn_abort(tx->txn);
@@ -494,22 +714,6 @@ static int touch_unpack(uint64_t touch_id, const uint8_t *p, size_t len, umg_att
     return UMG_OK;
 }
 
-/* The index keys of a touch; returns how many. */
-static int touch_keys(const umg_attr_touch_t *t, uint64_t keys[UMG_ATTR_MAX_IDS + 2])
-{
-    int n = 0;
-    for (int i = 0; i < UMG_ATTR_MAX_IDS && t->ids[i] != 0; i++) {
-        keys[n++] = app_key(t->app, 'I', t->ids[i]);
-    }
-    if (t->click_id != 0) {
-        keys[n++] = app_key(t->app, 'C', t->click_id);
-    }
-    if (t->type == UMG_ATTR_CLICK && t->fp.ip != 0 && t->fp.os != 0) {
-        keys[n++] = app_key(t->app, 'F', fp_value(&t->fp));
-    }
-    return n;
-}
-
 int umg_store_touch_put(umg_store_txn_t *tx, const umg_attr_touch_t *t)
 {
     umg_store_t *st = tx->st;
@@ -530,10 +734,11 @@ int umg_store_touch_put(umg_store_txn_t *tx, const umg_attr_touch_t *t)
     uint64_t keys[UMG_ATTR_MAX_IDS + 2];
     int nk = touch_keys(t, keys);
     for (int i = 0; i < nk; i++) {
-        MDB_val kk = {8, &keys[i]}, kv = {8, &id};
-        rc = mdb_put(tx->txn, st->dbi[DB_TKEY], &kk, &kv, MDB_NODUPDATA);
-        if (rc != 0 && rc != MDB_KEYEXIST) {
-            return map_err(rc, "touch key put");
+        /* Should the transaction abort, the entries name touches that are not stored: gather skips those,
+         * and the touch gets entries again when it is stored. */
+        rc = tidx_add(&st->tidx, keys[i], id);
+        if (rc != UMG_OK) {
+            return rc;
         }
     }
     return UMG_OK;
@@ -566,48 +771,41 @@ int umg_store_gather(umg_store_txn_t *tx, const umg_attr_obs_t *obs, umg_attr_to
     if (nk == 0) {
         return UMG_OK;
     }
-    MDB_cursor *c;
-    int rc = mdb_cursor_open(tx->txn, tx->st->dbi[DB_TKEY], &c);
-    if (rc != 0) {
-        return map_err(rc, "gather");
+    if (!tx->write) {
+        return UMG_EINVAL; /* the index is only read under LMDB's writer lock */
     }
+    const tindex_t *x = &tx->st->tidx;
     size_t got = 0;
+    int rc = 0;
     for (int i = 0; i < nk && got < cap && rc == 0; i++) {
-        MDB_val k = {8, &keys[i]}, v;
-        rc = mdb_cursor_get(c, &k, &v, MDB_SET);
-        if (rc == MDB_NOTFOUND) {
-            rc = 0;
-            continue;
-        }
-        rc = rc ? rc : mdb_cursor_get(c, &k, &v, MDB_LAST_DUP);
-        for (int taken = 0; rc == 0 && taken < UMG_STORE_GATHER_PER_KEY && got < cap; taken++) {
-            uint64_t id;
-            memcpy(&id, v.mv_data, 8);
+        size_t j = tidx_find(x, keys[i], 0);
+        uint32_t node = j == SIZE_MAX ? 0 : x->heads[j];
+        /* Newest first; the list's expired tail starts below the watermark. */
+        for (int taken = 0; node != 0 && taken < UMG_STORE_GATHER_PER_KEY && got < cap; taken++) {
+            uint64_t id = x->pool[node - 1].id;
+            node = x->pool[node - 1].next;
+            if (id < x->watermark) {
+                break;
+            }
             int dup = 0;
-            for (size_t j = 0; j < got; j++) {
-                if (out[j].touch_id == id) {
+            for (size_t q = 0; q < got; q++) {
+                if (out[q].touch_id == id) {
                     dup = 1;
                     break;
                 }
             }
-            if (!dup) {
-                MDB_val tk = {8, &id}, tv;
-                int grc = mdb_get(tx->txn, tx->st->dbi[DB_TOUCH], &tk, &tv);
-                if (grc == 0 && touch_unpack(id, tv.mv_data, tv.mv_size, &out[got]) == UMG_OK &&
-                    out[got].app == obs->app) {
-                    got++;
-                } else if (grc != 0 && grc != MDB_NOTFOUND) {
-                    rc = grc;
-                    break;
-                }
+            if (dup) {
+                continue;
             }
-            rc = mdb_cursor_get(c, &k, &v, MDB_PREV_DUP);
-        }
-        if (rc == MDB_NOTFOUND) {
-            rc = 0;
+            MDB_val tk = {8, &id}, tv;
+            int grc = mdb_get(tx->txn, tx->st->dbi[DB_TOUCH], &tk, &tv);
+            if (grc == 0 && touch_unpack(id, tv.mv_data, tv.mv_size, &out[got]) == UMG_OK && out[got].app == obs->app) {
+                got++;
+            } else if (grc != 0 && grc != MDB_NOTFOUND) {
+                rc = grc; /* MDB_NOTFOUND: forgotten, or its transaction aborted */
+            }
         }
     }
-    mdb_cursor_close(c);
     *n = got;
     return map_err(rc, "gather");
 }
@@ -634,13 +832,11 @@ int umg_store_expire(umg_store_txn_t *tx, int64_t before_us, size_t max, size_t 
             break;
         }
         uint64_t keys[UMG_ATTR_MAX_IDS + 2];
-        int nk = touch_keys(&t, keys);
-        for (int i = 0; i < nk && rc == 0; i++) {
-            MDB_val kk = {8, &keys[i]}, kv = {8, &id};
-            rc = mdb_del(tx->txn, tx->st->dbi[DB_TKEY], &kk, &kv);
-            if (rc == MDB_NOTFOUND) {
-                rc = 0;
-            }
+        size_t nk = (size_t)touch_keys(&t, keys);
+        tindex_t *x = &tx->st->tidx;
+        x->live = x->live > nk ? x->live - nk : 0;
+        if (id + 1 > x->watermark) {
+            x->watermark = id + 1; /* its index entries are now past every list's end */
         }
         rc = rc ? rc : mdb_cursor_del(c, 0);
         done++;
@@ -650,7 +846,15 @@ int umg_store_expire(umg_store_txn_t *tx, int64_t before_us, size_t max, size_t 
     if (removed != NULL) {
         *removed = done;
     }
-    return rc == MDB_NOTFOUND ? UMG_OK : map_err(rc, "expire");
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return map_err(rc, "expire");
+    }
+    /* When expired entries outnumber the live ones, the pool is rebuilt from the touch table. */
+    tindex_t *x = &tx->st->tidx;
+    if (x->pool_n > 1000000 && x->pool_n > 2 * x->live) {
+        return tidx_rebuild(tx->st, tx->txn);
+    }
+    return UMG_OK;
 }
 
 int umg_store_touches_scan(umg_store_txn_t *tx, uint32_t app, int (*fn)(void *ctx, const umg_attr_touch_t *t),
@@ -858,7 +1062,32 @@ int umg_store_decisions_scan(umg_store_txn_t *tx, uint32_t app, int64_t from_us,
 
 /* ----------------------------------------------------------------- privacy */
 
-/* Deletes one touch and its keys; UMG_ENOENT when it is not stored. */
+/* Unlinks touch id from key's list. */
+static void tidx_unlink(tindex_t *x, uint64_t key, uint64_t id)
+{
+    size_t j = tidx_find(x, key, 0);
+    if (j == SIZE_MAX) {
+        return;
+    }
+    uint32_t prev = 0, node = x->heads[j];
+    while (node != 0) {
+        tnode_t *nd = &x->pool[node - 1];
+        if (nd->id == id) {
+            /* the node stays in the pool until the next rebuild */
+            if (prev == 0) {
+                x->heads[j] = nd->next;
+            } else {
+                x->pool[prev - 1].next = nd->next;
+            }
+            x->live -= x->live > 0;
+            return;
+        }
+        prev = node;
+        node = nd->next;
+    }
+}
+
+/* Deletes one touch and its index entries; UMG_ENOENT when it is not stored. */
 static int touch_del(umg_store_txn_t *tx, uint64_t id)
 {
     umg_attr_touch_t t;
@@ -868,16 +1097,11 @@ static int touch_del(umg_store_txn_t *tx, uint64_t id)
     }
     uint64_t keys[UMG_ATTR_MAX_IDS + 2];
     int nk = touch_keys(&t, keys);
-    int mrc = 0;
-    for (int i = 0; i < nk && (mrc == 0 || mrc == MDB_NOTFOUND); i++) {
-        MDB_val kk = {8, &keys[i]}, kv = {8, &id};
-        mrc = mdb_del(tx->txn, tx->st->dbi[DB_TKEY], &kk, &kv);
+    for (int i = 0; i < nk; i++) {
+        tidx_unlink(&tx->st->tidx, keys[i], id);
     }
     MDB_val k = {8, &id};
-    if (mrc == 0 || mrc == MDB_NOTFOUND) {
-        mrc = mdb_del(tx->txn, tx->st->dbi[DB_TOUCH], &k, NULL);
-    }
-    return map_err(mrc, "forget touch");
+    return map_err(mdb_del(tx->txn, tx->st->dbi[DB_TOUCH], &k, NULL), "forget touch");
 }
 
 static int has_key(const uint64_t *keys, size_t n, uint64_t k)
@@ -915,32 +1139,19 @@ int umg_store_forget(umg_store_txn_t *tx, const umg_store_forget_t *f, umg_store
             rc = map_err(mrc, "forget alias");
             break;
         }
-        /* Touches keyed by this identifier (newest first; each delete moves the cursor's data, so re-seek). */
+        /* Touches keyed by this identifier: deleting one unlinks it, so always take the list's head. */
+        tindex_t *x = &tx->st->tidx;
         uint64_t tk = app_key(app, 'I', f->id_hashes[i]);
-        for (;;) {
-            MDB_val kk = {8, &tk}, kv;
-            mrc = mdb_get(tx->txn, tx->st->dbi[DB_TKEY], &kk, &kv);
-            if (mrc == MDB_NOTFOUND) {
-                break;
-            }
-            if (mrc != 0) {
-                rc = map_err(mrc, "forget touches");
-                break;
-            }
-            uint64_t id;
-            memcpy(&id, kv.mv_data, 8);
-            rc = touch_del(tx, id);
-            if (rc == UMG_ENOENT) {
-                /* a key without its touch: drop the key */
-                kv = (MDB_val){8, &id};
-                rc = map_err(mdb_del(tx->txn, tx->st->dbi[DB_TKEY], &kk, &kv), "forget key");
-            } else if (rc == UMG_OK) {
-                s.touches++;
-            }
-            if (rc != UMG_OK) {
-                break;
+        for (size_t j = tidx_find(x, tk, 0); j != SIZE_MAX && x->heads[j] != 0 && rc == UMG_OK;) {
+            uint32_t head = x->heads[j];
+            rc = touch_del(tx, x->pool[head - 1].id);
+            s.touches += rc == UMG_OK;
+            if (rc == UMG_ENOENT || (rc == UMG_OK && x->heads[j] == head)) {
+                x->heads[j] = x->pool[head - 1].next; /* an entry without its touch */
+                rc = UMG_OK;
             }
         }
+        tidx_remove(x, tk);
     }
     /* 2. Their state. */
     for (size_t i = 0; i < ncanon && rc == UMG_OK; i++) {

@@ -5,7 +5,8 @@
  * strings (source, campaign, ...) and the pipeline's next log offset.
  *
  * One writer (the pipeline thread) at a time, any number of readers (the
- * HTTP loops), as LMDB allows. Everything a pipeline batch changes, including
+ * HTTP loops), as LMDB allows. Touches are found through a key index kept
+ * in memory (umg_store_gather works in write transactions only). Everything a pipeline batch changes, including
  * the offset it read up to, is one transaction, so a restart resumes exactly
  * where the last committed batch ended and no record is applied twice.
  * Commits are not synced one by one (MDB_NOSYNC); umg_store_sync() flushes,
@@ -28,17 +29,22 @@ typedef struct umg_store_config_s {
 typedef struct umg_store_s umg_store_t;
 typedef struct umg_store_txn_s umg_store_txn_t;
 
-/** Opens (creating) the store in dir. UMG_EIO with the reason logged. */
+/**
+ * Opens (creating) the store in dir and rebuilds the touches' key index in
+ * memory from the touch table (about 1 s per 5 M touches). UMG_EIO with the
+ * reason logged.
+ */
 int umg_store_open(const char *dir, const umg_store_config_t *cfg, umg_store_t **out);
 void umg_store_close(umg_store_t *st);
 /** Flushes committed transactions to disk. */
 int umg_store_sync(umg_store_t *st);
 
 typedef struct umg_store_stats_s {
-    uint64_t touches, touch_keys, devices, decisions, strings;
-    uint64_t touch_bytes; /* pages of the touch and touch-key tables, in bytes */
-    uint64_t total_bytes; /* pages in use by every table */
-    uint64_t next_offset; /* the pipeline's next log offset */
+    uint64_t touches, touch_keys, devices, decisions, strings; /* touch_keys: live entries of the key index */
+    uint64_t touch_bytes;                                      /* pages of the touch table, in bytes */
+    uint64_t index_bytes;                                      /* memory of the touches' key index */
+    uint64_t total_bytes;                                      /* pages in use by every table */
+    uint64_t next_offset;                                      /* the pipeline's next log offset */
 } umg_store_stats_t;
 int umg_store_stats(umg_store_t *st, umg_store_stats_t *out);
 
@@ -77,7 +83,8 @@ int umg_store_touch_get(umg_store_txn_t *tx, uint64_t touch_id, umg_attr_touch_t
  * Every stored touch of obs's app that one of obs's keys reaches (identifier
  * hashes, the referrer's click id, the fingerprint IP + OS), each once, at
  * most UMG_STORE_GATHER_PER_KEY newest per key and cap in all. Touches are
- * not filtered by time here: the core applies the windows.
+ * not filtered by time here: the core applies the windows. Write
+ * transactions only (UMG_EINVAL otherwise).
  */
 int umg_store_gather(umg_store_txn_t *tx, const umg_attr_obs_t *obs, umg_attr_touch_t *out, size_t cap, size_t *n);
 

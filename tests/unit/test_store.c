@@ -195,6 +195,32 @@ static void test_touches_gather_and_expire(void **state)
     assert_int_equal(umg_store_stats(st, &ss), UMG_OK);
     assert_int_equal(ss.touches, 4);
     assert_true(ss.total_bytes > 0);
+    assert_true(ss.index_bytes > 0);
+
+    /* An aborted transaction's touch is not found, although its keys were indexed. */
+    assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK);
+    umg_attr_touch_t lost = touch(1, 16, T0 - 10 * S_, 333, 0, 0);
+    assert_int_equal(umg_store_touch_put(tx, &lost), UMG_OK);
+    umg_store_abort(tx);
+    /* The index is rebuilt from the touch table when the store opens again. */
+    umg_store_close(st);
+    st = open_store(dir);
+    assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK);
+    memset(&obs, 0, sizeof(obs));
+    obs.app = 1;
+    obs.ids[0] = 333;
+    assert_int_equal(umg_store_gather(tx, &obs, out, 16, &n), UMG_OK);
+    assert_int_equal(n, 0);
+    obs.ids[0] = 111;
+    obs.fp.ip = 0xabc;
+    obs.fp.os = umg_attr_os_pack(UMG_ATTR_PLATFORM_ANDROID, 14, 0, 0);
+    assert_int_equal(umg_store_gather(tx, &obs, out, 16, &n), UMG_OK);
+    assert_int_equal(n, 2); /* 12 by the device, 13 by the fingerprint */
+    umg_store_abort(tx);
+    /* Read transactions cannot gather (the index belongs to the writer). */
+    assert_int_equal(umg_store_begin(st, 0, &tx), UMG_OK);
+    assert_int_equal(umg_store_gather(tx, &obs, out, 16, &n), UMG_EINVAL);
+    umg_store_abort(tx);
 
     /* Scans see every touch of an app in log order. */
     assert_int_equal(umg_store_begin(st, 0, &tx), UMG_OK);

@@ -68,6 +68,7 @@ typedef struct tindex_s {
 struct umg_store_s {
     MDB_env *env;
     tindex_t tidx;
+    int idx_ready; /* the index is built by the first write transaction, not at open (readiness waits for none) */
     _Atomic uint64_t idx_entries, idx_bytes; /* for stats on other threads, updated at each commit */
     MDB_dbi dbi[DB_COUNT];
     str_ent_t *cache;  /* 1 << CACHE_BITS slots, direct-mapped */
@@ -354,16 +355,7 @@ int umg_store_open(const char *dir, const umg_store_config_t *cfg, umg_store_t *
             mdb_txn_abort(txn);
         }
     }
-    if (rc == 0) {
-        MDB_txn *txn;
-        rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
-        if (rc == 0) {
-            int urc = tidx_rebuild(st, txn);
-            mdb_txn_abort(txn);
-            rc = urc == UMG_OK ? 0 : urc == UMG_ENOMEM ? ENOMEM : MDB_CORRUPTED;
-        }
-        publish_index(st);
-    }
+
     if (rc != 0) {
         umg_log(UMG_LOG_ERROR, "store", "cannot open the attribution store in %s: %s", dir, mdb_strerror(rc));
         if (st->env != NULL) {
@@ -458,6 +450,15 @@ int umg_store_begin(umg_store_t *st, int write, umg_store_txn_t **out)
     }
     tx->st = st;
     tx->write = write;
+    if (write && !st->idx_ready) {
+        rc = tidx_rebuild(st, tx->txn);
+        if (rc != UMG_OK) {
+            mdb_txn_abort(tx->txn);
+            umg_free(tx);
+            return rc;
+        }
+        st->idx_ready = 1;
+    }
     if (write) {
         MDB_val k = {8, "next_str"}, v;
         st->next_str = 1;

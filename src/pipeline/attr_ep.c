@@ -134,11 +134,11 @@ static int click_id_of(umg_ingest_t *ing, uint32_t app, uint64_t touch_id, char 
     return rc;
 }
 
-/* The members of an attribution (the winning touch); nothing when organic. */
+/* The members of an attribution (the winning touch), the first one preceded by lead ("," or ""). */
 static int put_attribution(umg_buf_t *o, umg_store_txn_t *tx, umg_ingest_t *ing, uint32_t app,
-                           const umg_attr_attribution_t *a)
+                           const umg_attr_attribution_t *a, const char *lead)
 {
-    int rc = umg_buf_printf(o, ",\"match\":\"%s\",\"touch_type\":\"%s\"", umg_attr_match_name(a->match),
+    int rc = umg_buf_printf(o, "%s\"match\":\"%s\",\"touch_type\":\"%s\"", lead, umg_attr_match_name(a->match),
                             umg_attr_touch_type_name(a->touch_type));
     rc = rc ? rc : put_time(o, "touch_ts", a->touch_ts_us);
     rc = rc ? rc : umg_buf_printf(o, ",\"touch_id\":%llu", (unsigned long long)a->touch_id);
@@ -209,7 +209,7 @@ void umg_attr_ep_attribution(umg_http_req_t *req, void *thread_data)
                                    umg_attr_outcome_name((umg_attr_outcome_t)d.attr.outcome));
         brc = brc ? brc : put_time(&o, "install_ts", d.attr.install_ts_us);
         if (!organic) {
-            brc = brc ? brc : put_attribution(&o, tx, ing, app.id, a);
+            brc = brc ? brc : put_attribution(&o, tx, ing, app.id, a, ",");
         }
         brc = brc ? brc
                   : umg_buf_printf(&o, ",\"installs\":%u,\"reinstalls\":%u,\"reengagements\":%u", d.attr.installs,
@@ -221,7 +221,7 @@ void umg_attr_ep_attribution(umg_http_req_t *req, void *thread_data)
             brc = umg_buf_printf(&o, ",\"reengagement\":{\"active\":true");
             brc = brc ? brc : put_time(&o, "ts", d.attr.reeng_ts_us);
             brc = brc ? brc : put_time(&o, "until", d.attr.reeng_ts_us + s.reengagement_window_days * 86400000000ll);
-            brc = brc ? brc : put_attribution(&o, tx, ing, app.id, &cr.reeng);
+            brc = brc ? brc : put_attribution(&o, tx, ing, app.id, &cr.reeng, ",");
             brc = brc ? brc : umg_buf_putc(&o, '}');
         } else if (brc == UMG_OK) {
             brc = umg_buf_printf(&o, ",\"reengagement\":null");
@@ -272,11 +272,7 @@ static int install_row(void *ctx, const umg_store_decision_t *r)
         rc = rc ? rc : umg_buf_printf(o, ",\"attribution\":null");
     } else {
         rc = rc ? rc : umg_buf_printf(o, ",\"attribution\":{");
-        size_t mark = o->len;
-        rc = rc ? rc : put_attribution(o, x->tx, x->ing, x->app, &r->d.attr);
-        if (rc == UMG_OK && o->len > mark) {
-            o->ptr[mark] = ' '; /* the leading comma */
-        }
+        rc = rc ? rc : put_attribution(o, x->tx, x->ing, x->app, &r->d.attr, "");
         rc = rc ? rc : umg_buf_putc(o, '}');
     }
     rc = rc ? rc : umg_buf_printf(o, ",\"touches\":[");

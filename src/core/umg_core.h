@@ -321,6 +321,44 @@ static inline uint64_t umg_load64(const char *p)
     return w;
 }
 
+/**
+ * The length of the well-formed UTF-8 sequence at s[0..n) (n >= 1), or 0
+ * with *bad set to the length of its maximal ill-formed subpart (Unicode
+ * 3.9, "U+FFFD substitution of maximal subparts": a lead byte and the
+ * continuation bytes that were still valid). No surrogates, nothing above
+ * U+10FFFF, no overlong forms.
+ */
+static inline size_t umg_utf8_seq(const unsigned char *s, size_t n, size_t *bad)
+{
+    unsigned char b = s[0], lo = 0x80, hi = 0xbf; /* the range of the second byte */
+    size_t need;
+    if (b < 0x80) {
+        return 1;
+    } else if (b >= 0xc2 && b <= 0xdf) {
+        need = 1;
+    } else if (b >= 0xe0 && b <= 0xef) {
+        need = 2;
+        lo = b == 0xe0 ? 0xa0 : 0x80;
+        hi = b == 0xed ? 0x9f : 0xbf;
+    } else if (b >= 0xf0 && b <= 0xf4) {
+        need = 3;
+        lo = b == 0xf0 ? 0x90 : 0x80;
+        hi = b == 0xf4 ? 0x8f : 0xbf;
+    } else {
+        *bad = 1;
+        return 0;
+    }
+    size_t k = 1;
+    while (k <= need && k < n && s[k] >= (k == 1 ? lo : 0x80) && s[k] <= (k == 1 ? hi : 0xbf)) {
+        k++;
+    }
+    if (k == need + 1) {
+        return k;
+    }
+    *bad = k;
+    return 0;
+}
+
 /** The value of one hex digit (either case), or -1. */
 static inline int umg_hexval(int c)
 {

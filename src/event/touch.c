@@ -298,34 +298,12 @@ static int text_check(const char *str, size_t n, int mark)
             i++;
             continue;
         }
-        size_t need;
-        unsigned char lo = 0x80, hi = 0xbf; /* range of the second byte */
-        if (b >= 0xc2 && b <= 0xdf) {
-            need = 1;
-            ctl |= b == 0xc2 && i + 1 < n && s[i + 1] < 0xa0; /* U+0080..U+009F */
-        } else if (b >= 0xe0 && b <= 0xef) {
-            need = 2;
-            lo = b == 0xe0 ? 0xa0 : 0x80;
-            hi = b == 0xed ? 0x9f : 0xbf; /* no surrogates */
-        } else if (b >= 0xf0 && b <= 0xf4) {
-            need = 3;
-            lo = b == 0xf0 ? 0x90 : 0x80;
-            hi = b == 0xf4 ? 0x8f : 0xbf; /* nothing above U+10FFFF */
-        } else {
+        size_t bad, k = umg_utf8_seq(s + i, n - i, &bad);
+        if (k == 0) {
             return TXT_UTF8;
         }
-        if (i + need >= n) {
-            return TXT_UTF8; /* truncated */
-        }
-        if (s[i + 1] < lo || s[i + 1] > hi) {
-            return TXT_UTF8;
-        }
-        for (size_t k = 2; k <= need; k++) {
-            if (s[i + k] < 0x80 || s[i + k] > 0xbf) {
-                return TXT_UTF8;
-            }
-        }
-        i += need + 1;
+        ctl |= b == 0xc2 && s[i + 1] < 0xa0; /* U+0080..U+009F */
+        i += k;
     }
     return ctl ? TXT_CONTROL : TXT_OK;
 }

@@ -65,51 +65,16 @@ static inline void utf8_scrub(unsigned char *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
-        unsigned char b = s[i];
-        if (b < 0x80) {
+        if (s[i] < 0x80) {
             i++;
             continue;
         }
-        size_t need;
-        unsigned char lo = 0x80, hi = 0xbf; /* range of the second byte */
-        if (b >= 0xc2 && b <= 0xdf) {
-            need = 1;
-        } else if (b >= 0xe0 && b <= 0xef) {
-            need = 2;
-            if (b == 0xe0) {
-                lo = 0xa0;
-            } else if (b == 0xed) {
-                hi = 0x9f; /* no surrogates */
-            }
-        } else if (b >= 0xf0 && b <= 0xf4) {
-            need = 3;
-            if (b == 0xf0) {
-                lo = 0x90;
-            } else if (b == 0xf4) {
-                hi = 0x8f; /* nothing above U+10FFFF */
-            }
-        } else {
-            s[i++] = UTF8_MARK;
-            continue;
+        size_t bad = 0, k = umg_utf8_seq(s + i, n - i, &bad);
+        if (k == 0) {
+            memset(s + i, UTF8_MARK, bad); /* the lead and the continuations that were valid so far */
+            k = bad;
         }
-        size_t k = 1;
-        while (k <= need && i + k < n) {
-            unsigned char cb = s[i + k];
-            unsigned char l = k == 1 ? lo : 0x80, h = k == 1 ? hi : 0xbf;
-            if (cb < l || cb > h) {
-                break;
-            }
-            k++;
-        }
-        if (k == need + 1) {
-            i += k;
-        } else {
-            /* Mark the lead and the continuations that were valid so far. */
-            for (size_t j = 0; j < k; j++) {
-                s[i + j] = UTF8_MARK;
-            }
-            i += k;
-        }
+        i += k;
     }
 }
 

@@ -469,50 +469,13 @@ static int put_fixed(umg_buf_t *b, uint64_t units, int d)
     return rc;
 }
 
-/*
- * The length of the well-formed UTF-8 sequence at s[0..n) (n >= 1), or 0 and
- * in *bad the length of its maximal ill-formed subpart (Unicode 15, 3.9,
- * U+FFFD substitution of maximal subparts): a lead byte and those
- * continuation bytes that were still valid.
- */
-static size_t utf8_seq(const unsigned char *s, size_t n, size_t *bad)
-{
-    unsigned char b = s[0], lo = 0x80, hi = 0xbf;
-    size_t need;
-    if (b < 0x80) {
-        return 1;
-    } else if (b >= 0xc2 && b <= 0xdf) {
-        need = 1;
-    } else if (b >= 0xe0 && b <= 0xef) {
-        need = 2;
-        lo = b == 0xe0 ? 0xa0 : 0x80;
-        hi = b == 0xed ? 0x9f : 0xbf; /* no surrogates */
-    } else if (b >= 0xf0 && b <= 0xf4) {
-        need = 3;
-        lo = b == 0xf0 ? 0x90 : 0x80;
-        hi = b == 0xf4 ? 0x8f : 0xbf; /* nothing above U+10FFFF */
-    } else {
-        *bad = 1;
-        return 0;
-    }
-    size_t k = 1;
-    while (k <= need && k < n && s[k] >= (k == 1 ? lo : 0x80) && s[k] <= (k == 1 ? hi : 0xbf)) {
-        k++;
-    }
-    if (k == need + 1) {
-        return k;
-    }
-    *bad = k;
-    return 0;
-}
-
 /* A name as a JSON string, ill-formed UTF-8 replaced by U+FFFD. */
 static int put_name(umg_buf_t *b, const name_t *nm, umg_buf_t *tmp)
 {
     const unsigned char *s = (const unsigned char *)nm->ptr;
     size_t i = 0, bad = 0;
     while (i < nm->len) {
-        size_t k = utf8_seq(s + i, nm->len - i, &bad);
+        size_t k = umg_utf8_seq(s + i, nm->len - i, &bad);
         if (k == 0) {
             break;
         }
@@ -524,7 +487,7 @@ static int put_name(umg_buf_t *b, const name_t *nm, umg_buf_t *tmp)
     umg_buf_reset(tmp);
     int rc = UMG_OK;
     for (i = 0; i < nm->len && rc == UMG_OK;) {
-        size_t k = utf8_seq(s + i, nm->len - i, &bad);
+        size_t k = umg_utf8_seq(s + i, nm->len - i, &bad);
         rc = k ? umg_buf_append(tmp, s + i, k) : umg_buf_append(tmp, "\xef\xbf\xbd", 3);
         i += k ? k : bad;
     }

@@ -133,17 +133,23 @@ static void tidx_free(tindex_t *x)
     memset(x, 0, sizeof(*x));
 }
 
-static size_t tidx_slot(const tindex_t *x, uint64_t key)
+/* A slot in [0, cap) for any cap (multiply-shift), so the table can grow by half instead of doubling. */
+static inline size_t slot_of(uint64_t key, size_t cap)
 {
-    return (size_t)(mix64(key) & (x->cap - 1));
+    return (size_t)(((unsigned __int128)mix64(key) * cap) >> 64);
 }
 
-/* Grows (or cleans) the key table to hold at least `need` keys at under 70% load. */
+static inline size_t slot_next(size_t j, size_t cap)
+{
+    return j + 1 == cap ? 0 : j + 1;
+}
+
+/* Grows (or cleans) the key table to hold at least `need` keys at under 75% load. */
 static int tidx_resize(tindex_t *x, size_t need)
 {
     size_t cap = 1024;
-    while (cap * 7 / 10 < need) {
-        cap *= 2;
+    while (cap * 3 / 4 < need) {
+        cap += cap / 2;
     }
     uint64_t *keys = umg_calloc(cap, sizeof(uint64_t));
     uint32_t *heads = umg_calloc(cap, sizeof(uint32_t));
@@ -158,9 +164,9 @@ static int tidx_resize(tindex_t *x, size_t need)
         if (k == TKEY_EMPTY || k == TKEY_GONE) {
             continue;
         }
-        size_t j = (size_t)(mix64(k) & (cap - 1));
+        size_t j = slot_of(k, cap);
         while (keys[j] != TKEY_EMPTY) {
-            j = (j + 1) & (cap - 1);
+            j = slot_next(j, cap);
         }
         keys[j] = k;
         heads[j] = x->heads[i];
@@ -181,7 +187,7 @@ static size_t tidx_find(const tindex_t *x, uint64_t key, int insert)
     if (x->cap == 0) {
         return SIZE_MAX;
     }
-    size_t j = tidx_slot(x, key), gone = SIZE_MAX;
+    size_t j = slot_of(key, x->cap), gone = SIZE_MAX;
     for (;;) {
         uint64_t k = x->keys[j];
         if (k == key) {
@@ -193,21 +199,21 @@ static size_t tidx_find(const tindex_t *x, uint64_t key, int insert)
         if (k == TKEY_GONE && gone == SIZE_MAX) {
             gone = j;
         }
-        j = (j + 1) & (x->cap - 1);
+        j = slot_next(j, x->cap);
     }
 }
 
 /* Adds touch id under key, at the head of its list. */
 static int tidx_add(tindex_t *x, uint64_t key, uint64_t id)
 {
-    if ((x->used + 1) * 10 > x->cap * 7 && tidx_resize(x, x->used + 1) != UMG_OK) {
+    if ((x->used + 1) * 4 > x->cap * 3 && tidx_resize(x, (x->used + 1) * 5 / 4) != UMG_OK) {
         return UMG_ENOMEM;
     }
     if (x->pool_n == x->pool_cap) {
         if (x->pool_cap >= UINT32_MAX - 1) {
             return UMG_EFULL;
         }
-        size_t ncap = x->pool_cap ? x->pool_cap * 2 : 4096;
+        size_t ncap = x->pool_cap ? x->pool_cap + x->pool_cap / 2 : 4096; /* by half: less slack than doubling */
         ncap = ncap > UINT32_MAX - 1 ? UINT32_MAX - 1 : ncap;
         tnode_t *np = umg_realloc(x->pool, ncap * sizeof(tnode_t));
         if (np == NULL) {

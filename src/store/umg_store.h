@@ -31,7 +31,7 @@ typedef struct umg_store_txn_s umg_store_txn_t;
 
 /**
  * Opens (creating) the store in dir. The touches' key index is rebuilt in
- * memory from the touch table by the first write transaction (about 0.5 s
+ * memory from the touch table by the first write transaction (about 0.8 s
  * per million touches), so opening is quick. UMG_EIO with the reason logged.
  */
 int umg_store_open(const char *dir, const umg_store_config_t *cfg, umg_store_t **out);

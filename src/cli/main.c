@@ -322,6 +322,7 @@ static int cmd_serve(int argc, char **argv)
     umg_privacy_runner_t *privacy = NULL;
     umg_store_t *store = NULL;
     umg_pipeline_t *pipeline = NULL;
+    umg_attr_worker_t *attr_worker = NULL;
 
     if (umg_mkdirs(cfg.data, 0755) != UMG_OK) {
         fprintf(stderr, "unmogrowp serve: cannot create the data directory %s: %s\n", cfg.data, strerror(errno));
@@ -410,6 +411,11 @@ static int cmd_serve(int argc, char **argv)
         }
         ing.store = store;
         ing.pipeline = pipeline;
+        if (umg_attr_worker_start(&attr_worker) != UMG_OK) {
+            umg_log(UMG_LOG_ERROR, "serve", "cannot start the report worker");
+            goto done;
+        }
+        ing.attr_worker = attr_worker;
         cfg.privacy.forgotten = umg_pipeline_forgotten;
         cfg.privacy.done = umg_pipeline_forget_done;
         cfg.privacy.forget_ctx = pipeline;
@@ -449,6 +455,8 @@ static int cmd_serve(int argc, char **argv)
     usleep(100000);
     rc = 0;
 done:
+    /* Queued reports are answered while the loops still run. */
+    umg_attr_worker_stop(attr_worker);
     if (srv != NULL) {
         umg_http_server_stop(srv);
     }
@@ -463,6 +471,7 @@ done:
         ing.bus_ops->close(ing.bus);
     }
     umg_http_server_free(srv);
+    umg_attr_worker_free(attr_worker);
     umg_admin_free(ing.admin);
     umg_limits_free(ing.limits);
     umg_auth_close(ing.auth);

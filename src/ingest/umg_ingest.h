@@ -22,14 +22,15 @@ typedef struct umg_ingest_config_s {
 
 typedef struct umg_ingest_s {
     umg_ingest_config_t cfg;
-    umg_apps_t *apps;                /* borrowed */
-    umg_auth_t *auth;                /* borrowed */
-    umg_limits_t *limits;            /* borrowed; NULL: no ingest limits */
-    struct umg_admin_s *admin;       /* borrowed; the admin API and async audit */
-    struct umg_pii_s *pii;           /* borrowed; NULL: no PII encrypted at rest */
-    struct umg_store_s *store;       /* borrowed; the attribution store (NULL: attribution off) */
-    struct umg_pipeline_s *pipeline; /* borrowed */
-    const umg_bus_ops_t *bus_ops;    /* set with bus once recovery finished */
+    umg_apps_t *apps;                      /* borrowed */
+    umg_auth_t *auth;                      /* borrowed */
+    umg_limits_t *limits;                  /* borrowed; NULL: no ingest limits */
+    struct umg_admin_s *admin;             /* borrowed; the admin API and async audit */
+    struct umg_pii_s *pii;                 /* borrowed; NULL: no PII encrypted at rest */
+    struct umg_store_s *store;             /* borrowed; the attribution store (NULL: attribution off) */
+    struct umg_pipeline_s *pipeline;       /* borrowed */
+    struct umg_attr_worker_s *attr_worker; /* borrowed; computes reports */
+    const umg_bus_ops_t *bus_ops;          /* set with bus once recovery finished */
     umg_bus_t *bus;
     _Atomic int ready;
 } umg_ingest_t;

@@ -12,6 +12,7 @@
 #include "umg_report.h"
 #include "umg_store.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 
 /* Finds ?app= and checks the caller may read it with perm (app credentials: only their own app). */
@@ -645,12 +646,175 @@ static int mta_feed(mta_ctx_t *c, umg_mta_report_t *rep)
     return rc;
 }
 
+/*
+ * Reports are computed on a worker thread of their own (a million journeys
+ * take up to a second), never on an event loop: the handler checks the
+ * request, defers it and queues a job; the worker resumes it with the answer.
+ */
+#define REPORT_QUEUE_MAX 16
+
+typedef struct report_job_s {
+    struct report_job_s *next;
+    umg_http_defer_t *defer;
+    umg_store_t *store;
+    umg_app_t app;
+    umg_mta_model_t model;
+    mta_ctx_t c;
+    int status; /* the answer: 200 with out, or an error */
+    const char *code;
+    umg_buf_t out;
+} report_job_t;
+
+struct umg_attr_worker_s {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    report_job_t *head, *tail;
+    size_t queued;
+    int stopping;
+};
+
+static void report_compute(report_job_t *j)
+{
+    mta_ctx_t *c = &j->c;
+    umg_mta_report_t *rep = NULL;
+    int rc = umg_mta_report_new(j->model, NULL, &rep);
+    rc = rc ? rc : umg_store_begin(j->store, 0, &c->tx);
+    if (rc == UMG_OK) {
+        rc = umg_store_decisions_scan(c->tx, j->app.id, c->from, c->to, 0, 0, mta_conversion, c);
+        rc = rc == 1 ? c->rc : rc;
+        if (rc == UMG_OK) {
+            rc = umg_store_touches_scan(c->tx, j->app.id, mta_touch, c);
+            rc = rc == 1 ? c->rc : rc;
+        }
+        rc = rc ? rc : mta_feed(c, rep);
+    }
+    umg_buf_t *o = &j->out;
+    if (rc == UMG_OK) {
+        rc = umg_buf_printf(o, "{\"app\":\"%s\",\"by\":\"%s\",\"value\":\"%s\"", j->app.public_id,
+                            umg_mta_report_by_name(c->by), umg_mta_report_value_name(c->value));
+        if (rc == UMG_OK && c->from > INT64_MIN / 2) {
+            rc = put_time(o, "from", c->from);
+        }
+        if (rc == UMG_OK && c->to < INT64_MAX / 2) {
+            rc = put_time(o, "to", c->to);
+        }
+        rc = rc ? rc : umg_buf_printf(o, ",\"report\":");
+        rc = rc ? rc : umg_mta_report_json(rep, o);
+        rc = rc ? rc : umg_buf_putc(o, '}');
+    }
+    if (c->tx != NULL) {
+        umg_store_abort(c->tx);
+        c->tx = NULL;
+    }
+    umg_mta_report_free(rep);
+    idmap_free(&c->used);
+    umg_free(c->conv);
+    umg_free(c->paths);
+    umg_free(c->free_touches);
+    c->conv = NULL;
+    c->paths = NULL;
+    c->free_touches = NULL;
+    j->status = rc == UMG_OK ? 200 : 503;
+    j->code = rc == UMG_ENOMEM ? "out_of_memory" : "store_unavailable";
+}
+
+static void report_answer(umg_http_req_t *req, void *data)
+{
+    report_job_t *j = data;
+    if (req != NULL) {
+        if (j->status == 200) {
+            umg_http_respond(req, 200, "application/json", j->out.ptr, j->out.len, NULL);
+        } else {
+            umg_http_error(req, j->status, j->code, NULL, "the report could not be computed; retry");
+        }
+    }
+    umg_buf_free(&j->out);
+    umg_free(j);
+}
+
+static void *report_worker(void *arg)
+{
+    umg_attr_worker_t *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (w->head == NULL && !w->stopping) {
+            pthread_cond_wait(&w->cv, &w->mu);
+        }
+        report_job_t *j = w->head;
+        if (j == NULL) {
+            break; /* stopping, nothing left */
+        }
+        w->head = j->next;
+        if (w->head == NULL) {
+            w->tail = NULL;
+        }
+        w->queued--;
+        int stopping = w->stopping;
+        pthread_mutex_unlock(&w->mu);
+        if (stopping) {
+            j->status = 503; /* shutting down: answer what is queued without computing it */
+            j->code = "shutting_down";
+        } else {
+            report_compute(j);
+        }
+        umg_http_resume(j->defer, report_answer, j);
+        pthread_mutex_lock(&w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+int umg_attr_worker_start(umg_attr_worker_t **out)
+{
+    umg_attr_worker_t *w = umg_calloc(1, sizeof(*w));
+    if (w == NULL) {
+        return UMG_ENOMEM;
+    }
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    if (pthread_create(&w->thread, NULL, report_worker, w) != 0) {
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cv);
+        umg_free(w);
+        return UMG_ENOMEM;
+    }
+    *out = w;
+    return UMG_OK;
+}
+
+void umg_attr_worker_stop(umg_attr_worker_t *w)
+{
+    if (w == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&w->mu);
+    w->stopping = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+}
+
+void umg_attr_worker_free(umg_attr_worker_t *w)
+{
+    if (w == NULL) {
+        return;
+    }
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    umg_free(w);
+}
+
 void umg_attr_ep_report_mta(umg_http_req_t *req, void *thread_data)
 {
     umg_ingest_t *ing = umg__ingest_of(thread_data);
     umg_principal_t who;
     umg_app_t app;
     if (app_for(ing, req, 0, UMG_PERM_REPORTS_READ, &app, &who) != 0) {
+        return;
+    }
+    if (ing->attr_worker == NULL) {
+        umg_http_error(req, 503, "not_ready", NULL, "reports are not available yet; retry shortly");
         return;
     }
     mta_ctx_t c = {.app = app.id};
@@ -675,45 +839,33 @@ void umg_attr_ep_report_mta(umg_http_req_t *req, void *thread_data)
         umg_http_error(req, 400, "invalid_value", "value", "value must be installs or revenue");
         return;
     }
-    umg_mta_report_t *rep = NULL;
-    int rc = umg_mta_report_new(model, NULL, &rep);
-    rc = rc ? rc : umg_store_begin(ing->store, 0, &c.tx);
-    if (rc == UMG_OK) {
-        rc = umg_store_decisions_scan(c.tx, app.id, c.from, c.to, 0, 0, mta_conversion, &c);
-        rc = rc == 1 ? c.rc : rc;
-        if (rc == UMG_OK) {
-            rc = umg_store_touches_scan(c.tx, app.id, mta_touch, &c);
-            rc = rc == 1 ? c.rc : rc;
+    report_job_t *j = umg_calloc(1, sizeof(*j));
+    if (j == NULL) {
+        umg_http_error(req, 503, "out_of_memory", NULL, "out of memory; retry");
+        return;
+    }
+    j->store = ing->store;
+    j->app = app;
+    j->model = model;
+    j->c = c;
+    umg_attr_worker_t *w = ing->attr_worker;
+    pthread_mutex_lock(&w->mu);
+    int stopping = w->stopping, full = w->queued >= REPORT_QUEUE_MAX || stopping;
+    if (!full) {
+        j->defer = umg_http_defer(req);
+        if (w->tail != NULL) {
+            w->tail->next = j;
+        } else {
+            w->head = j;
         }
-        rc = rc ? rc : mta_feed(&c, rep);
+        w->tail = j;
+        w->queued++;
+        pthread_cond_signal(&w->cv);
     }
-    umg_buf_t o = {0};
-    if (rc == UMG_OK) {
-        rc = umg_buf_printf(&o, "{\"app\":\"%s\",\"by\":\"%s\",\"value\":\"%s\"", app.public_id,
-                            umg_mta_report_by_name(c.by), umg_mta_report_value_name(c.value));
-        if (rc == UMG_OK && c.from > INT64_MIN / 2) {
-            rc = put_time(&o, "from", c.from);
-        }
-        if (rc == UMG_OK && c.to < INT64_MAX / 2) {
-            rc = put_time(&o, "to", c.to);
-        }
-        rc = rc ? rc : umg_buf_printf(&o, ",\"report\":");
-        rc = rc ? rc : umg_mta_report_json(rep, &o);
-        rc = rc ? rc : umg_buf_putc(&o, '}');
+    pthread_mutex_unlock(&w->mu);
+    if (full) {
+        umg_free(j);
+        umg_http_error(req, 503, stopping ? "shutting_down" : "overloaded", NULL,
+                       stopping ? "the server is stopping" : "too many reports are being computed; retry shortly");
     }
-    if (c.tx != NULL) {
-        umg_store_abort(c.tx);
-    }
-    umg_mta_report_free(rep);
-    idmap_free(&c.used);
-    umg_free(c.conv);
-    umg_free(c.paths);
-    umg_free(c.free_touches);
-    if (rc != UMG_OK) {
-        umg_http_error(req, 503, rc == UMG_ENOMEM ? "out_of_memory" : "store_unavailable", NULL,
-                       "the report could not be computed; retry");
-    } else {
-        umg_http_respond(req, 200, "application/json", o.ptr, o.len, NULL);
-    }
-    umg_buf_free(&o);
 }

@@ -201,18 +201,13 @@ static double run_decode_only(const umg_bus_ops_t *ops, umg_bus_t *bus, uint64_t
     *decoded = 0;
     while (ops->reader_next(r, &m) == UMG_OK) {
         if (m.kind == UMG_BUS_KIND_TOUCH) {
-            umg_touch_limits_t tl = {
-                .now_us = m.recv_us, .max_future_us = INT64_MAX / 4, .max_age_us = INT64_MAX / 4, .stored = 1};
+            umg_touch_limits_t tl = umg_touch_limits_stored(m.recv_us);
             umg_touch_error_t err;
             umg_touch_decode(td, m.payload, m.len, &tl, count_touch, decoded, &err);
         } else {
             size_t n;
             int batch;
-            umg_event_limits_t lim = {.now_us = m.recv_us,
-                                      .max_future_us = INT64_MAX / 4,
-                                      .max_age_us = INT64_MAX / 4,
-                                      .allow_ip = 1,
-                                      .stored = 1};
+            umg_event_limits_t lim = umg_event_limits_stored(m.recv_us);
             if (umg_event_decoder_parse(ed, m.payload, m.len, 1, &n, &batch, NULL) == UMG_OK) {
                 umg_event_decoder_foreach(ed, &lim, count_event, decoded);
             }

@@ -90,6 +90,9 @@ typedef struct umg_event_limits_s {
     int stored;
 } umg_event_limits_t;
 
+/** The limits for reading a stored record back (received at recv_us): no time bounds, ip and stored members taken. */
+umg_event_limits_t umg_event_limits_stored(int64_t recv_us);
+
 typedef struct umg_event_decoder_s umg_event_decoder_t;
 
 /*

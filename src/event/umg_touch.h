@@ -80,6 +80,9 @@ typedef struct umg_touch_limits_s {
     int stored; /* reading the stored form back: touch_id, app_id, received_at are taken */
 } umg_touch_limits_t;
 
+/** The limits for reading a stored touch back (received at recv_us): no time bounds, stored members taken. */
+umg_touch_limits_t umg_touch_limits_stored(int64_t recv_us);
+
 /*
  * Parses {"touches": [...]} (or one touch object when stored), then calls cb
  * once per touch in order with the touch (err NULL) or the error (t NULL);

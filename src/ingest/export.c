@@ -70,8 +70,7 @@ static int append_decrypted(export_t *x, const umg_bus_msg_t *m, umg_buf_t *out)
         return umg_buf_append(out, m->payload, m->len);
     }
     if (m->kind == UMG_BUS_KIND_TOUCH) {
-        umg_touch_limits_t tl = {
-            .now_us = m->recv_us, .max_future_us = INT64_MAX / 4, .max_age_us = INT64_MAX / 4, .stored = 1};
+        umg_touch_limits_t tl = umg_touch_limits_stored(m->recv_us);
         tdecrypt_ctx_t c = {x, out};
         umg_touch_error_t err;
         size_t start = out->len;
@@ -87,8 +86,7 @@ static int append_decrypted(export_t *x, const umg_bus_msg_t *m, umg_buf_t *out)
     }
     size_t n;
     int batch;
-    umg_event_limits_t lim = {
-        .now_us = m->recv_us, .max_future_us = INT64_MAX / 4, .max_age_us = INT64_MAX / 4, .allow_ip = 1, .stored = 1};
+    umg_event_limits_t lim = umg_event_limits_stored(m->recv_us);
     umg_arena_reset(&x->arena);
     decrypt_ctx_t c = {x, out};
     size_t start = out->len;

@@ -469,29 +469,36 @@ static int decide_event(umg_pipeline_t *p, umg_event_t *ev)
 
 /* ------------------------------------------------------------------- batch */
 
+/* Decodes a stored record and calls on_ev / on_t with what it holds (the decoders are made on first use). */
+static int decode_record(umg_event_decoder_t **edec, umg_touch_decoder_t **tdec, const umg_bus_msg_t *m,
+                         umg_event_cb on_ev, umg_touch_cb on_t, void *ctx)
+{
+    if (m->kind == UMG_BUS_KIND_TOUCH) {
+        if (*tdec == NULL && umg_touch_decoder_new(1 << 20, tdec) != UMG_OK) {
+            return UMG_ENOMEM;
+        }
+        umg_touch_limits_t tl = umg_touch_limits_stored(m->recv_us);
+        umg_touch_error_t err;
+        return umg_touch_decode(*tdec, m->payload, m->len, &tl, on_t, ctx, &err);
+    }
+    if (m->kind != UMG_BUS_KIND_EVENT) {
+        return UMG_EPARSE;
+    }
+    if (*edec == NULL && umg_event_decoder_new(1 << 20, edec) != UMG_OK) {
+        return UMG_ENOMEM;
+    }
+    size_t n;
+    int batch;
+    umg_event_limits_t lim = umg_event_limits_stored(m->recv_us);
+    int rc = umg_event_decoder_parse(*edec, m->payload, m->len, 1, &n, &batch, NULL);
+    return rc ? rc : umg_event_decoder_foreach(*edec, &lim, on_ev, ctx);
+}
+
 static int apply(umg_pipeline_t *p, const umg_bus_msg_t *m)
 {
     p->msg = m;
     umg_arena_reset(&p->arena);
-    int rc;
-    if (m->kind == UMG_BUS_KIND_TOUCH) {
-        umg_touch_limits_t tl = {
-            .now_us = m->recv_us, .max_future_us = INT64_MAX / 4, .max_age_us = INT64_MAX / 4, .stored = 1};
-        umg_touch_error_t err;
-        rc = umg_touch_decode(p->tdec, m->payload, m->len, &tl, on_touch, p, &err);
-    } else if (m->kind == UMG_BUS_KIND_EVENT) {
-        size_t n;
-        int batch;
-        umg_event_limits_t lim = {.now_us = m->recv_us,
-                                  .max_future_us = INT64_MAX / 4,
-                                  .max_age_us = INT64_MAX / 4,
-                                  .allow_ip = 1,
-                                  .stored = 1};
-        rc = umg_event_decoder_parse(p->edec, m->payload, m->len, 1, &n, &batch, NULL);
-        rc = rc ? rc : umg_event_decoder_foreach(p->edec, &lim, on_event, p);
-    } else {
-        rc = UMG_EPARSE;
-    }
+    int rc = decode_record(&p->edec, &p->tdec, m, on_event, on_touch, p);
     if (rc == UMG_EPARSE || rc == UMG_EINVAL || rc == UMG_ERANGE) {
         /* A record that cannot be applied would stop the pipeline forever: count it, say so, go on. */
         umg_log(UMG_LOG_WARN, "pipeline", "record %llu (kind %d) cannot be applied (%s); skipped",
@@ -756,29 +763,13 @@ void umg_pipeline_forgotten(void *pipeline, const umg_bus_msg_t *m)
     umg_arena_reset(&p->farena);
     if (m->kind == UMG_BUS_KIND_TOUCH) {
         umg_buf_append(&p->f_touch, &m->offset, 8);
-        if (p->ftdec != NULL || umg_touch_decoder_new(1 << 20, &p->ftdec) == UMG_OK) {
-            umg_touch_limits_t tl = {
-                .now_us = m->recv_us, .max_future_us = INT64_MAX / 4, .max_age_us = INT64_MAX / 4, .stored = 1};
-            umg_touch_error_t err;
-            umg_touch_decode(p->ftdec, m->payload, m->len, &tl, forget_touch, &c, &err);
-        }
     } else if (m->kind == UMG_BUS_KIND_EVENT) {
         char rec[20];
         memcpy(rec, &m->app, 4);
         memcpy(rec + 4, &m->id, 16);
         umg_buf_append(&p->f_events, rec, 20);
-        size_t n;
-        int batch;
-        umg_event_limits_t lim = {.now_us = m->recv_us,
-                                  .max_future_us = INT64_MAX / 4,
-                                  .max_age_us = INT64_MAX / 4,
-                                  .allow_ip = 1,
-                                  .stored = 1};
-        if ((p->fedec != NULL || umg_event_decoder_new(1 << 20, &p->fedec) == UMG_OK) &&
-            umg_event_decoder_parse(p->fedec, m->payload, m->len, 1, &n, &batch, NULL) == UMG_OK) {
-            umg_event_decoder_foreach(p->fedec, &lim, forget_event, &c);
-        }
     }
+    decode_record(&p->fedec, &p->ftdec, m, forget_event, forget_touch, &c);
     pthread_mutex_unlock(&p->fmu);
 }
 

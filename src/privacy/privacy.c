@@ -317,8 +317,7 @@ static int apply_touch(umg_privacy_t *p, const umg_bus_msg_t *m, umg_buf_t *out,
     if (p->tdec == NULL && umg_touch_decoder_new(1 << 20, &p->tdec) != UMG_OK) {
         return UMG_ENOMEM;
     }
-    umg_touch_limits_t lim = {
-        .now_us = m->recv_us, .max_future_us = INT64_MAX / 4, .max_age_us = INT64_MAX / 4, .stored = 1};
+    umg_touch_limits_t lim = umg_touch_limits_stored(m->recv_us);
     touch_ctx_t c = {p, m, out, UMG_PRIVACY_KEEP};
     umg_touch_error_t err;
     int rc = umg_touch_decode(p->tdec, m->payload, m->len, &lim, on_stored_touch, &c, &err);
@@ -350,8 +349,7 @@ int umg_privacy_apply(umg_privacy_t *p, umg_event_decoder_t *dec, const umg_bus_
     if (rc != UMG_OK) {
         return rc;
     }
-    umg_event_limits_t lim = {
-        .now_us = m->recv_us, .max_future_us = INT64_MAX / 4, .max_age_us = INT64_MAX / 4, .allow_ip = 1, .stored = 1};
+    umg_event_limits_t lim = umg_event_limits_stored(m->recv_us);
     apply_ctx_t c = {p, m, out, UMG_PRIVACY_KEEP};
     rc = umg_event_decoder_foreach(dec, &lim, on_stored, &c);
     *action = c.action;

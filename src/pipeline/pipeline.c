@@ -143,11 +143,6 @@ void umg_pipeline_app_settings(const umg_app_t *app, umg_attr_settings_t *out)
 
 static const app_ent_t *app_of(umg_pipeline_t *p, uint32_t app)
 {
-    int64_t now = umg_now_us();
-    if (now - p->apps_cached_us > 1000000) { /* settings changes hold within a second */
-        p->napps = 0;
-        p->apps_cached_us = now;
-    }
     for (size_t i = 0; i < p->napps; i++) {
         if (p->apps_cache[i].id == app) {
             return &p->apps_cache[i];
@@ -544,6 +539,11 @@ int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
 {
     if (applied != NULL) {
         *applied = 0;
+    }
+    int64_t now = umg_now_us();
+    if (now - p->apps_cached_us > 1000000) { /* app settings are read again each second, not per record */
+        p->napps = 0;
+        p->apps_cached_us = now;
     }
     if (p->reader == NULL) {
         umg_bus_read_opts_t o = {.partition = -1, .from_offset = p->reader_next};

@@ -214,6 +214,8 @@ static int snapshot_load(sqlite3 *db, snapshot_t **out)
         e->app.click_lookback_days = setting_int(settings, "click_lookback_days");
         e->app.view_lookback_hours = setting_int(settings, "view_lookback_hours");
         e->app.reattribution_window_days = setting_int(settings, "reattribution_window_days");
+        snprintf(e->app.timezone, sizeof(e->app.timezone), "UTC");
+        snprintf(e->app.currency, sizeof(e->app.currency), "USD");
         if (oom || e->key == NULL || e->secret == NULL) {
             goto fail;
         }

@@ -26,6 +26,10 @@ typedef struct umg_app_s {
     /* Attribution windows from settings (docs/api.md); 0: the default. */
     int32_t click_lookback_days, view_lookback_hours, reattribution_window_days;
     int32_t source_windows; /* how many sources have their own click window (umg_apps_source_window) */
+    /* Reporting settings (docs/reports.md): an IANA time zone ("UTC" when unset) and an ISO 4217 currency
+     * ("USD" when unset), NUL-terminated. */
+    char timezone[64];
+    char currency[4];
 } umg_app_t;
 
 typedef struct umg_apps_s umg_apps_t;

@@ -253,3 +253,36 @@ char *umg_time_write_rfc3339(char *p, int64_t us)
     *p++ = 'Z';
     return p;
 }
+
+int umg_date_parse(umg_slice_t s, int32_t *day)
+{
+    if (s.len != 10 || s.ptr[4] != '-' || s.ptr[7] != '-') {
+        return UMG_EINVAL;
+    }
+    int v[3] = {0, 0, 0};
+    static const int at[3] = {0, 5, 8}, len[3] = {4, 2, 2};
+    for (int f = 0; f < 3; f++) {
+        for (int i = 0; i < len[f]; i++) {
+            char c = s.ptr[at[f] + i];
+            if (c < '0' || c > '9') {
+                return UMG_EINVAL;
+            }
+            v[f] = v[f] * 10 + (c - '0');
+        }
+    }
+    static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (v[0] % 4 == 0 && v[0] % 100 != 0) || v[0] % 400 == 0;
+    if (v[0] < 1 || v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > mdays[v[1] - 1] || (v[1] == 2 && v[2] == 29 && !leap)) {
+        return UMG_EINVAL;
+    }
+    *day = (int32_t)days_from_civil(v[0], v[1], v[2]);
+    return UMG_OK;
+}
+
+void umg_date_format(int32_t day, char out[11])
+{
+    int64_t y;
+    int m, d;
+    civil_from_days(day, &y, &m, &d);
+    snprintf(out, 11, "%04d-%02d-%02d", (int)(y < 0 ? 0 : y > 9999 ? 9999 : y), m, d);
+}

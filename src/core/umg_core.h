@@ -158,6 +158,40 @@ void umg_time_format_rfc3339(int64_t us, char out[32]);
 /** The same text without the NUL, at p (room for 31 bytes); returns the end. Fast for 1970..9999. */
 char *umg_time_write_rfc3339(char *p, int64_t us);
 
+/* Dates as day numbers: days since 1970-01-01 (proleptic Gregorian). */
+/** Parses exactly "YYYY-MM-DD" (a real calendar date, years 1..9999). UMG_EINVAL otherwise. */
+int umg_date_parse(umg_slice_t s, int32_t *day);
+/** Writes "YYYY-MM-DD" and a NUL into out. */
+void umg_date_format(int32_t day, char out[11]);
+
+/* ------------------------------------------------------------ time zones */
+
+/*
+ * IANA time zones read from TZif files (/usr/share/zoneinfo), for the local
+ * day of an instant in an app's reporting time zone. "UTC" works without
+ * tzdata. A zone is immutable once loaded: share it between threads.
+ */
+typedef struct umg_tz_s umg_tz_t;
+/** UMG_EINVAL for a malformed name, UMG_ENOENT for an unknown zone, UMG_ECORRUPT for a bad file. */
+int umg_tz_load(const char *name, umg_tz_t **out);
+/** The zone in a TZif file's bytes (name is only kept for umg_tz_name). UMG_ECORRUPT when they are not one. */
+int umg_tz_parse(const char *name, const void *data, size_t len, umg_tz_t **out);
+void umg_tz_free(umg_tz_t *tz);
+const char *umg_tz_name(const umg_tz_t *tz);
+/** The offset from UTC in seconds (local = UTC + offset) at the instant utc_s. */
+int32_t umg_tz_offset(const umg_tz_t *tz, int64_t utc_s);
+/** The local day (days since 1970-01-01) of the instant ts_us. */
+int32_t umg_tz_day(const umg_tz_t *tz, int64_t ts_us);
+/** The first instant (UTC microseconds) whose local day is day. */
+int64_t umg_tz_day_start(const umg_tz_t *tz, int32_t day);
+
+/* Zones by name, each loaded once and kept until the cache is freed; safe from any thread. */
+typedef struct umg_tz_cache_s umg_tz_cache_t;
+int umg_tz_cache_new(umg_tz_cache_t **out);
+void umg_tz_cache_free(umg_tz_cache_t *c);
+/** The zone of that name (borrowed until umg_tz_cache_free). Errors as umg_tz_load. */
+int umg_tz_cache_get(umg_tz_cache_t *c, const char *name, const umg_tz_t **out);
+
 /* ---------------------------------------------------------------- hashing */
 
 uint32_t umg_crc32c(uint32_t crc, const void *data, size_t len);

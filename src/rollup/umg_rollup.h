@@ -59,8 +59,8 @@ enum {
     UMG_RM_REATTRIBUTIONS,
     UMG_RM_REENGAGEMENTS,
     UMG_RM_SESSIONS,
-    UMG_RM_ACTIVE,   /* distinct devices with any install, session or event that day */
-    UMG_RM_PAYING,   /* distinct devices with revenue > 0 that day */
+    UMG_RM_ACTIVE, /* distinct devices with any install, session or event that day */
+    UMG_RM_PAYING, /* distinct devices with revenue > 0 that day */
     UMG_RM_N
 };
 

@@ -30,6 +30,8 @@ typedef struct umg_ingest_s {
     struct umg_store_s *store;             /* borrowed; the attribution store (NULL: attribution off) */
     struct umg_pipeline_s *pipeline;       /* borrowed */
     struct umg_attr_worker_s *attr_worker; /* borrowed; computes reports */
+    struct umg_rollup_s *rollup;           /* borrowed; report rollups the pipeline keeps (NULL: none) */
+    struct umg_tz_cache_s *tzc;            /* borrowed; the apps' time zones */
     const umg_bus_ops_t *bus_ops;          /* set with bus once recovery finished */
     umg_bus_t *bus;
     _Atomic int ready;

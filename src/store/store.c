@@ -534,6 +534,42 @@ int umg_store_set_offset(umg_store_txn_t *tx, uint64_t next)
 
 /* -------------------------------------------------------------- dictionary */
 
+/* Finds s in the dictionary: *id (0 when absent) and in kb the key it has or would get.
+ * 's' | probe hash -> id | text; a (64-bit) collision moves on to the next hash. */
+static int str_probe(umg_store_txn_t *tx, umg_slice_t s, uint64_t h, uint8_t kb[9], uint32_t *id)
+{
+    kb[0] = 's';
+    *id = 0;
+    uint64_t ph = h;
+    for (int probe = 0; probe < 8; probe++, ph++) {
+        memcpy(kb + 1, &ph, 8);
+        MDB_val k = {9, kb}, v;
+        int rc = mdb_get(tx->txn, tx->st->dbi[DB_STR], &k, &v);
+        if (rc == MDB_NOTFOUND) {
+            return UMG_OK;
+        }
+        if (rc != 0) {
+            return map_err(rc, "intern");
+        }
+        if (v.mv_size == 4 + s.len && memcmp((char *)v.mv_data + 4, s.ptr, s.len) == 0) {
+            memcpy(id, v.mv_data, 4);
+            return UMG_OK;
+        }
+    }
+    return UMG_OK;
+}
+
+int umg_store_lookup(umg_store_txn_t *tx, umg_slice_t s, uint32_t *id)
+{
+    *id = 0;
+    if (s.len == 0 || s.len > STR_MAX) {
+        return s.len == 0 ? UMG_OK : UMG_ENOENT;
+    }
+    uint8_t kb[9];
+    int rc = str_probe(tx, s, umg_hash64(s.ptr, s.len, 0x5354), kb, id);
+    return rc != UMG_OK ? rc : *id == 0 ? UMG_ENOENT : UMG_OK;
+}
+
 int umg_store_intern(umg_store_txn_t *tx, umg_slice_t s, uint32_t *id)
 {
     if (s.len == 0) {
@@ -553,25 +589,11 @@ int umg_store_intern(umg_store_txn_t *tx, umg_slice_t s, uint32_t *id)
         *id = e->id;
         return UMG_OK;
     }
-    /* 's' | probe hash -> id | text; a (64-bit) collision moves on to the next hash. */
     uint8_t kb[9];
-    kb[0] = 's';
     uint32_t found = 0;
-    uint64_t ph = h;
-    for (int probe = 0; probe < 8; probe++, ph++) {
-        memcpy(kb + 1, &ph, 8);
-        MDB_val k = {9, kb}, v;
-        int rc = mdb_get(tx->txn, st->dbi[DB_STR], &k, &v);
-        if (rc == MDB_NOTFOUND) {
-            break;
-        }
-        if (rc != 0) {
-            return map_err(rc, "intern");
-        }
-        if (v.mv_size == 4 + s.len && memcmp((char *)v.mv_data + 4, s.ptr, s.len) == 0) {
-            memcpy(&found, v.mv_data, 4);
-            break;
-        }
+    int rc = str_probe(tx, s, h, kb, &found);
+    if (rc != UMG_OK) {
+        return rc;
     }
     if (found == 0) {
         if (st->next_str == UINT32_MAX) {
@@ -582,7 +604,7 @@ int umg_store_intern(umg_store_txn_t *tx, umg_slice_t s, uint32_t *id)
         memcpy(vb, &found, 4);
         memcpy(vb + 4, s.ptr, s.len);
         MDB_val k = {9, kb}, v = {4 + s.len, vb};
-        int rc = mdb_put(tx->txn, st->dbi[DB_STR], &k, &v, MDB_NOOVERWRITE);
+        rc = mdb_put(tx->txn, st->dbi[DB_STR], &k, &v, MDB_NOOVERWRITE);
         uint8_t ib[5] = {'i', (uint8_t)(found >> 24), (uint8_t)(found >> 16), (uint8_t)(found >> 8), (uint8_t)found};
         MDB_val ik = {5, ib}, iv = {s.len, (void *)s.ptr};
         rc = rc ? rc : mdb_put(tx->txn, st->dbi[DB_STR], &ik, &iv, 0);

@@ -69,6 +69,8 @@ int umg_store_set_offset(umg_store_txn_t *tx, uint64_t next);
  */
 int umg_store_intern(umg_store_txn_t *tx, umg_slice_t s, uint32_t *id);
 int umg_store_string(umg_store_txn_t *tx, uint32_t id, umg_slice_t *out);
+/** The id of a string already in the dictionary, in any transaction: UMG_ENOENT when absent (0 for ""). */
+int umg_store_lookup(umg_store_txn_t *tx, umg_slice_t s, uint32_t *id);
 
 /* ----------------------------------------------------------- touches */
 

@@ -7,6 +7,7 @@
 #include "umg_admin.h"
 #include "umg_apps.h"
 #include "umg_attr_ep.h"
+#include "umg_rollup.h"
 #include "umg_bus.h"
 #include "umg_gen.h"
 #include "umg_http.h"
@@ -323,6 +324,8 @@ static int cmd_serve(int argc, char **argv)
     umg_store_t *store = NULL;
     umg_pipeline_t *pipeline = NULL;
     umg_attr_worker_t *attr_worker = NULL;
+    umg_rollup_t *rollup = NULL;
+    umg_tz_cache_t *tzc = NULL;
 
     if (umg_mkdirs(cfg.data, 0755) != UMG_OK) {
         fprintf(stderr, "unmogrowp serve: cannot create the data directory %s: %s\n", cfg.data, strerror(errno));
@@ -405,12 +408,15 @@ static int cmd_serve(int argc, char **argv)
         umg_store_config_t sc = {.map_bytes = cfg.store_map_bytes};
         if (umg_store_open(storedir, &sc, &store) != UMG_OK ||
             umg_pipeline_new(&cfg.pipeline, store, ing.bus_ops, ing.bus, ing.apps, ing.pii, &pipeline) != UMG_OK ||
-            umg_pipeline_start(pipeline) != UMG_OK) {
+            umg_tz_cache_new(&tzc) != UMG_OK || umg_rollup_new(&rollup) != UMG_OK ||
+            umg_pipeline_set_reports(pipeline, rollup, tzc) != UMG_OK || umg_pipeline_start(pipeline) != UMG_OK) {
             umg_log(UMG_LOG_ERROR, "serve", "cannot start the attribution pipeline (store in %s)", storedir);
             goto done;
         }
         ing.store = store;
         ing.pipeline = pipeline;
+        ing.rollup = rollup;
+        ing.tzc = tzc;
         if (umg_attr_worker_start(&attr_worker) != UMG_OK) {
             umg_log(UMG_LOG_ERROR, "serve", "cannot start the report worker");
             goto done;
@@ -466,12 +472,14 @@ done:
     umg_privacy_runner_stop(privacy);
     umg_pipeline_free(pipeline); /* stops it: the batch in hand is committed or undone */
     umg_store_close(store);
+    umg_rollup_free(rollup);
     /* Completes what was queued; the completions find their loops stopped and are dropped. */
     if (ing.bus != NULL) {
         ing.bus_ops->close(ing.bus);
     }
     umg_http_server_free(srv);
     umg_attr_worker_free(attr_worker);
+    umg_tz_cache_free(tzc);
     umg_admin_free(ing.admin);
     umg_limits_free(ing.limits);
     umg_auth_close(ing.auth);

@@ -171,9 +171,11 @@ static void usage_serve(FILE *f)
 static void usage_app_create(FILE *f)
 {
     fprintf(f, "Usage: unmogrowp admin app create --data DIR --org NAME --name NAME --platform android|ios|web\n"
-               "                                  [--store-url URL]\n\n"
+               "                                  [--store-url URL] [--timezone ZONE] [--currency CODE]\n\n"
                "Creates the app (and the organization when it is new) and prints one JSON object:\n"
                "org_id, app_id, app_key (public, sent by SDKs), app_secret (server-to-server).\n"
+               "--timezone (IANA, default UTC) and --currency (ISO 4217, default USD) set its reporting\n"
+               "settings.timezone and settings.currency.\n"
                "Works while the daemon runs; it accepts the new keys within a second.\n");
 }
 
@@ -499,6 +501,8 @@ static int cmd_app_create(int argc, char **argv)
         {"name", required_argument, NULL, 'n'},
         {"platform", required_argument, NULL, 'p'},
         {"store-url", required_argument, NULL, 'u'},
+        {"timezone", required_argument, NULL, 'z'},
+        {"currency", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -513,6 +517,8 @@ static int cmd_app_create(int argc, char **argv)
         case 'n': spec.name = optarg; break;
         case 'p': spec.platform = optarg; break;
         case 'u': spec.store_url = optarg; break;
+        case 'z': spec.timezone = optarg; break;
+        case 'c': spec.currency = optarg; break;
         case 'h': usage_app_create(stdout); return 0;
         default: usage_app_create(stderr); return 2;
         }
@@ -567,12 +573,13 @@ static int cmd_app_list(int argc, char **argv)
 
 static void usage_app_settings(FILE *f)
 {
-    fprintf(f, "Usage: unmogrowp admin app settings --data DIR --app APP_ID [--set KEY=N ...]\n"
+    fprintf(f, "Usage: unmogrowp admin app settings --data DIR --app APP_ID [--set KEY=VALUE ...]\n"
                "                                    [--source-window SOURCE=DAYS ...] [--json OBJECT]\n\n"
                "Shows, or changes, an app's attribution settings and prints them as one JSON object (the same\n"
                "settings and checks as PATCH /v1/apps/{app_id}, docs/api.md; audited as actor 'cli').\n"
                "  --set KEY=N             click_lookback_days (1-30), view_lookback_hours (1-168) or\n"
-               "                          reattribution_window_days (1-365)\n"
+               "                          reattribution_window_days (1-365); --set timezone=ZONE (IANA, such\n"
+               "                          as Europe/Berlin) or currency=CODE (ISO 4217, such as EUR)\n"
                "  --source-window S=DAYS  a source's own click window (1-30 days), used for its clicks that\n"
                "                          bring no lookback of their own; repeat for several sources. The list\n"
                "                          given replaces the stored one ('--json {\"source_click_lookback_days\":{}}'\n"
@@ -604,9 +611,10 @@ static int cmd_app_settings(int argc, char **argv)
         case 'j': json = optarg; break;
         case 's':
         case 'w':
-            if (eq == NULL || eq == optarg || end == eq + 1 || *end != '\0') {
-                fprintf(stderr, "unmogrowp admin app settings: --%s takes NAME=INTEGER, got '%s'\n",
-                        c == 's' ? "set" : "source-window", optarg);
+            /* --set also takes text values (timezone=Europe/Berlin), sent as JSON strings. */
+            if (eq == NULL || eq == optarg || (c == 'w' && (end == eq + 1 || *end != '\0'))) {
+                fprintf(stderr, "unmogrowp admin app settings: --%s takes NAME=%s, got '%s'\n",
+                        c == 's' ? "set" : "source-window", c == 's' ? "VALUE" : "INTEGER", optarg);
                 bad = 1;
                 break;
             }
@@ -616,7 +624,12 @@ static int cmd_app_settings(int argc, char **argv)
                     umg_buf_putc(b, ',');
                 }
                 umg_buf_json_str(b, optarg, (size_t)(eq - optarg));
-                umg_buf_printf(b, ":%lld", v);
+                if (end == eq + 1 || *end != '\0') {
+                    umg_buf_putc(b, ':');
+                    umg_buf_json_str(b, eq + 1, strlen(eq + 1));
+                } else {
+                    umg_buf_printf(b, ":%lld", v);
+                }
             }
             break;
         case 'h': usage_app_settings(stdout); return 0;

@@ -221,10 +221,8 @@ static const umg_http_route_t base_routes[] = {
     {"GET", "/v1/attribution", 0, umg_attr_ep_attribution},
     {"GET", "/v1/export/installs", 0, umg_attr_ep_export_installs},
     {"GET", "/v1/reports/mta", 0, umg_attr_ep_report_mta},
-    {"POST", "/v1/costs", 0, umg_cost_ep_costs},
-    {"GET", "/v1/costs", 0, umg_cost_ep_costs},
-    {"POST", "/v1/rates", 0, umg_cost_ep_rates},
-    {"GET", "/v1/rates", 0, umg_cost_ep_rates},
+    {"*", "/v1/costs", 0, umg_cost_ep_costs},
+    {"*", "/v1/rates", 0, umg_cost_ep_rates},
 };
 
 static int cmd_serve(int argc, char **argv)

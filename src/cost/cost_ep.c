@@ -704,7 +704,13 @@ static int copy_body(umg_http_req_t *req, cjob_t *j)
 static void handle(umg_http_req_t *req, void *thread_data, int rates)
 {
     umg_ingest_t *ing = umg__ingest_of(thread_data);
-    int post = umg_slice_eq(umg_http_method(req), "POST");
+    umg_slice_t method = umg_http_method(req);
+    int post = umg_slice_eq(method, "POST");
+    /* One route per path (metrics are by route): the methods are told apart here. */
+    if (!post && !umg_slice_eq(method, "GET") && !umg_slice_eq(method, "HEAD")) {
+        umg_http_error(req, 405, "method_not_allowed", NULL, "this path takes GET and POST");
+        return;
+    }
     uint32_t perm = post ? UMG_PERM_COSTS_WRITE : UMG_PERM_REPORTS_READ;
     cjob_t *j = umg_calloc(1, sizeof(*j));
     if (j == NULL) {

@@ -140,6 +140,7 @@ int umg_csv_next(umg_csv_t *r, umg_slice_t *fields, size_t max, size_t *n, size_
 int umg_cost_ep_start(const char *data_dir);
 /** Answers what is queued and stops the worker; call while the loops still run. Safe without a start. */
 void umg_cost_ep_stop(void);
+/* Route them with method "*": they answer GET (and HEAD) and POST, and 405 for other methods. */
 void umg_cost_ep_costs(umg_http_req_t *req, void *thread_data); /* GET and POST /v1/costs */
 void umg_cost_ep_rates(umg_http_req_t *req, void *thread_data); /* GET and POST /v1/rates */
 

@@ -4,6 +4,7 @@
  * the field checks the JSON and CSV front ends share.
  */
 #include "cost_int.h"
+#include "umg_event.h"
 #include "umg_meta.h"
 
 #include <math.h>
@@ -352,29 +353,12 @@ const char *umg_cost_check_country(umg_slice_t s)
     return NULL;
 }
 
-/*
- * TODO(cost): call umg_event_currency_known() (the event module's ISO 4217
- * list) once it is exported; until then any three upper-case letters pass.
- */
-static int currency_known(umg_slice_t s)
-{
-    if (s.len != 3) {
-        return 0;
-    }
-    for (size_t i = 0; i < 3; i++) {
-        if (s.ptr[i] < 'A' || s.ptr[i] > 'Z') {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 const char *umg_cost_check_currency(umg_slice_t s, char out[4])
 {
     if (s.len == 0) {
         return "a currency (ISO 4217, e.g. USD) is required";
     }
-    if (!currency_known(s)) {
+    if (!umg_event_currency_known(s)) {
         return "must be an ISO 4217 currency code in upper case (USD, EUR, ...)";
     }
     memcpy(out, s.ptr, 3);

@@ -92,7 +92,11 @@ struct umg_pipeline_s {
     /* report rollups (NULL: none): the batch's changes, merged once it committed */
     umg_rollup_t *rollup;
     umg_rollup_delta_t *delta;
+    umg_rollup_delta_t *fold; /* the rows the rollup log touched, while folding it */
     umg_tz_cache_t *tzc;
+    umg_buf_t rlog;      /* the batch's changes as a rollup log blob */
+    uint64_t rlog_bytes; /* in the store's rollup log */
+    int64_t last_fold_ms;
     /* the record being applied */
     umg_store_txn_t *tx;
     const umg_bus_msg_t *msg;
@@ -127,6 +131,8 @@ void umg_pipeline_config_defaults(umg_pipeline_config_t *cfg)
     cfg->poll_ms = 2;
     cfg->touch_retention_ms = 31ll * 86400000;
     cfg->sync_interval_ms = 1000;
+    cfg->rollup_fold_bytes = 32 << 20;
+    cfg->rollup_fold_ms = 60000;
 }
 
 void umg_pipeline_app_settings(const umg_app_t *app, umg_attr_settings_t *out)
@@ -240,11 +246,81 @@ void umg_pipeline_free(umg_pipeline_t *p)
     umg_buf_free(&p->f_touch);
     umg_buf_free(&p->f_events);
     umg_rollup_delta_free(p->delta);
+    umg_rollup_delta_free(p->fold);
+    umg_buf_free(&p->rlog);
     pthread_mutex_destroy(&p->fmu);
     umg_free(p);
 }
 
 /* ----------------------------------------------------------------- reports */
+
+/*
+ * Persistence: each batch appends its rollup changes to the store's rollup log as one blob, in the batch's
+ * transaction. Every cfg.rollup_fold_bytes of log or cfg.rollup_fold_ms, a batch folds the log: it writes the current
+ * value of every row the log touched and empties the log. One blob per batch costs far less than rewriting
+ * each changed row per batch. A blob row: app (4) | table (1) | key (40) | counters (8 each).
+ */
+#define RROW_HEAD (5 + sizeof(umg_rollup_key_t))
+
+typedef int (*rrow_fn)(umg_pipeline_t *p, uint32_t app, umg_rollup_table_t t, const umg_rollup_key_t *k,
+                       const int64_t *v, size_t nv);
+
+/* Calls fn for every row of a rollup log blob. */
+static int rlog_rows(umg_pipeline_t *p, const uint8_t *b, size_t len, rrow_fn fn)
+{
+    int64_t v[UMG_ROLLUP_MAXV];
+    for (size_t at = 0; at < len;) {
+        if (len - at < RROW_HEAD || b[at + 4] >= UMG_RT_COUNT) {
+            return UMG_ECORRUPT;
+        }
+        umg_rollup_table_t t = (umg_rollup_table_t)b[at + 4];
+        size_t nv = umg_rollup_nvalues(t);
+        if (len - at - RROW_HEAD < nv * 8) {
+            return UMG_ECORRUPT;
+        }
+        uint32_t app;
+        umg_rollup_key_t k;
+        memcpy(&app, b + at, 4);
+        memcpy(&k, b + at + 5, sizeof(k));
+        memcpy(v, b + at + RROW_HEAD, nv * 8);
+        int rc = fn(p, app, t, &k, v, nv);
+        if (rc != UMG_OK) {
+            return rc;
+        }
+        at += RROW_HEAD + nv * 8;
+    }
+    return UMG_OK;
+}
+
+static int add_row(umg_pipeline_t *p, uint32_t app, umg_rollup_table_t t, const umg_rollup_key_t *k, const int64_t *v,
+                   size_t nv)
+{
+    int rc = UMG_OK;
+    for (size_t i = 0; i < nv && rc == UMG_OK; i++) {
+        rc = umg_rollup_add(p->delta, app, t, k, i, v[i]);
+    }
+    return rc;
+}
+
+static int touch_row(umg_pipeline_t *p, uint32_t app, umg_rollup_table_t t, const umg_rollup_key_t *k, const int64_t *v,
+                     size_t nv)
+{
+    (void)v, (void)nv;
+    return umg_rollup_add(p->fold, app, t, k, 0, 0);
+}
+
+typedef struct rlog_scan_s {
+    umg_pipeline_t *p;
+    rrow_fn fn;
+    uint64_t bytes;
+} rlog_scan_t;
+
+static int rlog_blob(void *ctx, const void *data, size_t len)
+{
+    rlog_scan_t *s = ctx;
+    s->bytes += len;
+    return rlog_rows(s->p, data, len, s->fn);
+}
 
 static int load_row(void *ctx, uint32_t app, int table, const umg_rollup_key_t *k, const int64_t *v, size_t nv)
 {
@@ -257,20 +333,29 @@ static int load_row(void *ctx, uint32_t app, int table, const umg_rollup_key_t *
 int umg_pipeline_set_reports(umg_pipeline_t *p, umg_rollup_t *rollup, umg_tz_cache_t *tzc)
 {
     int rc = umg_rollup_delta_new(&p->delta);
+    rc = rc ? rc : umg_rollup_delta_new(&p->fold);
     umg_store_txn_t *tx = NULL;
     rc = rc ? rc : umg_store_begin(p->store, 0, &tx);
     if (rc == UMG_OK) {
+        /* the folded rows, then what the log adds to them */
+        rlog_scan_t sc = {p, add_row, 0};
         rc = umg_store_rollup_scan(tx, load_row, rollup);
+        rc = rc ? rc : umg_store_rollup_log_scan(tx, rlog_blob, &sc);
+        rc = rc ? rc : umg_rollup_merge(rollup, p->delta);
+        umg_rollup_delta_reset(p->delta);
         umg_store_abort(tx);
+        p->rlog_bytes = sc.bytes;
     }
     if (rc != UMG_OK) {
         umg_rollup_delta_free(p->delta);
-        p->delta = NULL;
+        umg_rollup_delta_free(p->fold);
+        p->delta = p->fold = NULL;
         return rc;
     }
     p->rollup = rollup;
     p->tzc = tzc;
     p->napps = 0;
+    p->last_fold_ms = (int64_t)(umg_mono_ns() / 1000000);
     return UMG_OK;
 }
 
@@ -464,6 +549,41 @@ static int persist_row(void *ctx, uint32_t app, umg_rollup_table_t t, const umg_
                        size_t nv)
 {
     return umg_store_rollup_put(ctx, app, t, k, v, nv);
+}
+
+static int blob_row(void *ctx, uint32_t app, umg_rollup_table_t t, const umg_rollup_key_t *k, const int64_t *v,
+                    size_t nv)
+{
+    umg_buf_t *b = ctx;
+    uint8_t tb = (uint8_t)t;
+    int rc = umg_buf_append(b, &app, 4);
+    rc = rc ? rc : umg_buf_append(b, &tb, 1);
+    rc = rc ? rc : umg_buf_append(b, k, sizeof(*k));
+    return rc ? rc : umg_buf_append(b, v, nv * 8);
+}
+
+/*
+ * Stores the batch's rollup changes in its transaction, folding the rollup log first when that is due
+ * (*folded: p->rlog_bytes and the fold clock are updated by the caller once the transaction committed).
+ */
+static int roll_persist(umg_pipeline_t *p, int *folded)
+{
+    int64_t now = (int64_t)(umg_mono_ns() / 1000000);
+    int rc = UMG_OK;
+    *folded = 0;
+    if (p->rlog_bytes > 0 &&
+        (p->rlog_bytes >= (uint64_t)p->cfg.rollup_fold_bytes || now - p->last_fold_ms >= p->cfg.rollup_fold_ms)) {
+        /* The tables hold every committed batch: their rows are what the stored rows and the log add up to. */
+        umg_rollup_delta_reset(p->fold);
+        rlog_scan_t sc = {p, touch_row, 0};
+        rc = umg_store_rollup_log_scan(p->tx, rlog_blob, &sc);
+        rc = rc ? rc : umg_rollup_delta_each(p->rollup, p->fold, persist_row, p->tx);
+        rc = rc ? rc : umg_store_rollup_log_clear(p->tx);
+        *folded = rc == UMG_OK;
+    }
+    umg_buf_reset(&p->rlog);
+    rc = rc ? rc : umg_rollup_delta_rows(p->delta, blob_row, &p->rlog);
+    return rc ? rc : umg_store_rollup_log_append(p->tx, p->rlog.ptr, p->rlog.len);
 }
 
 /* ----------------------------------------------------------------- touches */
@@ -835,9 +955,9 @@ int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
             break;
         }
     }
-    int rolled = p->rollup != NULL && !umg_rollup_delta_empty(p->delta);
+    int rolled = p->rollup != NULL && !umg_rollup_delta_empty(p->delta), folded = 0;
     if (rc == UMG_OK && rolled) {
-        rc = umg_rollup_delta_each(p->rollup, p->delta, persist_row, p->tx);
+        rc = roll_persist(p, &folded);
     }
     if (rc == UMG_OK) {
         rc = umg_store_set_offset(p->tx, next);
@@ -850,10 +970,16 @@ int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
     p->tx = NULL;
     if (rolled) {
         /* Readers see the batch once it is stored; the tables and the store hold the same rows. */
-        if (rc == UMG_OK && umg_rollup_merge(p->rollup, p->delta) != UMG_OK) {
-            umg_log(UMG_LOG_ERROR, "pipeline",
-                    "out of memory merging report rollups: reports lag the store "
-                    "until a restart reloads them");
+        if (rc == UMG_OK) {
+            if (folded) {
+                p->rlog_bytes = 0;
+                p->last_fold_ms = (int64_t)(umg_mono_ns() / 1000000);
+            }
+            p->rlog_bytes += p->rlog.len;
+            if (umg_rollup_merge(p->rollup, p->delta) != UMG_OK) {
+                umg_log(UMG_LOG_ERROR, "pipeline",
+                        "out of memory merging report rollups: reports lag the store until a restart reloads them");
+            }
         }
         umg_rollup_delta_reset(p->delta);
     }

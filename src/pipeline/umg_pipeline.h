@@ -24,6 +24,10 @@ typedef struct umg_pipeline_config_s {
     int64_t poll_ms;            /* idle wait before looking for new records */
     int64_t touch_retention_ms; /* touches older than this (behind the newest record) are expired */
     int64_t sync_interval_ms;   /* how often the store is flushed to disk */
+    /* Report rollups: the rollup log is folded into rows when it holds this many bytes, or this long after the
+     * last fold (umg_pipeline_set_reports). */
+    int64_t rollup_fold_bytes;
+    int64_t rollup_fold_ms;
 } umg_pipeline_config_t;
 
 void umg_pipeline_config_defaults(umg_pipeline_config_t *cfg);

@@ -556,6 +556,16 @@ int umg_rollup_add(umg_rollup_delta_t *d, uint32_t app, umg_rollup_table_t t, co
     return UMG_OK;
 }
 
+int umg_rollup_delta_rows(const umg_rollup_delta_t *d, umg_rollup_row_cb fn, void *ctx)
+{
+    int rc = UMG_OK;
+    for (size_t i = 0; i < d->n && rc == 0; i++) {
+        const dent_t *e = &d->ents[i];
+        rc = fn(ctx, e->app, (umg_rollup_table_t)e->t, &e->k, e->v, nvalues[e->t]);
+    }
+    return rc;
+}
+
 int umg_rollup_delta_each(umg_rollup_t *r, const umg_rollup_delta_t *d, umg_rollup_row_cb fn, void *ctx)
 {
     int rc = UMG_OK;

@@ -107,6 +107,9 @@ typedef int (*umg_rollup_row_cb)(void *ctx, uint32_t app, umg_rollup_table_t t, 
                                  const int64_t *v, size_t nv);
 int umg_rollup_delta_each(umg_rollup_t *r, const umg_rollup_delta_t *d, umg_rollup_row_cb fn, void *ctx);
 
+/** Calls fn for every row of the delta with the delta's own counters (what it adds). No lock. */
+int umg_rollup_delta_rows(const umg_rollup_delta_t *d, umg_rollup_row_cb fn, void *ctx);
+
 /** Adds the delta to the tables (under the write lock). UMG_ENOMEM leaves the tables unchanged. */
 int umg_rollup_merge(umg_rollup_t *r, const umg_rollup_delta_t *d);
 

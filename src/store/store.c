@@ -32,11 +32,12 @@
 
 #include "umg_rollup.h"
 
-enum { DB_TOUCH, DB_ALIAS, DB_DEV, DB_DEC, DB_STR, DB_META, DB_SEEN, DB_ROLL, DB_EVDAY, DB_COUNT };
+enum { DB_TOUCH, DB_ALIAS, DB_DEV, DB_DEC, DB_STR, DB_META, DB_SEEN, DB_ROLL, DB_EVDAY, DB_RLOG, DB_COUNT };
 
-static const char *const db_names[DB_COUNT] = {"touch", "alias", "dev", "dec", "str", "meta", "seen", "roll", "evday"};
+static const char *const db_names[DB_COUNT] = {"touch", "alias", "dev",  "dec",   "str",
+                                               "meta",  "seen",  "roll", "evday", "rlog"};
 static const unsigned db_flags[DB_COUNT] = {
-    MDB_INTEGERKEY, MDB_INTEGERKEY, MDB_INTEGERKEY, 0, 0, 0, MDB_INTEGERKEY, 0, 0};
+    MDB_INTEGERKEY, MDB_INTEGERKEY, MDB_INTEGERKEY, 0, 0, 0, MDB_INTEGERKEY, 0, 0, MDB_INTEGERKEY};
 
 /* The layout of what the store holds. A store of another format is emptied at open and rebuilt by the
  * pipeline from the event log (the log is the source of truth). 2: device report fields, rollups. */
@@ -472,9 +473,10 @@ int umg_store_stats(umg_store_t *st, umg_store_stats_t *out)
             s[DB_TOUCH].ms_psize;
         out->total_bytes = (uint64_t)(info.me_last_pgno + 1) * es.ms_psize;
         out->rollup_rows = s[DB_ROLL].ms_entries;
-        out->rollup_bytes =
-            (uint64_t)(s[DB_ROLL].ms_leaf_pages + s[DB_ROLL].ms_branch_pages + s[DB_ROLL].ms_overflow_pages) *
-            s[DB_ROLL].ms_psize;
+        for (int i = DB_ROLL; i <= DB_RLOG; i += DB_RLOG - DB_ROLL) {
+            out->rollup_bytes +=
+                (uint64_t)(s[i].ms_leaf_pages + s[i].ms_branch_pages + s[i].ms_overflow_pages) * s[i].ms_psize;
+        }
         rc = umg_store_offset(tx, &out->next_offset);
         if (rc == UMG_ENOENT) {
             rc = UMG_OK;
@@ -1148,6 +1150,50 @@ int umg_store_rollup_scan(umg_store_txn_t *tx,
         return urc;
     }
     return rc == MDB_NOTFOUND ? UMG_OK : map_err(rc, "rollup scan");
+}
+
+int umg_store_rollup_log_append(umg_store_txn_t *tx, const void *data, size_t len)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(tx->txn, tx->st->dbi[DB_RLOG], &c);
+    if (rc != 0) {
+        return map_err(rc, "rollup log");
+    }
+    MDB_val k, v;
+    uint64_t seq = 0;
+    rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+    if (rc == 0 && k.mv_size == 8) {
+        memcpy(&seq, k.mv_data, 8);
+        seq++;
+    }
+    k = (MDB_val){8, &seq};
+    v = (MDB_val){len, (void *)data};
+    rc = rc == 0 || rc == MDB_NOTFOUND ? mdb_cursor_put(c, &k, &v, MDB_APPEND) : rc;
+    mdb_cursor_close(c);
+    return map_err(rc, "rollup log");
+}
+
+int umg_store_rollup_log_scan(umg_store_txn_t *tx, int (*fn)(void *ctx, const void *data, size_t len), void *ctx)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(tx->txn, tx->st->dbi[DB_RLOG], &c);
+    if (rc != 0) {
+        return map_err(rc, "rollup log");
+    }
+    MDB_val k, v;
+    int urc = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if ((urc = fn(ctx, v.mv_data, v.mv_size)) != 0) {
+            break;
+        }
+    }
+    mdb_cursor_close(c);
+    return urc != 0 ? urc : rc == MDB_NOTFOUND ? UMG_OK : map_err(rc, "rollup log");
+}
+
+int umg_store_rollup_log_clear(umg_store_txn_t *tx)
+{
+    return map_err(mdb_drop(tx->txn, tx->st->dbi[DB_RLOG], 0), "rollup log");
 }
 
 /* --------------------------------------------------------------- decisions */

@@ -179,6 +179,16 @@ int umg_store_rollup_scan(umg_store_txn_t *tx,
                                     const int64_t *v, size_t nv),
                           void *ctx);
 
+/*
+ * The rollup log: each batch's rollup changes as one appended blob (cheap to
+ * write), folded into the rollup rows now and then (umg_store_rollup_put of
+ * every row the log touched, then umg_store_rollup_log_clear).
+ */
+int umg_store_rollup_log_append(umg_store_txn_t *tx, const void *data, size_t len);
+/** Calls fn for every blob in append order; a non-zero return stops and is returned. */
+int umg_store_rollup_log_scan(umg_store_txn_t *tx, int (*fn)(void *ctx, const void *data, size_t len), void *ctx);
+int umg_store_rollup_log_clear(umg_store_txn_t *tx);
+
 /* ---------------------------------------------------------- decisions */
 
 /* A touch that was a candidate for an install, for the export and MTA. 32 bytes. */

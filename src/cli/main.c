@@ -9,6 +9,7 @@
 #include "umg_attr_ep.h"
 #include "umg_rollup.h"
 #include "umg_bus.h"
+#include "umg_cost.h"
 #include "umg_gen.h"
 #include "umg_http.h"
 #include "umg_ingest.h"
@@ -150,6 +151,7 @@ static void usage_main(FILE *f)
             "  admin app settings    show or change an app's attribution windows\n"
             "  admin user create     create a dashboard user (password on standard input)\n"
             "  admin privacy forget  forget a device (GDPR / CCPA erasure)\n"
+            "  import costs|rates    import ad spend or currency rates from a CSV file\n"
             "  gen                   send realistic synthetic traffic for an app (or write request files)\n"
             "  config docs           print the configuration reference (Markdown)\n\n"
             "Run 'unmogrowp COMMAND --help' for a command's options.\n",
@@ -222,6 +224,8 @@ static const umg_http_route_t base_routes[] = {
     {"GET", "/v1/attribution", 0, umg_attr_ep_attribution},
     {"GET", "/v1/export/installs", 0, umg_attr_ep_export_installs},
     {"GET", "/v1/reports/mta", 0, umg_attr_ep_report_mta},
+    {"*", "/v1/costs", 0, umg_cost_ep_costs},
+    {"*", "/v1/rates", 0, umg_cost_ep_rates},
 };
 
 static int cmd_serve(int argc, char **argv)
@@ -365,6 +369,10 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "unmogrowp serve: cannot start the admin API\n");
         goto done;
     }
+    if (umg_cost_ep_start(cfg.data) != UMG_OK) {
+        fprintf(stderr, "unmogrowp serve: cannot start the costs API\n");
+        goto done;
+    }
     umg_http_route_t routes[UMG_ARRAY_SIZE(base_routes) + 64];
     size_t nroutes = 0;
     for (size_t i = 0; i < UMG_ARRAY_SIZE(base_routes); i++) {
@@ -465,6 +473,7 @@ static int cmd_serve(int argc, char **argv)
 done:
     /* Queued reports are answered while the loops still run. */
     umg_attr_worker_stop(attr_worker);
+    umg_cost_ep_stop();
     if (srv != NULL) {
         umg_http_server_stop(srv);
     }
@@ -879,6 +888,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "serve") == 0) {
         return cmd_serve(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "import") == 0) {
+        return umg_cost_cli_import(argc - 1, argv + 1);
     }
     if (strcmp(argv[1], "gen") == 0) {
         return umg_gen_cli(argc - 1, argv + 1);

@@ -522,7 +522,13 @@ def _selected(day, dims, filters, from_day, to_day):
 
 
 def _ratio(num, den):
+    """num / den of exact integers (Python rounds the exact quotient once, as C's double division
+    does for integers below 2**53); None when den is 0."""
     return None if den == 0 else num / den
+
+
+def _scaled(micros, den):
+    return None if den == 0 else micros / den / 1e6
 
 
 def new_row():
@@ -600,10 +606,11 @@ def finish_row(row):
     r, c = row["revenue_micros"], row["cost_micros"]
     row["ctr"] = _ratio(row["clicks"], row["impressions"])
     row["conversion_rate"] = _ratio(row["installs"], row["clicks"])
-    row["arpu"] = _ratio(r / 1e6, row["active_devices"])
-    row["arppu"] = _ratio(r / 1e6, row["paying_devices"])
-    row["cpi"] = _ratio(c / 1e6, row["installs"])
-    row["ecpi"] = _ratio(c / 1e6, row["installs"] + row["organic_installs"])
+    # Amounts per count: (double)micros / (double)count / 1e6, as docs/reports.md writes them.
+    row["arpu"] = _scaled(r, row["active_devices"])
+    row["arppu"] = _scaled(r, row["paying_devices"])
+    row["cpi"] = _scaled(c, row["installs"])
+    row["ecpi"] = _scaled(c, row["installs"] + row["organic_installs"])
     row["roas"] = _ratio(r, c)
     return row
 
@@ -642,6 +649,98 @@ def cohorts(F, group_by=(), filters=None, from_day=None, to_day=None, raw=None, 
             d["revenue_unconverted"][cur] = d["revenue_unconverted"].get(cur, 0) + m
         else:
             d["revenue_micros"] += convert(m, fac)
+    return out
+
+
+COHORT_METRICS = ("retention", "sessions", "revenue", "cumulative_revenue", "roas")
+
+
+def cohort_report(F, metric, days, group_by=(), filters=None, from_day=None, to_day=None, today=None, raw=None,
+                  currency="USD"):
+    """GET /v1/reports/cohorts recounted: {key: {"size", "values": [one per N of days],
+    "revenue_unconverted", "cost_unconverted"}} for the cohorts (install days) from_day..to_day.
+
+    A cohort (install day d, dimensions) has reached day N when d + N <= today. For each N the
+    value is over the cohorts of the group that reached it (null when none did):
+    retention = active devices on day N / their sizes; sessions = sessions on day N;
+    revenue = revenue on day N; cumulative_revenue = revenue on days 0..N; roas =
+    cumulative_revenue / the cost of their install days (null when 0). Revenue is converted per
+    (group, install day, N, currency) at the rate of day d + N, cost per (group, day, currency)
+    at the rate of its day; what has no rate is in *_unconverted (revenue: on days 0..max(days)
+    that were reached)."""
+    group_by = parse_group_by(group_by)
+    today = today or max(f.day for f in F.list)
+    size, active, sess, rev, cost = {}, {}, {}, {}, {}
+    for f in F.list:
+        if not f.kind.startswith("cohort_") or not _selected(f.day, f.dims, filters, from_day, to_day):
+            continue
+        key = _key(group_by, f.day, f.dims)
+        if f.kind == "cohort_size":
+            size[(key, f.day)] = size.get((key, f.day), 0) + 1
+        elif f.kind == "cohort_active":
+            active[(key, f.day, f.n)] = active.get((key, f.day, f.n), 0) + 1
+        elif f.kind == "cohort_sessions":
+            sess[(key, f.day, f.n)] = sess.get((key, f.day, f.n), 0) + 1
+        elif f.kind == "cohort_revenue":
+            k = (key, f.day, f.n, f.currency)
+            rev[k] = rev.get(k, 0) + f.amount
+    if metric == "roas":
+        for day, dims, cur, m in cost_facts(raw) if raw is not None else []:
+            if _selected(day, dims, filters, from_day, to_day):
+                k = (_key(group_by, day, dims), day, cur)
+                cost[k] = cost.get(k, 0) + m
+    rates = Rates(raw.rates if raw is not None else None)
+    maxn = max(days)
+
+    def reached(d, n):
+        return day_add(d, n) <= today
+
+    keys = set(k for k, _ in size) | set(k for k, _, _ in active) | set(k for k, _, _, _ in rev) | \
+        set(k for k, _, _ in cost)
+    out = {}
+    for key in keys:
+        row = {"size": sum(v for (k, _), v in size.items() if k == key), "values": [],
+               "revenue_unconverted": {}, "cost_unconverted": {}}
+        conv_rev = {}
+        if metric in ("revenue", "cumulative_revenue", "roas"):
+            for (k, d, n, cur), m in sorted(rev.items()):
+                if k != key or m == 0 or n > maxn or not reached(d, n):
+                    continue
+                fac = rates.factor(cur, currency, day_add(d, n))
+                if fac is None:
+                    row["revenue_unconverted"][cur] = row["revenue_unconverted"].get(cur, 0) + m
+                else:
+                    conv_rev[(d, n)] = conv_rev.get((d, n), 0) + convert(m, fac)
+        conv_cost = {}
+        for (k, d, cur), m in sorted(cost.items()):
+            if k != key or m == 0:
+                continue
+            fac = rates.factor(cur, currency, d)
+            if fac is None:
+                row["cost_unconverted"][cur] = row["cost_unconverted"].get(cur, 0) + m
+            else:
+                conv_cost[d] = conv_cost.get(d, 0) + convert(m, fac)
+        for N in days:
+            cells = [d for (k, d) in size if k == key and reached(d, N)]
+            if not cells:
+                row["values"].append(None)
+                continue
+            if metric == "retention":
+                den = sum(size[(key, d)] for d in cells)
+                num = sum(active.get((key, d, N), 0) for d in cells)
+                row["values"].append(None if den == 0 else num / den)
+            elif metric == "sessions":
+                row["values"].append(sum(sess.get((key, d, N), 0) for d in cells))
+            elif metric == "revenue":
+                row["values"].append(sum(v for (d, n), v in conv_rev.items() if n == N))
+            else:
+                num = sum(v for (d, n), v in conv_rev.items() if n <= N and reached(d, N))
+                if metric == "cumulative_revenue":
+                    row["values"].append(num)
+                else:
+                    den = sum(v for d, v in conv_cost.items() if reached(d, N))
+                    row["values"].append(None if den == 0 else num / den)
+        out[key] = row
     return out
 
 

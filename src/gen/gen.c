@@ -6,7 +6,7 @@
  *
  * Devices arrive in the order of their first item (sorted uniform order
  * statistics mapped through an hourly intensity), so a device starts only
- * when the time reaches it. Each active device keeps a 72-byte state with
+ * when the time reaches it. Each active device keeps an 80-byte state with
  * its next item's time in a binary heap; its fixed profile (country, model,
  * ids, IP, campaign) is derived again from its number whenever it emits, so
  * memory is bounded by the devices active at once. Every random draw comes
@@ -44,6 +44,10 @@ const umg_config_item_t umg_gen_config_items[] = {
      "Click-to-install conversion, percent: sets how many clicks do not convert."},
     {"ctr", UMG_CFG_INT, "8", 1, 100, OFF(ctr_pct),
      "Click-through rate, percent, of the networks that report impressions: sets how many impressions there are."},
+    {"late", UMG_CFG_INT, "0", 0, 100, OFF(late_pct),
+     "Percent of sessions, in-app events and purchases sent hours to days after their ts (after later items)."},
+    {"reinstall", UMG_CFG_INT, "0", 0, 100, OFF(reinstall_pct),
+     "Percent of installing devices that install again 1-6 or 8-21 days later, 60% of them after a new click."},
 };
 const size_t umg_gen_config_nitems = UMG_ARRAY_SIZE(umg_gen_config_items);
 
@@ -375,15 +379,16 @@ static int64_t install_delay(uint64_t *s, umg_gen_match_t m)
 /* ---------------------------------------------------------------- devices */
 
 enum { DK_ORGANIC, DK_PAID, DK_CLICKER, DK_VIEWER, DK_KINDS };
-enum { ST_TOUCH, ST_CONV, ST_INSTALL, ST_SESSION, ST_EVENT, ST_RETARGET, ST_END };
-enum { F_FIRST = 1, F_TUTORIAL = 2, F_SIGNUP = 4, F_PAID = 8 };
+enum { ST_TOUCH, ST_CONV, ST_INSTALL, ST_SESSION, ST_EVENT, ST_RETARGET, ST_RECLICK, ST_END };
+enum { F_FIRST = 1, F_TUTORIAL = 2, F_SIGNUP = 4, F_PAID = 8, F_RECLICK = 16 };
 
 /* What a device carries from one item to the next. */
 typedef struct dev_s {
     int64_t ts;         /* the next item's time */
     int64_t install_ts; /* 0 until installed */
     int64_t conv_ts;    /* the converting touch */
-    int64_t mark;       /* the session's end, or the session a retargeting click precedes */
+    int64_t mark;       /* the session's end, or the session (install) a retargeting click (reclick) precedes */
+    int64_t reinst_ts;  /* when the device installs again (reinstall_pct), 0 for never or done */
     uint64_t seq;       /* device number: the profile's seed and the heap's tie-break */
     uint64_t rng;       /* the timeline's random stream */
     uint32_t n;         /* items so far: the ids' seed */
@@ -440,6 +445,10 @@ struct umg_gen_s {
     uint32_t *freel, nfree;
     heap_t *heap;
     uint32_t nheap;
+    /* late items: a heap by (send time, number), each with its JSON */
+    struct late_s **late;
+    uint32_t nlate, late_cap;
+    uint64_t late_seq;
     umg_buf_t out;
     umg_gen_stats_t st;
 };
@@ -1010,8 +1019,28 @@ static void step_conv(umg_gen_t *g, gdev_t *d, const profile_t *p, umg_gen_item_
     d->ts += delay;
 }
 
+/* Whether the device installs again (reinstall_pct), when, and after a new click or not: drawn
+ * from a stream of its own, so that the option at 0 changes nothing else. Half come back 1-6
+ * days after the install, half 8-21 days after: clear of a 7-day reattribution window. */
+static void reinstall_plan(const umg_gen_t *g, gdev_t *d)
+{
+    if (g->o.reinstall_pct == 0) {
+        return;
+    }
+    uint64_t s = g->key ^ mix64(d->seq * UINT64_C(0xa0761d6478bd642f) + 0x2e1a57);
+    if (unit(&s) * 100.0 >= (double)g->o.reinstall_pct) {
+        return;
+    }
+    double days = chance(&s, 0.5) ? 1.0 + 5.0 * unit(&s) : 8.0 + 13.0 * unit(&s);
+    d->reinst_ts = d->install_ts + (int64_t)(days * (double)DAY);
+    if (chance(&s, 0.6)) {
+        d->flags |= F_RECLICK;
+    }
+}
+
 static void step_install(umg_gen_t *g, gdev_t *d, const profile_t *p, umg_gen_item_t *it)
 {
+    int again = d->install_ts != 0;
     d->install_ts = d->ts;
     d->life = (uint16_t)lifetime(&d->rng);
     d->day = d->last_day = 0;
@@ -1022,12 +1051,23 @@ static void step_install(umg_gen_t *g, gdev_t *d, const profile_t *p, umg_gen_it
     it->kind = UMG_GEN_EVENT;
     it->type = UMG_GEN_INSTALL;
     it->match = p->match;
-    g->st.installs++;
-    g->st.installs_by_match[p->match]++;
+    if (again) {
+        /* A reinstall: after a new click it is meant to match as the device's touches do. */
+        it->reinstall = 1;
+        it->match = !(d->flags & F_RECLICK) ? UMG_GEN_MATCH_ORGANIC
+                    : p->opted_out          ? UMG_GEN_MATCH_PROBABILISTIC
+                                            : UMG_GEN_MATCH_DEVICE_ID;
+        d->flags &= (uint8_t)~F_RECLICK;
+        g->st.reinstalls++;
+    } else {
+        g->st.installs++;
+        g->st.installs_by_match[p->match]++;
+        reinstall_plan(g, d);
+    }
     g->st.events++;
     if (g->json) {
         char *w = event_head(g, d, p, "install", NULL);
-        int android = g->o.platform == UMG_GEN_ANDROID;
+        int android = g->o.platform == UMG_GEN_ANDROID && !again;
         if (android && p->match == UMG_GEN_MATCH_REFERRER) {
             char cid[33];
             click_id(g, d, d->conv_n, cid);
@@ -1068,13 +1108,30 @@ static int64_t session_time(gdev_t *d, const profile_t *p, int day)
 
 /* After a session: another one today, the first one of the next active day (maybe after a
  * retargeting click), or the end of the device. */
+/* The reinstall is due: the install (at the planned time, at least 2 minutes after the last
+ * item) and, for some, a click minutes before it. */
+static void reinstall_next(gdev_t *d, int64_t base)
+{
+    int64_t at = UMG_MAX(d->reinst_ts, base + 2 * MIN);
+    d->reinst_ts = 0;
+    if (d->flags & F_RECLICK) {
+        int64_t delay = 20 * SEC + (int64_t)lognormal(&d->rng, 5.0 * MIN, 1.1);
+        d->mark = at;
+        d->ts = UMG_MAX(at - UMG_MIN(delay, 50 * MIN), base + SEC);
+        d->step = ST_RECLICK;
+    } else {
+        d->ts = at;
+        d->step = ST_INSTALL;
+    }
+}
+
 static void next_session(umg_gen_t *g, gdev_t *d, const profile_t *p)
 {
     int64_t base = d->mark;
     d->flags &= (uint8_t)~F_FIRST;
     if (d->today > 0) {
         int64_t t = base + 5 * MIN + (int64_t)expo(&d->rng, 2.5 * HOUR);
-        if (t < d->install_ts + (d->day + 1) * DAY) {
+        if (t < d->install_ts + (d->day + 1) * DAY && (d->reinst_ts == 0 || t < d->reinst_ts)) {
             d->today--;
             d->ts = t;
             d->step = ST_SESSION;
@@ -1083,7 +1140,7 @@ static void next_session(umg_gen_t *g, gdev_t *d, const profile_t *p)
     }
     int day = -1;
     for (int dd = d->day + 1; dd <= d->life; dd++) {
-        if (d->install_ts + dd * DAY > g->now) {
+        if (d->install_ts + dd * DAY > g->now || (d->reinst_ts != 0 && d->install_ts + dd * DAY > d->reinst_ts)) {
             break;
         }
         if (chance(&d->rng, ACTIVE)) {
@@ -1092,10 +1149,18 @@ static void next_session(umg_gen_t *g, gdev_t *d, const profile_t *p)
         }
     }
     if (day < 0) {
+        if (d->reinst_ts != 0) {
+            reinstall_next(d, base);
+            return;
+        }
         d->step = ST_END;
         return;
     }
     int64_t t = UMG_MAX(session_time(d, p, day), base + MIN);
+    if (d->reinst_ts != 0 && t >= d->reinst_ts) {
+        reinstall_next(d, base);
+        return;
+    }
     int gap = day - d->last_day;
     d->today = (uint8_t)geom(&d->rng, 0.6, 4);
     d->day = d->last_day = (uint16_t)day;
@@ -1249,6 +1314,21 @@ static void step_retarget(umg_gen_t *g, gdev_t *d, const profile_t *p, umg_gen_i
     emit_touch(g, d, p, &t, it);
     d->ts = d->mark;
     d->step = ST_SESSION;
+}
+
+/* An ordinary click shortly before a reinstall: it re-attributes the install once the
+ * reattribution window has passed, and must not matter inside it. */
+static void step_reclick(umg_gen_t *g, gdev_t *d, const profile_t *p, umg_gen_item_t *it)
+{
+    touch_t t = {0};
+    t.type = UMG_GEN_CLICK;
+    t.ad = ad_draw(g, &d->rng, 0);
+    t.id_form = id_form(&d->rng, p);
+    it->reinstall = 1;
+    g->st.reinstall_clicks++;
+    emit_touch(g, d, p, &t, it);
+    d->ts = d->mark;
+    d->step = ST_INSTALL;
 }
 
 /* ---------------------------------------------------------------- arrivals */
@@ -1533,22 +1613,114 @@ int umg_gen_new(const umg_gen_opts_t *o, umg_gen_t **out)
     return gen_new(o, 1, out);
 }
 
-int umg_gen_next(umg_gen_t *g, umg_gen_item_t *it)
+/* ---------------------------------------------------------------- late items */
+
+/* A late item waits here, JSON and all, until the time reaches its send time. */
+typedef struct late_s {
+    int64_t send;
+    uint64_t seq; /* tie-break: the order they were made in */
+    umg_gen_item_t it;
+    size_t len;
+    char text[];
+} late_t;
+
+static int late_before(const late_t *a, const late_t *b)
 {
-    for (;;) {
-        int64_t top = g->nheap > 0 ? g->heap[0].ts : INT64_MAX;
-        if (g->next_arrival != INT64_MAX && g->next_arrival <= top) {
-            int rc = start_device(g);
-            if (rc != UMG_OK) {
-                return rc;
-            }
-            continue;
+    return a->send < b->send || (a->send == b->send && a->seq < b->seq);
+}
+
+static int late_push(umg_gen_t *g, const umg_gen_item_t *it, int64_t send)
+{
+    if (g->nlate == g->late_cap) {
+        uint32_t ncap = g->late_cap ? g->late_cap * 2 : 256;
+        late_t **nl = umg_realloc(g->late, sizeof(*nl) * ncap);
+        if (nl == NULL) {
+            return UMG_ENOMEM;
         }
-        if (g->nheap == 0) {
-            return UMG_ENOENT;
-        }
-        break;
+        g->late = nl;
+        g->late_cap = ncap;
     }
+    late_t *e = umg_malloc(sizeof(*e) + it->json.len + 1);
+    if (e == NULL) {
+        return UMG_ENOMEM;
+    }
+    e->send = send;
+    e->seq = g->late_seq++;
+    e->it = *it;
+    e->it.sent_ms = send;
+    e->len = it->json.len;
+    if (e->len > 0) {
+        memcpy(e->text, it->json.ptr, e->len);
+    }
+    e->text[e->len] = '\0';
+    uint32_t i = g->nlate++;
+    while (i > 0 && late_before(e, g->late[(i - 1) / 2])) {
+        g->late[i] = g->late[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    g->late[i] = e;
+    return UMG_OK;
+}
+
+/* The first late item into *it, its JSON copied to g->out. */
+static int late_pop(umg_gen_t *g, umg_gen_item_t *it)
+{
+    late_t *e = g->late[0];
+    if (g->json && umg_buf_reserve(&g->out, e->len + 1) != UMG_OK) {
+        return UMG_ENOMEM;
+    }
+    *it = e->it;
+    if (g->json) {
+        memcpy(g->out.ptr, e->text, e->len + 1);
+        g->out.len = e->len;
+        it->json = umg_slice(g->out.ptr, e->len);
+    }
+    umg_free(e);
+    late_t *v = g->late[--g->nlate];
+    uint32_t i = 0, n = g->nlate;
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= n) {
+            break;
+        }
+        if (c + 1 < n && late_before(g->late[c + 1], g->late[c])) {
+            c++;
+        }
+        if (!late_before(g->late[c], v)) {
+            break;
+        }
+        g->late[i] = g->late[c];
+        i = c;
+    }
+    if (n > 0) {
+        g->late[i] = v;
+    }
+    return UMG_OK;
+}
+
+/* Whether a session, in-app event or purchase is sent late, and when: a stream of its own per
+ * (device, item), so that late_pct at 0 changes nothing; hours to days (log-normal, median 6 h,
+ * 1 hour to 5 days), at the latest at the end of history. 0 when it is sent at once. */
+static int64_t late_send(const umg_gen_t *g, const gdev_t *d, const umg_gen_item_t *it)
+{
+    if (g->o.late_pct == 0 ||
+        (it->type != UMG_GEN_SESSION && it->type != UMG_GEN_INAPP && it->type != UMG_GEN_PURCHASE)) {
+        return 0;
+    }
+    uint64_t s = g->key ^ mix64(d->seq * UINT64_C(0xe7037ed1a0b428db) + ((uint64_t)d->n << 32) + 0x1a7e);
+    if (unit(&s) * 100.0 >= (double)g->o.late_pct) {
+        return 0;
+    }
+    double ms = lognormal(&s, 6.0 * HOUR, 1.2);
+    ms = ms < (double)HOUR ? (double)HOUR : ms > 5.0 * DAY ? 5.0 * DAY : ms;
+    return UMG_MIN(it->ts_ms + (int64_t)ms, g->now);
+}
+
+/* ---------------------------------------------------------------- the next item */
+
+/* The next item of the device at the top of the heap; *send is non-zero when it goes late. */
+static int device_next(umg_gen_t *g, umg_gen_item_t *it, int64_t *send)
+{
     uint32_t i = g->heap[0].slot;
     gdev_t *d = &g->devs[i];
     g->out.len = 0;
@@ -1561,7 +1733,7 @@ int umg_gen_next(umg_gen_t *g, umg_gen_item_t *it)
         profile_text(&p);
     }
     memset(it, 0, sizeof(*it));
-    it->ts_ms = d->ts;
+    it->ts_ms = it->sent_ms = d->ts;
     it->device = d->seq;
     switch (d->step) {
     case ST_TOUCH: step_touch(g, d, &p, it); break;
@@ -1569,9 +1741,12 @@ int umg_gen_next(umg_gen_t *g, umg_gen_item_t *it)
     case ST_INSTALL: step_install(g, d, &p, it); break;
     case ST_SESSION: step_session(g, d, &p, it); break;
     case ST_EVENT: step_event(g, d, &p, it); break;
+    case ST_RECLICK: step_reclick(g, d, &p, it); break;
     default: step_retarget(g, d, &p, it); break;
     }
     it->install_ts_ms = d->install_ts;
+    *send = late_send(g, d, it);
+    g->st.late += *send != 0;
     d->n++;
     g->st.items++;
     if (g->json) {
@@ -1590,6 +1765,34 @@ int umg_gen_next(umg_gen_t *g, umg_gen_item_t *it)
     return UMG_OK;
 }
 
+int umg_gen_next(umg_gen_t *g, umg_gen_item_t *it)
+{
+    for (;;) {
+        int64_t top = g->nheap > 0 ? g->heap[0].ts : INT64_MAX;
+        if (g->next_arrival != INT64_MAX && g->next_arrival <= top) {
+            int rc = start_device(g);
+            if (rc != UMG_OK) {
+                return rc;
+            }
+            continue;
+        }
+        if (g->nlate > 0 && g->late[0]->send <= top) {
+            return late_pop(g, it);
+        }
+        if (g->nheap == 0) {
+            return UMG_ENOENT;
+        }
+        int64_t send;
+        int rc = device_next(g, it, &send);
+        if (rc != UMG_OK || send == 0) {
+            return rc;
+        }
+        if ((rc = late_push(g, it, send)) != UMG_OK) {
+            return rc;
+        }
+    }
+}
+
 void umg_gen_stats(const umg_gen_t *g, umg_gen_stats_t *out)
 {
     *out = g->st;
@@ -1604,6 +1807,10 @@ void umg_gen_free(umg_gen_t *g)
     umg_free(g->devs);
     umg_free(g->freel);
     umg_free(g->heap);
+    for (uint32_t i = 0; i < g->nlate; i++) {
+        umg_free(g->late[i]);
+    }
+    umg_free(g->late);
     umg_buf_free(&g->out);
     umg_free(g);
 }

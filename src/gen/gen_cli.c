@@ -653,8 +653,16 @@ static void summary(FILE *f, const run_t *r, const umg_gen_stats_t *st, double s
         fprintf(f, "%s\"%s\":%llu", m ? "," : "", umg_gen_match_name((umg_gen_match_t)m),
                 (unsigned long long)st->installs_by_match[m]);
     }
+    fprintf(f, "}");
+    if (c->o.reinstall_pct > 0) {
+        fprintf(f, ",\"reinstalls\":%llu,\"reinstall_clicks\":%llu", (unsigned long long)st->reinstalls,
+                (unsigned long long)st->reinstall_clicks);
+    }
+    if (c->o.late_pct > 0) {
+        fprintf(f, ",\"late\":%llu", (unsigned long long)st->late);
+    }
     fprintf(f,
-            "},\"sessions\":%llu,\"in_app_events\":%llu,\"purchases\":%llu,\"payers\":%llu,\"revenue_usd\":%.2f,"
+            ",\"sessions\":%llu,\"in_app_events\":%llu,\"purchases\":%llu,\"payers\":%llu,\"revenue_usd\":%.2f,"
             "\"requests\":%llu,\"sent\":%llu,\"accepted\":%llu,\"duplicates\":%llu,\"rejected\":%llu,\"retries\":%llu,"
             "\"seconds\":%.3f,\"items_per_second\":%.0f}\n",
             (unsigned long long)st->sessions, (unsigned long long)st->inapp, (unsigned long long)st->purchases,

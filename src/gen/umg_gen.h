@@ -7,7 +7,9 @@
  * distributions and their parameters).
  *
  * The generator is pure: no I/O, no clock, no global state. It yields items
- * in non-decreasing time order, and the same options give the same bytes
+ * in the order they are sent: non-decreasing time, except that late items
+ * (late_pct) carry a `ts` hours to days before they are sent and so come
+ * after later items. The same options give the same bytes
  * (on the same build: the distributions use the C library's exp and log).
  * Memory is bounded by the devices active at one time, not by the length of
  * the history: devices start in the order of their first item, and a heap
@@ -32,16 +34,18 @@ typedef enum { UMG_GEN_ANDROID = 1, UMG_GEN_IOS = 2 } umg_gen_platform_t;
  * come from one table; fill them with umg_gen_opts_default().
  */
 typedef struct umg_gen_opts_s {
-    int64_t seed;        /* any value; with now_ms it decides every byte */
-    int64_t devices;     /* devices that install (paid and organic), 1..UMG_GEN_MAX_DEVICES */
-    int64_t days;        /* days of history ending at now_ms, 1..UMG_GEN_MAX_DAYS */
-    int64_t sources;     /* ad networks, 1..12, in the order of the built-in table */
-    int64_t campaigns;   /* campaigns per source, 1..20 */
-    int64_t adsets;      /* adsets per campaign, 1..10 */
-    int64_t organic_pct; /* percent of installing devices with no ad touch, 0..100 */
-    int64_t cvr_pct;     /* click-to-install conversion in percent, 1..100: non-converting clicks */
-    int64_t ctr_pct;     /* click-through rate of the networks that report impressions, 1..100 */
-    int64_t now_ms;      /* the end of history, Unix milliseconds; required (no default) */
+    int64_t seed;          /* any value; with now_ms it decides every byte */
+    int64_t devices;       /* devices that install (paid and organic), 1..UMG_GEN_MAX_DEVICES */
+    int64_t days;          /* days of history ending at now_ms, 1..UMG_GEN_MAX_DAYS */
+    int64_t sources;       /* ad networks, 1..12, in the order of the built-in table */
+    int64_t campaigns;     /* campaigns per source, 1..20 */
+    int64_t adsets;        /* adsets per campaign, 1..10 */
+    int64_t organic_pct;   /* percent of installing devices with no ad touch, 0..100 */
+    int64_t cvr_pct;       /* click-to-install conversion in percent, 1..100: non-converting clicks */
+    int64_t ctr_pct;       /* click-through rate of the networks that report impressions, 1..100 */
+    int64_t late_pct;      /* percent of sessions, in-app events and purchases sent hours to days late, 0..100 */
+    int64_t reinstall_pct; /* percent of installing devices that install again days later, 0..100 */
+    int64_t now_ms;        /* the end of history, Unix milliseconds; required (no default) */
     umg_gen_platform_t platform;
 } umg_gen_opts_t;
 
@@ -81,12 +85,14 @@ typedef enum {
 typedef struct umg_gen_item_s {
     umg_gen_kind_t kind;
     umg_gen_type_t type;
-    int64_t ts_ms; /* the item's "ts" */
+    int64_t ts_ms;   /* the item's "ts" */
+    int64_t sent_ms; /* when it is sent in the simulation: ts_ms, or later for a late item */
     umg_slice_t json;
     uint64_t device;       /* the device's number, in the order of its first item (from 0) */
-    int64_t install_ts_ms; /* the device's install time once installed (installs included), else 0 */
-    umg_gen_match_t match; /* installs: the intended attribution; ORGANIC otherwise */
+    int64_t install_ts_ms; /* the device's latest install time when generated (installs included), else 0 */
+    umg_gen_match_t match; /* installs: the intended attribution (reinstalls: that of the click before, if any) */
     int retargeting;       /* clicks: 1 for a retargeting click */
+    int reinstall;         /* installs: 1 for a device's second or later install; clicks: 1 for the click before one */
     double revenue_usd;    /* purchases: the price in USD before conversion to the local currency */
 } umg_gen_item_t;
 
@@ -95,6 +101,9 @@ typedef struct umg_gen_stats_s {
     uint64_t items, touches, events;
     uint64_t clicks, impressions, retargeting_clicks;
     uint64_t installs, sessions, inapp, purchases;
+    uint64_t reinstalls,
+        reinstall_clicks; /* installs of devices installed before (not in installs), clicks before them */
+    uint64_t late;        /* sessions, in-app events and purchases sent late */
     uint64_t installs_by_match[UMG_GEN_MATCH_KINDS];
     uint64_t devices;     /* devices that yielded at least one item */
     uint64_t payers;      /* devices with at least one purchase */

@@ -9,9 +9,12 @@
  * the click's fingerprint (umg_attr_fp_make) and carry no id, view-through
  * installs follow an impression, organic installs follow no touch. The mix
  * (organic share, match kinds, click-to-install delays, CTR, payers,
- * retention D1 > D7 > D21) stays within stated bounds. Also: option
- * checks, allocation failures, and the small JSON reader and answer parser
- * of send.c.
+ * retention D1 > D7 > D21) stays within stated bounds. With --late and
+ * --reinstall: late items come out of time order but in send order, hours
+ * to days late; reinstalls come 1-6 or 8-21 days after the install, some
+ * after a click minutes before; re-engagement (a retargeting click, then a
+ * session) and several currencies occur. Also: option checks, allocation
+ * failures, and the small JSON reader and answer parser of send.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -127,6 +130,10 @@ typedef struct devrec_s {
     uint32_t days; /* bit d: a session on day d after the install */
     uint32_t touches, clicks;
     int paid;
+    int64_t reclick_ts;  /* the click before a reinstall */
+    int64_t retarget_ts; /* the last retargeting click, until a session follows it */
+    uint64_t reclick_id; /* its advertising id hash */
+    umg_attr_fp_t reclick_fp;
 } devrec_t;
 
 typedef struct clickrec_s {
@@ -149,6 +156,12 @@ typedef struct walk_s {
     int64_t max_delay;
     double retention[32];
     uint64_t cohort[32];
+    /* --late and --reinstall */
+    uint64_t late, out_of_order, reinstalls, reinst_inside, reinst_after, reinst_clicked;
+    int64_t late_min, late_max;
+    uint64_t reengaged; /* sessions within a day after a retargeting click */
+    char currencies[16][4];
+    int ncurrencies;
 } walk_t;
 
 /* What the callbacks hand back from one decoded item. */
@@ -257,6 +270,15 @@ static void walk_touch(walk_t *w, const umg_gen_item_t *it, umg_buf_t *body)
         assert_true(d->install_ts != 0 && d->install_ts < it->ts_ms);
         assert_true(t->deep_link.len > 0);
         w->retargeting++;
+        d->retarget_ts = it->ts_ms;
+        return;
+    }
+    if (it->reinstall) {
+        /* An ordinary click of an installed device, minutes before it installs again. */
+        assert_true(d->install_ts != 0 && d->install_ts < it->ts_ms);
+        d->reclick_ts = it->ts_ms;
+        d->reclick_id = id_hash(adid);
+        umg_attr_fp_make(&d->reclick_fp, t->ip, t->user_agent, UMG_SLICE_NULL, UMG_SLICE_NULL, UMG_SLICE_NULL);
         return;
     }
     assert_int_equal(d->install_ts, 0);
@@ -268,6 +290,33 @@ static void walk_touch(walk_t *w, const umg_gen_item_t *it, umg_buf_t *body)
     umg_attr_fp_make(&d->click_fp, t->ip, t->user_agent, UMG_SLICE_NULL, UMG_SLICE_NULL, UMG_SLICE_NULL);
 }
 
+/* A second install: days after the first, without a referrer; after a new click it matches
+ * that click by device id or by IP + User-Agent, within the hour. */
+static void check_reinstall(walk_t *w, const umg_gen_item_t *it, const umg_event_t *ev, umg_slice_t adid,
+                            const umg_attr_fp_t *fp)
+{
+    devrec_t *d = &w->dev[it->device];
+    assert_true(d->install_ts != 0 && it->install_ts_ms == it->ts_ms && !ev->has_referrer);
+    int64_t gap = it->ts_ms - d->install_ts;
+    assert_true(gap >= DAY_MS);
+    w->reinstalls++;
+    w->reinst_inside += gap < 7 * DAY_MS - HOUR_MS;
+    w->reinst_after += gap > 7 * DAY_MS + HOUR_MS;
+    d->install_ts = it->ts_ms;
+    if (it->match == UMG_GEN_MATCH_ORGANIC) {
+        return;
+    }
+    w->reinst_clicked++;
+    assert_true(d->reclick_ts != 0 && d->reclick_ts <= it->ts_ms && it->ts_ms - d->reclick_ts < HOUR_MS);
+    if (it->match == UMG_GEN_MATCH_DEVICE_ID) {
+        assert_true(adid.len > 0 && d->reclick_id == id_hash(adid));
+    } else {
+        assert_int_equal(it->match, UMG_GEN_MATCH_PROBABILISTIC);
+        assert_true(adid.len == 0 && d->reclick_id == 0 && fp->ip == d->reclick_fp.ip && fp->os == d->reclick_fp.os);
+    }
+    d->reclick_ts = 0;
+}
+
 static void check_install(walk_t *w, const umg_gen_item_t *it, const umg_event_t *ev)
 {
     devrec_t *d = &w->dev[it->device];
@@ -275,6 +324,10 @@ static void check_install(walk_t *w, const umg_gen_item_t *it, const umg_event_t
     umg_slice_t adid = w->o.platform == UMG_GEN_IOS ? dv->idfa : dv->gaid;
     umg_attr_fp_t fp;
     umg_attr_fp_make(&fp, ev->ip, ev->user_agent, dv->platform, dv->os_version, dv->model);
+    if (it->reinstall) {
+        check_reinstall(w, it, ev, adid, &fp);
+        return;
+    }
     assert_true(d->install_ts == 0);
     d->install_ts = it->ts_ms;
     assert_true(it->install_ts_ms == it->ts_ms);
@@ -349,9 +402,18 @@ static void walk_event(walk_t *w, const umg_gen_item_t *it, umg_buf_t *body)
         check_install(w, it, ev);
         return;
     }
-    assert_true(d->install_ts != 0 && it->ts_ms >= d->install_ts && it->install_ts_ms == d->install_ts);
+    if (it->sent_ms == it->ts_ms) {
+        assert_true(d->install_ts != 0 && it->ts_ms >= d->install_ts && it->install_ts_ms == d->install_ts);
+    } else {
+        /* Late: the device may have installed again since. */
+        assert_true(it->install_ts_ms != 0 && it->ts_ms >= it->install_ts_ms && it->install_ts_ms <= d->install_ts);
+    }
     if (it->type == UMG_GEN_SESSION) {
-        int64_t day = (it->ts_ms - d->install_ts) / DAY_MS;
+        if (d->retarget_ts != 0 && it->ts_ms > d->retarget_ts && it->ts_ms - d->retarget_ts < DAY_MS) {
+            w->reengaged++;
+            d->retarget_ts = 0;
+        }
+        int64_t day = (it->ts_ms - it->install_ts_ms) / DAY_MS;
         if (day < 32) {
             d->days |= UINT32_C(1) << day;
         }
@@ -359,6 +421,13 @@ static void walk_event(walk_t *w, const umg_gen_item_t *it, umg_buf_t *body)
         assert_true(ev->has_revenue && ev->revenue > 0 && strlen(ev->currency) == 3);
         assert_true(it->revenue_usd >= 0.99 && it->revenue_usd <= 99.99);
         w->purchases++;
+        int c = 0;
+        while (c < w->ncurrencies && strcmp(w->currencies[c], ev->currency) != 0) {
+            c++;
+        }
+        if (c == w->ncurrencies && c < 16) {
+            memcpy(w->currencies[w->ncurrencies++], ev->currency, 4);
+        }
     } else {
         assert_true(ev->name.len > 0);
     }
@@ -383,15 +452,27 @@ static void walk(walk_t *w, const umg_gen_opts_t *o)
     assert_non_null(w->clicks);
     umg_gen_t *g;
     umg_gen_item_t it;
-    int64_t prev = 0;
+    int64_t prev = 0, prev_ts = 0;
     int rc;
+    w->late_min = INT64_MAX;
     assert_int_equal(umg_gen_new(o, &g), UMG_OK);
     while ((rc = umg_gen_next(g, &it)) == UMG_OK) {
-        assert_true(it.ts_ms >= prev);
+        /* In send order; only late sessions, events and purchases are sent after their ts. */
+        assert_true(it.sent_ms >= prev && it.sent_ms >= it.ts_ms && it.sent_ms <= o->now_ms);
         assert_true(it.ts_ms >= o->now_ms - o->days * DAY_MS && it.ts_ms <= o->now_ms);
         assert_true(it.device < w->ndev);
         assert_int_equal(it.kind, it.type <= UMG_GEN_IMPRESSION ? UMG_GEN_TOUCH : UMG_GEN_EVENT);
-        prev = it.ts_ms;
+        if (it.sent_ms != it.ts_ms) {
+            assert_true(it.type == UMG_GEN_SESSION || it.type == UMG_GEN_INAPP || it.type == UMG_GEN_PURCHASE);
+            w->late++;
+            if (it.sent_ms < o->now_ms) { /* else held back to the end of history */
+                w->late_min = UMG_MIN(w->late_min, it.sent_ms - it.ts_ms);
+            }
+            w->late_max = UMG_MAX(w->late_max, it.sent_ms - it.ts_ms);
+            w->out_of_order += it.ts_ms < prev_ts;
+        }
+        prev = it.sent_ms;
+        prev_ts = UMG_MAX(prev_ts, it.ts_ms);
         if (it.kind == UMG_GEN_TOUCH) {
             walk_touch(w, &it, &body);
         } else {
@@ -405,6 +486,8 @@ static void walk(walk_t *w, const umg_gen_opts_t *o)
     assert_memory_equal(&w->st, &pre, sizeof(pre));
     assert_int_equal(w->st.installs, w->installs);
     assert_int_equal(w->st.purchases, w->purchases);
+    assert_int_equal(w->st.late, w->late);
+    assert_int_equal(w->st.reinstalls, w->reinstalls);
     /* Retention: the share of the devices installed at least d + 1 days before now with a session on day d. */
     for (int day = 0; day < 32; day++) {
         uint64_t active = 0;
@@ -503,6 +586,49 @@ static void test_mix(void **state)
     double payers = (double)w->st.payers / (double)w->installs;
     assert_true(w->purchases > 50 && payers > 0.01 && payers < 0.08);
     assert_true(w->st.revenue_usd > 0);
+}
+
+/* Re-engagement and several currencies come with the defaults (the reports' recount needs them). */
+static void test_reengagement_currencies(void **state)
+{
+    (void)state;
+    const walk_t *w = android();
+    assert_true(w->reengaged > 10 && w->reengaged <= w->retargeting);
+    assert_true(w->ncurrencies >= 5);
+    assert_int_equal(w->late, 0);
+    assert_int_equal(w->reinstalls, 0);
+}
+
+/* --late 10 --reinstall 30: late items, out of time order, hours to days late; reinstalls on both
+ * sides of a 7-day window, some after a click. Deterministic, and counted alike without JSON. */
+static void test_late_and_reinstalls(void **state)
+{
+    (void)state;
+    walk_t w;
+    umg_gen_opts_t o = opts(UMG_GEN_ANDROID, 800, 21, 11);
+    o.late_pct = 10;
+    o.reinstall_pct = 30;
+    walk(&w, &o);
+    umg_gen_stats_t a, b;
+    assert_true(hash_run(&o, &a) == hash_run(&o, &b));
+    assert_memory_equal(&a, &w.st, sizeof(a));
+    uint64_t lateable = w.st.sessions + w.st.inapp + w.st.purchases;
+    double share = (double)w.late / (double)lateable;
+    if (!(share > 0.07 && share < 0.13) || w.out_of_order * 2 < w.late) {
+        fail_msg("late %llu of %llu, %llu out of order", (unsigned long long)w.late, (unsigned long long)lateable,
+                 (unsigned long long)w.out_of_order);
+    }
+    assert_true(w.late_min >= HOUR_MS && w.late_max <= 5 * DAY_MS && w.late_max > DAY_MS);
+    /* About 30% of the installs that have 1-21 days left; both sides of 7 days; 60% after a click. */
+    if (!(w.reinstalls > 80 && w.reinst_inside > 20 && w.reinst_after > 20 && w.reinst_clicked > w.reinstalls / 3 &&
+          w.reinst_clicked < w.reinstalls)) {
+        fail_msg("reinstalls %llu: %llu inside 7 days, %llu after, %llu after a click",
+                 (unsigned long long)w.reinstalls, (unsigned long long)w.reinst_inside,
+                 (unsigned long long)w.reinst_after, (unsigned long long)w.reinst_clicked);
+    }
+    assert_int_equal(w.st.reinstall_clicks, w.reinst_clicked);
+    free(w.dev);
+    free(w.clicks);
 }
 
 static void test_install_delays(void **state)
@@ -641,6 +767,8 @@ int main(void)
         cmocka_unit_test(test_android_items_valid),
         cmocka_unit_test(test_ios_items_valid),
         cmocka_unit_test(test_mix),
+        cmocka_unit_test(test_reengagement_currencies),
+        cmocka_unit_test(test_late_and_reinstalls),
         cmocka_unit_test(test_install_delays),
         cmocka_unit_test(test_retention),
         cmocka_unit_test(test_bounded_memory),

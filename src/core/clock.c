@@ -286,3 +286,29 @@ void umg_date_format(int32_t day, char out[11])
     civil_from_days(day, &y, &m, &d);
     snprintf(out, 11, "%04d-%02d-%02d", (int)(y < 0 ? 0 : y > 9999 ? 9999 : y), m, d);
 }
+
+int32_t umg_date_from_civil(int y, int m, int d)
+{
+    return (int32_t)days_from_civil(y, m, d);
+}
+
+void umg_date_civil(int32_t day, int *y, int *m, int *d)
+{
+    int64_t yy;
+    civil_from_days(day, &yy, m, d);
+    *y = (int)yy;
+}
+
+int32_t umg_date_week_start(int32_t day)
+{
+    /* 1970-01-01 was a Thursday: Monday-based weekday = (day + 3) mod 7 */
+    int32_t wd = (int32_t)(((int64_t)day + 3) % 7);
+    return day - (wd < 0 ? wd + 7 : wd);
+}
+
+int32_t umg_date_month_start(int32_t day)
+{
+    int y, m, d;
+    umg_date_civil(day, &y, &m, &d);
+    return day - (d - 1);
+}

@@ -163,6 +163,12 @@ char *umg_time_write_rfc3339(char *p, int64_t us);
 int umg_date_parse(umg_slice_t s, int32_t *day);
 /** Writes "YYYY-MM-DD" and a NUL into out. */
 void umg_date_format(int32_t day, char out[11]);
+/** The day of a calendar date (m 1..12, d 1..31), and back. */
+int32_t umg_date_from_civil(int y, int m, int d);
+void umg_date_civil(int32_t day, int *y, int *m, int *d);
+/** The Monday of day's ISO week, and the first day of its month. */
+int32_t umg_date_week_start(int32_t day);
+int32_t umg_date_month_start(int32_t day);
 
 /* ------------------------------------------------------------ time zones */
 

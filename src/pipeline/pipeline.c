@@ -445,6 +445,61 @@ static int roll_touch(umg_pipeline_t *p, const umg_attr_touch_t *a)
     return radd(p, UMG_RT_MAIN, &k, a->type == UMG_ATTR_IMPRESSION ? UMG_RM_IMPRESSIONS : UMG_RM_CLICKS, 1);
 }
 
+static int act_add(umg_pipeline_t *p, int32_t day, uint32_t kind, size_t vi, int64_t by)
+{
+    umg_rollup_key_t k;
+    memset(&k, 0, sizeof(k));
+    k.day = day;
+    k.x[0] = kind;
+    return radd(p, UMG_RT_ACTIVITY, &k, vi, by);
+}
+
+/* The app's activity for a device active on a day it was not active before (before: its active days then). */
+static int roll_activity(umg_pipeline_t *p, umg_store_device_t *dev, const umg_store_dayset_t *before, int32_t day)
+{
+    int rc = act_add(p, day, UMG_RA_DAY, 0, 1);
+    /* Trailing windows: the device newly counts on the days D in [day, day + w - 1] whose window [D - w + 1, D]
+     * holds no other active day of it, an interval; kept as +1 at its start and -1 after its end. */
+    int32_t prev = umg_store_dayset_prev(before, day), next = umg_store_dayset_next(before, day);
+    static const struct {
+        uint32_t kind;
+        int32_t w;
+    } win[] = {{UMG_RA_WEEK7, 7}, {UMG_RA_MONTH30, 30}};
+    for (size_t i = 0; i < UMG_ARRAY_SIZE(win) && rc == UMG_OK; i++) {
+        int64_t lo = prev == INT32_MIN ? day : UMG_MAX((int64_t)day, (int64_t)prev + win[i].w);
+        int64_t hi =
+            next == INT32_MAX ? (int64_t)day + win[i].w - 1 : UMG_MIN((int64_t)day + win[i].w - 1, (int64_t)next - 1);
+        if (lo <= hi) {
+            rc = act_add(p, (int32_t)lo, win[i].kind, 0, 1);
+            rc = rc ? rc : act_add(p, (int32_t)(hi + 1), win[i].kind, 0, -1);
+        }
+    }
+    int32_t ws = umg_date_week_start(day), ms = umg_date_month_start(day);
+    int y, m, d;
+    umg_date_civil(day, &y, &m, &d);
+    if (rc == UMG_OK && umg_store_dayset_add(&dev->weeks, (int32_t)floor_div((int64_t)ws + 3, 7)) != 0) {
+        rc = act_add(p, ws, UMG_RA_WEEK, 0, 1);
+    }
+    if (rc == UMG_OK && umg_store_dayset_add(&dev->months, y * 12 + m - 1) != 0) {
+        rc = act_add(p, ms, UMG_RA_MONTH, 0, 1);
+    }
+    /* New devices: counted in the periods of their earliest active day, moved when an earlier one arrives. */
+    if (rc == UMG_OK && (!dev->has_first || day < dev->first_day)) {
+        if (dev->has_first) {
+            int32_t f = dev->first_day;
+            rc = act_add(p, f, UMG_RA_DAY, 1, -1);
+            rc = rc ? rc : act_add(p, umg_date_week_start(f), UMG_RA_WEEK, 1, -1);
+            rc = rc ? rc : act_add(p, umg_date_month_start(f), UMG_RA_MONTH, 1, -1);
+        }
+        rc = rc ? rc : act_add(p, day, UMG_RA_DAY, 1, 1);
+        rc = rc ? rc : act_add(p, ws, UMG_RA_WEEK, 1, 1);
+        rc = rc ? rc : act_add(p, ms, UMG_RA_MONTH, 1, 1);
+        dev->first_day = day;
+        dev->has_first = 1;
+    }
+    return rc;
+}
+
 /*
  * What an install, session or event adds to the rollups (docs/reports.md), and the device's report state:
  * called after the decision was applied to dev, before dev is written back.
@@ -501,8 +556,10 @@ static int roll_event(umg_pipeline_t *p, const umg_event_t *ev, umg_store_device
     int64_t dsi = dev->attr.install_ts_us != 0 ? (int64_t)day - dev->cohort_day : -1;
     int in_cohort = dsi >= 0 && dsi < UMG_ROLLUP_COHORT_DAYS;
     ck.x[0] = in_cohort ? (uint32_t)dsi : 0;
+    umg_store_dayset_t before = dev->active;
     if (rc == UMG_OK && umg_store_dayset_add(&dev->active, day) != 0) {
         rc = radd(p, UMG_RT_MAIN, &k, UMG_RM_ACTIVE, 1);
+        rc = rc ? rc : roll_activity(p, dev, &before, day);
     }
     if (rc == UMG_OK && in_cohort) {
         uint64_t bit = UINT64_C(1) << (dsi & 63);

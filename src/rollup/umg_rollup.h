@@ -46,6 +46,9 @@ typedef enum {
     UMG_RT_COHORT_DAY = 4,
     /* day: install day; x[0]: days since install; x[1]: currency id. v[0]: revenue micros, v[1]: events. */
     UMG_RT_COHORT_REV = 5,
+    /* Activity of the whole app (dimensions 0); x[0]: a UMG_RA_* kind, day as that kind says.
+     * v[0]: active devices (or a change of them), v[1]: new devices (first seen in the period). */
+    UMG_RT_ACTIVITY = 6,
     UMG_RT_COUNT
 } umg_rollup_table_t;
 
@@ -62,6 +65,16 @@ enum {
     UMG_RM_ACTIVE, /* distinct devices with any install, session or event that day */
     UMG_RM_PAYING, /* distinct devices with revenue > 0 that day */
     UMG_RM_N
+};
+
+/* Kinds of UMG_RT_ACTIVITY rows. */
+enum {
+    UMG_RA_DAY = 0,     /* day: the day. v[0]: distinct devices active (DAU), v[1]: new that day */
+    UMG_RA_WEEK7 = 1,   /* day: D. v[0]: the change on D of the devices active in the 7 days ending on D (the
+                         * trailing WAU of D is the sum of v[0] over every day <= D); v[1] unused */
+    UMG_RA_MONTH30 = 2, /* the same for 30 days (trailing MAU) */
+    UMG_RA_WEEK = 3,    /* day: the Monday of a calendar week. v[0]: distinct devices active that week, v[1]: new */
+    UMG_RA_MONTH = 4,   /* day: the first day of a calendar month. v[0]: active that month, v[1]: new */
 };
 
 #define UMG_ROLLUP_MAXV UMG_RM_N

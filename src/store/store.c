@@ -1078,6 +1078,40 @@ int umg_store_dayset_add(umg_store_dayset_t *s, int32_t day)
     return 1;
 }
 
+static int dayset_has(const umg_store_dayset_t *s, int64_t day)
+{
+    int64_t at = day - s->base;
+    return at >= 0 && at < UMG_STORE_DAYSET_DAYS && (s->bits[at >> 6] >> (at & 63) & 1);
+}
+
+int32_t umg_store_dayset_prev(const umg_store_dayset_t *s, int32_t day)
+{
+    if ((s->bits[0] | s->bits[1]) == 0) {
+        return INT32_MIN;
+    }
+    int64_t top = (int64_t)s->base + UMG_STORE_DAYSET_DAYS - 1;
+    for (int64_t d = (int64_t)day - 1 < top ? (int64_t)day - 1 : top; d >= s->base; d--) {
+        if (dayset_has(s, d)) {
+            return (int32_t)d;
+        }
+    }
+    return INT32_MIN;
+}
+
+int32_t umg_store_dayset_next(const umg_store_dayset_t *s, int32_t day)
+{
+    if ((s->bits[0] | s->bits[1]) == 0) {
+        return INT32_MAX;
+    }
+    for (int64_t d = (int64_t)day + 1 > s->base ? (int64_t)day + 1 : s->base;
+         d < (int64_t)s->base + UMG_STORE_DAYSET_DAYS; d++) {
+        if (dayset_has(s, d)) {
+            return (int32_t)d;
+        }
+    }
+    return INT32_MAX;
+}
+
 int umg_store_event_day(umg_store_txn_t *tx, uint64_t device_key, uint32_t name, int32_t day, int *added)
 {
     *added = 0;

@@ -121,6 +121,9 @@ typedef struct umg_store_dayset_s {
  * older than the window (the set cannot say; callers count it as new).
  */
 int umg_store_dayset_add(umg_store_dayset_t *s, int32_t day);
+/** The latest day of the set before day (INT32_MIN when none is known), and the earliest after (INT32_MAX). */
+int32_t umg_store_dayset_prev(const umg_store_dayset_t *s, int32_t day);
+int32_t umg_store_dayset_next(const umg_store_dayset_t *s, int32_t day);
 
 /* A device of an app: the core's state plus what reports need. */
 typedef struct umg_store_device_s {
@@ -137,6 +140,10 @@ typedef struct umg_store_device_s {
     uint64_t cohort_bits[3];    /* days since cohort_day the device was active (0..191) */
     umg_store_dayset_t active;  /* local days the device was active */
     umg_store_dayset_t paying;  /* local days it had revenue > 0 */
+    umg_store_dayset_t weeks;   /* calendar weeks (umg_date_week_start / 7) it was active */
+    umg_store_dayset_t months;  /* calendar months (year * 12 + month) it was active */
+    int32_t first_day;          /* the earliest local day it was active, when has_first */
+    uint32_t has_first;
 } umg_store_device_t;
 
 /**

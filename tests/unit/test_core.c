@@ -1033,9 +1033,42 @@ static void test_fs(void **state)
     assert_int_equal(umg_mkdirs("", 0755), UMG_EINVAL);
 }
 
+static void test_dates(void **state)
+{
+    (void)state;
+    int32_t d;
+    assert_int_equal(umg_date_parse(umg_slice("1970-01-01", 10), &d), UMG_OK);
+    assert_int_equal(d, 0);
+    assert_int_equal(umg_date_parse(umg_slice("2026-01-01", 10), &d), UMG_OK);
+    assert_int_equal(d, 20454);
+    assert_int_equal(umg_date_parse(umg_slice("2024-02-29", 10), &d), UMG_OK);
+    static const char *const bad[] = {"2026-02-29", "2026-13-01", "2026-00-10",  "2026-1-01", "2026-01-32",
+                                      "0000-01-01", "2026/01/01", "2026-01-01T", "20260101xx"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(umg_date_parse(umg_slice(bad[i], strlen(bad[i])), &d), UMG_EINVAL);
+    }
+    char out[11];
+    umg_date_format(20454, out);
+    assert_string_equal(out, "2026-01-01");
+    umg_date_format(-1, out);
+    assert_string_equal(out, "1969-12-31");
+    int y, m, dd;
+    umg_date_civil(20454 + 59, &y, &m, &dd);
+    assert_true(y == 2026 && m == 3 && dd == 1);
+    assert_int_equal(umg_date_from_civil(2026, 3, 1), 20454 + 59);
+    /* 2026-01-01 is a Thursday: its week starts on Monday 2025-12-29 */
+    assert_int_equal(umg_date_week_start(20454), 20454 - 3);
+    assert_int_equal(umg_date_week_start(20454 - 3), 20454 - 3);
+    assert_int_equal(umg_date_week_start(20454 + 3), 20454 - 3); /* Sunday 2026-01-04 */
+    assert_int_equal(umg_date_week_start(20454 + 4), 20454 + 4); /* Monday 2026-01-05 */
+    assert_int_equal(umg_date_week_start(3), -3);                /* 1970-01-04, a Sunday */
+    assert_int_equal(umg_date_month_start(20454 + 40), 20454 + 31);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dates),
         cmocka_unit_test(test_strerror),
         cmocka_unit_test(test_alloc_counting),
         cmocka_unit_test(test_alloc_fail_injection),

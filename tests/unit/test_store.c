@@ -811,6 +811,30 @@ static void test_pipeline_rollups(void **state)
     assert_true(row_of(st, r, &(rowq_t){UMG_RT_COHORT_REV, d0, "meta", "US", "android", NULL, 1, "EUR"}, v));
     assert_int_equal(v[0], 2 * 4990000);
 
+    /* The app's activity: A active on days 0 and 1, B on day 1. */
+    assert_true(row_of(st, r, &(rowq_t){UMG_RT_ACTIVITY, d0, "", "", "", NULL, UMG_RA_DAY}, v));
+    assert_int_equal(v[0], 1);
+    assert_int_equal(v[1], 1);
+    assert_true(row_of(st, r, &(rowq_t){UMG_RT_ACTIVITY, d0 + 1, "", "", "", NULL, UMG_RA_DAY}, v));
+    assert_int_equal(v[0], 2);
+    assert_int_equal(v[1], 1);
+    static const int64_t wau[] = {1, 2, 2, 2, 2, 2, 2, 2, 0}; /* trailing 7 days, from day 0 */
+    int64_t sum = 0;
+    for (int i = 0; i < 9; i++) {
+        if (row_of(st, r, &(rowq_t){UMG_RT_ACTIVITY, d0 + i, "", "", "", NULL, UMG_RA_WEEK7}, v)) {
+            sum += v[0];
+        }
+        assert_int_equal(sum, wau[i]);
+    }
+    assert_true(row_of(st, r, &(rowq_t){UMG_RT_ACTIVITY, d0 + 31, "", "", "", NULL, UMG_RA_MONTH30}, v));
+    assert_int_equal(v[0], -2); /* both leave the trailing 30 days on day 31 (their last active day is day 1) */
+    assert_true(row_of(st, r, &(rowq_t){UMG_RT_ACTIVITY, d0 - 3, "", "", "", NULL, UMG_RA_WEEK}, v)); /* Monday */
+    assert_int_equal(v[0], 2);
+    assert_int_equal(v[1], 2);
+    assert_true(row_of(st, r, &(rowq_t){UMG_RT_ACTIVITY, d0, "", "", "", NULL, UMG_RA_MONTH}, v)); /* January */
+    assert_int_equal(v[0], 2);
+    assert_int_equal(v[1], 2);
+
     /* A restart loads the same rows from the store. */
     umg_buf_t before = {0}, after = {0}, replayed = {0};
     rollup_dump(r, &before);

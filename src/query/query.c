@@ -757,9 +757,9 @@ typedef struct qctx_s {
     /* currencies: dense index -> code */
     char (*cur)[8];
     size_t ncur, curcap;
-    u64map_t curid; /* dictionary id -> dense index */
-    int app_cur;    /* the dense index of the app's currency, -1 until seen */
-    double *fac;    /* rate per (day offset, currency): NAN when unknown, -1 when none */
+    dmap_t curmap; /* dictionary id -> dense index */
+    int app_cur;   /* the dense index of the app's currency, -1 until seen */
+    double *fac;   /* rate per (day offset, currency): NAN when unknown, -1 when none */
     int32_t fac_days;
     /* events */
     uint32_t evid[MAX_METRICS];
@@ -973,20 +973,27 @@ static int cur_of_code(qctx_t *c, const char *code, size_t len, uint32_t *out)
     return UMG_OK;
 }
 
-static int cur_of_id(qctx_t *c, uint32_t id, uint32_t *out)
+static int cur_of_id_new(qctx_t *c, uint32_t id, uint32_t *out)
 {
-    const uint64_t *v = u64map_get(&c->curid, id);
-    if (v != NULL) {
-        *out = (uint32_t)*v;
-        return UMG_OK;
-    }
     umg_slice_t s;
     int rc = string_of(c, id, &s);
     rc = rc ? rc : cur_of_code(c, s.ptr, s.len, out);
-    if (rc == UMG_OK && u64map_at(&c->curid, id, *out) == NULL) {
-        rc = UMG_ENOMEM;
+    rc = rc ? rc : dmap_add_new(&c->curmap, id);
+    if (rc == UMG_OK) {
+        dmap_set(&c->curmap, id, *out);
     }
     return rc;
+}
+
+/* The dense index of a currency's dictionary id. */
+static inline int cur_of_id(qctx_t *c, uint32_t id, uint32_t *out)
+{
+    uint32_t v = dmap_get(&c->curmap, id);
+    if (v == NONE) {
+        return cur_of_id_new(c, id, out);
+    }
+    *out = v;
+    return UMG_OK;
 }
 
 /* The rates table, once every currency is known: days [from, from + ndays). */
@@ -1085,26 +1092,35 @@ static int load_costs(qctx_t *c, int32_t to)
 /* Registers the grouped dimensions' values of the rows in range (first pass). cur_x: the x column of a currency. */
 static int prepass_view(qctx_t *c, const umg_rollup_view_t *v, int cur_x, int events)
 {
-    int32_t lo = c->from;
+    const int32_t lo = c->from, *day = v->day;
+    const uint32_t span = c->span;
+    const size_t nneed = c->nneed;
+    const uint32_t *col[UMG_RD_N];
+    uint32_t last[UMG_RD_N];
+    for (size_t j = 0; j < nneed; j++) {
+        col[j] = v->dim[c->need[j]];
+        last[j] = NONE; /* the id just registered: rows come in runs of the same values */
+    }
     for (size_t i = 0; i < v->n; i++) {
-        if ((uint32_t)(v->day[i] - lo) >= c->span || !row_ok(c, v, i)) {
+        if ((uint32_t)(day[i] - lo) >= span || (c->nfd && !row_ok(c, v, i)) ||
+            (events && !in_set(c->evid, c->q->nev, v->x[0][i]))) {
             continue;
         }
-        if (events && !in_set(c->evid, c->q->nev, v->x[0][i])) {
-            continue;
-        }
-        for (size_t j = 0; j < c->nneed; j++) {
-            uint8_t d = c->need[j];
-            if (dmap_add(&c->dm[d], v->dim[d][i]) != UMG_OK) {
+        for (size_t j = 0; j < nneed; j++) {
+            uint32_t id = col[j][i];
+            if (id == last[j]) {
+                continue;
+            }
+            last[j] = id;
+            dmap_t *m = &c->dm[c->need[j]];
+            if ((id >= m->dcap || m->direct[id] == NONE) && dmap_add(m, id) != UMG_OK) {
                 return UMG_ENOMEM;
             }
         }
-        if (cur_x >= 0) {
-            uint32_t cur;
-            int rc = cur_of_id(c, v->x[cur_x][i], &cur);
-            if (rc != UMG_OK) {
-                return rc;
-            }
+        uint32_t cur;
+        int rc = cur_x >= 0 ? cur_of_id(c, v->x[cur_x][i], &cur) : UMG_OK;
+        if (rc != UMG_OK) {
+            return rc;
         }
     }
     return UMG_OK;
@@ -1242,24 +1258,8 @@ static uint32_t new_group(qctx_t *c, const uint32_t *r)
     return (uint32_t)c->ng++;
 }
 
-/* The group of a row (its ids by dimension; day offset), created on first sight. NONE: out of memory. */
-static inline uint32_t group_of(qctx_t *c, uint32_t dayoff, const uint32_t *ids)
+static uint32_t tuple_group(qctx_t *c, const uint32_t *r)
 {
-    uint32_t r[QD_N];
-    uint64_t slot = 0;
-    for (size_t j = 0; j < c->k; j++) {
-        uint8_t d = c->gd[j];
-        r[j] = d == QD_DAY ? dayoff : dmap_get(&c->dm[d], ids[d]);
-        slot += r[j] * c->stride[j];
-    }
-    if (c->direct) {
-        uint32_t g = c->gslot[slot];
-        if (g == NONE) {
-            g = new_group(c, r);
-            c->gslot[slot] = g;
-        }
-        return g;
-    }
     if ((c->ng + 1) * 2 > c->tcap && tslot_grow(c) != UMG_OK) {
         return NONE;
     }
@@ -1277,6 +1277,39 @@ static inline uint32_t group_of(qctx_t *c, uint32_t dayoff, const uint32_t *ids)
     }
 }
 
+/* The group of the ranks r (slot: their mixed-radix number), created on first sight. NONE: out of memory. */
+static inline uint32_t rank_group(qctx_t *c, const uint32_t *r, uint64_t slot)
+{
+    if (!c->direct) {
+        return tuple_group(c, r);
+    }
+    uint32_t g = c->gslot[slot];
+    if (g == NONE) {
+        g = new_group(c, r);
+        c->gslot[slot] = g;
+    }
+    return g;
+}
+
+/* The group of a row (its ids by dimension; day offset). NONE: out of memory. */
+static inline uint32_t group_of(qctx_t *c, uint32_t dayoff, const uint32_t *ids)
+{
+    uint32_t r[QD_N];
+    uint64_t slot = 0;
+    for (size_t j = 0; j < c->k; j++) {
+        uint8_t d = c->gd[j];
+        r[j] = d == QD_DAY ? dayoff : dmap_get(&c->dm[d], ids[d]);
+        slot += r[j] * c->stride[j];
+    }
+    return rank_group(c, r, slot);
+}
+
+/*
+ * The group of each row i0..i1 of v into gi[i - i0]: NONE for rows outside
+ * the period, filtered out, or (events) not of a requested event. The hot
+ * loop of every scan: column pointers and direct arrays in locals.
+ */
+#define CHUNK 4096
 static inline uint32_t view_group(qctx_t *c, const umg_rollup_view_t *v, size_t i, uint32_t dayoff)
 {
     uint32_t ids[UMG_RD_N];
@@ -1284,6 +1317,66 @@ static inline uint32_t view_group(qctx_t *c, const umg_rollup_view_t *v, size_t 
         ids[c->need[j]] = v->dim[c->need[j]][i];
     }
     return group_of(c, dayoff, ids);
+}
+
+static int chunk_groups_any(qctx_t *c, const umg_rollup_view_t *v, size_t i0, size_t i1, int events, uint32_t *gi)
+{
+    const int32_t *day = v->day, lo = c->from;
+    for (size_t i = i0; i < i1; i++) {
+        uint32_t dayoff = (uint32_t)(day[i] - lo);
+        gi[i - i0] = NONE;
+        if (dayoff >= c->span || (c->nfd && !row_ok(c, v, i)) || (events && !in_set(c->evid, c->q->nev, v->x[0][i]))) {
+            continue;
+        }
+        gi[i - i0] = view_group(c, v, i, dayoff);
+        if (gi[i - i0] == NONE) {
+            return UMG_ENOMEM;
+        }
+    }
+    return UMG_OK;
+}
+
+static int chunk_groups(qctx_t *c, const umg_rollup_view_t *v, size_t i0, size_t i1, int events, uint32_t *gi)
+{
+    const size_t k = c->k;
+    if (!c->direct || c->nfd || events || k > 3) {
+        return chunk_groups_any(c, v, i0, i1, events, gi);
+    }
+    /* the common case in locals: direct slots, no filter, up to three dimensions */
+    const int32_t *day = v->day, lo = c->from;
+    const uint32_t span = c->span;
+    const uint32_t *col[3] = {NULL, NULL, NULL}, *dir[3] = {NULL, NULL, NULL};
+    size_t dcap[3] = {0, 0, 0};
+    uint64_t st[3] = {0, 0, 0};
+    uint32_t *gslot = c->gslot;
+    for (size_t j = 0; j < k; j++) {
+        uint8_t d = c->gd[j];
+        col[j] = d == QD_DAY ? NULL : v->dim[d];
+        dir[j] = d == QD_DAY ? NULL : c->dm[d].direct;
+        dcap[j] = d == QD_DAY ? 0 : c->dm[d].dcap;
+        st[j] = c->stride[j];
+    }
+    for (size_t i = i0; i < i1; i++) {
+        uint32_t dayoff = (uint32_t)(day[i] - lo), r[3] = {0, 0, 0};
+        if (dayoff >= span) {
+            gi[i - i0] = NONE;
+            continue;
+        }
+        for (size_t j = 0; j < k; j++) {
+            uint32_t id = col[j] != NULL ? col[j][i] : 0;
+            r[j] = col[j] == NULL ? dayoff : id < dcap[j] ? dir[j][id] : dmap_get(&c->dm[c->gd[j]], id);
+        }
+        uint64_t slot = r[0] * st[0] + r[1] * st[1] + r[2] * st[2];
+        uint32_t g = gslot[slot];
+        if (g == NONE) {
+            g = rank_group(c, r, slot);
+            if (g == NONE) {
+                return UMG_ENOMEM;
+            }
+        }
+        gi[i - i0] = g;
+    }
+    return UMG_OK;
 }
 
 /* The position of "day" in group_by, or -1. */
@@ -1531,29 +1624,35 @@ static int scan_main(qctx_t *c)
     const umg_rollup_view_t *v = &c->in->tables[UMG_RT_MAIN];
     const int64_t *col[UMG_RM_N];
     size_t pos[UMG_RM_N], nc = 0;
+    uint32_t gi[CHUNK];
     for (int i = 0; i < UMG_RM_N; i++) {
         if (c->pos_main[i] >= 0) {
             col[nc] = v->v[i];
             pos[nc++] = (size_t)c->pos_main[i];
         }
     }
-    if (nc == 0) {
-        return UMG_OK;
-    }
-    const int32_t *day = v->day, lo = c->from;
     const size_t K = c->K;
-    for (size_t i = 0; i < v->n; i++) {
-        uint32_t dayoff = (uint32_t)(day[i] - lo);
-        if (dayoff >= c->span || (c->nfd && !row_ok(c, v, i))) {
-            continue;
+    for (size_t i0 = 0; i0 < v->n && nc > 0; i0 += CHUNK) {
+        size_t i1 = i0 + CHUNK < v->n ? i0 + CHUNK : v->n;
+        int rc = chunk_groups(c, v, i0, i1, 0, gi);
+        if (rc != UMG_OK) {
+            return rc;
         }
-        uint32_t g = view_group(c, v, i, dayoff);
-        if (g == NONE) {
-            return UMG_ENOMEM;
-        }
-        int64_t *a = c->acc + (size_t)g * K;
+        /* a column at a time, summing runs of rows of the same group in a register (rows come in
+         * runs: adding each to memory would wait for the previous add's store) */
         for (size_t j = 0; j < nc; j++) {
-            a[pos[j]] += col[j][i];
+            const int64_t *cv = col[j] + i0;
+            int64_t *acc = c->acc + pos[j], sink = 0, sum = 0;
+            uint32_t run = NONE;
+            for (size_t i = 0; i < i1 - i0; i++) {
+                if (gi[i] != run) {
+                    *(run != NONE ? &acc[(size_t)run * K] : &sink) += sum;
+                    run = gi[i];
+                    sum = 0;
+                }
+                sum += cv[i];
+            }
+            *(run != NONE ? &acc[(size_t)run * K] : &sink) += sum;
         }
     }
     return UMG_OK;
@@ -1562,47 +1661,67 @@ static int scan_main(qctx_t *c)
 static int scan_events(qctx_t *c)
 {
     const umg_rollup_view_t *v = &c->in->tables[UMG_RT_EVENT];
-    for (size_t i = 0; i < v->n && c->q->nev > 0; i++) {
-        uint32_t dayoff = (uint32_t)(v->day[i] - c->from);
-        if (dayoff >= c->span || !row_ok(c, v, i)) {
-            continue;
+    uint32_t gi[CHUNK];
+    for (size_t i0 = 0; i0 < v->n && c->q->nev > 0; i0 += CHUNK) {
+        size_t i1 = i0 + CHUNK < v->n ? i0 + CHUNK : v->n;
+        int rc = chunk_groups(c, v, i0, i1, 1, gi);
+        if (rc != UMG_OK) {
+            return rc;
         }
-        for (size_t e = 0; e < c->q->nev; e++) {
-            if (c->evid[e] != v->x[0][i]) {
-                continue;
+        for (size_t i = i0; i < i1; i++) {
+            for (size_t e = 0; gi[i - i0] != NONE && e < c->q->nev; e++) {
+                if (c->evid[e] == v->x[0][i]) {
+                    c->acc[(size_t)gi[i - i0] * c->K + (size_t)c->pos_ev[e][0]] += v->v[0][i];
+                    c->acc[(size_t)gi[i - i0] * c->K + (size_t)c->pos_ev[e][1]] += v->v[1][i];
+                }
             }
-            uint32_t g = view_group(c, v, i, dayoff);
-            if (g == NONE) {
-                return UMG_ENOMEM;
-            }
-            c->acc[(size_t)g * c->K + (size_t)c->pos_ev[e][0]] += v->v[0][i];
-            c->acc[(size_t)g * c->K + (size_t)c->pos_ev[e][1]] += v->v[1][i];
         }
     }
+    return UMG_OK;
+}
+
+static int cells_reserve(cells_t *x, size_t ng)
+{
+    if (!x->direct || ng <= x->acap) {
+        return UMG_OK;
+    }
+    size_t cap = x->acap ? x->acap : 256;
+    while (cap < ng) {
+        cap *= 2;
+    }
+    int64_t *na = umg_realloc(x->a, cap * x->w * sizeof(int64_t));
+    if (na == NULL) {
+        return UMG_ENOMEM;
+    }
+    memset(na + x->acap * x->w, 0, (cap - x->acap) * x->w * sizeof(int64_t));
+    x->a = na;
+    x->acap = cap;
     return UMG_OK;
 }
 
 static int scan_revenue(qctx_t *c)
 {
     const umg_rollup_view_t *v = &c->in->tables[UMG_RT_REVENUE];
-    uint32_t last_id = NONE, last_cur = 0;
-    for (size_t i = 0; i < v->n; i++) {
-        uint32_t dayoff = (uint32_t)(v->day[i] - c->from);
-        if (dayoff >= c->span || (c->nfd && !row_ok(c, v, i))) {
-            continue;
-        }
-        uint32_t g = view_group(c, v, i, dayoff);
-        if (g == NONE) {
-            return UMG_ENOMEM;
-        }
-        if (v->x[0][i] != last_id) {
-            int rc = cur_of_id(c, v->x[0][i], &last_cur);
-            if (rc != UMG_OK) {
-                return rc;
+    cells_t *x = &c->rev;
+    const size_t nc = c->ncur, dayw = x->w > nc;
+    uint32_t gi[CHUNK];
+    for (size_t i0 = 0; i0 < v->n; i0 += CHUNK) {
+        size_t i1 = i0 + CHUNK < v->n ? i0 + CHUNK : v->n;
+        int rc = chunk_groups(c, v, i0, i1, 0, gi);
+        rc = rc ? rc : cells_reserve(x, c->ng);
+        for (size_t i = i0; i < i1 && rc == UMG_OK; i++) {
+            uint32_t g = gi[i - i0], cur;
+            if (g == NONE) {
+                continue;
             }
-            last_id = v->x[0][i];
+            rc = cur_of_id(c, v->x[0][i], &cur);
+            if (rc == UMG_OK && x->direct) {
+                size_t dayoff = dayw ? (size_t)(v->day[i] - c->from) : 0;
+                x->a[(size_t)g * x->w + dayoff * nc + cur] += v->v[0][i];
+            } else if (rc == UMG_OK) {
+                rc = cells_add(c, x, g, (uint32_t)(v->day[i] - c->from), cur, v->v[0][i]);
+            }
         }
-        int rc = cells_add(c, &c->rev, g, dayoff, last_cur, v->v[0][i]);
         if (rc != UMG_OK) {
             return rc;
         }
@@ -2219,7 +2338,7 @@ int umg_query_run(const umg_query_t *q, const umg_query_input_t *in, umg_buf_t *
         dmap_free(&c->dm[d]);
     }
     u64map_free(&c->strids);
-    u64map_free(&c->curid);
+    dmap_free(&c->curmap);
     umg_free(c->strs);
     umg_free(c->strid);
     umg_free(c->virt);

@@ -25,6 +25,7 @@
 #include "umg_bus.h"
 #include "umg_event.h"
 #include "umg_pipeline.h"
+#include "umg_rollup.h"
 #include "umg_touch.h"
 #include "umg_store.h"
 
@@ -156,10 +157,13 @@ static int event_json(char *out, size_t cap, const char *type, uint64_t dev, int
     }
     if (strcmp(type, "event") == 0) {
         snprintf(extra, sizeof(extra), ",\"name\":\"level_complete\"");
+    } else if (strcmp(type, "purchase") == 0) {
+        snprintf(extra, sizeof(extra), ",\"name\":\"gems\",\"revenue\":1.99,\"currency\":\"USD\"");
     }
     return snprintf(out, cap,
                     "{\"event_id\":\"%s\",\"type\":\"%s\",\"ts\":\"%s\",\"received_at\":\"%s\",\"app_id\":\"app_x\","
-                    "\"device\":{\"gaid\":\"%s\",\"platform\":\"android\",\"os_version\":\"14\",\"model\":\"Pixel 8\"},"
+                    "\"device\":{\"gaid\":\"%s\",\"platform\":\"android\",\"os_version\":\"14\",\"model\":\"Pixel 8\","
+                    "\"locale\":\"en_US\"},"
                     "\"ip\":\"%s\"%s}",
                     id, type, t, t, g, ip, extra);
 }
@@ -279,6 +283,14 @@ int main(int argc, char **argv)
     if (umg_pipeline_new(&pc, st, a->ops, a->bus, NULL, NULL, &p) != UMG_OK) {
         return 1;
     }
+    /* ROLLUPS=1: the pipeline also keeps the report rollups, as the daemon does. */
+    umg_rollup_t *rollup = NULL;
+    umg_tz_cache_t *tzc = NULL;
+    int rollups = getenv("ROLLUPS") != NULL && atoi(getenv("ROLLUPS")) != 0;
+    if (rollups && (umg_tz_cache_new(&tzc) != UMG_OK || umg_rollup_new(&rollup) != UMG_OK ||
+                    umg_pipeline_set_reports(p, rollup, tzc) != UMG_OK)) {
+        return 1;
+    }
 
     /* Devices 1..ndev; touches spread over the 20 days before T, about 2 per device. */
     const int64_t T = umg_now_us() - 86400ll * 1000000;
@@ -320,7 +332,12 @@ int main(int argc, char **argv)
             add(a, UMG_BUS_KIND_EVENT, ts, json, len);
             counts[1]++;
         } else {
-            len = event_json(json, sizeof(json), next_rand() % 3 ? "event" : "session", 1 + next_rand() % ndev, ts, 0);
+            uint64_t k = next_rand() % 15; /* 2/3 in-app events (a fifth of them purchases), 1/3 sessions */
+            len = event_json(json, sizeof(json),
+                             k < 8    ? "event"
+                             : k < 10 ? "purchase"
+                                      : "session",
+                             1 + next_rand() % ndev, ts, 0);
             add(a, UMG_BUS_KIND_EVENT, ts, json, len);
             counts[2]++;
         }
@@ -350,11 +367,14 @@ int main(int argc, char **argv)
     printf("{\"preload_touches\":%llu,\"preload_touches_per_s\":%.0f,\"bytes_per_touch\":%.1f,\"disk_bytes_per_touch\":"
            "%.1f,\"mixed_records\":%llu,"
            "\"mixed_records_per_s\":%.0f,\"decode_only_per_s\":%.0f,\"install_p50_us\":%llu,\"install_p99_us\":%llu,"
-           "\"install_max_us\":%llu}\n",
+           "\"install_max_us\":%llu,\"rollups\":%d,\"rollup_rows\":%llu,\"rollup_disk_bytes\":%llu}\n",
            (unsigned long long)npre, (double)npre / pre_s, bytes_per_touch, disk_per_touch, (unsigned long long)nmix,
            (double)nmix / mix_s, (double)nmix / dec_s, (unsigned long long)ps.install_p50_us,
-           (unsigned long long)ps.install_p99_us, (unsigned long long)ps.install_max_us);
+           (unsigned long long)ps.install_p99_us, (unsigned long long)ps.install_max_us, rollups,
+           (unsigned long long)ss.rollup_rows, (unsigned long long)ss.rollup_bytes);
     umg_pipeline_free(p);
+    umg_rollup_free(rollup);
+    umg_tz_cache_free(tzc);
     umg_store_close(st);
     /* A restart: the first write transaction rebuilds the key index from the touch table. */
     uint64_t t_open = umg_mono_ns();

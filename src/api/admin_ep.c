@@ -11,6 +11,7 @@
  *  - every change is written to the audit log in the same transaction.
  */
 #include "admin_int.h"
+#include "umg_event.h"
 #include "umg_privacy.h"
 
 #include <sodium.h>
@@ -794,6 +795,8 @@ typedef struct app_settings_s {
     int64_t reattribution_window_days;
     umg_buf_t allowlist; /* comma-separated hosts */
     umg_buf_t sources;   /* source_click_lookback_days as canonical JSON members: "meta":28,"google":14 */
+    char timezone[64];   /* reporting time zone, an IANA name that loads (umg_tz_load) */
+    char currency[4];    /* reporting currency, ISO 4217 */
 } app_settings_t;
 
 static void settings_defaults(app_settings_t *s)
@@ -803,6 +806,8 @@ static void settings_defaults(app_settings_t *s)
     s->reattribution_window_days = 90;
     umg_buf_reset(&s->allowlist);
     umg_buf_reset(&s->sources);
+    snprintf(s->timezone, sizeof(s->timezone), "UTC");
+    snprintf(s->currency, sizeof(s->currency), "USD");
 }
 
 #define MAX_SOURCE_WINDOWS 64
@@ -844,13 +849,73 @@ static int source_windows_apply(job_t *j, umg_json_val_t v, umg_buf_t *out)
     return 0;
 }
 
-static const char *const settings_keys[] = {"click_lookback_days",        "view_lookback_hours",
-                                            "reattribution_window_days",  "redirect_allowlist",
-                                            "source_click_lookback_days", NULL};
+static const char *const settings_keys[] = {"click_lookback_days",
+                                            "view_lookback_hours",
+                                            "reattribution_window_days",
+                                            "redirect_allowlist",
+                                            "source_click_lookback_days",
+                                            "timezone",
+                                            "currency",
+                                            NULL};
 
-/* Applies the members of a settings object (already type-checked by get_*) to s. */
-static int settings_apply(job_t *j, body_t *b, app_settings_t *s)
+/*
+ * settings.timezone and settings.currency; errors name "settings.timezone" and "settings.currency".
+ * check 0 trusts the values (stored settings, written after a check): no zone file is read.
+ */
+static int reporting_apply(job_t *j, body_t *b, app_settings_t *s, int check)
 {
+    umg_json_val_t v;
+    const char *str;
+    size_t len;
+    if (find(b, "timezone", &v)) {
+        const char *f = "settings.timezone";
+        if (umg_json_get_string(v, &str, &len) != UMG_JSON_OK) {
+            umg__job_error(j, 400, "invalid_type", f, "must be a string");
+            return -1;
+        }
+        char name[64];
+        snprintf(name, sizeof(name), "%.*s", (int)UMG_MIN(len, sizeof(name) - 1), str);
+        umg_tz_t *tz = NULL;
+        int rc = len >= sizeof(name) || strlen(name) != len ? UMG_EINVAL
+                 : check                                    ? umg_tz_load(name, &tz)
+                 : umg_tz_name_valid(name)                  ? UMG_OK
+                                                            : UMG_EINVAL;
+        umg_tz_free(tz);
+        if (rc == UMG_ENOMEM) {
+            return oom(j);
+        }
+        if (rc != UMG_OK) {
+            umg__job_error(j, 400, "invalid_value", f,
+                           rc == UMG_EINVAL   ? "must be an IANA time zone name such as \"Europe/Berlin\""
+                           : rc == UMG_ENOENT ? "no such time zone in the tz database"
+                                              : "the tz database has no readable data for this time zone");
+            return -1;
+        }
+        memcpy(s->timezone, name, len + 1);
+    }
+    if (find(b, "currency", &v)) {
+        const char *f = "settings.currency";
+        if (umg_json_get_string(v, &str, &len) != UMG_JSON_OK) {
+            umg__job_error(j, 400, "invalid_type", f, "must be a string");
+            return -1;
+        }
+        if (!umg_event_currency_known(umg_slice(str, len))) {
+            umg__job_error(j, 400, "invalid_value", f,
+                           "must be an ISO 4217 currency code in upper case, such as \"EUR\"");
+            return -1;
+        }
+        memcpy(s->currency, str, 3);
+        s->currency[3] = '\0';
+    }
+    return 0;
+}
+
+/* Applies the members of a settings object (already type-checked by get_*) to s; check as reporting_apply. */
+static int settings_apply(job_t *j, body_t *b, app_settings_t *s, int check)
+{
+    if (reporting_apply(j, b, s, check) < 0) {
+        return -1;
+    }
     if (get_int(j, b, "click_lookback_days", 1, 30, &s->click_lookback_days) < 0 ||
         get_int(j, b, "view_lookback_hours", 1, 168, &s->view_lookback_hours) < 0 ||
         get_int(j, b, "reattribution_window_days", 1, 365, &s->reattribution_window_days) < 0) {
@@ -875,11 +940,18 @@ static int settings_apply(job_t *j, body_t *b, app_settings_t *s)
 
 static int settings_json(const app_settings_t *s, umg_buf_t *o)
 {
-    int rc = umg_buf_printf(o,
-                            "{\"click_lookback_days\":%lld,\"view_lookback_hours\":%lld,"
-                            "\"reattribution_window_days\":%lld,\"redirect_allowlist\":[",
-                            (long long)s->click_lookback_days, (long long)s->view_lookback_hours,
-                            (long long)s->reattribution_window_days);
+    /* The reporting settings come first: the registry finds them with strstr (apps.c), and no source
+     * name in source_click_lookback_days may come before them. */
+    int rc = umg_buf_append(o, "{\"timezone\":", 12);
+    rc = rc ? rc : umg_buf_json_str(o, s->timezone, strlen(s->timezone));
+    rc = rc ? rc : umg_buf_append(o, ",\"currency\":", 12);
+    rc = rc ? rc : umg_buf_json_str(o, s->currency, strlen(s->currency));
+    rc = rc ? rc
+            : umg_buf_printf(o,
+                             ",\"click_lookback_days\":%lld,\"view_lookback_hours\":%lld,"
+                             "\"reattribution_window_days\":%lld,\"redirect_allowlist\":[",
+                             (long long)s->click_lookback_days, (long long)s->view_lookback_hours,
+                             (long long)s->reattribution_window_days);
     for (size_t i = 0, start = 0; rc == UMG_OK && i <= s->allowlist.len && s->allowlist.len; i++) {
         if (i == s->allowlist.len || s->allowlist.ptr[i] == ',') {
             rc = umg_buf_append(o, start ? ",\"" : "\"", start ? 2 : 1);
@@ -902,7 +974,7 @@ static void settings_load(umg_admin_t *a, const char *stored, app_settings_t *s)
         body_t b = {root, 1};
         job_t scratch; /* errors cannot happen on stored settings; keep them off the real answer */
         memset(&scratch, 0, sizeof(scratch));
-        settings_apply(&scratch, &b, s);
+        settings_apply(&scratch, &b, s, 0);
         umg_buf_free(&scratch.out);
     }
 }
@@ -1084,7 +1156,7 @@ static void ep_app_patch(umg_admin_t *a, job_t *j, umg_app_t *app)
         /* Validate now against defaults (errors name the field), then merge with what is stored. */
         app_settings_t probe = {0};
         settings_defaults(&probe);
-        int bad = settings_apply(j, &sb, &probe);
+        int bad = settings_apply(j, &sb, &probe, 1);
         umg_buf_free(&probe.allowlist);
         umg_buf_free(&probe.sources);
         if (bad) {
@@ -1133,7 +1205,7 @@ static void ep_app_patch(umg_admin_t *a, job_t *j, umg_app_t *app)
         if (umg_json_parse(a->json, new_settings.ptr, new_settings.len, &root) == UMG_JSON_OK &&
             umg_json_object_find(root, "settings", 8, &sv) == UMG_JSON_OK) {
             body_t sb = {sv, 1};
-            settings_apply(j, &sb, &s);
+            settings_apply(j, &sb, &s, 0);
         }
         if (settings_json(&s, &merged) != UMG_OK || umg_buf_putc(&merged, '\0') != UMG_OK) {
             rc = -1;
@@ -2295,7 +2367,7 @@ int umg_admin_cli_app_settings(const char *data_dir, const char *app_id, const c
             goto done;
         }
         body_t b = {root, 1};
-        if (check_members(&j, root, "settings", settings_keys) || settings_apply(&j, &b, &s) < 0) {
+        if (check_members(&j, root, "settings", settings_keys) || settings_apply(&j, &b, &s, 1) < 0) {
             goto done;
         }
     }

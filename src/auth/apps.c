@@ -8,6 +8,7 @@
  * swaps it in, so lookups never wait on SQLite.
  */
 #include "umg_apps.h"
+#include "umg_event.h"
 #include "umg_meta.h"
 
 #include <pthread.h>
@@ -162,6 +163,25 @@ static int32_t setting_int(const char *settings, const char *name)
     return v > 0 && v < 100000 ? (int32_t)v : 0;
 }
 
+/*
+ * A string member of the settings JSON into dst[cap], or def when absent or not of the expected
+ * form. The admin API writes timezone and currency first and JSON-escaped; a zone name or a
+ * currency code never needs an escape, so the first quote ends the value.
+ */
+static void setting_str(const char *settings, const char *name, char *dst, size_t cap, const char *def)
+{
+    char pat[64];
+    snprintf(pat, sizeof(pat), "\"%s\":\"", name);
+    const char *p = settings ? strstr(settings, pat) : NULL;
+    size_t n = p ? strcspn(p + strlen(pat), "\"\\") : 0;
+    if (p == NULL || n == 0 || n >= cap || p[strlen(pat) + n] != '"') {
+        snprintf(dst, cap, "%s", def);
+        return;
+    }
+    memcpy(dst, p + strlen(pat), n);
+    dst[n] = '\0';
+}
+
 static int snapshot_load(sqlite3 *db, snapshot_t **out)
 {
     sqlite3_stmt *st = NULL;
@@ -214,8 +234,14 @@ static int snapshot_load(sqlite3 *db, snapshot_t **out)
         e->app.click_lookback_days = setting_int(settings, "click_lookback_days");
         e->app.view_lookback_hours = setting_int(settings, "view_lookback_hours");
         e->app.reattribution_window_days = setting_int(settings, "reattribution_window_days");
-        snprintf(e->app.timezone, sizeof(e->app.timezone), "UTC");
-        snprintf(e->app.currency, sizeof(e->app.currency), "USD");
+        setting_str(settings, "timezone", e->app.timezone, sizeof(e->app.timezone), "UTC");
+        if (!umg_tz_name_valid(e->app.timezone)) {
+            snprintf(e->app.timezone, sizeof(e->app.timezone), "UTC");
+        }
+        setting_str(settings, "currency", e->app.currency, sizeof(e->app.currency), "USD");
+        if (!umg_event_currency_known(umg_slice(e->app.currency, strlen(e->app.currency)))) {
+            snprintf(e->app.currency, sizeof(e->app.currency), "USD");
+        }
         if (oom || e->key == NULL || e->secret == NULL) {
             goto fail;
         }
@@ -569,6 +595,36 @@ static int valid_name(const char *s)
     return 1;
 }
 
+/*
+ * The settings a new app starts with: {"timezone":...,"currency":...} when the spec sets either
+ * (the admin API reads a partial settings object with defaults for the rest), else "".
+ */
+static int reporting_settings(const umg_app_spec_t *spec, char *out, size_t cap, const char **field, char *msg,
+                              size_t msglen)
+{
+    const char *tzname = spec->timezone ? spec->timezone : "UTC", *cur = spec->currency ? spec->currency : "USD";
+    if (spec->timezone != NULL) {
+        umg_tz_t *tz = NULL;
+        int rc = umg_tz_load(spec->timezone, &tz);
+        umg_tz_free(tz);
+        if (rc != UMG_OK) {
+            *field = "timezone";
+            snprintf(msg, msglen, "'%.64s' is not a time zone of the tz database (%s)", spec->timezone,
+                     umg_strerror(rc));
+            return UMG_EINVAL;
+        }
+    }
+    if (spec->currency != NULL && !umg_event_currency_known(umg_slice(cur, strlen(cur)))) {
+        *field = "currency";
+        snprintf(msg, msglen, "'%.8s' is not an ISO 4217 currency code in upper case", cur);
+        return UMG_EINVAL;
+    }
+    if (spec->timezone != NULL || spec->currency != NULL) {
+        snprintf(out, cap, "{\"timezone\":\"%s\",\"currency\":\"%s\"}", tzname, cur);
+    }
+    return UMG_OK;
+}
+
 int umg_apps_insert(sqlite3 *db, int64_t org_id, const umg_app_spec_t *spec, umg_buf_t *out, const char **field,
                     char *msg, size_t msglen)
 {
@@ -590,6 +646,10 @@ int umg_apps_insert(sqlite3 *db, int64_t org_id, const umg_app_spec_t *spec, umg
         snprintf(msg, msglen, "the store URL must be an http(s) URL of at most 2048 bytes");
         return UMG_EINVAL;
     }
+    char settings[128] = "";
+    if (reporting_settings(spec, settings, sizeof(settings), field, msg, msglen) != UMG_OK) {
+        return UMG_EINVAL;
+    }
     sqlite3_stmt *st = NULL;
     char org_pid[40] = "", org_name[160] = "", app_pid[40], key[80], secret[80];
     if (sqlite3_prepare_v2(db, "SELECT public_id, name FROM orgs WHERE id = ?", -1, &st, NULL) != SQLITE_OK) {
@@ -607,7 +667,7 @@ int umg_apps_insert(sqlite3 *db, int64_t org_id, const umg_app_spec_t *spec, umg
     umg_meta_random_id(secret, "as_", 32);
     if (sqlite3_prepare_v2(db,
                            "INSERT INTO apps (public_id, org_id, name, platform, store_url, app_key, app_secret,"
-                           " created_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           " created_us, settings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            -1, &st, NULL) != SQLITE_OK) {
         snprintf(msg, msglen, "%s", sqlite3_errmsg(db));
         return UMG_EIO;
@@ -620,6 +680,7 @@ int umg_apps_insert(sqlite3 *db, int64_t org_id, const umg_app_spec_t *spec, umg
     sqlite3_bind_text(st, 6, key, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 7, secret, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 8, umg_now_us());
+    sqlite3_bind_text(st, 9, settings[0] ? settings : "{}", -1, SQLITE_STATIC);
     int step = sqlite3_step(st);
     int rc = UMG_OK;
     if (step != SQLITE_DONE) {

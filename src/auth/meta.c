@@ -128,6 +128,28 @@ static const char *const migrations[] = {
     "  id_hash BLOB NOT NULL,"
     "  before_us INTEGER NOT NULL);"
     "CREATE INDEX privacy_forgotten_request ON privacy_forgotten(request_id);",
+
+    /* 4: ad spend and currency rates (src/cost, docs/costs.md); days are days since 1970-01-01 */
+    "CREATE TABLE costs ("
+    "  app_id INTEGER NOT NULL,"
+    "  day INTEGER NOT NULL,"
+    "  source TEXT NOT NULL,"
+    "  campaign TEXT NOT NULL,"
+    "  adset TEXT NOT NULL DEFAULT '',"
+    "  ad TEXT NOT NULL DEFAULT '',"
+    "  country TEXT NOT NULL DEFAULT '',"
+    "  currency TEXT NOT NULL,"
+    "  micros INTEGER NOT NULL,"
+    "  updated_us INTEGER NOT NULL,"
+    "  PRIMARY KEY (app_id, day, source, campaign, adset, ad, country)) WITHOUT ROWID;"
+    "CREATE TABLE rates ("
+    "  org_id INTEGER NOT NULL,"
+    "  currency TEXT NOT NULL,"
+    "  base TEXT NOT NULL,"
+    "  day INTEGER NOT NULL,"
+    "  rate REAL NOT NULL,"
+    "  updated_us INTEGER NOT NULL,"
+    "  PRIMARY KEY (org_id, currency, base, day)) WITHOUT ROWID;",
 };
 
 int umg_meta_schema_version(void)

@@ -26,7 +26,8 @@ typedef struct umg_app_s {
     /* Attribution windows from settings (docs/api.md); 0: the default. */
     int32_t click_lookback_days, view_lookback_hours, reattribution_window_days;
     int32_t source_windows; /* how many sources have their own click window (umg_apps_source_window) */
-    /* Reporting settings (docs/reports.md): an IANA time zone ("UTC" when unset) and an ISO 4217 currency
+    /* Reporting settings (settings.timezone and settings.currency, docs/api.md): an IANA time zone ("UTC"
+     * when unset; a valid name, though its zone may fail to load if tzdata changed) and an ISO 4217 currency
      * ("USD" when unset), NUL-terminated. */
     char timezone[64];
     char currency[4];
@@ -66,13 +67,15 @@ typedef struct umg_app_spec_s {
     const char *name;
     const char *platform;  /* android | ios | web */
     const char *store_url; /* may be NULL */
+    const char *timezone;  /* settings.timezone, an IANA name; NULL: "UTC" */
+    const char *currency;  /* settings.currency, ISO 4217; NULL: "USD" */
 } umg_app_spec_t;
 
 /**
  * Creates an app (and its organization when new) in DATA/meta.db and appends
  * the JSON object {org_id, app_id, app_key, app_secret, ...} to out.
  * UMG_EEXIST when the organization already has an app of that name,
- * UMG_EINVAL for a bad platform or name (msg says which).
+ * UMG_EINVAL for a bad platform, name, time zone or currency (msg says which).
  */
 int umg_apps_create(const char *data_dir, const umg_app_spec_t *spec, umg_buf_t *out, char *msg, size_t msglen);
 

@@ -7,7 +7,9 @@
 #include "umg_admin.h"
 #include "umg_apps.h"
 #include "umg_attr_ep.h"
+#include "umg_rollup.h"
 #include "umg_bus.h"
+#include "umg_cost.h"
 #include "umg_gen.h"
 #include "umg_http.h"
 #include "umg_ingest.h"
@@ -149,6 +151,7 @@ static void usage_main(FILE *f)
             "  admin app settings    show or change an app's attribution windows\n"
             "  admin user create     create a dashboard user (password on standard input)\n"
             "  admin privacy forget  forget a device (GDPR / CCPA erasure)\n"
+            "  import costs|rates    import ad spend or currency rates from a CSV file\n"
             "  gen                   send realistic synthetic traffic for an app (or write request files)\n"
             "  config docs           print the configuration reference (Markdown)\n\n"
             "Run 'unmogrowp COMMAND --help' for a command's options.\n",
@@ -170,9 +173,11 @@ static void usage_serve(FILE *f)
 static void usage_app_create(FILE *f)
 {
     fprintf(f, "Usage: unmogrowp admin app create --data DIR --org NAME --name NAME --platform android|ios|web\n"
-               "                                  [--store-url URL]\n\n"
+               "                                  [--store-url URL] [--timezone ZONE] [--currency CODE]\n\n"
                "Creates the app (and the organization when it is new) and prints one JSON object:\n"
                "org_id, app_id, app_key (public, sent by SDKs), app_secret (server-to-server).\n"
+               "--timezone (IANA, default UTC) and --currency (ISO 4217, default USD) set its reporting\n"
+               "settings.timezone and settings.currency.\n"
                "Works while the daemon runs; it accepts the new keys within a second.\n");
 }
 
@@ -219,6 +224,8 @@ static const umg_http_route_t base_routes[] = {
     {"GET", "/v1/attribution", 0, umg_attr_ep_attribution},
     {"GET", "/v1/export/installs", 0, umg_attr_ep_export_installs},
     {"GET", "/v1/reports/mta", 0, umg_attr_ep_report_mta},
+    {"*", "/v1/costs", 0, umg_cost_ep_costs},
+    {"*", "/v1/rates", 0, umg_cost_ep_rates},
 };
 
 static int cmd_serve(int argc, char **argv)
@@ -323,6 +330,8 @@ static int cmd_serve(int argc, char **argv)
     umg_store_t *store = NULL;
     umg_pipeline_t *pipeline = NULL;
     umg_attr_worker_t *attr_worker = NULL;
+    umg_rollup_t *rollup = NULL;
+    umg_tz_cache_t *tzc = NULL;
 
     if (umg_mkdirs(cfg.data, 0755) != UMG_OK) {
         fprintf(stderr, "unmogrowp serve: cannot create the data directory %s: %s\n", cfg.data, strerror(errno));
@@ -358,6 +367,10 @@ static int cmd_serve(int argc, char **argv)
     if (umg_limits_new(&ing.limits) != UMG_OK ||
         umg_admin_new(cfg.data, ing.auth, ing.limits, &lcfg, &ing.admin) != UMG_OK) {
         fprintf(stderr, "unmogrowp serve: cannot start the admin API\n");
+        goto done;
+    }
+    if (umg_cost_ep_start(cfg.data) != UMG_OK) {
+        fprintf(stderr, "unmogrowp serve: cannot start the costs API\n");
         goto done;
     }
     umg_http_route_t routes[UMG_ARRAY_SIZE(base_routes) + 64];
@@ -405,12 +418,15 @@ static int cmd_serve(int argc, char **argv)
         umg_store_config_t sc = {.map_bytes = cfg.store_map_bytes};
         if (umg_store_open(storedir, &sc, &store) != UMG_OK ||
             umg_pipeline_new(&cfg.pipeline, store, ing.bus_ops, ing.bus, ing.apps, ing.pii, &pipeline) != UMG_OK ||
-            umg_pipeline_start(pipeline) != UMG_OK) {
+            umg_tz_cache_new(&tzc) != UMG_OK || umg_rollup_new(&rollup) != UMG_OK ||
+            umg_pipeline_set_reports(pipeline, rollup, tzc) != UMG_OK || umg_pipeline_start(pipeline) != UMG_OK) {
             umg_log(UMG_LOG_ERROR, "serve", "cannot start the attribution pipeline (store in %s)", storedir);
             goto done;
         }
         ing.store = store;
         ing.pipeline = pipeline;
+        ing.rollup = rollup;
+        ing.tzc = tzc;
         if (umg_attr_worker_start(&attr_worker) != UMG_OK) {
             umg_log(UMG_LOG_ERROR, "serve", "cannot start the report worker");
             goto done;
@@ -457,6 +473,7 @@ static int cmd_serve(int argc, char **argv)
 done:
     /* Queued reports are answered while the loops still run. */
     umg_attr_worker_stop(attr_worker);
+    umg_cost_ep_stop();
     if (srv != NULL) {
         umg_http_server_stop(srv);
     }
@@ -466,12 +483,14 @@ done:
     umg_privacy_runner_stop(privacy);
     umg_pipeline_free(pipeline); /* stops it: the batch in hand is committed or undone */
     umg_store_close(store);
+    umg_rollup_free(rollup);
     /* Completes what was queued; the completions find their loops stopped and are dropped. */
     if (ing.bus != NULL) {
         ing.bus_ops->close(ing.bus);
     }
     umg_http_server_free(srv);
     umg_attr_worker_free(attr_worker);
+    umg_tz_cache_free(tzc);
     umg_admin_free(ing.admin);
     umg_limits_free(ing.limits);
     umg_auth_close(ing.auth);
@@ -491,6 +510,8 @@ static int cmd_app_create(int argc, char **argv)
         {"name", required_argument, NULL, 'n'},
         {"platform", required_argument, NULL, 'p'},
         {"store-url", required_argument, NULL, 'u'},
+        {"timezone", required_argument, NULL, 'z'},
+        {"currency", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -505,6 +526,8 @@ static int cmd_app_create(int argc, char **argv)
         case 'n': spec.name = optarg; break;
         case 'p': spec.platform = optarg; break;
         case 'u': spec.store_url = optarg; break;
+        case 'z': spec.timezone = optarg; break;
+        case 'c': spec.currency = optarg; break;
         case 'h': usage_app_create(stdout); return 0;
         default: usage_app_create(stderr); return 2;
         }
@@ -559,12 +582,13 @@ static int cmd_app_list(int argc, char **argv)
 
 static void usage_app_settings(FILE *f)
 {
-    fprintf(f, "Usage: unmogrowp admin app settings --data DIR --app APP_ID [--set KEY=N ...]\n"
+    fprintf(f, "Usage: unmogrowp admin app settings --data DIR --app APP_ID [--set KEY=VALUE ...]\n"
                "                                    [--source-window SOURCE=DAYS ...] [--json OBJECT]\n\n"
                "Shows, or changes, an app's attribution settings and prints them as one JSON object (the same\n"
                "settings and checks as PATCH /v1/apps/{app_id}, docs/api.md; audited as actor 'cli').\n"
                "  --set KEY=N             click_lookback_days (1-30), view_lookback_hours (1-168) or\n"
-               "                          reattribution_window_days (1-365)\n"
+               "                          reattribution_window_days (1-365); --set timezone=ZONE (IANA, such\n"
+               "                          as Europe/Berlin) or currency=CODE (ISO 4217, such as EUR)\n"
                "  --source-window S=DAYS  a source's own click window (1-30 days), used for its clicks that\n"
                "                          bring no lookback of their own; repeat for several sources. The list\n"
                "                          given replaces the stored one ('--json {\"source_click_lookback_days\":{}}'\n"
@@ -596,9 +620,10 @@ static int cmd_app_settings(int argc, char **argv)
         case 'j': json = optarg; break;
         case 's':
         case 'w':
-            if (eq == NULL || eq == optarg || end == eq + 1 || *end != '\0') {
-                fprintf(stderr, "unmogrowp admin app settings: --%s takes NAME=INTEGER, got '%s'\n",
-                        c == 's' ? "set" : "source-window", optarg);
+            /* --set also takes text values (timezone=Europe/Berlin), sent as JSON strings. */
+            if (eq == NULL || eq == optarg || (c == 'w' && (end == eq + 1 || *end != '\0'))) {
+                fprintf(stderr, "unmogrowp admin app settings: --%s takes NAME=%s, got '%s'\n",
+                        c == 's' ? "set" : "source-window", c == 's' ? "VALUE" : "INTEGER", optarg);
                 bad = 1;
                 break;
             }
@@ -608,7 +633,12 @@ static int cmd_app_settings(int argc, char **argv)
                     umg_buf_putc(b, ',');
                 }
                 umg_buf_json_str(b, optarg, (size_t)(eq - optarg));
-                umg_buf_printf(b, ":%lld", v);
+                if (end == eq + 1 || *end != '\0') {
+                    umg_buf_putc(b, ':');
+                    umg_buf_json_str(b, eq + 1, strlen(eq + 1));
+                } else {
+                    umg_buf_printf(b, ":%lld", v);
+                }
             }
             break;
         case 'h': usage_app_settings(stdout); return 0;
@@ -858,6 +888,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "serve") == 0) {
         return cmd_serve(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "import") == 0) {
+        return umg_cost_cli_import(argc - 1, argv + 1);
     }
     if (strcmp(argv[1], "gen") == 0) {
         return umg_gen_cli(argc - 1, argv + 1);

@@ -167,27 +167,65 @@ void umg_date_format(int32_t day, char out[11]);
 /* ------------------------------------------------------------ time zones */
 
 /*
- * IANA time zones read from TZif files (/usr/share/zoneinfo), for the local
- * day of an instant in an app's reporting time zone. "UTC" works without
+ * IANA time zones read from TZif files (RFC 8536, versions 1 to 4, with the
+ * footer's POSIX TZ rule for every instant after the last transition), for
+ * the local day of an instant in an app's reporting time zone. Files come
+ * from $TZDIR or /usr/share/zoneinfo; "UTC" is built in and works without
  * tzdata. A zone is immutable once loaded: share it between threads.
  */
 typedef struct umg_tz_s umg_tz_t;
-/** UMG_EINVAL for a malformed name, UMG_ENOENT for an unknown zone, UMG_ECORRUPT for a bad file. */
+/**
+ * 1 when name may name a zone: 1 to 63 bytes of [A-Za-z0-9_+-/], no leading
+ * '/', no ".." component. Says nothing about whether the zone exists.
+ */
+int umg_tz_name_valid(const char *name);
+/**
+ * Loads a zone by IANA name ("Europe/Berlin"); *out is the caller's (umg_tz_free).
+ * UMG_EINVAL for a malformed name, UMG_ENOENT for an unknown zone, UMG_ECORRUPT
+ * for a file that is not TZif, UMG_EIO when it cannot be read.
+ */
 int umg_tz_load(const char *name, umg_tz_t **out);
-/** The zone in a TZif file's bytes (name is only kept for umg_tz_name). UMG_ECORRUPT when they are not one. */
+/**
+ * The zone in a TZif file's bytes (data is borrowed for the call; name, which
+ * may be NULL, is only kept for umg_tz_name). UMG_ECORRUPT when they are not
+ * one; safe on arbitrary bytes.
+ */
 int umg_tz_parse(const char *name, const void *data, size_t len, umg_tz_t **out);
+/**
+ * A zone that is only a POSIX TZ rule, such as "EST5EDT,M3.2.0,M11.1.0" or
+ * "<+1030>-10:30<+11>-11,M10.1.0,M4.1.0" (the form of a TZif footer, with
+ * RFC 8536's extensions: transition times from -167 to 167 hours). A DST
+ * name without a rule takes the US one, as tzcode does. UMG_ECORRUPT when the
+ * text is not such a rule.
+ */
+int umg_tz_parse_posix(const char *name, umg_slice_t rule, umg_tz_t **out);
+/** Accepts NULL. */
 void umg_tz_free(umg_tz_t *tz);
+/** The name given when the zone was loaded (borrowed from tz). */
 const char *umg_tz_name(const umg_tz_t *tz);
-/** The offset from UTC in seconds (local = UTC + offset) at the instant utc_s. */
+/** The offset from UTC in seconds (local = UTC + offset) at the instant utc_s. A binary search. */
 int32_t umg_tz_offset(const umg_tz_t *tz, int64_t utc_s);
 /** The local day (days since 1970-01-01) of the instant ts_us. */
 int32_t umg_tz_day(const umg_tz_t *tz, int64_t ts_us);
-/** The first instant (UTC microseconds) whose local day is day. */
+/**
+ * The first instant (UTC microseconds) whose local day is day: UTC midnight
+ * minus the offset, or later when the day starts with a DST gap (a day whose
+ * clocks jump from 23:59:59 to 01:00 starts at the jump). Precisely, the first
+ * instant whose local day is day or later, so for a day that does not exist
+ * at all (Pacific/Apia skipped 2011-12-30) it is the first instant of the
+ * next day, and [day_start(d), day_start(d + 1)) is always the day's instants
+ * (empty for a skipped day). Days beyond about +-290,000 years are clamped.
+ */
 int64_t umg_tz_day_start(const umg_tz_t *tz, int32_t day);
 
-/* Zones by name, each loaded once and kept until the cache is freed; safe from any thread. */
+/*
+ * Zones by name, each loaded once and kept until the cache is freed; safe
+ * from any thread. A name that failed to load (other than for memory) keeps
+ * failing with the same code until the cache is freed.
+ */
 typedef struct umg_tz_cache_s umg_tz_cache_t;
 int umg_tz_cache_new(umg_tz_cache_t **out);
+/** Frees every zone the cache handed out. Accepts NULL. */
 void umg_tz_cache_free(umg_tz_cache_t *c);
 /** The zone of that name (borrowed until umg_tz_cache_free). Errors as umg_tz_load. */
 int umg_tz_cache_get(umg_tz_cache_t *c, const char *name, const umg_tz_t **out);

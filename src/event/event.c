@@ -175,9 +175,10 @@ static int currency_cmp(const void *a, const void *b)
     return memcmp(a, b, 3);
 }
 
-static int currency_known(const char *s, size_t n)
+int umg_event_currency_known(umg_slice_t code)
 {
-    if (n != 3) {
+    const char *s = code.ptr;
+    if (code.len != 3) {
         return 0;
     }
     for (size_t i = 0; i < 3; i++) {
@@ -622,7 +623,7 @@ static int member_currency(vctx_t *c, const umg_json_item_t *it)
     if (s.ptr == NULL) {
         return 0; /* null */
     }
-    if (!currency_known(s.ptr, s.len)) {
+    if (!umg_event_currency_known(s)) {
         return FAIL(c, it, E_INVALID_VALUE, "must be an ISO 4217 currency code in upper case, such as \"USD\"");
     }
     memcpy(c->ev->currency, s.ptr, 3);

@@ -129,6 +129,13 @@ int umg_event_decoder_parse(umg_event_decoder_t *d, const char *body, size_t len
 typedef int (*umg_event_cb)(void *ctx, size_t index, umg_event_t *ev, const umg_event_error_t *err);
 int umg_event_decoder_foreach(umg_event_decoder_t *d, const umg_event_limits_t *lim, umg_event_cb cb, void *ctx);
 
+/**
+ * 1 when code is an ISO 4217 alphabetic code the event schema accepts
+ * (exactly three upper-case letters, on the list in event.c; XTS and XXX are
+ * not), else 0. code is borrowed for the call and need not be NUL-terminated.
+ */
+int umg_event_currency_known(umg_slice_t code);
+
 /*
  * Appends the canonical JSON object of an event (one line, no newline;
  * docs/events.md). UMG_EINVAL for an event that cannot be written (bad type,

@@ -17,8 +17,10 @@
 
 #include "umg_event.h"
 #include "umg_privacy.h"
+#include "umg_rollup.h"
 #include "umg_touch.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -65,6 +67,8 @@ typedef struct app_ent_s {
     int known;
     int source_windows; /* the app has per-source click windows */
     umg_attr_settings_t s;
+    const umg_tz_t *tz; /* the reporting time zone; NULL: UTC */
+    char platform[8];   /* the app's platform, for devices that send none */
 } app_ent_t;
 
 struct umg_pipeline_s {
@@ -85,6 +89,10 @@ struct umg_pipeline_s {
     int64_t last_recv_us;
     int64_t last_expire_ms, last_sync_ms;
     umg_attr_touch_t touches[GATHER_CAP];
+    /* report rollups (NULL: none): the batch's changes, merged once it committed */
+    umg_rollup_t *rollup;
+    umg_rollup_delta_t *delta;
+    umg_tz_cache_t *tzc;
     /* the record being applied */
     umg_store_txn_t *tx;
     const umg_bus_msg_t *msg;
@@ -154,6 +162,15 @@ static const app_ent_t *app_of(umg_pipeline_t *p, uint32_t app)
     e->known = p->apps != NULL && umg_apps_find_internal(p->apps, app, &a) == UMG_OK;
     umg_pipeline_app_settings(e->known ? &a : NULL, &e->s);
     e->source_windows = e->known && a.source_windows > 0;
+    e->tz = NULL;
+    e->platform[0] = '\0';
+    if (e->known) {
+        memcpy(e->platform, a.platform, sizeof(e->platform));
+        if (p->tzc != NULL && umg_tz_cache_get(p->tzc, a.timezone, &e->tz) != UMG_OK) {
+            umg_log(UMG_LOG_WARN, "pipeline", "app %s: time zone \"%s\" cannot be loaded; reporting in UTC",
+                    a.public_id, a.timezone);
+        }
+    }
     return e;
 }
 
@@ -222,8 +239,231 @@ void umg_pipeline_free(umg_pipeline_t *p)
     umg_buf_free(&p->f_ids);
     umg_buf_free(&p->f_touch);
     umg_buf_free(&p->f_events);
+    umg_rollup_delta_free(p->delta);
     pthread_mutex_destroy(&p->fmu);
     umg_free(p);
+}
+
+/* ----------------------------------------------------------------- reports */
+
+static int load_row(void *ctx, uint32_t app, int table, const umg_rollup_key_t *k, const int64_t *v, size_t nv)
+{
+    if (table < 0 || table >= UMG_RT_COUNT || nv != umg_rollup_nvalues((umg_rollup_table_t)table)) {
+        return UMG_ECORRUPT;
+    }
+    return umg_rollup_load(ctx, app, (umg_rollup_table_t)table, k, v);
+}
+
+int umg_pipeline_set_reports(umg_pipeline_t *p, umg_rollup_t *rollup, umg_tz_cache_t *tzc)
+{
+    int rc = umg_rollup_delta_new(&p->delta);
+    umg_store_txn_t *tx = NULL;
+    rc = rc ? rc : umg_store_begin(p->store, 0, &tx);
+    if (rc == UMG_OK) {
+        rc = umg_store_rollup_scan(tx, load_row, rollup);
+        umg_store_abort(tx);
+    }
+    if (rc != UMG_OK) {
+        umg_rollup_delta_free(p->delta);
+        p->delta = NULL;
+        return rc;
+    }
+    p->rollup = rollup;
+    p->tzc = tzc;
+    p->napps = 0;
+    return UMG_OK;
+}
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    return a / b - (a % b != 0 && (a < 0) != (b < 0));
+}
+
+static int32_t local_day(const app_ent_t *e, int64_t ts_us)
+{
+    return e->tz != NULL ? umg_tz_day(e->tz, ts_us) : (int32_t)floor_div(ts_us, INT64_C(86400000000));
+}
+
+/* A rollup key: the day, an attribution's five dimensions, the device's country and platform. */
+static void rkey(umg_rollup_key_t *k, int32_t day, const umg_attr_attribution_t *a, uint32_t country, uint32_t platform)
+{
+    memset(k, 0, sizeof(*k));
+    k->day = day;
+    if (a != NULL) {
+        k->dim[UMG_RD_SOURCE] = a->source;
+        k->dim[UMG_RD_CAMPAIGN] = a->campaign;
+        k->dim[UMG_RD_ADSET] = a->adset;
+        k->dim[UMG_RD_AD] = a->ad;
+        k->dim[UMG_RD_SITE] = a->site;
+    }
+    k->dim[UMG_RD_COUNTRY] = country;
+    k->dim[UMG_RD_PLATFORM] = platform;
+}
+
+static int radd(umg_pipeline_t *p, umg_rollup_table_t t, const umg_rollup_key_t *k, size_t vi, int64_t by)
+{
+    return umg_rollup_add(p->delta, p->msg->app, t, k, vi, by);
+}
+
+/* The region of a locale ("en_US", "pt-BR", "zh-Hant-TW", "en_US.UTF-8"): the last two-letter subtag after the
+ * language, upper-cased into out[3]; "" when there is none. */
+static umg_slice_t locale_region(umg_slice_t loc, char out[3])
+{
+    size_t end = loc.len;
+    for (size_t i = 0; i < loc.len; i++) {
+        if (loc.ptr[i] == '.' || loc.ptr[i] == '@') {
+            end = i;
+            break;
+        }
+    }
+    umg_slice_t found = umg_slice("", 0);
+    size_t start = 0;
+    for (size_t i = 0; i <= end; i++) {
+        if (i < end && loc.ptr[i] != '_' && loc.ptr[i] != '-') {
+            continue;
+        }
+        if (start > 0 && i - start == 2) {
+            char a = loc.ptr[start], b = loc.ptr[start + 1];
+            a = (char)(a >= 'a' && a <= 'z' ? a - 32 : a);
+            b = (char)(b >= 'a' && b <= 'z' ? b - 32 : b);
+            if (a >= 'A' && a <= 'Z' && b >= 'A' && b <= 'Z') {
+                out[0] = a;
+                out[1] = b;
+                out[2] = '\0';
+                found = umg_slice(out, 2);
+            }
+        }
+        start = i + 1;
+    }
+    return found;
+}
+
+/* A click's or impression's count on its day, under its own dimensions and its User-Agent's platform. */
+static int roll_touch(umg_pipeline_t *p, const umg_attr_touch_t *a)
+{
+    umg_attr_platform_t pl = (umg_attr_platform_t)(a->fp.os >> 24);
+    uint32_t plat;
+    int rc = umg_store_intern(p->tx,
+                              pl == UMG_ATTR_PLATFORM_IOS       ? UMG_SLICE("ios")
+                              : pl == UMG_ATTR_PLATFORM_ANDROID ? UMG_SLICE("android")
+                                                                : umg_slice("", 0),
+                              &plat);
+    if (rc != UMG_OK) {
+        return rc;
+    }
+    umg_attr_attribution_t dims = {
+        .source = a->source, .campaign = a->campaign, .adset = a->adset, .ad = a->ad, .site = a->site};
+    umg_rollup_key_t k;
+    rkey(&k, local_day(app_of(p, a->app), a->ts_us), &dims, 0, plat);
+    return radd(p, UMG_RT_MAIN, &k, a->type == UMG_ATTR_IMPRESSION ? UMG_RM_IMPRESSIONS : UMG_RM_CLICKS, 1);
+}
+
+/*
+ * What an install, session or event adds to the rollups (docs/reports.md), and the device's report state:
+ * called after the decision was applied to dev, before dev is written back.
+ */
+static int roll_event(umg_pipeline_t *p, const umg_event_t *ev, umg_store_device_t *dev, int known,
+                      const umg_attr_decision_t *d)
+{
+    const app_ent_t *e = app_of(p, p->msg->app);
+    int rc;
+    if (!known) {
+        char reg[3];
+        umg_slice_t pl = ev->device.platform.len ? ev->device.platform : umg_slice(e->platform, strlen(e->platform));
+        rc = umg_store_intern(p->tx, locale_region(ev->device.locale, reg), &dev->country);
+        rc = rc ? rc : umg_store_intern(p->tx, pl, &dev->platform);
+        if (rc != UMG_OK) {
+            return rc;
+        }
+    }
+    int32_t day = local_day(e, ev->ts_us);
+    const umg_attr_attribution_t *ia = &dev->attr.install;
+    umg_rollup_key_t k;
+    rkey(&k, day, ia, dev->country, dev->platform);
+    int cohort_new = 0;
+    switch (d->outcome) {
+    case UMG_ATTR_OUT_INSTALL:
+    case UMG_ATTR_OUT_IMPLICIT_INSTALL:
+        rc = radd(p, UMG_RT_MAIN, &k, ia->match == UMG_ATTR_MATCH_NONE ? UMG_RM_ORGANIC_INSTALLS : UMG_RM_INSTALLS, 1);
+        cohort_new = 1;
+        break;
+    case UMG_ATTR_OUT_REATTRIBUTED:
+        rc = radd(p, UMG_RT_MAIN, &k, UMG_RM_REATTRIBUTIONS, 1);
+        cohort_new = 1;
+        break;
+    case UMG_ATTR_OUT_REINSTALL: rc = radd(p, UMG_RT_MAIN, &k, UMG_RM_REINSTALLS, 1); break;
+    case UMG_ATTR_OUT_REENGAGEMENT: {
+        umg_rollup_key_t rk;
+        rkey(&rk, day, &dev->attr.reeng, dev->country, dev->platform);
+        rc = radd(p, UMG_RT_MAIN, &rk, UMG_RM_REENGAGEMENTS, 1);
+        break;
+    }
+    default: rc = UMG_OK; break;
+    }
+    if (rc != UMG_OK) {
+        return rc;
+    }
+    umg_rollup_key_t ck; /* the cohort's row; x[0] = days since install */
+    rkey(&ck, dev->cohort_day, ia, dev->country, dev->platform);
+    if (cohort_new) {
+        dev->cohort_day = day;
+        memset(dev->cohort_bits, 0, sizeof(dev->cohort_bits));
+        ck.day = day;
+        rc = radd(p, UMG_RT_COHORT, &ck, 0, 1);
+    }
+    int64_t dsi = dev->attr.install_ts_us != 0 ? (int64_t)day - dev->cohort_day : -1;
+    int in_cohort = dsi >= 0 && dsi < UMG_ROLLUP_COHORT_DAYS;
+    ck.x[0] = in_cohort ? (uint32_t)dsi : 0;
+    if (rc == UMG_OK && umg_store_dayset_add(&dev->active, day) != 0) {
+        rc = radd(p, UMG_RT_MAIN, &k, UMG_RM_ACTIVE, 1);
+    }
+    if (rc == UMG_OK && in_cohort) {
+        uint64_t bit = UINT64_C(1) << (dsi & 63);
+        if (!(dev->cohort_bits[dsi >> 6] & bit)) {
+            dev->cohort_bits[dsi >> 6] |= bit;
+            rc = radd(p, UMG_RT_COHORT_DAY, &ck, 0, 1);
+        }
+    }
+    if (rc == UMG_OK && ev->type == UMG_EV_SESSION) {
+        rc = radd(p, UMG_RT_MAIN, &k, UMG_RM_SESSIONS, 1);
+        if (rc == UMG_OK && in_cohort) {
+            rc = radd(p, UMG_RT_COHORT_DAY, &ck, 1, 1);
+        }
+    }
+    if (rc == UMG_OK && (ev->type == UMG_EV_EVENT || ev->type == UMG_EV_PURCHASE) && ev->name.len > 0) {
+        umg_rollup_key_t ek = k;
+        rc = umg_store_intern(p->tx, ev->name, &ek.x[0]);
+        rc = rc ? rc : radd(p, UMG_RT_EVENT, &ek, 0, 1);
+        int added = 0;
+        rc = rc ? rc : umg_store_event_day(p->tx, dev->key, ek.x[0], day, &added);
+        if (rc == UMG_OK && added != 0) {
+            rc = radd(p, UMG_RT_EVENT, &ek, 1, 1);
+        }
+    }
+    if (rc == UMG_OK && ev->has_revenue) {
+        int64_t micros = (int64_t)floor(ev->revenue * 1e6 + 0.5);
+        uint32_t cur;
+        rc = umg_store_intern(p->tx, umg_slice(ev->currency, strnlen(ev->currency, 3)), &cur);
+        umg_rollup_key_t rk = k;
+        rk.x[0] = cur;
+        rc = rc ? rc : radd(p, UMG_RT_REVENUE, &rk, 0, micros);
+        rc = rc ? rc : radd(p, UMG_RT_REVENUE, &rk, 1, 1);
+        if (rc == UMG_OK && in_cohort) {
+            ck.x[1] = cur;
+            rc = radd(p, UMG_RT_COHORT_REV, &ck, 0, micros);
+            rc = rc ? rc : radd(p, UMG_RT_COHORT_REV, &ck, 1, 1);
+        }
+        if (rc == UMG_OK && micros > 0 && umg_store_dayset_add(&dev->paying, day) != 0) {
+            rc = radd(p, UMG_RT_MAIN, &k, UMG_RM_PAYING, 1);
+        }
+    }
+    return rc;
+}
+
+static int persist_row(void *ctx, uint32_t app, umg_rollup_table_t t, const umg_rollup_key_t *k, const int64_t *v,
+                       size_t nv)
+{
+    return umg_store_rollup_put(ctx, app, t, k, v, nv);
 }
 
 /* ----------------------------------------------------------------- touches */
@@ -271,7 +511,8 @@ static int on_touch(void *ctx, size_t index, umg_touch_t *t, const umg_touch_err
         }
     }
     count(p, S_TOUCHES);
-    return umg_store_touch_put(p->tx, &a);
+    int rc = umg_store_touch_put(p->tx, &a);
+    return rc == UMG_OK && p->rollup != NULL ? roll_touch(p, &a) : rc;
 }
 
 /* ------------------------------------------------------------------ events */
@@ -428,6 +669,12 @@ static int decide_event(umg_pipeline_t *p, umg_event_t *ev)
         }
         if (ev->has_revenue) {
             dev.revenue += ev->revenue;
+        }
+    }
+    if (p->rollup != NULL) {
+        rc = roll_event(p, ev, &dev, known, &d);
+        if (rc != UMG_OK) {
+            return rc;
         }
     }
     rc = umg_store_device_put(p->tx, obs.app, obs.ids, &dev);
@@ -588,6 +835,10 @@ int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
             break;
         }
     }
+    int rolled = p->rollup != NULL && !umg_rollup_delta_empty(p->delta);
+    if (rc == UMG_OK && rolled) {
+        rc = umg_rollup_delta_each(p->rollup, p->delta, persist_row, p->tx);
+    }
     if (rc == UMG_OK) {
         rc = umg_store_set_offset(p->tx, next);
     }
@@ -597,6 +848,15 @@ int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
         umg_store_abort(p->tx);
     }
     p->tx = NULL;
+    if (rolled) {
+        /* Readers see the batch once it is stored; the tables and the store hold the same rows. */
+        if (rc == UMG_OK && umg_rollup_merge(p->rollup, p->delta) != UMG_OK) {
+            umg_log(UMG_LOG_ERROR, "pipeline",
+                    "out of memory merging report rollups: reports lag the store "
+                    "until a restart reloads them");
+        }
+        umg_rollup_delta_reset(p->delta);
+    }
     if (rc != UMG_OK) {
         goto reopen;
     }

@@ -44,6 +44,14 @@ int umg_pipeline_new(const umg_pipeline_config_t *cfg, umg_store_t *store, const
                      umg_apps_t *apps, const struct umg_pii_s *pii, umg_pipeline_t **out);
 void umg_pipeline_free(umg_pipeline_t *p);
 
+struct umg_rollup_s;
+/**
+ * Makes the pipeline keep report rollups (src/rollup) in rollup, with days
+ * in each app's time zone from tzc: loads the stored rollup rows into rollup
+ * first. Call before the first step. Borrowed: rollup, tzc.
+ */
+int umg_pipeline_set_reports(umg_pipeline_t *p, struct umg_rollup_s *rollup, umg_tz_cache_t *tzc);
+
 /**
  * Applies one batch: up to cfg.batch records from the log, in one store
  * transaction. *applied (may be NULL) gets how many records were read (0 at

@@ -30,10 +30,17 @@
 #include <string.h>
 #include <sys/stat.h>
 
-enum { DB_TOUCH, DB_ALIAS, DB_DEV, DB_DEC, DB_STR, DB_META, DB_SEEN, DB_COUNT };
+#include "umg_rollup.h"
 
-static const char *const db_names[DB_COUNT] = {"touch", "alias", "dev", "dec", "str", "meta", "seen"};
-static const unsigned db_flags[DB_COUNT] = {MDB_INTEGERKEY, MDB_INTEGERKEY, MDB_INTEGERKEY, 0, 0, 0, MDB_INTEGERKEY};
+enum { DB_TOUCH, DB_ALIAS, DB_DEV, DB_DEC, DB_STR, DB_META, DB_SEEN, DB_ROLL, DB_EVDAY, DB_COUNT };
+
+static const char *const db_names[DB_COUNT] = {"touch", "alias", "dev", "dec", "str", "meta", "seen", "roll", "evday"};
+static const unsigned db_flags[DB_COUNT] = {
+    MDB_INTEGERKEY, MDB_INTEGERKEY, MDB_INTEGERKEY, 0, 0, 0, MDB_INTEGERKEY, 0, 0};
+
+/* The layout of what the store holds. A store of another format is emptied at open and rebuilt by the
+ * pipeline from the event log (the log is the source of truth). 2: device report fields, rollups. */
+#define STORE_FORMAT 2
 
 #define STR_MAX 4096
 #define CACHE_BITS 16
@@ -316,6 +323,35 @@ static void publish_index(umg_store_t *st)
 
 /* ------------------------------------------------------------- open, close */
 
+/* Empties a store written in another format (logged) and records this one. */
+static int check_format(MDB_txn *txn, const MDB_dbi *dbi, const char *dir)
+{
+    MDB_val k = {6, "format"}, v;
+    uint32_t have = 0, want = STORE_FORMAT;
+    int rc = mdb_get(txn, dbi[DB_META], &k, &v);
+    if (rc == 0 && v.mv_size == 4) {
+        memcpy(&have, v.mv_data, 4);
+    } else if (rc != 0 && rc != MDB_NOTFOUND) {
+        return rc;
+    }
+    if (have == want) {
+        return 0;
+    }
+    MDB_stat ms;
+    rc = mdb_stat(txn, dbi[DB_META], &ms);
+    if (rc == 0 && ms.ms_entries > 0) {
+        umg_log(UMG_LOG_WARN, "store",
+                "%s holds store format %u, this build writes %u: emptying it; the pipeline rebuilds it from the "
+                "event log",
+                dir, have, want);
+        for (int i = 0; rc == 0 && i < DB_COUNT; i++) {
+            rc = mdb_drop(txn, dbi[i], 0);
+        }
+    }
+    v = (MDB_val){4, &want};
+    return rc ? rc : mdb_put(txn, dbi[DB_META], &k, &v, 0);
+}
+
 int umg_store_open(const char *dir, const umg_store_config_t *cfg, umg_store_t **out)
 {
     if (dir == NULL || cfg == NULL || out == NULL) {
@@ -354,6 +390,9 @@ int umg_store_open(const char *dir, const umg_store_config_t *cfg, umg_store_t *
         rc = mdb_txn_begin(st->env, NULL, 0, &txn);
         for (int i = 0; rc == 0 && i < DB_COUNT; i++) {
             rc = mdb_dbi_open(txn, db_names[i], db_flags[i] | MDB_CREATE, &st->dbi[i]);
+        }
+        if (rc == 0) {
+            rc = check_format(txn, st->dbi, dir);
         }
         if (rc == 0) {
             rc = mdb_txn_commit(txn);
@@ -432,6 +471,10 @@ int umg_store_stats(umg_store_t *st, umg_store_stats_t *out)
             (uint64_t)(s[DB_TOUCH].ms_leaf_pages + s[DB_TOUCH].ms_branch_pages + s[DB_TOUCH].ms_overflow_pages) *
             s[DB_TOUCH].ms_psize;
         out->total_bytes = (uint64_t)(info.me_last_pgno + 1) * es.ms_psize;
+        out->rollup_rows = s[DB_ROLL].ms_entries;
+        out->rollup_bytes =
+            (uint64_t)(s[DB_ROLL].ms_leaf_pages + s[DB_ROLL].ms_branch_pages + s[DB_ROLL].ms_overflow_pages) *
+            s[DB_ROLL].ms_psize;
         rc = umg_store_offset(tx, &out->next_offset);
         if (rc == UMG_ENOENT) {
             rc = UMG_OK;
@@ -999,6 +1042,114 @@ int umg_store_seen(umg_store_txn_t *tx, uint32_t app, const umg_uuid_t *event_id
     return rc == MDB_KEYEXIST ? UMG_EEXIST : map_err(rc, "seen");
 }
 
+/* ------------------------------------------------------------ report state */
+
+int umg_store_dayset_add(umg_store_dayset_t *s, int32_t day)
+{
+    if (s->bits[0] == 0 && s->bits[1] == 0) {
+        s->base = day - (UMG_STORE_DAYSET_DAYS - 1);
+    }
+    int64_t at = (int64_t)day - s->base;
+    if (at < 0) {
+        return -1;
+    }
+    if (at >= UMG_STORE_DAYSET_DAYS) { /* slide the window so day is its newest */
+        int64_t by = at - (UMG_STORE_DAYSET_DAYS - 1);
+        if (by >= UMG_STORE_DAYSET_DAYS) {
+            s->bits[0] = s->bits[1] = 0;
+        } else if (by >= 64) {
+            s->bits[0] = s->bits[1] >> (by - 64);
+            s->bits[1] = 0;
+        } else if (by > 0) {
+            s->bits[0] = s->bits[0] >> by | s->bits[1] << (64 - by);
+            s->bits[1] >>= by;
+        }
+        s->base += (int32_t)by;
+        at = UMG_STORE_DAYSET_DAYS - 1;
+    }
+    uint64_t bit = UINT64_C(1) << (at & 63);
+    uint64_t *w = &s->bits[at >> 6];
+    if (*w & bit) {
+        return 0;
+    }
+    *w |= bit;
+    return 1;
+}
+
+int umg_store_event_day(umg_store_txn_t *tx, uint64_t device_key, uint32_t name, int32_t day, int *added)
+{
+    *added = 0;
+    uint8_t kb[12];
+    memcpy(kb, &device_key, 8);
+    memcpy(kb + 8, &name, 4);
+    MDB_val k = {12, kb}, v;
+    umg_store_dayset_t ds;
+    memset(&ds, 0, sizeof(ds));
+    int rc = mdb_get(tx->txn, tx->st->dbi[DB_EVDAY], &k, &v);
+    if (rc == 0 && v.mv_size == sizeof(ds)) {
+        memcpy(&ds, v.mv_data, sizeof(ds));
+    } else if (rc != MDB_NOTFOUND) {
+        return rc ? map_err(rc, "event day") : UMG_ECORRUPT;
+    }
+    *added = umg_store_dayset_add(&ds, day);
+    if (*added == 0) {
+        return UMG_OK;
+    }
+    v = (MDB_val){sizeof(ds), &ds};
+    return map_err(mdb_put(tx->txn, tx->st->dbi[DB_EVDAY], &k, &v, 0), "event day");
+}
+
+/* Rollup rows: app (4) | table (1) | umg_rollup_key_t (40) -> int64 counters. */
+#define ROLL_KEY (5 + sizeof(umg_rollup_key_t))
+
+int umg_store_rollup_put(umg_store_txn_t *tx, uint32_t app, int table, const umg_rollup_key_t *k, const int64_t *v,
+                         size_t nv)
+{
+    uint8_t kb[ROLL_KEY];
+    memcpy(kb, &app, 4);
+    kb[4] = (uint8_t)table;
+    memcpy(kb + 5, k, sizeof(*k));
+    MDB_val key = {sizeof(kb), kb}, val = {nv * sizeof(int64_t), (void *)v};
+    return map_err(mdb_put(tx->txn, tx->st->dbi[DB_ROLL], &key, &val, 0), "rollup put");
+}
+
+int umg_store_rollup_scan(umg_store_txn_t *tx,
+                          int (*fn)(void *ctx, uint32_t app, int table, const umg_rollup_key_t *k, const int64_t *v,
+                                    size_t nv),
+                          void *ctx)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(tx->txn, tx->st->dbi[DB_ROLL], &c);
+    if (rc != 0) {
+        return map_err(rc, "rollup scan");
+    }
+    MDB_val k, v;
+    int urc = 0;
+    int64_t vals[UMG_ROLLUP_MAXV];
+    rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    while (rc == 0) {
+        if (k.mv_size != ROLL_KEY || v.mv_size % sizeof(int64_t) != 0 || v.mv_size > sizeof(vals)) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        uint32_t app;
+        umg_rollup_key_t key;
+        memcpy(&app, k.mv_data, 4);
+        memcpy(&key, (const uint8_t *)k.mv_data + 5, sizeof(key));
+        memcpy(vals, v.mv_data, v.mv_size);
+        urc = fn(ctx, app, ((const uint8_t *)k.mv_data)[4], &key, vals, v.mv_size / sizeof(int64_t));
+        if (urc != 0) {
+            break;
+        }
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    if (urc != 0) {
+        return urc;
+    }
+    return rc == MDB_NOTFOUND ? UMG_OK : map_err(rc, "rollup scan");
+}
+
 /* --------------------------------------------------------------- decisions */
 
 static void put_be(uint8_t *p, uint64_t v, int n)
@@ -1143,6 +1294,25 @@ static int has_key(const uint64_t *keys, size_t n, uint64_t k)
     return 0;
 }
 
+static int forget_event_days(umg_store_txn_t *tx, uint64_t device_key)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(tx->txn, tx->st->dbi[DB_EVDAY], &c);
+    uint8_t kb[12] = {0};
+    memcpy(kb, &device_key, 8);
+    MDB_val k = {12, kb}, v;
+    rc = rc ? rc : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size == 12 && memcmp(k.mv_data, &device_key, 8) == 0) {
+        rc = mdb_cursor_del(c, 0);
+        k = (MDB_val){12, kb};
+        rc = rc ? rc : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    }
+    if (c != NULL) {
+        mdb_cursor_close(c);
+    }
+    return rc == 0 || rc == MDB_NOTFOUND ? UMG_OK : map_err(rc, "forget event days");
+}
+
 int umg_store_forget(umg_store_txn_t *tx, const umg_store_forget_t *f, umg_store_forget_stats_t *st)
 {
     umg_store_forget_stats_t s = {0};
@@ -1182,7 +1352,7 @@ int umg_store_forget(umg_store_txn_t *tx, const umg_store_forget_t *f, umg_store
         }
         tidx_remove(x, tk);
     }
-    /* 2. Their state. */
+    /* 2. Their state, and the days they had each event. */
     for (size_t i = 0; i < ncanon && rc == UMG_OK; i++) {
         MDB_val k = {8, &canon[i]};
         int mrc = mdb_del(tx->txn, tx->st->dbi[DB_DEV], &k, NULL);
@@ -1190,6 +1360,7 @@ int umg_store_forget(umg_store_txn_t *tx, const umg_store_forget_t *f, umg_store
         if (mrc != 0 && mrc != MDB_NOTFOUND) {
             rc = map_err(mrc, "forget device");
         }
+        rc = rc == UMG_OK ? forget_event_days(tx, canon[i]) : rc;
     }
     /* 3. Their decisions: one scan of the apps concerned. */
     for (size_t a = 0; a < ncanon && rc == UMG_OK; a++) {

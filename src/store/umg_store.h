@@ -44,6 +44,7 @@ typedef struct umg_store_stats_s {
     uint64_t touch_bytes;                                      /* pages of the touch table, in bytes */
     uint64_t index_bytes;                                      /* memory of the touches' key index */
     uint64_t total_bytes;                                      /* pages in use by every table */
+    uint64_t rollup_rows, rollup_bytes;                        /* report rollup rows and their pages */
     uint64_t next_offset;                                      /* the pipeline's next log offset */
 } umg_store_stats_t;
 int umg_store_stats(umg_store_t *st, umg_store_stats_t *out);
@@ -103,6 +104,24 @@ int umg_store_touches_scan(umg_store_txn_t *tx, uint32_t app, int (*fn)(void *ct
 
 /* ----------------------------------------------------------- devices */
 
+/*
+ * A set of local days, as a window of 128 days ending at the newest day
+ * added: enough for the latest events a daemon accepts (ingest.max_age).
+ */
+typedef struct umg_store_dayset_s {
+    int32_t base; /* the day of bit 0 */
+    uint32_t reserved;
+    uint64_t bits[2];
+} umg_store_dayset_t;
+
+#define UMG_STORE_DAYSET_DAYS 128
+
+/**
+ * Adds day to the set: 1 when it was not in it, 0 when it was, -1 when it is
+ * older than the window (the set cannot say; callers count it as new).
+ */
+int umg_store_dayset_add(umg_store_dayset_t *s, int32_t day);
+
 /* A device of an app: the core's state plus what reports need. */
 typedef struct umg_store_device_s {
     umg_attr_device_t attr;
@@ -112,7 +131,12 @@ typedef struct umg_store_device_s {
     double revenue;            /* purchases, as sent (currencies are not converted) */
     uint32_t sessions, events; /* sessions; in-app events and purchases */
     uint32_t purchases;
-    uint32_t reserved;
+    /* For the report rollups (docs/reports.md). */
+    uint32_t country, platform; /* dictionary ids, from the device's first observation */
+    int32_t cohort_day;         /* the local day of the install that started the current cohort membership */
+    uint64_t cohort_bits[3];    /* days since cohort_day the device was active (0..191) */
+    umg_store_dayset_t active;  /* local days the device was active */
+    umg_store_dayset_t paying;  /* local days it had revenue > 0 */
 } umg_store_device_t;
 
 /**
@@ -135,6 +159,25 @@ int umg_store_device_get(umg_store_txn_t *tx, uint32_t app, uint64_t key, umg_st
  * had forgotten its id and stored a resent copy). 64-bit hashes; never expire.
  */
 int umg_store_seen(umg_store_txn_t *tx, uint32_t app, const umg_uuid_t *event_id);
+
+/**
+ * Adds day to the set of days a device had an event of one name (name: a
+ * dictionary id); *added as umg_store_dayset_add returns. Forget removes
+ * them with the device.
+ */
+int umg_store_event_day(umg_store_txn_t *tx, uint64_t device_key, uint32_t name, int32_t day, int *added);
+
+/* ------------------------------------------------------------ rollups */
+
+struct umg_rollup_key_s;
+/** Writes one report rollup row (src/rollup): its counters after the batch. */
+int umg_store_rollup_put(umg_store_txn_t *tx, uint32_t app, int table, const struct umg_rollup_key_s *k,
+                         const int64_t *v, size_t nv);
+/** Calls fn for every stored rollup row; a non-zero return stops and is returned. */
+int umg_store_rollup_scan(umg_store_txn_t *tx,
+                          int (*fn)(void *ctx, uint32_t app, int table, const struct umg_rollup_key_s *k,
+                                    const int64_t *v, size_t nv),
+                          void *ctx);
 
 /* ---------------------------------------------------------- decisions */
 

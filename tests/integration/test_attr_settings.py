@@ -122,6 +122,95 @@ class AttrSettingsTest(SettingsCase):
         self.assertEqual(parse_json(data)["settings"]["source_click_lookback_days"], {})
 
 
+class ReportingSettingsTest(SettingsCase):
+    """settings.timezone and settings.currency: the app's reporting time zone and currency."""
+
+    def path(self):
+        return "/v1/apps/" + self.app["app_id"]
+
+    def auth(self):
+        return {"Authorization": "Bearer " + self.tok}
+
+    def get_settings(self):
+        st, h, data = self.d.request("GET", self.path(), headers=self.auth())
+        self.assertStatus(st, 200, "get app", data)
+        return parse_json(data)["settings"]
+
+    def test_defaults_set_and_read_over_http(self):
+        s = self.get_settings()
+        self.assertEqual(s["timezone"], "UTC")
+        self.assertEqual(s["currency"], "USD")
+        st, h, data = self.d.request("PATCH", self.path(), {"settings": {"timezone": "Europe/Berlin",
+                                                                         "currency": "EUR"}}, headers=self.auth())
+        self.assertStatus(st, 200, "patch", data)
+        self.assertEqual(parse_json(data)["settings"]["timezone"], "Europe/Berlin")
+        self.assertEqual(parse_json(data)["settings"]["currency"], "EUR")
+        # Other settings keep them, and they keep the other settings.
+        st, h, data = self.d.request("PATCH", self.path(), {"settings": {"click_lookback_days": 9}},
+                                     headers=self.auth())
+        self.assertStatus(st, 200, "patch", data)
+        st, h, data = self.d.request("PATCH", self.path(), {"settings": {"timezone": "Asia/Kolkata"}},
+                                     headers=self.auth())
+        s = self.get_settings()
+        self.assertEqual((s["timezone"], s["currency"], s["click_lookback_days"]), ("Asia/Kolkata", "EUR", 9))
+        # The app list shows them too; the change is audited.
+        st, h, data = self.d.request("GET", "/v1/apps", headers=self.auth())
+        self.assertEqual(parse_json(data)["apps"][0]["settings"]["timezone"], "Asia/Kolkata")
+        st, h, data = self.d.request("GET", "/v1/audit", headers=self.auth())
+        self.assertStatus(st, 200, "audit", data)
+        self.assertIn("app.settings", data.decode())
+
+    def test_bad_values_name_the_field(self):
+        for bad in ("Mars/Olympus_Mons", "../../etc/passwd", "/usr/share/zoneinfo/UTC", "", "Europe/Berlin ",
+                    "utc", "x" * 64, 3, ["UTC"]):
+            self.assertError(self.d.request("PATCH", self.path(), {"settings": {"timezone": bad}},
+                                            headers=self.auth()),
+                             400, None, "settings.timezone", "timezone %r" % (bad,))
+        for bad in ("eur", "EURO", "XXX", "ABC", "", 978, ["EUR"]):
+            self.assertError(self.d.request("PATCH", self.path(), {"settings": {"currency": bad}},
+                                            headers=self.auth()),
+                             400, None, "settings.currency", "currency %r" % (bad,))
+        # A bad value changes nothing, even next to a good one.
+        self.assertError(self.d.request("PATCH", self.path(), {"settings": {"currency": "JPY", "timezone": "Nowhere"}},
+                                        headers=self.auth()), 400, "invalid_value", "settings.timezone")
+        s = self.get_settings()
+        self.assertEqual((s["timezone"], s["currency"]), ("UTC", "USD"))
+
+    def test_cli_set_and_reject(self):
+        rc, out, err = cli_settings(self.d.data_dir, self.app["app_id"], "--set", "timezone=Europe/Berlin",
+                                    "--set", "currency=EUR")
+        self.assertEqual(rc, 0, err)
+        s = json.loads(out)
+        self.assertEqual((s["timezone"], s["currency"]), ("Europe/Berlin", "EUR"))
+        # The running daemon reads the same settings.
+        s = self.get_settings()
+        self.assertEqual((s["timezone"], s["currency"]), ("Europe/Berlin", "EUR"))
+        rc, out, err = cli_settings(self.d.data_dir, self.app["app_id"], "--set", "timezone=Europe/Atlantis")
+        self.assertEqual(rc, 1)
+        self.assertIn('"field":"settings.timezone"', err)
+        rc, out, err = cli_settings(self.d.data_dir, self.app["app_id"], "--set", "currency=usd")
+        self.assertEqual(rc, 1)
+        self.assertIn('"field":"settings.currency"', err)
+        rc, out, err = cli_settings(self.d.data_dir, self.app["app_id"], "--json", '{"timezone":"America/New_York"}')
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out)["timezone"], "America/New_York")
+        st, h, data = self.d.request("GET", "/v1/audit", headers=self.auth())
+        self.assertIn("America/New_York", data.decode())  # the CLI's audit record carries what it set
+
+    def test_create_with_reporting_settings(self):
+        app = self.d.create_app("Org A", "Shop", "ios", ["--timezone", "Asia/Tokyo", "--currency", "JPY"])
+        st, h, data = self.d.request("GET", "/v1/apps/" + app["app_id"], headers=self.auth())
+        self.assertStatus(st, 200, "get app", data)
+        s = parse_json(data)["settings"]
+        self.assertEqual((s["timezone"], s["currency"], s["click_lookback_days"]), ("Asia/Tokyo", "JPY", 7))
+        for flag, value in (("--timezone", "Asia/Atlantis"), ("--currency", "YEN")):
+            p = subprocess.run([harness.binary(), "admin", "app", "create", "--data", self.d.data_dir, "--org",
+                                "Org A", "--name", "Bad" + flag, "--platform", "ios", flag, value],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn(flag, p.stderr.decode())
+
+
 class MtaChannelCapTest(SettingsCase):
     """GET /v1/reports/mta keeps at most 64 channels: the 63 most used and (other)."""
 

@@ -20,6 +20,7 @@
 #include "umg_bus.h"
 #include "umg_event.h"
 #include "umg_pipeline.h"
+#include "umg_rollup.h"
 #include "umg_store.h"
 #include "umg_touch.h"
 
@@ -616,6 +617,260 @@ static void test_pipeline_decides_resumes_and_replays(void **state)
     free(dir);
 }
 
+/* ------------------------------------------------------------- rollups */
+
+/* An event in stored JSON with the fields reports read. */
+static void report_event(char *out, size_t cap, int64_t ts, const char *type, const char *gaid, const char *extra)
+{
+    char t[32], id[37];
+    umg_uuid_t u;
+    umg_uuid_v4(&u);
+    umg_uuid_format(&u, id);
+    umg_time_format_rfc3339(ts, t);
+    snprintf(out, cap,
+             "{\"event_id\":\"%s\",\"type\":\"%s\",\"ts\":\"%s\",\"received_at\":\"%s\",\"app_id\":\"app_x\","
+             "\"device\":{\"gaid\":\"%s\",\"platform\":\"android\",\"locale\":\"en_US\"}%s}",
+             id, type, t, t, gaid, extra);
+}
+
+/* The counters of one row of app 1's table t; the key's dimensions are given as strings. */
+typedef struct rowq_s {
+    umg_rollup_table_t t;
+    int32_t day;
+    const char *source, *country, *platform;
+    const char *x0; /* a string (event name, currency) or NULL */
+    uint32_t x0n;   /* a number (days since install) when x0 is NULL */
+    const char *x1;
+} rowq_t;
+
+static int row_of(umg_store_t *st, umg_rollup_t *r, const rowq_t *q, int64_t *v)
+{
+    umg_store_txn_t *tx;
+    assert_int_equal(umg_store_begin(st, 0, &tx), UMG_OK);
+    umg_rollup_key_t k;
+    memset(&k, 0, sizeof(k));
+    k.day = q->day;
+    int ok = umg_store_lookup(tx, sl(q->source), &k.dim[UMG_RD_SOURCE]) == UMG_OK &&
+             umg_store_lookup(tx, sl(q->country), &k.dim[UMG_RD_COUNTRY]) == UMG_OK &&
+             umg_store_lookup(tx, sl(q->platform), &k.dim[UMG_RD_PLATFORM]) == UMG_OK;
+    if (q->x0 != NULL) {
+        ok = ok && umg_store_lookup(tx, sl(q->x0), &k.x[0]) == UMG_OK;
+    } else {
+        k.x[0] = q->x0n;
+    }
+    if (q->x1 != NULL) {
+        ok = ok && umg_store_lookup(tx, sl(q->x1), &k.x[1]) == UMG_OK;
+    }
+    umg_store_abort(tx);
+    if (!ok) {
+        return 0;
+    }
+    umg_rollup_read_begin(r);
+    umg_rollup_view_t vw;
+    umg_rollup_view(r, 1, q->t, &vw);
+    int found = 0;
+    for (size_t i = 0; i < vw.n; i++) {
+        int same = vw.day[i] == k.day && vw.x[0][i] == k.x[0] && vw.x[1][i] == k.x[1];
+        for (int d = 0; same && d < UMG_RD_N; d++) {
+            same = vw.dim[d][i] == k.dim[d];
+        }
+        if (same) {
+            for (size_t j = 0; j < umg_rollup_nvalues(q->t); j++) {
+                v[j] = vw.v[j][i];
+            }
+            found = 1;
+        }
+    }
+    umg_rollup_read_end(r);
+    return found;
+}
+
+/* Every row of every table of app 1, sorted, as bytes: two rollups hold the same rows when these agree. */
+static void rollup_dump(umg_rollup_t *r, umg_buf_t *out)
+{
+    umg_rollup_read_begin(r);
+    for (int t = 0; t < UMG_RT_COUNT; t++) {
+        umg_rollup_view_t vw;
+        umg_rollup_view(r, 1, (umg_rollup_table_t)t, &vw);
+        size_t nv = umg_rollup_nvalues((umg_rollup_table_t)t);
+        size_t w = sizeof(umg_rollup_key_t) + nv * 8;
+        char *rows = calloc(vw.n ? vw.n : 1, w);
+        for (size_t i = 0; i < vw.n; i++) {
+            umg_rollup_key_t k = {.day = vw.day[i], .x = {vw.x[0][i], vw.x[1][i]}};
+            for (int d = 0; d < UMG_RD_N; d++) {
+                k.dim[d] = vw.dim[d][i];
+            }
+            memcpy(rows + i * w, &k, sizeof(k));
+            for (size_t j = 0; j < nv; j++) {
+                memcpy(rows + i * w + sizeof(k) + j * 8, &vw.v[j][i], 8);
+            }
+        }
+        /* insertion sort by bytes: few rows */
+        char *tmp = malloc(w);
+        for (size_t i = 1; i < vw.n; i++) {
+            for (size_t j = i; j > 0 && memcmp(rows + (j - 1) * w, rows + j * w, w) > 0; j--) {
+                memcpy(tmp, rows + j * w, w);
+                memcpy(rows + j * w, rows + (j - 1) * w, w);
+                memcpy(rows + (j - 1) * w, tmp, w);
+            }
+        }
+        assert_int_equal(umg_buf_append(out, &t, sizeof(t)), UMG_OK);
+        assert_int_equal(umg_buf_append(out, rows, vw.n * w), UMG_OK);
+        free(tmp);
+        free(rows);
+    }
+    umg_rollup_read_end(r);
+}
+
+static void test_pipeline_rollups(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    char logdir[300], s1[300], s2[300];
+    snprintf(logdir, sizeof(logdir), "%s/log", dir);
+    snprintf(s1, sizeof(s1), "%s/attr1", dir);
+    snprintf(s2, sizeof(s2), "%s/attr2", dir);
+    const umg_bus_ops_t *ops = &umg_bus_log_ops;
+    umg_bus_config_t bc;
+    umg_bus_config_defaults(&bc);
+    bc.dir = logdir;
+    bc.partitions = 2;
+    umg_bus_t *bus;
+    assert_int_equal(ops->open(&bc, &bus), UMG_OK);
+
+    const char *A = "38400000-8cf0-11bd-b23e-10b96e40000a", *B = "38400000-8cf0-11bd-b23e-10b96e40000b";
+    const int32_t d0 = (int32_t)(T0 / D_);
+    char j[1024];
+    stored_touch(j, sizeof(j), T0 - 2 * H_, A, "meta", "c-meta");
+    append(ops, bus, UMG_BUS_KIND_TOUCH, T0 - 2 * H_, j);
+    report_event(j, sizeof(j), T0, "install", A, "");
+    append(ops, bus, UMG_BUS_KIND_EVENT, T0, j);
+    report_event(j, sizeof(j), T0 + D_, "session", A, "");
+    append(ops, bus, UMG_BUS_KIND_EVENT, T0 + D_, j);
+    for (int i = 0; i < 2; i++) {
+        report_event(j, sizeof(j), T0 + D_ + H_, "purchase", A,
+                     ",\"name\":\"buy\",\"revenue\":4.99,\"currency\":\"EUR\"");
+        append(ops, bus, UMG_BUS_KIND_EVENT, T0 + D_ + H_, j);
+    }
+    /* late: a session of day 0 sent after day 1's events */
+    report_event(j, sizeof(j), T0 + H_, "session", A, "");
+    append(ops, bus, UMG_BUS_KIND_EVENT, T0 + D_ + 2 * H_, j);
+    /* B: a session of a device never installed, an organic implicit install */
+    report_event(j, sizeof(j), T0 + D_, "session", B, "");
+    append(ops, bus, UMG_BUS_KIND_EVENT, T0 + D_, j);
+
+    umg_pipeline_config_t pc;
+    umg_pipeline_config_defaults(&pc);
+    pc.batch = 3;
+    umg_store_t *st = open_store(s1);
+    umg_tz_cache_t *tzc;
+    assert_int_equal(umg_tz_cache_new(&tzc), UMG_OK);
+    umg_rollup_t *r;
+    assert_int_equal(umg_rollup_new(&r), UMG_OK);
+    umg_pipeline_t *p;
+    assert_int_equal(umg_pipeline_new(&pc, st, ops, bus, NULL, NULL, &p), UMG_OK);
+    assert_int_equal(umg_pipeline_set_reports(p, r, tzc), UMG_OK);
+    drain(p);
+
+    int64_t v[UMG_ROLLUP_MAXV];
+    /* the click on its own day, with no country and no platform (its User-Agent is absent) */
+    assert_true(row_of(st, r, &(rowq_t){UMG_RT_MAIN, d0 - 1, "meta", "", ""}, v));
+    assert_int_equal(v[UMG_RM_CLICKS], 1);
+    /* day 0: the install attributed to meta, active once (the late session does not count it again) */
+    assert_true(row_of(st, r, &(rowq_t){UMG_RT_MAIN, d0, "meta", "US", "android"}, v));
+    assert_int_equal(v[UMG_RM_INSTALLS], 1);
+    assert_int_equal(v[UMG_RM_ORGANIC_INSTALLS], 0);
+    assert_int_equal(v[UMG_RM_ACTIVE], 1);
+    assert_int_equal(v[UMG_RM_SESSIONS], 1);
+    /* day 1: a session and two purchases by one paying device */
+    assert_true(row_of(st, r, &(rowq_t){UMG_RT_MAIN, d0 + 1, "meta", "US", "android"}, v));
+    assert_int_equal(v[UMG_RM_INSTALLS], 0);
+    assert_int_equal(v[UMG_RM_SESSIONS], 1);
+    assert_int_equal(v[UMG_RM_ACTIVE], 1);
+    assert_int_equal(v[UMG_RM_PAYING], 1);
+    assert_true(row_of(st, r, &(rowq_t){UMG_RT_REVENUE, d0 + 1, "meta", "US", "android", "EUR"}, v));
+    assert_int_equal(v[0], 2 * 4990000);
+    assert_int_equal(v[1], 2);
+    assert_true(row_of(st, r, &(rowq_t){UMG_RT_EVENT, d0 + 1, "meta", "US", "android", "buy"}, v));
+    assert_int_equal(v[0], 2);
+    assert_int_equal(v[1], 1);
+    /* B: organic, no source */
+    assert_true(row_of(st, r, &(rowq_t){UMG_RT_MAIN, d0 + 1, "", "US", "android"}, v));
+    assert_int_equal(v[UMG_RM_ORGANIC_INSTALLS], 1);
+    assert_int_equal(v[UMG_RM_ACTIVE], 1);
+    /* A's cohort: day 0 active with one session (the late one), day 1 active with a session and revenue */
+    assert_true(row_of(st, r, &(rowq_t){UMG_RT_COHORT, d0, "meta", "US", "android"}, v));
+    assert_int_equal(v[0], 1);
+    assert_true(row_of(st, r, &(rowq_t){UMG_RT_COHORT_DAY, d0, "meta", "US", "android", NULL, 0}, v));
+    assert_int_equal(v[0], 1);
+    assert_int_equal(v[1], 1);
+    assert_true(row_of(st, r, &(rowq_t){UMG_RT_COHORT_DAY, d0, "meta", "US", "android", NULL, 1}, v));
+    assert_int_equal(v[0], 1);
+    assert_int_equal(v[1], 1);
+    assert_true(row_of(st, r, &(rowq_t){UMG_RT_COHORT_REV, d0, "meta", "US", "android", NULL, 1, "EUR"}, v));
+    assert_int_equal(v[0], 2 * 4990000);
+
+    /* A restart loads the same rows from the store. */
+    umg_buf_t before = {0}, after = {0}, replayed = {0};
+    rollup_dump(r, &before);
+    umg_pipeline_free(p);
+    umg_rollup_free(r);
+    umg_store_close(st);
+    st = open_store(s1);
+    assert_int_equal(umg_rollup_new(&r), UMG_OK);
+    assert_int_equal(umg_pipeline_new(&pc, st, ops, bus, NULL, NULL, &p), UMG_OK);
+    assert_int_equal(umg_pipeline_set_reports(p, r, tzc), UMG_OK);
+    drain(p);
+    rollup_dump(r, &after);
+    assert_int_equal(before.len, after.len);
+    assert_memory_equal(before.ptr, after.ptr, before.len);
+
+    /* A replay into an empty store gives the same rollups (the dictionaries agree: same order of first sight). */
+    umg_store_t *st2 = open_store(s2);
+    umg_rollup_t *r2;
+    assert_int_equal(umg_rollup_new(&r2), UMG_OK);
+    umg_pipeline_t *p2;
+    pc.batch = 1000;
+    assert_int_equal(umg_pipeline_new(&pc, st2, ops, bus, NULL, NULL, &p2), UMG_OK);
+    assert_int_equal(umg_pipeline_set_reports(p2, r2, tzc), UMG_OK);
+    drain(p2);
+    rollup_dump(r2, &replayed);
+    assert_int_equal(before.len, replayed.len);
+    assert_memory_equal(before.ptr, replayed.ptr, before.len);
+
+    umg_buf_free(&before);
+    umg_buf_free(&after);
+    umg_buf_free(&replayed);
+    umg_pipeline_free(p);
+    umg_pipeline_free(p2);
+    umg_rollup_free(r);
+    umg_rollup_free(r2);
+    umg_store_close(st);
+    umg_store_close(st2);
+    umg_tz_cache_free(tzc);
+    ops->close(bus);
+    rmrf(dir);
+    free(dir);
+}
+
+static void test_dayset(void **state)
+{
+    (void)state;
+    umg_store_dayset_t s;
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(umg_store_dayset_add(&s, 1000), 1);
+    assert_int_equal(umg_store_dayset_add(&s, 1000), 0);
+    assert_int_equal(umg_store_dayset_add(&s, 1000 - 127), 1); /* the window's oldest day */
+    assert_int_equal(umg_store_dayset_add(&s, 1000 - 128), -1);
+    assert_int_equal(umg_store_dayset_add(&s, 1070), 1); /* slides by 70: 1000 stays, 873 goes */
+    assert_int_equal(umg_store_dayset_add(&s, 1000), 0);
+    assert_int_equal(umg_store_dayset_add(&s, 1070 - 127), 1);
+    assert_int_equal(umg_store_dayset_add(&s, 1000 + 500), 1); /* past the whole window */
+    assert_int_equal(umg_store_dayset_add(&s, 1070), -1);
+    assert_int_equal(umg_store_dayset_add(&s, 1500), 0);
+    assert_int_equal(umg_store_dayset_add(&s, 1499), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -625,6 +880,8 @@ int main(void)
         cmocka_unit_test(test_decision_scan),
         cmocka_unit_test(test_forget),
         cmocka_unit_test(test_pipeline_decides_resumes_and_replays),
+        cmocka_unit_test(test_pipeline_rollups),
+        cmocka_unit_test(test_dayset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

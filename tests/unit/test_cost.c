@@ -1,0 +1,337 @@
+/*
+ * test_cost.c - costs and rates: the CSV reader (quotes, CRLF, BOM, bad
+ * records), the field checks and rounding, replacing writes, and the
+ * conversion rule of docs/costs.md (same currency, direct, inverse, latest on
+ * or before the day, the tie, none).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "umg_cost.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+/* ---------------------------------------------------------------- CSV */
+
+/* Reads the whole text; records joined as "f1|f2;" and errors as "!LINE;". */
+static void csv_dump(const char *text, size_t len, char *out, size_t cap)
+{
+    umg_csv_t r;
+    umg_slice_t f[8];
+    size_t n, line, o = 0;
+    const char *msg;
+    int rc;
+    umg_csv_init(&r, text, len);
+    out[0] = '\0';
+    while ((rc = umg_csv_next(&r, f, 8, &n, &line, &msg)) != UMG_EAGAIN) {
+        if (rc == UMG_EPARSE) {
+            assert_non_null(msg);
+            o += (size_t)snprintf(out + o, cap - o, "!%zu;", line);
+            continue;
+        }
+        assert_int_equal(rc, UMG_OK);
+        o += (size_t)snprintf(out + o, cap - o, "%zu:", line);
+        for (size_t i = 0; i < n; i++) {
+            o += (size_t)snprintf(out + o, cap - o, "%s%.*s", i ? "|" : "", (int)f[i].len, f[i].ptr);
+        }
+        o += (size_t)snprintf(out + o, cap - o, ";");
+    }
+    umg_csv_free(&r);
+}
+
+#define CSV(lit, want)                                                                                                 \
+    do {                                                                                                               \
+        char got[512];                                                                                                 \
+        csv_dump(lit, sizeof(lit) - 1, got, sizeof(got));                                                              \
+        assert_string_equal(got, want);                                                                                \
+    } while (0)
+
+static void test_csv_plain(void **state)
+{
+    (void)state;
+    CSV("a,b,c\n1,2,3\n", "1:a|b|c;2:1|2|3;");
+    CSV("a,b\r\n1,2\r\n", "1:a|b;2:1|2;");
+    CSV("a,b\r\n1,2", "1:a|b;2:1|2;"); /* no line break at the end */
+    CSV("a,,\n", "1:a||;");            /* empty fields */
+    CSV("a\n\n\r\nb\n", "1:a;4:b;");   /* blank lines are skipped, and counted */
+    CSV("\xef\xbb\xbf"
+        "date,x\n",
+        "1:date|x;"); /* the BOM */
+    CSV("", "");
+    CSV("\xef\xbb\xbf", "");
+}
+
+static void test_csv_quotes(void **state)
+{
+    (void)state;
+    CSV("\"a,b\",c\n", "1:a,b|c;");
+    CSV("\"say \"\"hi\"\"\",x\n", "1:say \"hi\"|x;");
+    CSV("\"\",x\n", "1:|x;");
+    CSV("\"two\nlines\",x\r\nnext,y\n", "1:two\nlines|x;3:next|y;");
+    CSV("\"crlf\r\ninside\",x\r\nnext\r\n", "1:crlf\r\ninside|x;3:next;");
+    CSV("x,\"end\"", "1:x|end;");
+}
+
+static void test_csv_bad_records(void **state)
+{
+    (void)state;
+    CSV("a,b\n\"oops\"x,1\nc,d\n", "1:a|b;!2;3:c|d;"); /* text after the closing quote */
+    CSV("a,b\nab\"c,1\nc,d\n", "1:a|b;!2;3:c|d;");     /* a quote inside an unquoted field */
+    CSV("a,b\n\"never closed,1\nc,d\n", "1:a|b;!2;");  /* swallows the rest */
+    CSV("1,2,3,4,5,6,7,8,9\nok\n", "!1;2:ok;");        /* more fields than the caller takes */
+    CSV("\"a\"\"\n", "!1;");
+}
+
+/* ---------------------------------------------------------------- checks */
+
+static void test_checks(void **state)
+{
+    (void)state;
+    int64_t m;
+    int32_t day;
+    char cur[4];
+    double v;
+    assert_null(umg_cost_check_amount(120.5, &m));
+    assert_int_equal(m, 120500000);
+    assert_null(umg_cost_check_amount(0.0000005, &m)); /* half a micro rounds up */
+    assert_int_equal(m, 1);
+    assert_null(umg_cost_check_amount(0.0000004, &m));
+    assert_int_equal(m, 0);
+    assert_null(umg_cost_check_amount(0, &m));
+    assert_int_equal(m, 0);
+    assert_null(umg_cost_check_amount(1e12, &m));
+    assert_int_equal(m, 1000000000000000000ll);
+    assert_non_null(umg_cost_check_amount(-0.01, &m));
+    assert_non_null(umg_cost_check_amount(NAN, &m));
+    assert_non_null(umg_cost_check_amount(INFINITY, &m));
+    assert_non_null(umg_cost_check_amount(1.5e12, &m));
+    assert_null(umg_cost_check_rate(1.08));
+    assert_non_null(umg_cost_check_rate(0));
+    assert_non_null(umg_cost_check_rate(-1));
+    assert_non_null(umg_cost_check_rate(NAN));
+
+    assert_null(umg_cost_check_date(UMG_SLICE("2026-11-20"), &day));
+    assert_int_equal(day, 20777);
+    assert_non_null(umg_cost_check_date(UMG_SLICE("2026-02-30"), &day));
+    assert_non_null(umg_cost_check_date(UMG_SLICE(""), &day));
+    assert_null(umg_cost_check_country(UMG_SLICE("")));
+    assert_null(umg_cost_check_country(UMG_SLICE("US")));
+    assert_non_null(umg_cost_check_country(UMG_SLICE("us")));
+    assert_non_null(umg_cost_check_country(UMG_SLICE("USA")));
+    assert_null(umg_cost_check_currency(UMG_SLICE("EUR"), cur));
+    assert_string_equal(cur, "EUR");
+    assert_non_null(umg_cost_check_currency(UMG_SLICE("eur"), cur));
+    assert_non_null(umg_cost_check_currency(UMG_SLICE("EURO"), cur));
+    assert_null(umg_cost_check_name(UMG_SLICE("summer \xc3\xa9t\xc3\xa9"), 1));
+    assert_non_null(umg_cost_check_name(UMG_SLICE(""), 1));
+    assert_null(umg_cost_check_name(UMG_SLICE(""), 0));
+    assert_non_null(umg_cost_check_name(UMG_SLICE("a\tb"), 0));
+    assert_non_null(umg_cost_check_name(UMG_SLICE("\xff"), 0));
+
+    assert_null(umg_cost_parse_number(UMG_SLICE("120.5"), &v));
+    assert_true(v == 120.5);
+    assert_null(umg_cost_parse_number(UMG_SLICE("1e3"), &v));
+    assert_true(v == 1000);
+    assert_null(umg_cost_parse_number(UMG_SLICE(".5"), &v));
+    assert_null(umg_cost_parse_number(UMG_SLICE("7."), &v));
+    const char *bad[] = {"", "-1", "+1", " 1", "1 ", "nan", "inf", "0x10", "1e", "1,5", "."};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_non_null(umg_cost_parse_number(umg_slice(bad[i], strlen(bad[i])), &v));
+    }
+}
+
+/* ---------------------------------------------------------------- storage */
+
+static char *tmpdir(void)
+{
+    char tmpl[] = "/tmp/umg-cost-XXXXXX";
+    char *d = mkdtemp(tmpl);
+    assert_non_null(d);
+    return strdup(d);
+}
+
+typedef struct seen_s {
+    size_t n;
+    int64_t micros[8];
+    char currency[8][4];
+    char campaign[8][16];
+} seen_t;
+
+static int collect(void *ctx, const umg_cost_row_t *r)
+{
+    seen_t *s = ctx;
+    if (s->n < 8) {
+        s->micros[s->n] = r->micros;
+        memcpy(s->currency[s->n], r->currency, 4);
+        snprintf(s->campaign[s->n], 16, "%.*s", (int)r->campaign.len, r->campaign.ptr);
+    }
+    s->n++;
+    return 0;
+}
+
+static int stop_at_first(void *ctx, const umg_cost_row_t *r)
+{
+    (void)ctx;
+    (void)r;
+    return 42;
+}
+
+static umg_cost_row_t row(int32_t day, const char *campaign, const char *country, const char *cur, int64_t micros)
+{
+    umg_cost_row_t r = {.day = day,
+                        .source = UMG_SLICE("meta"),
+                        .campaign = umg_slice(campaign, strlen(campaign)),
+                        .adset = UMG_SLICE("a1"),
+                        .ad = UMG_SLICE(""),
+                        .country = umg_slice(country, strlen(country)),
+                        .micros = micros};
+    memcpy(r.currency, cur, 4);
+    return r;
+}
+
+static void test_replace(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    umg_cost_t *c;
+    assert_int_equal(umg_cost_open(dir, &c), UMG_OK);
+    int rep = -1;
+    umg_cost_row_t a = row(100, "summer", "US", "EUR", 120500000);
+    assert_int_equal(umg_cost_begin(c), UMG_OK);
+    assert_int_equal(umg_cost_put(c, 1, &a, &rep), UMG_OK);
+    assert_int_equal(rep, 0);
+    umg_cost_row_t b = row(100, "summer", "", "EUR", 5);   /* another country: another key */
+    umg_cost_row_t d = row(101, "summer", "US", "EUR", 7); /* another day */
+    assert_int_equal(umg_cost_put(c, 1, &b, &rep), UMG_OK);
+    assert_int_equal(rep, 0);
+    assert_int_equal(umg_cost_put(c, 1, &d, &rep), UMG_OK);
+    assert_int_equal(umg_cost_put(c, 2, &a, &rep), UMG_OK); /* another app */
+    assert_int_equal(rep, 0);
+    assert_int_equal(umg_cost_commit(c), UMG_OK);
+
+    /* The same key again, with another amount and currency: replaced, not added. */
+    umg_cost_row_t a2 = row(100, "summer", "US", "USD", 99);
+    assert_int_equal(umg_cost_begin(c), UMG_OK);
+    assert_int_equal(umg_cost_put(c, 1, &a2, &rep), UMG_OK);
+    assert_int_equal(rep, 1);
+    assert_int_equal(umg_cost_commit(c), UMG_OK);
+
+    seen_t s = {0};
+    assert_int_equal(umg_cost_each(c, 1, 100, 100, collect, &s), UMG_OK);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.micros[0], 5); /* country "" sorts first */
+    assert_int_equal(s.micros[1], 99);
+    assert_string_equal(s.currency[1], "USD");
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(umg_cost_each(c, 1, 0, 1000, collect, &s), UMG_OK);
+    assert_int_equal(s.n, 3);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(umg_cost_each(c, 1, 102, 1000, collect, &s), UMG_OK);
+    assert_int_equal(s.n, 0);
+    assert_int_equal(umg_cost_each(c, 1, 0, 1000, stop_at_first, NULL), 42);
+
+    /* A rolled-back transaction stores nothing. */
+    umg_cost_row_t e = row(103, "winter", "", "EUR", 1);
+    assert_int_equal(umg_cost_begin(c), UMG_OK);
+    assert_int_equal(umg_cost_put(c, 1, &e, &rep), UMG_OK);
+    umg_cost_rollback(c);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(umg_cost_each(c, 1, 103, 103, collect, &s), UMG_OK);
+    assert_int_equal(s.n, 0);
+
+    /* A second connection (the CLI while the daemon runs) sees the rows. */
+    umg_cost_t *c2;
+    assert_int_equal(umg_cost_open(dir, &c2), UMG_OK);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(umg_cost_each(c2, 1, 0, 1000, collect, &s), UMG_OK);
+    assert_int_equal(s.n, 3);
+    umg_cost_close(c2);
+    umg_cost_close(c);
+    umg_cost_close(NULL);
+    free(dir);
+}
+
+static void put_rate(umg_cost_t *c, uint32_t org, int32_t day, const char *cur, const char *base, double rate)
+{
+    umg_rate_row_t r = {.day = day, .rate = rate};
+    memcpy(r.currency, cur, 4);
+    memcpy(r.base, base, 4);
+    int rep;
+    assert_int_equal(umg_cost_rate_put(c, org, &r, &rep), UMG_OK);
+}
+
+static double factor(umg_cost_t *c, uint32_t org, int32_t day, const char *from, const char *to)
+{
+    double f = -1;
+    int rc = umg_cost_rate(c, org, day, from, to, &f);
+    return rc == UMG_OK ? f : rc == UMG_ENOENT ? -1 : -2;
+}
+
+static void test_conversion_rule(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    umg_cost_t *c;
+    assert_int_equal(umg_cost_open(dir, &c), UMG_OK);
+    assert_int_equal(umg_cost_begin(c), UMG_OK);
+    put_rate(c, 1, 100, "EUR", "USD", 1.10); /* direct EUR->USD */
+    put_rate(c, 1, 105, "EUR", "USD", 1.20);
+    put_rate(c, 1, 103, "USD", "EUR", 0.8); /* inverse of EUR->USD, newer than day 100's */
+    put_rate(c, 1, 110, "USD", "EUR", 0.5); /* a tie with the direct one below */
+    put_rate(c, 1, 110, "EUR", "USD", 1.25);
+    put_rate(c, 1, 100, "GBP", "USD", 1.3);   /* only one direction */
+    put_rate(c, 2, 100, "JPY", "USD", 0.007); /* another organization */
+    assert_int_equal(umg_cost_commit(c), UMG_OK);
+
+    /* Same currency: exactly 1, with or without rows. */
+    assert_true(factor(c, 1, 50, "EUR", "EUR") == 1.0);
+    assert_true(factor(c, 9, 50, "XYZ", "XYZ") == 1.0);
+    /* Nothing on or before the day: no rate (never 1.0). */
+    assert_true(factor(c, 1, 99, "EUR", "USD") == -1);
+    /* Direct, the latest on or before the day. */
+    assert_true(factor(c, 1, 100, "EUR", "USD") == 1.10);
+    assert_true(factor(c, 1, 102, "EUR", "USD") == 1.10);
+    /* The inverse row is later (103 > 100): 1 / 0.8. */
+    assert_true(factor(c, 1, 103, "EUR", "USD") == 1.0 / 0.8);
+    assert_true(factor(c, 1, 104, "EUR", "USD") == 1.0 / 0.8);
+    /* The direct row is later again (105 > 103). */
+    assert_true(factor(c, 1, 105, "EUR", "USD") == 1.20);
+    /* Converting the other way uses the same rows the other way round. */
+    assert_true(factor(c, 1, 104, "USD", "EUR") == 0.8);
+    assert_true(factor(c, 1, 106, "USD", "EUR") == 1.0 / 1.20);
+    /* A tie on the date: the direct row wins, in both directions. */
+    assert_true(factor(c, 1, 110, "EUR", "USD") == 1.25);
+    assert_true(factor(c, 1, 200, "USD", "EUR") == 0.5);
+    /* Only an inverse row. */
+    assert_true(factor(c, 1, 100, "USD", "GBP") == 1.0 / 1.3);
+    /* No chaining through a third currency, and nothing across organizations. */
+    assert_true(factor(c, 1, 200, "GBP", "EUR") == -1);
+    assert_true(factor(c, 1, 200, "JPY", "USD") == -1);
+    assert_true(factor(c, 2, 200, "JPY", "USD") == 0.007);
+    assert_int_equal(umg_cost_rate(c, 1, 0, NULL, "USD", &(double){0}), UMG_EINVAL);
+
+    /* A re-sent rate replaces. */
+    int rep = 0;
+    umg_rate_row_t r = {.day = 100, .currency = "EUR", .base = "USD", .rate = 1.11};
+    assert_int_equal(umg_cost_begin(c), UMG_OK);
+    assert_int_equal(umg_cost_rate_put(c, 1, &r, &rep), UMG_OK);
+    assert_int_equal(rep, 1);
+    assert_int_equal(umg_cost_commit(c), UMG_OK);
+    assert_true(factor(c, 1, 101, "EUR", "USD") == 1.11);
+    umg_cost_close(c);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_csv_plain), cmocka_unit_test(test_csv_quotes), cmocka_unit_test(test_csv_bad_records),
+        cmocka_unit_test(test_checks),    cmocka_unit_test(test_replace),    cmocka_unit_test(test_conversion_rule),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1101,6 +1101,25 @@ static int prepass_view(qctx_t *c, const umg_rollup_view_t *v, int cur_x, int ev
         col[j] = v->dim[c->need[j]];
         last[j] = NONE; /* the id just registered: rows come in runs of the same values */
     }
+    if (nneed == 1 && c->nfd == 0 && !events) {
+        dmap_t *m = &c->dm[c->need[0]];
+        const uint32_t *c0 = col[0], *xc = cur_x >= 0 ? v->x[cur_x] : NULL;
+        uint32_t l0 = NONE, cur;
+        for (size_t i = 0; i < v->n; i++) {
+            uint32_t id = c0[i];
+            if ((id == l0 && xc == NULL) || (uint32_t)(day[i] - lo) >= span) {
+                continue;
+            }
+            if (xc != NULL && cur_of_id(c, xc[i], &cur) != UMG_OK) {
+                return UMG_ENOMEM;
+            }
+            if (id != l0 && (id >= m->dcap || m->direct[id] == NONE) && dmap_add(m, id) != UMG_OK) {
+                return UMG_ENOMEM;
+            }
+            l0 = id;
+        }
+        return UMG_OK;
+    }
     for (size_t i = 0; i < v->n; i++) {
         if ((uint32_t)(day[i] - lo) >= span || (c->nfd && !row_ok(c, v, i)) ||
             (events && !in_set(c->evid, c->q->nev, v->x[0][i]))) {
@@ -1355,6 +1374,30 @@ static int chunk_groups(qctx_t *c, const umg_rollup_view_t *v, size_t i0, size_t
         dir[j] = d == QD_DAY ? NULL : c->dm[d].direct;
         dcap[j] = d == QD_DAY ? 0 : c->dm[d].dcap;
         st[j] = c->stride[j];
+    }
+    if (k <= 2 && (k == 0 || col[0] == NULL) && (k < 2 || col[1] != NULL)) {
+        /* (), (day) or (day, dimension): no inner loop */
+        const uint32_t *c1 = col[1], *d1 = dir[1];
+        const size_t cap1 = dcap[1];
+        const uint64_t s0 = k > 0 ? st[0] : 0;
+        for (size_t i = i0; i < i1; i++) {
+            uint32_t dayoff = (uint32_t)(day[i] - lo), r[3] = {dayoff, 0, 0};
+            if (dayoff >= span) {
+                gi[i - i0] = NONE;
+                continue;
+            }
+            if (c1 != NULL) {
+                uint32_t id = c1[i];
+                r[1] = id < cap1 ? d1[id] : dmap_get(&c->dm[c->gd[1]], id);
+            }
+            uint64_t slot = dayoff * s0 + r[1];
+            uint32_t g = gslot[slot];
+            if (g == NONE && (g = rank_group(c, k > 0 ? r : r + 1, slot)) == NONE) {
+                return UMG_ENOMEM;
+            }
+            gi[i - i0] = g;
+        }
+        return UMG_OK;
     }
     for (size_t i = i0; i < i1; i++) {
         uint32_t dayoff = (uint32_t)(day[i] - lo), r[3] = {0, 0, 0};
@@ -1624,7 +1667,7 @@ static int scan_main(qctx_t *c)
     const umg_rollup_view_t *v = &c->in->tables[UMG_RT_MAIN];
     const int64_t *col[UMG_RM_N];
     size_t pos[UMG_RM_N], nc = 0;
-    uint32_t gi[CHUNK];
+    uint32_t gi[CHUNK], rs[CHUNK + 1], rg[CHUNK]; /* groups of rows; runs: start, group */
     for (int i = 0; i < UMG_RM_N; i++) {
         if (c->pos_main[i] >= 0) {
             col[nc] = v->v[i];
@@ -1638,21 +1681,32 @@ static int scan_main(qctx_t *c)
         if (rc != UMG_OK) {
             return rc;
         }
-        /* a column at a time, summing runs of rows of the same group in a register (rows come in
-         * runs: adding each to memory would wait for the previous add's store) */
+        /* rows come in runs of the same group: sum each run of a column with a plain loop (adding
+         * row by row to the group would wait for the previous add's store) */
+        size_t nr = 0;
+        for (size_t i = 0; i < i1 - i0; nr++) {
+            size_t e = i + 1;
+            while (e < i1 - i0 && gi[e] == gi[i]) {
+                e++;
+            }
+            rs[nr] = (uint32_t)i;
+            rg[nr] = gi[i];
+            i = e;
+        }
+        rs[nr] = (uint32_t)(i1 - i0);
         for (size_t j = 0; j < nc; j++) {
             const int64_t *cv = col[j] + i0;
-            int64_t *acc = c->acc + pos[j], sink = 0, sum = 0;
-            uint32_t run = NONE;
-            for (size_t i = 0; i < i1 - i0; i++) {
-                if (gi[i] != run) {
-                    *(run != NONE ? &acc[(size_t)run * K] : &sink) += sum;
-                    run = gi[i];
-                    sum = 0;
+            int64_t *acc = c->acc + pos[j];
+            for (size_t r = 0; r < nr; r++) {
+                if (rg[r] == NONE) {
+                    continue;
                 }
-                sum += cv[i];
+                int64_t sum = 0;
+                for (size_t i = rs[r]; i < rs[r + 1]; i++) {
+                    sum += cv[i];
+                }
+                acc[(size_t)rg[r] * K] += sum;
             }
-            *(run != NONE ? &acc[(size_t)run * K] : &sink) += sum;
         }
     }
     return UMG_OK;

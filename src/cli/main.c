@@ -10,6 +10,7 @@
 #include "umg_rollup.h"
 #include "umg_bus.h"
 #include "umg_cost.h"
+#include "umg_query_ep.h"
 #include "umg_gen.h"
 #include "umg_http.h"
 #include "umg_ingest.h"
@@ -224,6 +225,8 @@ static const umg_http_route_t base_routes[] = {
     {"GET", "/v1/attribution", 0, umg_attr_ep_attribution},
     {"GET", "/v1/export/installs", 0, umg_attr_ep_export_installs},
     {"GET", "/v1/reports/mta", 0, umg_attr_ep_report_mta},
+    {"GET", "/v1/reports/overview", 0, umg_query_ep_overview},
+    {"GET", "/v1/reports/cohorts", 0, umg_query_ep_cohorts},
     {"*", "/v1/costs", 0, umg_cost_ep_costs},
     {"*", "/v1/rates", 0, umg_cost_ep_rates},
 };
@@ -369,7 +372,7 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "unmogrowp serve: cannot start the admin API\n");
         goto done;
     }
-    if (umg_cost_ep_start(cfg.data) != UMG_OK) {
+    if (umg_cost_ep_start(cfg.data) != UMG_OK || umg_query_ep_start(cfg.data) != UMG_OK) {
         fprintf(stderr, "unmogrowp serve: cannot start the costs API\n");
         goto done;
     }
@@ -474,6 +477,7 @@ done:
     /* Queued reports are answered while the loops still run. */
     umg_attr_worker_stop(attr_worker);
     umg_cost_ep_stop();
+    umg_query_ep_stop(); /* after the report worker stopped */
     if (srv != NULL) {
         umg_http_server_stop(srv);
     }

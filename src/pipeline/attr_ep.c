@@ -16,8 +16,8 @@
 #include <stdlib.h>
 
 /* Finds ?app= and checks the caller may read it with perm (app credentials: only their own app). */
-static int app_for(umg_ingest_t *ing, umg_http_req_t *req, int allow_key, uint32_t perm, umg_app_t *app,
-                   umg_principal_t *who)
+int umg_attr_ep_app_for(umg_ingest_t *ing, umg_http_req_t *req, int allow_key, uint32_t perm, umg_app_t *app,
+                        umg_principal_t *who)
 {
     if (!atomic_load_explicit(&ing->ready, memory_order_acquire) || ing->store == NULL) {
         umg_http_error(req, 503, "not_ready", NULL, "the server is still recovering; retry shortly");
@@ -165,7 +165,7 @@ void umg_attr_ep_attribution(umg_http_req_t *req, void *thread_data)
     umg_ingest_t *ing = umg__ingest_of(thread_data);
     umg_principal_t who;
     umg_app_t app;
-    if (app_for(ing, req, 1, UMG_PERM_REPORTS_READ, &app, &who) != 0) {
+    if (umg_attr_ep_app_for(ing, req, 1, UMG_PERM_REPORTS_READ, &app, &who) != 0) {
         return;
     }
     umg_slice_t dev;
@@ -330,7 +330,7 @@ void umg_attr_ep_export_installs(umg_http_req_t *req, void *thread_data)
     umg_ingest_t *ing = umg__ingest_of(thread_data);
     umg_principal_t who;
     umg_app_t app;
-    if (app_for(ing, req, 0, UMG_PERM_EXPORT_RAW, &app, &who) != 0) {
+    if (umg_attr_ep_app_for(ing, req, 0, UMG_PERM_EXPORT_RAW, &app, &who) != 0) {
         return;
     }
     iexport_t *x = umg_calloc(1, sizeof(*x));
@@ -653,17 +653,23 @@ static int mta_feed(mta_ctx_t *c, umg_mta_report_t *rep)
  */
 #define REPORT_QUEUE_MAX 16
 
+/* A queued report: fn computes the answer on the worker; free_fn releases data on the loop thread. */
 typedef struct report_job_s {
     struct report_job_s *next;
     umg_http_defer_t *defer;
+    umg_attr_job_fn fn;
+    void (*free_fn)(void *data);
+    void *data;
+    umg_attr_answer_t ans;
+} report_job_t;
+
+/* The MTA report's job data. */
+typedef struct mta_job_s {
     umg_store_t *store;
     umg_app_t app;
     umg_mta_model_t model;
     mta_ctx_t c;
-    int status; /* the answer: 200 with out, or an error */
-    const char *code;
-    umg_buf_t out;
-} report_job_t;
+} mta_job_t;
 
 struct umg_attr_worker_s {
     pthread_t thread;
@@ -674,8 +680,9 @@ struct umg_attr_worker_s {
     int stopping;
 };
 
-static void report_compute(report_job_t *j)
+static void mta_compute(void *data, umg_attr_answer_t *ans)
 {
+    mta_job_t *j = data;
     mta_ctx_t *c = &j->c;
     umg_mta_report_t *rep = NULL;
     int rc = umg_mta_report_new(j->model, NULL, &rep);
@@ -689,7 +696,7 @@ static void report_compute(report_job_t *j)
         }
         rc = rc ? rc : mta_feed(c, rep);
     }
-    umg_buf_t *o = &j->out;
+    umg_buf_t *o = &ans->body;
     if (rc == UMG_OK) {
         rc = umg_buf_printf(o, "{\"app\":\"%s\",\"by\":\"%s\",\"value\":\"%s\"", j->app.public_id,
                             umg_mta_report_by_name(c->by), umg_mta_report_value_name(c->value));
@@ -715,21 +722,27 @@ static void report_compute(report_job_t *j)
     c->conv = NULL;
     c->paths = NULL;
     c->free_touches = NULL;
-    j->status = rc == UMG_OK ? 200 : 503;
-    j->code = rc == UMG_ENOMEM ? "out_of_memory" : "store_unavailable";
+    ans->status = rc == UMG_OK ? 200 : 503;
+    ans->content_type = "application/json";
+    ans->code = rc == UMG_ENOMEM ? "out_of_memory" : "store_unavailable";
 }
 
 static void report_answer(umg_http_req_t *req, void *data)
 {
     report_job_t *j = data;
+    umg_attr_answer_t *a = &j->ans;
     if (req != NULL) {
-        if (j->status == 200) {
-            umg_http_respond(req, 200, "application/json", j->out.ptr, j->out.len, NULL);
+        if (a->status == 200) {
+            umg_http_respond(req, 200, a->content_type, a->body.ptr, a->body.len, NULL);
         } else {
-            umg_http_error(req, j->status, j->code, NULL, "the report could not be computed; retry");
+            umg_http_error(req, a->status, a->code, a->field,
+                           a->message != NULL ? a->message : "the report could not be computed; retry");
         }
     }
-    umg_buf_free(&j->out);
+    if (j->free_fn != NULL) {
+        j->free_fn(j->data);
+    }
+    umg_buf_free(&a->body);
     umg_free(j);
 }
 
@@ -753,10 +766,10 @@ static void *report_worker(void *arg)
         int stopping = w->stopping;
         pthread_mutex_unlock(&w->mu);
         if (stopping) {
-            j->status = 503; /* shutting down: answer what is queued without computing it */
-            j->code = "shutting_down";
+            j->ans.status = 503; /* shutting down: answer what is queued without computing it */
+            j->ans.code = "shutting_down";
         } else {
-            report_compute(j);
+            j->fn(j->data, &j->ans);
         }
         umg_http_resume(j->defer, report_answer, j);
         pthread_mutex_lock(&w->mu);
@@ -810,7 +823,7 @@ void umg_attr_ep_report_mta(umg_http_req_t *req, void *thread_data)
     umg_ingest_t *ing = umg__ingest_of(thread_data);
     umg_principal_t who;
     umg_app_t app;
-    if (app_for(ing, req, 0, UMG_PERM_REPORTS_READ, &app, &who) != 0) {
+    if (umg_attr_ep_app_for(ing, req, 0, UMG_PERM_REPORTS_READ, &app, &who) != 0) {
         return;
     }
     if (ing->attr_worker == NULL) {
@@ -839,7 +852,7 @@ void umg_attr_ep_report_mta(umg_http_req_t *req, void *thread_data)
         umg_http_error(req, 400, "invalid_value", "value", "value must be installs or revenue");
         return;
     }
-    report_job_t *j = umg_calloc(1, sizeof(*j));
+    mta_job_t *j = umg_calloc(1, sizeof(*j));
     if (j == NULL) {
         umg_http_error(req, 503, "out_of_memory", NULL, "out of memory; retry");
         return;
@@ -848,7 +861,23 @@ void umg_attr_ep_report_mta(umg_http_req_t *req, void *thread_data)
     j->app = app;
     j->model = model;
     j->c = c;
-    umg_attr_worker_t *w = ing->attr_worker;
+    umg_attr_worker_submit(ing->attr_worker, req, mta_compute, umg_free, j);
+}
+
+void umg_attr_worker_submit(umg_attr_worker_t *w, umg_http_req_t *req, umg_attr_job_fn fn, void (*free_fn)(void *),
+                            void *data)
+{
+    report_job_t *j = umg_calloc(1, sizeof(*j));
+    if (j == NULL) {
+        if (free_fn != NULL) {
+            free_fn(data);
+        }
+        umg_http_error(req, 503, "out_of_memory", NULL, "out of memory; retry");
+        return;
+    }
+    j->fn = fn;
+    j->free_fn = free_fn;
+    j->data = data;
     pthread_mutex_lock(&w->mu);
     int stopping = w->stopping, full = w->queued >= REPORT_QUEUE_MAX || stopping;
     if (!full) {
@@ -864,6 +893,9 @@ void umg_attr_ep_report_mta(umg_http_req_t *req, void *thread_data)
     }
     pthread_mutex_unlock(&w->mu);
     if (full) {
+        if (free_fn != NULL) {
+            free_fn(data);
+        }
         umg_free(j);
         umg_http_error(req, 503, stopping ? "shutting_down" : "overloaded", NULL,
                        stopping ? "the server is stopping" : "too many reports are being computed; retry shortly");

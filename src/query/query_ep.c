@@ -1,0 +1,206 @@
+/*
+ * query_ep.c - GET /v1/reports/overview and GET /v1/reports/cohorts
+ * (docs/reports.md). The handler authenticates and checks the parameters on
+ * the loop thread, then queues the report on the report worker
+ * (umg_attr_worker_submit), which reads the app's rollups under their read
+ * lock, its dictionary strings in a read transaction of the attribution
+ * store, and its costs and the organization's rates through a connection
+ * of its own to meta.db (src/cost), and resumes the request with the answer.
+ */
+#include "umg_query_ep.h"
+
+#include "umg_attr_ep.h"
+#include "umg_cost.h"
+#include "umg_query.h"
+#include "umg_rollup.h"
+#include "umg_store.h"
+
+/* The data directory (for meta.db), and the cost connection only the report worker thread uses. */
+static struct {
+    char *data_dir;
+    umg_cost_t *cost;
+} Q;
+
+int umg_query_ep_start(const char *data_dir)
+{
+    Q.data_dir = umg_strndup(data_dir, strlen(data_dir));
+    return Q.data_dir != NULL ? UMG_OK : UMG_ENOMEM;
+}
+
+void umg_query_ep_stop(void)
+{
+    umg_cost_close(Q.cost);
+    umg_free(Q.data_dir);
+    Q.cost = NULL;
+    Q.data_dir = NULL;
+}
+
+typedef struct job_s {
+    umg_query_t *q;
+    umg_app_t app;
+    umg_rollup_t *rollup;
+    umg_store_t *store;
+    umg_tz_cache_t *tzc;
+    int64_t now_us;
+    umg_store_txn_t *tx;
+    umg_query_cost_cb cost_fn; /* while umg_cost_each runs */
+    void *cost_ctx;
+} job_t;
+
+static void job_free(void *data)
+{
+    job_t *j = data;
+    umg_query_free(j->q);
+    umg_free(j);
+}
+
+/* ------------------------------------------------- the engine's inputs */
+
+static int dict_string(void *ctx, uint32_t id, umg_slice_t *out)
+{
+    job_t *j = ctx;
+    return umg_store_string(j->tx, id, out);
+}
+
+static int dict_lookup(void *ctx, umg_slice_t s, uint32_t *id)
+{
+    job_t *j = ctx;
+    return umg_store_lookup(j->tx, s, id);
+}
+
+static int cost_row(void *ctx, const umg_cost_row_t *r)
+{
+    job_t *j = ctx;
+    umg_query_cost_t row = {.day = r->day,
+                            .source = r->source,
+                            .campaign = r->campaign,
+                            .adset = r->adset,
+                            .ad = r->ad,
+                            .country = r->country,
+                            .micros = r->micros};
+    memcpy(row.currency, r->currency, sizeof(row.currency));
+    return j->cost_fn(j->cost_ctx, &row);
+}
+
+static int costs_each(void *ctx, int32_t from, int32_t to, umg_query_cost_cb fn, void *fn_ctx)
+{
+    job_t *j = ctx;
+    j->cost_fn = fn;
+    j->cost_ctx = fn_ctx;
+    return umg_cost_each(Q.cost, j->app.id, from, to, cost_row, j);
+}
+
+static int rate(void *ctx, int32_t day, const char *from, const char *to, double *factor)
+{
+    job_t *j = ctx;
+    return umg_cost_rate(Q.cost, j->app.org, day, from, to, factor);
+}
+
+/* ------------------------------------------------------ on the worker */
+
+static void compute(void *data, umg_attr_answer_t *ans)
+{
+    job_t *j = data;
+    const umg_tz_t *tz = NULL;
+    ans->status = 503;
+    ans->code = "report_failed";
+    if (j->tzc == NULL || umg_tz_cache_get(j->tzc, j->app.timezone, &tz) != UMG_OK) {
+        ans->code = "timezone_unavailable";
+        ans->field = "app";
+        ans->message = "the app's reporting time zone cannot be loaded";
+        return;
+    }
+    if (Q.cost == NULL && (Q.data_dir == NULL || umg_cost_open(Q.data_dir, &Q.cost) != UMG_OK)) {
+        ans->code = "costs_unavailable";
+        ans->message = "the costs and rates cannot be read; retry";
+        return;
+    }
+    umg_query_input_t in = {.app = j->app.public_id,
+                            .timezone = j->app.timezone,
+                            .currency = j->app.currency,
+                            .today = umg_tz_day(tz, j->now_us),
+                            .ctx = j,
+                            .string = dict_string,
+                            .lookup = dict_lookup,
+                            .costs = costs_each,
+                            .rate = rate};
+    int rc = umg_store_begin(j->store, 0, &j->tx);
+    if (rc == UMG_OK) {
+        umg_rollup_read_begin(j->rollup);
+        for (int t = 0; t < UMG_RT_COUNT; t++) {
+            umg_rollup_view(j->rollup, j->app.id, (umg_rollup_table_t)t, &in.tables[t]);
+        }
+        rc = umg_query_run(j->q, &in, &ans->body);
+        umg_rollup_read_end(j->rollup);
+        umg_store_abort(j->tx);
+        j->tx = NULL;
+    }
+    if (rc == UMG_OK) {
+        ans->status = 200;
+        ans->content_type = umg_query_is_csv(j->q) ? "text/csv; charset=utf-8" : "application/json";
+    } else if (rc == UMG_ENOMEM) {
+        ans->code = "out_of_memory";
+    }
+}
+
+/* ------------------------------------------------------ on the loop */
+
+static void report(umg_http_req_t *req, void *thread_data, umg_query_kind_t kind)
+{
+    umg_ingest_t *ing = umg__ingest_of(thread_data);
+    umg_principal_t who;
+    umg_app_t app;
+    if (umg_attr_ep_app_for(ing, req, 0, UMG_PERM_REPORTS_READ, &app, &who) != 0) {
+        return;
+    }
+    if (ing->rollup == NULL || ing->attr_worker == NULL) {
+        umg_http_error(req, 503, "reports_unavailable", NULL, "report rollups are not kept by this server");
+        return;
+    }
+    umg_query_params_t p;
+    struct {
+        const char *name;
+        umg_slice_t *at;
+    } names[] = {{"from", &p.from},     {"to", &p.to},        {"group_by", &p.group_by}, {"metrics", &p.metrics},
+                 {"filter", &p.filter}, {"sort", &p.sort},    {"limit", &p.limit},       {"format", &p.format},
+                 {"days", &p.days},     {"metric", &p.metric}};
+    memset(&p, 0, sizeof(p));
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        int rc = umg_http_query_param(req, names[i].name, names[i].at);
+        if (rc == UMG_EINVAL) {
+            umg_http_error(req, 400, "invalid_value", names[i].name, "the parameter is not URL-encoded correctly");
+            return;
+        }
+        if (rc != UMG_OK) {
+            *names[i].at = UMG_SLICE_NULL;
+        }
+    }
+    umg_query_error_t err;
+    job_t *j = umg_calloc(1, sizeof(*j));
+    int rc = j == NULL ? UMG_ENOMEM : umg_query_parse(kind, &p, &j->q, &err);
+    if (rc != UMG_OK) {
+        umg_free(j);
+        if (rc == UMG_EINVAL) {
+            umg_http_error(req, 400, err.code, err.field, err.message);
+        } else {
+            umg_http_error(req, 503, "out_of_memory", NULL, "out of memory; retry");
+        }
+        return;
+    }
+    j->app = app;
+    j->rollup = ing->rollup;
+    j->store = ing->store;
+    j->tzc = ing->tzc;
+    j->now_us = umg_now_us();
+    umg_attr_worker_submit(ing->attr_worker, req, compute, job_free, j);
+}
+
+void umg_query_ep_overview(umg_http_req_t *req, void *thread_data)
+{
+    report(req, thread_data, UMG_QUERY_OVERVIEW);
+}
+
+void umg_query_ep_cohorts(umg_http_req_t *req, void *thread_data)
+{
+    report(req, thread_data, UMG_QUERY_COHORTS);
+}

@@ -1,0 +1,93 @@
+/*
+ * umg_query.h - the report query engine behind GET /v1/reports/overview and
+ * GET /v1/reports/cohorts (docs/reports.md).
+ *
+ * Pure module: it parses a request's parameters into a query (with the code
+ * and the parameter name of the first error), and computes a report from an
+ * app's rollup views (src/rollup), cost rows and a currency-rate callback,
+ * writing JSON or CSV. No sockets, clocks or threads: the caller passes
+ * "today" and the data, and runs it wherever it likes (a worker thread).
+ */
+#ifndef UMG_QUERY_H
+#define UMG_QUERY_H
+
+#include "umg_core.h"
+#include "umg_rollup.h"
+
+typedef enum { UMG_QUERY_OVERVIEW = 0, UMG_QUERY_COHORTS = 1 } umg_query_kind_t;
+
+#define UMG_QUERY_MAX_DAYS 366     /* from..to, inclusive */
+#define UMG_QUERY_MAX_LIMIT 100000 /* rows of an overview */
+#define UMG_QUERY_MAX_COHORT_DAYS 32
+
+/*
+ * A request's parameters as sent, URL-decoded; ptr NULL when the parameter
+ * is absent (an empty value is present). Borrowed during umg_query_parse only.
+ */
+typedef struct umg_query_params_s {
+    umg_slice_t from, to, group_by, metrics, filter, sort, limit, format; /* overview (and cohorts) */
+    umg_slice_t days, metric;                                             /* cohorts */
+} umg_query_params_t;
+
+/* Why a request was refused: answer 400 with {"error": {code, field, message}}. */
+typedef struct umg_query_error_s {
+    const char *code;  /* "required", "invalid_value", "range_too_large" (static) */
+    const char *field; /* the parameter (static) */
+    char message[192];
+} umg_query_error_t;
+
+typedef struct umg_query_s umg_query_t;
+
+/**
+ * Parses and checks the parameters of a report of that kind. UMG_OK with
+ * *out (free it with umg_query_free), UMG_EINVAL with *err filled, or
+ * UMG_ENOMEM. The query owns copies of every string it keeps.
+ */
+int umg_query_parse(umg_query_kind_t kind, const umg_query_params_t *p, umg_query_t **out, umg_query_error_t *err);
+void umg_query_free(umg_query_t *q);
+/** The local days the query covers (inclusive). */
+void umg_query_period(const umg_query_t *q, int32_t *from, int32_t *to);
+/** True when the answer is CSV ("text/csv; charset=utf-8"), else JSON. */
+int umg_query_is_csv(const umg_query_t *q);
+/** How many days after `to` the report reads rates for (cohort days reach install day + 180). */
+int32_t umg_query_rate_days_after(const umg_query_t *q);
+
+/* A cost row (src/cost): money spent on a local date, in a currency, by its dimensions' strings. */
+typedef struct umg_query_cost_s {
+    int32_t day;
+    umg_slice_t source, campaign, adset, ad, country;
+    char currency[4];
+    int64_t micros;
+} umg_query_cost_t;
+/* Called for each cost row (borrowed until it returns); non-zero stops. */
+typedef int (*umg_query_cost_cb)(void *ctx, const umg_query_cost_t *row);
+
+/*
+ * What a report is computed from. Every pointer is borrowed for the call of
+ * umg_query_run; slices the callbacks return must stay valid until it
+ * returns (a read transaction of the store that lives around the call).
+ */
+typedef struct umg_query_input_s {
+    const char *app;                        /* the app's public id, echoed */
+    const char *timezone;                   /* the app's reporting zone, echoed */
+    const char *currency;                   /* ISO 4217 code amounts are reported in */
+    int32_t today;                          /* today's local day in that zone (cohort days after it are null) */
+    umg_rollup_view_t tables[UMG_RT_COUNT]; /* the app's tables (n = 0 when absent) */
+    void *ctx;                              /* for the callbacks */
+    /** The text of a dictionary id (never called for 0). */
+    int (*string)(void *ctx, uint32_t id, umg_slice_t *out);
+    /** The dictionary id of a string: UMG_ENOENT when it was never seen. */
+    int (*lookup)(void *ctx, umg_slice_t s, uint32_t *id);
+    /** Calls fn for every cost row of the app with from <= day <= to; NULL: no costs. */
+    int (*costs)(void *ctx, int32_t from, int32_t to, umg_query_cost_cb fn, void *fn_ctx);
+    /** The factor converting an amount in `from` to `to` on a local day: UMG_ENOENT when there is no rate. */
+    int (*rate)(void *ctx, int32_t day, const char *from, const char *to, double *factor);
+} umg_query_input_t;
+
+/**
+ * Computes the report and appends it to out (JSON or CSV). UMG_ENOMEM, or an
+ * error a callback returned; out may then hold part of an answer.
+ */
+int umg_query_run(const umg_query_t *q, const umg_query_input_t *in, umg_buf_t *out);
+
+#endif

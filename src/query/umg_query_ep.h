@@ -1,0 +1,21 @@
+/*
+ * umg_query_ep.h - GET /v1/reports/overview and GET /v1/reports/cohorts
+ * (docs/reports.md, docs/api.md). Handlers run on the loop threads with the
+ * ingest module's thread data; the reports are computed on the report worker
+ * (umg_ingest_t.attr_worker) from umg_ingest_t.rollup (503 when NULL), .store
+ * and .tzc, and costs and rates read from DATA/meta.db.
+ */
+#ifndef UMG_QUERY_EP_H
+#define UMG_QUERY_EP_H
+
+#include "umg_ingest.h"
+
+/** Keeps a copy of the data directory (meta.db, for costs and rates). Before the server starts. */
+int umg_query_ep_start(const char *data_dir);
+/** After the report worker stopped: closes the worker's cost connection. Safe without a start. */
+void umg_query_ep_stop(void);
+
+void umg_query_ep_overview(umg_http_req_t *req, void *thread_data);
+void umg_query_ep_cohorts(umg_http_req_t *req, void *thread_data);
+
+#endif

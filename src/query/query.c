@@ -762,7 +762,8 @@ typedef struct qctx_s {
     double *fac;   /* rate per (day offset, currency): NAN when unknown, -1 when none */
     int32_t fac_days;
     /* events */
-    uint32_t evid[MAX_METRICS];
+    uint32_t evid[MAX_METRICS];  /* the id of each event name the metrics read (q->ev order) */
+    uint32_t evset[MAX_METRICS]; /* the same ids sorted, for in_set */
     /* overview: where each input counter sits in a group's K counters (-1: not read) */
     int pos_main[UMG_RM_N], pos_ev[MAX_METRICS][2], pos_rev, pos_cost;
     cells_t rev, cost;
@@ -918,6 +919,8 @@ static int setup(qctx_t *c)
         }
         c->evid[i] = rc == UMG_OK ? id : NONE; /* an event never seen matches nothing */
     }
+    memcpy(c->evset, c->evid, q->nev * sizeof(c->evset[0]));
+    qsort(c->evset, q->nev, sizeof(c->evset[0]), cmp_u32);
     c->app_cur = -1;
     return UMG_OK;
 }
@@ -1122,7 +1125,7 @@ static int prepass_view(qctx_t *c, const umg_rollup_view_t *v, int cur_x, int ev
     }
     for (size_t i = 0; i < v->n; i++) {
         if ((uint32_t)(day[i] - lo) >= span || (c->nfd && !row_ok(c, v, i)) ||
-            (events && !in_set(c->evid, c->q->nev, v->x[0][i]))) {
+            (events && !in_set(c->evset, c->q->nev, v->x[0][i]))) {
             continue;
         }
         for (size_t j = 0; j < nneed; j++) {
@@ -1344,7 +1347,7 @@ static int chunk_groups_any(qctx_t *c, const umg_rollup_view_t *v, size_t i0, si
     for (size_t i = i0; i < i1; i++) {
         uint32_t dayoff = (uint32_t)(day[i] - lo);
         gi[i - i0] = NONE;
-        if (dayoff >= c->span || (c->nfd && !row_ok(c, v, i)) || (events && !in_set(c->evid, c->q->nev, v->x[0][i]))) {
+        if (dayoff >= c->span || (c->nfd && !row_ok(c, v, i)) || (events && !in_set(c->evset, c->q->nev, v->x[0][i]))) {
             continue;
         }
         gi[i - i0] = view_group(c, v, i, dayoff);

@@ -512,7 +512,7 @@ def normalize(row):
                     "unconverted_cost": "cost_unconverted"}.get(k, k)
             out[name] = {c: recount.amount_micros(a) for c, a in v.items()}
         elif k in RATIOS:
-            out[k] = v
+            out[k] = float(v) if isinstance(v, str) else v  # numbers are read as text (exact amounts)
         else:
             unknown[k] = v
     return out, unknown
@@ -531,9 +531,9 @@ def diff_row(what, want, got_row):
             problems.append("%s %s: daemon %r, recount %r" % (what, k, g, w))
     for k in ("revenue_unconverted", "cost_unconverted"):
         if {c: v for c, v in got.get(k, {}).items() if v} != {c: v for c, v in want[k].items() if v}:
-            problems.append("%s %s: daemon %r, recount %r" % (what, k, got[k], want[k]))
+            problems.append("%s %s: daemon %r, recount %r" % (what, k, got.get(k, {}), want[k]))
     for k in RATIOS:
-        if not recount.rel_close(got.get(k), want[k]):  # TODO: exact once docs/reports.md has the formulas
+        if got.get(k) != want[k]:  # the exact expressions of docs/reports.md, in IEEE doubles
             problems.append("%s %s: daemon %r, recount %r" % (what, k, got.get(k), want[k]))
     if unknown:
         problems.append("%s: members the recount does not know: %s" % (what, sorted(unknown)))
@@ -570,7 +570,7 @@ def diff_cohorts(gb, metric, want, got):
             if metric in ("revenue", "cumulative_revenue"):
                 ok = recount.amount_micros(g) == x
             elif metric in ("retention", "roas"):
-                ok = recount.rel_close(g, x)  # TODO: exact once docs/reports.md has the formulas
+                ok = (float(g) if isinstance(g, str) else g) == x  # docs/reports.md's expressions, IEEE doubles
             else:
                 ok = g == x
             if not ok:

@@ -248,28 +248,6 @@ def attr_dims(attribution):
     return tuple(attribution.get(k) or "" for k in TOUCH_DIMS)
 
 
-class UnionFind:
-    def __init__(self):
-        self.parent = {}
-
-    def find(self, x):
-        self.parent.setdefault(x, x)
-        root = x
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[x] != root:
-            self.parent[x], x = root, self.parent[x]
-        return root
-
-    def union(self, a, b):
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            # The smaller key is the root, so device names do not depend on the walk's order.
-            if rb < ra:
-                ra, rb = rb, ra
-            self.parent[rb] = ra
-
-
 # ------------------------------------------------------------------ step 1: facts
 
 
@@ -302,7 +280,7 @@ class Facts:
 
     def __init__(self):
         self.list = []
-        self.device_of_event = {}   # event_id -> device (its union-find root), events with a device only
+        self.device_of_event = {}   # event_id -> device, events with a device only
         self.country = {}           # device -> country
         self.platform = {}          # device -> platform
         self.skipped = {"no_device": 0, "duplicate_install_or_purchase": 0, "decision_without_event": 0}
@@ -333,14 +311,16 @@ def facts(raw, tz_name=None, app_platform=None):
         dims = tuple(t.get(k) or "" for k in TOUCH_DIMS) + ("", platform_of_ua(t.get("user_agent")))
         F.add(kind, local_day(parse_ts_us(t["ts"]), tz), dims, ref=t.get("touch_id"))
 
-    # Devices: union-find over the identifiers seen together on one event.
-    uf = UnionFind()
-    for ev in raw.events:
-        ids = device_ids(ev.get("device"))
-        for a in ids[1:]:
-            uf.union(ids[0], a)
-        for a in ids[:1]:
-            uf.find(a)
+    # Devices as the daemon finds them, in log order: the device of the strongest identifier that
+    # already names one (else a new device named by the strongest), then every identifier of the
+    # event names that device (re-pointing any that named another). Histories are never merged.
+    alias = {}
+
+    def device_of(ids):
+        dev = next((alias[a] for a in ids if a in alias), None) or "%s:%s" % ids[0]
+        for a in ids:
+            alias[a] = dev
+        return dev
 
     # Decisions by the event they were made on. The export is in (install time, offset) order;
     # decisions of one event are taken in offset order.
@@ -367,13 +347,13 @@ def facts(raw, tz_name=None, app_platform=None):
             F.skipped["no_device"] += 1
             F.skipped["decision_without_event"] += len(evdecs)
             continue
-        dev = "%s:%s" % uf.find(ids[0])
-        F.device_of_event[eid] = dev
         if etype in ("install", "purchase"):
             if eid in applied_ids:
                 F.skipped["duplicate_install_or_purchase"] += 1
                 continue
             applied_ids.add(eid)
+        dev = device_of(ids)
+        F.device_of_event[eid] = dev
         devobj = ev.get("device") or {}
         if dev not in F.country:
             # Country and platform come from the device's first event.

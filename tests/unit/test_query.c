@@ -409,6 +409,20 @@ static void test_group_filter_sort_limit(void **state)
     o = overview(P "&group_by=campaign&metrics=event:purchase,event_unique:purchase,event:nope");
     assert_non_null(strstr(o, "\"rows\":[{\"campaign\":\"c1\",\"event:purchase\":12,\"event_unique:purchase\":7,"
                               "\"event:nope\":0}],"));
+    /* more than 8 event names, asked for in an order that is not their ids' (the set is searched sorted) */
+    reset();
+    static const uint32_t names[] = {W_C3, W_FEED, W_LEVEL, W_PURCHASE, W_GBP, W_EUR, W_USD, W_IOS, W_ANDROID};
+    char q[1024] = P "&group_by=&metrics=", want[1024] = "\"rows\":[{";
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        row(UMG_RT_EVENT, 1, M_C1_US, names[i], 0, (int64_t)(i + 1), 1);
+        char m[64];
+        snprintf(m, sizeof(m), "%sevent:%s", i ? "," : "", words[names[i]]);
+        strcat(q, m);
+        snprintf(m, sizeof(m), "%s\"event:%s\":%zu", i ? "," : "", words[names[i]], i + 1);
+        strcat(want, m);
+    }
+    o = overview(q);
+    assert_non_null(strstr(o, want));
 }
 
 static void test_csv(void **state)

@@ -196,11 +196,12 @@ def day_diff(a, b):
 
 
 def country_of_locale(locale):
-    """The region of a locale: the last two-letter subtag after the language, upper-cased.
-    "en_US" -> "US", "pt-BR" -> "BR", "zh-Hant-TW" -> "TW", "en" -> "", "es-419" -> ""."""
+    """The region of a locale: the last two-letter subtag after the language, upper-cased, once a
+    POSIX codeset or modifier is cut off. "en_US" -> "US", "pt-BR" -> "BR", "zh-Hant-TW" -> "TW",
+    "en_US.UTF-8" -> "US", "en" -> "", "es-419" -> ""."""
     if not isinstance(locale, str):
         return ""
-    parts = re.split(r"[-_]", locale)
+    parts = re.split(r"[-_]", re.split(r"[.@]", locale)[0])
     for sub in reversed(parts[1:]):
         if len(sub) == 2 and sub.isascii() and sub.isalpha():
             return sub.upper()
@@ -398,7 +399,7 @@ def facts(raw, tz_name=None, app_platform=None):
         if isinstance(rev, (int, float)) and isinstance(ev.get("currency"), str):
             amount = micros(rev)
             F.add("revenue", day, cur, dev, amount=amount, currency=ev["currency"], ref=eid)
-            if rev > 0 and (dev, day) not in paying_seen:
+            if amount > 0 and (dev, day) not in paying_seen:  # at least one micro-unit
                 paying_seen.add((dev, day))
                 F.add("paying_devices", day, cur, dev, ref=eid)
 

@@ -574,9 +574,18 @@ static int roll_event(umg_pipeline_t *p, const umg_event_t *ev, umg_store_device
             rc = radd(p, UMG_RT_COHORT_DAY, &ck, 1, 1);
         }
     }
+    /* The device's timeline, for funnels: installs (and implicit ones), named events and purchases. */
+    if (rc == UMG_OK && (ev->type == UMG_EV_INSTALL || d->outcome == UMG_ATTR_OUT_IMPLICIT_INSTALL)) {
+        umg_store_step_t st = {.ts_us = ev->ts_us, .kind = UMG_STORE_STEP_INSTALL};
+        rc = umg_store_timeline_add(p->tx, p->msg->app, dev->key, p->msg->offset, &st);
+    }
     if (rc == UMG_OK && (ev->type == UMG_EV_EVENT || ev->type == UMG_EV_PURCHASE) && ev->name.len > 0) {
         umg_rollup_key_t ek = k;
         rc = umg_store_intern(p->tx, ev->name, &ek.x[0]);
+        umg_store_step_t st = {.ts_us = ev->ts_us,
+                               .name = ek.x[0],
+                               .kind = ev->type == UMG_EV_PURCHASE ? UMG_STORE_STEP_PURCHASE : UMG_STORE_STEP_EVENT};
+        rc = rc ? rc : umg_store_timeline_add(p->tx, p->msg->app, dev->key, p->msg->offset, &st);
         rc = rc ? rc : radd(p, UMG_RT_EVENT, &ek, 0, 1);
         int added = 0;
         rc = rc ? rc : umg_store_event_day(p->tx, dev->key, ek.x[0], day, &added);

@@ -32,12 +32,12 @@
 
 #include "umg_rollup.h"
 
-enum { DB_TOUCH, DB_ALIAS, DB_DEV, DB_DEC, DB_STR, DB_META, DB_SEEN, DB_ROLL, DB_EVDAY, DB_RLOG, DB_COUNT };
+enum { DB_TOUCH, DB_ALIAS, DB_DEV, DB_DEC, DB_STR, DB_META, DB_SEEN, DB_ROLL, DB_EVDAY, DB_RLOG, DB_TL, DB_COUNT };
 
-static const char *const db_names[DB_COUNT] = {"touch", "alias", "dev",  "dec",   "str",
-                                               "meta",  "seen",  "roll", "evday", "rlog"};
+static const char *const db_names[DB_COUNT] = {"touch", "alias", "dev",   "dec",  "str", "meta",
+                                               "seen",  "roll",  "evday", "rlog", "tl"};
 static const unsigned db_flags[DB_COUNT] = {
-    MDB_INTEGERKEY, MDB_INTEGERKEY, MDB_INTEGERKEY, 0, 0, 0, MDB_INTEGERKEY, 0, 0, MDB_INTEGERKEY};
+    MDB_INTEGERKEY, MDB_INTEGERKEY, MDB_INTEGERKEY, 0, 0, 0, MDB_INTEGERKEY, 0, 0, MDB_INTEGERKEY, 0};
 
 /* The layout of what the store holds. A store of another format is emptied at open and rebuilt by the
  * pipeline from the event log (the log is the source of truth). 2: device report fields, rollups. */
@@ -1230,6 +1230,90 @@ int umg_store_rollup_log_clear(umg_store_txn_t *tx)
     return map_err(mdb_drop(tx->txn, tx->st->dbi[DB_RLOG], 0), "rollup log");
 }
 
+/* --------------------------------------------------------------- timelines */
+
+/* app (4) | device key (8) | time (8, sign flipped) | offset (8), big-endian | kind (1) -> kind (1) | name (4).
+ * The kind is in the key too: the event that is an implicit install adds an install step and its own. */
+#define TL_KEY 29
+
+static void put_be(uint8_t *p, uint64_t v, int n);
+static uint64_t get_be(const uint8_t *p, int n);
+
+int umg_store_timeline_add(umg_store_txn_t *tx, uint32_t app, uint64_t device_key, uint64_t offset,
+                           const umg_store_step_t *step)
+{
+    uint8_t kb[TL_KEY], vb[5];
+    put_be(kb, app, 4);
+    put_be(kb + 4, device_key, 8);
+    put_be(kb + 12, (uint64_t)step->ts_us ^ (UINT64_C(1) << 63), 8);
+    put_be(kb + 20, offset, 8);
+    kb[28] = step->kind;
+    vb[0] = step->kind;
+    memcpy(vb + 1, &step->name, 4);
+    MDB_val k = {TL_KEY, kb}, v = {5, vb};
+    return map_err(mdb_put(tx->txn, tx->st->dbi[DB_TL], &k, &v, 0), "timeline");
+}
+
+int umg_store_timeline_scan(umg_store_txn_t *tx, uint32_t app,
+                            int (*fn)(void *ctx, uint64_t device_key, const umg_store_step_t *steps, size_t n),
+                            void *ctx)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(tx->txn, tx->st->dbi[DB_TL], &c);
+    if (rc != 0) {
+        return map_err(rc, "timeline");
+    }
+    uint8_t kb[TL_KEY] = {0};
+    put_be(kb, app, 4);
+    MDB_val k = {4, kb}, v;
+    umg_store_step_t *steps = NULL;
+    size_t n = 0, cap = 0;
+    uint64_t dev = 0;
+    int urc = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        const uint8_t *p = k.mv_data;
+        if (k.mv_size != TL_KEY || get_be(p, 4) != app) {
+            break;
+        }
+        if (v.mv_size != 5) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        uint64_t d = get_be(p + 4, 8);
+        if (n > 0 && d != dev && (urc = fn(ctx, dev, steps, n)) != 0) {
+            break;
+        }
+        if (d != dev) {
+            n = 0;
+            dev = d;
+        }
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            umg_store_step_t *ns = umg_realloc(steps, nc * sizeof(*ns));
+            if (ns == NULL) {
+                urc = UMG_ENOMEM;
+                break;
+            }
+            steps = ns;
+            cap = nc;
+        }
+        umg_store_step_t *s = &steps[n++];
+        memset(s, 0, sizeof(*s));
+        s->ts_us = (int64_t)(get_be(p + 12, 8) ^ (UINT64_C(1) << 63));
+        s->kind = ((const uint8_t *)v.mv_data)[0];
+        memcpy(&s->name, (const uint8_t *)v.mv_data + 1, 4);
+    }
+    if (urc == 0 && (rc == 0 || rc == MDB_NOTFOUND) && n > 0) {
+        urc = fn(ctx, dev, steps, n);
+    }
+    mdb_cursor_close(c);
+    umg_free(steps);
+    if (urc != 0) {
+        return urc;
+    }
+    return rc == 0 || rc == MDB_NOTFOUND ? UMG_OK : map_err(rc, "timeline");
+}
+
 /* --------------------------------------------------------------- decisions */
 
 static void put_be(uint8_t *p, uint64_t v, int n)
@@ -1393,6 +1477,26 @@ static int forget_event_days(umg_store_txn_t *tx, uint64_t device_key)
     return rc == 0 || rc == MDB_NOTFOUND ? UMG_OK : map_err(rc, "forget event days");
 }
 
+static int forget_timeline(umg_store_txn_t *tx, uint32_t app, uint64_t device_key)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(tx->txn, tx->st->dbi[DB_TL], &c);
+    uint8_t kb[TL_KEY] = {0};
+    put_be(kb, app, 4);
+    put_be(kb + 4, device_key, 8);
+    MDB_val k = {TL_KEY, kb}, v;
+    rc = rc ? rc : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size == TL_KEY && memcmp(k.mv_data, kb, 12) == 0) {
+        rc = mdb_cursor_del(c, 0);
+        k = (MDB_val){TL_KEY, kb};
+        rc = rc ? rc : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    }
+    if (c != NULL) {
+        mdb_cursor_close(c);
+    }
+    return rc == 0 || rc == MDB_NOTFOUND ? UMG_OK : map_err(rc, "forget timeline");
+}
+
 int umg_store_forget(umg_store_txn_t *tx, const umg_store_forget_t *f, umg_store_forget_stats_t *st)
 {
     umg_store_forget_stats_t s = {0};
@@ -1441,6 +1545,7 @@ int umg_store_forget(umg_store_txn_t *tx, const umg_store_forget_t *f, umg_store
             rc = map_err(mrc, "forget device");
         }
         rc = rc == UMG_OK ? forget_event_days(tx, canon[i]) : rc;
+        rc = rc == UMG_OK ? forget_timeline(tx, canon_app[i], canon[i]) : rc;
     }
     /* 3. Their decisions: one scan of the apps concerned. */
     for (size_t a = 0; a < ncanon && rc == UMG_OK; a++) {

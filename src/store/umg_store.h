@@ -196,6 +196,33 @@ int umg_store_rollup_log_append(umg_store_txn_t *tx, const void *data, size_t le
 int umg_store_rollup_log_scan(umg_store_txn_t *tx, int (*fn)(void *ctx, const void *data, size_t len), void *ctx);
 int umg_store_rollup_log_clear(umg_store_txn_t *tx);
 
+/* ----------------------------------------------------------- timelines */
+
+/* The steps a funnel can name, per device in time order (GET /v1/reports/funnel). */
+typedef enum {
+    UMG_STORE_STEP_INSTALL = 1,  /* an install event, or the event that was an implicit install */
+    UMG_STORE_STEP_EVENT = 2,    /* an in-app event; name: its name's dictionary id */
+    UMG_STORE_STEP_PURCHASE = 3, /* a purchase; name as for events */
+} umg_store_step_kind_t;
+
+typedef struct umg_store_step_s {
+    int64_t ts_us; /* the event's own time */
+    uint32_t name; /* dictionary id, 0 for installs */
+    uint8_t kind;  /* umg_store_step_kind_t */
+    uint8_t reserved[3];
+} umg_store_step_t;
+
+/** Adds a step to a device's timeline (offset: the record's log offset, so a replay writes the same key). */
+int umg_store_timeline_add(umg_store_txn_t *tx, uint32_t app, uint64_t device_key, uint64_t offset,
+                           const umg_store_step_t *step);
+/**
+ * Calls fn once per device of app with its steps in time order (ties in log order); steps are borrowed
+ * until fn returns. A non-zero return from fn stops the scan and is returned.
+ */
+int umg_store_timeline_scan(umg_store_txn_t *tx, uint32_t app,
+                            int (*fn)(void *ctx, uint64_t device_key, const umg_store_step_t *steps, size_t n),
+                            void *ctx);
+
 /* ---------------------------------------------------------- decisions */
 
 /* A touch that was a candidate for an install, for the export and MTA. 32 bytes. */

@@ -722,6 +722,25 @@ static void rollup_dump(umg_rollup_t *r, umg_buf_t *out)
     umg_rollup_read_end(r);
 }
 
+typedef struct tl_s {
+    int devices, steps, installs, purchases, ordered;
+} tl_t;
+
+static int tl_count(void *ctx, uint64_t device_key, const umg_store_step_t *steps, size_t n)
+{
+    tl_t *t = ctx;
+    (void)device_key;
+    t->devices++;
+    t->ordered = 1;
+    for (size_t i = 0; i < n; i++) {
+        t->steps++;
+        t->installs += steps[i].kind == UMG_STORE_STEP_INSTALL;
+        t->purchases += steps[i].kind == UMG_STORE_STEP_PURCHASE && steps[i].name != 0;
+        t->ordered &= i == 0 || steps[i - 1].ts_us <= steps[i].ts_us;
+    }
+    return 0;
+}
+
 static void test_pipeline_rollups(void **state)
 {
     (void)state;
@@ -810,6 +829,19 @@ static void test_pipeline_rollups(void **state)
     assert_int_equal(v[1], 1);
     assert_true(row_of(st, r, &(rowq_t){UMG_RT_COHORT_REV, d0, "meta", "US", "android", NULL, 1, "EUR"}, v));
     assert_int_equal(v[0], 2 * 4990000);
+
+    /* Timelines: A's install and two purchases, B's implicit install (a session: no step of its own). */
+    tl_t tl = {0};
+    umg_store_txn_t *tx;
+    assert_int_equal(umg_store_begin(st, 0, &tx), UMG_OK);
+    assert_int_equal(umg_store_timeline_scan(tx, 1, tl_count, &tl), UMG_OK);
+    assert_int_equal(umg_store_timeline_scan(tx, 2, tl_count, &tl), UMG_OK); /* another app: none */
+    umg_store_abort(tx);
+    assert_int_equal(tl.devices, 2);
+    assert_int_equal(tl.steps, 4);
+    assert_int_equal(tl.installs, 2);
+    assert_int_equal(tl.purchases, 2);
+    assert_true(tl.ordered);
 
     /* The app's activity: A active on days 0 and 1, B on day 1. */
     assert_true(row_of(st, r, &(rowq_t){UMG_RT_ACTIVITY, d0, "", "", "", NULL, UMG_RA_DAY}, v));

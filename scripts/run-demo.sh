@@ -43,7 +43,10 @@ if [ ! -f "$DATA/demo-loaded" ]; then
   # organic installs, sessions, in-app events and purchases (docs/gen.md). The summary line
   # goes to DATA/demo-gen.json.
   "$BIN" gen --addr "$ADDR" --app "$APP_ID" --secret "$APP_SECRET" --devices 2000 --days 14 --seed 1 \
-    > "$DATA/demo-gen.json" && touch "$DATA/demo-loaded"
+    > "$DATA/demo-gen.json"
+  # Ad spend for the demo campaigns and daily currency rates, so reports show cost, CPI and ROAS.
+  python3 scripts/demo-costs.py "$ADDR" "$APP_ID" "$APP_SECRET" 14 > "$DATA/demo-costs.json" &&
+    touch "$DATA/demo-loaded"
 fi
 
 cat <<MSG
@@ -62,6 +65,9 @@ Attribution of the demo traffic (every install with the touch that earned it; mu
   curl -s 'http://$ADDR/v1/export/installs?app=$APP_ID' -H 'X-App-Secret: $APP_SECRET' | head -3
   curl -s 'http://$ADDR/v1/reports/mta?app=$APP_ID&model=markov&by=source' -H 'X-App-Secret: $APP_SECRET'
   curl -s 'http://$ADDR/v1/attribution?app=$APP_ID&device=ANY_DEVICE_ID' -H 'X-App-Key: $APP_KEY'
+Reports (docs/reports.md): per day and network, cohorts, in the app's time zone and currency:
+  curl -s 'http://$ADDR/v1/reports/overview?app=$APP_ID&from=$(date -u -d '14 days ago' +%F)&to=$(date -u +%F)&group_by=source&metrics=installs,cost,cpi,revenue,roas' -H 'X-App-Secret: $APP_SECRET'
+  curl -s 'http://$ADDR/v1/reports/cohorts?app=$APP_ID&from=$(date -u -d '14 days ago' +%F)&to=$(date -u +%F)&group_by=source&days=0,1,3,7&metric=retention' -H 'X-App-Secret: $APP_SECRET'
 Log in as the demo owner (owner@demo.test, password $OWNER_PASS, kept in $DATA/demo-owner.json):
   TOKEN=\$(curl -s -X POST http://$ADDR/v1/auth/login \\
     -d '{"email":"owner@demo.test","password":"$OWNER_PASS"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')

@@ -588,7 +588,7 @@ static int roll_event(umg_pipeline_t *p, const umg_event_t *ev, umg_store_device
         rc = rc ? rc : umg_store_timeline_add(p->tx, p->msg->app, dev->key, p->msg->offset, &st);
         rc = rc ? rc : radd(p, UMG_RT_EVENT, &ek, 0, 1);
         int added = 0;
-        rc = rc ? rc : umg_store_event_day(p->tx, dev->key, ek.x[0], day, &added);
+        rc = rc ? rc : umg_store_event_day(p->tx, dev, ek.x[0], day, &added);
         if (rc == UMG_OK && added != 0) {
             rc = radd(p, UMG_RT_EVENT, &ek, 1, 1);
         }

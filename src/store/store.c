@@ -1112,9 +1112,18 @@ int32_t umg_store_dayset_next(const umg_store_dayset_t *s, int32_t day)
     return INT32_MAX;
 }
 
-int umg_store_event_day(umg_store_txn_t *tx, uint64_t device_key, uint32_t name, int32_t day, int *added)
+int umg_store_event_day(umg_store_txn_t *tx, umg_store_device_t *d, uint32_t name, int32_t day, int *added)
 {
     *added = 0;
+    for (int i = 0; i < UMG_STORE_EVDAYS_INLINE; i++) {
+        umg_store_evdays_t *e = &d->evdays[i];
+        if (e->name == name || e->name == 0) {
+            e->name = name;
+            *added = umg_store_dayset_add(&e->days, day);
+            return UMG_OK;
+        }
+    }
+    uint64_t device_key = d->key;
     uint8_t kb[12];
     memcpy(kb, &device_key, 8);
     memcpy(kb + 8, &name, 4);
@@ -1232,9 +1241,14 @@ int umg_store_rollup_log_clear(umg_store_txn_t *tx)
 
 /* --------------------------------------------------------------- timelines */
 
-/* app (4) | device key (8) | time (8, sign flipped) | offset (8), big-endian | kind (1) -> kind (1) | name (4).
- * The kind is in the key too: the event that is an implicit install adds an install step and its own. */
-#define TL_KEY 29
+/*
+ * app (4) | offset (8), big-endian | kind (1) -> device key (8) | time (8) | name (4). Keyed in log order, so
+ * the pipeline appends (a key by device would cost a page copy per event at a random place); a scan
+ * groups the steps by device in memory. The kind is in the key: the event that is an implicit install
+ * adds an install step and its own.
+ */
+#define TL_KEY 13
+#define TL_VAL 20
 
 static void put_be(uint8_t *p, uint64_t v, int n);
 static uint64_t get_be(const uint8_t *p, int n);
@@ -1242,16 +1256,32 @@ static uint64_t get_be(const uint8_t *p, int n);
 int umg_store_timeline_add(umg_store_txn_t *tx, uint32_t app, uint64_t device_key, uint64_t offset,
                            const umg_store_step_t *step)
 {
-    uint8_t kb[TL_KEY], vb[5];
+    uint8_t kb[TL_KEY], vb[TL_VAL];
     put_be(kb, app, 4);
-    put_be(kb + 4, device_key, 8);
-    put_be(kb + 12, (uint64_t)step->ts_us ^ (UINT64_C(1) << 63), 8);
-    put_be(kb + 20, offset, 8);
-    kb[28] = step->kind;
-    vb[0] = step->kind;
-    memcpy(vb + 1, &step->name, 4);
-    MDB_val k = {TL_KEY, kb}, v = {5, vb};
+    put_be(kb + 4, offset, 8);
+    kb[12] = step->kind;
+    memcpy(vb, &device_key, 8);
+    memcpy(vb + 8, &step->ts_us, 8);
+    memcpy(vb + 16, &step->name, 4);
+    MDB_val k = {TL_KEY, kb}, v = {TL_VAL, vb};
     return map_err(mdb_put(tx->txn, tx->st->dbi[DB_TL], &k, &v, 0), "timeline");
+}
+
+/* A scan's steps, chained per device: ent[i].next is the index + 1 of the device's next step in log order. */
+typedef struct tl_ent_s {
+    umg_store_step_t s;
+    uint32_t next;
+} tl_ent_t;
+
+typedef struct tl_dev_s {
+    uint64_t key;
+    uint32_t head, tail; /* index + 1; 0 = empty slot */
+} tl_dev_t;
+
+static int tl_step_cmp(const void *a, const void *b)
+{
+    const umg_store_step_t *x = a, *y = b;
+    return x->ts_us < y->ts_us ? -1 : x->ts_us > y->ts_us;
 }
 
 int umg_store_timeline_scan(umg_store_txn_t *tx, uint32_t app,
@@ -1263,55 +1293,113 @@ int umg_store_timeline_scan(umg_store_txn_t *tx, uint32_t app,
     if (rc != 0) {
         return map_err(rc, "timeline");
     }
+    tl_ent_t *ent = NULL;
+    tl_dev_t *dev = NULL;
+    size_t n = 0, cap = 0, ndev = 0, dcap = 0;
+    int urc = UMG_OK;
     uint8_t kb[TL_KEY] = {0};
     put_be(kb, app, 4);
     MDB_val k = {4, kb}, v;
-    umg_store_step_t *steps = NULL;
-    size_t n = 0, cap = 0;
-    uint64_t dev = 0;
-    int urc = 0;
     for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        const uint8_t *p = k.mv_data;
-        if (k.mv_size != TL_KEY || get_be(p, 4) != app) {
+        if (k.mv_size != TL_KEY || get_be(k.mv_data, 4) != app) {
             break;
         }
-        if (v.mv_size != 5) {
+        if (v.mv_size != TL_VAL || n >= UINT32_MAX - 1) {
             rc = MDB_CORRUPTED;
             break;
         }
-        uint64_t d = get_be(p + 4, 8);
-        if (n > 0 && d != dev && (urc = fn(ctx, dev, steps, n)) != 0) {
-            break;
-        }
-        if (d != dev) {
-            n = 0;
-            dev = d;
-        }
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : 64;
-            umg_store_step_t *ns = umg_realloc(steps, nc * sizeof(*ns));
-            if (ns == NULL) {
+        if (n == cap || (ndev + 1) * 2 > dcap) { /* grow: entries by half, the device table to half full */
+            size_t nc = n == cap ? (cap ? cap + cap / 2 : 4096) : cap;
+            tl_ent_t *ne = nc == cap ? ent : umg_realloc(ent, nc * sizeof(*ne));
+            size_t nd = (ndev + 1) * 2 > dcap ? (dcap ? dcap * 2 : 4096) : dcap;
+            tl_dev_t *ndv = nd == dcap ? dev : umg_calloc(nd, sizeof(*ndv));
+            if (ne == NULL || ndv == NULL) {
+                if (ne != NULL) {
+                    ent = ne;
+                }
                 urc = UMG_ENOMEM;
                 break;
             }
-            steps = ns;
+            ent = ne;
             cap = nc;
+            if (ndv != dev) {
+                for (size_t i = 0; i < dcap; i++) {
+                    if (dev[i].head != 0) {
+                        size_t j = (size_t)(mix64(dev[i].key) & (nd - 1));
+                        while (ndv[j].head != 0) {
+                            j = (j + 1) & (nd - 1);
+                        }
+                        ndv[j] = dev[i];
+                    }
+                }
+                umg_free(dev);
+                dev = ndv;
+                dcap = nd;
+            }
         }
-        umg_store_step_t *s = &steps[n++];
-        memset(s, 0, sizeof(*s));
-        s->ts_us = (int64_t)(get_be(p + 12, 8) ^ (UINT64_C(1) << 63));
-        s->kind = ((const uint8_t *)v.mv_data)[0];
-        memcpy(&s->name, (const uint8_t *)v.mv_data + 1, 4);
-    }
-    if (urc == 0 && (rc == 0 || rc == MDB_NOTFOUND) && n > 0) {
-        urc = fn(ctx, dev, steps, n);
+        const uint8_t *vp = v.mv_data;
+        tl_ent_t *e = &ent[n];
+        uint64_t key;
+        memset(e, 0, sizeof(*e));
+        memcpy(&key, vp, 8);
+        memcpy(&e->s.ts_us, vp + 8, 8);
+        memcpy(&e->s.name, vp + 16, 4);
+        e->s.kind = ((const uint8_t *)k.mv_data)[12];
+        size_t j = (size_t)(mix64(key) & (dcap - 1));
+        while (dev[j].head != 0 && dev[j].key != key) {
+            j = (j + 1) & (dcap - 1);
+        }
+        if (dev[j].head == 0) {
+            dev[j] = (tl_dev_t){key, (uint32_t)n + 1, (uint32_t)n + 1};
+            ndev++;
+        } else {
+            ent[dev[j].tail - 1].next = (uint32_t)n + 1;
+            dev[j].tail = (uint32_t)n + 1;
+        }
+        n++;
     }
     mdb_cursor_close(c);
-    umg_free(steps);
-    if (urc != 0) {
-        return urc;
+    if (urc == UMG_OK && rc != 0 && rc != MDB_NOTFOUND) {
+        urc = map_err(rc, "timeline");
     }
-    return rc == 0 || rc == MDB_NOTFOUND ? UMG_OK : map_err(rc, "timeline");
+    /* Each device's steps in time order (a stable sort: ties stay in log order), then fn. */
+    umg_store_step_t *steps = NULL;
+    size_t scap = 0;
+    for (size_t i = 0; i < dcap && urc == UMG_OK; i++) {
+        if (dev[i].head == 0) {
+            continue;
+        }
+        size_t m = 0;
+        for (uint32_t at = dev[i].head; at != 0; at = ent[at - 1].next) {
+            if (m == scap) {
+                size_t nc = scap ? scap * 2 : 64;
+                umg_store_step_t *ns = umg_realloc(steps, nc * sizeof(*ns));
+                if (ns == NULL) {
+                    urc = UMG_ENOMEM;
+                    break;
+                }
+                steps = ns;
+                scap = nc;
+            }
+            steps[m++] = ent[at - 1].s;
+        }
+        for (size_t a = 1; a < m && urc == UMG_OK; a++) { /* insertion sort: mostly in order already */
+            umg_store_step_t t = steps[a];
+            size_t b = a;
+            while (b > 0 && tl_step_cmp(&steps[b - 1], &t) > 0) {
+                steps[b] = steps[b - 1];
+                b--;
+            }
+            steps[b] = t;
+        }
+        if (urc == UMG_OK) {
+            urc = fn(ctx, dev[i].key, steps, m);
+        }
+    }
+    umg_free(steps);
+    umg_free(ent);
+    umg_free(dev);
+    return urc;
 }
 
 /* --------------------------------------------------------------- decisions */
@@ -1477,19 +1565,24 @@ static int forget_event_days(umg_store_txn_t *tx, uint64_t device_key)
     return rc == 0 || rc == MDB_NOTFOUND ? UMG_OK : map_err(rc, "forget event days");
 }
 
+/* A device's timeline steps: a scan of the app's timeline (kept in log order, not by device). */
 static int forget_timeline(umg_store_txn_t *tx, uint32_t app, uint64_t device_key)
 {
     MDB_cursor *c;
     int rc = mdb_cursor_open(tx->txn, tx->st->dbi[DB_TL], &c);
     uint8_t kb[TL_KEY] = {0};
     put_be(kb, app, 4);
-    put_be(kb + 4, device_key, 8);
-    MDB_val k = {TL_KEY, kb}, v;
+    MDB_val k = {4, kb}, v;
     rc = rc ? rc : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    while (rc == 0 && k.mv_size == TL_KEY && memcmp(k.mv_data, kb, 12) == 0) {
-        rc = mdb_cursor_del(c, 0);
-        k = (MDB_val){TL_KEY, kb};
-        rc = rc ? rc : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size == TL_KEY && get_be(k.mv_data, 4) == app) {
+        if (v.mv_size == TL_VAL && memcmp(v.mv_data, &device_key, 8) == 0) {
+            memcpy(kb, k.mv_data, TL_KEY); /* then on from the key after it */
+            rc = mdb_cursor_del(c, 0);
+            k = (MDB_val){TL_KEY, kb};
+            rc = rc ? rc : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        } else {
+            rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        }
     }
     if (c != NULL) {
         mdb_cursor_close(c);

@@ -125,6 +125,16 @@ int umg_store_dayset_add(umg_store_dayset_t *s, int32_t day);
 int32_t umg_store_dayset_prev(const umg_store_dayset_t *s, int32_t day);
 int32_t umg_store_dayset_next(const umg_store_dayset_t *s, int32_t day);
 
+/* The days a device had events of one name (for event_unique: reports). */
+typedef struct umg_store_evdays_s {
+    uint32_t name; /* dictionary id; 0: a free slot */
+    uint32_t reserved;
+    umg_store_dayset_t days;
+} umg_store_evdays_t;
+
+/* Event names whose days live in the device's own record; more go to a table of their own. */
+#define UMG_STORE_EVDAYS_INLINE 6
+
 /* A device of an app: the core's state plus what reports need. */
 typedef struct umg_store_device_s {
     umg_attr_device_t attr;
@@ -144,6 +154,7 @@ typedef struct umg_store_device_s {
     umg_store_dayset_t months;  /* calendar months (year * 12 + month) it was active */
     int32_t first_day;          /* the earliest local day it was active, when has_first */
     uint32_t has_first;
+    umg_store_evdays_t evdays[UMG_STORE_EVDAYS_INLINE]; /* its first event names (umg_store_event_day) */
 } umg_store_device_t;
 
 /**
@@ -169,10 +180,12 @@ int umg_store_seen(umg_store_txn_t *tx, uint32_t app, const umg_uuid_t *event_id
 
 /**
  * Adds day to the set of days a device had an event of one name (name: a
- * dictionary id); *added as umg_store_dayset_add returns. Forget removes
- * them with the device.
+ * non-zero dictionary id); *added as umg_store_dayset_add returns. The sets
+ * of the device's first UMG_STORE_EVDAYS_INLINE names are in d itself (write
+ * d back with umg_store_device_put), later ones in a table of their own.
+ * Forget removes them with the device.
  */
-int umg_store_event_day(umg_store_txn_t *tx, uint64_t device_key, uint32_t name, int32_t day, int *added);
+int umg_store_event_day(umg_store_txn_t *tx, umg_store_device_t *d, uint32_t name, int32_t day, int *added);
 
 /* ------------------------------------------------------------ rollups */
 

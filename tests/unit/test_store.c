@@ -357,6 +357,22 @@ static void test_decision_scan(void **state)
 
 /* ------------------------------------------------------------------ forget */
 
+/* Counts timeline steps per device key (up to 4 devices). */
+typedef struct tlkeys_s {
+    uint64_t key[4];
+    int steps[4], n;
+} tlkeys_t;
+
+static int tl_keys(void *ctx, uint64_t device_key, const umg_store_step_t *steps, size_t n)
+{
+    tlkeys_t *t = ctx;
+    (void)steps;
+    assert_true(t->n < 4);
+    t->key[t->n] = device_key;
+    t->steps[t->n++] = (int)n;
+    return 0;
+}
+
 static void test_forget(void **state)
 {
     (void)state;
@@ -388,6 +404,20 @@ static void test_forget(void **state)
         r.d.ts_us = T0 + i;
         r.device_key = dk[i];
         assert_int_equal(umg_store_decision_put(tx, &r), UMG_OK);
+    }
+    /* Timelines interleaved the same way, and X's in app 2; X has more event names than its record holds. */
+    for (int i = 0; i < 4; i++) {
+        umg_store_step_t s1 = {.ts_us = T0 + i, .name = 5, .kind = UMG_STORE_STEP_EVENT};
+        assert_int_equal(umg_store_timeline_add(tx, 1, dk[i], 100 + (uint64_t)i, &s1), UMG_OK);
+    }
+    umg_store_step_t s2 = {.ts_us = T0, .kind = UMG_STORE_STEP_INSTALL};
+    assert_int_equal(umg_store_timeline_add(tx, 2, z.key, 100, &s2), UMG_OK);
+    for (uint32_t name = 1; name <= UMG_STORE_EVDAYS_INLINE + 2; name++) {
+        int added;
+        assert_int_equal(umg_store_event_day(tx, &x, name, 20000, &added), UMG_OK);
+        assert_int_equal(added, 1);
+        assert_int_equal(umg_store_event_day(tx, &x, name, 20000, &added), UMG_OK);
+        assert_int_equal(added, 0);
     }
     umg_uuid_t ev;
     umg_uuid_v4(&ev);
@@ -432,6 +462,18 @@ static void test_forget(void **state)
     assert_int_equal(sc.n, 1);
     assert_int_equal(sc.offs[0], 11);
     assert_int_equal(umg_store_seen(tx, 1, &ev), UMG_OK); /* the mark went too */
+    tlkeys_t tk = {0};
+    assert_int_equal(umg_store_timeline_scan(tx, 1, tl_keys, &tk), UMG_OK);
+    assert_int_equal(tk.n, 1); /* only Y's step is left */
+    assert_true(tk.key[0] == y.key && tk.steps[0] == 1);
+    memset(&tk, 0, sizeof(tk));
+    assert_int_equal(umg_store_timeline_scan(tx, 2, tl_keys, &tk), UMG_OK);
+    assert_int_equal(tk.n, 1);
+    int added;
+    assert_int_equal(umg_store_event_day(tx, &x, 1, 20000, &added), UMG_OK);
+    assert_int_equal(added, 0); /* a name in the record: x is the caller's copy of the forgotten record */
+    assert_int_equal(umg_store_event_day(tx, &x, UMG_STORE_EVDAYS_INLINE + 2, 20000, &added), UMG_OK);
+    assert_int_equal(added, 1); /* a name past the record's slots: its table row went with the device */
     assert_int_equal(umg_store_commit(tx), UMG_OK);
     umg_store_close(st);
     rmrf(dir);

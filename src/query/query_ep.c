@@ -204,3 +204,93 @@ void umg_query_ep_cohorts(umg_http_req_t *req, void *thread_data)
 {
     report(req, thread_data, UMG_QUERY_COHORTS);
 }
+
+/* ------------------------------------------------------------ activity */
+
+/* The activity report reads one rollup table: no store transaction, costs or rates. */
+typedef struct ajob_s {
+    umg_query_activity_t *q;
+    umg_app_t app;
+    umg_rollup_t *rollup;
+    umg_tz_cache_t *tzc;
+    int64_t now_us;
+} ajob_t;
+
+static void ajob_free(void *data)
+{
+    ajob_t *j = data;
+    umg_query_activity_free(j->q);
+    umg_free(j);
+}
+
+static void compute_activity(void *data, umg_attr_answer_t *ans)
+{
+    ajob_t *j = data;
+    const umg_tz_t *tz = NULL;
+    ans->status = 503;
+    ans->code = "report_failed";
+    if (j->tzc == NULL || umg_tz_cache_get(j->tzc, j->app.timezone, &tz) != UMG_OK) {
+        ans->code = "timezone_unavailable";
+        ans->field = "app";
+        ans->message = "the app's reporting time zone cannot be loaded";
+        return;
+    }
+    umg_query_activity_input_t in = {
+        .app = j->app.public_id, .timezone = j->app.timezone, .today = umg_tz_day(tz, j->now_us)};
+    umg_rollup_read_begin(j->rollup);
+    umg_rollup_view(j->rollup, j->app.id, UMG_RT_ACTIVITY, &in.activity);
+    int rc = umg_query_activity_run(j->q, &in, &ans->body);
+    umg_rollup_read_end(j->rollup);
+    if (rc == UMG_OK) {
+        ans->status = 200;
+        ans->content_type = umg_query_activity_is_csv(j->q) ? "text/csv; charset=utf-8" : "application/json";
+    } else if (rc == UMG_ENOMEM) {
+        ans->code = "out_of_memory";
+    }
+}
+
+void umg_query_ep_activity(umg_http_req_t *req, void *thread_data)
+{
+    umg_ingest_t *ing = umg__ingest_of(thread_data);
+    umg_principal_t who;
+    umg_app_t app;
+    if (umg_attr_ep_app_for(ing, req, 0, UMG_PERM_REPORTS_READ, &app, &who) != 0) {
+        return;
+    }
+    if (ing->rollup == NULL || ing->attr_worker == NULL) {
+        umg_http_error(req, 503, "reports_unavailable", NULL, "report rollups are not kept by this server");
+        return;
+    }
+    umg_query_activity_params_t p;
+    struct {
+        const char *name;
+        umg_slice_t *at;
+    } names[] = {{"from", &p.from}, {"to", &p.to}, {"interval", &p.interval}, {"format", &p.format}};
+    for (size_t i = 0; i < UMG_ARRAY_SIZE(names); i++) {
+        int rc = umg_http_query_param(req, names[i].name, names[i].at);
+        if (rc == UMG_EINVAL) {
+            umg_http_error(req, 400, "invalid_value", names[i].name, "the parameter is not URL-encoded correctly");
+            return;
+        }
+        if (rc != UMG_OK) {
+            *names[i].at = UMG_SLICE_NULL;
+        }
+    }
+    umg_query_error_t err;
+    ajob_t *j = umg_calloc(1, sizeof(*j));
+    int rc = j == NULL ? UMG_ENOMEM : umg_query_activity_parse(&p, &j->q, &err);
+    if (rc != UMG_OK) {
+        umg_free(j);
+        if (rc == UMG_EINVAL) {
+            umg_http_error(req, 400, err.code, err.field, err.message);
+        } else {
+            umg_http_error(req, 503, "out_of_memory", NULL, "out of memory; retry");
+        }
+        return;
+    }
+    j->app = app;
+    j->rollup = ing->rollup;
+    j->tzc = ing->tzc;
+    j->now_us = umg_now_us();
+    umg_attr_worker_submit(ing->attr_worker, req, compute_activity, ajob_free, j);
+}

@@ -90,4 +90,40 @@ typedef struct umg_query_input_s {
  */
 int umg_query_run(const umg_query_t *q, const umg_query_input_t *in, umg_buf_t *out);
 
+/* ------------------------------------------------------------ activity */
+
+/*
+ * GET /v1/reports/activity (docs/reports.md, "Activity"): DAU, trailing WAU
+ * and MAU, stickiness, new and returning devices of the whole app, per day,
+ * ISO week or calendar month, from its UMG_RT_ACTIVITY rows (src/query/activity.c).
+ */
+
+/* The activity report's parameters, as umg_query_params_t (ptr NULL: absent). Borrowed during the parse. */
+typedef struct umg_query_activity_params_s {
+    umg_slice_t from, to, interval, format;
+} umg_query_activity_params_t;
+
+typedef struct umg_query_activity_s umg_query_activity_t;
+
+/**
+ * Checks the parameters (errors as umg_query_parse's, and "interval"): UMG_OK
+ * with *out (free it with umg_query_activity_free), UMG_EINVAL with *err, or
+ * UMG_ENOMEM. The query keeps no pointer into p.
+ */
+int umg_query_activity_parse(const umg_query_activity_params_t *p, umg_query_activity_t **out, umg_query_error_t *err);
+void umg_query_activity_free(umg_query_activity_t *a);
+/** True when the answer is CSV ("text/csv; charset=utf-8"), else JSON. */
+int umg_query_activity_is_csv(const umg_query_activity_t *a);
+
+/* What the activity report reads; borrowed for the call of umg_query_activity_run. */
+typedef struct umg_query_activity_input_s {
+    const char *app;            /* the app's public id, echoed */
+    const char *timezone;       /* the app's reporting zone, echoed */
+    int32_t today;              /* today's local day in that zone: later days are left out */
+    umg_rollup_view_t activity; /* the app's UMG_RT_ACTIVITY table (n = 0 when absent) */
+} umg_query_activity_input_t;
+
+/** Computes the report and appends it to out (JSON or CSV). UMG_ENOMEM; out may then hold part of an answer. */
+int umg_query_activity_run(const umg_query_activity_t *a, const umg_query_activity_input_t *in, umg_buf_t *out);
+
 #endif

@@ -12,7 +12,8 @@ and then:
   gen's own counts (clicks, impressions, sessions, events, purchases, installs);
 - compares GET /v1/reports/overview (the empty group_by, each dimension, all eight, with
   filters and a sub-range) and GET /v1/reports/cohorts with the recount: integers and
-  amounts (as micros) exactly, ratios within a relative 1e-12;
+  amounts (as micros) exactly, ratios within a relative 1e-12; GET /v1/reports/activity
+  (every interval, a range starting after the data begins) with recount.activity exactly;
 - restarts the daemon with DATA/attr deleted, so that the pipeline rebuilds everything from
   the log, and checks that every report answer is the same.
 
@@ -372,6 +373,53 @@ class ReportsEqualRecountTest(ReportRecountCase):
         for i, (a, b) in enumerate(zip(before, after)):
             self.assertEqual(a, b, "answer %d (%r) differs after a replay" % (i, (combos + [None] * 5)[i]))
 
+    # ------------------------------------------------------------ activity
+
+    def activity(self, interval, rng, fmt="json"):
+        """GET /v1/reports/activity over rng: the answer (JSON, ratios kept as text) or the CSV text."""
+        q = {"app": self.app["app_id"], "from": rng[0], "to": rng[1], "interval": interval, "format": fmt}
+        path = "/v1/reports/activity?" + "&".join("%s=%s" % (k, quote(v)) for k, v in q.items())
+        st, h, data = self.d.request("GET", path, headers={"X-App-Secret": self.app["app_secret"]})
+        if st == 404 and not (data.startswith(b"{") and (parse_json(data).get("error") or {}).get("field") == "app"):
+            raise unittest.SkipTest("GET /v1/reports/activity answers 404 (not on this build yet)")
+        self.assertStatus(st, 200, path, data)
+        return path, (data.decode() if fmt == "csv" else recount.loads_exact(data))
+
+    def test_activity_equals_recount(self):
+        """Every interval over the whole history (and days after today, which are left out), over a
+        range that starts after the data begins (trailing windows reach before it), and a single day;
+        JSON exactly as the recount, CSV the same figures; the same answers after a replay."""
+        tz = recount.zoneinfo.ZoneInfo(self.tz)
+        today = recount.local_day(int(time.time() * 1e6), tz)
+        span = recount.day_diff(today, self.first_day)
+        ranges = [(self.first_day, recount.day_add(today, 3)),
+                  (recount.day_add(self.first_day, max(1, min(9, span // 2))), today),
+                  (recount.day_add(self.first_day, min(12, span)),) * 2]
+        problems, answers = [], []
+        for interval in recount.ACTIVITY_INTERVALS:
+            for rng in ranges:
+                path, got = self.activity(interval, rng)
+                answers.append(got)
+                if got.get("today") not in (today, recount.local_day(int(time.time() * 1e6), tz)):
+                    problems.append("%s: today %r, the test's %s" % (path, got.get("today"), today))
+                want = recount.activity(self.facts, interval, rng[0], rng[1], got.get("today", today))
+                problems += ["%s: %s" % (path, p) for p in diff_activity(interval, want, got.get("rows"))]
+                _, text = self.activity(interval, rng, "csv")
+                problems += ["%s csv: %s" % (path, p) for p in diff_activity_csv(interval, got.get("rows"), text)]
+        # The ranges really reach before the data and after it begins.
+        days = recount.activity(self.facts, "day", ranges[1][0], ranges[1][0], today)[0]
+        if days["mau"] <= days["dau"]:
+            problems.append("the sub-range's first day has no MAU from before it: %r" % days)
+        self.assertEqual(problems, [], "%d differences, the first:\n%s\nnotes: %s" % (
+            len(problems), "\n".join(problems[:30]), self.notes))
+        self.assertEqual(self.d.stop(), 0, self.d.log_tail())
+        shutil.rmtree(os.path.join(self.d.data_dir, "attr"))
+        self.d.start()
+        self.caught_up()
+        after = [self.activity(iv, rng)[1] for iv in recount.ACTIVITY_INTERVALS for rng in ranges]
+        for i, (a, b) in enumerate(zip(answers, after)):
+            self.assertEqual(strip_volatile(a), strip_volatile(b), "activity answer %d differs after a replay" % i)
+
 
 class EdgeCasesEqualRecountTest(ReportsEqualRecountTest):
     """The same comparisons on a small hand-made history of the cases the definitions decide:
@@ -589,6 +637,51 @@ def diff_cohorts(gb, metric, want, got):
     for key, w in want.items():
         if key not in seen and (w["size"] or any(v not in (None, 0) for v in w["values"])):
             problems.append("cohort %r missing (recount size %d, values %r)" % (key, w["size"], w["values"]))
+    return problems
+
+
+ACTIVITY_COLUMNS = {"day": ("day", "dau", "wau", "mau", "stickiness", "new", "returning"),
+                    "week": ("week", "active", "avg_dau", "stickiness", "new", "returning"),
+                    "month": ("month", "active", "avg_dau", "stickiness", "new", "returning")}
+
+
+def _activity_value(v):
+    """A daemon's number as the recount's: ints as they are, ratios (kept as text) as doubles."""
+    return float(v) if isinstance(v, recount._Num) else v
+
+
+def diff_activity(interval, want, got):
+    """Activity rows against recount.activity: the same rows in order, members and values exactly
+    (ratios are docs/reports.md's expressions in IEEE doubles, printed with %.17g)."""
+    if not isinstance(got, list):
+        return ["no rows: %r" % (got,)]
+    problems = []
+    cols = ACTIVITY_COLUMNS[interval]
+    for i, (w, g) in enumerate(zip(want, got)):
+        if sorted(g) != sorted(cols):
+            problems.append("row %d: members %r, expected %r" % (i, sorted(g), sorted(cols)))
+        for c in cols:
+            gv, wv = _activity_value(g.get(c)), w[c]
+            if gv != wv or (c not in (interval, "stickiness", "avg_dau") and type(gv) is not int):
+                problems.append("row %d (%s) %s: daemon %r, recount %r" % (i, w[interval], c, g.get(c), wv))
+    if len(got) != len(want):
+        problems.append("%d rows, recount %d (daemon %s, recount %s)" % (
+            len(got), len(want), [r.get(interval) for r in got], [r[interval] for r in want]))
+    return problems
+
+
+def diff_activity_csv(interval, rows, text):
+    """The CSV answer against the JSON one: the header, then the same values, null as an empty field."""
+    lines = text.split("\n")
+    cols = ACTIVITY_COLUMNS[interval]
+    problems = [] if lines[0] == ",".join(cols) else ["header %r" % lines[0]]
+    if lines[-1] != "" or len(lines) != len(rows or []) + 2:
+        problems.append("%d lines for %d rows" % (len(lines), len(rows or [])))
+    for i, (line, r) in enumerate(zip(lines[1:], rows or [])):
+        fields = line.split(",")
+        json_fields = ["" if r.get(c) is None else str(r.get(c)) for c in cols]
+        if fields != json_fields:
+            problems.append("line %d: %r, JSON %r" % (i + 1, fields, json_fields))
     return problems
 
 

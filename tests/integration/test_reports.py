@@ -1,4 +1,4 @@
-"""GET /v1/reports/overview and GET /v1/reports/cohorts against the real daemon.
+"""GET /v1/reports/overview, /cohorts and /activity against the real daemon.
 
 Credentials (the app secret or a Bearer token with reports:read; the app key
 is refused), the 400 answers naming the parameter, and one small end-to-end
@@ -115,6 +115,47 @@ class ReportsTest(AttributionCase):
         self.assertStatus(st, 200, "cohorts", data)
         c = parse_json(data)
         self.assertEqual(c["rows"], [{"day": day, "size": 3, "values": [1, None]}], c)
+
+    def test_activity(self):
+        """GET /v1/reports/activity: the same credentials and 400s, and three installs today."""
+        day = today()
+        p = {"from": day, "to": day}
+        for kind, headers in (("the key", {"X-App-Key": self.app["app_key"]}), ("nothing", {})):
+            self.assertError(self.report("activity", p, headers=headers), 401, None, None, "activity with " + kind)
+        self.assertError(self.report("activity", p, headers={"X-App-Secret": self.other["app_secret"]}), 404,
+                         "not_found", "app")
+        self.assertError(self.report("activity", {"to": day}), 400, "required", "from")
+        self.assertError(self.report("activity", {"from": day, "to": "2020-01-01"}), 400, "invalid_value", "to")
+        self.assertError(self.report("activity", {"from": "2025-01-01", "to": "2026-01-02"}), 400,
+                         "range_too_large", "to")
+        self.assertError(self.report("activity", dict(p, interval="hour")), 400, "invalid_value", "interval")
+        self.assertError(self.report("activity", dict(p, interval="%zz")), 400, "invalid_value", "interval")
+        self.assertError(self.report("activity", dict(p, format="xml")), 400, "invalid_value", "format")
+        st, h, data = self.d.request("POST", "/v1/auth/login", {"email": "viewer@a.test", "password": PASSWORD})
+        self.assertStatus(st, 200, "login", data)
+        bearer = {"Authorization": "Bearer " + parse_json(data)["access_token"]}
+        st, h, data = self.report("activity", dict(p, interval="week"), headers=bearer)
+        self.assertStatus(st, 200, "activity as viewer", data)
+
+        t = now_ms() - 2 * MIN_MS
+        for g in (gaid(), gaid(), gaid()):
+            self.install(g, t)
+        deadline = time.time() + WAIT
+        while True:
+            st, h, data = self.report("activity", p)
+            self.assertStatus(st, 200, "activity", data)
+            r = parse_json(data)
+            if r["rows"][0]["dau"] == 3 or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertEqual(r["rows"], [{"day": day, "dau": 3, "wau": 3, "mau": 3, "stickiness": 1, "new": 3,
+                                      "returning": 0}], r)
+        self.assertEqual((r["timezone"], r["today"], r["interval"]), ("UTC", day, "day"), r)
+        st, h, data = self.report("activity", dict(p, interval="month", format="csv"))
+        self.assertStatus(st, 200, "activity csv", data)
+        self.assertTrue(h.get("content-type", h.get("Content-Type", "")).startswith("text/csv"), h)
+        self.assertEqual(data.decode().splitlines()[0], "month,active,avg_dau,stickiness,new,returning")
+        self.assertEqual(data.decode().splitlines()[1].split(",")[:2], [day[:8] + "01", "3"])
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ As a command:
     recount.py --addr 127.0.0.1:8080 --app app_... --secret as_... overview \\
         --group-by day,source --from 2026-11-01 --to 2026-11-27 --filter country=US
     recount.py --addr ... cohorts --group-by source
+    recount.py --addr ... activity --interval week --from 2026-11-01 --to 2026-11-27
     recount.py --addr ... facts            # every fact, one JSON line each
     recount.py --addr ... dump DIR         # saves the raw exports; --load DIR reads them back
 """
@@ -725,6 +726,86 @@ def cohort_report(F, metric, days, group_by=(), filters=None, from_day=None, to_
     return out
 
 
+ACTIVITY_INTERVALS = ("day", "week", "month")
+
+
+def _period_start(interval, day):
+    """The first day of the ISO week (Monday) or calendar month of a local day."""
+    d = datetime.date.fromisoformat(day)
+    if interval == "week":
+        return (d - datetime.timedelta(days=d.weekday())).isoformat()
+    if interval == "month":
+        return d.replace(day=1).isoformat()
+    return day
+
+
+def _period_next(interval, start):
+    d = datetime.date.fromisoformat(start)
+    if interval == "week":
+        return (d + datetime.timedelta(days=7)).isoformat()
+    if interval == "month":
+        return (d.replace(year=d.year + 1, month=1) if d.month == 12 else d.replace(month=d.month + 1)).isoformat()
+    return day_add(start, 1)
+
+
+def activity_days(F):
+    """{device: set of local days it was active}: a day with any install, session, in-app event or
+    purchase of the device (the active_devices facts, one per device and day)."""
+    days = {}
+    for f in F.list:
+        if f.kind == "active_devices":
+            days.setdefault(f.device, set()).add(f.day)
+    return days
+
+
+def activity(F, interval, from_day, to_day, today):
+    """GET /v1/reports/activity recounted by brute force: the rows, as the daemon writes them.
+
+    From every device's set of active days: per local day D of from_day..min(to_day, today),
+    dau = devices active on D, wau / mau = devices active on any of the 7 / 30 days ending on D,
+    stickiness = dau / mau (None when mau is 0), new = devices whose earliest active day is D,
+    returning = dau - new. Per ISO week (Monday) or calendar month intersecting
+    from_day..min(to_day, today): active = devices active on any day of the whole period,
+    avg_dau = the sum of the DAU of the period's days up to today / the number of those days,
+    stickiness = avg_dau / active (None when active is 0), new = devices whose earliest active
+    day is in the period, returning = active - new."""
+    days = activity_days(F)
+    first = {dev: min(ds) for dev, ds in days.items()}
+
+    def active(lo, hi):
+        return sum(1 for ds in days.values() if any(lo <= d <= hi for d in ds))
+
+    def new(lo, hi):
+        return sum(1 for f in first.values() if lo <= f <= hi)
+
+    end = min(to_day, today)
+    rows = []
+    if interval == "day":
+        d = from_day
+        while d <= end:
+            dau, mau = active(d, d), active(day_add(d, -29), d)
+            n = new(d, d)
+            rows.append({"day": d, "dau": dau, "wau": active(day_add(d, -6), d), "mau": mau,
+                         "stickiness": _ratio(dau, mau), "new": n, "returning": dau - n})
+            d = day_add(d, 1)
+        return rows
+    ps = _period_start(interval, from_day)
+    while ps <= end:
+        nxt = _period_next(interval, ps)
+        last = min(day_add(nxt, -1), today)
+        a, n = active(ps, day_add(nxt, -1)), new(ps, day_add(nxt, -1))
+        total, count, d = 0, 0, ps
+        while d <= last:
+            total += active(d, d)
+            count += 1
+            d = day_add(d, 1)
+        avg = total / count
+        rows.append({interval: ps, "active": a, "avg_dau": avg, "stickiness": None if a == 0 else avg / a,
+                     "new": n, "returning": a - n})
+        ps = nxt
+    return rows
+
+
 # ------------------------------------------------------------------ reading the daemon's answers
 
 
@@ -824,6 +905,11 @@ def main(argv=None):
         p.add_argument("--filter", action="append", default=[], help="DIM=VALUE (repeatable)")
         p.add_argument("--from", dest="from_day")
         p.add_argument("--to", dest="to_day")
+    p = sub.add_parser("activity")
+    p.add_argument("--interval", choices=ACTIVITY_INTERVALS, default="day")
+    p.add_argument("--from", dest="from_day", required=True)
+    p.add_argument("--to", dest="to_day", required=True)
+    p.add_argument("--today", help="the app's local today (default: now in --tz)")
     sub.add_parser("facts")
     sub.add_parser("check")
     d = sub.add_parser("dump")
@@ -842,6 +928,11 @@ def main(argv=None):
     if a.cmd == "facts":
         for f in F.list:
             print(json.dumps(f.as_dict(), sort_keys=True))
+        return 0
+    if a.cmd == "activity":
+        today = a.today or local_day(int(datetime.datetime.now().timestamp() * 1e6), zoneinfo.ZoneInfo(F.tz))
+        json.dump({"rows": activity(F, a.interval, a.from_day, a.to_day, today)}, sys.stdout, indent=1)
+        print()
         return 0
     if a.cmd == "check":
         problems = check_consistency(F, raw, currency=a.currency)

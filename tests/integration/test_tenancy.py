@@ -161,6 +161,9 @@ class MatrixTest(TenancyBase):
             "settings:write": ("PATCH", "/v1/apps/" + app, {"settings": {"click_lookback_days": 7}}),
             "audit:read": ("GET", "/v1/audit", None),
             "org:manage": ("PATCH", "/v1/org", {"monthly_quota": 0}),
+            "reports:read": ("GET", "/v1/reports/overview?app=%s&from=2026-11-01&to=2026-11-02" % app, None),
+            "costs:write": ("POST", "/v1/costs?app=" + app, {"costs": [
+                {"date": "2026-11-01", "source": "meta", "campaign": "c", "cost": 1, "currency": "USD"}]}),
         }
         if perm not in probes:
             return None

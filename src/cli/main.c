@@ -227,6 +227,7 @@ static const umg_http_route_t base_routes[] = {
     {"GET", "/v1/reports/mta", 0, umg_attr_ep_report_mta},
     {"GET", "/v1/reports/overview", 0, umg_query_ep_overview},
     {"GET", "/v1/reports/cohorts", 0, umg_query_ep_cohorts},
+    {"GET", "/v1/reports/funnel", 0, umg_query_ep_funnel},
     {"*", "/v1/costs", 0, umg_cost_ep_costs},
     {"*", "/v1/rates", 0, umg_cost_ep_rates},
 };

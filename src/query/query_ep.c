@@ -294,3 +294,135 @@ void umg_query_ep_activity(umg_http_req_t *req, void *thread_data)
     j->now_us = umg_now_us();
     umg_attr_worker_submit(ing->attr_worker, req, compute_activity, ajob_free, j);
 }
+
+/* ------------------------------------------------------------- funnel */
+
+/* GET /v1/reports/funnel: the device timelines and states of the store, read on the report worker. */
+typedef struct fjob_s {
+    umg_funnel_t *f;
+    umg_app_t app;
+    umg_store_t *store;
+    umg_tz_cache_t *tzc;
+    umg_store_txn_t *tx;
+} fjob_t;
+
+static void fjob_free(void *data)
+{
+    fjob_t *j = data;
+    umg_funnel_free(j->f);
+    umg_free(j);
+}
+
+static int funnel_string(void *ctx, uint32_t id, umg_slice_t *out)
+{
+    return umg_store_string(((fjob_t *)ctx)->tx, id, out);
+}
+
+static int funnel_lookup(void *ctx, umg_slice_t s, uint32_t *id)
+{
+    return umg_store_lookup(((fjob_t *)ctx)->tx, s, id);
+}
+
+static int funnel_scan(void *ctx, umg_funnel_device_cb fn, void *fn_ctx)
+{
+    fjob_t *j = ctx;
+    return umg_store_timeline_scan(j->tx, j->app.id, fn, fn_ctx);
+}
+
+static int funnel_device(void *ctx, uint64_t key, uint32_t dims[UMG_RD_N])
+{
+    fjob_t *j = ctx;
+    umg_store_device_t d;
+    int rc = umg_store_device_get(j->tx, j->app.id, key, &d);
+    if (rc == UMG_OK) {
+        const umg_attr_attribution_t *a = &d.attr.install;
+        dims[UMG_RD_SOURCE] = a->source;
+        dims[UMG_RD_CAMPAIGN] = a->campaign;
+        dims[UMG_RD_ADSET] = a->adset;
+        dims[UMG_RD_AD] = a->ad;
+        dims[UMG_RD_SITE] = a->site;
+        dims[UMG_RD_COUNTRY] = d.country;
+        dims[UMG_RD_PLATFORM] = d.platform;
+    }
+    return rc;
+}
+
+static void funnel_compute(void *data, umg_attr_answer_t *ans)
+{
+    fjob_t *j = data;
+    const umg_tz_t *tz = NULL;
+    ans->status = 503;
+    ans->code = "report_failed";
+    if (j->tzc == NULL || umg_tz_cache_get(j->tzc, j->app.timezone, &tz) != UMG_OK) {
+        ans->code = "timezone_unavailable";
+        ans->field = "app";
+        ans->message = "the app's reporting time zone cannot be loaded";
+        return;
+    }
+    umg_funnel_input_t in = {.app = j->app.public_id,
+                             .timezone = j->app.timezone,
+                             .tz = tz,
+                             .ctx = j,
+                             .string = funnel_string,
+                             .lookup = funnel_lookup,
+                             .scan = funnel_scan,
+                             .device = funnel_device};
+    int rc = umg_store_begin(j->store, 0, &j->tx);
+    if (rc == UMG_OK) {
+        rc = umg_funnel_run(j->f, &in, &ans->body);
+        umg_store_abort(j->tx);
+        j->tx = NULL;
+    }
+    if (rc == UMG_OK) {
+        ans->status = 200;
+        ans->content_type = umg_funnel_is_csv(j->f) ? "text/csv; charset=utf-8" : "application/json";
+    } else if (rc == UMG_ENOMEM) {
+        ans->code = "out_of_memory";
+    }
+}
+
+void umg_query_ep_funnel(umg_http_req_t *req, void *thread_data)
+{
+    umg_ingest_t *ing = umg__ingest_of(thread_data);
+    umg_principal_t who;
+    umg_app_t app;
+    if (umg_attr_ep_app_for(ing, req, 0, UMG_PERM_REPORTS_READ, &app, &who) != 0) {
+        return;
+    }
+    if (ing->store == NULL || ing->attr_worker == NULL) {
+        umg_http_error(req, 503, "reports_unavailable", NULL, "reports are not computed by this server");
+        return;
+    }
+    umg_funnel_params_t p;
+    struct {
+        const char *name;
+        umg_slice_t *at;
+    } names[] = {{"from", &p.from},         {"to", &p.to},        {"steps", &p.steps}, {"window", &p.window},
+                 {"group_by", &p.group_by}, {"format", &p.format}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        int rc = umg_http_query_param(req, names[i].name, names[i].at);
+        if (rc == UMG_EINVAL) {
+            umg_http_error(req, 400, "invalid_value", names[i].name, "the parameter is not URL-encoded correctly");
+            return;
+        }
+        if (rc != UMG_OK) {
+            *names[i].at = UMG_SLICE_NULL;
+        }
+    }
+    umg_query_error_t err;
+    fjob_t *j = umg_calloc(1, sizeof(*j));
+    int rc = j == NULL ? UMG_ENOMEM : umg_funnel_parse(&p, &j->f, &err);
+    if (rc != UMG_OK) {
+        umg_free(j);
+        if (rc == UMG_EINVAL) {
+            umg_http_error(req, 400, err.code, err.field, err.message);
+        } else {
+            umg_http_error(req, 503, "out_of_memory", NULL, "out of memory; retry");
+        }
+        return;
+    }
+    j->app = app;
+    j->store = ing->store;
+    j->tzc = ing->tzc;
+    umg_attr_worker_submit(ing->attr_worker, req, funnel_compute, fjob_free, j);
+}

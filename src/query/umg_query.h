@@ -125,5 +125,90 @@ typedef struct umg_query_activity_input_s {
 
 /** Computes the report and appends it to out (JSON or CSV). UMG_ENOMEM; out may then hold part of an answer. */
 int umg_query_activity_run(const umg_query_activity_t *a, const umg_query_activity_input_t *in, umg_buf_t *out);
+/* ------------------------------------------------------------- funnels */
+
+/*
+ * GET /v1/reports/funnel (docs/reports.md, "Funnel"): ordered steps per
+ * device, read from the attribution store's device timelines. funnel.c is
+ * pure like the rest of the module: the caller hands it the timelines, the
+ * devices' dimensions and the dictionary through callbacks.
+ */
+struct umg_store_step_s; /* umg_store.h: one step of a device's timeline */
+
+#define UMG_FUNNEL_MAX_STEPS 10
+#define UMG_FUNNEL_MIN_STEPS 2
+#define UMG_FUNNEL_MAX_NAME 256 /* bytes of an event name in a step */
+
+/* What a funnel step matches in a timeline. */
+typedef enum {
+    UMG_FUNNEL_NOTHING = 0,   /* a name the dictionary never saw */
+    UMG_FUNNEL_INSTALL = 1,   /* install: installs and implicit installs */
+    UMG_FUNNEL_EVENT = 2,     /* event:<name>: in-app events and purchases of that name */
+    UMG_FUNNEL_PURCHASE = 3,  /* purchase: any purchase */
+    UMG_FUNNEL_PURCHASE_N = 4 /* purchase:<name>: purchases of that name */
+} umg_funnel_kind_t;
+
+typedef struct umg_funnel_step_s {
+    uint32_t kind; /* umg_funnel_kind_t */
+    uint32_t name; /* dictionary id, for UMG_FUNNEL_EVENT and UMG_FUNNEL_PURCHASE_N */
+} umg_funnel_step_t;
+
+/**
+ * Matches one device's timeline (tl[0..n), in time order, ties in log order)
+ * against the steps fs[0..nfs): the device enters at its earliest step-1
+ * occurrence with from_us <= ts < to_us; then step k is the earliest
+ * occurrence of step k, other than those that matched earlier steps, with
+ * at[k-1] <= ts <= at[0] + window_us. Writes at[k], the time step k was
+ * reached, for each k below the return value: the number of steps reached (0
+ * when the device did not enter). Pure, allocation-free.
+ */
+size_t umg_funnel_match(const umg_funnel_step_t *fs, size_t nfs, int64_t from_us, int64_t to_us, int64_t window_us,
+                        const struct umg_store_step_s *tl, size_t n, int64_t *at);
+
+/* A funnel request's parameters as sent, URL-decoded; ptr NULL when absent. Borrowed during parsing only. */
+typedef struct umg_funnel_params_s {
+    umg_slice_t from, to, steps, window, group_by, format;
+} umg_funnel_params_t;
+
+typedef struct umg_funnel_s umg_funnel_t;
+
+/**
+ * Parses and checks a funnel's parameters: UMG_OK with *out (free it with
+ * umg_funnel_free), UMG_EINVAL with *err filled, or UMG_ENOMEM. The funnel
+ * owns copies of the strings it keeps.
+ */
+int umg_funnel_parse(const umg_funnel_params_t *p, umg_funnel_t **out, umg_query_error_t *err);
+void umg_funnel_free(umg_funnel_t *f);
+/** True when the answer is CSV ("text/csv; charset=utf-8"), else JSON. */
+int umg_funnel_is_csv(const umg_funnel_t *f);
+
+/* Called once per device with its timeline (borrowed until it returns); a non-zero return stops the scan. */
+typedef int (*umg_funnel_device_cb)(void *ctx, uint64_t device_key, const struct umg_store_step_s *tl, size_t n);
+
+/* What a funnel is computed from. Pointers are borrowed for the call of umg_funnel_run. */
+typedef struct umg_funnel_input_s {
+    const char *app;      /* the app's public id, echoed */
+    const char *timezone; /* the app's reporting zone's name, echoed */
+    const umg_tz_t *tz;   /* that zone: local days of from, to and the entry */
+    void *ctx;            /* for the callbacks */
+    /** The text of a dictionary id (never called for 0); valid until umg_funnel_run returns. */
+    int (*string)(void *ctx, uint32_t id, umg_slice_t *out);
+    /** The dictionary id of a string: UMG_ENOENT when it was never seen. */
+    int (*lookup)(void *ctx, umg_slice_t s, uint32_t *id);
+    /** Calls fn for every device of the app with its timeline (umg_store_timeline_scan); returns fn's non-zero. */
+    int (*scan)(void *ctx, umg_funnel_device_cb fn, void *fn_ctx);
+    /**
+     * A device's dimensions as dictionary ids in UMG_RD_* order (its current
+     * install attribution's source, campaign, adset, ad, site; its country and
+     * platform). UMG_ENOENT: all "". Called only when group_by names one.
+     */
+    int (*device)(void *ctx, uint64_t device_key, uint32_t dims[UMG_RD_N]);
+} umg_funnel_input_t;
+
+/**
+ * Computes the funnel and appends it to out (JSON or CSV). UMG_ENOMEM, or an
+ * error a callback returned; out may then hold part of an answer.
+ */
+int umg_funnel_run(const umg_funnel_t *f, const umg_funnel_input_t *in, umg_buf_t *out);
 
 #endif

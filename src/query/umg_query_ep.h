@@ -19,5 +19,7 @@ void umg_query_ep_overview(umg_http_req_t *req, void *thread_data);
 void umg_query_ep_cohorts(umg_http_req_t *req, void *thread_data);
 /** GET /v1/reports/activity: the same credentials, 503s and worker, no costs or dictionary. */
 void umg_query_ep_activity(umg_http_req_t *req, void *thread_data);
+/** GET /v1/reports/funnel: from the store's device timelines (ing->store) on the report worker. */
+void umg_query_ep_funnel(umg_http_req_t *req, void *thread_data);
 
 #endif

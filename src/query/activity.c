@@ -33,36 +33,10 @@ static int fail(umg_query_error_t *err, const char *code, const char *field, con
     return UMG_EINVAL;
 }
 
-/* The same checks, codes and messages as the other reports' from and to (query.c). */
-static int parse_period(umg_query_activity_t *a, const umg_query_activity_params_t *p, umg_query_error_t *err)
-{
-    if (p->from.ptr == NULL || p->from.len == 0) {
-        return fail(err, "required", "from", "from (YYYY-MM-DD, a local date) is required");
-    }
-    if (p->to.ptr == NULL || p->to.len == 0) {
-        return fail(err, "required", "to", "to (YYYY-MM-DD, a local date) is required");
-    }
-    if (umg_date_parse(p->from, &a->from) != UMG_OK) {
-        return fail(err, "invalid_value", "from", "from must be a date YYYY-MM-DD");
-    }
-    if (umg_date_parse(p->to, &a->to) != UMG_OK) {
-        return fail(err, "invalid_value", "to", "to must be a date YYYY-MM-DD");
-    }
-    if (a->to < a->from) {
-        return fail(err, "invalid_value", "to", "to must not be before from");
-    }
-    if (a->to - a->from + 1 > UMG_QUERY_MAX_DAYS) {
-        char m[64];
-        snprintf(m, sizeof(m), "a report covers at most %d days", UMG_QUERY_MAX_DAYS);
-        return fail(err, "range_too_large", "to", m);
-    }
-    return UMG_OK;
-}
-
 int umg_query_activity_parse(const umg_query_activity_params_t *p, umg_query_activity_t **out, umg_query_error_t *err)
 {
     umg_query_activity_t a = {.interval = IV_DAY};
-    int rc = parse_period(&a, p, err);
+    int rc = umg_query_parse_period(p->from, p->to, &a.from, &a.to, err);
     if (rc == UMG_OK && p->interval.ptr != NULL) {
         int found = 0;
         for (size_t i = 0; i < UMG_ARRAY_SIZE(interval_names); i++) {

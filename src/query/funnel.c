@@ -190,29 +190,6 @@ static int parse_group_by(umg_funnel_t *f, umg_slice_t v, umg_query_error_t *err
     return UMG_OK;
 }
 
-static int parse_period(umg_funnel_t *f, const umg_funnel_params_t *p, umg_query_error_t *err)
-{
-    if (p->from.ptr == NULL || p->from.len == 0) {
-        return ffail(err, "required", "from", "from (YYYY-MM-DD, a local date) is required");
-    }
-    if (p->to.ptr == NULL || p->to.len == 0) {
-        return ffail(err, "required", "to", "to (YYYY-MM-DD, a local date) is required");
-    }
-    if (umg_date_parse(p->from, &f->from) != UMG_OK) {
-        return ffail(err, "invalid_value", "from", "from must be a date YYYY-MM-DD");
-    }
-    if (umg_date_parse(p->to, &f->to) != UMG_OK) {
-        return ffail(err, "invalid_value", "to", "to must be a date YYYY-MM-DD");
-    }
-    if (f->to < f->from) {
-        return ffail(err, "invalid_value", "to", "to must not be before from");
-    }
-    if (f->to - f->from + 1 > UMG_QUERY_MAX_DAYS) {
-        return ffail(err, "range_too_large", "to", "a report covers at most %d days", UMG_QUERY_MAX_DAYS);
-    }
-    return UMG_OK;
-}
-
 int umg_funnel_parse(const umg_funnel_params_t *p, umg_funnel_t **out, umg_query_error_t *err)
 {
     umg_funnel_t *f = umg_calloc(1, sizeof(*f));
@@ -226,7 +203,7 @@ int umg_funnel_parse(const umg_funnel_params_t *p, umg_funnel_t **out, umg_query
         rc = f->text == NULL ? UMG_ENOMEM : UMG_OK;
         steps.ptr = f->text;
     }
-    rc = rc ? rc : parse_period(f, p, err);
+    rc = rc ? rc : umg_query_parse_period(p->from, p->to, &f->from, &f->to, err);
     rc = rc ? rc : parse_steps(f, steps, err);
     rc = rc ? rc : parse_window(f, p->window, err);
     rc = rc ? rc : parse_group_by(f, p->group_by, err);

@@ -360,24 +360,24 @@ static int parse_uint(umg_slice_t v, uint64_t max, uint64_t *out)
     return UMG_OK;
 }
 
-static int parse_period(umg_query_t *q, const umg_query_params_t *p, umg_query_error_t *err)
+int umg_query_parse_period(umg_slice_t from, umg_slice_t to, int32_t *from_day, int32_t *to_day, umg_query_error_t *err)
 {
-    if (p->from.ptr == NULL || p->from.len == 0) {
+    if (from.ptr == NULL || from.len == 0) {
         return fail(err, "required", "from", "from (YYYY-MM-DD, a local date) is required");
     }
-    if (p->to.ptr == NULL || p->to.len == 0) {
+    if (to.ptr == NULL || to.len == 0) {
         return fail(err, "required", "to", "to (YYYY-MM-DD, a local date) is required");
     }
-    if (umg_date_parse(p->from, &q->from) != UMG_OK) {
+    if (umg_date_parse(from, from_day) != UMG_OK) {
         return fail(err, "invalid_value", "from", "from must be a date YYYY-MM-DD");
     }
-    if (umg_date_parse(p->to, &q->to) != UMG_OK) {
+    if (umg_date_parse(to, to_day) != UMG_OK) {
         return fail(err, "invalid_value", "to", "to must be a date YYYY-MM-DD");
     }
-    if (q->to < q->from) {
+    if (*to_day < *from_day) {
         return fail(err, "invalid_value", "to", "to must not be before from");
     }
-    if (q->to - q->from + 1 > UMG_QUERY_MAX_DAYS) {
+    if (*to_day - *from_day + 1 > UMG_QUERY_MAX_DAYS) {
         return fail(err, "range_too_large", "to", "a report covers at most %d days", UMG_QUERY_MAX_DAYS);
     }
     return UMG_OK;
@@ -467,7 +467,7 @@ int umg_query_parse(umg_query_kind_t kind, const umg_query_params_t *params, umg
     q->kind = kind;
     q->limit = 1000;
     int rc = own_params(q, &p);
-    rc = rc ? rc : parse_period(q, &p, err);
+    rc = rc ? rc : umg_query_parse_period(p.from, p.to, &q->from, &q->to, err);
     rc = rc ? rc : parse_group_by(q, p.group_by, err);
     if (rc == UMG_OK && kind == UMG_QUERY_OVERVIEW) {
         rc = parse_metrics(q, p.metrics, err);

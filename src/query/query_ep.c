@@ -145,46 +145,70 @@ static void compute(void *data, umg_attr_answer_t *ans)
 
 /* ------------------------------------------------------ on the loop */
 
-static void report(umg_http_req_t *req, void *thread_data, umg_query_kind_t kind)
+typedef struct param_s {
+    const char *name;
+    umg_slice_t *at; /* UMG_SLICE_NULL when absent */
+} param_t;
+
+/*
+ * What every report request does first: authenticate (the app secret or reports:read), check the server
+ * keeps what the report reads (rollups, or the store for funnels), read the parameters. Answers the error
+ * itself and returns non-zero on failure.
+ */
+static int report_begin(umg_http_req_t *req, void *thread_data, int rollups, const param_t *params, size_t n,
+                        umg_ingest_t **ing, umg_app_t *app)
 {
-    umg_ingest_t *ing = umg__ingest_of(thread_data);
+    *ing = umg__ingest_of(thread_data);
     umg_principal_t who;
-    umg_app_t app;
-    if (umg_attr_ep_app_for(ing, req, 0, UMG_PERM_REPORTS_READ, &app, &who) != 0) {
-        return;
+    if (umg_attr_ep_app_for(*ing, req, 0, UMG_PERM_REPORTS_READ, app, &who) != 0) {
+        return -1;
     }
-    if (ing->rollup == NULL || ing->attr_worker == NULL) {
-        umg_http_error(req, 503, "reports_unavailable", NULL, "report rollups are not kept by this server");
-        return;
+    if ((rollups ? (*ing)->rollup == NULL : (*ing)->store == NULL) || (*ing)->attr_worker == NULL) {
+        umg_http_error(req, 503, "reports_unavailable", NULL, "reports are not kept by this server");
+        return -1;
     }
-    umg_query_params_t p;
-    struct {
-        const char *name;
-        umg_slice_t *at;
-    } names[] = {{"from", &p.from},     {"to", &p.to},        {"group_by", &p.group_by}, {"metrics", &p.metrics},
-                 {"filter", &p.filter}, {"sort", &p.sort},    {"limit", &p.limit},       {"format", &p.format},
-                 {"days", &p.days},     {"metric", &p.metric}};
-    memset(&p, 0, sizeof(p));
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        int rc = umg_http_query_param(req, names[i].name, names[i].at);
+    for (size_t i = 0; i < n; i++) {
+        int rc = umg_http_query_param(req, params[i].name, params[i].at);
         if (rc == UMG_EINVAL) {
-            umg_http_error(req, 400, "invalid_value", names[i].name, "the parameter is not URL-encoded correctly");
-            return;
+            umg_http_error(req, 400, "invalid_value", params[i].name, "the parameter is not URL-encoded correctly");
+            return -1;
         }
         if (rc != UMG_OK) {
-            *names[i].at = UMG_SLICE_NULL;
+            *params[i].at = UMG_SLICE_NULL;
         }
+    }
+    return 0;
+}
+
+/* Answers a request whose parameters did not parse (rc from a umg_*_parse). */
+static void parse_failed(umg_http_req_t *req, int rc, const umg_query_error_t *err)
+{
+    if (rc == UMG_EINVAL) {
+        umg_http_error(req, 400, err->code, err->field, err->message);
+    } else {
+        umg_http_error(req, 503, "out_of_memory", NULL, "out of memory; retry");
+    }
+}
+
+static void report(umg_http_req_t *req, void *thread_data, umg_query_kind_t kind)
+{
+    umg_ingest_t *ing;
+    umg_app_t app;
+    umg_query_params_t p;
+    memset(&p, 0, sizeof(p));
+    const param_t names[] = {{"from", &p.from},       {"to", &p.to},         {"group_by", &p.group_by},
+                             {"metrics", &p.metrics}, {"filter", &p.filter}, {"sort", &p.sort},
+                             {"limit", &p.limit},     {"format", &p.format}, {"days", &p.days},
+                             {"metric", &p.metric}};
+    if (report_begin(req, thread_data, 1, names, UMG_ARRAY_SIZE(names), &ing, &app) != 0) {
+        return;
     }
     umg_query_error_t err;
     job_t *j = umg_calloc(1, sizeof(*j));
     int rc = j == NULL ? UMG_ENOMEM : umg_query_parse(kind, &p, &j->q, &err);
     if (rc != UMG_OK) {
         umg_free(j);
-        if (rc == UMG_EINVAL) {
-            umg_http_error(req, 400, err.code, err.field, err.message);
-        } else {
-            umg_http_error(req, 503, "out_of_memory", NULL, "out of memory; retry");
-        }
+        parse_failed(req, rc, &err);
         return;
     }
     j->app = app;
@@ -251,41 +275,20 @@ static void compute_activity(void *data, umg_attr_answer_t *ans)
 
 void umg_query_ep_activity(umg_http_req_t *req, void *thread_data)
 {
-    umg_ingest_t *ing = umg__ingest_of(thread_data);
-    umg_principal_t who;
+    umg_ingest_t *ing;
     umg_app_t app;
-    if (umg_attr_ep_app_for(ing, req, 0, UMG_PERM_REPORTS_READ, &app, &who) != 0) {
-        return;
-    }
-    if (ing->rollup == NULL || ing->attr_worker == NULL) {
-        umg_http_error(req, 503, "reports_unavailable", NULL, "report rollups are not kept by this server");
-        return;
-    }
     umg_query_activity_params_t p;
-    struct {
-        const char *name;
-        umg_slice_t *at;
-    } names[] = {{"from", &p.from}, {"to", &p.to}, {"interval", &p.interval}, {"format", &p.format}};
-    for (size_t i = 0; i < UMG_ARRAY_SIZE(names); i++) {
-        int rc = umg_http_query_param(req, names[i].name, names[i].at);
-        if (rc == UMG_EINVAL) {
-            umg_http_error(req, 400, "invalid_value", names[i].name, "the parameter is not URL-encoded correctly");
-            return;
-        }
-        if (rc != UMG_OK) {
-            *names[i].at = UMG_SLICE_NULL;
-        }
+    memset(&p, 0, sizeof(p));
+    const param_t names[] = {{"from", &p.from}, {"to", &p.to}, {"interval", &p.interval}, {"format", &p.format}};
+    if (report_begin(req, thread_data, 1, names, UMG_ARRAY_SIZE(names), &ing, &app) != 0) {
+        return;
     }
     umg_query_error_t err;
     ajob_t *j = umg_calloc(1, sizeof(*j));
     int rc = j == NULL ? UMG_ENOMEM : umg_query_activity_parse(&p, &j->q, &err);
     if (rc != UMG_OK) {
         umg_free(j);
-        if (rc == UMG_EINVAL) {
-            umg_http_error(req, 400, err.code, err.field, err.message);
-        } else {
-            umg_http_error(req, 503, "out_of_memory", NULL, "out of memory; retry");
-        }
+        parse_failed(req, rc, &err);
         return;
     }
     j->app = app;
@@ -383,42 +386,22 @@ static void funnel_compute(void *data, umg_attr_answer_t *ans)
 
 void umg_query_ep_funnel(umg_http_req_t *req, void *thread_data)
 {
-    umg_ingest_t *ing = umg__ingest_of(thread_data);
-    umg_principal_t who;
+    umg_ingest_t *ing;
     umg_app_t app;
-    if (umg_attr_ep_app_for(ing, req, 0, UMG_PERM_REPORTS_READ, &app, &who) != 0) {
-        return;
-    }
-    if (ing->store == NULL || ing->attr_worker == NULL) {
-        umg_http_error(req, 503, "reports_unavailable", NULL, "reports are not computed by this server");
-        return;
-    }
     umg_funnel_params_t p;
-    struct {
-        const char *name;
-        umg_slice_t *at;
-    } names[] = {{"from", &p.from},         {"to", &p.to},        {"steps", &p.steps}, {"window", &p.window},
-                 {"group_by", &p.group_by}, {"format", &p.format}};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        int rc = umg_http_query_param(req, names[i].name, names[i].at);
-        if (rc == UMG_EINVAL) {
-            umg_http_error(req, 400, "invalid_value", names[i].name, "the parameter is not URL-encoded correctly");
-            return;
-        }
-        if (rc != UMG_OK) {
-            *names[i].at = UMG_SLICE_NULL;
-        }
+    memset(&p, 0, sizeof(p));
+    const param_t names[] = {{"from", &p.from},         {"to", &p.to},
+                             {"steps", &p.steps},       {"window", &p.window},
+                             {"group_by", &p.group_by}, {"format", &p.format}};
+    if (report_begin(req, thread_data, 0, names, UMG_ARRAY_SIZE(names), &ing, &app) != 0) {
+        return;
     }
     umg_query_error_t err;
     fjob_t *j = umg_calloc(1, sizeof(*j));
     int rc = j == NULL ? UMG_ENOMEM : umg_funnel_parse(&p, &j->f, &err);
     if (rc != UMG_OK) {
         umg_free(j);
-        if (rc == UMG_EINVAL) {
-            umg_http_error(req, 400, err.code, err.field, err.message);
-        } else {
-            umg_http_error(req, 503, "out_of_memory", NULL, "out of memory; retry");
-        }
+        parse_failed(req, rc, &err);
         return;
     }
     j->app = app;

@@ -211,4 +211,11 @@ typedef struct umg_funnel_input_s {
  */
 int umg_funnel_run(const umg_funnel_t *f, const umg_funnel_input_t *in, umg_buf_t *out);
 
+/**
+ * The from and to parameters every report takes: local dates YYYY-MM-DD, to >= from, at most
+ * UMG_QUERY_MAX_DAYS days. UMG_EINVAL with err naming the parameter.
+ */
+int umg_query_parse_period(umg_slice_t from, umg_slice_t to, int32_t *from_day, int32_t *to_day,
+                           umg_query_error_t *err);
+
 #endif

@@ -9,7 +9,10 @@
  * the values' strings), so a row's group is a mixed-radix number looked up
  * in a direct array when the product of the cardinalities is small, else in
  * a hash table of rank tuples. Strings are read once per distinct value
- * (needed to sort), never per row.
+ * (needed to sort), never per row. An overview grouped by at most one
+ * dimension besides the day, without filter, skips the first pass: its MAIN
+ * and REVENUE rows add straight into cells per (day, value), laid out day by
+ * day as the rows come, and the groups are made from those cells.
  */
 #include "umg_query.h"
 
@@ -725,6 +728,24 @@ typedef struct unconv_s {
     uint8_t *any; /* per currency */
 } unconv_t;
 
+/*
+ * The one-pass scan of an overview grouped by at most one dimension besides
+ * the day, without filter: each row adds straight into the cell of (its
+ * value's dense number, its day offset) before the values are ranked, so the
+ * MAIN and REVENUE rows are read once; the groups are made from the cells
+ * afterwards (fast_groups).
+ */
+typedef struct fast_s {
+    int on;
+    uint8_t dim;   /* the grouped dimension, or QD_DAY when there is none */
+    size_t cap;    /* dense numbers the cells have room for */
+    size_t K;      /* counters per cell (the groups' K) */
+    int64_t *acc;  /* (dayoff * cap + dense) * K + pos_main: rows of a day come together */
+    uint8_t *seen; /* dayoff * cap + dense: a row of the period fell there */
+    int64_t **rev; /* per currency (NULL: none yet): dayoff * cap + dense -> micros */
+    size_t nrev;   /* currencies rev has room for */
+} fast_t;
+
 typedef struct qctx_s {
     const umg_query_t *q;
     const umg_query_input_t *in;
@@ -772,6 +793,7 @@ typedef struct qctx_s {
     cost_t *costs;
     size_t ncosts, costcap;
     int rc;
+    fast_t fast;
 } qctx_t;
 
 /* Resolves a string to an id: the dictionary's, or a virtual id for strings it does not know. */
@@ -1548,6 +1570,291 @@ static void unconv_free(unconv_t *u)
     umg_free(u->any);
 }
 
+/* ------------------------------------------------------------ one pass */
+
+#define FAST_CELLS (1u << 22) /* counters the one-pass cells may hold, else the two passes */
+
+static void fast_init(qctx_t *c)
+{
+    fast_t *f = &c->fast;
+    f->on = c->nfd == 0 && c->nneed <= 1;
+    f->dim = c->nneed == 1 ? c->need[0] : QD_DAY;
+    f->K = c->K;
+}
+
+static void fast_free(fast_t *f)
+{
+    umg_free(f->acc);
+    umg_free(f->seen);
+    for (size_t i = 0; i < f->nrev; i++) {
+        umg_free(f->rev[i]);
+    }
+    umg_free(f->rev);
+    f->acc = NULL, f->seen = NULL, f->rev = NULL;
+    f->cap = f->nrev = 0;
+}
+
+/* A copy of cells of w bytes each, laid out for cap dense numbers a day instead of ocap; NULL: out of memory. */
+static void *fast_relayout(const void *old, size_t ocap, size_t cap, size_t span, size_t w)
+{
+    char *n = umg_calloc(cap * span + 1, w);
+    for (size_t d = 0; n != NULL && old != NULL && d < span; d++) {
+        memcpy(n + d * cap * w, (const char *)old + d * ocap * w, ocap * w);
+    }
+    return n;
+}
+
+/* Grows the cells to room for dense numbers below n: UMG_ERANGE past FAST_CELLS (the caller falls back). */
+static int fast_grow(qctx_t *c, size_t n)
+{
+    fast_t *f = &c->fast;
+    size_t cap = f->cap ? f->cap : 64, span = c->span, nr = 0;
+    while (cap < n) {
+        cap *= 2;
+    }
+    for (size_t i = 0; i < f->nrev; i++) {
+        nr += f->rev[i] != NULL;
+    }
+    if ((uint64_t)cap * span * (f->K + nr + 1) > FAST_CELLS) {
+        return UMG_ERANGE;
+    }
+    int64_t *a = fast_relayout(f->acc, f->cap, cap, span, f->K * sizeof(int64_t));
+    uint8_t *sn = fast_relayout(f->seen, f->cap, cap, span, 1);
+    if (a == NULL || sn == NULL) {
+        umg_free(a);
+        umg_free(sn);
+        return UMG_ENOMEM;
+    }
+    umg_free(f->acc);
+    umg_free(f->seen);
+    f->acc = a;
+    f->seen = sn;
+    for (size_t i = 0; i < f->nrev; i++) {
+        if (f->rev[i] == NULL) {
+            continue;
+        }
+        int64_t *r = fast_relayout(f->rev[i], f->cap, cap, span, sizeof(int64_t));
+        if (r == NULL) {
+            return UMG_ENOMEM;
+        }
+        umg_free(f->rev[i]);
+        f->rev[i] = r;
+    }
+    f->cap = cap;
+    return UMG_OK;
+}
+
+/* The dense number of a value of the grouped dimension (0 without one), registered and with room in the cells. */
+static inline int fast_dense(qctx_t *c, uint32_t id, uint32_t *out)
+{
+    fast_t *f = &c->fast;
+    dmap_t *m = &c->dm[f->dim];
+    uint32_t d = dmap_get(m, id);
+    if (d == NONE) {
+        int rc = dmap_add_new(m, id);
+        if (rc != UMG_OK) {
+            return rc;
+        }
+        d = (uint32_t)m->n - 1;
+    }
+    *out = d;
+    return d < f->cap ? UMG_OK : fast_grow(c, (size_t)d + 1);
+}
+
+/* The revenue cells of a currency, made on first use. */
+static int fast_rev_cur(qctx_t *c, uint32_t cur, int64_t **out)
+{
+    fast_t *f = &c->fast;
+    if (cur >= f->nrev) {
+        size_t n = f->nrev ? f->nrev : 4;
+        while (n <= cur) {
+            n *= 2;
+        }
+        int64_t **r = umg_realloc(f->rev, n * sizeof(*r));
+        if (r == NULL) {
+            return UMG_ENOMEM;
+        }
+        memset(r + f->nrev, 0, (n - f->nrev) * sizeof(*r));
+        f->rev = r;
+        f->nrev = n;
+    }
+    if (f->rev[cur] == NULL) {
+        size_t nr = 1;
+        for (size_t i = 0; i < f->nrev; i++) {
+            nr += f->rev[i] != NULL;
+        }
+        if ((uint64_t)f->cap * c->span * (f->K + nr + 1) > FAST_CELLS) {
+            return UMG_ERANGE;
+        }
+        f->rev[cur] = umg_calloc(f->cap * c->span + 1, sizeof(int64_t));
+        if (f->rev[cur] == NULL) {
+            return UMG_ENOMEM;
+        }
+    }
+    *out = f->rev[cur];
+    return UMG_OK;
+}
+
+/* The MAIN rows of the period into the cells: each row read once. */
+static int fast_main(qctx_t *c)
+{
+    fast_t *f = &c->fast;
+    const umg_rollup_view_t *v = &c->in->tables[UMG_RT_MAIN];
+    const int64_t *col[UMG_RM_N];
+    size_t pos[UMG_RM_N], nc = 0;
+    for (int i = 0; i < UMG_RM_N; i++) {
+        if (c->pos_main[i] >= 0) {
+            col[nc] = v->v[i];
+            pos[nc++] = (size_t)c->pos_main[i];
+        }
+    }
+    const int32_t *day = v->day, lo = c->from;
+    const uint32_t span = c->span, *dc = f->dim != QD_DAY ? v->dim[f->dim] : NULL;
+    const size_t K = f->K;
+    uint32_t last = NONE, d = 0;
+    int rc = f->cap > 0 ? UMG_OK : fast_grow(c, 1); /* room for the only cell row without a dimension */
+    if (rc != UMG_OK) {
+        return rc;
+    }
+    /* rows come in runs of the same day and value: sum each run of a column with a plain loop (adding row
+     * by row to the cell would wait for the previous add's store) */
+    for (size_t i = 0, e; i < v->n; i = e) {
+        uint32_t dayoff = (uint32_t)(day[i] - lo);
+        e = i + 1;
+        if (dc != NULL) {
+            while (e < v->n && day[e] == day[i] && dc[e] == dc[i]) {
+                e++;
+            }
+        } else {
+            while (e < v->n && day[e] == day[i]) {
+                e++;
+            }
+        }
+        if (dayoff >= span) {
+            continue;
+        }
+        if (dc != NULL && dc[i] != last) {
+            if ((rc = fast_dense(c, dc[i], &d)) != UMG_OK) {
+                return rc;
+            }
+            last = dc[i];
+        }
+        size_t s = (size_t)dayoff * f->cap + d;
+        int64_t *a = f->acc + s * K;
+        f->seen[s] = 1;
+        for (size_t j = 0; j < nc; j++) {
+            const int64_t *cv = col[j];
+            int64_t sum = 0;
+            for (size_t x = i; x < e; x++) {
+                sum += cv[x];
+            }
+            a[pos[j]] += sum;
+        }
+    }
+    return UMG_OK;
+}
+
+/* The REVENUE rows of the period into the cells per currency, registering the currencies in row order. */
+static int fast_revenue(qctx_t *c)
+{
+    fast_t *f = &c->fast;
+    const umg_rollup_view_t *v = &c->in->tables[UMG_RT_REVENUE];
+    const int32_t *day = v->day, lo = c->from;
+    const uint32_t span = c->span, *dc = f->dim != QD_DAY ? v->dim[f->dim] : NULL, *xc = v->x[0];
+    const int64_t *amt = v->v[0];
+    uint32_t last = NONE, lastx = NONE, d = 0, cur = 0;
+    int64_t *r = NULL;
+    int rc = f->cap > 0 ? UMG_OK : fast_grow(c, 1);
+    if (rc != UMG_OK) {
+        return rc;
+    }
+    for (size_t i = 0; i < v->n; i++) {
+        uint32_t dayoff = (uint32_t)(day[i] - lo);
+        if (dayoff >= span) {
+            continue;
+        }
+        if (dc != NULL && dc[i] != last) {
+            size_t cap = f->cap;
+            if ((rc = fast_dense(c, dc[i], &d)) != UMG_OK) {
+                return rc;
+            }
+            last = dc[i];
+            lastx = cap != f->cap ? NONE : lastx; /* the cells moved */
+        }
+        if (xc[i] != lastx) {
+            rc = cur_of_id(c, xc[i], &cur);
+            rc = rc ? rc : fast_rev_cur(c, cur, &r);
+            if (rc != UMG_OK) {
+                return rc;
+            }
+            lastx = xc[i];
+        }
+        size_t s = (size_t)dayoff * f->cap + d;
+        f->seen[s] = 1;
+        r[s] += amt[i];
+    }
+    return UMG_OK;
+}
+
+/* The groups of the cells, once every value is ranked: their MAIN counters and their revenue cells. */
+static int fast_groups(qctx_t *c)
+{
+    fast_t *f = &c->fast;
+    const size_t span = c->span, K = f->K;
+    const dmap_t *m = f->dim != QD_DAY ? &c->dm[f->dim] : NULL;
+    size_t nd = m != NULL ? m->n : f->cap > 0;
+    nd = nd < f->cap ? nd : f->cap;
+    for (size_t dayoff = 0; dayoff < span; dayoff++) {
+        for (size_t d = 0; d < nd; d++) {
+            size_t s = dayoff * f->cap + d;
+            if (!f->seen[s]) {
+                continue;
+            }
+            uint32_t rank = m != NULL ? dmap_get(m, m->ids[d]) : 0;
+            uint32_t r[QD_N];
+            uint64_t slot = 0;
+            for (size_t j = 0; j < c->k; j++) {
+                r[j] = c->gd[j] == QD_DAY ? (uint32_t)dayoff : rank;
+                slot += r[j] * c->stride[j];
+            }
+            uint32_t g = rank_group(c, r, slot);
+            if (g == NONE) {
+                return UMG_ENOMEM;
+            }
+            int64_t *a = c->acc + (size_t)g * K;
+            const int64_t *b = f->acc + s * K;
+            for (size_t j = 0; j < K; j++) {
+                a[j] += b[j];
+            }
+            for (uint32_t cur = 0; cur < f->nrev; cur++) {
+                int64_t x = f->rev[cur] != NULL ? f->rev[cur][s] : 0;
+                int rc = x != 0 ? cells_add(c, &c->rev, g, (uint32_t)dayoff, cur, x) : UMG_OK;
+                if (rc != UMG_OK) {
+                    return rc;
+                }
+            }
+        }
+    }
+    return UMG_OK;
+}
+
+/* The one pass over MAIN and REVENUE; f->on cleared (and nothing kept) when the cells would be too many. */
+static int fast_scan(qctx_t *c, int main_needed, int rev_needed)
+{
+    fast_t *f = &c->fast;
+    int rc = main_needed ? fast_main(c) : UMG_OK;
+    rc = rc ? rc : rev_needed ? fast_revenue(c) : UMG_OK;
+    if (rc == UMG_ERANGE) {
+        fast_free(f);
+        if (f->dim != QD_DAY) {
+            dmap_free(&c->dm[f->dim]);
+        }
+        f->on = 0;
+        return UMG_OK;
+    }
+    return rc;
+}
+
 /* ------------------------------------------------------------- writing */
 
 /* An amount of micro-units, exactly: 12.5, 12.345678, -3, 0. */
@@ -2083,11 +2390,15 @@ static int run_overview(qctx_t *c, umg_buf_t *out)
     const umg_query_t *q = c->q;
     const umg_rollup_view_t *t = c->in->tables;
     int main_needed = (q->needs & 0xffffu) != 0;
+    int rev_needed = (q->needs & N_REV) != 0;
     overview_layout(c);
+    fast_init(c);
     int rc = q->needs & N_COST ? load_costs(c, q->to) : UMG_OK;
-    rc = rc ? rc : main_needed ? prepass_view(c, &t[UMG_RT_MAIN], -1, 0) : UMG_OK;
+    rc = rc ? rc : c->fast.on ? fast_scan(c, main_needed, rev_needed) : UMG_OK;
+    int fast = c->fast.on; /* still: the cells held */
+    rc = rc ? rc : main_needed && !fast ? prepass_view(c, &t[UMG_RT_MAIN], -1, 0) : UMG_OK;
     rc = rc ? rc : q->nev ? prepass_view(c, &t[UMG_RT_EVENT], -1, 1) : UMG_OK;
-    rc = rc ? rc : q->needs & N_REV ? prepass_view(c, &t[UMG_RT_REVENUE], 0, 0) : UMG_OK;
+    rc = rc ? rc : rev_needed && !fast ? prepass_view(c, &t[UMG_RT_REVENUE], 0, 0) : UMG_OK;
     rc = rc ? rc : prepass_costs(c);
     rc = rc ? rc : groups_init(c);
     rc = rc ? rc : factors_init(c, (int32_t)c->span);
@@ -2095,9 +2406,10 @@ static int run_overview(qctx_t *c, umg_buf_t *out)
         cells_init(c, &c->rev);
         cells_init(c, &c->cost);
     }
-    rc = rc ? rc : main_needed ? scan_main(c) : UMG_OK;
+    rc = rc ? rc : fast ? fast_groups(c) : UMG_OK;
+    rc = rc ? rc : main_needed && !fast ? scan_main(c) : UMG_OK;
     rc = rc ? rc : scan_events(c);
-    rc = rc ? rc : q->needs & N_REV ? scan_revenue(c) : UMG_OK;
+    rc = rc ? rc : rev_needed && !fast ? scan_revenue(c) : UMG_OK;
     rc = rc ? rc : scan_costs(c, &c->cost);
     rc = rc ? rc : cells_each(c, &c->rev, convert_cell, &c->unrev);
     rc = rc ? rc : cells_each(c, &c->cost, convert_cell, &c->uncost);
@@ -2408,6 +2720,7 @@ int umg_query_run(const umg_query_t *q, const umg_query_input_t *in, umg_buf_t *
     umg_free(c->costs);
     cells_free(&c->rev);
     cells_free(&c->cost);
+    fast_free(&c->fast);
     unconv_free(&c->unrev);
     unconv_free(&c->uncost);
     umg_arena_free(&c->arena);

@@ -18,6 +18,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 /* ------------------------------------------------------------ the query */
@@ -699,6 +700,128 @@ static void dmap_free(dmap_t *m)
     memset(m, 0, sizeof(*m));
 }
 
+/* ------------------------------------------------------- scratch blocks */
+
+/*
+ * A report's large buffers (cells, groups, cost rows) are kept when it ends
+ * and handed to the next report: freed and allocated afresh, each of their
+ * pages would be faulted in and cleared by the kernel on every report (about
+ * a sixth of an overview's time). The blocks of the last report wait in one
+ * static slot; a report takes them at its start (a report running meanwhile
+ * finds the slot empty and allocates), so reports never share a block.
+ */
+#define SCRATCH_MIN (64u << 10) /* smaller blocks are freed as usual */
+#define SCRATCH_BLOCKS 24
+#define BIG_HDR 16
+
+typedef struct scratch_s {
+    size_t n;
+    void *p[SCRATCH_BLOCKS]; /* free blocks (their headers) */
+} scratch_t;
+
+static _Atomic(scratch_t *) scratch_parked;
+
+static size_t big_cap(const void *h)
+{
+    size_t cap;
+    memcpy(&cap, h, sizeof(cap));
+    return cap;
+}
+
+static void big_drop(scratch_t *s)
+{
+    for (size_t i = 0; s != NULL && i < s->n; i++) {
+        umg_free(s->p[i]);
+    }
+    umg_free(s);
+}
+
+/* The scratch of the last report, or an empty one (NULL: out of memory, the report then allocates plainly). */
+static scratch_t *scratch_take(void)
+{
+    scratch_t *s = atomic_exchange(&scratch_parked, NULL);
+    return s != NULL ? s : umg_calloc(1, sizeof(scratch_t));
+}
+
+static void scratch_park(scratch_t *s)
+{
+    big_drop(atomic_exchange(&scratch_parked, s));
+}
+
+/* A block of at least size bytes, uninitialised; NULL: out of memory. Free it with big_free. */
+static void *big_alloc(scratch_t *s, size_t size)
+{
+    size_t best = SIZE_MAX;
+    for (size_t i = 0; s != NULL && i < s->n; i++) {
+        size_t cap = big_cap(s->p[i]);
+        if (cap >= size && (best == SIZE_MAX || cap < big_cap(s->p[best]))) {
+            best = i;
+        }
+    }
+    char *h;
+    if (best != SIZE_MAX) {
+        h = s->p[best];
+        s->p[best] = s->p[--s->n];
+    } else {
+        if (size > SIZE_MAX - BIG_HDR || (h = umg_malloc(BIG_HDR + size)) == NULL) {
+            return NULL;
+        }
+        memcpy(h, &size, sizeof(size));
+    }
+    return h + BIG_HDR;
+}
+
+static void *big_calloc(scratch_t *s, size_t n, size_t size)
+{
+    if (size != 0 && n > SIZE_MAX / size) {
+        return NULL;
+    }
+    void *p = big_alloc(s, n * size);
+    return p != NULL ? memset(p, 0, n * size) : NULL;
+}
+
+static void big_free(scratch_t *s, void *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    char *h = (char *)p - BIG_HDR;
+    if (s == NULL || big_cap(h) < SCRATCH_MIN) {
+        umg_free(h);
+        return;
+    }
+    if (s->n == SCRATCH_BLOCKS) { /* keep the larger ones */
+        size_t least = 0;
+        for (size_t i = 1; i < s->n; i++) {
+            least = big_cap(s->p[i]) < big_cap(s->p[least]) ? i : least;
+        }
+        if (big_cap(s->p[least]) >= big_cap(h)) {
+            umg_free(h);
+            return;
+        }
+        umg_free(s->p[least]);
+        s->p[least] = s->p[--s->n];
+    }
+    s->p[s->n++] = h;
+}
+
+/* Like umg_realloc on big blocks: the first min(old, size) bytes kept; NULL (p kept): out of memory. */
+static void *big_realloc(scratch_t *s, void *p, size_t size)
+{
+    if (p != NULL && big_cap((char *)p - BIG_HDR) >= size) {
+        return p;
+    }
+    void *n = big_alloc(s, size);
+    if (n == NULL) {
+        return NULL;
+    }
+    if (p != NULL) {
+        memcpy(n, p, big_cap((char *)p - BIG_HDR));
+        big_free(s, p);
+    }
+    return n;
+}
+
 /* ------------------------------------------------------------ run state */
 
 #define VIRTUAL_BASE 0xf0000000u /* ids of strings the dictionary does not know (costs, filters) */
@@ -794,6 +917,7 @@ typedef struct qctx_s {
     size_t ncosts, costcap;
     int rc;
     fast_t fast;
+    scratch_t *scr; /* where the large buffers come from and go back to */
 } qctx_t;
 
 /* Resolves a string to an id: the dictionary's, or a virtual id for strings it does not know. */
@@ -1075,7 +1199,7 @@ static int cost_row(void *ctx, const umg_query_cost_t *r)
     }
     if (c->ncosts == c->costcap) {
         size_t cap = c->costcap ? c->costcap * 2 : 256;
-        cost_t *n = umg_realloc(c->costs, cap * sizeof(*n));
+        cost_t *n = big_realloc(c->scr, c->costs, cap * sizeof(*n));
         if (n == NULL) {
             c->rc = UMG_ENOMEM;
             return 1;
@@ -1246,7 +1370,7 @@ static int groups_init(qctx_t *c)
     c->P = P;
     c->direct = !over && P <= DIRECT_SLOTS;
     if (c->direct) {
-        c->gslot = umg_malloc(P * sizeof(uint32_t));
+        c->gslot = big_alloc(c->scr, P * sizeof(uint32_t));
         if (c->gslot == NULL) {
             return UMG_ENOMEM;
         }
@@ -1285,12 +1409,12 @@ static uint32_t new_group(qctx_t *c, const uint32_t *r)
 {
     if (c->ng == c->gcap) {
         size_t cap = c->gcap ? c->gcap * 2 : 256;
-        uint32_t *nk = umg_realloc(c->gkey, cap * (c->k ? c->k : 1) * sizeof(uint32_t));
+        uint32_t *nk = big_realloc(c->scr, c->gkey, cap * (c->k ? c->k : 1) * sizeof(uint32_t));
         if (nk == NULL) {
             return NONE;
         }
         c->gkey = nk;
-        int64_t *na = umg_realloc(c->acc, cap * c->K * sizeof(int64_t));
+        int64_t *na = big_realloc(c->scr, c->acc, cap * c->K * sizeof(int64_t));
         if (na == NULL) {
             return NONE;
         }
@@ -1477,7 +1601,7 @@ static int cells_add(qctx_t *c, cells_t *x, uint32_t g, uint32_t dayoff, uint32_
             while (cap <= g) {
                 cap *= 2;
             }
-            int64_t *na = umg_realloc(x->a, cap * x->w * sizeof(int64_t));
+            int64_t *na = big_realloc(c->scr, x->a, cap * x->w * sizeof(int64_t));
             if (na == NULL) {
                 return UMG_ENOMEM;
             }
@@ -1535,9 +1659,9 @@ static int cells_each(qctx_t *c, cells_t *x, cell_fn fn, void *arg)
     return UMG_OK;
 }
 
-static void cells_free(cells_t *x)
+static void cells_free(qctx_t *c, cells_t *x)
 {
-    umg_free(x->a);
+    big_free(c->scr, x->a);
     u64map_free(&x->h);
 }
 
@@ -1582,12 +1706,12 @@ static void fast_init(qctx_t *c)
     f->K = c->K;
 }
 
-static void fast_free(fast_t *f)
+static void fast_free(qctx_t *c, fast_t *f)
 {
-    umg_free(f->acc);
-    umg_free(f->seen);
+    big_free(c->scr, f->acc);
+    big_free(c->scr, f->seen);
     for (size_t i = 0; i < f->nrev; i++) {
-        umg_free(f->rev[i]);
+        big_free(c->scr, f->rev[i]);
     }
     umg_free(f->rev);
     f->acc = NULL, f->seen = NULL, f->rev = NULL;
@@ -1595,9 +1719,9 @@ static void fast_free(fast_t *f)
 }
 
 /* A copy of cells of w bytes each, laid out for cap dense numbers a day instead of ocap; NULL: out of memory. */
-static void *fast_relayout(const void *old, size_t ocap, size_t cap, size_t span, size_t w)
+static void *fast_relayout(qctx_t *c, const void *old, size_t ocap, size_t cap, size_t span, size_t w)
 {
-    char *n = umg_calloc(cap * span + 1, w);
+    char *n = big_calloc(c->scr, cap * span + 1, w);
     for (size_t d = 0; n != NULL && old != NULL && d < span; d++) {
         memcpy(n + d * cap * w, (const char *)old + d * ocap * w, ocap * w);
     }
@@ -1618,26 +1742,26 @@ static int fast_grow(qctx_t *c, size_t n)
     if ((uint64_t)cap * span * (f->K + nr + 1) > FAST_CELLS) {
         return UMG_ERANGE;
     }
-    int64_t *a = fast_relayout(f->acc, f->cap, cap, span, f->K * sizeof(int64_t));
-    uint8_t *sn = fast_relayout(f->seen, f->cap, cap, span, 1);
+    int64_t *a = fast_relayout(c, f->acc, f->cap, cap, span, f->K * sizeof(int64_t));
+    uint8_t *sn = fast_relayout(c, f->seen, f->cap, cap, span, 1);
     if (a == NULL || sn == NULL) {
-        umg_free(a);
-        umg_free(sn);
+        big_free(c->scr, a);
+        big_free(c->scr, sn);
         return UMG_ENOMEM;
     }
-    umg_free(f->acc);
-    umg_free(f->seen);
+    big_free(c->scr, f->acc);
+    big_free(c->scr, f->seen);
     f->acc = a;
     f->seen = sn;
     for (size_t i = 0; i < f->nrev; i++) {
         if (f->rev[i] == NULL) {
             continue;
         }
-        int64_t *r = fast_relayout(f->rev[i], f->cap, cap, span, sizeof(int64_t));
+        int64_t *r = fast_relayout(c, f->rev[i], f->cap, cap, span, sizeof(int64_t));
         if (r == NULL) {
             return UMG_ENOMEM;
         }
-        umg_free(f->rev[i]);
+        big_free(c->scr, f->rev[i]);
         f->rev[i] = r;
     }
     f->cap = cap;
@@ -1686,7 +1810,7 @@ static int fast_rev_cur(qctx_t *c, uint32_t cur, int64_t **out)
         if ((uint64_t)f->cap * c->span * (f->K + nr + 1) > FAST_CELLS) {
             return UMG_ERANGE;
         }
-        f->rev[cur] = umg_calloc(f->cap * c->span + 1, sizeof(int64_t));
+        f->rev[cur] = big_calloc(c->scr, f->cap * c->span + 1, sizeof(int64_t));
         if (f->rev[cur] == NULL) {
             return UMG_ENOMEM;
         }
@@ -1845,7 +1969,7 @@ static int fast_scan(qctx_t *c, int main_needed, int rev_needed)
     int rc = main_needed ? fast_main(c) : UMG_OK;
     rc = rc ? rc : rev_needed ? fast_revenue(c) : UMG_OK;
     if (rc == UMG_ERANGE) {
-        fast_free(f);
+        fast_free(c, f);
         if (f->dim != QD_DAY) {
             dmap_free(&c->dm[f->dim]);
         }
@@ -2044,7 +2168,7 @@ static int scan_events(qctx_t *c)
     return UMG_OK;
 }
 
-static int cells_reserve(cells_t *x, size_t ng)
+static int cells_reserve(qctx_t *c, cells_t *x, size_t ng)
 {
     if (!x->direct || ng <= x->acap) {
         return UMG_OK;
@@ -2053,7 +2177,7 @@ static int cells_reserve(cells_t *x, size_t ng)
     while (cap < ng) {
         cap *= 2;
     }
-    int64_t *na = umg_realloc(x->a, cap * x->w * sizeof(int64_t));
+    int64_t *na = big_realloc(c->scr, x->a, cap * x->w * sizeof(int64_t));
     if (na == NULL) {
         return UMG_ENOMEM;
     }
@@ -2072,7 +2196,7 @@ static int scan_revenue(qctx_t *c)
     for (size_t i0 = 0; i0 < v->n; i0 += CHUNK) {
         size_t i1 = i0 + CHUNK < v->n ? i0 + CHUNK : v->n;
         int rc = chunk_groups(c, v, i0, i1, 0, gi);
-        rc = rc ? rc : cells_reserve(x, c->ng);
+        rc = rc ? rc : cells_reserve(c, x, c->ng);
         for (size_t i = i0; i < i1 && rc == UMG_OK; i++) {
             uint32_t g = gi[i - i0], cur;
             if (g == NONE) {
@@ -2197,7 +2321,7 @@ static int cmp_gkey(const void *a, const void *b, void *arg)
 /* The groups in answer order: group_by order ascending, then by sort. */
 static int order_groups(qctx_t *c, uint32_t **out)
 {
-    uint32_t *ord = umg_malloc((c->ng ? c->ng : 1) * sizeof(uint32_t));
+    uint32_t *ord = big_alloc(c->scr, (c->ng ? c->ng : 1) * sizeof(uint32_t));
     if (ord == NULL) {
         return UMG_ENOMEM;
     }
@@ -2218,7 +2342,7 @@ static int order_groups(qctx_t *c, uint32_t **out)
     if (q->kind == UMG_QUERY_OVERVIEW && (q->sort_dim >= 0 || q->sort_metric >= 0) && n > 1) {
         sortkey_t *k = umg_malloc(n * sizeof(*k));
         if (k == NULL) {
-            umg_free(ord);
+            big_free(c->scr, ord);
             return UMG_ENOMEM;
         }
         size_t jdim = 0;
@@ -2422,7 +2546,7 @@ static int run_overview(qctx_t *c, umg_buf_t *out)
         rc = q->csv ? put_overview_csv(c, out, ord, n, tot, tot_rev, tot_cost)
                     : put_overview_json(c, out, ord, n, tot, tot_rev, tot_cost);
     }
-    umg_free(ord);
+    big_free(c->scr, ord);
     umg_free(tot);
     umg_free(tot_rev);
     umg_free(tot_cost);
@@ -2681,7 +2805,7 @@ static int run_cohorts(qctx_t *c, umg_buf_t *out)
     if (rc == UMG_OK) {
         rc = q->csv ? put_cohorts_csv(c, out, ord) : put_cohorts_json(c, out, ord);
     }
-    umg_free(ord);
+    big_free(c->scr, ord);
     return rc;
 }
 
@@ -2698,6 +2822,7 @@ int umg_query_run(const umg_query_t *q, const umg_query_input_t *in, umg_buf_t *
     c->from = q->from;
     c->span = (uint32_t)(q->to - q->from + 1);
     umg_arena_init(&c->arena, 16384);
+    c->scr = scratch_take();
     int rc = setup(c);
     if (rc == UMG_OK) {
         rc = q->kind == UMG_QUERY_OVERVIEW ? run_overview(c, out) : run_cohorts(c, out);
@@ -2713,17 +2838,18 @@ int umg_query_run(const umg_query_t *q, const umg_query_input_t *in, umg_buf_t *
     umg_free(c->virt);
     umg_free(c->cur);
     umg_free(c->fac);
-    umg_free(c->gslot);
+    big_free(c->scr, c->gslot);
     umg_free(c->tslot);
-    umg_free(c->gkey);
-    umg_free(c->acc);
-    umg_free(c->costs);
-    cells_free(&c->rev);
-    cells_free(&c->cost);
-    fast_free(&c->fast);
+    big_free(c->scr, c->gkey);
+    big_free(c->scr, c->acc);
+    big_free(c->scr, c->costs);
+    cells_free(c, &c->rev);
+    cells_free(c, &c->cost);
+    fast_free(c, &c->fast);
     unconv_free(&c->unrev);
     unconv_free(&c->uncost);
     umg_arena_free(&c->arena);
+    scratch_park(c->scr);
     umg_free(c);
     return rc;
 }

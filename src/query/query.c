@@ -1118,6 +1118,9 @@ static int cur_of_code(qctx_t *c, const char *code, size_t len, uint32_t *out)
     }
     memcpy(c->cur[c->ncur], code, len);
     c->cur[c->ncur][len] = '\0';
+    if (strcmp(c->cur[c->ncur], c->in->currency) == 0) {
+        c->app_cur = (int)c->ncur;
+    }
     *out = (uint32_t)c->ncur++;
     return UMG_OK;
 }
@@ -1167,7 +1170,7 @@ static int factors_init(qctx_t *c, int32_t ndays)
  */
 static int convert(qctx_t *c, uint32_t dayoff, uint32_t cur, int64_t sum, int64_t *out)
 {
-    if (strcmp(c->cur[cur], c->in->currency) == 0) {
+    if ((int)cur == c->app_cur) {
         *out = sum;
         return 1;
     }
@@ -1840,6 +1843,9 @@ static int fast_main(qctx_t *c)
     if (rc != UMG_OK) {
         return rc;
     }
+    size_t cap = f->cap; /* in locals: a store through seen may alias anything */
+    int64_t *acc = f->acc;
+    uint8_t *seen = f->seen;
     /* rows come in runs of the same day and value: sum each run of a column with a plain loop (adding row
      * by row to the cell would wait for the previous add's store) */
     for (size_t i = 0, e; i < v->n; i = e) {
@@ -1862,10 +1868,11 @@ static int fast_main(qctx_t *c)
                 return rc;
             }
             last = dc[i];
+            cap = f->cap, acc = f->acc, seen = f->seen;
         }
-        size_t s = (size_t)dayoff * f->cap + d;
-        int64_t *a = f->acc + s * K;
-        f->seen[s] = 1;
+        size_t s = (size_t)dayoff * cap + d;
+        int64_t *a = acc + s * K;
+        seen[s] = 1;
         for (size_t j = 0; j < nc; j++) {
             const int64_t *cv = col[j];
             int64_t sum = 0;
@@ -1886,35 +1893,40 @@ static int fast_revenue(qctx_t *c)
     const int32_t *day = v->day, lo = c->from;
     const uint32_t span = c->span, *dc = f->dim != QD_DAY ? v->dim[f->dim] : NULL, *xc = v->x[0];
     const int64_t *amt = v->v[0];
-    uint32_t last = NONE, lastx = NONE, d = 0, cur = 0;
-    int64_t *r = NULL;
+    uint32_t last = NONE, d = 0;
     int rc = f->cap > 0 ? UMG_OK : fast_grow(c, 1);
     if (rc != UMG_OK) {
         return rc;
     }
+    /* in locals: a store through seen may alias anything */
+    size_t cap = f->cap, ncap = f->nrev, cdcap = c->curmap.dcap;
+    uint8_t *seen = f->seen;
+    int64_t **rev = f->rev;
+    const uint32_t *cdir = c->curmap.direct;
     for (size_t i = 0; i < v->n; i++) {
         uint32_t dayoff = (uint32_t)(day[i] - lo);
         if (dayoff >= span) {
             continue;
         }
         if (dc != NULL && dc[i] != last) {
-            size_t cap = f->cap;
             if ((rc = fast_dense(c, dc[i], &d)) != UMG_OK) {
                 return rc;
             }
             last = dc[i];
-            lastx = cap != f->cap ? NONE : lastx; /* the cells moved */
+            cap = f->cap, seen = f->seen;
         }
-        if (xc[i] != lastx) {
-            rc = cur_of_id(c, xc[i], &cur);
+        uint32_t x = xc[i], cur = x < cdcap ? cdir[x] : NONE;
+        int64_t *r = cur < ncap ? rev[cur] : NULL;
+        if (r == NULL) { /* a currency not seen yet (or not by id) */
+            rc = cur_of_id(c, x, &cur);
             rc = rc ? rc : fast_rev_cur(c, cur, &r);
             if (rc != UMG_OK) {
                 return rc;
             }
-            lastx = xc[i];
+            ncap = f->nrev, rev = f->rev, cdcap = c->curmap.dcap, cdir = c->curmap.direct;
         }
-        size_t s = (size_t)dayoff * f->cap + d;
-        f->seen[s] = 1;
+        size_t s = (size_t)dayoff * cap + d;
+        seen[s] = 1;
         r[s] += amt[i];
     }
     return UMG_OK;

@@ -1875,11 +1875,15 @@ static int fast_main(qctx_t *c)
         seen[s] = 1;
         for (size_t j = 0; j < nc; j++) {
             const int64_t *cv = col[j];
-            int64_t sum = 0;
-            for (size_t x = i; x < e; x++) {
-                sum += cv[x];
+            int64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0; /* four chains: the loads of a run overlap */
+            size_t x = i;
+            for (; x + 4 <= e; x += 4) {
+                s0 += cv[x], s1 += cv[x + 1], s2 += cv[x + 2], s3 += cv[x + 3];
             }
-            a[pos[j]] += sum;
+            for (; x < e; x++) {
+                s0 += cv[x];
+            }
+            a[pos[j]] += s0 + s1 + s2 + s3;
         }
     }
     return UMG_OK;

@@ -1408,22 +1408,35 @@ static int tslot_grow(qctx_t *c)
     return UMG_OK;
 }
 
+/* Room for n groups' keys and counters (the new counters zero). */
+static int groups_reserve(qctx_t *c, size_t n)
+{
+    if (n <= c->gcap) {
+        return UMG_OK;
+    }
+    size_t cap = c->gcap ? c->gcap * 2 : 256;
+    while (cap < n) {
+        cap *= 2;
+    }
+    uint32_t *nk = big_realloc(c->scr, c->gkey, cap * (c->k ? c->k : 1) * sizeof(uint32_t));
+    if (nk == NULL) {
+        return UMG_ENOMEM;
+    }
+    c->gkey = nk;
+    int64_t *na = big_realloc(c->scr, c->acc, cap * c->K * sizeof(int64_t));
+    if (na == NULL) {
+        return UMG_ENOMEM;
+    }
+    memset(na + c->gcap * c->K, 0, (cap - c->gcap) * c->K * sizeof(int64_t));
+    c->acc = na;
+    c->gcap = cap;
+    return UMG_OK;
+}
+
 static uint32_t new_group(qctx_t *c, const uint32_t *r)
 {
-    if (c->ng == c->gcap) {
-        size_t cap = c->gcap ? c->gcap * 2 : 256;
-        uint32_t *nk = big_realloc(c->scr, c->gkey, cap * (c->k ? c->k : 1) * sizeof(uint32_t));
-        if (nk == NULL) {
-            return NONE;
-        }
-        c->gkey = nk;
-        int64_t *na = big_realloc(c->scr, c->acc, cap * c->K * sizeof(int64_t));
-        if (na == NULL) {
-            return NONE;
-        }
-        memset(na + c->gcap * c->K, 0, (cap - c->gcap) * c->K * sizeof(int64_t));
-        c->acc = na;
-        c->gcap = cap;
+    if (c->ng == c->gcap && groups_reserve(c, c->ng + 1) != UMG_OK) {
+        return NONE;
     }
     memcpy(c->gkey + c->ng * c->k, r, c->k * sizeof(uint32_t));
     return (uint32_t)c->ng++;
@@ -1936,25 +1949,23 @@ static int fast_revenue(qctx_t *c)
     return UMG_OK;
 }
 
-/* The groups of the cells, once every value is ranked: their MAIN counters and their revenue cells. */
-static int fast_groups(qctx_t *c)
+static int convert_cell(qctx_t *c, uint32_t g, uint32_t dayoff, uint32_t cur, int64_t sum, void *arg);
+
+/* The groups of the cells' seen cells and their MAIN counters (in the one pass, the groups come after it). */
+static int fast_groups_make(qctx_t *c, const uint32_t *rank, size_t nd)
 {
     fast_t *f = &c->fast;
     const size_t span = c->span, K = f->K;
-    const dmap_t *m = f->dim != QD_DAY ? &c->dm[f->dim] : NULL;
-    size_t nd = m != NULL ? m->n : f->cap > 0;
-    nd = nd < f->cap ? nd : f->cap;
     for (size_t dayoff = 0; dayoff < span; dayoff++) {
         for (size_t d = 0; d < nd; d++) {
             size_t s = dayoff * f->cap + d;
             if (!f->seen[s]) {
                 continue;
             }
-            uint32_t rank = m != NULL ? dmap_get(m, m->ids[d]) : 0;
             uint32_t r[QD_N];
             uint64_t slot = 0;
             for (size_t j = 0; j < c->k; j++) {
-                r[j] = c->gd[j] == QD_DAY ? (uint32_t)dayoff : rank;
+                r[j] = c->gd[j] == QD_DAY ? (uint32_t)dayoff : rank[d];
                 slot += r[j] * c->stride[j];
             }
             uint32_t g = rank_group(c, r, slot);
@@ -1966,9 +1977,10 @@ static int fast_groups(qctx_t *c)
             for (size_t j = 0; j < K; j++) {
                 a[j] += b[j];
             }
+            /* a revenue cell is one (group, day, currency): converted here, without the cells of scan_revenue */
             for (uint32_t cur = 0; cur < f->nrev; cur++) {
                 int64_t x = f->rev[cur] != NULL ? f->rev[cur][s] : 0;
-                int rc = x != 0 ? cells_add(c, &c->rev, g, (uint32_t)dayoff, cur, x) : UMG_OK;
+                int rc = x != 0 ? convert_cell(c, g, (uint32_t)dayoff, cur, x, &c->unrev) : UMG_OK;
                 if (rc != UMG_OK) {
                     return rc;
                 }
@@ -1976,6 +1988,29 @@ static int fast_groups(qctx_t *c)
         }
     }
     return UMG_OK;
+}
+
+/* The groups of the cells, once every value is ranked: their MAIN counters and their converted revenue. */
+static int fast_groups(qctx_t *c)
+{
+    fast_t *f = &c->fast;
+    const dmap_t *m = f->dim != QD_DAY ? &c->dm[f->dim] : NULL;
+    size_t nd = m != NULL ? m->n : f->cap > 0, nseen = 0;
+    nd = nd < f->cap ? nd : f->cap;
+    uint32_t *rank = big_alloc(c->scr, (nd ? nd : 1) * sizeof(uint32_t));
+    if (rank == NULL) {
+        return UMG_ENOMEM;
+    }
+    for (size_t d = 0; d < nd; d++) {
+        rank[d] = m != NULL ? dmap_get(m, m->ids[d]) : 0;
+    }
+    for (size_t i = 0; i < f->cap * c->span; i++) {
+        nseen += f->seen[i];
+    }
+    int rc = groups_reserve(c, c->ng + nseen);
+    rc = rc ? rc : fast_groups_make(c, rank, nd);
+    big_free(c->scr, rank);
+    return rc;
 }
 
 /* The one pass over MAIN and REVENUE; f->on cleared (and nothing kept) when the cells would be too many. */

@@ -1920,8 +1920,13 @@ static int fast_revenue(qctx_t *c)
     uint8_t *seen = f->seen;
     int64_t **rev = f->rev;
     const uint32_t *cdir = c->curmap.direct;
-    for (size_t i = 0; i < v->n; i++) {
+    /* rows come in runs of the same day and value: one cell per run, its rows' currencies looked up each */
+    for (size_t i = 0, e; i < v->n; i = e) {
         uint32_t dayoff = (uint32_t)(day[i] - lo);
+        e = i + 1;
+        while (e < v->n && day[e] == day[i] && (dc == NULL || dc[e] == dc[i])) {
+            e++;
+        }
         if (dayoff >= span) {
             continue;
         }
@@ -1932,19 +1937,21 @@ static int fast_revenue(qctx_t *c)
             last = dc[i];
             cap = f->cap, seen = f->seen;
         }
-        uint32_t x = xc[i], cur = x < cdcap ? cdir[x] : NONE;
-        int64_t *r = cur < ncap ? rev[cur] : NULL;
-        if (r == NULL) { /* a currency not seen yet (or not by id) */
-            rc = cur_of_id(c, x, &cur);
-            rc = rc ? rc : fast_rev_cur(c, cur, &r);
-            if (rc != UMG_OK) {
-                return rc;
-            }
-            ncap = f->nrev, rev = f->rev, cdcap = c->curmap.dcap, cdir = c->curmap.direct;
-        }
         size_t s = (size_t)dayoff * cap + d;
         seen[s] = 1;
-        r[s] += amt[i];
+        for (size_t k = i; k < e; k++) {
+            uint32_t x = xc[k], cur = x < cdcap ? cdir[x] : NONE;
+            int64_t *r = cur < ncap ? rev[cur] : NULL;
+            if (r == NULL) { /* a currency not seen yet (or not by id) */
+                rc = cur_of_id(c, x, &cur);
+                rc = rc ? rc : fast_rev_cur(c, cur, &r);
+                if (rc != UMG_OK) {
+                    return rc;
+                }
+                ncap = f->nrev, rev = f->rev, cdcap = c->curmap.dcap, cdir = c->curmap.direct;
+            }
+            r[s] += amt[k];
+        }
     }
     return UMG_OK;
 }

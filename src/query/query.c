@@ -9,12 +9,16 @@
  * the values' strings), so a row's group is a mixed-radix number looked up
  * in a direct array when the product of the cardinalities is small, else in
  * a hash table of rank tuples. Strings are read once per distinct value
- * (needed to sort), never per row.
+ * (needed to sort), never per row. An overview grouped by at most one
+ * dimension besides the day, without filter, skips the first pass: its MAIN
+ * and REVENUE rows add straight into cells per (day, value), laid out day by
+ * day as the rows come, and the groups are made from those cells.
  */
 #include "umg_query.h"
 
 #include <inttypes.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 /* ------------------------------------------------------------ the query */
@@ -696,6 +700,128 @@ static void dmap_free(dmap_t *m)
     memset(m, 0, sizeof(*m));
 }
 
+/* ------------------------------------------------------- scratch blocks */
+
+/*
+ * A report's large buffers (cells, groups, cost rows) are kept when it ends
+ * and handed to the next report: freed and allocated afresh, each of their
+ * pages would be faulted in and cleared by the kernel on every report (about
+ * a sixth of an overview's time). The blocks of the last report wait in one
+ * static slot; a report takes them at its start (a report running meanwhile
+ * finds the slot empty and allocates), so reports never share a block.
+ */
+#define SCRATCH_MIN (64u << 10) /* smaller blocks are freed as usual */
+#define SCRATCH_BLOCKS 24
+#define BIG_HDR 16
+
+typedef struct scratch_s {
+    size_t n;
+    void *p[SCRATCH_BLOCKS]; /* free blocks (their headers) */
+} scratch_t;
+
+static _Atomic(scratch_t *) scratch_parked;
+
+static size_t big_cap(const void *h)
+{
+    size_t cap;
+    memcpy(&cap, h, sizeof(cap));
+    return cap;
+}
+
+static void big_drop(scratch_t *s)
+{
+    for (size_t i = 0; s != NULL && i < s->n; i++) {
+        umg_free(s->p[i]);
+    }
+    umg_free(s);
+}
+
+/* The scratch of the last report, or an empty one (NULL: out of memory, the report then allocates plainly). */
+static scratch_t *scratch_take(void)
+{
+    scratch_t *s = atomic_exchange(&scratch_parked, NULL);
+    return s != NULL ? s : umg_calloc(1, sizeof(scratch_t));
+}
+
+static void scratch_park(scratch_t *s)
+{
+    big_drop(atomic_exchange(&scratch_parked, s));
+}
+
+/* A block of at least size bytes, uninitialised; NULL: out of memory. Free it with big_free. */
+static void *big_alloc(scratch_t *s, size_t size)
+{
+    size_t best = SIZE_MAX;
+    for (size_t i = 0; s != NULL && i < s->n; i++) {
+        size_t cap = big_cap(s->p[i]);
+        if (cap >= size && (best == SIZE_MAX || cap < big_cap(s->p[best]))) {
+            best = i;
+        }
+    }
+    char *h;
+    if (best != SIZE_MAX) {
+        h = s->p[best];
+        s->p[best] = s->p[--s->n];
+    } else {
+        if (size > SIZE_MAX - BIG_HDR || (h = umg_malloc(BIG_HDR + size)) == NULL) {
+            return NULL;
+        }
+        memcpy(h, &size, sizeof(size));
+    }
+    return h + BIG_HDR;
+}
+
+static void *big_calloc(scratch_t *s, size_t n, size_t size)
+{
+    if (size != 0 && n > SIZE_MAX / size) {
+        return NULL;
+    }
+    void *p = big_alloc(s, n * size);
+    return p != NULL ? memset(p, 0, n * size) : NULL;
+}
+
+static void big_free(scratch_t *s, void *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    char *h = (char *)p - BIG_HDR;
+    if (s == NULL || big_cap(h) < SCRATCH_MIN) {
+        umg_free(h);
+        return;
+    }
+    if (s->n == SCRATCH_BLOCKS) { /* keep the larger ones */
+        size_t least = 0;
+        for (size_t i = 1; i < s->n; i++) {
+            least = big_cap(s->p[i]) < big_cap(s->p[least]) ? i : least;
+        }
+        if (big_cap(s->p[least]) >= big_cap(h)) {
+            umg_free(h);
+            return;
+        }
+        umg_free(s->p[least]);
+        s->p[least] = s->p[--s->n];
+    }
+    s->p[s->n++] = h;
+}
+
+/* Like umg_realloc on big blocks: the first min(old, size) bytes kept; NULL (p kept): out of memory. */
+static void *big_realloc(scratch_t *s, void *p, size_t size)
+{
+    if (p != NULL && big_cap((char *)p - BIG_HDR) >= size) {
+        return p;
+    }
+    void *n = big_alloc(s, size);
+    if (n == NULL) {
+        return NULL;
+    }
+    if (p != NULL) {
+        memcpy(n, p, big_cap((char *)p - BIG_HDR));
+        big_free(s, p);
+    }
+    return n;
+}
+
 /* ------------------------------------------------------------ run state */
 
 #define VIRTUAL_BASE 0xf0000000u /* ids of strings the dictionary does not know (costs, filters) */
@@ -724,6 +850,24 @@ typedef struct unconv_s {
     u64map_t m;
     uint8_t *any; /* per currency */
 } unconv_t;
+
+/*
+ * The one-pass scan of an overview grouped by at most one dimension besides
+ * the day, without filter: each row adds straight into the cell of (its
+ * value's dense number, its day offset) before the values are ranked, so the
+ * MAIN and REVENUE rows are read once; the groups are made from the cells
+ * afterwards (fast_groups).
+ */
+typedef struct fast_s {
+    int on;
+    uint8_t dim;   /* the grouped dimension, or QD_DAY when there is none */
+    size_t cap;    /* dense numbers the cells have room for */
+    size_t K;      /* counters per cell (the groups' K) */
+    int64_t *acc;  /* (dayoff * cap + dense) * K + pos_main: rows of a day come together */
+    uint8_t *seen; /* dayoff * cap + dense: a row of the period fell there */
+    int64_t **rev; /* per currency (NULL: none yet): dayoff * cap + dense -> micros */
+    size_t nrev;   /* currencies rev has room for */
+} fast_t;
 
 typedef struct qctx_s {
     const umg_query_t *q;
@@ -772,6 +916,8 @@ typedef struct qctx_s {
     cost_t *costs;
     size_t ncosts, costcap;
     int rc;
+    fast_t fast;
+    scratch_t *scr; /* where the large buffers come from and go back to */
 } qctx_t;
 
 /* Resolves a string to an id: the dictionary's, or a virtual id for strings it does not know. */
@@ -972,6 +1118,9 @@ static int cur_of_code(qctx_t *c, const char *code, size_t len, uint32_t *out)
     }
     memcpy(c->cur[c->ncur], code, len);
     c->cur[c->ncur][len] = '\0';
+    if (strcmp(c->cur[c->ncur], c->in->currency) == 0) {
+        c->app_cur = (int)c->ncur;
+    }
     *out = (uint32_t)c->ncur++;
     return UMG_OK;
 }
@@ -1021,7 +1170,7 @@ static int factors_init(qctx_t *c, int32_t ndays)
  */
 static int convert(qctx_t *c, uint32_t dayoff, uint32_t cur, int64_t sum, int64_t *out)
 {
-    if (strcmp(c->cur[cur], c->in->currency) == 0) {
+    if ((int)cur == c->app_cur) {
         *out = sum;
         return 1;
     }
@@ -1053,7 +1202,7 @@ static int cost_row(void *ctx, const umg_query_cost_t *r)
     }
     if (c->ncosts == c->costcap) {
         size_t cap = c->costcap ? c->costcap * 2 : 256;
-        cost_t *n = umg_realloc(c->costs, cap * sizeof(*n));
+        cost_t *n = big_realloc(c->scr, c->costs, cap * sizeof(*n));
         if (n == NULL) {
             c->rc = UMG_ENOMEM;
             return 1;
@@ -1224,7 +1373,7 @@ static int groups_init(qctx_t *c)
     c->P = P;
     c->direct = !over && P <= DIRECT_SLOTS;
     if (c->direct) {
-        c->gslot = umg_malloc(P * sizeof(uint32_t));
+        c->gslot = big_alloc(c->scr, P * sizeof(uint32_t));
         if (c->gslot == NULL) {
             return UMG_ENOMEM;
         }
@@ -1259,22 +1408,35 @@ static int tslot_grow(qctx_t *c)
     return UMG_OK;
 }
 
+/* Room for n groups' keys and counters (the new counters zero). */
+static int groups_reserve(qctx_t *c, size_t n)
+{
+    if (n <= c->gcap) {
+        return UMG_OK;
+    }
+    size_t cap = c->gcap ? c->gcap * 2 : 256;
+    while (cap < n) {
+        cap *= 2;
+    }
+    uint32_t *nk = big_realloc(c->scr, c->gkey, cap * (c->k ? c->k : 1) * sizeof(uint32_t));
+    if (nk == NULL) {
+        return UMG_ENOMEM;
+    }
+    c->gkey = nk;
+    int64_t *na = big_realloc(c->scr, c->acc, cap * c->K * sizeof(int64_t));
+    if (na == NULL) {
+        return UMG_ENOMEM;
+    }
+    memset(na + c->gcap * c->K, 0, (cap - c->gcap) * c->K * sizeof(int64_t));
+    c->acc = na;
+    c->gcap = cap;
+    return UMG_OK;
+}
+
 static uint32_t new_group(qctx_t *c, const uint32_t *r)
 {
-    if (c->ng == c->gcap) {
-        size_t cap = c->gcap ? c->gcap * 2 : 256;
-        uint32_t *nk = umg_realloc(c->gkey, cap * (c->k ? c->k : 1) * sizeof(uint32_t));
-        if (nk == NULL) {
-            return NONE;
-        }
-        c->gkey = nk;
-        int64_t *na = umg_realloc(c->acc, cap * c->K * sizeof(int64_t));
-        if (na == NULL) {
-            return NONE;
-        }
-        memset(na + c->gcap * c->K, 0, (cap - c->gcap) * c->K * sizeof(int64_t));
-        c->acc = na;
-        c->gcap = cap;
+    if (c->ng == c->gcap && groups_reserve(c, c->ng + 1) != UMG_OK) {
+        return NONE;
     }
     memcpy(c->gkey + c->ng * c->k, r, c->k * sizeof(uint32_t));
     return (uint32_t)c->ng++;
@@ -1455,7 +1617,7 @@ static int cells_add(qctx_t *c, cells_t *x, uint32_t g, uint32_t dayoff, uint32_
             while (cap <= g) {
                 cap *= 2;
             }
-            int64_t *na = umg_realloc(x->a, cap * x->w * sizeof(int64_t));
+            int64_t *na = big_realloc(c->scr, x->a, cap * x->w * sizeof(int64_t));
             if (na == NULL) {
                 return UMG_ENOMEM;
             }
@@ -1513,9 +1675,9 @@ static int cells_each(qctx_t *c, cells_t *x, cell_fn fn, void *arg)
     return UMG_OK;
 }
 
-static void cells_free(cells_t *x)
+static void cells_free(qctx_t *c, cells_t *x)
 {
-    umg_free(x->a);
+    big_free(c->scr, x->a);
     u64map_free(&x->h);
 }
 
@@ -1546,6 +1708,333 @@ static void unconv_free(unconv_t *u)
 {
     u64map_free(&u->m);
     umg_free(u->any);
+}
+
+/* ------------------------------------------------------------ one pass */
+
+#define FAST_CELLS (1u << 22) /* counters the one-pass cells may hold, else the two passes */
+
+static void fast_init(qctx_t *c)
+{
+    fast_t *f = &c->fast;
+    f->on = c->nfd == 0 && c->nneed <= 1;
+    f->dim = c->nneed == 1 ? c->need[0] : QD_DAY;
+    f->K = c->K;
+}
+
+static void fast_free(qctx_t *c, fast_t *f)
+{
+    big_free(c->scr, f->acc);
+    big_free(c->scr, f->seen);
+    for (size_t i = 0; i < f->nrev; i++) {
+        big_free(c->scr, f->rev[i]);
+    }
+    umg_free(f->rev);
+    f->acc = NULL, f->seen = NULL, f->rev = NULL;
+    f->cap = f->nrev = 0;
+}
+
+/* A copy of cells of w bytes each, laid out for cap dense numbers a day instead of ocap; NULL: out of memory. */
+static void *fast_relayout(qctx_t *c, const void *old, size_t ocap, size_t cap, size_t span, size_t w)
+{
+    char *n = big_calloc(c->scr, cap * span + 1, w);
+    for (size_t d = 0; n != NULL && old != NULL && d < span; d++) {
+        memcpy(n + d * cap * w, (const char *)old + d * ocap * w, ocap * w);
+    }
+    return n;
+}
+
+/* Grows the cells to room for dense numbers below n: UMG_ERANGE past FAST_CELLS (the caller falls back). */
+static int fast_grow(qctx_t *c, size_t n)
+{
+    fast_t *f = &c->fast;
+    size_t cap = f->cap ? f->cap : 64, span = c->span, nr = 0;
+    while (cap < n) {
+        cap *= 2;
+    }
+    for (size_t i = 0; i < f->nrev; i++) {
+        nr += f->rev[i] != NULL;
+    }
+    if ((uint64_t)cap * span * (f->K + nr + 1) > FAST_CELLS) {
+        return UMG_ERANGE;
+    }
+    int64_t *a = fast_relayout(c, f->acc, f->cap, cap, span, f->K * sizeof(int64_t));
+    uint8_t *sn = fast_relayout(c, f->seen, f->cap, cap, span, 1);
+    if (a == NULL || sn == NULL) {
+        big_free(c->scr, a);
+        big_free(c->scr, sn);
+        return UMG_ENOMEM;
+    }
+    big_free(c->scr, f->acc);
+    big_free(c->scr, f->seen);
+    f->acc = a;
+    f->seen = sn;
+    for (size_t i = 0; i < f->nrev; i++) {
+        if (f->rev[i] == NULL) {
+            continue;
+        }
+        int64_t *r = fast_relayout(c, f->rev[i], f->cap, cap, span, sizeof(int64_t));
+        if (r == NULL) {
+            return UMG_ENOMEM;
+        }
+        big_free(c->scr, f->rev[i]);
+        f->rev[i] = r;
+    }
+    f->cap = cap;
+    return UMG_OK;
+}
+
+/* The dense number of a value of the grouped dimension (0 without one), registered and with room in the cells. */
+static inline int fast_dense(qctx_t *c, uint32_t id, uint32_t *out)
+{
+    fast_t *f = &c->fast;
+    dmap_t *m = &c->dm[f->dim];
+    uint32_t d = dmap_get(m, id);
+    if (d == NONE) {
+        int rc = dmap_add_new(m, id);
+        if (rc != UMG_OK) {
+            return rc;
+        }
+        d = (uint32_t)m->n - 1;
+    }
+    *out = d;
+    return d < f->cap ? UMG_OK : fast_grow(c, (size_t)d + 1);
+}
+
+/* The revenue cells of a currency, made on first use. */
+static int fast_rev_cur(qctx_t *c, uint32_t cur, int64_t **out)
+{
+    fast_t *f = &c->fast;
+    if (cur >= f->nrev) {
+        size_t n = f->nrev ? f->nrev : 4;
+        while (n <= cur) {
+            n *= 2;
+        }
+        int64_t **r = umg_realloc(f->rev, n * sizeof(*r));
+        if (r == NULL) {
+            return UMG_ENOMEM;
+        }
+        memset(r + f->nrev, 0, (n - f->nrev) * sizeof(*r));
+        f->rev = r;
+        f->nrev = n;
+    }
+    if (f->rev[cur] == NULL) {
+        size_t nr = 1;
+        for (size_t i = 0; i < f->nrev; i++) {
+            nr += f->rev[i] != NULL;
+        }
+        if ((uint64_t)f->cap * c->span * (f->K + nr + 1) > FAST_CELLS) {
+            return UMG_ERANGE;
+        }
+        f->rev[cur] = big_calloc(c->scr, f->cap * c->span + 1, sizeof(int64_t));
+        if (f->rev[cur] == NULL) {
+            return UMG_ENOMEM;
+        }
+    }
+    *out = f->rev[cur];
+    return UMG_OK;
+}
+
+/* The MAIN rows of the period into the cells: each row read once. */
+static int fast_main(qctx_t *c)
+{
+    fast_t *f = &c->fast;
+    const umg_rollup_view_t *v = &c->in->tables[UMG_RT_MAIN];
+    const int64_t *col[UMG_RM_N];
+    size_t pos[UMG_RM_N], nc = 0;
+    for (int i = 0; i < UMG_RM_N; i++) {
+        if (c->pos_main[i] >= 0) {
+            col[nc] = v->v[i];
+            pos[nc++] = (size_t)c->pos_main[i];
+        }
+    }
+    const int32_t *day = v->day, lo = c->from;
+    const uint32_t span = c->span, *dc = f->dim != QD_DAY ? v->dim[f->dim] : NULL;
+    const size_t K = f->K;
+    uint32_t last = NONE, d = 0;
+    int rc = f->cap > 0 ? UMG_OK : fast_grow(c, 1); /* room for the only cell row without a dimension */
+    if (rc != UMG_OK) {
+        return rc;
+    }
+    size_t cap = f->cap; /* in locals: a store through seen may alias anything */
+    int64_t *acc = f->acc;
+    uint8_t *seen = f->seen;
+    /* rows come in runs of the same day and value: sum each run of a column with a plain loop (adding row
+     * by row to the cell would wait for the previous add's store) */
+    for (size_t i = 0, e; i < v->n; i = e) {
+        uint32_t dayoff = (uint32_t)(day[i] - lo);
+        e = i + 1;
+        if (dc != NULL) {
+            while (e < v->n && day[e] == day[i] && dc[e] == dc[i]) {
+                e++;
+            }
+        } else {
+            while (e < v->n && day[e] == day[i]) {
+                e++;
+            }
+        }
+        if (dayoff >= span) {
+            continue;
+        }
+        if (dc != NULL && dc[i] != last) {
+            if ((rc = fast_dense(c, dc[i], &d)) != UMG_OK) {
+                return rc;
+            }
+            last = dc[i];
+            cap = f->cap, acc = f->acc, seen = f->seen;
+        }
+        size_t s = (size_t)dayoff * cap + d;
+        int64_t *a = acc + s * K;
+        seen[s] = 1;
+        for (size_t j = 0; j < nc; j++) {
+            const int64_t *cv = col[j];
+            int64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0; /* four chains: the loads of a run overlap */
+            size_t x = i;
+            for (; x + 4 <= e; x += 4) {
+                s0 += cv[x], s1 += cv[x + 1], s2 += cv[x + 2], s3 += cv[x + 3];
+            }
+            for (; x < e; x++) {
+                s0 += cv[x];
+            }
+            a[pos[j]] += s0 + s1 + s2 + s3;
+        }
+    }
+    return UMG_OK;
+}
+
+/* The REVENUE rows of the period into the cells per currency, registering the currencies in row order. */
+static int fast_revenue(qctx_t *c)
+{
+    fast_t *f = &c->fast;
+    const umg_rollup_view_t *v = &c->in->tables[UMG_RT_REVENUE];
+    const int32_t *day = v->day, lo = c->from;
+    const uint32_t span = c->span, *dc = f->dim != QD_DAY ? v->dim[f->dim] : NULL, *xc = v->x[0];
+    const int64_t *amt = v->v[0];
+    uint32_t last = NONE, d = 0;
+    int rc = f->cap > 0 ? UMG_OK : fast_grow(c, 1);
+    if (rc != UMG_OK) {
+        return rc;
+    }
+    /* in locals: a store through seen may alias anything */
+    size_t cap = f->cap, ncap = f->nrev, cdcap = c->curmap.dcap;
+    uint8_t *seen = f->seen;
+    int64_t **rev = f->rev;
+    const uint32_t *cdir = c->curmap.direct;
+    /* rows come in runs of the same day and value: one cell per run, its rows' currencies looked up each */
+    for (size_t i = 0, e; i < v->n; i = e) {
+        uint32_t dayoff = (uint32_t)(day[i] - lo);
+        e = i + 1;
+        while (e < v->n && day[e] == day[i] && (dc == NULL || dc[e] == dc[i])) {
+            e++;
+        }
+        if (dayoff >= span) {
+            continue;
+        }
+        if (dc != NULL && dc[i] != last) {
+            if ((rc = fast_dense(c, dc[i], &d)) != UMG_OK) {
+                return rc;
+            }
+            last = dc[i];
+            cap = f->cap, seen = f->seen;
+        }
+        size_t s = (size_t)dayoff * cap + d;
+        seen[s] = 1;
+        for (size_t k = i; k < e; k++) {
+            uint32_t x = xc[k], cur = x < cdcap ? cdir[x] : NONE;
+            int64_t *r = cur < ncap ? rev[cur] : NULL;
+            if (r == NULL) { /* a currency not seen yet (or not by id) */
+                rc = cur_of_id(c, x, &cur);
+                rc = rc ? rc : fast_rev_cur(c, cur, &r);
+                if (rc != UMG_OK) {
+                    return rc;
+                }
+                ncap = f->nrev, rev = f->rev, cdcap = c->curmap.dcap, cdir = c->curmap.direct;
+            }
+            r[s] += amt[k];
+        }
+    }
+    return UMG_OK;
+}
+
+static int convert_cell(qctx_t *c, uint32_t g, uint32_t dayoff, uint32_t cur, int64_t sum, void *arg);
+
+/* The groups of the cells' seen cells and their MAIN counters (in the one pass, the groups come after it). */
+static int fast_groups_make(qctx_t *c, const uint32_t *rank, size_t nd)
+{
+    fast_t *f = &c->fast;
+    const size_t span = c->span, K = f->K;
+    for (size_t dayoff = 0; dayoff < span; dayoff++) {
+        for (size_t d = 0; d < nd; d++) {
+            size_t s = dayoff * f->cap + d;
+            if (!f->seen[s]) {
+                continue;
+            }
+            uint32_t r[QD_N];
+            uint64_t slot = 0;
+            for (size_t j = 0; j < c->k; j++) {
+                r[j] = c->gd[j] == QD_DAY ? (uint32_t)dayoff : rank[d];
+                slot += r[j] * c->stride[j];
+            }
+            uint32_t g = rank_group(c, r, slot);
+            if (g == NONE) {
+                return UMG_ENOMEM;
+            }
+            int64_t *a = c->acc + (size_t)g * K;
+            const int64_t *b = f->acc + s * K;
+            for (size_t j = 0; j < K; j++) {
+                a[j] += b[j];
+            }
+            /* a revenue cell is one (group, day, currency): converted here, without the cells of scan_revenue */
+            for (uint32_t cur = 0; cur < f->nrev; cur++) {
+                int64_t x = f->rev[cur] != NULL ? f->rev[cur][s] : 0;
+                int rc = x != 0 ? convert_cell(c, g, (uint32_t)dayoff, cur, x, &c->unrev) : UMG_OK;
+                if (rc != UMG_OK) {
+                    return rc;
+                }
+            }
+        }
+    }
+    return UMG_OK;
+}
+
+/* The groups of the cells, once every value is ranked: their MAIN counters and their converted revenue. */
+static int fast_groups(qctx_t *c)
+{
+    fast_t *f = &c->fast;
+    const dmap_t *m = f->dim != QD_DAY ? &c->dm[f->dim] : NULL;
+    size_t nd = m != NULL ? m->n : f->cap > 0, nseen = 0;
+    nd = nd < f->cap ? nd : f->cap;
+    uint32_t *rank = big_alloc(c->scr, (nd ? nd : 1) * sizeof(uint32_t));
+    if (rank == NULL) {
+        return UMG_ENOMEM;
+    }
+    for (size_t d = 0; d < nd; d++) {
+        rank[d] = m != NULL ? dmap_get(m, m->ids[d]) : 0;
+    }
+    for (size_t i = 0; i < f->cap * c->span; i++) {
+        nseen += f->seen[i];
+    }
+    int rc = groups_reserve(c, c->ng + nseen);
+    rc = rc ? rc : fast_groups_make(c, rank, nd);
+    big_free(c->scr, rank);
+    return rc;
+}
+
+/* The one pass over MAIN and REVENUE; f->on cleared (and nothing kept) when the cells would be too many. */
+static int fast_scan(qctx_t *c, int main_needed, int rev_needed)
+{
+    fast_t *f = &c->fast;
+    int rc = main_needed ? fast_main(c) : UMG_OK;
+    rc = rc ? rc : rev_needed ? fast_revenue(c) : UMG_OK;
+    if (rc == UMG_ERANGE) {
+        fast_free(c, f);
+        if (f->dim != QD_DAY) {
+            dmap_free(&c->dm[f->dim]);
+        }
+        f->on = 0;
+        return UMG_OK;
+    }
+    return rc;
 }
 
 /* ------------------------------------------------------------- writing */
@@ -1737,7 +2226,7 @@ static int scan_events(qctx_t *c)
     return UMG_OK;
 }
 
-static int cells_reserve(cells_t *x, size_t ng)
+static int cells_reserve(qctx_t *c, cells_t *x, size_t ng)
 {
     if (!x->direct || ng <= x->acap) {
         return UMG_OK;
@@ -1746,7 +2235,7 @@ static int cells_reserve(cells_t *x, size_t ng)
     while (cap < ng) {
         cap *= 2;
     }
-    int64_t *na = umg_realloc(x->a, cap * x->w * sizeof(int64_t));
+    int64_t *na = big_realloc(c->scr, x->a, cap * x->w * sizeof(int64_t));
     if (na == NULL) {
         return UMG_ENOMEM;
     }
@@ -1765,7 +2254,7 @@ static int scan_revenue(qctx_t *c)
     for (size_t i0 = 0; i0 < v->n; i0 += CHUNK) {
         size_t i1 = i0 + CHUNK < v->n ? i0 + CHUNK : v->n;
         int rc = chunk_groups(c, v, i0, i1, 0, gi);
-        rc = rc ? rc : cells_reserve(x, c->ng);
+        rc = rc ? rc : cells_reserve(c, x, c->ng);
         for (size_t i = i0; i < i1 && rc == UMG_OK; i++) {
             uint32_t g = gi[i - i0], cur;
             if (g == NONE) {
@@ -1890,7 +2379,7 @@ static int cmp_gkey(const void *a, const void *b, void *arg)
 /* The groups in answer order: group_by order ascending, then by sort. */
 static int order_groups(qctx_t *c, uint32_t **out)
 {
-    uint32_t *ord = umg_malloc((c->ng ? c->ng : 1) * sizeof(uint32_t));
+    uint32_t *ord = big_alloc(c->scr, (c->ng ? c->ng : 1) * sizeof(uint32_t));
     if (ord == NULL) {
         return UMG_ENOMEM;
     }
@@ -1911,7 +2400,7 @@ static int order_groups(qctx_t *c, uint32_t **out)
     if (q->kind == UMG_QUERY_OVERVIEW && (q->sort_dim >= 0 || q->sort_metric >= 0) && n > 1) {
         sortkey_t *k = umg_malloc(n * sizeof(*k));
         if (k == NULL) {
-            umg_free(ord);
+            big_free(c->scr, ord);
             return UMG_ENOMEM;
         }
         size_t jdim = 0;
@@ -2083,11 +2572,15 @@ static int run_overview(qctx_t *c, umg_buf_t *out)
     const umg_query_t *q = c->q;
     const umg_rollup_view_t *t = c->in->tables;
     int main_needed = (q->needs & 0xffffu) != 0;
+    int rev_needed = (q->needs & N_REV) != 0;
     overview_layout(c);
+    fast_init(c);
     int rc = q->needs & N_COST ? load_costs(c, q->to) : UMG_OK;
-    rc = rc ? rc : main_needed ? prepass_view(c, &t[UMG_RT_MAIN], -1, 0) : UMG_OK;
+    rc = rc ? rc : c->fast.on ? fast_scan(c, main_needed, rev_needed) : UMG_OK;
+    int fast = c->fast.on; /* still: the cells held */
+    rc = rc ? rc : main_needed && !fast ? prepass_view(c, &t[UMG_RT_MAIN], -1, 0) : UMG_OK;
     rc = rc ? rc : q->nev ? prepass_view(c, &t[UMG_RT_EVENT], -1, 1) : UMG_OK;
-    rc = rc ? rc : q->needs & N_REV ? prepass_view(c, &t[UMG_RT_REVENUE], 0, 0) : UMG_OK;
+    rc = rc ? rc : rev_needed && !fast ? prepass_view(c, &t[UMG_RT_REVENUE], 0, 0) : UMG_OK;
     rc = rc ? rc : prepass_costs(c);
     rc = rc ? rc : groups_init(c);
     rc = rc ? rc : factors_init(c, (int32_t)c->span);
@@ -2095,9 +2588,10 @@ static int run_overview(qctx_t *c, umg_buf_t *out)
         cells_init(c, &c->rev);
         cells_init(c, &c->cost);
     }
-    rc = rc ? rc : main_needed ? scan_main(c) : UMG_OK;
+    rc = rc ? rc : fast ? fast_groups(c) : UMG_OK;
+    rc = rc ? rc : main_needed && !fast ? scan_main(c) : UMG_OK;
     rc = rc ? rc : scan_events(c);
-    rc = rc ? rc : q->needs & N_REV ? scan_revenue(c) : UMG_OK;
+    rc = rc ? rc : rev_needed && !fast ? scan_revenue(c) : UMG_OK;
     rc = rc ? rc : scan_costs(c, &c->cost);
     rc = rc ? rc : cells_each(c, &c->rev, convert_cell, &c->unrev);
     rc = rc ? rc : cells_each(c, &c->cost, convert_cell, &c->uncost);
@@ -2110,7 +2604,7 @@ static int run_overview(qctx_t *c, umg_buf_t *out)
         rc = q->csv ? put_overview_csv(c, out, ord, n, tot, tot_rev, tot_cost)
                     : put_overview_json(c, out, ord, n, tot, tot_rev, tot_cost);
     }
-    umg_free(ord);
+    big_free(c->scr, ord);
     umg_free(tot);
     umg_free(tot_rev);
     umg_free(tot_cost);
@@ -2369,7 +2863,7 @@ static int run_cohorts(qctx_t *c, umg_buf_t *out)
     if (rc == UMG_OK) {
         rc = q->csv ? put_cohorts_csv(c, out, ord) : put_cohorts_json(c, out, ord);
     }
-    umg_free(ord);
+    big_free(c->scr, ord);
     return rc;
 }
 
@@ -2386,6 +2880,7 @@ int umg_query_run(const umg_query_t *q, const umg_query_input_t *in, umg_buf_t *
     c->from = q->from;
     c->span = (uint32_t)(q->to - q->from + 1);
     umg_arena_init(&c->arena, 16384);
+    c->scr = scratch_take();
     int rc = setup(c);
     if (rc == UMG_OK) {
         rc = q->kind == UMG_QUERY_OVERVIEW ? run_overview(c, out) : run_cohorts(c, out);
@@ -2401,16 +2896,18 @@ int umg_query_run(const umg_query_t *q, const umg_query_input_t *in, umg_buf_t *
     umg_free(c->virt);
     umg_free(c->cur);
     umg_free(c->fac);
-    umg_free(c->gslot);
+    big_free(c->scr, c->gslot);
     umg_free(c->tslot);
-    umg_free(c->gkey);
-    umg_free(c->acc);
-    umg_free(c->costs);
-    cells_free(&c->rev);
-    cells_free(&c->cost);
+    big_free(c->scr, c->gkey);
+    big_free(c->scr, c->acc);
+    big_free(c->scr, c->costs);
+    cells_free(c, &c->rev);
+    cells_free(c, &c->cost);
+    fast_free(c, &c->fast);
     unconv_free(&c->unrev);
     unconv_free(&c->uncost);
     umg_arena_free(&c->arena);
+    scratch_park(c->scr);
     umg_free(c);
     return rc;
 }

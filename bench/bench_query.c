@@ -245,6 +245,11 @@ static void input_of(umg_query_input_t *in)
     in->lookup = dict_lookup;
     in->costs = costs;
     in->rate = rate;
+    static umg_query_scratch_t *scratch; /* kept between reports, as the daemon's report worker does */
+    if (scratch == NULL && umg_query_scratch_new(&scratch) != UMG_OK) {
+        scratch = NULL;
+    }
+    in->scratch = scratch;
 }
 
 int main(int argc, char **argv)

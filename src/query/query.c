@@ -706,20 +706,18 @@ static void dmap_free(dmap_t *m)
  * A report's large buffers (cells, groups, cost rows) are kept when it ends
  * and handed to the next report: freed and allocated afresh, each of their
  * pages would be faulted in and cleared by the kernel on every report (about
- * a sixth of an overview's time). The blocks of the last report wait in one
- * static slot; a report takes them at its start (a report running meanwhile
- * finds the slot empty and allocates), so reports never share a block.
+ * a sixth of an overview's time). They wait in the caller's scratch
+ * (umg_query_input_t.scratch), which one report at a time uses.
  */
 #define SCRATCH_MIN (64u << 10) /* smaller blocks are freed as usual */
 #define SCRATCH_BLOCKS 24
 #define BIG_HDR 16
 
-typedef struct scratch_s {
+struct umg_query_scratch_s {
     size_t n;
     void *p[SCRATCH_BLOCKS]; /* free blocks (their headers) */
-} scratch_t;
-
-static _Atomic(scratch_t *) scratch_parked;
+};
+typedef umg_query_scratch_t scratch_t;
 
 static size_t big_cap(const void *h)
 {
@@ -736,16 +734,15 @@ static void big_drop(scratch_t *s)
     umg_free(s);
 }
 
-/* The scratch of the last report, or an empty one (NULL: out of memory, the report then allocates plainly). */
-static scratch_t *scratch_take(void)
+int umg_query_scratch_new(umg_query_scratch_t **out)
 {
-    scratch_t *s = atomic_exchange(&scratch_parked, NULL);
-    return s != NULL ? s : umg_calloc(1, sizeof(scratch_t));
+    *out = umg_calloc(1, sizeof(**out));
+    return *out != NULL ? UMG_OK : UMG_ENOMEM;
 }
 
-static void scratch_park(scratch_t *s)
+void umg_query_scratch_free(umg_query_scratch_t *s)
 {
-    big_drop(atomic_exchange(&scratch_parked, s));
+    big_drop(s);
 }
 
 /* A block of at least size bytes, uninitialised; NULL: out of memory. Free it with big_free. */
@@ -2880,7 +2877,8 @@ int umg_query_run(const umg_query_t *q, const umg_query_input_t *in, umg_buf_t *
     c->from = q->from;
     c->span = (uint32_t)(q->to - q->from + 1);
     umg_arena_init(&c->arena, 16384);
-    c->scr = scratch_take();
+    scratch_t *own = NULL; /* without the caller's scratch, one for this report (NULL: allocate plainly) */
+    c->scr = in->scratch != NULL ? in->scratch : (own = umg_calloc(1, sizeof(scratch_t)));
     int rc = setup(c);
     if (rc == UMG_OK) {
         rc = q->kind == UMG_QUERY_OVERVIEW ? run_overview(c, out) : run_cohorts(c, out);
@@ -2907,7 +2905,7 @@ int umg_query_run(const umg_query_t *q, const umg_query_input_t *in, umg_buf_t *
     unconv_free(&c->unrev);
     unconv_free(&c->uncost);
     umg_arena_free(&c->arena);
-    scratch_park(c->scr);
+    big_drop(own);
     umg_free(c);
     return rc;
 }

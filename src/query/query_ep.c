@@ -19,6 +19,7 @@
 static struct {
     char *data_dir;
     umg_cost_t *cost;
+    umg_query_scratch_t *scratch; /* the report worker's, kept between reports */
 } Q;
 
 int umg_query_ep_start(const char *data_dir)
@@ -30,8 +31,10 @@ int umg_query_ep_start(const char *data_dir)
 void umg_query_ep_stop(void)
 {
     umg_cost_close(Q.cost);
+    umg_query_scratch_free(Q.scratch);
     umg_free(Q.data_dir);
     Q.cost = NULL;
+    Q.scratch = NULL;
     Q.data_dir = NULL;
 }
 
@@ -124,6 +127,10 @@ static void compute(void *data, umg_attr_answer_t *ans)
                             .lookup = dict_lookup,
                             .costs = costs_each,
                             .rate = rate};
+    if (Q.scratch == NULL && umg_query_scratch_new(&Q.scratch) != UMG_OK) {
+        Q.scratch = NULL; /* the report allocates plainly */
+    }
+    in.scratch = Q.scratch;
     int rc = umg_store_begin(j->store, 0, &j->tx);
     if (rc == UMG_OK) {
         umg_rollup_read_begin(j->rollup);

@@ -82,7 +82,13 @@ typedef struct umg_query_input_s {
     int (*costs)(void *ctx, int32_t from, int32_t to, umg_query_cost_cb fn, void *fn_ctx);
     /** The factor converting an amount in `from` to `to` on a local day: UMG_ENOENT when there is no rate. */
     int (*rate)(void *ctx, int32_t day, const char *from, const char *to, double *factor);
+    /** Large buffers kept from one report to the next (NULL: none); one report at a time may use it. */
+    struct umg_query_scratch_s *scratch;
 } umg_query_input_t;
+
+typedef struct umg_query_scratch_s umg_query_scratch_t;
+int umg_query_scratch_new(umg_query_scratch_t **out);
+void umg_query_scratch_free(umg_query_scratch_t *s);
 
 /**
  * Computes the report and appends it to out (JSON or CSV). UMG_ENOMEM, or an

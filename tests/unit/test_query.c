@@ -164,6 +164,10 @@ static void cost(int dayoff, const char *source, const char *campaign, const cha
     c->micros = micros;
 }
 
+/* One scratch for every report of the tests, as the report worker keeps one: reuse across reports of every
+ * shape must not change an answer (the out-of-memory test runs without it). */
+static umg_query_scratch_t *scratch;
+
 static void input(umg_query_input_t *in, int32_t today)
 {
     memset(in, 0, sizeof(*in));
@@ -189,6 +193,7 @@ static void input(umg_query_input_t *in, int32_t today)
     in->lookup = fake_lookup;
     in->costs = fake_costs;
     in->rate = fake_rate;
+    in->scratch = scratch;
 }
 
 /* Parameters from "name=value&..." (no decoding; every value as written). */
@@ -644,6 +649,7 @@ static void test_out_of_memory(void **state)
         for (long n = 1;; n++) {
             umg_query_input_t in;
             input(&in, D0 + 3);
+            in.scratch = NULL;
             umg_buf_t out = {0};
             umg_alloc_fail_after(n);
             q = NULL;
@@ -668,5 +674,10 @@ int main(void)
         cmocka_unit_test(test_cost_join),    cmocka_unit_test(test_cohorts),
         cmocka_unit_test(test_many_groups),  cmocka_unit_test(test_out_of_memory),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    if (umg_query_scratch_new(&scratch) != UMG_OK) {
+        return 1;
+    }
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    umg_query_scratch_free(scratch);
+    return failed;
 }

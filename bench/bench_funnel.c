@@ -115,7 +115,7 @@ static void intern_all(umg_store_txn_t *tx)
 /* One device's timeline and state; *offset numbers the steps as log offsets would. */
 static size_t add_device(umg_store_txn_t *tx, uint32_t app, uint64_t i, uint64_t *offset)
 {
-    uint64_t key = i + 1;
+    uint64_t key = umg_hash64(&i, sizeof(i), 0x4b45) | 1; /* device keys are hashes, as the store makes them */
     int64_t t = (D0 + rnd(DAYS)) * DAY + rnd(DAY);
     umg_store_step_t st[6];
     size_t n = 0;

@@ -132,7 +132,7 @@ void umg_pipeline_config_defaults(umg_pipeline_config_t *cfg)
     cfg->poll_ms = 2;
     cfg->touch_retention_ms = 31ll * 86400000;
     cfg->sync_interval_ms = 1000;
-    cfg->rollup_fold_bytes = 32 << 20;
+    cfg->rollup_fold_bytes = 128 << 20;
     cfg->rollup_fold_ms = 60000;
 }
 
@@ -260,9 +260,10 @@ void umg_pipeline_free(umg_pipeline_t *p)
  * Persistence: each batch appends its rollup changes to the store's rollup log as one blob, in the batch's
  * transaction. Every cfg.rollup_fold_bytes of log or cfg.rollup_fold_ms, a batch folds the log: it writes the current
  * value of every row the log touched and empties the log. One blob per batch costs far less than rewriting
- * each changed row per batch. A blob row: app (4) | table (1) | key (40) | counters (8 each).
+ * each changed row per batch. A blob row: app (4) | table (1) | key (40) | a 16-bit mask of the counters that
+ * changed | those counters (8 each): most rows change one or two of their counters.
  */
-#define RROW_HEAD (5 + sizeof(umg_rollup_key_t))
+#define RROW_HEAD (7 + sizeof(umg_rollup_key_t))
 
 typedef int (*rrow_fn)(umg_pipeline_t *p, uint32_t app, umg_rollup_table_t t, const umg_rollup_key_t *k,
                        const int64_t *v, size_t nv);
@@ -276,20 +277,32 @@ static int rlog_rows(umg_pipeline_t *p, const uint8_t *b, size_t len, rrow_fn fn
             return UMG_ECORRUPT;
         }
         umg_rollup_table_t t = (umg_rollup_table_t)b[at + 4];
-        size_t nv = umg_rollup_nvalues(t);
-        if (len - at - RROW_HEAD < nv * 8) {
+        size_t nv = umg_rollup_nvalues(t), set = 0;
+        uint16_t mask;
+        memcpy(&mask, b + at + 5 + sizeof(umg_rollup_key_t), 2);
+        for (size_t i = 0; i < nv; i++) {
+            set += mask >> i & 1;
+        }
+        if ((mask >> nv) != 0 || len - at - RROW_HEAD < set * 8) {
             return UMG_ECORRUPT;
         }
         uint32_t app;
         umg_rollup_key_t k;
         memcpy(&app, b + at, 4);
         memcpy(&k, b + at + 5, sizeof(k));
-        memcpy(v, b + at + RROW_HEAD, nv * 8);
+        const uint8_t *vp = b + at + RROW_HEAD;
+        for (size_t i = 0; i < nv; i++) {
+            v[i] = 0;
+            if (mask >> i & 1) {
+                memcpy(&v[i], vp, 8);
+                vp += 8;
+            }
+        }
         int rc = fn(p, app, t, &k, v, nv);
         if (rc != UMG_OK) {
             return rc;
         }
-        at += RROW_HEAD + nv * 8;
+        at += RROW_HEAD + set * 8;
     }
     return UMG_OK;
 }
@@ -646,11 +659,22 @@ static int blob_row(void *ctx, uint32_t app, umg_rollup_table_t t, const umg_rol
                     size_t nv)
 {
     umg_buf_t *b = ctx;
-    uint8_t tb = (uint8_t)t;
-    int rc = umg_buf_append(b, &app, 4);
-    rc = rc ? rc : umg_buf_append(b, &tb, 1);
-    rc = rc ? rc : umg_buf_append(b, k, sizeof(*k));
-    return rc ? rc : umg_buf_append(b, v, nv * 8);
+    uint8_t head[RROW_HEAD];
+    uint16_t mask = 0;
+    for (size_t i = 0; i < nv; i++) {
+        mask |= (uint16_t)((v[i] != 0) << i);
+    }
+    memcpy(head, &app, 4);
+    head[4] = (uint8_t)t;
+    memcpy(head + 5, k, sizeof(*k));
+    memcpy(head + 5 + sizeof(*k), &mask, 2);
+    int rc = umg_buf_append(b, head, sizeof(head));
+    for (size_t i = 0; i < nv && rc == UMG_OK; i++) {
+        if (v[i] != 0) {
+            rc = umg_buf_append(b, &v[i], 8);
+        }
+    }
+    return rc;
 }
 
 /*

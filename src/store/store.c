@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <lmdb.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -1267,21 +1268,91 @@ int umg_store_timeline_add(umg_store_txn_t *tx, uint32_t app, uint64_t device_ke
     return map_err(mdb_put(tx->txn, tx->st->dbi[DB_TL], &k, &v, 0), "timeline");
 }
 
-/* A scan's steps, chained per device: ent[i].next is the index + 1 of the device's next step in log order. */
+/* A scan's step with its device. */
 typedef struct tl_ent_s {
+    uint64_t key;
     umg_store_step_t s;
-    uint32_t next;
 } tl_ent_t;
 
-typedef struct tl_dev_s {
-    uint64_t key;
-    uint32_t head, tail; /* index + 1; 0 = empty slot */
-} tl_dev_t;
+/* The steps are split into 256 parts by the top bits of their device's key (keys are hashes: the parts are
+ * even) that fit the caches; parts, and devices within one, go in key order, so the device states a grouped
+ * funnel reads are read in the store's order. */
+#define TL_BUCKET_BITS 8
 
-static int tl_step_cmp(const void *a, const void *b)
+/* Working memory for grouping one part, sized for the largest. */
+typedef struct tl_work_s {
+    uint32_t *slot; /* open addressing: device index + 1 */
+    size_t nslot;
+    uint32_t *dev_of; /* per step of the part */
+    uint64_t *dkey;   /* per device */
+    uint32_t *order;  /* devices by key */
+    uint32_t *start;  /* per device + 1 */
+    umg_store_step_t *steps;
+} tl_work_t;
+
+/* One part's steps (in log order) grouped by device, each device's in time order (ties stay in log order),
+ * then fn once per device. Linear: a hash of the part's devices, then a counting sort. */
+static const uint64_t *tl_sort_keys; /* for tl_order_cmp: qsort has no context argument */
+
+static int tl_order_cmp(const void *a, const void *b)
 {
-    const umg_store_step_t *x = a, *y = b;
-    return x->ts_us < y->ts_us ? -1 : x->ts_us > y->ts_us;
+    uint64_t x = tl_sort_keys[*(const uint32_t *)a], y = tl_sort_keys[*(const uint32_t *)b];
+    return x < y ? -1 : x > y;
+}
+
+static int tl_part(const tl_ent_t *e, size_t n, tl_work_t *w,
+                   int (*fn)(void *ctx, uint64_t device_key, const umg_store_step_t *steps, size_t n), void *ctx)
+{
+    size_t nslot = 16;
+    while (nslot < 2 * n) {
+        nslot *= 2;
+    }
+    memset(w->slot, 0, nslot * sizeof(*w->slot));
+    size_t nd = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t j = (size_t)(mix64(e[i].key) & (nslot - 1));
+        while (w->slot[j] != 0 && w->dkey[w->slot[j] - 1] != e[i].key) {
+            j = (j + 1) & (nslot - 1);
+        }
+        if (w->slot[j] == 0) {
+            w->dkey[nd] = e[i].key;
+            w->start[nd + 1] = 0;
+            w->slot[j] = (uint32_t)++nd;
+        }
+        w->dev_of[i] = w->slot[j] - 1;
+        w->start[w->dev_of[i] + 1]++;
+    }
+    w->start[0] = 0;
+    for (size_t d = 1; d <= nd; d++) {
+        w->start[d] += w->start[d - 1];
+    }
+    for (size_t i = 0; i < n; i++) { /* the counting sort keeps log order within a device */
+        w->steps[w->start[w->dev_of[i]]++] = e[i].s;
+    }
+    for (size_t d = 0; d < nd; d++) {
+        w->order[d] = (uint32_t)d;
+    }
+    tl_sort_keys = w->dkey;
+    qsort(w->order, nd, sizeof(*w->order), tl_order_cmp);
+    for (size_t o = 0; o < nd; o++) {
+        size_t d = w->order[o], from = d > 0 ? w->start[d - 1] : 0;
+        umg_store_step_t *st = w->steps + from;
+        size_t m = w->start[d] - from;
+        for (size_t a = 1; a < m; a++) { /* steps come nearly in time order: insertion sort, stable */
+            umg_store_step_t t = st[a];
+            size_t b = a;
+            while (b > 0 && st[b - 1].ts_us > t.ts_us) {
+                st[b] = st[b - 1];
+                b--;
+            }
+            st[b] = t;
+        }
+        int rc = fn(ctx, w->dkey[d], st, m);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
 }
 
 int umg_store_timeline_scan(umg_store_txn_t *tx, uint32_t app,
@@ -1293,9 +1364,9 @@ int umg_store_timeline_scan(umg_store_txn_t *tx, uint32_t app,
     if (rc != 0) {
         return map_err(rc, "timeline");
     }
+    /* 1. Every step of the app, in log order. */
     tl_ent_t *ent = NULL;
-    tl_dev_t *dev = NULL;
-    size_t n = 0, cap = 0, ndev = 0, dcap = 0;
+    size_t n = 0, cap = 0;
     int urc = UMG_OK;
     uint8_t kb[TL_KEY] = {0};
     put_be(kb, app, 4);
@@ -1304,101 +1375,81 @@ int umg_store_timeline_scan(umg_store_txn_t *tx, uint32_t app,
         if (k.mv_size != TL_KEY || get_be(k.mv_data, 4) != app) {
             break;
         }
-        if (v.mv_size != TL_VAL || n >= UINT32_MAX - 1) {
+        if (v.mv_size != TL_VAL) {
             rc = MDB_CORRUPTED;
             break;
         }
-        if (n == cap || (ndev + 1) * 2 > dcap) { /* grow: entries by half, the device table to half full */
-            size_t nc = n == cap ? (cap ? cap + cap / 2 : 4096) : cap;
-            tl_ent_t *ne = nc == cap ? ent : umg_realloc(ent, nc * sizeof(*ne));
-            size_t nd = (ndev + 1) * 2 > dcap ? (dcap ? dcap * 2 : 4096) : dcap;
-            tl_dev_t *ndv = nd == dcap ? dev : umg_calloc(nd, sizeof(*ndv));
-            if (ne == NULL || ndv == NULL) {
-                if (ne != NULL) {
-                    ent = ne;
-                }
+        if (n == cap) {
+            size_t nc = cap ? cap + cap / 2 : 4096;
+            tl_ent_t *ne = umg_realloc(ent, nc * sizeof(*ne));
+            if (ne == NULL) {
                 urc = UMG_ENOMEM;
                 break;
             }
             ent = ne;
             cap = nc;
-            if (ndv != dev) {
-                for (size_t i = 0; i < dcap; i++) {
-                    if (dev[i].head != 0) {
-                        size_t j = (size_t)(mix64(dev[i].key) & (nd - 1));
-                        while (ndv[j].head != 0) {
-                            j = (j + 1) & (nd - 1);
-                        }
-                        ndv[j] = dev[i];
-                    }
-                }
-                umg_free(dev);
-                dev = ndv;
-                dcap = nd;
-            }
         }
         const uint8_t *vp = v.mv_data;
-        tl_ent_t *e = &ent[n];
-        uint64_t key;
+        tl_ent_t *e = &ent[n++];
         memset(e, 0, sizeof(*e));
-        memcpy(&key, vp, 8);
+        memcpy(&e->key, vp, 8);
         memcpy(&e->s.ts_us, vp + 8, 8);
         memcpy(&e->s.name, vp + 16, 4);
         e->s.kind = ((const uint8_t *)k.mv_data)[12];
-        size_t j = (size_t)(mix64(key) & (dcap - 1));
-        while (dev[j].head != 0 && dev[j].key != key) {
-            j = (j + 1) & (dcap - 1);
-        }
-        if (dev[j].head == 0) {
-            dev[j] = (tl_dev_t){key, (uint32_t)n + 1, (uint32_t)n + 1};
-            ndev++;
-        } else {
-            ent[dev[j].tail - 1].next = (uint32_t)n + 1;
-            dev[j].tail = (uint32_t)n + 1;
-        }
-        n++;
     }
     mdb_cursor_close(c);
     if (urc == UMG_OK && rc != 0 && rc != MDB_NOTFOUND) {
         urc = map_err(rc, "timeline");
     }
-    /* Each device's steps in time order (a stable sort: ties stay in log order), then fn. */
-    umg_store_step_t *steps = NULL;
-    size_t scap = 0;
-    for (size_t i = 0; i < dcap && urc == UMG_OK; i++) {
-        if (dev[i].head == 0) {
-            continue;
+    /* 2. Split into parts by device hash, keeping log order within each (a counting sort), 3. group each part. */
+    const size_t nb = (size_t)1 << TL_BUCKET_BITS;
+    size_t *at = umg_calloc(nb + 1, sizeof(size_t));
+    tl_ent_t *part = n > 0 ? umg_malloc(n * sizeof(*part)) : NULL;
+    tl_work_t w = {0};
+    if (urc == UMG_OK && (at == NULL || (n > 0 && part == NULL))) {
+        urc = UMG_ENOMEM;
+    }
+    if (urc == UMG_OK && n > 0) {
+        for (size_t i = 0; i < n; i++) {
+            at[(ent[i].key >> (64 - TL_BUCKET_BITS)) + 1]++;
         }
-        size_t m = 0;
-        for (uint32_t at = dev[i].head; at != 0; at = ent[at - 1].next) {
-            if (m == scap) {
-                size_t nc = scap ? scap * 2 : 64;
-                umg_store_step_t *ns = umg_realloc(steps, nc * sizeof(*ns));
-                if (ns == NULL) {
-                    urc = UMG_ENOMEM;
-                    break;
-                }
-                steps = ns;
-                scap = nc;
-            }
-            steps[m++] = ent[at - 1].s;
+        size_t big = 0;
+        for (size_t b = 1; b <= nb; b++) {
+            big = at[b] > big ? at[b] : big;
+            at[b] += at[b - 1];
         }
-        for (size_t a = 1; a < m && urc == UMG_OK; a++) { /* insertion sort: mostly in order already */
-            umg_store_step_t t = steps[a];
-            size_t b = a;
-            while (b > 0 && tl_step_cmp(&steps[b - 1], &t) > 0) {
-                steps[b] = steps[b - 1];
-                b--;
-            }
-            steps[b] = t;
+        for (size_t i = 0; i < n; i++) {
+            part[at[ent[i].key >> (64 - TL_BUCKET_BITS)]++] = ent[i];
         }
-        if (urc == UMG_OK) {
-            urc = fn(ctx, dev[i].key, steps, m);
+        umg_free(ent);
+        ent = NULL;
+        size_t nslot = 16;
+        while (nslot < 2 * big) {
+            nslot *= 2;
+        }
+        w.slot = umg_malloc(nslot * sizeof(*w.slot));
+        w.dev_of = umg_malloc(big * sizeof(*w.dev_of));
+        w.dkey = umg_malloc(big * sizeof(*w.dkey));
+        w.order = umg_malloc(big * sizeof(*w.order));
+        w.start = umg_malloc((big + 1) * sizeof(*w.start));
+        w.steps = umg_malloc(big * sizeof(*w.steps));
+        if (w.slot == NULL || w.dev_of == NULL || w.dkey == NULL || w.order == NULL || w.start == NULL ||
+            w.steps == NULL) {
+            urc = UMG_ENOMEM;
+        }
+        for (size_t b = 0, from = 0; b < nb && urc == UMG_OK; from = at[b], b++) {
+            urc = tl_part(part + from, at[b] - from, &w, fn, ctx);
         }
     }
-    umg_free(steps);
+    umg_free(w.slot);
+    umg_free(w.dev_of);
+    umg_free(w.dkey);
+    umg_free(w.order);
+    umg_free(w.start);
+    umg_free(w.steps);
+    umg_free(part);
+    umg_free(at);
     umg_free(ent);
-    umg_free(dev);
     return urc;
 }
 

@@ -338,6 +338,16 @@ static int cmd_serve(int argc, char **argv)
     umg_rollup_t *rollup = NULL;
     umg_tz_cache_t *tzc = NULL;
 
+    /* Signals are blocked in every thread and taken by sigwait in this one; blocked before any
+     * thread starts (the admin, cost and report workers inherit the mask). */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGQUIT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
     if (umg_mkdirs(cfg.data, 0755) != UMG_OK) {
         fprintf(stderr, "unmogrowp serve: cannot create the data directory %s: %s\n", cfg.data, strerror(errno));
         goto done;
@@ -391,15 +401,6 @@ static int cmd_serve(int argc, char **argv)
     if (umg_http_server_new(&cfg.http, routes, nroutes, &hooks, &srv) != UMG_OK) {
         goto done;
     }
-    /* Signals are blocked in every thread and taken by sigwait in this one. */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGQUIT);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
     if (pthread_create(&tid, NULL, server_thread, srv) != 0) {
         goto done;
     }

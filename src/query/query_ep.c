@@ -57,6 +57,17 @@ static void job_free(void *data)
     umg_free(j);
 }
 
+/* A computed report's answer: 200 with its type, or the failure (the 503 set up before the work). */
+static void answered(umg_attr_answer_t *ans, int rc, int csv)
+{
+    if (rc == UMG_OK) {
+        ans->status = 200;
+        ans->content_type = csv ? "text/csv; charset=utf-8" : "application/json";
+    } else if (rc == UMG_ENOMEM) {
+        ans->code = "out_of_memory";
+    }
+}
+
 /* ------------------------------------------------- the engine's inputs */
 
 static int dict_string(void *ctx, uint32_t id, umg_slice_t *out)
@@ -142,12 +153,7 @@ static void compute(void *data, umg_attr_answer_t *ans)
         umg_store_abort(j->tx);
         j->tx = NULL;
     }
-    if (rc == UMG_OK) {
-        ans->status = 200;
-        ans->content_type = umg_query_is_csv(j->q) ? "text/csv; charset=utf-8" : "application/json";
-    } else if (rc == UMG_ENOMEM) {
-        ans->code = "out_of_memory";
-    }
+    answered(ans, rc, umg_query_is_csv(j->q));
 }
 
 /* ------------------------------------------------------ on the loop */
@@ -272,12 +278,7 @@ static void compute_activity(void *data, umg_attr_answer_t *ans)
     umg_rollup_view(j->rollup, j->app.id, UMG_RT_ACTIVITY, &in.activity);
     int rc = umg_query_activity_run(j->q, &in, &ans->body);
     umg_rollup_read_end(j->rollup);
-    if (rc == UMG_OK) {
-        ans->status = 200;
-        ans->content_type = umg_query_activity_is_csv(j->q) ? "text/csv; charset=utf-8" : "application/json";
-    } else if (rc == UMG_ENOMEM) {
-        ans->code = "out_of_memory";
-    }
+    answered(ans, rc, umg_query_activity_is_csv(j->q));
 }
 
 void umg_query_ep_activity(umg_http_req_t *req, void *thread_data)
@@ -383,12 +384,7 @@ static void funnel_compute(void *data, umg_attr_answer_t *ans)
         umg_store_abort(j->tx);
         j->tx = NULL;
     }
-    if (rc == UMG_OK) {
-        ans->status = 200;
-        ans->content_type = umg_funnel_is_csv(j->f) ? "text/csv; charset=utf-8" : "application/json";
-    } else if (rc == UMG_ENOMEM) {
-        ans->code = "out_of_memory";
-    }
+    answered(ans, rc, umg_funnel_is_csv(j->f));
 }
 
 void umg_query_ep_funnel(umg_http_req_t *req, void *thread_data)

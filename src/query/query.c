@@ -2538,7 +2538,7 @@ static int put_overview_csv(qctx_t *c, umg_buf_t *o, const uint32_t *ord, size_t
 }
 
 /* The totals: every group's counters summed, and the unconverted amounts per currency. */
-static int overview_totals(qctx_t *c, int64_t **tot, int64_t **tot_rev, int64_t **tot_cost)
+static int totals_of(qctx_t *c, int64_t **tot, int64_t **tot_rev, int64_t **tot_cost)
 {
     size_t nc = c->ncur ? c->ncur : 1;
     *tot = umg_calloc(c->K, sizeof(int64_t));
@@ -2595,7 +2595,7 @@ static int run_overview(qctx_t *c, umg_buf_t *out)
     uint32_t *ord = NULL;
     int64_t *tot = NULL, *tot_rev = NULL, *tot_cost = NULL;
     rc = rc ? rc : order_groups(c, &ord);
-    rc = rc ? rc : overview_totals(c, &tot, &tot_rev, &tot_cost);
+    rc = rc ? rc : totals_of(c, &tot, &tot_rev, &tot_cost);
     size_t n = c->ng < q->limit ? c->ng : q->limit;
     if (rc == UMG_OK) {
         rc = q->csv ? put_overview_csv(c, out, ord, n, tot, tot_rev, tot_cost)
@@ -2755,7 +2755,19 @@ static int put_cohort_value(qctx_t *c, umg_buf_t *o, const int64_t *a, size_t j,
     }
 }
 
-static int put_cohorts_json(qctx_t *c, umg_buf_t *o, const uint32_t *ord)
+/* "size":N,"values":[...] of a group's counters a (or the totals'). */
+static int put_cohort_values_json(qctx_t *c, umg_buf_t *o, const int64_t *a)
+{
+    int rc = umg_buf_printf(o, "\"size\":%" PRId64 ",\"values\":[", a[0]);
+    for (size_t j = 0; j < c->q->ndays && rc == UMG_OK; j++) {
+        rc = j ? umg_buf_putc(o, ',') : UMG_OK;
+        rc = rc ? rc : put_cohort_value(c, o, a, j, 0);
+    }
+    return rc ? rc : umg_buf_putc(o, ']');
+}
+
+static int put_cohorts_json(qctx_t *c, umg_buf_t *o, const uint32_t *ord, const int64_t *tot, const int64_t *tot_rev,
+                            const int64_t *tot_cost)
 {
     char today[11];
     umg_date_format(c->in->today, today);
@@ -2771,20 +2783,22 @@ static int put_cohorts_json(qctx_t *c, umg_buf_t *o, const uint32_t *ord)
         const int64_t *a = c->acc + (size_t)g * c->K;
         rc = umg_buf_printf(o, "%s{", i ? "," : "");
         rc = rc ? rc : put_dims_json(c, o, g);
-        rc = rc ? rc : umg_buf_printf(o, "%s\"size\":%" PRId64 ",\"values\":[", c->k ? "," : "", a[0]);
-        for (size_t j = 0; j < c->q->ndays && rc == UMG_OK; j++) {
-            rc = j ? umg_buf_putc(o, ',') : UMG_OK;
-            rc = rc ? rc : put_cohort_value(c, o, a, j, 0);
-        }
-        rc = rc ? rc : umg_buf_putc(o, ']');
+        rc = rc ? rc : c->k ? umg_buf_putc(o, ',') : UMG_OK;
+        rc = rc ? rc : put_cohort_values_json(c, o, a);
         rc = rc ? rc : put_unconv_json(c, o, &c->unrev, g, NULL, "revenue_unconverted", 0);
         rc = rc ? rc : put_unconv_json(c, o, &c->uncost, g, NULL, "cost_unconverted", 0);
         rc = rc ? rc : umg_buf_putc(o, '}');
     }
-    return rc ? rc : umg_buf_printf(o, "]}\n");
+    /* the totals: every cohort of the period together (what group_by= answers as its one row) */
+    rc = rc ? rc : umg_buf_printf(o, "],\"totals\":{");
+    rc = rc ? rc : put_cohort_values_json(c, o, tot);
+    rc = rc ? rc : put_unconv_json(c, o, &c->unrev, NONE, tot_rev, "revenue_unconverted", 0);
+    rc = rc ? rc : put_unconv_json(c, o, &c->uncost, NONE, tot_cost, "cost_unconverted", 0);
+    return rc ? rc : umg_buf_printf(o, "}}\n");
 }
 
-static int put_cohorts_csv(qctx_t *c, umg_buf_t *o, const uint32_t *ord)
+static int put_cohorts_csv(qctx_t *c, umg_buf_t *o, const uint32_t *ord, const int64_t *tot, const int64_t *tot_rev,
+                           const int64_t *tot_cost)
 {
     int rc = UMG_OK;
     for (size_t j = 0; j < c->k && rc == UMG_OK; j++) {
@@ -2824,7 +2838,23 @@ static int put_cohorts_csv(qctx_t *c, umg_buf_t *o, const uint32_t *ord)
         }
         rc = rc ? rc : umg_buf_putc(o, '\n');
     }
-    return rc;
+    /* the totals' line, whose first dimension column says "total" (without dimensions the one row is it) */
+    for (size_t j = 0; c->k > 0 && j < c->k && rc == UMG_OK; j++) {
+        rc = umg_buf_printf(o, "%s,", j == 0 ? "total" : "");
+    }
+    rc = rc || c->k == 0 ? rc : umg_buf_i64(o, tot[0]);
+    for (size_t j = 0; c->k > 0 && j < c->q->ndays && rc == UMG_OK; j++) {
+        rc = umg_buf_putc(o, ',');
+        rc = rc ? rc : put_cohort_value(c, o, tot, j, 1);
+    }
+    const int64_t *tu[2] = {tot_rev, tot_cost};
+    for (int u = 0; c->k > 0 && u < 2; u++) {
+        for (uint32_t cur = 0; un[u]->any != NULL && cur < c->ncur && rc == UMG_OK; cur++) {
+            rc = un[u]->any[cur] ? umg_buf_putc(o, ',') : UMG_OK;
+            rc = rc ? rc : un[u]->any[cur] && tu[u][cur] != 0 ? put_amount(o, tu[u][cur]) : UMG_OK;
+        }
+    }
+    return rc || c->k == 0 ? rc : umg_buf_putc(o, '\n');
 }
 
 static int run_cohorts(qctx_t *c, umg_buf_t *out)
@@ -2856,11 +2886,17 @@ static int run_cohorts(qctx_t *c, umg_buf_t *out)
         rc = rc ? rc : cells_each(c, &c->cost, cohort_cost_cell, NULL);
     }
     uint32_t *ord = NULL;
+    int64_t *tot = NULL, *tot_rev = NULL, *tot_cost = NULL;
     rc = rc ? rc : order_groups(c, &ord);
+    rc = rc ? rc : totals_of(c, &tot, &tot_rev, &tot_cost);
     if (rc == UMG_OK) {
-        rc = q->csv ? put_cohorts_csv(c, out, ord) : put_cohorts_json(c, out, ord);
+        rc = q->csv ? put_cohorts_csv(c, out, ord, tot, tot_rev, tot_cost)
+                    : put_cohorts_json(c, out, ord, tot, tot_rev, tot_cost);
     }
     big_free(c->scr, ord);
+    umg_free(tot);
+    umg_free(tot_rev);
+    umg_free(tot_cost);
     return rc;
 }
 

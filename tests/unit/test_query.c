@@ -562,7 +562,9 @@ static void test_cohorts(void **state)
                  "\"days\":[0,1,3,7],\"rows\":["
                  "{\"day\":\"2026-11-19\",\"size\":10,\"values\":[1,0.40000000000000002,0.29999999999999999,null]},"
                  "{\"day\":\"2026-11-20\",\"size\":20,\"values\":[1,0.5,null,null]},"
-                 "{\"day\":\"2026-11-21\",\"size\":5,\"values\":[1,0,null,null]}]}\n");
+                 "{\"day\":\"2026-11-21\",\"size\":5,\"values\":[1,0,null,null]}],"
+                 /* the totals: every cohort together, day N over those that reached it (14 of 35 on day 1) */
+                 "\"totals\":{\"size\":35,\"values\":[1,0.40000000000000002,0.29999999999999999,null]}}\n");
     /* one group over several install days: day N counts only the cohorts that reached it */
     o = report(UMG_QUERY_COHORTS, P "&days=0,1,3,7&group_by=campaign", today);
     assert_non_null(strstr(o,
@@ -586,7 +588,8 @@ static void test_cohorts(void **state)
                               "\"revenue_unconverted\":{\"EUR\":1}},{\"campaign\":\"c2\",\"size\":5,\"values\":[null,"
                               "null,null]}"));
     o = report(UMG_QUERY_COHORTS, P "&days=0,1&format=csv&metric=revenue", today);
-    expect_eq(o, "day,size,d0,d1,revenue:EUR\n2026-11-19,10,1,3,\n2026-11-20,20,3,0,1\n2026-11-21,5,2.5,0,\n");
+    expect_eq(o, "day,size,d0,d1,revenue:EUR\n2026-11-19,10,1,3,\n2026-11-20,20,3,0,1\n2026-11-21,5,2.5,0,\n"
+                 "total,35,6.5,3,1\n");
     /* filters */
     o = report(UMG_QUERY_COHORTS, P "&days=0&group_by=campaign&filter=campaign:c2", today);
     assert_non_null(strstr(o, "\"rows\":[{\"campaign\":\"c2\",\"size\":5,\"values\":[1]}]"));

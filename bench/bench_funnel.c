@@ -164,6 +164,7 @@ static size_t add_device(umg_store_txn_t *tx, uint32_t app, uint64_t i, uint64_t
 typedef struct job_s {
     umg_store_txn_t *tx;
     uint32_t app;
+    umg_store_devwalk_t *walk; /* as the daemon reads device states: in key order through one cursor */
 } job_t;
 
 static int j_string(void *ctx, uint32_t id, umg_slice_t *out)
@@ -186,7 +187,8 @@ static int j_device(void *ctx, uint64_t key, uint32_t dims[UMG_RD_N])
 {
     job_t *j = ctx;
     umg_store_device_t d;
-    int rc = umg_store_device_get(j->tx, j->app, key, &d);
+    int rc = j->walk != NULL ? UMG_OK : umg_store_devwalk_open(j->tx, &j->walk);
+    rc = rc ? rc : umg_store_devwalk_get(j->walk, key, &d);
     if (rc == UMG_OK) {
         dims[UMG_RD_SOURCE] = d.attr.install.source;
         dims[UMG_RD_CAMPAIGN] = d.attr.install.campaign;
@@ -256,6 +258,8 @@ static double time_funnel(umg_store_t *st, uint32_t app, const umg_tz_t *tz, con
         double t0 = now_ms();
         int rc = umg_store_begin(st, 0, &j.tx);
         rc = rc ? rc : umg_funnel_run(f, &in, answer);
+        umg_store_devwalk_close(j.walk);
+        j.walk = NULL;
         umg_store_abort(j.tx);
         t[r] = now_ms() - t0;
         if (rc != UMG_OK) {

@@ -315,6 +315,7 @@ typedef struct fjob_s {
     umg_store_t *store;
     umg_tz_cache_t *tzc;
     umg_store_txn_t *tx;
+    umg_store_devwalk_t *walk; /* device states, read in key order as the scan visits them */
 } fjob_t;
 
 static void fjob_free(void *data)
@@ -344,7 +345,8 @@ static int funnel_device(void *ctx, uint64_t key, uint32_t dims[UMG_RD_N])
 {
     fjob_t *j = ctx;
     umg_store_device_t d;
-    int rc = umg_store_device_get(j->tx, j->app.id, key, &d);
+    int rc = j->walk != NULL ? UMG_OK : umg_store_devwalk_open(j->tx, &j->walk);
+    rc = rc ? rc : umg_store_devwalk_get(j->walk, key, &d);
     if (rc == UMG_OK) {
         const umg_attr_attribution_t *a = &d.attr.install;
         dims[UMG_RD_SOURCE] = a->source;
@@ -381,6 +383,8 @@ static void funnel_compute(void *data, umg_attr_answer_t *ans)
     int rc = umg_store_begin(j->store, 0, &j->tx);
     if (rc == UMG_OK) {
         rc = umg_funnel_run(j->f, &in, &ans->body);
+        umg_store_devwalk_close(j->walk);
+        j->walk = NULL;
         umg_store_abort(j->tx);
         j->tx = NULL;
     }

@@ -983,6 +983,77 @@ int umg_store_device_get(umg_store_txn_t *tx, uint32_t app, uint64_t key, umg_st
     return UMG_OK;
 }
 
+struct umg_store_devwalk_s {
+    MDB_cursor *c;
+    uint64_t at; /* the key the cursor is on */
+    int on;      /* the cursor is on a record */
+};
+
+int umg_store_devwalk_open(umg_store_txn_t *tx, umg_store_devwalk_t **out)
+{
+    umg_store_devwalk_t *w = umg_calloc(1, sizeof(*w));
+    if (w == NULL) {
+        return UMG_ENOMEM;
+    }
+    int rc = mdb_cursor_open(tx->txn, tx->st->dbi[DB_DEV], &w->c);
+    if (rc != 0) {
+        umg_free(w);
+        return map_err(rc, "device walk");
+    }
+    *out = w;
+    return UMG_OK;
+}
+
+int umg_store_devwalk_get(umg_store_devwalk_t *w, uint64_t key, umg_store_device_t *out)
+{
+    MDB_val k, v;
+    int rc, seek = 1;
+    if (w->on && w->at == key) {
+        rc = mdb_cursor_get(w->c, &k, &v, MDB_GET_CURRENT);
+        seek = 0;
+    } else if (w->on && w->at < key) {
+        /* a few steps forward; a seek when the next key is still far */
+        for (int steps = 0; steps < 4; steps++) {
+            rc = mdb_cursor_get(w->c, &k, &v, MDB_NEXT);
+            if (rc != 0) {
+                break;
+            }
+            memcpy(&w->at, k.mv_data, 8);
+            if (w->at >= key) {
+                seek = 0;
+                break;
+            }
+        }
+    }
+    if (seek) {
+        k = (MDB_val){8, &key};
+        rc = mdb_cursor_get(w->c, &k, &v, MDB_SET_RANGE);
+        if (rc == 0) {
+            memcpy(&w->at, k.mv_data, 8);
+        }
+    }
+    w->on = rc == 0;
+    if (rc != 0) {
+        return rc == MDB_NOTFOUND ? UMG_ENOENT : map_err(rc, "device walk");
+    }
+    if (w->at != key) {
+        return UMG_ENOENT;
+    }
+    if (v.mv_size != sizeof(*out)) {
+        return UMG_ECORRUPT;
+    }
+    memcpy(out, v.mv_data, sizeof(*out));
+    return UMG_OK;
+}
+
+void umg_store_devwalk_close(umg_store_devwalk_t *w)
+{
+    if (w != NULL) {
+        mdb_cursor_close(w->c);
+        umg_free(w);
+    }
+}
+
 int umg_store_device_by_id(umg_store_txn_t *tx, uint32_t app, uint64_t id_hash, umg_store_device_t *out)
 {
     if (id_hash == 0) {

@@ -167,6 +167,17 @@ int umg_store_device_find(umg_store_txn_t *tx, uint32_t app, const uint64_t ids[
 /** Writes the device under d->key and makes each of ids reach it. */
 int umg_store_device_put(umg_store_txn_t *tx, uint32_t app, const uint64_t ids[UMG_ATTR_MAX_IDS],
                          const umg_store_device_t *d);
+/*
+ * Devices read in ascending key order through one cursor (a grouped funnel
+ * visits its devices so): a read steps forward from the last one instead of
+ * descending the tree again. Keys may also go down (a plain seek then).
+ */
+typedef struct umg_store_devwalk_s umg_store_devwalk_t;
+int umg_store_devwalk_open(umg_store_txn_t *tx, umg_store_devwalk_t **out);
+/** The device of key; UMG_ENOENT when there is none. */
+int umg_store_devwalk_get(umg_store_devwalk_t *w, uint64_t key, umg_store_device_t *out);
+void umg_store_devwalk_close(umg_store_devwalk_t *w);
+
 /** The device one identifier hash reaches. UMG_ENOENT when none. */
 int umg_store_device_by_id(umg_store_txn_t *tx, uint32_t app, uint64_t id_hash, umg_store_device_t *out);
 int umg_store_device_get(umg_store_txn_t *tx, uint32_t app, uint64_t key, umg_store_device_t *out);

@@ -987,6 +987,43 @@ static void test_dayset(void **state)
     assert_int_equal(umg_store_dayset_add(&s, 1499), 1);
 }
 
+static void test_device_walk(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    umg_store_t *st = open_store(dir);
+    umg_store_txn_t *tx;
+    assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK);
+    /* devices with keys 10, 20, ..., 200 (made by device_put under their own keys) */
+    for (uint64_t i = 1; i <= 20; i++) {
+        umg_store_device_t d;
+        memset(&d, 0, sizeof(d));
+        d.key = i * 10;
+        d.sessions = (uint32_t)i;
+        uint64_t ids[UMG_ATTR_MAX_IDS] = {1000 + i, 0, 0, 0};
+        assert_int_equal(umg_store_device_put(tx, 1, ids, &d), UMG_OK);
+    }
+    umg_store_devwalk_t *w;
+    assert_int_equal(umg_store_devwalk_open(tx, &w), UMG_OK);
+    umg_store_device_t d;
+    /* ascending, with gaps (steps forward), a key twice, a missing key, a jump (a seek), then back down */
+    static const uint64_t keys[] = {10, 20, 20, 25, 30, 70, 200, 210, 50, 5};
+    static const int found[] = {1, 1, 1, 0, 1, 1, 1, 0, 1, 0};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        int rc = umg_store_devwalk_get(w, keys[i], &d);
+        assert_int_equal(rc, found[i] ? UMG_OK : UMG_ENOENT);
+        if (found[i]) {
+            assert_int_equal(d.key, keys[i]);
+            assert_int_equal(d.sessions, keys[i] / 10);
+        }
+    }
+    umg_store_devwalk_close(w);
+    umg_store_abort(tx);
+    umg_store_close(st);
+    rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -998,6 +1035,7 @@ int main(void)
         cmocka_unit_test(test_pipeline_decides_resumes_and_replays),
         cmocka_unit_test(test_pipeline_rollups),
         cmocka_unit_test(test_dayset),
+        cmocka_unit_test(test_device_walk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

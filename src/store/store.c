@@ -42,7 +42,7 @@ static const unsigned db_flags[DB_COUNT] = {
 
 /* The layout of what the store holds. A store of another format is emptied at open and rebuilt by the
  * pipeline from the event log (the log is the source of truth). 2: device report fields, rollups. */
-#define STORE_FORMAT 2
+#define STORE_FORMAT 3
 
 #define STR_MAX 4096
 #define CACHE_BITS 16

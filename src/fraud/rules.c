@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "umg_json.h"
@@ -281,8 +282,19 @@ int umg_fraud_settings_apply_json(umg_fraud_settings_t *s, const char *json, siz
     return rc;
 }
 
+/* The shortest of %.15g and %.17g that reads back as x. */
+static const char *num(char buf[32], double x)
+{
+    snprintf(buf, 32, "%.15g", x);
+    if (strtod(buf, NULL) != x) {
+        snprintf(buf, 32, "%.17g", x);
+    }
+    return buf;
+}
+
 int umg_fraud_settings_json(const umg_fraud_settings_t *s, umg_buf_t *out)
 {
+    char b1[32], b2[32];
     static const char *const modes[] = {"off", "shadow", "enforce"};
     int rc = umg_buf_append(out, "{\"rules\":{", 10);
     for (unsigned r = 1; r < UMG_FR_N && rc == UMG_OK; r++) {
@@ -305,15 +317,15 @@ int umg_fraud_settings_json(const umg_fraud_settings_t *s, umg_buf_t *out)
             } else if (d->is_int) {
                 rc = umg_buf_printf(out, ",\"%s\":%lld", d->name, (long long)s->p[i]);
             } else {
-                rc = umg_buf_printf(out, ",\"%s\":%.17g", d->name, s->p[i]);
+                rc = umg_buf_printf(out, ",\"%s\":%s", d->name, num(b1, s->p[i]));
             }
         }
         rc = rc ? rc : umg_buf_putc(out, '}');
     }
     return rc ? rc
-              : umg_buf_printf(out, "},\"model\":{\"mode\":\"%s\",\"threshold\":%.17g,\"shadow_sample\":%.17g}}",
-                               modes[s->model_mode < 3 ? s->model_mode : 0], s->model_threshold,
-                               s->model_shadow_sample);
+              : umg_buf_printf(out, "},\"model\":{\"mode\":\"%s\",\"threshold\":%s,\"shadow_sample\":%s}}",
+                               modes[s->model_mode < 3 ? s->model_mode : 0], num(b1, s->model_threshold),
+                               num(b2, s->model_shadow_sample));
 }
 
 /* -------------------------------------------------------------- windows */
@@ -499,10 +511,26 @@ uint64_t umg_fraud_net_key(umg_slice_t ip)
 }
 
 const char *const umg_fraud_feature_names[UMG_FRAUD_NF] = {
-    "ctit_log10_s",     "match_class",         "clicks_device_1h",   "clicks_device_24h",      "clicks_ip_1m",
-    "clicks_ip_1h",     "installs_ip_1h",      "installs_ip24_1h",   "installs_fp_24h",        "ua_platform_mismatch",
-    "ua_model_mismatch", "hour_of_day",        "source_cti_rate",    "source_long_ctit_share", "ua_empty",
-    "ip_listed",        "bot_ua",              "device_time_skew_log10_s", "referrer_present", "click_after_install_begin",
+    "ctit_log10_s",
+    "match_class",
+    "clicks_device_1h",
+    "clicks_device_24h",
+    "clicks_ip_1m",
+    "clicks_ip_1h",
+    "installs_ip_1h",
+    "installs_ip24_1h",
+    "installs_fp_24h",
+    "ua_platform_mismatch",
+    "ua_model_mismatch",
+    "hour_of_day",
+    "source_cti_rate",
+    "source_long_ctit_share",
+    "ua_empty",
+    "ip_listed",
+    "bot_ua",
+    "device_time_skew_log10_s",
+    "referrer_present",
+    "click_after_install_begin",
 };
 
 /* ------------------------------------------------------- flood, buckets */

@@ -37,17 +37,17 @@ typedef enum { UMG_FM_OFF = 0, UMG_FM_SHADOW = 1, UMG_FM_ENFORCE = 2 } umg_fraud
 
 /* Thresholds, indexed; each belongs to one rule (umg_fraud_params[]). */
 typedef enum {
-    UMG_FP_INJ_MIN_CTIT_S = 0,   /* click_injection: a click this close before the install is injected */
-    UMG_FP_INJ_INSTALL_BEGIN,    /* click_injection: a click after the referrer's install_begin_ts (0/1) */
-    UMG_FP_SPAM_DEVICE_HOUR,     /* click_spam: clicks of one device id in one clock hour, more are rejected */
-    UMG_FP_SPAM_IP_MINUTE,       /* click_spam: clicks from one IP in one clock minute */
-    UMG_FP_FLOOD_WINDOW_DAYS,    /* click_flooding: trailing window of a source/site's figures */
-    UMG_FP_FLOOD_MIN_INSTALLS,   /* click_flooding: installs needed before a source/site is judged */
-    UMG_FP_FLOOD_MIN_LONG_SHARE, /* click_flooding: share of long-CTIT installs at or above which ... */
-    UMG_FP_FLOOD_MAX_CTI_RATE,   /* ... together with an install/click rate at or below this, flags */
-    UMG_FP_BOT_EMPTY_UA,         /* bot_user_agent: a click link without User-Agent (0/1) */
-    UMG_FP_FARM_IP_HOUR,         /* device_farm: installs from one IP in one clock hour, more are rejected */
-    UMG_FP_FARM_FP_DAY,          /* device_farm: installs of one IP + User-Agent in one UTC day */
+    UMG_FP_INJ_MIN_CTIT_S = 0,    /* click_injection: a click this close before the install is injected */
+    UMG_FP_INJ_INSTALL_BEGIN,     /* click_injection: a click after the referrer's install_begin_ts (0/1) */
+    UMG_FP_SPAM_DEVICE_HOUR,      /* click_spam: clicks of one device id in one clock hour, more are rejected */
+    UMG_FP_SPAM_IP_MINUTE,        /* click_spam: clicks from one IP in one clock minute */
+    UMG_FP_FLOOD_WINDOW_DAYS,     /* click_flooding: trailing window of a source/site's figures */
+    UMG_FP_FLOOD_MIN_INSTALLS,    /* click_flooding: installs needed before a source/site is judged */
+    UMG_FP_FLOOD_MIN_LONG_SHARE,  /* click_flooding: share of long-CTIT installs at or above which ... */
+    UMG_FP_FLOOD_MAX_CTI_RATE,    /* ... together with an install/click rate at or below this, flags */
+    UMG_FP_BOT_EMPTY_UA,          /* bot_user_agent: a click link without User-Agent (0/1) */
+    UMG_FP_FARM_IP_HOUR,          /* device_farm: installs from one IP in one clock hour, more are rejected */
+    UMG_FP_FARM_FP_DAY,           /* device_farm: installs of one IP + User-Agent in one UTC day */
     UMG_FP_TIME_BEFORE_INSTALL_S, /* time_anomaly: an event dated this much before the device's install */
     UMG_FP_TIME_BACKWARDS_S,      /* time_anomaly: a device's event time going back this much */
     UMG_FP_TIME_FUTURE_S,         /* time_anomaly: an install dated this far after its receive time */
@@ -71,8 +71,8 @@ typedef struct umg_fraud_settings_s {
         uint8_t action; /* umg_fraud_action_t */
     } rule[UMG_FR_N];
     double p[UMG_FP_N];
-    uint8_t model_mode; /* umg_fraud_mode_t */
-    double model_threshold;    /* enforce: scores at or above are rejected (reason model) */
+    uint8_t model_mode;         /* umg_fraud_mode_t */
+    double model_threshold;     /* enforce: scores at or above are rejected (reason model) */
     double model_shadow_sample; /* shadow: the share of installs scored, 0..1 */
 } umg_fraud_settings_t;
 
@@ -161,26 +161,26 @@ uint64_t umg_fraud_net_key(umg_slice_t ip);
 
 /* The model's inputs, computed by the pipeline for each install (NaN when unknown). */
 enum {
-    UMG_FF_CTIT_LOG10_S = 0,      /* log10 of the click-to-install seconds (of the click that would win) */
-    UMG_FF_MATCH_CLASS,           /* umg_attr_match_t of that click, 0 organic */
-    UMG_FF_CLICKS_DEVICE_1H,      /* clicks of the device's id in the install's clock hour */
-    UMG_FF_CLICKS_DEVICE_24H,     /* ... in its UTC day */
-    UMG_FF_CLICKS_IP_1M,          /* clicks from the install's IP in its clock minute */
-    UMG_FF_CLICKS_IP_1H,          /* ... in its clock hour */
-    UMG_FF_INSTALLS_IP_1H,        /* installs from the IP in the clock hour, this one included */
-    UMG_FF_INSTALLS_NET_1H,       /* ... from its /24 or /64 */
-    UMG_FF_INSTALLS_FP_24H,       /* ... from the IP + User-Agent in the UTC day */
-    UMG_FF_UA_PLATFORM_MISMATCH,  /* the User-Agent's platform differs from the device's */
-    UMG_FF_UA_MODEL_MISMATCH,     /* the User-Agent names another model than the device */
-    UMG_FF_HOUR_OF_DAY,           /* UTC hour of the install */
-    UMG_FF_SOURCE_CTI_RATE,       /* installs per click of the click's source/site over the flood window */
-    UMG_FF_SOURCE_LONG_SHARE,     /* its share of installs with a click-to-install time of a day or more */
-    UMG_FF_UA_EMPTY,              /* no User-Agent */
-    UMG_FF_IP_LISTED,             /* the IP is on a blocked list */
-    UMG_FF_BOT_UA,                /* the User-Agent matches a bot pattern */
-    UMG_FF_TIME_SKEW_LOG10_S,     /* log10(1 + |receive time - install time| in seconds) */
-    UMG_FF_REFERRER,              /* an install referrer came with the install */
-    UMG_FF_CLICK_AFTER_BEGIN,     /* the click is later than the referrer's install_begin_ts */
+    UMG_FF_CTIT_LOG10_S = 0,     /* log10 of the click-to-install seconds (of the click that would win) */
+    UMG_FF_MATCH_CLASS,          /* umg_attr_match_t of that click, 0 organic */
+    UMG_FF_CLICKS_DEVICE_1H,     /* clicks of the device's id in the install's clock hour */
+    UMG_FF_CLICKS_DEVICE_24H,    /* ... in its UTC day */
+    UMG_FF_CLICKS_IP_1M,         /* clicks from the install's IP in its clock minute */
+    UMG_FF_CLICKS_IP_1H,         /* ... in its clock hour */
+    UMG_FF_INSTALLS_IP_1H,       /* installs from the IP in the clock hour, this one included */
+    UMG_FF_INSTALLS_NET_1H,      /* ... from its /24 or /64 */
+    UMG_FF_INSTALLS_FP_24H,      /* ... from the IP + User-Agent in the UTC day */
+    UMG_FF_UA_PLATFORM_MISMATCH, /* the User-Agent's platform differs from the device's */
+    UMG_FF_UA_MODEL_MISMATCH,    /* the User-Agent names another model than the device */
+    UMG_FF_HOUR_OF_DAY,          /* UTC hour of the install */
+    UMG_FF_SOURCE_CTI_RATE,      /* installs per click of the click's source/site over the flood window */
+    UMG_FF_SOURCE_LONG_SHARE,    /* its share of installs with a click-to-install time of a day or more */
+    UMG_FF_UA_EMPTY,             /* no User-Agent */
+    UMG_FF_IP_LISTED,            /* the IP is on a blocked list */
+    UMG_FF_BOT_UA,               /* the User-Agent matches a bot pattern */
+    UMG_FF_TIME_SKEW_LOG10_S,    /* log10(1 + |receive time - install time| in seconds) */
+    UMG_FF_REFERRER,             /* an install referrer came with the install */
+    UMG_FF_CLICK_AFTER_BEGIN,    /* the click is later than the referrer's install_begin_ts */
     UMG_FRAUD_NF
 };
 

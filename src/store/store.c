@@ -717,7 +717,8 @@ static int get_varint(const uint8_t **p, const uint8_t *end, uint32_t *v)
 
 #define TOUCH_PACK_MAX (16 + 8 * UMG_ATTR_MAX_IDS + 8 + 16 + 7 * 5)
 
-/* Layout: type, flags, nids | has_click << 4 | has_fp << 5, 0, ts (8), app (4), ids, click, fp, 7 varints. */
+/* Layout: type, flags, nids | has_click << 4 | has_fp << 5, fraud reason, ts (8), app (4), ids, click, fp,
+ * 7 varints. */
 static size_t touch_pack(const umg_attr_touch_t *t, uint8_t *p)
 {
     int nids = 0;
@@ -728,7 +729,7 @@ static size_t touch_pack(const umg_attr_touch_t *t, uint8_t *p)
     p[0] = t->type;
     p[1] = t->flags;
     p[2] = (uint8_t)(nids | (t->click_id != 0) << 4 | has_fp << 5);
-    p[3] = 0;
+    p[3] = t->reason;
     memcpy(p + 4, &t->ts_us, 8);
     memcpy(p + 12, &t->app, 4);
     size_t n = 16;
@@ -764,6 +765,7 @@ static int touch_unpack(uint64_t touch_id, const uint8_t *p, size_t len, umg_att
     }
     t->type = p[0];
     t->flags = p[1];
+    t->reason = p[3];
     t->touch_id = touch_id;
     memcpy(&t->ts_us, p + 4, 8);
     memcpy(&t->app, p + 12, 4);

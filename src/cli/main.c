@@ -230,6 +230,7 @@ static const umg_http_route_t base_routes[] = {
     {"GET", "/v1/reports/cohorts", 0, umg_query_ep_cohorts},
     {"GET", "/v1/reports/activity", 0, umg_query_ep_activity},
     {"GET", "/v1/reports/funnel", 0, umg_query_ep_funnel},
+    {"GET", "/v1/reports/fraud", 0, umg_query_ep_fraud},
     {"*", "/v1/costs", 0, umg_cost_ep_costs},
     {"*", "/v1/rates", 0, umg_cost_ep_rates},
 };

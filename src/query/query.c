@@ -2063,7 +2063,7 @@ static int put_double(umg_buf_t *o, double v)
 }
 
 /* A CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break. */
-static int put_csv(umg_buf_t *o, umg_slice_t s)
+int umg_query_csv_field(umg_buf_t *o, umg_slice_t s)
 {
     int quote = 0;
     for (size_t i = 0; i < s.len && !quote; i++) {
@@ -2521,7 +2521,7 @@ static int put_overview_csv(qctx_t *c, umg_buf_t *o, const uint32_t *ord, size_t
     }
     for (size_t i = 0; i < c->q->nm && rc == UMG_OK; i++) {
         rc = col++ ? umg_buf_putc(o, ',') : UMG_OK;
-        rc = rc ? rc : put_csv(o, c->q->m[i].name);
+        rc = rc ? rc : umg_query_csv_field(o, c->q->m[i].name);
     }
     const unconv_t *un[2] = {&c->unrev, &c->uncost};
     static const char *const unname[2] = {"revenue", "cost"};
@@ -2543,7 +2543,7 @@ static int put_overview_csv(qctx_t *c, umg_buf_t *o, const uint32_t *ord, size_t
             char t[11];
             rc = col++ ? umg_buf_putc(o, ',') : UMG_OK;
             rc = rc          ? rc
-                 : g != NONE ? put_csv(o, dim_text(c, g, j, t))
+                 : g != NONE ? umg_query_csv_field(o, dim_text(c, g, j, t))
                  : j == 0    ? umg_buf_append(o, "total", 5)
                              : UMG_OK;
         }
@@ -2853,7 +2853,7 @@ static int put_cohorts_csv(qctx_t *c, umg_buf_t *o, const uint32_t *ord, const i
         const int64_t *a = c->acc + (size_t)g * c->K;
         for (size_t j = 0; j < c->k && rc == UMG_OK; j++) {
             char t[11];
-            rc = put_csv(o, dim_text(c, g, j, t));
+            rc = umg_query_csv_field(o, dim_text(c, g, j, t));
             rc = rc ? rc : umg_buf_putc(o, ',');
         }
         rc = rc ? rc : umg_buf_i64(o, a[0]);

@@ -254,6 +254,54 @@ class ReportsTest(FraudCase):
         self.assertEqual((tot["installs"] + tot["organic_installs"], tot["rejected_installs"]), (20, 2), tot)
         self.assertEqual(tot["sessions"], 0, tot)
 
+    def fraud_report(self, query, expect=200):
+        st, h, data = self.d.request("GET", "/v1/reports/fraud?app=%s&%s" % (self.app["app_id"], query),
+                                     headers={"X-App-Secret": self.app["app_secret"]})
+        self.assertStatus(st, expect, "fraud report " + query, data)
+        return data
+
+    def test_fraud_report(self):
+        base = now_ms() - 3 * H_MS
+        hour = base - base % H_MS + MIN_MS
+        g = gaid()
+        # One clean attributed install with a 1-hour click, one injected click, two farm installs.
+        self.send_touches([self.click(hour - H_MS, g, source="net", site="s1"),
+                           self.click(hour - 2 * S_MS, g, source="bad", site="s9")])
+        events = [harness.event(type="install", ts=hour, device=android(g), ip="203.0.113.1")]
+        events += [harness.event(type="install", ts=hour + i * 1000, device=android(gaid()), ip="198.51.100.3",
+                                 user_agent="Dalvik/%d" % i) for i in range(22)]
+        self.send_events(events)
+        self.caught_up()
+        day = time.strftime("%Y-%m-%d", time.gmtime(hour / 1000))
+        r = parse_json(self.fraud_report("from=%s&to=%s&group_by=reason" % (day, day)))
+        self.assertEqual(r["group_by"], ["reason"])
+        by = {row["reason"]: row for row in r["rows"]}
+        self.assertEqual(set(by), {"device_farm", "click_injection"}, r)
+        self.assertEqual(by["device_farm"]["rejected_installs"], 2)
+        self.assertEqual(by["device_farm"]["installs"], 21)  # the group's installs, whatever the rule
+        self.assertAlmostEqual(by["device_farm"]["install_rejection_rate"], 2 / 23, places=5)
+        self.assertEqual(by["click_injection"]["rejected_clicks"], 1)
+        self.assertEqual((r["totals"]["installs"], r["totals"]["rejected_installs"]), (21, 2), r["totals"])
+        hist = {row["source"]: row["counts"] for row in r["ctit"]["rows"]}
+        self.assertEqual(r["ctit"]["bounds_s"], [10, 60, 600, 3600, 86400, 604800])
+        self.assertEqual(hist["bad"], [1, 0, 0, 0, 0, 0, 0], r["ctit"])  # what would have won, before the rules
+        self.assertEqual(r["model"]["mode"], "off")
+        self.assertEqual(r["model"]["scored"], 0)
+        r2 = parse_json(self.fraud_report("from=%s&to=%s&group_by=source,site" % (day, day)))
+        src = {(row["source"], row["site"]): row for row in r2["rows"]}
+        self.assertEqual(src[("net", "s1")]["installs"], 1, r2)
+        self.assertEqual(src[("bad", "s9")]["rejected_clicks"], 1, r2)
+        csv = self.fraud_report("from=%s&to=%s&group_by=reason&format=csv" % (day, day)).decode()
+        lines = csv.strip().split("\r\n")
+        self.assertTrue(lines[0].startswith("reason,clicks,installs,rejected_clicks"), lines[0])
+        self.assertTrue(lines[-1].startswith("total,"), lines[-1])
+        self.assertEqual(len(lines), 4, lines)
+        for q, field in [("from=%s&to=%s&group_by=colour" % (day, day), "group_by"),
+                         ("from=%s&to=%s&format=xml" % (day, day), "format"), ("to=%s" % day, "from")]:
+            self.assertError(self.d.request("GET", "/v1/reports/fraud?app=%s&%s" % (self.app["app_id"], q),
+                                            headers={"X-App-Secret": self.app["app_secret"]}),
+                             400, None, field, q)
+
 
 class RestartTest(FraudCase):
 

@@ -14,8 +14,8 @@
 
 /* Grouping dimensions: the rollup's seven, the day and the rule. */
 enum { FD_DAY = UMG_RD_N, FD_REASON, FD_N };
-static const char *const fd_names[FD_N] = {"source", "campaign", "adset", "ad",    "site",
-                                           "country", "platform", "day",  "reason"};
+static const char *const fd_names[FD_N] = {"source",  "campaign", "adset", "ad",    "site",
+                                           "country", "platform", "day",   "reason"};
 
 /* Counters of a row. */
 enum {
@@ -30,9 +30,9 @@ enum {
     FV_FLAG_EVENTS,
     FV_N
 };
-static const char *const fv_names[FV_N] = {"clicks",           "installs",         "rejected_clicks",
-                                           "rejected_impressions", "rejected_installs", "rejected_events",
-                                           "flagged_clicks",   "flagged_installs", "flagged_events"};
+static const char *const fv_names[FV_N] = {
+    "clicks",          "installs",       "rejected_clicks",  "rejected_impressions", "rejected_installs",
+    "rejected_events", "flagged_clicks", "flagged_installs", "flagged_events"};
 
 struct umg_fraud_report_s {
     int32_t from, to;
@@ -205,7 +205,8 @@ static int put_counters(umg_buf_t *o, const int64_t *v, int csv)
                  : umg_buf_printf(o, ",\"%s\":%lld", fv_names[i], (long long)v[i]);
     }
     int64_t cl = v[FV_CLICKS] + v[FV_REJ_CLICKS], in = v[FV_INSTALLS] + v[FV_REJ_INSTALLS];
-    double rates[2] = {cl ? (double)v[FV_REJ_CLICKS] / (double)cl : -1, in ? (double)v[FV_REJ_INSTALLS] / (double)in : -1};
+    double rates[2] = {cl ? (double)v[FV_REJ_CLICKS] / (double)cl : -1,
+                       in ? (double)v[FV_REJ_INSTALLS] / (double)in : -1};
     static const char *const names[2] = {"click_rejection_rate", "install_rejection_rate"};
     for (int i = 0; i < 2 && rc == UMG_OK; i++) {
         if (csv) {
@@ -403,8 +404,8 @@ int umg_fraud_report_run(const umg_fraud_report_t *r, const umg_fraud_report_inp
     }
     static const char *const modes[] = {"off", "shadow", "enforce"};
     rc = rc ? rc
-            : umg_buf_printf(out, "]},\"model\":{\"mode\":\"%s\",\"threshold\":%g,\"bounds\":[", modes[in->model_mode % 3],
-                             in->model_threshold);
+            : umg_buf_printf(out, "]},\"model\":{\"mode\":\"%s\",\"threshold\":%g,\"bounds\":[",
+                             modes[in->model_mode % 3], in->model_threshold);
     for (int b = 1; b < UMG_FRAUD_SCORE_BUCKETS && rc == UMG_OK; b++) {
         rc = umg_buf_printf(out, "%s%.1f", b > 1 ? "," : "", b / 10.0);
     }
@@ -412,12 +413,12 @@ int umg_fraud_report_run(const umg_fraud_report_t *r, const umg_fraud_report_inp
     for (int b = 0; b < UMG_FRAUD_SCORE_BUCKETS && rc == UMG_OK; b++) {
         rc = umg_buf_printf(out, "%s%lld", b ? "," : "", (long long)deciles[b]);
     }
-    rc = rc ? rc
-            : umg_buf_printf(out,
-                             "],\"scored\":%lld,\"over_threshold\":%lld,\"over_and_rejected_by_rules\":%lld,"
-                             "\"under_and_rejected_by_rules\":%lld}}\n",
-                             (long long)summary[0], (long long)summary[1], (long long)summary[2],
-                             (long long)summary[3]);
+    rc =
+        rc ? rc
+           : umg_buf_printf(out,
+                            "],\"scored\":%lld,\"over_threshold\":%lld,\"over_and_rejected_by_rules\":%lld,"
+                            "\"under_and_rejected_by_rules\":%lld}}\n",
+                            (long long)summary[0], (long long)summary[1], (long long)summary[2], (long long)summary[3]);
 done:
     umg_free(rows);
     umg_free(m.t);

@@ -174,6 +174,7 @@ void umg_pipeline_config_defaults(umg_pipeline_config_t *cfg)
     cfg->sync_interval_ms = 1000;
     cfg->rollup_fold_bytes = 128 << 20;
     cfg->rollup_fold_ms = 60000;
+    cfg->fraud = 1;
 }
 
 void umg_pipeline_app_settings(const umg_app_t *app, umg_attr_settings_t *out)
@@ -1245,7 +1246,9 @@ static int on_touch(void *ctx, size_t index, umg_touch_t *t, const umg_touch_err
             return rc;
         }
     }
-    fraud_touch(p, t, &a);
+    if (p->cfg.fraud) {
+        fraud_touch(p, t, &a);
+    }
     count(p, S_TOUCHES);
     int rc = umg_store_touch_put(p->tx, &a);
     return rc == UMG_OK && p->rollup != NULL ? roll_touch(p, &a) : rc;
@@ -1332,7 +1335,7 @@ static int decide_event(umg_pipeline_t *p, umg_event_t *ev)
     fraud_t *fr = &p->fr;
     memset(fr, 0, sizeof(*fr));
     fr->score = -1;
-    if (ev->type == UMG_EV_INSTALL) { /* counted before the resend check, as the warm-up counts */
+    if (ev->type == UMG_EV_INSTALL && p->cfg.fraud) { /* counted before the resend check, as the warm-up counts */
         observe_install(p, obs.app, ev->ip, ev->user_agent, ev->ts_us, m->recv_us, fr->ic);
     }
     if (ev->type == UMG_EV_INSTALL && ev->has_referrer) {
@@ -1386,9 +1389,10 @@ static int decide_event(umg_pipeline_t *p, umg_event_t *ev)
     }
     const app_ent_t *ae = app_of(p, obs.app);
     const umg_fraud_settings_t *fs = &ae->fs;
-    if (ev->type == UMG_EV_INSTALL) {
+    int fraud_install = ev->type == UMG_EV_INSTALL && p->cfg.fraud;
+    if (fraud_install) {
         fraud_install_pre(p, ev, &obs, s, n);
-    } else if (installed && fs->rule[UMG_FR_TIME_ANOMALY].enabled &&
+    } else if (p->cfg.fraud && installed && fs->rule[UMG_FR_TIME_ANOMALY].enabled &&
                (ev->ts_us < dev.attr.install_ts_us - (int64_t)(fs->p[UMG_FP_TIME_BEFORE_INSTALL_S] * 1e6) ||
                 ev->ts_us < dev.last_seen_us - (int64_t)(fs->p[UMG_FP_TIME_BACKWARDS_S] * 1e6))) {
         fhit(fr, fs, UMG_FR_TIME_ANOMALY);
@@ -1414,12 +1418,12 @@ static int decide_event(umg_pipeline_t *p, umg_event_t *ev)
             return rc;
         }
         /* a flooding click rejected: decide again without it */
-        if (ev->type != UMG_EV_INSTALL || round >= UMG_STORE_MAX_REJECTED || !fraud_flood(p, &d, n)) {
+        if (!fraud_install || round >= UMG_STORE_MAX_REJECTED || !fraud_flood(p, &d, n)) {
             break;
         }
     }
     umg_attr_apply(&dev.attr, &d);
-    if (ev->type == UMG_EV_INSTALL) {
+    if (fraud_install) {
         fraud_score(p, ev);
         if (fr->rej) {
             dev.fraud_reason = (uint8_t)fr->rej;
@@ -1454,7 +1458,7 @@ static int decide_event(umg_pipeline_t *p, umg_event_t *ev)
     }
     if (p->rollup != NULL) {
         rc = roll_event(p, ev, &dev, known, &d);
-        if (rc == UMG_OK && ev->type == UMG_EV_INSTALL) {
+        if (rc == UMG_OK && fraud_install) {
             rc = roll_fraud_install(p, &dev, &d, local_day(ae, ev->ts_us));
         }
         if (rc != UMG_OK) {
@@ -1478,7 +1482,7 @@ static int decide_event(umg_pipeline_t *p, umg_event_t *ev)
     rec->score = (float)fr->score;
     rec->nrejected = fr->nrej;
     memcpy(rec->rejected, fr->rejected, sizeof(rec->rejected));
-    if (ev->type == UMG_EV_INSTALL) {
+    if (fraud_install) {
         rec->has_features = 1;
         memcpy(rec->features, fr->x, sizeof(rec->features));
     }
@@ -1679,7 +1683,7 @@ int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
         p->napps = 0;
         p->apps_cached_us = now;
     }
-    if (!p->warmed) {
+    if (!p->warmed && p->cfg.fraud) {
         fraud_warm(p);
     }
     if (p->reader == NULL) {

@@ -28,6 +28,7 @@ typedef struct umg_pipeline_config_s {
      * last fold (umg_pipeline_set_reports). */
     int64_t rollup_fold_bytes;
     int64_t rollup_fold_ms;
+    int fraud; /* 1 (default): the fraud rules run (docs/fraud.md); 0: none does, nothing is counted */
 } umg_pipeline_config_t;
 
 void umg_pipeline_config_defaults(umg_pipeline_config_t *cfg);

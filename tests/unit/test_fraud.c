@@ -197,7 +197,7 @@ static void test_counts_bucket_edges_and_expiry(void **state)
     assert_int_equal(umg_fraud_counts_add(c, UMG_FW_CLICK_DEVICE_HOUR, 1, 7, h - 1, h, &oom), 1);
     assert_int_equal(umg_fraud_counts_add(c, UMG_FW_CLICK_DEVICE_HOUR, 1, 7, h, h, &oom), 1);
     assert_int_equal(umg_fraud_counts_add(c, UMG_FW_CLICK_DEVICE_HOUR, 1, 7, h + 3600 * S - 1, h, &oom), 2);
-    assert_int_equal(umg_fraud_counts_add(c, UMG_FW_CLICK_DEVICE_DAY, 1, 7, h, h, &oom), 1); /* windows apart */
+    assert_int_equal(umg_fraud_counts_add(c, UMG_FW_CLICK_DEVICE_DAY, 1, 7, h, h, &oom), 1);  /* windows apart */
     assert_int_equal(umg_fraud_counts_add(c, UMG_FW_CLICK_DEVICE_HOUR, 2, 7, h, h, &oom), 1); /* apps apart */
     /* two days of other keys later, the table grows and drops the expired buckets */
     int64_t later = h + 2 * 86400 * S;
@@ -259,7 +259,8 @@ static void test_net_key_and_sample(void **state)
     assert_int_equal(umg_fraud_net_key(UMG_SLICE("198.51.100.7")), umg_fraud_net_key(UMG_SLICE("198.51.100.250")));
     assert_int_equal(umg_fraud_net_key(UMG_SLICE("::ffff:198.51.100.7")), umg_fraud_net_key(UMG_SLICE("198.51.100.1")));
     assert_true(umg_fraud_net_key(UMG_SLICE("198.51.101.7")) != umg_fraud_net_key(UMG_SLICE("198.51.100.7")));
-    assert_int_equal(umg_fraud_net_key(UMG_SLICE("2001:db8:1:2::1")), umg_fraud_net_key(UMG_SLICE("2001:db8:1:2:ff::9")));
+    assert_int_equal(umg_fraud_net_key(UMG_SLICE("2001:db8:1:2::1")),
+                     umg_fraud_net_key(UMG_SLICE("2001:db8:1:2:ff::9")));
     assert_true(umg_fraud_net_key(UMG_SLICE("2001:db8:1:3::1")) != umg_fraud_net_key(UMG_SLICE("2001:db8:1:2::1")));
     assert_int_equal(umg_fraud_net_key(UMG_SLICE("not an ip")), 0);
     assert_int_equal(umg_fraud_net_key(UMG_SLICE("")), 0);

@@ -1715,6 +1715,9 @@ static int plan_injection(umg_gen_t *g, uint64_t *s, uint64_t n)
 
 static int plan_flood(umg_gen_t *g, uint64_t *s, uint64_t n)
 {
+    if (n == 0) {
+        return UMG_OK;
+    }
     int64_t span = g->now - g->start;
     int64_t maxlag = UMG_MIN(5 * DAY, span - 2 * MIN), minlag = UMG_MIN(DAY + MIN, maxlag);
     for (uint64_t i = 0; i < n; i++) {
@@ -1790,7 +1793,7 @@ static int plan_bot(umg_gen_t *g, uint64_t *s, uint64_t n)
 /* Farms of 30-60 installs within 55 minutes, as many as make about n (at least one). */
 static int plan_farm(umg_gen_t *g, uint64_t *s, uint64_t n)
 {
-    uint64_t farms = UMG_MAX(1, (uint64_t)llround((double)n / 45.0));
+    uint64_t farms = n == 0 ? 0 : UMG_MAX(1, (uint64_t)llround((double)n / 45.0));
     for (uint64_t f = 0; f < farms; f++) {
         uint32_t size = 30 + below(s, 31);
         int64_t start = between(s, g->start + 2 * HOUR, g->now - 70 * MIN), step = 55 * MIN / size;

@@ -111,7 +111,7 @@ static void usage(FILE *f)
                "  --strict-order     send in exact time order, flushing a batch whenever the kind changes\n"
                "                     (many small requests); by default only touches may go ahead of events\n"
                "  --quiet            no progress display on standard error\n"
-               "  --sign             sign every POST /v1/events with the app secret (X-Signature,\n"
+               "  --sign             sign every request with the app secret (X-Signature,\n"
                "                     X-Signature-Timestamp), for apps that require signatures\n\n"
                "Fraud (see docs/gen.md):\n"
                "  --fraud-kinds LIST with --fraud: only these kinds, of injection,flood,datacenter,bot,farm,spoof\n"
@@ -634,7 +634,7 @@ static int flush(run_t *r, batch_t *b)
                           .body = b->body.ptr,
                           .len = b->body.len,
                           .n = b->n,
-                          .sign = r->c->sign && b == &r->b[1] ? UMG__GEN_SIGN_OK : UMG__GEN_SIGN_NONE};
+                          .sign = r->c->sign ? UMG__GEN_SIGN_OK : UMG__GEN_SIGN_NONE};
     int rc = r->ops->post(r->sink, &req, &res, r->msg, sizeof(r->msg));
     if (rc != UMG_OK) {
         return rc;

@@ -1556,8 +1556,22 @@ static int start_device(umg_gen_t *g)
 #define FRAUD_MAX 1000000   /* fraudulent installs at most */
 #define FRAUD_SEQ (UINT64_C(1) << 48)
 
-enum { FR_INJECT, FR_FLOOD_WIN, FR_SPRAY, FR_DEV_BURST, FR_IP_BURST, FR_DC, FR_BOT, FR_BOT_CLICK, FR_FARM, FR_SPOOF };
+enum {
+    FR_INJECT,
+    FR_FLOOD_WIN,
+    FR_SPRAY,
+    FR_DEV_BURST,
+    FR_IP_BURST,
+    FR_DC,
+    FR_BOT,
+    FR_BOT_CLICK,
+    FR_FARM,
+    FR_SPOOF,
+    FR_BOT_LINK
+};
 enum { FS_CLICK, FS_INSTALL, FS_SESSION, FS_END };
+
+#define BOT_LINKS 20 /* bot clicks through the click link at most: they all come from gen's address */
 
 /* Share of the fraudulent installs per kind (weights over the kinds chosen). */
 static const uint16_t fraud_w[UMG_GEN_FRAUD_KINDS] = {0, 30, 20, 15, 10, 15, 10};
@@ -1787,6 +1801,15 @@ static int plan_bot(umg_gen_t *g, uint64_t *s, uint64_t n)
         }
         a->left = 1;
     }
+    /* Clicks through the click link with no User-Agent, one per install, at most BOT_LINKS: the
+     * daemon sees them all from gen's one address within seconds, under click_spam's 30 a minute. */
+    for (uint64_t i = 0; i < UMG_MIN(n, BOT_LINKS); i++) {
+        fact_t *a = fact_add(g, FR_BOT_LINK, between(s, g->start + MIN, g->now - MIN));
+        if (a == NULL) {
+            return UMG_ENOMEM;
+        }
+        a->left = 1;
+    }
     return UMG_OK;
 }
 
@@ -1872,15 +1895,17 @@ static int64_t fraud_top(const umg_gen_t *g)
 
 static umg_gen_fraud_t role_kind(int role)
 {
-    static const uint8_t kinds[] = {
-        UMG_GEN_FRAUD_INJECTION,  UMG_GEN_FRAUD_FLOOD, UMG_GEN_FRAUD_FLOOD, UMG_GEN_FRAUD_FLOOD, UMG_GEN_FRAUD_FLOOD,
-        UMG_GEN_FRAUD_DATACENTER, UMG_GEN_FRAUD_BOT,   UMG_GEN_FRAUD_BOT,   UMG_GEN_FRAUD_FARM,  UMG_GEN_FRAUD_SPOOF};
+    static const uint8_t kinds[] = {UMG_GEN_FRAUD_INJECTION, UMG_GEN_FRAUD_FLOOD, UMG_GEN_FRAUD_FLOOD,
+                                    UMG_GEN_FRAUD_FLOOD,     UMG_GEN_FRAUD_FLOOD, UMG_GEN_FRAUD_DATACENTER,
+                                    UMG_GEN_FRAUD_BOT,       UMG_GEN_FRAUD_BOT,   UMG_GEN_FRAUD_FARM,
+                                    UMG_GEN_FRAUD_SPOOF,     UMG_GEN_FRAUD_BOT};
     return (umg_gen_fraud_t)kinds[role];
 }
 
 static int fact_spams(const fact_t *a)
 {
-    return a->role == FR_SPRAY || a->role == FR_DEV_BURST || a->role == FR_IP_BURST || a->role == FR_BOT_CLICK;
+    return a->role == FR_SPRAY || a->role == FR_DEV_BURST || a->role == FR_IP_BURST || a->role == FR_BOT_CLICK ||
+           a->role == FR_BOT_LINK;
 }
 
 /* The actor's device: an organic device's profile with a real advertising id, and the scheme's
@@ -1975,11 +2000,20 @@ static void fraud_spam_click(umg_gen_t *g, fact_t *a, gdev_t *d, const profile_t
     if (a->role == FR_DEV_BURST || a->role == FR_IP_BURST) {
         it->reason = "click_spam";
         it->detectable = a->index >= (a->role == FR_DEV_BURST ? SPAM_DEVICE_HOUR : SPAM_IP_MINUTE);
-    } else if (a->role == FR_BOT_CLICK) {
+    } else if (a->role == FR_BOT_CLICK || a->role == FR_BOT_LINK) {
         it->reason = "bot_user_agent";
         it->detectable = 1;
     }
-    if (g->json) {
+    if (g->json && a->role == FR_BOT_LINK) {
+        /* The query of GET /c/{app_id}: every value is plain ASCII that needs no escaping. */
+        char *w = g->out.ptr;
+        click_id(g, d, d->n, cid);
+        w +=
+            sprintf(w, "source=%s&campaign=%s_cpi_ww&campaign_id=%llu&adset=all&ad=banner_v1&site=%s&click_id=%s&%s=%s",
+                    fraud_src[k].source, fraud_src[k].source, (unsigned long long)(7000000 + (uint64_t)k * 1111),
+                    fraud_src[k].sites[site & 3], cid, g->o.platform == UMG_GEN_IOS ? "idfa" : "gaid", adid);
+        g->out.len = (size_t)(w - g->out.ptr);
+    } else if (g->json) {
         click_id(g, d, d->n, cid);
         write_fraud_click(g, d, p, k, site,
                           !with_id                  ? NULL
@@ -2088,7 +2122,7 @@ static int fraud_next(umg_gen_t *g, umg_gen_item_t *it)
         a->step = FS_END;
     }
     if (click) {
-        it->kind = UMG_GEN_TOUCH;
+        it->kind = a->role == FR_BOT_LINK ? UMG_GEN_LINK : UMG_GEN_TOUCH;
         it->type = UMG_GEN_CLICK;
         g->st.touches++;
         g->st.clicks++;

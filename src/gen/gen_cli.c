@@ -593,6 +593,7 @@ typedef struct run_s {
     FILE *labels; /* --fraud-labels */
     uint64_t label_rows;
     uint64_t spoof_sent[UMG_GEN_SPOOF_KINDS], spoof_refused[UMG_GEN_SPOOF_KINDS], spoof_accepted;
+    uint64_t links_sent, links_skipped; /* bot clicks through the click link */
     char msg[1024];
 } run_t;
 
@@ -669,7 +670,11 @@ static int label_row(run_t *r, const umg_gen_item_t *it)
         return UMG_OK;
     }
     item_str(it, it->type == UMG_GEN_INSTALL ? "event_id" : "click_id", id, sizeof(id));
-    if (it->type == UMG_GEN_CLICK) {
+    if (it->kind == UMG_GEN_LINK) {
+        const char *cid = memmem(it->json.ptr, it->json.len, "click_id=", 9);
+        snprintf(id, sizeof(id), "%.32s", cid != NULL ? cid + 9 : "");
+        snprintf(source, sizeof(source), "%s", it->fraud_source ? it->fraud_source : "");
+    } else if (it->type == UMG_GEN_CLICK) {
         item_str(it, "source", source, sizeof(source));
     } else {
         snprintf(source, sizeof(source), "%s", it->fraud_source ? it->fraud_source : "");
@@ -727,6 +732,38 @@ static int send_spoof(run_t *r, const umg_gen_item_t *it)
     return UMG_OK;
 }
 
+/* A bot's click through the click link, with no User-Agent; it needs the app id, and a daemon. */
+static int send_link(run_t *r, const umg_gen_item_t *it)
+{
+    umg_buf_t path = {0};
+    if (r->c->out != NULL || !r->c->app_id[0]) {
+        r->links_skipped++;
+        return UMG_OK;
+    }
+    int rc = label_row(r, it);
+    if (rc != UMG_OK) {
+        return rc;
+    }
+    if (umg_buf_printf(&path, "/c/%s?%.*s", r->c->app_id, (int)it->json.len, it->json.ptr) != UMG_OK) {
+        snprintf(r->msg, sizeof(r->msg), "out of memory");
+        return UMG_ENOMEM;
+    }
+    rate_wait(r, 1);
+    umg__gen_result_t res;
+    umg__gen_req_t req = {.path = path.ptr, .body = "", .n = 1, .link = 1};
+    rc = r->ops->post(r->sink, &req, &res, r->msg, sizeof(r->msg));
+    umg_buf_free(&path);
+    if (rc != UMG_OK) {
+        return rc;
+    }
+    r->requests++;
+    r->sent++;
+    r->links_sent++;
+    r->tot.accepted += res.accepted;
+    r->tot.retries += res.retries;
+    return UMG_OK;
+}
+
 static int write_ip_list(const char *path)
 {
     FILE *f = fopen(path, "w");
@@ -745,6 +782,9 @@ static int write_ip_list(const char *path)
 
 static int add(run_t *r, const umg_gen_item_t *it)
 {
+    if (it->kind == UMG_GEN_LINK) {
+        return send_link(r, it);
+    }
     int lrc = label_row(r, it);
     if (lrc != UMG_OK) {
         return lrc;
@@ -822,8 +862,11 @@ static void summary(FILE *f, const run_t *r, const umg_gen_stats_t *st, double s
         for (int k = 1; k < UMG_GEN_SPOOF_KINDS; k++) {
             sent += r->spoof_sent[k];
         }
-        fprintf(f, ",\"items\":%llu,\"spoof\":{\"sent\":%llu,\"accepted\":%llu,\"refused\":{",
-                (unsigned long long)st->fraud_items, (unsigned long long)sent, (unsigned long long)r->spoof_accepted);
+        fprintf(f,
+                ",\"items\":%llu,\"link_clicks\":{\"sent\":%llu,\"skipped\":%llu},\"spoof\":{\"sent\":%llu,"
+                "\"accepted\":%llu,\"refused\":{",
+                (unsigned long long)st->fraud_items, (unsigned long long)r->links_sent,
+                (unsigned long long)r->links_skipped, (unsigned long long)sent, (unsigned long long)r->spoof_accepted);
         for (int k = 1; k < UMG_GEN_SPOOF_KINDS; k++) {
             fprintf(f, "%s\"%s\":%llu", k > 1 ? "," : "", umg_gen_spoof_name((umg_gen_spoof_t)k),
                     (unsigned long long)r->spoof_refused[k]);

@@ -56,6 +56,8 @@ typedef struct umg__gen_req_s {
     size_t len, n;
     umg__gen_sign_t sign;
     int spoof; /* a 401 answer is counted in res->unauthorized, not an error */
+    int link;  /* GET path (a click link with its query; no body): no credentials, no User-Agent; any 2xx
+                  or 3xx answer accepts its one item. HTTP sinks only */
 } umg__gen_req_t;
 
 /*

@@ -622,6 +622,9 @@ static int read_answer(http_t *h, answer_t *a)
     if (chunked) {
         return read_chunked(h, head_len);
     }
+    if (a->status == 204 || a->status == 304 || a->status < 200) {
+        clen = 0; /* no body, whatever the headers say */
+    }
     if (clen < 0) {
         /* No length: the body runs to the end of the connection. */
         a->close = 1;
@@ -665,6 +668,10 @@ static void error_text(const http_t *h, char *out, size_t cap)
 static int http_head(http_t *h, const umg__gen_req_t *req)
 {
     h->head.len = 0;
+    if (req->link) {
+        /* A click link as a bot follows it: no User-Agent, no credentials. */
+        return umg_buf_printf(&h->head, "GET %s%s HTTP/1.1\r\nHost: %s\r\n\r\n", h->prefix, req->path, h->hosthdr);
+    }
     if (umg_buf_printf(&h->head,
                        "POST %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: unmogrowp-gen/0.1\r\nContent-Type: "
                        "application/json\r\nX-App-Secret: %s\r\nContent-Length: %zu\r\n",
@@ -722,6 +729,10 @@ static int http_post(void *sink, const umg__gen_req_t *req, umg__gen_result_t *r
         if (a.close) {
             http_disconnect(h);
         }
+        if (req->link && a.status >= 200 && a.status < 400) {
+            res->accepted = n;
+            return UMG_OK;
+        }
         if (a.status >= 200 && a.status < 300) {
             if (umg__gen_answer_parse(h->answer.ptr, h->answer.len, body, len, n, res, &h->budget) != UMG_OK) {
                 snprintf(msg, msglen, "unexpected answer to POST %s (HTTP %d, %zu items sent): %.*s", path, a.status, n,
@@ -747,11 +758,11 @@ static int http_post(void *sink, const umg__gen_req_t *req, umg__gen_result_t *r
             backoff = UMG_MIN(backoff * 2, 10000);
             continue;
         }
-        if (a.status >= 400 && a.status < 500 && a.status != 429 &&
+        if (a.status >= 400 && a.status < 500 && a.status != 429 && !req->link &&
             umg__gen_answer_parse(h->answer.ptr, h->answer.len, body, len, n, res, &h->budget) == UMG_OK) {
             return UMG_OK;
         }
-        snprintf(msg, msglen, "POST %s answered HTTP %d%s: %s%s", path, a.status,
+        snprintf(msg, msglen, "%s %s answered HTTP %d%s: %s%s", req->link ? "GET" : "POST", path, a.status,
                  a.status == 503 ? " again and again" : "", why,
                  a.status == 401   ? " (check --secret: it must be the app secret, as_...)"
                  : a.status == 413 ? " (lower --batch)"

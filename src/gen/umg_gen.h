@@ -57,7 +57,10 @@ extern const size_t umg_gen_config_nitems;
 /** Sets every table option to its default, now_ms to 0 and the platform to Android. */
 void umg_gen_opts_default(umg_gen_opts_t *o);
 
-typedef enum { UMG_GEN_TOUCH = 1, UMG_GEN_EVENT = 2 } umg_gen_kind_t;
+/* What an item is sent as: a touch of POST /v1/touches, an event of POST /v1/events, or (fraud: bot
+ * clicks) the query of the click link GET /c/{app_id}?QUERY, sent without a User-Agent (the
+ * server then stamps its own time on it, not ts). */
+typedef enum { UMG_GEN_TOUCH = 1, UMG_GEN_EVENT = 2, UMG_GEN_LINK = 3 } umg_gen_kind_t;
 
 typedef enum {
     UMG_GEN_CLICK = 1,

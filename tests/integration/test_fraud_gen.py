@@ -250,11 +250,13 @@ class FraudGenEndToEndTest(DaemonTestCase):
         # Give the key time to go live after the settings change (apps reload within a second).
         time.sleep(1.5)
         cmd = [harness.binary(), "gen", "--addr", "%s:%d" % (self.d.host, self.d.port),
-               "--secret", self.app["app_secret"], "--platform", "android", "--fraud-labels", self.labels] + GEN
+               "--secret", self.app["app_secret"], "--app", self.app["app_id"], "--platform", "android",
+               "--fraud-labels", self.labels] + GEN
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
         out = p.stdout.decode().strip()
         self.assertEqual(p.returncode, 0, "gen: %s %s\n%s" % (out, p.stderr.decode(), self.logs()))
         summary = json.loads(out.splitlines()[-1])
+        self.assertGreater(summary["fraud"]["link_clicks"]["sent"], 0, summary)
         spoof = summary["fraud"]["spoof"]
         self.assertEqual(spoof["sent"], summary["fraud"]["installs"]["spoof"], summary)
         self.assertEqual(sum(spoof["refused"].values()), spoof["sent"],

@@ -864,6 +864,7 @@ typedef struct fwalk_s {
     } farm[64];
     int nfarm;
     uint64_t dc_v4, dc_v6;
+    uint64_t links; /* bot clicks through the click link */
     int ios;
 } fwalk_t;
 
@@ -1009,6 +1010,18 @@ static void fraud_walk(fwalk_t *w, const umg_gen_opts_t *o)
         }
         seen_t s = {0};
         body.len = 0;
+        if (it.kind == UMG_GEN_LINK) {
+            /* A click link's query: the bot source, a click_id, an advertising id; no User-Agent to send. */
+            char q[512];
+            snprintf(q, sizeof(q), "%.*s", (int)it.json.len, it.json.ptr);
+            const char *cid = strstr(q, "&click_id=");
+            assert_true(strncmp(q, "source=trafficbot&", 18) == 0 && cid != NULL && strlen(cid) > 10 + 32);
+            assert_true(strstr(q, w->ios ? "&idfa=" : "&gaid=") != NULL && strchr(q, ' ') == NULL);
+            assert_true(it.fraud == UMG_GEN_FRAUD_BOT && it.type == UMG_GEN_CLICK && it.detectable);
+            w->clicks[it.fraud]++;
+            w->links++;
+            continue;
+        }
         if (it.kind == UMG_GEN_TOUCH) {
             umg_touch_limits_t lim = {
                 .now_us = o->now_ms * 1000, .max_future_us = INT64_C(600000000), .max_age_us = 30 * DAY_MS * 1000};
@@ -1084,6 +1097,7 @@ static void test_fraud_items(void **state)
     }
     /* Data centres: IPv4 and IPv6 inside the listed ranges (checked per item above). */
     assert_true(w->dc_v4 > 0 && w->dc_v6 > 0 && w->dc_v4 + w->dc_v6 == 30);
+    assert_true(w->links > 0 && w->links <= 20);
     assert_true(w->spoofs[UMG_GEN_SPOOF_UNSIGNED] > 0 && w->spoofs[UMG_GEN_SPOOF_BAD] > 0 &&
                 w->spoofs[UMG_GEN_SPOOF_STALE] > 0);
     assert_string_equal(umg_gen_datacenter_cidrs[0], "203.0.113.0/24");
@@ -1143,6 +1157,18 @@ static void test_fraud_labels(void **state)
     o.reinstall_pct = 20;
     umg_gen_stats_t st;
     assert_int_equal(umg_gen_count(&o, &st), UMG_OK);
+    /* Click links need a daemon: a request file leaves them out, and their labels. */
+    uint64_t links = 0;
+    umg_gen_t *g;
+    umg_gen_item_t it;
+    assert_int_equal(umg_gen_new(&o, &g), UMG_OK);
+    while (umg_gen_next(g, &it) == UMG_OK) {
+        links += it.kind == UMG_GEN_LINK;
+    }
+    umg_gen_free(g);
+    assert_true(links > 0);
+    st.fraud_clicks[UMG_GEN_FRAUD_BOT] -= links;
+    st.clicks -= links;
     uint64_t rows[2][UMG_GEN_FRAUD_KINDS] = {{0}}, detectable = 0, claims = 0, n = 0;
     char line[512];
     FILE *f = fopen(labels, "r");

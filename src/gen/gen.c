@@ -1902,6 +1902,15 @@ static umg_gen_fraud_t role_kind(int role)
     return (umg_gen_fraud_t)kinds[role];
 }
 
+/* An address of 100.64.0.0/10 (carrier-grade NAT, RFC 6598), as a flood's servers and proxies
+ * show: none of the honest devices' ranges, so that a flood's click without a device id never
+ * matches an honest install by IP + User-Agent. */
+static void cgnat_ip(uint64_t x, char out[48])
+{
+    snprintf(out, 48, "100.%u.%u.%u", (unsigned)(64 + (x >> 8) % 64), (unsigned)(x % 256),
+             (unsigned)(1 + (x >> 16) % 254));
+}
+
 static int fact_spams(const fact_t *a)
 {
     return a->role == FR_SPRAY || a->role == FR_DEV_BURST || a->role == FR_IP_BURST || a->role == FR_BOT_CLICK ||
@@ -1938,17 +1947,17 @@ static void fact_device(const umg_gen_t *g, const fact_t *a, gdev_t *d, profile_
         snprintf(p->ip, sizeof(p->ip), "203.0.113.%u", (unsigned)(1 + h % 254));
     } else if (a->role == FR_FARM) {
         snprintf(p->ip, sizeof(p->ip), "198.51.100.%u", 1 + a->group % 254);
+    } else if (a->role == FR_DEV_BURST || a->role == FR_IP_BURST) {
+        cgnat_ip(h, p->ip);
     }
     if (a->role == FR_BOT) {
         p->ua = bot_uas[mix64(h) % UMG_ARRAY_SIZE(bot_uas)];
     }
 }
 
-/* A random address of the benchmark range, as a flood's servers show. */
 static void random_ip(uint64_t *s, char out[48])
 {
-    uint32_t b = below(s, 512);
-    snprintf(out, 48, "198.%u.%u.%u", 18 + b / 256, b % 256, 1 + below(s, 254));
+    cgnat_ip(rnd(s), out);
 }
 
 /* A fraudulent click: adid NULL for none, ua NULL for the device's in-app browser. */

@@ -15,6 +15,11 @@
  * the history: devices start in the order of their first item, and a heap
  * holds each active device's next item time.
  *
+ * With fraud_pct, a layer of fraudulent traffic of its own (injected clicks,
+ * click floods, data-centre bursts, bots, device farms, spoofed installs) is
+ * merged in by time, each item labelled (fraud, reason, detectable); the
+ * honest items stay exactly what they are without it.
+ *
  * `unmogrowp gen` (umg_gen_cli) sends the items to a daemon over plain HTTP
  * or writes them to a request file for benchmarks.
  */

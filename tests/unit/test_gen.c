@@ -13,8 +13,17 @@
  * --reinstall: late items come out of time order but in send order, hours
  * to days late; reinstalls come 1-6 or 8-21 days after the install, some
  * after a click minutes before; re-engagement (a retargeting click, then a
- * session) and several currencies occur. Also: option checks, allocation
- * failures, and the small JSON reader and answer parser of send.c.
+ * session) and several currencies occur. With --fraud: deterministic, counted
+ * alike without JSON, the honest items unchanged (and the bytes of a plain
+ * run pinned); every fraudulent item decodes; injected clicks 1-9 s before
+ * their install (half of the Android ones after the referrer's
+ * install_begin_ts); floods above the click_spam thresholds (more than 20
+ * clicks of a device in a clock hour, more than 60 of an IP in a minute) at
+ * under 1% conversion; farms of 21-60 installs within the hour from one IP
+ * and User-Agent; data-centre addresses inside the listed ranges; the labels
+ * file matches the counts; the request signature matches a vector from
+ * Python's hmac. Also: option checks, allocation failures, and the small JSON
+ * reader and answer parser of send.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>

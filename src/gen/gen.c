@@ -1673,6 +1673,17 @@ static fact_t *fact_add(umg_gen_t *g, int role, int64_t ts)
     return a;
 }
 
+/* A clicking actor: `left` clicks from ts on. */
+static int fact_clicks(umg_gen_t *g, int role, int64_t ts, uint16_t left)
+{
+    fact_t *a = fact_add(g, role, ts);
+    if (a == NULL) {
+        return UMG_ENOMEM;
+    }
+    a->left = left;
+    return UMG_OK;
+}
+
 /* Uniform in [lo, hi] (hi < lo: lo). */
 static int64_t between(uint64_t *s, int64_t lo, int64_t hi)
 {
@@ -1741,31 +1752,20 @@ static int plan_flood(umg_gen_t *g, uint64_t *s, uint64_t n)
         }
     }
     /* The spray: about 200 clicks per install won, over the whole history. */
-    for (uint64_t i = 0; i < 4 * n; i++) {
-        fact_t *a = fact_add(g, FR_SPRAY, g->start + (int64_t)expo(s, (double)span / 50.0));
-        if (a == NULL) {
-            return UMG_ENOMEM;
-        }
-        a->left = 50;
+    int rc = UMG_OK;
+    for (uint64_t i = 0; i < 4 * n && rc == UMG_OK; i++) {
+        rc = fact_clicks(g, FR_SPRAY, g->start + (int64_t)expo(s, (double)span / 50.0), 50);
     }
     /* Devices with 25 clicks in one clock hour, IPs with 70 clicks in one minute. */
-    for (uint64_t i = 0; i < UMG_MAX(1, n / 10); i++) {
+    for (uint64_t i = 0; i < UMG_MAX(1, n / 10) && rc == UMG_OK; i++) {
         int64_t h = between(s, g->start + HOUR, g->now - 2 * HOUR) / HOUR * HOUR;
-        fact_t *a = fact_add(g, FR_DEV_BURST, h + (int64_t)below(s, 10 * MIN));
-        if (a == NULL) {
-            return UMG_ENOMEM;
-        }
-        a->left = 25;
+        rc = fact_clicks(g, FR_DEV_BURST, h + (int64_t)below(s, 10 * MIN), 25);
     }
-    for (uint64_t i = 0; i < UMG_MAX(1, n / 20); i++) {
+    for (uint64_t i = 0; i < UMG_MAX(1, n / 20) && rc == UMG_OK; i++) {
         int64_t m = between(s, g->start + MIN, g->now - 2 * MIN) / MIN * MIN;
-        fact_t *a = fact_add(g, FR_IP_BURST, m + (int64_t)below(s, 3 * SEC));
-        if (a == NULL) {
-            return UMG_ENOMEM;
-        }
-        a->left = 70;
+        rc = fact_clicks(g, FR_IP_BURST, m + (int64_t)below(s, 3 * SEC), 70);
     }
-    return UMG_OK;
+    return rc;
 }
 
 /* Bursts of about ten installs within ten minutes from data-centre addresses. */
@@ -1794,23 +1794,16 @@ static int plan_bot(umg_gen_t *g, uint64_t *s, uint64_t n)
         }
     }
     /* Bot clicks that install nothing: three per install. */
-    for (uint64_t i = 0; i < 3 * n; i++) {
-        fact_t *a = fact_add(g, FR_BOT_CLICK, between(s, g->start + MIN, g->now - MIN));
-        if (a == NULL) {
-            return UMG_ENOMEM;
-        }
-        a->left = 1;
+    int rc = UMG_OK;
+    for (uint64_t i = 0; i < 3 * n && rc == UMG_OK; i++) {
+        rc = fact_clicks(g, FR_BOT_CLICK, between(s, g->start + MIN, g->now - MIN), 1);
     }
     /* Clicks through the click link with no User-Agent, one per install, at most BOT_LINKS: the
      * daemon sees them all from gen's one address within seconds, under click_spam's 30 a minute. */
-    for (uint64_t i = 0; i < UMG_MIN(n, BOT_LINKS); i++) {
-        fact_t *a = fact_add(g, FR_BOT_LINK, between(s, g->start + MIN, g->now - MIN));
-        if (a == NULL) {
-            return UMG_ENOMEM;
-        }
-        a->left = 1;
+    for (uint64_t i = 0; i < UMG_MIN(n, BOT_LINKS) && rc == UMG_OK; i++) {
+        rc = fact_clicks(g, FR_BOT_LINK, between(s, g->start + MIN, g->now - MIN), 1);
     }
-    return UMG_OK;
+    return rc;
 }
 
 /* Farms of 30-60 installs within 55 minutes, as many as make about n (at least one). */

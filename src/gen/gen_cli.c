@@ -620,6 +620,23 @@ static void rate_wait(run_t *r, size_t n)
     r->next_ns = now + (uint64_t)((double)n * 1e9 / (double)r->c->rate);
 }
 
+/* One request, at the rate asked, and its answer added to the totals. */
+static int request(run_t *r, const umg__gen_req_t *req, umg__gen_result_t *res)
+{
+    rate_wait(r, req->n);
+    int rc = r->ops->post(r->sink, req, res, r->msg, sizeof(r->msg));
+    if (rc != UMG_OK) {
+        return rc;
+    }
+    r->requests++;
+    r->sent += req->n;
+    r->tot.accepted += res->accepted;
+    r->tot.duplicates += res->duplicates;
+    r->tot.rejected += res->rejected;
+    r->tot.retries += res->retries;
+    return UMG_OK;
+}
+
 static int flush(run_t *r, batch_t *b)
 {
     if (b->n == 0) {
@@ -629,23 +646,16 @@ static int flush(run_t *r, batch_t *b)
         snprintf(r->msg, sizeof(r->msg), "out of memory");
         return UMG_ENOMEM;
     }
-    rate_wait(r, b->n);
     umg__gen_result_t res;
     umg__gen_req_t req = {.path = b->path,
                           .body = b->body.ptr,
                           .len = b->body.len,
                           .n = b->n,
                           .sign = r->c->sign ? UMG__GEN_SIGN_OK : UMG__GEN_SIGN_NONE};
-    int rc = r->ops->post(r->sink, &req, &res, r->msg, sizeof(r->msg));
+    int rc = request(r, &req, &res);
     if (rc != UMG_OK) {
         return rc;
     }
-    r->requests++;
-    r->sent += b->n;
-    r->tot.accepted += res.accepted;
-    r->tot.duplicates += res.duplicates;
-    r->tot.rejected += res.rejected;
-    r->tot.retries += res.retries;
     progress(&r->prog, r->sent, 0);
     return batch_reset(b) == UMG_OK ? UMG_OK : UMG_ENOMEM;
 }
@@ -705,30 +715,23 @@ static int send_spoof(run_t *r, const umg_gen_item_t *it)
     if (rc != UMG_OK) {
         return rc;
     }
-    if (umg_buf_append(&body, "{\"events\":[", 11) != UMG_OK || umg_buf_append(&body, it->json.ptr, it->json.len) ||
-        umg_buf_append(&body, "]}", 2) != UMG_OK) {
+    if (umg_buf_append(&body, "{\"events\":[", 11) != UMG_OK ||
+        umg_buf_append(&body, it->json.ptr, it->json.len) != UMG_OK || umg_buf_append(&body, "]}", 2) != UMG_OK) {
         umg_buf_free(&body);
         snprintf(r->msg, sizeof(r->msg), "out of memory");
         return UMG_ENOMEM;
     }
-    rate_wait(r, 1);
     umg__gen_result_t res;
     umg__gen_req_t req = {
         .path = "/v1/events", .body = body.ptr, .len = body.len, .n = 1, .sign = how[it->spoof], .spoof = 1};
-    rc = r->ops->post(r->sink, &req, &res, r->msg, sizeof(r->msg));
+    rc = request(r, &req, &res);
     umg_buf_free(&body);
     if (rc != UMG_OK) {
         return rc;
     }
-    r->requests++;
-    r->sent++;
     r->spoof_sent[it->spoof]++;
     r->spoof_refused[it->spoof] += res.unauthorized;
     r->spoof_accepted += res.accepted + res.duplicates;
-    r->tot.accepted += res.accepted;
-    r->tot.duplicates += res.duplicates;
-    r->tot.rejected += res.rejected;
-    r->tot.retries += res.retries;
     return UMG_OK;
 }
 
@@ -748,20 +751,12 @@ static int send_link(run_t *r, const umg_gen_item_t *it)
         snprintf(r->msg, sizeof(r->msg), "out of memory");
         return UMG_ENOMEM;
     }
-    rate_wait(r, 1);
     umg__gen_result_t res;
     umg__gen_req_t req = {.path = path.ptr, .body = "", .n = 1, .link = 1};
-    rc = r->ops->post(r->sink, &req, &res, r->msg, sizeof(r->msg));
+    rc = request(r, &req, &res);
     umg_buf_free(&path);
-    if (rc != UMG_OK) {
-        return rc;
-    }
-    r->requests++;
-    r->sent++;
-    r->links_sent++;
-    r->tot.accepted += res.accepted;
-    r->tot.retries += res.retries;
-    return UMG_OK;
+    r->links_sent += rc == UMG_OK;
+    return rc;
 }
 
 static int write_ip_list(const char *path)

@@ -59,20 +59,32 @@ static umg_gen_opts_t opts(umg_gen_platform_t pf, int64_t devices, int64_t days,
     return o;
 }
 
-static uint64_t hash_run(const umg_gen_opts_t *o, umg_gen_stats_t *st)
+/* A hash of the items of a run in order (honest_only: of its honest items, counted in *n). */
+static uint64_t hash_items(const umg_gen_opts_t *o, umg_gen_stats_t *st, int honest_only, uint64_t *n)
 {
     umg_gen_t *g;
     umg_gen_item_t it;
-    uint64_t h = 0;
+    uint64_t h = 0, count = 0;
     assert_int_equal(umg_gen_new(o, &g), UMG_OK);
     int rc;
     while ((rc = umg_gen_next(g, &it)) == UMG_OK) {
-        h = umg_hash64(it.json.ptr, it.json.len, h ^ (uint64_t)it.ts_ms ^ (uint64_t)it.kind << 60);
+        if (!honest_only || it.fraud == UMG_GEN_HONEST) {
+            h = umg_hash64(it.json.ptr, it.json.len, h ^ (uint64_t)it.ts_ms ^ (uint64_t)it.kind << 60);
+            count++;
+        }
+    }
+    if (n != NULL) {
+        *n = count;
     }
     assert_int_equal(rc, UMG_ENOENT);
     umg_gen_stats(g, st);
     umg_gen_free(g);
     return h;
+}
+
+static uint64_t hash_run(const umg_gen_opts_t *o, umg_gen_stats_t *st)
+{
+    return hash_items(o, st, 0, NULL);
 }
 
 static void test_deterministic(void **state)
@@ -250,18 +262,40 @@ static const clickrec_t *click_get(const walk_t *w, uint64_t h)
     return NULL;
 }
 
-static void walk_touch(walk_t *w, const umg_gen_item_t *it, umg_buf_t *body)
+/* An item through the daemon's own decoders at the generator's now (fails the test when rejected). */
+static void decode_touch(int64_t now_ms, const umg_gen_item_t *it, umg_buf_t *body, seen_t *s)
 {
-    seen_t s = {0};
     umg_touch_limits_t lim = {
-        .now_us = w->o.now_ms * 1000, .max_future_us = INT64_C(600000000), .max_age_us = 30 * DAY_MS * 1000};
+        .now_us = now_ms * 1000, .max_future_us = INT64_C(600000000), .max_age_us = 30 * DAY_MS * 1000};
     umg_touch_error_t err;
     body->len = 0;
     umg_buf_printf(body, "{\"touches\":[%.*s]}", (int)it->json.len, it->json.ptr);
-    assert_int_equal(umg_touch_decode(tdec, body->ptr, body->len, &lim, on_touch, &s, &err), UMG_OK);
-    if (!s.ok) {
-        fail_msg("touch rejected: %s\n%.*s", s.err, (int)it->json.len, it->json.ptr);
+    assert_int_equal(umg_touch_decode(tdec, body->ptr, body->len, &lim, on_touch, s, &err), UMG_OK);
+    if (!s->ok) {
+        fail_msg("touch rejected: %s\n%.*s", s->err, (int)it->json.len, it->json.ptr);
     }
+}
+
+static void decode_event(int64_t now_ms, const umg_gen_item_t *it, umg_buf_t *body, seen_t *s)
+{
+    umg_event_limits_t lim = {
+        .now_us = now_ms * 1000, .max_future_us = INT64_C(600000000), .max_age_us = 30 * DAY_MS * 1000, .allow_ip = 1};
+    umg_event_error_t err;
+    size_t n;
+    int is_batch;
+    body->len = 0;
+    umg_buf_printf(body, "{\"events\":[%.*s]}", (int)it->json.len, it->json.ptr);
+    assert_int_equal(umg_event_decoder_parse(edec, body->ptr, body->len, 1000, &n, &is_batch, &err), UMG_OK);
+    assert_int_equal(umg_event_decoder_foreach(edec, &lim, on_event, s), 0);
+    if (!s->ok) {
+        fail_msg("event rejected: %s\n%.*s", s->err, (int)it->json.len, it->json.ptr);
+    }
+}
+
+static void walk_touch(walk_t *w, const umg_gen_item_t *it, umg_buf_t *body)
+{
+    seen_t s = {0};
+    decode_touch(w->o.now_ms, it, body, &s);
     const umg_touch_t *t = &s.t;
     devrec_t *d = &w->dev[it->device];
     assert_true(t->ts_us == it->ts_ms * 1000);
@@ -390,20 +424,7 @@ static void check_install(walk_t *w, const umg_gen_item_t *it, const umg_event_t
 static void walk_event(walk_t *w, const umg_gen_item_t *it, umg_buf_t *body)
 {
     seen_t s = {0};
-    umg_event_limits_t lim = {.now_us = w->o.now_ms * 1000,
-                              .max_future_us = INT64_C(600000000),
-                              .max_age_us = 30 * DAY_MS * 1000,
-                              .allow_ip = 1};
-    umg_event_error_t err;
-    size_t n;
-    int is_batch;
-    body->len = 0;
-    umg_buf_printf(body, "{\"events\":[%.*s]}", (int)it->json.len, it->json.ptr);
-    assert_int_equal(umg_event_decoder_parse(edec, body->ptr, body->len, 1000, &n, &is_batch, &err), UMG_OK);
-    assert_int_equal(umg_event_decoder_foreach(edec, &lim, on_event, &s), 0);
-    if (!s.ok) {
-        fail_msg("event rejected: %s\n%.*s", s.err, (int)it->json.len, it->json.ptr);
-    }
+    decode_event(w->o.now_ms, it, body, &s);
     const umg_event_t *ev = &s.ev;
     static const umg_event_type_t types[] = {0, 0, 0, UMG_EV_INSTALL, UMG_EV_SESSION, UMG_EV_EVENT, UMG_EV_PURCHASE};
     assert_int_equal(ev->type, types[it->type]);
@@ -782,24 +803,6 @@ static umg_gen_opts_t fraud_opts(umg_gen_platform_t pf, int64_t seed)
     return o;
 }
 
-/* The honest items of a run, hashed in order: the same with and without --fraud. */
-static uint64_t hash_honest(const umg_gen_opts_t *o, uint64_t *n)
-{
-    umg_gen_t *g;
-    umg_gen_item_t it;
-    uint64_t h = 0;
-    *n = 0;
-    assert_int_equal(umg_gen_new(o, &g), UMG_OK);
-    while (umg_gen_next(g, &it) == UMG_OK) {
-        if (it.fraud == UMG_GEN_HONEST) {
-            h = umg_hash64(it.json.ptr, it.json.len, h ^ (uint64_t)it.sent_ms);
-            ++*n;
-        }
-    }
-    umg_gen_free(g);
-    return h;
-}
-
 /* --fraud is deterministic, counted alike without JSON, and leaves every honest item as it was;
  * without it the output is byte for byte what it was before fraud existed (the hash is pinned). */
 static void test_fraud_deterministic(void **state)
@@ -820,7 +823,7 @@ static void test_fraud_deterministic(void **state)
     assert_true(hash_run(&o, &c) != h1);
     o.seed = 3;
     uint64_t n1, n2;
-    assert_true(hash_honest(&o, &n1) == hash_honest(&plain, &n2));
+    assert_true(hash_items(&o, &c, 1, &n1) == hash_items(&plain, &c, 1, &n2));
     assert_true(n1 == n2 && n1 == p.items);
     /* The population and the honest counts do not move. */
     assert_int_equal(a.installs, p.installs);
@@ -1018,7 +1021,6 @@ static void fraud_walk(fwalk_t *w, const umg_gen_opts_t *o)
             continue;
         }
         seen_t s = {0};
-        body.len = 0;
         if (it.kind == UMG_GEN_LINK) {
             /* A click link's query: the bot source, a click_id, an advertising id; no User-Agent to send. */
             char q[512];
@@ -1032,30 +1034,11 @@ static void fraud_walk(fwalk_t *w, const umg_gen_opts_t *o)
             continue;
         }
         if (it.kind == UMG_GEN_TOUCH) {
-            umg_touch_limits_t lim = {
-                .now_us = o->now_ms * 1000, .max_future_us = INT64_C(600000000), .max_age_us = 30 * DAY_MS * 1000};
-            umg_touch_error_t err;
-            umg_buf_printf(&body, "{\"touches\":[%.*s]}", (int)it.json.len, it.json.ptr);
-            assert_int_equal(umg_touch_decode(tdec, body.ptr, body.len, &lim, on_touch, &s, &err), UMG_OK);
-            if (!s.ok) {
-                fail_msg("fraud touch rejected: %s\n%.*s", s.err, (int)it.json.len, it.json.ptr);
-            }
+            decode_touch(o->now_ms, &it, &body, &s);
             fwalk_touch(w, &it, &s.t);
             continue;
         }
-        umg_event_limits_t lim = {.now_us = o->now_ms * 1000,
-                                  .max_future_us = INT64_C(600000000),
-                                  .max_age_us = 30 * DAY_MS * 1000,
-                                  .allow_ip = 1};
-        umg_event_error_t err;
-        size_t n;
-        int is_batch;
-        umg_buf_printf(&body, "{\"events\":[%.*s]}", (int)it.json.len, it.json.ptr);
-        assert_int_equal(umg_event_decoder_parse(edec, body.ptr, body.len, 1000, &n, &is_batch, &err), UMG_OK);
-        assert_int_equal(umg_event_decoder_foreach(edec, &lim, on_event, &s), 0);
-        if (!s.ok) {
-            fail_msg("fraud event rejected: %s\n%.*s", s.err, (int)it.json.len, it.json.ptr);
-        }
+        decode_event(o->now_ms, &it, &body, &s);
         if (it.type == UMG_GEN_INSTALL) {
             fwalk_install(w, &it, &s.ev);
         }

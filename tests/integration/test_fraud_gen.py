@@ -4,6 +4,12 @@ FraudEvalTest checks tests/tools/fraud_eval.py's join on a small hand-made fixtu
 daemon): which label counts as caught with the expected reason, with another, or missed;
 honest installs touched; precision; spoofed installs refused with 401; the exit status.
 
+GenSigningTest checks gen's side of request signing against a reference verifier of the
+scheme written here with Python's hmac (a small HTTP server in the test, not the daemon,
+which does not check signatures yet): every request of `gen --sign` verifies, each
+spoofed install arrives alone and signed wrong in its own way, gen counts the 401 answers
+per way and does not stop, and the bot's click-link clicks come without a User-Agent.
+
 FraudGenEndToEndTest is the end-to-end check of issue #6's targets: it starts the daemon
 with the data-centre list that `gen --fraud-ip-list` writes (`fraud.ip_lists =
 "datacenter=PATH"`), creates an app, turns on `require_signature` (PATCH /v1/apps/{id}),
@@ -14,12 +20,16 @@ least 0.98. Until the daemon has fraud rules (`serve --help` does not know fraud
 or GET /v1/apps/{id}/fraud answers 404) it SKIPS with the reason.
 """
 
+import hashlib
+import hmac
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import uuid
@@ -186,6 +196,96 @@ class FraudEvalTest(unittest.TestCase):
                             self.paths["installs"], "--touches", self.paths["touches"]],
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+
+
+# ------------------------------------------------------------------ signing
+
+
+class Verifier(http.server.BaseHTTPRequestHandler):
+    """Checks X-Signature as docs/gen.md states it; answers like the daemon's ingest."""
+
+    protocol_version = "HTTP/1.1"
+    secret = b""
+    seen = None  # list of (path, verdict, n, user_agent)
+
+    def log_message(self, *args):
+        pass
+
+    def answer(self, status, obj):
+        body = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def verdict(self, body):
+        sig, ts = self.headers.get("X-Signature"), self.headers.get("X-Signature-Timestamp")
+        if sig is None or ts is None:
+            return "unsigned"
+        want = "v1=" + hmac.new(self.secret, ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(sig, want):
+            return "bad_signature"
+        if abs(time.time() - int(ts)) > 300:
+            return "stale_timestamp"
+        return "ok"
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if self.headers.get("X-App-Secret") != self.secret.decode():
+            return self.answer(401, {"error": {"code": "unauthorized", "message": "unknown app secret"}})
+        doc = json.loads(body)
+        n = len(doc.get("touches", doc.get("events", [])))
+        v = self.verdict(body)
+        self.seen.append((self.path, v, n, self.headers.get("User-Agent")))
+        if v != "ok":
+            return self.answer(401, {"error": {"code": "unauthorized", "message": v, "field": "X-Signature"}})
+        self.answer(202, {"accepted": n, "duplicates": 0, "rejected": []})
+
+    def do_GET(self):
+        self.seen.append((self.path.split("?")[0], "link", 1, self.headers.get("User-Agent")))
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+class GenSigningTest(unittest.TestCase):
+
+    def test_sign_and_count_spoofs(self):
+        secret = "as_" + uuid.uuid4().hex
+        seen = []
+        handler = type("H", (Verifier,), {"secret": secret.encode(), "seen": seen})
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        cmd = [harness.binary(), "gen", "--addr", "127.0.0.1:%d" % server.server_address[1], "--secret", secret,
+               "--app", "app_0123456789abcdef", "--devices", "300", "--days", "3", "--fraud", "10",
+               "--fraud-kinds", "spoof,bot", "--sign", "--quiet", "--batch", "200"]
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+        out, err = p.stdout.decode(), p.stderr.decode()
+        self.assertEqual(p.returncode, 0, out + err)
+        summary = json.loads(out.strip().splitlines()[-1])
+        spoof = summary["fraud"]["spoof"]
+        n = summary["fraud"]["installs"]["spoof"]
+        self.assertGreaterEqual(n, 3)
+        self.assertEqual(spoof["sent"], n)
+        self.assertEqual(spoof["accepted"], 0)
+        self.assertEqual(sum(spoof["refused"].values()), n, spoof)
+        for way in ("unsigned", "bad_signature", "stale_timestamp"):
+            self.assertGreater(spoof["refused"][way], 0, spoof)
+        self.assertIn("spoofed installs refused with 401: unsigned %d of %d" % (
+            spoof["refused"]["unsigned"], spoof["refused"]["unsigned"]), err)
+        # Everything else verified; each spoof came alone; links came with no User-Agent.
+        bad = [s for s in seen if s[1] not in ("ok", "link")]
+        self.assertEqual(len(bad), n, bad)
+        self.assertTrue(all(path == "/v1/events" and k == 1 for path, v, k, ua in bad), bad)
+        self.assertTrue(any(path == "/v1/touches" and v == "ok" for path, v, k, ua in seen))
+        links = [s for s in seen if s[1] == "link"]
+        self.assertEqual(len(links), summary["fraud"]["link_clicks"]["sent"])
+        self.assertTrue(links and all(path == "/c/app_0123456789abcdef" and ua is None for path, v, k, ua in links),
+                        links)
+        self.assertEqual(summary["accepted"] + sum(spoof["refused"].values()), summary["sent"], summary)
 
 
 # ------------------------------------------------------------------ end to end

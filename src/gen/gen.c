@@ -13,6 +13,11 @@
  * from a device's own splitmix64 stream, and JSON is written after all the
  * draws of an item, so counting without JSON (umg_gen_count) walks exactly
  * the same timeline.
+ *
+ * With fraud_pct, the fraud layer (section "fraud") plans its actors when the
+ * generator starts, from streams of its own, and keeps them in a heap of its
+ * own; umg_gen_next takes its items when they come strictly before the next
+ * honest one, so the honest timeline is not touched.
  */
 #include "umg_gen.h"
 

@@ -449,6 +449,22 @@ static int parse_flags(cli_t *c, int argc, char **argv)
     return 0;
 }
 
+/* The fraud flags that go together. */
+static int resolve_fraud(const cli_t *c)
+{
+    if (c->kinds != NULL && c->o.fraud_pct == 0) {
+        return fail("--fraud-kinds needs --fraud PCT");
+    }
+    if (c->sign && c->out != NULL) {
+        return fail("--sign signs requests sent to a daemon; a request file (--out) has no headers");
+    }
+    if ((double)c->o.devices * (double)c->o.fraud_pct / 100.0 > 999990.0) {
+        return fail("--fraud %lld of --devices %lld makes more than 1,000,000 fraudulent installs",
+                    (long long)c->o.fraud_pct, (long long)c->o.devices);
+    }
+    return 0;
+}
+
 /* Where to send, which app, which platform, and whether the history fits the server's window. */
 static int resolve(cli_t *c)
 {
@@ -459,15 +475,8 @@ static int resolve(cli_t *c)
     if (c->url && c->addr) {
         return fail("give --url or --addr, not both");
     }
-    if (c->kinds != NULL && c->o.fraud_pct == 0) {
-        return fail("--fraud-kinds needs --fraud PCT");
-    }
-    if (c->sign && c->out != NULL) {
-        return fail("--sign signs requests sent to a daemon; a request file (--out) has no headers");
-    }
-    if ((double)c->o.devices * (double)c->o.fraud_pct / 100.0 > 999990.0) {
-        return fail("--fraud %lld of --devices %lld makes more than 1,000,000 fraudulent installs",
-                    (long long)c->o.fraud_pct, (long long)c->o.devices);
+    if ((rc = resolve_fraud(c)) != 0) {
+        return rc;
     }
     if ((c->app_json && (rc = app_from_json(c)) != 0)) {
         return rc;
@@ -775,6 +784,24 @@ static int write_ip_list(const char *path)
     return 0;
 }
 
+/* The files the fraud flags ask for: the data-centre list now, the labels' header. */
+static int fraud_files(run_t *r)
+{
+    const cli_t *c = r->c;
+    if (c->ip_list != NULL && write_ip_list(c->ip_list) != 0) {
+        return UMG_EIO;
+    }
+    if (c->labels != NULL) {
+        r->labels = fopen(c->labels, "w");
+        if (r->labels == NULL ||
+            fputs("kind,id,label,fraud_type,expected_reason,day,detectable,source,claim_click_id\n", r->labels) < 0) {
+            fprintf(stderr, "unmogrowp gen: cannot create --fraud-labels %s: %s\n", c->labels, strerror(errno));
+            return UMG_EIO;
+        }
+    }
+    return UMG_OK;
+}
+
 static int add(run_t *r, const umg_gen_item_t *it)
 {
     if (it->kind == UMG_GEN_LINK) {
@@ -813,6 +840,36 @@ static int add(run_t *r, const umg_gen_item_t *it)
 
 /* ---------------------------------------------------------------- summary */
 
+/* The summary's "fraud" member: what the fraud layer made, and what became of the spoofs and links. */
+static void summary_fraud(FILE *f, const run_t *r, const umg_gen_stats_t *st)
+{
+    const char *what[2] = {"installs", "clicks"};
+    const uint64_t *counts[2] = {st->fraud_installs, st->fraud_clicks};
+    fprintf(f, ",\"fraud\":{");
+    for (int w = 0; w < 2; w++) {
+        fprintf(f, "%s\"%s\":{", w ? "," : "", what[w]);
+        for (int k = 1; k < UMG_GEN_FRAUD_KINDS; k++) {
+            fprintf(f, "%s\"%s\":%llu", k > 1 ? "," : "", umg_gen_fraud_name((umg_gen_fraud_t)k),
+                    (unsigned long long)counts[w][k]);
+        }
+        fprintf(f, "}");
+    }
+    uint64_t sent = 0;
+    for (int k = 1; k < UMG_GEN_SPOOF_KINDS; k++) {
+        sent += r->spoof_sent[k];
+    }
+    fprintf(f,
+            ",\"items\":%llu,\"link_clicks\":{\"sent\":%llu,\"skipped\":%llu},\"spoof\":{\"sent\":%llu,"
+            "\"accepted\":%llu,\"refused\":{",
+            (unsigned long long)st->fraud_items, (unsigned long long)r->links_sent,
+            (unsigned long long)r->links_skipped, (unsigned long long)sent, (unsigned long long)r->spoof_accepted);
+    for (int k = 1; k < UMG_GEN_SPOOF_KINDS; k++) {
+        fprintf(f, "%s\"%s\":%llu", k > 1 ? "," : "", umg_gen_spoof_name((umg_gen_spoof_t)k),
+                (unsigned long long)r->spoof_refused[k]);
+    }
+    fprintf(f, "}}}");
+}
+
 static void summary(FILE *f, const run_t *r, const umg_gen_stats_t *st, double secs, const char *status)
 {
     const cli_t *c = r->c;
@@ -842,31 +899,7 @@ static void summary(FILE *f, const run_t *r, const umg_gen_stats_t *st, double s
         fprintf(f, ",\"late\":%llu", (unsigned long long)st->late);
     }
     if (c->o.fraud_pct > 0) {
-        const char *what[2] = {"installs", "clicks"};
-        const uint64_t *counts[2] = {st->fraud_installs, st->fraud_clicks};
-        fprintf(f, ",\"fraud\":{");
-        for (int w = 0; w < 2; w++) {
-            fprintf(f, "%s\"%s\":{", w ? "," : "", what[w]);
-            for (int k = 1; k < UMG_GEN_FRAUD_KINDS; k++) {
-                fprintf(f, "%s\"%s\":%llu", k > 1 ? "," : "", umg_gen_fraud_name((umg_gen_fraud_t)k),
-                        (unsigned long long)counts[w][k]);
-            }
-            fprintf(f, "}");
-        }
-        uint64_t sent = 0;
-        for (int k = 1; k < UMG_GEN_SPOOF_KINDS; k++) {
-            sent += r->spoof_sent[k];
-        }
-        fprintf(f,
-                ",\"items\":%llu,\"link_clicks\":{\"sent\":%llu,\"skipped\":%llu},\"spoof\":{\"sent\":%llu,"
-                "\"accepted\":%llu,\"refused\":{",
-                (unsigned long long)st->fraud_items, (unsigned long long)r->links_sent,
-                (unsigned long long)r->links_skipped, (unsigned long long)sent, (unsigned long long)r->spoof_accepted);
-        for (int k = 1; k < UMG_GEN_SPOOF_KINDS; k++) {
-            fprintf(f, "%s\"%s\":%llu", k > 1 ? "," : "", umg_gen_spoof_name((umg_gen_spoof_t)k),
-                    (unsigned long long)r->spoof_refused[k]);
-        }
-        fprintf(f, "}}}");
+        summary_fraud(f, r, st);
     }
     if (r->labels != NULL) {
         fprintf(f, ",\"labels\":%llu", (unsigned long long)r->label_rows);
@@ -916,18 +949,8 @@ static int run(cli_t *c)
         fprintf(stderr, "unmogrowp gen: %s\n", r.msg);
         goto done;
     }
-    if (c->ip_list != NULL && write_ip_list(c->ip_list) != 0) {
-        rc = UMG_EIO;
+    if ((rc = fraud_files(&r)) != UMG_OK) {
         goto done;
-    }
-    if (c->labels != NULL) {
-        r.labels = fopen(c->labels, "w");
-        if (r.labels == NULL ||
-            fputs("kind,id,label,fraud_type,expected_reason,day,detectable,source,claim_click_id\n", r.labels) < 0) {
-            fprintf(stderr, "unmogrowp gen: cannot create --fraud-labels %s: %s\n", c->labels, strerror(errno));
-            rc = UMG_EIO;
-            goto done;
-        }
     }
     r.prog.on = !c->quiet;
     r.prog.tty = isatty(STDERR_FILENO);

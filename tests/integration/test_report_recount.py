@@ -462,7 +462,7 @@ class EdgeCasesEqualRecountTest(ReportsEqualRecountTest):
              "source": "edge_net", "campaign": "edge_c", "user_agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 "
              "like Mac OS X)"},
             {"type": "impression", "touch_id": str(uuid.uuid4()), "ts": at(5, 0, 0), "source": "edge_net",
-             "campaign": "edge_c", "user_agent": "curl/8.0"},
+             "campaign": "edge_c", "user_agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"},
             {"type": "click", "touch_id": str(uuid.uuid4()), "ts": at(1, 9, 0), "source": "edge_net",
              "campaign": "edge_rt", "retargeting": True, "device": {"gaid": g[0]}, "ip": "198.18.7.7",
              "user_agent": ua},

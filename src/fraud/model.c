@@ -345,8 +345,11 @@ static int read_base_margin(umg_fmodel_t *m, umg_json_parser_t *p, char *msg, si
     const char *s;
     size_t slen;
     char buf[64];
-    if (umg_json_parse(p, cfg, len, &root) != UMG_JSON_OK ||
-        umg_json_object_find(root, "learner", 7, &learner) != UMG_JSON_OK ||
+    umg_json_err_t je = umg_json_parse(p, cfg, len, &root);
+    if (je == UMG_JSON_ENOMEM) {
+        return UMG_ENOMEM;
+    }
+    if (je != UMG_JSON_OK || umg_json_object_find(root, "learner", 7, &learner) != UMG_JSON_OK ||
         umg_json_object_find(learner, "objective", 9, &v) != UMG_JSON_OK ||
         umg_json_object_find(v, "name", 4, &v) != UMG_JSON_OK || umg_json_get_string(v, &s, &slen) != UMG_JSON_OK) {
         return msgf(msg, msglen, UMG_ECORRUPT, "the booster configuration has no objective");
@@ -436,7 +439,12 @@ static int evaluator_build(umg_fmodel_t *m, char *msg, size_t msglen)
     }
     for (bst_ulong t = 0; t < ntrees; t++) {
         umg_json_val_t root;
-        if (umg_json_parse(p, dump[t], strlen(dump[t]), &root) != UMG_JSON_OK) {
+        umg_json_err_t je = umg_json_parse(p, dump[t], strlen(dump[t]), &root);
+        if (je == UMG_JSON_ENOMEM) {
+            rc = UMG_ENOMEM;
+            goto fail;
+        }
+        if (je != UMG_JSON_OK) {
             rc = msgf(msg, msglen, UMG_ECORRUPT, "tree %lu of the dump does not parse", (unsigned long)t);
             goto fail;
         }
@@ -839,6 +847,67 @@ static int set_params(BoosterHandle b, const umg_fmodel_train_opts_t *o, double 
     return UMG_OK;
 }
 
+/* The rows of the two splits, copied out of the caller's matrix. */
+typedef struct split_s {
+    float *Xt, *lt, *Xh; /* training rows and labels (as XGBoost wants them), held-out rows */
+    uint8_t *yh;         /* held-out labels */
+    size_t nt, nh;
+} split_t;
+
+static void split_free(split_t *sp)
+{
+    umg_free(sp->Xt);
+    umg_free(sp->lt);
+    umg_free(sp->Xh);
+    umg_free(sp->yh);
+}
+
+static int split_copy(const float *X, const uint8_t *y, size_t n, size_t nf, const uint8_t *hold, split_t *sp)
+{
+    sp->Xt = umg_malloc(sp->nt * nf * sizeof(*sp->Xt));
+    sp->lt = umg_malloc(sp->nt * sizeof(*sp->lt));
+    sp->Xh = umg_malloc(sp->nh * nf * sizeof(*sp->Xh));
+    sp->yh = umg_malloc(sp->nh);
+    if (sp->Xt == NULL || sp->lt == NULL || sp->Xh == NULL || sp->yh == NULL) {
+        return UMG_ENOMEM;
+    }
+    for (size_t i = 0, t = 0, h = 0; i < n; i++) {
+        if (hold[i]) {
+            memcpy(sp->Xh + h * nf, X + i * nf, nf * sizeof(*X));
+            sp->yh[h++] = y[i];
+        } else {
+            memcpy(sp->Xt + t * nf, X + i * nf, nf * sizeof(*X));
+            sp->lt[t++] = y[i];
+        }
+    }
+    return UMG_OK;
+}
+
+/* Boosts m->booster on the training split. */
+static int boost(umg_fmodel_t *m, const split_t *sp, const umg_fmodel_train_opts_t *o, double spw, char *msg,
+                 size_t msglen)
+{
+    int rc = UMG_OK;
+    DMatrixHandle d = NULL;
+    const char *names[UMG_FMODEL_MAX_NF];
+    for (size_t i = 0; i < m->nf; i++) {
+        names[i] = m->names[i];
+    }
+    XGB_TRY(XGDMatrixCreateFromMat_omp(sp->Xt, sp->nt, m->nf, NAN, &d, o->nthread));
+    XGB_TRY(XGDMatrixSetFloatInfo(d, "label", sp->lt, sp->nt));
+    XGB_TRY(XGDMatrixSetStrFeatureInfo(d, "feature_name", names, m->nf));
+    XGB_TRY(XGBoosterCreate(&d, 1, &m->booster));
+    XGB_TRY(set_params(m->booster, o, spw));
+    for (int it = 0; it < o->rounds; it++) {
+        XGB_TRY(XGBoosterUpdateOneIter(m->booster, it, d));
+    }
+fail:
+    if (d != NULL) {
+        XGDMatrixFree(d);
+    }
+    return rc;
+}
+
 int umg_fmodel_train(const float *X, const uint8_t *y, size_t n, size_t nf, const char *const *feature_names,
                      const umg_fmodel_train_opts_t *opts, umg_fmodel_t **out, umg_fmodel_metrics_t *metrics, char *msg,
                      size_t msglen)
@@ -846,11 +915,9 @@ int umg_fmodel_train(const float *X, const uint8_t *y, size_t n, size_t nf, cons
     int rc;
     umg_fmodel_train_opts_t o;
     umg_fmodel_t *m = NULL;
-    uint8_t *hold = NULL, *yh = NULL;
-    float *Xt = NULL, *lt = NULL, *Xh = NULL;
+    uint8_t *hold = NULL;
     double *sh = NULL;
-    DMatrixHandle d = NULL;
-    const char *names[UMG_FMODEL_MAX_NF];
+    split_t sp = {0};
 
     if (out == NULL) {
         return msgf(msg, msglen, UMG_EINVAL, "no place for the model");
@@ -866,62 +933,33 @@ int umg_fmodel_train(const float *X, const uint8_t *y, size_t n, size_t nf, cons
         rc = UMG_ENOMEM;
         goto fail;
     }
-    rc = names_set(m, feature_names, nf, msg, msglen);
-    if (rc != UMG_OK) {
+    if ((rc = names_set(m, feature_names, nf, msg, msglen)) != UMG_OK) {
         goto fail;
     }
-    if (o.holdout != NULL) {
-        for (size_t i = 0; i < n; i++) {
-            hold[i] = o.holdout[i] != 0;
-        }
-    } else if ((rc = random_split(y, n, o.holdout_frac, o.seed, hold)) != UMG_OK) {
+    for (size_t i = 0; o.holdout != NULL && i < n; i++) {
+        hold[i] = o.holdout[i] != 0;
+    }
+    if ((o.holdout == NULL && (rc = random_split(y, n, o.holdout_frac, o.seed, hold)) != UMG_OK) ||
+        (rc = check_split(y, hold, n, &m->metrics, msg, msglen)) != UMG_OK) {
         goto fail;
     }
-    rc = check_split(y, hold, n, &m->metrics, msg, msglen);
-    if (rc != UMG_OK) {
-        goto fail;
-    }
-    size_t nt = m->metrics.n_train, nh = m->metrics.n_holdout;
-    Xt = umg_malloc(nt * nf * sizeof(*Xt));
-    lt = umg_malloc(nt * sizeof(*lt));
-    Xh = umg_malloc(nh * nf * sizeof(*Xh));
-    yh = umg_malloc(nh);
-    sh = umg_malloc(nh * sizeof(*sh));
-    if (Xt == NULL || lt == NULL || Xh == NULL || yh == NULL || sh == NULL) {
+    sp.nt = m->metrics.n_train;
+    sp.nh = m->metrics.n_holdout;
+    sh = umg_malloc(sp.nh * sizeof(*sh));
+    if (sh == NULL || (rc = split_copy(X, y, n, nf, hold, &sp)) != UMG_OK) {
         rc = UMG_ENOMEM;
         goto fail;
     }
-    for (size_t i = 0, t = 0, h = 0; i < n; i++) {
-        if (hold[i]) {
-            memcpy(Xh + h * nf, X + i * nf, nf * sizeof(*X));
-            yh[h++] = y[i];
-        } else {
-            memcpy(Xt + t * nf, X + i * nf, nf * sizeof(*X));
-            lt[t++] = y[i];
-        }
-    }
     double spw = o.scale_pos_weight;
     if (spw == 0) {
-        spw = (double)(nt - m->metrics.pos_train) / (double)m->metrics.pos_train;
+        spw = (double)(sp.nt - m->metrics.pos_train) / (double)m->metrics.pos_train;
     }
-    for (size_t i = 0; i < nf; i++) {
-        names[i] = m->names[i];
-    }
-    XGB_TRY(XGDMatrixCreateFromMat_omp(Xt, nt, nf, NAN, &d, o.nthread));
-    XGB_TRY(XGDMatrixSetFloatInfo(d, "label", lt, nt));
-    XGB_TRY(XGDMatrixSetStrFeatureInfo(d, "feature_name", names, nf));
-    XGB_TRY(XGBoosterCreate(&d, 1, &m->booster));
-    XGB_TRY(set_params(m->booster, &o, spw));
-    for (int it = 0; it < o.rounds; it++) {
-        XGB_TRY(XGBoosterUpdateOneIter(m->booster, it, d));
-    }
-    rc = evaluator_build(m, msg, msglen);
-    if (rc != UMG_OK) {
+    if ((rc = boost(m, &sp, &o, spw, msg, msglen)) != UMG_OK || (rc = evaluator_build(m, msg, msglen)) != UMG_OK) {
         goto fail;
     }
     /* The figures are those of the scorer the pipeline will use. */
-    umg_fmodel_score_batch(m, Xh, nh, nf, sh);
-    if ((rc = holdout_metrics(sh, yh, nh, &o, &m->metrics)) != UMG_OK) {
+    umg_fmodel_score_batch(m, sp.Xh, sp.nh, nf, sh);
+    if ((rc = holdout_metrics(sh, sp.yh, sp.nh, &o, &m->metrics)) != UMG_OK) {
         goto fail;
     }
     m->metrics.scale_pos_weight = spw;
@@ -936,18 +974,11 @@ int umg_fmodel_train(const float *X, const uint8_t *y, size_t n, size_t nf, cons
         *metrics = m->metrics;
     }
     m = NULL;
-    rc = UMG_OK;
 fail:
-    if (d != NULL) {
-        XGDMatrixFree(d);
-    }
     umg_fmodel_free(m);
     umg_free(hold);
-    umg_free(Xt);
-    umg_free(lt);
-    umg_free(Xh);
-    umg_free(yh);
     umg_free(sh);
+    split_free(&sp);
     return rc;
 }
 
@@ -1318,9 +1349,13 @@ static int meta_read(umg_fmodel_t *m, const char *mpath, unsigned v, umg_json_pa
         rc = msgf(msg, cap, rc, "cannot read the model's metadata %s: %s", mpath, umg_strerror(rc));
         goto fail;
     }
+    umg_json_err_t je = umg_json_parse(p, b.ptr, b.len, &root);
+    if (je == UMG_JSON_ENOMEM) {
+        rc = UMG_ENOMEM;
+        goto fail;
+    }
     rc = msgf(msg, cap, UMG_ECORRUPT, "the metadata %s is not a fraud model's", mpath);
-    if (umg_json_parse(p, b.ptr, b.len, &root) != UMG_JSON_OK ||
-        umg_json_object_find(root, "format", 6, &val) != UMG_JSON_OK ||
+    if (je != UMG_JSON_OK || umg_json_object_find(root, "format", 6, &val) != UMG_JSON_OK ||
         umg_json_get_string(val, &s, &len) != UMG_JSON_OK || len != sizeof(META_FORMAT) - 1 ||
         memcmp(s, META_FORMAT, len) != 0) {
         goto fail;

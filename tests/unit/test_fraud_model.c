@@ -464,6 +464,50 @@ static void test_bad_input(void **state)
     assert_int_equal(umg_fmodel_train(Xb, yb, 200, NF, nm, &o, NULL, NULL, msg, sizeof(msg)), UMG_EINVAL);
 }
 
+/* Out of memory at every allocation of train, save and load: UMG_ENOMEM (or
+ * success once the failure comes after the last one), nothing leaked (ASan). */
+static void test_enomem(void **state)
+{
+    (void)state;
+    umg_fmodel_train_opts_t o = {0};
+    o.rounds = 3;
+    char msg[256], path[512];
+    int done = 0;
+    for (long k = 1; k < 1000 && !done; k++) {
+        umg_fmodel_t *m = NULL;
+        umg_alloc_fail_after(k);
+        int rc = umg_fmodel_train(X, Y, 300, NF, umg_fmodel_feature_names, &o, &m, NULL, msg, sizeof(msg));
+        umg_alloc_fail_after(0);
+        assert_true(rc == UMG_OK || rc == UMG_ENOMEM);
+        done = rc == UMG_OK;
+        umg_fmodel_free(m);
+    }
+    assert_true(done);
+    umg_fmodel_t *m = NULL;
+    assert_int_equal(umg_fmodel_train(X, Y, 300, NF, umg_fmodel_feature_names, &o, &m, NULL, msg, sizeof(msg)), UMG_OK);
+    done = 0;
+    for (long k = 1; k < 1000 && !done; k++) {
+        umg_alloc_fail_after(k);
+        int rc = umg_fmodel_save(m, tmpdir, path, sizeof(path));
+        umg_alloc_fail_after(0);
+        assert_true(rc == UMG_OK || rc == UMG_ENOMEM);
+        done = rc == UMG_OK;
+    }
+    assert_true(done);
+    umg_fmodel_free(m);
+    done = 0;
+    for (long k = 1; k < 1000 && !done; k++) {
+        m = NULL;
+        umg_alloc_fail_after(k);
+        int rc = umg_fmodel_load(path, NF, umg_fmodel_feature_names, &m, msg, sizeof(msg));
+        umg_alloc_fail_after(0);
+        assert_true(rc == UMG_OK || rc == UMG_ENOMEM);
+        done = rc == UMG_OK;
+        umg_fmodel_free(m);
+    }
+    assert_true(done);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -472,6 +516,7 @@ int main(void)
         cmocka_unit_test(test_deterministic), cmocka_unit_test(test_evaluator_matches_xgboost),
         cmocka_unit_test(test_deep_model),    cmocka_unit_test(test_save_load_versions),
         cmocka_unit_test(test_load_refuses),  cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_enomem),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

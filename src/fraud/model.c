@@ -901,6 +901,9 @@ static int boost(umg_fmodel_t *m, const split_t *sp, const umg_fmodel_train_opts
     for (int it = 0; it < o->rounds; it++) {
         XGB_TRY(XGBoosterUpdateOneIter(m->booster, it, d));
     }
+    /* The booster does not take the names from the DMatrix; set them so the
+     * model file names its features too (load checks them). */
+    XGB_TRY(XGBoosterSetStrFeatureInfo(m->booster, "feature_name", names, m->nf));
 fail:
     if (d != NULL) {
         XGDMatrixFree(d);

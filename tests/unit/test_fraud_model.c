@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -261,6 +262,37 @@ static void test_evaluator_matches_xgboost(void **state)
     assert_int_equal(umg_fmodel_predict_xgb(model, X, 1, 3, xgb), UMG_EINVAL);
 }
 
+/* Several threads scoring with one handle get what one thread gets. */
+static double want_scores[NROWS];
+
+static void *score_all(void *arg)
+{
+    long bad = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        for (size_t i = 0; i < NROWS; i++) {
+            double s = -1;
+            bad += umg_fmodel_score(model, X + i * NF, NF, &s) != UMG_OK || s != want_scores[i];
+        }
+    }
+    *(long *)arg = bad;
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    (void)state;
+    assert_int_equal(umg_fmodel_score_batch(model, X, NROWS, NF, want_scores), UMG_OK);
+    pthread_t th[4];
+    long bad[4];
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_create(&th[i], NULL, score_all, &bad[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(bad[i], 0);
+    }
+}
+
 /* Trees deeper than DENSE_MAX_DEPTH are scored by the walk alone. */
 static void test_deep_model(void **state)
 {
@@ -367,6 +399,36 @@ static void test_load_refuses(void **state)
     char missing[600];
     snprintf(missing, sizeof(missing), "%s/fraud-model-v77.json", tmpdir);
     assert_int_equal(umg_fmodel_load(missing, NF, umg_fmodel_feature_names, &m, msg, sizeof(msg)), UMG_ENOENT);
+    /* A model file whose own feature names differ from its metadata's. */
+    umg_buf_t b = {0};
+    assert_int_equal(read_file(path, &b), UMG_OK);
+    char *at = memmem(b.ptr, b.len, "\"installs_fp_24h\"", 17);
+    assert_non_null(at);
+    at[1] = 'X';
+    char edited[600];
+    snprintf(edited, sizeof(edited), "%s/fraud-model-v500.json", tmpdir);
+    assert_int_equal(umg_write_file_atomic(edited, b.ptr, b.len), UMG_OK);
+    umg_buf_free(&b);
+    char meta5[600], metae[600];
+    snprintf(meta5, sizeof(meta5), "%.*s.meta.json", (int)(strlen(path) - 5), path);
+    snprintf(metae, sizeof(metae), "%s/fraud-model-v500.meta.json", tmpdir);
+    assert_int_equal(read_file(meta5, &b), UMG_OK);
+    at = memmem(b.ptr, b.len, "\"version\": ", 11);
+    assert_non_null(at);
+    umg_buf_t e = {0}; /* the same metadata saying version 500 */
+    size_t head = (size_t)(at + 11 - b.ptr), digits = strspn(at + 11, "0123456789");
+    assert_int_equal(umg_buf_append(&e, b.ptr, head), UMG_OK);
+    assert_int_equal(umg_buf_append(&e, "500", 3), UMG_OK);
+    assert_int_equal(umg_buf_append(&e, at + 11 + digits, b.len - head - digits), UMG_OK);
+    umg_buf_free(&b);
+    b = e;
+    assert_int_equal(umg_write_file_atomic(metae, b.ptr, b.len), UMG_OK);
+    umg_buf_free(&b);
+    assert_int_equal(umg_fmodel_load(edited, NF, umg_fmodel_feature_names, &m, msg, sizeof(msg)), UMG_ECORRUPT);
+    assert_non_null(strstr(msg, "differ from its metadata"));
+    unlink(edited);
+    unlink(metae);
+
     /* A model whose metadata is garbage, or missing. */
     char meta[600];
     snprintf(meta, sizeof(meta), "%.*s.meta.json", (int)(strlen(path) - 5), path);
@@ -511,12 +573,12 @@ static void test_enomem(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_auc_known),     cmocka_unit_test(test_auc_brute_force),
-        cmocka_unit_test(test_train_metrics), cmocka_unit_test(test_holdout_day),
-        cmocka_unit_test(test_deterministic), cmocka_unit_test(test_evaluator_matches_xgboost),
-        cmocka_unit_test(test_deep_model),    cmocka_unit_test(test_save_load_versions),
-        cmocka_unit_test(test_load_refuses),  cmocka_unit_test(test_bad_input),
-        cmocka_unit_test(test_enomem),
+        cmocka_unit_test(test_auc_known),          cmocka_unit_test(test_auc_brute_force),
+        cmocka_unit_test(test_train_metrics),      cmocka_unit_test(test_holdout_day),
+        cmocka_unit_test(test_deterministic),      cmocka_unit_test(test_evaluator_matches_xgboost),
+        cmocka_unit_test(test_deep_model),         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_save_load_versions), cmocka_unit_test(test_load_refuses),
+        cmocka_unit_test(test_bad_input),          cmocka_unit_test(test_enomem),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -19,9 +19,10 @@
  * Threads: a handle is immutable once returned by train or load. Scoring
  * (umg_fmodel_score, umg_fmodel_score_batch) only reads it, so any number of
  * threads may score with one handle at once. umg_fmodel_predict_xgb goes
- * through the XGBoost booster, which keeps per-call scratch in the handle:
- * call it from one thread at a time per handle. Freeing while another thread
- * scores is the caller's bug.
+ * through the XGBoost booster, whose thread-safety for prediction varies
+ * between XGBoost versions; this module does not rely on it: call it from one
+ * thread at a time per handle. Freeing while another thread scores is the
+ * caller's bug.
  */
 #ifndef UMG_FRAUD_MODEL_H
 #define UMG_FRAUD_MODEL_H
@@ -46,7 +47,7 @@ typedef struct umg_fmodel_s umg_fmodel_t;
  * set of options; umg_fmodel_train_opts_init writes the defaults out.
  */
 typedef struct umg_fmodel_train_opts_s {
-    uint64_t seed;           /* split and XGBoost seed (default 0, a valid seed) */
+    uint64_t seed;           /* seeds the split, and XGBoost (seed mod 2^31-1); 0 is a seed too */
     double holdout_frac;     /* share held out when `holdout` is NULL (0.25); in (0, 0.9] */
     const uint8_t *holdout;  /* optional: n flags, 1 = held-out row (say, the last day);
                                 borrowed for the call. NULL: a seeded random split,
@@ -129,7 +130,7 @@ int umg_fmodel_score_batch(const umg_fmodel_t *m, const float *X, size_t rows, s
  * The same scores computed by XGBoost itself (in-place dense prediction,
  * no DMatrix): the reference the C evaluator is checked against, and the
  * baseline of the benchmark. Not for concurrent use on one handle.
- * UMG_EINVAL on an nf mismatch, UMG_EIO when XGBoost fails.
+ * UMG_EINVAL on an nf mismatch or no rows, UMG_EIO when XGBoost fails.
  */
 int umg_fmodel_predict_xgb(umg_fmodel_t *m, const float *X, size_t rows, size_t nf, double *out);
 
@@ -155,7 +156,8 @@ int umg_fmodel_save(umg_fmodel_t *m, const char *dir, char *path_out, size_t cap
  * names, borrowed) are what the caller computes; a model trained on another
  * feature count, other names or another order is refused with UMG_EINVAL and
  * a message naming the first difference. Training metrics saved in the
- * metadata are available through umg_fmodel_metrics. UMG_ENOENT when a file
+ * metadata are available through umg_fmodel_metrics. UMG_EINVAL also when
+ * path is not named fraud-model-v<N>.json; UMG_ENOENT when a file
  * is missing, UMG_ECORRUPT when one does not parse or the two disagree,
  * UMG_EIO, UMG_ENOMEM. msg (cap bytes) gets a sentence on any error.
  */

@@ -120,8 +120,7 @@ static inline void fraud_synth(uint64_t seed, size_t n, float *X, uint8_t *y, ui
             x[18] = 0;
             x[2] = x[3] = 0;
             break;
-        default:
-            break;
+        default: break;
         }
         if (kind == 2 && fraud_synth_u(&r) < 0.5) { /* half the farms look organic */
             x[0] = x[12] = x[13] = NAN;

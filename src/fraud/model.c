@@ -847,6 +847,61 @@ static int set_params(BoosterHandle b, const umg_fmodel_train_opts_t *o, double 
     return UMG_OK;
 }
 
+#define PROBE_ROWS 64
+
+/*
+ * Checks the C evaluator against XGBoost on probe rows before a model is
+ * handed out (after training and after loading), so that a dump it reads
+ * wrongly (another XGBoost version, say) refuses the model instead of
+ * scoring differently. The probes mix missing values, random values and
+ * values at, just under and just over the model's own split thresholds,
+ * where a `<` read as `<=` would show.
+ */
+static int evaluator_check(umg_fmodel_t *m, char *msg, size_t msglen)
+{
+    int rc = UMG_OK;
+    float *P = umg_malloc(PROBE_ROWS * m->nf * sizeof(*P));
+    double *mine = umg_malloc(2 * PROBE_ROWS * sizeof(*mine)), *xgb = mine + PROBE_ROWS;
+    uint64_t s = 0x5eedf00d;
+    if (P == NULL || mine == NULL) {
+        rc = UMG_ENOMEM;
+        goto fail;
+    }
+    for (size_t r = 0; r < PROBE_ROWS; r++) {
+        float *x = P + r * m->nf;
+        for (size_t f = 0; f < m->nf; f++) {
+            uint64_t u = splitmix(&s);
+            x[f] = u % 5 == 0 ? NAN : (float)((double)(int64_t)((u >> 40) % 20001) / 100.0 - 100.0);
+        }
+        for (int k = 0; k < 8 && m->n_nodes > 0; k++) {
+            uint64_t u = splitmix(&s);
+            const fnode_t *n = &m->nodes[u % m->n_nodes];
+            if (!n->leaf) {
+                int how = (int)((u >> 32) % 3);
+                x[n->feat] = how == 0 ? n->value : nextafterf(n->value, how == 1 ? -INFINITY : INFINITY);
+            }
+        }
+    }
+    umg_fmodel_score_batch(m, P, PROBE_ROWS, m->nf, mine);
+    if (umg_fmodel_predict_xgb(m, P, PROBE_ROWS, m->nf, xgb) != UMG_OK) {
+        rc = msgf(msg, msglen, UMG_EIO, "xgboost: %s", XGBGetLastError());
+        goto fail;
+    }
+    for (size_t r = 0; r < PROBE_ROWS; r++) {
+        if (!(fabs(mine[r] - xgb[r]) < 1e-6)) {
+            rc = msgf(msg, msglen, UMG_ECORRUPT,
+                      "the model's trees are not read as XGBoost reads them "
+                      "(probe row %zu scores %.9g, XGBoost %.9g)",
+                      r, mine[r], xgb[r]);
+            goto fail;
+        }
+    }
+fail:
+    umg_free(P);
+    umg_free(mine);
+    return rc;
+}
+
 /* The rows of the two splits, copied out of the caller's matrix. */
 typedef struct split_s {
     float *Xt, *lt, *Xh; /* training rows and labels (as XGBoost wants them), held-out rows */
@@ -957,7 +1012,8 @@ int umg_fmodel_train(const float *X, const uint8_t *y, size_t n, size_t nf, cons
     if (spw == 0) {
         spw = (double)(sp.nt - m->metrics.pos_train) / (double)m->metrics.pos_train;
     }
-    if ((rc = boost(m, &sp, &o, spw, msg, msglen)) != UMG_OK || (rc = evaluator_build(m, msg, msglen)) != UMG_OK) {
+    if ((rc = boost(m, &sp, &o, spw, msg, msglen)) != UMG_OK || (rc = evaluator_build(m, msg, msglen)) != UMG_OK ||
+        (rc = evaluator_check(m, msg, msglen)) != UMG_OK) {
         goto fail;
     }
     /* The figures are those of the scorer the pipeline will use. */
@@ -1471,7 +1527,8 @@ int umg_fmodel_load(const char *path, size_t expect_nf, const char *const *expec
     XGB_TRY(XGBoosterCreate(NULL, 0, &m->booster));
     XGB_TRY(XGBoosterLoadModel(m->booster, path));
     XGB_TRY(XGBoosterSetParam(m->booster, "nthread", "1"));
-    if ((rc = booster_matches(m, path, msg, cap)) != UMG_OK || (rc = evaluator_build(m, msg, cap)) != UMG_OK) {
+    if ((rc = booster_matches(m, path, msg, cap)) != UMG_OK || (rc = evaluator_build(m, msg, cap)) != UMG_OK ||
+        (rc = evaluator_check(m, msg, cap)) != UMG_OK) {
         goto fail;
     }
     m->version = v;

@@ -262,6 +262,46 @@ static void test_evaluator_matches_xgboost(void **state)
     assert_int_equal(umg_fmodel_predict_xgb(model, X, 1, 3, xgb), UMG_EINVAL);
 }
 
+/* The probe check run at train and load refuses an evaluator that reads the
+ * trees differently from XGBoost: a shifted base score, missing values sent
+ * the other way, a `<` read as `<=`. */
+static void test_evaluator_check(void **state)
+{
+    (void)state;
+    char msg[256];
+    assert_int_equal(evaluator_check(model, msg, sizeof(msg)), UMG_OK);
+    float base = model->base_margin;
+    model->base_margin += 0.01f;
+    assert_int_equal(evaluator_check(model, msg, sizeof(msg)), UMG_ECORRUPT);
+    assert_non_null(strstr(msg, "not read as XGBoost reads them"));
+    model->base_margin = base;
+    /* The walk alone, with each change in turn. */
+    dnode_t *dn = model->dnodes;
+    model->dnodes = NULL;
+    assert_int_equal(evaluator_check(model, msg, sizeof(msg)), UMG_OK);
+    for (size_t i = 0; i < model->n_nodes; i++) {
+        model->nodes[i].dleft ^= !model->nodes[i].leaf;
+    }
+    assert_int_equal(evaluator_check(model, msg, sizeof(msg)), UMG_ECORRUPT);
+    for (size_t i = 0; i < model->n_nodes; i++) {
+        model->nodes[i].dleft ^= !model->nodes[i].leaf;
+    }
+    /* x <= thr goes left instead of x < thr: the same as a threshold one float up. */
+    for (size_t i = 0; i < model->n_nodes; i++) {
+        if (!model->nodes[i].leaf) {
+            model->nodes[i].value = nextafterf(model->nodes[i].value, INFINITY);
+        }
+    }
+    assert_int_equal(evaluator_check(model, msg, sizeof(msg)), UMG_ECORRUPT);
+    for (size_t i = 0; i < model->n_nodes; i++) {
+        if (!model->nodes[i].leaf) {
+            model->nodes[i].value = nextafterf(model->nodes[i].value, -INFINITY);
+        }
+    }
+    model->dnodes = dn;
+    assert_int_equal(evaluator_check(model, msg, sizeof(msg)), UMG_OK);
+}
+
 /* Several threads scoring with one handle get what one thread gets. */
 static double want_scores[NROWS];
 
@@ -573,12 +613,13 @@ static void test_enomem(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_auc_known),          cmocka_unit_test(test_auc_brute_force),
-        cmocka_unit_test(test_train_metrics),      cmocka_unit_test(test_holdout_day),
-        cmocka_unit_test(test_deterministic),      cmocka_unit_test(test_evaluator_matches_xgboost),
-        cmocka_unit_test(test_deep_model),         cmocka_unit_test(test_threads),
-        cmocka_unit_test(test_save_load_versions), cmocka_unit_test(test_load_refuses),
-        cmocka_unit_test(test_bad_input),          cmocka_unit_test(test_enomem),
+        cmocka_unit_test(test_auc_known),       cmocka_unit_test(test_auc_brute_force),
+        cmocka_unit_test(test_train_metrics),   cmocka_unit_test(test_holdout_day),
+        cmocka_unit_test(test_deterministic),   cmocka_unit_test(test_evaluator_matches_xgboost),
+        cmocka_unit_test(test_deep_model),      cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_evaluator_check), cmocka_unit_test(test_save_load_versions),
+        cmocka_unit_test(test_load_refuses),    cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_enomem),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

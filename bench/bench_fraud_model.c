@@ -15,8 +15,8 @@
  *   xgb_single  umg_fmodel_predict_xgb, one row per call (XGBoost in-place
  *               dense prediction, nthread 1; 1/20 of the rows: it is slower)
  *   xgb_batch256 the same, 256 rows per call
- * Each figure is the median of `runs` runs (min and max beside it). Prints
- * one JSON line per measurement.
+ * The four alternate within each run; each figure is the median of `runs`
+ * runs (min and max beside it). Prints one JSON line per measurement.
  */
 #include <math.h>
 #include <stdio.h>
@@ -98,19 +98,25 @@ int main(int argc, char **argv)
            "\"seconds\": %.3f, \"trees\": %zu, \"nodes\": %zu, \"holdout_auc\": %.4f}\n",
            n, o.rounds, o.max_depth, (double)(umg_mono_ns() - t0) / 1e9, trees, nodes, mt.auc);
 
+    /* The four kinds alternate within each run, so that a change in the
+     * machine's load falls on all of them alike. */
     double sink = 0, med[4];
-    double *ns = malloc((size_t)runs * sizeof(double));
+    double *ns = malloc(4 * (size_t)runs * sizeof(double));
     for (int w = 0; w < 4; w++) {
-        size_t total = w >= XGB_SINGLE ? TOTAL / 20 : TOTAL;
-        run(m, pool, w, total / 20, &sink); /* warm up */
-        for (int r = 0; r < runs; r++) {
-            ns[r] = run(m, pool, w, total, &sink);
+        run(m, pool, w, TOTAL / 400, &sink); /* warm up */
+    }
+    for (int r = 0; r < runs; r++) {
+        for (int w = 0; w < 4; w++) {
+            ns[w * runs + r] = run(m, pool, w, w >= XGB_SINGLE ? TOTAL / 20 : TOTAL, &sink);
         }
-        qsort(ns, (size_t)runs, sizeof(double), cmp_double);
-        med[w] = ns[runs / 2];
-        printf("{\"bench\": \"fraud_model\", \"what\": \"%s\", \"rows_per_run\": %zu, \"runs\": %d, "
+    }
+    for (int w = 0; w < 4; w++) {
+        double *v = ns + w * runs;
+        qsort(v, (size_t)runs, sizeof(double), cmp_double);
+        med[w] = v[runs / 2];
+        printf("{\"bench\": \"fraud_model\", \"what\": \"%s\", \"rows_per_run\": %d, \"runs\": %d, "
                "\"ns_per_row\": %.1f, \"min\": %.1f, \"max\": %.1f, \"rows_per_s\": %.0f}\n",
-               what_name[w], total, runs, med[w], ns[0], ns[runs - 1], 1e9 / med[w]);
+               what_name[w], w >= XGB_SINGLE ? TOTAL / 20 : TOTAL, runs, med[w], v[0], v[runs - 1], 1e9 / med[w]);
     }
     printf("{\"bench\": \"fraud_model\", \"what\": \"ratio\", \"xgb_single_over_c_single\": %.1f, "
            "\"xgb_batch256_over_c_batch256\": %.1f, \"c_single_share_of_10us\": %.3f, \"sink\": %.3f}\n",

@@ -6,7 +6,7 @@ set -euo pipefail
 what=${1:-build}
 pkgs=(gcc g++ make pkg-config meson ninja-build python3 curl openssl ca-certificates
       libh2o-evloop-dev libsimdjson-dev libssl-dev libsodium-dev libjwt-dev libsqlite3-dev sqlite3 liblmdb-dev
-      tzdata)
+      libxgboost-dev tzdata)
 case "$what" in
   test)  pkgs+=(libcmocka-dev clang clang-format libclang-rt-14-dev) ;;
   bench) pkgs+=(libcmocka-dev wrk nginx-light clickhouse-server clickhouse-client) ;;

@@ -10,6 +10,7 @@
 #include "umg_rollup.h"
 #include "umg_bus.h"
 #include "umg_cost.h"
+#include "umg_fraud_train.h"
 #include "umg_query_ep.h"
 #include "umg_gen.h"
 #include "umg_http.h"
@@ -157,6 +158,7 @@ static void usage_main(FILE *f)
             "  admin privacy forget  forget a device (GDPR / CCPA erasure)\n"
             "  import costs|rates    import ad spend or currency rates from a CSV file\n"
             "  gen                   send realistic synthetic traffic for an app (or write request files)\n"
+            "  fraud train           train an app's fraud model from labelled installs\n"
             "  config docs           print the configuration reference (Markdown)\n\n"
             "Run 'unmogrowp COMMAND --help' for a command's options.\n",
             UMG_VERSION);
@@ -341,6 +343,7 @@ static int cmd_serve(int argc, char **argv)
     umg_attr_worker_t *attr_worker = NULL;
     umg_rollup_t *rollup = NULL;
     umg_tz_cache_t *tzc = NULL;
+    umg_fraud_scorer_t *scorer = NULL;
 
     /* Signals are blocked in every thread and taken by sigwait in this one; blocked before any
      * thread starts (the admin, cost and report workers inherit the mask). */
@@ -429,7 +432,14 @@ static int cmd_serve(int argc, char **argv)
         if (umg_store_open(storedir, &sc, &store) != UMG_OK ||
             umg_pipeline_new(&cfg.pipeline, store, ing.bus_ops, ing.bus, ing.apps, ing.pii, &pipeline) != UMG_OK ||
             umg_tz_cache_new(&tzc) != UMG_OK || umg_rollup_new(&rollup) != UMG_OK ||
-            umg_pipeline_set_reports(pipeline, rollup, tzc) != UMG_OK || umg_pipeline_start(pipeline) != UMG_OK) {
+            umg_pipeline_set_reports(pipeline, rollup, tzc) != UMG_OK ||
+            umg_fraud_scorer_new(cfg.data, ing.apps, &scorer) != UMG_OK) {
+            umg_log(UMG_LOG_ERROR, "serve", "cannot start the attribution pipeline (store in %s)", storedir);
+            goto done;
+        }
+        umg_pipeline_fraud_t fh = {.score = umg_fraud_scorer_score, .ctx = scorer};
+        umg_pipeline_set_fraud(pipeline, &fh);
+        if (umg_pipeline_start(pipeline) != UMG_OK) {
             umg_log(UMG_LOG_ERROR, "serve", "cannot start the attribution pipeline (store in %s)", storedir);
             goto done;
         }
@@ -493,6 +503,7 @@ done:
     }
     umg_privacy_runner_stop(privacy);
     umg_pipeline_free(pipeline); /* stops it: the batch in hand is committed or undone */
+    umg_fraud_scorer_free(scorer);
     umg_store_close(store);
     umg_rollup_free(rollup);
     /* Completes what was queued; the completions find their loops stopped and are dropped. */
@@ -946,6 +957,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "gen") == 0) {
         return umg_gen_cli(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "fraud") == 0 && argc >= 3 && strcmp(argv[2], "train") == 0) {
+        return umg_fraud_train_cli(argc - 2, argv + 2);
     }
     if (strcmp(argv[1], "admin") == 0 && argc >= 4 && strcmp(argv[2], "app") == 0) {
         if (strcmp(argv[3], "create") == 0) {

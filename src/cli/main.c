@@ -139,6 +139,9 @@ static const umg_config_item_t serve_items[] = {
      "How often the attribution store is flushed to disk; a machine crash replays the rest from the log."},
     {"fraud.rules", UMG_CFG_BOOL, "true", 0, 1, OFF(pipeline.fraud),
      "Run the fraud rules (docs/fraud.md; each app sets its own rules); false: no rule runs for any app."},
+    {"fraud.horizon", UMG_CFG_DURATION_MS, "1d", 86400000, 3650ll * 86400000, OFF(pipeline.fraud_horizon_ms),
+     "Items dated more than this before they arrive escape the windowed rules; raise it to judge backfilled "
+     "history (memory: about 100 bytes per click within it)."},
 };
 
 /* ---------------------------------------------------------------- usage */

@@ -354,14 +354,19 @@ struct umg_fraud_counts_s {
     cent_t *t;
     size_t cap, n; /* cap a power of two */
     int64_t latest_recv_us;
+    int64_t horizon_us;
 };
 
-int umg_fraud_counts_new(umg_fraud_counts_t **out)
+int umg_fraud_counts_new(int64_t horizon_us, umg_fraud_counts_t **out)
 {
+    if (horizon_us < UMG_FRAUD_HORIZON_MIN_US) {
+        return UMG_EINVAL;
+    }
     umg_fraud_counts_t *c = umg_calloc(1, sizeof(*c));
     if (c == NULL) {
         return UMG_ENOMEM;
     }
+    c->horizon_us = horizon_us;
     c->cap = 1024;
     c->t = umg_calloc(c->cap, sizeof(cent_t));
     if (c->t == NULL) {
@@ -418,7 +423,7 @@ static cent_t *slot(cent_t *t, size_t cap, umg_fraud_window_t w, uint32_t app, u
 /* Rebuilds the table without expired buckets, at twice the size when it stays over half full. */
 static int rebuild(umg_fraud_counts_t *c)
 {
-    int64_t horizon = c->latest_recv_us - UMG_FRAUD_WINDOW_MAX_US - INT64_C(1200) * 1000000;
+    int64_t horizon = c->latest_recv_us - c->horizon_us - INT64_C(1200) * 1000000;
     size_t live = 0;
     for (size_t i = 0; i < c->cap; i++) {
         cent_t *e = &c->t[i];

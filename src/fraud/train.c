@@ -253,8 +253,8 @@ int umg_fraud_train_cli(int argc, char **argv)
     umg_store_abort(tx);
     umg_store_close(st);
     if (rc != UMG_OK || col.oom) {
-        fprintf(stderr, "unmogrowp fraud train: cannot read the installs (%s)\n", col.oom ? "out of memory"
-                                                                                           : umg_strerror(rc));
+        fprintf(stderr, "unmogrowp fraud train: cannot read the installs (%s)\n",
+                col.oom ? "out of memory" : umg_strerror(rc));
         umg_free(col.rows);
         return 1;
     }
@@ -278,8 +278,10 @@ int umg_fraud_train_cli(int argc, char **argv)
     float *X = umg_malloc((labelled + 1) * UMG_FRAUD_NF * sizeof(float));
     uint8_t *yy = umg_malloc(labelled + 1), *hold = umg_malloc(labelled + 1);
     size_t m = 0, nhold = 0;
-    for (size_t i = 0; i < col.n && holdout_day == INT32_MIN; i++) {
-        holdout_day = y[i] != 2 && col.rows[i].day > holdout_day ? col.rows[i].day : holdout_day;
+    if (hday == NULL) {
+        for (size_t i = 0; i < col.n; i++) {
+            holdout_day = y[i] != 2 && col.rows[i].day > holdout_day ? col.rows[i].day : holdout_day;
+        }
     }
     for (size_t i = 0; X != NULL && yy != NULL && hold != NULL && i < col.n; i++) {
         if (y[i] == 2) {
@@ -321,10 +323,9 @@ int umg_fraud_train_cli(int argc, char **argv)
            "\"precision\":%.6f,\"recall\":%.6f,\"f1\":%.6f,\"target_precision\":%g,\"threshold_at_target\":%s%.6f,"
            "\"recall_at_target\":%.6f}\n",
            app.public_id, path, umg_fmodel_version(model), m, (unsigned long long)mt.n_train,
-           (unsigned long long)mt.n_holdout, day, (unsigned long long)mt.pos_train,
-           (unsigned long long)mt.pos_holdout, mt.auc, mt.threshold, mt.precision, mt.recall, mt.f1,
-           mt.target_precision, "", isnan(mt.threshold_at_target) ? -1.0 : mt.threshold_at_target,
-           mt.recall_at_target);
+           (unsigned long long)mt.n_holdout, day, (unsigned long long)mt.pos_train, (unsigned long long)mt.pos_holdout,
+           mt.auc, mt.threshold, mt.precision, mt.recall, mt.f1, mt.target_precision, "",
+           isnan(mt.threshold_at_target) ? -1.0 : mt.threshold_at_target, mt.recall_at_target);
     ret = 0;
 done:
     umg_fmodel_free(model);
@@ -404,8 +405,8 @@ static void refresh(umg_fraud_scorer_t *s, sent_t *e)
     umg_fmodel_free(e->model);
     e->model = m;
     snprintf(e->path, sizeof(e->path), "%s", path);
-    umg_log(UMG_LOG_INFO, "fraud", "app %s: scoring with model version %u (%s)", app.public_id,
-            umg_fmodel_version(m), path);
+    umg_log(UMG_LOG_INFO, "fraud", "app %s: scoring with model version %u (%s)", app.public_id, umg_fmodel_version(m),
+            path);
 }
 
 int umg_fraud_scorer_score(void *ctx, uint32_t app, const float *x, size_t nf, double *score)

@@ -112,8 +112,8 @@ typedef enum {
 
 /** A window's bucket length in microseconds. */
 int64_t umg_fraud_window_us(umg_fraud_window_t w);
-/** The longest bucket: records received longer ago cannot matter any more. */
-#define UMG_FRAUD_WINDOW_MAX_US (INT64_C(86400) * 1000000)
+/* The shortest horizon: the longest bucket (a day). */
+#define UMG_FRAUD_HORIZON_MIN_US (INT64_C(86400) * 1000000)
 
 /*
  * Counts per (window, app, key, bucket of the record's time), in memory. The
@@ -123,14 +123,19 @@ int64_t umg_fraud_window_us(umg_fraud_window_t w);
  */
 typedef struct umg_fraud_counts_s umg_fraud_counts_t;
 
-int umg_fraud_counts_new(umg_fraud_counts_t **out);
+/**
+ * horizon_us (at least UMG_FRAUD_HORIZON_MIN_US): records dated more than this before they were received are not
+ * counted (umg_fraud_in_window), so buckets that end that long (+ 20 minutes) before the latest receive time can
+ * go. The memory is about one entry (24 bytes) per key and bucket within the horizon.
+ */
+int umg_fraud_counts_new(int64_t horizon_us, umg_fraud_counts_t **out);
 void umg_fraud_counts_free(umg_fraud_counts_t *c);
 /**
  * Adds 1 to the counter of (w, app, key) in the bucket of ts_us and returns
  * the count after it (0 when key is 0: an unknown key is never counted).
  * recv_us, the record's receive time, lets expired buckets go: a bucket
- * ending more than UMG_FRAUD_WINDOW_MAX_US + 20 minutes before the latest
- * recv_us is dropped when the table is rebuilt. Returns 0 on allocation
+ * ending more than the horizon + 20 minutes before the latest recv_us is
+ * dropped when the table is rebuilt. Returns 0 on allocation
  * failure too (the counter is then not kept; *oom is set).
  */
 uint32_t umg_fraud_counts_add(umg_fraud_counts_t *c, umg_fraud_window_t w, uint32_t app, uint64_t key, int64_t ts_us,
@@ -145,13 +150,13 @@ void umg_fraud_counts_clear(umg_fraud_counts_t *c);
 
 /**
  * Whether a record at ts_us, received at recv_us, takes part in the windowed
- * rules: records dated more than UMG_FRAUD_WINDOW_MAX_US before they were
- * received are neither counted nor judged by them (docs/fraud.md), so the
- * answer never depends on buckets that may have been dropped.
+ * rules: records dated more than the horizon before they were received are
+ * neither counted nor judged by them (docs/fraud.md), so the answer never
+ * depends on buckets that may have been dropped.
  */
-static inline int umg_fraud_in_window(int64_t ts_us, int64_t recv_us)
+static inline int umg_fraud_in_window(int64_t ts_us, int64_t recv_us, int64_t horizon_us)
 {
-    return ts_us >= recv_us - UMG_FRAUD_WINDOW_MAX_US;
+    return ts_us >= recv_us - horizon_us;
 }
 
 /** The 64-bit key of an IP's network (/24 for IPv4, /64 for IPv6; 0 when the text is no IP). */

@@ -175,6 +175,7 @@ void umg_pipeline_config_defaults(umg_pipeline_config_t *cfg)
     cfg->rollup_fold_bytes = 128 << 20;
     cfg->rollup_fold_ms = 60000;
     cfg->fraud = 1;
+    cfg->fraud_horizon_ms = 86400000;
 }
 
 void umg_pipeline_app_settings(const umg_app_t *app, umg_attr_settings_t *out)
@@ -254,7 +255,7 @@ int umg_pipeline_new(const umg_pipeline_config_t *cfg, umg_store_t *store, const
     pthread_mutex_init(&p->fmu, NULL);
     int rc = umg_event_decoder_new(1 << 20, &p->edec);
     rc = rc ? rc : umg_touch_decoder_new(1 << 20, &p->tdec);
-    rc = rc ? rc : umg_fraud_counts_new(&p->fc);
+    rc = rc ? rc : umg_fraud_counts_new(UMG_MAX(p->cfg.fraud_horizon_ms * 1000, UMG_FRAUD_HORIZON_MIN_US), &p->fc);
     umg_store_txn_t *tx = NULL;
     rc = rc ? rc : umg_store_begin(store, 0, &tx);
     uint64_t next = 0;
@@ -823,7 +824,7 @@ static void observe_click(umg_pipeline_t *p, uint32_t app, uint64_t dev, uint64_
 {
     int oom = 0;
     c[0] = c[1] = 0;
-    if (!umg_fraud_in_window(ts, recv)) {
+    if (!umg_fraud_in_window(ts, recv, p->cfg.fraud_horizon_ms * 1000)) {
         return;
     }
     c[0] = umg_fraud_counts_add(p->fc, UMG_FW_CLICK_DEVICE_HOUR, app, dev, ts, recv, &oom);
@@ -842,7 +843,7 @@ static void observe_install(umg_pipeline_t *p, uint32_t app, umg_slice_t ip, umg
 {
     int oom = 0;
     c[0] = c[1] = c[2] = 0;
-    if (!umg_fraud_in_window(ts, recv)) {
+    if (!umg_fraud_in_window(ts, recv, p->cfg.fraud_horizon_ms * 1000)) {
         return;
     }
     uint64_t iph = umg_attr_ip_hash(ip);
@@ -1643,7 +1644,7 @@ static void fraud_warm(umg_pipeline_t *p)
         p->ops->reader_close(r);
     }
     uint64_t from;
-    if (p->ops->offset_for_time(p->bus, last - UMG_FRAUD_WINDOW_MAX_US - INT64_C(1200000000), &from) != UMG_OK ||
+    if (p->ops->offset_for_time(p->bus, last - p->cfg.fraud_horizon_ms * 1000 - INT64_C(1200000000), &from) != UMG_OK ||
         from >= end) {
         return;
     }

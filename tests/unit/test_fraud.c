@@ -160,7 +160,7 @@ static void test_counts_against_brute_force(void **state)
 {
     (void)state;
     umg_fraud_counts_t *c;
-    assert_int_equal(umg_fraud_counts_new(&c), UMG_OK);
+    assert_int_equal(umg_fraud_counts_new(UMG_FRAUD_HORIZON_MIN_US, &c), UMG_OK);
     enum { N = 20000 };
     obs_t *o = calloc(N, sizeof(*o));
     int64_t t0 = INT64_C(1795000000) * S;
@@ -191,7 +191,8 @@ static void test_counts_bucket_edges_and_expiry(void **state)
 {
     (void)state;
     umg_fraud_counts_t *c;
-    assert_int_equal(umg_fraud_counts_new(&c), UMG_OK);
+    assert_int_equal(umg_fraud_counts_new(UMG_FRAUD_HORIZON_MIN_US - 1, &c), UMG_EINVAL);
+    assert_int_equal(umg_fraud_counts_new(UMG_FRAUD_HORIZON_MIN_US, &c), UMG_OK);
     int64_t h = INT64_C(1795000000) / 3600 * 3600 * S; /* a clock hour */
     int oom = 0;
     assert_int_equal(umg_fraud_counts_add(c, UMG_FW_CLICK_DEVICE_HOUR, 1, 7, h - 1, h, &oom), 1);
@@ -213,8 +214,32 @@ static void test_counts_bucket_edges_and_expiry(void **state)
     umg_fraud_counts_clear(c);
     umg_fraud_counts_stats(c, &entries, &bytes);
     assert_int_equal(entries, 0);
-    assert_true(umg_fraud_in_window(later - UMG_FRAUD_WINDOW_MAX_US, later));
-    assert_false(umg_fraud_in_window(later - UMG_FRAUD_WINDOW_MAX_US - 1, later));
+    assert_true(umg_fraud_in_window(later - UMG_FRAUD_HORIZON_MIN_US, later, UMG_FRAUD_HORIZON_MIN_US));
+    assert_false(umg_fraud_in_window(later - UMG_FRAUD_HORIZON_MIN_US - 1, later, UMG_FRAUD_HORIZON_MIN_US));
+    umg_fraud_counts_free(c);
+}
+
+/* A longer horizon keeps older buckets through a rebuild. */
+static void test_counts_longer_horizon(void **state)
+{
+    (void)state;
+    umg_fraud_counts_t *c;
+    assert_int_equal(umg_fraud_counts_new(3 * UMG_FRAUD_HORIZON_MIN_US, &c), UMG_OK);
+    int64_t h = INT64_C(1795000000) / 3600 * 3600 * S;
+    int oom = 0;
+    umg_fraud_counts_add(c, UMG_FW_INSTALL_IP_HOUR, 1, 9, h, h, &oom);
+    int64_t later = h + 2 * 86400 * S;
+    for (uint64_t k = 100; k < 5000; k++) {
+        umg_fraud_counts_add(c, UMG_FW_CLICK_IP_MINUTE, 1, k, later, later, &oom);
+    }
+    assert_int_equal(umg_fraud_counts_get(c, UMG_FW_INSTALL_IP_HOUR, 1, 9, h), 1);
+    later = h + 4 * 86400 * S;
+    for (uint64_t k = 5000; k < 20000; k++) {
+        umg_fraud_counts_add(c, UMG_FW_CLICK_IP_MINUTE, 1, k, later, later, &oom);
+    }
+    assert_int_equal(oom, 0);
+    assert_int_equal(umg_fraud_counts_get(c, UMG_FW_INSTALL_IP_HOUR, 1, 9, h), 0);
+    assert_true(umg_fraud_in_window(later - 3 * UMG_FRAUD_HORIZON_MIN_US, later, 3 * UMG_FRAUD_HORIZON_MIN_US));
     umg_fraud_counts_free(c);
 }
 
@@ -287,6 +312,7 @@ int main(void)
         cmocka_unit_test(test_settings_errors),
         cmocka_unit_test(test_counts_against_brute_force),
         cmocka_unit_test(test_counts_bucket_edges_and_expiry),
+        cmocka_unit_test(test_counts_longer_horizon),
         cmocka_unit_test(test_flood_thresholds),
         cmocka_unit_test(test_buckets),
         cmocka_unit_test(test_net_key_and_sample),

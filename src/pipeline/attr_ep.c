@@ -537,8 +537,9 @@ static int mta_conversion(void *ctx, const umg_store_decision_t *r)
 {
     mta_ctx_t *c = ctx;
     uint8_t oc = r->d.outcome;
-    if (oc != UMG_ATTR_OUT_INSTALL && oc != UMG_ATTR_OUT_REATTRIBUTED && oc != UMG_ATTR_OUT_IMPLICIT_INSTALL) {
-        return 0;
+    if ((oc != UMG_ATTR_OUT_INSTALL && oc != UMG_ATTR_OUT_REATTRIBUTED && oc != UMG_ATTR_OUT_IMPLICIT_INSTALL) ||
+        r->fraud_status == UMG_STORE_FRAUD_REJECTED) {
+        return 0; /* a rejected install is no conversion of anyone's */
     }
     double value = 1;
     if (c->value == UMG_MTA_REPORT_VALUE_REVENUE) {

@@ -1011,9 +1011,78 @@ static void fraud_install_pre(umg_pipeline_t *p, const umg_event_t *ev, const um
     x[UMG_FF_REFERRER] = (float)(ev->has_referrer != 0);
 }
 
+typedef struct retro_s {
+    const umg_attr_attribution_t *a;
+    umg_buf_t hits; /* umg_store_decision_t copies to flag */
+    int rc;
+} retro_t;
+
+static int is_long_flood_install(const umg_store_decision_t *d)
+{
+    const umg_attr_attribution_t *x = &d->d.attr;
+    return (d->d.outcome == UMG_ATTR_OUT_INSTALL || d->d.outcome == UMG_ATTR_OUT_REATTRIBUTED) &&
+           x->touch_type == UMG_ATTR_CLICK &&
+           umg_fraud_ctit_bucket(d->d.ts_us - x->touch_ts_us) >= UMG_FRAUD_CTIT_LONG_BUCKET;
+}
+
+static int retro_row(void *ctx, const umg_store_decision_t *d)
+{
+    retro_t *r = ctx;
+    if (d->fraud_status == UMG_STORE_FRAUD_CLEAN && is_long_flood_install(d) && d->d.attr.source == r->a->source &&
+        d->d.attr.site == r->a->site) {
+        r->rc = umg_buf_append(&r->hits, d, sizeof(*d));
+    }
+    return r->rc != UMG_OK;
+}
+
+/*
+ * Post-attribution flooding: once a source/site is seen to flood, the long-CTIT installs it won earlier in the
+ * window (not looked at before: the store notes up to when it looked) are flagged too. They keep their
+ * attribution; only installs decided from now on are rejected when the rule rejects (docs/fraud.md).
+ */
+static int flood_retro(umg_pipeline_t *p, const umg_attr_attribution_t *a, int64_t ts_us, int32_t window_days)
+{
+    const app_ent_t *e = app_of(p, p->msg->app);
+    uint8_t key[14] = {'f', 'l'};
+    memcpy(key + 2, &p->msg->app, 4);
+    memcpy(key + 6, &a->source, 4);
+    memcpy(key + 10, &a->site, 4);
+    int64_t until = 0;
+    int rc = umg_store_note_get(p->tx, key, sizeof(key), &until);
+    if (rc != UMG_OK && rc != UMG_ENOENT) {
+        return rc;
+    }
+    int64_t from = UMG_MAX(until, ts_us - (int64_t)window_days * INT64_C(86400000000));
+    if (from >= ts_us) {
+        return UMG_OK;
+    }
+    retro_t r = {.a = a};
+    rc = umg_store_decisions_scan(p->tx, p->msg->app, from, ts_us, 0, 0, retro_row, &r);
+    rc = rc == 1 ? r.rc : rc;
+    size_t nh = r.hits.len / sizeof(umg_store_decision_t);
+    for (size_t i = 0; i < nh && rc == UMG_OK; i++) {
+        umg_store_decision_t *d = (umg_store_decision_t *)(void *)r.hits.ptr + i;
+        d->fraud_status = UMG_STORE_FRAUD_FLAGGED;
+        d->fraud_reason = UMG_FR_CLICK_FLOODING;
+        d->fraud_rules |= 1u << UMG_FR_CLICK_FLOODING;
+        rc = umg_store_decision_put(p->tx, d);
+        umg_store_device_t dev;
+        if (rc == UMG_OK && p->rollup != NULL && umg_store_device_get(p->tx, d->app, d->device_key, &dev) == UMG_OK) {
+            umg_rollup_key_t k;
+            rkey(&k, local_day(e, d->d.ts_us), &d->d.attr, dev.country, dev.platform);
+            k.x[0] = UMG_FR_CLICK_FLOODING;
+            k.x[1] = UMG_RF_INSTALL;
+            rc = radd(p, UMG_RT_FRAUD, &k, 1, 1);
+        }
+    }
+    umg_buf_free(&r.hits);
+    return rc ? rc : umg_store_note_put(p->tx, key, sizeof(key), ts_us);
+}
+
 /*
  * Click flooding, once an install is decided: when the winning click came a day or more before the install
- * and its source/site floods, the install is flagged, or the click leaves the candidates (1: decide again).
+ * and its source/site floods, the install is flagged, or the click leaves the candidates (1: decide again),
+ * and the source/site's earlier long-CTIT installs in the window are flagged. Negative: an error.
  */
 static int fraud_flood(umg_pipeline_t *p, const umg_attr_decision_t *d, size_t n)
 {
@@ -1030,6 +1099,10 @@ static int fraud_flood(umg_pipeline_t *p, const umg_attr_decision_t *d, size_t n
     flood_sum(p, p->msg->app, a->source, a->site, local_day(e, d->ts_us), (int32_t)fs->p[UMG_FP_FLOOD_WINDOW_DAYS], &f);
     if (!umg_fraud_flood_flagged(fs, &f)) {
         return 0;
+    }
+    int rc = flood_retro(p, a, d->ts_us, (int32_t)fs->p[UMG_FP_FLOOD_WINDOW_DAYS]);
+    if (rc != UMG_OK) {
+        return rc;
     }
     fraud_t *fr = &p->fr;
     if (fs->rule[UMG_FR_CLICK_FLOODING].action == UMG_FA_FLAG) {
@@ -1419,7 +1492,11 @@ static int decide_event(umg_pipeline_t *p, umg_event_t *ev)
             return rc;
         }
         /* a flooding click rejected: decide again without it */
-        if (!fraud_install || round >= UMG_STORE_MAX_REJECTED || !fraud_flood(p, &d, n)) {
+        int again = fraud_install && round < UMG_STORE_MAX_REJECTED ? fraud_flood(p, &d, n) : 0;
+        if (again < 0) {
+            return again;
+        }
+        if (!again) {
             break;
         }
     }

@@ -572,6 +572,48 @@ int umg_store_offset(umg_store_txn_t *tx, uint64_t *next)
     return UMG_OK;
 }
 
+/* Notes live in the meta table under "n:" + the caller's key, apart from the store's own keys. */
+static int note_key(uint8_t *kb, const void *key, size_t klen)
+{
+    if (klen == 0 || klen > 62) {
+        return UMG_EINVAL;
+    }
+    kb[0] = 'n';
+    kb[1] = ':';
+    memcpy(kb + 2, key, klen);
+    return UMG_OK;
+}
+
+int umg_store_note_get(umg_store_txn_t *tx, const void *key, size_t klen, int64_t *value)
+{
+    uint8_t kb[64];
+    int rc = note_key(kb, key, klen);
+    if (rc != UMG_OK) {
+        return rc;
+    }
+    MDB_val k = {klen + 2, kb}, v;
+    rc = mdb_get(tx->txn, tx->st->dbi[DB_META], &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        return UMG_ENOENT;
+    }
+    if (rc != 0 || v.mv_size != 8) {
+        return rc ? map_err(rc, "note") : UMG_ECORRUPT;
+    }
+    memcpy(value, v.mv_data, 8);
+    return UMG_OK;
+}
+
+int umg_store_note_put(umg_store_txn_t *tx, const void *key, size_t klen, int64_t value)
+{
+    uint8_t kb[64];
+    int rc = note_key(kb, key, klen);
+    if (rc != UMG_OK) {
+        return rc;
+    }
+    MDB_val k = {klen + 2, kb}, v = {8, &value};
+    return map_err(mdb_put(tx->txn, tx->st->dbi[DB_META], &k, &v, 0), "note put");
+}
+
 int umg_store_set_offset(umg_store_txn_t *tx, uint64_t next)
 {
     MDB_val k = {11, "next_offset"}, v = {8, &next};

@@ -298,6 +298,13 @@ typedef struct umg_store_decision_s {
     umg_store_contrib_t contrib[UMG_STORE_MAX_CONTRIB];
 } umg_store_decision_t;
 
+/**
+ * A small persisted value under a caller's key (1..62 bytes), kept in the same transactions as everything
+ * else (the fraud rules keep how far a flood's installs were looked back at). UMG_ENOENT when absent.
+ */
+int umg_store_note_get(umg_store_txn_t *tx, const void *key, size_t klen, int64_t *value);
+int umg_store_note_put(umg_store_txn_t *tx, const void *key, size_t klen, int64_t value);
+
 /** Stores a decision under (app, d.ts_us, offset); idempotent. */
 int umg_store_decision_put(umg_store_txn_t *tx, const umg_store_decision_t *d);
 

@@ -195,6 +195,43 @@ class ClickRulesTest(FraudCase):
         self.assertEqual(t["bot"]["via"], "link")
 
 
+class FloodTest(FraudCase):
+
+    def test_flood_flags_its_long_installs_also_afterwards(self):
+        """A source/site with 3,000 clicks and 25 installs, all a day or more after their click: from its 21st
+        install (min_installs 20) it floods, and the 20 before are flagged too, once (post-attribution)."""
+        base = now_ms() - 20 * H_MS
+        victims = [gaid() for _ in range(25)]
+        clicks = [self.click(base - 30 * H_MS + i * 1000, g, source="blast", site="s1", ip="10.1.%d.%d" % (i // 250, i % 250))
+                  for i, g in enumerate(victims)]
+        clicks += [self.click(base - 30 * H_MS + 30000 + i * 10, gaid(), source="blast", site="s1",
+                              ip="10.2.%d.%d" % (i // 250, i % 250)) for i in range(2975)]
+        for k in range(0, len(clicks), 1000):
+            self.send_touches(clicks[k:k + 1000])
+        # an honest source with the same late installs but a normal install rate is left alone
+        honest = [gaid() for _ in range(3)]
+        self.send_touches([self.click(base - 30 * H_MS + i, g, source="fine", site="s1") for i, g in enumerate(honest)])
+        events = [harness.event(type="install", ts=base + i * 60000, device=android(g), ip="10.9.0.%d" % i)
+                  for i, g in enumerate(victims + honest)]
+        self.send_events(events)
+        self.caught_up()
+        rows = {r["event_id"]: r for r in self.export_installs()}
+        got = [rows[e["event_id"]]["fraud"] for e in events]
+        for f in got[:25]:
+            self.assertEqual((f or {}).get("reason"), "click_flooding", got)
+            self.assertEqual(f["status"], "flagged")
+        self.assertEqual(got[25:], [None] * 3)
+        # flagged installs stay attributed; the report counts the flags once
+        self.assertEqual({rows[e["event_id"]]["attribution"]["source"] for e in events[:25]}, {"blast"})
+        day_from = time.strftime("%Y-%m-%d", time.gmtime((base - 2 * 86400000) / 1000))
+        day_to = time.strftime("%Y-%m-%d", time.gmtime(time.time()))
+        st, h, data = self.d.request("GET", "/v1/reports/fraud?app=%s&from=%s&to=%s&group_by=source,reason" % (
+            self.app["app_id"], day_from, day_to), headers={"X-App-Secret": self.app["app_secret"]})
+        self.assertStatus(st, 200, "fraud report", data)
+        by = {(r["source"], r["reason"]): r for r in parse_json(data)["rows"]}
+        self.assertEqual(by[("blast", "click_flooding")]["flagged_installs"], 25, by)
+
+
 class InstallRulesTest(FraudCase):
 
     def test_device_farm_per_ip_hour(self):

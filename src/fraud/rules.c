@@ -432,7 +432,7 @@ static int rebuild(umg_fraud_counts_t *c)
         }
     }
     size_t cap = c->cap;
-    while (live * 2 > cap) {
+    while (live * 4 > cap) { /* a quarter full after a rebuild */
         cap *= 2;
     }
     cent_t *t = umg_calloc(cap, sizeof(cent_t));
@@ -464,7 +464,7 @@ uint32_t umg_fraud_counts_add(umg_fraud_counts_t *c, umg_fraud_window_t w, uint3
     int32_t b = bucket_of(w, ts_us);
     cent_t *e = slot(c->t, c->cap, w, app, key, b);
     if (!e->used) {
-        if ((c->n + 1) * 10 > c->cap * 7) {
+        if ((c->n + 1) * 2 > c->cap) { /* at most half full: linear probing stays short */
             if (rebuild(c) != UMG_OK) {
                 *oom = 1;
                 return 0;

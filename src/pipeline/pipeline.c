@@ -872,7 +872,7 @@ static void fraud_touch(umg_pipeline_t *p, const umg_touch_t *t, umg_attr_touch_
     uint32_t c[2] = {0, 0};
     int click = a->type == UMG_ATTR_CLICK;
     if (click) {
-        observe_click(p, a->app, a->ids[0], umg_attr_ip_hash(t->ip), a->ts_us, p->msg->recv_us, c);
+        observe_click(p, a->app, a->ids[0], a->fp.ip, a->ts_us, p->msg->recv_us, c); /* fp.ip: the IP's hash */
     }
     if (fs->rule[UMG_FR_BLOCKED_IP].enabled && ip_listed(p, t->ip)) {
         fhit(&fr, fs, UMG_FR_BLOCKED_IP);

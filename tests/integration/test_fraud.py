@@ -357,3 +357,81 @@ class RestartTest(FraudCase):
         rows = {r["event_id"]: r for r in self.export_installs()}
         self.assertEqual([rows[e["event_id"]]["fraud"] is not None for e in later], [False, False, True, True])
         self.assertIn("counters rebuilt from", self.d.log_text())
+
+
+class ModelTest(FraudCase):
+    """`unmogrowp fraud train` on gen --fraud traffic (AUC on the held-out last day), then the daemon scoring
+    new traffic with it in shadow mode: scores in the export (AUC against the new labels), nothing rejected
+    by the model, the model's part of the fraud report; enforce mode rejects at the threshold."""
+
+    extra_args = ("--set", "fraud.horizon=31d")
+    KINDS = "injection,flood,bot,farm"
+
+    def gen(self, seed, days, labels, devices):
+        cmd = [harness.binary(), "gen", "--addr", "%s:%d" % (self.d.host, self.d.port), "--secret",
+               self.app["app_secret"], "--app", self.app["app_id"], "--devices", str(devices), "--days", str(days),
+               "--seed", str(seed), "--fraud", "10", "--fraud-kinds", self.KINDS, "--fraud-labels", labels, "--quiet"]
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        self.caught_up(timeout=60)
+
+    def labels(self, path):
+        import csv
+        with open(path) as f:
+            return {r["id"]: int(r["label"]) for r in csv.DictReader(f) if r["kind"] == "install"}
+
+    @staticmethod
+    def auc(pairs):
+        pairs = sorted(pairs)
+        ranks, i = [0.0] * len(pairs), 0
+        while i < len(pairs):
+            j = i
+            while j + 1 < len(pairs) and pairs[j + 1][0] == pairs[i][0]:
+                j += 1
+            for k in range(i, j + 1):
+                ranks[k] = (i + j) / 2 + 1
+            i = j + 1
+        npos = sum(y for _, y in pairs)
+        nneg = len(pairs) - npos
+        sp = sum(r for r, (_, y) in zip(ranks, pairs) if y)
+        return (sp - npos * (npos + 1) / 2) / (npos * nneg)
+
+    def test_train_shadow_enforce(self):
+        import os
+        tmp = self.tmpdir()
+        l1, l2 = os.path.join(tmp, "l1.csv"), os.path.join(tmp, "l2.csv")
+        self.gen(11, 6, l1, 1500)
+        p = subprocess.run([harness.binary(), "fraud", "train", "--data", self.d.data_dir, "--app",
+                            self.app["app_id"], "--labels", l1], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=300)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        t = json.loads(p.stdout)
+        self.assertEqual((t["version"], t["holdout_day"]), (1, time.strftime("%Y-%m-%d", time.gmtime())), t)
+        self.assertGreater(t["fraud_holdout"], 5, t)
+        self.assertGreaterEqual(t["auc"], 0.95, t)
+        self.assertTrue(os.path.exists(t["model"]), t)
+        # shadow: scores, no rejection by the model
+        self.set_fraud({"model": {"mode": "shadow"}})
+        self.gen(12, 2, l2, 800)
+        lab = self.labels(l2)
+        rows = [r for r in self.export_installs() if r["event_id"] in lab]
+        scored = [(r["fraud"]["score"], lab[r["event_id"]]) for r in rows if r["fraud"] and "score" in r["fraud"]]
+        self.assertEqual(len(scored), len(rows))
+        self.assertGreaterEqual(self.auc(scored), 0.95)
+        self.assertFalse([r for r in rows if "model" in (r["fraud"] or {}).get("rules", [])])
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        st, h, data = self.d.request("GET", "/v1/reports/fraud?app=%s&from=%s&to=%s" % (
+            self.app["app_id"], day, day), headers={"X-App-Secret": self.app["app_secret"]})
+        m = parse_json(data)["model"]
+        self.assertEqual(m["mode"], "shadow")
+        self.assertGreater(m["scored"], 0)
+        self.assertEqual(sum(m["counts"]), m["scored"])
+        # enforce rejects at or over the threshold (0: every scored install), and its device counts nowhere
+        self.set_fraud({"model": {"mode": "enforce", "threshold": 0}})
+        g = gaid()
+        e = harness.event(type="install", ts=now_ms() - 2 * H_MS, device=android(g))
+        self.send_events([e])
+        self.caught_up()
+        f = self.install_row(e["event_id"])["fraud"]
+        self.assertEqual((f["status"], f["reason"], f["rules"]), ("rejected", "model", ["model"]), f)
+        self.assertEqual(self.attribution(g)["fraud"], {"status": "rejected", "reason": "model"})

@@ -179,8 +179,14 @@ size_t umg_cidr_builder_count(const umg_cidr_builder_t *b)
 
 /* ---------------------------------------------------------------- table */
 
-#define INDEX_BITS 16
-#define INDEX_SIZE (1u << INDEX_BITS)
+#define INDEX4_BITS 20
+#define INDEX6_BITS 18
+
+typedef struct index_s {
+    uint32_t *idx; /* (1 << bits) + 1 */
+    u128 base;
+    int shift, bits;
+} index_t;
 
 typedef struct answer_s {
     int32_t list; /* -1: none */
@@ -197,7 +203,7 @@ struct umg_cidr_s {
     key6_t *key6;
     uint32_t *val6;
     size_t n4, n6;
-    uint32_t *idx4, *idx6; /* INDEX_SIZE + 1: the interval holding the first address of each /16 */
+    index_t x4, x6;
     answer_t *answers;
     size_t nanswers, prefixes, bytes;
 };
@@ -357,23 +363,43 @@ static int sweep(pfx_t *p, size_t n, u128 max, answers_t *ans, out_t *o)
     return rc;
 }
 
-/* idx[b]: the interval holding the first address of bucket b; idx[INDEX_SIZE] = n - 1. */
-static int make_index(const u128 *key, size_t n, int bits, uint32_t **out)
+/*
+ * The index over the keys of one family: the span the boundaries occupy (the bits after the common
+ * prefix of the first and the last real boundary, so IPv6 lists that all sit in 2000::/3 still
+ * spread over every bucket) cut into 2^bits buckets; idx[b] is the interval holding the first
+ * address of bucket b, idx[size] the one holding the first address after the span.
+ */
+static int make_index(const u128 *key, size_t n, int width, int bits, index_t *x)
 {
-    uint32_t *idx = umg_malloc((INDEX_SIZE + 1) * sizeof(*idx));
-    if (idx == NULL) {
+    int cp = 0;
+    if (n >= 2) {
+        u128 d = key[1] ^ key[n - 1];
+        cp = width;
+        while (d != 0) {
+            d >>= 1;
+            cp--;
+        }
+    }
+    int span = width - cp;
+    x->bits = bits;
+    x->shift = span > bits ? span - bits : 0;
+    x->base = n >= 2 && span < width ? key[1] & ~((((u128)1) << span) - 1) : 0;
+    size_t size = (size_t)1 << bits;
+    x->idx = umg_malloc((size + 1) * sizeof(uint32_t));
+    if (x->idx == NULL) {
         return UMG_ENOMEM;
     }
+    u128 last = width == 128 ? ~(u128)0 : ((u128)1 << width) - 1;
     size_t i = 0;
-    for (uint32_t b = 0; b < INDEX_SIZE; b++) {
-        u128 first = (u128)b << (bits - INDEX_BITS);
+    for (size_t b = 0; b <= size; b++) {
+        u128 off = b == size && x->shift + bits >= 128 ? ~(u128)0 : (u128)b << x->shift; /* 2^128 wraps */
+        /* Past the end of the key space: the last interval. */
+        u128 first = off > last - x->base ? last : x->base + off;
         while (i + 1 < n && key[i + 1] <= first) {
             i++;
         }
-        idx[b] = (uint32_t)i;
+        x->idx[b] = (uint32_t)i;
     }
-    idx[INDEX_SIZE] = (uint32_t)(n - 1);
-    *out = idx;
     return UMG_OK;
 }
 
@@ -416,7 +442,7 @@ int umg_cidr_build(const umg_cidr_builder_t *b, umg_cidr_t **out)
     size_t n4 = 0, n6 = 0;
     answers_t ans = {0};
     out_t o4 = {0}, o6 = {0};
-    uint32_t *idx4 = NULL, *idx6 = NULL;
+    index_t x4 = {0}, x6 = {0};
     umg_cidr_t *t = umg_calloc(1, sizeof(*t));
     int rc = t == NULL ? UMG_ENOMEM : split(b, &p4, &n4, &p6, &n6);
     if (rc != UMG_OK) {
@@ -429,8 +455,8 @@ int umg_cidr_build(const umg_cidr_builder_t *b, umg_cidr_t **out)
     umg_free(p4);
     umg_free(p6);
     p4 = p6 = NULL;
-    rc = rc ? rc : make_index(o4.key, o4.n, 32, &idx4);
-    rc = rc ? rc : make_index(o6.key, o6.n, 128, &idx6);
+    rc = rc ? rc : make_index(o4.key, o4.n, 32, INDEX4_BITS, &x4);
+    rc = rc ? rc : make_index(o6.key, o6.n, 128, INDEX6_BITS, &x6);
     if (rc != UMG_OK) {
         goto fail;
     }
@@ -453,14 +479,15 @@ int umg_cidr_build(const umg_cidr_builder_t *b, umg_cidr_t **out)
     t->val4 = o4.val;
     t->val6 = o6.val;
     o4.val = o6.val = NULL;
-    t->idx4 = idx4;
-    t->idx6 = idx6;
-    idx4 = idx6 = NULL;
+    t->x4 = x4;
+    t->x6 = x6;
+    x4.idx = x6.idx = NULL;
     t->nanswers = ans.n;
     t->prefixes = b->n;
     /* The value arrays keep the capacity they grew to. */
     t->bytes = sizeof(*t) + o4.cap * sizeof(uint32_t) + o6.cap * sizeof(uint32_t) + t->n4 * sizeof(uint32_t) +
-               t->n6 * sizeof(key6_t) + 2 * (INDEX_SIZE + 1) * sizeof(uint32_t) + ans.n * sizeof(answer_t);
+               t->n6 * sizeof(key6_t) + ((1u << INDEX4_BITS) + (1u << INDEX6_BITS) + 2) * sizeof(uint32_t) +
+               ans.n * sizeof(answer_t);
     umg_free(o4.key);
     umg_free(o6.key);
     umg_free(ans.v);
@@ -474,8 +501,8 @@ fail:
     umg_free(o4.val);
     umg_free(o6.key);
     umg_free(o6.val);
-    umg_free(idx4);
-    umg_free(idx6);
+    umg_free(x4.idx);
+    umg_free(x6.idx);
     umg_free(ans.v);
     umg_free(ans.slots);
     umg_cidr_free(t);
@@ -491,8 +518,8 @@ void umg_cidr_free(umg_cidr_t *t)
     umg_free(t->val4);
     umg_free(t->key6);
     umg_free(t->val6);
-    umg_free(t->idx4);
-    umg_free(t->idx6);
+    umg_free(t->x4.idx);
+    umg_free(t->x6.idx);
     umg_free(t->answers);
     umg_free(t);
 }
@@ -515,19 +542,28 @@ static inline int answer(const umg_cidr_t *t, uint32_t v, uint64_t *mask)
 
 int umg_cidr_lookup4(const umg_cidr_t *t, uint32_t addr, uint64_t *mask)
 {
-    uint32_t b = addr >> (32 - INDEX_BITS);
-    size_t lo = t->idx4[b], hi = t->idx4[b + 1];
-    const uint32_t *k = t->key4;
-    /* The last interval in [lo, hi] starting at or before addr; k[lo] <= addr always holds. */
-    while (lo < hi) {
-        size_t mid = (lo + hi + 1) >> 1;
-        if (k[mid] <= addr) {
-            lo = mid;
-        } else {
-            hi = mid - 1;
-        }
+    const index_t *x = &t->x4;
+    uint32_t base = (uint32_t)x->base, b = addr < base ? 0 : (addr - base) >> x->shift;
+    size_t lo, hi;
+    if (addr < base) {
+        lo = 0;
+        hi = x->idx[0];
+    } else if (b >= (1u << x->bits)) {
+        lo = x->idx[1u << x->bits];
+        hi = t->n4 - 1;
+    } else {
+        lo = x->idx[b];
+        hi = x->idx[b + 1];
     }
-    return answer(t, t->val4[lo], mask);
+    /* The last interval in [lo, hi] starting at or before addr (k[lo] <= addr always holds), by a
+     * branch-free binary search: the compiler makes the step a conditional move. */
+    const uint32_t *k = t->key4 + lo;
+    for (size_t len = hi - lo + 1; len > 1;) {
+        size_t half = len >> 1;
+        k = k[half] <= addr ? k + half : k;
+        len -= half;
+    }
+    return answer(t, t->val4[k - t->key4], mask);
 }
 
 int umg_cidr_lookup(const umg_cidr_t *t, const umg_ip_t *ip, uint64_t *mask)
@@ -542,16 +578,28 @@ int umg_cidr_lookup(const umg_cidr_t *t, const umg_ip_t *ip, uint64_t *mask)
         hi64 = hi64 << 8 | p[i];
         lo64 = lo64 << 8 | p[8 + i];
     }
-    uint32_t b = (uint32_t)(hi64 >> (64 - INDEX_BITS));
-    size_t lo = t->idx6[b], hi = t->idx6[b + 1];
-    const key6_t *k = t->key6;
-    while (lo < hi) {
-        size_t mid = (lo + hi + 1) >> 1;
-        if (k[mid].hi < hi64 || (k[mid].hi == hi64 && k[mid].lo <= lo64)) {
-            lo = mid;
+    const index_t *x = &t->x6;
+    u128 a = (u128)hi64 << 64 | lo64;
+    size_t lo, hi;
+    if (a < x->base) {
+        lo = 0;
+        hi = x->idx[0];
+    } else {
+        u128 b = (a - x->base) >> x->shift;
+        if (b >= ((u128)1 << x->bits)) {
+            lo = x->idx[(size_t)1 << x->bits];
+            hi = t->n6 - 1;
         } else {
-            hi = mid - 1;
+            lo = x->idx[(size_t)b];
+            hi = x->idx[(size_t)b + 1];
         }
     }
-    return answer(t, t->val6[lo], mask);
+    const key6_t *k = t->key6 + lo;
+    for (size_t len = hi - lo + 1; len > 1;) {
+        size_t half = len >> 1;
+        const key6_t *m = k + half;
+        k = m->hi < hi64 || (m->hi == hi64 && m->lo <= lo64) ? m : k;
+        len -= half;
+    }
+    return answer(t, t->val6[k - t->key6], mask);
 }

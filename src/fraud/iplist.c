@@ -19,7 +19,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -368,21 +370,27 @@ static void wait_readers(umg_iplists_t *r, uint64_t e)
     }
 }
 
-int umg_iplists_reload(umg_iplists_t *r, char *err, size_t errlen)
+/* What a build thread makes of the files: the table and the counts, or an error. */
+typedef struct build_s {
+    umg_iplists_t *r;
+    umg_cidr_t *t;
+    size_t counts[UMG_CIDR_MAX_LISTS], bad_total;
+    int rc;
+    char err[512];
+} build_t;
+
+static void build_tables(build_t *w)
 {
-    pthread_mutex_lock(&r->reload_mu);
-    uint64_t t0 = umg_mono_ns();
+    umg_iplists_t *r = w->r;
     umg_cidr_builder_t *b = NULL;
-    umg_cidr_t *t = NULL;
-    size_t counts[UMG_CIDR_MAX_LISTS] = {0}, bad_total = 0;
     int rc = umg_cidr_builder_new(&b);
     if (rc != UMG_OK) {
-        snprintf(err, errlen, "out of memory");
+        snprintf(w->err, sizeof(w->err), "out of memory");
     }
     for (int i = 0; rc == UMG_OK && i < r->n; i++) {
         char *data = NULL;
         size_t len = 0, bad = 0, before = umg_cidr_builder_count(b);
-        rc = read_file(r->lists[i].path, &data, &len, err, errlen);
+        rc = read_file(r->lists[i].path, &data, &len, w->err, sizeof(w->err));
         if (rc != UMG_OK) {
             break;
         }
@@ -391,42 +399,84 @@ int umg_iplists_reload(umg_iplists_t *r, char *err, size_t errlen)
         rc = umg_iplist_parse(data, len, &sink, &bad);
         umg_free(data);
         if (rc != UMG_OK) {
-            snprintf(err, errlen, "out of memory loading %s", r->lists[i].path);
+            snprintf(w->err, sizeof(w->err), "out of memory loading %s", r->lists[i].path);
             break;
         }
         if (bad > 20) {
             umg_log(UMG_LOG_WARN, "fraud", "%s: %zu bad lines in all (the first 20 are logged)", r->lists[i].path, bad);
         }
-        counts[i] = umg_cidr_builder_count(b) - before;
-        bad_total += bad;
+        w->counts[i] = umg_cidr_builder_count(b) - before;
+        w->bad_total += bad;
     }
-    if (rc == UMG_OK && (rc = umg_cidr_build(b, &t)) != UMG_OK) {
-        snprintf(err, errlen, "out of memory building the prefix table");
+    if (rc == UMG_OK && (rc = umg_cidr_build(b, &w->t)) != UMG_OK) {
+        snprintf(w->err, sizeof(w->err), "out of memory building the prefix table");
     }
     umg_cidr_builder_free(b);
+    w->rc = rc;
+}
+
+/*
+ * The build runs on a thread of its own at nice +10, so that on a busy machine the event loops
+ * (nice 0) take the CPU first: the swap is instant, but a build of a million prefixes is a second
+ * of CPU that would otherwise compete with ingest for the same cores. (A thread's nice value
+ * cannot be lowered again without privileges, hence a thread rather than the caller's own.)
+ */
+static void *build_main(void *arg)
+{
+    errno = 0;
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10) != 0) {
+        umg_log(UMG_LOG_DEBUG, "fraud", "cannot lower the IP list build thread's priority: %s", strerror(errno));
+    }
+    build_tables(arg);
+    return NULL;
+}
+
+int umg_iplists_reload(umg_iplists_t *r, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&r->reload_mu);
+    uint64_t t0 = umg_mono_ns();
+    build_t *w = umg_calloc(1, sizeof(*w));
+    if (w == NULL) {
+        snprintf(err, errlen, "out of memory");
+        umg_metric_add(&m_failures, 1);
+        pthread_mutex_unlock(&r->reload_mu);
+        return UMG_ENOMEM;
+    }
+    w->r = r;
+    pthread_t th;
+    if (pthread_create(&th, NULL, build_main, w) == 0) {
+        pthread_join(th, NULL);
+    } else {
+        build_tables(w); /* no thread to be had: build here */
+    }
+    int rc = w->rc;
     if (rc != UMG_OK) {
+        snprintf(err, errlen, "%s", w->err);
+        umg_free(w);
         umg_metric_add(&m_failures, 1);
         pthread_mutex_unlock(&r->reload_mu);
         return rc == UMG_ENOMEM ? UMG_ENOMEM : UMG_EIO;
     }
     uint64_t t1 = umg_mono_ns();
+    umg_cidr_t *t = w->t;
     umg_cidr_t *old = atomic_exchange(&r->cur, t);
     uint64_t e = atomic_fetch_add(&r->epoch, 1) + 1;
     wait_readers(r, e);
     umg_cidr_free(old);
     size_t total = 0;
     for (int i = 0; i < r->n; i++) {
-        atomic_store(&r->lists[i].prefixes, counts[i]);
-        umg_metric_set(&m_prefixes[i], (int64_t)counts[i]);
-        total += counts[i];
+        atomic_store(&r->lists[i].prefixes, w->counts[i]);
+        umg_metric_set(&m_prefixes[i], (int64_t)w->counts[i]);
+        total += w->counts[i];
     }
     umg_metric_add(&m_reloads, 1);
-    umg_metric_add(&m_bad_lines, (int64_t)bad_total);
+    umg_metric_add(&m_bad_lines, (int64_t)w->bad_total);
     umg_cidr_stats_t st;
     umg_cidr_stats(t, &st);
     umg_log(UMG_LOG_INFO, "fraud",
             "IP lists loaded: %d lists, %zu prefixes, %zu bad lines, %zu KiB, built in %.1f ms, swapped in %.1f ms",
-            r->n, total, bad_total, st.bytes >> 10, (double)(t1 - t0) / 1e6, (double)(umg_mono_ns() - t1) / 1e6);
+            r->n, total, w->bad_total, st.bytes >> 10, (double)(t1 - t0) / 1e6, (double)(umg_mono_ns() - t1) / 1e6);
+    umg_free(w);
     pthread_mutex_unlock(&r->reload_mu);
     return UMG_OK;
 }

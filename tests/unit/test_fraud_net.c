@@ -143,6 +143,8 @@ static void mask_to(umg_ip_t *ip, int plen)
     }
 }
 
+static int cluster_only; /* every IPv6 prefix in 2000::/14, as real lists mostly are */
+
 static void random_ip(umg_ip_t *ip, int v4)
 {
     for (int i = 0; i < 16; i++) {
@@ -151,7 +153,7 @@ static void random_ip(umg_ip_t *ip, int v4)
     if (v4) {
         memset(ip->b, 0, 10);
         ip->b[10] = ip->b[11] = 0xff;
-    } else if (rnd() % 4 == 0) {
+    } else if (cluster_only || rnd() % 4 == 0) {
         ip->b[0] = 0x20; /* cluster in 2000::/8 so prefixes nest */
         ip->b[1] = (uint8_t)(rnd() % 4);
     }
@@ -196,7 +198,13 @@ static void check_against_brute(int nprefix, int nquery, int v4_share)
         umg_ip_t ip;
         const ref_t *r = &refs[rnd() % (uint64_t)n];
         switch (rnd() % 5) {
-        case 0: random_ip(&ip, (int)(rnd() % 2)); break;
+        case 0: {
+            int save = cluster_only;
+            cluster_only = 0;
+            random_ip(&ip, (int)(rnd() % 2));
+            cluster_only = save;
+            break;
+        }
         case 1: ip = r->net; break; /* a prefix's first address */
         case 2:                     /* its last */
             ip = r->net;
@@ -246,6 +254,11 @@ static void test_lpm_random(void **state)
         check_against_brute(10 + round * 40, 3000, round % 2 ? 70 : 30);
     }
     check_against_brute(3000, 20000, 50);
+    cluster_only = 1;
+    for (int round = 0; round < 10; round++) {
+        check_against_brute(5 + round * 100, 5000, round * 10);
+    }
+    cluster_only = 0;
 }
 
 static void test_lpm_edges(void **state)

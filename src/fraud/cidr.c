@@ -381,6 +381,10 @@ static int make_index(const u128 *key, size_t n, int width, int bits, index_t *x
         }
     }
     int span = width - cp;
+    /* About one bucket per interval, up to the family's maximum: small lists keep a small index. */
+    while (bits > 8 && ((size_t)1 << (bits - 1)) >= n) {
+        bits--;
+    }
     x->bits = bits;
     x->shift = span > bits ? span - bits : 0;
     x->base = n >= 2 && span < width ? key[1] & ~((((u128)1) << span) - 1) : 0;
@@ -486,7 +490,7 @@ int umg_cidr_build(const umg_cidr_builder_t *b, umg_cidr_t **out)
     t->prefixes = b->n;
     /* The value arrays keep the capacity they grew to. */
     t->bytes = sizeof(*t) + o4.cap * sizeof(uint32_t) + o6.cap * sizeof(uint32_t) + t->n4 * sizeof(uint32_t) +
-               t->n6 * sizeof(key6_t) + ((1u << INDEX4_BITS) + (1u << INDEX6_BITS) + 2) * sizeof(uint32_t) +
+               t->n6 * sizeof(key6_t) + ((1u << t->x4.bits) + (1u << t->x6.bits) + 2) * sizeof(uint32_t) +
                ans.n * sizeof(answer_t);
     umg_free(o4.key);
     umg_free(o6.key);

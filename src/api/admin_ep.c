@@ -793,10 +793,11 @@ typedef struct app_settings_s {
     int64_t click_lookback_days;
     int64_t view_lookback_hours;
     int64_t reattribution_window_days;
-    umg_buf_t allowlist; /* comma-separated hosts */
-    umg_buf_t sources;   /* source_click_lookback_days as canonical JSON members: "meta":28,"google":14 */
-    char timezone[64];   /* reporting time zone, an IANA name that loads (umg_tz_load) */
-    char currency[4];    /* reporting currency, ISO 4217 */
+    umg_buf_t allowlist;   /* comma-separated hosts */
+    umg_buf_t sources;     /* source_click_lookback_days as canonical JSON members: "meta":28,"google":14 */
+    char timezone[64];     /* reporting time zone, an IANA name that loads (umg_tz_load) */
+    char currency[4];      /* reporting currency, ISO 4217 */
+    int require_signature; /* SDK requests must be signed (the sdk_spoofing rule, docs/fraud.md) */
 } app_settings_t;
 
 static void settings_defaults(app_settings_t *s)
@@ -808,6 +809,7 @@ static void settings_defaults(app_settings_t *s)
     umg_buf_reset(&s->sources);
     snprintf(s->timezone, sizeof(s->timezone), "UTC");
     snprintf(s->currency, sizeof(s->currency), "USD");
+    s->require_signature = 0;
 }
 
 #define MAX_SOURCE_WINDOWS 64
@@ -856,6 +858,7 @@ static const char *const settings_keys[] = {"click_lookback_days",
                                             "source_click_lookback_days",
                                             "timezone",
                                             "currency",
+                                            "require_signature",
                                             NULL};
 
 /*
@@ -916,6 +919,9 @@ static int settings_apply(job_t *j, body_t *b, app_settings_t *s, int check)
     if (reporting_apply(j, b, s, check) < 0) {
         return -1;
     }
+    if (get_bool(j, b, "require_signature", &s->require_signature) < 0) {
+        return -1;
+    }
     if (get_int(j, b, "click_lookback_days", 1, 30, &s->click_lookback_days) < 0 ||
         get_int(j, b, "view_lookback_hours", 1, 168, &s->view_lookback_hours) < 0 ||
         get_int(j, b, "reattribution_window_days", 1, 365, &s->reattribution_window_days) < 0) {
@@ -946,6 +952,7 @@ static int settings_json(const app_settings_t *s, umg_buf_t *o)
     rc = rc ? rc : umg_buf_json_str(o, s->timezone, strlen(s->timezone));
     rc = rc ? rc : umg_buf_append(o, ",\"currency\":", 12);
     rc = rc ? rc : umg_buf_json_str(o, s->currency, strlen(s->currency));
+    rc = rc ? rc : umg_buf_printf(o, ",\"require_signature\":%s", s->require_signature ? "true" : "false");
     rc = rc ? rc
             : umg_buf_printf(o,
                              ",\"click_lookback_days\":%lld,\"view_lookback_hours\":%lld,"

@@ -535,6 +535,16 @@ void umg_cidr_stats(const umg_cidr_t *t, umg_cidr_stats_t *out)
 
 /* ---------------------------------------------------------------- lookups */
 
+static inline uint64_t load_be64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+
 static inline int answer(const umg_cidr_t *t, uint32_t v, uint64_t *mask)
 {
     const answer_t *a = &t->answers[v];
@@ -573,14 +583,9 @@ int umg_cidr_lookup4(const umg_cidr_t *t, uint32_t addr, uint64_t *mask)
 int umg_cidr_lookup(const umg_cidr_t *t, const umg_ip_t *ip, uint64_t *mask)
 {
     const uint8_t *p = ip->b;
-    if (umg_ip_is_v4(ip)) {
-        uint32_t a = (uint32_t)p[12] << 24 | (uint32_t)p[13] << 16 | (uint32_t)p[14] << 8 | p[15];
-        return umg_cidr_lookup4(t, a, mask);
-    }
-    uint64_t hi64 = 0, lo64 = 0;
-    for (int i = 0; i < 8; i++) {
-        hi64 = hi64 << 8 | p[i];
-        lo64 = lo64 << 8 | p[8 + i];
+    uint64_t hi64 = load_be64(p), lo64 = load_be64(p + 8);
+    if (hi64 == 0 && (lo64 >> 32) == 0xffff) {
+        return umg_cidr_lookup4(t, (uint32_t)lo64, mask);
     }
     const index_t *x = &t->x6;
     u128 a = (u128)hi64 << 64 | lo64;

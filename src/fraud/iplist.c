@@ -150,8 +150,11 @@ static void metrics_register(const char *const *names, int n)
 
 #define NSLOTS 256
 
+/* A cache line each, so readers on different cores do not share one (umg_malloc aligns to 16 bytes
+ * only, so padding rather than _Alignas). */
 typedef struct slot_s {
-    _Alignas(64) _Atomic uint64_t epoch; /* 0: free */
+    _Atomic uint64_t epoch; /* 0: free */
+    char pad[56];
 } slot_t;
 
 typedef struct list_s {

@@ -192,7 +192,7 @@ static void stall_run(umg_iplists_t *r, const umg_ip_t *q, size_t nq, int reload
         o1[w & 1] += rd.over1ms[w];
         o10[w & 1] += rd.over10ms[w];
     }
-    printf("reload of %zu prefixes from a file: %.0f ms at worst (reading, parsing, building on a nice +10 thread)\n",
+    printf("reload of %zu prefixes from a file: %.0f ms at worst (reading, parsing, building on a SCHED_IDLE thread)\n",
            umg_iplists_prefixes(r, 0), worst_ms);
     printf("reader (%llu guarded lookups): longest stall %.3f ms during %d reloads (gaps > 1 ms: %llu, > 10 ms: %llu); "
            "%.3f ms in as long without a reload (> 1 ms: %llu, > 10 ms: %llu) -> target 10 ms: %s\n",

@@ -194,14 +194,20 @@ typedef struct answer_s {
     uint64_t mask;
 } answer_t;
 
-typedef struct key6_s {
+/* An interval's start and its answer side by side: the search's last probe brings the answer's
+ * index into the cache with the key. */
+typedef struct iv4_s {
+    uint32_t key, val;
+} iv4_t;
+
+typedef struct iv6_s {
     uint64_t hi, lo;
-} key6_t;
+    uint32_t val, pad;
+} iv6_t;
 
 struct umg_cidr_s {
-    uint32_t *key4, *val4; /* n4 intervals: [key4[i], key4[i + 1]) answers answers[val4[i]] */
-    key6_t *key6;
-    uint32_t *val6;
+    iv4_t *iv4; /* n4 intervals: [iv4[i].key, iv4[i + 1].key) answers answers[iv4[i].val] */
+    iv6_t *iv6;
     size_t n4, n6;
     index_t x4, x6;
     answer_t *answers;
@@ -466,32 +472,30 @@ int umg_cidr_build(const umg_cidr_builder_t *b, umg_cidr_t **out)
     }
     t->n4 = o4.n;
     t->n6 = o6.n;
-    t->key4 = umg_malloc(o4.n * sizeof(uint32_t));
-    t->key6 = umg_malloc(o6.n * sizeof(key6_t));
+    t->iv4 = umg_malloc(o4.n * sizeof(iv4_t));
+    t->iv6 = umg_malloc(o6.n * sizeof(iv6_t));
     t->answers = umg_malloc(ans.n * sizeof(answer_t));
-    if (t->key4 == NULL || t->key6 == NULL || t->answers == NULL) {
+    if (t->iv4 == NULL || t->iv6 == NULL || t->answers == NULL) {
         rc = UMG_ENOMEM;
         goto fail;
     }
     for (size_t i = 0; i < o4.n; i++) {
-        t->key4[i] = (uint32_t)o4.key[i];
+        t->iv4[i] = (iv4_t){(uint32_t)o4.key[i], o4.val[i]};
     }
     for (size_t i = 0; i < o6.n; i++) {
-        t->key6[i] = (key6_t){(uint64_t)(o6.key[i] >> 64), (uint64_t)o6.key[i]};
+        t->iv6[i] = (iv6_t){(uint64_t)(o6.key[i] >> 64), (uint64_t)o6.key[i], o6.val[i], 0};
     }
     memcpy(t->answers, ans.v, ans.n * sizeof(answer_t));
-    t->val4 = o4.val;
-    t->val6 = o6.val;
+    umg_free(o4.val);
+    umg_free(o6.val);
     o4.val = o6.val = NULL;
     t->x4 = x4;
     t->x6 = x6;
     x4.idx = x6.idx = NULL;
     t->nanswers = ans.n;
     t->prefixes = b->n;
-    /* The value arrays keep the capacity they grew to. */
-    t->bytes = sizeof(*t) + o4.cap * sizeof(uint32_t) + o6.cap * sizeof(uint32_t) + t->n4 * sizeof(uint32_t) +
-               t->n6 * sizeof(key6_t) + ((1u << t->x4.bits) + (1u << t->x6.bits) + 2) * sizeof(uint32_t) +
-               ans.n * sizeof(answer_t);
+    t->bytes = sizeof(*t) + t->n4 * sizeof(iv4_t) + t->n6 * sizeof(iv6_t) +
+               ((1u << t->x4.bits) + (1u << t->x6.bits) + 2) * sizeof(uint32_t) + ans.n * sizeof(answer_t);
     umg_free(o4.key);
     umg_free(o6.key);
     umg_free(ans.v);
@@ -518,10 +522,8 @@ void umg_cidr_free(umg_cidr_t *t)
     if (t == NULL) {
         return;
     }
-    umg_free(t->key4);
-    umg_free(t->val4);
-    umg_free(t->key6);
-    umg_free(t->val6);
+    umg_free(t->iv4);
+    umg_free(t->iv6);
     umg_free(t->x4.idx);
     umg_free(t->x6.idx);
     umg_free(t->answers);
@@ -571,13 +573,13 @@ int umg_cidr_lookup4(const umg_cidr_t *t, uint32_t addr, uint64_t *mask)
     }
     /* The last interval in [lo, hi] starting at or before addr (k[lo] <= addr always holds), by a
      * branch-free binary search: the compiler makes the step a conditional move. */
-    const uint32_t *k = t->key4 + lo;
+    const iv4_t *k = t->iv4 + lo;
     for (size_t len = hi - lo + 1; len > 1;) {
         size_t half = len >> 1;
-        k = k[half] <= addr ? k + half : k;
+        k = k[half].key <= addr ? k + half : k;
         len -= half;
     }
-    return answer(t, t->val4[k - t->key4], mask);
+    return answer(t, k->val, mask);
 }
 
 int umg_cidr_lookup(const umg_cidr_t *t, const umg_ip_t *ip, uint64_t *mask)
@@ -603,12 +605,12 @@ int umg_cidr_lookup(const umg_cidr_t *t, const umg_ip_t *ip, uint64_t *mask)
             hi = x->idx[(size_t)b + 1];
         }
     }
-    const key6_t *k = t->key6 + lo;
+    const iv6_t *k = t->iv6 + lo;
     for (size_t len = hi - lo + 1; len > 1;) {
         size_t half = len >> 1;
-        const key6_t *m = k + half;
+        const iv6_t *m = k + half;
         k = m->hi < hi64 || (m->hi == hi64 && m->lo <= lo64) ? m : k;
         len -= half;
     }
-    return answer(t, t->val6[k - t->key6], mask);
+    return answer(t, k->val, mask);
 }

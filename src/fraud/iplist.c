@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -419,16 +420,19 @@ static void build_tables(build_t *w)
 }
 
 /*
- * The build runs on a thread of its own at nice +10, so that on a busy machine the event loops
- * (nice 0) take the CPU first: the swap is instant, but a build of a million prefixes is a second
- * of CPU that would otherwise compete with ingest for the same cores. (A thread's nice value
- * cannot be lowered again without privileges, hence a thread rather than the caller's own.)
+ * The build runs on a thread of its own under SCHED_IDLE (nice 19 where that is refused), so the
+ * event loops always take the CPU first: the swap is instant, but a build of a million prefixes
+ * is a second of CPU, and at nice 10 it still cost a reader stalls of tens of milliseconds on a
+ * loaded 2-core machine (bench/bench_cidr.c). The price: on a machine whose every core is busy
+ * all the time, a reload waits for idle time. (A thread's priority cannot be raised again
+ * without privileges, hence a thread rather than the caller's own.)
  */
 static void *build_main(void *arg)
 {
-    errno = 0;
-    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10) != 0) {
-        umg_log(UMG_LOG_DEBUG, "fraud", "cannot lower the IP list build thread's priority: %s", strerror(errno));
+    struct sched_param sp = {0};
+    int rc = pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+    if (rc != 0 && setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19) != 0) {
+        umg_log(UMG_LOG_DEBUG, "fraud", "cannot lower the IP list build thread's priority: %s", strerror(rc));
     }
     build_tables(arg);
     return NULL;

@@ -556,61 +556,125 @@ static inline int answer(const umg_cidr_t *t, uint32_t v, uint64_t *mask)
     return a->list;
 }
 
-int umg_cidr_lookup4(const umg_cidr_t *t, uint32_t addr, uint64_t *mask)
-{
-    const index_t *x = &t->x4;
-    uint32_t base = (uint32_t)x->base, b = addr < base ? 0 : (addr - base) >> x->shift;
+/*
+ * A lookup in three steps, so that a batch can issue the memory reads of many addresses before it
+ * waits for any: find the index entry, read the interval range from it, search the range.
+ */
+typedef struct probe_s {
+    uint64_t hi64, lo64; /* the address as a number; IPv4 in lo64's low 32 bits */
+    const uint32_t *ix;  /* the index entries idx[b], idx[b + 1]; NULL when lo, hi are set */
     size_t lo, hi;
-    if (addr < base) {
-        lo = 0;
-        hi = x->idx[0];
-    } else if (b >= (1u << x->bits)) {
-        lo = x->idx[1u << x->bits];
-        hi = t->n4 - 1;
-    } else {
-        lo = x->idx[b];
-        hi = x->idx[b + 1];
+    int v4;
+} probe_t;
+
+static inline void probe_index(const umg_cidr_t *t, probe_t *p)
+{
+    p->ix = NULL;
+    p->lo = p->hi = 0;
+    if (p->v4) {
+        const index_t *x = &t->x4;
+        uint32_t addr = (uint32_t)p->lo64, base = (uint32_t)x->base;
+        if (addr < base) {
+            p->lo = 0;
+            p->hi = x->idx[0];
+        } else if (((addr - base) >> x->shift) >= (1u << x->bits)) {
+            p->lo = x->idx[1u << x->bits];
+            p->hi = t->n4 - 1;
+        } else {
+            p->ix = x->idx + ((addr - base) >> x->shift);
+        }
+        return;
     }
-    /* The last interval in [lo, hi] starting at or before addr (k[lo] <= addr always holds), by a
-     * branch-free binary search: the compiler makes the step a conditional move. */
-    const iv4_t *k = t->iv4 + lo;
-    for (size_t len = hi - lo + 1; len > 1;) {
+    const index_t *x = &t->x6;
+    u128 a = (u128)p->hi64 << 64 | p->lo64;
+    if (a < x->base) {
+        p->lo = 0;
+        p->hi = x->idx[0];
+    } else if (((a - x->base) >> x->shift) >= ((u128)1 << x->bits)) {
+        p->lo = x->idx[(size_t)1 << x->bits];
+        p->hi = t->n6 - 1;
+    } else {
+        p->ix = x->idx + (size_t)((a - x->base) >> x->shift);
+    }
+}
+
+static inline void probe_range(probe_t *p)
+{
+    if (p->ix != NULL) {
+        p->lo = p->ix[0];
+        p->hi = p->ix[1];
+    }
+}
+
+/* The last interval in [lo, hi] starting at or before the address (the one at lo always does), by a
+ * branch-free binary search: the compiler makes each step a conditional move. */
+static inline int probe_search(const umg_cidr_t *t, const probe_t *p, uint64_t *mask)
+{
+    if (p->v4) {
+        uint32_t addr = (uint32_t)p->lo64;
+        const iv4_t *k = t->iv4 + p->lo;
+        for (size_t len = p->hi - p->lo + 1; len > 1;) {
+            size_t half = len >> 1;
+            k = k[half].key <= addr ? k + half : k;
+            len -= half;
+        }
+        return answer(t, k->val, mask);
+    }
+    const iv6_t *k = t->iv6 + p->lo;
+    for (size_t len = p->hi - p->lo + 1; len > 1;) {
         size_t half = len >> 1;
-        k = k[half].key <= addr ? k + half : k;
+        const iv6_t *m = k + half;
+        k = m->hi < p->hi64 || (m->hi == p->hi64 && m->lo <= p->lo64) ? m : k;
         len -= half;
     }
     return answer(t, k->val, mask);
 }
 
+static inline void probe_init(probe_t *p, const umg_ip_t *ip)
+{
+    p->hi64 = load_be64(ip->b);
+    p->lo64 = load_be64(ip->b + 8);
+    p->v4 = p->hi64 == 0 && (p->lo64 >> 32) == 0xffff;
+}
+
+int umg_cidr_lookup4(const umg_cidr_t *t, uint32_t addr, uint64_t *mask)
+{
+    probe_t p = {.hi64 = 0, .lo64 = UINT64_C(0xffff00000000) | addr, .v4 = 1};
+    probe_index(t, &p);
+    probe_range(&p);
+    return probe_search(t, &p, mask);
+}
+
 int umg_cidr_lookup(const umg_cidr_t *t, const umg_ip_t *ip, uint64_t *mask)
 {
-    const uint8_t *p = ip->b;
-    uint64_t hi64 = load_be64(p), lo64 = load_be64(p + 8);
-    if (hi64 == 0 && (lo64 >> 32) == 0xffff) {
-        return umg_cidr_lookup4(t, (uint32_t)lo64, mask);
-    }
-    const index_t *x = &t->x6;
-    u128 a = (u128)hi64 << 64 | lo64;
-    size_t lo, hi;
-    if (a < x->base) {
-        lo = 0;
-        hi = x->idx[0];
-    } else {
-        u128 b = (a - x->base) >> x->shift;
-        if (b >= ((u128)1 << x->bits)) {
-            lo = x->idx[(size_t)1 << x->bits];
-            hi = t->n6 - 1;
-        } else {
-            lo = x->idx[(size_t)b];
-            hi = x->idx[(size_t)b + 1];
+    probe_t p;
+    probe_init(&p, ip);
+    probe_index(t, &p);
+    probe_range(&p);
+    return probe_search(t, &p, mask);
+}
+
+#define BATCH 16
+
+void umg_cidr_lookup_batch(const umg_cidr_t *t, const umg_ip_t *ips, size_t n, int *lists, uint64_t *masks)
+{
+    probe_t p[BATCH];
+    for (size_t at = 0; at < n; at += BATCH) {
+        size_t m = UMG_MIN(n - at, BATCH);
+        for (size_t i = 0; i < m; i++) {
+            probe_init(&p[i], &ips[at + i]);
+            probe_index(t, &p[i]);
+            if (p[i].ix != NULL) {
+                __builtin_prefetch(p[i].ix);
+            }
+        }
+        for (size_t i = 0; i < m; i++) {
+            probe_range(&p[i]);
+            size_t mid = p[i].lo + ((p[i].hi - p[i].lo + 1) >> 1);
+            __builtin_prefetch(p[i].v4 ? (const void *)(t->iv4 + mid) : (const void *)(t->iv6 + mid));
+        }
+        for (size_t i = 0; i < m; i++) {
+            lists[at + i] = probe_search(t, &p[i], masks ? &masks[at + i] : NULL);
         }
     }
-    const iv6_t *k = t->iv6 + lo;
-    for (size_t len = hi - lo + 1; len > 1;) {
-        size_t half = len >> 1;
-        const iv6_t *m = k + half;
-        k = m->hi < hi64 || (m->hi == hi64 && m->lo <= lo64) ? m : k;
-        len -= half;
-    }
-    return answer(t, k->val, mask);
 }

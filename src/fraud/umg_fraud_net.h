@@ -74,6 +74,12 @@ void umg_cidr_free(umg_cidr_t *t);
 int umg_cidr_lookup(const umg_cidr_t *t, const umg_ip_t *ip, uint64_t *mask);
 /** The same for an IPv4 address in host byte order (0xCB007107 is 203.0.113.7). */
 int umg_cidr_lookup4(const umg_cidr_t *t, uint32_t addr, uint64_t *mask);
+/**
+ * umg_cidr_lookup for n addresses at once: lists[i] (and masks[i], when masks is not NULL) for
+ * ips[i]. Faster per address than one by one when the table is larger than the cache: the memory
+ * reads of 16 addresses are issued before any is waited for. All arrays are the caller's.
+ */
+void umg_cidr_lookup_batch(const umg_cidr_t *t, const umg_ip_t *ips, size_t n, int *lists, uint64_t *masks);
 
 typedef struct umg_cidr_stats_s {
     size_t prefixes;   /* prefixes added (duplicates included) */

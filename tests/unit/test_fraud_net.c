@@ -239,6 +239,28 @@ static void check_against_brute(int nprefix, int nquery, int v4_share)
             assert_int_equal(umg_cidr_lookup4(t, a, NULL), want);
         }
     }
+    /* The batch form answers as the single one, for any count (not only multiples of 16). */
+    size_t nb = 1 + (size_t)(rnd() % 100);
+    umg_ip_t *ips = malloc(nb * sizeof(*ips));
+    int *lists = malloc(nb * sizeof(*lists));
+    uint64_t *masks = malloc(nb * sizeof(*masks));
+    for (size_t i = 0; i < nb; i++) {
+        if (rnd() % 2) {
+            random_ip(&ips[i], (int)(rnd() % 2));
+        } else {
+            ips[i] = refs[rnd() % (uint64_t)n].net;
+        }
+    }
+    umg_cidr_lookup_batch(t, ips, nb, lists, masks);
+    for (size_t i = 0; i < nb; i++) {
+        uint64_t m;
+        assert_int_equal(lists[i], umg_cidr_lookup(t, &ips[i], &m));
+        assert_true(masks[i] == m);
+    }
+    umg_cidr_lookup_batch(t, ips, nb, lists, NULL);
+    free(ips);
+    free(lists);
+    free(masks);
     umg_cidr_stats_t st;
     umg_cidr_stats(t, &st);
     assert_int_equal(st.prefixes, (size_t)n);

@@ -8,16 +8,17 @@
  * list that matches) does not change, and a sweep over the prefixes sorted
  * by (start, length) with a stack of the open ones finds those intervals in
  * O(n log n). A lookup then is "the last interval starting at or before the
- * address": a 2^16-entry index on the address's top 16 bits narrows the
- * search to the intervals of that /16 (IPv4) or /16 (IPv6), and a binary
- * search finds it. One table for IPv4 (32-bit keys) and one for IPv6 (128-bit
+ * address": an index of up to 2^20 (IPv4) or 2^18 (IPv6) buckets over the
+ * bits the boundaries span narrows the search to a bucket's few intervals,
+ * and a branch-free binary search finds it. One table for IPv4 (32-bit keys) and one for IPv6 (128-bit
  * keys, as two 64-bit halves); IPv4-mapped IPv6 addresses are looked up in
  * the IPv4 one, and an IPv6 prefix short enough to cover ::ffff:0:0/96 is
  * entered there as 0.0.0.0/0 with its own (shorter) length.
  *
- * This beat a DIR-24-8 table on memory (a 2^24 first level alone is 32 MiB
- * per family, and IPv6 needs a different structure anyway) while meeting the
- * 10 M lookups/s target on one core (bench/bench_cidr.c, docs/STATUS.md).
+ * This beat a DIR-24-8 table on memory (a 2^24 first level alone is 32 MiB,
+ * and IPv6 needs a different structure anyway) while meeting the 10 M
+ * lookups/s target on one core (bench/bench_cidr.c, docs/STATUS.md);
+ * umg_cidr_lookup_batch overlaps the cache misses of many addresses.
  */
 #include "umg_fraud_net.h"
 

@@ -60,8 +60,9 @@ size_t umg_cidr_builder_count(const umg_cidr_builder_t *b);
  * *out is the caller's (umg_cidr_free). UMG_ENOMEM.
  *
  * The table is a sorted array of disjoint address intervals, one per change
- * of answer, with a 2^16-entry index on the top bits (IPv4 and IPv6 have one
- * table each): a lookup is one index read and a short binary search.
+ * of answer, with an index of up to 2^20 (IPv4) or 2^18 (IPv6) buckets over
+ * the bits the prefixes span (IPv4 and IPv6 have one table each): a lookup
+ * is one index read and a short branch-free binary search.
  */
 int umg_cidr_build(const umg_cidr_builder_t *b, umg_cidr_t **out);
 /** Accepts NULL. */

@@ -28,6 +28,11 @@ dedupe.horizon = 7d
 http.trusted_proxies = 10.0.0.0/8, 192.168.0.0/16
 ```
 
+The `fraud.*` settings (IP lists, bot User-Agent patterns, the signature
+replay cache) are explained in [fraud.md](fraud.md); `kill -HUP` reloads the
+files named in `fraud.ip_lists` without a restart, every other setting takes
+one.
+
 This table is generated from the daemon's own configuration table
 (`unmogrowp config docs`); `make test` fails when it is out of date.
 

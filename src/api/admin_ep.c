@@ -795,11 +795,18 @@ typedef struct app_settings_s {
     int64_t click_lookback_days;
     int64_t view_lookback_hours;
     int64_t reattribution_window_days;
-    umg_buf_t allowlist; /* comma-separated hosts */
-    umg_buf_t sources;   /* source_click_lookback_days as canonical JSON members: "meta":28,"google":14 */
-    char timezone[64];   /* reporting time zone, an IANA name that loads (umg_tz_load) */
-    char currency[4];    /* reporting currency, ISO 4217 */
+    umg_buf_t allowlist;   /* comma-separated hosts */
+    umg_buf_t sources;     /* source_click_lookback_days as canonical JSON members: "meta":28,"google":14 */
+    char timezone[64];     /* reporting time zone, an IANA name that loads (umg_tz_load) */
+    char currency[4];      /* reporting currency, ISO 4217 */
+    int require_signature; /* SDK requests must be signed (the sdk_spoofing rule, docs/fraud.md) */
 } app_settings_t;
+
+static void settings_free(app_settings_t *s)
+{
+    umg_buf_free(&s->allowlist);
+    umg_buf_free(&s->sources);
+}
 
 static void settings_defaults(app_settings_t *s)
 {
@@ -810,6 +817,7 @@ static void settings_defaults(app_settings_t *s)
     umg_buf_reset(&s->sources);
     snprintf(s->timezone, sizeof(s->timezone), "UTC");
     snprintf(s->currency, sizeof(s->currency), "USD");
+    s->require_signature = 0;
 }
 
 #define MAX_SOURCE_WINDOWS 64
@@ -858,6 +866,7 @@ static const char *const settings_keys[] = {"click_lookback_days",
                                             "source_click_lookback_days",
                                             "timezone",
                                             "currency",
+                                            "require_signature",
                                             NULL};
 
 /*
@@ -918,6 +927,9 @@ static int settings_apply(job_t *j, body_t *b, app_settings_t *s, int check)
     if (reporting_apply(j, b, s, check) < 0) {
         return -1;
     }
+    if (get_bool(j, b, "require_signature", &s->require_signature) < 0) {
+        return -1;
+    }
     if (get_int(j, b, "click_lookback_days", 1, 30, &s->click_lookback_days) < 0 ||
         get_int(j, b, "view_lookback_hours", 1, 168, &s->view_lookback_hours) < 0 ||
         get_int(j, b, "reattribution_window_days", 1, 365, &s->reattribution_window_days) < 0) {
@@ -948,6 +960,7 @@ static int settings_json(const app_settings_t *s, umg_buf_t *o)
     rc = rc ? rc : umg_buf_json_str(o, s->timezone, strlen(s->timezone));
     rc = rc ? rc : umg_buf_append(o, ",\"currency\":", 12);
     rc = rc ? rc : umg_buf_json_str(o, s->currency, strlen(s->currency));
+    rc = rc ? rc : umg_buf_printf(o, ",\"require_signature\":%s", s->require_signature ? "true" : "false");
     rc = rc ? rc
             : umg_buf_printf(o,
                              ",\"click_lookback_days\":%lld,\"view_lookback_hours\":%lld,"
@@ -1002,8 +1015,7 @@ static int app_json(umg_admin_t *a, job_t *j, sqlite3_stmt *st, umg_buf_t *o)
                              eps > 0 ? "false" : "true");
     rc = rc ? rc : put_time(o, "created_at", sqlite3_column_int64(st, 8));
     rc = rc ? rc : umg_buf_putc(o, '}');
-    umg_buf_free(&s.allowlist);
-    umg_buf_free(&s.sources);
+    settings_free(&s);
     return rc;
 }
 
@@ -1159,8 +1171,7 @@ static void ep_app_patch(umg_admin_t *a, job_t *j, umg_app_t *app)
         app_settings_t probe = {0};
         settings_defaults(&probe);
         int bad = settings_apply(j, &sb, &probe, 1);
-        umg_buf_free(&probe.allowlist);
-        umg_buf_free(&probe.sources);
+        settings_free(&probe);
         if (bad) {
             return;
         }
@@ -1214,8 +1225,7 @@ static void ep_app_patch(umg_admin_t *a, job_t *j, umg_app_t *app)
         } else {
             rc |= exec(a, q(a, "UPDATE apps SET settings = ? WHERE id = ?", "ti", merged.ptr, (int64_t)app->id));
         }
-        umg_buf_free(&s.allowlist);
-        umg_buf_free(&s.sources);
+        settings_free(&s);
         umg_buf_free(&merged);
     }
     umg_buf_free(&new_settings);
@@ -1328,7 +1338,7 @@ static void ep_app_fraud(umg_admin_t *a, job_t *j, umg_app_t *app)
     umg_fraud_settings_t fs;
     umg_fraud_settings_default(&fs);
     char field[96], msg[200];
-    sqlite3_stmt *st = q(a, "SELECT fraud FROM apps WHERE id = ?", "i", (int64_t)app->id);
+    sqlite3_stmt *st = q(a, "SELECT fraud, settings FROM apps WHERE id = ?", "i", (int64_t)app->id);
     if (st == NULL || sqlite3_step(st) != SQLITE_ROW) {
         sqlite3_finalize(st);
         db_error(a, j);
@@ -1338,12 +1348,17 @@ static void ep_app_fraud(umg_admin_t *a, job_t *j, umg_app_t *app)
     int rc = stored != NULL
                  ? umg_fraud_settings_apply_json(&fs, stored, strlen(stored), field, sizeof(field), msg, sizeof(msg))
                  : UMG_OK;
+    /* sdk_spoofing is the app's settings.require_signature (PATCH /v1/apps/{id} changes it too) */
+    app_settings_t as = {0};
+    settings_load(a, col(st, 1), &as);
     sqlite3_finalize(st);
+    fs.rule[UMG_FR_SDK_SPOOFING].enabled = (uint8_t)(as.require_signature != 0);
     if (rc == UMG_ENOMEM) {
+        settings_free(&as);
         oom(j);
         return;
     }
-    umg_buf_t js = {0};
+    umg_buf_t js = {0}, sj = {0};
     if (put) {
         rc = umg_fraud_settings_apply_json(&fs, j->body, j->body_len, field, sizeof(field), msg, sizeof(msg));
         if (rc == UMG_ENOMEM) {
@@ -1351,34 +1366,49 @@ static void ep_app_fraud(umg_admin_t *a, job_t *j, umg_app_t *app)
             return;
         }
         if (rc != UMG_OK) {
+            settings_free(&as);
             umg__job_error(j, 400, rc == UMG_EPARSE ? "invalid_json" : "invalid_value", field[0] ? field : NULL, msg);
             return;
         }
-        if (umg_fraud_settings_json(&fs, &js) != UMG_OK || umg_buf_putc(&js, '\0') != UMG_OK) {
+        int sig_changed = (fs.rule[UMG_FR_SDK_SPOOFING].enabled != 0) != (as.require_signature != 0);
+        as.require_signature = fs.rule[UMG_FR_SDK_SPOOFING].enabled;
+        if (umg_fraud_settings_json(&fs, &js) != UMG_OK || umg_buf_putc(&js, '\0') != UMG_OK ||
+            (sig_changed && (settings_json(&as, &sj) != UMG_OK || umg_buf_putc(&sj, '\0') != UMG_OK))) {
             umg_buf_free(&js);
+            umg_buf_free(&sj);
+            settings_free(&as);
             oom(j);
             return;
         }
+        settings_free(&as);
         if (begin(a)) {
             umg_buf_free(&js);
+            umg_buf_free(&sj);
             db_error(a, j);
             return;
         }
-        if (exec(a, q(a, "UPDATE apps SET fraud = ? WHERE id = ?", "ti", js.ptr, (int64_t)app->id)) != 0) {
+        if (exec(a, q(a, "UPDATE apps SET fraud = ? WHERE id = ?", "ti", js.ptr, (int64_t)app->id)) != 0 ||
+            (sig_changed &&
+             exec(a, q(a, "UPDATE apps SET settings = ? WHERE id = ?", "ti", sj.ptr, (int64_t)app->id)))) {
             rollback(a);
             umg_buf_free(&js);
+            umg_buf_free(&sj);
             db_error(a, j);
             return;
         }
+        umg_buf_free(&sj);
         audit(a, j, j->who.org, "app.fraud", app->public_id, "ok", js.ptr);
         if (commit(a, j)) {
             umg_buf_free(&js);
             return;
         }
         js.len--;
-    } else if (umg_fraud_settings_json(&fs, &js) != UMG_OK) {
-        oom(j);
-        return;
+    } else {
+        settings_free(&as);
+        if (umg_fraud_settings_json(&fs, &js) != UMG_OK) {
+            oom(j);
+            return;
+        }
     }
     umg_buf_reset(&j->out);
     rc = umg_buf_append(&j->out, js.ptr, js.len);
@@ -2480,8 +2510,7 @@ done:
     umg_buf_append(out, j.out.ptr, j.out.len);
     rc = j.status == 200 ? UMG_OK : j.status == 404 ? UMG_ENOENT : j.status == 400 ? UMG_EINVAL : UMG_EIO;
     umg_free(stored);
-    umg_buf_free(&s.allowlist);
-    umg_buf_free(&s.sources);
+    settings_free(&s);
     umg_buf_free(&merged);
     umg_buf_free(&j.out);
     umg_json_parser_free(a.json);

@@ -163,6 +163,14 @@ static int32_t setting_int(const char *settings, const char *name)
     return v > 0 && v < 100000 ? (int32_t)v : 0;
 }
 
+/* A boolean member of the settings JSON (written canonical by the admin API); 0 when absent. */
+static int32_t setting_bool(const char *settings, const char *name)
+{
+    char pat[64];
+    snprintf(pat, sizeof(pat), "\"%s\":true", name);
+    return settings != NULL && strstr(settings, pat) != NULL;
+}
+
 /*
  * A string member of the settings JSON into dst[cap], or def when absent or not of the expected
  * form. The admin API writes timezone and currency first and JSON-escaped; a zone name or a
@@ -238,6 +246,7 @@ static int snapshot_load(sqlite3 *db, snapshot_t **out)
         if (!umg_tz_name_valid(e->app.timezone)) {
             snprintf(e->app.timezone, sizeof(e->app.timezone), "UTC");
         }
+        e->app.require_signature = setting_bool(settings, "require_signature");
         setting_str(settings, "currency", e->app.currency, sizeof(e->app.currency), "USD");
         if (!umg_event_currency_known(umg_slice(e->app.currency, strlen(e->app.currency)))) {
             snprintf(e->app.currency, sizeof(e->app.currency), "USD");
@@ -408,6 +417,36 @@ int umg_apps_find_id(umg_apps_t *a, umg_slice_t k, umg_app_t *out)
         int c = cmp_slice(s->by_id[mid]->app.public_id, k);
         if (c == 0) {
             *out = s->by_id[mid]->app;
+            rc = UMG_OK;
+            break;
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    pthread_rwlock_unlock(&a->lock);
+    return rc;
+}
+
+int umg_apps_signing_secrets(umg_apps_t *a, umg_slice_t k, int64_t now_us, umg_app_secrets_t *out)
+{
+    if (k.len == 0 || k.len > 128) {
+        return UMG_ENOENT;
+    }
+    int rc = UMG_ENOENT;
+    pthread_rwlock_rdlock(&a->lock);
+    snapshot_t *s = a->snap;
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = cmp_slice(s->by_id[mid]->app.public_id, k);
+        if (c == 0) {
+            const entry_t *e = s->by_id[mid];
+            snprintf(out->secret, sizeof(out->secret), "%s", e->secret);
+            snprintf(out->prev_secret, sizeof(out->prev_secret), "%s",
+                     e->prev_secret != NULL && e->app.prev_secret_until_us > now_us ? e->prev_secret : "");
             rc = UMG_OK;
             break;
         }

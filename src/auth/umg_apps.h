@@ -33,6 +33,8 @@ typedef struct umg_app_s {
     char timezone[64];
     char currency[4];
     umg_fraud_settings_t fraud; /* the fraud rules' settings (docs/fraud.md); defaults when never set */
+    /* settings.require_signature: SDK requests (app key) must carry a valid X-Signature (docs/fraud.md). */
+    int32_t require_signature;
 } umg_app_t;
 
 typedef struct umg_apps_s umg_apps_t;
@@ -53,6 +55,15 @@ int umg_apps_find_internal(umg_apps_t *apps, uint32_t id, umg_app_t *out);
 /** A source's own click window in days (settings.source_click_lookback_days). UMG_ENOENT when it has none. */
 int umg_apps_source_window(umg_apps_t *apps, uint32_t id, umg_slice_t source, int32_t *days);
 size_t umg_apps_count(umg_apps_t *apps);
+
+/* The keys a signed SDK request may be signed with: the app secret, and the one it replaced while the
+ * rotation's overlap lasts. NUL-terminated; wipe them after use (sodium_memzero). */
+typedef struct umg_app_secrets_s {
+    char secret[96];
+    char prev_secret[96]; /* "" when none is valid now */
+} umg_app_secrets_t;
+/** The app's signing keys by public id, valid at now_us. UMG_ENOENT for an unknown app. */
+int umg_apps_signing_secrets(umg_apps_t *apps, umg_slice_t public_id, int64_t now_us, umg_app_secrets_t *out);
 /**
  * For a click link: the app by public id, and in url[cap] where to send the
  * user: `redirect` when it is an http(s) URL whose host is on the app's

@@ -11,6 +11,7 @@
 #include "umg_bus.h"
 #include "umg_cost.h"
 #include "umg_fraud_train.h"
+#include "umg_fraud_net.h"
 #include "umg_query_ep.h"
 #include "umg_gen.h"
 #include "umg_http.h"
@@ -44,6 +45,8 @@ typedef struct serve_cfg_s {
     char *pii_key_file, *encrypt_fields;
     umg_pipeline_config_t pipeline;
     int64_t store_map_bytes;
+    char *ip_lists, *bot_ua_patterns;
+    int64_t sig_replay_entries;
 } serve_cfg_t;
 
 #define OFF(f) offsetof(serve_cfg_t, f)
@@ -142,7 +145,46 @@ static const umg_config_item_t serve_items[] = {
     {"fraud.horizon", UMG_CFG_DURATION_MS, "1d", 86400000, 3650ll * 86400000, OFF(pipeline.fraud_horizon_ms),
      "Items dated more than this before they arrive escape the windowed rules; raise it to judge backfilled "
      "history (memory: about 100 bytes per click within it)."},
+    {"fraud.ip_lists", UMG_CFG_STRING, "", 0, 0, OFF(ip_lists),
+     "IP lists for the blocked_ip rule as NAME=PATH,... (one CIDR or address a line); reloaded on SIGHUP."},
+    {"fraud.bot_ua_patterns", UMG_CFG_STRING, "default", 0, 0, OFF(bot_ua_patterns),
+     "bot_user_agent patterns, comma-separated ('default': the built-in list; '@FILE': one a line; '^' anchors)."},
+    {"fraud.signature_replay_entries", UMG_CFG_INT, "1048576", 1024, 1ll << 30, OFF(sig_replay_entries),
+     "Signatures remembered to refuse replays (16 bytes each, taken as used); see docs/fraud.md."},
 };
+
+/* ------------------------------------------------- the fraud rules' inputs */
+
+/* The blocked_ip rule's lists (reloaded on SIGHUP), the bot_user_agent rule's patterns and the model, for the
+ * pipeline. */
+typedef struct fraud_ctx_s {
+    umg_ingest_t *ing;
+    umg_fraud_scorer_t *scorer;
+} fraud_ctx_t;
+
+static int fraud_ip_listed(void *ctx, umg_slice_t ip, const char **list)
+{
+    umg_ingest_t *ing = ((fraud_ctx_t *)ctx)->ing;
+    int id = -1;
+    if (ing->iplists == NULL || umg_iplists_lookup(ing->iplists, ip, &id, NULL) != UMG_OK || id < 0) {
+        return 0;
+    }
+    if (list != NULL) {
+        *list = umg_iplists_name(ing->iplists, id);
+    }
+    return 1;
+}
+
+static int fraud_bot_ua(void *ctx, umg_slice_t ua)
+{
+    umg_ingest_t *ing = ((fraud_ctx_t *)ctx)->ing;
+    return ing->botua != NULL && umg_botua_match(ing->botua, ua) >= 0; /* empty User-Agents: the rule's own check */
+}
+
+static int fraud_score(void *ctx, uint32_t app, const float *x, size_t nf, double *score)
+{
+    return umg_fraud_scorer_score(((fraud_ctx_t *)ctx)->scorer, app, x, nf, score);
+}
 
 /* ---------------------------------------------------------------- usage */
 
@@ -347,6 +389,10 @@ static int cmd_serve(int argc, char **argv)
     umg_rollup_t *rollup = NULL;
     umg_tz_cache_t *tzc = NULL;
     umg_fraud_scorer_t *scorer = NULL;
+    fraud_ctx_t fraud_ctx = {0};
+    umg_iplists_t *iplists = NULL;
+    umg_botua_t *botua = NULL;
+    umg_sig_cache_t *sig_cache = NULL;
 
     /* Signals are blocked in every thread and taken by sigwait in this one; blocked before any
      * thread starts (the admin, cost and report workers inherit the mask). */
@@ -389,6 +435,19 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "unmogrowp serve: %s\n", err);
         goto done;
     }
+    if (umg_iplists_new(cfg.ip_lists, &iplists, err, sizeof(err)) != UMG_OK ||
+        umg_iplists_reload(iplists, err, sizeof(err)) != UMG_OK ||
+        umg_botua_compile(cfg.bot_ua_patterns, &botua, err, sizeof(err)) != UMG_OK) {
+        fprintf(stderr, "unmogrowp serve: %s\n", err);
+        goto done;
+    }
+    if (umg_sig_cache_new((size_t)cfg.sig_replay_entries, &sig_cache) != UMG_OK) {
+        fprintf(stderr, "unmogrowp serve: out of memory for the signature replay cache\n");
+        goto done;
+    }
+    ing.iplists = iplists;
+    ing.botua = botua;
+    ing.sig_cache = sig_cache;
     if (umg_limits_new(&ing.limits) != UMG_OK ||
         umg_admin_new(cfg.data, ing.auth, ing.limits, &lcfg, &ing.admin) != UMG_OK) {
         fprintf(stderr, "unmogrowp serve: cannot start the admin API\n");
@@ -440,7 +499,10 @@ static int cmd_serve(int argc, char **argv)
             umg_log(UMG_LOG_ERROR, "serve", "cannot start the attribution pipeline (store in %s)", storedir);
             goto done;
         }
-        umg_pipeline_fraud_t fh = {.score = umg_fraud_scorer_score, .ctx = scorer};
+        umg_pipeline_fraud_t fh = {
+            .ip_listed = fraud_ip_listed, .bot_ua = fraud_bot_ua, .score = fraud_score, .ctx = &fraud_ctx};
+        fraud_ctx.ing = &ing;
+        fraud_ctx.scorer = scorer;
         umg_pipeline_set_fraud(pipeline, &fh);
         if (umg_pipeline_start(pipeline) != UMG_OK) {
             umg_log(UMG_LOG_ERROR, "serve", "cannot start the attribution pipeline (store in %s)", storedir);
@@ -474,7 +536,10 @@ static int cmd_serve(int argc, char **argv)
             umg_auth_refresh(ing.auth);
             umg_admin_tick(ing.admin);
         } else if (sig == SIGHUP) {
-            umg_log(UMG_LOG_INFO, "serve", "SIGHUP: nothing to reload yet (settings take a restart)");
+            /* The IP lists are rebuilt here, off the event loops, and swapped in; other settings take a restart. */
+            if (umg_iplists_reload(iplists, err, sizeof(err)) != UMG_OK) {
+                umg_log(UMG_LOG_ERROR, "serve", "SIGHUP: IP lists not reloaded, the old ones stay: %s", err);
+            }
         } else {
             break;
         }
@@ -521,6 +586,9 @@ done:
     umg_auth_close(ing.auth);
     umg_apps_close(ing.apps);
     umg_pii_free(ing.pii);
+    umg_iplists_free(iplists);
+    umg_botua_free(botua);
+    umg_sig_cache_free(sig_cache);
     umg_config_free(serve_items, n, &cfg);
     return rc;
 }
@@ -613,7 +681,8 @@ static void usage_app_settings(FILE *f)
                "settings and checks as PATCH /v1/apps/{app_id}, docs/api.md; audited as actor 'cli').\n"
                "  --set KEY=N             click_lookback_days (1-30), view_lookback_hours (1-168) or\n"
                "                          reattribution_window_days (1-365); --set timezone=ZONE (IANA, such\n"
-               "                          as Europe/Berlin) or currency=CODE (ISO 4217, such as EUR)\n"
+               "                          as Europe/Berlin) or currency=CODE (ISO 4217, such as EUR);\n"
+               "                          --set require_signature=true|false (signed SDK requests, docs/fraud.md)\n"
                "  --source-window S=DAYS  a source's own click window (1-30 days), used for its clicks that\n"
                "                          bring no lookback of their own; repeat for several sources. The list\n"
                "                          given replaces the stored one ('--json {\"source_click_lookback_days\":{}}'\n"
@@ -658,7 +727,9 @@ static int cmd_app_settings(int argc, char **argv)
                     umg_buf_putc(b, ',');
                 }
                 umg_buf_json_str(b, optarg, (size_t)(eq - optarg));
-                if (end == eq + 1 || *end != '\0') {
+                if (strcmp(eq + 1, "true") == 0 || strcmp(eq + 1, "false") == 0) {
+                    umg_buf_printf(b, ":%s", eq + 1); /* require_signature=true */
+                } else if (end == eq + 1 || *end != '\0') {
                     umg_buf_putc(b, ':');
                     umg_buf_json_str(b, eq + 1, strlen(eq + 1));
                 } else {

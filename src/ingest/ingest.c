@@ -11,10 +11,12 @@
  */
 #include "umg_admin.h"
 #include "umg_event.h"
+#include "umg_fraud_net.h"
 #include "umg_ingest.h"
 #include "umg_privacy.h"
 
 #include <pthread.h>
+#include <sodium.h>
 #include <stdlib.h>
 
 typedef struct ingest_thread_s ingest_thread_t;
@@ -194,6 +196,42 @@ int umg__ingest_auth(umg_ingest_t *ing, umg_http_req_t *req, int allow_key, umg_
         return -1;
     }
     return 0;
+}
+
+/*
+ * The sdk_spoofing rule for an app with settings.require_signature: the request must carry
+ * X-Signature and X-Signature-Timestamp signed with the app secret (docs/fraud.md). Answers 401
+ * itself and returns non-zero when refused. Server-to-server calls (the app secret) are not
+ * checked: the secret itself proves the sender.
+ */
+static int ingest_signature(umg_ingest_t *ing, umg_http_req_t *req, const umg_app_t *app)
+{
+    umg_app_secrets_t keys;
+    int64_t now_us = umg_now_us();
+    umg_sig_result_t r = UMG_SIG_INVALID;
+    if (umg_apps_signing_secrets(ing->apps, umg_slice(app->public_id, strlen(app->public_id)), now_us, &keys) ==
+        UMG_OK) {
+        umg_slice_t secrets[2] = {umg_slice(keys.secret, strlen(keys.secret)),
+                                  umg_slice(keys.prev_secret, strlen(keys.prev_secret))};
+        r = umg_sig_verify(umg_http_header(req, "x-signature"), umg_http_header(req, "x-signature-timestamp"),
+                           umg_http_body(req), secrets, keys.prev_secret[0] ? 2 : 1, now_us / 1000000, UMG_SIG_WINDOW_S,
+                           ing->sig_cache);
+        sodium_memzero(&keys, sizeof(keys));
+    }
+    umg_sig_count(r);
+    if (r == UMG_SIG_OK) {
+        return 0;
+    }
+    static const char *const why[] = {
+        [UMG_SIG_MISSING] = "this app requires signed requests: send X-Signature (v1=HMAC-SHA256 hex) and "
+                            "X-Signature-Timestamp (Unix seconds)",
+        [UMG_SIG_INVALID] = "X-Signature is malformed or does not match the body, the timestamp and the app secret",
+        [UMG_SIG_STALE] = "X-Signature-Timestamp is more than 5 minutes away from the server clock; re-sign with "
+                          "the current time",
+        [UMG_SIG_REPLAYED] = "this exact signature was already accepted; re-sign a retry with a fresh timestamp",
+    };
+    umg_http_error(req, 401, umg_sig_reason(r), r == UMG_SIG_STALE ? "X-Signature-Timestamp" : "X-Signature", why[r]);
+    return -1;
 }
 
 /* Rate limit and monthly quota for n events; answers 429 itself and returns non-zero when refused. */
@@ -411,6 +449,9 @@ void umg_ingest_events(umg_http_req_t *req, void *thread_data)
     }
     umg_app_t app = who.app;
     int is_secret = who.kind == UMG_PRINCIPAL_APP_SECRET;
+    if (!is_secret && app.require_signature && ingest_signature(ing, req, &app) != 0) {
+        return;
+    }
     umg_slice_t body = umg_http_body(req);
     size_t n_events = 0;
     int is_batch = 0;

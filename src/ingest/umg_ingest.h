@@ -32,6 +32,9 @@ typedef struct umg_ingest_s {
     struct umg_attr_worker_s *attr_worker; /* borrowed; computes reports */
     struct umg_rollup_s *rollup;           /* borrowed; report rollups the pipeline keeps (NULL: none) */
     struct umg_tz_cache_s *tzc;            /* borrowed; the apps' time zones */
+    struct umg_sig_cache_s *sig_cache;     /* borrowed; signatures accepted (NULL: no replay check) */
+    struct umg_iplists_s *iplists;         /* borrowed; blocked_ip's lists, for the pipeline (NULL: none) */
+    struct umg_botua_s *botua;             /* borrowed; bot_user_agent's patterns (NULL: none) */
     const umg_bus_ops_t *bus_ops;          /* set with bus once recovery finished */
     umg_bus_t *bus;
     _Atomic int ready;

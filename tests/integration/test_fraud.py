@@ -89,6 +89,18 @@ class SettingsTest(FraudCase):
         self.assertError(self.d.request("PUT", path, {"model": {"mode": "off"}}, vauth), 403, "forbidden")
         self.assertError(self.d.request("GET", "/v1/apps/%s/fraud" % self.other["app_id"], headers=auth), 404,
                          "not_found")
+        # sdk_spoofing is the app's settings.require_signature, whichever endpoint sets it.
+        st, h, data = self.d.request("PUT", path, {"rules": {"sdk_spoofing": {"enabled": True}}}, auth)
+        self.assertStatus(st, 200, "PUT sdk_spoofing", data)
+        self.assertEqual(parse_json(data)["rules"]["sdk_spoofing"], {"enabled": True})
+        st, h, data = self.d.request("GET", "/v1/apps/%s" % self.app["app_id"], headers=auth)
+        self.assertTrue(parse_json(data)["settings"]["require_signature"], data)
+        st, h, data = self.d.request("PATCH", "/v1/apps/%s" % self.app["app_id"],
+                                     {"settings": {"require_signature": False}}, auth)
+        self.assertStatus(st, 200, "PATCH require_signature", data)
+        st, h, data = self.d.request("GET", path, headers=auth)
+        s2 = parse_json(data)
+        self.assertEqual(s2["rules"]["sdk_spoofing"], {"enabled": False})
         # Audited, and the CLI sees the same settings.
         st, h, data = self.d.request("GET", "/v1/audit", headers=auth)
         self.assertIn("app.fraud", data.decode())

@@ -535,7 +535,8 @@ class SettingsAndAuditTest(TenancyBase):
         self.assertEqual(out["settings"], {"click_lookback_days": 14, "view_lookback_hours": 48,
                                            "reattribution_window_days": 90,
                                            "redirect_allowlist": ["example.com"],
-                                           "source_click_lookback_days": {}, "timezone": "UTC", "currency": "USD"})
+                                           "source_click_lookback_days": {}, "timezone": "UTC", "currency": "USD",
+                                           "require_signature": False})
         created = self.ok("POST", "/v1/apps", self.tok_a, {"name": "Web", "platform": "web"}, expect=201)
         self.assertTrue(created["app_secret"].startswith("as_"))
         self.wait_refresh()

@@ -2527,7 +2527,7 @@ int umg_admin_cli_app_fraud(const char *data_dir, const char *app_id, const char
     job_t j;
     memset(&j, 0, sizeof(j));
     int rc = umg_meta_open(data_dir, &a.db);
-    if (rc != UMG_OK) {
+    if (rc != UMG_OK || umg_json_parser_new(1 << 20, &a.json) != UMG_JSON_OK) {
         sqlite3_close(a.db);
         return umg_api_error_json(out, "store_unavailable", NULL, "cannot open meta.db") == UMG_OK ? UMG_EIO
                                                                                                    : UMG_ENOMEM;
@@ -2557,6 +2557,7 @@ int umg_admin_cli_app_fraud(const char *data_dir, const char *app_id, const char
     }
     rc = j.status == 200 ? UMG_OK : j.status == 404 ? UMG_ENOENT : j.status == 400 ? UMG_EINVAL : UMG_EIO;
     umg_buf_free(&j.out);
+    umg_json_parser_free(a.json);
     sqlite3_close(a.db);
     return rc;
 }

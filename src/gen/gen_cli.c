@@ -37,7 +37,7 @@ typedef struct cli_s {
     int strict, quiet, sign;
     /* resolved */
     char host[256], port[16], prefix[256];
-    char app_id[64], app_secret[512], app_platform[16];
+    char app_id[64], app_secret[512], app_key[512], app_platform[16];
 } cli_t;
 
 static volatile sig_atomic_t interrupted;
@@ -90,6 +90,8 @@ static void usage(FILE *f)
                "                     the app's secret and platform from DIR/meta.db (with --app, or its only app)\n"
                "  --app APP_ID       the app (app_...), to pick it in --data and to check --app-json\n"
                "  --secret SECRET    the app secret (as_...); events' ip is taken only with it\n"
+               "  --key KEY          the app key (ak_...; --app-json and --data give it too): spoofed\n"
+               "                     installs (--fraud) are sent with it, as an SDK sends\n"
                "  --app-json FILE    the app's id, secret and platform from the JSON that\n"
                "                     'unmogrowp admin app create' prints\n"
                "  --out FILE         write requests to FILE instead of sending ('-': standard output), one\n"
@@ -234,6 +236,9 @@ static void take_app(cli_t *c, umg_slice_t obj)
     if (umg__gen_json_member(obj, "app_secret", &v) == UMG_OK) {
         umg__gen_json_string(v, c->app_secret, sizeof(c->app_secret));
     }
+    if (umg__gen_json_member(obj, "app_key", &v) == UMG_OK) {
+        umg__gen_json_string(v, c->app_key, sizeof(c->app_key));
+    }
     if (umg__gen_json_member(obj, "platform", &v) == UMG_OK) {
         umg__gen_json_string(v, c->app_platform, sizeof(c->app_platform));
     }
@@ -347,6 +352,7 @@ static int parse_flags(cli_t *c, int argc, char **argv)
         O_ADDR,
         O_APP,
         O_SECRET,
+        O_KEY,
         O_APPJSON,
         O_DATA,
         O_OUT,
@@ -368,6 +374,7 @@ static int parse_flags(cli_t *c, int argc, char **argv)
         {"addr", required_argument, NULL, O_ADDR},
         {"app", required_argument, NULL, O_APP},
         {"secret", required_argument, NULL, O_SECRET},
+        {"key", required_argument, NULL, O_KEY},
         {"app-json", required_argument, NULL, O_APPJSON},
         {"data", required_argument, NULL, O_DATA},
         {"out", required_argument, NULL, O_OUT},
@@ -398,6 +405,7 @@ static int parse_flags(cli_t *c, int argc, char **argv)
         case O_ADDR: c->addr = optarg; break;
         case O_APP: c->app = optarg; break;
         case O_SECRET: c->secret = optarg; break;
+        case O_KEY: snprintf(c->app_key, sizeof(c->app_key), "%s", optarg); break;
         case O_APPJSON: c->app_json = optarg; break;
         case O_DATA: c->data = optarg; break;
         case O_OUT: c->out = optarg; break;
@@ -942,6 +950,7 @@ static int run(cli_t *c)
                                      .port = c->port,
                                      .prefix = c->prefix,
                                      .secret = c->app_secret,
+                                     .key = c->app_key,
                                      .max_print = PRINT_REJECTED};
         rc = umg__gen_http_open(&hc, &r.sink, r.msg, sizeof(r.msg));
     }

@@ -80,6 +80,7 @@ typedef struct umg__gen_http_config_s {
     const char *port;   /* decimal */
     const char *prefix; /* path prefix from --url ("" or "/base"), no trailing slash */
     const char *secret; /* sent as X-App-Secret */
+    const char *key;    /* the app key (may be ""): spoofed installs are sent with it, as an SDK sends */
     int timeout_ms;     /* per read or write; default 60000 */
     int max_print;      /* rejected items printed to stderr at most */
 } umg__gen_http_config_t;

@@ -409,7 +409,7 @@ int umg__gen_sign(const char *key, int64_t ts_s, const char *body, size_t len, c
 #define BUSY_ATTEMPTS 12 /* consecutive 503 answers before giving up */
 
 typedef struct http_s {
-    char host[256], port[16], prefix[256], secret[512], hosthdr[300];
+    char host[256], port[16], prefix[256], secret[512], key[512], hosthdr[300];
     int fd;
     int timeout_ms;
     int budget; /* rejections still to print */
@@ -672,10 +672,13 @@ static int http_head(http_t *h, const umg__gen_req_t *req)
         /* A click link as a bot follows it: no User-Agent, no credentials. */
         return umg_buf_printf(&h->head, "GET %s%s HTTP/1.1\r\nHost: %s\r\n\r\n", h->prefix, req->path, h->hosthdr);
     }
+    /* A spoofed install pretends to be the SDK: it carries the app key (when known), as SDK requests do. */
+    int as_sdk = req->spoof && h->key[0];
     if (umg_buf_printf(&h->head,
                        "POST %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: unmogrowp-gen/0.1\r\nContent-Type: "
-                       "application/json\r\nX-App-Secret: %s\r\nContent-Length: %zu\r\n",
-                       h->prefix, req->path, h->hosthdr, h->secret, req->len) != UMG_OK) {
+                       "application/json\r\n%s: %s\r\nContent-Length: %zu\r\n",
+                       h->prefix, req->path, h->hosthdr, as_sdk ? "X-App-Key" : "X-App-Secret",
+                       as_sdk ? h->key : h->secret, req->len) != UMG_OK) {
         return UMG_ENOMEM;
     }
     if (req->sign != UMG__GEN_SIGN_NONE) {
@@ -813,6 +816,7 @@ int umg__gen_http_open(const umg__gen_http_config_t *cfg, void **out, char *msg,
     snprintf(h->port, sizeof(h->port), "%s", cfg->port);
     snprintf(h->prefix, sizeof(h->prefix), "%s", cfg->prefix);
     snprintf(h->secret, sizeof(h->secret), "%s", cfg->secret);
+    snprintf(h->key, sizeof(h->key), "%s", cfg->key != NULL ? cfg->key : "");
     snprintf(h->hosthdr, sizeof(h->hosthdr), strchr(cfg->host, ':') ? "[%s]:%s" : "%s:%s", cfg->host, cfg->port);
     h->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 60000;
     h->budget = cfg->max_print;

@@ -309,7 +309,9 @@ class FraudGenEndToEndTest(DaemonTestCase):
         p = subprocess.run([harness.binary(), "gen", "--out", os.devnull, "--devices", "1", "--quiet",
                             "--fraud", "1", "--fraud-ip-list", self.ip_list], capture_output=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.d = self.daemon(start=False, extra_args=["--set", "fraud.ip_lists=datacenter=" + self.ip_list])
+        # gen sends ten days of history at once: the windowed rules judge items up to 11 days old (docs/fraud.md)
+        self.d = self.daemon(start=False, extra_args=["--set", "fraud.ip_lists=datacenter=" + self.ip_list,
+                                                      "--set", "fraud.horizon=11d"])
         self.app = self.d.create_app("Org Fraud", "Fraud", "android")
         from test_tenancy import create_user
         create_user(self.d.data_dir, "Org Fraud", "owner@fraud.test", "owner", password=PASSWORD)
@@ -350,8 +352,8 @@ class FraudGenEndToEndTest(DaemonTestCase):
         # Give the key time to go live after the settings change (apps reload within a second).
         time.sleep(1.5)
         cmd = [harness.binary(), "gen", "--addr", "%s:%d" % (self.d.host, self.d.port),
-               "--secret", self.app["app_secret"], "--app", self.app["app_id"], "--platform", "android",
-               "--fraud-labels", self.labels] + GEN
+               "--secret", self.app["app_secret"], "--key", self.app["app_key"], "--app", self.app["app_id"],
+               "--platform", "android", "--fraud-labels", self.labels] + GEN
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
         out = p.stdout.decode().strip()
         self.assertEqual(p.returncode, 0, "gen: %s %s\n%s" % (out, p.stderr.decode(), self.logs()))

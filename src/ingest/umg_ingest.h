@@ -32,6 +32,7 @@ typedef struct umg_ingest_s {
     struct umg_attr_worker_s *attr_worker; /* borrowed; computes reports */
     struct umg_rollup_s *rollup;           /* borrowed; report rollups the pipeline keeps (NULL: none) */
     struct umg_tz_cache_s *tzc;            /* borrowed; the apps' time zones */
+    struct umg_live_s *live;               /* borrowed; the live feed (GET /v1/live); NULL: none */
     const umg_bus_ops_t *bus_ops;          /* set with bus once recovery finished */
     umg_bus_t *bus;
     _Atomic int ready;

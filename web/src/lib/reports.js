@@ -1,7 +1,11 @@
 // Report requests the pages share. Every figure shown comes from one of these answers as it is.
 import { qs, ApiError } from './api.js';
 
-let rejectedKnown = null; // does this server know the rejected_installs metric? (null: not asked yet)
+// Whether to ask for the rejected_installs metric (added by the fraud work). Until the server is
+// known to have it the page only reads it when an answer carries it: asking a server that does
+// not know it costs a 400 per report (and a console error). Set ASK_REJECTED once it lands.
+const ASK_REJECTED = false;
+let rejectedKnown = ASK_REJECTED ? null : false;
 
 /**
  * GET /v1/reports/overview. When `rejected` is set, asks for rejected_installs too and falls back

@@ -410,10 +410,10 @@ try {
     await page.click('nav a[href="/live"]');
     await page.waitForSelector('[data-testid=live-status]:text("live")');
     const eid = crypto.randomUUID();
-    const r = await api('POST', '/v1/events', { event_id: eid, type: 'install', device: { gaid: crypto.randomUUID(), platform: 'android' } }, { 'X-App-Key': app1.app_key });
+    const gaid = crypto.randomUUID();
+    const r = await api('POST', '/v1/events', { event_id: eid, type: 'install', device: { gaid, platform: 'android' } }, { 'X-App-Key': app1.app_key });
     eq(r.status, 202, 'event accepted');
-    await page.waitForSelector(`[data-testid=live-feed] >> text=${eid.slice(0, 8)}`, { timeout: 10000 }).catch(() => null);
-    await page.waitForFunction((id) => document.querySelector('[data-testid=live-feed]')?.textContent.includes('accepted install'), eid);
+    await page.waitForFunction((g) => document.querySelector('[data-testid=live-feed]')?.textContent.includes(`accepted install · ${g}`), gaid);
     await page.waitForFunction(() => document.querySelector('[data-testid=live-feed]')?.textContent.includes('install of install'));
     await shot('13-live');
   });

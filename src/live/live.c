@@ -166,9 +166,22 @@ void umg_live_publish_rejected(umg_live_t *l, uint32_t app, size_t accepted, con
     if (!umg_live_wanted(l, app)) {
         return;
     }
+    /* A long list keeps its first errors whole (cut after an element's closing brace) and says
+     * that more were left out, instead of losing the item to the slot size. */
+    const char *tail = "]}";
+    if (len + 96 > l->slot_bytes) {
+        size_t cut = 0;
+        for (size_t i = 0; i + 2 < len && i + 96 < l->slot_bytes; i++) {
+            if (errors_json[i] == '}' && errors_json[i + 1] == ',' && errors_json[i + 2] == '{') {
+                cut = i + 1;
+            }
+        }
+        len = cut;
+        tail = "],\"more\":true}";
+    }
     char head[64];
     int hn = snprintf(head, sizeof(head), "{\"accepted\":%zu,\"rejected\":[", accepted);
-    umg_slice_t parts[3] = {umg_slice(head, (size_t)hn), umg_slice(errors_json, len), umg_slice("]}", 2)};
+    umg_slice_t parts[3] = {umg_slice(head, (size_t)hn), umg_slice(errors_json, len), umg_slice(tail, strlen(tail))};
     publish_parts(l, app, "rejected", parts, 3);
 }
 

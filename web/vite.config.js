@@ -13,6 +13,7 @@ export default defineConfig({
     assetsInlineLimit: 0,
     target: 'es2022',
     chunkSizeWarningLimit: 400,
+    rolldownOptions: { checks: { pluginTimings: false } },
   },
   server: {
     // `npm run dev` proxies the API to a running daemon (UMG_ADDR, default 127.0.0.1:8080).

@@ -32,6 +32,7 @@ struct umg_live_s {
     size_t slots, slot_bytes, stride;
     char *mem;
     _Atomic int32_t watch[WATCH_BUCKETS];
+    _Atomic int streams; /* open GET /v1/live streams */
 };
 
 static umg_metric_t m_published = UMG_COUNTER("umg_live_published_total", "Items put on the live feed", NULL);
@@ -89,6 +90,20 @@ uint64_t umg_live_subscribe(umg_live_t *l, uint32_t app)
 void umg_live_unsubscribe(umg_live_t *l, uint32_t app)
 {
     atomic_fetch_sub_explicit(&l->watch[app % WATCH_BUCKETS], 1, memory_order_relaxed);
+}
+
+int umg_live_stream_take(umg_live_t *l, int max)
+{
+    if (atomic_fetch_add(&l->streams, 1) >= max) {
+        atomic_fetch_sub(&l->streams, 1);
+        return UMG_EFULL;
+    }
+    return UMG_OK;
+}
+
+void umg_live_stream_give(umg_live_t *l)
+{
+    atomic_fetch_sub(&l->streams, 1);
 }
 
 uint64_t umg_live_head(const umg_live_t *l)

@@ -29,8 +29,6 @@ typedef struct live_stream_s {
     umg_buf_t item;
 } live_stream_t;
 
-static _Atomic int streams_open;
-
 static umg_metric_t m_streams = UMG_GAUGE("umg_live_streams", "Open GET /v1/live streams", NULL);
 static umg_metric_t m_client_dropped =
     UMG_COUNTER("umg_live_client_dropped_total", "Live items skipped by streams that read too slowly", NULL);
@@ -126,8 +124,8 @@ static void live_fini(void *data)
     live_stream_t *st = data;
     umg_live_unsubscribe(st->live, st->app);
     umg_buf_free(&st->item);
+    umg_live_stream_give(st->live);
     umg_free(st);
-    atomic_fetch_sub(&streams_open, 1);
     umg_metric_add(&m_streams, -1);
 }
 
@@ -145,14 +143,13 @@ void umg_live_ep(umg_http_req_t *req, void *thread_data)
     }
     umg_metric_register(&m_streams);
     umg_metric_register(&m_client_dropped);
-    if (atomic_fetch_add(&streams_open, 1) >= MAX_STREAMS) {
-        atomic_fetch_sub(&streams_open, 1);
+    if (umg_live_stream_take(ing->live, MAX_STREAMS) != UMG_OK) {
         umg_http_error(req, 503, "too_many_streams", NULL, "the server has 64 live streams open; retry later");
         return;
     }
     live_stream_t *st = umg_calloc(1, sizeof(*st));
     if (st == NULL) {
-        atomic_fetch_sub(&streams_open, 1);
+        umg_live_stream_give(ing->live);
         umg_http_error(req, 503, "out_of_memory", NULL, "the server is out of memory; retry");
         return;
     }

@@ -41,6 +41,10 @@ void umg_live_publish_rejected(umg_live_t *l, uint32_t app, size_t accepted, con
 /** Starts watching app; returns the sequence number of the next item to be published. */
 uint64_t umg_live_subscribe(umg_live_t *l, uint32_t app);
 void umg_live_unsubscribe(umg_live_t *l, uint32_t app);
+/** Takes one of at most max open streams: 0 when there is room, UMG_EFULL when not. */
+int umg_live_stream_take(umg_live_t *l, int max);
+/** Gives a stream taken with umg_live_stream_take back. */
+void umg_live_stream_give(umg_live_t *l);
 /** The sequence number the next item will get. */
 uint64_t umg_live_head(const umg_live_t *l);
 size_t umg_live_slots(const umg_live_t *l);

@@ -414,7 +414,7 @@ try {
     const r = await api('POST', '/v1/events', { event_id: eid, type: 'install', device: { gaid, platform: 'android' } }, { 'X-App-Key': app1.app_key });
     eq(r.status, 202, 'event accepted');
     await page.waitForFunction((g) => document.querySelector('[data-testid=live-feed]')?.textContent.includes(`accepted install · ${g}`), gaid);
-    await page.waitForFunction(() => document.querySelector('[data-testid=live-feed]')?.textContent.includes('install of install'));
+    await page.waitForFunction(() => document.querySelector('[data-testid=live-feed]')?.textContent.includes('install (from an install event) → organic'));
     await shot('13-live');
   });
 

@@ -4,12 +4,14 @@
  * an ETag. Hashed assets (under /assets/, their names carry a content hash)
  * are cached for a year and immutable; everything else (index.html) is
  * revalidated on every load. Each answer carries a strict Content-Security-
- * Policy and nosniff. Paths that name no file and no API fall back to
- * index.html, so the page's own routes (/overview, /settings) load the app.
+ * Policy and nosniff. A browser navigating to a path that names no file and
+ * no API (it asks for text/html) gets index.html, so the page's own routes
+ * (/overview, /settings) load the app; other clients keep the JSON 404.
  */
 #include "umg_http.h"
 
 #include <dirent.h>
+#include <strings.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -260,6 +262,17 @@ static int is_api_path(umg_slice_t p)
     return p.len == 3 && memcmp(p.ptr, "/v1", 3) == 0;
 }
 
+static int wants_html(umg_http_req_t *req)
+{
+    umg_slice_t a = umg_http_header(req, "accept");
+    for (size_t i = 0; i + 9 <= a.len; i++) {
+        if (strncasecmp(a.ptr + i, "text/html", 9) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int umg_http_static_serve(const umg_http_static_t *st, umg_http_req_t *req)
 {
     umg_slice_t m = umg_http_method(req);
@@ -277,11 +290,12 @@ int umg_http_static_serve(const umg_http_static_t *st, umg_http_req_t *req)
     if (is_api_path(path)) {
         return 0;
     }
-    const web_file_t *f = find(st, path);
+    const web_file_t *f = path.len == 1 ? st->index : find(st, path);
     if (f == NULL) {
-        /* A missing hashed asset is a 404 (an old page asking for a file a rebuild removed); any
-         * other path is one of the page's own routes. */
-        if (path.len >= 8 && memcmp(path.ptr, "/assets/", 8) == 0) {
+        /* Any other path a browser navigates to (it asks for text/html) is one of the page's own
+         * routes; API clients asking for anything else keep the JSON 404, and so does a missing
+         * hashed asset (an old page asking for a file a rebuild removed). */
+        if ((path.len >= 8 && memcmp(path.ptr, "/assets/", 8) == 0) || !wants_html(req)) {
             return 0;
         }
         f = st->index;

@@ -131,7 +131,8 @@ int64_t umg_http_static_bytes(const umg_http_static_t *st);
 /**
  * Answers a GET or HEAD of a dashboard file (hashed assets immutable for a year, the rest
  * no-cache, a strict Content-Security-Policy, nosniff, ETag / 304), or index.html for any
- * other path that is not an API path (/v1/..., /c/, /v/, /healthz, ...) or a missing asset.
+ * other path a browser navigates to (Accept: text/html) that is not an API path (/v1/...,
+ * /c/, /v/, /healthz, ...) or a missing asset.
  * Returns 1 when it answered, 0 when the request is not the dashboard's.
  */
 int umg_http_static_serve(const umg_http_static_t *st, umg_http_req_t *req);

@@ -68,27 +68,31 @@ class StaticTest(DaemonTestCase):
         self.assertEqual(st, 200)
 
     def test_spa_fallback_and_api_precedence(self):
+        html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
         for path in ("/overview", "/settings?app=app_1", "/live/x/y"):
-            st, h, body = self.d.request("GET", path)
+            st, h, body = self.d.request("GET", path, headers=html)
             self.assertEqual((st, body), (200, INDEX), path)
             self.assertEqual(h["cache-control"], "no-cache")
+            # A client that does not ask for a page gets the JSON 404 of an unknown path.
+            st, h, body = self.d.request("GET", path)
+            self.assertEqual((st, h["content-type"]), (404, "application/json"), path)
         # A hashed asset that is not there is a 404, not the page.
-        st, h, body = self.d.request("GET", "/assets/gone-123.js")
+        st, h, body = self.d.request("GET", "/assets/gone-123.js", headers=html)
         self.assertEqual(st, 404)
         self.assertEqual(parse_json(body)["error"]["code"], "not_found")
         # API paths never fall back to the page.
         for path in ("/v1/nope", "/v1/reports/nope", "/v1"):
-            st, h, body = self.d.request("GET", path)
+            st, h, body = self.d.request("GET", path, headers=html)
             self.assertEqual(st, 404, path)
             self.assertEqual(h["content-type"], "application/json")
         st, _, body = self.d.request("GET", "/healthz")
         self.assertEqual((st, parse_json(body)["status"]), (200, "ok"))
-        st, _, _ = self.d.request("POST", "/overview", body={})
+        st, _, _ = self.d.request("POST", "/overview", body={}, headers=html)
         self.assertEqual(st, 404)
         # Dot files are never served (the page answers instead).
-        st, _, body = self.d.request("GET", "/.secret")
+        st, _, body = self.d.request("GET", "/.secret", headers=html)
         self.assertEqual(body, INDEX)
-        st, _, body = self.d.request("GET", "/assets/../.secret")
+        st, _, body = self.d.request("GET", "/assets/../.secret", headers=html)
         self.assertNotEqual(body, b"never served")
         st, _, body = self.d.request("HEAD", "/")
         self.assertEqual(st, 200)

@@ -47,5 +47,17 @@ export function tiles(t) {
     revenue: t.revenue ?? null,
     roas: t.roas ?? null,
     rejected_installs: typeof t.rejected_installs === 'number' ? t.rejected_installs : null,
+    // Amounts in currencies without a rate are left out of revenue and cost (docs/reports.md).
+    revenue_unconverted: unconverted(t.revenue_unconverted),
+    cost_unconverted: unconverted(t.cost_unconverted),
   };
+}
+
+/** {"EUR": 4.99} -> "4.99 EUR"; '' when there is none. */
+export function unconverted(o) {
+  if (!o || typeof o !== 'object') return '';
+  return Object.entries(o)
+    .filter(([, v]) => typeof v === 'number' && v !== 0)
+    .map(([c, v]) => `${v} ${c}`)
+    .join(', ');
 }

@@ -48,3 +48,21 @@ describe('change against the previous period', () => {
     expect(change(-50, -100).ratio).toBeCloseTo(0.5);
   });
 });
+
+import { tiles, unconverted } from '../../src/lib/reports.js';
+
+describe('tiles from the overview totals', () => {
+  it('adds attributed and organic installs and takes the rest as the API has it', () => {
+    const t = tiles({ installs: 30, organic_installs: 10, cost: 12.5, revenue: 5, roas: 0.4, revenue_unconverted: { EUR: 4.99 } });
+    expect(t).toMatchObject({ installs: 40, attributed: 30, organic: 10, organic_share: 0.25, cost: 12.5, revenue: 5, roas: 0.4 });
+    expect(t.rejected_installs).toBe(null);
+    expect(t.revenue_unconverted).toBe('4.99 EUR');
+    expect(tiles({ installs: 0, organic_installs: 0, roas: null }).organic_share).toBe(null);
+    expect(tiles({ installs: 1, organic_installs: 0, rejected_installs: 3 }).rejected_installs).toBe(3);
+    expect(tiles(null)).toBe(null);
+  });
+  it('lists amounts without a rate', () => {
+    expect(unconverted({ EUR: 1.5, GBP: 0, JPY: 100 })).toBe('1.5 EUR, 100 JPY');
+    expect(unconverted(undefined)).toBe('');
+  });
+});

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/attribution.sh - the attribution pipeline's targets (issue #3).
 #
-#   bench/attribution.sh [pipeline|freshness|rollups|all]...   (default: all)
+#   bench/attribution.sh [pipeline|freshness|rollups|fraud|all]...   (default: all)
 #
 #   pipeline   build/bench/bench_pipeline: touches preloaded into the store
 #              (BENCH_PRELOAD_M, default 10 million), then BENCH_MIX_M (default 2)
@@ -17,6 +17,8 @@
 #
 #   rollups    bench_pipeline with and without the report rollups (ROLLUPS=1), alternating:
 #              the throughput the rollups cost (issue #5: at most 10%).
+#   fraud      the same with and without the fraud rules (FRAUD=1, rollups on): what the rules
+#              cost (issue #6: at most 10%).
 #
 # Targets: >= 500,000 mixed records/s with 10 M touches stored, install decision
 # p99 < 1 ms, <= 128 bytes per touch, freshness p99 < 100 ms.
@@ -77,23 +79,26 @@ bench_pipeline() {
     row "touch store bytes per touch ($PRELOAD_M M touches): disk (LMDB) + key index in memory" "$t (disk $(median "${disk[@]}"))" "-" "-" "<= 128" "$verdict"
 }
 
-# The cost of keeping report rollups (issue #5: at most 10% of pipeline throughput): the same pipeline run
-# with ROLLUPS=0 and ROLLUPS=1, alternating, BENCH_ROLLUP_PRELOAD_M (default 2) million touches preloaded.
-bench_rollups() {
+# The cost of one part of the pipeline: the same run with VAR=0 and VAR=1, alternating, BENCH_ROLLUP_PRELOAD_M
+# (default 2) million touches preloaded. The report rollups (issue #5) and the fraud rules (issue #6, with the
+# rollups on, as in the daemon) may each cost at most 10% of pipeline throughput.
+bench_toggle() { # VAR what [ENV=VALUE ...]
     [ -x "$PIPE_BIN" ] || { bench_log "$PIPE_BIN not built (ninja -C build)"; return 2; }
+    local var=$1 what=$2
+    shift 2
     local pre=${BENCH_ROLLUP_PRELOAD_M:-2} off=() on=() rows=() i mode line out
-    CMDS+=("ROLLUPS=0|1 build/bench/bench_pipeline $pre $MIX_M   # alternating, x$RUNS each, medians")
+    CMDS+=("$* $var=0|1 build/bench/bench_pipeline $pre $MIX_M   # alternating, x$RUNS each, medians")
     for i in $(seq 1 "$RUNS"); do
         for mode in 0 1; do
-            bench_log "rollups run $i/$RUNS, ROLLUPS=$mode"
-            out=$(ROLLUPS=$mode "$PIPE_BIN" "$pre" "$MIX_M" "$BENCH_TMP/roll$i$mode") || bench_die "bench_pipeline failed"
+            bench_log "$what run $i/$RUNS, $var=$mode"
+            out=$(env "$@" "$var=$mode" "$PIPE_BIN" "$pre" "$MIX_M" "$BENCH_TMP/tog$i$mode") ||
+                bench_die "bench_pipeline failed"
             printf '%s\n' "$out" >&2
             line=$(printf '%s\n' "$out" | grep '^{' | tail -n 1)
-            rm -rf "$BENCH_TMP/roll$i$mode"
+            rm -rf "$BENCH_TMP/tog$i$mode"
             [ -n "$line" ] || bench_die "bench_pipeline printed no result"
             if [ "$mode" = 1 ]; then
                 on+=("$(jget "$line" mixed_records_per_s)")
-                rows+=("$(jget "$line" rollup_rows)")
             else
                 off+=("$(jget "$line" mixed_records_per_s)")
             fi
@@ -104,9 +109,12 @@ bench_rollups() {
     b=$(median "${on[@]}")
     cost=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.1f", (1 - b / a) * 100 }')
     verdict=$(awk -v c="$cost" 'BEGIN { print (c <= 10) ? "met" : "**missed**" }')
-    row "pipeline with report rollups, mixed records/s ($pre M touches stored; $(median "${rows[@]}") rollup rows)" \
-        "$(printf '%.0f' "$b")" "the same run without rollups: $(printf '%.0f' "$a")/s" "$cost% slower" "<= 10%" "$verdict"
+    row "pipeline with $what, mixed records/s ($pre M touches stored)" \
+        "$(printf '%.0f' "$b")" "the same run without: $(printf '%.0f' "$a")/s" "$cost% slower" "<= 10%" "$verdict"
 }
+
+bench_rollups() { bench_toggle ROLLUPS "report rollups" FRAUD=1; }
+bench_fraud() { bench_toggle FRAUD "the fraud rules" ROLLUPS=1; }
 
 bench_freshness() {
     loadgen_build
@@ -158,8 +166,9 @@ for w in "${WHAT[@]}"; do
     pipeline) bench_pipeline ;;
     freshness) bench_freshness ;;
     rollups) bench_rollups ;;
-    all) bench_pipeline; bench_freshness; bench_rollups ;;
-    *) echo "unknown benchmark '$w' (pipeline|freshness|rollups|all)" >&2; exit 2 ;;
+    fraud) bench_fraud ;;
+    all) bench_pipeline; bench_freshness; bench_rollups; bench_fraud ;;
+    *) echo "unknown benchmark '$w' (pipeline|freshness|rollups|fraud|all)" >&2; exit 2 ;;
     esac
 done
 

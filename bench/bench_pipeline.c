@@ -292,6 +292,8 @@ int main(int argc, char **argv)
     if (getenv("BATCH") != NULL) {
         pc.batch = atoll(getenv("BATCH"));
     }
+    /* FRAUD=0: without the fraud rules (they run by default, as in the daemon). */
+    pc.fraud = getenv("FRAUD") == NULL || atoi(getenv("FRAUD")) != 0;
     umg_pipeline_t *p;
     if (umg_pipeline_new(&pc, st, a->ops, a->bus, NULL, NULL, &p) != UMG_OK) {
         return 1;

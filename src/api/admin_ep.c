@@ -423,8 +423,10 @@ static int commit(umg_admin_t *a, job_t *j)
         sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
         return db_error(a, j);
     }
-    umg_apps_refresh(umg_auth_apps(a->auth));
-    umg_auth_refresh(a->auth);
+    if (a->auth != NULL) { /* NULL: the CLI, whose writes the daemon notices by itself */
+        umg_apps_refresh(umg_auth_apps(a->auth));
+        umg_auth_refresh(a->auth);
+    }
     return 0;
 }
 
@@ -1309,6 +1311,86 @@ static void ep_keys(umg_admin_t *a, job_t *j, umg_app_t *app, int rotate)
     answer(j, 200);
 }
 
+/*
+ * GET / PUT /v1/apps/{id}/fraud: the fraud rules' settings (docs/fraud.md). PUT takes a partial object over the
+ * current settings and stores them in full (canonical JSON); the registry picks them up within a second.
+ */
+static void ep_app_fraud(umg_admin_t *a, job_t *j, umg_app_t *app)
+{
+    int put = is(j->method, "PUT");
+    if (!put && !is(j->method, "GET")) {
+        umg__job_error(j, 405, "method_not_allowed", NULL, "use GET or PUT");
+        return;
+    }
+    if (put && !need(j, UMG_PERM_SETTINGS_WRITE, app)) {
+        return;
+    }
+    umg_fraud_settings_t fs;
+    umg_fraud_settings_default(&fs);
+    char field[96], msg[200];
+    sqlite3_stmt *st = q(a, "SELECT fraud FROM apps WHERE id = ?", "i", (int64_t)app->id);
+    if (st == NULL || sqlite3_step(st) != SQLITE_ROW) {
+        sqlite3_finalize(st);
+        db_error(a, j);
+        return;
+    }
+    const char *stored = col(st, 0);
+    int rc = stored != NULL
+                 ? umg_fraud_settings_apply_json(&fs, stored, strlen(stored), field, sizeof(field), msg, sizeof(msg))
+                 : UMG_OK;
+    sqlite3_finalize(st);
+    if (rc == UMG_ENOMEM) {
+        oom(j);
+        return;
+    }
+    umg_buf_t js = {0};
+    if (put) {
+        rc = umg_fraud_settings_apply_json(&fs, j->body, j->body_len, field, sizeof(field), msg, sizeof(msg));
+        if (rc == UMG_ENOMEM) {
+            oom(j);
+            return;
+        }
+        if (rc != UMG_OK) {
+            umg__job_error(j, 400, rc == UMG_EPARSE ? "invalid_json" : "invalid_value", field[0] ? field : NULL, msg);
+            return;
+        }
+        if (umg_fraud_settings_json(&fs, &js) != UMG_OK || umg_buf_putc(&js, '\0') != UMG_OK) {
+            umg_buf_free(&js);
+            oom(j);
+            return;
+        }
+        if (begin(a)) {
+            umg_buf_free(&js);
+            db_error(a, j);
+            return;
+        }
+        if (exec(a, q(a, "UPDATE apps SET fraud = ? WHERE id = ?", "ti", js.ptr, (int64_t)app->id)) != 0) {
+            rollback(a);
+            umg_buf_free(&js);
+            db_error(a, j);
+            return;
+        }
+        audit(a, j, j->who.org, "app.fraud", app->public_id, "ok", js.ptr);
+        if (commit(a, j)) {
+            umg_buf_free(&js);
+            return;
+        }
+        js.len--;
+    } else if (umg_fraud_settings_json(&fs, &js) != UMG_OK) {
+        oom(j);
+        return;
+    }
+    umg_buf_reset(&j->out);
+    rc = umg_buf_append(&j->out, js.ptr, js.len);
+    rc = rc ? rc : umg_buf_putc(&j->out, '\n');
+    umg_buf_free(&js);
+    if (rc != UMG_OK) {
+        oom(j);
+        return;
+    }
+    answer(j, 200);
+}
+
 static void ep_apps(umg_admin_t *a, job_t *j, path_t *p)
 {
     if (p->n == 1) {
@@ -1337,6 +1419,8 @@ static void ep_apps(umg_admin_t *a, job_t *j, path_t *p)
         }
     } else if (p->n == 3 && is(p->seg[2], "keys")) {
         ep_keys(a, j, &app, 0);
+    } else if (p->n == 3 && is(p->seg[2], "fraud")) {
+        ep_app_fraud(a, j, &app);
     } else if (p->n == 4 && is(p->seg[2], "keys") && is(p->seg[3], "rotate") && is(j->method, "POST")) {
         ep_keys(a, j, &app, 1);
     } else {
@@ -2401,6 +2485,49 @@ done:
     umg_buf_free(&merged);
     umg_buf_free(&j.out);
     umg_json_parser_free(a.json);
+    sqlite3_close(a.db);
+    return rc;
+}
+
+/* ------------------------------------------- the CLI's fraud settings command */
+
+int umg_admin_cli_app_fraud(const char *data_dir, const char *app_id, const char *json, umg_buf_t *out)
+{
+    umg_admin_t a;
+    memset(&a, 0, sizeof(a));
+    job_t j;
+    memset(&j, 0, sizeof(j));
+    int rc = umg_meta_open(data_dir, &a.db);
+    if (rc != UMG_OK) {
+        sqlite3_close(a.db);
+        return umg_api_error_json(out, "store_unavailable", NULL, "cannot open meta.db") == UMG_OK ? UMG_EIO
+                                                                                                   : UMG_ENOMEM;
+    }
+    /* The CLI acts as the organization's owner would, audited as actor "cli". */
+    j.who.kind = UMG_PRINCIPAL_USER;
+    snprintf(j.who.id, sizeof(j.who.id), "cli");
+    j.who.perms = UMG_PERM_USER_MASK;
+    j.who.all_apps = 1;
+    snprintf(j.method, sizeof(j.method), "%s", json != NULL ? "PUT" : "GET");
+    j.body = (char *)json;
+    j.body_len = json != NULL ? strlen(json) : 0;
+    sqlite3_stmt *st = q(&a, "SELECT org_id FROM apps WHERE public_id = ?", "t", app_id);
+    int found = st != NULL && sqlite3_step(st) == SQLITE_ROW;
+    j.who.org = found ? (uint32_t)sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    umg_app_t app;
+    if (!found) {
+        umg__job_error(&j, 404, "not_found", "app", "no such app");
+    } else if (load_app(&a, &j, app_id, &app) == 0) {
+        ep_app_fraud(&a, &j, &app);
+    }
+    umg_buf_reset(out);
+    umg_buf_append(out, j.out.ptr, j.out.len);
+    while (out->len > 0 && out->ptr[out->len - 1] == '\n') {
+        out->len--;
+    }
+    rc = j.status == 200 ? UMG_OK : j.status == 404 ? UMG_ENOENT : j.status == 400 ? UMG_EINVAL : UMG_EIO;
+    umg_buf_free(&j.out);
     sqlite3_close(a.db);
     return rc;
 }

@@ -49,6 +49,11 @@ void umg_admin_audit_async(umg_admin_t *a, const umg_audit_t *rec);
  * to out. Works while the daemon runs (it reloads settings within a second).
  */
 int umg_admin_cli_app_settings(const char *data_dir, const char *app_id, const char *json, umg_buf_t *out);
+/**
+ * `unmogrowp admin app fraud`: shows (json NULL) or changes (a partial JSON object, as PUT /v1/apps/{id}/fraud)
+ * an app's fraud settings; out gets the settings, or the error's JSON. UMG_ENOENT, UMG_EINVAL, UMG_EIO.
+ */
+int umg_admin_cli_app_fraud(const char *data_dir, const char *app_id, const char *json, umg_buf_t *out);
 
 extern const umg_http_route_t umg_admin_routes[];
 extern const size_t umg_admin_nroutes;

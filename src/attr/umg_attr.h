@@ -181,7 +181,8 @@ typedef struct umg_attr_touch_s {
     uint32_t lookback_s; /* the link's lookback in seconds, 0 = the app's setting */
     uint8_t type;        /* umg_attr_touch_type_t */
     uint8_t flags;       /* UMG_ATTR_TF_* */
-    uint8_t reserved[6]; /* zero */
+    uint8_t reason;      /* the fraud rule (umg_fraud_reason_t) that rejected or flagged it, 0 none */
+    uint8_t reserved[5]; /* zero */
 } umg_attr_touch_t;
 
 /* ------------------------------------------------------------- decisions */

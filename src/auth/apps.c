@@ -194,7 +194,7 @@ static int snapshot_load(sqlite3 *db, snapshot_t **out)
     if (sqlite3_prepare_v2(db,
                            "SELECT a.id, a.org_id, a.public_id, o.public_id, a.platform, a.app_key, a.app_secret,"
                            " a.prev_app_key, a.prev_key_until_us, a.prev_app_secret, a.prev_secret_until_us,"
-                           " a.rate_eps, a.rate_burst, o.monthly_quota, a.store_url, a.settings"
+                           " a.rate_eps, a.rate_burst, o.monthly_quota, a.store_url, a.settings, a.fraud"
                            " FROM apps a JOIN orgs o ON o.id = a.org_id",
                            -1, &st, NULL) != SQLITE_OK) {
         rc = UMG_EIO;
@@ -241,6 +241,13 @@ static int snapshot_load(sqlite3 *db, snapshot_t **out)
         setting_str(settings, "currency", e->app.currency, sizeof(e->app.currency), "USD");
         if (!umg_event_currency_known(umg_slice(e->app.currency, strlen(e->app.currency)))) {
             snprintf(e->app.currency, sizeof(e->app.currency), "USD");
+        }
+        umg_fraud_settings_default(&e->app.fraud);
+        const char *fraud = (const char *)sqlite3_column_text(st, 16);
+        char ffield[96], fmsg[160];
+        if (fraud != NULL && umg_fraud_settings_apply_json(&e->app.fraud, fraud, strlen(fraud), ffield, sizeof(ffield),
+                                                           fmsg, sizeof(fmsg)) == UMG_ENOMEM) {
+            oom = 1;
         }
         if (oom || e->key == NULL || e->secret == NULL) {
             goto fail;

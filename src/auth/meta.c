@@ -150,6 +150,9 @@ static const char *const migrations[] = {
     "  rate REAL NOT NULL,"
     "  updated_us INTEGER NOT NULL,"
     "  PRIMARY KEY (org_id, currency, base, day)) WITHOUT ROWID;",
+
+    /* 5: per-app fraud settings (src/fraud, docs/fraud.md): the members changed from the defaults, as JSON */
+    "ALTER TABLE apps ADD COLUMN fraud TEXT NOT NULL DEFAULT '{}';",
 };
 
 int umg_meta_schema_version(void)

@@ -11,6 +11,7 @@
 #define UMG_APPS_H
 
 #include "umg_core.h"
+#include "umg_fraud.h"
 
 /* An app as the request path sees it: a copy, owned by the caller. */
 typedef struct umg_app_s {
@@ -31,6 +32,7 @@ typedef struct umg_app_s {
      * ("USD" when unset), NUL-terminated. */
     char timezone[64];
     char currency[4];
+    umg_fraud_settings_t fraud; /* the fraud rules' settings (docs/fraud.md); defaults when never set */
 } umg_app_t;
 
 typedef struct umg_apps_s umg_apps_t;

@@ -10,6 +10,7 @@
 #include "umg_rollup.h"
 #include "umg_bus.h"
 #include "umg_cost.h"
+#include "umg_fraud_train.h"
 #include "umg_query_ep.h"
 #include "umg_gen.h"
 #include "umg_http.h"
@@ -142,6 +143,11 @@ static const umg_config_item_t serve_items[] = {
      "Touches older than this (behind the newest log record) leave the touch store; keep it above every window."},
     {"attribution.sync_interval", UMG_CFG_DURATION_MS, "1s", 10, 3600000, OFF(pipeline.sync_interval_ms),
      "How often the attribution store is flushed to disk; a machine crash replays the rest from the log."},
+    {"fraud.rules", UMG_CFG_BOOL, "true", 0, 1, OFF(pipeline.fraud),
+     "Run the fraud rules (docs/fraud.md; each app sets its own rules); false: no rule runs for any app."},
+    {"fraud.horizon", UMG_CFG_DURATION_MS, "1d", 86400000, 3650ll * 86400000, OFF(pipeline.fraud_horizon_ms),
+     "Items dated more than this before they arrive escape the windowed rules; raise it to judge backfilled "
+     "history (memory: about 100 bytes per click within it)."},
 };
 
 /* ---------------------------------------------------------------- usage */
@@ -156,10 +162,12 @@ static void usage_main(FILE *f)
             "  admin app create      create an app (and its organization) and print its keys\n"
             "  admin app list        list apps with their keys\n"
             "  admin app settings    show or change an app's attribution windows\n"
+            "  admin app fraud       show or change an app's fraud rules and model mode\n"
             "  admin user create     create a dashboard user (password on standard input)\n"
             "  admin privacy forget  forget a device (GDPR / CCPA erasure)\n"
             "  import costs|rates    import ad spend or currency rates from a CSV file\n"
             "  gen                   send realistic synthetic traffic for an app (or write request files)\n"
+            "  fraud train           train an app's fraud model from labelled installs\n"
             "  config docs           print the configuration reference (Markdown)\n\n"
             "Run 'unmogrowp COMMAND --help' for a command's options.\n",
             UMG_VERSION);
@@ -292,6 +300,7 @@ static const umg_http_route_t base_routes[] = {
     {"GET", "/v1/reports/cohorts", 0, umg_query_ep_cohorts},
     {"GET", "/v1/reports/activity", 0, umg_query_ep_activity},
     {"GET", "/v1/reports/funnel", 0, umg_query_ep_funnel},
+    {"GET", "/v1/reports/fraud", 0, umg_query_ep_fraud},
     {"*", "/v1/costs", 0, umg_cost_ep_costs},
     {"*", "/v1/rates", 0, umg_cost_ep_rates},
 };
@@ -399,6 +408,7 @@ static int cmd_serve(int argc, char **argv)
     umg_tz_cache_t *tzc = NULL;
     umg_http_static_t *web = NULL;
     umg_live_t *live = NULL;
+    umg_fraud_scorer_t *scorer = NULL;
 
     /* Signals are blocked in every thread and taken by sigwait in this one; blocked before any
      * thread starts (the admin, cost and report workers inherit the mask). */
@@ -496,7 +506,14 @@ static int cmd_serve(int argc, char **argv)
             umg_pipeline_new(&cfg.pipeline, store, ing.bus_ops, ing.bus, ing.apps, ing.pii, &pipeline) != UMG_OK ||
             umg_tz_cache_new(&tzc) != UMG_OK || umg_rollup_new(&rollup) != UMG_OK ||
             umg_pipeline_set_reports(pipeline, rollup, tzc) != UMG_OK ||
-            (umg_pipeline_set_live(pipeline, live), umg_pipeline_start(pipeline)) != UMG_OK) {
+            umg_fraud_scorer_new(cfg.data, ing.apps, &scorer) != UMG_OK) {
+            umg_log(UMG_LOG_ERROR, "serve", "cannot start the attribution pipeline (store in %s)", storedir);
+            goto done;
+        }
+        umg_pipeline_fraud_t fh = {.score = umg_fraud_scorer_score, .ctx = scorer};
+        umg_pipeline_set_fraud(pipeline, &fh);
+        umg_pipeline_set_live(pipeline, live);
+        if (umg_pipeline_start(pipeline) != UMG_OK) {
             umg_log(UMG_LOG_ERROR, "serve", "cannot start the attribution pipeline (store in %s)", storedir);
             goto done;
         }
@@ -560,6 +577,7 @@ done:
     }
     umg_privacy_runner_stop(privacy);
     umg_pipeline_free(pipeline); /* stops it: the batch in hand is committed or undone */
+    umg_fraud_scorer_free(scorer);
     umg_store_close(store);
     umg_rollup_free(rollup);
     /* Completes what was queued; the completions find their loops stopped and are dropped. */
@@ -759,6 +777,47 @@ static int cmd_app_settings(int argc, char **argv)
     umg_buf_free(&sources);
     umg_buf_free(&body);
     return bad ? 2 : rc == UMG_OK ? 0 : 1;
+}
+
+static void usage_app_fraud(FILE *f)
+{
+    fprintf(f, "Usage: unmogrowp admin app fraud --data DIR --app APP_ID [--json OBJECT]\n\n"
+               "Shows, or changes, an app's fraud settings and prints them as one JSON object: the same settings\n"
+               "and checks as PUT /v1/apps/{app_id}/fraud (docs/fraud.md); audited as actor 'cli'.\n"
+               "  --json OBJECT   members to change, e.g. '{\"rules\":{\"click_spam\":{\"action\":\"flag\"}},\n"
+               "                  \"model\":{\"mode\":\"shadow\",\"shadow_sample\":0.05}}'\n"
+               "Works while the daemon runs: new records use the new settings within a second.\n");
+}
+
+static int cmd_app_fraud(int argc, char **argv)
+{
+    static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
+                                         {"app", required_argument, NULL, 'a'},
+                                         {"json", required_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *data = NULL, *app = NULL, *json = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': data = optarg; break;
+        case 'a': app = optarg; break;
+        case 'j': json = optarg; break;
+        case 'h': usage_app_fraud(stdout); return 0;
+        default: usage_app_fraud(stderr); return 2;
+        }
+    }
+    if (data == NULL || app == NULL) {
+        fprintf(stderr, "unmogrowp admin app fraud: --data and --app are required\n");
+        return 2;
+    }
+    umg_buf_t out = {0};
+    int rc = umg_admin_cli_app_fraud(data, app, json, &out);
+    fprintf(rc == UMG_OK ? stdout : stderr, "%s%.*s\n", rc == UMG_OK ? "" : "unmogrowp admin app fraud: ", (int)out.len,
+            out.ptr);
+    umg_buf_free(&out);
+    return rc == UMG_OK ? 0 : 1;
 }
 
 static void usage_user_create(FILE *f)
@@ -975,6 +1034,9 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "gen") == 0) {
         return umg_gen_cli(argc - 1, argv + 1);
     }
+    if (strcmp(argv[1], "fraud") == 0 && argc >= 3 && strcmp(argv[2], "train") == 0) {
+        return umg_fraud_train_cli(argc - 2, argv + 2);
+    }
     if (strcmp(argv[1], "admin") == 0 && argc >= 4 && strcmp(argv[2], "app") == 0) {
         if (strcmp(argv[3], "create") == 0) {
             return cmd_app_create(argc - 3, argv + 3);
@@ -984,6 +1046,9 @@ int main(int argc, char **argv)
         }
         if (strcmp(argv[3], "settings") == 0) {
             return cmd_app_settings(argc - 3, argv + 3);
+        }
+        if (strcmp(argv[3], "fraud") == 0) {
+            return cmd_app_fraud(argc - 3, argv + 3);
         }
     }
     if (strcmp(argv[1], "admin") == 0 && argc >= 4 && strcmp(argv[2], "privacy") == 0 &&

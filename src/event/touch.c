@@ -90,6 +90,7 @@ enum {
     J_APP_ID,      /* stored form only */
     J_RECEIVED_AT, /* stored form only */
     J_LOOKBACK_S,  /* stored form only; the same field as "lookback" */
+    J_VIA,         /* stored form only: "link" for a click or impression link */
 };
 
 typedef struct field_s {
@@ -150,6 +151,7 @@ static int top_key(const char *k, size_t n)
 {
     switch (n) {
     case 2: return IS("ts") ? J_TS : IS("ip") ? J_IP : IS("ad") ? P_AD : -1;
+    case 3: return IS("via") ? J_VIA : -1;
     case 4:
         if (IS("type")) {
             return J_TYPE;
@@ -761,6 +763,20 @@ static int member_touch_id(tctx_t *c, const umg_json_item_t *it)
     return 0;
 }
 
+static int member_via(tctx_t *c, const umg_json_item_t *it)
+{
+    umg_slice_t s;
+    int rc = json_str(c, it, &s);
+    if (rc <= 0) {
+        return rc;
+    }
+    if (!umg_slice_eq(s, "link")) {
+        return FAIL(c, it, E_INVALID_VALUE, "must be \"link\"");
+    }
+    c->t->via_link = 1;
+    return 0;
+}
+
 static int member_lookback_s(tctx_t *c, const umg_json_item_t *it)
 {
     switch (it->type) {
@@ -846,6 +862,7 @@ static int top_member(tctx_t *c, const umg_json_item_t *it)
     case J_APP_ID: return member_text(c, it, UMG_TOUCH_MAX_STR, &t->app_id);
     case J_RECEIVED_AT: return json_time(c, it, &t->received_us) < 0 ? -1 : 0;
     case J_LOOKBACK_S: return member_lookback_s(c, it);
+    case J_VIA: return member_via(c, it);
     default: return member_param(c, it, f);
     }
 }
@@ -1138,6 +1155,9 @@ int umg_touch_encode_json(const umg_touch_t *t, umg_buf_t *out)
     }
     if (t->retargeting) {
         p = W_LIT(p, ",\"retargeting\":true");
+    }
+    if (t->via_link) {
+        p = W_LIT(p, ",\"via\":\"link\"");
     }
     p = w_member(out, p, "deep_link", t->deep_link);
     for (int i = 0; i < 5; i++) {

@@ -37,6 +37,7 @@ typedef struct umg_touch_s {
     umg_slice_t ip, user_agent;
     int64_t lookback_s; /* 0: the app's window; else "lookback" (e.g. 7d, 12h, 90m) in seconds */
     int retargeting;    /* 0 / 1 */
+    int via_link;       /* 1: came through a click or impression link (stored as "via":"link"), set by the server */
     umg_slice_t deep_link;
     umg_slice_t sub[5]; /* sub1..sub5 */
 } umg_touch_t;

@@ -13,6 +13,11 @@
  * from a device's own splitmix64 stream, and JSON is written after all the
  * draws of an item, so counting without JSON (umg_gen_count) walks exactly
  * the same timeline.
+ *
+ * With fraud_pct, the fraud layer (section "fraud") plans its actors when the
+ * generator starts, from streams of its own, and keeps them in a heap of its
+ * own; umg_gen_next takes its items when they come strictly before the next
+ * honest one, so the honest timeline is not touched.
  */
 #include "umg_gen.h"
 
@@ -48,6 +53,9 @@ const umg_config_item_t umg_gen_config_items[] = {
      "Percent of sessions, in-app events and purchases sent hours to days after their ts (after later items)."},
     {"reinstall", UMG_CFG_INT, "0", 0, 100, OFF(reinstall_pct),
      "Percent of installing devices that install again 1-6 or 8-21 days later, 60% of them after a new click."},
+    {"fraud", UMG_CFG_INT, "0", 0, 100, OFF(fraud_pct),
+     "Fraudulent installs on top of the honest ones, in percent of --devices, with their clicks (labelled: "
+     "--fraud-labels); 0 makes none."},
 };
 const size_t umg_gen_config_nitems = UMG_ARRAY_SIZE(umg_gen_config_items);
 
@@ -408,6 +416,7 @@ typedef struct profile_s {
     uint32_t ipw[6]; /* ipw[0]: 0 IPv4, 1 IPv6 */
     char adid[37], idfv[37], android_id[17];
     char ip[48];
+    const char *ua; /* the SDK User-Agent in place of the model's (fraud: bots); NULL for honest devices */
 } profile_t;
 
 /* A heap entry keeps the device's next time next to its slot, so that sifting does not touch
@@ -451,6 +460,7 @@ struct umg_gen_s {
     uint64_t late_seq;
     umg_buf_t out;
     umg_gen_stats_t st;
+    struct fraud_s *fr; /* fraud_pct: the fraud layer, NULL without */
 };
 
 /* ---------------------------------------------------------------- profile */
@@ -916,7 +926,7 @@ static char *event_head(umg_gen_t *g, const gdev_t *d, const profile_t *p, const
     w = PUT(w, "}");
     w = put_kv(w, "ip", p->ip);
     w = PUT(w, ",\"user_agent\":\"");
-    w = put_sdk_ua(g, p, w);
+    w = p->ua != NULL ? put_s(w, p->ua) : put_sdk_ua(g, p, w);
     *w++ = '"';
     if (d->flags & F_SIGNUP) {
         w = put_key(w, "user_id");
@@ -1532,6 +1542,614 @@ static int start_device(umg_gen_t *g)
     return UMG_OK;
 }
 
+/* ---------------------------------------------------------------- fraud */
+
+/*
+ * Synthetic fraud (fraud_pct, docs/gen.md "Fraud"): actors of a layer of their own, on top of the
+ * honest population, which does not change. Every actor is planned when the generator starts
+ * (times, groups), from a stream of its own, and then yields its items in time order from a heap
+ * of its own; umg_gen_next merges the two by time (honest items first on ties). Actors that
+ * install are fresh devices (their numbers start at FRAUD_SEQ, so their ids never meet the
+ * honest ones); victims of injection and flooding are ordinary organic users.
+ *
+ * The rules' default thresholds the traffic is made to exceed (docs/fraud.md of the pipeline).
+ */
+#define SPAM_DEVICE_HOUR 10 /* click_spam: clicks per device id per clock hour */
+#define SPAM_IP_MINUTE 30   /* click_spam: clicks per IP per minute */
+#define FARM_IP_HOUR 20     /* device_farm: installs per IP within an hour */
+#define FARM_IP_UA_DAY 5    /* device_farm: device ids per IP + User-Agent in a day */
+#define FRAUD_MAX 1000000   /* fraudulent installs at most */
+#define FRAUD_SEQ (UINT64_C(1) << 48)
+
+enum {
+    FR_INJECT,
+    FR_FLOOD_WIN,
+    FR_SPRAY,
+    FR_DEV_BURST,
+    FR_IP_BURST,
+    FR_DC,
+    FR_BOT,
+    FR_BOT_CLICK,
+    FR_FARM,
+    FR_SPOOF,
+    FR_BOT_LINK
+};
+enum { FS_CLICK, FS_INSTALL, FS_SESSION, FS_END };
+
+#define BOT_LINKS 20 /* bot clicks through the click link at most: they all come from gen's address */
+
+/* Share of the fraudulent installs per kind (weights over the kinds chosen). */
+static const uint16_t fraud_w[UMG_GEN_FRAUD_KINDS] = {0, 30, 20, 15, 10, 15, 10};
+
+static const struct {
+    const char *source;
+    const char *sites[4];
+    const char *reason;
+} fraud_src[UMG_GEN_FRAUD_KINDS] = {
+    {NULL, {NULL}, NULL},
+    {"fraudnet",
+     {"com.cleaner.boost", "com.flashlight.pro", "com.battery.saver", "com.wifi.master"},
+     "click_injection"},
+    {"clickblast", {"blast_sub_17", "blast_sub_42", "blast_sub_42", "blast_sub_17"}, "click_flooding"},
+    {"hostads", {"hostads_sub_3", "hostads_sub_8", "hostads_sub_3", "hostads_sub_8"}, "blocked_ip"},
+    {"trafficbot", {"tb_sub_1", "tb_sub_2", "tb_sub_3", "tb_sub_4"}, "bot_user_agent"},
+    {"installpay", {"offerwall_a", "offerwall_b", "offerwall_a", "offerwall_b"}, "device_farm"},
+    {"spoofmob", {"sm_sub_5", "sm_sub_6", "sm_sub_5", "sm_sub_6"}, "sdk_spoofing"},
+};
+
+static const char *const bot_uas[] = {
+    "curl/8.1.2",
+    "python-requests/2.31.0",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.6099.71 "
+    "Safari/537.36",
+    "Go-http-client/1.1",
+    "Wget/1.21.4",
+    "Scrapy/2.11.0 (+https://scrapy.org)",
+};
+
+const char *const umg_gen_datacenter_cidrs[] = {"203.0.113.0/24", "2001:db8:ffff::/48"};
+const size_t umg_gen_datacenter_ncidrs = UMG_ARRAY_SIZE(umg_gen_datacenter_cidrs);
+
+/* One actor: a device of a scheme, or a source of clicks. */
+typedef struct fact_s {
+    int64_t ts;         /* the next item */
+    int64_t click_ts;   /* its click (installing actors) */
+    int64_t install_ts; /* its install (installing actors) */
+    uint64_t rng;
+    uint32_t num;   /* actor number: the device is FRAUD_SEQ + num */
+    uint32_t group; /* farm or burst */
+    uint32_t index; /* place in the group, in time order; clicks so far (bursts) */
+    uint16_t left;  /* clicks to come (sprays and bursts) */
+    uint8_t role, step, spoof, flags;
+} fact_t;
+
+enum { FF_BEGIN = 1, FF_IPV6 = 2 };
+
+struct fraud_s {
+    fact_t *a;
+    uint32_t n, cap;
+    uint32_t *heap, nheap;
+};
+
+static int fact_before(const struct fraud_s *f, uint32_t x, uint32_t y)
+{
+    return f->a[x].ts < f->a[y].ts || (f->a[x].ts == f->a[y].ts && x < y);
+}
+
+static void fheap_down(struct fraud_s *f, uint32_t i)
+{
+    uint32_t v = f->heap[i];
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= f->nheap) {
+            break;
+        }
+        if (c + 1 < f->nheap && fact_before(f, f->heap[c + 1], f->heap[c])) {
+            c++;
+        }
+        if (!fact_before(f, f->heap[c], v)) {
+            break;
+        }
+        f->heap[i] = f->heap[c];
+        i = c;
+    }
+    f->heap[i] = v;
+}
+
+/* A new actor whose first item is at ts; NULL when out of memory. */
+static fact_t *fact_add(umg_gen_t *g, int role, int64_t ts)
+{
+    struct fraud_s *f = g->fr;
+    if (f->n == f->cap) {
+        uint32_t ncap = f->cap ? f->cap * 2 : 256;
+        fact_t *na = umg_realloc(f->a, sizeof(*na) * ncap);
+        if (na == NULL) {
+            return NULL;
+        }
+        f->a = na;
+        f->cap = ncap;
+    }
+    fact_t *a = &f->a[f->n];
+    memset(a, 0, sizeof(*a));
+    a->num = f->n++;
+    a->role = (uint8_t)role;
+    a->ts = ts;
+    a->rng = g->key ^ mix64((uint64_t)a->num * UINT64_C(0xc2b2ae3d27d4eb4f) + 0xf4a0d);
+    return a;
+}
+
+/* A clicking actor: `left` clicks from ts on. */
+static int fact_clicks(umg_gen_t *g, int role, int64_t ts, uint16_t left)
+{
+    fact_t *a = fact_add(g, role, ts);
+    if (a == NULL) {
+        return UMG_ENOMEM;
+    }
+    a->left = left;
+    return UMG_OK;
+}
+
+/* Uniform in [lo, hi] (hi < lo: lo). */
+static int64_t between(uint64_t *s, int64_t lo, int64_t hi)
+{
+    return hi <= lo ? lo : lo + (int64_t)(unit(s) * (double)(hi - lo));
+}
+
+/* Installing actors: the click, then the install `ctit` later, within the history. */
+static fact_t *fact_install(umg_gen_t *g, int role, int64_t install_ts, int64_t ctit)
+{
+    int64_t click = UMG_MAX(install_ts - ctit, g->start + SEC);
+    fact_t *a = fact_add(g, role, click);
+    if (a != NULL) {
+        a->click_ts = click;
+        a->install_ts = UMG_MAX(install_ts, click + SEC);
+    }
+    return a;
+}
+
+/* A click-to-install time of minutes (the ordinary kind), at most an hour. */
+static int64_t short_ctit(uint64_t *s)
+{
+    return UMG_MIN(20 * SEC + (int64_t)lognormal(s, 3.0 * MIN, 1.0), HOUR);
+}
+
+/* How many fraudulent installs of each kind: fraud_pct of the devices, split by fraud_w over the
+ * kinds chosen, at least one of each. */
+static void fraud_counts(const umg_gen_opts_t *o, uint64_t n[UMG_GEN_FRAUD_KINDS])
+{
+    uint32_t mask = o->fraud_kinds ? o->fraud_kinds : UINT32_MAX;
+    uint64_t total = (uint64_t)llround((double)o->devices * (double)o->fraud_pct / 100.0), w = 0;
+    for (int k = 1; k < UMG_GEN_FRAUD_KINDS; k++) {
+        w += mask & (UINT32_C(1) << k) ? fraud_w[k] : 0;
+    }
+    n[0] = 0;
+    for (int k = 1; k < UMG_GEN_FRAUD_KINDS; k++) {
+        n[k] = o->fraud_pct > 0 && w > 0 && (mask & (UINT32_C(1) << k))
+                   ? UMG_MAX(1, (uint64_t)llround((double)total * fraud_w[k] / (double)w))
+                   : 0;
+    }
+}
+
+static int plan_injection(umg_gen_t *g, uint64_t *s, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        int64_t t = between(s, g->start + MIN, g->now - MIN);
+        fact_t *a = fact_install(g, FR_INJECT, t, SEC + (int64_t)below(s, 8 * SEC + 1));
+        if (a == NULL) {
+            return UMG_ENOMEM;
+        }
+        a->flags = i % 2 == 0 ? FF_BEGIN : 0; /* Android: a Play referrer that began before the click */
+    }
+    return UMG_OK;
+}
+
+static int plan_flood(umg_gen_t *g, uint64_t *s, uint64_t n)
+{
+    if (n == 0) {
+        return UMG_OK;
+    }
+    int64_t span = g->now - g->start;
+    int64_t maxlag = UMG_MIN(5 * DAY, span - 2 * MIN), minlag = UMG_MIN(DAY + MIN, maxlag);
+    for (uint64_t i = 0; i < n; i++) {
+        int64_t lag = between(s, minlag, maxlag);
+        if (fact_install(g, FR_FLOOD_WIN, between(s, g->start + MIN + lag, g->now - MIN), lag) == NULL) {
+            return UMG_ENOMEM;
+        }
+    }
+    /* The spray: about 200 clicks per install won, over the whole history. */
+    int rc = UMG_OK;
+    for (uint64_t i = 0; i < 4 * n && rc == UMG_OK; i++) {
+        rc = fact_clicks(g, FR_SPRAY, g->start + (int64_t)expo(s, (double)span / 50.0), 50);
+    }
+    /* Devices with 25 clicks in one clock hour, IPs with 70 clicks in one minute. */
+    for (uint64_t i = 0; i < UMG_MAX(1, n / 10) && rc == UMG_OK; i++) {
+        int64_t h = between(s, g->start + HOUR, g->now - 2 * HOUR) / HOUR * HOUR;
+        rc = fact_clicks(g, FR_DEV_BURST, h + (int64_t)below(s, 10 * MIN), 25);
+    }
+    for (uint64_t i = 0; i < UMG_MAX(1, n / 20) && rc == UMG_OK; i++) {
+        int64_t m = between(s, g->start + MIN, g->now - 2 * MIN) / MIN * MIN;
+        rc = fact_clicks(g, FR_IP_BURST, m + (int64_t)below(s, 3 * SEC), 70);
+    }
+    return rc;
+}
+
+/* Bursts of about ten installs within ten minutes from data-centre addresses. */
+static int plan_datacenter(umg_gen_t *g, uint64_t *s, uint64_t n)
+{
+    int64_t burst = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        if (i % 10 == 0) {
+            burst = between(s, g->start + 2 * HOUR, g->now - 20 * MIN);
+        }
+        fact_t *a = fact_install(g, FR_DC, burst + (int64_t)below(s, 10 * MIN), short_ctit(s));
+        if (a == NULL) {
+            return UMG_ENOMEM;
+        }
+        a->group = (uint32_t)(i / 10);
+        a->flags = chance(s, 0.3) ? FF_IPV6 : 0;
+    }
+    return UMG_OK;
+}
+
+static int plan_bot(umg_gen_t *g, uint64_t *s, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        if (fact_install(g, FR_BOT, between(s, g->start + 2 * HOUR, g->now - MIN), short_ctit(s)) == NULL) {
+            return UMG_ENOMEM;
+        }
+    }
+    /* Bot clicks that install nothing: three per install. */
+    int rc = UMG_OK;
+    for (uint64_t i = 0; i < 3 * n && rc == UMG_OK; i++) {
+        rc = fact_clicks(g, FR_BOT_CLICK, between(s, g->start + MIN, g->now - MIN), 1);
+    }
+    /* Clicks through the click link with no User-Agent, one per install, at most BOT_LINKS: the
+     * daemon sees them all from gen's one address within seconds, under click_spam's 30 a minute. */
+    for (uint64_t i = 0; i < UMG_MIN(n, BOT_LINKS) && rc == UMG_OK; i++) {
+        rc = fact_clicks(g, FR_BOT_LINK, between(s, g->start + MIN, g->now - MIN), 1);
+    }
+    return rc;
+}
+
+/* Farms of 30-60 installs within 55 minutes, as many as make about n (at least one). */
+static int plan_farm(umg_gen_t *g, uint64_t *s, uint64_t n)
+{
+    uint64_t farms = n == 0 ? 0 : UMG_MAX(1, (uint64_t)llround((double)n / 45.0));
+    for (uint64_t f = 0; f < farms; f++) {
+        uint32_t size = 30 + below(s, 31);
+        int64_t start = between(s, g->start + 2 * HOUR, g->now - 70 * MIN), step = 55 * MIN / size;
+        for (uint32_t i = 0; i < size; i++) {
+            int64_t t = start + i * step + (int64_t)below(s, (uint32_t)(step / 2));
+            fact_t *a = fact_install(g, FR_FARM, t, 30 * SEC + (int64_t)below(s, 5 * MIN));
+            if (a == NULL) {
+                return UMG_ENOMEM;
+            }
+            a->group = (uint32_t)f;
+            a->index = i;
+        }
+    }
+    return UMG_OK;
+}
+
+static int plan_spoof(umg_gen_t *g, uint64_t *s, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        fact_t *a = fact_install(g, FR_SPOOF, between(s, g->start + 2 * HOUR, g->now - MIN), short_ctit(s));
+        if (a == NULL) {
+            return UMG_ENOMEM;
+        }
+        a->spoof = (uint8_t)(1 + i % 3);
+    }
+    return UMG_OK;
+}
+
+static int fraud_plan(umg_gen_t *g)
+{
+    uint64_t n[UMG_GEN_FRAUD_KINDS];
+    fraud_counts(&g->o, n);
+    g->fr = umg_calloc(1, sizeof(*g->fr));
+    if (g->fr == NULL) {
+        return UMG_ENOMEM;
+    }
+    uint64_t s = g->key ^ UINT64_C(0xf4a0d91a7);
+    int rc = plan_injection(g, &s, n[UMG_GEN_FRAUD_INJECTION]);
+    rc = rc ? rc : plan_flood(g, &s, n[UMG_GEN_FRAUD_FLOOD]);
+    rc = rc ? rc : plan_datacenter(g, &s, n[UMG_GEN_FRAUD_DATACENTER]);
+    rc = rc ? rc : plan_bot(g, &s, n[UMG_GEN_FRAUD_BOT]);
+    rc = rc ? rc : plan_farm(g, &s, n[UMG_GEN_FRAUD_FARM]);
+    rc = rc ? rc : plan_spoof(g, &s, n[UMG_GEN_FRAUD_SPOOF]);
+    if (rc != UMG_OK) {
+        return rc;
+    }
+    struct fraud_s *f = g->fr;
+    f->heap = umg_malloc(sizeof(uint32_t) * (f->n ? f->n : 1));
+    if (f->heap == NULL) {
+        return UMG_ENOMEM;
+    }
+    for (uint32_t i = 0; i < f->n; i++) {
+        f->a[i].ts = UMG_MIN(UMG_MAX(f->a[i].ts, g->start), g->now);
+        f->heap[f->nheap++] = i;
+    }
+    for (uint32_t i = f->nheap / 2; i-- > 0;) {
+        fheap_down(f, i);
+    }
+    return UMG_OK;
+}
+
+static void fraud_free(struct fraud_s *f)
+{
+    if (f != NULL) {
+        umg_free(f->a);
+        umg_free(f->heap);
+        umg_free(f);
+    }
+}
+
+/* The time of the fraud layer's next item, INT64_MAX when it has none. */
+static int64_t fraud_top(const umg_gen_t *g)
+{
+    return g->fr != NULL && g->fr->nheap > 0 ? g->fr->a[g->fr->heap[0]].ts : INT64_MAX;
+}
+
+static umg_gen_fraud_t role_kind(int role)
+{
+    static const uint8_t kinds[] = {UMG_GEN_FRAUD_INJECTION, UMG_GEN_FRAUD_FLOOD, UMG_GEN_FRAUD_FLOOD,
+                                    UMG_GEN_FRAUD_FLOOD,     UMG_GEN_FRAUD_FLOOD, UMG_GEN_FRAUD_DATACENTER,
+                                    UMG_GEN_FRAUD_BOT,       UMG_GEN_FRAUD_BOT,   UMG_GEN_FRAUD_FARM,
+                                    UMG_GEN_FRAUD_SPOOF,     UMG_GEN_FRAUD_BOT};
+    return (umg_gen_fraud_t)kinds[role];
+}
+
+/* An address of 100.64.0.0/10 (carrier-grade NAT, RFC 6598), as a flood's servers and proxies
+ * show: none of the honest devices' ranges, so that a flood's click without a device id never
+ * matches an honest install by IP + User-Agent. */
+static void cgnat_ip(uint64_t x, char out[48])
+{
+    snprintf(out, 48, "100.%u.%u.%u", (unsigned)(64 + (x >> 8) % 64), (unsigned)(x % 256),
+             (unsigned)(1 + (x >> 16) % 254));
+}
+
+static int fact_spams(const fact_t *a)
+{
+    return a->role == FR_SPRAY || a->role == FR_DEV_BURST || a->role == FR_IP_BURST || a->role == FR_BOT_CLICK ||
+           a->role == FR_BOT_LINK;
+}
+
+/* The actor's device: an organic device's profile with a real advertising id, and the scheme's
+ * address and User-Agent. */
+static void fact_device(const umg_gen_t *g, const fact_t *a, gdev_t *d, profile_t *p)
+{
+    memset(d, 0, sizeof(*d));
+    d->seq = FRAUD_SEQ + a->num;
+    d->kind = DK_ORGANIC;
+    d->ts = a->ts;
+    /* Item numbers (the ids' seeds): the click 0, the install 1, the session 2; spam clicks in order. */
+    d->n = fact_spams(a) ? a->index : a->step;
+    profile_make(g, d, p);
+    p->opted_out = 0;
+    if (a->role == FR_FARM) {
+        /* One model, OS and app version per farm: one User-Agent. */
+        p->model = (int)(mix64(a->group + 0xfa) % (uint64_t)g->nmodels);
+        p->os = 0;
+        p->app_version = 0;
+        p->chrome = 0;
+    }
+    if (g->json) {
+        profile_text(p);
+    }
+    uint64_t h = mix64(g->key ^ (d->seq * 31 + a->group));
+    if (a->role == FR_DC && (a->flags & FF_IPV6)) {
+        snprintf(p->ip, sizeof(p->ip), "2001:db8:ffff:%x:%x:%x:%x:%x", (unsigned)(h & 0xffff),
+                 (unsigned)(h >> 16 & 0xffff), (unsigned)(h >> 32 & 0xffff), (unsigned)(h >> 48), a->index + 1);
+    } else if (a->role == FR_DC) {
+        snprintf(p->ip, sizeof(p->ip), "203.0.113.%u", (unsigned)(1 + h % 254));
+    } else if (a->role == FR_FARM) {
+        snprintf(p->ip, sizeof(p->ip), "198.51.100.%u", 1 + a->group % 254);
+    } else if (a->role == FR_DEV_BURST || a->role == FR_IP_BURST) {
+        cgnat_ip(h, p->ip);
+    }
+    if (a->role == FR_BOT) {
+        p->ua = bot_uas[mix64(h) % UMG_ARRAY_SIZE(bot_uas)];
+    }
+}
+
+static void random_ip(uint64_t *s, char out[48])
+{
+    cgnat_ip(rnd(s), out);
+}
+
+/* A fraudulent click: adid NULL for none, ua NULL for the device's in-app browser. */
+static void write_fraud_click(umg_gen_t *g, const gdev_t *d, const profile_t *p, umg_gen_fraud_t k, int site,
+                              const char *adid, const char *ip, const char *ua, char cid[33])
+{
+    char *w = g->out.ptr, id[37];
+    w = PUT(w, "{\"type\":\"click\"");
+    item_id(g, d, 0x70c4, id);
+    w = put_kv(w, "touch_id", id);
+    w = put_ki(w, "ts", d->ts);
+    w = put_kv(w, "source", fraud_src[k].source);
+    w = put_key(w, "campaign");
+    w = put_s(w, fraud_src[k].source);
+    w = PUT(w, "_cpi_ww\"");
+    w = put_key(w, "campaign_id");
+    w = put_u64(w, 7000000 + (uint64_t)k * 1111);
+    *w++ = '"';
+    w = put_kv(w, "adset", "all");
+    w = put_kv(w, "ad", "banner_v1");
+    w = put_kv(w, "site", fraud_src[k].sites[site & 3]);
+    w = put_kv(w, "click_id", cid);
+    if (adid != NULL) {
+        w = PUT(w, ",\"device\":{\"");
+        w = put_s(w, g->o.platform == UMG_GEN_IOS ? "idfa" : "gaid");
+        w = PUT(w, "\":\"");
+        w = put_s(w, adid);
+        w = PUT(w, "\"}");
+    }
+    w = put_kv(w, "ip", ip);
+    w = put_key(w, "user_agent");
+    w = ua != NULL ? put_s(w, ua) : put_touch_ua(g, p, w);
+    *w++ = '"';
+    *w++ = '}';
+    g->out.len = (size_t)(w - g->out.ptr);
+}
+
+/* A click of a spray or a burst, or a bot's click that installs nothing. */
+static void fraud_spam_click(umg_gen_t *g, fact_t *a, gdev_t *d, const profile_t *p, umg_gen_item_t *it)
+{
+    umg_gen_fraud_t k = role_kind(a->role);
+    char adid[37], ip[48], cid[33];
+    int with_id = a->role == FR_DEV_BURST || a->role == FR_BOT_CLICK || chance(&a->rng, 0.7);
+    make_uuid(rnd(&a->rng), rnd(&a->rng), adid); /* sprays and IP bursts: a new id each click */
+    random_ip(&a->rng, ip);
+    int site = (int)below(&a->rng, 4);
+    const char *ua = a->role == FR_BOT_CLICK ? bot_uas[below(&a->rng, UMG_ARRAY_SIZE(bot_uas))] : NULL;
+    it->reason = "click_flooding";
+    if (a->role == FR_DEV_BURST || a->role == FR_IP_BURST) {
+        it->reason = "click_spam";
+        it->detectable = a->index >= (a->role == FR_DEV_BURST ? SPAM_DEVICE_HOUR : SPAM_IP_MINUTE);
+    } else if (a->role == FR_BOT_CLICK || a->role == FR_BOT_LINK) {
+        it->reason = "bot_user_agent";
+        it->detectable = 1;
+    }
+    if (g->json && a->role == FR_BOT_LINK) {
+        /* The query of GET /c/{app_id}: every value is plain ASCII that needs no escaping. */
+        char *w = g->out.ptr;
+        click_id(g, d, d->n, cid);
+        w +=
+            sprintf(w, "source=%s&campaign=%s_cpi_ww&campaign_id=%llu&adset=all&ad=banner_v1&site=%s&click_id=%s&%s=%s",
+                    fraud_src[k].source, fraud_src[k].source, (unsigned long long)(7000000 + (uint64_t)k * 1111),
+                    fraud_src[k].sites[site & 3], cid, g->o.platform == UMG_GEN_IOS ? "idfa" : "gaid", adid);
+        g->out.len = (size_t)(w - g->out.ptr);
+    } else if (g->json) {
+        click_id(g, d, d->n, cid);
+        write_fraud_click(g, d, p, k, site,
+                          !with_id                  ? NULL
+                          : a->role == FR_DEV_BURST ? p->adid
+                                                    : adid,
+                          a->role == FR_DEV_BURST || a->role == FR_IP_BURST ? p->ip : ip, ua, cid);
+    }
+    a->index++;
+    a->left--;
+    if (a->left == 0) {
+        a->step = FS_END;
+        return;
+    }
+    switch (a->role) {
+    case FR_SPRAY: a->ts += SEC + (int64_t)expo(&a->rng, (double)(g->now - g->start) / 50.0); break;
+    case FR_DEV_BURST: a->ts += 50 * SEC + (int64_t)below(&a->rng, 40 * SEC); break;
+    default: a->ts += 500 + (int64_t)below(&a->rng, 200); break;
+    }
+    if (a->ts > g->now) {
+        a->step = FS_END;
+    }
+}
+
+/* The click of an installing actor: from the scheme's source, with the device's advertising id. */
+static void fraud_click(umg_gen_t *g, fact_t *a, gdev_t *d, const profile_t *p, umg_gen_item_t *it)
+{
+    umg_gen_fraud_t k = role_kind(a->role);
+    char ip[48], cid[33];
+    int site = (int)below(&a->rng, 4);
+    random_ip(&a->rng, ip); /* a flood's click comes from its servers, not from the device */
+    it->reason = fraud_src[k].reason;
+    it->detectable = a->role == FR_INJECT || a->role == FR_DC || a->role == FR_BOT;
+    if (g->json) {
+        click_id(g, d, d->n, cid);
+        write_fraud_click(g, d, p, k, site, p->adid, a->role == FR_FLOOD_WIN ? ip : p->ip,
+                          a->role == FR_BOT ? p->ua : NULL, cid);
+    }
+    a->step = FS_INSTALL;
+    a->ts = a->install_ts;
+}
+
+static void fraud_install(umg_gen_t *g, fact_t *a, gdev_t *d, const profile_t *p, umg_gen_item_t *it)
+{
+    umg_gen_fraud_t k = role_kind(a->role);
+    int64_t begin = a->role == FR_INJECT ? a->click_ts - 2 * SEC - (int64_t)below(&a->rng, 28 * SEC)
+                                         : d->ts - 8 * SEC - (int64_t)expo(&a->rng, 40.0 * SEC);
+    int referrer = g->o.platform == UMG_GEN_ANDROID &&
+                   (a->role == FR_INJECT ? (a->flags & FF_BEGIN) != 0 : a->role == FR_FLOOD_WIN && p->organic_referrer);
+    it->match = a->role == FR_INJECT || a->role == FR_FLOOD_WIN ? UMG_GEN_MATCH_ORGANIC : UMG_GEN_MATCH_DEVICE_ID;
+    it->reason = fraud_src[k].reason;
+    it->detectable = a->role != FR_FARM || a->index >= FARM_IP_UA_DAY;
+    it->spoof = (umg_gen_spoof_t)a->spoof;
+    click_id(g, d, 0, it->claim);
+    g->st.fraud_installs[k]++;
+    if (g->json) {
+        char *w = event_head(g, d, p, "install", NULL);
+        if (referrer) {
+            w = PUT(w, ",\"install_referrer\":{\"referrer\":\"utm_source=google-play&utm_medium=organic\"");
+            w = put_ki(w, "install_begin_ts", begin);
+            *w++ = '}';
+        }
+        event_done(g, w);
+    }
+    a->step = a->role == FR_SPOOF ? FS_END : FS_SESSION;
+    a->ts += 500 + (int64_t)below(&a->rng, 3000);
+}
+
+/* The fraud layer's next item. */
+static int fraud_next(umg_gen_t *g, umg_gen_item_t *it)
+{
+    struct fraud_s *f = g->fr;
+    fact_t *a = &f->a[f->heap[0]];
+    gdev_t d;
+    profile_t p;
+    g->out.len = 0;
+    if (g->json && umg_buf_reserve(&g->out, ITEM_MAX) != UMG_OK) {
+        return UMG_ENOMEM;
+    }
+    fact_device(g, a, &d, &p);
+    memset(it, 0, sizeof(*it));
+    it->ts_ms = it->sent_ms = a->ts;
+    it->device = d.seq;
+    it->fraud = role_kind(a->role);
+    it->fraud_source = fraud_src[it->fraud].source;
+    int click = a->step == FS_CLICK;
+    if (fact_spams(a)) {
+        fraud_spam_click(g, a, &d, &p, it);
+    } else if (a->step == FS_CLICK) {
+        fraud_click(g, a, &d, &p, it);
+    } else if (a->step == FS_INSTALL) {
+        fraud_install(g, a, &d, &p, it);
+        it->kind = UMG_GEN_EVENT;
+        it->type = UMG_GEN_INSTALL;
+        it->install_ts_ms = it->ts_ms;
+        g->st.events++;
+    } else {
+        if (g->json) {
+            event_done(g, event_head(g, &d, &p, "session", NULL));
+        }
+        it->kind = UMG_GEN_EVENT;
+        it->type = UMG_GEN_SESSION;
+        it->install_ts_ms = a->install_ts;
+        it->reason = NULL;
+        g->st.events++;
+        g->st.sessions++;
+        a->step = FS_END;
+    }
+    if (click) {
+        it->kind = a->role == FR_BOT_LINK ? UMG_GEN_LINK : UMG_GEN_TOUCH;
+        it->type = UMG_GEN_CLICK;
+        g->st.touches++;
+        g->st.clicks++;
+        g->st.fraud_clicks[it->fraud]++;
+    }
+    g->st.items++;
+    g->st.fraud_items++;
+    if (g->json) {
+        g->out.ptr[g->out.len] = '\0';
+        it->json = umg_slice(g->out.ptr, g->out.len);
+    }
+    if (a->step == FS_END || a->ts > g->now) {
+        f->heap[0] = f->heap[--f->nheap];
+    }
+    if (f->nheap > 0) {
+        fheap_down(f, 0);
+    }
+    return UMG_OK;
+}
+
 /* ---------------------------------------------------------------- the API */
 
 static int opts_check(const umg_gen_opts_t *o)
@@ -1548,6 +2166,14 @@ static int opts_check(const umg_gen_opts_t *o)
         return UMG_EINVAL;
     }
     if (o->now_ms < o->days * DAY || o->now_ms > INT64_C(253402300799999)) {
+        return UMG_EINVAL;
+    }
+    uint64_t n[UMG_GEN_FRAUD_KINDS], total = 0;
+    fraud_counts(o, n);
+    for (int k = 0; k < UMG_GEN_FRAUD_KINDS; k++) {
+        total += n[k];
+    }
+    if (total > FRAUD_MAX || (o->fraud_kinds & ~(uint32_t)((1u << UMG_GEN_FRAUD_KINDS) - 2)) != 0) {
         return UMG_EINVAL;
     }
     return UMG_OK;
@@ -1604,6 +2230,10 @@ static int gen_new(const umg_gen_opts_t *o, int json, umg_gen_t **out)
     g->arr_rng = g->key ^ UINT64_C(0xa11a11a1);
     g->next_arrival = g->start;
     next_arrival(g);
+    if (o->fraud_pct > 0 && fraud_plan(g) != UMG_OK) {
+        umg_gen_free(g);
+        return UMG_ENOMEM;
+    }
     *out = g;
     return UMG_OK;
 }
@@ -1769,6 +2399,11 @@ int umg_gen_next(umg_gen_t *g, umg_gen_item_t *it)
 {
     for (;;) {
         int64_t top = g->nheap > 0 ? g->heap[0].ts : INT64_MAX;
+        /* The fraud layer's items go first when strictly earlier than anything honest. */
+        if (g->fr != NULL &&
+            fraud_top(g) < UMG_MIN(UMG_MIN(top, g->next_arrival), g->nlate > 0 ? g->late[0]->send : INT64_MAX)) {
+            return fraud_next(g, it);
+        }
         if (g->next_arrival != INT64_MAX && g->next_arrival <= top) {
             int rc = start_device(g);
             if (rc != UMG_OK) {
@@ -1812,6 +2447,7 @@ void umg_gen_free(umg_gen_t *g)
     }
     umg_free(g->late);
     umg_buf_free(&g->out);
+    fraud_free(g->fr);
     umg_free(g);
 }
 
@@ -1843,4 +2479,41 @@ const char *umg_gen_match_name(umg_gen_match_t m)
 {
     static const char *const names[] = {"organic", "device_id", "referrer", "probabilistic", "impression"};
     return (unsigned)m < UMG_ARRAY_SIZE(names) ? names[m] : "?";
+}
+
+const char *umg_gen_fraud_name(umg_gen_fraud_t f)
+{
+    static const char *const names[] = {"honest", "injection", "flood", "datacenter", "bot", "farm", "spoof"};
+    return (unsigned)f < UMG_ARRAY_SIZE(names) ? names[f] : "?";
+}
+
+const char *umg_gen_spoof_name(umg_gen_spoof_t s)
+{
+    static const char *const names[] = {"", "unsigned", "bad_signature", "stale_timestamp"};
+    return (unsigned)s < UMG_ARRAY_SIZE(names) ? names[s] : "?";
+}
+
+int umg_gen_fraud_kinds_parse(const char *list, uint32_t *mask)
+{
+    uint32_t m = 0;
+    const char *p = list;
+    while (p != NULL && *p != '\0') {
+        size_t len = strcspn(p, ",");
+        int k = 1;
+        while (k < UMG_GEN_FRAUD_KINDS && (strlen(umg_gen_fraud_name((umg_gen_fraud_t)k)) != len ||
+                                           memcmp(p, umg_gen_fraud_name((umg_gen_fraud_t)k), len) != 0)) {
+            k++;
+        }
+        if (k == UMG_GEN_FRAUD_KINDS) {
+            return UMG_EINVAL;
+        }
+        m |= UINT32_C(1) << k;
+        p += len;
+        p += *p == ',';
+    }
+    if (m == 0) {
+        return UMG_EINVAL;
+    }
+    *mask = m;
+    return UMG_OK;
 }

@@ -32,8 +32,9 @@
 typedef struct cli_s {
     umg_gen_opts_t o;
     const char *url, *addr, *app, *secret, *app_json, *data, *out, *platform, *now;
+    const char *labels, *ip_list, *kinds; /* --fraud-labels, --fraud-ip-list, --fraud-kinds */
     int64_t rate, batch;
-    int strict, quiet;
+    int strict, quiet, sign;
     /* resolved */
     char host[256], port[16], prefix[256];
     char app_id[64], app_secret[512], app_platform[16];
@@ -109,7 +110,13 @@ static void usage(FILE *f)
                "  --rate N           items per second at most, 0 = unlimited (default 0)\n"
                "  --strict-order     send in exact time order, flushing a batch whenever the kind changes\n"
                "                     (many small requests); by default only touches may go ahead of events\n"
-               "  --quiet            no progress display on standard error\n\n"
+               "  --quiet            no progress display on standard error\n"
+               "  --sign             sign every request with the app secret (X-Signature,\n"
+               "                     X-Signature-Timestamp), for apps that require signatures\n\n"
+               "Fraud (see docs/gen.md):\n"
+               "  --fraud-kinds LIST with --fraud: only these kinds, of injection,flood,datacenter,bot,farm,spoof\n"
+               "  --fraud-labels FILE  write a CSV label per install and click (honest ones too)\n"
+               "  --fraud-ip-list FILE write the data-centre ranges of the datacenter kind, one CIDR a line\n\n"
                "Prints one JSON line on standard output: counts by kind, accepted, duplicates, rejected,\n"
                "seconds. Exit status 0 when every item was accepted (or written), 1 otherwise, 2 for bad usage.\n\n"
                "Example:\n"
@@ -350,9 +357,13 @@ static int parse_flags(cli_t *c, int argc, char **argv)
         O_STRICT,
         O_QUIET,
         O_HELP,
+        O_SIGN,
+        O_LABELS,
+        O_IPLIST,
+        O_KINDS,
         O_TABLE
     };
-    struct option opts[32] = {
+    struct option opts[48] = {
         {"url", required_argument, NULL, O_URL},
         {"addr", required_argument, NULL, O_ADDR},
         {"app", required_argument, NULL, O_APP},
@@ -367,8 +378,12 @@ static int parse_flags(cli_t *c, int argc, char **argv)
         {"strict-order", no_argument, NULL, O_STRICT},
         {"quiet", no_argument, NULL, O_QUIET},
         {"help", no_argument, NULL, O_HELP},
+        {"sign", no_argument, NULL, O_SIGN},
+        {"fraud-labels", required_argument, NULL, O_LABELS},
+        {"fraud-ip-list", required_argument, NULL, O_IPLIST},
+        {"fraud-kinds", required_argument, NULL, O_KINDS},
     };
-    size_t n = 14;
+    size_t n = 18;
     for (size_t i = 0; i < umg_gen_config_nitems && n + 1 < UMG_ARRAY_SIZE(opts); i++) {
         opts[n++] = (struct option){umg_gen_config_items[i].name, required_argument, NULL, O_TABLE + (int)i};
     }
@@ -390,6 +405,17 @@ static int parse_flags(cli_t *c, int argc, char **argv)
         case O_NOW: c->now = optarg; break;
         case O_STRICT: c->strict = 1; break;
         case O_QUIET: c->quiet = 1; break;
+        case O_SIGN: c->sign = 1; break;
+        case O_LABELS: c->labels = optarg; break;
+        case O_IPLIST: c->ip_list = optarg; break;
+        case O_KINDS:
+            c->kinds = optarg;
+            if (umg_gen_fraud_kinds_parse(optarg, &c->o.fraud_kinds) != UMG_OK) {
+                return fail("--fraud-kinds takes a comma-separated list of injection, flood, datacenter, bot, farm, "
+                            "spoof; got '%s'",
+                            optarg);
+            }
+            break;
         case 'h':
         case O_HELP: usage(stdout); return 1;
         case O_RATE:
@@ -423,6 +449,22 @@ static int parse_flags(cli_t *c, int argc, char **argv)
     return 0;
 }
 
+/* The fraud flags that go together. */
+static int resolve_fraud(const cli_t *c)
+{
+    if (c->kinds != NULL && c->o.fraud_pct == 0) {
+        return fail("--fraud-kinds needs --fraud PCT");
+    }
+    if (c->sign && c->out != NULL) {
+        return fail("--sign signs requests sent to a daemon; a request file (--out) has no headers");
+    }
+    if ((double)c->o.devices * (double)c->o.fraud_pct / 100.0 > 999990.0) {
+        return fail("--fraud %lld of --devices %lld makes more than 1,000,000 fraudulent installs",
+                    (long long)c->o.fraud_pct, (long long)c->o.devices);
+    }
+    return 0;
+}
+
 /* Where to send, which app, which platform, and whether the history fits the server's window. */
 static int resolve(cli_t *c)
 {
@@ -432,6 +474,9 @@ static int resolve(cli_t *c)
     }
     if (c->url && c->addr) {
         return fail("give --url or --addr, not both");
+    }
+    if ((rc = resolve_fraud(c)) != 0) {
+        return rc;
     }
     if ((c->app_json && (rc = app_from_json(c)) != 0)) {
         return rc;
@@ -554,6 +599,10 @@ typedef struct run_s {
     uint64_t requests, sent;
     umg__gen_result_t tot;
     progress_t prog;
+    FILE *labels; /* --fraud-labels */
+    uint64_t label_rows;
+    uint64_t spoof_sent[UMG_GEN_SPOOF_KINDS], spoof_refused[UMG_GEN_SPOOF_KINDS], spoof_accepted;
+    uint64_t links_sent, links_skipped; /* bot clicks through the click link */
     char msg[1024];
 } run_t;
 
@@ -580,6 +629,23 @@ static void rate_wait(run_t *r, size_t n)
     r->next_ns = now + (uint64_t)((double)n * 1e9 / (double)r->c->rate);
 }
 
+/* One request, at the rate asked, and its answer added to the totals. */
+static int request(run_t *r, const umg__gen_req_t *req, umg__gen_result_t *res)
+{
+    rate_wait(r, req->n);
+    int rc = r->ops->post(r->sink, req, res, r->msg, sizeof(r->msg));
+    if (rc != UMG_OK) {
+        return rc;
+    }
+    r->requests++;
+    r->sent += req->n;
+    r->tot.accepted += res->accepted;
+    r->tot.duplicates += res->duplicates;
+    r->tot.rejected += res->rejected;
+    r->tot.retries += res->retries;
+    return UMG_OK;
+}
+
 static int flush(run_t *r, batch_t *b)
 {
     if (b->n == 0) {
@@ -589,24 +655,165 @@ static int flush(run_t *r, batch_t *b)
         snprintf(r->msg, sizeof(r->msg), "out of memory");
         return UMG_ENOMEM;
     }
-    rate_wait(r, b->n);
     umg__gen_result_t res;
-    int rc = r->ops->post(r->sink, b->path, b->body.ptr, b->body.len, b->n, &res, r->msg, sizeof(r->msg));
+    umg__gen_req_t req = {.path = b->path,
+                          .body = b->body.ptr,
+                          .len = b->body.len,
+                          .n = b->n,
+                          .sign = r->c->sign ? UMG__GEN_SIGN_OK : UMG__GEN_SIGN_NONE};
+    int rc = request(r, &req, &res);
     if (rc != UMG_OK) {
         return rc;
     }
-    r->requests++;
-    r->sent += b->n;
-    r->tot.accepted += res.accepted;
-    r->tot.duplicates += res.duplicates;
-    r->tot.rejected += res.rejected;
-    r->tot.retries += res.retries;
     progress(&r->prog, r->sent, 0);
     return batch_reset(b) == UMG_OK ? UMG_OK : UMG_ENOMEM;
 }
 
+/* ---------------------------------------------------------------- fraud */
+
+/* A string member of an item's JSON into out ("" when absent). */
+static void item_str(const umg_gen_item_t *it, const char *key, char *out, size_t cap)
+{
+    umg_slice_t v;
+    out[0] = '\0';
+    if (umg__gen_json_member(it->json, key, &v) != UMG_OK || umg__gen_json_string(v, out, cap) != UMG_OK) {
+        out[0] = '\0';
+    }
+}
+
+/* One row of --fraud-labels for an install or a click (docs/gen.md "Labels"). */
+static int label_row(run_t *r, const umg_gen_item_t *it)
+{
+    char id[64], source[300], day[16];
+    if (r->labels == NULL || (it->type != UMG_GEN_INSTALL && it->type != UMG_GEN_CLICK)) {
+        return UMG_OK;
+    }
+    item_str(it, it->type == UMG_GEN_INSTALL ? "event_id" : "click_id", id, sizeof(id));
+    if (it->kind == UMG_GEN_LINK) {
+        const char *cid = memmem(it->json.ptr, it->json.len, "click_id=", 9);
+        snprintf(id, sizeof(id), "%.32s", cid != NULL ? cid + 9 : "");
+        snprintf(source, sizeof(source), "%s", it->fraud_source ? it->fraud_source : "");
+    } else if (it->type == UMG_GEN_CLICK) {
+        item_str(it, "source", source, sizeof(source));
+    } else {
+        snprintf(source, sizeof(source), "%s", it->fraud_source ? it->fraud_source : "");
+    }
+    time_t secs = (time_t)(it->ts_ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+    int fraud = it->fraud != UMG_GEN_HONEST;
+    if (fprintf(r->labels, "%s,%s,%d,%s,%s,%s,%s,%s,%s\n", it->type == UMG_GEN_INSTALL ? "install" : "click", id, fraud,
+                umg_gen_fraud_name(it->fraud), fraud ? it->reason : "", day, fraud ? (it->detectable ? "1" : "0") : "",
+                source, it->claim) < 0) {
+        snprintf(r->msg, sizeof(r->msg), "cannot write --fraud-labels %s: %s", r->c->labels, strerror(errno));
+        return UMG_EIO;
+    }
+    r->label_rows++;
+    return UMG_OK;
+}
+
+/* A spoofed install goes alone, signed wrong as it says, after the touches before it; a 401 is
+ * what it should get, and is counted. */
+static int send_spoof(run_t *r, const umg_gen_item_t *it)
+{
+    static const umg__gen_sign_t how[] = {UMG__GEN_SIGN_NONE, UMG__GEN_SIGN_NONE, UMG__GEN_SIGN_BAD,
+                                          UMG__GEN_SIGN_STALE};
+    umg_buf_t body = {0};
+    int rc = flush(r, &r->b[0]);
+    if (rc != UMG_OK) {
+        return rc;
+    }
+    if (umg_buf_append(&body, "{\"events\":[", 11) != UMG_OK ||
+        umg_buf_append(&body, it->json.ptr, it->json.len) != UMG_OK || umg_buf_append(&body, "]}", 2) != UMG_OK) {
+        umg_buf_free(&body);
+        snprintf(r->msg, sizeof(r->msg), "out of memory");
+        return UMG_ENOMEM;
+    }
+    umg__gen_result_t res;
+    umg__gen_req_t req = {
+        .path = "/v1/events", .body = body.ptr, .len = body.len, .n = 1, .sign = how[it->spoof], .spoof = 1};
+    rc = request(r, &req, &res);
+    umg_buf_free(&body);
+    if (rc != UMG_OK) {
+        return rc;
+    }
+    r->spoof_sent[it->spoof]++;
+    r->spoof_refused[it->spoof] += res.unauthorized;
+    r->spoof_accepted += res.accepted + res.duplicates;
+    return UMG_OK;
+}
+
+/* A bot's click through the click link, with no User-Agent; it needs the app id, and a daemon. */
+static int send_link(run_t *r, const umg_gen_item_t *it)
+{
+    umg_buf_t path = {0};
+    if (r->c->out != NULL || !r->c->app_id[0]) {
+        r->links_skipped++;
+        return UMG_OK;
+    }
+    int rc = label_row(r, it);
+    if (rc != UMG_OK) {
+        return rc;
+    }
+    if (umg_buf_printf(&path, "/c/%s?%.*s", r->c->app_id, (int)it->json.len, it->json.ptr) != UMG_OK) {
+        snprintf(r->msg, sizeof(r->msg), "out of memory");
+        return UMG_ENOMEM;
+    }
+    umg__gen_result_t res;
+    umg__gen_req_t req = {.path = path.ptr, .body = "", .n = 1, .link = 1};
+    rc = request(r, &req, &res);
+    umg_buf_free(&path);
+    r->links_sent += rc == UMG_OK;
+    return rc;
+}
+
+static int write_ip_list(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        return fail("cannot create --fraud-ip-list %s: %s", path, strerror(errno));
+    }
+    fprintf(f, "# unmogrowp gen --fraud: the data-centre ranges the datacenter kind sends from\n");
+    for (size_t i = 0; i < umg_gen_datacenter_ncidrs; i++) {
+        fprintf(f, "%s\n", umg_gen_datacenter_cidrs[i]);
+    }
+    if (fclose(f) != 0) {
+        return fail("cannot write --fraud-ip-list %s: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
+/* The files the fraud flags ask for: the data-centre list now, the labels' header. */
+static int fraud_files(run_t *r)
+{
+    const cli_t *c = r->c;
+    if (c->ip_list != NULL && write_ip_list(c->ip_list) != 0) {
+        return UMG_EIO;
+    }
+    if (c->labels != NULL) {
+        r->labels = fopen(c->labels, "w");
+        if (r->labels == NULL ||
+            fputs("kind,id,label,fraud_type,expected_reason,day,detectable,source,claim_click_id\n", r->labels) < 0) {
+            fprintf(stderr, "unmogrowp gen: cannot create --fraud-labels %s: %s\n", c->labels, strerror(errno));
+            return UMG_EIO;
+        }
+    }
+    return UMG_OK;
+}
+
 static int add(run_t *r, const umg_gen_item_t *it)
 {
+    if (it->kind == UMG_GEN_LINK) {
+        return send_link(r, it);
+    }
+    int lrc = label_row(r, it);
+    if (lrc != UMG_OK) {
+        return lrc;
+    }
+    if (it->spoof != UMG_GEN_SPOOF_NONE && r->c->out == NULL) {
+        return send_spoof(r, it);
+    }
     batch_t *b = &r->b[it->kind == UMG_GEN_EVENT], *other = &r->b[it->kind != UMG_GEN_EVENT];
     int rc = UMG_OK;
     if (r->c->strict && other->n > 0) {
@@ -632,6 +839,36 @@ static int add(run_t *r, const umg_gen_item_t *it)
 }
 
 /* ---------------------------------------------------------------- summary */
+
+/* The summary's "fraud" member: what the fraud layer made, and what became of the spoofs and links. */
+static void summary_fraud(FILE *f, const run_t *r, const umg_gen_stats_t *st)
+{
+    const char *what[2] = {"installs", "clicks"};
+    const uint64_t *counts[2] = {st->fraud_installs, st->fraud_clicks};
+    fprintf(f, ",\"fraud\":{");
+    for (int w = 0; w < 2; w++) {
+        fprintf(f, "%s\"%s\":{", w ? "," : "", what[w]);
+        for (int k = 1; k < UMG_GEN_FRAUD_KINDS; k++) {
+            fprintf(f, "%s\"%s\":%llu", k > 1 ? "," : "", umg_gen_fraud_name((umg_gen_fraud_t)k),
+                    (unsigned long long)counts[w][k]);
+        }
+        fprintf(f, "}");
+    }
+    uint64_t sent = 0;
+    for (int k = 1; k < UMG_GEN_SPOOF_KINDS; k++) {
+        sent += r->spoof_sent[k];
+    }
+    fprintf(f,
+            ",\"items\":%llu,\"link_clicks\":{\"sent\":%llu,\"skipped\":%llu},\"spoof\":{\"sent\":%llu,"
+            "\"accepted\":%llu,\"refused\":{",
+            (unsigned long long)st->fraud_items, (unsigned long long)r->links_sent,
+            (unsigned long long)r->links_skipped, (unsigned long long)sent, (unsigned long long)r->spoof_accepted);
+    for (int k = 1; k < UMG_GEN_SPOOF_KINDS; k++) {
+        fprintf(f, "%s\"%s\":%llu", k > 1 ? "," : "", umg_gen_spoof_name((umg_gen_spoof_t)k),
+                (unsigned long long)r->spoof_refused[k]);
+    }
+    fprintf(f, "}}}");
+}
 
 static void summary(FILE *f, const run_t *r, const umg_gen_stats_t *st, double secs, const char *status)
 {
@@ -660,6 +897,12 @@ static void summary(FILE *f, const run_t *r, const umg_gen_stats_t *st, double s
     }
     if (c->o.late_pct > 0) {
         fprintf(f, ",\"late\":%llu", (unsigned long long)st->late);
+    }
+    if (c->o.fraud_pct > 0) {
+        summary_fraud(f, r, st);
+    }
+    if (r->labels != NULL) {
+        fprintf(f, ",\"labels\":%llu", (unsigned long long)r->label_rows);
     }
     fprintf(f,
             ",\"sessions\":%llu,\"in_app_events\":%llu,\"purchases\":%llu,\"payers\":%llu,\"revenue_usd\":%.2f,"
@@ -706,6 +949,9 @@ static int run(cli_t *c)
         fprintf(stderr, "unmogrowp gen: %s\n", r.msg);
         goto done;
     }
+    if ((rc = fraud_files(&r)) != UMG_OK) {
+        goto done;
+    }
     r.prog.on = !c->quiet;
     r.prog.tty = isatty(STDERR_FILENO);
     if (r.prog.on) {
@@ -746,12 +992,25 @@ done:
             rc = rc ? rc : UMG_EIO;
         }
     }
+    if (r.labels != NULL && fclose(r.labels) != 0) {
+        fprintf(stderr, "unmogrowp gen: cannot write --fraud-labels %s: %s\n", c->labels, strerror(errno));
+        rc = rc ? rc : UMG_EIO;
+    }
     if (g != NULL) {
         umg_gen_stats(g, &st);
     }
     const char *status = rc != UMG_OK ? "error" : interrupted ? "interrupted" : r.tot.rejected ? "rejected" : "ok";
     summary(c->out && strcmp(c->out, "-") == 0 ? stderr : stdout, &r, &st,
             r.prog.t0 ? (double)(umg_mono_ns() - r.prog.t0) / 1e9 : 0, status);
+    uint64_t spoofed = r.spoof_sent[1] + r.spoof_sent[2] + r.spoof_sent[3];
+    if (spoofed > 0) {
+        fprintf(stderr, "unmogrowp gen: spoofed installs refused with 401:");
+        for (int k = 1; k < UMG_GEN_SPOOF_KINDS; k++) {
+            fprintf(stderr, " %s %llu of %llu%s", umg_gen_spoof_name((umg_gen_spoof_t)k),
+                    (unsigned long long)r.spoof_refused[k], (unsigned long long)r.spoof_sent[k],
+                    k + 1 < UMG_GEN_SPOOF_KINDS ? "," : "\n");
+        }
+    }
     if (r.tot.rejected > 0) {
         fprintf(stderr, "unmogrowp gen: the daemon rejected %llu of %llu items (the first %d are shown above)\n",
                 (unsigned long long)r.tot.rejected, (unsigned long long)r.sent, PRINT_REJECTED);

@@ -37,18 +37,37 @@ int umg__gen_json_int(umg_slice_t raw, int64_t *out);
 /* What one request came to. */
 typedef struct umg__gen_result_s {
     uint64_t accepted, duplicates, rejected;
-    uint64_t retries; /* 429, 503, timeouts and reconnects before the answer */
+    uint64_t retries;      /* 429, 503, timeouts and reconnects before the answer */
+    uint64_t unauthorized; /* items of a request marked `spoof` that the daemon refused with 401 */
 } umg__gen_result_t;
 
+/* How a request is signed (X-Signature, X-Signature-Timestamp; docs/gen.md "Signing"). */
+typedef enum {
+    UMG__GEN_SIGN_NONE = 0, /* no signature headers */
+    UMG__GEN_SIGN_OK = 1,   /* v1=HMAC-SHA256(app secret, timestamp "." body) at the current time */
+    UMG__GEN_SIGN_BAD = 2,  /* the same made with another key */
+    UMG__GEN_SIGN_STALE = 3 /* right, over a timestamp 10 minutes old */
+} umg__gen_sign_t;
+
+/* One request: body is {"touches":[...]} or {"events":[...]} with n items (borrowed for the call). */
+typedef struct umg__gen_req_s {
+    const char *path;
+    const char *body;
+    size_t len, n;
+    umg__gen_sign_t sign;
+    int spoof; /* a 401 answer is counted in res->unauthorized, not an error */
+    int link;  /* GET path (a click link with its query; no body): no credentials, no User-Agent; any 2xx
+                  or 3xx answer accepts its one item. HTTP sinks only */
+} umg__gen_req_t;
+
 /*
- * A sink takes whole requests: body is {"touches":[...]} or {"events":[...]}
- * with n items (borrowed for the call). post returns UMG_OK once the request
- * was answered (written, for files) and *res is filled, whatever happened to
+ * A sink takes whole requests. post returns UMG_OK once the request was
+ * answered (written, for files) and *res is filled, whatever happened to
  * single items; any other return stops the run, with a message in msg.
+ * Files take no headers: sign and spoof do not matter there.
  */
 typedef struct umg__gen_sink_ops_s {
-    int (*post)(void *sink, const char *path, const char *body, size_t len, size_t n, umg__gen_result_t *res, char *msg,
-                size_t msglen);
+    int (*post)(void *sink, const umg__gen_req_t *req, umg__gen_result_t *res, char *msg, size_t msglen);
     /* Flushes and frees (accepts NULL); UMG_EIO with msg filled when buffered output could not be written. */
     int (*close)(void *sink, char *msg, size_t msglen);
 } umg__gen_sink_ops_t;
@@ -82,6 +101,12 @@ int umg__gen_file_open(const char *path, void **out, char *msg, size_t msglen);
  */
 int umg__gen_answer_parse(const char *answer, size_t alen, const char *body, size_t blen, size_t n,
                           umg__gen_result_t *res, int *budget);
+
+/**
+ * The signature of a request body sent at ts_s (Unix seconds): lowercase hex of
+ * HMAC-SHA256(key, decimal ts_s "." body) into out[65]. UMG_EINVAL for an empty key, UMG_ENOMEM.
+ */
+int umg__gen_sign(const char *key, int64_t ts_s, const char *body, size_t len, char out[65]);
 
 /**
  * Retry-After in milliseconds for a 429/503 answer's header value (delta

@@ -13,6 +13,8 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -371,6 +373,34 @@ int64_t umg__gen_retry_after_ms(const char *value, size_t len, int64_t dflt_ms)
     return UMG_MIN(s * 1000, 300 * 1000);
 }
 
+/* ------------------------------------------------------------- signing */
+
+int umg__gen_sign(const char *key, int64_t ts_s, const char *body, size_t len, char out[65])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    umg_buf_t msg = {0};
+    if (key == NULL || key[0] == '\0') {
+        return UMG_EINVAL;
+    }
+    if (umg_buf_printf(&msg, "%lld.", (long long)ts_s) != UMG_OK || umg_buf_append(&msg, body, len) != UMG_OK) {
+        umg_buf_free(&msg);
+        return UMG_ENOMEM;
+    }
+    unsigned char *r = HMAC(EVP_sha256(), key, (int)strlen(key), (const unsigned char *)msg.ptr, msg.len, mac, &maclen);
+    umg_buf_free(&msg);
+    if (r == NULL || maclen != 32) {
+        return UMG_ENOMEM;
+    }
+    for (unsigned i = 0; i < 32; i++) {
+        out[2 * i] = hex[mac[i] >> 4];
+        out[2 * i + 1] = hex[mac[i] & 15];
+    }
+    out[64] = '\0';
+    return UMG_OK;
+}
+
 /* ---------------------------------------------------------------- HTTP */
 
 #define HEAD_MAX (64 * 1024)
@@ -592,6 +622,9 @@ static int read_answer(http_t *h, answer_t *a)
     if (chunked) {
         return read_chunked(h, head_len);
     }
+    if (a->status == 204 || a->status == 304 || a->status < 200) {
+        clen = 0; /* no body, whatever the headers say */
+    }
     if (clen < 0) {
         /* No length: the body runs to the end of the connection. */
         a->close = 1;
@@ -631,24 +664,49 @@ static void error_text(const http_t *h, char *out, size_t cap)
     }
 }
 
-static int http_post(void *sink, const char *path, const char *body, size_t len, size_t n, umg__gen_result_t *res,
-                     char *msg, size_t msglen)
+/* The request head, signed as asked at the current time (made again for every attempt). */
+static int http_head(http_t *h, const umg__gen_req_t *req)
+{
+    h->head.len = 0;
+    if (req->link) {
+        /* A click link as a bot follows it: no User-Agent, no credentials. */
+        return umg_buf_printf(&h->head, "GET %s%s HTTP/1.1\r\nHost: %s\r\n\r\n", h->prefix, req->path, h->hosthdr);
+    }
+    if (umg_buf_printf(&h->head,
+                       "POST %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: unmogrowp-gen/0.1\r\nContent-Type: "
+                       "application/json\r\nX-App-Secret: %s\r\nContent-Length: %zu\r\n",
+                       h->prefix, req->path, h->hosthdr, h->secret, req->len) != UMG_OK) {
+        return UMG_ENOMEM;
+    }
+    if (req->sign != UMG__GEN_SIGN_NONE) {
+        char sig[65], key[530];
+        int64_t ts = umg_now_us() / 1000000 - (req->sign == UMG__GEN_SIGN_STALE ? 600 : 0);
+        snprintf(key, sizeof(key), req->sign == UMG__GEN_SIGN_BAD ? "%s-not-the-secret" : "%s", h->secret);
+        int rc = umg__gen_sign(key, ts, req->body, req->len, sig);
+        memset(key, 0, sizeof(key));
+        if (rc != UMG_OK || umg_buf_printf(&h->head, "X-Signature: v1=%s\r\nX-Signature-Timestamp: %lld\r\n", sig,
+                                           (long long)ts) != UMG_OK) {
+            return UMG_ENOMEM;
+        }
+    }
+    return umg_buf_append(&h->head, "\r\n", 2);
+}
+
+static int http_post(void *sink, const umg__gen_req_t *req, umg__gen_result_t *res, char *msg, size_t msglen)
 {
     http_t *h = sink;
     int io_fail = 0, busy = 0, limited = 0;
     int64_t backoff = 250;
     char why[512] = "";
+    const char *path = req->path, *body = req->body;
+    size_t len = req->len, n = req->n;
     memset(res, 0, sizeof(*res));
-    h->head.len = 0;
-    if (umg_buf_printf(&h->head,
-                       "POST %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: unmogrowp-gen/0.1\r\nContent-Type: "
-                       "application/json\r\nX-App-Secret: %s\r\nContent-Length: %zu\r\n\r\n",
-                       h->prefix, path, h->hosthdr, h->secret, len) != UMG_OK) {
-        snprintf(msg, msglen, "out of memory");
-        return UMG_ENOMEM;
-    }
     for (;;) {
         answer_t a;
+        if (http_head(h, req) != UMG_OK) {
+            snprintf(msg, msglen, "out of memory");
+            return UMG_ENOMEM;
+        }
         int fresh = h->fd < 0;
         if (fresh && http_connect(h, why, sizeof(why)) != UMG_OK) {
             goto io_failed;
@@ -671,6 +729,10 @@ static int http_post(void *sink, const char *path, const char *body, size_t len,
         if (a.close) {
             http_disconnect(h);
         }
+        if (req->link && a.status >= 200 && a.status < 400) {
+            res->accepted = n;
+            return UMG_OK;
+        }
         if (a.status >= 200 && a.status < 300) {
             if (umg__gen_answer_parse(h->answer.ptr, h->answer.len, body, len, n, res, &h->budget) != UMG_OK) {
                 snprintf(msg, msglen, "unexpected answer to POST %s (HTTP %d, %zu items sent): %.*s", path, a.status, n,
@@ -680,6 +742,11 @@ static int http_post(void *sink, const char *path, const char *body, size_t len,
             return UMG_OK;
         }
         error_text(h, why, sizeof(why));
+        if (a.status == 401 && req->spoof) {
+            /* A spoofed request refused: what the daemon should answer (sdk_spoofing). */
+            res->unauthorized = n;
+            return UMG_OK;
+        }
         if (a.status == 429 && strncmp(why, "quota_exceeded", 14) != 0 && ++limited < 100000) {
             res->retries++;
             sleep_ms(a.retry_after_ms >= 0 ? UMG_MAX(a.retry_after_ms, 50) : 1000);
@@ -691,11 +758,11 @@ static int http_post(void *sink, const char *path, const char *body, size_t len,
             backoff = UMG_MIN(backoff * 2, 10000);
             continue;
         }
-        if (a.status >= 400 && a.status < 500 && a.status != 429 &&
+        if (a.status >= 400 && a.status < 500 && a.status != 429 && !req->link &&
             umg__gen_answer_parse(h->answer.ptr, h->answer.len, body, len, n, res, &h->budget) == UMG_OK) {
             return UMG_OK;
         }
-        snprintf(msg, msglen, "POST %s answered HTTP %d%s: %s%s", path, a.status,
+        snprintf(msg, msglen, "%s %s answered HTTP %d%s: %s%s", req->link ? "GET" : "POST", path, a.status,
                  a.status == 503 ? " again and again" : "", why,
                  a.status == 401   ? " (check --secret: it must be the app secret, as_...)"
                  : a.status == 413 ? " (lower --batch)"
@@ -766,14 +833,12 @@ typedef struct file_s {
     char path[512];
 } file_t;
 
-static int file_post(void *sink, const char *path, const char *body, size_t len, size_t n, umg__gen_result_t *res,
-                     char *msg, size_t msglen)
+static int file_post(void *sink, const umg__gen_req_t *req, umg__gen_result_t *res, char *msg, size_t msglen)
 {
     file_t *f = sink;
-    (void)n;
     memset(res, 0, sizeof(*res));
-    if (fputs("POST ", f->f) < 0 || fputs(path, f->f) < 0 || fputc('\t', f->f) < 0 ||
-        fwrite(body, 1, len, f->f) != len || fputc('\n', f->f) < 0) {
+    if (fputs("POST ", f->f) < 0 || fputs(req->path, f->f) < 0 || fputc('\t', f->f) < 0 ||
+        fwrite(req->body, 1, req->len, f->f) != req->len || fputc('\n', f->f) < 0) {
         snprintf(msg, msglen, "cannot write %s: %s", f->path, strerror(errno));
         return UMG_EIO;
     }

@@ -15,6 +15,11 @@
  * the history: devices start in the order of their first item, and a heap
  * holds each active device's next item time.
  *
+ * With fraud_pct, a layer of fraudulent traffic of its own (injected clicks,
+ * click floods, data-centre bursts, bots, device farms, spoofed installs) is
+ * merged in by time, each item labelled (fraud, reason, detectable); the
+ * honest items stay exactly what they are without it.
+ *
  * `unmogrowp gen` (umg_gen_cli) sends the items to a daemon over plain HTTP
  * or writes them to a request file for benchmarks.
  */
@@ -45,8 +50,10 @@ typedef struct umg_gen_opts_s {
     int64_t ctr_pct;       /* click-through rate of the networks that report impressions, 1..100 */
     int64_t late_pct;      /* percent of sessions, in-app events and purchases sent hours to days late, 0..100 */
     int64_t reinstall_pct; /* percent of installing devices that install again days later, 0..100 */
+    int64_t fraud_pct;     /* fraudulent installs on top, in percent of `devices`, 0..100 (0: none at all) */
     int64_t now_ms;        /* the end of history, Unix milliseconds; required (no default) */
     umg_gen_platform_t platform;
+    uint32_t fraud_kinds; /* with fraud_pct: a mask of 1 << umg_gen_fraud_t; 0 means every kind */
 } umg_gen_opts_t;
 
 extern const umg_config_item_t umg_gen_config_items[];
@@ -55,7 +62,10 @@ extern const size_t umg_gen_config_nitems;
 /** Sets every table option to its default, now_ms to 0 and the platform to Android. */
 void umg_gen_opts_default(umg_gen_opts_t *o);
 
-typedef enum { UMG_GEN_TOUCH = 1, UMG_GEN_EVENT = 2 } umg_gen_kind_t;
+/* What an item is sent as: a touch of POST /v1/touches, an event of POST /v1/events, or (fraud: bot
+ * clicks) the query of the click link GET /c/{app_id}?QUERY, sent without a User-Agent (the
+ * server then stamps its own time on it, not ts). */
+typedef enum { UMG_GEN_TOUCH = 1, UMG_GEN_EVENT = 2, UMG_GEN_LINK = 3 } umg_gen_kind_t;
 
 typedef enum {
     UMG_GEN_CLICK = 1,
@@ -76,6 +86,27 @@ typedef enum {
     UMG_GEN_MATCH_KINDS
 } umg_gen_match_t;
 
+/* Synthetic fraud (fraud_pct): what a fraudulent item is part of (docs/gen.md, "Fraud"). */
+typedef enum {
+    UMG_GEN_HONEST = 0,
+    UMG_GEN_FRAUD_INJECTION = 1,  /* a click injected seconds before an organic install */
+    UMG_GEN_FRAUD_FLOOD = 2,      /* click spam and floods that win organic installs days later */
+    UMG_GEN_FRAUD_DATACENTER = 3, /* installs and clicks from data-centre addresses */
+    UMG_GEN_FRAUD_BOT = 4,        /* clicks and installs with bot User-Agents */
+    UMG_GEN_FRAUD_FARM = 5,       /* device farms: one IP and User-Agent, many fresh device ids */
+    UMG_GEN_FRAUD_SPOOF = 6,      /* installs sent unsigned or badly signed */
+    UMG_GEN_FRAUD_KINDS
+} umg_gen_fraud_t;
+
+/* How a spoofed install's request is signed wrong (gen_cli sends each in a request of its own). */
+typedef enum {
+    UMG_GEN_SPOOF_NONE = 0,
+    UMG_GEN_SPOOF_UNSIGNED = 1, /* no X-Signature */
+    UMG_GEN_SPOOF_BAD = 2,      /* a signature made with another key */
+    UMG_GEN_SPOOF_STALE = 3,    /* a right signature over a timestamp 10 minutes old */
+    UMG_GEN_SPOOF_KINDS
+} umg_gen_spoof_t;
+
 /*
  * One item. `json` is one element of the "touches" array of POST /v1/touches
  * (kind TOUCH) or of the "events" array of POST /v1/events (kind EVENT); it
@@ -94,6 +125,13 @@ typedef struct umg_gen_item_s {
     int retargeting;       /* clicks: 1 for a retargeting click */
     int reinstall;         /* installs: 1 for a device's second or later install; clicks: 1 for the click before one */
     double revenue_usd;    /* purchases: the price in USD before conversion to the local currency */
+    /* Labels (fraud_pct). Honest items: fraud 0, reason NULL. */
+    umg_gen_fraud_t fraud;    /* what the item is part of: installs and clicks of a fraud scheme, and its victims */
+    const char *reason;       /* the rule meant to catch it ("click_injection", ...), static; NULL when honest */
+    int detectable;           /* 1 when a rule with its default thresholds can see it when it arrives */
+    umg_gen_spoof_t spoof;    /* installs of the spoof kind: how their request is signed wrong */
+    const char *fraud_source; /* the fraudulent click's source (installs: the one claiming it), static; or NULL */
+    char claim[33];           /* installs: click_id of the fraudulent click that claims it, else "" */
 } umg_gen_item_t;
 
 /* Counts of what was yielded so far. */
@@ -105,10 +143,13 @@ typedef struct umg_gen_stats_s {
         reinstall_clicks; /* installs of devices installed before (not in installs), clicks before them */
     uint64_t late;        /* sessions, in-app events and purchases sent late */
     uint64_t installs_by_match[UMG_GEN_MATCH_KINDS];
-    uint64_t devices;     /* devices that yielded at least one item */
-    uint64_t payers;      /* devices with at least one purchase */
-    double revenue_usd;   /* the sum of purchases' revenue_usd */
-    uint64_t peak_active; /* most devices held at once (the memory bound) */
+    uint64_t devices;                             /* devices that yielded at least one item */
+    uint64_t payers;                              /* devices with at least one purchase */
+    double revenue_usd;                           /* the sum of purchases' revenue_usd */
+    uint64_t peak_active;                         /* most devices held at once (the memory bound) */
+    uint64_t fraud_installs[UMG_GEN_FRAUD_KINDS]; /* fraud_pct: installs by kind ([0]: unused) */
+    uint64_t fraud_clicks[UMG_GEN_FRAUD_KINDS];   /* fraud_pct: fraudulent clicks by kind */
+    uint64_t fraud_items;                         /* fraud_pct: every item of the fraud layer (victims' too) */
 } umg_gen_stats_t;
 
 typedef struct umg_gen_s umg_gen_t;
@@ -138,6 +179,22 @@ void umg_gen_free(umg_gen_t *g);
  * progress bars and estimates). Errors as umg_gen_new.
  */
 int umg_gen_count(const umg_gen_opts_t *o, umg_gen_stats_t *out);
+
+/** "injection", "flood", "datacenter", "bot", "farm", "spoof" ("honest" for 0). */
+const char *umg_gen_fraud_name(umg_gen_fraud_t f);
+
+/** "unsigned", "bad_signature", "stale_timestamp" ("" for 0). */
+const char *umg_gen_spoof_name(umg_gen_spoof_t s);
+
+/**
+ * Parses a comma-separated list of fraud kind names ("injection,flood") into a mask of
+ * 1 << umg_gen_fraud_t. UMG_EINVAL naming nothing or an unknown kind.
+ */
+int umg_gen_fraud_kinds_parse(const char *list, uint32_t *mask);
+
+/* The data-centre ranges the datacenter kind's addresses come from (--fraud-ip-list writes them). */
+extern const char *const umg_gen_datacenter_cidrs[];
+extern const size_t umg_gen_datacenter_ncidrs;
 
 /** Names: "click", "impression", "install", "session", "event", "purchase"; "organic", "device_id", ... */
 const char *umg_gen_type_name(umg_gen_type_t t);

@@ -6,7 +6,9 @@
  */
 #include "umg_admin.h"
 #include "umg_ingest.h"
+#include "umg_fraud.h"
 #include "umg_privacy.h"
+#include "umg_store.h"
 #include "umg_touch.h"
 
 #include <stdlib.h>
@@ -20,6 +22,7 @@ typedef struct export_s {
     umg_event_decoder_t *dec;
     umg_touch_decoder_t *tdec;
     umg_arena_t arena;
+    umg_store_t *store; /* for the fraud verdicts of touches; NULL: none */
 } export_t;
 
 typedef struct decrypt_ctx_s {
@@ -133,30 +136,54 @@ int umg__ingest_time_param(umg_http_req_t *req, const char *name, int64_t *out, 
     return umg_time_parse_rfc3339(v.ptr, v.len, out);
 }
 
+/* A touch the fraud rules rejected or flagged (the touch store says, once the pipeline applied it) gets
+ * "fraud":{"status","reason"} as its last member. */
+static int touch_fraud(umg_store_txn_t *tx, const umg_bus_msg_t *m, umg_buf_t *out)
+{
+    umg_attr_touch_t t;
+    if (tx == NULL || out->len == 0 || out->ptr[out->len - 1] != '}' ||
+        umg_store_touch_get(tx, m->offset, &t) != UMG_OK || t.reason == 0) {
+        return UMG_OK;
+    }
+    out->len--;
+    return umg_buf_printf(out, ",\"fraud\":{\"status\":\"%s\",\"reason\":\"%s\"}}",
+                          t.flags & UMG_ATTR_TF_FRAUD ? "rejected" : "flagged", umg_fraud_reason_name(t.reason));
+}
+
 static int export_pull(void *data, umg_buf_t *out, int *done)
 {
     export_t *x = data;
+    umg_store_txn_t *tx = NULL;
+    if (x->kind == UMG_BUS_KIND_TOUCH && x->store != NULL && umg_store_begin(x->store, 0, &tx) != UMG_OK) {
+        tx = NULL;
+    }
+    int rc = UMG_OK;
     while (out->len < EXPORT_CHUNK) {
         umg_bus_msg_t m;
-        int rc = x->ops->reader_next(x->reader, &m);
+        rc = x->ops->reader_next(x->reader, &m);
         if (rc == UMG_EAGAIN) {
             *done = 1;
-            return UMG_OK;
+            rc = UMG_OK;
+            break;
         }
         if (rc != UMG_OK) {
-            return rc;
+            break;
         }
         if (m.kind != x->kind) {
             continue;
         }
         rc = x->pii ? append_decrypted(x, &m, out) : umg_buf_append(out, m.payload, m.len);
+        rc = rc ? rc : x->kind == UMG_BUS_KIND_TOUCH ? touch_fraud(tx, &m, out) : UMG_OK;
         rc = rc ? rc : umg_buf_putc(out, '\n');
         if (rc != UMG_OK) {
-            return rc;
+            break;
         }
         x->lines++;
     }
-    return UMG_OK;
+    if (tx != NULL) {
+        umg_store_abort(tx);
+    }
+    return rc;
 }
 
 static void export_fini(void *data)
@@ -243,6 +270,7 @@ static void export_kind(umg_http_req_t *req, void *thread_data, int kind)
     }
     x->ops = ing->bus_ops;
     x->kind = kind;
+    x->store = ing->store;
     if (ing->pii != NULL) {
         x->pii = ing->pii;
         umg_arena_init(&x->arena, 8192);

@@ -334,6 +334,7 @@ static void link_touch(umg_http_req_t *req, void *thread_data, int mode)
     umg_touch_t tc;
     memset(&tc, 0, sizeof(tc));
     tc.type = mode == MODE_CLICK ? UMG_TOUCH_CLICK : UMG_TOUCH_IMPRESSION;
+    tc.via_link = 1;
     tc.ts_us = t->now;
     umg_touch_error_t dropped[8];
     size_t ndropped = 0;

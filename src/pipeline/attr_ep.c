@@ -6,6 +6,7 @@
  * All read the attribution store in read transactions (never the writer's).
  */
 #include "umg_attr_ep.h"
+#include "umg_fraud.h"
 
 #include "umg_admin.h"
 #include "umg_pipeline.h"
@@ -158,6 +159,44 @@ static int put_attribution(umg_buf_t *o, umg_store_txn_t *tx, umg_ingest_t *ing,
     return rc;
 }
 
+/* The fraud verdict of a decision: ,"fraud":null or {"status","reason","rules":[...],"score"}, and the candidate
+ * touches the rules took out at decision time. */
+static int put_fraud(umg_buf_t *o, umg_ingest_t *ing, uint32_t app, const umg_store_decision_t *r)
+{
+    static const char *const status[] = {"clean", "flagged", "rejected"};
+    int rc;
+    if (r->fraud_rules == 0 && r->score < 0) {
+        rc = umg_buf_printf(o, ",\"fraud\":null");
+    } else {
+        rc = umg_buf_printf(o, ",\"fraud\":{\"status\":\"%s\"", status[r->fraud_status <= 2 ? r->fraud_status : 0]);
+        if (rc == UMG_OK && r->fraud_reason != 0) {
+            rc = umg_buf_printf(o, ",\"reason\":\"%s\"", umg_fraud_reason_name(r->fraud_reason));
+        }
+        rc = rc ? rc : umg_buf_printf(o, ",\"rules\":[");
+        for (unsigned k = 1, n = 0; k < UMG_FR_N && rc == UMG_OK; k++) {
+            if (r->fraud_rules >> k & 1) {
+                rc = umg_buf_printf(o, "%s\"%s\"", n++ ? "," : "", umg_fraud_reason_name(k));
+            }
+        }
+        rc = rc ? rc : umg_buf_putc(o, ']');
+        if (rc == UMG_OK && r->score >= 0) {
+            rc = umg_buf_printf(o, ",\"score\":%.6g", (double)r->score);
+        }
+        rc = rc ? rc : umg_buf_putc(o, '}');
+    }
+    rc = rc ? rc : umg_buf_printf(o, ",\"rejected_touches\":[");
+    for (uint32_t i = 0; i < r->nrejected && i < UMG_STORE_MAX_REJECTED && rc == UMG_OK; i++) {
+        rc = umg_buf_printf(o, "%s{\"touch_id\":%llu,\"reason\":\"%s\"", i ? "," : "",
+                            (unsigned long long)r->rejected[i].touch_id, umg_fraud_reason_name(r->rejected[i].reason));
+        char cid[600];
+        if (rc == UMG_OK && ing != NULL && click_id_of(ing, app, r->rejected[i].touch_id, cid, sizeof(cid)) == UMG_OK) {
+            rc = umg_buf_printf(o, ",\"click_id\":\"%s\"", cid);
+        }
+        rc = rc ? rc : umg_buf_putc(o, '}');
+    }
+    return rc ? rc : umg_buf_putc(o, ']');
+}
+
 /* ------------------------------------------------------- GET /v1/attribution */
 
 void umg_attr_ep_attribution(umg_http_req_t *req, void *thread_data)
@@ -209,6 +248,10 @@ void umg_attr_ep_attribution(umg_http_req_t *req, void *thread_data)
                   : umg_buf_printf(&o, ",\"status\":\"%s\",\"outcome\":\"%s\"", organic ? "organic" : "attributed",
                                    umg_attr_outcome_name((umg_attr_outcome_t)d.attr.outcome));
         brc = brc ? brc : put_time(&o, "install_ts", d.attr.install_ts_us);
+        if (brc == UMG_OK && d.fraud_reason != 0) {
+            brc = umg_buf_printf(&o, ",\"fraud\":{\"status\":\"rejected\",\"reason\":\"%s\"}",
+                                 umg_fraud_reason_name(d.fraud_reason));
+        }
         if (!organic) {
             brc = brc ? brc : put_attribution(&o, tx, ing, app.id, a, ",");
         }
@@ -288,7 +331,9 @@ static int install_row(void *ctx, const umg_store_decision_t *r)
         rc = rc ? rc : put_str(o, x->tx, "campaign", c->campaign);
         rc = rc ? rc : umg_buf_putc(o, '}');
     }
-    rc = rc ? rc : umg_buf_printf(o, "]}\n");
+    rc = rc ? rc : umg_buf_putc(o, ']');
+    rc = rc ? rc : put_fraud(o, x->ing, x->app, r);
+    rc = rc ? rc : umg_buf_printf(o, "}\n");
     x->last_ts = r->d.ts_us;
     x->last_offset = r->offset;
     if (rc != UMG_OK) {
@@ -492,8 +537,9 @@ static int mta_conversion(void *ctx, const umg_store_decision_t *r)
 {
     mta_ctx_t *c = ctx;
     uint8_t oc = r->d.outcome;
-    if (oc != UMG_ATTR_OUT_INSTALL && oc != UMG_ATTR_OUT_REATTRIBUTED && oc != UMG_ATTR_OUT_IMPLICIT_INSTALL) {
-        return 0;
+    if ((oc != UMG_ATTR_OUT_INSTALL && oc != UMG_ATTR_OUT_REATTRIBUTED && oc != UMG_ATTR_OUT_IMPLICIT_INSTALL) ||
+        r->fraud_status == UMG_STORE_FRAUD_REJECTED) {
+        return 0; /* a rejected install is no conversion of anyone's */
     }
     double value = 1;
     if (c->value == UMG_MTA_REPORT_VALUE_REVENUE) {

@@ -16,6 +16,7 @@
 #include "umg_pipeline.h"
 
 #include "umg_event.h"
+#include "umg_fraud.h"
 #include "umg_privacy.h"
 #include "umg_live.h"
 #include "umg_rollup.h"
@@ -44,6 +45,12 @@ static umg_metric_t m_reeng =
     UMG_COUNTER("umg_pipeline_decisions_total", "Attribution decisions with an outcome", "outcome=\"reengagement\"");
 static umg_metric_t m_skipped =
     UMG_COUNTER("umg_pipeline_skipped_total", "Log records the pipeline could not decode (logged)", NULL);
+static umg_metric_t m_frej_touch = UMG_COUNTER("umg_fraud_decisions_total", "Fraud rule outcomes in the pipeline",
+                                               "what=\"touch\",status=\"rejected\"");
+static umg_metric_t m_frej_install = UMG_COUNTER("umg_fraud_decisions_total", "Fraud rule outcomes in the pipeline",
+                                                 "what=\"install\",status=\"rejected\"");
+static umg_metric_t m_fflag_install = UMG_COUNTER("umg_fraud_decisions_total", "Fraud rule outcomes in the pipeline",
+                                                  "what=\"install\",status=\"flagged\"");
 static umg_metric_t m_lag =
     UMG_GAUGE("umg_pipeline_lag_records", "Acknowledged log records not yet applied by the pipeline", NULL);
 
@@ -60,6 +67,9 @@ enum {
     S_NODEV,
     S_SKIP,
     S_DUP,
+    S_FRAUD_TOUCHES,  /* touches rejected when they arrived */
+    S_FRAUD_INSTALLS, /* installs rejected */
+    S_FRAUD_FLAGGED,  /* installs flagged */
     S_COUNT
 };
 
@@ -70,7 +80,30 @@ typedef struct app_ent_s {
     umg_attr_settings_t s;
     const umg_tz_t *tz; /* the reporting time zone; NULL: UTC */
     char platform[8];   /* the app's platform, for devices that send none */
+    umg_fraud_settings_t fs;
 } app_ent_t;
+
+/* A source/site's figures on one local day, for click flooding: kept with the rollups that hold them. */
+typedef struct flood_ent_s {
+    uint32_t app, source, site;
+    int32_t day;
+    int64_t clicks, installs, long_installs;
+    uint32_t used;
+} flood_ent_t;
+
+/* What the fraud rules found for the install being decided. */
+typedef struct fraud_s {
+    unsigned rej, flag; /* the deciding rejecting / flagging rule */
+    uint16_t rules;     /* every rule that fired */
+    uint32_t nrej;
+    umg_store_rejected_t rejected[UMG_STORE_MAX_REJECTED];
+    uint32_t ic[3];  /* observe_install's counts */
+    size_t ntouches; /* p->touches holds the install's candidates */
+    int has_raw;     /* the click that would have won before any fraud rule */
+    umg_attr_touch_t raw;
+    float x[UMG_FRAUD_NF];
+    double score; /* -1: not scored */
+} fraud_t;
 
 struct umg_pipeline_s {
     umg_pipeline_config_t cfg;
@@ -101,6 +134,13 @@ struct umg_pipeline_s {
     umg_buf_t frows;     /* a fold's rows, sorted before they are written */
     uint64_t rlog_bytes; /* in the store's rollup log */
     int64_t last_fold_ms;
+    /* fraud (docs/fraud.md) */
+    umg_pipeline_fraud_t fh;
+    umg_fraud_counts_t *fc;
+    flood_ent_t *flood;
+    size_t flood_cap, flood_n;
+    int warmed; /* the counters were rebuilt from the log after start */
+    fraud_t fr;
     /* the record being applied */
     umg_store_txn_t *tx;
     const umg_bus_msg_t *msg;
@@ -137,6 +177,8 @@ void umg_pipeline_config_defaults(umg_pipeline_config_t *cfg)
     cfg->sync_interval_ms = 1000;
     cfg->rollup_fold_bytes = 128 << 20;
     cfg->rollup_fold_ms = 60000;
+    cfg->fraud = 1;
+    cfg->fraud_horizon_ms = 86400000;
 }
 
 void umg_pipeline_app_settings(const umg_app_t *app, umg_attr_settings_t *out)
@@ -174,7 +216,9 @@ static const app_ent_t *app_of(umg_pipeline_t *p, uint32_t app)
     e->source_windows = e->known && a.source_windows > 0;
     e->tz = NULL;
     e->platform[0] = '\0';
+    umg_fraud_settings_default(&e->fs);
     if (e->known) {
+        e->fs = a.fraud;
         memcpy(e->platform, a.platform, sizeof(e->platform));
         if (p->tzc != NULL && umg_tz_cache_get(p->tzc, a.timezone, &e->tz) != UMG_OK) {
             umg_log(UMG_LOG_WARN, "pipeline", "app %s: time zone \"%s\" cannot be loaded; reporting in UTC",
@@ -190,8 +234,8 @@ int umg_pipeline_new(const umg_pipeline_config_t *cfg, umg_store_t *store, const
     static int registered;
     if (!registered) {
         registered = 1;
-        umg_metric_t *ms[] = {&m_records,  &m_installs, &m_reinstalls, &m_reattributed,
-                              &m_implicit, &m_reeng,    &m_skipped,    &m_lag};
+        umg_metric_t *ms[] = {&m_records, &m_installs,   &m_reinstalls,   &m_reattributed,  &m_implicit, &m_reeng,
+                              &m_skipped, &m_frej_touch, &m_frej_install, &m_fflag_install, &m_lag};
         for (size_t i = 0; i < UMG_ARRAY_SIZE(ms); i++) {
             umg_metric_register(ms[i]);
         }
@@ -214,6 +258,7 @@ int umg_pipeline_new(const umg_pipeline_config_t *cfg, umg_store_t *store, const
     pthread_mutex_init(&p->fmu, NULL);
     int rc = umg_event_decoder_new(1 << 20, &p->edec);
     rc = rc ? rc : umg_touch_decoder_new(1 << 20, &p->tdec);
+    rc = rc ? rc : umg_fraud_counts_new(UMG_MAX(p->cfg.fraud_horizon_ms * 1000, UMG_FRAUD_HORIZON_MIN_US), &p->fc);
     umg_store_txn_t *tx = NULL;
     rc = rc ? rc : umg_store_begin(store, 0, &tx);
     uint64_t next = 0;
@@ -254,6 +299,8 @@ void umg_pipeline_free(umg_pipeline_t *p)
     umg_buf_free(&p->rlog);
     umg_buf_free(&p->live_buf);
     umg_buf_free(&p->frows);
+    umg_fraud_counts_free(p->fc);
+    umg_free(p->flood);
     pthread_mutex_destroy(&p->fmu);
     umg_free(p);
 }
@@ -311,10 +358,93 @@ static int rlog_rows(umg_pipeline_t *p, const uint8_t *b, size_t len, rrow_fn fn
     return UMG_OK;
 }
 
+/* ------------------------------------------------------------ flood figures */
+
+static flood_ent_t *flood_slot(flood_ent_t *t, size_t cap, uint32_t app, uint32_t source, uint32_t site, int32_t day)
+{
+    uint64_t h = ((uint64_t)app << 32 | source) * UINT64_C(0x9e3779b97f4a7c15) ^
+                 ((uint64_t)site << 32 | (uint32_t)day) * UINT64_C(0xc2b2ae3d27d4eb4f);
+    h ^= h >> 29;
+    for (size_t i = (size_t)h & (cap - 1);; i = (i + 1) & (cap - 1)) {
+        flood_ent_t *e = &t[i];
+        if (!e->used || (e->app == app && e->source == source && e->site == site && e->day == day)) {
+            return e;
+        }
+    }
+}
+
+static int flood_add(umg_pipeline_t *p, uint32_t app, uint32_t source, uint32_t site, int32_t day, int64_t clicks,
+                     int64_t installs, int64_t long_installs)
+{
+    if ((p->flood_n + 1) * 4 > p->flood_cap * 3) {
+        size_t cap = p->flood_cap ? p->flood_cap * 2 : 1024;
+        flood_ent_t *t = umg_calloc(cap, sizeof(*t));
+        if (t == NULL) {
+            return UMG_ENOMEM;
+        }
+        for (size_t i = 0; i < p->flood_cap; i++) {
+            if (p->flood[i].used) {
+                flood_ent_t *e = &p->flood[i];
+                *flood_slot(t, cap, e->app, e->source, e->site, e->day) = *e;
+            }
+        }
+        umg_free(p->flood);
+        p->flood = t;
+        p->flood_cap = cap;
+    }
+    flood_ent_t *e = flood_slot(p->flood, p->flood_cap, app, source, site, day);
+    if (!e->used) {
+        *e = (flood_ent_t){.app = app, .source = source, .site = site, .day = day, .used = 1};
+        p->flood_n++;
+    }
+    e->clicks += clicks;
+    e->installs += installs;
+    e->long_installs += long_installs;
+    return UMG_OK;
+}
+
+/* A source/site's figures over the window days ending on day. */
+static void flood_sum(const umg_pipeline_t *p, uint32_t app, uint32_t source, uint32_t site, int32_t day,
+                      int32_t window, umg_fraud_flood_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (int32_t d = day - window + 1; d <= day && p->flood_cap > 0; d++) {
+        const flood_ent_t *e = flood_slot(p->flood, p->flood_cap, app, source, site, d);
+        if (e->used) {
+            out->clicks += e->clicks;
+            out->installs += e->installs;
+            out->long_installs += e->long_installs;
+        }
+    }
+}
+
+/* What a rollup change adds to the flood figures: every click (accepted, or rejected when it arrived), and the
+ * installs by click-to-install time of the click that would have won. */
+static int flood_feed(umg_pipeline_t *p, uint32_t app, umg_rollup_table_t t, const umg_rollup_key_t *k, size_t vi,
+                      int64_t by)
+{
+    int64_t c = 0, i = 0, l = 0;
+    if (t == UMG_RT_MAIN && vi == UMG_RM_CLICKS) {
+        c = by;
+    } else if (t == UMG_RT_FRAUD && vi == 0 && k->x[1] == UMG_RF_CLICK && k->x[0] != UMG_FR_CLICK_INJECTION &&
+               k->x[0] != UMG_FR_CLICK_FLOODING) {
+        c = by;
+    } else if (t == UMG_RT_CTIT) {
+        i = by;
+        l = vi >= UMG_FRAUD_CTIT_LONG_BUCKET ? by : 0;
+    } else {
+        return UMG_OK;
+    }
+    return flood_add(p, app, k->dim[UMG_RD_SOURCE], k->dim[UMG_RD_SITE], k->day, c, i, l);
+}
+
 static int add_row(umg_pipeline_t *p, uint32_t app, umg_rollup_table_t t, const umg_rollup_key_t *k, const int64_t *v,
                    size_t nv)
 {
     int rc = UMG_OK;
+    for (size_t i = 0; i < nv && rc == UMG_OK; i++) {
+        rc = flood_feed(p, app, t, k, i, v[i]);
+    }
     for (size_t i = 0; i < nv && rc == UMG_OK; i++) {
         rc = umg_rollup_add(p->delta, app, t, k, i, v[i]);
     }
@@ -343,10 +473,15 @@ static int rlog_blob(void *ctx, const void *data, size_t len)
 
 static int load_row(void *ctx, uint32_t app, int table, const umg_rollup_key_t *k, const int64_t *v, size_t nv)
 {
+    umg_pipeline_t *p = ctx;
     if (table < 0 || table >= UMG_RT_COUNT || nv != umg_rollup_nvalues((umg_rollup_table_t)table)) {
         return UMG_ECORRUPT;
     }
-    return umg_rollup_load(ctx, app, (umg_rollup_table_t)table, k, v);
+    int rc = UMG_OK;
+    for (size_t i = 0; i < nv && rc == UMG_OK; i++) {
+        rc = flood_feed(p, app, (umg_rollup_table_t)table, k, i, v[i]);
+    }
+    return rc ? rc : umg_rollup_load(p->rollup, app, (umg_rollup_table_t)table, k, v);
 }
 
 void umg_pipeline_set_live(umg_pipeline_t *p, umg_live_t *live)
@@ -363,7 +498,8 @@ int umg_pipeline_set_reports(umg_pipeline_t *p, umg_rollup_t *rollup, umg_tz_cac
     if (rc == UMG_OK) {
         /* the folded rows, then what the log adds to them */
         rlog_scan_t sc = {p, add_row, 0};
-        rc = umg_store_rollup_scan(tx, load_row, rollup);
+        p->rollup = rollup;
+        rc = umg_store_rollup_scan(tx, load_row, p);
         rc = rc ? rc : umg_store_rollup_log_scan(tx, rlog_blob, &sc);
         rc = rc ? rc : umg_rollup_merge(rollup, p->delta);
         umg_rollup_delta_reset(p->delta);
@@ -374,9 +510,12 @@ int umg_pipeline_set_reports(umg_pipeline_t *p, umg_rollup_t *rollup, umg_tz_cac
         umg_rollup_delta_free(p->delta);
         umg_rollup_delta_free(p->fold);
         p->delta = p->fold = NULL;
+        p->rollup = NULL;
+        umg_free(p->flood);
+        p->flood = NULL;
+        p->flood_cap = p->flood_n = 0;
         return rc;
     }
-    p->rollup = rollup;
     p->tzc = tzc;
     p->napps = 0;
     p->last_fold_ms = (int64_t)(umg_mono_ns() / 1000000);
@@ -411,7 +550,8 @@ static void rkey(umg_rollup_key_t *k, int32_t day, const umg_attr_attribution_t 
 
 static int radd(umg_pipeline_t *p, umg_rollup_table_t t, const umg_rollup_key_t *k, size_t vi, int64_t by)
 {
-    return umg_rollup_add(p->delta, p->msg->app, t, k, vi, by);
+    int rc = umg_rollup_add(p->delta, p->msg->app, t, k, vi, by);
+    return rc ? rc : flood_feed(p, p->msg->app, t, k, vi, by);
 }
 
 /* The region of a locale ("en_US", "pt-BR", "zh-Hant-TW", "en_US.UTF-8"): the last two-letter subtag after the
@@ -464,7 +604,15 @@ static int roll_touch(umg_pipeline_t *p, const umg_attr_touch_t *a)
         .source = a->source, .campaign = a->campaign, .adset = a->adset, .ad = a->ad, .site = a->site};
     umg_rollup_key_t k;
     rkey(&k, local_day(app_of(p, a->app), a->ts_us), &dims, 0, plat);
-    return radd(p, UMG_RT_MAIN, &k, a->type == UMG_ATTR_IMPRESSION ? UMG_RM_IMPRESSIONS : UMG_RM_CLICKS, 1);
+    int fraud = (a->flags & UMG_ATTR_TF_FRAUD) != 0;
+    rc = fraud ? UMG_OK
+               : radd(p, UMG_RT_MAIN, &k, a->type == UMG_ATTR_IMPRESSION ? UMG_RM_IMPRESSIONS : UMG_RM_CLICKS, 1);
+    if (rc == UMG_OK && a->reason != 0) { /* rejected: not a click of the source's; flagged: both */
+        k.x[0] = a->reason;
+        k.x[1] = a->type == UMG_ATTR_IMPRESSION ? UMG_RF_IMPRESSION : UMG_RF_CLICK;
+        rc = radd(p, UMG_RT_FRAUD, &k, fraud ? 0 : 1, 1);
+    }
+    return rc;
 }
 
 static int act_add(umg_pipeline_t *p, int32_t day, uint32_t kind, size_t vi, int64_t by)
@@ -544,6 +692,21 @@ static int roll_event(umg_pipeline_t *p, const umg_event_t *ev, umg_store_device
     const umg_attr_attribution_t *ia = &dev->attr.install;
     umg_rollup_key_t k;
     rkey(&k, day, ia, dev->country, dev->platform);
+    if (dev->fraud_reason != 0) {
+        /* A device whose install was rejected: none of its activity counts, only the rejection. */
+        k.x[0] = dev->fraud_reason;
+        k.x[1] = ev->type == UMG_EV_INSTALL ? UMG_RF_INSTALL : UMG_RF_EVENT;
+        return radd(p, UMG_RT_FRAUD, &k, 0, 1);
+    }
+    if (p->fr.flag != 0 && ev->type != UMG_EV_INSTALL) {
+        umg_rollup_key_t fk = k;
+        fk.x[0] = p->fr.flag;
+        fk.x[1] = UMG_RF_EVENT;
+        rc = radd(p, UMG_RT_FRAUD, &fk, 1, 1);
+        if (rc != UMG_OK) {
+            return rc;
+        }
+    }
     int cohort_new = 0;
     switch (d->outcome) {
     case UMG_ATTR_OUT_INSTALL:
@@ -631,6 +794,408 @@ static int roll_event(umg_pipeline_t *p, const umg_event_t *ev, umg_store_device
         if (rc == UMG_OK && micros > 0 && umg_store_dayset_add(&dev->paying, day) != 0) {
             rc = radd(p, UMG_RT_MAIN, &k, UMG_RM_PAYING, 1);
         }
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------- fraud */
+
+void umg_pipeline_set_fraud(umg_pipeline_t *p, const umg_pipeline_fraud_t *f)
+{
+    p->fh = *f;
+}
+
+/* A rule fired: the first rejecting one decides, else the first flagging one. */
+static void fhit(fraud_t *fr, const umg_fraud_settings_t *fs, unsigned rule)
+{
+    fr->rules |= (uint16_t)(1u << rule);
+    if (fs->rule[rule].action == UMG_FA_REJECT) {
+        fr->rej = fr->rej ? fr->rej : rule;
+    } else {
+        fr->flag = fr->flag ? fr->flag : rule;
+    }
+}
+
+static int ip_listed(const umg_pipeline_t *p, umg_slice_t ip)
+{
+    return ip.len != 0 && p->fh.ip_listed != NULL && p->fh.ip_listed(p->fh.ctx, ip, NULL) == 1;
+}
+
+static int bot_ua(const umg_pipeline_t *p, umg_slice_t ua)
+{
+    return ua.len != 0 && p->fh.bot_ua != NULL && p->fh.bot_ua(p->fh.ctx, ua) == 1;
+}
+
+/* The counters a click feeds, the same live and on warm-up: c[0] the device's clicks in its hour, c[1] the IP's
+ * clicks in its minute (0 when not counted). */
+static void observe_click(umg_pipeline_t *p, uint32_t app, uint64_t dev, uint64_t ip, int64_t ts, int64_t recv,
+                          uint32_t c[2])
+{
+    int oom = 0;
+    c[0] = c[1] = 0;
+    if (!umg_fraud_in_window(ts, recv, p->cfg.fraud_horizon_ms * 1000)) {
+        return;
+    }
+    c[0] = umg_fraud_counts_add(p->fc, UMG_FW_CLICK_DEVICE_HOUR, app, dev, ts, recv, &oom);
+    c[1] = umg_fraud_counts_add(p->fc, UMG_FW_CLICK_IP_MINUTE, app, ip, ts, recv, &oom);
+    umg_fraud_counts_add(p->fc, UMG_FW_CLICK_IP_HOUR, app, ip, ts, recv, &oom);
+    umg_fraud_counts_add(p->fc, UMG_FW_CLICK_DEVICE_DAY, app, dev, ts, recv, &oom);
+    if (oom) {
+        umg_log(UMG_LOG_WARN, "fraud", "out of memory counting clicks: a click went uncounted");
+    }
+}
+
+/* The counters an install feeds: c[0] installs from its IP in the hour, c[1] from its network, c[2] from its IP +
+ * User-Agent in the UTC day (0 when not counted). */
+static void observe_install(umg_pipeline_t *p, uint32_t app, umg_slice_t ip, umg_slice_t ua, int64_t ts, int64_t recv,
+                            uint32_t c[3])
+{
+    int oom = 0;
+    c[0] = c[1] = c[2] = 0;
+    if (!umg_fraud_in_window(ts, recv, p->cfg.fraud_horizon_ms * 1000)) {
+        return;
+    }
+    uint64_t iph = umg_attr_ip_hash(ip);
+    c[0] = umg_fraud_counts_add(p->fc, UMG_FW_INSTALL_IP_HOUR, app, iph, ts, recv, &oom);
+    c[1] = umg_fraud_counts_add(p->fc, UMG_FW_INSTALL_NET_HOUR, app, umg_fraud_net_key(ip), ts, recv, &oom);
+    c[2] = umg_fraud_counts_add(p->fc, UMG_FW_INSTALL_FP_DAY, app, iph ? umg_hash64(ua.ptr, ua.len, iph) : 0, ts, recv,
+                                &oom);
+    if (oom) {
+        umg_log(UMG_LOG_WARN, "fraud", "out of memory counting installs: an install went uncounted");
+    }
+}
+
+static uint64_t touch_device_key(const umg_touch_t *t)
+{
+    uint64_t ids[UMG_ATTR_MAX_IDS];
+    umg_slice_t v[UMG_ATTR_ID_KINDS] = {t->idfa, t->gaid, t->oaid, t->android_id, t->idfv, t->custom_id};
+    umg_attr_ids_collect(ids, v);
+    return ids[0];
+}
+
+/* The rules a touch meets when it arrives: blocked_ip, bot_user_agent, click_spam. */
+static void fraud_touch(umg_pipeline_t *p, const umg_touch_t *t, umg_attr_touch_t *a)
+{
+    const umg_fraud_settings_t *fs = &app_of(p, a->app)->fs;
+    fraud_t fr = {0};
+    uint32_t c[2] = {0, 0};
+    int click = a->type == UMG_ATTR_CLICK;
+    if (click) {
+        observe_click(p, a->app, a->ids[0], umg_attr_ip_hash(t->ip), a->ts_us, p->msg->recv_us, c);
+    }
+    if (fs->rule[UMG_FR_BLOCKED_IP].enabled && ip_listed(p, t->ip)) {
+        fhit(&fr, fs, UMG_FR_BLOCKED_IP);
+    }
+    if (fs->rule[UMG_FR_BOT_USER_AGENT].enabled &&
+        (bot_ua(p, t->user_agent) ||
+         (click && t->via_link && t->user_agent.len == 0 && fs->p[UMG_FP_BOT_EMPTY_UA] != 0))) {
+        fhit(&fr, fs, UMG_FR_BOT_USER_AGENT);
+    }
+    if (fs->rule[UMG_FR_CLICK_SPAM].enabled && click &&
+        (c[0] > fs->p[UMG_FP_SPAM_DEVICE_HOUR] || c[1] > fs->p[UMG_FP_SPAM_IP_MINUTE])) {
+        fhit(&fr, fs, UMG_FR_CLICK_SPAM);
+    }
+    if (fr.rej) {
+        a->flags |= UMG_ATTR_TF_FRAUD;
+        a->reason = (uint8_t)fr.rej;
+        count(p, S_FRAUD_TOUCHES);
+        umg_metric_add(&m_frej_touch, 1);
+    } else if (fr.flag) {
+        a->reason = (uint8_t)fr.flag;
+    }
+}
+
+static void reject_touch(fraud_t *fr, umg_attr_touch_t *t, unsigned reason)
+{
+    t->flags |= UMG_ATTR_TF_FRAUD;
+    if (fr->nrej < UMG_STORE_MAX_REJECTED) {
+        fr->rejected[fr->nrej++] = (umg_store_rejected_t){.touch_id = t->touch_id, .reason = (uint8_t)reason};
+    }
+}
+
+static float flog10s(int64_t us)
+{
+    return (float)log10(1.0 + (double)(us < 0 ? -us : us) / 1e6);
+}
+
+/*
+ * Before an install is decided: its counters, the click that would win without the fraud rules (for the
+ * click-to-install histogram and the features), click injection (the injected clicks leave the candidates), and
+ * the install's own rules: blocked_ip, bot_user_agent, device_farm, time_anomaly. Fills p->fr.
+ */
+static void fraud_install_pre(umg_pipeline_t *p, const umg_event_t *ev, const umg_attr_obs_t *obs,
+                              const umg_attr_settings_t *s, size_t n)
+{
+    fraud_t *fr = &p->fr;
+    const app_ent_t *e = app_of(p, obs->app);
+    const umg_fraud_settings_t *fs = &e->fs;
+    const umg_bus_msg_t *m = p->msg;
+    const uint32_t *c = fr->ic;
+    fr->ntouches = n;
+    size_t w;
+    umg_attr_match_t mt = UMG_ATTR_MATCH_NONE;
+    if (umg_attr_select(s, p->touches, n, obs, &w, &mt, NULL) == UMG_OK && p->touches[w].type == UMG_ATTR_CLICK) {
+        fr->has_raw = 1;
+        fr->raw = p->touches[w];
+    }
+    int64_t begin = ev->referrer_install_begin_ts_us;
+    for (size_t i = 0; i < n && fs->rule[UMG_FR_CLICK_INJECTION].enabled; i++) {
+        umg_attr_touch_t *t = &p->touches[i];
+        if (t->type != UMG_ATTR_CLICK || (t->flags & UMG_ATTR_TF_FRAUD) ||
+            umg_attr_touch_match(s, t, obs) == UMG_ATTR_MATCH_NONE) {
+            continue;
+        }
+        int close = obs->ts_us - t->ts_us < (int64_t)(fs->p[UMG_FP_INJ_MIN_CTIT_S] * 1e6);
+        int after = fs->p[UMG_FP_INJ_INSTALL_BEGIN] != 0 && begin != 0 && t->ts_us > begin;
+        if (close || after) {
+            if (fs->rule[UMG_FR_CLICK_INJECTION].action == UMG_FA_REJECT) {
+                fr->rules |= 1u << UMG_FR_CLICK_INJECTION;
+                reject_touch(fr, t, UMG_FR_CLICK_INJECTION);
+            } else {
+                fhit(fr, fs, UMG_FR_CLICK_INJECTION);
+            }
+        }
+    }
+    int listed = ip_listed(p, ev->ip), bot = bot_ua(p, ev->user_agent);
+    if (fs->rule[UMG_FR_BLOCKED_IP].enabled && listed) {
+        fhit(fr, fs, UMG_FR_BLOCKED_IP);
+    }
+    if (fs->rule[UMG_FR_BOT_USER_AGENT].enabled && bot) {
+        fhit(fr, fs, UMG_FR_BOT_USER_AGENT);
+    }
+    if (fs->rule[UMG_FR_DEVICE_FARM].enabled &&
+        (c[0] > fs->p[UMG_FP_FARM_IP_HOUR] || c[2] > fs->p[UMG_FP_FARM_FP_DAY])) {
+        fhit(fr, fs, UMG_FR_DEVICE_FARM);
+    }
+    if (fs->rule[UMG_FR_TIME_ANOMALY].enabled &&
+        ev->ts_us - m->recv_us > (int64_t)(fs->p[UMG_FP_TIME_FUTURE_S] * 1e6)) {
+        fhit(fr, fs, UMG_FR_TIME_ANOMALY);
+    }
+
+    /* The model's features (umg_fraud.h). */
+    float *x = fr->x;
+    const float nan = NAN;
+    for (size_t i = 0; i < UMG_FRAUD_NF; i++) {
+        x[i] = nan;
+    }
+    if (fr->has_raw) {
+        x[UMG_FF_CTIT_LOG10_S] = flog10s(obs->ts_us - fr->raw.ts_us);
+        x[UMG_FF_MATCH_CLASS] = (float)mt;
+        umg_fraud_flood_t f;
+        flood_sum(p, obs->app, fr->raw.source, fr->raw.site, local_day(e, obs->ts_us),
+                  (int32_t)fs->p[UMG_FP_FLOOD_WINDOW_DAYS], &f);
+        if (f.clicks > 0) {
+            x[UMG_FF_SOURCE_CTI_RATE] = (float)((double)f.installs / (double)f.clicks);
+        }
+        if (f.installs > 0) {
+            x[UMG_FF_SOURCE_LONG_SHARE] = (float)((double)f.long_installs / (double)f.installs);
+        }
+        x[UMG_FF_CLICK_AFTER_BEGIN] = begin != 0 ? (float)(fr->raw.ts_us > begin) : nan;
+    } else {
+        x[UMG_FF_MATCH_CLASS] = 0;
+    }
+    x[UMG_FF_CLICKS_DEVICE_1H] =
+        (float)umg_fraud_counts_get(p->fc, UMG_FW_CLICK_DEVICE_HOUR, obs->app, obs->ids[0], obs->ts_us);
+    x[UMG_FF_CLICKS_DEVICE_24H] =
+        (float)umg_fraud_counts_get(p->fc, UMG_FW_CLICK_DEVICE_DAY, obs->app, obs->ids[0], obs->ts_us);
+    x[UMG_FF_CLICKS_IP_1M] =
+        (float)umg_fraud_counts_get(p->fc, UMG_FW_CLICK_IP_MINUTE, obs->app, obs->fp.ip, obs->ts_us);
+    x[UMG_FF_CLICKS_IP_1H] = (float)umg_fraud_counts_get(p->fc, UMG_FW_CLICK_IP_HOUR, obs->app, obs->fp.ip, obs->ts_us);
+    x[UMG_FF_INSTALLS_IP_1H] = (float)c[0];
+    x[UMG_FF_INSTALLS_NET_1H] = (float)c[1];
+    x[UMG_FF_INSTALLS_FP_24H] = (float)c[2];
+    umg_attr_ua_t ua;
+    if (umg_attr_ua_parse(ev->user_agent, &ua) == UMG_OK) {
+        umg_attr_platform_t dp = umg_attr_platform_parse(ev->device.platform);
+        x[UMG_FF_UA_PLATFORM_MISMATCH] = dp != UMG_ATTR_PLATFORM_UNKNOWN ? (float)(dp != ua.platform) : nan;
+        uint32_t um = umg_attr_model_hash(ua.model), dm = umg_attr_model_hash(ev->device.model);
+        x[UMG_FF_UA_MODEL_MISMATCH] = um != 0 && dm != 0 ? (float)(um != dm) : nan;
+    }
+    int64_t day_us = INT64_C(86400000000);
+    x[UMG_FF_HOUR_OF_DAY] = (float)(((obs->ts_us % day_us) + day_us) % day_us / INT64_C(3600000000));
+    x[UMG_FF_UA_EMPTY] = (float)(ev->user_agent.len == 0);
+    x[UMG_FF_IP_LISTED] = (float)listed;
+    x[UMG_FF_BOT_UA] = (float)bot;
+    x[UMG_FF_TIME_SKEW_LOG10_S] = flog10s(m->recv_us - ev->ts_us);
+    x[UMG_FF_REFERRER] = (float)(ev->has_referrer != 0);
+}
+
+typedef struct retro_s {
+    const umg_attr_attribution_t *a;
+    umg_buf_t hits; /* umg_store_decision_t copies to flag */
+    int rc;
+} retro_t;
+
+static int is_long_flood_install(const umg_store_decision_t *d)
+{
+    const umg_attr_attribution_t *x = &d->d.attr;
+    return (d->d.outcome == UMG_ATTR_OUT_INSTALL || d->d.outcome == UMG_ATTR_OUT_REATTRIBUTED) &&
+           x->touch_type == UMG_ATTR_CLICK &&
+           umg_fraud_ctit_bucket(d->d.ts_us - x->touch_ts_us) >= UMG_FRAUD_CTIT_LONG_BUCKET;
+}
+
+static int retro_row(void *ctx, const umg_store_decision_t *d)
+{
+    retro_t *r = ctx;
+    if (d->fraud_status == UMG_STORE_FRAUD_CLEAN && is_long_flood_install(d) && d->d.attr.source == r->a->source &&
+        d->d.attr.site == r->a->site) {
+        r->rc = umg_buf_append(&r->hits, d, sizeof(*d));
+    }
+    return r->rc != UMG_OK;
+}
+
+/*
+ * Post-attribution flooding: once a source/site is seen to flood, the long-CTIT installs it won earlier in the
+ * window (not looked at before: the store notes up to when it looked) are flagged too. They keep their
+ * attribution; only installs decided from now on are rejected when the rule rejects (docs/fraud.md).
+ */
+static int flood_retro(umg_pipeline_t *p, const umg_attr_attribution_t *a, int64_t ts_us, int32_t window_days)
+{
+    const app_ent_t *e = app_of(p, p->msg->app);
+    uint8_t key[14] = {'f', 'l'};
+    memcpy(key + 2, &p->msg->app, 4);
+    memcpy(key + 6, &a->source, 4);
+    memcpy(key + 10, &a->site, 4);
+    int64_t until = 0;
+    int rc = umg_store_note_get(p->tx, key, sizeof(key), &until);
+    if (rc != UMG_OK && rc != UMG_ENOENT) {
+        return rc;
+    }
+    int64_t from = UMG_MAX(until, ts_us - (int64_t)window_days * INT64_C(86400000000));
+    if (from >= ts_us) {
+        return UMG_OK;
+    }
+    retro_t r = {.a = a};
+    rc = umg_store_decisions_scan(p->tx, p->msg->app, from, ts_us, 0, 0, retro_row, &r);
+    rc = rc == 1 ? r.rc : rc;
+    size_t nh = r.hits.len / sizeof(umg_store_decision_t);
+    for (size_t i = 0; i < nh && rc == UMG_OK; i++) {
+        umg_store_decision_t *d = (umg_store_decision_t *)(void *)r.hits.ptr + i;
+        d->fraud_status = UMG_STORE_FRAUD_FLAGGED;
+        d->fraud_reason = UMG_FR_CLICK_FLOODING;
+        d->fraud_rules |= 1u << UMG_FR_CLICK_FLOODING;
+        rc = umg_store_decision_put(p->tx, d);
+        umg_store_device_t dev;
+        if (rc == UMG_OK && p->rollup != NULL && umg_store_device_get(p->tx, d->app, d->device_key, &dev) == UMG_OK) {
+            umg_rollup_key_t k;
+            rkey(&k, local_day(e, d->d.ts_us), &d->d.attr, dev.country, dev.platform);
+            k.x[0] = UMG_FR_CLICK_FLOODING;
+            k.x[1] = UMG_RF_INSTALL;
+            rc = radd(p, UMG_RT_FRAUD, &k, 1, 1);
+        }
+    }
+    umg_buf_free(&r.hits);
+    return rc ? rc : umg_store_note_put(p->tx, key, sizeof(key), ts_us);
+}
+
+/*
+ * Click flooding, once an install is decided: when the winning click came a day or more before the install
+ * and its source/site floods, the install is flagged, or the click leaves the candidates (1: decide again),
+ * and the source/site's earlier long-CTIT installs in the window are flagged. Negative: an error.
+ */
+static int fraud_flood(umg_pipeline_t *p, const umg_attr_decision_t *d, size_t n)
+{
+    const app_ent_t *e = app_of(p, p->msg->app);
+    const umg_fraud_settings_t *fs = &e->fs;
+    const umg_attr_attribution_t *a = &d->attr;
+    if (!fs->rule[UMG_FR_CLICK_FLOODING].enabled || p->rollup == NULL || a->touch_type != UMG_ATTR_CLICK ||
+        (d->outcome != UMG_ATTR_OUT_INSTALL && d->outcome != UMG_ATTR_OUT_REATTRIBUTED &&
+         d->outcome != UMG_ATTR_OUT_IMPLICIT_INSTALL) ||
+        umg_fraud_ctit_bucket(d->ts_us - a->touch_ts_us) < UMG_FRAUD_CTIT_LONG_BUCKET) {
+        return 0;
+    }
+    umg_fraud_flood_t f;
+    flood_sum(p, p->msg->app, a->source, a->site, local_day(e, d->ts_us), (int32_t)fs->p[UMG_FP_FLOOD_WINDOW_DAYS], &f);
+    if (!umg_fraud_flood_flagged(fs, &f)) {
+        return 0;
+    }
+    int rc = flood_retro(p, a, d->ts_us, (int32_t)fs->p[UMG_FP_FLOOD_WINDOW_DAYS]);
+    if (rc != UMG_OK) {
+        return rc;
+    }
+    fraud_t *fr = &p->fr;
+    if (fs->rule[UMG_FR_CLICK_FLOODING].action == UMG_FA_FLAG) {
+        fhit(fr, fs, UMG_FR_CLICK_FLOODING);
+        return 0;
+    }
+    fr->rules |= 1u << UMG_FR_CLICK_FLOODING;
+    for (size_t i = 0; i < n; i++) {
+        if (p->touches[i].touch_id == a->touch_id) {
+            reject_touch(fr, &p->touches[i], UMG_FR_CLICK_FLOODING);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The model, once the rules are done: scores the install (shadow: a sample), and in enforce mode rejects it at
+ * or over the threshold. */
+static void fraud_score(umg_pipeline_t *p, const umg_event_t *ev)
+{
+    const umg_fraud_settings_t *fs = &app_of(p, p->msg->app)->fs;
+    fraud_t *fr = &p->fr;
+    if (fs->model_mode == UMG_FM_OFF || p->fh.score == NULL ||
+        (fs->model_mode == UMG_FM_SHADOW && !umg_fraud_in_sample(&ev->event_id, fs->model_shadow_sample))) {
+        return;
+    }
+    double sc;
+    if (p->fh.score(p->fh.ctx, p->msg->app, fr->x, UMG_FRAUD_NF, &sc) != UMG_OK) {
+        return;
+    }
+    fr->score = sc;
+    if (fs->model_mode == UMG_FM_ENFORCE && sc >= fs->model_threshold) {
+        fr->rules |= 1u << UMG_FR_MODEL;
+        fr->rej = fr->rej ? fr->rej : UMG_FR_MODEL;
+    }
+}
+
+/* The fraud rows of an install (before the device's own rows): the click-to-install histogram of the click that
+ * would have won, the model's scores, the clicks rejected at decision time, and a flag. */
+static int roll_fraud_install(umg_pipeline_t *p, const umg_store_device_t *dev, const umg_attr_decision_t *d,
+                              int32_t day)
+{
+    const fraud_t *fr = &p->fr;
+    const app_ent_t *e = app_of(p, p->msg->app);
+    umg_rollup_key_t k;
+    int rc = UMG_OK;
+    int fresh = d->outcome == UMG_ATTR_OUT_INSTALL || d->outcome == UMG_ATTR_OUT_REATTRIBUTED;
+    if (fr->has_raw && fresh) {
+        umg_attr_attribution_t dims = {.source = fr->raw.source,
+                                       .campaign = fr->raw.campaign,
+                                       .adset = fr->raw.adset,
+                                       .ad = fr->raw.ad,
+                                       .site = fr->raw.site};
+        rkey(&k, day, &dims, dev->country, dev->platform);
+        rc = radd(p, UMG_RT_CTIT, &k, umg_fraud_ctit_bucket(d->ts_us - fr->raw.ts_us), 1);
+    }
+    for (uint32_t i = 0; i < fr->nrej && rc == UMG_OK; i++) {
+        const umg_attr_touch_t *t = NULL;
+        for (size_t j = 0; j < fr->ntouches && t == NULL; j++) {
+            t = p->touches[j].touch_id == fr->rejected[i].touch_id ? &p->touches[j] : NULL;
+        }
+        if (t != NULL) {
+            umg_attr_attribution_t dims = {
+                .source = t->source, .campaign = t->campaign, .adset = t->adset, .ad = t->ad, .site = t->site};
+            rkey(&k, local_day(e, t->ts_us), &dims, 0, 0);
+            k.x[0] = fr->rejected[i].reason;
+            k.x[1] = UMG_RF_CLICK;
+            rc = radd(p, UMG_RT_FRAUD, &k, 0, 1);
+        }
+    }
+    rkey(&k, day, &dev->attr.install, dev->country, dev->platform);
+    if (rc == UMG_OK && fr->score >= 0) {
+        int over = fr->score >= e->fs.model_threshold, ruled = fr->rej != 0 && fr->rej != UMG_FR_MODEL;
+        rc = radd(p, UMG_RT_SCORE, &k, umg_fraud_score_bucket(fr->score), 1);
+        k.x[0] = 1;
+        rc = rc ? rc : radd(p, UMG_RT_SCORE, &k, 0, 1);
+        rc = rc ? rc : over ? radd(p, UMG_RT_SCORE, &k, 1, 1) : UMG_OK;
+        rc = rc ? rc : ruled ? radd(p, UMG_RT_SCORE, &k, over ? 2 : 3, 1) : UMG_OK;
+        k.x[0] = 0;
+    }
+    if (rc == UMG_OK && fr->flag && !fr->rej) {
+        k.x[0] = fr->flag;
+        k.x[1] = UMG_RF_INSTALL;
+        rc = radd(p, UMG_RT_FRAUD, &k, 1, 1);
     }
     return rc;
 }
@@ -764,6 +1329,9 @@ static int on_touch(void *ctx, size_t index, umg_touch_t *t, const umg_touch_err
             return rc;
         }
     }
+    if (p->cfg.fraud) {
+        fraud_touch(p, t, &a);
+    }
     count(p, S_TOUCHES);
     int rc = umg_store_touch_put(p->tx, &a);
     return rc == UMG_OK && p->rollup != NULL ? roll_touch(p, &a) : rc;
@@ -895,6 +1463,12 @@ static int decide_event(umg_pipeline_t *p, umg_event_t *ev)
         count(p, S_NODEV);
         return UMG_OK;
     }
+    fraud_t *fr = &p->fr;
+    memset(fr, 0, sizeof(*fr));
+    fr->score = -1;
+    if (ev->type == UMG_EV_INSTALL && p->cfg.fraud) { /* counted before the resend check, as the warm-up counts */
+        observe_install(p, obs.app, ev->ip, ev->user_agent, ev->ts_us, m->recv_us, fr->ic);
+    }
     if (ev->type == UMG_EV_INSTALL && ev->has_referrer) {
         char buf[512];
         umg_slice_t cid;
@@ -944,16 +1518,60 @@ static int decide_event(umg_pipeline_t *p, umg_event_t *ev)
         }
         n = k;
     }
-    umg_attr_decision_t d;
-    if (obs.kind == UMG_ATTR_OBS_INSTALL) {
-        rc = umg_attr_decide_install(s, installed ? &dev.attr : NULL, p->touches, n, &obs, m->recv_us, &d);
-    } else {
-        rc = umg_attr_on_session(s, installed ? &dev.attr : NULL, p->touches, n, &obs, m->recv_us, &d);
+    const app_ent_t *ae = app_of(p, obs.app);
+    const umg_fraud_settings_t *fs = &ae->fs;
+    int fraud_install = ev->type == UMG_EV_INSTALL && p->cfg.fraud;
+    if (fraud_install) {
+        fraud_install_pre(p, ev, &obs, s, n);
+    } else if (p->cfg.fraud && installed && fs->rule[UMG_FR_TIME_ANOMALY].enabled &&
+               (ev->ts_us < dev.attr.install_ts_us - (int64_t)(fs->p[UMG_FP_TIME_BEFORE_INSTALL_S] * 1e6) ||
+                ev->ts_us < dev.last_seen_us - (int64_t)(fs->p[UMG_FP_TIME_BACKWARDS_S] * 1e6))) {
+        fhit(fr, fs, UMG_FR_TIME_ANOMALY);
+        if (fr->rej) { /* a rejected event: counted as such, and nothing else */
+            if (p->rollup == NULL || dev.fraud_reason != 0) {
+                return UMG_OK;
+            }
+            umg_rollup_key_t k;
+            rkey(&k, local_day(ae, ev->ts_us), &dev.attr.install, dev.country, dev.platform);
+            k.x[0] = UMG_FR_TIME_ANOMALY;
+            k.x[1] = UMG_RF_EVENT;
+            return radd(p, UMG_RT_FRAUD, &k, 0, 1);
+        }
     }
-    if (rc != UMG_OK) {
-        return rc;
+    umg_attr_decision_t d;
+    for (int round = 0;; round++) {
+        if (obs.kind == UMG_ATTR_OBS_INSTALL) {
+            rc = umg_attr_decide_install(s, installed ? &dev.attr : NULL, p->touches, n, &obs, m->recv_us, &d);
+        } else {
+            rc = umg_attr_on_session(s, installed ? &dev.attr : NULL, p->touches, n, &obs, m->recv_us, &d);
+        }
+        if (rc != UMG_OK) {
+            return rc;
+        }
+        /* a flooding click rejected: decide again without it */
+        int again = fraud_install && round < UMG_STORE_MAX_REJECTED ? fraud_flood(p, &d, n) : 0;
+        if (again < 0) {
+            return again;
+        }
+        if (!again) {
+            break;
+        }
     }
     umg_attr_apply(&dev.attr, &d);
+    if (fraud_install) {
+        fraud_score(p, ev);
+        if (fr->rej) {
+            dev.fraud_reason = (uint8_t)fr->rej;
+            count(p, S_FRAUD_INSTALLS);
+            umg_metric_add(&m_frej_install, 1);
+        } else if (d.outcome == UMG_ATTR_OUT_INSTALL || d.outcome == UMG_ATTR_OUT_REATTRIBUTED) {
+            dev.fraud_reason = 0; /* a new attribution, judged afresh */
+        }
+        if (fr->flag && !fr->rej) {
+            count(p, S_FRAUD_FLAGGED);
+            umg_metric_add(&m_fflag_install, 1);
+        }
+    }
     if (dev.first_seen_us == 0 || obs.ts_us < dev.first_seen_us) {
         dev.first_seen_us = obs.ts_us;
     }
@@ -975,6 +1593,9 @@ static int decide_event(umg_pipeline_t *p, umg_event_t *ev)
     }
     if (p->rollup != NULL) {
         rc = roll_event(p, ev, &dev, known, &d);
+        if (rc == UMG_OK && fraud_install) {
+            rc = roll_fraud_install(p, &dev, &d, local_day(ae, ev->ts_us));
+        }
         if (rc != UMG_OK) {
             return rc;
         }
@@ -990,6 +1611,16 @@ static int decide_event(umg_pipeline_t *p, umg_event_t *ev)
     rec->device_key = dev.key;
     rec->event_id = ev->event_id;
     rec->app = obs.app;
+    rec->fraud_status = fr->rej ? UMG_STORE_FRAUD_REJECTED : fr->flag ? UMG_STORE_FRAUD_FLAGGED : UMG_STORE_FRAUD_CLEAN;
+    rec->fraud_reason = (uint8_t)(fr->rej ? fr->rej : fr->flag);
+    rec->fraud_rules = fr->rules;
+    rec->score = (float)fr->score;
+    rec->nrejected = fr->nrej;
+    memcpy(rec->rejected, fr->rejected, sizeof(rec->rejected));
+    if (fraud_install) {
+        rec->has_features = 1;
+        memcpy(rec->features, fr->x, sizeof(rec->features));
+    }
     static umg_metric_t *const metric_of[] = {[UMG_ATTR_OUT_INSTALL] = &m_installs,
                                               [UMG_ATTR_OUT_REINSTALL] = &m_reinstalls,
                                               [UMG_ATTR_OUT_REATTRIBUTED] = &m_reattributed,
@@ -1088,6 +1719,99 @@ static void maintain(umg_pipeline_t *p)
     }
 }
 
+/* ----------------------------------------------------------------- warm-up */
+
+static int warm_touch(void *ctx, size_t index, umg_touch_t *t, const umg_touch_error_t *err)
+{
+    umg_pipeline_t *p = ctx;
+    (void)index, (void)err;
+    if (t == NULL || t->type != UMG_TOUCH_CLICK) {
+        return UMG_OK;
+    }
+    int stale = 0;
+    if (p->pii != NULL && umg_pii_decrypt_touch(p->pii, t, &p->arena, &stale) == UMG_ENOMEM) {
+        return UMG_ENOMEM;
+    }
+    uint32_t c[2];
+    observe_click(p, p->msg->app, touch_device_key(t), umg_attr_ip_hash(t->ip), t->ts_us, p->msg->recv_us, c);
+    return UMG_OK;
+}
+
+static int warm_event(void *ctx, size_t index, umg_event_t *ev, const umg_event_error_t *err)
+{
+    umg_pipeline_t *p = ctx;
+    (void)index, (void)err;
+    if (ev == NULL || ev->type != UMG_EV_INSTALL) {
+        return UMG_OK;
+    }
+    if (p->pii != NULL && umg_pii_decrypt_event(p->pii, ev, &p->arena) == UMG_ENOMEM) {
+        return UMG_ENOMEM;
+    }
+    const umg_event_device_t *dv = &ev->device;
+    uint64_t ids[UMG_ATTR_MAX_IDS];
+    umg_slice_t v[UMG_ATTR_ID_KINDS] = {dv->idfa, dv->gaid, dv->oaid, dv->android_id, dv->idfv, dv->custom_id};
+    umg_attr_ids_collect(ids, v);
+    if (ids[0] != 0) {
+        uint32_t c[3];
+        observe_install(p, p->msg->app, ev->ip, ev->user_agent, ev->ts_us, p->msg->recv_us, c);
+    }
+    return UMG_OK;
+}
+
+/*
+ * The fraud rules' counters live in memory: after a start they are rebuilt by observing again the records of the
+ * log that can still matter (received up to the longest window + 20 minutes before the last applied one), so
+ * decisions are the same as without the restart (docs/fraud.md).
+ */
+static void fraud_warm(umg_pipeline_t *p)
+{
+    p->warmed = 1;
+    uint64_t end = p->reader_next;
+    if (end == 0 || p->ops->offset_for_time == NULL) {
+        return;
+    }
+    int64_t t0 = mono_ms();
+    umg_bus_reader_t *r = NULL;
+    umg_bus_read_opts_t o = {.partition = -1, .from_offset = end - 1};
+    umg_bus_msg_t m;
+    int64_t last = umg_now_us();
+    if (p->ops->reader_open(p->bus, &o, &r) == UMG_OK) {
+        if (p->ops->reader_next(r, &m) == UMG_OK && m.offset < end) {
+            last = m.recv_us;
+        }
+        p->ops->reader_close(r);
+    }
+    uint64_t from;
+    if (p->ops->offset_for_time(p->bus, last - p->cfg.fraud_horizon_ms * 1000 - INT64_C(1200000000), &from) != UMG_OK ||
+        from >= end) {
+        return;
+    }
+    o.from_offset = from;
+    if (p->ops->reader_open(p->bus, &o, &r) != UMG_OK) {
+        umg_log(UMG_LOG_WARN, "fraud", "cannot read the log to rebuild the fraud counters");
+        return;
+    }
+    size_t n = 0;
+    int rc;
+    while ((rc = p->ops->reader_next(r, &m)) == UMG_OK && m.offset < end) {
+        p->msg = &m;
+        umg_arena_reset(&p->arena);
+        if (decode_record(&p->edec, &p->tdec, &m, warm_event, warm_touch, p) == UMG_ENOMEM) {
+            rc = UMG_ENOMEM;
+            break;
+        }
+        n++;
+    }
+    p->ops->reader_close(r);
+    p->msg = NULL;
+    size_t entries, bytes;
+    umg_fraud_counts_stats(p->fc, &entries, &bytes);
+    umg_log(rc == UMG_ENOMEM ? UMG_LOG_WARN : UMG_LOG_INFO, "fraud",
+            "counters rebuilt from %zu log records in %lld ms (%zu counters, %zu KiB)%s", n,
+            (long long)(mono_ms() - t0), entries, bytes >> 10,
+            rc == UMG_ENOMEM ? ": out of memory, some left out" : "");
+}
+
 int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
 {
     if (applied != NULL) {
@@ -1097,6 +1821,9 @@ int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
     if (now - p->apps_cached_us > 1000000) { /* app settings are read again each second, not per record */
         p->napps = 0;
         p->apps_cached_us = now;
+    }
+    if (!p->warmed && p->cfg.fraud) {
+        fraud_warm(p);
     }
     if (p->reader == NULL) {
         umg_bus_read_opts_t o = {.partition = -1, .from_offset = p->reader_next};

@@ -28,6 +28,8 @@ typedef struct umg_pipeline_config_s {
      * last fold (umg_pipeline_set_reports). */
     int64_t rollup_fold_bytes;
     int64_t rollup_fold_ms;
+    int fraud;                /* 1 (default): the fraud rules run (docs/fraud.md); 0: none does, nothing is counted */
+    int64_t fraud_horizon_ms; /* items dated more than this before they arrive escape the windowed rules (1 d) */
 } umg_pipeline_config_t;
 
 void umg_pipeline_config_defaults(umg_pipeline_config_t *cfg);
@@ -85,6 +87,24 @@ void umg_pipeline_stats(const umg_pipeline_t *p, umg_pipeline_stats_t *out);
  */
 void umg_pipeline_forgotten(void *pipeline, const umg_bus_msg_t *m);
 int umg_pipeline_forget_done(void *pipeline, uint64_t log_end);
+
+/*
+ * What the fraud rules need from outside the pipeline (docs/fraud.md); each
+ * member may be NULL. Called on the pipeline thread only.
+ *   ip_listed: 1 when ip is on a blocked list (*list may name it), else 0.
+ *   bot_ua:    1 when a User-Agent matches a bot pattern, else 0.
+ *   score:     the model's score in [0, 1] of one install's features
+ *              (UMG_FRAUD_NF floats); anything but UMG_OK: not scored.
+ */
+typedef struct umg_pipeline_fraud_s {
+    int (*ip_listed)(void *ctx, umg_slice_t ip, const char **list);
+    int (*bot_ua)(void *ctx, umg_slice_t ua);
+    int (*score)(void *ctx, uint32_t app, const float *x, size_t nf, double *score);
+    void *ctx;
+} umg_pipeline_fraud_t;
+
+/** Sets the fraud hooks (copied); before umg_pipeline_start. */
+void umg_pipeline_set_fraud(umg_pipeline_t *p, const umg_pipeline_fraud_t *f);
 
 /** The settings the pipeline applies for an app (the admin API's windows over the defaults). */
 void umg_pipeline_app_settings(const umg_app_t *app, umg_attr_settings_t *out);

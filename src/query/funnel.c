@@ -608,23 +608,6 @@ static int put_median(umg_buf_t *b, uint32_t m, int csv)
     return umg_buf_u64(b, m);
 }
 
-/* A CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break. */
-static int put_csv(umg_buf_t *b, umg_slice_t s)
-{
-    int quote = 0;
-    for (size_t i = 0; i < s.len && !quote; i++) {
-        quote = s.ptr[i] == ',' || s.ptr[i] == '"' || s.ptr[i] == '\n' || s.ptr[i] == '\r';
-    }
-    if (!quote) {
-        return umg_buf_append(b, s.ptr, s.len);
-    }
-    int rc = umg_buf_putc(b, '"');
-    for (size_t i = 0; i < s.len && rc == UMG_OK; i++) {
-        rc = s.ptr[i] == '"' ? umg_buf_append(b, "\"\"", 2) : umg_buf_putc(b, s.ptr[i]);
-    }
-    return rc ? rc : umg_buf_putc(b, '"');
-}
-
 /*
  * Step k of a row, from its devices per step and medians: devices, conversion
  * (to step 1), step_conversion (to step k-1; step 1's is to itself) and the
@@ -721,10 +704,10 @@ static int put_csv_answer(const out_t *o, umg_buf_t *b)
         for (size_t k = 0; k < f->ns && rc == UMG_OK; k++) {
             for (size_t j = 0; j < c->k && rc == UMG_OK; j++) {
                 rc = total ? umg_buf_append(b, j == 0 ? "total," : ",", j == 0 ? 6 : 1)
-                           : put_csv(b, o->str[g * c->k + j]);
+                           : umg_query_csv_field(b, o->str[g * c->k + j]);
                 rc = rc ? rc : total ? UMG_OK : umg_buf_putc(b, ',');
             }
-            rc = rc ? rc : put_csv(b, f->label[k]);
+            rc = rc ? rc : umg_query_csv_field(b, f->label[k]);
             rc = rc ? rc : umg_buf_putc(b, ',');
             rc = rc ? rc : put_step_values(b, cnt, med, k, 1);
             rc = rc ? rc : umg_buf_putc(b, '\n');

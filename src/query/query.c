@@ -31,12 +31,13 @@
 
 static const char *const dim_names[QD_N] = {"source", "campaign", "adset", "ad", "site", "country", "platform", "day"};
 
-typedef enum { MK_MAIN, MK_EVENT, MK_EVENT_UNIQUE, MK_REVENUE, MK_COST, MK_RATIO } mkind_t;
+typedef enum { MK_MAIN, MK_EVENT, MK_EVENT_UNIQUE, MK_REVENUE, MK_COST, MK_RATIO, MK_FRAUD } mkind_t;
 enum { R_CTR, R_CONV, R_ARPU, R_ARPPU, R_CPI, R_ECPI, R_ROAS };
 
 /* Bits of what a metric reads (N_* over the UMG_RM_* bits). */
 #define N_REV (1u << 16)
 #define N_COST (1u << 17)
+#define N_FRAUD (1u << 18)
 #define NB(rm) (1u << (rm))
 
 static const struct {
@@ -63,6 +64,9 @@ static const struct {
     {"cpi", MK_RATIO, R_CPI, N_COST | NB(UMG_RM_INSTALLS)},
     {"ecpi", MK_RATIO, R_ECPI, N_COST | NB(UMG_RM_INSTALLS) | NB(UMG_RM_ORGANIC_INSTALLS)},
     {"roas", MK_RATIO, R_ROAS, N_REV | N_COST},
+    /* fraud (docs/fraud.md): from the fraud rollup, by the rejected item's kind */
+    {"rejected_installs", MK_FRAUD, UMG_RF_INSTALL, N_FRAUD},
+    {"rejected_clicks", MK_FRAUD, UMG_RF_CLICK, N_FRAUD},
 };
 #define N_METRIC_DEFS (sizeof(metric_defs) / sizeof(metric_defs[0]))
 
@@ -907,6 +911,7 @@ typedef struct qctx_s {
     uint32_t evset[MAX_METRICS]; /* the same ids sorted, for in_set */
     /* overview: where each input counter sits in a group's K counters (-1: not read) */
     int pos_main[UMG_RM_N], pos_ev[MAX_METRICS][2], pos_rev, pos_cost;
+    int pos_fraud[UMG_RF_EVENT + 1];
     cells_t rev, cost;
     unconv_t unrev, uncost;
     /* costs */
@@ -2058,7 +2063,7 @@ static int put_double(umg_buf_t *o, double v)
 }
 
 /* A CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break. */
-static int put_csv(umg_buf_t *o, umg_slice_t s)
+int umg_query_csv_field(umg_buf_t *o, umg_slice_t s)
 {
     int quote = 0;
     for (size_t i = 0; i < s.len && !quote; i++) {
@@ -2148,6 +2153,9 @@ static void overview_layout(qctx_t *c)
     }
     c->pos_rev = q->needs & N_REV ? (int)K++ : -1;
     c->pos_cost = q->needs & N_COST ? (int)K++ : -1;
+    for (int i = 0; i <= UMG_RF_EVENT; i++) {
+        c->pos_fraud[i] = q->needs & N_FRAUD ? (int)K++ : -1;
+    }
     c->K = K ? K : 1;
 }
 
@@ -2217,6 +2225,27 @@ static int scan_events(qctx_t *c)
                     c->acc[(size_t)gi[i - i0] * c->K + (size_t)c->pos_ev[e][0]] += v->v[0][i];
                     c->acc[(size_t)gi[i - i0] * c->K + (size_t)c->pos_ev[e][1]] += v->v[1][i];
                 }
+            }
+        }
+    }
+    return UMG_OK;
+}
+
+/* Rejected items by kind (v[0] of the fraud rollup, any rule). */
+static int scan_fraud(qctx_t *c)
+{
+    const umg_rollup_view_t *v = &c->in->tables[UMG_RT_FRAUD];
+    uint32_t gi[CHUNK];
+    for (size_t i0 = 0; i0 < v->n; i0 += CHUNK) {
+        size_t i1 = i0 + CHUNK < v->n ? i0 + CHUNK : v->n;
+        int rc = chunk_groups(c, v, i0, i1, 0, gi);
+        if (rc != UMG_OK) {
+            return rc;
+        }
+        for (size_t i = i0; i < i1; i++) {
+            uint32_t kind = v->x[1][i];
+            if (gi[i - i0] != NONE && kind <= UMG_RF_EVENT) {
+                c->acc[(size_t)gi[i - i0] * c->K + (size_t)c->pos_fraud[kind]] += v->v[0][i];
             }
         }
     }
@@ -2312,6 +2341,7 @@ static void metric_value(const qctx_t *c, const metric_t *m, const int64_t *a, i
     case MK_EVENT_UNIQUE: *iv = a[c->pos_ev[m->event][1]]; return;
     case MK_REVENUE: *iv = a[c->pos_rev]; return;
     case MK_COST: *iv = a[c->pos_cost]; return;
+    case MK_FRAUD: *iv = a[c->pos_fraud[m->arg]]; return;
     default: break;
     }
     switch (m->arg) {
@@ -2491,7 +2521,7 @@ static int put_overview_csv(qctx_t *c, umg_buf_t *o, const uint32_t *ord, size_t
     }
     for (size_t i = 0; i < c->q->nm && rc == UMG_OK; i++) {
         rc = col++ ? umg_buf_putc(o, ',') : UMG_OK;
-        rc = rc ? rc : put_csv(o, c->q->m[i].name);
+        rc = rc ? rc : umg_query_csv_field(o, c->q->m[i].name);
     }
     const unconv_t *un[2] = {&c->unrev, &c->uncost};
     static const char *const unname[2] = {"revenue", "cost"};
@@ -2513,7 +2543,7 @@ static int put_overview_csv(qctx_t *c, umg_buf_t *o, const uint32_t *ord, size_t
             char t[11];
             rc = col++ ? umg_buf_putc(o, ',') : UMG_OK;
             rc = rc          ? rc
-                 : g != NONE ? put_csv(o, dim_text(c, g, j, t))
+                 : g != NONE ? umg_query_csv_field(o, dim_text(c, g, j, t))
                  : j == 0    ? umg_buf_append(o, "total", 5)
                              : UMG_OK;
         }
@@ -2578,6 +2608,7 @@ static int run_overview(qctx_t *c, umg_buf_t *out)
     rc = rc ? rc : main_needed && !fast ? prepass_view(c, &t[UMG_RT_MAIN], -1, 0) : UMG_OK;
     rc = rc ? rc : q->nev ? prepass_view(c, &t[UMG_RT_EVENT], -1, 1) : UMG_OK;
     rc = rc ? rc : rev_needed && !fast ? prepass_view(c, &t[UMG_RT_REVENUE], 0, 0) : UMG_OK;
+    rc = rc ? rc : q->needs & N_FRAUD ? prepass_view(c, &t[UMG_RT_FRAUD], -1, 0) : UMG_OK;
     rc = rc ? rc : prepass_costs(c);
     rc = rc ? rc : groups_init(c);
     rc = rc ? rc : factors_init(c, (int32_t)c->span);
@@ -2588,6 +2619,7 @@ static int run_overview(qctx_t *c, umg_buf_t *out)
     rc = rc ? rc : fast ? fast_groups(c) : UMG_OK;
     rc = rc ? rc : main_needed && !fast ? scan_main(c) : UMG_OK;
     rc = rc ? rc : scan_events(c);
+    rc = rc ? rc : q->needs & N_FRAUD ? scan_fraud(c) : UMG_OK;
     rc = rc ? rc : rev_needed && !fast ? scan_revenue(c) : UMG_OK;
     rc = rc ? rc : scan_costs(c, &c->cost);
     rc = rc ? rc : cells_each(c, &c->rev, convert_cell, &c->unrev);
@@ -2821,7 +2853,7 @@ static int put_cohorts_csv(qctx_t *c, umg_buf_t *o, const uint32_t *ord, const i
         const int64_t *a = c->acc + (size_t)g * c->K;
         for (size_t j = 0; j < c->k && rc == UMG_OK; j++) {
             char t[11];
-            rc = put_csv(o, dim_text(c, g, j, t));
+            rc = umg_query_csv_field(o, dim_text(c, g, j, t));
             rc = rc ? rc : umg_buf_putc(o, ',');
         }
         rc = rc ? rc : umg_buf_i64(o, a[0]);

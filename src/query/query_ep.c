@@ -416,3 +416,80 @@ void umg_query_ep_funnel(umg_http_req_t *req, void *thread_data)
     j->tzc = ing->tzc;
     umg_attr_worker_submit(ing->attr_worker, req, funnel_compute, fjob_free, j);
 }
+
+/* ------------------------------------------------------- fraud report */
+
+/* GET /v1/reports/fraud: the fraud rollups of the app, read on the report worker. */
+typedef struct rjob_s {
+    umg_fraud_report_t *r;
+    umg_app_t app;
+    umg_rollup_t *rollup;
+    umg_store_t *store;
+    umg_store_txn_t *tx;
+} rjob_t;
+
+static void rjob_free(void *data)
+{
+    rjob_t *j = data;
+    umg_fraud_report_free(j->r);
+    umg_free(j);
+}
+
+static int rjob_string(void *ctx, uint32_t id, umg_slice_t *out)
+{
+    return umg_store_string(((rjob_t *)ctx)->tx, id, out);
+}
+
+static void fraud_compute(void *data, umg_attr_answer_t *ans)
+{
+    rjob_t *j = data;
+    ans->status = 503;
+    ans->code = "report_failed";
+    umg_rollup_view_t v[4];
+    umg_fraud_report_input_t in = {.app = j->app.public_id,
+                                   .main = &v[0],
+                                   .fraud = &v[1],
+                                   .ctit = &v[2],
+                                   .score = &v[3],
+                                   .model_mode = j->app.fraud.model_mode,
+                                   .model_threshold = j->app.fraud.model_threshold,
+                                   .ctx = j,
+                                   .string = rjob_string};
+    int rc = umg_store_begin(j->store, 0, &j->tx);
+    if (rc == UMG_OK) {
+        umg_rollup_read_begin(j->rollup);
+        umg_rollup_view(j->rollup, j->app.id, UMG_RT_MAIN, &v[0]);
+        umg_rollup_view(j->rollup, j->app.id, UMG_RT_FRAUD, &v[1]);
+        umg_rollup_view(j->rollup, j->app.id, UMG_RT_CTIT, &v[2]);
+        umg_rollup_view(j->rollup, j->app.id, UMG_RT_SCORE, &v[3]);
+        rc = umg_fraud_report_run(j->r, &in, &ans->body);
+        umg_rollup_read_end(j->rollup);
+        umg_store_abort(j->tx);
+        j->tx = NULL;
+    }
+    answered(ans, rc, umg_fraud_report_is_csv(j->r));
+}
+
+void umg_query_ep_fraud(umg_http_req_t *req, void *thread_data)
+{
+    umg_ingest_t *ing;
+    umg_app_t app;
+    umg_fraud_report_params_t p;
+    memset(&p, 0, sizeof(p));
+    const param_t names[] = {{"from", &p.from}, {"to", &p.to}, {"group_by", &p.group_by}, {"format", &p.format}};
+    if (report_begin(req, thread_data, 1, names, UMG_ARRAY_SIZE(names), &ing, &app) != 0) {
+        return;
+    }
+    umg_query_error_t err;
+    rjob_t *j = umg_calloc(1, sizeof(*j));
+    int rc = j == NULL ? UMG_ENOMEM : umg_fraud_report_parse(&p, &j->r, &err);
+    if (rc != UMG_OK) {
+        umg_free(j);
+        parse_failed(req, rc, &err);
+        return;
+    }
+    j->app = app;
+    j->rollup = ing->rollup;
+    j->store = ing->store;
+    umg_attr_worker_submit(ing->attr_worker, req, fraud_compute, rjob_free, j);
+}

@@ -224,4 +224,34 @@ int umg_funnel_run(const umg_funnel_t *f, const umg_funnel_input_t *in, umg_buf_
 int umg_query_parse_period(umg_slice_t from, umg_slice_t to, int32_t *from_day, int32_t *to_day,
                            umg_query_error_t *err);
 
+/** Appends a CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break. */
+int umg_query_csv_field(umg_buf_t *o, umg_slice_t s);
+
+/* ---------------------------------------------------------- fraud report */
+
+/* GET /v1/reports/fraud (docs/fraud.md "Report"); slices borrowed, empty when absent. */
+typedef struct umg_fraud_report_params_s {
+    umg_slice_t from, to, group_by, format;
+} umg_fraud_report_params_t;
+
+typedef struct umg_fraud_report_s umg_fraud_report_t;
+
+/** Checks the parameters (errors name them, as umg_query_parse). UMG_EINVAL, UMG_ENOMEM. */
+int umg_fraud_report_parse(const umg_fraud_report_params_t *p, umg_fraud_report_t **out, umg_query_error_t *err);
+void umg_fraud_report_free(umg_fraud_report_t *r);
+int umg_fraud_report_is_csv(const umg_fraud_report_t *r);
+
+/* What the report reads: the app's rollup tables (under their read lock) and its dictionary. */
+typedef struct umg_fraud_report_input_s {
+    const char *app;
+    const umg_rollup_view_t *main, *fraud, *ctit, *score;
+    unsigned model_mode; /* umg_fraud_mode_t */
+    double model_threshold;
+    void *ctx;
+    int (*string)(void *ctx, uint32_t id, umg_slice_t *out);
+} umg_fraud_report_input_t;
+
+/** Appends the report (JSON or CSV). UMG_ENOMEM, or the string callback's error. */
+int umg_fraud_report_run(const umg_fraud_report_t *r, const umg_fraud_report_input_t *in, umg_buf_t *out);
+
 #endif

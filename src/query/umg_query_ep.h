@@ -22,4 +22,7 @@ void umg_query_ep_activity(umg_http_req_t *req, void *thread_data);
 /** GET /v1/reports/funnel: from the store's device timelines (ing->store) on the report worker. */
 void umg_query_ep_funnel(umg_http_req_t *req, void *thread_data);
 
+/** GET /v1/reports/fraud (docs/fraud.md). */
+void umg_query_ep_fraud(umg_http_req_t *req, void *thread_data);
+
 #endif

@@ -90,8 +90,8 @@ struct umg_rollup_delta_s {
 _Static_assert(sizeof(umg_rollup_key_t) == 40, "the key is 40 bytes without padding");
 
 static const uint8_t nvalues[UMG_RT_COUNT] = {
-    [UMG_RT_MAIN] = UMG_RM_N, [UMG_RT_REVENUE] = 2,    [UMG_RT_EVENT] = 2,    [UMG_RT_COHORT] = 1,
-    [UMG_RT_COHORT_DAY] = 2,  [UMG_RT_COHORT_REV] = 2, [UMG_RT_ACTIVITY] = 2,
+    [UMG_RT_MAIN] = UMG_RM_N, [UMG_RT_REVENUE] = 2,  [UMG_RT_EVENT] = 2, [UMG_RT_COHORT] = 1, [UMG_RT_COHORT_DAY] = 2,
+    [UMG_RT_COHORT_REV] = 2,  [UMG_RT_ACTIVITY] = 2, [UMG_RT_FRAUD] = 2, [UMG_RT_CTIT] = 7,   [UMG_RT_SCORE] = 10,
 };
 
 size_t umg_rollup_nvalues(umg_rollup_table_t t)

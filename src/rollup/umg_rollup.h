@@ -49,6 +49,16 @@ typedef enum {
     /* Activity of the whole app (dimensions 0); x[0]: a UMG_RA_* kind, day as that kind says.
      * v[0]: active devices (or a change of them), v[1]: new devices (first seen in the period). */
     UMG_RT_ACTIVITY = 6,
+    /* Fraud (docs/fraud.md). day: local day of the item; dimensions: its attribution (touches: their own);
+     * x[0]: the rule (umg_fraud_reason_t), x[1]: a UMG_RF_* item kind. v[0]: rejected, v[1]: flagged. */
+    UMG_RT_FRAUD = 7,
+    /* day: install day; dimensions: the click that would have won before any fraud rule (its source, ...).
+     * v[0..6]: installs by click-to-install time bucket (umg_fraud_ctit_bucket). */
+    UMG_RT_CTIT = 8,
+    /* day: install day; dimensions: the install's attribution. x[0] = 0: v[0..9] scored installs by model
+     * score decile; x[0] = 1: v[0] scored, v[1] at or over the threshold, v[2] over it and rejected by a
+     * rule, v[3] under it and rejected by a rule. */
+    UMG_RT_SCORE = 9,
     UMG_RT_COUNT
 } umg_rollup_table_t;
 
@@ -76,6 +86,9 @@ enum {
     UMG_RA_WEEK = 3,    /* day: the Monday of a calendar week. v[0]: distinct devices active that week, v[1]: new */
     UMG_RA_MONTH = 4,   /* day: the first day of a calendar month. v[0]: active that month, v[1]: new */
 };
+
+/* Item kinds of UMG_RT_FRAUD rows. */
+enum { UMG_RF_CLICK = 0, UMG_RF_IMPRESSION = 1, UMG_RF_INSTALL = 2, UMG_RF_EVENT = 3 };
 
 #define UMG_ROLLUP_MAXV UMG_RM_N
 #define UMG_ROLLUP_COHORT_DAYS 181 /* days since install 0..180 */

@@ -42,7 +42,7 @@ static const unsigned db_flags[DB_COUNT] = {
 
 /* The layout of what the store holds. A store of another format is emptied at open and rebuilt by the
  * pipeline from the event log (the log is the source of truth). 2: device report fields, rollups. */
-#define STORE_FORMAT 2
+#define STORE_FORMAT 3
 
 #define STR_MAX 4096
 #define CACHE_BITS 16
@@ -572,6 +572,48 @@ int umg_store_offset(umg_store_txn_t *tx, uint64_t *next)
     return UMG_OK;
 }
 
+/* Notes live in the meta table under "n:" + the caller's key, apart from the store's own keys. */
+static int note_key(uint8_t *kb, const void *key, size_t klen)
+{
+    if (klen == 0 || klen > 62) {
+        return UMG_EINVAL;
+    }
+    kb[0] = 'n';
+    kb[1] = ':';
+    memcpy(kb + 2, key, klen);
+    return UMG_OK;
+}
+
+int umg_store_note_get(umg_store_txn_t *tx, const void *key, size_t klen, int64_t *value)
+{
+    uint8_t kb[64];
+    int rc = note_key(kb, key, klen);
+    if (rc != UMG_OK) {
+        return rc;
+    }
+    MDB_val k = {klen + 2, kb}, v;
+    rc = mdb_get(tx->txn, tx->st->dbi[DB_META], &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        return UMG_ENOENT;
+    }
+    if (rc != 0 || v.mv_size != 8) {
+        return rc ? map_err(rc, "note") : UMG_ECORRUPT;
+    }
+    memcpy(value, v.mv_data, 8);
+    return UMG_OK;
+}
+
+int umg_store_note_put(umg_store_txn_t *tx, const void *key, size_t klen, int64_t value)
+{
+    uint8_t kb[64];
+    int rc = note_key(kb, key, klen);
+    if (rc != UMG_OK) {
+        return rc;
+    }
+    MDB_val k = {klen + 2, kb}, v = {8, &value};
+    return map_err(mdb_put(tx->txn, tx->st->dbi[DB_META], &k, &v, 0), "note put");
+}
+
 int umg_store_set_offset(umg_store_txn_t *tx, uint64_t next)
 {
     MDB_val k = {11, "next_offset"}, v = {8, &next};
@@ -717,7 +759,8 @@ static int get_varint(const uint8_t **p, const uint8_t *end, uint32_t *v)
 
 #define TOUCH_PACK_MAX (16 + 8 * UMG_ATTR_MAX_IDS + 8 + 16 + 7 * 5)
 
-/* Layout: type, flags, nids | has_click << 4 | has_fp << 5, 0, ts (8), app (4), ids, click, fp, 7 varints. */
+/* Layout: type, flags, nids | has_click << 4 | has_fp << 5, fraud reason, ts (8), app (4), ids, click, fp,
+ * 7 varints. */
 static size_t touch_pack(const umg_attr_touch_t *t, uint8_t *p)
 {
     int nids = 0;
@@ -728,7 +771,7 @@ static size_t touch_pack(const umg_attr_touch_t *t, uint8_t *p)
     p[0] = t->type;
     p[1] = t->flags;
     p[2] = (uint8_t)(nids | (t->click_id != 0) << 4 | has_fp << 5);
-    p[3] = 0;
+    p[3] = t->reason;
     memcpy(p + 4, &t->ts_us, 8);
     memcpy(p + 12, &t->app, 4);
     size_t n = 16;
@@ -764,6 +807,7 @@ static int touch_unpack(uint64_t touch_id, const uint8_t *p, size_t len, umg_att
     }
     t->type = p[0];
     t->flags = p[1];
+    t->reason = p[3];
     t->touch_id = touch_id;
     memcpy(&t->ts_us, p + 4, 8);
     memcpy(&t->app, p + 12, 4);

@@ -155,6 +155,8 @@ typedef struct umg_store_device_s {
     int32_t first_day;          /* the earliest local day it was active, when has_first */
     uint32_t has_first;
     umg_store_evdays_t evdays[UMG_STORE_EVDAYS_INLINE]; /* its first event names (umg_store_event_day) */
+    uint8_t fraud_reason; /* its current install was rejected by this rule: its activity is not counted */
+    uint8_t reserved[7];
 } umg_store_device_t;
 
 /**
@@ -262,6 +264,18 @@ typedef struct umg_store_contrib_s {
 /* The newest candidates kept per install. */
 #define UMG_STORE_MAX_CONTRIB 16
 
+/* A candidate touch the fraud rules took out of an install's attribution (click injection, flooding). */
+typedef struct umg_store_rejected_s {
+    uint64_t touch_id;
+    uint8_t reason; /* umg_fraud_reason_t */
+    uint8_t reserved[7];
+} umg_store_rejected_t;
+
+#define UMG_STORE_MAX_REJECTED 4
+#define UMG_STORE_FEATURES 20 /* UMG_FRAUD_NF: the model's inputs, kept per install for training */
+
+enum { UMG_STORE_FRAUD_CLEAN = 0, UMG_STORE_FRAUD_FLAGGED = 1, UMG_STORE_FRAUD_REJECTED = 2 };
+
 /* One decision with an outcome (install, reinstall, reattributed, implicit install, re-engagement). */
 typedef struct umg_store_decision_s {
     umg_attr_decision_t d;
@@ -269,9 +283,27 @@ typedef struct umg_store_decision_s {
     uint64_t device_key; /* umg_store_device_t.key */
     umg_uuid_t event_id;
     uint32_t app;
+    /* Fraud (docs/fraud.md): the status, the deciding rule (the first rejecting one, else the first flagging
+     * one), every rule that fired (bit 1 << reason), the model's score (-1 when not scored), the candidate
+     * touches rejected at decision time and the model's features (installs only; NaN when unknown). */
+    uint8_t fraud_status; /* UMG_STORE_FRAUD_* */
+    uint8_t fraud_reason;
+    uint16_t fraud_rules;
+    float score;
+    uint32_t nrejected;
+    uint32_t has_features;
+    umg_store_rejected_t rejected[UMG_STORE_MAX_REJECTED];
+    float features[UMG_STORE_FEATURES];
     uint32_t ncontrib; /* candidates, oldest first, the newest UMG_STORE_MAX_CONTRIB of them */
     umg_store_contrib_t contrib[UMG_STORE_MAX_CONTRIB];
 } umg_store_decision_t;
+
+/**
+ * A small persisted value under a caller's key (1..62 bytes), kept in the same transactions as everything
+ * else (the fraud rules keep how far a flood's installs were looked back at). UMG_ENOENT when absent.
+ */
+int umg_store_note_get(umg_store_txn_t *tx, const void *key, size_t klen, int64_t *value);
+int umg_store_note_put(umg_store_txn_t *tx, const void *key, size_t klen, int64_t value);
 
 /** Stores a decision under (app, d.ts_us, offset); idempotent. */
 int umg_store_decision_put(umg_store_txn_t *tx, const umg_store_decision_t *d);

@@ -118,8 +118,9 @@ class AttributionCase(DaemonTestCase):
         return e
 
     def link(self, kind, params, app=None, headers=None):
-        """GET /c/{app} or /v/{app}; returns the response."""
+        """GET /c/{app} or /v/{app}, from a phone's browser unless headers say otherwise; returns the response."""
         app = app or self.app
+        headers = headers if headers is not None else {"User-Agent": ANDROID_UA}
         q = "&".join("%s=%s" % (k, quote(str(v))) for k, v in params.items())
         st, h, data = self.d.request("GET", "/%s/%s?%s" % (kind, app["app_id"], q), headers=headers)
         self.assertStatus(st, 302 if kind == "c" else 204, "GET /%s" % kind, data)
@@ -446,7 +447,8 @@ class LinkClickTest(AttributionCase):
         self.assertEqual(h["location"], STORE)
         [t] = self.stored_touches()
         self.assertRegex(t["click_id"], r"^[0-9a-f]{32}$")
-        inst = parse_us(t["ts"]) // 1000 + 1  # the link's time is the server's; install just after it
+        # the link's time is the server's; install half a minute after it (sooner is click injection)
+        inst = parse_us(t["ts"]) // 1000 + 30 * S_MS
         e = self.install(g, inst)
         a = self.wait_decided(g)
         self.assertAttributed(a, "device_id", click_id=t["click_id"], source="meta", campaign="Black Friday",
@@ -462,7 +464,7 @@ class LinkClickTest(AttributionCase):
         self.link("c", {"source": "google", "campaign": "other", "click_id": "net-click-42"})
         touches = self.stored_touches()
         made = [t for t in touches if t["campaign"] == "search"][0]["click_id"]
-        inst = max(parse_us(t["ts"]) for t in touches) // 1000 + 1
+        inst = max(parse_us(t["ts"]) for t in touches) // 1000 + 30 * S_MS
         g1, g2 = gaid(), gaid()
         self.install(g1, inst, install_referrer={"referrer": quote("utm_source=google&click_id=" + made)})
         self.install(g2, inst, install_referrer={"referrer": "utm_source=google&click_id=net-click-42"})

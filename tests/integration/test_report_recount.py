@@ -462,7 +462,7 @@ class EdgeCasesEqualRecountTest(ReportsEqualRecountTest):
              "source": "edge_net", "campaign": "edge_c", "user_agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 "
              "like Mac OS X)"},
             {"type": "impression", "touch_id": str(uuid.uuid4()), "ts": at(5, 0, 0), "source": "edge_net",
-             "campaign": "edge_c", "user_agent": "curl/8.0"},
+             "campaign": "edge_c", "user_agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"},
             {"type": "click", "touch_id": str(uuid.uuid4()), "ts": at(1, 9, 0), "source": "edge_net",
              "campaign": "edge_rt", "retargeting": True, "device": {"gaid": g[0]}, "ip": "198.18.7.7",
              "user_agent": ua},
@@ -544,6 +544,70 @@ class EdgeCasesEqualRecountTest(ReportsEqualRecountTest):
 
 ALIASES = {"reengagements": "re_engagements", "active": "active_devices", "paying": "paying_devices"}
 RATIOS = ("ctr", "conversion_rate", "arpu", "arppu", "cpi", "ecpi", "roas")
+
+
+class FraudEqualRecountTest(ReportsEqualRecountTest):
+    """The comparisons on a history the fraud rules act on (docs/fraud.md): a device farm whose
+    installs past the limit are rejected (and whose devices' later sessions and purchases count
+    nowhere), an injected click taken out of an install, clicks past the click-spam limit, a bot
+    User-Agent; the recount leaves out what the exports say was rejected."""
+
+    def gen(self):
+        import datetime
+        tz = recount.zoneinfo.ZoneInfo(self.tz)
+        base = datetime.datetime.now(tz).replace(minute=0, second=0, microsecond=0) - datetime.timedelta(hours=6)
+        hour = int(base.timestamp() * 1000)
+
+        def ev(typ, ts, g, ip, **kw):
+            e = {"event_id": str(uuid.uuid4()), "type": typ, "ts": ts, "ip": ip,
+                 "device": {"gaid": g, "platform": "android", "locale": "pt_BR"}}
+            e.update(kw)
+            return e
+
+        farm = [str(uuid.uuid4()) for _ in range(24)]
+        honest = [str(uuid.uuid4()) for _ in range(6)]
+        day_ms = 86400000
+        # Within the last day (older items are not judged by the windowed rules): spam clicks, a farm,
+        # an injected click; honest installs spread over nine days before, with sessions since.
+        touches = [{"type": "click", "touch_id": str(uuid.uuid4()), "ts": hour + 60000 * i, "source": "spam_net",
+                    "campaign": "s", "device": {"gaid": honest[0]}, "ip": "198.18.9.%d" % i,
+                    "user_agent": "Mozilla/5.0 (Linux; Android 14; Pixel 8)"} for i in range(13)]
+        touches += [{"type": "click", "touch_id": str(uuid.uuid4()), "ts": hour + 3600000 + 1000 * i,
+                     "source": "farm_net", "campaign": "f", "device": {"gaid": g}, "ip": "198.18.8.8"}
+                    for i, g in enumerate(farm)]
+        touches.append({"type": "click", "touch_id": str(uuid.uuid4()), "ts": hour + 7200000 - 3000,
+                        "source": "inject_net", "campaign": "i", "device": {"gaid": honest[1]}})
+        touches.append({"type": "click", "touch_id": str(uuid.uuid4()), "ts": hour + 7200000 - 3600000,
+                        "source": "real_net", "campaign": "r", "device": {"gaid": honest[1]}})
+        events = [ev("install", hour + 3600000 + 60000 + 1000 * i, g, "198.18.8.8", user_agent="Dalvik/%d" % i)
+                  for i, g in enumerate(farm)]
+        events += [ev("session", hour + 3 * 3600000 + 1000 * i, g, "198.18.8.8") for i, g in enumerate(farm)]
+        events += [ev("purchase", hour + 4 * 3600000, farm[-1], "198.18.8.8", name="p", revenue=4.99,
+                      currency="USD")]
+        events += [ev("install", hour + 7200000, honest[1], "198.18.7.1")]
+        events += [ev("install", hour - (9 - i) * day_ms, g, "198.18.7.%d" % i) for i, g in enumerate(honest) if i != 1]
+        for k in range(9):
+            events += [ev("session", hour - k * day_ms + 600000, g, "198.18.7.%d" % i) for i, g in enumerate(honest)
+                       if i != 1 and i <= 9 - k and (i + k) % 2 == 0]
+        for path, key, items in (("/v1/touches", "touches", touches), ("/v1/events", "events", events)):
+            st, data = self.post(path, {key: items})
+            self.assertStatus(st, 202, path, data)
+            self.assertEqual(parse_json(data)["accepted"], len(items), data)
+        return {}
+
+    def test_recount_sees_the_rejections(self):
+        installs = self.raw.installs
+        rejected = [d for d in installs if (d.get("fraud") or {}).get("status") == "rejected"]
+        self.assertEqual(len(rejected), 4, [d.get("fraud") for d in installs])
+        self.assertEqual(set(d["fraud"]["reason"] for d in rejected), {"device_farm"})
+        injected = [d for d in installs if d.get("rejected_touches")]
+        self.assertEqual([(d["attribution"] or {}).get("source") for d in injected], ["real_net"])
+        spam = [t for t in self.raw.touches if (t.get("fraud") or {}).get("reason") == "click_spam"]
+        self.assertEqual(len(spam), 3)
+        self.assertGreater(self.facts.skipped["fraud_rejected"], 4)
+
+    def post_costs_and_rates(self):
+        pass
 
 
 def normalize(row):

@@ -285,7 +285,8 @@ class Facts:
         self.device_of_event = {}   # event_id -> device, events with a device only
         self.country = {}           # device -> country
         self.platform = {}          # device -> platform
-        self.skipped = {"no_device": 0, "duplicate_install_or_purchase": 0, "decision_without_event": 0}
+        self.skipped = {"no_device": 0, "duplicate_install_or_purchase": 0, "decision_without_event": 0,
+                        "fraud_rejected": 0}
         self.tz = None
 
     def add(self, *a, **kw):
@@ -308,8 +309,8 @@ def facts(raw, tz_name=None, app_platform=None):
     # the User-Agent, country "".
     for t in raw.touches:
         kind = {"click": "clicks", "impression": "impressions"}.get(t.get("type"))
-        if kind is None:
-            continue
+        if kind is None or (t.get("fraud") or {}).get("status") == "rejected":
+            continue  # rejected on arrival by the fraud rules: no click of its source
         dims = tuple(t.get(k) or "" for k in TOUCH_DIMS) + ("", platform_of_ua(t.get("user_agent")))
         F.add(kind, local_day(parse_ts_us(t["ts"]), tz), dims, ref=t.get("touch_id"))
 
@@ -338,6 +339,7 @@ def facts(raw, tz_name=None, app_platform=None):
     paying_seen = set()           # (device, day)
     unique_seen = set()           # (device, day, name)
     cohort_active_seen = set()    # (device, cohort day, cohort dims, n)
+    rejected = set()              # devices whose current install the fraud rules rejected
 
     for ev in raw.events:
         eid = ev.get("event_id")
@@ -363,6 +365,19 @@ def facts(raw, tz_name=None, app_platform=None):
             F.platform[dev] = devobj.get("platform") or app_platform
         cp = (F.country[dev], F.platform[dev])
         day = local_day(parse_ts_us(ev["ts"]), tz)
+
+        # A rejected install, and everything its device does until an install attributed afresh passes
+        # the rules, counts nowhere (docs/fraud.md).
+        for d in evdecs:
+            if etype != "install":
+                continue
+            if (d.get("fraud") or {}).get("status") == "rejected":
+                rejected.add(dev)
+            elif d.get("outcome") in ("install", "reattributed"):
+                rejected.discard(dev)
+        if dev in rejected:
+            F.skipped["fraud_rejected"] += 1
+            continue
 
         # The event's own decisions: installs, organic installs, reattributions and cohort joins
         # under that decision's attribution; re-engagements under the click's.

@@ -13,8 +13,17 @@
  * --reinstall: late items come out of time order but in send order, hours
  * to days late; reinstalls come 1-6 or 8-21 days after the install, some
  * after a click minutes before; re-engagement (a retargeting click, then a
- * session) and several currencies occur. Also: option checks, allocation
- * failures, and the small JSON reader and answer parser of send.c.
+ * session) and several currencies occur. With --fraud: deterministic, counted
+ * alike without JSON, the honest items unchanged (and the bytes of a plain
+ * run pinned); every fraudulent item decodes; injected clicks 1-9 s before
+ * their install (half of the Android ones after the referrer's
+ * install_begin_ts); floods above the click_spam thresholds (more than 20
+ * clicks of a device in a clock hour, more than 60 of an IP in a minute) at
+ * under 1% conversion; farms of 21-60 installs within the hour from one IP
+ * and User-Agent; data-centre addresses inside the listed ranges; the labels
+ * file matches the counts; the request signature matches a vector from
+ * Python's hmac. Also: option checks, allocation failures, and the small JSON
+ * reader and answer parser of send.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,8 +32,10 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "gen_int.h"
 #include "umg_attr.h"
@@ -34,6 +45,7 @@
 #define NOW_MS INT64_C(1795773600000) /* 2026-11-27T10:00:00Z */
 #define HOUR_MS INT64_C(3600000)
 #define DAY_MS (24 * HOUR_MS)
+#define PINNED_HASH UINT64_C(0x01a711605521e2a5) /* test_fraud_deterministic: the honest bytes of a small run */
 
 static umg_gen_opts_t opts(umg_gen_platform_t pf, int64_t devices, int64_t days, int64_t seed)
 {
@@ -47,20 +59,32 @@ static umg_gen_opts_t opts(umg_gen_platform_t pf, int64_t devices, int64_t days,
     return o;
 }
 
-static uint64_t hash_run(const umg_gen_opts_t *o, umg_gen_stats_t *st)
+/* A hash of the items of a run in order (honest_only: of its honest items, counted in *n). */
+static uint64_t hash_items(const umg_gen_opts_t *o, umg_gen_stats_t *st, int honest_only, uint64_t *n)
 {
     umg_gen_t *g;
     umg_gen_item_t it;
-    uint64_t h = 0;
+    uint64_t h = 0, count = 0;
     assert_int_equal(umg_gen_new(o, &g), UMG_OK);
     int rc;
     while ((rc = umg_gen_next(g, &it)) == UMG_OK) {
-        h = umg_hash64(it.json.ptr, it.json.len, h ^ (uint64_t)it.ts_ms ^ (uint64_t)it.kind << 60);
+        if (!honest_only || it.fraud == UMG_GEN_HONEST) {
+            h = umg_hash64(it.json.ptr, it.json.len, h ^ (uint64_t)it.ts_ms ^ (uint64_t)it.kind << 60);
+            count++;
+        }
+    }
+    if (n != NULL) {
+        *n = count;
     }
     assert_int_equal(rc, UMG_ENOENT);
     umg_gen_stats(g, st);
     umg_gen_free(g);
     return h;
+}
+
+static uint64_t hash_run(const umg_gen_opts_t *o, umg_gen_stats_t *st)
+{
+    return hash_items(o, st, 0, NULL);
 }
 
 static void test_deterministic(void **state)
@@ -238,18 +262,40 @@ static const clickrec_t *click_get(const walk_t *w, uint64_t h)
     return NULL;
 }
 
-static void walk_touch(walk_t *w, const umg_gen_item_t *it, umg_buf_t *body)
+/* An item through the daemon's own decoders at the generator's now (fails the test when rejected). */
+static void decode_touch(int64_t now_ms, const umg_gen_item_t *it, umg_buf_t *body, seen_t *s)
 {
-    seen_t s = {0};
     umg_touch_limits_t lim = {
-        .now_us = w->o.now_ms * 1000, .max_future_us = INT64_C(600000000), .max_age_us = 30 * DAY_MS * 1000};
+        .now_us = now_ms * 1000, .max_future_us = INT64_C(600000000), .max_age_us = 30 * DAY_MS * 1000};
     umg_touch_error_t err;
     body->len = 0;
     umg_buf_printf(body, "{\"touches\":[%.*s]}", (int)it->json.len, it->json.ptr);
-    assert_int_equal(umg_touch_decode(tdec, body->ptr, body->len, &lim, on_touch, &s, &err), UMG_OK);
-    if (!s.ok) {
-        fail_msg("touch rejected: %s\n%.*s", s.err, (int)it->json.len, it->json.ptr);
+    assert_int_equal(umg_touch_decode(tdec, body->ptr, body->len, &lim, on_touch, s, &err), UMG_OK);
+    if (!s->ok) {
+        fail_msg("touch rejected: %s\n%.*s", s->err, (int)it->json.len, it->json.ptr);
     }
+}
+
+static void decode_event(int64_t now_ms, const umg_gen_item_t *it, umg_buf_t *body, seen_t *s)
+{
+    umg_event_limits_t lim = {
+        .now_us = now_ms * 1000, .max_future_us = INT64_C(600000000), .max_age_us = 30 * DAY_MS * 1000, .allow_ip = 1};
+    umg_event_error_t err;
+    size_t n;
+    int is_batch;
+    body->len = 0;
+    umg_buf_printf(body, "{\"events\":[%.*s]}", (int)it->json.len, it->json.ptr);
+    assert_int_equal(umg_event_decoder_parse(edec, body->ptr, body->len, 1000, &n, &is_batch, &err), UMG_OK);
+    assert_int_equal(umg_event_decoder_foreach(edec, &lim, on_event, s), 0);
+    if (!s->ok) {
+        fail_msg("event rejected: %s\n%.*s", s->err, (int)it->json.len, it->json.ptr);
+    }
+}
+
+static void walk_touch(walk_t *w, const umg_gen_item_t *it, umg_buf_t *body)
+{
+    seen_t s = {0};
+    decode_touch(w->o.now_ms, it, body, &s);
     const umg_touch_t *t = &s.t;
     devrec_t *d = &w->dev[it->device];
     assert_true(t->ts_us == it->ts_ms * 1000);
@@ -378,20 +424,7 @@ static void check_install(walk_t *w, const umg_gen_item_t *it, const umg_event_t
 static void walk_event(walk_t *w, const umg_gen_item_t *it, umg_buf_t *body)
 {
     seen_t s = {0};
-    umg_event_limits_t lim = {.now_us = w->o.now_ms * 1000,
-                              .max_future_us = INT64_C(600000000),
-                              .max_age_us = 30 * DAY_MS * 1000,
-                              .allow_ip = 1};
-    umg_event_error_t err;
-    size_t n;
-    int is_batch;
-    body->len = 0;
-    umg_buf_printf(body, "{\"events\":[%.*s]}", (int)it->json.len, it->json.ptr);
-    assert_int_equal(umg_event_decoder_parse(edec, body->ptr, body->len, 1000, &n, &is_batch, &err), UMG_OK);
-    assert_int_equal(umg_event_decoder_foreach(edec, &lim, on_event, &s), 0);
-    if (!s.ok) {
-        fail_msg("event rejected: %s\n%.*s", s.err, (int)it->json.len, it->json.ptr);
-    }
+    decode_event(w->o.now_ms, it, body, &s);
     const umg_event_t *ev = &s.ev;
     static const umg_event_type_t types[] = {0, 0, 0, UMG_EV_INSTALL, UMG_EV_SESSION, UMG_EV_EVENT, UMG_EV_PURCHASE};
     assert_int_equal(ev->type, types[it->type]);
@@ -759,6 +792,453 @@ static void test_answers(void **state)
     assert_int_equal(umg__gen_retry_after_ms("99999", 5, 1000), 300000);
 }
 
+/* ------------------------------------------------------------ fraud */
+
+#define FRAUD_DEVICES 2000
+
+static umg_gen_opts_t fraud_opts(umg_gen_platform_t pf, int64_t seed)
+{
+    umg_gen_opts_t o = opts(pf, FRAUD_DEVICES, 14, seed);
+    o.fraud_pct = 10;
+    return o;
+}
+
+/* --fraud is deterministic, counted alike without JSON, and leaves every honest item as it was;
+ * without it the output is byte for byte what it was before fraud existed (the hash is pinned). */
+static void test_fraud_deterministic(void **state)
+{
+    (void)state;
+    umg_gen_opts_t o = fraud_opts(UMG_GEN_ANDROID, 3), plain = o;
+    plain.fraud_pct = 0;
+    umg_gen_stats_t a, b, c, p;
+    uint64_t h1 = hash_run(&o, &a), h2 = hash_run(&o, &b);
+    assert_true(h1 == h2);
+    assert_memory_equal(&a, &b, sizeof(a));
+    assert_int_equal(umg_gen_count(&o, &c), UMG_OK);
+    assert_memory_equal(&a, &c, sizeof(a));
+    uint64_t hp = hash_run(&plain, &p);
+    assert_true(hp != h1 && a.fraud_items > 0 && p.fraud_items == 0);
+    assert_true(a.items == p.items + a.fraud_items);
+    o.seed = 4;
+    assert_true(hash_run(&o, &c) != h1);
+    o.seed = 3;
+    uint64_t n1, n2;
+    assert_true(hash_items(&o, &c, 1, &n1) == hash_items(&plain, &c, 1, &n2));
+    assert_true(n1 == n2 && n1 == p.items);
+    /* The population and the honest counts do not move. */
+    assert_int_equal(a.installs, p.installs);
+    assert_memory_equal(a.installs_by_match, p.installs_by_match, sizeof(p.installs_by_match));
+    /* The bytes without --fraud, as they were before it existed (update on purpose only). */
+    umg_gen_opts_t pin = opts(UMG_GEN_ANDROID, 200, 3, 1);
+    if (hash_run(&pin, &p) != PINNED_HASH) {
+        fail_msg("honest output changed: hash %016llx", (unsigned long long)hash_run(&pin, &p));
+    }
+    /* Kinds can be picked; a bad list or too much fraud is refused. */
+    uint32_t mask;
+    assert_int_equal(umg_gen_fraud_kinds_parse("flood,bot", &mask), UMG_OK);
+    assert_int_equal(mask, (1u << UMG_GEN_FRAUD_FLOOD) | (1u << UMG_GEN_FRAUD_BOT));
+    assert_int_equal(umg_gen_fraud_kinds_parse("flood,robot", &mask), UMG_EINVAL);
+    assert_int_equal(umg_gen_fraud_kinds_parse("", &mask), UMG_EINVAL);
+    o.fraud_kinds = mask;
+    assert_int_equal(umg_gen_count(&o, &c), UMG_OK);
+    for (int k = 1; k < UMG_GEN_FRAUD_KINDS; k++) {
+        int on = k == UMG_GEN_FRAUD_FLOOD || k == UMG_GEN_FRAUD_BOT;
+        assert_true(on ? c.fraud_installs[k] > 0 : c.fraud_installs[k] == 0 && c.fraud_clicks[k] == 0);
+    }
+    umg_gen_t *g;
+    o.fraud_kinds = 1; /* bit 0 is no kind */
+    assert_int_equal(umg_gen_new(&o, &g), UMG_EINVAL);
+    o = opts(UMG_GEN_ANDROID, 20000000, 14, 1);
+    o.fraud_pct = 10;
+    assert_int_equal(umg_gen_new(&o, &g), UMG_EINVAL);
+}
+
+/* What the fraud walk sees. */
+typedef struct fitem_s {
+    uint64_t key; /* device id or IP hash */
+    int64_t ts;
+} fitem_t;
+
+typedef struct fwalk_s {
+    uint64_t installs[UMG_GEN_FRAUD_KINDS], clicks[UMG_GEN_FRAUD_KINDS];
+    uint64_t inj_n, inj_referrer, spoofs[UMG_GEN_SPOOF_KINDS];
+    int64_t inj_min, inj_max;
+    struct {
+        uint64_t dev;
+        int64_t click_ts;
+    } inj[4096];
+    fitem_t *flood_dev, *flood_ip;
+    size_t nflood_dev, nflood_ip;
+    struct {
+        uint64_t ip, ua;
+        int64_t first, last;
+        uint64_t n, ids;
+    } farm[64];
+    int nfarm;
+    uint64_t dc_v4, dc_v6;
+    uint64_t links; /* bot clicks through the click link */
+    int ios;
+} fwalk_t;
+
+static int fitem_cmp(const void *a, const void *b)
+{
+    const fitem_t *x = a, *y = b;
+    return x->key != y->key ? (x->key < y->key ? -1 : 1) : x->ts < y->ts ? -1 : x->ts > y->ts;
+}
+
+/* The most items of one key within one clock period. */
+static uint64_t most_per_period(fitem_t *v, size_t n, int64_t period)
+{
+    uint64_t most = 0, run = 0;
+    qsort(v, n, sizeof(*v), fitem_cmp);
+    for (size_t i = 0; i < n; i++) {
+        int same = i > 0 && v[i].key == v[i - 1].key && v[i].ts / period == v[i - 1].ts / period;
+        run = same ? run + 1 : 1;
+        most = UMG_MAX(most, run);
+    }
+    return most;
+}
+
+static int in_datacenter(umg_slice_t ip, int *v6)
+{
+    char buf[64];
+    unsigned char a[16];
+    snprintf(buf, sizeof(buf), "%.*s", (int)ip.len, ip.ptr);
+    if (inet_pton(AF_INET, buf, a) == 1) {
+        *v6 = 0;
+        return a[0] == 203 && a[1] == 0 && a[2] == 113;
+    }
+    static const unsigned char pfx[6] = {0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff};
+    *v6 = 1;
+    return inet_pton(AF_INET6, buf, a) == 1 && memcmp(a, pfx, 6) == 0;
+}
+
+static void fwalk_touch(fwalk_t *w, const umg_gen_item_t *it, const umg_touch_t *t)
+{
+    w->clicks[it->fraud]++;
+    assert_int_equal(t->type, UMG_TOUCH_CLICK);
+    assert_int_equal(t->click_id.len, 32);
+    assert_true(it->reason != NULL && t->ip.len > 0);
+    int v6;
+    umg_slice_t adid = w->ios ? t->idfa : t->gaid;
+    switch (it->fraud) {
+    case UMG_GEN_FRAUD_INJECTION: {
+        size_t i = it->device & 4095;
+        while (w->inj[i].dev != 0) {
+            i = (i + 1) & 4095;
+        }
+        w->inj[i].dev = it->device;
+        w->inj[i].click_ts = it->ts_ms;
+        assert_true(adid.len == 36 && umg_slice_eq(t->source, "fraudnet"));
+        break;
+    }
+    case UMG_GEN_FRAUD_FLOOD:
+        assert_true(umg_slice_eq(t->source, "clickblast"));
+        if (adid.len > 0) {
+            w->flood_dev[w->nflood_dev++] = (fitem_t){umg_hash64(adid.ptr, adid.len, 1), it->ts_ms};
+        }
+        w->flood_ip[w->nflood_ip++] = (fitem_t){umg_hash64(t->ip.ptr, t->ip.len, 2), it->ts_ms};
+        break;
+    case UMG_GEN_FRAUD_DATACENTER: assert_true(in_datacenter(t->ip, &v6)); break;
+    case UMG_GEN_FRAUD_BOT: {
+        int bot = umg_slice_eq(t->user_agent, "curl/8.1.2") || umg_slice_eq(t->user_agent, "python-requests/2.31.0") ||
+                  umg_slice_eq(t->user_agent, "Go-http-client/1.1") || umg_slice_eq(t->user_agent, "Wget/1.21.4") ||
+                  memmem(t->user_agent.ptr, t->user_agent.len, "HeadlessChrome", 14) != NULL ||
+                  memmem(t->user_agent.ptr, t->user_agent.len, "Scrapy", 6) != NULL;
+        assert_true(bot);
+        break;
+    }
+    default: break;
+    }
+}
+
+static void fwalk_install(fwalk_t *w, const umg_gen_item_t *it, const umg_event_t *ev)
+{
+    w->installs[it->fraud]++;
+    assert_true(it->reason != NULL && strlen(it->claim) == 32 && it->fraud_source != NULL);
+    w->spoofs[it->spoof]++;
+    assert_true((it->spoof != UMG_GEN_SPOOF_NONE) == (it->fraud == UMG_GEN_FRAUD_SPOOF));
+    int v6;
+    if (it->fraud == UMG_GEN_FRAUD_INJECTION) {
+        /* The injected click 1-9 s before; half of the Android installs have a Play referrer
+         * that began before the click. */
+        size_t i = it->device & 4095;
+        while (w->inj[i].dev != it->device) {
+            assert_true(w->inj[i].dev != 0);
+            i = (i + 1) & 4095;
+        }
+        int64_t d = it->ts_ms - w->inj[i].click_ts;
+        w->inj_min = UMG_MIN(w->inj_min, d);
+        w->inj_max = UMG_MAX(w->inj_max, d);
+        w->inj_n++;
+        assert_int_equal(it->match, UMG_GEN_MATCH_ORGANIC);
+        if (ev->has_referrer) {
+            w->inj_referrer++;
+            assert_true(ev->referrer_install_begin_ts_us < w->inj[i].click_ts * 1000);
+        }
+    } else if (it->fraud == UMG_GEN_FRAUD_DATACENTER) {
+        assert_true(in_datacenter(ev->ip, &v6));
+        *(v6 ? &w->dc_v6 : &w->dc_v4) += 1;
+    } else if (it->fraud == UMG_GEN_FRAUD_FARM) {
+        uint64_t ip = umg_hash64(ev->ip.ptr, ev->ip.len, 3), ua = umg_hash64(ev->user_agent.ptr, ev->user_agent.len, 4);
+        int f = 0;
+        while (f < w->nfarm && w->farm[f].ip != ip) {
+            f++;
+        }
+        if (f == w->nfarm) {
+            assert_true(w->nfarm < 64);
+            w->farm[w->nfarm++].ip = ip;
+            w->farm[f].ua = ua;
+            w->farm[f].first = it->ts_ms;
+        }
+        assert_true(w->farm[f].ua == ua); /* one User-Agent per farm */
+        w->farm[f].last = it->ts_ms;
+        w->farm[f].n++;
+        w->farm[f].ids += (w->ios ? ev->device.idfa : ev->device.gaid).len == 36;
+    }
+}
+
+static void fraud_walk(fwalk_t *w, const umg_gen_opts_t *o)
+{
+    umg_gen_stats_t pre;
+    umg_buf_t body = {0};
+    assert_int_equal(umg_gen_count(o, &pre), UMG_OK);
+    memset(w, 0, sizeof(*w));
+    w->ios = o->platform == UMG_GEN_IOS;
+    w->inj_min = INT64_MAX;
+    w->flood_dev = calloc(pre.clicks, sizeof(fitem_t));
+    w->flood_ip = calloc(pre.clicks, sizeof(fitem_t));
+    assert_true(w->flood_dev != NULL && w->flood_ip != NULL);
+    umg_gen_t *g;
+    umg_gen_item_t it;
+    int64_t prev = 0;
+    assert_int_equal(umg_gen_new(o, &g), UMG_OK);
+    while (umg_gen_next(g, &it) == UMG_OK) {
+        assert_true(it.sent_ms >= prev && it.ts_ms <= o->now_ms && it.ts_ms >= o->now_ms - o->days * DAY_MS);
+        prev = it.sent_ms;
+        if (it.fraud == UMG_GEN_HONEST) {
+            assert_true(it.reason == NULL && it.spoof == UMG_GEN_SPOOF_NONE);
+            continue;
+        }
+        seen_t s = {0};
+        if (it.kind == UMG_GEN_LINK) {
+            /* A click link's query: the bot source, a click_id, an advertising id; no User-Agent to send. */
+            char q[512];
+            snprintf(q, sizeof(q), "%.*s", (int)it.json.len, it.json.ptr);
+            const char *cid = strstr(q, "&click_id=");
+            assert_true(strncmp(q, "source=trafficbot&", 18) == 0 && cid != NULL && strlen(cid) > 10 + 32);
+            assert_true(strstr(q, w->ios ? "&idfa=" : "&gaid=") != NULL && strchr(q, ' ') == NULL);
+            assert_true(it.fraud == UMG_GEN_FRAUD_BOT && it.type == UMG_GEN_CLICK && it.detectable);
+            w->clicks[it.fraud]++;
+            w->links++;
+            continue;
+        }
+        if (it.kind == UMG_GEN_TOUCH) {
+            decode_touch(o->now_ms, &it, &body, &s);
+            fwalk_touch(w, &it, &s.t);
+            continue;
+        }
+        decode_event(o->now_ms, &it, &body, &s);
+        if (it.type == UMG_GEN_INSTALL) {
+            fwalk_install(w, &it, &s.ev);
+        }
+    }
+    umg_gen_stats_t st;
+    umg_gen_stats(g, &st);
+    umg_gen_free(g);
+    umg_buf_free(&body);
+    for (int k = 1; k < UMG_GEN_FRAUD_KINDS; k++) {
+        assert_int_equal(w->installs[k], st.fraud_installs[k]);
+        assert_int_equal(w->clicks[k], st.fraud_clicks[k]);
+        assert_true(w->installs[k] > 0 && w->clicks[k] > 0);
+    }
+}
+
+static void test_fraud_items(void **state)
+{
+    (void)state;
+    fwalk_t *w = calloc(1, sizeof(*w));
+    umg_gen_opts_t o = fraud_opts(UMG_GEN_ANDROID, 5);
+    fraud_walk(w, &o);
+    /* About 10% of the devices, split 30/20/15/10/15/10 (farms come whole: 30-60 installs each). */
+    assert_int_equal(w->installs[UMG_GEN_FRAUD_INJECTION], 60);
+    assert_int_equal(w->installs[UMG_GEN_FRAUD_FLOOD], 40);
+    assert_int_equal(w->installs[UMG_GEN_FRAUD_DATACENTER], 30);
+    /* Injection: the click 1-9 s before the install; half with a referrer that began earlier. */
+    if (!(w->inj_n == 60 && w->inj_min >= 1000 && w->inj_max <= 9000 && w->inj_referrer == 30)) {
+        fail_msg("injection: %llu, %lld..%lld ms, %llu with a referrer", (unsigned long long)w->inj_n,
+                 (long long)w->inj_min, (long long)w->inj_max, (unsigned long long)w->inj_referrer);
+    }
+    /* Flood: far above the click_spam thresholds (10 a device an hour, 30 an IP a minute), and a
+     * click-to-install rate under 1%. */
+    uint64_t per_dev = most_per_period(w->flood_dev, w->nflood_dev, 3600000);
+    uint64_t per_ip = most_per_period(w->flood_ip, w->nflood_ip, 60000);
+    if (per_dev <= 20 || per_ip <= 60) {
+        fail_msg("flood: at most %llu clicks of a device in an hour, %llu of an IP in a minute",
+                 (unsigned long long)per_dev, (unsigned long long)per_ip);
+    }
+    assert_true(w->installs[UMG_GEN_FRAUD_FLOOD] * 100 < w->clicks[UMG_GEN_FRAUD_FLOOD]);
+    /* Farms: one IP and User-Agent, 30-60 installs under fresh ids within the hour. */
+    assert_true(w->nfarm >= 1);
+    for (int f = 0; f < w->nfarm; f++) {
+        if (!(w->farm[f].n > 20 && w->farm[f].n <= 60 && w->farm[f].last - w->farm[f].first < HOUR_MS &&
+              w->farm[f].ids == w->farm[f].n)) {
+            fail_msg("farm %d: %llu installs in %lld ms", f, (unsigned long long)w->farm[f].n,
+                     (long long)(w->farm[f].last - w->farm[f].first));
+        }
+    }
+    /* Data centres: IPv4 and IPv6 inside the listed ranges (checked per item above). */
+    assert_true(w->dc_v4 > 0 && w->dc_v6 > 0 && w->dc_v4 + w->dc_v6 == 30);
+    assert_true(w->links > 0 && w->links <= 20);
+    assert_true(w->spoofs[UMG_GEN_SPOOF_UNSIGNED] > 0 && w->spoofs[UMG_GEN_SPOOF_BAD] > 0 &&
+                w->spoofs[UMG_GEN_SPOOF_STALE] > 0);
+    assert_string_equal(umg_gen_datacenter_cidrs[0], "203.0.113.0/24");
+    assert_string_equal(umg_gen_datacenter_cidrs[1], "2001:db8:ffff::/48");
+    free(w->flood_dev);
+    free(w->flood_ip);
+    /* iOS: no Play referrer, the rest alike. */
+    o = fraud_opts(UMG_GEN_IOS, 6);
+    fraud_walk(w, &o);
+    assert_int_equal(w->inj_referrer, 0);
+    assert_true(w->inj_min >= 1000 && w->inj_max <= 9000);
+    free(w->flood_dev);
+    free(w->flood_ip);
+    free(w);
+}
+
+/* The labels file has a row per install and click, and the counts of the summary. */
+static void test_fraud_labels(void **state)
+{
+    (void)state;
+    char out[] = "/tmp/umg-test-gen-XXXXXX", labels[64], ips[64];
+    int fd = mkstemp(out);
+    assert_true(fd >= 0);
+    close(fd);
+    snprintf(labels, sizeof(labels), "%s.csv", out);
+    snprintf(ips, sizeof(ips), "%s.ips", out);
+    char *argv[] = {"gen",
+                    "--out",
+                    out,
+                    "--devices",
+                    "600",
+                    "--days",
+                    "10",
+                    "--now",
+                    "1795773600000",
+                    "--fraud",
+                    "10",
+                    "--seed",
+                    "9",
+                    "--quiet",
+                    "--reinstall",
+                    "20",
+                    "--fraud-labels",
+                    labels,
+                    "--fraud-ip-list",
+                    ips,
+                    NULL};
+    int argc = (int)UMG_ARRAY_SIZE(argv) - 1;
+    FILE *saved = stdout;
+    stdout = fopen("/dev/null", "w");
+    int rc = umg_gen_cli(argc, argv);
+    fclose(stdout);
+    stdout = saved;
+    assert_int_equal(rc, 0);
+    umg_gen_opts_t o = opts(UMG_GEN_ANDROID, 600, 10, 9);
+    o.fraud_pct = 10;
+    o.reinstall_pct = 20;
+    umg_gen_stats_t st;
+    assert_int_equal(umg_gen_count(&o, &st), UMG_OK);
+    /* Click links need a daemon: a request file leaves them out, and their labels. */
+    uint64_t links = 0;
+    umg_gen_t *g;
+    umg_gen_item_t it;
+    assert_int_equal(umg_gen_new(&o, &g), UMG_OK);
+    while (umg_gen_next(g, &it) == UMG_OK) {
+        links += it.kind == UMG_GEN_LINK;
+    }
+    umg_gen_free(g);
+    assert_true(links > 0);
+    st.fraud_clicks[UMG_GEN_FRAUD_BOT] -= links;
+    st.clicks -= links;
+    uint64_t rows[2][UMG_GEN_FRAUD_KINDS] = {{0}}, detectable = 0, claims = 0, n = 0;
+    char line[512];
+    FILE *f = fopen(labels, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(line, sizeof(line), f));
+    assert_string_equal(line, "kind,id,label,fraud_type,expected_reason,day,detectable,source,claim_click_id\n");
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char *field[9], *p = line;
+        int nf = 0;
+        line[strcspn(line, "\n")] = '\0';
+        for (char *c = p;; c++) { /* split at every comma: fields may be empty */
+            if (*c == ',' || *c == '\0') {
+                int end = *c == '\0';
+                *c = '\0';
+                field[nf++] = p;
+                p = c + 1;
+                if (end || nf == 9) {
+                    break;
+                }
+            }
+        }
+        assert_int_equal(nf, 9);
+        int install = strcmp(field[0], "install") == 0, k = 0;
+        while (k < UMG_GEN_FRAUD_KINDS && strcmp(field[3], umg_gen_fraud_name((umg_gen_fraud_t)k)) != 0) {
+            k++;
+        }
+        assert_true(k < UMG_GEN_FRAUD_KINDS);
+        assert_int_equal(strlen(field[1]), install ? 36 : 32);
+        assert_int_equal(field[2][0] - '0', k != 0);
+        assert_true(k == 0 ? field[4][0] == '\0' && field[6][0] == '\0' : field[4][0] != '\0');
+        assert_true(strlen(field[5]) == 10 && strncmp(field[5], "2026-11-", 8) == 0);
+        rows[install][k]++;
+        detectable += field[6][0] == '1';
+        claims += install && k != 0 && strlen(field[8]) == 32;
+        n++;
+    }
+    fclose(f);
+    assert_int_equal(rows[1][0], st.installs + st.reinstalls);
+    uint64_t fclicks = 0;
+    for (int k = 1; k < UMG_GEN_FRAUD_KINDS; k++) {
+        assert_int_equal(rows[1][k], st.fraud_installs[k]);
+        assert_int_equal(rows[0][k], st.fraud_clicks[k]);
+        fclicks += st.fraud_clicks[k];
+        claims -= st.fraud_installs[k];
+    }
+    assert_int_equal(rows[0][0], st.clicks - fclicks);
+    assert_int_equal(claims, 0);
+    assert_true(detectable > 0);
+    f = fopen(ips, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(line, sizeof(line), f));
+    assert_int_equal(line[0], '#');
+    assert_non_null(fgets(line, sizeof(line), f));
+    assert_string_equal(line, "203.0.113.0/24\n");
+    assert_non_null(fgets(line, sizeof(line), f));
+    assert_string_equal(line, "2001:db8:ffff::/48\n");
+    fclose(f);
+    unlink(out);
+    unlink(labels);
+    unlink(ips);
+}
+
+/* X-Signature: HMAC-SHA256(secret, timestamp "." body), against Python's hmac:
+ * hmac.new(b"as_4f9c2b7e1d3a", b'1795773600.{"events":[{"type":"install"}]}', hashlib.sha256).hexdigest() */
+static void test_signature(void **state)
+{
+    (void)state;
+    char sig[65];
+    const char *body = "{\"events\":[{\"type\":\"install\"}]}";
+    assert_int_equal(umg__gen_sign("as_4f9c2b7e1d3a", 1795773600, body, strlen(body), sig), UMG_OK);
+    assert_string_equal(sig, "2fa02e2437478b7553e696ac8d01dbbddb36d3a97f4cbfc9dabb5659f5ba4e3b");
+    assert_int_equal(umg__gen_sign("key", 0, "", 0, sig), UMG_OK);
+    assert_string_equal(sig, "85841b4efc3cd7776c3c8f9b7cca9e281c550e5d19889d78e9e669c6337f000d");
+    assert_int_equal(umg__gen_sign("", 0, "", 0, sig), UMG_EINVAL);
+    assert_string_equal(umg_gen_spoof_name(UMG_GEN_SPOOF_STALE), "stale_timestamp");
+    assert_string_equal(umg_gen_fraud_name(UMG_GEN_FRAUD_FARM), "farm");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -775,6 +1255,10 @@ int main(void)
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_json_reader),
         cmocka_unit_test(test_answers),
+        cmocka_unit_test(test_fraud_deterministic),
+        cmocka_unit_test(test_fraud_items),
+        cmocka_unit_test(test_fraud_labels),
+        cmocka_unit_test(test_signature),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

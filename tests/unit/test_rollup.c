@@ -339,7 +339,7 @@ static void test_random(void **state)
     model_t m = {0};
     uint32_t apps[] = {1, 2, 3};
     for (int round = 0; round < 10; round++) {
-        random_batches(r, d, &m, 10, 1 + (int)(rnd() % 800));
+        random_batches(r, d, &m, 10, 20 + (int)(rnd() % 800));
         check_tables(r, &m, apps, 3);
     }
     free(m.rows);

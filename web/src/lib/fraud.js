@@ -3,8 +3,8 @@
 // parsing is kept here to be adjusted easily. Missing members read as null, never as 0.
 
 const COUNTERS = [
-  'rejected_clicks', 'rejected_installs', 'flagged_installs', 'installs', 'clicks',
-  'install_rejection_rate', 'click_rejection_rate',
+  'rejected_clicks', 'rejected_impressions', 'rejected_installs', 'rejected_events', 'flagged_clicks',
+  'flagged_installs', 'flagged_events', 'installs', 'clicks', 'install_rejection_rate', 'click_rejection_rate',
 ];
 
 function num(v) {
@@ -43,11 +43,14 @@ export function parseFraudReport(j) {
   const model = m
     ? {
         mode: m.mode ?? 'off',
+        threshold: num(m.threshold),
         bounds: Array.isArray(m.bounds) ? m.bounds : [],
         counts: Array.isArray(m.counts) ? m.counts : [],
         scored: num(m.scored),
         over_threshold: num(m.over_threshold),
-        rule_rejected_and_over: num(m.rule_rejected_and_over),
+        // named rule_rejected_and_over in the first announcement of the shape
+        over_and_rejected_by_rules: num(m.over_and_rejected_by_rules ?? m.rule_rejected_and_over),
+        under_and_rejected_by_rules: num(m.under_and_rejected_by_rules),
       }
     : null;
   return {
@@ -81,6 +84,8 @@ export function settingsToForm(s) {
   }));
   return {
     rules,
+    // Only sent back when the server has it (the settings as built have no such member).
+    has_require_signature: typeof s?.require_signature === 'boolean',
     require_signature: !!s?.require_signature,
     model: {
       mode: s?.model?.mode ?? 'off',
@@ -102,5 +107,7 @@ export function formToSettings(f) {
   const model = { mode: f.model.mode };
   if (f.model.threshold !== null && f.model.threshold !== '') model.threshold = Number(f.model.threshold);
   if (f.model.shadow_sample !== null && f.model.shadow_sample !== '') model.shadow_sample = Number(f.model.shadow_sample);
-  return { rules, require_signature: !!f.require_signature, model };
+  const out = { rules, model };
+  if (f.has_require_signature) out.require_signature = !!f.require_signature;
+  return out;
 }

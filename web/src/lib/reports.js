@@ -1,10 +1,10 @@
 // Report requests the pages share. Every figure shown comes from one of these answers as it is.
 import { qs, ApiError } from './api.js';
 
-// Whether to ask for the rejected_installs metric (added by the fraud work). Until the server is
-// known to have it the page only reads it when an answer carries it: asking a server that does
-// not know it costs a 400 per report (and a console error). Set ASK_REJECTED once it lands.
-const ASK_REJECTED = false;
+// Whether to ask for the rejected_installs metric (the fraud work added it to the overview).
+// A server that does not know it answers 400 naming metrics once; the page then asks without
+// it for the rest of the session and shows the tile as "—".
+const ASK_REJECTED = true;
 let rejectedKnown = ASK_REJECTED ? null : false;
 
 /**

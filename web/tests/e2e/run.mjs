@@ -119,7 +119,7 @@ const get = async (p) => {
 
 // Generated traffic (docs/gen.md) for two apps, costs for the first, 1,000 campaigns of costs for the third.
 log('loading traffic…');
-execFileSync(BIN, ['gen', '--addr', addr, '--app', app1.app_id, '--secret', app1.app_secret, '--devices', '600', '--days', '14', '--seed', '7'], { stdio: 'ignore' });
+execFileSync(BIN, ['gen', '--addr', addr, '--app', app1.app_id, '--secret', app1.app_secret, '--devices', '600', '--days', '14', '--seed', '7', '--fraud', '10'], { stdio: 'ignore' });
 execFileSync(BIN, ['gen', '--addr', addr, '--app', app2.app_id, '--secret', app2.app_secret, '--devices', '200', '--days', '10', '--seed', '8'], { stdio: 'ignore' });
 execFileSync('python3', [path.join(REPO, 'scripts/demo-costs.py'), addr, app1.app_id, app1.app_secret, '14'], { stdio: 'ignore' });
 const today = new Date().toISOString().slice(0, 10);
@@ -174,7 +174,8 @@ async function tileValue(id) {
 }
 
 async function checkTiles(appId, from, to) {
-  const t = (await get(`/v1/reports/overview?app=${appId}&from=${from}&to=${to}&group_by=&metrics=installs,organic_installs,cost,revenue,roas`)).totals;
+  const t = (await get(`/v1/reports/overview?app=${appId}&from=${from}&to=${to}&group_by=&metrics=installs,organic_installs,cost,revenue,roas,rejected_installs`)).totals;
+  eq(Number(await tileValue('rejected_installs')), t.rejected_installs, 'rejected installs tile');
   eq(Number(await tileValue('installs')), t.installs + t.organic_installs, 'installs tile');
   const sub = await page.textContent('[data-testid=tile-installs-sub]');
   assert(sub.includes(`${t.installs.toLocaleString('en-US')} attributed`) && sub.includes(`${t.organic_installs.toLocaleString('en-US')} organic`),
@@ -187,7 +188,7 @@ async function checkTiles(appId, from, to) {
 }
 
 async function checkTable(appId, from, to) {
-  const j = await get(`/v1/reports/overview?app=${appId}&from=${from}&to=${to}&group_by=source&metrics=impressions,clicks,installs,organic_installs,cost,cpi,revenue,roas&sort=-installs&limit=100000`);
+  const j = await get(`/v1/reports/overview?app=${appId}&from=${from}&to=${to}&group_by=source&metrics=impressions,clicks,installs,organic_installs,cost,cpi,revenue,roas,rejected_installs&sort=-installs&limit=100000`);
   const rows = await page.$$eval('[data-testid=overview-table] tbody tr', (trs) =>
     trs.map((tr) => Object.fromEntries([...tr.querySelectorAll('td')].map((td) => [td.dataset.key, td.dataset.value]))));
   const shownRows = Math.min(j.rows.length, 50);
@@ -196,7 +197,7 @@ async function checkTable(appId, from, to) {
   for (const r of rows) {
     const a = bySource.get(r.source);
     assert(a, `row ${r.source} not in the API's answer`);
-    for (const m of ['installs', 'clicks', 'cost', 'revenue', 'roas', 'cpi']) {
+    for (const m of ['installs', 'clicks', 'cost', 'revenue', 'roas', 'cpi', 'rejected_installs']) {
       eq(r[m] === '' ? null : Number(r[m]), a[m] ?? null, `${r.source} ${m}`);
     }
   }
@@ -279,7 +280,7 @@ try {
     const file = path.join(ART, 'overview.csv');
     await dl.saveAs(file);
     const lines = fs.readFileSync(file, 'utf8').trim().split('\r\n');
-    eq(lines[0], 'source,campaign,impressions,clicks,installs,organic_installs,cost,cpi,revenue,roas', 'CSV header');
+    eq(lines[0], 'source,campaign,impressions,clicks,installs,organic_installs,cost,cpi,revenue,roas,rejected_installs', 'CSV header');
     const { from, to } = rangeBack(14);
     const j = await get(`/v1/reports/overview?app=${app1.app_id}&from=${from}&to=${to}&group_by=source,campaign&metrics=installs&limit=100000`);
     eq(lines.length - 1, j.rows.length, 'CSV rows');
@@ -355,7 +356,19 @@ try {
     if (r.status === 404) {
       await page.waitForSelector('[data-testid=fraud-unavailable]');
     } else {
-      await page.waitForSelector('[data-testid=fraud-by-reason], .panel .muted');
+      await page.waitForSelector('[data-testid=ctit-table], [data-testid=fraud-model]');
+      const url = new URL(page.url());
+      const q = `app=${app1.app_id}&from=${url.searchParams.get('from')}&to=${url.searchParams.get('to')}`;
+      const byReason = await get(`/v1/reports/fraud?${q}&group_by=reason`);
+      const rows = await page.$$eval('[data-testid=fraud-by-reason] tbody tr', (trs) =>
+        trs.map((tr) => [tr.querySelector('th').textContent, tr.querySelector('td').dataset.value]));
+      eq(rows.length, byReason.rows.length, 'rows by reason');
+      for (const [reason, v] of rows) {
+        const a = byReason.rows.find((x) => x.reason === reason);
+        eq(Number(v), a.rejected_installs, `rejected installs for ${reason}`);
+      }
+      const ctit = await page.$$eval('[data-testid=ctit-table] tbody tr', (t) => t.length).catch(() => 0);
+      eq(ctit, byReason.ctit.rows.length, 'CTIT rows');
     }
     await shot('07-fraud');
   });
@@ -401,8 +414,16 @@ try {
     await shot('11-settings-users');
     await page.click('[data-testid=tab-fraud]');
     const r = await api('GET', `/v1/apps/${app1.app_id}/fraud`, undefined, auth);
-    if (r.status === 404) await page.waitForSelector('[data-testid=fraud-settings-unavailable]');
-    else await page.waitForSelector('#panel-fraud form');
+    if (r.status === 404) {
+      await page.waitForSelector('[data-testid=fraud-settings-unavailable]');
+    } else {
+      await page.waitForSelector('#panel-fraud form');
+      await page.fill('[data-testid=fraud-click_spam-max_clicks_per_ip_minute]', '61');
+      await page.click('[data-testid=fraud-save]');
+      await page.waitForSelector('[data-testid=fraud-saved]');
+      const s = await get(`/v1/apps/${app1.app_id}/fraud`);
+      eq(s.rules.click_spam.max_clicks_per_ip_minute, 61, 'saved fraud setting');
+    }
     await shot('12-settings-fraud');
   });
 

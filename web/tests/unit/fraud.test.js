@@ -15,13 +15,14 @@ describe('fraud shapes', () => {
     expect(r.rows[0]).toMatchObject({ source: 'adnet', reason: 'click_injection', rejected_installs: 3, rejected_clicks: null });
     expect(r.totals.rejected_installs).toBe(3);
     expect(r.ctit.labels).toEqual(['<10s', '10s–1m', '≥1m']);
-    expect(r.model).toMatchObject({ mode: 'shadow', scored: 12, over_threshold: null });
+    expect(r.model).toMatchObject({ mode: 'shadow', scored: 12, over_threshold: null, over_and_rejected_by_rules: null });
+    expect(parseFraudReport({ model: { rule_rejected_and_over: 4 } }).model.over_and_rejected_by_rules).toBe(4);
+    expect(parseFraudReport({ model: { over_and_rejected_by_rules: 5, threshold: 0.9 } }).model).toMatchObject({ over_and_rejected_by_rules: 5, threshold: 0.9 });
     expect(parseFraudReport({}).rows).toEqual([]);
   });
   it('turns settings into a form and back', () => {
     const s = {
       rules: { click_injection: { enabled: true, action: 'reject', min_ctit_s: 10 } },
-      require_signature: false,
       model: { mode: 'off', threshold: 0.9, shadow_sample: 1 },
     };
     const f = settingsToForm(s);
@@ -30,8 +31,9 @@ describe('fraud shapes', () => {
     f.model.mode = 'shadow';
     expect(formToSettings(f)).toEqual({
       rules: { click_injection: { enabled: true, action: 'reject', min_ctit_s: 15 } },
-      require_signature: false,
       model: { mode: 'shadow', threshold: 0.9, shadow_sample: 1 },
     });
+    // A member the server sends comes back; one it does not is never invented.
+    expect(formToSettings(settingsToForm({ ...s, require_signature: true })).require_signature).toBe(true);
   });
 });

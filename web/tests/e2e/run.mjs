@@ -439,6 +439,26 @@ try {
     await shot('13-live');
   });
 
+  await test('keyboard: the skip link, the navigation and the table headers work without a mouse', async () => {
+    await page.goto(`${BASE}/overview?app=${app1.app_id}`);
+    await page.waitForSelector('[data-testid=overview-table]');
+    await page.keyboard.press('Tab');
+    eq(await page.evaluate(() => document.activeElement.className), 'skip', 'the first Tab stop');
+    await page.keyboard.press('Tab');
+    eq(await page.evaluate(() => document.activeElement.textContent), 'Overview', 'then the navigation');
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Enter');
+    await page.waitForURL((u) => u.pathname === '/cohorts');
+    await page.waitForSelector('[data-testid=cohort-table], [data-testid=empty]');
+    eq(await page.evaluate(() => document.activeElement.id), 'main', 'focus moves to the new page');
+    await page.goto(`${BASE}/overview?app=${app1.app_id}`);
+    await page.waitForSelector('[data-testid=overview-table]');
+    await page.focus('[data-testid=sort-clicks]');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('th[aria-sort=descending] [data-testid=sort-clicks]');
+    eq(await page.title(), 'Overview · Galaxy Run · UnMoGrowP', 'page title');
+  });
+
   await test('phone width: the overview fits 390 px', async () => {
     const phone = await ctx.newPage();
     watch(phone);

@@ -296,8 +296,14 @@ class LiveTest(DaemonTestCase):
         c = self.live(self.app["app_id"], token=self.tok)
         c.head()
         gaid = harness.gaid()
-        st, _, _ = self.d.request("GET", "/c/%s?source=meta&campaign=bf&gaid=%s" % (self.app["app_id"], gaid))
-        self.assertIn(st, (204, 302))
+        # A click a minute before the install, from a browser (the fraud rules reject clicks without
+        # a User-Agent and installs seconds after their click).
+        touch = {"type": "click", "ts": harness.rfc3339(harness.now_us() - 60_000_000, 3), "source": "meta",
+                 "campaign": "bf", "device": {"gaid": gaid},
+                 "user_agent": "Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 Chrome/120.0 Mobile"}
+        st, _, body = self.d.request("POST", "/v1/touches", {"touches": [touch]},
+                                     {"X-App-Secret": self.app["app_secret"]})
+        self.assertEqual(st, 202, body)
         # Without ts the install takes the server's time, after the click.
         self.d.ingest(self.app, {"events": [event(type="install", ts=None, device={"gaid": gaid, "platform": "android"})]})
         evs = c.wait_for(lambda evs: any(e["event"] == "decision" for e in evs))

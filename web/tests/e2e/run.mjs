@@ -411,6 +411,12 @@ try {
     eq(await page.textContent('[data-testid=app-key]'), app1.app_key, 'app key');
     await page.click('[data-testid=tab-users]');
     await page.waitForSelector('[data-testid=users-table] tbody tr');
+    await page.fill('[data-testid=invite-email]', 'newcomer@e2e.test');
+    await page.click('[data-testid=invite]');
+    await page.waitForSelector('[data-testid=invitation]');
+    const token = (await page.textContent('[data-testid=invitation] pre')).trim();
+    const acc = await api('POST', '/v1/invitations/accept', { token, password: 'newcomer-password' });
+    eq(acc.status, 201, 'the invitation shown is accepted');
     await shot('11-settings-users');
     await page.click('[data-testid=tab-fraud]');
     const r = await api('GET', `/v1/apps/${app1.app_id}/fraud`, undefined, auth);

@@ -8,7 +8,7 @@ DATA       ?= ./data
 LISTEN     ?= 127.0.0.1:8080
 FUZZ_SECONDS ?= 300
 
-.PHONY: all build deps run test unit integration asan fuzz fuzz-build bench fmt fmt-check clean
+.PHONY: all build deps web run test unit integration asan fuzz fuzz-build bench fmt fmt-check clean
 
 all: build
 
@@ -21,7 +21,14 @@ $(BUILD)/build.ninja:
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
+# The web dashboard (web/, Svelte + Vite) built into web/dist, which the daemon serves at /.
+web:
+	@scripts/deps.sh web
+	scripts/build-web.sh
+
+# A dashboard that cannot be built (no Node.js 20.19+) leaves the daemon serving the API only.
 run: build
+	-@$(MAKE) --no-print-directory web || echo "make run: the dashboard was not built; the daemon serves the API only" >&2
 	DATA=$(DATA) LISTEN=$(LISTEN) scripts/run-demo.sh
 
 test:
@@ -57,4 +64,4 @@ fmt-check:
 	clang-format --dry-run --Werror $$(git ls-files 'src/*.c' 'src/*.h' 'src/*.cpp' 'tests/*.c' 'bench/*.c')
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) web/dist

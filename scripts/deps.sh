@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Installs the Debian packages UnMoGrowP needs to build, run and test, when
 # any is missing. Non-interactive; runs apt-get update once, only if needed.
-# Usage: scripts/deps.sh [build|test|bench]
+# Usage: scripts/deps.sh [build|web|test|bench]
 set -euo pipefail
 what=${1:-build}
 pkgs=(gcc g++ make pkg-config meson ninja-build python3 curl openssl ca-certificates
       libh2o-evloop-dev libsimdjson-dev libssl-dev libsodium-dev libjwt-dev libsqlite3-dev sqlite3 liblmdb-dev
       libxgboost-dev tzdata)
 case "$what" in
-  test)  pkgs+=(libcmocka-dev clang clang-format libclang-rt-14-dev) ;;
+  web)   # Node.js 20.19+ with npm builds the dashboard (Vite 8). The machine image brings it; on a bare
+         # Debian 12 the distribution's nodejs + npm are installed (Node 18: too old for Vite 8, the
+         # build then says so and the daemon serves the API only).
+         command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm) ;;
+  test)  pkgs+=(libcmocka-dev clang clang-format libclang-rt-14-dev chromium fonts-dejavu-core)
+         command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm) ;;
   bench) pkgs+=(libcmocka-dev wrk nginx-light clickhouse-server clickhouse-client) ;;
   build) ;;
-  *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|web|test|bench]" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do

@@ -11,7 +11,7 @@ out=$(mktemp)
 
 `unmogrowp serve` takes its settings from, in order: the defaults below, a
 file given with `--config FILE`, then the flags (`--data`, `--listen`,
-`--threads`, `--tls-cert`, `--tls-key`, and `--set KEY=VALUE` for any key), so
+`--threads`, `--tls-cert`, `--tls-key`, `--web`, and `--set KEY=VALUE` for any key), so
 a flag always wins over the file. An unknown key or a value out of range stops
 the daemon with a message naming it.
 
@@ -32,6 +32,13 @@ The `fraud.*` settings (IP lists, bot User-Agent patterns, the signature
 replay cache) are explained in [fraud.md](fraud.md); `kill -HUP` reloads the
 files named in `fraud.ip_lists` without a restart, every other setting takes
 one.
+
+The web dashboard is served at `/` from `web` (`--web DIR`): by default
+(`auto`) the `web/dist` that `make web` builds, looked for beside the
+binary's source tree (`build/unmogrowp` → `web/dist`) and then in the working
+directory; without a build the daemon serves the API only and says so in its
+log; `off` never serves it. The files are read once at start (rebuilding
+needs a restart). See [dashboard.md](dashboard.md).
 
 This table is generated from the daemon's own configuration table
 (`unmogrowp config docs`); `make test` fails when it is out of date.

@@ -2,7 +2,8 @@
 # `make run`: starts the daemon on the embedded default with a demo
 # organization and app (created once, keys kept in DATA/demo-app.json), loads
 # two weeks of generated traffic the first time (`unmogrowp gen`), prints how
-# to use it, and stays in the foreground until Ctrl-C.
+# to use it (the dashboard's URL and the demo owner's login among it), and stays in the
+# foreground until Ctrl-C. `make run` builds the dashboard (web/dist) first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-./data}
@@ -73,6 +74,17 @@ Log in as the demo owner (owner@demo.test, password $OWNER_PASS, kept in $DATA/d
     -d '{"email":"owner@demo.test","password":"$OWNER_PASS"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
   curl -s http://$ADDR/v1/apps -H "Authorization: Bearer \$TOKEN"
 Health and metrics: http://$ADDR/healthz  http://$ADDR/readyz  http://$ADDR/metrics
-The web dashboard is not built yet (see docs/STATUS.md). Ctrl-C stops the daemon.
 MSG
+if [ -f web/dist/index.html ]; then
+  cat <<MSG
+
+Dashboard: http://$ADDR/
+  log in as owner@demo.test with the password $OWNER_PASS
+
+Ctrl-C stops the daemon.
+MSG
+else
+  echo
+  echo "The dashboard is not built (make web; it needs Node.js 20.19+): serving the API only. Ctrl-C stops the daemon."
+fi
 wait $pid

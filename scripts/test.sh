@@ -4,6 +4,7 @@
 # every fuzz target. Ends with one line: "N passed, N failed".
 #   FUZZ_SECONDS   seconds per fuzz target (default 20)
 #   SKIP_ASAN=1    skip the sanitizer pass (local iteration only)
+#   TEST_ONLY=web  build, then only the web dashboard's tests (local iteration only)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -35,6 +36,39 @@ count_runner() { # name logfile rc
   if [ -z "$line" ] || { [ "$3" -ne 0 ] && [ "$f" -eq 0 ]; }; then f=$((f + 1)); fi
   passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
   [ "$f" -gt 0 ] && failures+=("$1")
+}
+
+# Adds the counts from a vitest run's "Tests  N failed | N passed (N)" line.
+count_vitest() { # name logfile rc
+  local line p f
+  line=$(grep -E '^ *Tests +' "$2" | tail -1)
+  p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+')
+  f=$(echo "$line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+')
+  p=${p:-0}; f=${f:-0}
+  if [ -z "$line" ] || { [ "$3" -ne 0 ] && [ "$f" -eq 0 ]; }; then f=$((f + 1)); fi
+  passed=$((passed + p)); failed=$((failed + f))
+  [ "$f" -gt 0 ] && failures+=("$1")
+}
+
+# The web dashboard: its build, the page logic's unit tests (vitest) and the end-to-end tests in
+# Debian's chromium against a real daemon (web/tests/e2e/run.mjs; screenshots in build/e2e-artifacts).
+run_web() {
+  note "web dashboard: build (npm ci, vite)"
+  if ! scripts/build-web.sh >"$log_dir/web-build.log" 2>&1; then
+    tail -30 "$log_dir/web-build.log"
+    failed=$((failed + 1)); failures+=("web build"); return
+  fi
+  passed=$((passed + 1)); tail -1 "$log_dir/web-build.log"
+  note "web dashboard: unit tests (vitest)"
+  ( cd web && NO_COLOR=1 npx vitest run ) >"$log_dir/web-unit.log" 2>&1
+  local rc=$?
+  grep -E 'FAIL|✗|×| Tests ' "$log_dir/web-unit.log" | tail -20
+  count_vitest "web:unit" "$log_dir/web-unit.log" "$rc"
+  note "web dashboard: end-to-end (chromium, playwright-core)"
+  ( cd web && UMG_BIN="$root/build/unmogrowp" node tests/e2e/run.mjs ) >"$log_dir/web-e2e.log" 2>&1
+  rc=$?
+  grep -E '^(ok|FAIL) |passed, ' "$log_dir/web-e2e.log" | tail -40
+  count_runner "web:e2e" "$log_dir/web-e2e.log" "$rc"
 }
 
 build_dir() { # dir setup-args...
@@ -72,6 +106,13 @@ if ! build_dir build --buildtype=debugoptimized; then
   echo "0 passed, 1 failed"; exit 1
 fi
 
+if [ "${TEST_ONLY:-}" = web ]; then
+  run_web
+  echo "logs: $log_dir"
+  echo "$passed passed, $failed failed"
+  [ "$failed" -eq 0 ]; exit
+fi
+
 note "unit tests"
 run_units build unit
 
@@ -84,6 +125,8 @@ if scripts/gen-config-doc.sh --check; then passed=$((passed + 1)); echo ok; else
 
 note "integration tests (real daemon over HTTP, crash test)"
 run_integration build/unmogrowp release
+
+run_web
 
 if [ "${SKIP_ASAN:-0}" != 1 ]; then
   note "ASan+UBSan build"

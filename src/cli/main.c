@@ -16,10 +16,12 @@
 #include "umg_gen.h"
 #include "umg_http.h"
 #include "umg_ingest.h"
+#include "umg_live.h"
 #include "umg_pipeline.h"
 #include "umg_privacy.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -47,6 +49,7 @@ typedef struct serve_cfg_s {
     int64_t store_map_bytes;
     char *ip_lists, *bot_ua_patterns;
     int64_t sig_replay_entries;
+    char *web;
 } serve_cfg_t;
 
 #define OFF(f) offsetof(serve_cfg_t, f)
@@ -55,6 +58,9 @@ static const umg_config_item_t serve_items[] = {
     {"data", UMG_CFG_STRING, "./data", 0, 0, OFF(data), "Data directory (event log, meta.db). Also --data."},
     {"listen", UMG_CFG_STRING, "127.0.0.1:8080", 0, 0, OFF(http.listen),
      "Address to serve on, HOST:PORT; port 0 picks a free one. Also --listen."},
+    {"web", UMG_CFG_STRING, "auto", 0, 0, OFF(web),
+     "The built web dashboard (index.html, assets/) served at /: a directory, auto (web/dist of the source tree "
+     "the binary was built in, or of the working directory, when built), or off (API only). Also --web."},
     {"threads", UMG_CFG_INT, "0", 0, 256, OFF(http.threads),
      "Event-loop threads; 0 means one per core. Also --threads."},
     {"log_level", UMG_CFG_STRING, "info", 0, 0, OFF(log_level), "debug, info, warn or error."},
@@ -212,7 +218,7 @@ static void usage_main(FILE *f)
 static void usage_serve(FILE *f)
 {
     fprintf(f, "Usage: unmogrowp serve [--data DIR] [--listen HOST:PORT] [--config FILE] [--threads N]\n"
-               "                       [--tls-cert FILE --tls-key FILE] [--set KEY=VALUE]...\n\n"
+               "                       [--tls-cert FILE --tls-key FILE] [--web DIR|auto|off] [--set KEY=VALUE]...\n\n"
                "Runs the daemon. Settings come from defaults, then --config FILE (key = value lines),\n"
                "then the flags in order. Keys (see docs/config.md):\n\n");
     for (size_t i = 0; i < UMG_ARRAY_SIZE(serve_items); i++) {
@@ -262,12 +268,69 @@ static int parse_fsync(const char *s, umg_bus_config_t *bc)
     return UMG_EINVAL;
 }
 
+/*
+ * The web dashboard: `auto` looks for web/dist (with an index.html) in the source tree the
+ * binary sits in (build/unmogrowp -> ../web/dist), then in the working directory, and serves
+ * the API alone when neither is built; `off` never serves it; a directory must hold a build.
+ */
+static int open_web(const char *opt, const char *argv0, umg_http_static_t **out)
+{
+    *out = NULL;
+    if (strcmp(opt, "off") == 0 || opt[0] == '\0') {
+        umg_log(UMG_LOG_INFO, "web", "dashboard off (web=off): serving the API only");
+        return UMG_OK;
+    }
+    char cand[2][4096];
+    int ncand = 0;
+    if (strcmp(opt, "auto") != 0) {
+        snprintf(cand[ncand++], sizeof(cand[0]), "%s", opt);
+    } else {
+        char exe[3072];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        if (n > 0) {
+            exe[n] = '\0';
+            char *slash = strrchr(exe, '/');
+            if (slash != NULL) {
+                *slash = '\0';
+                snprintf(cand[ncand++], sizeof(cand[0]), "%s/../web/dist", exe);
+            }
+        }
+        (void)argv0;
+        snprintf(cand[ncand++], sizeof(cand[0]), "web/dist");
+    }
+    for (int i = 0; i < ncand; i++) {
+        char index[4200];
+        snprintf(index, sizeof(index), "%s/index.html", cand[i]);
+        if (access(index, R_OK) != 0) {
+            if (strcmp(opt, "auto") != 0) {
+                fprintf(stderr, "unmogrowp serve: --web %s holds no index.html (build it with `make web`)\n", opt);
+                return UMG_ENOENT;
+            }
+            continue;
+        }
+        char real[PATH_MAX];
+        const char *dir = realpath(cand[i], real) != NULL ? real : cand[i];
+        int rc = umg_http_static_open(dir, out);
+        if (rc != UMG_OK) {
+            fprintf(stderr, "unmogrowp serve: cannot load the dashboard from %s: %s\n", dir, umg_strerror(rc));
+            return rc;
+        }
+        umg_log(UMG_LOG_INFO, "web", "dashboard at / from %s (%zu files, %lld bytes)", dir, umg_http_static_count(*out),
+                (long long)umg_http_static_bytes(*out));
+        return UMG_OK;
+    }
+    umg_log(UMG_LOG_WARN, "web",
+            "dashboard not built (no web/dist/index.html): serving the API only; `make web` builds it");
+    return UMG_OK;
+}
+
 static const umg_http_route_t base_routes[] = {
     {"GET", "/c/", 1, umg_ingest_click},
     {"GET", "/v/", 1, umg_ingest_impression},
     {"POST", "/v1/touches", 0, umg_ingest_touches},
     {"GET", "/v1/export/touches", 0, umg_ingest_export_touches},
     {"POST", "/v1/events", 0, umg_ingest_events},
+    {"GET", "/v1/live", 0, umg_live_ep},
     {"GET", "/v1/export/events", 0, umg_ingest_export},
     {"GET", "/healthz", 0, umg_ingest_healthz},
     {"GET", "/readyz", 0, umg_ingest_readyz},
@@ -291,15 +354,11 @@ static int cmd_serve(int argc, char **argv)
     const size_t n = UMG_ARRAY_SIZE(serve_items);
     umg_config_defaults(serve_items, n, &cfg);
     static const struct option opts[] = {
-        {"data", required_argument, NULL, 'd'},
-        {"listen", required_argument, NULL, 'l'},
-        {"config", required_argument, NULL, 'c'},
-        {"threads", required_argument, NULL, 't'},
-        {"tls-cert", required_argument, NULL, 'C'},
-        {"tls-key", required_argument, NULL, 'K'},
-        {"set", required_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"data", required_argument, NULL, 'd'},     {"listen", required_argument, NULL, 'l'},
+        {"config", required_argument, NULL, 'c'},   {"threads", required_argument, NULL, 't'},
+        {"tls-cert", required_argument, NULL, 'C'}, {"tls-key", required_argument, NULL, 'K'},
+        {"web", required_argument, NULL, 'w'},      {"set", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     /* Pass 1: the config file, so flags override it whatever their order. */
     for (int i = 1; i < argc; i++) {
@@ -325,6 +384,7 @@ static int cmd_serve(int argc, char **argv)
         case 't': key = "threads"; break;
         case 'C': key = "http.tls_cert"; break;
         case 'K': key = "http.tls_key"; break;
+        case 'w': key = "web"; break;
         case 'c': continue;
         case 'h': usage_serve(stdout); return 0;
         case 's': {
@@ -388,6 +448,8 @@ static int cmd_serve(int argc, char **argv)
     umg_attr_worker_t *attr_worker = NULL;
     umg_rollup_t *rollup = NULL;
     umg_tz_cache_t *tzc = NULL;
+    umg_http_static_t *web = NULL;
+    umg_live_t *live = NULL;
     umg_fraud_scorer_t *scorer = NULL;
     fraud_ctx_t fraud_ctx = {0};
     umg_iplists_t *iplists = NULL;
@@ -465,8 +527,16 @@ static int cmd_serve(int argc, char **argv)
     for (size_t i = 0; i < umg_admin_nroutes && nroutes < UMG_ARRAY_SIZE(routes); i++) {
         routes[nroutes++] = umg_admin_routes[i];
     }
+    if (open_web(cfg.web, argc > 0 ? argv[0] : NULL, &web) != UMG_OK) {
+        goto done;
+    }
+    if (umg_live_new(2048, 2048, &live) != UMG_OK) {
+        fprintf(stderr, "unmogrowp serve: out of memory for the live feed\n");
+        goto done;
+    }
+    ing.live = live;
     umg_http_hooks_t hooks = {
-        .thread_init = umg_ingest_thread_init, .thread_fini = umg_ingest_thread_fini, .server_data = &ing};
+        .thread_init = umg_ingest_thread_init, .thread_fini = umg_ingest_thread_fini, .server_data = &ing, .web = web};
     if (umg_http_server_new(&cfg.http, routes, nroutes, &hooks, &srv) != UMG_OK) {
         goto done;
     }
@@ -504,6 +574,7 @@ static int cmd_serve(int argc, char **argv)
         fraud_ctx.ing = &ing;
         fraud_ctx.scorer = scorer;
         umg_pipeline_set_fraud(pipeline, &fh);
+        umg_pipeline_set_live(pipeline, live);
         if (umg_pipeline_start(pipeline) != UMG_OK) {
             umg_log(UMG_LOG_ERROR, "serve", "cannot start the attribution pipeline (store in %s)", storedir);
             goto done;
@@ -579,6 +650,8 @@ done:
         ing.bus_ops->close(ing.bus);
     }
     umg_http_server_free(srv);
+    umg_http_static_free(web);
+    umg_live_free(live);
     umg_attr_worker_free(attr_worker);
     umg_tz_cache_free(tzc);
     umg_admin_free(ing.admin);

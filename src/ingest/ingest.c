@@ -13,6 +13,7 @@
 #include "umg_event.h"
 #include "umg_fraud_net.h"
 #include "umg_ingest.h"
+#include "umg_live.h"
 #include "umg_privacy.h"
 
 #include <pthread.h>
@@ -383,6 +384,24 @@ static void respond_counts(umg_http_req_t *req, pending_t *p, size_t accepted, s
     }
 }
 
+/* What the batch stored, and its rejections, to the live feed (nothing when nobody watches the app). */
+static void live_publish(umg_ingest_t *ing, pending_t *p, size_t accepted)
+{
+    if (!umg_live_wanted(ing->live, p->app)) {
+        return;
+    }
+    for (size_t i = 0; i < p->batch.n; i++) {
+        int st = p->recs[i].status;
+        if (st == UMG_OK || st == UMG_EEXIST) {
+            umg_live_publish_event(ing->live, p->app, st == UMG_OK ? "accepted" : "duplicate", p->recs[i].payload,
+                                   p->recs[i].len);
+        }
+    }
+    if (p->nrejected > 0) {
+        umg_live_publish_rejected(ing->live, p->app, accepted, p->rejected.ptr, p->rejected.len);
+    }
+}
+
 static void on_resume(umg_http_req_t *req, void *data)
 {
     pending_t *p = data;
@@ -397,6 +416,7 @@ static void on_resume(umg_http_req_t *req, void *data)
         }
         umg_metric_add(&m_accepted, (int64_t)accepted);
         umg_metric_add(&m_duplicate, (int64_t)dups);
+        live_publish(t->ing, p, accepted);
     }
     if (t->ing->limits != NULL && accepted < p->batch.n) {
         /* Duplicates and events not stored count against no limit. */
@@ -492,6 +512,9 @@ void umg_ingest_events(umg_http_req_t *req, void *thread_data)
         return;
     }
     if (p->batch.n == 0) {
+        if (p->nrejected > 0 && umg_live_wanted(ing->live, app.id)) {
+            umg_live_publish_rejected(ing->live, app.id, 0, p->rejected.ptr, p->rejected.len);
+        }
         respond_counts(req, p, 0, 0);
         pending_put(t, p);
         return;

@@ -35,6 +35,7 @@ typedef struct umg_ingest_s {
     struct umg_sig_cache_s *sig_cache;     /* borrowed; signatures accepted (NULL: no replay check) */
     struct umg_iplists_s *iplists;         /* borrowed; blocked_ip's lists, for the pipeline (NULL: none) */
     struct umg_botua_s *botua;             /* borrowed; bot_user_agent's patterns (NULL: none) */
+    struct umg_live_s *live;               /* borrowed; the live feed (GET /v1/live); NULL: none */
     const umg_bus_ops_t *bus_ops;          /* set with bus once recovery finished */
     umg_bus_t *bus;
     _Atomic int ready;

@@ -53,6 +53,7 @@ typedef struct thread_s {
     h2o_socket_t *listener;
     void *data;
     umg_http_defer_t *free_defers;
+    h2o_timeout_t stream_poll; /* streams waiting for data are pulled again after this */
 } thread_t;
 
 typedef struct handler_s {
@@ -60,7 +61,7 @@ typedef struct handler_s {
     umg_http_server_t *srv;
 } handler_t;
 
-static const int known_status[] = {200, 202, 204, 302, 400, 401, 403, 404, 405, 408, 413, 429, 431, 500, 503};
+static const int known_status[] = {200, 202, 204, 302, 304, 400, 401, 403, 404, 405, 408, 413, 429, 431, 500, 503};
 #define NSTATUS ((int)UMG_ARRAY_SIZE(known_status) + 1) /* + "other" */
 
 struct umg_http_server_s {
@@ -215,7 +216,7 @@ static int status_slot(int status)
 
 static int init_metrics(umg_http_server_t *s)
 {
-    size_t nr = s->nroutes + 1;
+    size_t nr = s->nroutes + 2; /* + unmatched, + static (the dashboard) */
     s->req_count = umg_calloc(nr * NSTATUS, sizeof(umg_metric_t));
     s->req_latency = umg_calloc(nr, sizeof(umg_metric_t));
     s->labels = umg_calloc(nr * (NSTATUS + 1), sizeof(char *));
@@ -223,7 +224,7 @@ static int init_metrics(umg_http_server_t *s)
         return UMG_ENOMEM;
     }
     for (size_t r = 0; r < nr; r++) {
-        const char *route = r < s->nroutes ? s->routes[r].path : "unmatched";
+        const char *route = r < s->nroutes ? s->routes[r].path : r == s->nroutes ? "unmatched" : "static";
         for (int k = 0; k < NSTATUS; k++) {
             umg_buf_t b = {0};
             if (k < NSTATUS - 1) {
@@ -279,6 +280,7 @@ static const char *reason_phrase(int status)
     case 202: return "Accepted";
     case 204: return "No Content";
     case 302: return "Found";
+    case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 403: return "Forbidden";
@@ -345,6 +347,19 @@ void umg_http_respond(umg_http_req_t *r, int status, const char *content_type, c
     }
     h->res.content_length = len;
     h2o_send_inline(h, len ? body : "", len);
+}
+
+void umg_http_add_header(umg_http_req_t *r, const char *name, const char *value)
+{
+    h2o_req_t *h = r->h;
+    size_t nl = strlen(name), vl = strlen(value);
+    char *n = h2o_mem_alloc_pool(&h->pool, nl);
+    for (size_t i = 0; i < nl; i++) {
+        n[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
+    }
+    char *v = h2o_mem_alloc_pool(&h->pool, vl + 1);
+    memcpy(v, value, vl + 1);
+    h2o_add_header_by_str(&h->pool, &h->res.headers, n, nl, 0, NULL, v, vl);
 }
 
 void umg_http_error(umg_http_req_t *r, int status, const char *code, const char *field, const char *message)
@@ -595,6 +610,7 @@ static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *me
 
 typedef struct stream_s {
     h2o_generator_t gen;
+    h2o_timeout_entry_t wait; /* linked while the pull said UMG_EAGAIN */
     umg_http_req_t *r;
     umg_http_pull_t pull;
     void (*fini)(void *);
@@ -605,6 +621,9 @@ typedef struct stream_s {
 static void stream_dispose(void *p)
 {
     stream_t *st = p;
+    if (h2o_timeout_is_linked(&st->wait)) {
+        h2o_timeout_unlink(&st->wait);
+    }
     if (st->fini != NULL) {
         st->fini(st->data);
     }
@@ -617,6 +636,13 @@ static void stream_proceed(h2o_generator_t *gen, h2o_req_t *h)
     int done = 0;
     umg_buf_reset(&st->buf);
     int rc = st->pull(st->data, &st->buf, &done);
+    if (rc == UMG_EAGAIN && st->buf.len == 0 && !done) {
+        h2o_timeout_link(h->conn->ctx->loop, &st->r->t->stream_poll, &st->wait);
+        return;
+    }
+    if (rc == UMG_EAGAIN) {
+        rc = UMG_OK;
+    }
     h2o_iovec_t iov = h2o_iovec_init(st->buf.ptr ? st->buf.ptr : "", st->buf.len);
     if (rc != UMG_OK) {
         umg_log(UMG_LOG_ERROR, "http", "stream %s failed: %s", st->r->reqid, umg_strerror(rc));
@@ -624,6 +650,12 @@ static void stream_proceed(h2o_generator_t *gen, h2o_req_t *h)
         return;
     }
     h2o_send(h, &iov, 1, done ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void stream_wake(h2o_timeout_entry_t *e)
+{
+    stream_t *st = H2O_STRUCT_FROM_MEMBER(stream_t, wait, e);
+    stream_proceed(&st->gen, st->r->h);
 }
 
 static void stream_stop(h2o_generator_t *gen, h2o_req_t *h)
@@ -640,6 +672,7 @@ void umg_http_stream(umg_http_req_t *r, int status, const char *content_type, um
     memset(st, 0, sizeof(*st));
     st->gen.proceed = stream_proceed;
     st->gen.stop = stream_stop;
+    st->wait.cb = stream_wake;
     st->r = r;
     st->pull = pull;
     st->fini = fini;
@@ -741,6 +774,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
         r->route = path_match;
         umg_http_error(r, 405, "method_not_allowed", NULL, "this path does not take that method");
         return 0;
+    }
+    if (s->hooks.web != NULL) {
+        r->route = (int)s->nroutes + 1;
+        if (umg_http_static_serve(s->hooks.web, r)) {
+            return 0;
+        }
+        r->route = (int)s->nroutes;
     }
     umg_http_error(r, 404, "not_found", NULL, "no such endpoint");
     return 0;
@@ -967,6 +1007,7 @@ static void *thread_main(void *arg)
     umg_http_server_t *s = t->srv;
     h2o_context_init(&t->ctx, h2o_evloop_create(), &s->conf);
     h2o_multithread_register_receiver(t->ctx.queue, &t->receiver, on_messages);
+    h2o_timeout_init(t->ctx.loop, &t->stream_poll, UMG_HTTP_STREAM_POLL_MS);
     t->accept_ctx.ctx = &t->ctx;
     t->accept_ctx.hosts = s->conf.hosts;
     t->accept_ctx.ssl_ctx = s->ssl;

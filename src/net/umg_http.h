@@ -15,6 +15,7 @@
 
 typedef struct umg_http_req_s umg_http_req_t;
 typedef struct umg_http_server_s umg_http_server_t;
+typedef struct umg_http_static_s umg_http_static_t;
 
 typedef struct umg_http_config_s {
     char *listen;    /* "HOST:PORT"; port 0 picks one */
@@ -45,6 +46,9 @@ typedef struct umg_http_hooks_s {
     umg_http_thread_init_t thread_init;
     umg_http_thread_fini_t thread_fini;
     void *server_data;
+    /* The web dashboard for GET/HEAD paths no route takes (borrowed for the server's life);
+     * NULL: those are 404 like any unknown path. */
+    const umg_http_static_t *web;
 } umg_http_hooks_t;
 
 /**
@@ -77,6 +81,11 @@ int umg_http_query_param(umg_http_req_t *req, const char *name, umg_slice_t *out
 void *umg_http_alloc(umg_http_req_t *req, size_t n);
 
 /* ---- answers */
+/**
+ * Adds a response header to whatever answer follows (umg_http_respond, umg_http_stream);
+ * name and value are copied.
+ */
+void umg_http_add_header(umg_http_req_t *req, const char *name, const char *value);
 /** Sends a whole response; body is copied. extra_headers: "Name: value\r\n" lines or NULL. */
 void umg_http_respond(umg_http_req_t *req, int status, const char *content_type, const char *body, size_t len,
                       const char *extra_headers);
@@ -99,10 +108,33 @@ void umg_http_defer_cancel(umg_http_defer_t *d);
 /*
  * Streaming: pull(data, out, &done) appends the next chunk to out (and sets
  * done at the end); it is called again when the client took the last chunk.
- * fini(data) runs once when the stream ends or the client goes away.
+ * A pull that has nothing yet returns UMG_EAGAIN with nothing appended: the
+ * stream waits and is pulled again after UMG_HTTP_STREAM_POLL_MS on its loop
+ * thread (a live feed). fini(data) runs once when the stream ends or the
+ * client goes away.
  */
+#define UMG_HTTP_STREAM_POLL_MS 100
 typedef int (*umg_http_pull_t)(void *data, umg_buf_t *out, int *done);
 void umg_http_stream(umg_http_req_t *req, int status, const char *content_type, umg_http_pull_t pull,
                      void (*fini)(void *data), void *data);
+
+/* ---- the web dashboard (static.c) */
+
+/**
+ * Reads every file under dir (at most 4096 files, 64 MiB) into memory; dir must hold index.html.
+ * UMG_ENOENT without it. The caller frees with umg_http_static_free after the server.
+ */
+int umg_http_static_open(const char *dir, umg_http_static_t **out);
+void umg_http_static_free(umg_http_static_t *st);
+size_t umg_http_static_count(const umg_http_static_t *st);
+int64_t umg_http_static_bytes(const umg_http_static_t *st);
+/**
+ * Answers a GET or HEAD of a dashboard file (hashed assets immutable for a year, the rest
+ * no-cache, a strict Content-Security-Policy, nosniff, ETag / 304), or index.html for any
+ * other path a browser navigates to (Accept: text/html) that is not an API path (/v1/...,
+ * /c/, /v/, /healthz, ...) or a missing asset.
+ * Returns 1 when it answered, 0 when the request is not the dashboard's.
+ */
+int umg_http_static_serve(const umg_http_static_t *st, umg_http_req_t *req);
 
 #endif

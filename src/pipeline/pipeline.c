@@ -18,6 +18,7 @@
 #include "umg_event.h"
 #include "umg_fraud.h"
 #include "umg_privacy.h"
+#include "umg_live.h"
 #include "umg_rollup.h"
 #include "umg_touch.h"
 
@@ -127,6 +128,8 @@ struct umg_pipeline_s {
     umg_rollup_delta_t *delta;
     umg_rollup_delta_t *fold; /* the rows the rollup log touched, while folding it */
     umg_tz_cache_t *tzc;
+    umg_live_t *live;    /* the live feed (NULL: none), borrowed */
+    umg_buf_t live_buf;  /* a decision's JSON for it */
     umg_buf_t rlog;      /* the batch's changes as a rollup log blob */
     umg_buf_t frows;     /* a fold's rows, sorted before they are written */
     uint64_t rlog_bytes; /* in the store's rollup log */
@@ -294,6 +297,7 @@ void umg_pipeline_free(umg_pipeline_t *p)
     umg_rollup_delta_free(p->delta);
     umg_rollup_delta_free(p->fold);
     umg_buf_free(&p->rlog);
+    umg_buf_free(&p->live_buf);
     umg_buf_free(&p->frows);
     umg_fraud_counts_free(p->fc);
     umg_free(p->flood);
@@ -478,6 +482,11 @@ static int load_row(void *ctx, uint32_t app, int table, const umg_rollup_key_t *
         rc = flood_feed(p, app, (umg_rollup_table_t)table, k, i, v[i]);
     }
     return rc ? rc : umg_rollup_load(p->rollup, app, (umg_rollup_table_t)table, k, v);
+}
+
+void umg_pipeline_set_live(umg_pipeline_t *p, umg_live_t *live)
+{
+    p->live = live;
 }
 
 int umg_pipeline_set_reports(umg_pipeline_t *p, umg_rollup_t *rollup, umg_tz_cache_t *tzc)
@@ -1365,6 +1374,60 @@ static void fill_contrib(umg_store_decision_t *d, const umg_attr_settings_t *s, 
 
 static int decide_event(umg_pipeline_t *p, umg_event_t *ev);
 
+static int live_str(umg_buf_t *o, umg_store_txn_t *tx, const char *name, uint32_t id)
+{
+    umg_slice_t s;
+    if (id == 0 || umg_store_string(tx, id, &s) != UMG_OK) {
+        return UMG_OK;
+    }
+    int rc = umg_buf_printf(o, ",\"%s\":", name);
+    return rc ? rc : umg_buf_json_str(o, s.ptr, s.len);
+}
+
+/*
+ * A decision for the live feed (GET /v1/live), in the form of GET /v1/export/installs without its
+ * candidate list. Published as it is made: a batch the store fails to commit is applied again, and
+ * its decisions then show twice on the feed (never in the store).
+ */
+static void live_decision(umg_pipeline_t *p, const umg_event_t *ev, const umg_store_decision_t *rec)
+{
+    umg_buf_t *o = &p->live_buf;
+    umg_buf_reset(o);
+    char eid[37], ts[32], dec[32];
+    umg_uuid_format(&rec->event_id, eid);
+    umg_time_format_rfc3339(rec->d.ts_us, ts);
+    umg_time_format_rfc3339(rec->d.decided_us, dec);
+    const umg_attr_attribution_t *a = &rec->d.attr;
+    int rc = umg_buf_printf(o,
+                            "{\"event_id\":\"%s\",\"type\":\"%s\",\"offset\":%llu,\"outcome\":\"%s\",\"ts\":\"%s\","
+                            "\"decided_at\":\"%s\",\"candidates\":%u,\"attribution\":",
+                            eid, umg_event_type_name(ev->type), (unsigned long long)rec->offset,
+                            umg_attr_outcome_name((umg_attr_outcome_t)rec->d.outcome), ts, dec, rec->d.n_candidates);
+    if (a->match == UMG_ATTR_MATCH_NONE) {
+        rc = rc ? rc : umg_buf_append(o, "null", 4);
+    } else {
+        char tts[32];
+        umg_time_format_rfc3339(a->touch_ts_us, tts);
+        rc = rc ? rc
+                : umg_buf_printf(o, "{\"match\":\"%s\",\"touch_type\":\"%s\",\"touch_ts\":\"%s\"",
+                                 umg_attr_match_name(a->match), umg_attr_touch_type_name(a->touch_type), tts);
+        rc = rc ? rc : live_str(o, p->tx, "source", a->source);
+        rc = rc ? rc : live_str(o, p->tx, "campaign", a->campaign);
+        rc = rc ? rc : live_str(o, p->tx, "adset", a->adset);
+        rc = rc ? rc : live_str(o, p->tx, "site", a->site);
+        rc = rc ? rc : umg_buf_putc(o, '}');
+    }
+    if (rc == UMG_OK && rec->fraud_status != UMG_STORE_FRAUD_CLEAN) {
+        rc = umg_buf_printf(o, ",\"fraud\":{\"status\":\"%s\",\"reason\":\"%s\"}",
+                            rec->fraud_status == UMG_STORE_FRAUD_REJECTED ? "rejected" : "flagged",
+                            umg_fraud_reason_name(rec->fraud_reason));
+    }
+    rc = rc ? rc : umg_buf_putc(o, '}');
+    if (rc == UMG_OK) {
+        umg_live_publish(p->live, rec->app, "decision", o->ptr, o->len);
+    }
+}
+
 static int on_event(void *ctx, size_t index, umg_event_t *ev, const umg_event_error_t *err)
 {
     umg_pipeline_t *p = ctx;
@@ -1582,7 +1645,11 @@ static int decide_event(umg_pipeline_t *p, umg_event_t *ev)
         d.outcome == UMG_ATTR_OUT_IMPLICIT_INSTALL) {
         fill_contrib(rec, s, p->touches, n, &obs);
     }
-    return umg_store_decision_put(p->tx, rec);
+    rc = umg_store_decision_put(p->tx, rec);
+    if (rc == UMG_OK && umg_live_wanted(p->live, obs.app)) {
+        live_decision(p, ev, rec);
+    }
+    return rc;
 }
 
 /* ------------------------------------------------------------------- batch */

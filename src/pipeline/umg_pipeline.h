@@ -58,6 +58,10 @@ struct umg_rollup_s;
  */
 int umg_pipeline_set_reports(umg_pipeline_t *p, struct umg_rollup_s *rollup, umg_tz_cache_t *tzc);
 
+struct umg_live_s;
+/** Publishes every decision to the live feed (GET /v1/live) while its app is watched. Borrowed; before start. */
+void umg_pipeline_set_live(umg_pipeline_t *p, struct umg_live_s *live);
+
 /**
  * Applies one batch: up to cfg.batch records from the log, in one store
  * transaction. *applied (may be NULL) gets how many records were read (0 at

@@ -1,0 +1,4 @@
+// Svelte options for the dashboard (vite-plugin-svelte reads this file).
+export default {
+  compilerOptions: { runes: true },
+};

@@ -1,0 +1,64 @@
+import { describe, it, expect } from 'vitest';
+import { csvField, toCsv, parseCsv, parseCostCsv, batches } from '../../src/lib/csv.js';
+
+describe('CSV out', () => {
+  it('quotes as RFC 4180 requires and guards formulas', () => {
+    expect(csvField('plain')).toBe('plain');
+    expect(csvField('a,b')).toBe('"a,b"');
+    expect(csvField('say "hi"')).toBe('"say ""hi"""');
+    expect(csvField('line\nbreak')).toBe('"line\nbreak"');
+    expect(csvField('=HYPERLINK("x")')).toBe(`"'=HYPERLINK(""x"")"`);
+    expect(csvField(-1.5)).toBe('-1.5');
+    expect(csvField(null)).toBe('');
+    expect(csvField(0.1 + 0.2)).toBe('0.30000000000000004');
+  });
+  it('writes a header and rows with CRLF', () => {
+    const csv = toCsv([{ key: 'source' }, { key: 'installs', label: 'installs' }, { key: 'roas' }], [
+      { source: 'meta', installs: 3, roas: null },
+      { source: 'a,b', installs: 0, roas: 1.5 },
+    ]);
+    expect(csv).toBe('source,installs,roas\r\nmeta,3,\r\n"a,b",0,1.5\r\n');
+  });
+});
+
+describe('CSV in', () => {
+  it('parses quotes, CRLF, LF, a BOM and blank lines with line numbers', () => {
+    const recs = parseCsv('\ufeffa,b\r\n"x, y","say ""hi"""\n\n"multi\nline",2\n');
+    expect(recs).toEqual([
+      { line: 1, fields: ['a', 'b'] },
+      { line: 2, fields: ['x, y', 'say "hi"'] },
+      { line: 4, fields: ['multi\nline', '2'] },
+    ]);
+  });
+  it('refuses broken quoting with the line', () => {
+    expect(() => parseCsv('a,b\n"open,1\n')).toThrow();
+    try {
+      parseCsv('a\nb"c\n');
+    } catch (e) {
+      expect(e.line).toBe(2);
+    }
+  });
+  it('reads a cost file with columns in any order and optional ones left out', () => {
+    const r = parseCostCsv('currency,cost,date,source,campaign,country\r\nEUR,120.5,2026-11-20,meta,summer,US\r\nUSD,80,2026-11-20,google,"black friday, EU",\r\n');
+    expect(r.errors).toEqual([]);
+    expect(r.rows).toEqual([
+      { date: '2026-11-20', source: 'meta', campaign: 'summer', cost: 120.5, currency: 'EUR', country: 'US' },
+      { date: '2026-11-20', source: 'google', campaign: 'black friday, EU', cost: 80, currency: 'USD' },
+    ]);
+    expect(r.lines).toEqual([2, 3]);
+  });
+  it('names bad headers and lines', () => {
+    expect(parseCostCsv('date,source,campaign,cost\n').errors[0]).toMatchObject({ line: 1, field: 'currency' });
+    expect(parseCostCsv('date,source,campaign,cost,currency,spend\n').errors[0].field).toBe('spend');
+    expect(parseCostCsv('date,date,source,campaign,cost,currency\n').errors[0].message).toMatch(/twice/);
+    const r = parseCostCsv('date,source,campaign,cost,currency\n2026-11-01,m,c,-1,USD\n2026-11-01,m,c\n2026-11-01,m,c,1e3,USD\n');
+    expect(r.errors.map((e) => [e.line, e.field])).toEqual([[2, 'cost'], [3, null]]);
+    expect(r.rows[0].cost).toBe(1000);
+    expect(r.lines).toEqual([4]);
+    expect(parseCostCsv('').errors[0].message).toMatch(/empty/);
+  });
+  it('splits into batches', () => {
+    expect(batches([1, 2, 3, 4, 5], 2)).toEqual([[1, 2], [3, 4], [5]]);
+    expect(batches([], 2)).toEqual([]);
+  });
+});

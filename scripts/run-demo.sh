@@ -28,8 +28,13 @@ OWNER_PASS=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['pa
 json_field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$DATA/demo-app.json" "$1"; }
 APP_ID=$(json_field app_id); APP_KEY=$(json_field app_key); APP_SECRET=$(json_field app_secret)
 
+# A "data-centre" IP list for the blocked_ip fraud rule: the ranges the demo's fraud traffic comes from.
+[ -s "$DATA/demo-datacenter.txt" ] ||
+  "$BIN" gen --out /dev/null --devices 1 --quiet --fraud 1 --fraud-ip-list "$DATA/demo-datacenter.txt"
 rm -f "$DATA/daemon.addr"
-"$BIN" serve --data "$DATA" --listen "$LISTEN" &
+# fraud.horizon: the demo's two weeks of history arrive at once, and the fraud rules judge all of it.
+"$BIN" serve --data "$DATA" --listen "$LISTEN" --set fraud.horizon=31d \
+  --set "fraud.ip_lists=datacenter=$DATA/demo-datacenter.txt" &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null' INT TERM EXIT
 for _ in $(seq 1 100); do
@@ -41,10 +46,11 @@ ADDR=$(cat "$DATA/daemon.addr")
 
 if [ ! -f "$DATA/demo-loaded" ]; then
   # Two weeks of synthetic traffic: clicks and impressions from many networks, attributed and
-  # organic installs, sessions, in-app events and purchases (docs/gen.md). The summary line
-  # goes to DATA/demo-gen.json.
-  "$BIN" gen --addr "$ADDR" --app "$APP_ID" --secret "$APP_SECRET" --devices 2000 --days 14 --seed 1 \
-    > "$DATA/demo-gen.json"
+  # organic installs, sessions, in-app events and purchases, and 5% fraud for the fraud rules to
+  # catch (labels in DATA/demo-fraud-labels.csv; docs/gen.md). The summary goes to DATA/demo-gen.json.
+  "$BIN" gen --addr "$ADDR" --app "$APP_ID" --secret "$APP_SECRET" --key "$APP_KEY" --devices 2000 --days 14 \
+    --seed 1 --fraud 5 --fraud-kinds injection,flood,datacenter,bot,farm \
+    --fraud-labels "$DATA/demo-fraud-labels.csv" > "$DATA/demo-gen.json"
   # Ad spend for the demo campaigns and daily currency rates, so reports show cost, CPI and ROAS.
   python3 scripts/demo-costs.py "$ADDR" "$APP_ID" "$APP_SECRET" 14 > "$DATA/demo-costs.json" &&
     touch "$DATA/demo-loaded"
@@ -69,6 +75,9 @@ Attribution of the demo traffic (every install with the touch that earned it; mu
 Reports (docs/reports.md): per day and network, cohorts, in the app's time zone and currency:
   curl -s 'http://$ADDR/v1/reports/overview?app=$APP_ID&from=$(date -u -d '14 days ago' +%F)&to=$(date -u +%F)&group_by=source&metrics=installs,cost,cpi,revenue,roas' -H 'X-App-Secret: $APP_SECRET'
   curl -s 'http://$ADDR/v1/reports/cohorts?app=$APP_ID&from=$(date -u -d '14 days ago' +%F)&to=$(date -u +%F)&group_by=source&days=0,1,3,7&metric=retention' -H 'X-App-Secret: $APP_SECRET'
+Fraud (docs/fraud.md): what the rules rejected, by rule and network; train the model on the demo's labels:
+  curl -s 'http://$ADDR/v1/reports/fraud?app=$APP_ID&from=$(date -u -d '14 days ago' +%F)&to=$(date -u +%F)&group_by=source,reason' -H 'X-App-Secret: $APP_SECRET'
+  $BIN fraud train --data $DATA --app $APP_ID --labels $DATA/demo-fraud-labels.csv
 Log in as the demo owner (owner@demo.test, password $OWNER_PASS, kept in $DATA/demo-owner.json):
   TOKEN=\$(curl -s -X POST http://$ADDR/v1/auth/login \\
     -d '{"email":"owner@demo.test","password":"$OWNER_PASS"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')

@@ -390,7 +390,10 @@ static int parse_flags(cli_t *c, int argc, char **argv)
         {"fraud-ip-list", required_argument, NULL, O_IPLIST},
         {"fraud-kinds", required_argument, NULL, O_KINDS},
     };
-    size_t n = 18;
+    size_t n = 0;
+    while (opts[n].name != NULL) { /* the fixed options above; the generator's table follows */
+        n++;
+    }
     for (size_t i = 0; i < umg_gen_config_nitems && n + 1 < UMG_ARRAY_SIZE(opts); i++) {
         opts[n++] = (struct option){umg_gen_config_items[i].name, required_argument, NULL, O_TABLE + (int)i};
     }

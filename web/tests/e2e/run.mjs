@@ -282,7 +282,7 @@ try {
     const lines = fs.readFileSync(file, 'utf8').trim().split('\r\n');
     eq(lines[0], 'source,campaign,impressions,clicks,installs,organic_installs,cost,cpi,revenue,roas,rejected_installs', 'CSV header');
     const { from, to } = rangeBack(14);
-    const j = await get(`/v1/reports/overview?app=${app1.app_id}&from=${from}&to=${to}&group_by=source,campaign&metrics=installs&limit=100000`);
+    const j = await get(`/v1/reports/overview?app=${app1.app_id}&from=${from}&to=${to}&group_by=source,campaign&metrics=impressions,clicks,installs,organic_installs,cost,cpi,revenue,roas,rejected_installs&limit=100000`);
     eq(lines.length - 1, j.rows.length, 'CSV rows');
     const sum = lines.slice(1).reduce((s, l) => s + Number(l.split(',')[4]), 0);
     eq(sum, j.totals.installs, 'CSV installs sum');

@@ -2446,17 +2446,26 @@ void umg__admin_dispatch(umg_admin_t *a, job_t *j)
 
 /* ------------------------------------------------ the CLI's settings command */
 
+/* What a CLI command needs to run an endpoint's code without the daemon: meta.db and a JSON parser. */
+static int cli_open(const char *data_dir, umg_admin_t *a, job_t *j, umg_buf_t *out)
+{
+    memset(a, 0, sizeof(*a));
+    memset(j, 0, sizeof(*j));
+    if (umg_meta_open(data_dir, &a->db) != UMG_OK || umg_json_parser_new(1 << 20, &a->json) != UMG_JSON_OK) {
+        sqlite3_close(a->db);
+        return umg_api_error_json(out, "store_unavailable", NULL, "cannot open meta.db") == UMG_OK ? UMG_EIO
+                                                                                                   : UMG_ENOMEM;
+    }
+    return UMG_OK;
+}
+
 int umg_admin_cli_app_settings(const char *data_dir, const char *app_id, const char *json, umg_buf_t *out)
 {
     umg_admin_t a;
-    memset(&a, 0, sizeof(a));
     job_t j;
-    memset(&j, 0, sizeof(j));
-    int rc = umg_meta_open(data_dir, &a.db);
-    if (rc != UMG_OK || umg_json_parser_new(1 << 20, &a.json) != UMG_JSON_OK) {
-        sqlite3_close(a.db);
-        return umg_api_error_json(out, "store_unavailable", NULL, "cannot open meta.db") == UMG_OK ? UMG_EIO
-                                                                                                   : UMG_ENOMEM;
+    int rc = cli_open(data_dir, &a, &j, out);
+    if (rc != UMG_OK) {
+        return rc;
     }
     app_settings_t s = {0};
     umg_buf_t merged = {0};
@@ -2523,14 +2532,10 @@ done:
 int umg_admin_cli_app_fraud(const char *data_dir, const char *app_id, const char *json, umg_buf_t *out)
 {
     umg_admin_t a;
-    memset(&a, 0, sizeof(a));
     job_t j;
-    memset(&j, 0, sizeof(j));
-    int rc = umg_meta_open(data_dir, &a.db);
-    if (rc != UMG_OK || umg_json_parser_new(1 << 20, &a.json) != UMG_JSON_OK) {
-        sqlite3_close(a.db);
-        return umg_api_error_json(out, "store_unavailable", NULL, "cannot open meta.db") == UMG_OK ? UMG_EIO
-                                                                                                   : UMG_ENOMEM;
+    int rc = cli_open(data_dir, &a, &j, out);
+    if (rc != UMG_OK) {
+        return rc;
     }
     /* The CLI acts as the organization's owner would, audited as actor "cli". */
     j.who.kind = UMG_PRINCIPAL_USER;

@@ -323,7 +323,7 @@ static int split_line(char *line, char **key, char **value)
     return UMG_OK;
 }
 
-static int read_whole_file(const char *path, umg_buf_t *out)
+int umg_read_file(const char *path, umg_buf_t *out)
 {
     FILE *f = fopen(path, "re");
     if (f == NULL) {
@@ -354,7 +354,7 @@ int umg_config_load_file(const umg_config_item_t *items, size_t n, void *target,
 {
     umg_buf_t text = {0};
     char msg[256];
-    int rc = read_whole_file(path, &text);
+    int rc = umg_read_file(path, &text);
     if (rc != UMG_OK) {
         set_err(err, errlen, "%s: %s", path, rc == UMG_ENOMEM ? umg_strerror(rc) : strerror(errno));
         goto fail;

@@ -458,6 +458,8 @@ static inline int umg_hexval(int c)
 
 /** mkdir -p. */
 int umg_mkdirs(const char *path, int mode);
+/** Appends a whole file to out, NUL-terminated (not counted in len). UMG_ENOENT, UMG_EIO, UMG_ENOMEM. */
+int umg_read_file(const char *path, umg_buf_t *out);
 /** Writes a whole file atomically (temp file, fsync, rename, fsync dir). */
 int umg_write_file_atomic(const char *path, const void *data, size_t len);
 /** write(2) until all is written (retrying EINTR and short writes); 0 or -1 with errno. */

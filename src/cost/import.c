@@ -43,25 +43,20 @@ static void usage(FILE *f)
                "2 for usage errors. Works while the daemon runs. See docs/costs.md.\n");
 }
 
+/* The file, or standard input for "-". */
 static int read_all(const char *path, umg_buf_t *out)
 {
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rbe");
-    if (f == NULL) {
-        return UMG_EIO;
+    if (strcmp(path, "-") != 0) {
+        return umg_read_file(path, out);
     }
+    FILE *f = stdin;
     int rc = UMG_OK;
     char chunk[65536];
     size_t n;
     while (rc == UMG_OK && (n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
         rc = umg_buf_append(out, chunk, n);
     }
-    if (rc == UMG_OK && ferror(f)) {
-        rc = UMG_EIO;
-    }
-    if (f != stdin) {
-        fclose(f);
-    }
-    return rc;
+    return rc == UMG_OK && ferror(f) ? UMG_EIO : rc;
 }
 
 /* Maps the header's names to columns; reports and returns non-zero for unknown, repeated or missing ones. */

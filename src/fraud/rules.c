@@ -515,29 +515,6 @@ uint64_t umg_fraud_net_key(umg_slice_t ip)
     return umg_hash64(a, 8, 6); /* the /64 */
 }
 
-const char *const umg_fraud_feature_names[UMG_FRAUD_NF] = {
-    "ctit_log10_s",
-    "match_class",
-    "clicks_device_1h",
-    "clicks_device_24h",
-    "clicks_ip_1m",
-    "clicks_ip_1h",
-    "installs_ip_1h",
-    "installs_ip24_1h",
-    "installs_fp_24h",
-    "ua_platform_mismatch",
-    "ua_model_mismatch",
-    "hour_of_day",
-    "source_cti_rate",
-    "source_long_ctit_share",
-    "ua_empty",
-    "ip_listed",
-    "bot_ua",
-    "device_time_skew_log10_s",
-    "referrer_present",
-    "click_after_install_begin",
-};
-
 /* ------------------------------------------------------- flood, buckets */
 
 int umg_fraud_flood_flagged(const umg_fraud_settings_t *s, const umg_fraud_flood_t *f)

@@ -66,27 +66,6 @@ static int row_cmp(const void *a, const void *b)
     return memcmp(&((const row_t *)a)->event_id, &((const row_t *)b)->event_id, sizeof(umg_uuid_t));
 }
 
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        return NULL;
-    }
-    umg_buf_t b = {0};
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-        if (umg_buf_append(&b, chunk, n) != UMG_OK) {
-            umg_buf_free(&b);
-            fclose(f);
-            return NULL;
-        }
-    }
-    fclose(f);
-    *len = b.len;
-    return b.ptr != NULL ? b.ptr : umg_calloc(1, 1);
-}
-
 static int col_of(const umg_slice_t *f, size_t n, const char *name)
 {
     for (size_t i = 0; i < n; i++) {
@@ -103,14 +82,14 @@ static int col_of(const umg_slice_t *f, size_t n, const char *name)
  */
 static int read_labels(const char *path, const collect_t *c, uint8_t *y, size_t *labelled, char *msg, size_t cap)
 {
-    size_t len;
-    char *text = read_all(path, &len);
-    if (text == NULL) {
+    umg_buf_t text = {0};
+    if (umg_read_file(path, &text) != UMG_OK) {
+        umg_buf_free(&text);
         snprintf(msg, cap, "cannot read %s", path);
         return UMG_EIO;
     }
     umg_csv_t r;
-    umg_csv_init(&r, text, len);
+    umg_csv_init(&r, text.ptr ? text.ptr : "", text.len);
     umg_slice_t f[UMG_CSV_MAX_FIELDS];
     size_t n, line;
     const char *why;
@@ -159,7 +138,7 @@ static int read_labels(const char *path, const collect_t *c, uint8_t *y, size_t 
         rc = UMG_OK;
     }
     umg_csv_free(&r);
-    umg_free(text);
+    umg_buf_free(&text);
     if (rc == UMG_EAGAIN || rc == UMG_OK) {
         if (bad > 0) {
             fprintf(stderr, "fraud train: %s: %d rows skipped (an id that is no UUID, or a label not 0 or 1)\n", path,
@@ -305,7 +284,7 @@ int umg_fraud_train_cli(int argc, char **argv)
     }
     fprintf(stderr, "fraud train: %zu installs stored, %zu labelled, %zu on the held-out day\n", col.n, m, nhold);
     to.holdout = hold;
-    if (umg_fmodel_train(X, yy, m, UMG_FRAUD_NF, umg_fraud_feature_names, &to, &model, &mt, msg, sizeof(msg)) !=
+    if (umg_fmodel_train(X, yy, m, UMG_FRAUD_NF, umg_fmodel_feature_names, &to, &model, &mt, msg, sizeof(msg)) !=
         UMG_OK) {
         fprintf(stderr, "unmogrowp fraud train: %s\n", msg);
         goto done;
@@ -397,7 +376,7 @@ static void refresh(umg_fraud_scorer_t *s, sent_t *e)
     }
     umg_fmodel_t *m;
     char msg[256];
-    if (umg_fmodel_load(path, UMG_FRAUD_NF, umg_fraud_feature_names, &m, msg, sizeof(msg)) != UMG_OK) {
+    if (umg_fmodel_load(path, UMG_FRAUD_NF, umg_fmodel_feature_names, &m, msg, sizeof(msg)) != UMG_OK) {
         umg_log(UMG_LOG_WARN, "fraud", "app %s: model %s not loaded: %s", app.public_id, path, msg);
         snprintf(e->path, sizeof(e->path), "%s", path); /* not tried again until a newer one comes */
         return;

@@ -189,7 +189,7 @@ enum {
     UMG_FRAUD_NF
 };
 
-extern const char *const umg_fraud_feature_names[UMG_FRAUD_NF];
+/* Their names, in this order: umg_fmodel_feature_names (umg_fraud_model.h). */
 
 /* ------------------------------------------------------- click flooding */
 

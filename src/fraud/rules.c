@@ -64,7 +64,7 @@ const umg_fraud_param_def_t umg_fraud_params[UMG_FP_N] = {
                              "a click link opened without a User-Agent is a bot"},
     [UMG_FP_FARM_IP_HOUR] = {"max_installs_per_ip_hour", UMG_FR_DEVICE_FARM, 1, 20, 1, 1000000,
                              "installs from one IP in one clock hour; the ones past it are rejected"},
-    [UMG_FP_FARM_FP_DAY] = {"max_installs_per_fingerprint_day", UMG_FR_DEVICE_FARM, 1, 5, 1, 1000000,
+    [UMG_FP_FARM_FP_DAY] = {"max_installs_per_fingerprint_day", UMG_FR_DEVICE_FARM, 1, 10, 1, 1000000,
                             "installs from one IP + User-Agent in one UTC day; the ones past it are rejected"},
     [UMG_FP_TIME_BEFORE_INSTALL_S] = {"max_before_install_s", UMG_FR_TIME_ANOMALY, 1, 3600, 0, 86400 * 30,
                                       "an event dated more than this before its device's install"},

@@ -1557,7 +1557,7 @@ static int start_device(umg_gen_t *g)
 #define SPAM_DEVICE_HOUR 10 /* click_spam: clicks per device id per clock hour */
 #define SPAM_IP_MINUTE 30   /* click_spam: clicks per IP per minute */
 #define FARM_IP_HOUR 20     /* device_farm: installs per IP within an hour */
-#define FARM_IP_UA_DAY 5    /* device_farm: device ids per IP + User-Agent in a day */
+#define FARM_IP_UA_DAY 10   /* device_farm: device ids per IP + User-Agent in a day */
 #define FRAUD_MAX 1000000   /* fraudulent installs at most */
 #define FRAUD_SEQ (UINT64_C(1) << 48)
 

@@ -222,7 +222,9 @@ class MtaChannelCapTest(SettingsCase):
             # source s0 is used by 3 touches, s1..s69 by one each: s0 is always kept
             for _ in range(3 if i == 0 else 1):
                 touches.append({"type": "click", "ts": now - 3600 * 1000, "source": "s%d" % i, "device": {"gaid": dev}})
-            installs.append({"type": "install", "ts": now, "device": {"gaid": dev, "platform": "android"}})
+            # each from its own address: seventy installs from one would be a device farm (docs/fraud.md)
+            installs.append({"type": "install", "ts": now, "device": {"gaid": dev, "platform": "android"},
+                             "ip": "198.51.100.%d" % i})
         st, h, data = self.d.request("POST", "/v1/touches", {"touches": touches}, headers=self.secret())
         self.assertStatus(st, 202, "touches", data)
         st, h, data = self.d.request("POST", "/v1/events", {"events": installs}, headers=self.secret())

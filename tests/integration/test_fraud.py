@@ -267,13 +267,13 @@ class InstallRulesTest(FraudCase):
     def test_device_farm_per_fingerprint_day(self):
         base = now_ms() - 3 * H_MS
         events = [harness.event(type="install", ts=base + i * 2 * H_MS // 10, device=android(gaid()),
-                                ip="198.51.100.9", user_agent="FarmPhone/1.0") for i in range(7)]
+                                ip="198.51.100.9", user_agent="FarmPhone/1.0") for i in range(12)]
         day = [e for e in events]
         self.send_events(day)
         self.caught_up()
         rows = {r["event_id"]: r for r in self.export_installs()}
         fired = [rows[e["event_id"]]["fraud"] is not None for e in events]
-        self.assertEqual(fired, [False] * 5 + [True] * 2)
+        self.assertEqual(fired, [False] * 10 + [True] * 2)
 
     def test_install_dated_in_the_future_is_flagged(self):
         g = gaid()

@@ -333,7 +333,6 @@ int umg_fraud_settings_json(const umg_fraud_settings_t *s, umg_buf_t *out)
 static const int64_t window_len_s[UMG_FW_N] = {
     [UMG_FW_CLICK_DEVICE_HOUR] = 3600, [UMG_FW_CLICK_IP_MINUTE] = 60,    [UMG_FW_CLICK_IP_HOUR] = 3600,
     [UMG_FW_INSTALL_IP_HOUR] = 3600,   [UMG_FW_INSTALL_NET_HOUR] = 3600, [UMG_FW_INSTALL_FP_DAY] = 86400,
-    [UMG_FW_CLICK_DEVICE_DAY] = 86400,
 };
 
 int64_t umg_fraud_window_us(umg_fraud_window_t w)
@@ -341,13 +340,15 @@ int64_t umg_fraud_window_us(umg_fraud_window_t w)
     return window_len_s[w < UMG_FW_N ? w : 0] * 1000000;
 }
 
-/* One counter: 24 bytes. used = 0 marks an empty slot. */
+/*
+ * One counter: 16 bytes, four to a cache line. tag is a 64-bit hash of (window, app, key, bucket), never 0
+ * (0 marks an empty slot): two counters share one only if their hashes collide, about once in 2^64 pairs.
+ * end_min is the bucket's end in minutes since 1970, for dropping expired buckets.
+ */
 typedef struct cent_s {
-    uint64_t key;
-    uint32_t app;
-    int32_t bucket;
+    uint64_t tag;
     uint32_t count;
-    uint8_t w, used, pad[2];
+    int32_t end_min;
 } cent_t;
 
 struct umg_fraud_counts_s {
@@ -392,47 +393,41 @@ void umg_fraud_counts_clear(umg_fraud_counts_t *c)
     c->latest_recv_us = 0;
 }
 
-static uint64_t chash(umg_fraud_window_t w, uint32_t app, uint64_t key, int32_t bucket)
-{
-    uint64_t h = key ^ ((uint64_t)app << 32 | (uint32_t)bucket) * UINT64_C(0x9e3779b97f4a7c15);
-    h ^= (uint64_t)w * UINT64_C(0xc2b2ae3d27d4eb4f);
-    h ^= h >> 31;
-    h *= UINT64_C(0xbf58476d1ce4e5b9);
-    return h ^ (h >> 29);
-}
-
-static int32_t bucket_of(umg_fraud_window_t w, int64_t ts_us)
+static int64_t bucket_of(umg_fraud_window_t w, int64_t ts_us)
 {
     int64_t len = umg_fraud_window_us(w);
-    int64_t b = ts_us / len - (ts_us % len != 0 && ts_us < 0);
-    return (int32_t)b;
+    return ts_us / len - (ts_us % len != 0 && ts_us < 0);
 }
 
-static cent_t *slot(cent_t *t, size_t cap, umg_fraud_window_t w, uint32_t app, uint64_t key, int32_t bucket)
+static uint64_t ctag(umg_fraud_window_t w, uint32_t app, uint64_t key, int64_t bucket)
 {
-    size_t i = (size_t)chash(w, app, key, bucket) & (cap - 1);
-    for (;;) {
-        cent_t *e = &t[i];
-        if (!e->used || (e->key == key && e->app == app && e->bucket == bucket && e->w == w)) {
-            return e;
+    uint64_t h = key ^ ((uint64_t)app << 32 | (uint32_t)bucket) * UINT64_C(0x9e3779b97f4a7c15);
+    h ^= ((uint64_t)w << 56 ^ (uint64_t)bucket >> 32) * UINT64_C(0xc2b2ae3d27d4eb4f);
+    h ^= h >> 31;
+    h *= UINT64_C(0xbf58476d1ce4e5b9);
+    h ^= h >> 29;
+    return h ? h : 1;
+}
+
+static cent_t *slot(cent_t *t, size_t cap, uint64_t tag)
+{
+    for (size_t i = (size_t)tag & (cap - 1);; i = (i + 1) & (cap - 1)) {
+        if (t[i].tag == tag || t[i].tag == 0) {
+            return &t[i];
         }
-        i = (i + 1) & (cap - 1);
     }
 }
 
-/* Rebuilds the table without expired buckets, at twice the size when it stays over half full. */
+/* Rebuilds the table without expired buckets, at twice the size when it stays over a quarter full. */
 static int rebuild(umg_fraud_counts_t *c)
 {
-    int64_t horizon = c->latest_recv_us - c->horizon_us - INT64_C(1200) * 1000000;
+    int64_t horizon_min = (c->latest_recv_us - c->horizon_us) / 60000000 - 20;
     size_t live = 0;
     for (size_t i = 0; i < c->cap; i++) {
-        cent_t *e = &c->t[i];
-        if (e->used && ((int64_t)e->bucket + 1) * umg_fraud_window_us((umg_fraud_window_t)e->w) >= horizon) {
-            live++;
-        }
+        live += c->t[i].tag != 0 && c->t[i].end_min >= horizon_min;
     }
     size_t cap = c->cap;
-    while (live * 4 > cap) { /* a quarter full after a rebuild */
+    while (live * 4 > cap) {
         cap *= 2;
     }
     cent_t *t = umg_calloc(cap, sizeof(cent_t));
@@ -440,9 +435,9 @@ static int rebuild(umg_fraud_counts_t *c)
         return UMG_ENOMEM;
     }
     for (size_t i = 0; i < c->cap; i++) {
-        cent_t *e = &c->t[i];
-        if (e->used && ((int64_t)e->bucket + 1) * umg_fraud_window_us((umg_fraud_window_t)e->w) >= horizon) {
-            *slot(t, cap, (umg_fraud_window_t)e->w, e->app, e->key, e->bucket) = *e;
+        const cent_t *e = &c->t[i];
+        if (e->tag != 0 && e->end_min >= horizon_min) {
+            *slot(t, cap, e->tag) = *e;
         }
     }
     umg_free(c->t);
@@ -461,17 +456,18 @@ uint32_t umg_fraud_counts_add(umg_fraud_counts_t *c, umg_fraud_window_t w, uint3
     if (recv_us > c->latest_recv_us) {
         c->latest_recv_us = recv_us;
     }
-    int32_t b = bucket_of(w, ts_us);
-    cent_t *e = slot(c->t, c->cap, w, app, key, b);
-    if (!e->used) {
+    int64_t b = bucket_of(w, ts_us);
+    uint64_t tag = ctag(w, app, key, b);
+    cent_t *e = slot(c->t, c->cap, tag);
+    if (e->tag == 0) {
         if ((c->n + 1) * 2 > c->cap) { /* at most half full: linear probing stays short */
             if (rebuild(c) != UMG_OK) {
                 *oom = 1;
                 return 0;
             }
-            e = slot(c->t, c->cap, w, app, key, b);
+            e = slot(c->t, c->cap, tag);
         }
-        *e = (cent_t){.key = key, .app = app, .bucket = b, .w = (uint8_t)w, .used = 1};
+        *e = (cent_t){.tag = tag, .end_min = (int32_t)((b + 1) * (umg_fraud_window_us(w) / 60000000))};
         c->n++;
     }
     return ++e->count;
@@ -483,8 +479,7 @@ uint32_t umg_fraud_counts_get(const umg_fraud_counts_t *c, umg_fraud_window_t w,
     if (key == 0 || w >= UMG_FW_N) {
         return 0;
     }
-    const cent_t *e = slot(c->t, c->cap, w, app, key, bucket_of(w, ts_us));
-    return e->used ? e->count : 0;
+    return slot(c->t, c->cap, ctag(w, app, key, bucket_of(w, ts_us)))->count;
 }
 
 void umg_fraud_counts_stats(const umg_fraud_counts_t *c, size_t *entries, size_t *bytes)

@@ -106,7 +106,6 @@ typedef enum {
     UMG_FW_INSTALL_IP_HOUR,
     UMG_FW_INSTALL_NET_HOUR, /* key: the IP's /24 (IPv4) or /64 (IPv6) */
     UMG_FW_INSTALL_FP_DAY,   /* key: IP + User-Agent */
-    UMG_FW_CLICK_DEVICE_DAY, /* key: as CLICK_DEVICE_HOUR */
     UMG_FW_N
 } umg_fraud_window_t;
 
@@ -126,7 +125,8 @@ typedef struct umg_fraud_counts_s umg_fraud_counts_t;
 /**
  * horizon_us (at least UMG_FRAUD_HORIZON_MIN_US): records dated more than this before they were received are not
  * counted (umg_fraud_in_window), so buckets that end that long (+ 20 minutes) before the latest receive time can
- * go. The memory is about one entry (24 bytes) per key and bucket within the horizon.
+ * go. The memory is about 32 to 64 bytes (a 16-byte entry, a table half full or less) per key and bucket
+ * within the horizon.
  */
 int umg_fraud_counts_new(int64_t horizon_us, umg_fraud_counts_t **out);
 void umg_fraud_counts_free(umg_fraud_counts_t *c);

@@ -839,7 +839,6 @@ static void observe_click(umg_pipeline_t *p, uint32_t app, uint64_t dev, uint64_
     c[0] = umg_fraud_counts_add(p->fc, UMG_FW_CLICK_DEVICE_HOUR, app, dev, ts, recv, &oom);
     c[1] = umg_fraud_counts_add(p->fc, UMG_FW_CLICK_IP_MINUTE, app, ip, ts, recv, &oom);
     umg_fraud_counts_add(p->fc, UMG_FW_CLICK_IP_HOUR, app, ip, ts, recv, &oom);
-    umg_fraud_counts_add(p->fc, UMG_FW_CLICK_DEVICE_DAY, app, dev, ts, recv, &oom);
     if (oom) {
         umg_log(UMG_LOG_WARN, "fraud", "out of memory counting clicks: a click went uncounted");
     }
@@ -996,8 +995,20 @@ static void fraud_install_pre(umg_pipeline_t *p, const umg_event_t *ev, const um
     }
     x[UMG_FF_CLICKS_DEVICE_1H] =
         (float)umg_fraud_counts_get(p->fc, UMG_FW_CLICK_DEVICE_HOUR, obs->app, obs->ids[0], obs->ts_us);
-    x[UMG_FF_CLICKS_DEVICE_24H] =
-        (float)umg_fraud_counts_get(p->fc, UMG_FW_CLICK_DEVICE_DAY, obs->app, obs->ids[0], obs->ts_us);
+    uint32_t day_clicks = 0; /* the device's own clicks among its candidates, in the day before the install */
+    for (size_t i = 0; i < n; i++) {
+        const umg_attr_touch_t *t = &p->touches[i];
+        int mine = 0;
+        for (int a = 0; a < UMG_ATTR_MAX_IDS && t->ids[a] != 0 && !mine; a++) {
+            for (int b = 0; b < UMG_ATTR_MAX_IDS && obs->ids[b] != 0 && !mine; b++) {
+                mine = t->ids[a] == obs->ids[b];
+            }
+        }
+        day_clicks +=
+            mine && t->type == UMG_ATTR_CLICK && t->ts_us <= obs->ts_us && obs->ts_us - t->ts_us < INT64_C(86400000000);
+    }
+    x[UMG_FF_CLICKS_DEVICE_24H] = (float)day_clicks;
+
     x[UMG_FF_CLICKS_IP_1M] =
         (float)umg_fraud_counts_get(p->fc, UMG_FW_CLICK_IP_MINUTE, obs->app, obs->fp.ip, obs->ts_us);
     x[UMG_FF_CLICKS_IP_1H] = (float)umg_fraud_counts_get(p->fc, UMG_FW_CLICK_IP_HOUR, obs->app, obs->fp.ip, obs->ts_us);

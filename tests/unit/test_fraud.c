@@ -198,7 +198,7 @@ static void test_counts_bucket_edges_and_expiry(void **state)
     assert_int_equal(umg_fraud_counts_add(c, UMG_FW_CLICK_DEVICE_HOUR, 1, 7, h - 1, h, &oom), 1);
     assert_int_equal(umg_fraud_counts_add(c, UMG_FW_CLICK_DEVICE_HOUR, 1, 7, h, h, &oom), 1);
     assert_int_equal(umg_fraud_counts_add(c, UMG_FW_CLICK_DEVICE_HOUR, 1, 7, h + 3600 * S - 1, h, &oom), 2);
-    assert_int_equal(umg_fraud_counts_add(c, UMG_FW_CLICK_DEVICE_DAY, 1, 7, h, h, &oom), 1);  /* windows apart */
+    assert_int_equal(umg_fraud_counts_add(c, UMG_FW_INSTALL_FP_DAY, 1, 7, h, h, &oom), 1);    /* windows apart */
     assert_int_equal(umg_fraud_counts_add(c, UMG_FW_CLICK_DEVICE_HOUR, 2, 7, h, h, &oom), 1); /* apps apart */
     /* two days of other keys later, the table grows and drops the expired buckets */
     int64_t later = h + 2 * 86400 * S;

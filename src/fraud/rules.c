@@ -473,6 +473,14 @@ uint32_t umg_fraud_counts_add(umg_fraud_counts_t *c, umg_fraud_window_t w, uint3
     return ++e->count;
 }
 
+void umg_fraud_counts_prefetch(const umg_fraud_counts_t *c, umg_fraud_window_t w, uint32_t app, uint64_t key,
+                               int64_t ts_us)
+{
+    if (key != 0 && w < UMG_FW_N) {
+        __builtin_prefetch(&c->t[ctag(w, app, key, bucket_of(w, ts_us)) & (c->cap - 1)], 1);
+    }
+}
+
 uint32_t umg_fraud_counts_get(const umg_fraud_counts_t *c, umg_fraud_window_t w, uint32_t app, uint64_t key,
                               int64_t ts_us)
 {

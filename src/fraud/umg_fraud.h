@@ -140,6 +140,9 @@ void umg_fraud_counts_free(umg_fraud_counts_t *c);
  */
 uint32_t umg_fraud_counts_add(umg_fraud_counts_t *c, umg_fraud_window_t w, uint32_t app, uint64_t key, int64_t ts_us,
                               int64_t recv_us, int *oom);
+/** Starts loading the counter's slot, for an add or get a little later (the table is larger than the caches). */
+void umg_fraud_counts_prefetch(const umg_fraud_counts_t *c, umg_fraud_window_t w, uint32_t app, uint64_t key,
+                               int64_t ts_us);
 /** The count of (w, app, key) in the bucket of ts_us. */
 uint32_t umg_fraud_counts_get(const umg_fraud_counts_t *c, umg_fraud_window_t w, uint32_t app, uint64_t key,
                               int64_t ts_us);

@@ -1332,6 +1332,11 @@ static int on_touch(void *ctx, size_t index, umg_touch_t *t, const umg_touch_err
         umg_apps_source_window(p->apps, m->app, t->source, &days) == UMG_OK) {
         a.lookback_s = (uint32_t)days * 86400u; /* the source's window, as if the link had said it */
     }
+    if (p->cfg.fraud && a.type == UMG_ATTR_CLICK) { /* the click's counters load while its fields are interned */
+        umg_fraud_counts_prefetch(p->fc, UMG_FW_CLICK_DEVICE_HOUR, a.app, a.ids[0], a.ts_us);
+        umg_fraud_counts_prefetch(p->fc, UMG_FW_CLICK_IP_MINUTE, a.app, a.fp.ip, a.ts_us);
+        umg_fraud_counts_prefetch(p->fc, UMG_FW_CLICK_IP_HOUR, a.app, a.fp.ip, a.ts_us);
+    }
     umg_slice_t f[6] = {t->source, t->campaign, t->adset, t->ad, t->site, t->deep_link};
     uint32_t *ids[6] = {&a.source, &a.campaign, &a.adset, &a.ad, &a.site, &a.deep_link};
     for (int i = 0; i < 6; i++) {

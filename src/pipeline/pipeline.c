@@ -1056,11 +1056,11 @@ static int retro_row(void *ctx, const umg_store_decision_t *d)
 }
 
 /*
- * Post-attribution flooding: once a source/site is seen to flood, the long-CTIT installs it won earlier in the
- * window (not looked at before: the store notes up to when it looked) are flagged too. They keep their
- * attribution; only installs decided from now on are rejected when the rule rejects (docs/fraud.md).
+ * Post-attribution flooding: once a source/site is seen to flood, the long-CTIT installs it won earlier (not
+ * looked at before: the store notes up to when it looked; at most the touch retention back) are flagged too. They keep
+ * their attribution; only installs decided from now on are rejected when the rule rejects (docs/fraud.md).
  */
-static int flood_retro(umg_pipeline_t *p, const umg_attr_attribution_t *a, int64_t ts_us, int32_t window_days)
+static int flood_retro(umg_pipeline_t *p, const umg_attr_attribution_t *a, int64_t ts_us)
 {
     const app_ent_t *e = app_of(p, p->msg->app);
     uint8_t key[14] = {'f', 'l'};
@@ -1072,7 +1072,8 @@ static int flood_retro(umg_pipeline_t *p, const umg_attr_attribution_t *a, int64
     if (rc != UMG_OK && rc != UMG_ENOENT) {
         return rc;
     }
-    int64_t from = UMG_MAX(until, ts_us - (int64_t)window_days * INT64_C(86400000000));
+    /* Back to what was looked at before, at most as far as touches are kept: the source's earlier floods too. */
+    int64_t from = UMG_MAX(until, ts_us - p->cfg.touch_retention_ms * 1000);
     if (from >= ts_us) {
         return UMG_OK;
     }
@@ -1120,7 +1121,7 @@ static int fraud_flood(umg_pipeline_t *p, const umg_attr_decision_t *d, size_t n
     if (!umg_fraud_flood_flagged(fs, &f)) {
         return 0;
     }
-    int rc = flood_retro(p, a, d->ts_us, (int32_t)fs->p[UMG_FP_FLOOD_WINDOW_DAYS]);
+    int rc = flood_retro(p, a, d->ts_us);
     if (rc != UMG_OK) {
         return rc;
     }

@@ -1600,8 +1600,8 @@ static const struct {
 static const char *const bot_uas[] = {
     "curl/8.1.2",
     "python-requests/2.31.0",
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.6099.71 "
-    "Safari/537.36",
+    ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.6099.71 "
+     "Safari/537.36"), /* one string: the parentheses tell clang the concatenation is meant */
     "Go-http-client/1.1",
     "Wget/1.21.4",
     "Scrapy/2.11.0 (+https://scrapy.org)",

@@ -403,22 +403,15 @@ int umg_apps_find_secret(umg_apps_t *a, umg_slice_t k, umg_app_t *out)
 {
     return find_cred(a, k, 1, out);
 }
-int umg_apps_find_id(umg_apps_t *a, umg_slice_t k, umg_app_t *out)
+/* The entry of a public app id in a snapshot (binary search over by_id); NULL when none. */
+static const entry_t *entry_by_id(const snapshot_t *s, umg_slice_t k)
 {
-    if (k.len == 0 || k.len > 128) {
-        return UMG_ENOENT;
-    }
-    int rc = UMG_ENOENT;
-    pthread_rwlock_rdlock(&a->lock);
-    snapshot_t *s = a->snap;
     size_t lo = 0, hi = s->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         int c = cmp_slice(s->by_id[mid]->app.public_id, k);
         if (c == 0) {
-            *out = s->by_id[mid]->app;
-            rc = UMG_OK;
-            break;
+            return s->by_id[mid];
         }
         if (c < 0) {
             lo = mid + 1;
@@ -426,8 +419,21 @@ int umg_apps_find_id(umg_apps_t *a, umg_slice_t k, umg_app_t *out)
             hi = mid;
         }
     }
+    return NULL;
+}
+
+int umg_apps_find_id(umg_apps_t *a, umg_slice_t k, umg_app_t *out)
+{
+    if (k.len == 0 || k.len > 128) {
+        return UMG_ENOENT;
+    }
+    pthread_rwlock_rdlock(&a->lock);
+    const entry_t *e = entry_by_id(a->snap, k);
+    if (e != NULL) {
+        *out = e->app;
+    }
     pthread_rwlock_unlock(&a->lock);
-    return rc;
+    return e != NULL ? UMG_OK : UMG_ENOENT;
 }
 
 int umg_apps_signing_secrets(umg_apps_t *a, umg_slice_t k, int64_t now_us, umg_app_secrets_t *out)
@@ -435,29 +441,15 @@ int umg_apps_signing_secrets(umg_apps_t *a, umg_slice_t k, int64_t now_us, umg_a
     if (k.len == 0 || k.len > 128) {
         return UMG_ENOENT;
     }
-    int rc = UMG_ENOENT;
     pthread_rwlock_rdlock(&a->lock);
-    snapshot_t *s = a->snap;
-    size_t lo = 0, hi = s->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = cmp_slice(s->by_id[mid]->app.public_id, k);
-        if (c == 0) {
-            const entry_t *e = s->by_id[mid];
-            snprintf(out->secret, sizeof(out->secret), "%s", e->secret);
-            snprintf(out->prev_secret, sizeof(out->prev_secret), "%s",
-                     e->prev_secret != NULL && e->app.prev_secret_until_us > now_us ? e->prev_secret : "");
-            rc = UMG_OK;
-            break;
-        }
-        if (c < 0) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
+    const entry_t *e = entry_by_id(a->snap, k);
+    if (e != NULL) {
+        snprintf(out->secret, sizeof(out->secret), "%s", e->secret);
+        snprintf(out->prev_secret, sizeof(out->prev_secret), "%s",
+                 e->prev_secret != NULL && e->app.prev_secret_until_us > now_us ? e->prev_secret : "");
     }
     pthread_rwlock_unlock(&a->lock);
-    return rc;
+    return e != NULL ? UMG_OK : UMG_ENOENT;
 }
 
 int umg_apps_find_internal(umg_apps_t *a, uint32_t id, umg_app_t *out)

@@ -254,8 +254,9 @@ static int snapshot_load(sqlite3 *db, snapshot_t **out)
         umg_fraud_settings_default(&e->app.fraud);
         const char *fraud = (const char *)sqlite3_column_text(st, 16);
         char ffield[96], fmsg[160];
-        if (fraud != NULL && umg_fraud_settings_apply_json(&e->app.fraud, fraud, strlen(fraud), ffield, sizeof(ffield),
-                                                           fmsg, sizeof(fmsg)) == UMG_ENOMEM) {
+        if (fraud != NULL && strcmp(fraud, "{}") != 0 && /* never changed: the defaults, no parse */
+            umg_fraud_settings_apply_json(&e->app.fraud, fraud, strlen(fraud), ffield, sizeof(ffield), fmsg,
+                                          sizeof(fmsg)) == UMG_ENOMEM) {
             oom = 1;
         }
         if (oom || e->key == NULL || e->secret == NULL) {

@@ -172,8 +172,7 @@ static frow_t *row_of(const umg_fraud_report_t *r, fmap_t *m, const umg_rollup_v
     return row;
 }
 
-static int put_dim(const umg_fraud_report_t *r, const umg_fraud_report_input_t *in, int d, uint32_t v, umg_buf_t *o,
-                   int csv)
+static int put_dim(const umg_fraud_report_input_t *in, int d, uint32_t v, umg_buf_t *o, int csv)
 {
     char day[11];
     umg_slice_t s = UMG_SLICE("");
@@ -189,7 +188,6 @@ static int put_dim(const umg_fraud_report_t *r, const umg_fraud_report_input_t *
             return rc;
         }
     }
-    (void)r;
     if (csv) {
         return umg_query_csv_field(o, s);
     }
@@ -346,7 +344,7 @@ int umg_fraud_report_run(const umg_fraud_report_t *r, const umg_fraud_report_inp
         rc = rc ? rc : umg_buf_printf(out, "click_rejection_rate,install_rejection_rate\r\n");
         for (size_t i = 0; i < n && rc == UMG_OK; i++) {
             for (int g = 0; g < r->ng && rc == UMG_OK; g++) {
-                rc = put_dim(r, in, r->order[g], rows[i]->k[r->order[g]], out, 1);
+                rc = put_dim(in, r->order[g], rows[i]->k[r->order[g]], out, 1);
                 rc = rc ? rc : umg_buf_putc(out, ',');
             }
             rc = rc ? rc : put_counters(out, rows[i]->v, 1);
@@ -368,7 +366,7 @@ int umg_fraud_report_run(const umg_fraud_report_t *r, const umg_fraud_report_inp
         rc = umg_buf_printf(out, "%s{", i ? "," : "");
         for (int g = 0; g < r->ng && rc == UMG_OK; g++) {
             rc = g ? umg_buf_putc(out, ',') : UMG_OK;
-            rc = rc ? rc : put_dim(r, in, r->order[g], rows[i]->k[r->order[g]], out, 0);
+            rc = rc ? rc : put_dim(in, r->order[g], rows[i]->k[r->order[g]], out, 0);
         }
         size_t at = out->len;
         rc = rc ? rc : put_counters(out, rows[i]->v, 0);
@@ -395,7 +393,7 @@ int umg_fraud_report_run(const umg_fraud_report_t *r, const umg_fraud_report_inp
             continue;
         }
         rc = umg_buf_printf(out, "%s{", k++ ? "," : "");
-        rc = rc ? rc : put_dim(r, in, UMG_RD_SOURCE, hist.t[i].k[UMG_RD_SOURCE], out, 0);
+        rc = rc ? rc : put_dim(in, UMG_RD_SOURCE, hist.t[i].k[UMG_RD_SOURCE], out, 0);
         rc = rc ? rc : umg_buf_printf(out, ",\"counts\":[");
         for (int b = 0; b < UMG_FRAUD_CTIT_BUCKETS && rc == UMG_OK; b++) {
             rc = umg_buf_printf(out, "%s%lld", b ? "," : "", (long long)hist.t[i].v[b]);

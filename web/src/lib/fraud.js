@@ -1,6 +1,5 @@
-// The fraud report and fraud settings shapes, in one place: GET /v1/reports/fraud and
-// GET/PUT /v1/apps/{id}/fraud were specified while the endpoints were being built, so their
-// parsing is kept here to be adjusted easily. Missing members read as null, never as 0.
+// The fraud report and fraud settings shapes, in one place (GET /v1/reports/fraud,
+// GET/PUT /v1/apps/{id}/fraud, docs/fraud.md). Missing members read as null, never as 0.
 
 const COUNTERS = [
   'rejected_clicks', 'rejected_impressions', 'rejected_installs', 'rejected_events', 'flagged_clicks',

@@ -1556,8 +1556,8 @@ static int start_device(umg_gen_t *g)
  */
 #define SPAM_DEVICE_HOUR 10 /* click_spam: clicks per device id per clock hour */
 #define SPAM_IP_MINUTE 30   /* click_spam: clicks per IP per minute */
-#define FARM_IP_HOUR 20     /* device_farm: installs per IP within an hour */
-#define FARM_IP_UA_DAY 10   /* device_farm: device ids per IP + User-Agent in a day */
+#define FARM_IP_HOUR 20     /* device_farm: installs per IP in a clock hour */
+#define FARM_IP_UA_DAY 10   /* device_farm: installs per IP + User-Agent in a UTC day */
 #define FRAUD_MAX 1000000   /* fraudulent installs at most */
 #define FRAUD_SEQ (UINT64_C(1) << 48)
 
@@ -1623,7 +1623,7 @@ typedef struct fact_s {
     uint8_t role, step, spoof, flags;
 } fact_t;
 
-enum { FF_BEGIN = 1, FF_IPV6 = 2 };
+enum { FF_BEGIN = 1, FF_IPV6 = 2, FF_DETECT = 4 };
 
 struct fraud_s {
     fact_t *a;
@@ -1811,21 +1811,29 @@ static int plan_bot(umg_gen_t *g, uint64_t *s, uint64_t n)
     return rc;
 }
 
-/* Farms of 30-60 installs within 55 minutes, as many as make about n (at least one). */
+/* Farms of 30-60 installs within 55 minutes, as many as make about n (at least one). The installs
+ * come in index order; one the rule can catch is past the limit of its UTC day or of its clock hour
+ * (a farm that straddles midnight or the hour starts each count again, as the rule does). */
 static int plan_farm(umg_gen_t *g, uint64_t *s, uint64_t n)
 {
     uint64_t farms = n == 0 ? 0 : UMG_MAX(1, (uint64_t)llround((double)n / 45.0));
     for (uint64_t f = 0; f < farms; f++) {
-        uint32_t size = 30 + below(s, 31);
+        uint32_t size = 30 + below(s, 31), in_day = 0, in_hour = 0;
         int64_t start = between(s, g->start + 2 * HOUR, g->now - 70 * MIN), step = 55 * MIN / size;
+        int64_t day = -1, hour = -1;
         for (uint32_t i = 0; i < size; i++) {
             int64_t t = start + i * step + (int64_t)below(s, (uint32_t)(step / 2));
             fact_t *a = fact_install(g, FR_FARM, t, 30 * SEC + (int64_t)below(s, 5 * MIN));
             if (a == NULL) {
                 return UMG_ENOMEM;
             }
+            in_day = a->install_ts / DAY == day ? in_day + 1 : 0;
+            in_hour = a->install_ts / HOUR == hour ? in_hour + 1 : 0;
+            day = a->install_ts / DAY;
+            hour = a->install_ts / HOUR;
             a->group = (uint32_t)f;
             a->index = i;
+            a->flags |= in_day >= FARM_IP_UA_DAY || in_hour >= FARM_IP_HOUR ? FF_DETECT : 0;
         }
     }
     return UMG_OK;
@@ -2071,7 +2079,7 @@ static void fraud_install(umg_gen_t *g, fact_t *a, gdev_t *d, const profile_t *p
                    (a->role == FR_INJECT ? (a->flags & FF_BEGIN) != 0 : a->role == FR_FLOOD_WIN && p->organic_referrer);
     it->match = a->role == FR_INJECT || a->role == FR_FLOOD_WIN ? UMG_GEN_MATCH_ORGANIC : UMG_GEN_MATCH_DEVICE_ID;
     it->reason = fraud_src[k].reason;
-    it->detectable = a->role != FR_FARM || a->index >= FARM_IP_UA_DAY;
+    it->detectable = a->role != FR_FARM || (a->flags & FF_DETECT) != 0;
     it->spoof = (umg_gen_spoof_t)a->spoof;
     click_id(g, d, 0, it->claim);
     g->st.fraud_installs[k]++;

@@ -872,9 +872,9 @@ typedef struct fwalk_s {
     struct {
         uint64_t ip, ua;
         int64_t first, last;
-        uint64_t n, ids;
+        uint64_t n, ids, in_day, in_hour; /* in_*: installs before this one in its UTC day, clock hour */
     } farm[64];
-    int nfarm;
+    int nfarm, farm_straddles; /* farms whose installs span two UTC days */
     uint64_t dc_v4, dc_v6;
     uint64_t links; /* bot clicks through the click link */
     int ios;
@@ -990,8 +990,20 @@ static void fwalk_install(fwalk_t *w, const umg_gen_item_t *it, const umg_event_
             w->farm[w->nfarm++].ip = ip;
             w->farm[f].ua = ua;
             w->farm[f].first = it->ts_ms;
+        } else {
+            /* device_farm counts per UTC day (IP + User-Agent) and clock hour (IP), from zero in each. */
+            assert_true(it->ts_ms >= w->farm[f].last);
+            int new_day = it->ts_ms / DAY_MS != w->farm[f].last / DAY_MS;
+            w->farm_straddles += new_day;
+            w->farm[f].in_day = new_day ? 0 : w->farm[f].in_day + 1;
+            w->farm[f].in_hour = it->ts_ms / HOUR_MS != w->farm[f].last / HOUR_MS ? 0 : w->farm[f].in_hour + 1;
         }
         assert_true(w->farm[f].ua == ua); /* one User-Agent per farm */
+        if (it->detectable != (w->farm[f].in_day >= 10 || w->farm[f].in_hour >= 20)) {
+            fail_msg("farm %d: install %llu (%llu in its day, %llu in its hour) labelled detectable=%d", f,
+                     (unsigned long long)w->farm[f].n, (unsigned long long)w->farm[f].in_day,
+                     (unsigned long long)w->farm[f].in_hour, it->detectable);
+        }
         w->farm[f].last = it->ts_ms;
         w->farm[f].n++;
         w->farm[f].ids += (w->ios ? ev->device.idfa : ev->device.gaid).len == 36;
@@ -1050,7 +1062,8 @@ static void fraud_walk(fwalk_t *w, const umg_gen_opts_t *o)
     for (int k = 1; k < UMG_GEN_FRAUD_KINDS; k++) {
         assert_int_equal(w->installs[k], st.fraud_installs[k]);
         assert_int_equal(w->clicks[k], st.fraud_clicks[k]);
-        assert_true(w->installs[k] > 0 && w->clicks[k] > 0);
+        int chosen = o->fraud_kinds == 0 || (o->fraud_kinds & (UINT32_C(1) << k)) != 0;
+        assert_true(chosen ? w->installs[k] > 0 && w->clicks[k] > 0 : w->installs[k] == 0);
     }
 }
 
@@ -1103,6 +1116,19 @@ static void test_fraud_items(void **state)
     assert_true(w->inj_min >= 1000 && w->inj_max <= 9000);
     free(w->flood_dev);
     free(w->flood_ip);
+    /* Farms at other times of day until one straddles midnight: its labels follow the rule's
+     * windows there too (checked per install in the walk). */
+    o = fraud_opts(UMG_GEN_ANDROID, 7);
+    assert_int_equal(umg_gen_fraud_kinds_parse("farm", &o.fraud_kinds), UMG_OK);
+    int straddles = 0;
+    for (int shift = 0; shift < 200 && straddles == 0; shift++) {
+        o.now_ms += 47 * 60000;
+        fraud_walk(w, &o);
+        straddles = w->farm_straddles;
+        free(w->flood_dev);
+        free(w->flood_ip);
+    }
+    assert_true(straddles > 0);
     free(w);
 }
 

@@ -17,6 +17,8 @@
  * installs come from devices that were touched, a tenth of those through the
  * referrer's click id. Appending is not timed; only the pipeline is.
  * Prints one line per phase and a JSON summary line for bench/pipeline.sh.
+ * To profile the mixed phase alone: mkfifo /tmp/ctl; BENCH_PERF_CTL=/tmp/ctl perf record -D -1
+ * --control fifo:/tmp/ctl -g build/bench/bench_pipeline 2 1
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -235,6 +237,18 @@ static double thread_cpu_s(void)
 
 static double last_cpu_s; /* the CPU time of the last run_pipeline */
 
+/* BENCH_PERF_CTL=FIFO: "enable" / "disable" written to perf's control FIFO around the timed mixed
+ * phase, so that `perf record -D -1 --control fifo:FIFO` profiles only that phase. */
+static void perf_ctl(const char *cmd)
+{
+    const char *path = getenv("BENCH_PERF_CTL");
+    FILE *f = path != NULL ? fopen(path, "w") : NULL;
+    if (f != NULL) {
+        fprintf(f, "%s\n", cmd);
+        fclose(f);
+    }
+}
+
 static double run_pipeline(umg_pipeline_t *p, uint64_t until)
 {
     uint64_t t0 = umg_mono_ns();
@@ -365,7 +379,9 @@ int main(int argc, char **argv)
                 (unsigned long long)nmix);
         return 1;
     }
+    perf_ctl("enable");
     double mix_s = run_pipeline(p, npre + nmix), mix_cpu_s = last_cpu_s;
+    perf_ctl("disable");
     umg_pipeline_stats_t ps;
     umg_pipeline_stats(p, &ps);
     umg_store_stats(st, &ss);

@@ -186,19 +186,8 @@ static int j_scan(void *ctx, umg_funnel_device_cb fn, void *fn_ctx)
 static int j_device(void *ctx, uint64_t key, uint32_t dims[UMG_RD_N])
 {
     job_t *j = ctx;
-    umg_store_device_t d;
     int rc = j->walk != NULL ? UMG_OK : umg_store_devwalk_open(j->tx, &j->walk);
-    rc = rc ? rc : umg_store_devwalk_get(j->walk, key, &d);
-    if (rc == UMG_OK) {
-        dims[UMG_RD_SOURCE] = d.attr.install.source;
-        dims[UMG_RD_CAMPAIGN] = d.attr.install.campaign;
-        dims[UMG_RD_ADSET] = d.attr.install.adset;
-        dims[UMG_RD_AD] = d.attr.install.ad;
-        dims[UMG_RD_SITE] = d.attr.install.site;
-        dims[UMG_RD_COUNTRY] = d.country;
-        dims[UMG_RD_PLATFORM] = d.platform;
-    }
-    return rc;
+    return rc ? rc : umg_store_devwalk_dims(j->walk, key, dims);
 }
 
 /* The baseline's callback: nothing but a count, so the walk is not optimised away. */

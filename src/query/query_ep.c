@@ -344,20 +344,8 @@ static int funnel_scan(void *ctx, umg_funnel_device_cb fn, void *fn_ctx)
 static int funnel_device(void *ctx, uint64_t key, uint32_t dims[UMG_RD_N])
 {
     fjob_t *j = ctx;
-    umg_store_device_t d;
     int rc = j->walk != NULL ? UMG_OK : umg_store_devwalk_open(j->tx, &j->walk);
-    rc = rc ? rc : umg_store_devwalk_get(j->walk, key, &d);
-    if (rc == UMG_OK) {
-        const umg_attr_attribution_t *a = &d.attr.install;
-        dims[UMG_RD_SOURCE] = a->source;
-        dims[UMG_RD_CAMPAIGN] = a->campaign;
-        dims[UMG_RD_ADSET] = a->adset;
-        dims[UMG_RD_AD] = a->ad;
-        dims[UMG_RD_SITE] = a->site;
-        dims[UMG_RD_COUNTRY] = d.country;
-        dims[UMG_RD_PLATFORM] = d.platform;
-    }
-    return rc;
+    return rc ? rc : umg_store_devwalk_dims(j->walk, key, dims);
 }
 
 static void funnel_compute(void *data, umg_attr_answer_t *ans)

@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <lmdb.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -1048,17 +1049,18 @@ int umg_store_devwalk_open(umg_store_txn_t *tx, umg_store_devwalk_t **out)
     return UMG_OK;
 }
 
-int umg_store_devwalk_get(umg_store_devwalk_t *w, uint64_t key, umg_store_device_t *out)
+/* Puts the cursor on key's device: its value in *v. */
+static int devwalk_seek(umg_store_devwalk_t *w, uint64_t key, MDB_val *v)
 {
-    MDB_val k, v;
+    MDB_val k;
     int rc, seek = 1;
     if (w->on && w->at == key) {
-        rc = mdb_cursor_get(w->c, &k, &v, MDB_GET_CURRENT);
+        rc = mdb_cursor_get(w->c, &k, v, MDB_GET_CURRENT);
         seek = 0;
     } else if (w->on && w->at < key) {
         /* a few steps forward; a seek when the next key is still far */
         for (int steps = 0; steps < 4; steps++) {
-            rc = mdb_cursor_get(w->c, &k, &v, MDB_NEXT);
+            rc = mdb_cursor_get(w->c, &k, v, MDB_NEXT);
             if (rc != 0) {
                 break;
             }
@@ -1071,7 +1073,7 @@ int umg_store_devwalk_get(umg_store_devwalk_t *w, uint64_t key, umg_store_device
     }
     if (seek) {
         k = (MDB_val){8, &key};
-        rc = mdb_cursor_get(w->c, &k, &v, MDB_SET_RANGE);
+        rc = mdb_cursor_get(w->c, &k, v, MDB_SET_RANGE);
         if (rc == 0) {
             memcpy(&w->at, k.mv_data, 8);
         }
@@ -1083,11 +1085,39 @@ int umg_store_devwalk_get(umg_store_devwalk_t *w, uint64_t key, umg_store_device
     if (w->at != key) {
         return UMG_ENOENT;
     }
-    if (v.mv_size != sizeof(*out)) {
-        return UMG_ECORRUPT;
+    return v->mv_size == sizeof(umg_store_device_t) ? UMG_OK : UMG_ECORRUPT;
+}
+
+int umg_store_devwalk_get(umg_store_devwalk_t *w, uint64_t key, umg_store_device_t *out)
+{
+    MDB_val v;
+    int rc = devwalk_seek(w, key, &v);
+    if (rc == UMG_OK) {
+        memcpy(out, v.mv_data, sizeof(*out));
     }
-    memcpy(out, v.mv_data, sizeof(*out));
-    return UMG_OK;
+    return rc;
+}
+
+int umg_store_devwalk_dims(umg_store_devwalk_t *w, uint64_t key, uint32_t dims[UMG_RD_N])
+{
+    MDB_val v;
+    int rc = devwalk_seek(w, key, &v);
+    if (rc == UMG_OK) {
+        /* Only the fields read: a device is 536 bytes, these sit in two of its cache lines. */
+        const char *p = v.mv_data;
+        umg_attr_attribution_t a;
+        uint32_t cp[2];
+        memcpy(&a, p + offsetof(umg_store_device_t, attr.install), sizeof(a));
+        memcpy(cp, p + offsetof(umg_store_device_t, country), sizeof(cp));
+        dims[UMG_RD_SOURCE] = a.source;
+        dims[UMG_RD_CAMPAIGN] = a.campaign;
+        dims[UMG_RD_ADSET] = a.adset;
+        dims[UMG_RD_AD] = a.ad;
+        dims[UMG_RD_SITE] = a.site;
+        dims[UMG_RD_COUNTRY] = cp[0];
+        dims[UMG_RD_PLATFORM] = cp[1];
+    }
+    return rc;
 }
 
 void umg_store_devwalk_close(umg_store_devwalk_t *w)

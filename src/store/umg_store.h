@@ -21,6 +21,7 @@
 
 #include "umg_attr.h"
 #include "umg_core.h"
+#include "umg_rollup.h"
 
 typedef struct umg_store_config_s {
     int64_t map_bytes; /* the largest the database may grow (virtual address space) */
@@ -178,6 +179,8 @@ typedef struct umg_store_devwalk_s umg_store_devwalk_t;
 int umg_store_devwalk_open(umg_store_txn_t *tx, umg_store_devwalk_t **out);
 /** The device of key; UMG_ENOENT when there is none. */
 int umg_store_devwalk_get(umg_store_devwalk_t *w, uint64_t key, umg_store_device_t *out);
+/** The device's report dimensions (UMG_RD_*: its install's attribution, country, platform) alone. */
+int umg_store_devwalk_dims(umg_store_devwalk_t *w, uint64_t key, uint32_t dims[UMG_RD_N]);
 void umg_store_devwalk_close(umg_store_devwalk_t *w);
 
 /** The device one identifier hash reaches. UMG_ENOENT when none. */

@@ -1000,6 +1000,13 @@ static void test_device_walk(void **state)
         memset(&d, 0, sizeof(d));
         d.key = i * 10;
         d.sessions = (uint32_t)i;
+        d.attr.install.source = (uint32_t)i + 100;
+        d.attr.install.campaign = (uint32_t)i + 200;
+        d.attr.install.adset = (uint32_t)i + 300;
+        d.attr.install.ad = (uint32_t)i + 400;
+        d.attr.install.site = (uint32_t)i + 500;
+        d.country = (uint32_t)i + 600;
+        d.platform = (uint32_t)i + 700;
         uint64_t ids[UMG_ATTR_MAX_IDS] = {1000 + i, 0, 0, 0};
         assert_int_equal(umg_store_device_put(tx, 1, ids, &d), UMG_OK);
     }
@@ -1015,6 +1022,20 @@ static void test_device_walk(void **state)
         if (found[i]) {
             assert_int_equal(d.key, keys[i]);
             assert_int_equal(d.sessions, keys[i] / 10);
+        }
+    }
+    /* The report dimensions alone, through a walk of their own over the same keys. */
+    umg_store_devwalk_close(w);
+    assert_int_equal(umg_store_devwalk_open(tx, &w), UMG_OK);
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        uint32_t dims[UMG_RD_N];
+        int rc = umg_store_devwalk_dims(w, keys[i], dims);
+        assert_int_equal(rc, found[i] ? UMG_OK : UMG_ENOENT);
+        uint32_t n = (uint32_t)(keys[i] / 10);
+        if (found[i]) {
+            assert_true(dims[UMG_RD_SOURCE] == n + 100 && dims[UMG_RD_CAMPAIGN] == n + 200 &&
+                        dims[UMG_RD_ADSET] == n + 300 && dims[UMG_RD_AD] == n + 400 && dims[UMG_RD_SITE] == n + 500 &&
+                        dims[UMG_RD_COUNTRY] == n + 600 && dims[UMG_RD_PLATFORM] == n + 700);
         }
     }
     umg_store_devwalk_close(w);

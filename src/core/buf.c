@@ -6,6 +6,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "umg_core.h"
 
@@ -194,4 +195,25 @@ void umg_buf_free(umg_buf_t *b)
     b->ptr = NULL;
     b->len = 0;
     b->cap = 0;
+}
+
+/* A CSV text field (RFC 4180): quoted when it holds a comma, a quote or a line break. Text starting with
+ * =, +, -, @, a tab or a CR gets a leading apostrophe, so that a spreadsheet shows it instead of running it
+ * as a formula (campaign names come from ad clicks), as the dashboard's CSV does. */
+int umg_buf_csv_field(umg_buf_t *o, umg_slice_t s)
+{
+    int quote = 0, guard = s.len > 0 && memchr("=+-@\t\r", s.ptr[0], 6) != NULL;
+    for (size_t i = 0; i < s.len && !quote; i++) {
+        quote = s.ptr[i] == ',' || s.ptr[i] == '"' || s.ptr[i] == '\n' || s.ptr[i] == '\r';
+    }
+    if (!quote) {
+        int rc = guard ? umg_buf_putc(o, '\'') : UMG_OK;
+        return rc ? rc : umg_buf_append(o, s.ptr, s.len);
+    }
+    int rc = umg_buf_putc(o, '"');
+    rc = rc || !guard ? rc : umg_buf_putc(o, '\'');
+    for (size_t i = 0; i < s.len && rc == UMG_OK; i++) {
+        rc = s.ptr[i] == '"' ? umg_buf_append(o, "\"\"", 2) : umg_buf_putc(o, s.ptr[i]);
+    }
+    return rc ? rc : umg_buf_putc(o, '"');
 }

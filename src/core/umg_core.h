@@ -94,6 +94,9 @@ int umg_buf_putc(umg_buf_t *b, char c);
 int umg_buf_printf(umg_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** Appends `s` as a JSON string literal with quotes, escaping as RFC 8259 requires. */
 int umg_buf_json_str(umg_buf_t *b, const char *s, size_t n);
+/** Appends a CSV text field (RFC 4180): quoted when it holds a comma, a quote or a line break; an apostrophe
+ * first when it starts with =, +, -, @, a tab or a CR (a spreadsheet would run it as a formula). */
+int umg_buf_csv_field(umg_buf_t *b, umg_slice_t s);
 int umg_buf_u64(umg_buf_t *b, uint64_t v);
 int umg_buf_i64(umg_buf_t *b, int64_t v);
 static inline void umg_buf_reset(umg_buf_t *b)

@@ -93,23 +93,6 @@ static int put_double(umg_buf_t *o, double v)
     return umg_buf_append(o, t, strlen(t));
 }
 
-/* One CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180). */
-static int put_csv(umg_buf_t *o, umg_slice_t s)
-{
-    int quote = 0;
-    for (size_t i = 0; i < s.len && !quote; i++) {
-        quote = s.ptr[i] == ',' || s.ptr[i] == '"' || s.ptr[i] == '\n' || s.ptr[i] == '\r';
-    }
-    if (!quote) {
-        return umg_buf_append(o, s.ptr, s.len);
-    }
-    int rc = umg_buf_putc(o, '"');
-    for (size_t i = 0; i < s.len && rc == UMG_OK; i++) {
-        rc = s.ptr[i] == '"' ? umg_buf_append(o, "\"\"", 2) : umg_buf_putc(o, s.ptr[i]);
-    }
-    return rc ? rc : umg_buf_putc(o, '"');
-}
-
 typedef struct list_s {
     umg_buf_t *o;
     int csv;
@@ -128,7 +111,7 @@ static int cost_out(void *ctx, const umg_cost_row_t *r)
         rc = umg_buf_printf(o, "%s", date);
         for (size_t i = 0; i < UMG_ARRAY_SIZE(names) && rc == UMG_OK; i++) {
             rc = umg_buf_putc(o, ',');
-            rc = rc ? rc : put_csv(o, names[i]);
+            rc = rc ? rc : umg_buf_csv_field(o, names[i]);
         }
         rc = rc ? rc : umg_buf_putc(o, ',');
         rc = rc ? rc : put_micros(o, r->micros);

@@ -189,7 +189,7 @@ static int put_dim(const umg_fraud_report_input_t *in, int d, uint32_t v, umg_bu
         }
     }
     if (csv) {
-        return umg_query_csv_field(o, s);
+        return umg_buf_csv_field(o, s);
     }
     int rc = umg_buf_printf(o, "\"%s\":", fd_names[d]);
     return rc ? rc : umg_buf_json_str(o, s.ptr, s.len);

@@ -704,10 +704,10 @@ static int put_csv_answer(const out_t *o, umg_buf_t *b)
         for (size_t k = 0; k < f->ns && rc == UMG_OK; k++) {
             for (size_t j = 0; j < c->k && rc == UMG_OK; j++) {
                 rc = total ? umg_buf_append(b, j == 0 ? "total," : ",", j == 0 ? 6 : 1)
-                           : umg_query_csv_field(b, o->str[g * c->k + j]);
+                           : umg_buf_csv_field(b, o->str[g * c->k + j]);
                 rc = rc ? rc : total ? UMG_OK : umg_buf_putc(b, ',');
             }
-            rc = rc ? rc : umg_query_csv_field(b, f->label[k]);
+            rc = rc ? rc : umg_buf_csv_field(b, f->label[k]);
             rc = rc ? rc : umg_buf_putc(b, ',');
             rc = rc ? rc : put_step_values(b, cnt, med, k, 1);
             rc = rc ? rc : umg_buf_putc(b, '\n');

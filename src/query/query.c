@@ -2062,23 +2062,6 @@ static int put_double(umg_buf_t *o, double v)
     return umg_buf_printf(o, "%.17g", v);
 }
 
-/* A CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break. */
-int umg_query_csv_field(umg_buf_t *o, umg_slice_t s)
-{
-    int quote = 0;
-    for (size_t i = 0; i < s.len && !quote; i++) {
-        quote = s.ptr[i] == ',' || s.ptr[i] == '"' || s.ptr[i] == '\n' || s.ptr[i] == '\r';
-    }
-    if (!quote) {
-        return umg_buf_append(o, s.ptr, s.len);
-    }
-    int rc = umg_buf_putc(o, '"');
-    for (size_t i = 0; i < s.len && rc == UMG_OK; i++) {
-        rc = s.ptr[i] == '"' ? umg_buf_append(o, "\"\"", 2) : umg_buf_putc(o, s.ptr[i]);
-    }
-    return rc ? rc : umg_buf_putc(o, '"');
-}
-
 /* A group's value of dimension position j, as text (dates in t). */
 static umg_slice_t dim_text(const qctx_t *c, uint32_t g, size_t j, char t[11])
 {
@@ -2521,7 +2504,7 @@ static int put_overview_csv(qctx_t *c, umg_buf_t *o, const uint32_t *ord, size_t
     }
     for (size_t i = 0; i < c->q->nm && rc == UMG_OK; i++) {
         rc = col++ ? umg_buf_putc(o, ',') : UMG_OK;
-        rc = rc ? rc : umg_query_csv_field(o, c->q->m[i].name);
+        rc = rc ? rc : umg_buf_csv_field(o, c->q->m[i].name);
     }
     const unconv_t *un[2] = {&c->unrev, &c->uncost};
     static const char *const unname[2] = {"revenue", "cost"};
@@ -2543,7 +2526,7 @@ static int put_overview_csv(qctx_t *c, umg_buf_t *o, const uint32_t *ord, size_t
             char t[11];
             rc = col++ ? umg_buf_putc(o, ',') : UMG_OK;
             rc = rc          ? rc
-                 : g != NONE ? umg_query_csv_field(o, dim_text(c, g, j, t))
+                 : g != NONE ? umg_buf_csv_field(o, dim_text(c, g, j, t))
                  : j == 0    ? umg_buf_append(o, "total", 5)
                              : UMG_OK;
         }
@@ -2853,7 +2836,7 @@ static int put_cohorts_csv(qctx_t *c, umg_buf_t *o, const uint32_t *ord, const i
         const int64_t *a = c->acc + (size_t)g * c->K;
         for (size_t j = 0; j < c->k && rc == UMG_OK; j++) {
             char t[11];
-            rc = umg_query_csv_field(o, dim_text(c, g, j, t));
+            rc = umg_buf_csv_field(o, dim_text(c, g, j, t));
             rc = rc ? rc : umg_buf_putc(o, ',');
         }
         rc = rc ? rc : umg_buf_i64(o, a[0]);

@@ -224,9 +224,6 @@ int umg_funnel_run(const umg_funnel_t *f, const umg_funnel_input_t *in, umg_buf_
 int umg_query_parse_period(umg_slice_t from, umg_slice_t to, int32_t *from_day, int32_t *to_day,
                            umg_query_error_t *err);
 
-/** Appends a CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break. */
-int umg_query_csv_field(umg_buf_t *o, umg_slice_t s);
-
 /* ---------------------------------------------------------- fraud report */
 
 /* GET /v1/reports/fraud (docs/fraud.md "Report"); slices borrowed, empty when absent. */

@@ -211,6 +211,34 @@ static void num_i(int64_t v, const char *expect)
     umg_buf_free(&b);
 }
 
+/* CSV text fields: RFC 4180 quoting, and the apostrophe before what a spreadsheet would run as a formula. */
+static void test_buf_csv_field(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"plain", "plain"},
+        {"", ""},
+        {"a,b", "\"a,b\""},
+        {"say \"hi\"", "\"say \"\"hi\"\"\""},
+        {"two\nlines", "\"two\nlines\""},
+        {"=1+1", "'=1+1"},
+        {"+33 1", "'+33 1"},
+        {"-x", "'-x"},
+        {"@SUM(A1)", "'@SUM(A1)"},
+        {"\tx", "'\tx"},
+        {"\rx", "\"'\rx\""},
+        {"=HYPERLINK(\"u\",\"t\")", "\"'=HYPERLINK(\"\"u\"\",\"\"t\"\")\""},
+        {"a-b=c", "a-b=c"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        umg_buf_t b = {0};
+        assert_int_equal(umg_buf_csv_field(&b, umg_slice(cases[i][0], strlen(cases[i][0]))), UMG_OK);
+        assert_int_equal(umg_buf_putc(&b, 0), UMG_OK);
+        assert_string_equal(b.ptr, cases[i][1]);
+        umg_buf_free(&b);
+    }
+}
+
 static void test_buf_numbers(void **state)
 {
     (void)state;
@@ -1070,6 +1098,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dates),
         cmocka_unit_test(test_strerror),
+        cmocka_unit_test(test_buf_csv_field),
         cmocka_unit_test(test_alloc_counting),
         cmocka_unit_test(test_alloc_fail_injection),
         cmocka_unit_test(test_buf_basic),

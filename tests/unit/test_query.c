@@ -447,6 +447,14 @@ static void test_csv(void **state)
     cost(0, "meta", "a,\"b\"", "", "USD", 1500000);
     expect_eq(overview(P "&group_by=campaign&metrics=cost&format=csv"),
               "campaign,cost\n\"a,\"\"b\"\"\",1.5\ntotal,1.5\n");
+    /* a name a spreadsheet would run as a formula gets an apostrophe first; numbers never do */
+    reset();
+    cost(0, "meta", "=HYPERLINK(\"http://x\")", "", "USD", 1000000);
+    cost(0, "meta", "-2+3", "", "USD", -500000);
+    cost(0, "meta", "@sum", "", "USD", 1000000);
+    cost(0, "meta", "a-b", "", "USD", 1000000);
+    expect_eq(overview(P "&group_by=campaign&metrics=cost&format=csv&sort=campaign"),
+              "campaign,cost\n'-2+3,-0.5\n\"'=HYPERLINK(\"\"http://x\"\")\",1\n'@sum,1\na-b,1\ntotal,2.5\n");
 }
 
 static void test_conversion(void **state)

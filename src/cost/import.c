@@ -11,11 +11,13 @@
 #include <getopt.h>
 #include <stdlib.h>
 
-enum { C_DATE, C_SOURCE, C_CAMPAIGN, C_ADSET, C_AD, C_COUNTRY, C_COST, C_CURRENCY, C_NCOST };
+enum { C_DATE, C_SOURCE, C_CAMPAIGN, C_ADSET, C_AD, C_COUNTRY, C_COST, C_CURRENCY, C_MICROS, C_NCOST };
 enum { R_DATE, R_CURRENCY, R_BASE, R_RATE, C_NRATE };
 
-static const char *const cost_cols[] = {"date", "source", "campaign", "adset", "ad", "country", "cost", "currency"};
-static const int cost_required[] = {1, 1, 1, 0, 0, 0, 1, 1};
+/* micros: optional, as GET /v1/costs?format=csv writes it; when given it must be the cost in millionths. */
+static const char *const cost_cols[] = {"date",    "source", "campaign", "adset", "ad",
+                                        "country", "cost",   "currency", "micros"};
+static const int cost_required[] = {1, 1, 1, 0, 0, 0, 1, 1, 0};
 static const char *const rate_cols[] = {"date", "currency", "base", "rate"};
 static const int rate_required[] = {1, 1, 1, 1};
 
@@ -35,7 +37,7 @@ static void usage(FILE *f)
                "       unmogrowp import rates FILE.csv --data DIR --app APP_ID\n\n"
                "Imports ad spend of the app, or currency rates of the app's organization, from a CSV\n"
                "file (RFC 4180; '-' reads standard input) whose first line names the columns, in any order:\n"
-               "  costs: date,source,campaign,adset,ad,country,cost,currency (adset, ad, country optional)\n"
+               "  costs: date,source,campaign,adset,ad,country,cost,currency (adset, ad, country, micros optional)\n"
                "  rates: date,currency,base,rate\n"
                "A row whose key is stored already is replaced. Bad lines are reported on stderr as\n"
                "FILE:LINE: column: message and skipped; the good lines are stored in one transaction.\n"
@@ -77,7 +79,8 @@ static int header(import_t *im, const umg_slice_t *f, size_t n, size_t line)
         if (k == ncols) {
             fprintf(stderr, "%s:%zu: %.*s: unknown column (expected %s)\n", im->file, line, (int)UMG_MIN(f[i].len, 64),
                     f[i].ptr,
-                    im->rates ? "date,currency,base,rate" : "date,source,campaign,adset,ad,country,cost,currency");
+                    im->rates ? "date,currency,base,rate"
+                              : "date,source,campaign,adset,ad,country,cost,currency,micros");
             bad = 1;
         } else if (im->col[k] >= 0) {
             fprintf(stderr, "%s:%zu: %s: column named twice\n", im->file, line, cols[k]);
@@ -101,16 +104,25 @@ static umg_slice_t field(const import_t *im, const umg_slice_t *f, int k)
     return im->col[k] >= 0 ? f[im->col[k]] : umg_slice("", 0);
 }
 
+/* A name as it was before umg_buf_csv_field's formula guard: the apostrophe before =, +, -, @, a tab or a
+ * CR dropped (GET /v1/costs?format=csv writes names so; importing its file gives the same names). */
+static umg_slice_t name_field(const import_t *im, const umg_slice_t *f, int k)
+{
+    umg_slice_t s = field(im, f, k);
+    return s.len >= 2 && s.ptr[0] == '\'' && memchr("=+-@\t\r", s.ptr[1], 6) != NULL ? umg_slice(s.ptr + 1, s.len - 1)
+                                                                                     : s;
+}
+
 /* Checks one cost line into r; the failing column's name, with *msg, or NULL. */
 static const char *check_cost(const import_t *im, const umg_slice_t *f, umg_cost_row_t *r, const char **msg)
 {
     double cost = 0;
     memset(r, 0, sizeof(*r));
-    r->source = field(im, f, C_SOURCE);
-    r->campaign = field(im, f, C_CAMPAIGN);
-    r->adset = field(im, f, C_ADSET);
-    r->ad = field(im, f, C_AD);
-    r->country = field(im, f, C_COUNTRY);
+    r->source = name_field(im, f, C_SOURCE);
+    r->campaign = name_field(im, f, C_CAMPAIGN);
+    r->adset = name_field(im, f, C_ADSET);
+    r->ad = name_field(im, f, C_AD);
+    r->country = name_field(im, f, C_COUNTRY);
     if ((*msg = umg_cost_check_date(field(im, f, C_DATE), &r->day)) != NULL) {
         return "date";
     }
@@ -128,6 +140,22 @@ static const char *check_cost(const import_t *im, const umg_slice_t *f, umg_cost
     }
     if ((*msg = umg_cost_check_currency(field(im, f, C_CURRENCY), r->currency)) != NULL) {
         return "currency";
+    }
+    umg_slice_t m = field(im, f, C_MICROS);
+    if (m.len > 0) {
+        int64_t v = 0;
+        size_t i = 0;
+        while (i < m.len && i < 18 && m.ptr[i] >= '0' && m.ptr[i] <= '9') {
+            v = v * 10 + (m.ptr[i++] - '0');
+        }
+        if (i != m.len) {
+            *msg = "must be a whole number of millionths (digits only)";
+            return "micros";
+        }
+        if (v != r->micros) {
+            *msg = "does not match cost (the cost in millionths, as the export writes it)";
+            return "micros";
+        }
     }
     return NULL;
 }

@@ -272,6 +272,28 @@ class CostsTest(DaemonTestCase):
         self.assertEqual((rc, json.loads(out)), (0, {"accepted": 1, "replaced": 1, "errors": 0}), err)
         self.assertEqual(len(self.costs()), 3)
 
+        # Names a spreadsheet would run as formulas: the export puts an apostrophe first, and importing the
+        # exported file gives the names back as they were.
+        r = self.post("/v1/costs", {"costs": [row(source="@net", campaign="=HYPERLINK(\"x\")", cost=5),
+                                              row(source="-net", campaign="+1", cost=6)]}, self.secret())
+        self.assertEqual(r["accepted"], 2, r)
+        h, data = self.get("/v1/costs?app=%s&format=csv" % self.app["app_id"], self.secret())
+        text = data.decode()
+        self.assertIn("'@net,\"'=HYPERLINK(\"\"x\"\")\"", text)
+        self.assertIn("'-net,'+1,", text)
+        before = self.costs()
+        rc, out, err = run_import(self.d.data_dir, "costs", self.write("exported.csv", text), self.app["app_id"])
+        self.assertEqual(rc, 0, (out, err))
+        self.assertEqual(json.loads(out), {"accepted": 5, "replaced": 5, "errors": 0})
+        self.assertEqual(self.costs(), before)
+        bad = self.write("micros.csv", "date,source,campaign,cost,currency,micros\n"
+                                       "2026-11-20,meta,m1,1.5,USD,1500001\n2026-11-20,meta,m2,1,USD,1e6\n"
+                                       "2026-11-20,meta,m3,2,USD,\n")
+        rc, out, err = run_import(self.d.data_dir, "costs", bad, self.app["app_id"])
+        self.assertEqual((rc, json.loads(out)), (1, {"accepted": 1, "replaced": 0, "errors": 2}), err)
+        self.assertIn(bad + ":2: micros: does not match cost", err)
+        self.assertIn(bad + ":3: micros: must be a whole number", err)
+
         rates = self.write("rates.csv", "base,currency,date,rate\nUSD,EUR,2026-11-20,1.08\nUSD,EUR,2026-11-21,x\n")
         rc, out, err = run_import(self.d.data_dir, "rates", rates, self.app["app_id"])
         self.assertEqual((rc, json.loads(out)), (1, {"accepted": 1, "replaced": 0, "errors": 1}))

@@ -89,7 +89,8 @@ export function parseCsv(text) {
   return out;
 }
 
-export const COST_COLUMNS = ['date', 'source', 'campaign', 'adset', 'ad', 'country', 'cost', 'currency'];
+// micros: optional, as GET /v1/costs?format=csv writes it; when given it must be the cost in millionths.
+export const COST_COLUMNS = ['date', 'source', 'campaign', 'adset', 'ad', 'country', 'cost', 'currency', 'micros'];
 const COST_REQUIRED = ['date', 'source', 'campaign', 'cost', 'currency'];
 
 /**
@@ -145,12 +146,29 @@ export function parseCostCsv(text) {
       errors.push({ line: rec.line, field: 'cost', message: 'must be a plain non-negative number' });
       continue;
     }
-    const out = { date: row.date, source: row.source, campaign: row.campaign, cost: Number(cost), currency: row.currency };
-    for (const k of ['adset', 'ad', 'country']) if (row[k] !== undefined && row[k] !== '') out[k] = row[k];
+    const micros = row.micros ?? '';
+    if (micros !== '' && (!/^\d{1,18}$/.test(micros) || Number(micros) !== Math.floor(Number(cost) * 1e6 + 0.5))) {
+      errors.push({ line: rec.line, field: 'micros', message: 'must be the cost in millionths, as the export writes it' });
+      continue;
+    }
+    const out = {
+      date: row.date,
+      source: unguard(row.source),
+      campaign: unguard(row.campaign),
+      cost: Number(cost),
+      currency: row.currency,
+    };
+    for (const k of ['adset', 'ad', 'country']) if (row[k] !== undefined && row[k] !== '') out[k] = unguard(row[k]);
     rows.push(out);
     lines.push(rec.line);
   }
   return { rows, lines, errors };
+}
+
+/** A name as it was before csvField's formula guard: the apostrophe before =, +, -, @, tab or CR
+ * dropped (GET /v1/costs?format=csv writes names so; importing its file gives the same names). */
+export function unguard(s) {
+  return /^'[=+\-@\t\r]/.test(s) ? s.slice(1) : s;
 }
 
 /** Splits rows into batches of at most n (POST /v1/costs takes 10,000 and 1 MiB per request). */

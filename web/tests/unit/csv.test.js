@@ -47,6 +47,23 @@ describe('CSV in', () => {
     ]);
     expect(r.lines).toEqual([2, 3]);
   });
+  it('takes back the names the formula guard wrote (an exported cost file)', () => {
+    const file = toCsv(
+      [{ key: 'date' }, { key: 'source' }, { key: 'campaign' }, { key: 'cost' }, { key: 'currency' }],
+      [{ date: '2026-11-20', source: '@net', campaign: '=1+1,x', cost: 2, currency: 'USD' }],
+    );
+    expect(file).toContain(`'@net,"'=1+1,x"`);
+    const r = parseCostCsv(file);
+    expect(r.errors).toEqual([]);
+    expect(r.rows[0]).toMatchObject({ source: '@net', campaign: '=1+1,x' });
+    const m = parseCostCsv('date,source,campaign,cost,currency,micros\n2026-11-20,a,b,1.5,USD,1500000\n2026-11-20,a,b,1,USD,7\n');
+    expect(m.rows.map((x) => x.cost)).toEqual([1.5]);
+    expect(m.errors).toMatchObject([{ line: 3, field: 'micros' }]);
+    expect(parseCostCsv("date,source,campaign,cost,currency\n2026-11-20,'plain,'-x,1,USD\n").rows[0]).toMatchObject({
+      source: "'plain",
+      campaign: '-x',
+    });
+  });
   it('names bad headers and lines', () => {
     expect(parseCostCsv('date,source,campaign,cost\n').errors[0]).toMatchObject({ line: 1, field: 'currency' });
     expect(parseCostCsv('date,source,campaign,cost,currency,spend\n').errors[0].field).toBe('spend');

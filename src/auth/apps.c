@@ -6,12 +6,18 @@
  * and of public ids; a rotated-out key or secret stays in them until its
  * overlap ends) behind a read-write lock; a refresh builds a new snapshot and
  * swaps it in, so lookups never wait on SQLite.
+ *
+ * Keys and secrets are searched by their SipHash under a key drawn at random
+ * when the registry opens, and only then compared whole in constant time: how
+ * long a search takes depends on hashes an attacker cannot compute, not on
+ * how many leading characters of a guess match a real credential.
  */
 #include "umg_apps.h"
 #include "umg_event.h"
 #include "umg_meta.h"
 
 #include <pthread.h>
+#include <sodium.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 
@@ -26,6 +32,7 @@ typedef struct entry_s {
 /* One credential: an app's current key or secret (until INT64_MAX), or the
  * one it replaced, accepted until the rotation's overlap ends. */
 typedef struct cred_s {
+    uint64_t h; /* cred_hash of str */
     const char *str;
     entry_t *e;
     int64_t until_us;
@@ -40,6 +47,7 @@ typedef struct snapshot_s {
 } snapshot_t;
 
 struct umg_apps_s {
+    unsigned char hkey[crypto_shorthash_KEYBYTES]; /* random, for cred_hash */
     sqlite3 *db;
     pthread_rwlock_t lock;
     pthread_mutex_t refresh_mu; /* refreshes come from the main thread and the admin worker */
@@ -72,7 +80,17 @@ static void snapshot_free(snapshot_t *s)
 
 static int cmp_cred(const void *a, const void *b)
 {
-    return strcmp(((const cred_t *)a)->str, ((const cred_t *)b)->str);
+    uint64_t x = ((const cred_t *)a)->h, y = ((const cred_t *)b)->h;
+    return x < y ? -1 : x > y;
+}
+
+static uint64_t cred_hash(const unsigned char *hkey, const void *p, size_t n)
+{
+    unsigned char out[crypto_shorthash_BYTES];
+    crypto_shorthash(out, p, n, hkey);
+    uint64_t h;
+    memcpy(&h, out, sizeof(h));
+    return h;
 }
 static int cmp_id(const void *a, const void *b)
 {
@@ -190,8 +208,9 @@ static void setting_str(const char *settings, const char *name, char *dst, size_
     dst[n] = '\0';
 }
 
-static int snapshot_load(sqlite3 *db, snapshot_t **out)
+static int snapshot_load(const umg_apps_t *a, snapshot_t **out)
 {
+    sqlite3 *db = a->db;
     sqlite3_stmt *st = NULL;
     snapshot_t *s = umg_calloc(1, sizeof(*s));
     size_t cap = 0;
@@ -277,14 +296,16 @@ static int snapshot_load(sqlite3 *db, snapshot_t **out)
     for (size_t i = 0; i < s->n; i++) {
         entry_t *e = &s->entries[i];
         s->by_id[i] = e;
-        s->keys[s->nkeys++] = (cred_t){e->key, e, INT64_MAX};
-        s->secrets[s->nsecrets++] = (cred_t){e->secret, e, INT64_MAX};
+#define CRED(str, until) (cred_t){cred_hash(a->hkey, (str), strlen(str)), (str), e, (until)}
+        s->keys[s->nkeys++] = CRED(e->key, INT64_MAX);
+        s->secrets[s->nsecrets++] = CRED(e->secret, INT64_MAX);
         if (e->prev_key != NULL) {
-            s->keys[s->nkeys++] = (cred_t){e->prev_key, e, e->app.prev_key_until_us};
+            s->keys[s->nkeys++] = CRED(e->prev_key, e->app.prev_key_until_us);
         }
         if (e->prev_secret != NULL) {
-            s->secrets[s->nsecrets++] = (cred_t){e->prev_secret, e, e->app.prev_secret_until_us};
+            s->secrets[s->nsecrets++] = CRED(e->prev_secret, e->app.prev_secret_until_us);
         }
+#undef CRED
     }
     qsort(s->keys, s->nkeys, sizeof(cred_t), cmp_cred);
     qsort(s->secrets, s->nsecrets, sizeof(cred_t), cmp_cred);
@@ -306,10 +327,11 @@ int umg_apps_open(const char *data_dir, umg_apps_t **out)
     }
     pthread_rwlock_init(&a->lock, NULL);
     pthread_mutex_init(&a->refresh_mu, NULL);
-    int rc = umg_meta_open(data_dir, &a->db);
+    int rc = sodium_init() < 0 ? UMG_EIO : umg_meta_open(data_dir, &a->db);
     if (rc == UMG_OK) {
+        crypto_shorthash_keygen(a->hkey);
         a->data_version = umg_meta_data_version(a->db);
-        rc = snapshot_load(a->db, &a->snap);
+        rc = snapshot_load(a, &a->snap);
     }
     if (rc != UMG_OK) {
         umg_apps_close(a);
@@ -340,7 +362,7 @@ int umg_apps_refresh(umg_apps_t *a)
         return UMG_OK;
     }
     snapshot_t *s = NULL;
-    int rc = snapshot_load(a->db, &s);
+    int rc = snapshot_load(a, &s);
     if (rc != UMG_OK) {
         pthread_mutex_unlock(&a->refresh_mu);
         return rc;
@@ -364,7 +386,8 @@ static int cmp_slice(const char *f, umg_slice_t needle)
     return c != 0 ? c : fl < needle.len ? -1 : fl > needle.len;
 }
 
-/* Binary search over sorted credentials (keys and secrets are 128 and 256 random bits). */
+/* Binary search over the credentials' keyed hashes, then a constant-time comparison of the whole value
+ * with each credential of that hash (keys and secrets are 128 and 256 random bits). */
 static int find_cred(umg_apps_t *a, umg_slice_t needle, int secret, umg_app_t *out)
 {
     if (needle.len == 0 || needle.len > 128) {
@@ -372,24 +395,26 @@ static int find_cred(umg_apps_t *a, umg_slice_t needle, int secret, umg_app_t *o
     }
     int rc = UMG_ENOENT;
     int64_t now = umg_now_us();
+    uint64_t h = cred_hash(a->hkey, needle.ptr, needle.len);
     pthread_rwlock_rdlock(&a->lock);
     snapshot_t *s = a->snap;
     const cred_t *v = secret ? s->secrets : s->keys;
     size_t lo = 0, hi = secret ? s->nsecrets : s->nkeys;
-    while (lo < hi) {
+    while (lo < hi) { /* the first of hash >= h */
         size_t mid = lo + (hi - lo) / 2;
-        int c = cmp_slice(v[mid].str, needle);
-        if (c == 0) {
-            if (v[mid].until_us > now) {
-                *out = v[mid].e->app;
-                rc = UMG_OK;
-            }
-            break;
-        }
-        if (c < 0) {
+        if (v[mid].h < h) {
             lo = mid + 1;
         } else {
             hi = mid;
+        }
+    }
+    for (size_t n = secret ? s->nsecrets : s->nkeys; lo < n && v[lo].h == h; lo++) {
+        if (strlen(v[lo].str) == needle.len && sodium_memcmp(v[lo].str, needle.ptr, needle.len) == 0) {
+            if (v[lo].until_us > now) {
+                *out = v[lo].e->app;
+                rc = UMG_OK;
+            }
+            break;
         }
     }
     pthread_rwlock_unlock(&a->lock);

@@ -656,6 +656,27 @@ static void test_wrong_key(void **state)
     free(t);
 }
 
+/* Signatures that verified are remembered per key set: the same token again is accepted without libjwt, but under
+ * another key it is still refused, a changed byte is still checked in full, and the claims are still checked (an
+ * expired token stays expired). */
+static void test_signature_memo(void **state)
+{
+    (void)state;
+    umg_jwt_keys_t *ks[][2] = {{fx.hs, fx.hs2}, {fx.rs, fx.rs2}, {fx.es, fx.es2}};
+    for (size_t i = 0; i < UMG_ARRAY_SIZE(ks); i++) {
+        char *t = sign_now(ks[i][0]);
+        for (int round = 0; round < 3; round++) {
+            assert_int_equal(verify_str(ks[i][0], t, NOW), UMG_JWT_OK);
+            assert_int_equal(verify_str(ks[i][1], t, NOW), UMG_JWT_BAD_SIG);
+        }
+        assert_int_equal(verify_str(ks[i][0], t, NOW + 86400 * 365), UMG_JWT_EXPIRED);
+        size_t len = strlen(t);
+        t[len - 3] = t[len - 3] == 'A' ? 'B' : 'A';
+        assert_int_equal(verify_str(ks[i][0], t, NOW), UMG_JWT_BAD_SIG);
+        free(t);
+    }
+}
+
 /* ---------------------------------------------------------------- algorithms */
 
 static void test_wrong_alg_header(void **state)
@@ -1185,6 +1206,7 @@ int main(void)
         cmocka_unit_test(test_es256_low_s),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_wrong_key),
+        cmocka_unit_test(test_signature_memo),
         cmocka_unit_test(test_wrong_alg_header),
         cmocka_unit_test(test_alg_none),
         cmocka_unit_test(test_alg_confusion),

@@ -6,9 +6,8 @@
  *
  * For HS256, RS256 (2048-bit) and ES256 (P-256), keys made here: the same
  * token verified again and again (a client sends its access token with each
- * request until it expires: signatures that verified once are remembered), against the baseline of verifying a token not seen before
- * (the full signature check, as for the first request of each token).
- * One JSON line per algorithm:
+ * request until it expires: signatures that verified once are remembered), against the baseline of verifying a token
+ * not seen before (the full signature check, as for the first request of each token). One JSON line per algorithm:
  *   {"bench":"jwt","alg":"RS256","same_token_us":7.4,"new_token_us":1020.3,"ratio":0.007}
  */
 #include <openssl/evp.h>
@@ -31,8 +30,8 @@ static double mono_s(void)
 static char *pem_of(EVP_PKEY *p, int private)
 {
     BIO *bio = BIO_new(BIO_s_mem());
-    if (bio == NULL || (private ? PEM_write_bio_PrivateKey(bio, p, NULL, NULL, 0, NULL, NULL)
-                                : PEM_write_bio_PUBKEY(bio, p)) != 1) {
+    if (bio == NULL ||
+        (private ? PEM_write_bio_PrivateKey(bio, p, NULL, NULL, 0, NULL, NULL) : PEM_write_bio_PUBKEY(bio, p)) != 1) {
         BIO_free(bio);
         return NULL;
     }
@@ -78,7 +77,8 @@ int main(int argc, char **argv)
             }
         }
         umg_jwt_keys_t *k;
-        if (umg_jwt_keys_new(algs[a], algs[a] == UMG_JWT_HS256 ? secret : NULL, algs[a] == UMG_JWT_HS256 ? sizeof(secret) : 0, priv, pub, &k, msg,
+        if (umg_jwt_keys_new(algs[a], algs[a] == UMG_JWT_HS256 ? secret : NULL,
+                             algs[a] == UMG_JWT_HS256 ? sizeof(secret) : 0, priv, pub, &k, msg,
                              sizeof(msg)) != UMG_OK) {
             fprintf(stderr, "%s: %s\n", names[a], msg);
             return 2;

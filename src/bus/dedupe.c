@@ -29,6 +29,7 @@ struct umg_dedupe_s {
     uint32_t horizon_min;
     uint64_t cursor;
     uint64_t evicted;
+    uint32_t slice; /* where the next eviction starts taking ids, in 1024ths of hash space */
     /* While growing: the previous table, read-only, moved over a few slots per insert. */
     slot_t *old;
     uint64_t old_mask;
@@ -275,24 +276,40 @@ static void evict_oldest(umg_dedupe_t *d)
         }
     }
     /* Everything in the buckets before the one where the tenth is reached goes; in that
-     * bucket, only as many as are still wanted (never the whole set at once). */
+     * bucket, about as many as are still wanted (never the whole set at once), taken by whole
+     * slices of hash space (the top 10 bits of their hash), each eviction starting where the
+     * last one stopped, so that the slice taken is the one taken longest ago. Taking them in
+     * slot order instead (the first ones found from slot 0) emptied the front of the table
+     * at every eviction and packed the ids that stayed into one cluster at its back, until
+     * every probe walked all of it. */
     uint64_t want = d->count / 10 + 1, acc = 0;
     int b = 0;
     while (b < 63 && acc + hist[b] < want) {
         acc += hist[b++];
     }
     uint32_t below = lo + (uint32_t)((uint64_t)b * width), edge = below + (uint32_t)width;
-    uint64_t before = d->count;
-    for (int pass = 0; pass < 2; pass++) {
-        for (uint64_t i = 0; i < cap && before - d->count < want;) {
-            uint32_t m = d->slots[i].minute;
-            int drop = d->slots[i].app != 0 && (pass == 0 ? m < below : m < edge);
-            if (drop) {
+    uint64_t before = d->count, thr = hist[b] ? ((want - acc) * 1024 + hist[b] - 1) / hist[b] : 1024;
+    thr = UMG_MAX(1, UMG_MIN(thr, 1024));
+    for (uint64_t i = 0; i < cap && acc > 0 && before - d->count < want;) {
+        if (d->slots[i].app != 0 && d->slots[i].minute < below) {
+            delete_at(d, i);
+        } else {
+            i++;
+        }
+    }
+    for (uint64_t round = 0; round * thr < 1024 && before - d->count < want; round++) {
+        /* a whole slice each time, even past the tenth: stopping part way through the table would
+         * take more from its front than from its back again */
+        for (uint64_t i = 0; i < cap;) {
+            const slot_t *s = &d->slots[i];
+            if (s->app != 0 && s->minute < edge &&
+                (((slot_hash(s->app, s->lo, s->hi) >> 54) - d->slice) & 1023) < thr) {
                 delete_at(d, i);
             } else {
                 i++;
             }
         }
+        d->slice = (d->slice + (uint32_t)thr) & 1023;
     }
     uint32_t cut = edge;
     d->evicted += before - d->count;

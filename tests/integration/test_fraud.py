@@ -10,7 +10,7 @@ import time
 
 import harness
 from harness import parse_json, parse_ndjson
-from test_attribution import ANDROID_UA, AttributionCase, H_MS, MIN_MS, S_MS, android, gaid, now_ms
+from test_attribution import ANDROID_UA, AttributionCase, D_MS, H_MS, MIN_MS, S_MS, android, gaid, now_ms
 from test_tenancy import PASSWORD, create_user
 
 
@@ -265,7 +265,10 @@ class InstallRulesTest(FraudCase):
         self.assertEqual(a["fraud"], {"status": "rejected", "reason": "device_farm"}, a)
 
     def test_device_farm_per_fingerprint_day(self):
+        # Twelve installs over 2.2 hours, all on one UTC day (the rule counts per UTC day): earlier when three
+        # hours ago they would straddle midnight.
         base = now_ms() - 3 * H_MS
+        base = min(base, (base // D_MS + 1) * D_MS - 1 - 11 * 2 * H_MS // 10)
         events = [harness.event(type="install", ts=base + i * 2 * H_MS // 10, device=android(gaid()),
                                 ip="198.51.100.9", user_agent="FarmPhone/1.0") for i in range(12)]
         day = [e for e in events]

@@ -10,7 +10,7 @@ import time
 
 import harness
 from harness import parse_json, parse_ndjson
-from test_attribution import ANDROID_UA, AttributionCase, H_MS, MIN_MS, S_MS, android, gaid, now_ms
+from test_attribution import ANDROID_UA, AttributionCase, D_MS, H_MS, MIN_MS, S_MS, android, gaid, now_ms
 from test_tenancy import PASSWORD, create_user
 
 
@@ -265,7 +265,10 @@ class InstallRulesTest(FraudCase):
         self.assertEqual(a["fraud"], {"status": "rejected", "reason": "device_farm"}, a)
 
     def test_device_farm_per_fingerprint_day(self):
+        # Twelve installs over 2.2 hours, all on one UTC day (the rule counts per UTC day): earlier when three
+        # hours ago they would straddle midnight.
         base = now_ms() - 3 * H_MS
+        base = min(base, (base // D_MS + 1) * D_MS - 1 - 11 * 2 * H_MS // 10)
         events = [harness.event(type="install", ts=base + i * 2 * H_MS // 10, device=android(gaid()),
                                 ip="198.51.100.9", user_agent="FarmPhone/1.0") for i in range(12)]
         day = [e for e in events]
@@ -372,17 +375,26 @@ class RestartTest(FraudCase):
 
 
 class ModelTest(FraudCase):
-    """`unmogrowp fraud train` on gen --fraud traffic (AUC on the held-out last day), then the daemon scoring
+    """`unmogrowp fraud train` on gen --fraud traffic (by default the last day is held out; AUC on a held-out
+    day whose kinds of fraud training has seen), then the daemon scoring
     new traffic with it in shadow mode: scores in the export (AUC against the new labels), nothing rejected
     by the model, the model's part of the fraud report; enforce mode rejects at the threshold."""
 
     extra_args = ("--set", "fraud.horizon=31d")
     KINDS = "injection,flood,bot,farm"
 
+    def setUp(self):
+        super().setUp()
+        # History ends just before this UTC day began: the held-out last day is a whole day, whenever the test
+        # runs (just after midnight, today's few minutes would hold no fraud), and the traffic is the same bytes.
+        self.end_ms = now_ms() // D_MS * D_MS - 1
+        self.last_day = time.strftime("%Y-%m-%d", time.gmtime(self.end_ms / 1000))
+
     def gen(self, seed, days, labels, devices):
         cmd = [harness.binary(), "gen", "--addr", "%s:%d" % (self.d.host, self.d.port), "--secret",
                self.app["app_secret"], "--app", self.app["app_id"], "--devices", str(devices), "--days", str(days),
-               "--seed", str(seed), "--fraud", "10", "--fraud-kinds", self.KINDS, "--fraud-labels", labels, "--quiet"]
+               "--seed", str(seed), "--now", str(self.end_ms), "--fraud", "10", "--fraud-kinds", self.KINDS,
+               "--fraud-labels", labels, "--quiet"]
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
         self.assertEqual(p.returncode, 0, p.stderr.decode())
         self.caught_up(timeout=60)
@@ -391,6 +403,28 @@ class ModelTest(FraudCase):
         import csv
         with open(path) as f:
             return {r["id"]: int(r["label"]) for r in csv.DictReader(f) if r["kind"] == "install"}
+
+    def seen_day(self, path):
+        """The last day whose kinds of fraud all occur on other days too. A model cannot score a kind it never
+        saw, and gen makes one farm of this size (30-60 installs within an hour): held out with the farm's
+        day, the model would meet farms first there, on one day in six."""
+        import csv
+        kinds = {}
+        with open(path) as f:
+            for r in csv.DictReader(f):
+                if r["kind"] == "install" and r["label"] == "1":
+                    kinds.setdefault(r["day"], set()).add(r["fraud_type"])
+        for day in sorted(kinds, reverse=True):
+            if kinds[day] <= set().union(*(k for d, k in kinds.items() if d != day)):
+                return day
+        self.fail("every day has a kind of fraud of its own: %r" % kinds)
+
+    def train(self, labels, *args):
+        p = subprocess.run([harness.binary(), "fraud", "train", "--data", self.d.data_dir, "--app",
+                            self.app["app_id"], "--labels", labels] + list(args), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=300)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        return json.loads(p.stdout)
 
     @staticmethod
     def auc(pairs):
@@ -413,12 +447,12 @@ class ModelTest(FraudCase):
         tmp = self.tmpdir()
         l1, l2 = os.path.join(tmp, "l1.csv"), os.path.join(tmp, "l2.csv")
         self.gen(11, 6, l1, 1500)
-        p = subprocess.run([harness.binary(), "fraud", "train", "--data", self.d.data_dir, "--app",
-                            self.app["app_id"], "--labels", l1], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           timeout=300)
-        self.assertEqual(p.returncode, 0, p.stderr.decode())
-        t = json.loads(p.stdout)
-        self.assertEqual((t["version"], t["holdout_day"]), (1, time.strftime("%Y-%m-%d", time.gmtime())), t)
+        t = self.train(l1)
+        self.assertEqual((t["version"], t["holdout_day"]), (1, self.last_day), t)
+        # The newest version is the one the daemon scores with.
+        day = self.seen_day(l1)
+        t = self.train(l1, "--holdout-day", day)
+        self.assertEqual((t["version"], t["holdout_day"]), (2, day), t)
         self.assertGreater(t["fraud_holdout"], 5, t)
         self.assertGreaterEqual(t["auc"], 0.95, t)
         self.assertTrue(os.path.exists(t["model"]), t)
@@ -431,7 +465,7 @@ class ModelTest(FraudCase):
         self.assertEqual(len(scored), len(rows))
         self.assertGreaterEqual(self.auc(scored), 0.95)
         self.assertFalse([r for r in rows if "model" in (r["fraud"] or {}).get("rules", [])])
-        day = time.strftime("%Y-%m-%d", time.gmtime())
+        day = self.last_day
         st, h, data = self.d.request("GET", "/v1/reports/fraud?app=%s&from=%s&to=%s" % (
             self.app["app_id"], day, day), headers={"X-App-Secret": self.app["app_secret"]})
         m = parse_json(data)["model"]

@@ -200,6 +200,11 @@ static void test_counts_bucket_edges_and_expiry(void **state)
     assert_int_equal(umg_fraud_counts_add(c, UMG_FW_CLICK_DEVICE_HOUR, 1, 7, h + 3600 * S - 1, h, &oom), 2);
     assert_int_equal(umg_fraud_counts_add(c, UMG_FW_INSTALL_FP_DAY, 1, 7, h, h, &oom), 1);    /* windows apart */
     assert_int_equal(umg_fraud_counts_add(c, UMG_FW_CLICK_DEVICE_HOUR, 2, 7, h, h, &oom), 1); /* apps apart */
+    /* A day window is the UTC day: it starts again at midnight, not 24 hours after the first install. */
+    int64_t d = INT64_C(1795000000) / 86400 * 86400 * S;
+    assert_int_equal(umg_fraud_counts_add(c, UMG_FW_INSTALL_FP_DAY, 1, 8, d - 1, h, &oom), 1);
+    assert_int_equal(umg_fraud_counts_add(c, UMG_FW_INSTALL_FP_DAY, 1, 8, d, h, &oom), 1);
+    assert_int_equal(umg_fraud_counts_add(c, UMG_FW_INSTALL_FP_DAY, 1, 8, d + 86400 * S - 1, h, &oom), 2);
     /* two days of other keys later, the table grows and drops the expired buckets */
     int64_t later = h + 2 * 86400 * S;
     for (uint64_t k = 100; k < 5000; k++) {

@@ -127,7 +127,7 @@ static const char *check_cost(const import_t *im, const umg_slice_t *f, umg_cost
         return "date";
     }
     for (int k = C_SOURCE; k <= C_AD; k++) {
-        if ((*msg = umg_cost_check_name(field(im, f, k), k <= C_CAMPAIGN)) != NULL) {
+        if ((*msg = umg_cost_check_name(name_field(im, f, k), k <= C_CAMPAIGN)) != NULL) {
             return cost_cols[k];
         }
     }

@@ -1558,6 +1558,9 @@ static int start_device(umg_gen_t *g)
 #define SPAM_IP_MINUTE 30   /* click_spam: clicks per IP per minute */
 #define FARM_IP_HOUR 20     /* device_farm: installs per IP in a clock hour */
 #define FARM_IP_UA_DAY 10   /* device_farm: installs per IP + User-Agent in a UTC day */
+#define FLOOD_DAYS 7        /* click_flooding: a source/site's figures over the UTC day and the 6 before... */
+#define FLOOD_INSTALLS 20   /* ... with at least these installs before this one ... */
+#define FLOOD_CTI_PCT 1     /* ... and at most this many installs per 100 clicks */
 #define FRAUD_MAX 1000000   /* fraudulent installs at most */
 #define FRAUD_SEQ (UINT64_C(1) << 48)
 
@@ -1621,6 +1624,7 @@ typedef struct fact_s {
     uint32_t index; /* place in the group, in time order; clicks so far (bursts) */
     uint16_t left;  /* clicks to come (sprays and bursts) */
     uint8_t role, step, spoof, flags;
+    uint8_t site; /* of its click (installing actors) */
 } fact_t;
 
 enum { FF_BEGIN = 1, FF_IPV6 = 2, FF_DETECT = 4 };
@@ -1629,6 +1633,12 @@ struct fraud_s {
     fact_t *a;
     uint32_t n, cap;
     uint32_t *heap, nheap;
+    /* The flood's clicks and installs per UTC day from day0 and site, as the daemon counts them when an
+     * install arrives: every click sent before it (touches go out ahead of the events after them). */
+    struct {
+        uint32_t clicks, installs;
+    } (*tally)[4];
+    int64_t day0, ndays;
 };
 
 static int fact_before(const struct fraud_s *f, uint32_t x, uint32_t y)
@@ -1870,8 +1880,11 @@ static int fraud_plan(umg_gen_t *g)
         return rc;
     }
     struct fraud_s *f = g->fr;
+    f->day0 = g->start / DAY - FLOOD_DAYS;
+    f->ndays = g->now / DAY - f->day0 + 1;
     f->heap = umg_malloc(sizeof(uint32_t) * (f->n ? f->n : 1));
-    if (f->heap == NULL) {
+    f->tally = umg_calloc((size_t)f->ndays, sizeof(*f->tally));
+    if (f->heap == NULL || f->tally == NULL) {
         return UMG_ENOMEM;
     }
     for (uint32_t i = 0; i < f->n; i++) {
@@ -1889,6 +1902,7 @@ static void fraud_free(struct fraud_s *f)
     if (f != NULL) {
         umg_free(f->a);
         umg_free(f->heap);
+        umg_free(f->tally);
         umg_free(f);
     }
 }
@@ -2001,6 +2015,44 @@ static void write_fraud_click(umg_gen_t *g, const gdev_t *d, const profile_t *p,
     g->out.len = (size_t)(w - g->out.ptr);
 }
 
+/* The first of a source's sites with the same name as its site i: the daemon counts by name. */
+static unsigned site_slot(umg_gen_fraud_t k, int i)
+{
+    unsigned j = 0;
+    while (strcmp(fraud_src[k].sites[j], fraud_src[k].sites[i & 3]) != 0) {
+        j++;
+    }
+    return j;
+}
+
+/* The flood's clicks and installs of a site, as its ts's UTC day stands (installs: 1). */
+static void flood_count(umg_gen_t *g, int64_t ts, int site, int install)
+{
+    struct fraud_s *f = g->fr;
+    int64_t d = ts / DAY - f->day0;
+    if (d >= 0 && d < f->ndays) {
+        unsigned j = site_slot(UMG_GEN_FRAUD_FLOOD, site);
+        f->tally[d][j].clicks += !install;
+        f->tally[d][j].installs += install != 0;
+    }
+}
+
+/* Whether click_flooding sees a flood install of a site at ts, before it is counted: the site's figures
+ * over the window meet the rule's default thresholds (long click-to-install times: all of the flood's). */
+static int flood_seen(const umg_gen_t *g, int64_t ts, int site)
+{
+    const struct fraud_s *f = g->fr;
+    unsigned j = site_slot(UMG_GEN_FRAUD_FLOOD, site);
+    uint64_t clicks = 0, installs = 0;
+    for (int64_t d = ts / DAY - f->day0, i = 0; i < FLOOD_DAYS && d - i >= 0; i++) {
+        if (d - i < f->ndays) {
+            clicks += f->tally[d - i][j].clicks;
+            installs += f->tally[d - i][j].installs;
+        }
+    }
+    return installs >= FLOOD_INSTALLS && installs * 100 <= clicks * FLOOD_CTI_PCT;
+}
+
 /* A click of a spray or a burst, or a bot's click that installs nothing. */
 static void fraud_spam_click(umg_gen_t *g, fact_t *a, gdev_t *d, const profile_t *p, umg_gen_item_t *it)
 {
@@ -2011,6 +2063,9 @@ static void fraud_spam_click(umg_gen_t *g, fact_t *a, gdev_t *d, const profile_t
     random_ip(&a->rng, ip);
     int site = (int)below(&a->rng, 4);
     const char *ua = a->role == FR_BOT_CLICK ? bot_uas[below(&a->rng, UMG_ARRAY_SIZE(bot_uas))] : NULL;
+    if (k == UMG_GEN_FRAUD_FLOOD) {
+        flood_count(g, a->ts, site, 0);
+    }
     it->reason = "click_flooding";
     if (a->role == FR_DEV_BURST || a->role == FR_IP_BURST) {
         it->reason = "click_spam";
@@ -2059,6 +2114,10 @@ static void fraud_click(umg_gen_t *g, fact_t *a, gdev_t *d, const profile_t *p, 
     char ip[48], cid[33];
     int site = (int)below(&a->rng, 4);
     random_ip(&a->rng, ip); /* a flood's click comes from its servers, not from the device */
+    a->site = (uint8_t)site;
+    if (k == UMG_GEN_FRAUD_FLOOD) {
+        flood_count(g, a->ts, site, 0);
+    }
     it->reason = fraud_src[k].reason;
     it->detectable = a->role == FR_INJECT || a->role == FR_DC || a->role == FR_BOT;
     if (g->json) {
@@ -2079,7 +2138,12 @@ static void fraud_install(umg_gen_t *g, fact_t *a, gdev_t *d, const profile_t *p
                    (a->role == FR_INJECT ? (a->flags & FF_BEGIN) != 0 : a->role == FR_FLOOD_WIN && p->organic_referrer);
     it->match = a->role == FR_INJECT || a->role == FR_FLOOD_WIN ? UMG_GEN_MATCH_ORGANIC : UMG_GEN_MATCH_DEVICE_ID;
     it->reason = fraud_src[k].reason;
-    it->detectable = a->role != FR_FARM || (a->flags & FF_DETECT) != 0;
+    it->detectable = a->role == FR_FARM ? (a->flags & FF_DETECT) != 0 : 1;
+    if (a->role == FR_FLOOD_WIN) {
+        it->detectable = flood_seen(g, a->ts, a->site);
+        it->flood_site = 1 + (int)site_slot(k, a->site);
+        flood_count(g, a->ts, a->site, 1);
+    }
     it->spoof = (umg_gen_spoof_t)a->spoof;
     click_id(g, d, 0, it->claim);
     g->st.fraud_installs[k]++;

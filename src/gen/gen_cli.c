@@ -600,6 +600,21 @@ typedef struct batch_s {
     size_t n;
 } batch_t;
 
+/*
+ * A flood install that click_flooding cannot see when it arrives is still flagged when a later install of its
+ * source/site is seen to flood: the rule looks back as far as touches are kept (attribution.touch_retention,
+ * 31 days by default). Its label row waits here for that, or for the end (detectable 0).
+ */
+#define FLOOD_LOOKBACK_MS (INT64_C(31) * 86400000)
+typedef struct held_s {
+    umg_buf_t rows;
+    umg_buf_t at; /* per row: held_at_t */
+} held_t;
+typedef struct held_at_s {
+    size_t digit; /* the detectable field's offset in rows */
+    int64_t ts_ms;
+} held_at_t;
+
 typedef struct run_s {
     cli_t *c;
     const umg__gen_sink_ops_t *ops;
@@ -612,6 +627,7 @@ typedef struct run_s {
     progress_t prog;
     FILE *labels; /* --fraud-labels */
     uint64_t label_rows;
+    held_t held[4]; /* per flood site */
     uint64_t spoof_sent[UMG_GEN_SPOOF_KINDS], spoof_refused[UMG_GEN_SPOOF_KINDS], spoof_accepted;
     uint64_t links_sent, links_skipped; /* bot clicks through the click link */
     char msg[1024];
@@ -693,9 +709,34 @@ static void item_str(const umg_gen_item_t *it, const char *key, char *out, size_
 }
 
 /* One row of --fraud-labels for an install or a click (docs/gen.md "Labels"). */
+static int label_write(run_t *r, const char *row, size_t len)
+{
+    if (fwrite(row, 1, len, r->labels) != len) {
+        snprintf(r->msg, sizeof(r->msg), "cannot write --fraud-labels %s: %s", r->c->labels, strerror(errno));
+        return UMG_EIO;
+    }
+    return UMG_OK;
+}
+
+/* The held rows of a flood site: detectable when seen_ms (a later install's, seen to flood) reaches back to them;
+ * seen_ms INT64_MIN: the end, none is. */
+static int label_release(run_t *r, held_t *h, int64_t seen_ms)
+{
+    if (h->rows.len == 0) {
+        return UMG_OK;
+    }
+    held_at_t *at = (held_at_t *)(void *)h->at.ptr;
+    for (size_t i = 0; i < h->at.len / sizeof(*at); i++) {
+        h->rows.ptr[at[i].digit] = seen_ms != INT64_MIN && at[i].ts_ms >= seen_ms - FLOOD_LOOKBACK_MS ? '1' : '0';
+    }
+    int rc = label_write(r, h->rows.ptr, h->rows.len);
+    h->rows.len = h->at.len = 0;
+    return rc;
+}
+
 static int label_row(run_t *r, const umg_gen_item_t *it)
 {
-    char id[64], source[300], day[16];
+    char id[64], source[300], day[16], row[1024];
     if (r->labels == NULL || (it->type != UMG_GEN_INSTALL && it->type != UMG_GEN_CLICK)) {
         return UMG_OK;
     }
@@ -714,14 +755,47 @@ static int label_row(run_t *r, const umg_gen_item_t *it)
     gmtime_r(&secs, &tm);
     strftime(day, sizeof(day), "%Y-%m-%d", &tm);
     int fraud = it->fraud != UMG_GEN_HONEST;
-    if (fprintf(r->labels, "%s,%s,%d,%s,%s,%s,%s,%s,%s\n", it->type == UMG_GEN_INSTALL ? "install" : "click", id, fraud,
-                umg_gen_fraud_name(it->fraud), fraud ? it->reason : "", day, fraud ? (it->detectable ? "1" : "0") : "",
-                source, it->claim) < 0) {
-        snprintf(r->msg, sizeof(r->msg), "cannot write --fraud-labels %s: %s", r->c->labels, strerror(errno));
-        return UMG_EIO;
-    }
+    int digit = snprintf(row, sizeof(row), "%s,%s,%d,%s,%s,%s,", it->type == UMG_GEN_INSTALL ? "install" : "click", id,
+                         fraud, umg_gen_fraud_name(it->fraud), fraud ? it->reason : "", day);
+    int len = digit + snprintf(row + digit, sizeof(row) - (size_t)digit, "%s,%s,%s\n",
+                               fraud ? (it->detectable ? "1" : "0") : "", source, it->claim);
     r->label_rows++;
-    return UMG_OK;
+    if (it->flood_site > 0 && it->flood_site <= (int)UMG_ARRAY_SIZE(r->held)) {
+        held_t *h = &r->held[it->flood_site - 1];
+        if (!it->detectable) {
+            held_at_t at = {h->rows.len + (size_t)digit, it->ts_ms};
+            if (umg_buf_append(&h->rows, row, (size_t)len) != UMG_OK ||
+                umg_buf_append(&h->at, &at, sizeof(at)) != UMG_OK) {
+                snprintf(r->msg, sizeof(r->msg), "out of memory");
+                return UMG_ENOMEM;
+            }
+            return UMG_OK;
+        }
+        int rc = label_release(r, h, it->ts_ms);
+        if (rc != UMG_OK) {
+            return rc;
+        }
+    }
+    return label_write(r, row, (size_t)len);
+}
+
+/* The end: the flood rows still held were never seen. */
+static int labels_close(run_t *r)
+{
+    int rc = UMG_OK;
+    for (size_t i = 0; i < UMG_ARRAY_SIZE(r->held); i++) {
+        if (r->labels != NULL && rc == UMG_OK) {
+            rc = label_release(r, &r->held[i], INT64_MIN);
+        }
+        umg_buf_free(&r->held[i].rows);
+        umg_buf_free(&r->held[i].at);
+    }
+    if (r->labels != NULL && fclose(r->labels) != 0 && rc == UMG_OK) {
+        snprintf(r->msg, sizeof(r->msg), "cannot write --fraud-labels %s: %s", r->c->labels, strerror(errno));
+        rc = UMG_EIO;
+    }
+    r->labels = NULL;
+    return rc;
 }
 
 /* A spoofed install goes alone, signed wrong as it says, after the touches before it; a 401 is
@@ -1004,8 +1078,8 @@ done:
             rc = rc ? rc : UMG_EIO;
         }
     }
-    if (r.labels != NULL && fclose(r.labels) != 0) {
-        fprintf(stderr, "unmogrowp gen: cannot write --fraud-labels %s: %s\n", c->labels, strerror(errno));
+    if (labels_close(&r) != UMG_OK) {
+        fprintf(stderr, "unmogrowp gen: %s\n", r.msg);
         rc = rc ? rc : UMG_EIO;
     }
     if (g != NULL) {

@@ -129,6 +129,8 @@ typedef struct umg_gen_item_s {
     umg_gen_fraud_t fraud;    /* what the item is part of: installs and clicks of a fraud scheme, and its victims */
     const char *reason;       /* the rule meant to catch it ("click_injection", ...), static; NULL when honest */
     int detectable;           /* 1 when a rule with its default thresholds can see it when it arrives */
+    int flood_site;           /* installs of a flood: 1 + its source/site's number, else 0: one the rule cannot see
+                                 on arrival is flagged later, when a later install of the site is seen to flood */
     umg_gen_spoof_t spoof;    /* installs of the spoof kind: how their request is signed wrong */
     const char *fraud_source; /* the fraudulent click's source (installs: the one claiming it), static; or NULL */
     char claim[33];           /* installs: click_id of the fraudulent click that claims it, else "" */

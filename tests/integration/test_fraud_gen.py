@@ -40,6 +40,10 @@ sys.path.insert(0, os.path.join(harness.REPO, "tests", "tools"))
 import fraud_eval  # noqa: E402
 
 GEN = ["--devices", "3000", "--days", "10", "--seed", "6", "--fraud", "10", "--sign", "--quiet"]
+# UMG_GEN_NOW=<ms> replays a run's history as gen made it then (its summary prints "now"), within the
+# day before the wall clock: the daemon judges by the time it receives the items.
+if os.environ.get("UMG_GEN_NOW"):
+    GEN += ["--now", os.environ["UMG_GEN_NOW"]]
 WAIT = 60.0
 PASSWORD = "a long password for fraud"
 

@@ -875,6 +875,17 @@ typedef struct fwalk_s {
         uint64_t n, ids, in_day, in_hour; /* in_*: installs before this one in its UTC day, clock hour */
     } farm[64];
     int nfarm, farm_straddles; /* farms whose installs span two UTC days */
+    /* click_flooding's figures per source/site (by name) and UTC day from fday0: clicks, installs */
+    struct {
+        uint64_t cid;
+        int site;
+    } * fclick;
+    size_t nfclick;
+    uint64_t fsite[4];
+    int nfsite, fsite_label[4];
+    uint32_t ftally[4][64][2];
+    int64_t fday0;
+    uint64_t fseen, funseen; /* flood installs the rule sees when they arrive, and not */
     uint64_t dc_v4, dc_v6;
     uint64_t links; /* bot clicks through the click link */
     int ios;
@@ -932,13 +943,28 @@ static void fwalk_touch(fwalk_t *w, const umg_gen_item_t *it, const umg_touch_t 
         assert_true(adid.len == 36 && umg_slice_eq(t->source, "fraudnet"));
         break;
     }
-    case UMG_GEN_FRAUD_FLOOD:
+    case UMG_GEN_FRAUD_FLOOD: {
         assert_true(umg_slice_eq(t->source, "clickblast"));
+        uint64_t site = umg_hash64(t->site.ptr, t->site.len, 5);
+        int j = 0;
+        while (j < w->nfsite && w->fsite[j] != site) {
+            j++;
+        }
+        if (j == w->nfsite) {
+            assert_true(w->nfsite < 4);
+            w->fsite[w->nfsite++] = site;
+        }
+        int64_t day = it->ts_ms / DAY_MS - w->fday0;
+        assert_true(day >= 0 && day < 64);
+        w->ftally[j][day][0]++;
+        w->fclick[w->nfclick].cid = umg_hash64(t->click_id.ptr, t->click_id.len, 6);
+        w->fclick[w->nfclick++].site = j;
         if (adid.len > 0) {
             w->flood_dev[w->nflood_dev++] = (fitem_t){umg_hash64(adid.ptr, adid.len, 1), it->ts_ms};
         }
         w->flood_ip[w->nflood_ip++] = (fitem_t){umg_hash64(t->ip.ptr, t->ip.len, 2), it->ts_ms};
         break;
+    }
     case UMG_GEN_FRAUD_DATACENTER: assert_true(in_datacenter(t->ip, &v6)); break;
     case UMG_GEN_FRAUD_BOT: {
         int bot = umg_slice_eq(t->user_agent, "curl/8.1.2") || umg_slice_eq(t->user_agent, "python-requests/2.31.0") ||
@@ -958,6 +984,7 @@ static void fwalk_install(fwalk_t *w, const umg_gen_item_t *it, const umg_event_
     assert_true(it->reason != NULL && strlen(it->claim) == 32 && it->fraud_source != NULL);
     w->spoofs[it->spoof]++;
     assert_true((it->spoof != UMG_GEN_SPOOF_NONE) == (it->fraud == UMG_GEN_FRAUD_SPOOF));
+    assert_true((it->flood_site != 0) == (it->fraud == UMG_GEN_FRAUD_FLOOD));
     int v6;
     if (it->fraud == UMG_GEN_FRAUD_INJECTION) {
         /* The injected click 1-9 s before; half of the Android installs have a Play referrer
@@ -976,6 +1003,38 @@ static void fwalk_install(fwalk_t *w, const umg_gen_item_t *it, const umg_event_
             w->inj_referrer++;
             assert_true(ev->referrer_install_begin_ts_us < w->inj[i].click_ts * 1000);
         }
+    } else if (it->fraud == UMG_GEN_FRAUD_FLOOD) {
+        /* click_flooding judges the site of the click that wins: seen when the 7 UTC days to this one hold 20
+         * installs before it and at least 100 clicks per install (all the flood's installs come a day or more
+         * after their click) */
+        uint64_t cid = umg_hash64(it->claim, strlen(it->claim), 6);
+        size_t c = 0;
+        while (c < w->nfclick && w->fclick[c].cid != cid) {
+            c++;
+        }
+        assert_true(c < w->nfclick);
+        int j = w->fclick[c].site;
+        int64_t day = it->ts_ms / DAY_MS - w->fday0;
+        uint64_t clicks = 0, installs = 0;
+        for (int64_t d = day - 6; d <= day; d++) {
+            assert_true(d >= 0 && d < 64);
+            clicks += w->ftally[j][d][0];
+            installs += w->ftally[j][d][1];
+        }
+        int seen = installs >= 20 && installs * 100 <= clicks;
+        if (it->detectable != seen) {
+            fail_msg("flood: install at %lld on site %d (%llu installs, %llu clicks in the window) labelled "
+                     "detectable=%d",
+                     (long long)it->ts_ms, j, (unsigned long long)installs, (unsigned long long)clicks, it->detectable);
+        }
+        /* one label per site, and not another's */
+        w->fsite_label[j] = w->fsite_label[j] ? w->fsite_label[j] : it->flood_site;
+        assert_int_equal(it->flood_site, w->fsite_label[j]);
+        for (int x = 0; x < w->nfsite; x++) {
+            assert_true(x == j || w->fsite_label[x] != it->flood_site);
+        }
+        w->ftally[j][day][1]++;
+        *(seen ? &w->fseen : &w->funseen) += 1;
     } else if (it->fraud == UMG_GEN_FRAUD_DATACENTER) {
         assert_true(in_datacenter(ev->ip, &v6));
         *(v6 ? &w->dc_v6 : &w->dc_v4) += 1;
@@ -1010,6 +1069,13 @@ static void fwalk_install(fwalk_t *w, const umg_gen_item_t *it, const umg_event_
     }
 }
 
+static void fwalk_free(fwalk_t *w)
+{
+    free(w->flood_dev);
+    free(w->flood_ip);
+    free(w->fclick);
+}
+
 static void fraud_walk(fwalk_t *w, const umg_gen_opts_t *o)
 {
     umg_gen_stats_t pre;
@@ -1020,7 +1086,9 @@ static void fraud_walk(fwalk_t *w, const umg_gen_opts_t *o)
     w->inj_min = INT64_MAX;
     w->flood_dev = calloc(pre.clicks, sizeof(fitem_t));
     w->flood_ip = calloc(pre.clicks, sizeof(fitem_t));
-    assert_true(w->flood_dev != NULL && w->flood_ip != NULL);
+    w->fclick = calloc(pre.clicks, sizeof(*w->fclick));
+    assert_true(w->flood_dev != NULL && w->flood_ip != NULL && w->fclick != NULL);
+    w->fday0 = (o->now_ms - o->days * DAY_MS) / DAY_MS - 7;
     umg_gen_t *g;
     umg_gen_item_t it;
     int64_t prev = 0;
@@ -1091,6 +1159,8 @@ static void test_fraud_items(void **state)
                  (unsigned long long)per_dev, (unsigned long long)per_ip);
     }
     assert_true(w->installs[UMG_GEN_FRAUD_FLOOD] * 100 < w->clicks[UMG_GEN_FRAUD_FLOOD]);
+    print_message("flood: %llu installs seen when they arrive, %llu not\n", (unsigned long long)w->fseen,
+                  (unsigned long long)w->funseen);
     /* Farms: one IP and User-Agent, 30-60 installs under fresh ids within the hour. */
     assert_true(w->nfarm >= 1);
     for (int f = 0; f < w->nfarm; f++) {
@@ -1107,15 +1177,13 @@ static void test_fraud_items(void **state)
                 w->spoofs[UMG_GEN_SPOOF_STALE] > 0);
     assert_string_equal(umg_gen_datacenter_cidrs[0], "203.0.113.0/24");
     assert_string_equal(umg_gen_datacenter_cidrs[1], "2001:db8:ffff::/48");
-    free(w->flood_dev);
-    free(w->flood_ip);
+    fwalk_free(w);
     /* iOS: no Play referrer, the rest alike. */
     o = fraud_opts(UMG_GEN_IOS, 6);
     fraud_walk(w, &o);
     assert_int_equal(w->inj_referrer, 0);
     assert_true(w->inj_min >= 1000 && w->inj_max <= 9000);
-    free(w->flood_dev);
-    free(w->flood_ip);
+    fwalk_free(w);
     /* Farms at other times of day until one straddles midnight: its labels follow the rule's
      * windows there too (checked per install in the walk). */
     o = fraud_opts(UMG_GEN_ANDROID, 7);
@@ -1125,10 +1193,22 @@ static void test_fraud_items(void **state)
         o.now_ms += 47 * 60000;
         fraud_walk(w, &o);
         straddles = w->farm_straddles;
-        free(w->flood_dev);
-        free(w->flood_ip);
+        fwalk_free(w);
     }
     assert_true(straddles > 0);
+    /* A flood alone, big enough for click_flooding to see some of its installs when they arrive: their labels
+     * follow the rule's window at other times of day too (checked per install in the walk). */
+    o = fraud_opts(UMG_GEN_ANDROID, 8);
+    assert_int_equal(umg_gen_fraud_kinds_parse("flood", &o.fraud_kinds), UMG_OK);
+    for (int shift = 0; shift < 4; shift++) {
+        o.now_ms += 5 * HOUR_MS + 13 * 60000;
+        fraud_walk(w, &o);
+        if (w->fseen == 0 || w->funseen == 0) {
+            fail_msg("flood at +%d: %llu installs seen when they arrive, %llu not", shift, (unsigned long long)w->fseen,
+                     (unsigned long long)w->funseen);
+        }
+        fwalk_free(w);
+    }
     free(w);
 }
 
@@ -1220,6 +1300,8 @@ static void test_fraud_labels(void **state)
         assert_true(strlen(field[5]) == 10 && strncmp(field[5], "2026-11-", 8) == 0);
         rows[install][k]++;
         detectable += field[6][0] == '1';
+        /* too small a flood for click_flooding (20 installs a site in 7 days): its rows wait for the end, unseen */
+        assert_true(!install || k != UMG_GEN_FRAUD_FLOOD || field[6][0] == '0');
         claims += install && k != 0 && strlen(field[8]) == 32;
         n++;
     }
@@ -1247,6 +1329,109 @@ static void test_fraud_labels(void **state)
     unlink(out);
     unlink(labels);
     unlink(ips);
+}
+
+/* A flood install that click_flooding cannot see when it arrives is labelled detectable when a later install of its
+ * site is seen (the rule flags the earlier ones then, 31 days back at most), and 0 when none is (test_fraud_labels:
+ * a flood too small to be seen). */
+static void test_flood_labels_after_the_fact(void **state)
+{
+    (void)state;
+    char out[] = "/tmp/umg-test-gen-XXXXXX", labels[64];
+    int fd = mkstemp(out);
+    assert_true(fd >= 0);
+    close(fd);
+    snprintf(labels, sizeof(labels), "%s.csv", out);
+    char *argv[] = {"gen",
+                    "--out",
+                    out,
+                    "--devices",
+                    "2000",
+                    "--days",
+                    "14",
+                    "--now",
+                    "1795773600000",
+                    "--fraud",
+                    "10",
+                    "--fraud-kinds",
+                    "flood",
+                    "--seed",
+                    "8",
+                    "--quiet",
+                    "--fraud-labels",
+                    labels,
+                    NULL};
+    FILE *saved = stdout;
+    stdout = fopen("/dev/null", "w");
+    int rc = umg_gen_cli((int)UMG_ARRAY_SIZE(argv) - 1, argv);
+    fclose(stdout);
+    stdout = saved;
+    assert_int_equal(rc, 0);
+    /* The same run's flood installs: id, site, time, seen on arrival. */
+    umg_gen_opts_t o = opts(UMG_GEN_ANDROID, 2000, 14, 8);
+    o.now_ms = 1795773600000;
+    o.fraud_pct = 10;
+    assert_int_equal(umg_gen_fraud_kinds_parse("flood", &o.fraud_kinds), UMG_OK);
+    struct {
+        char id[37];
+        int site, seen, want;
+        int64_t ts;
+    } in[512];
+    size_t n = 0;
+    umg_gen_t *g;
+    umg_gen_item_t it;
+    assert_int_equal(umg_gen_new(&o, &g), UMG_OK);
+    while (umg_gen_next(g, &it) == UMG_OK) {
+        if (it.flood_site == 0) {
+            continue;
+        }
+        const char *id = memmem(it.json.ptr, it.json.len, "\"event_id\":\"", 12);
+        assert_true(id != NULL && n < UMG_ARRAY_SIZE(in));
+        snprintf(in[n].id, sizeof(in[n].id), "%.36s", id + 12);
+        in[n].site = it.flood_site;
+        in[n].seen = it.detectable;
+        in[n].ts = it.ts_ms;
+        n++;
+    }
+    umg_gen_free(g);
+    size_t later = 0, never = 0;
+    for (size_t i = 0; i < n; i++) {
+        in[i].want = in[i].seen;
+        for (size_t j = i + 1; j < n && !in[i].want; j++) {
+            in[i].want = in[j].site == in[i].site && in[j].seen && in[i].ts >= in[j].ts - 31 * DAY_MS;
+        }
+        later += in[i].want && !in[i].seen;
+        never += !in[i].want;
+    }
+    if (later == 0) {
+        fail_msg("%zu flood installs: %zu detectable after the fact, %zu never", n, later, never);
+    }
+    char line[512];
+    size_t rows = 0;
+    FILE *f = fopen(labels, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "install,", 8) != 0 || strstr(line, ",flood,") == NULL) {
+            continue;
+        }
+        size_t i = 0;
+        while (i < n && strncmp(line + 8, in[i].id, 36) != 0) {
+            i++;
+        }
+        assert_true(i < n);
+        const char *d = line;
+        for (int comma = 0; comma < 6; comma++) {
+            d = strchr(d, ',') + 1;
+        }
+        if (*d - '0' != in[i].want) {
+            fail_msg("flood install %s labelled %c, want %d: %s", in[i].id, *d, in[i].want, line);
+        }
+        rows++;
+    }
+    fclose(f);
+    assert_int_equal(rows, n);
+    unlink(out);
+    unlink(labels);
 }
 
 /* X-Signature: HMAC-SHA256(secret, timestamp "." body), against Python's hmac:
@@ -1284,6 +1469,7 @@ int main(void)
         cmocka_unit_test(test_fraud_deterministic),
         cmocka_unit_test(test_fraud_items),
         cmocka_unit_test(test_fraud_labels),
+        cmocka_unit_test(test_flood_labels_after_the_fact),
         cmocka_unit_test(test_signature),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

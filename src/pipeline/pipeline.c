@@ -171,7 +171,8 @@ static void count(umg_pipeline_t *p, int which)
 
 void umg_pipeline_config_defaults(umg_pipeline_config_t *cfg)
 {
-    cfg->batch = 2000;
+    cfg->batch = 20000;
+    cfg->batch_ms = 50;
     cfg->poll_ms = 2;
     cfg->touch_retention_ms = 31ll * 86400000;
     cfg->sync_interval_ms = 1000;
@@ -245,9 +246,8 @@ int umg_pipeline_new(const umg_pipeline_config_t *cfg, umg_store_t *store, const
         return UMG_ENOMEM;
     }
     p->cfg = *cfg;
-    if (p->cfg.batch < 1) {
-        p->cfg.batch = 1;
-    }
+    p->cfg.batch = p->cfg.batch < 1 ? 1 : p->cfg.batch;
+    p->cfg.batch_ms = p->cfg.batch_ms < 1 ? 1 : p->cfg.batch_ms;
     p->store = store;
     p->ops = ops;
     p->bus = bus;
@@ -1871,7 +1871,7 @@ int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
         goto reopen;
     }
     size_t done = 0;
-    uint64_t next = p->reader_next;
+    uint64_t next = p->reader_next, t0 = umg_mono_ns();
     for (;;) {
         rc = apply(p, &m);
         if (rc != UMG_OK) {
@@ -1879,7 +1879,8 @@ int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
         }
         next = m.offset + 1;
         p->last_recv_us = m.recv_us > p->last_recv_us ? m.recv_us : p->last_recv_us;
-        if (++done >= (size_t)p->cfg.batch) {
+        if (++done >= (size_t)p->cfg.batch ||
+            (done % 256 == 0 && (int64_t)(umg_mono_ns() - t0) >= p->cfg.batch_ms * 1000000)) {
             break;
         }
         rc = p->ops->reader_next(p->reader, &m);

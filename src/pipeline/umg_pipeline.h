@@ -21,6 +21,7 @@ struct umg_pii_s;
 
 typedef struct umg_pipeline_config_s {
     int64_t batch;              /* log records per store transaction at most */
+    int64_t batch_ms;           /* a store transaction ends after this long, even when shorter than batch */
     int64_t poll_ms;            /* idle wait before looking for new records */
     int64_t touch_retention_ms; /* touches older than this (behind the newest record) are expired */
     int64_t sync_interval_ms;   /* how often the store is flushed to disk */

@@ -152,7 +152,7 @@ static size_t add_device(umg_store_txn_t *tx, uint32_t app, uint64_t i, uint64_t
     d.attr.install.campaign = ids.campaign[rnd(100)];
     d.country = ids.country[rnd(20)];
     uint64_t dev_ids[UMG_ATTR_MAX_IDS] = {umg_hash64(&key, sizeof(key), 1) | 1};
-    int rc = umg_store_device_put(tx, app, dev_ids, &d);
+    int rc = umg_store_device_put(tx, app, dev_ids, &d, NULL);
     if (rc != UMG_OK) {
         die("device put", rc);
     }

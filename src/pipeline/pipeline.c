@@ -1522,6 +1522,8 @@ static int decide_event(umg_pipeline_t *p, umg_event_t *ev)
         return rc;
     }
     int known = rc == UMG_OK;
+    uint32_t dims[UMG_RD_N]; /* as read: written again only when they change */
+    umg_store_device_dims(&dev, dims);
     const umg_attr_settings_t *s = &app_of(p, obs.app)->s;
     size_t n = 0;
     int installed = known && dev.attr.install_ts_us != 0;
@@ -1623,7 +1625,7 @@ static int decide_event(umg_pipeline_t *p, umg_event_t *ev)
             return rc;
         }
     }
-    rc = umg_store_device_put(p->tx, obs.app, obs.ids, &dev);
+    rc = umg_store_device_put(p->tx, obs.app, obs.ids, &dev, known ? dims : NULL);
     if (rc != UMG_OK || d.outcome == UMG_ATTR_OUT_NONE) {
         return rc;
     }

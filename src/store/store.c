@@ -34,12 +34,26 @@
 
 #include "umg_rollup.h"
 
-enum { DB_TOUCH, DB_ALIAS, DB_DEV, DB_DEC, DB_STR, DB_META, DB_SEEN, DB_ROLL, DB_EVDAY, DB_RLOG, DB_TL, DB_COUNT };
+enum {
+    DB_TOUCH,
+    DB_ALIAS,
+    DB_DEV,
+    DB_DEC,
+    DB_STR,
+    DB_META,
+    DB_SEEN,
+    DB_ROLL,
+    DB_EVDAY,
+    DB_RLOG,
+    DB_TL,
+    DB_DIMS, /* a device's report dimensions alone, by device key: what a grouped funnel reads */
+    DB_COUNT
+};
 
 static const char *const db_names[DB_COUNT] = {"touch", "alias", "dev",   "dec",  "str", "meta",
-                                               "seen",  "roll",  "evday", "rlog", "tl"};
+                                               "seen",  "roll",  "evday", "rlog", "tl",  "dims"};
 static const unsigned db_flags[DB_COUNT] = {
-    MDB_INTEGERKEY, MDB_INTEGERKEY, MDB_INTEGERKEY, 0, 0, 0, MDB_INTEGERKEY, 0, 0, MDB_INTEGERKEY, 0};
+    MDB_INTEGERKEY, MDB_INTEGERKEY, MDB_INTEGERKEY, 0, 0, 0, MDB_INTEGERKEY, 0, 0, MDB_INTEGERKEY, 0, MDB_INTEGERKEY};
 
 /* The layout of what the store holds. A store of another format is emptied at open and rebuilt by the
  * pipeline from the event log (the log is the source of truth). 2: device report fields, rollups. */
@@ -355,6 +369,49 @@ static int check_format(MDB_txn *txn, const MDB_dbi *dbi, const char *dir)
     return rc ? rc : mdb_put(txn, dbi[DB_META], &k, &v, 0);
 }
 
+/* A device's report dimensions (UMG_RD_*): its install's attribution, country, platform. */
+void umg_store_device_dims(const umg_store_device_t *d, uint32_t dims[UMG_RD_N])
+{
+    dims[UMG_RD_SOURCE] = d->attr.install.source;
+    dims[UMG_RD_CAMPAIGN] = d->attr.install.campaign;
+    dims[UMG_RD_ADSET] = d->attr.install.adset;
+    dims[UMG_RD_AD] = d->attr.install.ad;
+    dims[UMG_RD_SITE] = d->attr.install.site;
+    dims[UMG_RD_COUNTRY] = d->country;
+    dims[UMG_RD_PLATFORM] = d->platform;
+}
+
+/* A store from before the dimensions table (same format otherwise) gets it from its devices, once. */
+static int dims_fill(MDB_txn *txn, const MDB_dbi *dbi, const char *dir)
+{
+    MDB_stat dev, dims;
+    int rc = mdb_stat(txn, dbi[DB_DEV], &dev);
+    rc = rc ? rc : mdb_stat(txn, dbi[DB_DIMS], &dims);
+    if (rc != 0 || dev.ms_entries == 0 || dims.ms_entries > 0) {
+        return rc;
+    }
+    umg_log(UMG_LOG_INFO, "store", "%s: writing the report dimensions of %zu devices", dir, dev.ms_entries);
+    MDB_cursor *c = NULL;
+    rc = mdb_cursor_open(txn, dbi[DB_DEV], &c);
+    MDB_val k, v;
+    for (int op = MDB_FIRST; rc == 0 && (rc = mdb_cursor_get(c, &k, &v, (MDB_cursor_op)op)) == 0; op = MDB_NEXT) {
+        if (v.mv_size != sizeof(umg_store_device_t)) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        umg_store_device_t d;
+        uint32_t dims_v[UMG_RD_N];
+        memcpy(&d, v.mv_data, sizeof(d));
+        umg_store_device_dims(&d, dims_v);
+        MDB_val dv = {sizeof(dims_v), dims_v};
+        rc = mdb_put(txn, dbi[DB_DIMS], &k, &dv, MDB_APPEND); /* the same key order */
+    }
+    if (c != NULL) {
+        mdb_cursor_close(c);
+    }
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 int umg_store_open(const char *dir, const umg_store_config_t *cfg, umg_store_t **out)
 {
     if (dir == NULL || cfg == NULL || out == NULL) {
@@ -396,6 +453,9 @@ int umg_store_open(const char *dir, const umg_store_config_t *cfg, umg_store_t *
         }
         if (rc == 0) {
             rc = check_format(txn, st->dbi, dir);
+        }
+        if (rc == 0) {
+            rc = dims_fill(txn, st->dbi, dir);
         }
         if (rc == 0) {
             rc = mdb_txn_commit(txn);
@@ -1028,10 +1088,15 @@ int umg_store_device_get(umg_store_txn_t *tx, uint32_t app, uint64_t key, umg_st
     return UMG_OK;
 }
 
-struct umg_store_devwalk_s {
+typedef struct walkpos_s {
     MDB_cursor *c;
     uint64_t at; /* the key the cursor is on */
     int on;      /* the cursor is on a record */
+} walkpos_t;
+
+struct umg_store_devwalk_s {
+    umg_store_txn_t *tx;
+    walkpos_t dev, dims; /* a cursor per table, opened when first read */
 };
 
 int umg_store_devwalk_open(umg_store_txn_t *tx, umg_store_devwalk_t **out)
@@ -1040,20 +1105,23 @@ int umg_store_devwalk_open(umg_store_txn_t *tx, umg_store_devwalk_t **out)
     if (w == NULL) {
         return UMG_ENOMEM;
     }
-    int rc = mdb_cursor_open(tx->txn, tx->st->dbi[DB_DEV], &w->c);
-    if (rc != 0) {
-        umg_free(w);
-        return map_err(rc, "device walk");
-    }
+    w->tx = tx;
     *out = w;
     return UMG_OK;
 }
 
-/* Puts the cursor on key's device: its value in *v. */
-static int devwalk_seek(umg_store_devwalk_t *w, uint64_t key, MDB_val *v)
+/* Puts the table's cursor on key's record: its value in *v. */
+static int devwalk_seek(umg_store_devwalk_t *dw, int db, walkpos_t *w, uint64_t key, MDB_val *v)
 {
+    if (w->c == NULL) {
+        int rc = mdb_cursor_open(dw->tx->txn, dw->tx->st->dbi[db], &w->c);
+        if (rc != 0) {
+            w->c = NULL;
+            return map_err(rc, "device walk");
+        }
+    }
     MDB_val k;
-    int rc, seek = 1;
+    int rc = MDB_NOTFOUND, seek = 1;
     if (w->on && w->at == key) {
         rc = mdb_cursor_get(w->c, &k, v, MDB_GET_CURRENT);
         seek = 0;
@@ -1082,16 +1150,16 @@ static int devwalk_seek(umg_store_devwalk_t *w, uint64_t key, MDB_val *v)
     if (rc != 0) {
         return rc == MDB_NOTFOUND ? UMG_ENOENT : map_err(rc, "device walk");
     }
-    if (w->at != key) {
-        return UMG_ENOENT;
-    }
-    return v->mv_size == sizeof(umg_store_device_t) ? UMG_OK : UMG_ECORRUPT;
+    return w->at != key ? UMG_ENOENT : UMG_OK;
 }
 
 int umg_store_devwalk_get(umg_store_devwalk_t *w, uint64_t key, umg_store_device_t *out)
 {
     MDB_val v;
-    int rc = devwalk_seek(w, key, &v);
+    int rc = devwalk_seek(w, DB_DEV, &w->dev, key, &v);
+    if (rc == UMG_OK && v.mv_size != sizeof(*out)) {
+        return UMG_ECORRUPT;
+    }
     if (rc == UMG_OK) {
         memcpy(out, v.mv_data, sizeof(*out));
     }
@@ -1101,21 +1169,12 @@ int umg_store_devwalk_get(umg_store_devwalk_t *w, uint64_t key, umg_store_device
 int umg_store_devwalk_dims(umg_store_devwalk_t *w, uint64_t key, uint32_t dims[UMG_RD_N])
 {
     MDB_val v;
-    int rc = devwalk_seek(w, key, &v);
+    int rc = devwalk_seek(w, DB_DIMS, &w->dims, key, &v);
+    if (rc == UMG_OK && v.mv_size != UMG_RD_N * sizeof(uint32_t)) {
+        return UMG_ECORRUPT;
+    }
     if (rc == UMG_OK) {
-        /* Only the fields read: a device is 536 bytes, these sit in two of its cache lines. */
-        const char *p = v.mv_data;
-        umg_attr_attribution_t a;
-        uint32_t cp[2];
-        memcpy(&a, p + offsetof(umg_store_device_t, attr.install), sizeof(a));
-        memcpy(cp, p + offsetof(umg_store_device_t, country), sizeof(cp));
-        dims[UMG_RD_SOURCE] = a.source;
-        dims[UMG_RD_CAMPAIGN] = a.campaign;
-        dims[UMG_RD_ADSET] = a.adset;
-        dims[UMG_RD_AD] = a.ad;
-        dims[UMG_RD_SITE] = a.site;
-        dims[UMG_RD_COUNTRY] = cp[0];
-        dims[UMG_RD_PLATFORM] = cp[1];
+        memcpy(dims, v.mv_data, UMG_RD_N * sizeof(uint32_t));
     }
     return rc;
 }
@@ -1123,7 +1182,12 @@ int umg_store_devwalk_dims(umg_store_devwalk_t *w, uint64_t key, uint32_t dims[U
 void umg_store_devwalk_close(umg_store_devwalk_t *w)
 {
     if (w != NULL) {
-        mdb_cursor_close(w->c);
+        if (w->dev.c != NULL) {
+            mdb_cursor_close(w->dev.c);
+        }
+        if (w->dims.c != NULL) {
+            mdb_cursor_close(w->dims.c);
+        }
         umg_free(w);
     }
 }
@@ -1164,11 +1228,17 @@ int umg_store_device_find(umg_store_txn_t *tx, uint32_t app, const uint64_t ids[
 }
 
 int umg_store_device_put(umg_store_txn_t *tx, uint32_t app, const uint64_t ids[UMG_ATTR_MAX_IDS],
-                         const umg_store_device_t *d)
+                         const umg_store_device_t *d, const uint32_t *dims_before)
 {
     uint64_t key = d->key;
     MDB_val k = {8, &key}, v = {sizeof(*d), (void *)d};
     int rc = mdb_put(tx->txn, tx->st->dbi[DB_DEV], &k, &v, 0);
+    uint32_t dims[UMG_RD_N];
+    umg_store_device_dims(d, dims);
+    if (rc == 0 && (dims_before == NULL || memcmp(dims, dims_before, sizeof(dims)) != 0)) {
+        MDB_val dv = {sizeof(dims), dims};
+        rc = mdb_put(tx->txn, tx->st->dbi[DB_DIMS], &k, &dv, 0);
+    }
     for (int i = 0; rc == 0 && i < UMG_ATTR_MAX_IDS && ids[i] != 0; i++) {
         uint64_t ak = app_key(app, 'A', ids[i]);
         MDB_val kk = {8, &ak}, kv;
@@ -1830,6 +1900,10 @@ int umg_store_forget(umg_store_txn_t *tx, const umg_store_forget_t *f, umg_store
         MDB_val k = {8, &canon[i]};
         int mrc = mdb_del(tx->txn, tx->st->dbi[DB_DEV], &k, NULL);
         s.devices += mrc == 0;
+        if (mrc == 0 || mrc == MDB_NOTFOUND) {
+            int drc = mdb_del(tx->txn, tx->st->dbi[DB_DIMS], &k, NULL);
+            mrc = drc == MDB_NOTFOUND ? mrc : drc;
+        }
         if (mrc != 0 && mrc != MDB_NOTFOUND) {
             rc = map_err(mrc, "forget device");
         }

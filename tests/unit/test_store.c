@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <lmdb.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,7 +248,7 @@ static void test_devices_and_decisions(void **state)
     assert_int_equal(umg_store_device_find(tx, 1, ids, &d), UMG_ENOENT);
     d.sessions = 3;
     d.revenue = 4.5;
-    assert_int_equal(umg_store_device_put(tx, 1, ids, &d), UMG_OK);
+    assert_int_equal(umg_store_device_put(tx, 1, ids, &d, NULL), UMG_OK);
     /* Any of its identifiers reaches it, also one learnt later; another app's does not. */
     umg_store_device_t e;
     uint64_t only_second[UMG_ATTR_MAX_IDS] = {202, 0, 0, 0};
@@ -255,7 +256,7 @@ static void test_devices_and_decisions(void **state)
     assert_int_equal(e.key, d.key);
     assert_int_equal(umg_store_device_by_id(tx, 2, 101, &e), UMG_ENOENT);
     uint64_t more[UMG_ATTR_MAX_IDS] = {202, 303, 0, 0};
-    assert_int_equal(umg_store_device_put(tx, 1, more, &d), UMG_OK);
+    assert_int_equal(umg_store_device_put(tx, 1, more, &d, NULL), UMG_OK);
     assert_int_equal(umg_store_device_by_id(tx, 1, 303, &e), UMG_OK);
     assert_int_equal(e.sessions, 3);
     assert_true(e.revenue == 4.5);
@@ -384,11 +385,11 @@ static void test_forget(void **state)
     uint64_t xids[UMG_ATTR_MAX_IDS] = {11, 12, 0, 0}, yids[UMG_ATTR_MAX_IDS] = {21, 0, 0, 0};
     umg_store_device_t x, y, z;
     assert_int_equal(umg_store_device_find(tx, 1, xids, &x), UMG_ENOENT);
-    assert_int_equal(umg_store_device_put(tx, 1, xids, &x), UMG_OK);
+    assert_int_equal(umg_store_device_put(tx, 1, xids, &x, NULL), UMG_OK);
     assert_int_equal(umg_store_device_find(tx, 1, yids, &y), UMG_ENOENT);
-    assert_int_equal(umg_store_device_put(tx, 1, yids, &y), UMG_OK);
+    assert_int_equal(umg_store_device_put(tx, 1, yids, &y, NULL), UMG_OK);
     assert_int_equal(umg_store_device_find(tx, 2, xids, &z), UMG_ENOENT);
-    assert_int_equal(umg_store_device_put(tx, 2, xids, &z), UMG_OK);
+    assert_int_equal(umg_store_device_put(tx, 2, xids, &z, NULL), UMG_OK);
     umg_attr_touch_t t[4] = {touch(1, 1, T0 - H_, 11, 7, 0), touch(1, 2, T0 - H_, 12, 0, 0),
                              touch(1, 3, T0 - H_, 21, 0, 0), touch(1, 4, T0 - H_, 0, 0, 0x99)};
     for (int i = 0; i < 4; i++) {
@@ -1008,7 +1009,7 @@ static void test_device_walk(void **state)
         d.country = (uint32_t)i + 600;
         d.platform = (uint32_t)i + 700;
         uint64_t ids[UMG_ATTR_MAX_IDS] = {1000 + i, 0, 0, 0};
-        assert_int_equal(umg_store_device_put(tx, 1, ids, &d), UMG_OK);
+        assert_int_equal(umg_store_device_put(tx, 1, ids, &d, NULL), UMG_OK);
     }
     umg_store_devwalk_t *w;
     assert_int_equal(umg_store_devwalk_open(tx, &w), UMG_OK);
@@ -1037,6 +1038,45 @@ static void test_device_walk(void **state)
                         dims[UMG_RD_ADSET] == n + 300 && dims[UMG_RD_AD] == n + 400 && dims[UMG_RD_SITE] == n + 500 &&
                         dims[UMG_RD_COUNTRY] == n + 600 && dims[UMG_RD_PLATFORM] == n + 700);
         }
+    }
+    umg_store_devwalk_close(w);
+    /* A changed dimension is written again; a put that says they are unchanged leaves the table alone. */
+    umg_store_device_t d30;
+    uint32_t before[UMG_RD_N], dims[UMG_RD_N];
+    assert_int_equal(umg_store_device_get(tx, 1, 30, &d30), UMG_OK);
+    umg_store_device_dims(&d30, before);
+    uint64_t ids30[UMG_ATTR_MAX_IDS] = {1003, 0, 0, 0};
+    d30.country = 999;
+    assert_int_equal(umg_store_device_put(tx, 1, ids30, &d30, before), UMG_OK);
+    d30.platform = 998;
+    umg_store_device_dims(&d30, before); /* claims the new platform was read: not written */
+    assert_int_equal(umg_store_device_put(tx, 1, ids30, &d30, before), UMG_OK);
+    assert_int_equal(umg_store_devwalk_open(tx, &w), UMG_OK);
+    assert_int_equal(umg_store_devwalk_dims(w, 30, dims), UMG_OK);
+    assert_true(dims[UMG_RD_COUNTRY] == 999 && dims[UMG_RD_PLATFORM] == 703 && dims[UMG_RD_SOURCE] == 103);
+    umg_store_devwalk_close(w);
+    assert_int_equal(umg_store_commit(tx), UMG_OK);
+    umg_store_close(st);
+    /* A store from before the dimensions table: it is written from the devices at open. */
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, (size_t)1 << 30), 0);
+    assert_int_equal(mdb_env_open(env, dir, MDB_NOTLS, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "dims", MDB_INTEGERKEY, &dbi), 0);
+    assert_int_equal(mdb_drop(txn, dbi, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    st = open_store(dir);
+    assert_int_equal(umg_store_begin(st, 0, &tx), UMG_OK);
+    assert_int_equal(umg_store_devwalk_open(tx, &w), UMG_OK);
+    for (uint64_t i = 1; i <= 20; i++) {
+        assert_int_equal(umg_store_devwalk_dims(w, i * 10, dims), UMG_OK);
+        assert_int_equal(dims[UMG_RD_CAMPAIGN], i + 200);
+        assert_int_equal(dims[UMG_RD_PLATFORM], i == 3 ? 998 : i + 700); /* the device's own, now */
     }
     umg_store_devwalk_close(w);
     umg_store_abort(tx);

@@ -691,7 +691,7 @@ static int member_ts(tctx_t *c, const umg_json_item_t *it)
 
 static int member_type(tctx_t *c, const umg_json_item_t *it)
 {
-    umg_slice_t s;
+    umg_slice_t s = UMG_SLICE_NULL;
     int rc = json_str(c, it, &s);
     if (rc < 0) {
         return -1;
@@ -738,7 +738,7 @@ static int member_ip(tctx_t *c, const umg_json_item_t *it)
 /* A plain string member (user_agent, app_id). */
 static int member_text(tctx_t *c, const umg_json_item_t *it, size_t max, umg_slice_t *out)
 {
-    umg_slice_t s;
+    umg_slice_t s = UMG_SLICE_NULL;
     int rc = json_str(c, it, &s);
     if (rc <= 0) {
         return rc;
@@ -752,7 +752,7 @@ static int member_text(tctx_t *c, const umg_json_item_t *it, size_t max, umg_sli
 
 static int member_touch_id(tctx_t *c, const umg_json_item_t *it)
 {
-    umg_slice_t s;
+    umg_slice_t s = UMG_SLICE_NULL;
     int rc = json_str(c, it, &s);
     if (rc <= 0) {
         return rc;
@@ -765,7 +765,7 @@ static int member_touch_id(tctx_t *c, const umg_json_item_t *it)
 
 static int member_via(tctx_t *c, const umg_json_item_t *it)
 {
-    umg_slice_t s;
+    umg_slice_t s = UMG_SLICE_NULL;
     int rc = json_str(c, it, &s);
     if (rc <= 0) {
         return rc;

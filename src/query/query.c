@@ -2301,7 +2301,7 @@ static int scan_costs(qctx_t *c, cells_t *x)
 static int convert_cell(qctx_t *c, uint32_t g, uint32_t dayoff, uint32_t cur, int64_t sum, void *arg)
 {
     int pos = arg == &c->unrev ? c->pos_rev : c->pos_cost;
-    int64_t v;
+    int64_t v = 0;
     int rc = convert(c, dayoff, cur, sum, &v);
     if (rc == 1) {
         c->acc[(size_t)g * c->K + (size_t)pos] += v;

@@ -1212,6 +1212,21 @@ static void test_fraud_items(void **state)
     free(w);
 }
 
+/* `unmogrowp gen` with argv (NULL-terminated), its summary line to /dev/null: its exit status. */
+static int gen_cli_quiet(char **argv)
+{
+    int argc = 0;
+    while (argv[argc] != NULL) {
+        argc++;
+    }
+    FILE *saved = stdout;
+    stdout = fopen("/dev/null", "w");
+    int rc = umg_gen_cli(argc, argv);
+    fclose(stdout);
+    stdout = saved;
+    return rc;
+}
+
 /* The labels file has a row per install and click, and the counts of the summary. */
 static void test_fraud_labels(void **state)
 {
@@ -1243,13 +1258,7 @@ static void test_fraud_labels(void **state)
                     "--fraud-ip-list",
                     ips,
                     NULL};
-    int argc = (int)UMG_ARRAY_SIZE(argv) - 1;
-    FILE *saved = stdout;
-    stdout = fopen("/dev/null", "w");
-    int rc = umg_gen_cli(argc, argv);
-    fclose(stdout);
-    stdout = saved;
-    assert_int_equal(rc, 0);
+    assert_int_equal(gen_cli_quiet(argv), 0);
     umg_gen_opts_t o = opts(UMG_GEN_ANDROID, 600, 10, 9);
     o.fraud_pct = 10;
     o.reinstall_pct = 20;
@@ -1361,12 +1370,7 @@ static void test_flood_labels_after_the_fact(void **state)
                     "--fraud-labels",
                     labels,
                     NULL};
-    FILE *saved = stdout;
-    stdout = fopen("/dev/null", "w");
-    int rc = umg_gen_cli((int)UMG_ARRAY_SIZE(argv) - 1, argv);
-    fclose(stdout);
-    stdout = saved;
-    assert_int_equal(rc, 0);
+    assert_int_equal(gen_cli_quiet(argv), 0);
     /* The same run's flood installs: id, site, time, seen on arrival. */
     umg_gen_opts_t o = opts(UMG_GEN_ANDROID, 2000, 14, 8);
     o.now_ms = 1795773600000;

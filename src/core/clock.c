@@ -284,17 +284,11 @@ void umg_date_format(int32_t day, char out[11])
     int64_t y;
     int m, d;
     civil_from_days(day, &y, &m, &d);
-    /* the clamps tell the compiler the lengths (-Wformat-truncation at -O3); they never bite */
-    snprintf(out, 11, "%04d-%02d-%02d",
-             (int)(y < 0      ? 0
-                   : y > 9999 ? 9999
-                              : y),
-             m < 1    ? 1
-             : m > 12 ? 12
-                      : m,
-             d < 1    ? 1
-             : d > 31 ? 31
-                      : d);
+    /* through a buffer no int can overflow, so that no optimisation level sees a truncation */
+    char tmp[40];
+    snprintf(tmp, sizeof(tmp), "%04d-%02d-%02d", (int)(y < 0 ? 0 : y > 9999 ? 9999 : y), m, d);
+    memcpy(out, tmp, 10);
+    out[10] = '\0';
 }
 
 int32_t umg_date_from_civil(int y, int m, int d)

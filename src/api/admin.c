@@ -66,6 +66,10 @@ void umg__admin_count_login(const char *outcome)
 static void job_free(job_t *j)
 {
     if (j != NULL) {
+        if (j->login != NULL) {
+            sodium_memzero(j->login, sizeof(*j->login));
+            umg_free(j->login);
+        }
         umg_free(j->path);
         umg_free(j->query);
         if (j->body != NULL) {
@@ -104,6 +108,65 @@ static void on_done(umg_http_req_t *req, void *data)
     job_free(j);
 }
 
+static int enqueue(umg_admin_t *a, job_t *j, int again);
+
+/* A login's password check, on the password thread (or the worker's when that one has stopped). */
+static void password_check(login_check_t *l)
+{
+    l->ok = umg_meta_password_check(l->hash, l->password, l->password_len);
+    l->checked = 1;
+    sodium_memzero(l->password, sizeof(l->password));
+}
+
+static void *password_main(void *arg)
+{
+    umg_admin_t *a = arg;
+    pthread_mutex_lock(&a->mu);
+    for (;;) {
+        while (a->pw_head == NULL && !a->pw_stopping) {
+            pthread_cond_wait(&a->pw_cv, &a->mu);
+        }
+        job_t *j = a->pw_head;
+        if (j == NULL) {
+            break; /* stopping and drained */
+        }
+        a->pw_head = j->next;
+        if (a->pw_head == NULL) {
+            a->pw_tail = NULL;
+        }
+        pthread_mutex_unlock(&a->mu);
+        password_check(j->login);
+        enqueue(a, j, 1); /* back to the worker for its second turn */
+        pthread_mutex_lock(&a->mu);
+    }
+    a->pw_running = 0;
+    pthread_mutex_unlock(&a->mu);
+    return NULL;
+}
+
+/* A login after its first turn: to the password thread, or checked here when that one has stopped. */
+static void password_handoff(umg_admin_t *a, job_t *j)
+{
+    pthread_mutex_lock(&a->mu);
+    int running = a->pw_running && !a->pw_stopping;
+    if (running) {
+        j->next = NULL;
+        if (a->pw_tail != NULL) {
+            a->pw_tail->next = j;
+        } else {
+            a->pw_head = j;
+        }
+        a->pw_tail = j;
+        pthread_cond_signal(&a->pw_cv);
+    }
+    pthread_mutex_unlock(&a->mu);
+    if (!running) {
+        password_check(j->login);
+        umg__admin_dispatch(a, j);
+        umg_http_resume(j->defer, on_done, j);
+    }
+}
+
 static void *worker_main(void *arg)
 {
     umg_admin_t *a = arg;
@@ -128,7 +191,11 @@ static void *worker_main(void *arg)
             job_free(j);
         } else {
             umg__admin_dispatch(a, j);
-            umg_http_resume(j->defer, on_done, j);
+            if (j->status == 0 && umg__login_waits(j)) {
+                password_handoff(a, j);
+            } else {
+                umg_http_resume(j->defer, on_done, j);
+            }
         }
         pthread_mutex_lock(&a->mu);
     }
@@ -136,10 +203,11 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static int enqueue(umg_admin_t *a, job_t *j)
+/* again: a login back from the password thread, which the worker takes even when full or stopping */
+static int enqueue(umg_admin_t *a, job_t *j, int again)
 {
     pthread_mutex_lock(&a->mu);
-    if (a->stopping || a->queued >= ADMIN_MAX_QUEUE) {
+    if (!again && (a->stopping || a->queued >= ADMIN_MAX_QUEUE)) {
         pthread_mutex_unlock(&a->mu);
         return UMG_EFULL;
     }
@@ -201,7 +269,7 @@ void umg_admin_audit_async(umg_admin_t *a, const umg_audit_t *rec)
                              .ip = dst[4],
                              .request_id = dst[5],
                              .detail = dst[6]};
-    if (enqueue(a, j) != UMG_OK) {
+    if (enqueue(a, j, 0) != UMG_OK) {
         umg_log(UMG_LOG_ERROR, "audit", "admin worker stopped or full: audit record %s lost", rec->action);
         job_free(j);
     }
@@ -272,7 +340,7 @@ void umg_admin_handle(umg_http_req_t *req, umg_admin_t *a)
         umg_http_error(req, 503, "out_of_memory", NULL, "out of memory; retry");
         return;
     }
-    if (enqueue(a, j) != UMG_OK) {
+    if (enqueue(a, j, 0) != UMG_OK) {
         umg_http_defer_cancel(j->defer);
         job_free(j);
         umg_http_error(req, 503, "overloaded", NULL, "the admin API is busy; retry shortly");
@@ -296,6 +364,7 @@ int umg_admin_new(const char *data_dir, umg_auth_t *auth, umg_limits_t *limits, 
     a->lcfg = *lcfg;
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->cv, NULL);
+    pthread_cond_init(&a->pw_cv, NULL);
     int rc = umg_meta_open(data_dir, &a->db);
     rc = rc ? rc : umg_meta_privacy_key(data_dir, a->privacy_key);
     rc = rc ? rc : umg_meta_open(data_dir, &a->tick_db);
@@ -308,6 +377,8 @@ int umg_admin_new(const char *data_dir, umg_auth_t *auth, umg_limits_t *limits, 
         } else {
             a->started = 1;
         }
+        /* without it (cannot start a thread) logins are checked on the worker, as before */
+        a->pw_running = rc == UMG_OK && pthread_create(&a->pw_thread, NULL, password_main, a) == 0;
     }
     if (rc != UMG_OK) {
         umg_admin_free(a);
@@ -321,6 +392,15 @@ void umg_admin_free(umg_admin_t *a)
 {
     if (a == NULL) {
         return;
+    }
+    /* The password thread first: what it holds goes back to the worker, which then drains everything. */
+    pthread_mutex_lock(&a->mu);
+    int pw = a->pw_running;
+    a->pw_stopping = 1;
+    pthread_cond_broadcast(&a->pw_cv);
+    pthread_mutex_unlock(&a->mu);
+    if (pw) {
+        pthread_join(a->pw_thread, NULL);
     }
     pthread_mutex_lock(&a->mu);
     a->stopping = 1;
@@ -338,6 +418,7 @@ void umg_admin_free(umg_admin_t *a)
     umg_free(a->login);
     pthread_mutex_destroy(&a->mu);
     pthread_cond_destroy(&a->cv);
+    pthread_cond_destroy(&a->pw_cv);
     umg_free(a);
 }
 

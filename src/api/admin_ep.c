@@ -555,43 +555,81 @@ static const char *dummy_hash(void)
     return h;
 }
 
+/* A login refused for the limiter (429 with Retry-After); 1 when it was. */
+static int login_limited(umg_admin_t *a, job_t *j, const char *email)
+{
+    int64_t wait = umg__login_blocked(a, j->ip, email);
+    if (wait <= 0) {
+        return 0;
+    }
+    umg__admin_count_login("limited");
+    audit(a, j, 0, "auth.login", email, "rate_limited", NULL);
+    umg__job_error(j, 429, "too_many_attempts", NULL, "too many failed logins; wait before trying again");
+    snprintf(j->extra, sizeof(j->extra), "Retry-After: %lld\r\nCache-Control: no-store\r\n", (long long)wait);
+    return 1;
+}
+
+#define LOGIN_SELECT                                                                                                   \
+    "SELECT u.id, u.public_id, u.org_id, o.public_id, u.password_hash, u.disabled,"                                    \
+    " u.token_version FROM users u JOIN orgs o ON o.id = u.org_id WHERE u.email = ?"
+
+/*
+ * POST /v1/auth/login takes two turns on the worker. The first reads the body, asks the limiter and reads the
+ * user's password hash; the password thread then checks the password (argon2id, about 0.1 s), so that other
+ * admin requests do not wait behind logins; the second turn (login_finish) answers.
+ */
 static void ep_login(umg_admin_t *a, job_t *j)
 {
     static const char *const allowed[] = {"email", "password", NULL};
     body_t b;
-    char email[256], password[1025];
-    if (parse_body(a, j, allowed, &b) || get_str(j, &b, "email", 1, email, sizeof(email)) < 0 ||
-        get_str(j, &b, "password", 1, password, sizeof(password)) < 0) {
+    login_check_t *l = umg_calloc(1, sizeof(*l));
+    if (l == NULL) {
+        oom(j);
         return;
     }
-    for (char *c = email; *c; c++) {
+    j->login = l;
+    if (parse_body(a, j, allowed, &b) || get_str(j, &b, "email", 1, l->email, sizeof(l->email)) < 0 ||
+        get_str(j, &b, "password", 1, l->password, sizeof(l->password)) < 0) {
+        return;
+    }
+    l->password_len = strlen(l->password);
+    for (char *c = l->email; *c; c++) {
         *c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
     }
-    int64_t wait = umg__login_blocked(a, j->ip, email);
-    if (wait > 0) {
-        umg__admin_count_login("limited");
-        audit(a, j, 0, "auth.login", email, "rate_limited", NULL);
-        umg__job_error(j, 429, "too_many_attempts", NULL, "too many failed logins; wait before trying again");
-        snprintf(j->extra, sizeof(j->extra), "Retry-After: %lld\r\nCache-Control: no-store\r\n", (long long)wait);
+    if (login_limited(a, j, l->email)) {
         return;
     }
-    sqlite3_stmt *st = q(a,
-                         "SELECT u.id, u.public_id, u.org_id, o.public_id, u.password_hash, u.disabled,"
-                         " u.token_version FROM users u JOIN orgs o ON o.id = u.org_id WHERE u.email = ?",
-                         "t", email);
+    sqlite3_stmt *st = q(a, LOGIN_SELECT, "t", l->email);
     if (st == NULL) {
         db_error(a, j);
         return;
     }
-    int found = sqlite3_step(st) == SQLITE_ROW;
-    int ok = umg_meta_password_check(found ? col(st, 4) : dummy_hash(), password, strlen(password));
-    sodium_memzero(password, sizeof(password));
-    if (!found || !ok || sqlite3_column_int(st, 5) != 0) {
+    l->found = sqlite3_step(st) == SQLITE_ROW;
+    snprintf(l->hash, sizeof(l->hash), "%s", l->found ? col(st, 4) : dummy_hash());
+    sqlite3_finalize(st);
+    l->pending = 1; /* the worker hands the job to the password thread */
+}
+
+/* The second turn of a login, its password checked: the limiter again (guesses that were in flight together
+ * count as if they had come one by one), the user again (the hash checked must still be theirs), the answer. */
+static void login_finish(umg_admin_t *a, job_t *j)
+{
+    const login_check_t *l = j->login;
+    if (login_limited(a, j, l->email)) {
+        return;
+    }
+    sqlite3_stmt *st = q(a, LOGIN_SELECT, "t", l->email);
+    if (st == NULL) {
+        db_error(a, j);
+        return;
+    }
+    int found = l->found && sqlite3_step(st) == SQLITE_ROW;
+    if (!found || !l->ok || strcmp(col(st, 4), l->hash) != 0 || sqlite3_column_int(st, 5) != 0) {
         int64_t org = found ? sqlite3_column_int64(st, 2) : 0;
         sqlite3_finalize(st);
-        umg__login_failed(a, j->ip, email);
+        umg__login_failed(a, j->ip, l->email);
         umg__admin_count_login("failed");
-        audit(a, j, org, "auth.login", email, "failed", NULL);
+        audit(a, j, org, "auth.login", l->email, "failed", NULL);
         umg__job_error(j, 401, "invalid_credentials", NULL, "wrong e-mail address or password");
         return;
     }
@@ -600,7 +638,7 @@ static void ep_login(umg_admin_t *a, job_t *j)
     snprintf(upid, sizeof(upid), "%s", col(st, 1));
     snprintf(opid, sizeof(opid), "%s", col(st, 3));
     sqlite3_finalize(st);
-    umg__login_succeeded(a, email);
+    umg__login_succeeded(a, l->email);
     umg__admin_count_login("ok");
     if (begin(a)) {
         db_error(a, j);
@@ -2410,7 +2448,11 @@ void umg__admin_dispatch(umg_admin_t *a, job_t *j)
     const char *top = p.seg[0];
     if (is(top, "auth")) {
         if (p.n == 2 && is(j->method, "POST") && is(p.seg[1], "login")) {
-            ep_login(a, j);
+            if (j->login != NULL && j->login->checked) {
+                login_finish(a, j);
+            } else {
+                ep_login(a, j);
+            }
         } else if (p.n == 2 && is(j->method, "POST") && (is(p.seg[1], "refresh") || is(p.seg[1], "logout"))) {
             ep_refresh(a, j, is(p.seg[1], "logout"));
         } else if (p.n == 2 && (is(p.seg[1], "login") || is(p.seg[1], "refresh") || is(p.seg[1], "logout"))) {
@@ -2439,7 +2481,7 @@ void umg__admin_dispatch(umg_admin_t *a, job_t *j)
     } else {
         umg__job_error(j, 404, "not_found", NULL, "no such endpoint");
     }
-    if (j->status == 0) {
+    if (j->status == 0 && !umg__login_waits(j)) {
         umg__job_error(j, 503, "internal", NULL, "the request could not be completed; retry");
     }
 }

@@ -27,7 +27,26 @@ typedef struct job_s {
     int audit_only;
     umg_audit_t audit;
     char *audit_strs;
+    /* a login between its two turns on the worker: the password is checked on the password thread between */
+    struct login_check_s *login;
 } job_t;
+
+/* What the password thread needs of a login, and what it answers. */
+typedef struct login_check_s {
+    char email[256];
+    char hash[128]; /* the user's, or a dummy one when there is no such user (the same work either way) */
+    char password[1025];
+    size_t password_len;
+    int found;
+    int pending; /* its first turn is done: the password is to be checked */
+    int checked, ok;
+} login_check_t;
+
+/* A login after its first turn, for the password thread. */
+static inline int umg__login_waits(const job_t *j)
+{
+    return j->login != NULL && j->login->pending && !j->login->checked;
+}
 
 struct umg_admin_s {
     umg_auth_t *auth;
@@ -43,6 +62,11 @@ struct umg_admin_s {
     job_t *head, *tail;
     size_t queued;
     int stopping;
+    /* the password thread (argon2id, ~0.1 s a login): logins wait there, not in front of every admin request */
+    pthread_t pw_thread;
+    pthread_cond_t pw_cv;
+    job_t *pw_head, *pw_tail;
+    int pw_running, pw_stopping;
     struct login_slot_s *login;
     int64_t usage_saved_us;
     uint8_t privacy_key[32];

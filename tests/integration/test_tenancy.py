@@ -12,6 +12,7 @@ import json
 import os
 import sqlite3
 import subprocess
+import threading
 import time
 
 import harness
@@ -146,6 +147,52 @@ class LoginTest(TenancyBase):
         self.assertError(self.call("POST", "/v1/auth/login", None, "not json"), 400, "invalid_json")
         self.assertError(self.call("POST", "/v1/auth/login", None, b"{\"email\":\"\xff\"}"), 400,
                          "invalid_json")
+
+
+class LoginConcurrencyTest(TenancyBase):
+    """Passwords are checked on a thread of their own (argon2id, ~0.1 s each)."""
+    extra = ("--set", "auth.login_max_failures=3")
+
+    def post_login(self, email, password, out, i):
+        c = self.d.new_connection(timeout=60)
+        try:
+            c.request("POST", "/v1/auth/login", json.dumps({"email": email, "password": password}),
+                      {"Content-Type": "application/json"})
+            r = c.getresponse()
+            r.read()
+            out[i] = (r.status, time.monotonic())
+        finally:
+            c.close()
+
+    def test_logins_do_not_hold_up_other_admin_requests(self):
+        n = 6
+        done = [None] * n
+        threads = [threading.Thread(target=self.post_login, args=("owner@a.test", PASSWORD, done, i))
+                   for i in range(n)]
+        for t in threads:
+            t.start()
+        time.sleep(0.05)
+        self.ok("GET", "/v1/me", self.tok_a)
+        me_done = time.monotonic()
+        for t in threads:
+            t.join(60)
+        self.assertEqual([d[0] for d in done], [200] * n, done)
+        # Six checks take at least 0.4 s on two cores; /v1/me waited for none of them after its first turn.
+        self.assertLess(me_done, max(d[1] for d in done), "GET /v1/me waited behind the logins")
+
+    def test_guesses_in_flight_together_are_limited_as_if_one_by_one(self):
+        n = 8
+        done = [None] * n
+        threads = [threading.Thread(target=self.post_login, args=("owner@b.test", "wrong-password", done, i))
+                   for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        codes = sorted(d[0] for d in done)
+        self.assertEqual(codes, [401] * 3 + [429] * 5, codes)
+        st, h, data = self.call("POST", "/v1/auth/login", None, {"email": "owner@b.test", "password": PASSWORD})
+        self.assertError((st, h, data), 429, "too_many_attempts")
 
 
 class MatrixTest(TenancyBase):

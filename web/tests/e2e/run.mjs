@@ -290,8 +290,15 @@ try {
   });
 
   await test('switching the app shows that app (its time zone and currency) with API figures', async () => {
+    // A custom range (the test before chose one) stays as it is when the app changes ...
+    const custom = rangeBack(14);
     await page.selectOption('[data-testid=app-picker]', app2.app_id);
     await page.waitForURL((u) => u.searchParams.get('app') === app2.app_id);
+    await waitTiles();
+    eq(await page.inputValue('[data-testid=to]'), custom.to, 'a custom range is kept across apps');
+    // ... a preset ends on today in the app's own zone (Los Angeles: the day before UTC's until 08:00 UTC).
+    await page.selectOption('[data-testid=preset]', '7d');
+    await page.waitForURL((u) => u.searchParams.get('from') !== custom.from);
     await waitTiles();
     const tz = await page.textContent('[data-testid=tz]');
     assert(tz.includes('America/Los_Angeles') && tz.includes('EUR'), `time zone line "${tz}"`);

@@ -483,9 +483,13 @@ void umg_attr_apply(umg_attr_device_t *dev, const umg_attr_decision_t *d)
         dev->outcome = d->outcome;
         dev->install = d->attr;
         /* A new install lifecycle ends a running re-engagement. The click stays
-         * known through install_ts_us: older clicks cannot re-engage again. */
-        dev->reeng_ts_us = 0;
-        memset(&dev->reeng, 0, sizeof(dev->reeng));
+         * known through install_ts_us: older clicks cannot re-engage again. A
+         * re-engagement later than this install (an install that arrived late)
+         * belongs to the new lifecycle and stays, so its click is not used twice. */
+        if (dev->reeng_ts_us <= d->ts_us) {
+            dev->reeng_ts_us = 0;
+            memset(&dev->reeng, 0, sizeof(dev->reeng));
+        }
         break;
     case UMG_ATTR_OUT_REINSTALL:
         dev->last_install_ts_us = UMG_MAX(dev->last_install_ts_us, d->ts_us);

@@ -43,6 +43,10 @@ TZ = "America/Los_Angeles"
 CURRENCY = "USD"
 GEN = ["--devices", "400", "--days", "21", "--seed", "5", "--late", "10", "--reinstall", "30",
        "--sources", "5", "--campaigns", "3", "--adsets", "2", "--quiet"]
+# UMG_GEN_NOW=<ms> replays a run's history as gen made it then (its summary prints "now"), within the
+# day before the wall clock.
+if os.environ.get("UMG_GEN_NOW"):
+    GEN += ["--now", os.environ["UMG_GEN_NOW"]]
 WAIT = 30.0
 
 # (group_by, filters, sub-range) combinations compared; filters name values found in the data

@@ -110,6 +110,30 @@ static void on_done(umg_http_req_t *req, void *data)
 
 static int enqueue(umg_admin_t *a, job_t *j, int again);
 
+/* The worker's queue and the password thread's: jobs linked through next, under a->mu. */
+static void list_push(job_t **head, job_t **tail, job_t *j)
+{
+    j->next = NULL;
+    if (*tail != NULL) {
+        (*tail)->next = j;
+    } else {
+        *head = j;
+    }
+    *tail = j;
+}
+
+static job_t *list_pop(job_t **head, job_t **tail)
+{
+    job_t *j = *head;
+    if (j != NULL) {
+        *head = j->next;
+        if (*head == NULL) {
+            *tail = NULL;
+        }
+    }
+    return j;
+}
+
 /* A login's password check, on the password thread (or the worker's when that one has stopped). */
 static void password_check(login_check_t *l)
 {
@@ -126,13 +150,9 @@ static void *password_main(void *arg)
         while (a->pw_head == NULL && !a->pw_stopping) {
             pthread_cond_wait(&a->pw_cv, &a->mu);
         }
-        job_t *j = a->pw_head;
+        job_t *j = list_pop(&a->pw_head, &a->pw_tail);
         if (j == NULL) {
             break; /* stopping and drained */
-        }
-        a->pw_head = j->next;
-        if (a->pw_head == NULL) {
-            a->pw_tail = NULL;
         }
         pthread_mutex_unlock(&a->mu);
         password_check(j->login);
@@ -150,13 +170,7 @@ static void password_handoff(umg_admin_t *a, job_t *j)
     pthread_mutex_lock(&a->mu);
     int running = a->pw_running && !a->pw_stopping;
     if (running) {
-        j->next = NULL;
-        if (a->pw_tail != NULL) {
-            a->pw_tail->next = j;
-        } else {
-            a->pw_head = j;
-        }
-        a->pw_tail = j;
+        list_push(&a->pw_head, &a->pw_tail, j);
         pthread_cond_signal(&a->pw_cv);
     }
     pthread_mutex_unlock(&a->mu);
@@ -175,13 +189,9 @@ static void *worker_main(void *arg)
         while (a->head == NULL && !a->stopping) {
             pthread_cond_wait(&a->cv, &a->mu);
         }
-        job_t *j = a->head;
+        job_t *j = list_pop(&a->head, &a->tail);
         if (j == NULL) {
             break; /* stopping and drained */
-        }
-        a->head = j->next;
-        if (a->head == NULL) {
-            a->tail = NULL;
         }
         a->queued--;
         umg_metric_add(&m_queue, -1);
@@ -211,13 +221,7 @@ static int enqueue(umg_admin_t *a, job_t *j, int again)
         pthread_mutex_unlock(&a->mu);
         return UMG_EFULL;
     }
-    j->next = NULL;
-    if (a->tail != NULL) {
-        a->tail->next = j;
-    } else {
-        a->head = j;
-    }
-    a->tail = j;
+    list_push(&a->head, &a->tail, j);
     a->queued++;
     umg_metric_add(&m_queue, 1);
     pthread_cond_signal(&a->cv);

@@ -573,6 +573,16 @@ static int login_limited(umg_admin_t *a, job_t *j, const char *email)
     "SELECT u.id, u.public_id, u.org_id, o.public_id, u.password_hash, u.disabled,"                                    \
     " u.token_version FROM users u JOIN orgs o ON o.id = u.org_id WHERE u.email = ?"
 
+/* The user row of a login (LOGIN_SELECT); NULL when the database failed (answered). */
+static sqlite3_stmt *login_user(umg_admin_t *a, job_t *j, const char *email)
+{
+    sqlite3_stmt *st = q(a, LOGIN_SELECT, "t", email);
+    if (st == NULL) {
+        db_error(a, j);
+    }
+    return st;
+}
+
 /*
  * POST /v1/auth/login takes two turns on the worker. The first reads the body, asks the limiter and reads the
  * user's password hash; the password thread then checks the password (argon2id, about 0.1 s), so that other
@@ -599,9 +609,8 @@ static void ep_login(umg_admin_t *a, job_t *j)
     if (login_limited(a, j, l->email)) {
         return;
     }
-    sqlite3_stmt *st = q(a, LOGIN_SELECT, "t", l->email);
+    sqlite3_stmt *st = login_user(a, j, l->email);
     if (st == NULL) {
-        db_error(a, j);
         return;
     }
     l->found = sqlite3_step(st) == SQLITE_ROW;
@@ -618,9 +627,8 @@ static void login_finish(umg_admin_t *a, job_t *j)
     if (login_limited(a, j, l->email)) {
         return;
     }
-    sqlite3_stmt *st = q(a, LOGIN_SELECT, "t", l->email);
+    sqlite3_stmt *st = login_user(a, j, l->email);
     if (st == NULL) {
-        db_error(a, j);
         return;
     }
     int found = l->found && sqlite3_step(st) == SQLITE_ROW;

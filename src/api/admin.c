@@ -122,8 +122,12 @@ static void list_push(job_t **head, job_t **tail, job_t *j)
     *tail = j;
 }
 
-static job_t *list_pop(job_t **head, job_t **tail)
+/* The next job, waiting for one under a->mu; NULL once stopping and drained. */
+static job_t *list_wait_pop(umg_admin_t *a, job_t **head, job_t **tail, pthread_cond_t *cv, const int *stopping)
 {
+    while (*head == NULL && !*stopping) {
+        pthread_cond_wait(cv, &a->mu);
+    }
     job_t *j = *head;
     if (j != NULL) {
         *head = j->next;
@@ -147,12 +151,9 @@ static void *password_main(void *arg)
     umg_admin_t *a = arg;
     pthread_mutex_lock(&a->mu);
     for (;;) {
-        while (a->pw_head == NULL && !a->pw_stopping) {
-            pthread_cond_wait(&a->pw_cv, &a->mu);
-        }
-        job_t *j = list_pop(&a->pw_head, &a->pw_tail);
+        job_t *j = list_wait_pop(a, &a->pw_head, &a->pw_tail, &a->pw_cv, &a->pw_stopping);
         if (j == NULL) {
-            break; /* stopping and drained */
+            break;
         }
         pthread_mutex_unlock(&a->mu);
         password_check(j->login);
@@ -186,12 +187,9 @@ static void *worker_main(void *arg)
     umg_admin_t *a = arg;
     pthread_mutex_lock(&a->mu);
     for (;;) {
-        while (a->head == NULL && !a->stopping) {
-            pthread_cond_wait(&a->cv, &a->mu);
-        }
-        job_t *j = list_pop(&a->head, &a->tail);
+        job_t *j = list_wait_pop(a, &a->head, &a->tail, &a->cv, &a->stopping);
         if (j == NULL) {
-            break; /* stopping and drained */
+            break;
         }
         a->queued--;
         umg_metric_add(&m_queue, -1);

@@ -472,4 +472,21 @@ ssize_t umg_pread_full(int fd, void *buf, size_t len, uint64_t off);
 /** fsyncs a directory so a rename or create inside it is durable. */
 int umg_fsync_dir(const char *dir);
 
+/* ---------------------------------------------------------------- helper */
+
+/*
+ * A thread that runs one job at a time beside its caller (src/core/helper.c):
+ * umg_helper_run hands it fn(arg) and returns at once (UMG_EFULL while a job
+ * runs); umg_helper_wait returns once that job has returned. One caller at a
+ * time; umg_helper_free waits for a running job, then stops the thread.
+ */
+typedef struct umg_helper_s umg_helper_t;
+int umg_helper_new(umg_helper_t **out);
+int umg_helper_run(umg_helper_t *h, void (*fn)(void *), void *arg);
+void umg_helper_wait(umg_helper_t *h);
+void umg_helper_free(umg_helper_t *h);
+/** The same two calls with the helper as a void * (the shape of umg_query_input_t.beside and .join). */
+int umg_helper_beside(void *h, void (*fn)(void *), void *arg);
+void umg_helper_join(void *h);
+
 #endif

@@ -1093,6 +1093,51 @@ static void test_dates(void **state)
     assert_int_equal(umg_date_month_start(20454 + 40), 20454 + 31);
 }
 
+/* ---------------------------------------------------------------- helper */
+
+typedef struct hjob_s {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int go, done;
+    pthread_t ran_on;
+} hjob_t;
+
+/* Waits until the test lets it go, so the test can see the helper busy. */
+static void hjob_run(void *arg)
+{
+    hjob_t *j = arg;
+    pthread_mutex_lock(&j->mu);
+    while (!j->go) {
+        pthread_cond_wait(&j->cv, &j->mu);
+    }
+    j->ran_on = pthread_self();
+    j->done++;
+    pthread_mutex_unlock(&j->mu);
+}
+
+static void test_helper(void **state)
+{
+    (void)state;
+    umg_helper_t *h;
+    assert_int_equal(umg_helper_new(&h), UMG_OK);
+    hjob_t j = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    for (int round = 1; round <= 3; round++) {
+        j.go = 0;
+        assert_int_equal(umg_helper_beside(h, hjob_run, &j), UMG_OK);
+        assert_int_equal(umg_helper_run(h, hjob_run, &j), UMG_EFULL); /* one job at a time */
+        pthread_mutex_lock(&j.mu);
+        j.go = 1;
+        pthread_cond_broadcast(&j.cv);
+        pthread_mutex_unlock(&j.mu);
+        umg_helper_join(h);
+        assert_int_equal(j.done, round); /* wait returns after the job */
+        assert_false(pthread_equal(j.ran_on, pthread_self()));
+        umg_helper_wait(h); /* nothing running: at once */
+    }
+    umg_helper_free(h);
+    umg_helper_free(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1119,6 +1164,7 @@ int main(void)
         cmocka_unit_test(test_config_markdown),
         cmocka_unit_test(test_log),
         cmocka_unit_test(test_fs),
+        cmocka_unit_test(test_helper),
     };
     return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
 }

@@ -153,6 +153,20 @@ static const char *const migrations[] = {
 
     /* 5: per-app fraud settings (src/fraud, docs/fraud.md): the members changed from the defaults, as JSON */
     "ALTER TABLE apps ADD COLUMN fraud TEXT NOT NULL DEFAULT '{}';",
+
+    /* 6: a version per app that every write of its costs bumps, whoever writes (the report worker's cost cache) */
+    "CREATE TABLE cost_versions (app_id INTEGER PRIMARY KEY, version INTEGER NOT NULL);"
+    "CREATE TRIGGER costs_version_ins AFTER INSERT ON costs BEGIN"
+    "  INSERT INTO cost_versions (app_id, version) VALUES (NEW.app_id, 1)"
+    "  ON CONFLICT (app_id) DO UPDATE SET version = version + 1; END;"
+    "CREATE TRIGGER costs_version_upd AFTER UPDATE ON costs BEGIN"
+    "  INSERT INTO cost_versions (app_id, version) VALUES (NEW.app_id, 1)"
+    "  ON CONFLICT (app_id) DO UPDATE SET version = version + 1;"
+    "  INSERT INTO cost_versions (app_id, version) VALUES (OLD.app_id, 1)"
+    "  ON CONFLICT (app_id) DO UPDATE SET version = version + 1; END;"
+    "CREATE TRIGGER costs_version_del AFTER DELETE ON costs BEGIN"
+    "  INSERT INTO cost_versions (app_id, version) VALUES (OLD.app_id, 1)"
+    "  ON CONFLICT (app_id) DO UPDATE SET version = version + 1; END;",
 };
 
 int umg_meta_schema_version(void)

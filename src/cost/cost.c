@@ -27,6 +27,9 @@ static const char *const sql_rupd = "UPDATE rates SET rate = ?5, updated_us = ?6
                                     " WHERE org_id = ?1 AND currency = ?2 AND base = ?3 AND day = ?4";
 static const char *const sql_rins = "INSERT INTO rates (org_id, currency, base, day, rate, updated_us)"
                                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+static const char *const sql_rspan = "SELECT day, rate FROM rates WHERE org_id = ? AND currency = ? AND base = ?"
+                                     " AND day BETWEEN ? AND ? ORDER BY day";
+static const char *const sql_ver = "SELECT version FROM cost_versions WHERE app_id = ?";
 static const char *const sql_reach = "SELECT day, currency, base, rate FROM rates"
                                      " WHERE org_id = ? AND day BETWEEN ? AND ? ORDER BY day, currency, base";
 
@@ -44,8 +47,9 @@ int umg_cost_open(const char *data_dir, umg_cost_t **out)
     struct {
         const char *sql;
         sqlite3_stmt **st;
-    } stmts[] = {{sql_each, &c->each}, {sql_rate, &c->rate}, {sql_upd, &c->upd},    {sql_ins, &c->ins},
-                 {sql_rupd, &c->rupd}, {sql_rins, &c->rins}, {sql_reach, &c->reach}};
+    } stmts[] = {{sql_each, &c->each},   {sql_rate, &c->rate}, {sql_upd, &c->upd},
+                 {sql_ins, &c->ins},     {sql_rupd, &c->rupd}, {sql_rins, &c->rins},
+                 {sql_reach, &c->reach}, {sql_ver, &c->ver},   {sql_rspan, &c->rspan}};
     for (size_t i = 0; i < UMG_ARRAY_SIZE(stmts); i++) {
         if (sqlite3_prepare_v3(c->db, stmts[i].sql, -1, SQLITE_PREPARE_PERSISTENT, stmts[i].st, NULL) != SQLITE_OK) {
             umg_log(UMG_LOG_ERROR, "cost", "cannot prepare a statement: %s", sqlite3_errmsg(c->db));
@@ -65,7 +69,7 @@ void umg_cost_close(umg_cost_t *c)
     if (c == NULL) {
         return;
     }
-    sqlite3_stmt *all[] = {c->each, c->rate, c->upd, c->ins, c->rupd, c->rins, c->reach};
+    sqlite3_stmt *all[] = {c->each, c->rate, c->upd, c->ins, c->rupd, c->rins, c->reach, c->ver, c->rspan};
     for (size_t i = 0; i < UMG_ARRAY_SIZE(all); i++) {
         sqlite3_finalize(all[i]);
     }
@@ -209,6 +213,20 @@ int umg_cost_each(umg_cost_t *c, uint32_t app, int32_t from_day, int32_t to_day,
     return rc;
 }
 
+int umg_cost_version(umg_cost_t *c, uint32_t app, int64_t *version)
+{
+    sqlite3_stmt *st = c->ver;
+    sqlite3_bind_int64(st, 1, app);
+    int step = sqlite3_step(st);
+    *version = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+        umg_log(UMG_LOG_ERROR, "cost", "cannot read the cost version: %s", sqlite3_errmsg(c->db));
+        return UMG_EIO;
+    }
+    return UMG_OK;
+}
+
 /* ---------------------------------------------------------------- rates */
 
 int umg_cost_rate_put(umg_cost_t *c, uint32_t org, const umg_rate_row_t *r, int *replaced)
@@ -280,6 +298,90 @@ static int latest(umg_cost_t *c, uint32_t org, int32_t day, const char *currency
     return rc;
 }
 
+/* A stored rate's day and value, or none (day INT32_MIN). */
+typedef struct rate_at_s {
+    int32_t day;
+    double rate;
+} rate_at_t;
+
+/* The rates of (currency, base) in effect on each day of [from_day, from_day + ndays): out[i] (none: day INT32_MIN). */
+static int rates_in_effect(umg_cost_t *c, uint32_t org, int32_t from_day, size_t ndays, const char *currency,
+                           const char *base, rate_at_t *out)
+{
+    rate_at_t cur = {INT32_MIN, 0};
+    int rc = latest(c, org, from_day, currency, base, &cur.day, &cur.rate);
+    if (rc != UMG_OK && rc != UMG_ENOENT) {
+        return rc;
+    }
+    if (rc == UMG_ENOENT) {
+        cur.day = INT32_MIN;
+    }
+    sqlite3_stmt *st = c->rspan;
+    sqlite3_bind_int64(st, 1, org);
+    sqlite3_bind_text(st, 2, currency, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, base, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, (int64_t)from_day + 1);
+    sqlite3_bind_int64(st, 5, (int64_t)from_day + (int64_t)ndays - 1);
+    int step = sqlite3_step(st);
+    for (size_t i = 0; i < ndays; i++) {
+        int64_t day = (int64_t)from_day + (int64_t)i;
+        for (; step == SQLITE_ROW && sqlite3_column_int64(st, 0) <= day; step = sqlite3_step(st)) {
+            cur.day = (int32_t)sqlite3_column_int64(st, 0);
+            cur.rate = sqlite3_column_double(st, 1);
+        }
+        out[i] = cur;
+    }
+    while (step == SQLITE_ROW) {
+        step = sqlite3_step(st);
+    }
+    sqlite3_reset(st);
+    return step == SQLITE_DONE ? UMG_OK : UMG_EIO;
+}
+
+/* The factor of one day from the direct and the inverse rate in effect (the rule of umg_cost_rate). */
+static int factor_of(rate_at_t d, rate_at_t inv, double *factor)
+{
+    /* Stored rates are > 0 (checked on the way in); a damaged one counts as absent. */
+    int direct = d.day != INT32_MIN && d.rate > 0 && isfinite(d.rate);
+    int inverse = inv.day != INT32_MIN && inv.rate > 0 && isfinite(inv.rate);
+    if (direct && (!inverse || d.day >= inv.day)) {
+        *factor = d.rate;
+        return UMG_OK;
+    }
+    if (inverse) {
+        *factor = 1.0 / inv.rate;
+        return UMG_OK;
+    }
+    return UMG_ENOENT;
+}
+
+int umg_cost_rate_days(umg_cost_t *c, uint32_t org, int32_t from_day, size_t ndays, const char *from, const char *to,
+                       double *factors)
+{
+    if (from == NULL || to == NULL) {
+        return UMG_EINVAL;
+    }
+    for (size_t i = 0; i < ndays && strcmp(from, to) == 0; i++) {
+        factors[i] = 1.0;
+    }
+    if (strcmp(from, to) == 0) {
+        return UMG_OK;
+    }
+    rate_at_t *d = umg_malloc(2 * (ndays ? ndays : 1) * sizeof(*d)), *inv = d + ndays;
+    if (d == NULL) {
+        return UMG_ENOMEM;
+    }
+    int rc = rates_in_effect(c, org, from_day, ndays, from, to, d);
+    rc = rc ? rc : rates_in_effect(c, org, from_day, ndays, to, from, inv);
+    for (size_t i = 0; rc == UMG_OK && i < ndays; i++) {
+        if (factor_of(d[i], inv[i], &factors[i]) != UMG_OK) {
+            factors[i] = NAN;
+        }
+    }
+    umg_free(d);
+    return rc == UMG_OK ? UMG_OK : UMG_EIO;
+}
+
 int umg_cost_rate(umg_cost_t *c, uint32_t org, int32_t day, const char *from, const char *to, double *factor)
 {
     if (from == NULL || to == NULL) {
@@ -289,25 +391,15 @@ int umg_cost_rate(umg_cost_t *c, uint32_t org, int32_t day, const char *from, co
         *factor = 1.0;
         return UMG_OK;
     }
-    int32_t dday = 0, iday = 0;
-    double drate = 0, irate = 0;
-    int drc = latest(c, org, day, from, to, &dday, &drate);
-    int irc = latest(c, org, day, to, from, &iday, &irate);
+    rate_at_t d = {INT32_MIN, 0}, inv = {INT32_MIN, 0};
+    int drc = latest(c, org, day, from, to, &d.day, &d.rate);
+    int irc = latest(c, org, day, to, from, &inv.day, &inv.rate);
     if ((drc != UMG_OK && drc != UMG_ENOENT) || (irc != UMG_OK && irc != UMG_ENOENT)) {
         return UMG_EIO;
     }
-    /* Stored rates are > 0 (checked on the way in); a damaged one counts as absent. */
-    int direct = drc == UMG_OK && drate > 0 && isfinite(drate);
-    int inverse = irc == UMG_OK && irate > 0 && isfinite(irate);
-    if (direct && (!inverse || dday >= iday)) {
-        *factor = drate;
-        return UMG_OK;
-    }
-    if (inverse) {
-        *factor = 1.0 / irate;
-        return UMG_OK;
-    }
-    return UMG_ENOENT;
+    d.day = drc == UMG_OK ? d.day : INT32_MIN;
+    inv.day = irc == UMG_OK ? inv.day : INT32_MIN;
+    return factor_of(d, inv, factor);
 }
 
 /* ---------------------------------------------------------------- field checks */

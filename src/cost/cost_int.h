@@ -11,7 +11,7 @@
 
 struct umg_cost_s {
     sqlite3 *db;
-    sqlite3_stmt *each, *rate, *upd, *ins, *rupd, *rins, *reach;
+    sqlite3_stmt *each, *rate, *upd, *ins, *rupd, *rins, *reach, *ver, *rspan;
 };
 
 /** The app's internal id and organization, by public id ("app_..."). UMG_ENOENT when there is none. */

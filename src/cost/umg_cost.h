@@ -41,6 +41,21 @@ typedef struct umg_cost_row_s {
 int umg_cost_each(umg_cost_t *c, uint32_t app, int32_t from_day, int32_t to_day,
                   int (*fn)(void *ctx, const umg_cost_row_t *r), void *ctx);
 
+/** The app's cost version: 0 before its first cost write, then bumped by every insert, update and delete. */
+int umg_cost_version(umg_cost_t *c, uint32_t app, int64_t *version);
+
+/*
+ * Recently read cost rows, kept for the next reports (src/cost/cache.c): one
+ * thread's, with its connection. umg_cost_cache_each is umg_cost_each, from
+ * memory when the app's rows of a period around the one asked for were read
+ * before and its cost version is unchanged since.
+ */
+typedef struct umg_cost_cache_s umg_cost_cache_t;
+int umg_cost_cache_new(umg_cost_cache_t **out);
+void umg_cost_cache_free(umg_cost_cache_t *k);
+int umg_cost_cache_each(umg_cost_cache_t *k, umg_cost_t *c, uint32_t app, int32_t from_day, int32_t to_day,
+                        int (*fn)(void *ctx, const umg_cost_row_t *r), void *ctx);
+
 /**
  * The factor converting an amount in `from` to `to` on day for org (internal
  * id): 1.0 when from equals to; else the direct rate (currency=from,
@@ -49,6 +64,10 @@ int umg_cost_each(umg_cost_t *c, uint32_t app, int32_t from_day, int32_t to_day,
  * UMG_ENOENT when neither exists: the amount has no rate (never convert at 1).
  */
 int umg_cost_rate(umg_cost_t *c, uint32_t org, int32_t day, const char *from, const char *to, double *factor);
+/** umg_cost_rate for each of ndays days from from_day into factors[i] (NAN: no rate), in two reads of each direction.
+ */
+int umg_cost_rate_days(umg_cost_t *c, uint32_t org, int32_t from_day, size_t ndays, const char *from, const char *to,
+                       double *factors);
 
 /* ------------------------------------------------------------ writing */
 

@@ -11,7 +11,8 @@
 
 #include <cmocka.h>
 
-#include "umg_cost.h"
+#include "cost_int.h"
+#include "umg_meta.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -323,6 +324,131 @@ static void test_conversion_rule(void **state)
     assert_int_equal(rep, 1);
     assert_int_equal(umg_cost_commit(c), UMG_OK);
     assert_true(factor(c, 1, 101, "EUR", "USD") == 1.11);
+
+    /* The rates of a span of days at once: what umg_cost_rate says for each day, NAN where it has none. */
+    static const char *const pairs[][2] = {{"EUR", "USD"}, {"USD", "EUR"}, {"GBP", "USD"}, {"USD", "GBP"},
+                                           {"GBP", "EUR"}, {"EUR", "EUR"}, {"JPY", "USD"}};
+    for (size_t k = 0; k < sizeof(pairs) / sizeof(pairs[0]); k++) {
+        double f[120];
+        assert_int_equal(umg_cost_rate_days(c, 1, 95, 120, pairs[k][0], pairs[k][1], f), UMG_OK);
+        for (int i = 0; i < 120; i++) {
+            double want = factor(c, 1, 95 + i, pairs[k][0], pairs[k][1]);
+            assert_true(want == -1 ? isnan(f[i]) : f[i] == want);
+        }
+    }
+    /* A damaged stored rate counts as absent there too, from its day on. */
+    assert_int_equal(sqlite3_exec(umg__cost_db(c), "UPDATE rates SET rate = -1 WHERE day = 105", NULL, NULL, NULL),
+                     SQLITE_OK);
+    double f[10];
+    assert_int_equal(umg_cost_rate_days(c, 1, 103, 10, "EUR", "USD", f), UMG_OK);
+    for (int i = 0; i < 10; i++) {
+        double want = factor(c, 1, 103 + i, "EUR", "USD");
+        assert_true(want == -1 ? isnan(f[i]) : f[i] == want);
+    }
+    assert_true(f[2] == 1.0 / 0.8); /* day 105: the direct row is damaged, the inverse of day 103 holds */
+    umg_cost_close(c);
+    free(dir);
+}
+
+static size_t count_rows(umg_cost_cache_t *k, umg_cost_t *c, uint32_t app, int32_t from, int32_t to, int64_t *sum)
+{
+    seen_t s = {0};
+    assert_int_equal(umg_cost_cache_each(k, c, app, from, to, collect, &s), UMG_OK);
+    *sum = 0;
+    for (size_t i = 0; i < s.n && i < 8; i++) {
+        *sum += s.micros[i];
+    }
+    return s.n;
+}
+
+static int64_t version(umg_cost_t *c, uint32_t app)
+{
+    int64_t v = -1;
+    assert_int_equal(umg_cost_version(c, app, &v), UMG_OK);
+    return v;
+}
+
+/* Every write of an app's costs bumps its version, whoever writes; the cache answers like umg_cost_each. */
+static void test_versions_and_cache(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    umg_cost_t *c, *w;
+    assert_int_equal(umg_cost_open(dir, &c), UMG_OK);
+    assert_int_equal(umg_cost_open(dir, &w), UMG_OK); /* another writer: the HTTP worker, or the CLI */
+    assert_int_equal(version(c, 1), 0);
+    int rep;
+    umg_cost_row_t a = row(100, "summer", "US", "USD", 10), b = row(101, "summer", "US", "USD", 20);
+    assert_int_equal(umg_cost_begin(w), UMG_OK);
+    assert_int_equal(umg_cost_put(w, 1, &a, &rep), UMG_OK);
+    assert_int_equal(umg_cost_put(w, 1, &b, &rep), UMG_OK);
+    assert_int_equal(umg_cost_commit(w), UMG_OK);
+    int64_t v1 = version(c, 1);
+    assert_true(v1 > 0);
+    assert_int_equal(version(c, 2), 0); /* other apps keep theirs */
+
+    umg_cost_cache_t *k;
+    assert_int_equal(umg_cost_cache_new(&k), UMG_OK);
+    int64_t sum;
+    assert_int_equal(count_rows(k, c, 1, 90, 110, &sum), 2);
+    assert_int_equal(sum, 30);
+    assert_int_equal(count_rows(k, c, 1, 101, 101, &sum), 1); /* a period inside the one read */
+    assert_int_equal(sum, 20);
+    assert_int_equal(umg_cost_cache_each(k, c, 1, 90, 110, stop_at_first, NULL), 42);
+
+    /* The copy is what is read while the version stands: with the update trigger gone, a change unseen... */
+    assert_int_equal(sqlite3_exec(umg__cost_db(w), "DROP TRIGGER costs_version_upd", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(umg__cost_db(w), "UPDATE costs SET micros = 11 WHERE day = 100", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(count_rows(k, c, 1, 95, 105, &sum), 2);
+    assert_int_equal(sum, 30);
+    /* ... and any write that bumps it (a new row) makes the next report read again. */
+    umg_cost_row_t d = row(102, "winter", "", "USD", 5);
+    assert_int_equal(umg_cost_begin(w), UMG_OK);
+    assert_int_equal(umg_cost_put(w, 1, &d, &rep), UMG_OK);
+    assert_int_equal(umg_cost_commit(w), UMG_OK);
+    assert_true(version(c, 1) > v1);
+    assert_int_equal(count_rows(k, c, 1, 95, 105, &sum), 3);
+    assert_int_equal(sum, 36);
+    /* a delete bumps it, and so does an update (through the trigger, back in place) */
+    int64_t v2 = version(c, 1);
+    assert_int_equal(sqlite3_exec(umg__cost_db(w), "DELETE FROM costs WHERE day = 101", NULL, NULL, NULL), SQLITE_OK);
+    assert_true(version(c, 1) > v2);
+    assert_int_equal(count_rows(k, c, 1, 95, 105, &sum), 2);
+    assert_int_equal(sum, 16);
+    assert_int_equal(umg_meta_schema_version(), 6);
+    assert_int_equal(sqlite3_exec(umg__cost_db(w),
+                                  "CREATE TRIGGER costs_version_upd AFTER UPDATE ON costs BEGIN"
+                                  " UPDATE cost_versions SET version = version + 1 WHERE app_id = NEW.app_id; END;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    d.micros = 7;
+    assert_int_equal(umg_cost_begin(w), UMG_OK);
+    assert_int_equal(umg_cost_put(w, 1, &d, &rep), UMG_OK);
+    assert_int_equal(rep, 1);
+    assert_int_equal(umg_cost_commit(w), UMG_OK);
+    assert_int_equal(count_rows(k, c, 1, 95, 105, &sum), 2);
+    assert_int_equal(sum, 18);
+    /* a period outside the copy is read, and so is a wider one */
+    assert_int_equal(count_rows(k, c, 1, 0, 1000, &sum), 2);
+    assert_int_equal(count_rows(k, c, 1, 200, 300, &sum), 0);
+
+    /* More apps than the cache holds, each still answered right. */
+    assert_int_equal(umg_cost_begin(w), UMG_OK);
+    for (uint32_t app = 10; app < 30; app++) {
+        umg_cost_row_t r = row(100, "s", "US", "USD", app);
+        assert_int_equal(umg_cost_put(w, app, &r, &rep), UMG_OK);
+    }
+    assert_int_equal(umg_cost_commit(w), UMG_OK);
+    for (int round = 0; round < 2; round++) {
+        for (uint32_t app = 10; app < 30; app++) {
+            assert_int_equal(count_rows(k, c, app, 0, 1000, &sum), 1);
+            assert_int_equal(sum, app);
+        }
+    }
+    umg_cost_cache_free(k);
+    umg_cost_cache_free(NULL);
+    umg_cost_close(w);
     umg_cost_close(c);
     free(dir);
 }
@@ -330,8 +456,13 @@ static void test_conversion_rule(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_csv_plain), cmocka_unit_test(test_csv_quotes), cmocka_unit_test(test_csv_bad_records),
-        cmocka_unit_test(test_checks),    cmocka_unit_test(test_replace),    cmocka_unit_test(test_conversion_rule),
+        cmocka_unit_test(test_csv_plain),
+        cmocka_unit_test(test_csv_quotes),
+        cmocka_unit_test(test_csv_bad_records),
+        cmocka_unit_test(test_checks),
+        cmocka_unit_test(test_replace),
+        cmocka_unit_test(test_conversion_rule),
+        cmocka_unit_test(test_versions_and_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

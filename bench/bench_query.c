@@ -10,7 +10,10 @@
  * day, in USD, EUR and GBP with a rate for EUR and GBP every day) and 90,000
  * cost rows (one per campaign and day, in USD), grouped by day,campaign with
  * the default metrics (installs, organic_installs, clicks, impressions,
- * revenue, cost, roas), answered as JSON. The baseline is a plain loop
+ * revenue, cost, roas), answered as JSON. As in the daemon: the costs and
+ * rates are read from a meta.db through the report worker's cost cache
+ * (ms_costs_uncached: the first report, which fills it), and a helper thread
+ * takes part of the scan (ms_one_thread: the same without). The baseline is a plain loop
  * summing the same columns (the four MAIN counters and the revenue micros)
  * of every row, without grouping.
  *
@@ -27,6 +30,7 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 
+#include "umg_cost.h"
 #include "umg_query.h"
 
 #define DAYS 90
@@ -72,30 +76,92 @@ static int dict_lookup(void *ctx, umg_slice_t s, uint32_t *id)
     return UMG_ENOENT;
 }
 
+/*
+ * Costs and rates as the daemon's report worker reads them: from a meta.db
+ * (in a temporary directory) through the cost cache. One cost row per
+ * campaign and day, in USD; a EUR and a GBP rate to USD every day.
+ */
+static umg_cost_t *cost_db;
+static umg_cost_cache_t *cost_cache;
+static char cost_dir[32];
+
 static int rate(void *ctx, int32_t day, const char *from, const char *to, double *factor)
 {
-    (void)ctx, (void)day, (void)to;
-    *factor = strcmp(from, "EUR") == 0 ? 1.08 : 1.27;
-    return UMG_OK;
+    (void)ctx;
+    return umg_cost_rate(cost_db, 1, day, from, to, factor);
 }
 
-/* Costs: one row per campaign and day, in USD. */
+static int rate_days(void *ctx, int32_t from_day, size_t ndays, const char *from, const char *to, double *factors)
+{
+    (void)ctx;
+    return umg_cost_rate_days(cost_db, 1, from_day, ndays, from, to, factors);
+}
+
+typedef struct cost_fwd_s {
+    umg_query_cost_cb fn;
+    void *ctx;
+} cost_fwd_t;
+
+static int cost_fwd(void *ctx, const umg_cost_row_t *r)
+{
+    const cost_fwd_t *f = ctx;
+    umg_query_cost_t row = {.day = r->day,
+                            .source = r->source,
+                            .campaign = r->campaign,
+                            .adset = r->adset,
+                            .ad = r->ad,
+                            .country = r->country,
+                            .micros = r->micros};
+    memcpy(row.currency, r->currency, sizeof(row.currency));
+    return f->fn(f->ctx, &row);
+}
+
 static int costs(void *ctx, int32_t from, int32_t to, umg_query_cost_cb fn, void *fn_ctx)
 {
     (void)ctx;
-    for (int32_t d = from; d <= to && d < D0 + DAYS; d++) {
-        for (uint32_t c = 0; c < CAMPAIGNS; c++) {
-            umg_query_cost_t r = {.day = d, .currency = "USD", .micros = 1000000 + c};
+    cost_fwd_t f = {fn, fn_ctx};
+    return umg_cost_cache_each(cost_cache, cost_db, 1, from, to, cost_fwd, &f);
+}
+
+static void costs_make(void)
+{
+    char tmpl[] = "/tmp/bench-query-XXXXXX";
+    char *dir = mkdtemp(tmpl);
+    if (dir == NULL || umg_cost_open(dir, &cost_db) != UMG_OK || umg_cost_cache_new(&cost_cache) != UMG_OK ||
+        umg_cost_begin(cost_db) != UMG_OK) {
+        fprintf(stderr, "bench_query: cannot make the cost database\n");
+        exit(2);
+    }
+    int rep, rc = UMG_OK;
+    for (int32_t d = D0; d < D0 + DAYS && rc == UMG_OK; d++) {
+        for (uint32_t c = 0; c < CAMPAIGNS && rc == UMG_OK; c++) {
+            umg_cost_row_t r = {.day = d, .currency = "USD", .micros = 1000000 + c};
             r.source = umg_slice(names[SRC0 + c % 5], strlen(names[SRC0 + c % 5]));
             r.campaign = umg_slice(names[CAMP0 + c], strlen(names[CAMP0 + c]));
             r.adset = r.ad = r.country = umg_slice("", 0);
-            int rc = fn(fn_ctx, &r);
-            if (rc != 0) {
-                return rc;
-            }
+            rc = umg_cost_put(cost_db, 1, &r, &rep);
         }
+        umg_rate_row_t eur = {.day = d, .currency = "EUR", .base = "USD", .rate = 1.08};
+        umg_rate_row_t gbp = {.day = d, .currency = "GBP", .base = "USD", .rate = 1.27};
+        rc = rc ? rc : umg_cost_rate_put(cost_db, 1, &eur, &rep);
+        rc = rc ? rc : umg_cost_rate_put(cost_db, 1, &gbp, &rep);
     }
-    return UMG_OK;
+    if (rc != UMG_OK || umg_cost_commit(cost_db) != UMG_OK) {
+        fprintf(stderr, "bench_query: cannot write the costs\n");
+        exit(2);
+    }
+    snprintf(cost_dir, sizeof(cost_dir), "%s", dir);
+}
+
+static void costs_drop(void)
+{
+    umg_cost_cache_free(cost_cache);
+    umg_cost_close(cost_db);
+    char cmd[64];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", cost_dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "bench_query: cannot remove %s\n", cost_dir);
+    }
 }
 
 typedef struct cols_s {
@@ -245,11 +311,19 @@ static void input_of(umg_query_input_t *in)
     in->lookup = dict_lookup;
     in->costs = costs;
     in->rate = rate;
+    in->rate_days = rate_days;
     static umg_query_scratch_t *scratch; /* kept between reports, as the daemon's report worker does */
     if (scratch == NULL && umg_query_scratch_new(&scratch) != UMG_OK) {
         scratch = NULL;
     }
     in->scratch = scratch;
+    static umg_helper_t *helper; /* the second thread of a large overview's scan, as the report worker lends */
+    if (helper == NULL && umg_helper_new(&helper) != UMG_OK) {
+        helper = NULL;
+    }
+    in->par = helper;
+    in->beside = helper != NULL ? umg_helper_beside : NULL;
+    in->join = umg_helper_join;
 }
 
 int main(int argc, char **argv)
@@ -327,6 +401,7 @@ int main(int argc, char **argv)
             }
         }
     }
+    costs_make();
     umg_query_input_t in;
     input_of(&in);
     cols_view(&m, &in.tables[UMG_RT_MAIN]);
@@ -339,11 +414,15 @@ int main(int argc, char **argv)
     size_t bytes;
     umg_query_t *q = parse(UMG_QUERY_OVERVIEW, "day,campaign", NULL);
     double base = baseline(&m, &rev, runs);
+    double cold = time_run(q, &in, 1, &bytes); /* the first: the costs read from meta.db into the cache */
+    umg_query_input_t one = in;                /* the same report without the helper thread */
+    one.beside = NULL;
+    double ms1 = time_run(q, &one, runs, &bytes);
     double ms = time_run(q, &in, runs, &bytes);
     printf("{\"bench\":\"query_overview\",\"group_by\":\"day,campaign\",\"rows\":%zu,\"revenue_rows\":%zu,"
-           "\"cost_rows\":%d,\"answer_bytes\":%zu,\"ms\":%.1f,\"baseline_ms\":%.1f,\"ratio\":%.2f,\"target_ms\":50,"
-           "\"pass\":%s}\n",
-           m.n, rev.n, DAYS * CAMPAIGNS, bytes, ms, base, ms / base, ms < 50 ? "true" : "false");
+           "\"cost_rows\":%d,\"answer_bytes\":%zu,\"ms\":%.1f,\"ms_one_thread\":%.1f,\"ms_costs_uncached\":%.1f,"
+           "\"baseline_ms\":%.1f,\"ratio\":%.2f,\"target_ms\":50,\"pass\":%s}\n",
+           m.n, rev.n, DAYS * CAMPAIGNS, bytes, ms, ms1, cold, base, ms / base, ms < 50 ? "true" : "false");
     fail |= ms >= 50;
     umg_query_free(q);
 
@@ -360,5 +439,6 @@ int main(int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("{\"bench\":\"query_rss\",\"max_rss_mb\":%.0f}\n", (double)ru.ru_maxrss / 1024);
+    costs_drop();
     return fail ? 1 : 0;
 }

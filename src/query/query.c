@@ -719,7 +719,8 @@ static void dmap_free(dmap_t *m)
 
 struct umg_query_scratch_s {
     size_t n;
-    void *p[SCRATCH_BLOCKS]; /* free blocks (their headers) */
+    void *p[SCRATCH_BLOCKS];          /* free blocks (their headers) */
+    struct umg_query_scratch_s *side; /* the helper thread's own (fast_scan), made on first use */
 };
 typedef umg_query_scratch_t scratch_t;
 
@@ -734,6 +735,9 @@ static void big_drop(scratch_t *s)
 {
     for (size_t i = 0; s != NULL && i < s->n; i++) {
         umg_free(s->p[i]);
+    }
+    if (s != NULL) {
+        big_drop(s->side);
     }
     umg_free(s);
 }
@@ -870,6 +874,17 @@ typedef struct fast_s {
     size_t nrev;   /* currencies rev has room for */
 } fast_t;
 
+/*
+ * Where a thread's share of the one-pass scan adds: the calling thread's
+ * cells (c->fast, the grouped dimension's c->dm, c->scr), or the helper's
+ * own (fast_scan), merged into those when both are done.
+ */
+typedef struct fpart_s {
+    fast_t *f;
+    dmap_t *m; /* the grouped dimension's dense numbers; NULL without one */
+    scratch_t *scr;
+} fpart_t;
+
 typedef struct qctx_s {
     const umg_query_t *q;
     const umg_query_input_t *in;
@@ -917,16 +932,26 @@ typedef struct qctx_s {
     /* costs */
     cost_t *costs;
     size_t ncosts, costcap;
+    struct {
+        umg_slice_t s; /* the report's copy */
+        uint32_t id;
+    } cmemo[2]; /* the previous cost row's source and campaign: rows come sorted by them */
     int rc;
     fast_t fast;
     scratch_t *scr; /* where the large buffers come from and go back to */
 } qctx_t;
 
-/* Resolves a string to an id: the dictionary's, or a virtual id for strings it does not know. */
-static int resolve(qctx_t *c, umg_slice_t s, uint32_t *id)
+/*
+ * Resolves a string to an id: the dictionary's, or a virtual id for strings
+ * it does not know; *copy_out (when not NULL) is the report's copy of it.
+ */
+static int resolve_copy(qctx_t *c, umg_slice_t s, uint32_t *id, umg_slice_t *copy_out)
 {
     if (s.len == 0) {
         *id = 0;
+        if (copy_out != NULL) {
+            *copy_out = s;
+        }
         return UMG_OK;
     }
     uint64_t h = umg_hash64(s.ptr, s.len, 0x51ed) >> 1; /* never U64_EMPTY */
@@ -937,6 +962,9 @@ static int resolve(qctx_t *c, umg_slice_t s, uint32_t *id)
         }
         if (c->strs[*v].len == s.len && memcmp(c->strs[*v].ptr, s.ptr, s.len) == 0) {
             *id = c->strid[*v];
+            if (copy_out != NULL) {
+                *copy_out = c->strs[*v];
+            }
             return UMG_OK;
         }
     }
@@ -985,7 +1013,15 @@ static int resolve(qctx_t *c, umg_slice_t s, uint32_t *id)
     c->strs[c->nstrs] = umg_slice(copy, s.len);
     c->strid[c->nstrs++] = v;
     *id = v;
+    if (copy_out != NULL) {
+        *copy_out = c->strs[c->nstrs - 1];
+    }
     return UMG_OK;
+}
+
+static int resolve(qctx_t *c, umg_slice_t s, uint32_t *id)
+{
+    return resolve_copy(c, s, id, NULL);
 }
 
 /* The text of an id: "" for 0, the dictionary's, or a virtual one's. */
@@ -1177,6 +1213,18 @@ static int convert(qctx_t *c, uint32_t dayoff, uint32_t cur, int64_t sum, int64_
         return 1;
     }
     double *f = &c->fac[(size_t)dayoff * c->ncur + cur];
+    if (isnan(*f) && c->in->rate_days != NULL) { /* the currency's factors of every day, at once */
+        double *x = umg_malloc((size_t)c->fac_days * sizeof(double));
+        int rc = x != NULL ? c->in->rate_days(c->in->ctx, c->from, (size_t)c->fac_days, c->cur[cur], c->in->currency, x)
+                           : UMG_ENOMEM;
+        for (int32_t d = 0; rc == UMG_OK && d < c->fac_days; d++) {
+            c->fac[(size_t)d * c->ncur + cur] = isfinite(x[d]) && x[d] >= 0 ? x[d] : -1;
+        }
+        umg_free(x);
+        if (rc != UMG_OK) {
+            return rc;
+        }
+    }
     if (isnan(*f)) {
         double x;
         int rc = c->in->rate != NULL
@@ -1216,8 +1264,18 @@ static int cost_row(void *ctx, const umg_query_cost_t *r)
     memset(o, 0, sizeof(*o));
     o->day = r->day;
     o->micros = r->micros;
-    int rc = resolve(c, r->source, &o->dim[UMG_RD_SOURCE]);
-    rc = rc ? rc : resolve(c, r->campaign, &o->dim[UMG_RD_CAMPAIGN]);
+    const umg_slice_t sc[2] = {r->source, r->campaign};
+    const int dim[2] = {UMG_RD_SOURCE, UMG_RD_CAMPAIGN};
+    int rc = UMG_OK;
+    for (int k = 0; k < 2 && rc == UMG_OK; k++) {
+        if (c->cmemo[k].s.ptr != NULL && sc[k].len == c->cmemo[k].s.len &&
+            memcmp(sc[k].ptr, c->cmemo[k].s.ptr, sc[k].len) == 0) {
+            o->dim[dim[k]] = c->cmemo[k].id;
+        } else {
+            rc = resolve_copy(c, sc[k], &o->dim[dim[k]], &c->cmemo[k].s);
+            c->cmemo[k].id = o->dim[dim[k]];
+        }
+    }
     rc = rc ? rc : resolve(c, r->adset, &o->dim[UMG_RD_ADSET]);
     rc = rc ? rc : resolve(c, r->ad, &o->dim[UMG_RD_AD]);
     rc = rc ? rc : resolve(c, r->country, &o->dim[UMG_RD_COUNTRY]);
@@ -1724,12 +1782,12 @@ static void fast_init(qctx_t *c)
     f->K = c->K;
 }
 
-static void fast_free(qctx_t *c, fast_t *f)
+static void fast_free(scratch_t *scr, fast_t *f)
 {
-    big_free(c->scr, f->acc);
-    big_free(c->scr, f->seen);
+    big_free(scr, f->acc);
+    big_free(scr, f->seen);
     for (size_t i = 0; i < f->nrev; i++) {
-        big_free(c->scr, f->rev[i]);
+        big_free(scr, f->rev[i]);
     }
     umg_free(f->rev);
     f->acc = NULL, f->seen = NULL, f->rev = NULL;
@@ -1737,19 +1795,19 @@ static void fast_free(qctx_t *c, fast_t *f)
 }
 
 /* A copy of cells of w bytes each, laid out for cap dense numbers a day instead of ocap; NULL: out of memory. */
-static void *fast_relayout(qctx_t *c, const void *old, size_t ocap, size_t cap, size_t span, size_t w)
+static void *fast_relayout(scratch_t *scr, const void *old, size_t ocap, size_t cap, size_t span, size_t w)
 {
-    char *n = big_calloc(c->scr, cap * span + 1, w);
+    char *n = big_calloc(scr, cap * span + 1, w);
     for (size_t d = 0; n != NULL && old != NULL && d < span; d++) {
         memcpy(n + d * cap * w, (const char *)old + d * ocap * w, ocap * w);
     }
     return n;
 }
 
-/* Grows the cells to room for dense numbers below n: UMG_ERANGE past FAST_CELLS (the caller falls back). */
-static int fast_grow(qctx_t *c, size_t n)
+/* Grows a part's cells to room for dense numbers below n: UMG_ERANGE past FAST_CELLS (the caller falls back). */
+static int fast_grow(const qctx_t *c, fpart_t *p, size_t n)
 {
-    fast_t *f = &c->fast;
+    fast_t *f = p->f;
     size_t cap = f->cap ? f->cap : 64, span = c->span, nr = 0;
     while (cap < n) {
         cap *= 2;
@@ -1760,50 +1818,48 @@ static int fast_grow(qctx_t *c, size_t n)
     if ((uint64_t)cap * span * (f->K + nr + 1) > FAST_CELLS) {
         return UMG_ERANGE;
     }
-    int64_t *a = fast_relayout(c, f->acc, f->cap, cap, span, f->K * sizeof(int64_t));
-    uint8_t *sn = fast_relayout(c, f->seen, f->cap, cap, span, 1);
+    int64_t *a = fast_relayout(p->scr, f->acc, f->cap, cap, span, f->K * sizeof(int64_t));
+    uint8_t *sn = fast_relayout(p->scr, f->seen, f->cap, cap, span, 1);
     if (a == NULL || sn == NULL) {
-        big_free(c->scr, a);
-        big_free(c->scr, sn);
+        big_free(p->scr, a);
+        big_free(p->scr, sn);
         return UMG_ENOMEM;
     }
-    big_free(c->scr, f->acc);
-    big_free(c->scr, f->seen);
+    big_free(p->scr, f->acc);
+    big_free(p->scr, f->seen);
     f->acc = a;
     f->seen = sn;
     for (size_t i = 0; i < f->nrev; i++) {
         if (f->rev[i] == NULL) {
             continue;
         }
-        int64_t *r = fast_relayout(c, f->rev[i], f->cap, cap, span, sizeof(int64_t));
+        int64_t *r = fast_relayout(p->scr, f->rev[i], f->cap, cap, span, sizeof(int64_t));
         if (r == NULL) {
             return UMG_ENOMEM;
         }
-        big_free(c->scr, f->rev[i]);
+        big_free(p->scr, f->rev[i]);
         f->rev[i] = r;
     }
     f->cap = cap;
     return UMG_OK;
 }
 
-/* The dense number of a value of the grouped dimension (0 without one), registered and with room in the cells. */
-static inline int fast_dense(qctx_t *c, uint32_t id, uint32_t *out)
+/* The dense number of a value of the grouped dimension in a part, registered and with room in its cells. */
+static inline int fast_dense(const qctx_t *c, fpart_t *p, uint32_t id, uint32_t *out)
 {
-    fast_t *f = &c->fast;
-    dmap_t *m = &c->dm[f->dim];
-    uint32_t d = dmap_get(m, id);
+    uint32_t d = dmap_get(p->m, id);
     if (d == NONE) {
-        int rc = dmap_add_new(m, id);
+        int rc = dmap_add_new(p->m, id);
         if (rc != UMG_OK) {
             return rc;
         }
-        d = (uint32_t)m->n - 1;
+        d = (uint32_t)p->m->n - 1;
     }
     *out = d;
-    return d < f->cap ? UMG_OK : fast_grow(c, (size_t)d + 1);
+    return d < p->f->cap ? UMG_OK : fast_grow(c, p, (size_t)d + 1);
 }
 
-/* The revenue cells of a currency, made on first use. */
+/* The revenue cells of a currency (the calling thread's part), made on first use. */
 static int fast_rev_cur(qctx_t *c, uint32_t cur, int64_t **out)
 {
     fast_t *f = &c->fast;
@@ -1837,10 +1893,10 @@ static int fast_rev_cur(qctx_t *c, uint32_t cur, int64_t **out)
     return UMG_OK;
 }
 
-/* The MAIN rows of the period into the cells: each row read once. */
-static int fast_main(qctx_t *c)
+/* The MAIN rows i0..i1 (of the period) into a part's cells. */
+static int fast_main(const qctx_t *c, fpart_t *p, size_t i0, size_t i1)
 {
-    fast_t *f = &c->fast;
+    fast_t *f = p->f;
     const umg_rollup_view_t *v = &c->in->tables[UMG_RT_MAIN];
     const int64_t *col[UMG_RM_N];
     size_t pos[UMG_RM_N], nc = 0;
@@ -1854,7 +1910,7 @@ static int fast_main(qctx_t *c)
     const uint32_t span = c->span, *dc = f->dim != QD_DAY ? v->dim[f->dim] : NULL;
     const size_t K = f->K;
     uint32_t last = NONE, d = 0;
-    int rc = f->cap > 0 ? UMG_OK : fast_grow(c, 1); /* room for the only cell row without a dimension */
+    int rc = f->cap > 0 ? UMG_OK : fast_grow(c, p, 1); /* room for the only cell row without a dimension */
     if (rc != UMG_OK) {
         return rc;
     }
@@ -1863,15 +1919,15 @@ static int fast_main(qctx_t *c)
     uint8_t *seen = f->seen;
     /* rows come in runs of the same day and value: sum each run of a column with a plain loop (adding row
      * by row to the cell would wait for the previous add's store) */
-    for (size_t i = 0, e; i < v->n; i = e) {
+    for (size_t i = i0, e; i < i1; i = e) {
         uint32_t dayoff = (uint32_t)(day[i] - lo);
         e = i + 1;
         if (dc != NULL) {
-            while (e < v->n && day[e] == day[i] && dc[e] == dc[i]) {
+            while (e < i1 && day[e] == day[i] && dc[e] == dc[i]) {
                 e++;
             }
         } else {
-            while (e < v->n && day[e] == day[i]) {
+            while (e < i1 && day[e] == day[i]) {
                 e++;
             }
         }
@@ -1879,7 +1935,7 @@ static int fast_main(qctx_t *c)
             continue;
         }
         if (dc != NULL && dc[i] != last) {
-            if ((rc = fast_dense(c, dc[i], &d)) != UMG_OK) {
+            if ((rc = fast_dense(c, p, dc[i], &d)) != UMG_OK) {
                 return rc;
             }
             last = dc[i];
@@ -1904,16 +1960,17 @@ static int fast_main(qctx_t *c)
     return UMG_OK;
 }
 
-/* The REVENUE rows of the period into the cells per currency, registering the currencies in row order. */
-static int fast_revenue(qctx_t *c)
+/* The REVENUE rows of the period into the calling thread's cells per currency, registering the currencies in row
+ * order. */
+static int fast_revenue(qctx_t *c, fpart_t *p)
 {
-    fast_t *f = &c->fast;
+    fast_t *f = p->f;
     const umg_rollup_view_t *v = &c->in->tables[UMG_RT_REVENUE];
     const int32_t *day = v->day, lo = c->from;
     const uint32_t span = c->span, *dc = f->dim != QD_DAY ? v->dim[f->dim] : NULL, *xc = v->x[0];
     const int64_t *amt = v->v[0];
     uint32_t last = NONE, d = 0;
-    int rc = f->cap > 0 ? UMG_OK : fast_grow(c, 1);
+    int rc = f->cap > 0 ? UMG_OK : fast_grow(c, p, 1);
     if (rc != UMG_OK) {
         return rc;
     }
@@ -1933,7 +1990,7 @@ static int fast_revenue(qctx_t *c)
             continue;
         }
         if (dc != NULL && dc[i] != last) {
-            if ((rc = fast_dense(c, dc[i], &d)) != UMG_OK) {
+            if ((rc = fast_dense(c, p, dc[i], &d)) != UMG_OK) {
                 return rc;
             }
             last = dc[i];
@@ -2022,14 +2079,120 @@ static int fast_groups(qctx_t *c)
     return rc;
 }
 
-/* The one pass over MAIN and REVENUE; f->on cleared (and nothing kept) when the cells would be too many. */
-static int fast_scan(qctx_t *c, int main_needed, int rev_needed)
+/*
+ * A large MAIN table is scanned by two threads when the caller lends one
+ * (umg_query_input_t.beside): both take chunks of rows in turn, each adding
+ * into cells of its own; the helper's are merged into the caller's after.
+ */
+#define PAR_MIN_ROWS (1u << 17)
+#define PAR_CHUNK (1u << 15)
+
+typedef struct par_s {
+    const qctx_t *c; /* read only while the helper runs */
+    size_t n;        /* MAIN rows */
+    _Atomic size_t next;
+    _Atomic int stop; /* a part failed: the other takes no more rows */
+    fast_t f;         /* the helper's part */
+    dmap_t m;
+    fpart_t part;
+    int rc;
+} par_t;
+
+/* Chunks of MAIN rows into a part until none is left (or the other part failed). */
+static int fast_chunks(const qctx_t *c, fpart_t *p, par_t *par)
+{
+    for (;;) {
+        if (atomic_load_explicit(&par->stop, memory_order_relaxed)) {
+            return UMG_OK;
+        }
+        size_t i0 = atomic_fetch_add_explicit(&par->next, PAR_CHUNK, memory_order_relaxed);
+        if (i0 >= par->n) {
+            return UMG_OK;
+        }
+        int rc = fast_main(c, p, i0, i0 + PAR_CHUNK < par->n ? i0 + PAR_CHUNK : par->n);
+        if (rc != UMG_OK) {
+            atomic_store_explicit(&par->stop, 1, memory_order_relaxed);
+            return rc;
+        }
+    }
+}
+
+/* On the helper thread. */
+static void par_main(void *arg)
+{
+    par_t *par = arg;
+    par->rc = fast_chunks(par->c, &par->part, par);
+}
+
+/* The helper's cells into the caller's: its dense numbers mapped to the caller's first, then day by day. */
+static int fast_merge(qctx_t *c, fpart_t *mine, const par_t *par)
+{
+    const fast_t *h = &par->f;
+    fast_t *f = mine->f;
+    size_t nd = mine->m != NULL ? par->m.n : h->cap > 0, K = f->K;
+    uint32_t *to = umg_malloc((nd ? nd : 1) * sizeof(uint32_t));
+    int rc = to != NULL ? UMG_OK : UMG_ENOMEM;
+    rc = rc ? rc : mine->m == NULL && nd > 0 && f->cap == 0 ? fast_grow(c, mine, 1) : UMG_OK;
+    for (size_t d2 = 0; d2 < nd && rc == UMG_OK; d2++) {
+        to[d2] = 0;
+        rc = mine->m != NULL ? fast_dense(c, mine, par->m.ids[d2], &to[d2]) : UMG_OK;
+    }
+    for (size_t dayoff = 0; dayoff < c->span && rc == UMG_OK; dayoff++) {
+        const uint8_t *seen2 = h->seen + dayoff * h->cap;
+        const int64_t *a2 = h->acc + dayoff * h->cap * K;
+        uint8_t *seen = f->seen + dayoff * f->cap;
+        int64_t *a = f->acc + dayoff * f->cap * K;
+        for (size_t d2 = 0; d2 < nd; d2++) {
+            if (!seen2[d2]) {
+                continue;
+            }
+            seen[to[d2]] = 1;
+            for (size_t j = 0; j < K; j++) {
+                a[to[d2] * K + j] += a2[d2 * K + j];
+            }
+        }
+    }
+    umg_free(to);
+    return rc;
+}
+
+/*
+ * The cost rows (costs_needed), and the one pass over MAIN and REVENUE; f->on
+ * cleared (and nothing kept) when the cells would be too many. The costs are
+ * read on the calling thread while the helper, if any, starts on MAIN.
+ */
+static int fast_scan(qctx_t *c, int main_needed, int rev_needed, int costs_needed)
 {
     fast_t *f = &c->fast;
-    int rc = main_needed ? fast_main(c) : UMG_OK;
-    rc = rc ? rc : rev_needed ? fast_revenue(c) : UMG_OK;
+    fpart_t mine = {f, f->dim != QD_DAY ? &c->dm[f->dim] : NULL, c->scr};
+    par_t *par = umg_calloc(1, sizeof(*par));
+    if (par == NULL) {
+        return UMG_ENOMEM;
+    }
+    par->c = c;
+    par->n = main_needed ? c->in->tables[UMG_RT_MAIN].n : 0;
+    par->f.K = f->K;
+    par->f.dim = f->dim;
+    int helped = 0;
+    if (par->n >= PAR_MIN_ROWS && c->in->beside != NULL && c->scr != NULL &&
+        (c->scr->side != NULL || (c->scr->side = umg_calloc(1, sizeof(scratch_t))) != NULL)) {
+        par->part = (fpart_t){&par->f, mine.m != NULL ? &par->m : NULL, c->scr->side};
+        helped = c->in->beside(c->in->par, par_main, par) == 0;
+    }
+    int rc = costs_needed ? load_costs(c, c->q->to) : UMG_OK;
+    rc = rc ? rc : rev_needed ? fast_revenue(c, &mine) : UMG_OK;
+    rc = rc ? rc : fast_chunks(c, &mine, par);
+    if (helped) {
+        atomic_store_explicit(&par->stop, rc != UMG_OK, memory_order_relaxed);
+        c->in->join(c->in->par);
+        rc = rc ? rc : par->rc;
+        rc = rc ? rc : fast_merge(c, &mine, par);
+    }
+    fast_free(par->part.scr, &par->f);
+    dmap_free(&par->m);
+    umg_free(par);
     if (rc == UMG_ERANGE) {
-        fast_free(c, f);
+        fast_free(c->scr, f);
         if (f->dim != QD_DAY) {
             dmap_free(&c->dm[f->dim]);
         }
@@ -2585,8 +2748,10 @@ static int run_overview(qctx_t *c, umg_buf_t *out)
     int rev_needed = (q->needs & N_REV) != 0;
     overview_layout(c);
     fast_init(c);
-    int rc = q->needs & N_COST ? load_costs(c, q->to) : UMG_OK;
-    rc = rc ? rc : c->fast.on ? fast_scan(c, main_needed, rev_needed) : UMG_OK;
+    int costs_needed = (q->needs & N_COST) != 0;
+    int rc = c->fast.on     ? fast_scan(c, main_needed, rev_needed, costs_needed)
+             : costs_needed ? load_costs(c, q->to)
+                            : UMG_OK;
     int fast = c->fast.on; /* still: the cells held */
     rc = rc ? rc : main_needed && !fast ? prepass_view(c, &t[UMG_RT_MAIN], -1, 0) : UMG_OK;
     rc = rc ? rc : q->nev ? prepass_view(c, &t[UMG_RT_EVENT], -1, 1) : UMG_OK;
@@ -2952,7 +3117,7 @@ int umg_query_run(const umg_query_t *q, const umg_query_input_t *in, umg_buf_t *
     big_free(c->scr, c->costs);
     cells_free(c, &c->rev);
     cells_free(c, &c->cost);
-    fast_free(c, &c->fast);
+    fast_free(c->scr, &c->fast);
     unconv_free(&c->unrev);
     unconv_free(&c->uncost);
     umg_arena_free(&c->arena);

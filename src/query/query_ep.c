@@ -15,11 +15,13 @@
 #include "umg_rollup.h"
 #include "umg_store.h"
 
-/* The data directory (for meta.db), and the cost connection only the report worker thread uses. */
+/* The data directory (for meta.db), and what only the report worker thread uses: the cost connection, ... */
 static struct {
     char *data_dir;
     umg_cost_t *cost;
-    umg_query_scratch_t *scratch; /* the report worker's, kept between reports */
+    umg_cost_cache_t *costs;      /* cost rows read lately */
+    umg_query_scratch_t *scratch; /* the worker's, kept between reports */
+    umg_helper_t *helper;         /* the second thread of a large overview's scan */
 } Q;
 
 int umg_query_ep_start(const char *data_dir)
@@ -31,10 +33,14 @@ int umg_query_ep_start(const char *data_dir)
 void umg_query_ep_stop(void)
 {
     umg_cost_close(Q.cost);
+    umg_cost_cache_free(Q.costs);
     umg_query_scratch_free(Q.scratch);
+    umg_helper_free(Q.helper);
     umg_free(Q.data_dir);
     Q.cost = NULL;
+    Q.costs = NULL;
     Q.scratch = NULL;
+    Q.helper = NULL;
     Q.data_dir = NULL;
 }
 
@@ -101,13 +107,20 @@ static int costs_each(void *ctx, int32_t from, int32_t to, umg_query_cost_cb fn,
     job_t *j = ctx;
     j->cost_fn = fn;
     j->cost_ctx = fn_ctx;
-    return umg_cost_each(Q.cost, j->app.id, from, to, cost_row, j);
+    return Q.costs != NULL ? umg_cost_cache_each(Q.costs, Q.cost, j->app.id, from, to, cost_row, j)
+                           : umg_cost_each(Q.cost, j->app.id, from, to, cost_row, j);
 }
 
 static int rate(void *ctx, int32_t day, const char *from, const char *to, double *factor)
 {
     job_t *j = ctx;
     return umg_cost_rate(Q.cost, j->app.org, day, from, to, factor);
+}
+
+static int rate_days(void *ctx, int32_t from_day, size_t ndays, const char *from, const char *to, double *factors)
+{
+    job_t *j = ctx;
+    return umg_cost_rate_days(Q.cost, j->app.org, from_day, ndays, from, to, factors);
 }
 
 /* ------------------------------------------------------ on the worker */
@@ -137,11 +150,22 @@ static void compute(void *data, umg_attr_answer_t *ans)
                             .string = dict_string,
                             .lookup = dict_lookup,
                             .costs = costs_each,
-                            .rate = rate};
+                            .rate = rate,
+                            .rate_days = rate_days};
+    /* each of these is a help, not a need: without it the report reads or allocates plainly, on one thread */
     if (Q.scratch == NULL && umg_query_scratch_new(&Q.scratch) != UMG_OK) {
-        Q.scratch = NULL; /* the report allocates plainly */
+        Q.scratch = NULL;
+    }
+    if (Q.costs == NULL && umg_cost_cache_new(&Q.costs) != UMG_OK) {
+        Q.costs = NULL;
+    }
+    if (Q.helper == NULL && umg_helper_new(&Q.helper) != UMG_OK) {
+        Q.helper = NULL;
     }
     in.scratch = Q.scratch;
+    in.par = Q.helper;
+    in.beside = Q.helper != NULL ? umg_helper_beside : NULL;
+    in.join = umg_helper_join;
     int rc = umg_store_begin(j->store, 0, &j->tx);
     if (rc == UMG_OK) {
         umg_rollup_read_begin(j->rollup);

@@ -82,8 +82,19 @@ typedef struct umg_query_input_s {
     int (*costs)(void *ctx, int32_t from, int32_t to, umg_query_cost_cb fn, void *fn_ctx);
     /** The factor converting an amount in `from` to `to` on a local day: UMG_ENOENT when there is no rate. */
     int (*rate)(void *ctx, int32_t day, const char *from, const char *to, double *factor);
+    /** Optional: rate for ndays days from from_day at once, factors[i] NAN when there is none (else rate is asked). */
+    int (*rate_days)(void *ctx, int32_t from_day, size_t ndays, const char *from, const char *to, double *factors);
     /** Large buffers kept from one report to the next (NULL: none); one report at a time may use it. */
     struct umg_query_scratch_s *scratch;
+    /**
+     * Optional, a second thread for the scan of a large overview (the engine makes none of its own):
+     * beside(par, fn, arg) starts fn(arg) on it and returns 0, or non-zero when it cannot (then the
+     * calling thread does all the work); join(par) returns once fn has returned. fn calls no callback
+     * and reads only the tables. umg_helper_beside and umg_helper_join (umg_core.h) have this shape.
+     */
+    void *par;
+    int (*beside)(void *par, void (*fn)(void *), void *arg);
+    void (*join)(void *par);
 } umg_query_input_t;
 
 typedef struct umg_query_scratch_s umg_query_scratch_t;

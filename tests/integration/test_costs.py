@@ -230,6 +230,45 @@ class CostsTest(DaemonTestCase):
         h, data = self.get("/v1/rates?to=2026-11-20", self.bearer("viewer@a.test"))
         self.assertEqual(parse_json(data)["rates"][0]["rate"], 1.09)
 
+    # ------------------------------------------------------------ reports
+
+    def overview_cost(self, app=None):
+        app = app or self.app
+        h, data = self.get("/v1/reports/overview?app=%s&from=2026-11-19&to=2026-11-22&group_by=campaign"
+                           "&metrics=cost" % app["app_id"], self.secret(app))
+        r = parse_json(data)
+        return r["totals"]["cost"], {x["campaign"]: x["cost"] for x in r["rows"]}, r["totals"].get("cost_unconverted")
+
+    def test_overview_sees_every_cost_write(self):
+        """The report worker keeps the cost rows it read; every write, over HTTP or by the CLI in another
+        process, and of a rate, shows in the next report, and another app's writes leave its copy alone."""
+        self.post("/v1/costs", {"costs": [row(currency="USD", cost=10), row(campaign="winter", currency="USD",
+                                                                            cost=5)]}, self.secret())
+        self.assertEqual(self.overview_cost()[:2], (15, {"summer": 10, "winter": 5}))
+        self.assertEqual(self.overview_cost()[:2], (15, {"summer": 10, "winter": 5}))  # the kept copy
+        # a replaced row and a new one over HTTP
+        self.post("/v1/costs", {"costs": [row(currency="USD", cost=12), row(campaign="spring", currency="USD",
+                                                                            cost=1, date="2026-11-22")]},
+                  self.secret())
+        self.assertEqual(self.overview_cost()[:2], (18, {"summer": 12, "winter": 5, "spring": 1}))
+        # another app's costs: this app's report is unchanged, the other's has them
+        self.post("/v1/costs", {"costs": [row(currency="USD", cost=100)]}, self.secret(self.app2))
+        self.assertEqual(self.overview_cost()[0], 18)
+        self.assertEqual(self.overview_cost(self.app2)[0], 100)
+        # the CLI, another process writing meta.db
+        path = self.write("more.csv", "date,source,campaign,cost,currency\n2026-11-21,meta,winter,7,USD\n"
+                                      "2026-11-21,meta,autumn,2,EUR\n")
+        rc, out, err = run_import(self.d.data_dir, "costs", path, self.app["app_id"])
+        self.assertEqual(rc, 0, err)
+        total, rows, unconv = self.overview_cost()
+        self.assertEqual((total, rows["winter"]), (25, 12))
+        self.assertEqual(unconv, {"EUR": 2})  # no EUR rate yet
+        # a rate, later: the same rows now convert
+        self.post("/v1/rates", {"rates": [{"date": "2026-11-01", "currency": "EUR", "base": "USD", "rate": 1.5}]},
+                  self.secret())
+        total, rows, unconv = self.overview_cost()
+        self.assertEqual((total, rows["autumn"], unconv), (28, 3, None))
+
     # ------------------------------------------------------------ CLI import
 
     def write(self, name, text):

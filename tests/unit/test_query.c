@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "umg_query.h"
@@ -641,6 +642,189 @@ static void test_many_groups(void **state)
     umg_query_free(q);
 }
 
+/*
+ * A large MAIN table (over the engine's threshold for the helper thread):
+ * every report the same, byte for byte, whether a helper takes part of the
+ * scan or not, over random rows (runs of the same day and campaign of
+ * random lengths, days outside the period), for each grouping the one-pass
+ * scan serves, one it does not (a filter), and too many cells for it.
+ */
+#define BIG 300000
+typedef struct big_s {
+    int32_t *day;
+    uint32_t *dim[UMG_RD_N], *x[2];
+    int64_t *v[UMG_ROLLUP_MAXV];
+} big_t;
+
+static void big_view(big_t *b, size_t n, umg_rollup_view_t *v)
+{
+    memset(v, 0, sizeof(*v));
+    v->n = n;
+    v->day = b->day;
+    for (int d = 0; d < UMG_RD_N; d++) {
+        v->dim[d] = b->dim[d];
+    }
+    v->x[0] = b->x[0];
+    v->x[1] = b->x[1];
+    for (int k = 0; k < UMG_ROLLUP_MAXV; k++) {
+        v->v[k] = b->v[k];
+    }
+}
+
+static void big_alloc(big_t *b, size_t n)
+{
+    b->day = calloc(n, sizeof(int32_t));
+    for (int d = 0; d < UMG_RD_N; d++) {
+        b->dim[d] = calloc(n, sizeof(uint32_t));
+    }
+    for (int k = 0; k < 2; k++) {
+        b->x[k] = calloc(n, sizeof(uint32_t));
+    }
+    for (int k = 0; k < UMG_ROLLUP_MAXV; k++) {
+        b->v[k] = calloc(n, sizeof(int64_t));
+    }
+}
+
+static void big_free(big_t *b)
+{
+    free(b->day);
+    for (int d = 0; d < UMG_RD_N; d++) {
+        free(b->dim[d]);
+    }
+    for (int k = 0; k < 2; k++) {
+        free(b->x[k]);
+    }
+    for (int k = 0; k < UMG_ROLLUP_MAXV; k++) {
+        free(b->v[k]);
+    }
+}
+
+static uint64_t big_rng = 7;
+static uint32_t big_rnd(uint32_t n)
+{
+    big_rng = big_rng * 6364136223846793005u + 1442695040888963407u;
+    return (uint32_t)((big_rng >> 33) % n);
+}
+
+/* A thread for the engine, as the report worker lends one: each job on a thread of its own. */
+typedef struct side_s {
+    pthread_t t;
+    int started;
+    int jobs;
+} side_t;
+
+typedef struct side_job_s {
+    void (*fn)(void *);
+    void *arg;
+} side_job_t;
+static side_job_t side_job;
+
+static void *side_main(void *arg)
+{
+    (void)arg;
+    side_job.fn(side_job.arg);
+    return NULL;
+}
+
+static int side_beside(void *par, void (*fn)(void *), void *arg)
+{
+    side_t *s = par;
+    side_job = (side_job_t){fn, arg};
+    s->started = pthread_create(&s->t, NULL, side_main, NULL) == 0;
+    s->jobs += s->started;
+    return s->started ? 0 : -1;
+}
+
+static void side_join(void *par)
+{
+    side_t *s = par;
+    if (s->started) {
+        pthread_join(s->t, NULL);
+        s->started = 0;
+    }
+}
+
+static void test_helper_thread_same_answer(void **state)
+{
+    (void)state;
+    static big_t m, rev;
+    big_alloc(&m, BIG);
+    big_alloc(&rev, BIG / 4);
+    for (int pass = 0; pass < 2; pass++) {
+        /* pass 0: 60 campaigns; pass 1: 4,000 of them, too many cells for the one pass over a year */
+        uint32_t ncamp = pass == 0 ? 60 : 4000;
+        size_t i = 0;
+        for (int32_t d = -2; i < BIG; d++) {
+            for (int k = 0; k < 40 && i < BIG; k++) {
+                uint32_t camp = 1000 + big_rnd(ncamp), len = 1 + big_rnd(9);
+                for (uint32_t r = 0; r < len && i < BIG; r++, i++) {
+                    m.day[i] = D0 + d;
+                    m.dim[UMG_RD_SOURCE][i] = 1000 + camp % 3;
+                    m.dim[UMG_RD_CAMPAIGN][i] = camp;
+                    m.dim[UMG_RD_COUNTRY][i] = 1000 + big_rnd(20);
+                    for (int v = 0; v < UMG_RM_N; v++) {
+                        m.v[v][i] = big_rnd(50);
+                    }
+                }
+            }
+        }
+        for (size_t j = 0; j < BIG / 4; j++) {
+            rev.day[j] = m.day[j * 4];
+            rev.dim[UMG_RD_SOURCE][j] = m.dim[UMG_RD_SOURCE][j * 4];
+            rev.dim[UMG_RD_CAMPAIGN][j] = m.dim[UMG_RD_CAMPAIGN][j * 4];
+            rev.dim[UMG_RD_COUNTRY][j] = m.dim[UMG_RD_COUNTRY][j * 4];
+            rev.x[0][j] = big_rnd(3) == 0 ? W_EUR : W_USD;
+            rev.v[0][j] = big_rnd(5000000);
+            rev.v[1][j] = 1;
+        }
+        static const char *const qs[] = {
+            "from=2026-11-19&to=2027-11-18&group_by=day,campaign&metrics=installs,clicks,sessions,revenue",
+            "from=2026-11-19&to=2027-11-18&group_by=campaign&metrics=installs,revenue,arpu&sort=-installs",
+            "from=2026-11-19&to=2027-11-18&group_by=day&metrics=installs,active_devices,revenue",
+            "from=2026-11-19&to=2027-11-18&metrics=installs,impressions,revenue",
+            "from=2026-11-20&to=2026-12-30&group_by=source,day&metrics=installs,revenue",
+            "from=2026-11-19&to=2027-11-18&group_by=day,campaign&filter=country:s1003|s1004&metrics=installs",
+        };
+        for (size_t k = 0; k < sizeof(qs) / sizeof(qs[0]); k++) {
+            umg_query_params_t p;
+            umg_query_error_t err;
+            umg_query_t *q;
+            params_of(qs[k], &p);
+            if (umg_query_parse(UMG_QUERY_OVERVIEW, &p, &q, &err) != UMG_OK) {
+                fail_msg("%s: %s %s", qs[k], err.field, err.message);
+            }
+            umg_buf_t out[2] = {{0}, {0}};
+            side_t side = {0};
+            for (int h = 0; h < 2; h++) {
+                umg_query_input_t in;
+                reset();
+                input(&in, D0 + 400);
+                big_view(&m, BIG, &in.tables[UMG_RT_MAIN]);
+                big_view(&rev, BIG / 4, &in.tables[UMG_RT_REVENUE]);
+                in.string = many_string;
+                rates[nrates++] = (rate_t){D0, "EUR", 1.1};
+                if (h == 1) {
+                    in.par = &side;
+                    in.beside = side_beside;
+                    in.join = side_join;
+                }
+                assert_int_equal(umg_query_run(q, &in, &out[h]), UMG_OK);
+            }
+            if (strcmp(out[0].ptr, out[1].ptr) != 0) {
+                fail_msg("pass %d, %s: the answers differ (%zu and %zu bytes)", pass, qs[k], out[0].len, out[1].len);
+            }
+            /* the helper took part in every one-pass scan (in pass 1, for day,campaign and campaign, until the
+             * cells grew too many and the report fell back to the two passes) */
+            assert_int_equal(side.jobs, k < 5 ? 1 : 0);
+            umg_buf_free(&out[0]);
+            umg_buf_free(&out[1]);
+            umg_query_free(q);
+        }
+    }
+    big_free(&m);
+    big_free(&rev);
+}
+
 /* Out of memory at every allocation of a run: an error, never a crash or a leak. */
 static void test_out_of_memory(void **state)
 {
@@ -680,10 +864,15 @@ static void test_out_of_memory(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_errors), cmocka_unit_test(test_group_filter_sort_limit),
-        cmocka_unit_test(test_csv),          cmocka_unit_test(test_conversion),
-        cmocka_unit_test(test_cost_join),    cmocka_unit_test(test_cohorts),
-        cmocka_unit_test(test_many_groups),  cmocka_unit_test(test_out_of_memory),
+        cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_group_filter_sort_limit),
+        cmocka_unit_test(test_csv),
+        cmocka_unit_test(test_conversion),
+        cmocka_unit_test(test_cost_join),
+        cmocka_unit_test(test_cohorts),
+        cmocka_unit_test(test_many_groups),
+        cmocka_unit_test(test_out_of_memory),
+        cmocka_unit_test(test_helper_thread_same_answer),
     };
     if (umg_query_scratch_new(&scratch) != UMG_OK) {
         return 1;

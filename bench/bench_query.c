@@ -113,6 +113,7 @@ static int cost_fwd(void *ctx, const umg_cost_row_t *r)
                             .country = r->country,
                             .micros = r->micros};
     memcpy(row.currency, r->currency, sizeof(row.currency));
+    memcpy(row.sid, r->sid, sizeof(row.sid));
     return f->fn(f->ctx, &row);
 }
 

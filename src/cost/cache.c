@@ -9,7 +9,8 @@
  * while the version is unchanged. The version is read before the rows: a
  * write in between leaves a copy older than its version says, which the
  * next report finds changed and reads again; never a newer one kept past its
- * version.
+ * version. Each distinct string is kept once and numbered (umg_cost_row_t.sid),
+ * so the report engine resolves it once.
  */
 #include "cost_int.h"
 
@@ -61,8 +62,9 @@ void umg_cost_cache_free(umg_cost_cache_t *k)
 }
 
 /* The entry's copy of a string: equal strings share one. */
-static int intern(centry_t *e, umg_slice_t s, umg_slice_t *out)
+static int intern(centry_t *e, umg_slice_t s, umg_slice_t *out, uint32_t *sid)
 {
+    *sid = 0;
     if (s.len == 0) {
         *out = umg_slice("", 0);
         return UMG_OK;
@@ -89,6 +91,7 @@ static int intern(centry_t *e, umg_slice_t s, umg_slice_t *out)
         umg_slice_t x = e->strs[e->slot[h] - 1];
         if (x.len == s.len && memcmp(x.ptr, s.ptr, s.len) == 0) {
             *out = x;
+            *sid = e->slot[h];
             return UMG_OK;
         }
     }
@@ -109,6 +112,7 @@ static int intern(centry_t *e, umg_slice_t s, umg_slice_t *out)
     e->strs[e->nstrs++] = umg_slice(p, s.len);
     e->slot[h] = (uint32_t)e->nstrs;
     *out = e->strs[e->nstrs - 1];
+    *sid = (uint32_t)e->nstrs;
     return UMG_OK;
 }
 
@@ -129,11 +133,11 @@ static int keep_row(void *ctx, const umg_cost_row_t *r)
     }
     umg_cost_row_t *o = &e->rows[e->n];
     *o = *r;
-    int rc = intern(e, r->source, &o->source);
-    rc = rc ? rc : intern(e, r->campaign, &o->campaign);
-    rc = rc ? rc : intern(e, r->adset, &o->adset);
-    rc = rc ? rc : intern(e, r->ad, &o->ad);
-    rc = rc ? rc : intern(e, r->country, &o->country);
+    int rc = intern(e, r->source, &o->source, &o->sid[0]);
+    rc = rc ? rc : intern(e, r->campaign, &o->campaign, &o->sid[1]);
+    rc = rc ? rc : intern(e, r->adset, &o->adset, &o->sid[2]);
+    rc = rc ? rc : intern(e, r->ad, &o->ad, &o->sid[3]);
+    rc = rc ? rc : intern(e, r->country, &o->country, &o->sid[4]);
     e->n += rc == UMG_OK;
     return rc;
 }

@@ -30,6 +30,7 @@ typedef struct umg_cost_row_s {
     umg_slice_t source, campaign, adset, ad, country; /* borrowed until fn returns */
     char currency[4];
     int64_t micros;
+    uint32_t sid[5]; /* from the cache (umg_cost_cache_each): each string's number there, 0 for "" (else 0) */
 } umg_cost_row_t;
 
 /**

@@ -932,26 +932,18 @@ typedef struct qctx_s {
     /* costs */
     cost_t *costs;
     size_t ncosts, costcap;
-    struct {
-        umg_slice_t s; /* the report's copy */
-        uint32_t id;
-    } cmemo[2]; /* the previous cost row's source and campaign: rows come sorted by them */
+    uint32_t *sidmap; /* a cost string's number (umg_query_cost_t.sid) -> its id, NONE until resolved */
+    size_t nsid;
     int rc;
     fast_t fast;
     scratch_t *scr; /* where the large buffers come from and go back to */
 } qctx_t;
 
-/*
- * Resolves a string to an id: the dictionary's, or a virtual id for strings
- * it does not know; *copy_out (when not NULL) is the report's copy of it.
- */
-static int resolve_copy(qctx_t *c, umg_slice_t s, uint32_t *id, umg_slice_t *copy_out)
+/* Resolves a string to an id: the dictionary's, or a virtual id for strings it does not know. */
+static int resolve(qctx_t *c, umg_slice_t s, uint32_t *id)
 {
     if (s.len == 0) {
         *id = 0;
-        if (copy_out != NULL) {
-            *copy_out = s;
-        }
         return UMG_OK;
     }
     uint64_t h = umg_hash64(s.ptr, s.len, 0x51ed) >> 1; /* never U64_EMPTY */
@@ -962,9 +954,6 @@ static int resolve_copy(qctx_t *c, umg_slice_t s, uint32_t *id, umg_slice_t *cop
         }
         if (c->strs[*v].len == s.len && memcmp(c->strs[*v].ptr, s.ptr, s.len) == 0) {
             *id = c->strid[*v];
-            if (copy_out != NULL) {
-                *copy_out = c->strs[*v];
-            }
             return UMG_OK;
         }
     }
@@ -1013,15 +1002,37 @@ static int resolve_copy(qctx_t *c, umg_slice_t s, uint32_t *id, umg_slice_t *cop
     c->strs[c->nstrs] = umg_slice(copy, s.len);
     c->strid[c->nstrs++] = v;
     *id = v;
-    if (copy_out != NULL) {
-        *copy_out = c->strs[c->nstrs - 1];
-    }
     return UMG_OK;
 }
 
-static int resolve(qctx_t *c, umg_slice_t s, uint32_t *id)
+/* resolve for a cost row's string with its number (0: none): each number resolved once. */
+static int resolve_sid(qctx_t *c, umg_slice_t s, uint32_t sid, uint32_t *id)
 {
-    return resolve_copy(c, s, id, NULL);
+    if (sid == 0) {
+        return resolve(c, s, id);
+    }
+    if (sid >= c->nsid) {
+        size_t n = c->nsid ? c->nsid : 1024;
+        while (n <= sid) {
+            n *= 2;
+        }
+        uint32_t *m = umg_realloc(c->sidmap, n * sizeof(*m));
+        if (m == NULL) {
+            return UMG_ENOMEM;
+        }
+        memset(m + c->nsid, 0xff, (n - c->nsid) * sizeof(*m));
+        c->sidmap = m;
+        c->nsid = n;
+    }
+    if (c->sidmap[sid] == NONE) {
+        int rc = resolve(c, s, &c->sidmap[sid]);
+        if (rc != UMG_OK) {
+            c->sidmap[sid] = NONE;
+            return rc;
+        }
+    }
+    *id = c->sidmap[sid];
+    return UMG_OK;
 }
 
 /* The text of an id: "" for 0, the dictionary's, or a virtual one's. */
@@ -1264,21 +1275,12 @@ static int cost_row(void *ctx, const umg_query_cost_t *r)
     memset(o, 0, sizeof(*o));
     o->day = r->day;
     o->micros = r->micros;
-    const umg_slice_t sc[2] = {r->source, r->campaign};
-    const int dim[2] = {UMG_RD_SOURCE, UMG_RD_CAMPAIGN};
+    const umg_slice_t str[5] = {r->source, r->campaign, r->adset, r->ad, r->country};
+    static const uint8_t dim[5] = {UMG_RD_SOURCE, UMG_RD_CAMPAIGN, UMG_RD_ADSET, UMG_RD_AD, UMG_RD_COUNTRY};
     int rc = UMG_OK;
-    for (int k = 0; k < 2 && rc == UMG_OK; k++) {
-        if (c->cmemo[k].s.ptr != NULL && sc[k].len == c->cmemo[k].s.len &&
-            memcmp(sc[k].ptr, c->cmemo[k].s.ptr, sc[k].len) == 0) {
-            o->dim[dim[k]] = c->cmemo[k].id;
-        } else {
-            rc = resolve_copy(c, sc[k], &o->dim[dim[k]], &c->cmemo[k].s);
-            c->cmemo[k].id = o->dim[dim[k]];
-        }
+    for (int k = 0; k < 5 && rc == UMG_OK; k++) {
+        rc = resolve_sid(c, str[k], r->sid[k], &o->dim[dim[k]]);
     }
-    rc = rc ? rc : resolve(c, r->adset, &o->dim[UMG_RD_ADSET]);
-    rc = rc ? rc : resolve(c, r->ad, &o->dim[UMG_RD_AD]);
-    rc = rc ? rc : resolve(c, r->country, &o->dim[UMG_RD_COUNTRY]);
     rc = rc ? rc : cur_of_code(c, r->currency, strnlen(r->currency, sizeof(r->currency)), &o->cur);
     if (rc != UMG_OK) {
         c->rc = rc;
@@ -3107,6 +3109,7 @@ int umg_query_run(const umg_query_t *q, const umg_query_input_t *in, umg_buf_t *
     dmap_free(&c->curmap);
     umg_free(c->strs);
     umg_free(c->strid);
+    umg_free(c->sidmap);
     umg_free(c->virt);
     umg_free(c->cur);
     umg_free(c->fac);

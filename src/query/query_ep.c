@@ -99,6 +99,7 @@ static int cost_row(void *ctx, const umg_cost_row_t *r)
                             .country = r->country,
                             .micros = r->micros};
     memcpy(row.currency, r->currency, sizeof(row.currency));
+    memcpy(row.sid, r->sid, sizeof(row.sid));
     return j->cost_fn(j->cost_ctx, &row);
 }
 

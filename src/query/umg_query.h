@@ -52,12 +52,19 @@ int umg_query_is_csv(const umg_query_t *q);
 /** How many days after `to` the report reads rates for (cohort days reach install day + 180). */
 int32_t umg_query_rate_days_after(const umg_query_t *q);
 
-/* A cost row (src/cost): money spent on a local date, in a currency, by its dimensions' strings. */
+/*
+ * A cost row (src/cost): money spent on a local date, in a currency, by its
+ * dimensions' strings. sid[]: optional numbers of the strings (source,
+ * campaign, adset, ad, country), 0 when not known; within one costs call,
+ * rows with the same number have the same string (the cost cache's), so the
+ * engine looks each up once.
+ */
 typedef struct umg_query_cost_s {
     int32_t day;
     umg_slice_t source, campaign, adset, ad, country;
     char currency[4];
     int64_t micros;
+    uint32_t sid[5];
 } umg_query_cost_t;
 /* Called for each cost row (borrowed until it returns); non-zero stops. */
 typedef int (*umg_query_cost_cb)(void *ctx, const umg_query_cost_t *row);

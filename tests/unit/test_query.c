@@ -534,6 +534,34 @@ static void test_cost_join(void **state)
     assert_non_null(strstr(o, "\"rows\":[{\"cost\":0}]"));
     o = overview(P "&group_by=campaign&metrics=cost&sort=-cost&limit=1");
     assert_non_null(strstr(o, "\"rows\":[{\"campaign\":\"c1\",\"cost\":25,\"cost_unconverted\":{\"EUR\":1}}],"));
+    /* the same rows with their strings numbered (as the cost cache numbers them): the same answers */
+    static const char *const qs[] = {P "&group_by=campaign,country&metrics=installs,cost,cpi,ecpi,roas",
+                                     P "&group_by=&metrics=cost&filter=campaign:c9|c1;country:US",
+                                     P "&group_by=source,adset,ad&metrics=cost"};
+    for (size_t k = 0; k < sizeof(qs) / sizeof(qs[0]); k++) {
+        char *plain = strdup(overview(qs[k]));
+        const char *seen[16] = {0};
+        uint32_t nseen = 0;
+        for (size_t i = 0; i < ncosts; i++) {
+            umg_slice_t f[5] = {costs[i].source, costs[i].campaign, costs[i].adset, costs[i].ad, costs[i].country};
+            for (int j = 0; j < 5; j++) {
+                uint32_t n = 0;
+                for (uint32_t x = 0; x < nseen && f[j].len > 0 && n == 0; x++) {
+                    n = strlen(seen[x]) == f[j].len && memcmp(seen[x], f[j].ptr, f[j].len) == 0 ? x + 1 : 0;
+                }
+                if (n == 0 && f[j].len > 0) {
+                    seen[nseen++] = f[j].ptr;
+                    n = nseen;
+                }
+                costs[i].sid[j] = n + 1000 * (uint32_t)k; /* any numbers, one per string */
+            }
+        }
+        expect_eq(overview(qs[k]), plain);
+        free(plain);
+        for (size_t i = 0; i < ncosts; i++) {
+            memset(costs[i].sid, 0, sizeof(costs[i].sid));
+        }
+    }
 }
 
 /* Cohorts: install days D0, D0+1, D0+2; today = D0+3, so day 3 is reached only by D0's cohort. */

@@ -105,14 +105,15 @@ typedef struct cost_fwd_s {
 static int cost_fwd(void *ctx, const umg_cost_row_t *r)
 {
     const cost_fwd_t *f = ctx;
-    umg_query_cost_t row = {.day = r->day,
-                            .source = r->source,
-                            .campaign = r->campaign,
-                            .adset = r->adset,
-                            .ad = r->ad,
-                            .country = r->country,
-                            .micros = r->micros};
+    umg_query_cost_t row; /* every member set: an initializer would clear the whole row first, for every row */
+    row.day = r->day;
+    row.source = r->source;
+    row.campaign = r->campaign;
+    row.adset = r->adset;
+    row.ad = r->ad;
+    row.country = r->country;
     memcpy(row.currency, r->currency, sizeof(row.currency));
+    row.micros = r->micros;
     memcpy(row.sid, r->sid, sizeof(row.sid));
     return f->fn(f->ctx, &row);
 }

@@ -1491,13 +1491,25 @@ typedef struct tl_ent_s {
 
 /* The steps are split into 256 parts by the top bits of their device's key (keys are hashes: the parts are
  * even) that fit the caches; parts, and devices within one, go in key order, so the device states a grouped
- * funnel reads are read in the store's order. */
+ * funnel reads are read in the store's order. Each part's steps are read straight into a list of chunks of
+ * its own, in log order: no array regrown and copied, no second copy to split it. */
 #define TL_BUCKET_BITS 8
+#define TL_CHUNK 4000 /* steps a chunk holds: about 96 KiB, reused from the heap scan after scan */
+
+typedef struct tl_chunk_s {
+    struct tl_chunk_s *next;
+    size_t n;
+    tl_ent_t e[TL_CHUNK];
+} tl_chunk_t;
+
+typedef struct tl_bucket_s {
+    tl_chunk_t *head, *tail;
+    size_t n;
+} tl_bucket_t;
 
 /* Working memory for grouping one part, sized for the largest. */
 typedef struct tl_work_s {
-    uint32_t *slot; /* open addressing: device index + 1 */
-    size_t nslot;
+    uint32_t *slot;   /* open addressing: device index + 1 */
     uint32_t *dev_of; /* per step of the part */
     uint64_t *dkey;   /* per device */
     uint32_t *order;  /* devices by key */
@@ -1505,50 +1517,54 @@ typedef struct tl_work_s {
     umg_store_step_t *steps;
 } tl_work_t;
 
-/* One part's steps (in log order) grouped by device, each device's in time order (ties stay in log order),
- * then fn once per device. Linear: a hash of the part's devices, then a counting sort. */
-static const uint64_t *tl_sort_keys; /* for tl_order_cmp: qsort has no context argument */
-
-static int tl_order_cmp(const void *a, const void *b)
+static int tl_order_cmp(const void *a, const void *b, void *keys)
 {
-    uint64_t x = tl_sort_keys[*(const uint32_t *)a], y = tl_sort_keys[*(const uint32_t *)b];
+    const uint64_t *k = keys;
+    uint64_t x = k[*(const uint32_t *)a], y = k[*(const uint32_t *)b];
     return x < y ? -1 : x > y;
 }
 
-static int tl_part(const tl_ent_t *e, size_t n, tl_work_t *w,
+/* One part's steps (in log order) grouped by device, each device's in time order (ties stay in log order),
+ * then fn once per device. Linear: a hash of the part's devices, then a counting sort. */
+static int tl_part(const tl_bucket_t *bk, tl_work_t *w,
                    int (*fn)(void *ctx, uint64_t device_key, const umg_store_step_t *steps, size_t n), void *ctx)
 {
-    size_t nslot = 16;
+    size_t n = bk->n, nslot = 16;
     while (nslot < 2 * n) {
         nslot *= 2;
     }
     memset(w->slot, 0, nslot * sizeof(*w->slot));
-    size_t nd = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t j = (size_t)(mix64(e[i].key) & (nslot - 1));
-        while (w->slot[j] != 0 && w->dkey[w->slot[j] - 1] != e[i].key) {
-            j = (j + 1) & (nslot - 1);
+    size_t nd = 0, i = 0;
+    for (const tl_chunk_t *ch = bk->head; ch != NULL; ch = ch->next) {
+        for (size_t x = 0; x < ch->n; x++, i++) {
+            uint64_t key = ch->e[x].key;
+            size_t j = (size_t)(mix64(key) & (nslot - 1));
+            while (w->slot[j] != 0 && w->dkey[w->slot[j] - 1] != key) {
+                j = (j + 1) & (nslot - 1);
+            }
+            if (w->slot[j] == 0) {
+                w->dkey[nd] = key;
+                w->start[nd + 1] = 0;
+                w->slot[j] = (uint32_t)++nd;
+            }
+            w->dev_of[i] = w->slot[j] - 1;
+            w->start[w->dev_of[i] + 1]++;
         }
-        if (w->slot[j] == 0) {
-            w->dkey[nd] = e[i].key;
-            w->start[nd + 1] = 0;
-            w->slot[j] = (uint32_t)++nd;
-        }
-        w->dev_of[i] = w->slot[j] - 1;
-        w->start[w->dev_of[i] + 1]++;
     }
     w->start[0] = 0;
     for (size_t d = 1; d <= nd; d++) {
         w->start[d] += w->start[d - 1];
     }
-    for (size_t i = 0; i < n; i++) { /* the counting sort keeps log order within a device */
-        w->steps[w->start[w->dev_of[i]]++] = e[i].s;
+    i = 0;
+    for (const tl_chunk_t *ch = bk->head; ch != NULL; ch = ch->next) {
+        for (size_t x = 0; x < ch->n; x++, i++) { /* the counting sort keeps log order within a device */
+            w->steps[w->start[w->dev_of[i]]++] = ch->e[x].s;
+        }
     }
     for (size_t d = 0; d < nd; d++) {
         w->order[d] = (uint32_t)d;
     }
-    tl_sort_keys = w->dkey;
-    qsort(w->order, nd, sizeof(*w->order), tl_order_cmp);
+    qsort_r(w->order, nd, sizeof(*w->order), tl_order_cmp, w->dkey);
     for (size_t o = 0; o < nd; o++) {
         size_t d = w->order[o], from = d > 0 ? w->start[d - 1] : 0;
         umg_store_step_t *st = w->steps + from;
@@ -1579,14 +1595,15 @@ int umg_store_timeline_scan(umg_store_txn_t *tx, uint32_t app,
     if (rc != 0) {
         return map_err(rc, "timeline");
     }
-    /* 1. Every step of the app, in log order. */
-    tl_ent_t *ent = NULL;
-    size_t n = 0, cap = 0;
-    int urc = UMG_OK;
+    /* 1. Every step of the app, in log order, into its part. */
+    const size_t nb = (size_t)1 << TL_BUCKET_BITS;
+    tl_bucket_t *bk = umg_calloc(nb, sizeof(*bk));
+    int urc = bk != NULL ? UMG_OK : UMG_ENOMEM;
     uint8_t kb[TL_KEY] = {0};
     put_be(kb, app, 4);
     MDB_val k = {4, kb}, v;
-    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+    rc = urc == UMG_OK ? mdb_cursor_get(c, &k, &v, MDB_SET_RANGE) : MDB_NOTFOUND;
+    for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
         if (k.mv_size != TL_KEY || get_be(k.mv_data, 4) != app) {
             break;
         }
@@ -1594,20 +1611,25 @@ int umg_store_timeline_scan(umg_store_txn_t *tx, uint32_t app,
             rc = MDB_CORRUPTED;
             break;
         }
-        if (n == cap) {
-            size_t nc = cap ? cap + cap / 2 : 4096;
-            tl_ent_t *ne = umg_realloc(ent, nc * sizeof(*ne));
-            if (ne == NULL) {
+        const uint8_t *vp = v.mv_data;
+        uint64_t key;
+        memcpy(&key, vp, 8);
+        tl_bucket_t *b = &bk[key >> (64 - TL_BUCKET_BITS)];
+        if (b->tail == NULL || b->tail->n == TL_CHUNK) {
+            tl_chunk_t *ch = umg_malloc(sizeof(*ch));
+            if (ch == NULL) {
                 urc = UMG_ENOMEM;
                 break;
             }
-            ent = ne;
-            cap = nc;
+            ch->next = NULL;
+            ch->n = 0;
+            *(b->tail != NULL ? &b->tail->next : &b->head) = ch;
+            b->tail = ch;
         }
-        const uint8_t *vp = v.mv_data;
-        tl_ent_t *e = &ent[n++];
+        tl_ent_t *e = &b->tail->e[b->tail->n++];
+        b->n++;
         memset(e, 0, sizeof(*e));
-        memcpy(&e->key, vp, 8);
+        e->key = key;
         memcpy(&e->s.ts_us, vp + 8, 8);
         memcpy(&e->s.name, vp + 16, 4);
         e->s.kind = ((const uint8_t *)k.mv_data)[12];
@@ -1616,28 +1638,13 @@ int umg_store_timeline_scan(umg_store_txn_t *tx, uint32_t app,
     if (urc == UMG_OK && rc != 0 && rc != MDB_NOTFOUND) {
         urc = map_err(rc, "timeline");
     }
-    /* 2. Split into parts by device hash, keeping log order within each (a counting sort), 3. group each part. */
-    const size_t nb = (size_t)1 << TL_BUCKET_BITS;
-    size_t *at = umg_calloc(nb + 1, sizeof(size_t));
-    tl_ent_t *part = n > 0 ? umg_malloc(n * sizeof(*part)) : NULL;
-    tl_work_t w = {0};
-    if (urc == UMG_OK && (at == NULL || (n > 0 && part == NULL))) {
-        urc = UMG_ENOMEM;
+    /* 2. Group each part. */
+    size_t big = 0;
+    for (size_t b = 0; bk != NULL && b < nb; b++) {
+        big = bk[b].n > big ? bk[b].n : big;
     }
-    if (urc == UMG_OK && n > 0) {
-        for (size_t i = 0; i < n; i++) {
-            at[(ent[i].key >> (64 - TL_BUCKET_BITS)) + 1]++;
-        }
-        size_t big = 0;
-        for (size_t b = 1; b <= nb; b++) {
-            big = at[b] > big ? at[b] : big;
-            at[b] += at[b - 1];
-        }
-        for (size_t i = 0; i < n; i++) {
-            part[at[ent[i].key >> (64 - TL_BUCKET_BITS)]++] = ent[i];
-        }
-        umg_free(ent);
-        ent = NULL;
+    tl_work_t w = {0};
+    if (urc == UMG_OK && big > 0) {
         size_t nslot = 16;
         while (nslot < 2 * big) {
             nslot *= 2;
@@ -1652,8 +1659,8 @@ int umg_store_timeline_scan(umg_store_txn_t *tx, uint32_t app,
             w.steps == NULL) {
             urc = UMG_ENOMEM;
         }
-        for (size_t b = 0, from = 0; b < nb && urc == UMG_OK; from = at[b], b++) {
-            urc = tl_part(part + from, at[b] - from, &w, fn, ctx);
+        for (size_t b = 0; b < nb && urc == UMG_OK; b++) {
+            urc = tl_part(&bk[b], &w, fn, ctx);
         }
     }
     umg_free(w.slot);
@@ -1662,9 +1669,13 @@ int umg_store_timeline_scan(umg_store_txn_t *tx, uint32_t app,
     umg_free(w.order);
     umg_free(w.start);
     umg_free(w.steps);
-    umg_free(part);
-    umg_free(at);
-    umg_free(ent);
+    for (size_t b = 0; bk != NULL && b < nb; b++) {
+        for (tl_chunk_t *ch = bk[b].head, *next; ch != NULL; ch = next) {
+            next = ch->next;
+            umg_free(ch);
+        }
+    }
+    umg_free(bk);
     return urc;
 }
 

@@ -301,6 +301,7 @@ typedef struct fctx_s {
     size_t ns, k;                                 /* steps; group_by dimensions */
     int64_t from_us, to_us;
     int need_dev; /* group_by names a dimension of the device */
+    int part;     /* which of the scan's two contexts this is */
     /* groups: their keys (k values: dictionary ids, the day as an offset from `from`) and counters */
     uint32_t *gkey;
     uint64_t *cnt; /* ng x ns: devices that reached each step */
@@ -386,7 +387,7 @@ static int device_group(fctx_t *c, uint64_t key, int64_t entry_us, uint32_t *g)
 {
     uint32_t dims[UMG_RD_N] = {0}, gk[FD_N];
     if (c->need_dev) {
-        int rc = c->in->device(c->in->ctx, key, dims);
+        int rc = c->in->device(c->in->ctx, c->part, key, dims);
         if (rc == UMG_ENOENT) {
             memset(dims, 0, sizeof(dims));
         } else if (rc != UMG_OK) {
@@ -758,6 +759,56 @@ static int answer(fctx_t *c, umg_buf_t *out)
     return rc;
 }
 
+/* A context's groups and seconds, empty: room for the groups, and the one group when there is no group_by. */
+static int fctx_groups_init(fctx_t *c)
+{
+    int rc = groups_grow(c);
+    if (rc == UMG_OK && c->k == 0) { /* one group, every device's */
+        memset(c->cnt, 0, c->ns * sizeof(*c->cnt));
+        c->ng = 1;
+    }
+    return rc;
+}
+
+static void fctx_free(fctx_t *c)
+{
+    umg_free(c->gkey);
+    umg_free(c->cnt);
+    umg_free(c->slot);
+    for (size_t k = 0; k < UMG_FUNNEL_MAX_STEPS; k++) {
+        umg_free(c->sec[k]);
+        umg_free(c->grp[k]);
+    }
+}
+
+/* The second part's groups and seconds into the first's. */
+static int fctx_merge(fctx_t *c, const fctx_t *o)
+{
+    uint32_t *to = umg_malloc((o->ng ? o->ng : 1) * sizeof(*to));
+    int rc = to != NULL ? UMG_OK : UMG_ENOMEM;
+    for (size_t g = 0; g < o->ng && rc == UMG_OK; g++) {
+        to[g] = 0;
+        rc = c->k > 0 ? group_of(c, o->gkey + g * o->k, &to[g]) : UMG_OK;
+        for (size_t k = 0; k < c->ns && rc == UMG_OK; k++) {
+            c->cnt[(size_t)to[g] * c->ns + k] += o->cnt[g * o->ns + k];
+        }
+    }
+    for (size_t k = 1; k < c->ns && rc == UMG_OK; k++) {
+        while (rc == UMG_OK && c->nsec[k] + o->nsec[k] > c->seccap[k]) {
+            rc = secs_grow(c, k);
+        }
+        for (size_t i = 0; rc == UMG_OK && i < o->nsec[k]; i++) {
+            c->sec[k][c->nsec[k] + i] = o->sec[k][i];
+            if (c->k > 0) {
+                c->grp[k][c->nsec[k] + i] = to[o->grp[k][i]];
+            }
+        }
+        c->nsec[k] += rc == UMG_OK ? o->nsec[k] : 0;
+    }
+    umg_free(to);
+    return rc;
+}
+
 int umg_funnel_run(const umg_funnel_t *f, const umg_funnel_input_t *in, umg_buf_t *out)
 {
     fctx_t c = {.f = f, .in = in, .ns = f->ns, .k = f->ngb};
@@ -767,19 +818,15 @@ int umg_funnel_run(const umg_funnel_t *f, const umg_funnel_input_t *in, umg_buf_
         c.need_dev |= f->gb[j] != FD_DAY;
     }
     int rc = bind_steps(&c);
-    rc = rc ? rc : groups_grow(&c);
-    if (rc == UMG_OK && c.k == 0) { /* one group, every device's */
-        memset(c.cnt, 0, c.ns * sizeof(*c.cnt));
-        c.ng = 1;
-    }
-    rc = rc ? rc : in->scan(in->ctx, on_device, &c);
+    fctx_t c1 = c; /* the scan's second part: the same steps, groups of its own */
+    c1.part = 1;
+    rc = rc ? rc : fctx_groups_init(&c);
+    rc = rc ? rc : fctx_groups_init(&c1);
+    void *const parts[2] = {&c, &c1};
+    rc = rc ? rc : in->scan(in->ctx, on_device, parts);
+    rc = rc ? rc : fctx_merge(&c, &c1);
     rc = rc ? rc : answer(&c, out);
-    umg_free(c.gkey);
-    umg_free(c.cnt);
-    umg_free(c.slot);
-    for (size_t k = 0; k < UMG_FUNNEL_MAX_STEPS; k++) {
-        umg_free(c.sec[k]);
-        umg_free(c.grp[k]);
-    }
+    fctx_free(&c);
+    fctx_free(&c1);
     return rc;
 }

@@ -127,6 +127,15 @@ static int rate_days(void *ctx, int32_t from_day, size_t ndays, const char *from
 
 /* ------------------------------------------------------ on the worker */
 
+/* The helper thread the worker lends the large reports (Q.helper stays NULL when it cannot start: they run on
+ * the worker alone). */
+static void worker_helper(void)
+{
+    if (Q.helper == NULL && umg_helper_new(&Q.helper) != UMG_OK) {
+        Q.helper = NULL;
+    }
+}
+
 static void compute(void *data, umg_attr_answer_t *ans)
 {
     job_t *j = data;
@@ -161,9 +170,7 @@ static void compute(void *data, umg_attr_answer_t *ans)
     if (Q.costs == NULL && umg_cost_cache_new(&Q.costs) != UMG_OK) {
         Q.costs = NULL;
     }
-    if (Q.helper == NULL && umg_helper_new(&Q.helper) != UMG_OK) {
-        Q.helper = NULL;
-    }
+    worker_helper();
     in.scratch = Q.scratch;
     in.par = Q.helper;
     in.beside = Q.helper != NULL ? umg_helper_beside : NULL;
@@ -342,6 +349,9 @@ typedef struct fjob_s {
     umg_tz_cache_t *tzc;
     umg_store_txn_t *tx;
     umg_store_devwalk_t *walk; /* device states, read in key order as the scan visits them */
+    /* the same for the scan's second part, on the helper thread: a read transaction of its own */
+    umg_store_txn_t *tx1;
+    umg_store_devwalk_t *walk1;
 } fjob_t;
 
 static void fjob_free(void *data)
@@ -361,17 +371,21 @@ static int funnel_lookup(void *ctx, umg_slice_t s, uint32_t *id)
     return umg_store_lookup(((fjob_t *)ctx)->tx, s, id);
 }
 
-static int funnel_scan(void *ctx, umg_funnel_device_cb fn, void *fn_ctx)
+static int funnel_scan(void *ctx, umg_funnel_device_cb fn, void *const fn_ctx[2])
 {
     fjob_t *j = ctx;
-    return umg_store_timeline_scan(j->tx, j->app.id, fn, fn_ctx);
+    return umg_store_timeline_scan_par(j->tx, j->app.id, fn, fn_ctx, Q.helper,
+                                       Q.helper != NULL ? umg_helper_beside : NULL, umg_helper_join);
 }
 
-static int funnel_device(void *ctx, uint64_t key, uint32_t dims[UMG_RD_N])
+static int funnel_device(void *ctx, int part, uint64_t key, uint32_t dims[UMG_RD_N])
 {
     fjob_t *j = ctx;
-    int rc = j->walk != NULL ? UMG_OK : umg_store_devwalk_open(j->tx, &j->walk);
-    return rc ? rc : umg_store_devwalk_dims(j->walk, key, dims);
+    umg_store_txn_t **tx = part == 0 ? &j->tx : &j->tx1;
+    umg_store_devwalk_t **walk = part == 0 ? &j->walk : &j->walk1;
+    int rc = *tx != NULL ? UMG_OK : umg_store_begin(j->store, 0, tx);
+    rc = rc || *walk != NULL ? rc : umg_store_devwalk_open(*tx, walk);
+    return rc ? rc : umg_store_devwalk_dims(*walk, key, dims);
 }
 
 static void funnel_compute(void *data, umg_attr_answer_t *ans)
@@ -386,6 +400,7 @@ static void funnel_compute(void *data, umg_attr_answer_t *ans)
         ans->message = "the app's reporting time zone cannot be loaded";
         return;
     }
+    worker_helper();
     umg_funnel_input_t in = {.app = j->app.public_id,
                              .timezone = j->app.timezone,
                              .tz = tz,
@@ -398,7 +413,12 @@ static void funnel_compute(void *data, umg_attr_answer_t *ans)
     if (rc == UMG_OK) {
         rc = umg_funnel_run(j->f, &in, &ans->body);
         umg_store_devwalk_close(j->walk);
-        j->walk = NULL;
+        umg_store_devwalk_close(j->walk1);
+        if (j->tx1 != NULL) {
+            umg_store_abort(j->tx1);
+        }
+        j->walk = j->walk1 = NULL;
+        j->tx1 = NULL;
         umg_store_abort(j->tx);
         j->tx = NULL;
     }

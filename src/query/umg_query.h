@@ -219,14 +219,19 @@ typedef struct umg_funnel_input_s {
     int (*string)(void *ctx, uint32_t id, umg_slice_t *out);
     /** The dictionary id of a string: UMG_ENOENT when it was never seen. */
     int (*lookup)(void *ctx, umg_slice_t s, uint32_t *id);
-    /** Calls fn for every device of the app with its timeline (umg_store_timeline_scan); returns fn's non-zero. */
-    int (*scan)(void *ctx, umg_funnel_device_cb fn, void *fn_ctx);
+    /**
+     * Calls fn once for every device of the app with its timeline (umg_store_timeline_scan_par), with
+     * fn_ctx[0] or fn_ctx[1]: the two may run at once, on two threads; returns fn's non-zero.
+     */
+    int (*scan)(void *ctx, umg_funnel_device_cb fn, void *const fn_ctx[2]);
     /**
      * A device's dimensions as dictionary ids in UMG_RD_* order (its current
      * install attribution's source, campaign, adset, ad, site; its country and
-     * platform). UMG_ENOENT: all "". Called only when group_by names one.
+     * platform). UMG_ENOENT: all "". Called only when group_by names one, from
+     * the scan's fn: part is which fn_ctx the device went to (0 or 1), so
+     * calls of part 1 may run at once with those of part 0.
      */
-    int (*device)(void *ctx, uint64_t device_key, uint32_t dims[UMG_RD_N]);
+    int (*device)(void *ctx, int part, uint64_t device_key, uint32_t dims[UMG_RD_N]);
 } umg_funnel_input_t;
 
 /**

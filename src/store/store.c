@@ -1586,9 +1586,75 @@ static int tl_part(const tl_bucket_t *bk, tl_work_t *w,
     return 0;
 }
 
+/* Working memory for the parts lo..hi: sized for the largest. */
+static int tl_work_new(tl_work_t *w, const tl_bucket_t *bk, size_t lo, size_t hi)
+{
+    size_t big = 0, nslot = 16;
+    for (size_t b = lo; b < hi; b++) {
+        big = bk[b].n > big ? bk[b].n : big;
+    }
+    while (nslot < 2 * big) {
+        nslot *= 2;
+    }
+    big = big ? big : 1;
+    w->slot = umg_malloc(nslot * sizeof(*w->slot));
+    w->dev_of = umg_malloc(big * sizeof(*w->dev_of));
+    w->dkey = umg_malloc(big * sizeof(*w->dkey));
+    w->order = umg_malloc(big * sizeof(*w->order));
+    w->start = umg_malloc((big + 1) * sizeof(*w->start));
+    w->steps = umg_malloc(big * sizeof(*w->steps));
+    return w->slot == NULL || w->dev_of == NULL || w->dkey == NULL || w->order == NULL || w->start == NULL ||
+                   w->steps == NULL
+               ? UMG_ENOMEM
+               : UMG_OK;
+}
+
+static void tl_work_free(tl_work_t *w)
+{
+    umg_free(w->slot);
+    umg_free(w->dev_of);
+    umg_free(w->dkey);
+    umg_free(w->order);
+    umg_free(w->start);
+    umg_free(w->steps);
+}
+
+/* One thread's share of the parts: lo..hi, into fn(ctx); stops early when the other's failed. */
+typedef struct tl_share_s {
+    const tl_bucket_t *bk;
+    size_t lo, hi;
+    int (*fn)(void *ctx, uint64_t device_key, const umg_store_step_t *steps, size_t n);
+    void *ctx;
+    _Atomic int *stop;
+    int rc;
+} tl_share_t;
+
+static void tl_share_run(void *arg)
+{
+    tl_share_t *sh = arg;
+    tl_work_t w = {0};
+    sh->rc = tl_work_new(&w, sh->bk, sh->lo, sh->hi);
+    for (size_t b = sh->lo; b < sh->hi && sh->rc == 0; b++) {
+        sh->rc = atomic_load_explicit(sh->stop, memory_order_relaxed) ? 0 : tl_part(&sh->bk[b], &w, sh->fn, sh->ctx);
+    }
+    if (sh->rc != 0) {
+        atomic_store_explicit(sh->stop, 1, memory_order_relaxed);
+    }
+    tl_work_free(&w);
+}
+
 int umg_store_timeline_scan(umg_store_txn_t *tx, uint32_t app,
                             int (*fn)(void *ctx, uint64_t device_key, const umg_store_step_t *steps, size_t n),
                             void *ctx)
+{
+    void *const both[2] = {ctx, ctx};
+    return umg_store_timeline_scan_par(tx, app, fn, both, NULL, NULL, NULL);
+}
+
+int umg_store_timeline_scan_par(umg_store_txn_t *tx, uint32_t app,
+                                int (*fn)(void *ctx, uint64_t device_key, const umg_store_step_t *steps, size_t n),
+                                void *const ctx[2], void *par, int (*beside)(void *par, void (*job)(void *), void *arg),
+                                void (*join)(void *par))
 {
     MDB_cursor *c;
     int rc = mdb_cursor_open(tx->txn, tx->st->dbi[DB_TL], &c);
@@ -1638,37 +1704,18 @@ int umg_store_timeline_scan(umg_store_txn_t *tx, uint32_t app,
     if (urc == UMG_OK && rc != 0 && rc != MDB_NOTFOUND) {
         urc = map_err(rc, "timeline");
     }
-    /* 2. Group each part. */
-    size_t big = 0;
-    for (size_t b = 0; bk != NULL && b < nb; b++) {
-        big = bk[b].n > big ? bk[b].n : big;
+    /* 2. Group each part: the upper half on the other thread when there is one. */
+    if (urc == UMG_OK) {
+        _Atomic int stop = 0;
+        tl_share_t mine = {bk, 0, nb, fn, ctx[0], &stop, 0}, other = {bk, nb / 2, nb, fn, ctx[1], &stop, 0};
+        int helped = beside != NULL && beside(par, tl_share_run, &other) == 0;
+        mine.hi = helped ? nb / 2 : nb;
+        tl_share_run(&mine);
+        if (helped) {
+            join(par);
+        }
+        urc = mine.rc != 0 ? mine.rc : helped ? other.rc : 0;
     }
-    tl_work_t w = {0};
-    if (urc == UMG_OK && big > 0) {
-        size_t nslot = 16;
-        while (nslot < 2 * big) {
-            nslot *= 2;
-        }
-        w.slot = umg_malloc(nslot * sizeof(*w.slot));
-        w.dev_of = umg_malloc(big * sizeof(*w.dev_of));
-        w.dkey = umg_malloc(big * sizeof(*w.dkey));
-        w.order = umg_malloc(big * sizeof(*w.order));
-        w.start = umg_malloc((big + 1) * sizeof(*w.start));
-        w.steps = umg_malloc(big * sizeof(*w.steps));
-        if (w.slot == NULL || w.dev_of == NULL || w.dkey == NULL || w.order == NULL || w.start == NULL ||
-            w.steps == NULL) {
-            urc = UMG_ENOMEM;
-        }
-        for (size_t b = 0; b < nb && urc == UMG_OK; b++) {
-            urc = tl_part(&bk[b], &w, fn, ctx);
-        }
-    }
-    umg_free(w.slot);
-    umg_free(w.dev_of);
-    umg_free(w.dkey);
-    umg_free(w.order);
-    umg_free(w.start);
-    umg_free(w.steps);
     for (size_t b = 0; bk != NULL && b < nb; b++) {
         for (tl_chunk_t *ch = bk[b].head, *next; ch != NULL; ch = next) {
             next = ch->next;

@@ -258,6 +258,16 @@ int umg_store_timeline_add(umg_store_txn_t *tx, uint32_t app, uint64_t device_ke
 int umg_store_timeline_scan(umg_store_txn_t *tx, uint32_t app,
                             int (*fn)(void *ctx, uint64_t device_key, const umg_store_step_t *steps, size_t n),
                             void *ctx);
+/**
+ * The same, with the devices shared between the calling thread and a second one when beside is not NULL:
+ * beside(par, job, arg) starts job(arg) on it (0 when it did; else the caller does all), join(par) waits
+ * for that job. The caller's devices go to fn(ctx[0], ...), the other thread's to fn(ctx[1], ...),
+ * concurrently; every device once, to one of them. Each thread's devices come in key order.
+ */
+int umg_store_timeline_scan_par(umg_store_txn_t *tx, uint32_t app,
+                                int (*fn)(void *ctx, uint64_t device_key, const umg_store_step_t *steps, size_t n),
+                                void *const ctx[2], void *par, int (*beside)(void *par, void (*job)(void *), void *arg),
+                                void (*join)(void *par));
 
 /* ---------------------------------------------------------- decisions */
 

@@ -272,11 +272,17 @@ static int fake_lookup(void *ctx, umg_slice_t s, uint32_t *id)
     return UMG_ENOENT;
 }
 
-static int fake_scan(void *ctx, umg_funnel_device_cb fn, void *fn_ctx)
+/* split: every device to the first context (0), or every third one to the second (1), as a scan on two
+ * threads shares them; the part each went to, for fake_device to check */
+static int split;
+static int part_of[sizeof(devs) / sizeof(devs[0])];
+
+static int fake_scan(void *ctx, umg_funnel_device_cb fn, void *const fn_ctx[2])
 {
     (void)ctx;
     for (size_t i = 0; i < ndevs; i++) {
-        int rc = fn(fn_ctx, devs[i].key, devs[i].tl, devs[i].n);
+        part_of[i] = split && i % 3 == 1;
+        int rc = fn(fn_ctx[part_of[i]], devs[i].key, devs[i].tl, devs[i].n);
         if (rc != 0) {
             return rc;
         }
@@ -284,11 +290,12 @@ static int fake_scan(void *ctx, umg_funnel_device_cb fn, void *fn_ctx)
     return UMG_OK;
 }
 
-static int fake_device(void *ctx, uint64_t key, uint32_t dims[UMG_RD_N])
+static int fake_device(void *ctx, int part, uint64_t key, uint32_t dims[UMG_RD_N])
 {
     (void)ctx;
     for (size_t i = 0; i < ndevs; i++) {
         if (devs[i].key == key) {
+            assert_int_equal(part, part_of[i]);
             memcpy(dims, devs[i].dims, sizeof(devs[i].dims));
             return key == 99 ? UMG_ENOENT : UMG_OK;
         }
@@ -364,12 +371,18 @@ static char *run(const char *steps, const char *window, const char *group_by, co
     assert_int_equal(umg_tz_cache_get(tzc, "UTC", &tz), UMG_OK);
     assert_int_equal(parse("2026-11-19", "2026-11-20", steps, window, group_by, format, &f, &err), UMG_OK);
     umg_funnel_input_t in = input(tz);
-    umg_buf_t out = {0};
-    assert_int_equal(umg_funnel_run(f, &in, &out), UMG_OK);
+    umg_buf_t out[2] = {{0}, {0}};
+    for (split = 0; split < 2; split++) { /* the same answer with the devices shared by two parts */
+        assert_int_equal(umg_funnel_run(f, &in, &out[split]), UMG_OK);
+    }
+    split = 0;
+    assert_int_equal(out[0].len, out[1].len);
+    assert_memory_equal(out[0].ptr, out[1].ptr, out[0].len);
     umg_funnel_free(f);
     umg_tz_cache_free(tzc);
-    char *s = strndup(out.ptr, out.len);
-    umg_buf_free(&out);
+    char *s = strndup(out[0].ptr, out[0].len);
+    umg_buf_free(&out[0]);
+    umg_buf_free(&out[1]);
     return s;
 }
 

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include <lmdb.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -1085,6 +1086,105 @@ static void test_device_walk(void **state)
     free(dir);
 }
 
+/* ------------------------------------------------- timelines, two threads */
+
+#define TLDEV 5000
+
+static uint64_t mix(uint64_t x) /* splitmix64's finaliser */
+{
+    x ^= x >> 30;
+    x *= UINT64_C(0xbf58476d1ce4e5b9);
+    x ^= x >> 27;
+    x *= UINT64_C(0x94d049bb133111eb);
+    return x ^ x >> 31;
+}
+typedef struct tlsum_s {
+    uint64_t key[TLDEV];
+    int64_t sum[TLDEV];
+    size_t steps[TLDEV];
+    size_t n;
+    int ordered; /* keys ascending, steps in time order */
+    pthread_t thread;
+} tlsum_t;
+
+static int tl_sum(void *ctx, uint64_t device_key, const umg_store_step_t *steps, size_t n)
+{
+    tlsum_t *t = ctx;
+    assert_true(t->n < TLDEV);
+    t->ordered &= t->n == 0 || t->key[t->n - 1] < device_key;
+    t->key[t->n] = device_key;
+    t->steps[t->n] = n;
+    t->sum[t->n] = 0;
+    for (size_t i = 0; i < n; i++) {
+        t->sum[t->n] += steps[i].ts_us * (int64_t)(i + 1) + steps[i].kind + steps[i].name;
+        t->ordered &= i == 0 || steps[i - 1].ts_us <= steps[i].ts_us;
+    }
+    t->n++;
+    t->thread = pthread_self();
+    return 0;
+}
+
+static int tl_stop_at(void *ctx, uint64_t device_key, const umg_store_step_t *steps, size_t n)
+{
+    (void)device_key, (void)steps, (void)n;
+    return --*(int *)ctx == 0 ? 77 : 0;
+}
+
+/* The scan shared with a second thread: every device once, to one of the two, with the same steps as the
+ * scan on one thread; each thread's devices in key order; a stop on either side is returned. */
+static void test_timeline_two_threads(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    umg_store_t *st = open_store(dir);
+    umg_store_txn_t *tx;
+    assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK);
+    uint64_t rng = 11, off = 1;
+    for (int i = 0; i < 20000; i++) {
+        rng = rng * 6364136223846793005u + 1442695040888963407u;
+        uint64_t key = mix(1 + (rng >> 40) % 3000); /* hashes, as device keys are */
+        umg_store_step_t step = {
+            .ts_us = (int64_t)(rng >> 20 & 0xffffff), .name = (uint32_t)(rng >> 50 & 7), .kind = UMG_STORE_STEP_EVENT};
+        assert_int_equal(umg_store_timeline_add(tx, 1, key, off++, &step), UMG_OK);
+    }
+    assert_int_equal(umg_store_commit(tx), UMG_OK);
+    static tlsum_t one, a, b;
+    memset(&one, 0, sizeof(one));
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    one.ordered = a.ordered = b.ordered = 1;
+    umg_helper_t *h;
+    assert_int_equal(umg_helper_new(&h), UMG_OK);
+    assert_int_equal(umg_store_begin(st, 0, &tx), UMG_OK);
+    assert_int_equal(umg_store_timeline_scan(tx, 1, tl_sum, &one), UMG_OK);
+    void *const parts[2] = {&a, &b};
+    assert_int_equal(umg_store_timeline_scan_par(tx, 1, tl_sum, parts, h, umg_helper_beside, umg_helper_join), UMG_OK);
+    assert_true(one.ordered && a.ordered && b.ordered);
+    assert_true(a.n > 0 && b.n > 0);
+    assert_int_equal(a.n + b.n, one.n);
+    assert_false(pthread_equal(a.thread, b.thread));
+    assert_true(pthread_equal(a.thread, pthread_self()));
+    for (size_t i = 0; i < one.n; i++) { /* the caller takes the lower keys: a's then b's are one's order */
+        const tlsum_t *t = i < a.n ? &a : &b;
+        size_t j = i < a.n ? i : i - a.n;
+        assert_true(t->key[j] == one.key[i]);
+        assert_int_equal(t->steps[j], one.steps[i]);
+        assert_true(t->sum[j] == one.sum[i]);
+    }
+    /* a stop in either part is the scan's answer */
+    for (int side = 0; side < 2; side++) {
+        int left[2] = {side == 0 ? 5 : 1000000, side == 1 ? 5 : 1000000};
+        void *const stops[2] = {&left[0], &left[1]};
+        assert_int_equal(umg_store_timeline_scan_par(tx, 1, tl_stop_at, stops, h, umg_helper_beside, umg_helper_join),
+                         77);
+    }
+    umg_store_abort(tx);
+    umg_helper_free(h);
+    umg_store_close(st);
+    rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1093,6 +1193,7 @@ int main(void)
         cmocka_unit_test(test_devices_and_decisions),
         cmocka_unit_test(test_decision_scan),
         cmocka_unit_test(test_forget),
+        cmocka_unit_test(test_timeline_two_threads),
         cmocka_unit_test(test_pipeline_decides_resumes_and_replays),
         cmocka_unit_test(test_pipeline_rollups),
         cmocka_unit_test(test_dayset),

@@ -15,6 +15,7 @@
 #include <lmdb.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -485,18 +486,19 @@ static void test_forget(void **state)
 /* ------------------------------------------------------ the pipeline, for real */
 
 typedef struct done_s {
-    int status;
+    _Atomic int status; /* written on the log's thread */
 } done_t;
 
 static void on_done(umg_bus_batch_t *b, int status)
 {
-    ((done_t *)b->data)->status = status;
+    atomic_store(&((done_t *)b->data)->status, status);
 }
 
 /* Appends one record (a touch or an event in stored JSON) and waits until it is durable. */
 static void append(const umg_bus_ops_t *ops, umg_bus_t *bus, int kind, int64_t ts, const char *json)
 {
-    done_t d = {.status = 1};
+    done_t d;
+    atomic_init(&d.status, 1);
     umg_bus_rec_t r;
     memset(&r, 0, sizeof(r));
     r.app = 1;
@@ -508,10 +510,10 @@ static void append(const umg_bus_ops_t *ops, umg_bus_t *bus, int kind, int64_t t
     r.len = (uint32_t)strlen(json);
     umg_bus_batch_t b = {.recs = &r, .n = 1, .done = on_done, .data = &d};
     assert_int_equal(ops->submit(bus, &b), UMG_OK);
-    for (int i = 0; i < 5000 && d.status == 1; i++) {
+    for (int i = 0; i < 5000 && atomic_load(&d.status) == 1; i++) {
         usleep(1000);
     }
-    assert_int_equal(d.status, UMG_OK);
+    assert_int_equal(atomic_load(&d.status), UMG_OK);
 }
 
 static void stored_touch(char *out, size_t cap, int64_t ts, const char *gaid, const char *source, const char *click)

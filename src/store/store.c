@@ -95,9 +95,10 @@ struct umg_store_s {
     int idx_ready; /* the index is built by the first write transaction, not at open (readiness waits for none) */
     _Atomic uint64_t idx_entries, idx_bytes; /* for stats on other threads, updated at each commit */
     MDB_dbi dbi[DB_COUNT];
-    str_ent_t *cache;  /* 1 << CACHE_BITS slots, direct-mapped */
-    uint32_t next_str; /* valid while a write transaction is open */
-    int cache_dirty;   /* the open write transaction added entries */
+    str_ent_t *cache;    /* 1 << CACHE_BITS slots, direct-mapped */
+    uint32_t next_str;   /* valid while a write transaction is open */
+    int cache_dirty;     /* the open write transaction added entries */
+    uint8_t tl_last[13]; /* the largest timeline key put so far (TL_KEY; a hint: newer keys are appended) */
 };
 
 struct umg_store_txn_s {
@@ -1464,6 +1465,7 @@ int umg_store_rollup_log_clear(umg_store_txn_t *tx)
  * adds an install step and its own.
  */
 #define TL_KEY 13
+_Static_assert(TL_KEY == sizeof(((struct umg_store_s *)0)->tl_last), "the hint holds a timeline key");
 #define TL_VAL 20
 
 static void put_be(uint8_t *p, uint64_t v, int n);
@@ -1480,7 +1482,20 @@ int umg_store_timeline_add(umg_store_txn_t *tx, uint32_t app, uint64_t device_ke
     memcpy(vb + 8, &step->ts_us, 8);
     memcpy(vb + 16, &step->name, 4);
     MDB_val k = {TL_KEY, kb}, v = {TL_VAL, vb};
-    return map_err(mdb_put(tx->txn, tx->st->dbi[DB_TL], &k, &v, 0), "timeline");
+    /* Each app's keys grow with the log: past the largest key put so far, the step is appended (no descent, and
+     * the pages fill completely instead of splitting in half); LMDB checks the order, and a key that is not the
+     * largest (another app's, or a replay's) is put as usual. */
+    int rc = MDB_KEYEXIST;
+    if (memcmp(kb, tx->st->tl_last, TL_KEY) > 0) {
+        rc = mdb_put(tx->txn, tx->st->dbi[DB_TL], &k, &v, MDB_APPEND);
+        if (rc == 0) {
+            memcpy(tx->st->tl_last, kb, TL_KEY);
+        }
+    }
+    if (rc == MDB_KEYEXIST) {
+        rc = mdb_put(tx->txn, tx->st->dbi[DB_TL], &k, &v, 0);
+    }
+    return map_err(rc, "timeline");
 }
 
 /* A scan's step with its device. */

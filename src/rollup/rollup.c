@@ -83,7 +83,7 @@ typedef struct dent_s {
 struct umg_rollup_delta_s {
     dent_t *ents;
     size_t n, cap;
-    uint32_t *slots; /* entry + 1, 0 = empty */
+    islot_t *slots; /* entry + 1 (0 = empty) and the hash's tag: a probe reads no entry whose tag differs */
     size_t nslots;
 };
 
@@ -501,16 +501,14 @@ static int delta_reserve(umg_rollup_delta_t *d)
         return UMG_OK;
     }
     size_t ns = d->nslots < 128 ? 128 : d->nslots * 2;
-    uint32_t *s = umg_calloc(ns, sizeof(*s));
+    islot_t *s = umg_calloc(ns, sizeof(*s));
     if (s == NULL) {
         return UMG_ENOMEM;
     }
-    for (size_t i = 0; i < d->n; i++) {
-        size_t j = slot_of((uint32_t)(d->ents[i].hash >> 32), ns);
-        while (s[j] != 0) {
-            j = j + 1 == ns ? 0 : j + 1;
+    for (size_t j = 0; j < d->nslots; j++) { /* moved by their tags alone */
+        if (d->slots[j].row1 != 0) {
+            idx_put(s, ns, d->slots[j].row1 - 1, d->slots[j].tag);
         }
-        s[j] = (uint32_t)i + 1;
     }
     umg_free(d->slots);
     d->slots = s;
@@ -525,12 +523,14 @@ int umg_rollup_add(umg_rollup_delta_t *d, uint32_t app, umg_rollup_table_t t, co
         return UMG_EINVAL;
     }
     uint64_t h = key_hash(app, t, k);
+    uint32_t tag = (uint32_t)(h >> 32);
     size_t j = 0;
     if (d->nslots != 0) {
-        j = slot_of((uint32_t)(h >> 32), d->nslots);
-        for (uint32_t s; (s = d->slots[j]) != 0; j = j + 1 == d->nslots ? 0 : j + 1) {
-            dent_t *e = &d->ents[s - 1];
-            if (e->hash == h && e->app == app && e->t == (uint32_t)t && memcmp(&e->k, k, sizeof(*k)) == 0) {
+        j = slot_of(tag, d->nslots);
+        for (islot_t s; (s = d->slots[j]).row1 != 0; j = j + 1 == d->nslots ? 0 : j + 1) {
+            dent_t *e = &d->ents[s.row1 - 1];
+            if (s.tag == tag && e->hash == h && e->app == app && e->t == (uint32_t)t &&
+                memcmp(&e->k, k, sizeof(*k)) == 0) {
                 e->v[vi] += by;
                 return UMG_OK;
             }
@@ -540,8 +540,8 @@ int umg_rollup_add(umg_rollup_delta_t *d, uint32_t app, umg_rollup_table_t t, co
         if (delta_reserve(d) != UMG_OK) {
             return UMG_ENOMEM;
         }
-        j = slot_of((uint32_t)(h >> 32), d->nslots);
-        while (d->slots[j] != 0) {
+        j = slot_of(tag, d->nslots);
+        while (d->slots[j].row1 != 0) {
             j = j + 1 == d->nslots ? 0 : j + 1;
         }
     }
@@ -552,7 +552,7 @@ int umg_rollup_add(umg_rollup_delta_t *d, uint32_t app, umg_rollup_table_t t, co
     e->k = *k;
     memset(e->v, 0, sizeof(e->v));
     e->v[vi] = by;
-    d->slots[j] = (uint32_t)++d->n;
+    d->slots[j] = (islot_t){(uint32_t)++d->n, tag};
     return UMG_OK;
 }
 

@@ -123,9 +123,12 @@ struct umg_pipeline_s {
     int64_t last_recv_us;
     int64_t last_expire_ms, last_sync_ms;
     umg_attr_touch_t touches[GATHER_CAP];
-    /* report rollups (NULL: none): the batch's changes, merged once it committed */
+    /* report rollups (NULL: none): the batch's changes, merged once it committed (merge_start) */
     umg_rollup_t *rollup;
     umg_rollup_delta_t *delta;
+    umg_rollup_delta_t *merging; /* the last committed batch's, going into the tables on the merger thread */
+    umg_helper_t *merger;        /* NULL: merged on the pipeline thread */
+    int merge_busy;
     umg_rollup_delta_t *fold; /* the rows the rollup log touched, while folding it */
     umg_tz_cache_t *tzc;
     umg_live_t *live;    /* the live feed (NULL: none), borrowed */
@@ -276,6 +279,44 @@ int umg_pipeline_new(const umg_pipeline_config_t *cfg, umg_store_t *store, const
     return UMG_OK;
 }
 
+/*
+ * Merging a committed batch into the tables runs on the merger thread while the pipeline applies the next
+ * batch: the deltas take turns (p->delta filling, p->merging going in). Readers still see whole batches. The
+ * pipeline waits for the merge before it folds the rollup log (which reads the tables), whenever it has
+ * caught up with the log (so the tables hold everything applied), and before it stops.
+ */
+static void merge_job(void *arg)
+{
+    umg_pipeline_t *p = arg;
+    if (umg_rollup_merge(p->rollup, p->merging) != UMG_OK) {
+        umg_log(UMG_LOG_ERROR, "pipeline",
+                "out of memory merging report rollups: reports lag the store until a restart reloads them");
+    }
+    umg_rollup_delta_reset(p->merging);
+}
+
+static void merge_wait(umg_pipeline_t *p)
+{
+    if (p->merge_busy) {
+        umg_helper_wait(p->merger);
+        p->merge_busy = 0;
+    }
+}
+
+/* The batch's delta (committed) into the tables: on the merger thread when there is one. */
+static void merge_start(umg_pipeline_t *p)
+{
+    merge_wait(p);
+    umg_rollup_delta_t *d = p->merging; /* empty: its merge is done */
+    p->merging = p->delta;
+    p->delta = d;
+    if (p->merger != NULL && umg_helper_run(p->merger, merge_job, p) == UMG_OK) {
+        p->merge_busy = 1;
+    } else {
+        merge_job(p);
+    }
+}
+
 void umg_pipeline_free(umg_pipeline_t *p)
 {
     if (p == NULL) {
@@ -294,7 +335,10 @@ void umg_pipeline_free(umg_pipeline_t *p)
     umg_buf_free(&p->f_ids);
     umg_buf_free(&p->f_touch);
     umg_buf_free(&p->f_events);
+    merge_wait(p);
+    umg_helper_free(p->merger);
     umg_rollup_delta_free(p->delta);
+    umg_rollup_delta_free(p->merging);
     umg_rollup_delta_free(p->fold);
     umg_buf_free(&p->rlog);
     umg_buf_free(&p->live_buf);
@@ -492,7 +536,11 @@ void umg_pipeline_set_live(umg_pipeline_t *p, umg_live_t *live)
 int umg_pipeline_set_reports(umg_pipeline_t *p, umg_rollup_t *rollup, umg_tz_cache_t *tzc)
 {
     int rc = umg_rollup_delta_new(&p->delta);
+    rc = rc ? rc : umg_rollup_delta_new(&p->merging);
     rc = rc ? rc : umg_rollup_delta_new(&p->fold);
+    if (rc == UMG_OK && umg_helper_new(&p->merger) != UMG_OK) {
+        p->merger = NULL; /* merged on the pipeline thread */
+    }
     umg_store_txn_t *tx = NULL;
     rc = rc ? rc : umg_store_begin(p->store, 0, &tx);
     if (rc == UMG_OK) {
@@ -507,9 +555,12 @@ int umg_pipeline_set_reports(umg_pipeline_t *p, umg_rollup_t *rollup, umg_tz_cac
         p->rlog_bytes = sc.bytes;
     }
     if (rc != UMG_OK) {
+        umg_helper_free(p->merger);
         umg_rollup_delta_free(p->delta);
+        umg_rollup_delta_free(p->merging);
         umg_rollup_delta_free(p->fold);
-        p->delta = p->fold = NULL;
+        p->delta = p->merging = p->fold = NULL;
+        p->merger = NULL;
         p->rollup = NULL;
         umg_free(p->flood);
         p->flood = NULL;
@@ -1275,6 +1326,7 @@ static int roll_persist(umg_pipeline_t *p, int *folded)
     if (p->rlog_bytes > 0 &&
         (p->rlog_bytes >= (uint64_t)p->cfg.rollup_fold_bytes || now - p->last_fold_ms >= p->cfg.rollup_fold_ms)) {
         /* The tables hold every committed batch: their rows are what the stored rows and the log add up to. */
+        merge_wait(p);
         umg_rollup_delta_reset(p->fold);
         rlog_scan_t sc = {p, touch_row, 0};
         rc = umg_store_rollup_log_scan(p->tx, rlog_blob, &sc);
@@ -1860,6 +1912,7 @@ int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
     umg_bus_msg_t m;
     int rc = p->ops->reader_next(p->reader, &m);
     if (rc == UMG_EAGAIN) {
+        merge_wait(p); /* nothing new: the tables hold everything applied once this returns */
         umg_bus_stats_t bs;
         p->ops->stats(p->bus, &bs);
         umg_metric_set(&m_lag, bs.durable_offset > p->reader_next ? (int64_t)(bs.durable_offset - p->reader_next) : 0);
@@ -1873,6 +1926,7 @@ int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
         goto reopen;
     }
     size_t done = 0;
+    int caught_up = 0;
     uint64_t next = p->reader_next, t0 = umg_mono_ns();
     for (;;) {
         rc = apply(p, &m);
@@ -1888,6 +1942,7 @@ int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
         rc = p->ops->reader_next(p->reader, &m);
         if (rc == UMG_EAGAIN) {
             rc = UMG_OK;
+            caught_up = 1;
             break;
         }
         if (rc != UMG_OK) {
@@ -1915,9 +1970,9 @@ int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
                 p->last_fold_ms = (int64_t)(umg_mono_ns() / 1000000);
             }
             p->rlog_bytes += p->rlog.len;
-            if (umg_rollup_merge(p->rollup, p->delta) != UMG_OK) {
-                umg_log(UMG_LOG_ERROR, "pipeline",
-                        "out of memory merging report rollups: reports lag the store until a restart reloads them");
+            merge_start(p);
+            if (caught_up) {
+                merge_wait(p);
             }
         }
         umg_rollup_delta_reset(p->delta);
@@ -1962,6 +2017,7 @@ static void *pipeline_thread(void *arg)
             nanosleep(&ts, NULL);
         }
     }
+    merge_wait(p); /* the tables are the caller's once the thread is stopped */
     umg_store_sync(p->store);
     return NULL;
 }

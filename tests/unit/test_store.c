@@ -1149,6 +1149,11 @@ static void test_timeline_two_threads(void **state)
             .ts_us = (int64_t)(rng >> 20 & 0xffffff), .name = (uint32_t)(rng >> 50 & 7), .kind = UMG_STORE_STEP_EVENT};
         assert_int_equal(umg_store_timeline_add(tx, 1, key, off++, &step), UMG_OK);
     }
+    /* keys past the largest so far are appended; others (another app's below it, a replay's) put as usual */
+    umg_store_step_t st9 = {.ts_us = 5, .kind = UMG_STORE_STEP_INSTALL};
+    assert_int_equal(umg_store_timeline_add(tx, 2, mix(77), off++, &st9), UMG_OK);
+    assert_int_equal(umg_store_timeline_add(tx, 1, mix(78), off++, &st9), UMG_OK);
+    assert_int_equal(umg_store_timeline_add(tx, 1, mix(78), off - 1, &st9), UMG_OK); /* the same key again */
     assert_int_equal(umg_store_commit(tx), UMG_OK);
     static tlsum_t one, a, b;
     memset(&one, 0, sizeof(one));
@@ -1161,6 +1166,11 @@ static void test_timeline_two_threads(void **state)
     assert_int_equal(umg_store_timeline_scan(tx, 1, tl_sum, &one), UMG_OK);
     void *const parts[2] = {&a, &b};
     assert_int_equal(umg_store_timeline_scan_par(tx, 1, tl_sum, parts, h, umg_helper_beside, umg_helper_join), UMG_OK);
+    size_t total = 0;
+    for (size_t i = 0; i < one.n; i++) {
+        total += one.steps[i];
+    }
+    assert_int_equal(total, 20001); /* app 1's, the replayed key once; app 2's step is not among them */
     assert_true(one.ordered && a.ordered && b.ordered);
     assert_true(a.n > 0 && b.n > 0);
     assert_int_equal(a.n + b.n, one.n);

@@ -30,8 +30,7 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 
-#include "umg_cost.h"
-#include "umg_query.h"
+#include "umg_query_ep.h"
 
 #define DAYS 90
 #define CAMPAIGNS 1000
@@ -105,16 +104,8 @@ typedef struct cost_fwd_s {
 static int cost_fwd(void *ctx, const umg_cost_row_t *r)
 {
     const cost_fwd_t *f = ctx;
-    umg_query_cost_t row; /* every member set: an initializer would clear the whole row first, for every row */
-    row.day = r->day;
-    row.source = r->source;
-    row.campaign = r->campaign;
-    row.adset = r->adset;
-    row.ad = r->ad;
-    row.country = r->country;
-    memcpy(row.currency, r->currency, sizeof(row.currency));
-    row.micros = r->micros;
-    memcpy(row.sid, r->sid, sizeof(row.sid));
+    umg_query_cost_t row;
+    umg_query_cost_of(r, &row);
     return f->fn(f->ctx, &row);
 }
 

@@ -88,19 +88,25 @@ static int dict_lookup(void *ctx, umg_slice_t s, uint32_t *id)
     return umg_store_lookup(j->tx, s, id);
 }
 
+void umg_query_cost_of(const umg_cost_row_t *r, umg_query_cost_t *out)
+{
+    /* every member set: an initializer would clear the whole row first, for every row */
+    out->day = r->day;
+    out->source = r->source;
+    out->campaign = r->campaign;
+    out->adset = r->adset;
+    out->ad = r->ad;
+    out->country = r->country;
+    memcpy(out->currency, r->currency, sizeof(out->currency));
+    out->micros = r->micros;
+    memcpy(out->sid, r->sid, sizeof(out->sid));
+}
+
 static int cost_row(void *ctx, const umg_cost_row_t *r)
 {
     job_t *j = ctx;
-    umg_query_cost_t row; /* every member set: an initializer would clear the whole row first, for every row */
-    row.day = r->day;
-    row.source = r->source;
-    row.campaign = r->campaign;
-    row.adset = r->adset;
-    row.ad = r->ad;
-    row.country = r->country;
-    memcpy(row.currency, r->currency, sizeof(row.currency));
-    row.micros = r->micros;
-    memcpy(row.sid, r->sid, sizeof(row.sid));
+    umg_query_cost_t row;
+    umg_query_cost_of(r, &row);
     return j->cost_fn(j->cost_ctx, &row);
 }
 

@@ -8,7 +8,9 @@
 #ifndef UMG_QUERY_EP_H
 #define UMG_QUERY_EP_H
 
+#include "umg_cost.h"
 #include "umg_ingest.h"
+#include "umg_query.h"
 
 /** Keeps a copy of the data directory (meta.db, for costs and rates). Before the server starts. */
 int umg_query_ep_start(const char *data_dir);
@@ -24,5 +26,8 @@ void umg_query_ep_funnel(umg_http_req_t *req, void *thread_data);
 
 /** GET /v1/reports/fraud (docs/fraud.md). */
 void umg_query_ep_fraud(umg_http_req_t *req, void *thread_data);
+
+/** A cost row as the cost module reads it, as the report engine takes it (a costs callback's glue). */
+void umg_query_cost_of(const umg_cost_row_t *r, umg_query_cost_t *out);
 
 #endif

@@ -120,7 +120,7 @@ static void costs_make(void)
 {
     char tmpl[] = "/tmp/bench-query-XXXXXX";
     char *dir = mkdtemp(tmpl);
-    if (dir == NULL || umg_cost_open(dir, &cost_db) != UMG_OK || umg_cost_cache_new(&cost_cache) != UMG_OK ||
+    if (dir == NULL || umg_cost_open(dir, &cost_db) != UMG_OK || umg_cost_cache_new(0, &cost_cache) != UMG_OK ||
         umg_cost_begin(cost_db) != UMG_OK) {
         fprintf(stderr, "bench_query: cannot make the cost database\n");
         exit(2);

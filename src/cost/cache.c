@@ -15,13 +15,14 @@
 #include "cost_int.h"
 
 #define CACHE_APPS 8
-#define CACHE_ROWS (1u << 20) /* rows kept over all apps; a period with more is read each time */
+#define CACHE_ROWS (1u << 20) /* rows kept over all apps by default; a period with more is read each time */
 
 typedef struct centry_s {
     uint32_t app;
     int used;
     int64_t version;
     int32_t from, to;
+    int too_many; /* the period has more rows than the cache keeps: read straight through, not tried again */
     umg_cost_row_t *rows;
     size_t n, cap;
     umg_arena_t arena; /* the strings, each stored once */
@@ -34,12 +35,17 @@ typedef struct centry_s {
 struct umg_cost_cache_s {
     centry_t e[CACHE_APPS];
     uint64_t tick;
+    size_t max_rows;
 };
 
-int umg_cost_cache_new(umg_cost_cache_t **out)
+int umg_cost_cache_new(size_t max_rows, umg_cost_cache_t **out)
 {
     *out = umg_calloc(1, sizeof(**out));
-    return *out != NULL ? UMG_OK : UMG_ENOMEM;
+    if (*out == NULL) {
+        return UMG_ENOMEM;
+    }
+    (*out)->max_rows = max_rows ? max_rows : CACHE_ROWS;
+    return UMG_OK;
 }
 
 static void entry_clear(centry_t *e)
@@ -116,10 +122,16 @@ static int intern(centry_t *e, umg_slice_t s, umg_slice_t *out, uint32_t *sid)
     return UMG_OK;
 }
 
+typedef struct fill_s {
+    centry_t *e;
+    size_t max_rows;
+} fill_t;
+
 static int keep_row(void *ctx, const umg_cost_row_t *r)
 {
-    centry_t *e = ctx;
-    if (e->n == CACHE_ROWS) {
+    const fill_t *f = ctx;
+    centry_t *e = f->e;
+    if (e->n == f->max_rows) {
         return UMG_EFULL;
     }
     if (e->n == e->cap) {
@@ -195,7 +207,7 @@ int umg_cost_cache_each(umg_cost_cache_t *k, umg_cost_t *c, uint32_t app, int32_
     k->tick++;
     if (e->used && e->app == app && e->version == version && e->from <= from_day && to_day <= e->to) {
         e->last_use = k->tick;
-        return serve(e, from_day, to_day, fn, ctx);
+        return e->too_many ? umg_cost_each(c, app, from_day, to_day, fn, ctx) : serve(e, from_day, to_day, fn, ctx);
     }
     entry_clear(e);
     e->used = 1;
@@ -205,10 +217,11 @@ int umg_cost_cache_each(umg_cost_cache_t *k, umg_cost_t *c, uint32_t app, int32_
     e->to = to_day;
     e->last_use = k->tick;
     umg_arena_init(&e->arena, 65536);
-    rc = umg_cost_each(c, app, from_day, to_day, keep_row, e);
+    fill_t fill = {e, k->max_rows};
+    rc = umg_cost_each(c, app, from_day, to_day, keep_row, &fill);
     if (rc == UMG_OK) {
         /* room for it: the least recently used others go */
-        while (rows_held(k, e) + e->n > CACHE_ROWS) {
+        while (rows_held(k, e) + e->n > k->max_rows) {
             centry_t *old = NULL;
             for (size_t i = 0; i < CACHE_APPS; i++) {
                 centry_t *x = &k->e[i];
@@ -219,7 +232,17 @@ int umg_cost_cache_each(umg_cost_cache_t *k, umg_cost_t *c, uint32_t app, int32_
         return serve(e, from_day, to_day, fn, ctx);
     }
     entry_clear(e);
-    if (rc == UMG_EFULL || rc == UMG_ENOMEM) { /* too many to keep: read straight through */
+    if (rc == UMG_EFULL) { /* too many to keep: noted, so the reports of this period read straight through */
+        *e = (centry_t){.app = app,
+                        .used = 1,
+                        .version = version,
+                        .from = from_day,
+                        .to = to_day,
+                        .too_many = 1,
+                        .last_use = k->tick};
+        umg_arena_init(&e->arena, 64);
+    }
+    if (rc == UMG_EFULL || rc == UMG_ENOMEM) {
         return umg_cost_each(c, app, from_day, to_day, fn, ctx);
     }
     return rc;

@@ -52,7 +52,8 @@ int umg_cost_version(umg_cost_t *c, uint32_t app, int64_t *version);
  * before and its cost version is unchanged since.
  */
 typedef struct umg_cost_cache_s umg_cost_cache_t;
-int umg_cost_cache_new(umg_cost_cache_t **out);
+/** max_rows: rows kept over all apps (0: 1,048,576); a period with more is read from meta.db each time. */
+int umg_cost_cache_new(size_t max_rows, umg_cost_cache_t **out);
 void umg_cost_cache_free(umg_cost_cache_t *k);
 int umg_cost_cache_each(umg_cost_cache_t *k, umg_cost_t *c, uint32_t app, int32_t from_day, int32_t to_day,
                         int (*fn)(void *ctx, const umg_cost_row_t *r), void *ctx);

@@ -173,7 +173,7 @@ static void compute(void *data, umg_attr_answer_t *ans)
     if (Q.scratch == NULL && umg_query_scratch_new(&Q.scratch) != UMG_OK) {
         Q.scratch = NULL;
     }
-    if (Q.costs == NULL && umg_cost_cache_new(&Q.costs) != UMG_OK) {
+    if (Q.costs == NULL && umg_cost_cache_new(0, &Q.costs) != UMG_OK) {
         Q.costs = NULL;
     }
     worker_helper();

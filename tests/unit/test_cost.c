@@ -388,7 +388,7 @@ static void test_versions_and_cache(void **state)
     assert_int_equal(version(c, 2), 0); /* other apps keep theirs */
 
     umg_cost_cache_t *k;
-    assert_int_equal(umg_cost_cache_new(&k), UMG_OK);
+    assert_int_equal(umg_cost_cache_new(0, &k), UMG_OK);
     int64_t sum;
     assert_int_equal(count_rows(k, c, 1, 90, 110, &sum), 2);
     assert_int_equal(sum, 30);
@@ -448,6 +448,18 @@ static void test_versions_and_cache(void **state)
     }
     umg_cost_cache_free(k);
     umg_cost_cache_free(NULL);
+
+    /* A period with more rows than the cache keeps: read from meta.db each time, the same rows. */
+    assert_int_equal(umg_cost_cache_new(1, &k), UMG_OK);
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(count_rows(k, c, 1, 0, 1000, &sum), 2);
+        assert_int_equal(sum, 18);
+        assert_int_equal(count_rows(k, c, 1, 100, 100, &sum), 1); /* inside it: still read */
+        assert_int_equal(sum, 11);
+        assert_int_equal(count_rows(k, c, 10, 0, 1000, &sum), 1); /* another app's one row is kept */
+        assert_int_equal(sum, 10);
+    }
+    umg_cost_cache_free(k);
     umg_cost_close(w);
     umg_cost_close(c);
     free(dir);

@@ -154,6 +154,14 @@ static int keep_row(void *ctx, const umg_cost_row_t *r)
     return rc;
 }
 
+/* An empty entry for the app's rows of a period at a version. */
+static void entry_start(centry_t *e, uint32_t app, int64_t version, int32_t from, int32_t to, uint64_t tick)
+{
+    entry_clear(e);
+    *e = (centry_t){.app = app, .used = 1, .version = version, .from = from, .to = to, .last_use = tick};
+    umg_arena_init(&e->arena, 65536);
+}
+
 /* Rows held by every entry but skip. */
 static size_t rows_held(const umg_cost_cache_t *k, const centry_t *skip)
 {
@@ -209,14 +217,7 @@ int umg_cost_cache_each(umg_cost_cache_t *k, umg_cost_t *c, uint32_t app, int32_
         e->last_use = k->tick;
         return e->too_many ? umg_cost_each(c, app, from_day, to_day, fn, ctx) : serve(e, from_day, to_day, fn, ctx);
     }
-    entry_clear(e);
-    e->used = 1;
-    e->app = app;
-    e->version = version;
-    e->from = from_day;
-    e->to = to_day;
-    e->last_use = k->tick;
-    umg_arena_init(&e->arena, 65536);
+    entry_start(e, app, version, from_day, to_day, k->tick);
     fill_t fill = {e, k->max_rows};
     rc = umg_cost_each(c, app, from_day, to_day, keep_row, &fill);
     if (rc == UMG_OK) {
@@ -231,16 +232,11 @@ int umg_cost_cache_each(umg_cost_cache_t *k, umg_cost_t *c, uint32_t app, int32_
         }
         return serve(e, from_day, to_day, fn, ctx);
     }
-    entry_clear(e);
     if (rc == UMG_EFULL) { /* too many to keep: noted, so the reports of this period read straight through */
-        *e = (centry_t){.app = app,
-                        .used = 1,
-                        .version = version,
-                        .from = from_day,
-                        .to = to_day,
-                        .too_many = 1,
-                        .last_use = k->tick};
-        umg_arena_init(&e->arena, 64);
+        entry_start(e, app, version, from_day, to_day, k->tick);
+        e->too_many = 1;
+    } else {
+        entry_clear(e);
     }
     if (rc == UMG_EFULL || rc == UMG_ENOMEM) {
         return umg_cost_each(c, app, from_day, to_day, fn, ctx);

@@ -84,13 +84,7 @@ static umg_cost_t *cost_db;
 static umg_cost_cache_t *cost_cache;
 static char cost_dir[32];
 
-static int rate(void *ctx, int32_t day, const char *from, const char *to, double *factor)
-{
-    (void)ctx;
-    return umg_cost_rate(cost_db, 1, day, from, to, factor);
-}
-
-static int rate_days(void *ctx, int32_t from_day, size_t ndays, const char *from, const char *to, double *factors)
+static int rates(void *ctx, int32_t from_day, size_t ndays, const char *from, const char *to, double *factors)
 {
     (void)ctx;
     return umg_cost_rate_days(cost_db, 1, from_day, ndays, from, to, factors);
@@ -303,8 +297,7 @@ static void input_of(umg_query_input_t *in)
     in->string = dict_string;
     in->lookup = dict_lookup;
     in->costs = costs;
-    in->rate = rate;
-    in->rate_days = rate_days;
+    in->rates = rates;
     static umg_query_scratch_t *scratch; /* kept between reports, as the daemon's report worker does */
     if (scratch == NULL && umg_query_scratch_new(&scratch) != UMG_OK) {
         scratch = NULL;

@@ -1224,10 +1224,15 @@ static int convert(qctx_t *c, uint32_t dayoff, uint32_t cur, int64_t sum, int64_
         return 1;
     }
     double *f = &c->fac[(size_t)dayoff * c->ncur + cur];
-    if (isnan(*f) && c->in->rate_days != NULL) { /* the currency's factors of every day, at once */
+    if (isnan(*f)) { /* the currency's factors of every day, at once */
         double *x = umg_malloc((size_t)c->fac_days * sizeof(double));
-        int rc = x != NULL ? c->in->rate_days(c->in->ctx, c->from, (size_t)c->fac_days, c->cur[cur], c->in->currency, x)
-                           : UMG_ENOMEM;
+        int rc = x == NULL ? UMG_ENOMEM : UMG_OK;
+        for (int32_t d = 0; rc == UMG_OK && d < c->fac_days; d++) {
+            x[d] = NAN;
+        }
+        if (rc == UMG_OK && c->in->rates != NULL) {
+            rc = c->in->rates(c->in->ctx, c->from, (size_t)c->fac_days, c->cur[cur], c->in->currency, x);
+        }
         for (int32_t d = 0; rc == UMG_OK && d < c->fac_days; d++) {
             c->fac[(size_t)d * c->ncur + cur] = isfinite(x[d]) && x[d] >= 0 ? x[d] : -1;
         }
@@ -1235,16 +1240,6 @@ static int convert(qctx_t *c, uint32_t dayoff, uint32_t cur, int64_t sum, int64_
         if (rc != UMG_OK) {
             return rc;
         }
-    }
-    if (isnan(*f)) {
-        double x;
-        int rc = c->in->rate != NULL
-                     ? c->in->rate(c->in->ctx, c->from + (int32_t)dayoff, c->cur[cur], c->in->currency, &x)
-                     : UMG_ENOENT;
-        if (rc != UMG_OK && rc != UMG_ENOENT) {
-            return rc;
-        }
-        *f = rc == UMG_OK && isfinite(x) && x >= 0 ? x : -1;
     }
     if (*f < 0) {
         return 0;

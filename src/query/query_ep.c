@@ -119,13 +119,7 @@ static int costs_each(void *ctx, int32_t from, int32_t to, umg_query_cost_cb fn,
                            : umg_cost_each(Q.cost, j->app.id, from, to, cost_row, j);
 }
 
-static int rate(void *ctx, int32_t day, const char *from, const char *to, double *factor)
-{
-    job_t *j = ctx;
-    return umg_cost_rate(Q.cost, j->app.org, day, from, to, factor);
-}
-
-static int rate_days(void *ctx, int32_t from_day, size_t ndays, const char *from, const char *to, double *factors)
+static int rates(void *ctx, int32_t from_day, size_t ndays, const char *from, const char *to, double *factors)
 {
     job_t *j = ctx;
     return umg_cost_rate_days(Q.cost, j->app.org, from_day, ndays, from, to, factors);
@@ -167,8 +161,7 @@ static void compute(void *data, umg_attr_answer_t *ans)
                             .string = dict_string,
                             .lookup = dict_lookup,
                             .costs = costs_each,
-                            .rate = rate,
-                            .rate_days = rate_days};
+                            .rates = rates};
     /* each of these is a help, not a need: without it the report reads or allocates plainly, on one thread */
     if (Q.scratch == NULL && umg_query_scratch_new(&Q.scratch) != UMG_OK) {
         Q.scratch = NULL;

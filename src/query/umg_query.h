@@ -87,10 +87,11 @@ typedef struct umg_query_input_s {
     int (*lookup)(void *ctx, umg_slice_t s, uint32_t *id);
     /** Calls fn for every cost row of the app with from <= day <= to; NULL: no costs. */
     int (*costs)(void *ctx, int32_t from, int32_t to, umg_query_cost_cb fn, void *fn_ctx);
-    /** The factor converting an amount in `from` to `to` on a local day: UMG_ENOENT when there is no rate. */
-    int (*rate)(void *ctx, int32_t day, const char *from, const char *to, double *factor);
-    /** Optional: rate for ndays days from from_day at once, factors[i] NAN when there is none (else rate is asked). */
-    int (*rate_days)(void *ctx, int32_t from_day, size_t ndays, const char *from, const char *to, double *factors);
+    /**
+     * The factors converting an amount in `from` to `to` on each of ndays local days from from_day into
+     * factors[i] (NAN when that day has no rate; the engine sets them all to NAN first); NULL: no rates.
+     */
+    int (*rates)(void *ctx, int32_t from_day, size_t ndays, const char *from, const char *to, double *factors);
     /** Large buffers kept from one report to the next (NULL: none); one report at a time may use it. */
     struct umg_query_scratch_s *scratch;
     /**

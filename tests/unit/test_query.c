@@ -99,17 +99,16 @@ static int fake_costs(void *ctx, int32_t from, int32_t to, umg_query_cost_cb fn,
     return UMG_OK;
 }
 
-static int fake_rate(void *ctx, int32_t day, const char *from, const char *to, double *factor)
+static int fake_rates(void *ctx, int32_t from_day, size_t ndays, const char *from, const char *to, double *factors)
 {
     (void)ctx;
     assert_string_equal(to, "USD");
     for (size_t i = 0; i < nrates; i++) {
-        if (rates[i].day == day && strcmp(rates[i].from, from) == 0) {
-            *factor = rates[i].f;
-            return UMG_OK;
+        if (rates[i].day >= from_day && (size_t)(rates[i].day - from_day) < ndays && strcmp(rates[i].from, from) == 0) {
+            factors[rates[i].day - from_day] = rates[i].f;
         }
     }
-    return UMG_ENOENT;
+    return UMG_OK;
 }
 
 static void reset(void)
@@ -193,7 +192,7 @@ static void input(umg_query_input_t *in, int32_t today)
     in->string = fake_string;
     in->lookup = fake_lookup;
     in->costs = fake_costs;
-    in->rate = fake_rate;
+    in->rates = fake_rates;
     in->scratch = scratch;
 }
 

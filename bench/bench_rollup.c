@@ -100,6 +100,9 @@ static void bench_add_merge(void)
                 die("add", rc);
             }
         }
+        if ((rc = umg_rollup_delta_flush(d)) != UMG_OK) { /* the queued adds belong to the adds' time */
+            die("add", rc);
+        }
         uint64_t t1 = umg_mono_ns();
         if ((rc = umg_rollup_merge(r, d)) != UMG_OK) {
             die("merge", rc);

@@ -80,13 +80,35 @@ typedef struct dent_s {
     int64_t v[UMG_ROLLUP_MAXV];
 } dent_t;
 
+/* An add not applied yet: one cache line. */
+typedef struct qadd_s {
+    uint64_t hash; /* filled in when the queue is applied */
+    uint32_t app;
+    uint16_t t, vi;
+    umg_rollup_key_t k;
+    int64_t by;
+} qadd_t;
+
+/*
+ * Adds are queued and applied QUEUE at a time (umg_rollup_delta_flush): the keys are
+ * hashed and their slots fetched first, then each entry is fetched a few adds
+ * before it is read, so the cache misses of a queue overlap instead of
+ * following one another. Everything that reads the delta flushes it first.
+ */
+#define QUEUE 256
+#define ENT_AHEAD 16 /* entries are fetched this many adds ahead */
+
 struct umg_rollup_delta_s {
     dent_t *ents;
     size_t n, cap;
     islot_t *slots; /* entry + 1 (0 = empty) and the hash's tag: a probe reads no entry whose tag differs */
     size_t nslots;
+    qadd_t *q; /* QUEUE of them */
+    size_t nq;
+    int failed; /* an apply ran out of memory: the delta lost adds, and says UMG_ENOMEM until reset */
 };
 
+_Static_assert(sizeof(qadd_t) == 64, "a queued add is one cache line");
 _Static_assert(sizeof(umg_rollup_key_t) == 40, "the key is 40 bytes without padding");
 
 static const uint8_t nvalues[UMG_RT_COUNT] = {
@@ -455,7 +477,8 @@ fail:
 int umg_rollup_delta_new(umg_rollup_delta_t **out)
 {
     umg_rollup_delta_t *d = umg_calloc(1, sizeof(*d));
-    if (d == NULL) {
+    if (d == NULL || (d->q = umg_malloc(QUEUE * sizeof(*d->q))) == NULL) {
+        umg_free(d);
         return UMG_ENOMEM;
     }
     *out = d;
@@ -469,6 +492,7 @@ void umg_rollup_delta_free(umg_rollup_delta_t *d)
     }
     umg_free(d->ents);
     umg_free(d->slots);
+    umg_free(d->q);
     umg_free(d);
 }
 
@@ -478,18 +502,23 @@ void umg_rollup_delta_reset(umg_rollup_delta_t *d)
         memset(d->slots, 0, d->nslots * sizeof(*d->slots));
     }
     d->n = 0;
+    d->nq = 0;
+    d->failed = 0;
 }
 
 int umg_rollup_delta_empty(const umg_rollup_delta_t *d)
 {
-    return d->n == 0;
+    return d->n == 0 && d->nq == 0 && !d->failed;
 }
 
-/* Room for one more entry: the entry array and the slots (load at most 3/4). */
-static int delta_reserve(umg_rollup_delta_t *d)
+/* Room for need entries: the entry array and the slots (load at most 3/4). */
+static int delta_reserve(umg_rollup_delta_t *d, size_t need)
 {
-    if (d->n == d->cap) {
+    if (need > d->cap) {
         size_t cap = d->cap < 64 ? 64 : d->cap * 2;
+        while (cap < need) {
+            cap *= 2;
+        }
         dent_t *e = umg_realloc(d->ents, cap * sizeof(*e));
         if (e == NULL) {
             return UMG_ENOMEM;
@@ -497,10 +526,13 @@ static int delta_reserve(umg_rollup_delta_t *d)
         d->ents = e;
         d->cap = cap;
     }
-    if (d->n + 1 <= d->nslots / 4 * 3) {
+    if (need <= d->nslots / 4 * 3) {
         return UMG_OK;
     }
     size_t ns = d->nslots < 128 ? 128 : d->nslots * 2;
+    while (need > ns / 4 * 3) {
+        ns *= 2;
+    }
     islot_t *s = umg_calloc(ns, sizeof(*s));
     if (s == NULL) {
         return UMG_ENOMEM;
@@ -516,49 +548,78 @@ static int delta_reserve(umg_rollup_delta_t *d)
     return UMG_OK;
 }
 
+/* One queued add into the delta, which has room for a new entry. */
+static void delta_apply(umg_rollup_delta_t *d, const qadd_t *q)
+{
+    uint32_t tag = (uint32_t)(q->hash >> 32);
+    size_t j = slot_of(tag, d->nslots);
+    for (islot_t s; (s = d->slots[j]).row1 != 0; j = j + 1 == d->nslots ? 0 : j + 1) {
+        dent_t *e = &d->ents[s.row1 - 1];
+        if (s.tag == tag && e->hash == q->hash && e->app == q->app && e->t == q->t &&
+            memcmp(&e->k, &q->k, sizeof(q->k)) == 0) {
+            e->v[q->vi] += q->by;
+            return;
+        }
+    }
+    dent_t *e = &d->ents[d->n];
+    e->hash = q->hash;
+    e->app = q->app;
+    e->t = q->t;
+    e->k = q->k;
+    memset(e->v, 0, sizeof(e->v));
+    e->v[q->vi] = q->by;
+    d->slots[j] = (islot_t){(uint32_t)++d->n, tag};
+}
+
+int umg_rollup_delta_flush(umg_rollup_delta_t *d)
+{
+    size_t n = d->nq;
+    if (n == 0) {
+        return d->failed ? UMG_ENOMEM : UMG_OK;
+    }
+    d->nq = 0;
+    if (d->failed || delta_reserve(d, d->n + n) != UMG_OK) {
+        d->failed = 1;
+        return UMG_ENOMEM;
+    }
+    qadd_t *q = d->q;
+    for (size_t i = 0; i < n; i++) {
+        q[i].hash = key_hash(q[i].app, (umg_rollup_table_t)q[i].t, &q[i].k);
+        __builtin_prefetch(&d->slots[slot_of((uint32_t)(q[i].hash >> 32), d->nslots)]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (i + ENT_AHEAD < n) {
+            islot_t s = d->slots[slot_of((uint32_t)(q[i + ENT_AHEAD].hash >> 32), d->nslots)];
+            if (s.row1 != 0) {
+                __builtin_prefetch(&d->ents[s.row1 - 1]);
+            }
+        }
+        delta_apply(d, &q[i]);
+    }
+    return UMG_OK;
+}
+
 int umg_rollup_add(umg_rollup_delta_t *d, uint32_t app, umg_rollup_table_t t, const umg_rollup_key_t *k, size_t vi,
                    int64_t by)
 {
     if ((unsigned)t >= UMG_RT_COUNT || vi >= nvalues[t]) {
         return UMG_EINVAL;
     }
-    uint64_t h = key_hash(app, t, k);
-    uint32_t tag = (uint32_t)(h >> 32);
-    size_t j = 0;
-    if (d->nslots != 0) {
-        j = slot_of(tag, d->nslots);
-        for (islot_t s; (s = d->slots[j]).row1 != 0; j = j + 1 == d->nslots ? 0 : j + 1) {
-            dent_t *e = &d->ents[s.row1 - 1];
-            if (s.tag == tag && e->hash == h && e->app == app && e->t == (uint32_t)t &&
-                memcmp(&e->k, k, sizeof(*k)) == 0) {
-                e->v[vi] += by;
-                return UMG_OK;
-            }
-        }
+    if (d->failed) {
+        return UMG_ENOMEM;
     }
-    if (d->n + 1 > d->nslots / 4 * 3 || d->n == d->cap) {
-        if (delta_reserve(d) != UMG_OK) {
-            return UMG_ENOMEM;
-        }
-        j = slot_of(tag, d->nslots);
-        while (d->slots[j].row1 != 0) {
-            j = j + 1 == d->nslots ? 0 : j + 1;
-        }
-    }
-    dent_t *e = &d->ents[d->n];
-    e->hash = h;
-    e->app = app;
-    e->t = (uint32_t)t;
-    e->k = *k;
-    memset(e->v, 0, sizeof(e->v));
-    e->v[vi] = by;
-    d->slots[j] = (islot_t){(uint32_t)++d->n, tag};
-    return UMG_OK;
+    qadd_t *q = &d->q[d->nq++];
+    q->app = app;
+    q->t = (uint16_t)t;
+    q->vi = (uint16_t)vi;
+    q->k = *k;
+    q->by = by;
+    return d->nq == QUEUE ? umg_rollup_delta_flush(d) : UMG_OK;
 }
 
-int umg_rollup_delta_rows(const umg_rollup_delta_t *d, umg_rollup_row_cb fn, void *ctx)
+int umg_rollup_delta_rows(umg_rollup_delta_t *d, umg_rollup_row_cb fn, void *ctx)
 {
-    int rc = UMG_OK;
+    int rc = umg_rollup_delta_flush(d);
     for (size_t i = 0; i < d->n && rc == 0; i++) {
         const dent_t *e = &d->ents[i];
         rc = fn(ctx, e->app, (umg_rollup_table_t)e->t, &e->k, e->v, nvalues[e->t]);
@@ -566,9 +627,12 @@ int umg_rollup_delta_rows(const umg_rollup_delta_t *d, umg_rollup_row_cb fn, voi
     return rc;
 }
 
-int umg_rollup_delta_each(umg_rollup_t *r, const umg_rollup_delta_t *d, umg_rollup_row_cb fn, void *ctx)
+int umg_rollup_delta_each(umg_rollup_t *r, umg_rollup_delta_t *d, umg_rollup_row_cb fn, void *ctx)
 {
-    int rc = UMG_OK;
+    int rc = umg_rollup_delta_flush(d);
+    if (rc != UMG_OK) {
+        return rc;
+    }
     int64_t v[UMG_ROLLUP_MAXV];
     pthread_rwlock_rdlock(&r->lock);
     rapp_t *a = NULL;
@@ -677,8 +741,11 @@ static void merge_apply(umg_rollup_t *r, const umg_rollup_delta_t *d)
     }
 }
 
-int umg_rollup_merge(umg_rollup_t *r, const umg_rollup_delta_t *d)
+int umg_rollup_merge(umg_rollup_t *r, umg_rollup_delta_t *d)
 {
+    if (umg_rollup_delta_flush(d) != UMG_OK) {
+        return UMG_ENOMEM;
+    }
     if (d->n == 0) {
         return UMG_OK;
     }

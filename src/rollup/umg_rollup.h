@@ -118,10 +118,18 @@ int umg_rollup_delta_new(umg_rollup_delta_t **out);
 void umg_rollup_delta_free(umg_rollup_delta_t *d);
 /** Empties the delta, keeping its memory. */
 void umg_rollup_delta_reset(umg_rollup_delta_t *d);
-/** Adds by to counter vi of the row (app, t, k), creating it. UMG_ENOMEM. */
+/**
+ * Adds by to counter vi of the row (app, t, k), creating it. Adds are queued
+ * and applied a few hundred at a time (umg_rollup_delta_flush; every function
+ * below that reads the delta flushes it first). UMG_ENOMEM when applying them
+ * ran out of memory, now or at an earlier add: the delta has lost adds, and
+ * every call that reads or adds to it says UMG_ENOMEM until it is reset.
+ */
 int umg_rollup_add(umg_rollup_delta_t *d, uint32_t app, umg_rollup_table_t t, const umg_rollup_key_t *k, size_t vi,
                    int64_t by);
-/** True when the delta holds no change. */
+/** Applies the queued adds. UMG_ENOMEM as umg_rollup_add says. */
+int umg_rollup_delta_flush(umg_rollup_delta_t *d);
+/** True when the delta holds no change (queued or applied) and has not failed. */
 int umg_rollup_delta_empty(const umg_rollup_delta_t *d);
 
 /**
@@ -131,13 +139,13 @@ int umg_rollup_delta_empty(const umg_rollup_delta_t *d);
  */
 typedef int (*umg_rollup_row_cb)(void *ctx, uint32_t app, umg_rollup_table_t t, const umg_rollup_key_t *k,
                                  const int64_t *v, size_t nv);
-int umg_rollup_delta_each(umg_rollup_t *r, const umg_rollup_delta_t *d, umg_rollup_row_cb fn, void *ctx);
+int umg_rollup_delta_each(umg_rollup_t *r, umg_rollup_delta_t *d, umg_rollup_row_cb fn, void *ctx);
 
 /** Calls fn for every row of the delta with the delta's own counters (what it adds). No lock. */
-int umg_rollup_delta_rows(const umg_rollup_delta_t *d, umg_rollup_row_cb fn, void *ctx);
+int umg_rollup_delta_rows(umg_rollup_delta_t *d, umg_rollup_row_cb fn, void *ctx);
 
 /** Adds the delta to the tables (under the write lock). UMG_ENOMEM leaves the tables unchanged. */
-int umg_rollup_merge(umg_rollup_t *r, const umg_rollup_delta_t *d);
+int umg_rollup_merge(umg_rollup_t *r, umg_rollup_delta_t *d);
 
 /* ----------------------------------------------------------- reading */
 

@@ -380,6 +380,14 @@ static void test_load(void **state)
     umg_rollup_free(r);
 }
 
+static int row_never(void *ctx, uint32_t app, umg_rollup_table_t t, const umg_rollup_key_t *k, const int64_t *v,
+                     size_t nv)
+{
+    (void)ctx, (void)app, (void)t, (void)k, (void)v, (void)nv;
+    fail_msg("a failed delta has no rows to give");
+    return 1;
+}
+
 /* A merge failing at its n-th allocation, for every n, leaves the tables exactly as they were. */
 static void test_merge_enomem(void **state)
 {
@@ -423,20 +431,41 @@ static void test_merge_enomem(void **state)
     model_merge(&m);
     check_tables(r, &m, apps, 5);
 
-    /* Adding also fails cleanly: the delta keeps what it had. */
+    /* Adding fails cleanly: once applying the queued adds runs out of memory, the delta says so until it is
+     * reset, and nothing of it reaches the tables. */
     umg_rollup_delta_reset(d);
     umg_alloc_fail_after(1);
     umg_rollup_key_t k = key(1, 2, 3, 0);
-    assert_int_equal(umg_rollup_add(d, 1, UMG_RT_MAIN, &k, 0, 1), UMG_OK); /* memory kept by reset */
-    for (int i = 0; i < 100000; i++) {
+    assert_int_equal(umg_rollup_add(d, 1, UMG_RT_MAIN, &k, 0, 1), UMG_OK);
+    assert_int_equal(umg_rollup_delta_flush(d), UMG_OK); /* memory kept by reset */
+    int failed = 0;
+    for (int i = 0; i < 100000 && !failed; i++) {
         k.day = 100 + i;
         int rc = umg_rollup_add(d, 1, UMG_RT_MAIN, &k, 0, 1);
         if (rc != UMG_OK) {
             assert_int_equal(rc, UMG_ENOMEM);
-            break;
+            failed = 1;
         }
-        assert_true(i < 99999);
     }
+    assert_true(failed);
+    umg_alloc_fail_after(0);
+    assert_int_equal(umg_rollup_add(d, 1, UMG_RT_MAIN, &k, 0, 1), UMG_ENOMEM);
+    assert_int_equal(umg_rollup_delta_flush(d), UMG_ENOMEM);
+    assert_false(umg_rollup_delta_empty(d));
+    assert_int_equal(umg_rollup_delta_rows(d, row_never, NULL), UMG_ENOMEM);
+    assert_int_equal(umg_rollup_delta_each(r, d, row_never, NULL), UMG_ENOMEM);
+    assert_int_equal(umg_rollup_merge(r, d), UMG_ENOMEM);
+    check_tables(r, &m, apps, 5);
+    umg_rollup_delta_reset(d);
+    assert_true(umg_rollup_delta_empty(d));
+    k = key(7, 8, 9, 0);
+    assert_int_equal(umg_rollup_add(d, 1, UMG_RT_MAIN, &k, 2, 5), UMG_OK);
+    assert_int_equal(umg_rollup_merge(r, d), UMG_OK);
+    mrow_t *mr = model_get(&m, 1, UMG_RT_MAIN, &k);
+    mr->in_delta = 1;
+    mr->dv[2] += 5;
+    model_merge(&m);
+    check_tables(r, &m, apps, 5);
     umg_alloc_fail_after(0);
 
     free(m.rows);

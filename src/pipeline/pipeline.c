@@ -1096,13 +1096,17 @@ static int is_long_flood_install(const umg_store_decision_t *d)
            umg_fraud_ctit_bucket(d->d.ts_us - x->touch_ts_us) >= UMG_FRAUD_CTIT_LONG_BUCKET;
 }
 
+static int retro_want(void *ctx, const umg_store_decision_t *d)
+{
+    const retro_t *r = ctx;
+    return d->fraud_status == UMG_STORE_FRAUD_CLEAN && is_long_flood_install(d) && d->d.attr.source == r->a->source &&
+           d->d.attr.site == r->a->site;
+}
+
 static int retro_row(void *ctx, const umg_store_decision_t *d)
 {
     retro_t *r = ctx;
-    if (d->fraud_status == UMG_STORE_FRAUD_CLEAN && is_long_flood_install(d) && d->d.attr.source == r->a->source &&
-        d->d.attr.site == r->a->site) {
-        r->rc = umg_buf_append(&r->hits, d, sizeof(*d));
-    }
+    r->rc = umg_buf_append(&r->hits, d, sizeof(*d));
     return r->rc != UMG_OK;
 }
 
@@ -1129,7 +1133,7 @@ static int flood_retro(umg_pipeline_t *p, const umg_attr_attribution_t *a, int64
         return UMG_OK;
     }
     retro_t r = {.a = a};
-    rc = umg_store_decisions_scan(p->tx, p->msg->app, from, ts_us, 0, 0, retro_row, &r);
+    rc = umg_store_decisions_scan_where(p->tx, p->msg->app, from, ts_us, retro_want, retro_row, &r);
     rc = rc == 1 ? r.rc : rc;
     size_t nh = r.hits.len / sizeof(umg_store_decision_t);
     for (size_t i = 0; i < nh && rc == UMG_OK; i++) {
@@ -1296,22 +1300,25 @@ static int blob_row(void *ctx, uint32_t app, umg_rollup_table_t t, const umg_rol
                     size_t nv)
 {
     umg_buf_t *b = ctx;
-    uint8_t head[RROW_HEAD];
+    if (umg_buf_reserve(b, RROW_HEAD + nv * 8) != UMG_OK) {
+        return UMG_ENOMEM;
+    }
+    uint8_t *w = (uint8_t *)b->ptr + b->len, *head = w;
     uint16_t mask = 0;
+    w += RROW_HEAD;
     for (size_t i = 0; i < nv; i++) {
-        mask |= (uint16_t)((v[i] != 0) << i);
+        if (v[i] != 0) {
+            mask |= (uint16_t)(1u << i);
+            memcpy(w, &v[i], 8);
+            w += 8;
+        }
     }
     memcpy(head, &app, 4);
     head[4] = (uint8_t)t;
     memcpy(head + 5, k, sizeof(*k));
     memcpy(head + 5 + sizeof(*k), &mask, 2);
-    int rc = umg_buf_append(b, head, sizeof(head));
-    for (size_t i = 0; i < nv && rc == UMG_OK; i++) {
-        if (v[i] != 0) {
-            rc = umg_buf_append(b, &v[i], 8);
-        }
-    }
-    return rc;
+    b->len = (size_t)(w - (uint8_t *)b->ptr);
+    return UMG_OK;
 }
 
 /*

@@ -1781,8 +1781,10 @@ int umg_store_decision_put(umg_store_txn_t *tx, const umg_store_decision_t *d)
     return map_err(mdb_put(tx->txn, tx->st->dbi[DB_DEC], &k, &v, 0), "decision put");
 }
 
-int umg_store_decisions_scan(umg_store_txn_t *tx, uint32_t app, int64_t from_us, int64_t to_us, int64_t after_ts,
-                             uint64_t after_offset, int (*fn)(void *ctx, const umg_store_decision_t *d), void *ctx)
+/* The decisions scan; want (may be NULL) sees a decision's fields before `rejected` and says whether fn gets it. */
+static int dec_scan(umg_store_txn_t *tx, uint32_t app, int64_t from_us, int64_t to_us, int64_t after_ts,
+                    uint64_t after_offset, int (*want)(void *ctx, const umg_store_decision_t *head),
+                    int (*fn)(void *ctx, const umg_store_decision_t *d), void *ctx)
 {
     MDB_cursor *c;
     int rc = mdb_cursor_open(tx->txn, tx->st->dbi[DB_DEC], &c);
@@ -1814,12 +1816,15 @@ int umg_store_decisions_scan(umg_store_txn_t *tx, uint32_t app, int64_t from_us,
             rc = MDB_CORRUPTED;
             break;
         }
-        memset(&d, 0, sizeof(d));
-        memcpy(&d, v.mv_data, v.mv_size);
         if (ts >= from_us) {
-            urc = fn(ctx, &d);
-            if (urc != 0) {
-                break;
+            memcpy(&d, v.mv_data, offsetof(umg_store_decision_t, rejected));
+            if (want == NULL || want(ctx, &d)) {
+                memcpy(&d, v.mv_data, v.mv_size);
+                memset((char *)&d + v.mv_size, 0, sizeof(d) - v.mv_size);
+                urc = fn(ctx, &d);
+                if (urc != 0) {
+                    break;
+                }
             }
         }
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
@@ -1829,6 +1834,19 @@ int umg_store_decisions_scan(umg_store_txn_t *tx, uint32_t app, int64_t from_us,
         return urc;
     }
     return rc == MDB_NOTFOUND ? UMG_OK : map_err(rc, "decisions");
+}
+
+int umg_store_decisions_scan(umg_store_txn_t *tx, uint32_t app, int64_t from_us, int64_t to_us, int64_t after_ts,
+                             uint64_t after_offset, int (*fn)(void *ctx, const umg_store_decision_t *d), void *ctx)
+{
+    return dec_scan(tx, app, from_us, to_us, after_ts, after_offset, NULL, fn, ctx);
+}
+
+int umg_store_decisions_scan_where(umg_store_txn_t *tx, uint32_t app, int64_t from_us, int64_t to_us,
+                                   int (*want)(void *ctx, const umg_store_decision_t *head),
+                                   int (*fn)(void *ctx, const umg_store_decision_t *d), void *ctx)
+{
+    return dec_scan(tx, app, from_us, to_us, 0, 0, want, fn, ctx);
 }
 
 /* ----------------------------------------------------------------- privacy */

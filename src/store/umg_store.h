@@ -336,6 +336,14 @@ int umg_store_decision_put(umg_store_txn_t *tx, const umg_store_decision_t *d);
  */
 int umg_store_decisions_scan(umg_store_txn_t *tx, uint32_t app, int64_t from_us, int64_t to_us, int64_t after_ts,
                              uint64_t after_offset, int (*fn)(void *ctx, const umg_store_decision_t *d), void *ctx);
+/**
+ * As umg_store_decisions_scan from from_us, for the decisions `want` keeps: want sees a decision's fields
+ * before `rejected` (d, offset, device_key, event_id, app, the fraud status, reason, rules and score; the rest
+ * is not read yet), so a scan that keeps few copies few.
+ */
+int umg_store_decisions_scan_where(umg_store_txn_t *tx, uint32_t app, int64_t from_us, int64_t to_us,
+                                   int (*want)(void *ctx, const umg_store_decision_t *head),
+                                   int (*fn)(void *ctx, const umg_store_decision_t *d), void *ctx);
 
 /* ------------------------------------------------------------- privacy */
 

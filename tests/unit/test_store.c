@@ -292,6 +292,7 @@ typedef struct scan_s {
     uint64_t offs[16];
     int64_t ts[16];
     int n, stop_after;
+    int seen; /* decisions a scan's want was shown */
 } scan_t;
 
 static int collect(void *ctx, const umg_store_decision_t *d)
@@ -305,6 +306,23 @@ static int collect(void *ctx, const umg_store_decision_t *d)
         assert_int_equal(d->contrib[j].touch_id, j);
     }
     return s->stop_after && s->n == s->stop_after ? 1 : 0;
+}
+
+/* Keeps the decisions at even offsets; counts what it was shown. */
+static int want_even(void *ctx, const umg_store_decision_t *head)
+{
+    scan_t *s = ctx;
+    s->seen++;
+    return head->offset % 2 == 0;
+}
+
+static int collect_whole(void *ctx, const umg_store_decision_t *d)
+{
+    collect(ctx, d);
+    for (size_t j = d->ncontrib; j < UMG_STORE_MAX_CONTRIB; j++) { /* past the stored ones: zero */
+        assert_int_equal(d->contrib[j].touch_id, 0);
+    }
+    return 0;
 }
 
 static void test_decision_scan(void **state)
@@ -352,6 +370,14 @@ static void test_decision_scan(void **state)
                      UMG_OK);
     assert_int_equal(b.n, 3);
     assert_int_equal(b.offs[0], 100);
+    /* A scan that keeps some: want sees every decision of the period, fn the kept ones, whole. */
+    scan_t w = {0};
+    assert_int_equal(umg_store_decisions_scan_where(tx, 7, T0 - 3 * S_, T0 + 4 * S_, want_even, collect_whole, &w),
+                     UMG_OK);
+    assert_int_equal(w.seen, 4); /* T0+4s is past the end */
+    assert_int_equal(w.n, 2);
+    assert_int_equal(w.offs[0], 100);
+    assert_int_equal(w.offs[1], 102);
     umg_store_abort(tx);
     umg_store_close(st);
     rmrf(dir);

@@ -1083,7 +1083,6 @@ static void fraud_install_pre(umg_pipeline_t *p, const umg_event_t *ev, const um
 }
 
 typedef struct retro_s {
-    const umg_attr_attribution_t *a;
     umg_buf_t hits; /* umg_store_decision_t copies to flag */
     int rc;
 } retro_t;
@@ -1096,17 +1095,12 @@ static int is_long_flood_install(const umg_store_decision_t *d)
            umg_fraud_ctit_bucket(d->d.ts_us - x->touch_ts_us) >= UMG_FRAUD_CTIT_LONG_BUCKET;
 }
 
-static int retro_want(void *ctx, const umg_store_decision_t *d)
-{
-    const retro_t *r = ctx;
-    return d->fraud_status == UMG_STORE_FRAUD_CLEAN && is_long_flood_install(d) && d->d.attr.source == r->a->source &&
-           d->d.attr.site == r->a->site;
-}
-
 static int retro_row(void *ctx, const umg_store_decision_t *d)
 {
     retro_t *r = ctx;
-    r->rc = umg_buf_append(&r->hits, d, sizeof(*d));
+    if (d->fraud_status == UMG_STORE_FRAUD_CLEAN && is_long_flood_install(d)) {
+        r->rc = umg_buf_append(&r->hits, d, sizeof(*d));
+    }
     return r->rc != UMG_OK;
 }
 
@@ -1132,8 +1126,8 @@ static int flood_retro(umg_pipeline_t *p, const umg_attr_attribution_t *a, int64
     if (from >= ts_us) {
         return UMG_OK;
     }
-    retro_t r = {.a = a};
-    rc = umg_store_decisions_scan_where(p->tx, p->msg->app, from, ts_us, retro_want, retro_row, &r);
+    retro_t r = {0};
+    rc = umg_store_click_installs_scan(p->tx, p->msg->app, a->source, a->site, from, ts_us, retro_row, &r);
     rc = rc == 1 ? r.rc : rc;
     size_t nh = r.hits.len / sizeof(umg_store_decision_t);
     for (size_t i = 0; i < nh && rc == UMG_OK; i++) {

@@ -46,14 +46,26 @@ enum {
     DB_EVDAY,
     DB_RLOG,
     DB_TL,
-    DB_DIMS, /* a device's report dimensions alone, by device key: what a grouped funnel reads */
+    DB_DIMS,  /* a device's report dimensions alone, by device key: what a grouped funnel reads */
+    DB_CLICK, /* the installs a click won, by source and site: what the flood look-back reads */
     DB_COUNT
 };
 
-static const char *const db_names[DB_COUNT] = {"touch", "alias", "dev",   "dec",  "str", "meta",
-                                               "seen",  "roll",  "evday", "rlog", "tl",  "dims"};
-static const unsigned db_flags[DB_COUNT] = {
-    MDB_INTEGERKEY, MDB_INTEGERKEY, MDB_INTEGERKEY, 0, 0, 0, MDB_INTEGERKEY, 0, 0, MDB_INTEGERKEY, 0, MDB_INTEGERKEY};
+static const char *const db_names[DB_COUNT] = {"touch", "alias", "dev",  "dec", "str",  "meta", "seen",
+                                               "roll",  "evday", "rlog", "tl",  "dims", "click"};
+static const unsigned db_flags[DB_COUNT] = {MDB_INTEGERKEY,
+                                            MDB_INTEGERKEY,
+                                            MDB_INTEGERKEY,
+                                            0,
+                                            0,
+                                            0,
+                                            MDB_INTEGERKEY,
+                                            0,
+                                            0,
+                                            MDB_INTEGERKEY,
+                                            0,
+                                            MDB_INTEGERKEY,
+                                            0};
 
 /* The layout of what the store holds. A store of another format is emptied at open and rebuilt by the
  * pipeline from the event log (the log is the source of truth). 2: device report fields, rollups. */
@@ -413,6 +425,8 @@ static int dims_fill(MDB_txn *txn, const MDB_dbi *dbi, const char *dir)
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+static int click_fill(MDB_txn *txn, const MDB_dbi *dbi, const char *dir);
+
 int umg_store_open(const char *dir, const umg_store_config_t *cfg, umg_store_t **out)
 {
     if (dir == NULL || cfg == NULL || out == NULL) {
@@ -457,6 +471,9 @@ int umg_store_open(const char *dir, const umg_store_config_t *cfg, umg_store_t *
         }
         if (rc == 0) {
             rc = dims_fill(txn, st->dbi, dir);
+        }
+        if (rc == 0) {
+            rc = click_fill(txn, st->dbi, dir);
         }
         if (rc == 0) {
             rc = mdb_txn_commit(txn);
@@ -1770,6 +1787,66 @@ static void dec_key(uint8_t k[20], uint32_t app, int64_t ts, uint64_t offset)
 
 #define DEC_HEAD offsetof(umg_store_decision_t, contrib)
 
+/*
+ * The installs a click won: app (4) | source (4) | site (4) | then the decision's key after its app (ts + 2^63,
+ * offset), big-endian -> nothing. Every first install and reattribution won by a click is listed, whatever its
+ * status (the reader judges), so the list is the store's alone to keep: written with the decision, removed
+ * with it.
+ */
+#define CLICK_KEY 28
+
+static int click_won(const umg_attr_decision_t *d)
+{
+    return (d->outcome == UMG_ATTR_OUT_INSTALL || d->outcome == UMG_ATTR_OUT_REATTRIBUTED) &&
+           d->attr.touch_type == UMG_ATTR_CLICK;
+}
+
+static void click_key(uint8_t k[CLICK_KEY], const uint8_t dk[20], uint32_t source, uint32_t site)
+{
+    memcpy(k, dk, 4);
+    put_be(k + 4, source, 4);
+    put_be(k + 8, site, 4);
+    memcpy(k + 12, dk + 4, 16);
+}
+
+/* A store from before the click list gets it from its decisions, once (a mark in meta says it is done). */
+static int click_fill(MDB_txn *txn, const MDB_dbi *dbi, const char *dir)
+{
+    MDB_val mk = {10, "click_list"}, mv;
+    int rc = mdb_get(txn, dbi[DB_META], &mk, &mv);
+    if (rc != MDB_NOTFOUND) {
+        return rc;
+    }
+    MDB_stat ds;
+    rc = mdb_stat(txn, dbi[DB_DEC], &ds);
+    if (rc == 0 && ds.ms_entries > 0) {
+        umg_log(UMG_LOG_INFO, "store", "%s: listing the installs clicks won among %zu decisions", dir, ds.ms_entries);
+    }
+    MDB_cursor *c = NULL;
+    rc = rc ? rc : mdb_cursor_open(txn, dbi[DB_DEC], &c);
+    MDB_val k, v;
+    for (int op = MDB_FIRST; rc == 0 && (rc = mdb_cursor_get(c, &k, &v, (MDB_cursor_op)op)) == 0; op = MDB_NEXT) {
+        umg_attr_decision_t d;
+        if (k.mv_size != 20 || v.mv_size < DEC_HEAD) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        memcpy(&d, v.mv_data, sizeof(d));
+        if (click_won(&d)) {
+            uint8_t kb[CLICK_KEY];
+            click_key(kb, k.mv_data, d.attr.source, d.attr.site);
+            MDB_val ck = {CLICK_KEY, kb}, none = {0, ""};
+            rc = mdb_put(txn, dbi[DB_CLICK], &ck, &none, 0);
+        }
+    }
+    if (c != NULL) {
+        mdb_cursor_close(c);
+    }
+    uint8_t one = 1;
+    mv = (MDB_val){1, &one};
+    return rc == MDB_NOTFOUND || rc == 0 ? mdb_put(txn, dbi[DB_META], &mk, &mv, 0) : rc;
+}
+
 int umg_store_decision_put(umg_store_txn_t *tx, const umg_store_decision_t *d)
 {
     if (d->ncontrib > UMG_STORE_MAX_CONTRIB) {
@@ -1778,13 +1855,67 @@ int umg_store_decision_put(umg_store_txn_t *tx, const umg_store_decision_t *d)
     uint8_t kb[20];
     dec_key(kb, d->app, d->d.ts_us, d->offset);
     MDB_val k = {20, kb}, v = {DEC_HEAD + d->ncontrib * sizeof(umg_store_contrib_t), (void *)d};
-    return map_err(mdb_put(tx->txn, tx->st->dbi[DB_DEC], &k, &v, 0), "decision put");
+    int rc = mdb_put(tx->txn, tx->st->dbi[DB_DEC], &k, &v, 0);
+    if (rc == 0 && click_won(&d->d)) {
+        uint8_t cb[CLICK_KEY];
+        click_key(cb, kb, d->d.attr.source, d->d.attr.site);
+        MDB_val ck = {CLICK_KEY, cb}, none = {0, ""};
+        rc = mdb_put(tx->txn, tx->st->dbi[DB_CLICK], &ck, &none, 0);
+    }
+    return map_err(rc, "decision put");
 }
 
-/* The decisions scan; want (may be NULL) sees a decision's fields before `rejected` and says whether fn gets it. */
-static int dec_scan(umg_store_txn_t *tx, uint32_t app, int64_t from_us, int64_t to_us, int64_t after_ts,
-                    uint64_t after_offset, int (*want)(void *ctx, const umg_store_decision_t *head),
-                    int (*fn)(void *ctx, const umg_store_decision_t *d), void *ctx)
+/* A decision's value into d: what is stored, the rest cleared. 0 or MDB_CORRUPTED. */
+static int dec_read(const MDB_val *v, umg_store_decision_t *d)
+{
+    if (v->mv_size < DEC_HEAD || v->mv_size > sizeof(*d) || (v->mv_size - DEC_HEAD) % sizeof(umg_store_contrib_t)) {
+        return MDB_CORRUPTED;
+    }
+    memcpy(d, v->mv_data, v->mv_size);
+    memset((char *)d + v->mv_size, 0, sizeof(*d) - v->mv_size);
+    return 0;
+}
+
+int umg_store_click_installs_scan(umg_store_txn_t *tx, uint32_t app, uint32_t source, uint32_t site, int64_t from_us,
+                                  int64_t to_us, int (*fn)(void *ctx, const umg_store_decision_t *d), void *ctx)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(tx->txn, tx->st->dbi[DB_CLICK], &c);
+    if (rc != 0) {
+        return map_err(rc, "click installs");
+    }
+    uint8_t dk[20], kb[CLICK_KEY];
+    dec_key(dk, app, from_us, 0);
+    click_key(kb, dk, source, site);
+    MDB_val k = {CLICK_KEY, kb}, v;
+    int urc = 0;
+    umg_store_decision_t d;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        const uint8_t *key = k.mv_data;
+        if (k.mv_size != CLICK_KEY || memcmp(key, kb, 12) != 0 ||
+            (int64_t)(get_be(key + 12, 8) ^ UINT64_C(0x8000000000000000)) >= to_us) {
+            break;
+        }
+        memcpy(dk + 4, key + 12, 16);
+        MDB_val dkv = {20, dk}, dv;
+        rc = mdb_get(tx->txn, tx->st->dbi[DB_DEC], &dkv, &dv);
+        if (rc == MDB_NOTFOUND) {
+            continue;
+        }
+        rc = rc ? rc : dec_read(&dv, &d);
+        if (rc != 0 || (urc = fn(ctx, &d)) != 0) {
+            break;
+        }
+    }
+    mdb_cursor_close(c);
+    if (urc != 0) {
+        return urc;
+    }
+    return rc == MDB_NOTFOUND || rc == 0 ? UMG_OK : map_err(rc, "click installs");
+}
+
+int umg_store_decisions_scan(umg_store_txn_t *tx, uint32_t app, int64_t from_us, int64_t to_us, int64_t after_ts,
+                             uint64_t after_offset, int (*fn)(void *ctx, const umg_store_decision_t *d), void *ctx)
 {
     MDB_cursor *c;
     int rc = mdb_cursor_open(tx->txn, tx->st->dbi[DB_DEC], &c);
@@ -1812,19 +1943,13 @@ static int dec_scan(umg_store_txn_t *tx, uint32_t app, int64_t from_us, int64_t 
         if (ts >= to_us) {
             break;
         }
-        if (v.mv_size < DEC_HEAD || v.mv_size > sizeof(d) || (v.mv_size - DEC_HEAD) % sizeof(umg_store_contrib_t)) {
-            rc = MDB_CORRUPTED;
+        if ((rc = dec_read(&v, &d)) != 0) {
             break;
         }
         if (ts >= from_us) {
-            memcpy(&d, v.mv_data, offsetof(umg_store_decision_t, rejected));
-            if (want == NULL || want(ctx, &d)) {
-                memcpy(&d, v.mv_data, v.mv_size);
-                memset((char *)&d + v.mv_size, 0, sizeof(d) - v.mv_size);
-                urc = fn(ctx, &d);
-                if (urc != 0) {
-                    break;
-                }
+            urc = fn(ctx, &d);
+            if (urc != 0) {
+                break;
             }
         }
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
@@ -1834,19 +1959,6 @@ static int dec_scan(umg_store_txn_t *tx, uint32_t app, int64_t from_us, int64_t 
         return urc;
     }
     return rc == MDB_NOTFOUND ? UMG_OK : map_err(rc, "decisions");
-}
-
-int umg_store_decisions_scan(umg_store_txn_t *tx, uint32_t app, int64_t from_us, int64_t to_us, int64_t after_ts,
-                             uint64_t after_offset, int (*fn)(void *ctx, const umg_store_decision_t *d), void *ctx)
-{
-    return dec_scan(tx, app, from_us, to_us, after_ts, after_offset, NULL, fn, ctx);
-}
-
-int umg_store_decisions_scan_where(umg_store_txn_t *tx, uint32_t app, int64_t from_us, int64_t to_us,
-                                   int (*want)(void *ctx, const umg_store_decision_t *head),
-                                   int (*fn)(void *ctx, const umg_store_decision_t *d), void *ctx)
-{
-    return dec_scan(tx, app, from_us, to_us, 0, 0, want, fn, ctx);
 }
 
 /* ----------------------------------------------------------------- privacy */
@@ -2024,6 +2136,17 @@ int umg_store_forget(umg_store_txn_t *tx, const umg_store_forget_t *f, umg_store
             }
             memcpy(&dk, (const char *)v.mv_data + offsetof(umg_store_decision_t, device_key), 8);
             if (has_key(canon, ncanon, dk)) {
+                umg_attr_decision_t d;
+                memcpy(&d, v.mv_data, sizeof(d));
+                if (click_won(&d)) {
+                    uint8_t cb[CLICK_KEY];
+                    click_key(cb, k.mv_data, d.attr.source, d.attr.site);
+                    MDB_val ck = {CLICK_KEY, cb};
+                    mrc = mdb_del(tx->txn, tx->st->dbi[DB_CLICK], &ck, NULL);
+                    if (mrc != 0 && mrc != MDB_NOTFOUND) {
+                        break;
+                    }
+                }
                 /* After a delete, MDB_NEXT gives the entry that moved into its place (as in expire). */
                 mrc = mdb_cursor_del(c, 0);
                 s.decisions += mrc == 0;

@@ -336,14 +336,14 @@ int umg_store_decision_put(umg_store_txn_t *tx, const umg_store_decision_t *d);
  */
 int umg_store_decisions_scan(umg_store_txn_t *tx, uint32_t app, int64_t from_us, int64_t to_us, int64_t after_ts,
                              uint64_t after_offset, int (*fn)(void *ctx, const umg_store_decision_t *d), void *ctx);
+
 /**
- * As umg_store_decisions_scan from from_us, for the decisions `want` keeps: want sees a decision's fields
- * before `rejected` (d, offset, device_key, event_id, app, the fraud status, reason, rules and score; the rest
- * is not read yet), so a scan that keeps few copies few.
+ * Calls fn for the first installs and reattributions of app that a click of source and site won, with
+ * from_us <= ts < to_us, in (ts, offset) order, whatever their fraud status: the store lists them by source
+ * and site as it stores them, so this reads only theirs. A non-zero return from fn stops and is returned.
  */
-int umg_store_decisions_scan_where(umg_store_txn_t *tx, uint32_t app, int64_t from_us, int64_t to_us,
-                                   int (*want)(void *ctx, const umg_store_decision_t *head),
-                                   int (*fn)(void *ctx, const umg_store_decision_t *d), void *ctx);
+int umg_store_click_installs_scan(umg_store_txn_t *tx, uint32_t app, uint32_t source, uint32_t site, int64_t from_us,
+                                  int64_t to_us, int (*fn)(void *ctx, const umg_store_decision_t *d), void *ctx);
 
 /* ------------------------------------------------------------- privacy */
 

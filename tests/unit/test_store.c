@@ -292,7 +292,6 @@ typedef struct scan_s {
     uint64_t offs[16];
     int64_t ts[16];
     int n, stop_after;
-    int seen; /* decisions a scan's want was shown */
 } scan_t;
 
 static int collect(void *ctx, const umg_store_decision_t *d)
@@ -306,23 +305,6 @@ static int collect(void *ctx, const umg_store_decision_t *d)
         assert_int_equal(d->contrib[j].touch_id, j);
     }
     return s->stop_after && s->n == s->stop_after ? 1 : 0;
-}
-
-/* Keeps the decisions at even offsets; counts what it was shown. */
-static int want_even(void *ctx, const umg_store_decision_t *head)
-{
-    scan_t *s = ctx;
-    s->seen++;
-    return head->offset % 2 == 0;
-}
-
-static int collect_whole(void *ctx, const umg_store_decision_t *d)
-{
-    collect(ctx, d);
-    for (size_t j = d->ncontrib; j < UMG_STORE_MAX_CONTRIB; j++) { /* past the stored ones: zero */
-        assert_int_equal(d->contrib[j].touch_id, 0);
-    }
-    return 0;
 }
 
 static void test_decision_scan(void **state)
@@ -370,14 +352,6 @@ static void test_decision_scan(void **state)
                      UMG_OK);
     assert_int_equal(b.n, 3);
     assert_int_equal(b.offs[0], 100);
-    /* A scan that keeps some: want sees every decision of the period, fn the kept ones, whole. */
-    scan_t w = {0};
-    assert_int_equal(umg_store_decisions_scan_where(tx, 7, T0 - 3 * S_, T0 + 4 * S_, want_even, collect_whole, &w),
-                     UMG_OK);
-    assert_int_equal(w.seen, 4); /* T0+4s is past the end */
-    assert_int_equal(w.n, 2);
-    assert_int_equal(w.offs[0], 100);
-    assert_int_equal(w.offs[1], 102);
     umg_store_abort(tx);
     umg_store_close(st);
     rmrf(dir);
@@ -400,6 +374,88 @@ static int tl_keys(void *ctx, uint64_t device_key, const umg_store_step_t *steps
     t->key[t->n] = device_key;
     t->steps[t->n++] = (int)n;
     return 0;
+}
+
+/* The installs a click won, by source and site: only theirs, in time order, whole; kept with the decisions, and
+ * written from them when a store from before the list is opened. */
+static void test_click_installs(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    umg_store_t *st = open_store(dir);
+    umg_store_txn_t *tx;
+    assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK);
+    static const struct {
+        uint32_t app;
+        int outcome, touch, source, site, status;
+        int64_t ts_s;
+        int listed; /* under (app 1, source 5, site 6) */
+    } rows[] = {
+        {1, UMG_ATTR_OUT_INSTALL, UMG_ATTR_CLICK, 5, 6, UMG_STORE_FRAUD_CLEAN, 0, 1},
+        {1, UMG_ATTR_OUT_INSTALL, UMG_ATTR_IMPRESSION, 5, 6, UMG_STORE_FRAUD_CLEAN, 1, 0},
+        {1, UMG_ATTR_OUT_REATTRIBUTED, UMG_ATTR_CLICK, 5, 6, UMG_STORE_FRAUD_CLEAN, -10, 1},
+        {1, UMG_ATTR_OUT_REINSTALL, UMG_ATTR_CLICK, 5, 6, UMG_STORE_FRAUD_CLEAN, 2, 0},
+        {1, UMG_ATTR_OUT_INSTALL, UMG_ATTR_CLICK, 5, 7, UMG_STORE_FRAUD_CLEAN, 3, 0},
+        {1, UMG_ATTR_OUT_INSTALL, UMG_ATTR_CLICK, 4, 6, UMG_STORE_FRAUD_CLEAN, 4, 0},
+        {1, UMG_ATTR_OUT_INSTALL, UMG_ATTR_CLICK, 5, 6, UMG_STORE_FRAUD_FLAGGED, 100, 1},
+        {2, UMG_ATTR_OUT_INSTALL, UMG_ATTR_CLICK, 5, 6, UMG_STORE_FRAUD_CLEAN, 5, 0},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        umg_store_decision_t r;
+        memset(&r, 0, sizeof(r));
+        r.app = rows[i].app;
+        r.offset = 100 + i;
+        r.d.ts_us = T0 + rows[i].ts_s * S_;
+        r.d.outcome = (umg_attr_outcome_t)rows[i].outcome;
+        r.d.attr.touch_type = (umg_attr_touch_type_t)rows[i].touch;
+        r.d.attr.source = (uint32_t)rows[i].source;
+        r.d.attr.site = (uint32_t)rows[i].site;
+        r.fraud_status = (uint8_t)rows[i].status;
+        r.ncontrib = (uint32_t)i % 4;
+        for (uint32_t j = 0; j < r.ncontrib; j++) {
+            r.contrib[j].touch_id = j;
+        }
+        assert_int_equal(umg_store_decision_put(tx, &r), UMG_OK);
+        assert_int_equal(umg_store_decision_put(tx, &r), UMG_OK); /* again: listed once */
+    }
+    assert_int_equal(umg_store_commit(tx), UMG_OK);
+    for (int reopen = 0; reopen < 2; reopen++) {
+        assert_int_equal(umg_store_begin(st, 0, &tx), UMG_OK);
+        scan_t a = {0}, b = {0}, c = {.stop_after = 1};
+        assert_int_equal(umg_store_click_installs_scan(tx, 1, 5, 6, T0 - 20 * S_, T0 + 100 * S_, collect, &a), UMG_OK);
+        assert_int_equal(a.n, 2);
+        assert_int_equal(a.offs[0], 102);
+        assert_int_equal(a.offs[1], 100);
+        assert_int_equal(umg_store_click_installs_scan(tx, 1, 5, 6, T0 - 9 * S_, T0 + 101 * S_, collect, &b), UMG_OK);
+        assert_int_equal(b.n, 2);
+        assert_int_equal(b.offs[0], 100);
+        assert_int_equal(b.offs[1], 106);
+        assert_int_equal(umg_store_click_installs_scan(tx, 1, 5, 6, INT64_MIN / 2, INT64_MAX / 2, collect, &c), 1);
+        assert_int_equal(c.n, 1);
+        umg_store_abort(tx);
+        umg_store_close(st);
+        if (reopen == 0) { /* a store from before the list: neither the list nor the mark that it was written */
+            MDB_env *env;
+            MDB_txn *txn;
+            MDB_dbi dbi, meta;
+            assert_int_equal(mdb_env_create(&env), 0);
+            assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+            assert_int_equal(mdb_env_set_mapsize(env, (size_t)1 << 30), 0);
+            assert_int_equal(mdb_env_open(env, dir, MDB_NOTLS, 0600), 0);
+            assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+            assert_int_equal(mdb_dbi_open(txn, "click", 0, &dbi), 0);
+            assert_int_equal(mdb_drop(txn, dbi, 0), 0);
+            assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+            MDB_val mk = {10, "click_list"};
+            assert_int_equal(mdb_del(txn, meta, &mk, NULL), 0);
+            assert_int_equal(mdb_txn_commit(txn), 0);
+            mdb_env_close(env);
+        }
+        st = open_store(dir);
+    }
+    umg_store_close(st);
+    rmrf(dir);
+    free(dir);
 }
 
 static void test_forget(void **state)
@@ -432,6 +488,11 @@ static void test_forget(void **state)
         r.offset = 10 + (uint64_t)i;
         r.d.ts_us = T0 + i;
         r.device_key = dk[i];
+        if (i == 1 || i == 2) { /* won by a click of source 9, site 9: listed as such */
+            r.d.outcome = UMG_ATTR_OUT_INSTALL;
+            r.d.attr.touch_type = UMG_ATTR_CLICK;
+            r.d.attr.source = r.d.attr.site = 9;
+        }
         assert_int_equal(umg_store_decision_put(tx, &r), UMG_OK);
     }
     /* Timelines interleaved the same way, and X's in app 2; X has more event names than its record holds. */
@@ -490,6 +551,10 @@ static void test_forget(void **state)
     assert_int_equal(umg_store_decisions_scan(tx, 1, INT64_MIN / 2, INT64_MAX / 2, 0, 0, collect, &sc), UMG_OK);
     assert_int_equal(sc.n, 1);
     assert_int_equal(sc.offs[0], 11);
+    scan_t cl = {0}; /* X's went from the click list too */
+    assert_int_equal(umg_store_click_installs_scan(tx, 1, 9, 9, INT64_MIN / 2, INT64_MAX / 2, collect, &cl), UMG_OK);
+    assert_int_equal(cl.n, 1);
+    assert_int_equal(cl.offs[0], 11);
     assert_int_equal(umg_store_seen(tx, 1, &ev), UMG_OK); /* the mark went too */
     tlkeys_t tk = {0};
     assert_int_equal(umg_store_timeline_scan(tx, 1, tl_keys, &tk), UMG_OK);
@@ -1230,6 +1295,7 @@ int main(void)
         cmocka_unit_test(test_touches_gather_and_expire),
         cmocka_unit_test(test_devices_and_decisions),
         cmocka_unit_test(test_decision_scan),
+        cmocka_unit_test(test_click_installs),
         cmocka_unit_test(test_forget),
         cmocka_unit_test(test_timeline_two_threads),
         cmocka_unit_test(test_pipeline_decides_resumes_and_replays),

@@ -109,7 +109,7 @@ struct umg_rollup_delta_s {
 };
 
 _Static_assert(sizeof(qadd_t) == 64, "a queued add is one cache line");
-_Static_assert(sizeof(umg_rollup_key_t) == 40, "the key is 40 bytes without padding");
+_Static_assert(sizeof(umg_rollup_key_t) == 40, "the key is 40 bytes without padding: five words to hash");
 
 static const uint8_t nvalues[UMG_RT_COUNT] = {
     [UMG_RT_MAIN] = UMG_RM_N, [UMG_RT_REVENUE] = 2,  [UMG_RT_EVENT] = 2, [UMG_RT_COHORT] = 1, [UMG_RT_COHORT_DAY] = 2,
@@ -123,9 +123,22 @@ size_t umg_rollup_nvalues(umg_rollup_table_t t)
 
 /* ---------------------------------------------------------------- hashing */
 
+static inline uint64_t fold_mul(uint64_t a, uint64_t b)
+{
+    __uint128_t r = (__uint128_t)a * b;
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+/* The key's five words and its (app, table), each through a 64x64->128 multiply folded in half with an odd
+ * constant: umg_hash64's family, unrolled for the one size of key it is given here and inlined. */
 static inline uint64_t key_hash(uint32_t app, umg_rollup_table_t t, const umg_rollup_key_t *k)
 {
-    return umg_hash64(k, sizeof(*k), ((uint64_t)app << 3 | (uint64_t)t) ^ UINT64_C(0x5851F42D4C957F2D));
+    uint64_t w[5];
+    memcpy(w, k, sizeof(w));
+    uint64_t seed = ((uint64_t)app << 3 | (uint64_t)t) ^ UINT64_C(0x5851F42D4C957F2D);
+    uint64_t a = fold_mul(w[0] ^ UINT64_C(0x9E3779B97F4A7C15), w[1] ^ seed);
+    uint64_t b = fold_mul(w[2] ^ UINT64_C(0xC2B2AE3D27D4EB4F), w[3] ^ UINT64_C(0x165667B19E3779F9));
+    return fold_mul(a ^ w[4] ^ UINT64_C(0xD6E8FEB86659FD93), b ^ seed ^ UINT64_C(0xA0761D6478BD642F));
 }
 
 /* A slot in [0, cap) for any cap (multiply-shift), so tables can grow by half instead of doubling. */

@@ -105,6 +105,18 @@ typedef struct fraud_s {
     double score; /* -1: not scored */
 } fraud_t;
 
+/* An activity row of the batch: each device's first activity of a day adds to up to ten of them, and a batch has
+ * few, so they are summed here and reach the delta once per batch. */
+#define ACT_BITS 6
+#define ACT_SLOTS (1u << ACT_BITS)
+typedef struct act_ent_s {
+    uint32_t app;
+    int32_t day;
+    uint16_t kind; /* UMG_RA_*; 0xffff: a free slot */
+    uint16_t vi;
+    int64_t by;
+} act_ent_t;
+
 struct umg_pipeline_s {
     umg_pipeline_config_t cfg;
     umg_store_t *store;
@@ -130,6 +142,8 @@ struct umg_pipeline_s {
     umg_helper_t *merger;        /* NULL: merged on the pipeline thread */
     int merge_busy;
     umg_rollup_delta_t *fold; /* the rows the rollup log touched, while folding it */
+    act_ent_t act[ACT_SLOTS]; /* the batch's activity rows, summed before they go into the delta (act_add) */
+    size_t nact;
     umg_tz_cache_t *tzc;
     umg_live_t *live;    /* the live feed (NULL: none), borrowed */
     umg_buf_t live_buf;  /* a decision's JSON for it */
@@ -535,6 +549,10 @@ void umg_pipeline_set_live(umg_pipeline_t *p, umg_live_t *live)
 
 int umg_pipeline_set_reports(umg_pipeline_t *p, umg_rollup_t *rollup, umg_tz_cache_t *tzc)
 {
+    for (size_t i = 0; i < ACT_SLOTS; i++) {
+        p->act[i].kind = 0xffff;
+    }
+    p->nact = 0;
     int rc = umg_rollup_delta_new(&p->delta);
     rc = rc ? rc : umg_rollup_delta_new(&p->merging);
     rc = rc ? rc : umg_rollup_delta_new(&p->fold);
@@ -666,13 +684,51 @@ static int roll_touch(umg_pipeline_t *p, const umg_attr_touch_t *a)
     return rc;
 }
 
+/* The batch's activity rows into the delta; the slots are free again whatever it returns. */
+static int act_flush(umg_pipeline_t *p)
+{
+    int rc = UMG_OK;
+    for (size_t i = 0; i < ACT_SLOTS && p->nact > 0; i++) {
+        act_ent_t *e = &p->act[i];
+        if (e->kind == 0xffff) {
+            continue;
+        }
+        if (rc == UMG_OK) {
+            umg_rollup_key_t k;
+            memset(&k, 0, sizeof(k));
+            k.day = e->day;
+            k.x[0] = e->kind;
+            rc = umg_rollup_add(p->delta, e->app, UMG_RT_ACTIVITY, &k, e->vi, e->by);
+        }
+        e->kind = 0xffff;
+        p->nact--;
+    }
+    return rc;
+}
+
 static int act_add(umg_pipeline_t *p, int32_t day, uint32_t kind, size_t vi, int64_t by)
 {
-    umg_rollup_key_t k;
-    memset(&k, 0, sizeof(k));
-    k.day = day;
-    k.x[0] = kind;
-    return radd(p, UMG_RT_ACTIVITY, &k, vi, by);
+    uint32_t app = p->msg->app;
+    if (p->nact >= ACT_SLOTS / 4 * 3) {
+        int rc = act_flush(p);
+        if (rc != UMG_OK) {
+            return rc;
+        }
+    }
+    size_t j = (size_t)(((uint32_t)day * 0x9E3779B1u ^ app * 0x85EBCA77u ^ kind << 1 ^ (uint32_t)vi) * 0x27D4EB2Fu >>
+                        (32 - ACT_BITS));
+    for (;; j = (j + 1) % ACT_SLOTS) {
+        act_ent_t *e = &p->act[j];
+        if (e->kind == 0xffff) {
+            *e = (act_ent_t){app, day, (uint16_t)kind, (uint16_t)vi, by};
+            p->nact++;
+            return UMG_OK;
+        }
+        if (e->day == day && e->kind == kind && e->vi == vi && e->app == app) {
+            e->by += by;
+            return UMG_OK;
+        }
+    }
 }
 
 /* The app's activity for a device active on a day it was not active before (before: its active days then). */
@@ -1949,6 +2005,10 @@ int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
         if (rc != UMG_OK) {
             break;
         }
+    }
+    if (p->rollup != NULL) {
+        int arc = act_flush(p);
+        rc = rc ? rc : arc;
     }
     int rolled = p->rollup != NULL && !umg_rollup_delta_empty(p->delta), folded = 0;
     if (rc == UMG_OK && rolled) {

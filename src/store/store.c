@@ -1809,6 +1809,18 @@ static void click_key(uint8_t k[CLICK_KEY], const uint8_t dk[20], uint32_t sourc
     memcpy(k + 12, dk + 4, 16);
 }
 
+/* Lists a decision (key dk) among its source/site's click installs when a click won it. */
+static int click_put(MDB_txn *txn, MDB_dbi dbi, const uint8_t dk[20], const umg_attr_decision_t *d)
+{
+    if (!click_won(d)) {
+        return 0;
+    }
+    uint8_t kb[CLICK_KEY];
+    click_key(kb, dk, d->attr.source, d->attr.site);
+    MDB_val ck = {CLICK_KEY, kb}, none = {0, ""};
+    return mdb_put(txn, dbi, &ck, &none, 0);
+}
+
 /* A store from before the click list gets it from its decisions, once (a mark in meta says it is done). */
 static int click_fill(MDB_txn *txn, const MDB_dbi *dbi, const char *dir)
 {
@@ -1832,12 +1844,7 @@ static int click_fill(MDB_txn *txn, const MDB_dbi *dbi, const char *dir)
             break;
         }
         memcpy(&d, v.mv_data, sizeof(d));
-        if (click_won(&d)) {
-            uint8_t kb[CLICK_KEY];
-            click_key(kb, k.mv_data, d.attr.source, d.attr.site);
-            MDB_val ck = {CLICK_KEY, kb}, none = {0, ""};
-            rc = mdb_put(txn, dbi[DB_CLICK], &ck, &none, 0);
-        }
+        rc = click_put(txn, dbi[DB_CLICK], k.mv_data, &d);
     }
     if (c != NULL) {
         mdb_cursor_close(c);
@@ -1856,12 +1863,7 @@ int umg_store_decision_put(umg_store_txn_t *tx, const umg_store_decision_t *d)
     dec_key(kb, d->app, d->d.ts_us, d->offset);
     MDB_val k = {20, kb}, v = {DEC_HEAD + d->ncontrib * sizeof(umg_store_contrib_t), (void *)d};
     int rc = mdb_put(tx->txn, tx->st->dbi[DB_DEC], &k, &v, 0);
-    if (rc == 0 && click_won(&d->d)) {
-        uint8_t cb[CLICK_KEY];
-        click_key(cb, kb, d->d.attr.source, d->d.attr.site);
-        MDB_val ck = {CLICK_KEY, cb}, none = {0, ""};
-        rc = mdb_put(tx->txn, tx->st->dbi[DB_CLICK], &ck, &none, 0);
-    }
+    rc = rc ? rc : click_put(tx->txn, tx->st->dbi[DB_CLICK], kb, &d->d);
     return map_err(rc, "decision put");
 }
 

@@ -53,19 +53,9 @@ enum {
 
 static const char *const db_names[DB_COUNT] = {"touch", "alias", "dev",  "dec", "str",  "meta", "seen",
                                                "roll",  "evday", "rlog", "tl",  "dims", "click"};
-static const unsigned db_flags[DB_COUNT] = {MDB_INTEGERKEY,
-                                            MDB_INTEGERKEY,
-                                            MDB_INTEGERKEY,
-                                            0,
-                                            0,
-                                            0,
-                                            MDB_INTEGERKEY,
-                                            0,
-                                            0,
-                                            MDB_INTEGERKEY,
-                                            0,
-                                            MDB_INTEGERKEY,
-                                            0};
+static const unsigned db_flags[DB_COUNT] = {
+    [DB_TOUCH] = MDB_INTEGERKEY, [DB_ALIAS] = MDB_INTEGERKEY, [DB_DEV] = MDB_INTEGERKEY,
+    [DB_SEEN] = MDB_INTEGERKEY,  [DB_RLOG] = MDB_INTEGERKEY,  [DB_DIMS] = MDB_INTEGERKEY};
 
 /* The layout of what the store holds. A store of another format is emptied at open and rebuilt by the
  * pipeline from the event log (the log is the source of truth). 2: device report fields, rollups. */
@@ -1809,8 +1799,8 @@ static void click_key(uint8_t k[CLICK_KEY], const uint8_t dk[20], uint32_t sourc
     memcpy(k + 12, dk + 4, 16);
 }
 
-/* Lists a decision (key dk) among its source/site's click installs when a click won it. */
-static int click_put(MDB_txn *txn, MDB_dbi dbi, const uint8_t dk[20], const umg_attr_decision_t *d)
+/* Lists a decision (key dk) among its source/site's click installs when a click won it, or (del) takes it off. */
+static int click_mark(MDB_txn *txn, MDB_dbi dbi, const uint8_t dk[20], const umg_attr_decision_t *d, int del)
 {
     if (!click_won(d)) {
         return 0;
@@ -1818,7 +1808,8 @@ static int click_put(MDB_txn *txn, MDB_dbi dbi, const uint8_t dk[20], const umg_
     uint8_t kb[CLICK_KEY];
     click_key(kb, dk, d->attr.source, d->attr.site);
     MDB_val ck = {CLICK_KEY, kb}, none = {0, ""};
-    return mdb_put(txn, dbi, &ck, &none, 0);
+    int rc = del ? mdb_del(txn, dbi, &ck, NULL) : mdb_put(txn, dbi, &ck, &none, 0);
+    return rc == MDB_NOTFOUND && del ? 0 : rc;
 }
 
 /* A store from before the click list gets it from its decisions, once (a mark in meta says it is done). */
@@ -1844,7 +1835,7 @@ static int click_fill(MDB_txn *txn, const MDB_dbi *dbi, const char *dir)
             break;
         }
         memcpy(&d, v.mv_data, sizeof(d));
-        rc = click_put(txn, dbi[DB_CLICK], k.mv_data, &d);
+        rc = click_mark(txn, dbi[DB_CLICK], k.mv_data, &d, 0);
     }
     if (c != NULL) {
         mdb_cursor_close(c);
@@ -1863,7 +1854,7 @@ int umg_store_decision_put(umg_store_txn_t *tx, const umg_store_decision_t *d)
     dec_key(kb, d->app, d->d.ts_us, d->offset);
     MDB_val k = {20, kb}, v = {DEC_HEAD + d->ncontrib * sizeof(umg_store_contrib_t), (void *)d};
     int rc = mdb_put(tx->txn, tx->st->dbi[DB_DEC], &k, &v, 0);
-    rc = rc ? rc : click_put(tx->txn, tx->st->dbi[DB_CLICK], kb, &d->d);
+    rc = rc ? rc : click_mark(tx->txn, tx->st->dbi[DB_CLICK], kb, &d->d, 0);
     return map_err(rc, "decision put");
 }
 
@@ -2140,14 +2131,8 @@ int umg_store_forget(umg_store_txn_t *tx, const umg_store_forget_t *f, umg_store
             if (has_key(canon, ncanon, dk)) {
                 umg_attr_decision_t d;
                 memcpy(&d, v.mv_data, sizeof(d));
-                if (click_won(&d)) {
-                    uint8_t cb[CLICK_KEY];
-                    click_key(cb, k.mv_data, d.attr.source, d.attr.site);
-                    MDB_val ck = {CLICK_KEY, cb};
-                    mrc = mdb_del(tx->txn, tx->st->dbi[DB_CLICK], &ck, NULL);
-                    if (mrc != 0 && mrc != MDB_NOTFOUND) {
-                        break;
-                    }
+                if ((mrc = click_mark(tx->txn, tx->st->dbi[DB_CLICK], k.mv_data, &d, 1)) != 0) {
+                    break;
                 }
                 /* After a delete, MDB_NEXT gives the entry that moved into its place (as in expire). */
                 mrc = mdb_cursor_del(c, 0);

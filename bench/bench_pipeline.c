@@ -264,6 +264,123 @@ static double run_pipeline(umg_pipeline_t *p, uint64_t until)
     return (double)(umg_mono_ns() - t0) / 1e9;
 }
 
+/* One pipeline over its own store; rollups and fraud rules as ROLLUPS and FRAUD say, unless ab names one of
+ * them: then leg 0 runs without it and leg 1 with it. */
+typedef struct leg_s {
+    umg_store_t *st;
+    umg_pipeline_t *p;
+    umg_rollup_t *rollup;
+    umg_tz_cache_t *tzc;
+} leg_t;
+
+static int env_flag(const char *var, const char *ab, int leg, int dflt)
+{
+    if (ab != NULL && strcmp(ab, var) == 0) {
+        return leg;
+    }
+    const char *v = getenv(var);
+    return v == NULL ? dflt : atoi(v) != 0;
+}
+
+static int leg_open(leg_t *g, const char *dir, const umg_store_config_t *sc, appender_t *a, const char *ab, int leg)
+{
+    memset(g, 0, sizeof(*g));
+    if (umg_store_open(dir, sc, &g->st) != UMG_OK) {
+        return UMG_EIO;
+    }
+    umg_pipeline_config_t pc;
+    umg_pipeline_config_defaults(&pc);
+    if (getenv("BATCH") != NULL) {
+        pc.batch = atoll(getenv("BATCH"));
+    }
+    /* FRAUD=0: without the fraud rules (they run by default, as in the daemon). */
+    pc.fraud = env_flag("FRAUD", ab, leg, 1);
+    if (umg_pipeline_new(&pc, g->st, a->ops, a->bus, NULL, NULL, &g->p) != UMG_OK) {
+        return UMG_ENOMEM;
+    }
+    /* ROLLUPS=1: the pipeline also keeps the report rollups, as the daemon does. */
+    if (env_flag("ROLLUPS", ab, leg, 0) &&
+        (umg_tz_cache_new(&g->tzc) != UMG_OK || umg_rollup_new(&g->rollup) != UMG_OK ||
+         umg_pipeline_set_reports(g->p, g->rollup, g->tzc) != UMG_OK)) {
+        return UMG_ENOMEM;
+    }
+    return UMG_OK;
+}
+
+static void leg_close(leg_t *g)
+{
+    umg_pipeline_free(g->p);
+    umg_rollup_free(g->rollup);
+    umg_tz_cache_free(g->tzc);
+    umg_store_close(g->st);
+}
+
+static int cmp_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+/*
+ * The mixed records through both legs, taking turns on chunks of AB_CHUNK records (default 50,000) in the
+ * order ABBA ABBA ..., so that the machine's drift (its speed varies by tens of percent over minutes) falls on
+ * both alike. Prints each leg's records/s over all its chunks, what the second costs against the first, and the
+ * median of that cost over the pairs of chunks.
+ */
+static void ab_run(leg_t *legs, const char *var, uint64_t npre, uint64_t nmix, double decode_per_s)
+{
+    uint64_t chunk = getenv("AB_CHUNK") != NULL ? (uint64_t)atoll(getenv("AB_CHUNK")) : 50000;
+    chunk = chunk < 1000 ? 1000 : chunk;
+    size_t npairs = (size_t)((nmix + chunk - 1) / chunk);
+    double *cost = calloc(npairs, sizeof(double)), secs[2] = {0, 0};
+    uint64_t recs[2] = {0, 0};
+    perf_ctl("enable");
+    for (size_t k = 0; k < npairs; k++) {
+        uint64_t until = npre + (k + 1) * chunk < npre + nmix ? npre + (k + 1) * chunk : npre + nmix;
+        double rate[2];
+        for (int j = 0; j < 2; j++) {
+            int l = (int)(k % 2) ^ j; /* ABBA: the pair's first leg alternates */
+            uint64_t from = umg_pipeline_next_offset(legs[l].p);
+            double sec = run_pipeline(legs[l].p, until);
+            uint64_t n = umg_pipeline_next_offset(legs[l].p) - from;
+            rate[l] = (double)n / sec;
+            secs[l] += sec;
+            recs[l] += n;
+        }
+        cost[k] = (1 - rate[1] / rate[0]) * 100;
+    }
+    perf_ctl("disable");
+    qsort(cost, npairs, sizeof(double), cmp_double);
+    double off = (double)recs[0] / secs[0], on = (double)recs[1] / secs[1];
+    double med = npairs % 2 ? cost[npairs / 2] : (cost[npairs / 2 - 1] + cost[npairs / 2]) / 2;
+    printf("A/B %s, %zu pairs of %llu records: %s=0 %.0f records/s, %s=1 %.0f records/s: %.1f%% slower over all "
+           "chunks, %.1f%% at the median pair (pairs %.1f%% to %.1f%%)\n",
+           var, npairs, (unsigned long long)chunk, var, off, var, on, (1 - on / off) * 100, med, cost[0],
+           cost[npairs - 1]);
+    printf("{\"ab\":\"%s\",\"ab_pairs\":%zu,\"ab_chunk\":%llu,\"off_records_per_s\":%.0f,\"on_records_per_s\":%.0f,"
+           "\"cost_pct\":%.2f,\"pair_cost_median_pct\":%.2f,\"pair_cost_min_pct\":%.2f,\"pair_cost_max_pct\":%.2f,"
+           "\"decode_only_per_s\":%.0f}\n",
+           var, npairs, (unsigned long long)chunk, off, on, (1 - on / off) * 100, med, cost[0], cost[npairs - 1],
+           decode_per_s);
+    free(cost);
+    leg_close(&legs[0]);
+    leg_close(&legs[1]);
+}
+
+/* The log closed, and the bench's directory removed when it made it. */
+static int finish(appender_t *a, const char *dir, int own_dir)
+{
+    a->ops->close(a->bus);
+    if (own_dir) {
+        char cmd[700];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "could not remove %s\n", dir);
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     double pre_m = argc > 1 ? atof(argv[1]) : 10.0, mix_m = argc > 2 ? atof(argv[2]) : 2.0;
@@ -297,29 +414,26 @@ int main(int argc, char **argv)
         return 1;
     }
     umg_store_config_t sc = {.map_bytes = 64ll << 30};
-    umg_store_t *st;
-    if (umg_store_open(storedir, &sc, &st) != UMG_OK) {
+    /* AB=ROLLUPS or AB=FRAUD: two pipelines, each with its own store, over the same log, one with VAR=0 and
+     * one with VAR=1, taking turns on chunks of the mixed records (ab_run). */
+    const char *ab = getenv("AB");
+    int nlegs = ab != NULL && (strcmp(ab, "ROLLUPS") == 0 || strcmp(ab, "FRAUD") == 0) ? 2 : 1;
+    if (ab != NULL && nlegs == 1) {
+        fprintf(stderr, "AB must be ROLLUPS or FRAUD\n");
         return 1;
     }
-    umg_pipeline_config_t pc;
-    umg_pipeline_config_defaults(&pc);
-    if (getenv("BATCH") != NULL) {
-        pc.batch = atoll(getenv("BATCH"));
+    leg_t legs[2];
+    for (int l = 0; l < nlegs; l++) {
+        char d[620];
+        snprintf(d, sizeof(d), "%s%s", storedir, nlegs == 1 ? "" : l == 0 ? "-a" : "-b");
+        if (leg_open(&legs[l], d, &sc, a, nlegs == 1 ? NULL : ab, l) != UMG_OK) {
+            fprintf(stderr, "cannot set up the pipeline over %s\n", d);
+            return 1;
+        }
     }
-    /* FRAUD=0: without the fraud rules (they run by default, as in the daemon). */
-    pc.fraud = getenv("FRAUD") == NULL || atoi(getenv("FRAUD")) != 0;
-    umg_pipeline_t *p;
-    if (umg_pipeline_new(&pc, st, a->ops, a->bus, NULL, NULL, &p) != UMG_OK) {
-        return 1;
-    }
-    /* ROLLUPS=1: the pipeline also keeps the report rollups, as the daemon does. */
-    umg_rollup_t *rollup = NULL;
-    umg_tz_cache_t *tzc = NULL;
-    int rollups = getenv("ROLLUPS") != NULL && atoi(getenv("ROLLUPS")) != 0;
-    if (rollups && (umg_tz_cache_new(&tzc) != UMG_OK || umg_rollup_new(&rollup) != UMG_OK ||
-                    umg_pipeline_set_reports(p, rollup, tzc) != UMG_OK)) {
-        return 1;
-    }
+    umg_store_t *st = legs[0].st;
+    umg_pipeline_t *p = legs[0].p;
+    int rollups = legs[0].rollup != NULL;
 
     /* Devices 1..ndev; touches spread over the 20 days before T, about 2 per device. */
     const int64_t T = umg_now_us() - 86400ll * 1000000;
@@ -333,6 +447,9 @@ int main(int argc, char **argv)
     }
     flush(a);
     double pre_s = run_pipeline(p, npre);
+    for (int l = 1; l < nlegs; l++) {
+        run_pipeline(legs[l].p, npre);
+    }
     umg_store_stats_t ss;
     umg_store_stats(st, &ss);
     double touches_n = (double)(ss.touches ? ss.touches : 1);
@@ -379,6 +496,10 @@ int main(int argc, char **argv)
                 (unsigned long long)nmix);
         return 1;
     }
+    if (nlegs == 2) {
+        ab_run(legs, ab, npre, nmix, (double)nmix / dec_s);
+        return finish(a, dir, own_dir);
+    }
     perf_ctl("enable");
     double mix_s = run_pipeline(p, npre + nmix), mix_cpu_s = last_cpu_s;
     perf_ctl("disable");
@@ -404,10 +525,7 @@ int main(int argc, char **argv)
            (double)nmix / mix_s, (double)nmix / dec_s, (unsigned long long)ps.install_p50_us,
            (unsigned long long)ps.install_p99_us, (unsigned long long)ps.install_max_us, (double)nmix / mix_cpu_s,
            rollups, (unsigned long long)ss.rollup_rows, (unsigned long long)ss.rollup_bytes);
-    umg_pipeline_free(p);
-    umg_rollup_free(rollup);
-    umg_tz_cache_free(tzc);
-    umg_store_close(st);
+    leg_close(&legs[0]);
     /* A restart: the first write transaction rebuilds the key index from the touch table. */
     uint64_t t_open = umg_mono_ns();
     umg_store_txn_t *tx;
@@ -418,13 +536,5 @@ int main(int argc, char **argv)
     printf("reopen with %llu touches (key index rebuilt): %.2f s\n", (unsigned long long)ss.touches,
            (double)(umg_mono_ns() - t_open) / 1e9);
     umg_store_close(st);
-    a->ops->close(a->bus);
-    if (own_dir) {
-        char cmd[700];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-        if (system(cmd) != 0) {
-            fprintf(stderr, "could not remove %s\n", dir);
-        }
-    }
-    return 0;
+    return finish(a, dir, own_dir);
 }

@@ -16,7 +16,10 @@
  * always (the probabilistic key), a click id for clicks (70%); half the
  * installs come from devices that were touched, a tenth of those through the
  * referrer's click id. Appending is not timed; only the pipeline is.
- * Prints one line per phase and a JSON summary line for bench/pipeline.sh.
+ * Prints one line per phase and a JSON summary line for bench/attribution.sh.
+ * AB=ROLLUPS or AB=FRAUD: what the report rollups or the fraud rules cost: two
+ * pipelines over their own stores and the same log, without and with, taking
+ * turns on chunks of the mixed records (AB_CHUNK, default 50,000); see ab_run.
  * To profile the mixed phase alone: mkfifo /tmp/ctl; BENCH_PERF_CTL=/tmp/ctl perf record -D -1
  * --control fifo:/tmp/ctl -g build/bench/bench_pipeline 2 1
  */
@@ -332,7 +335,7 @@ static void ab_run(leg_t *legs, const char *var, uint64_t npre, uint64_t nmix, d
     uint64_t chunk = getenv("AB_CHUNK") != NULL ? (uint64_t)atoll(getenv("AB_CHUNK")) : 50000;
     chunk = chunk < 1000 ? 1000 : chunk;
     size_t npairs = (size_t)((nmix + chunk - 1) / chunk);
-    double *cost = calloc(npairs, sizeof(double)), secs[2] = {0, 0};
+    double *cost = calloc(npairs, sizeof(double)), secs[2] = {0, 0}, cpu[2] = {0, 0};
     uint64_t recs[2] = {0, 0};
     perf_ctl("enable");
     for (size_t k = 0; k < npairs; k++) {
@@ -345,6 +348,7 @@ static void ab_run(leg_t *legs, const char *var, uint64_t npre, uint64_t nmix, d
             uint64_t n = umg_pipeline_next_offset(legs[l].p) - from;
             rate[l] = (double)n / sec;
             secs[l] += sec;
+            cpu[l] += last_cpu_s;
             recs[l] += n;
         }
         cost[k] = (1 - rate[1] / rate[0]) * 100;
@@ -354,14 +358,15 @@ static void ab_run(leg_t *legs, const char *var, uint64_t npre, uint64_t nmix, d
     double off = (double)recs[0] / secs[0], on = (double)recs[1] / secs[1];
     double med = npairs % 2 ? cost[npairs / 2] : (cost[npairs / 2 - 1] + cost[npairs / 2]) / 2;
     printf("A/B %s, %zu pairs of %llu records: %s=0 %.0f records/s, %s=1 %.0f records/s: %.1f%% slower over all "
-           "chunks, %.1f%% at the median pair (pairs %.1f%% to %.1f%%)\n",
+           "chunks, %.1f%% at the median pair (pairs %.1f%% to %.1f%%); the pipeline thread's CPU time %.2f s and "
+           "%.2f s\n",
            var, npairs, (unsigned long long)chunk, var, off, var, on, (1 - on / off) * 100, med, cost[0],
-           cost[npairs - 1]);
+           cost[npairs - 1], cpu[0], cpu[1]);
     printf("{\"ab\":\"%s\",\"ab_pairs\":%zu,\"ab_chunk\":%llu,\"off_records_per_s\":%.0f,\"on_records_per_s\":%.0f,"
            "\"cost_pct\":%.2f,\"pair_cost_median_pct\":%.2f,\"pair_cost_min_pct\":%.2f,\"pair_cost_max_pct\":%.2f,"
-           "\"decode_only_per_s\":%.0f}\n",
+           "\"off_cpu_s\":%.3f,\"on_cpu_s\":%.3f,\"decode_only_per_s\":%.0f}\n",
            var, npairs, (unsigned long long)chunk, off, on, (1 - on / off) * 100, med, cost[0], cost[npairs - 1],
-           decode_per_s);
+           cpu[0], cpu[1], decode_per_s);
     free(cost);
     leg_close(&legs[0]);
     leg_close(&legs[1]);

@@ -11,7 +11,6 @@
 #include "umg_dedupe.h"
 
 #include <stdlib.h>
-#include <sys/mman.h>
 
 typedef struct slot_s {
     uint64_t lo, hi;
@@ -40,30 +39,10 @@ static umg_metric_t m_evicted = UMG_COUNTER(
     "umg_dedupe_evicted_total", "Event ids dropped from the dedupe set before the horizon because it was full", NULL);
 
 #define MIN_CAP 1024
-/* Tables at least this big ask for transparent huge pages. */
-#define HUGE_MIN (8u << 20)
-#define HUGE_PAGE ((uintptr_t)2 << 20)
-
-/*
- * A zeroed slot array. Lookups land at random slots, so with 4 KiB pages nearly
- * every insert misses the TLB as well as the cache (the page walk showed as the
- * hottest instruction of the writer thread: the prefetch), and a fresh table
- * faults in page by page. Large tables therefore ask for 2 MiB pages; the advice
- * is given before the zeroed pages are first touched, and ignoring it (THP off)
- * changes nothing but speed.
- */
+/* A zeroed slot array: lookups land at random slots, so large ones ask for huge pages (umg_calloc_huge). */
 static slot_t *slots_new(uint64_t n)
 {
-    slot_t *s = umg_calloc(n, sizeof(slot_t));
-    size_t bytes = (size_t)n * sizeof(slot_t);
-    if (s != NULL && bytes >= HUGE_MIN) {
-        uintptr_t lo = ((uintptr_t)s + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
-        uintptr_t hi = ((uintptr_t)s + bytes) & ~(HUGE_PAGE - 1);
-        if (hi > lo) {
-            (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
-        }
-    }
-    return s;
+    return umg_calloc_huge(n, sizeof(slot_t));
 }
 
 static inline uint64_t slot_hash(uint32_t app, uint64_t lo, uint64_t hi)

@@ -5,7 +5,9 @@
  * can make the N-th following allocation (and all after it) fail. The counter
  * is exported as the `umg_memory_bytes` gauge by metrics.c.
  */
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "umg_core.h"
 
@@ -127,4 +129,21 @@ void umg_alloc_fail_after(long n)
     atomic_store_explicit(&fail_at, 0, memory_order_relaxed);
     atomic_store_explicit(&alloc_calls, 0, memory_order_relaxed);
     atomic_store_explicit(&fail_at, n > 0 ? n : 0, memory_order_relaxed);
+}
+
+/* Blocks at least this big ask for transparent huge pages. */
+#define HUGE_MIN ((size_t)8 << 20)
+#define HUGE_PAGE ((uintptr_t)2 << 20)
+
+void *umg_calloc_huge(size_t n, size_t size)
+{
+    void *p = umg_calloc(n, size);
+    if (p != NULL && n * size >= HUGE_MIN) {
+        uintptr_t lo = ((uintptr_t)p + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+        uintptr_t hi = ((uintptr_t)p + n * size) & ~(HUGE_PAGE - 1);
+        if (hi > lo) {
+            (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+        }
+    }
+    return p;
 }

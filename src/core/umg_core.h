@@ -49,6 +49,14 @@ const char *umg_strerror(int err);
  */
 void *umg_malloc(size_t size);
 void *umg_calloc(size_t n, size_t size);
+/*
+ * umg_calloc for a large table read and written at random places (freed with umg_free). With 4 KiB pages nearly
+ * every access to such a table misses the TLB as well as the cache, and a new table faults in page by page (on a
+ * virtual machine each first touch is a fault on the host too); blocks of 8 MiB and more therefore ask for
+ * transparent huge pages (2 MiB), before their zeroed pages are first touched. Where THP is off this changes
+ * nothing but speed.
+ */
+void *umg_calloc_huge(size_t n, size_t size);
 void *umg_realloc(void *p, size_t size);
 void umg_free(void *p);
 char *umg_strndup(const char *s, size_t len);

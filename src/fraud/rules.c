@@ -430,7 +430,7 @@ static int rebuild(umg_fraud_counts_t *c)
     while (live * 4 > cap) {
         cap *= 2;
     }
-    cent_t *t = umg_calloc(cap, sizeof(cent_t));
+    cent_t *t = umg_calloc_huge(cap, sizeof(cent_t));
     if (t == NULL) {
         return UMG_ENOMEM;
     }

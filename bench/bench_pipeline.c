@@ -25,6 +25,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -238,7 +239,15 @@ static double thread_cpu_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static double last_cpu_s; /* the CPU time of the last run_pipeline */
+static double last_cpu_s;     /* the CPU time of the last run_pipeline */
+static long last_faults;      /* the page faults (minor and major) of the process during the last run_pipeline */
+
+static long faults_now(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_minflt + ru.ru_majflt;
+}
 
 /* BENCH_PERF_CTL=FIFO: "enable" / "disable" written to perf's control FIFO around the timed mixed
  * phase, so that `perf record -D -1 --control fifo:FIFO` profiles only that phase. */
@@ -256,6 +265,7 @@ static double run_pipeline(umg_pipeline_t *p, uint64_t until)
 {
     uint64_t t0 = umg_mono_ns();
     double c0 = thread_cpu_s();
+    long f0 = faults_now();
     size_t n;
     while (umg_pipeline_next_offset(p) < until) {
         if (umg_pipeline_step(p, &n) != UMG_OK) {
@@ -264,6 +274,7 @@ static double run_pipeline(umg_pipeline_t *p, uint64_t until)
         }
     }
     last_cpu_s = thread_cpu_s() - c0;
+    last_faults = faults_now() - f0;
     return (double)(umg_mono_ns() - t0) / 1e9;
 }
 
@@ -336,6 +347,7 @@ static void ab_run(leg_t *legs, const char *var, uint64_t npre, uint64_t nmix, d
     chunk = chunk < 1000 ? 1000 : chunk;
     size_t npairs = (size_t)((nmix + chunk - 1) / chunk);
     double *cost = calloc(npairs, sizeof(double)), secs[2] = {0, 0}, cpu[2] = {0, 0};
+    long faults[2] = {0, 0};
     uint64_t recs[2] = {0, 0};
     perf_ctl("enable");
     for (size_t k = 0; k < npairs; k++) {
@@ -349,6 +361,7 @@ static void ab_run(leg_t *legs, const char *var, uint64_t npre, uint64_t nmix, d
             rate[l] = (double)n / sec;
             secs[l] += sec;
             cpu[l] += last_cpu_s;
+            faults[l] += last_faults;
             recs[l] += n;
         }
         cost[k] = (1 - rate[1] / rate[0]) * 100;
@@ -359,9 +372,9 @@ static void ab_run(leg_t *legs, const char *var, uint64_t npre, uint64_t nmix, d
     double med = npairs % 2 ? cost[npairs / 2] : (cost[npairs / 2 - 1] + cost[npairs / 2]) / 2;
     printf("A/B %s, %zu pairs of %llu records: %s=0 %.0f records/s, %s=1 %.0f records/s: %.1f%% slower over all "
            "chunks, %.1f%% at the median pair (pairs %.1f%% to %.1f%%); the pipeline thread's CPU time %.2f s and "
-           "%.2f s\n",
+           "%.2f s; page faults %ld and %ld\n",
            var, npairs, (unsigned long long)chunk, var, off, var, on, (1 - on / off) * 100, med, cost[0],
-           cost[npairs - 1], cpu[0], cpu[1]);
+           cost[npairs - 1], cpu[0], cpu[1], faults[0], faults[1]);
     printf("{\"ab\":\"%s\",\"ab_pairs\":%zu,\"ab_chunk\":%llu,\"off_records_per_s\":%.0f,\"on_records_per_s\":%.0f,"
            "\"cost_pct\":%.2f,\"pair_cost_median_pct\":%.2f,\"pair_cost_min_pct\":%.2f,\"pair_cost_max_pct\":%.2f,"
            "\"off_cpu_s\":%.3f,\"on_cpu_s\":%.3f,\"decode_only_per_s\":%.0f}\n",

@@ -45,18 +45,27 @@ jget() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]]
 
 bench_init
 
+# pipe_json DIR [ENV=VALUE ...] -- [ARG ...]: one bench_pipeline run over DIR (removed after), its output on
+# stderr; prints its JSON summary line, or fails.
+pipe_json() {
+    local dir=$1 envs=() out line
+    shift
+    while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do envs+=("$1"); shift; done
+    shift
+    out=$(env "${envs[@]}" "$PIPE_BIN" "$@" "$dir") || return 1
+    printf '%s\n' "$out" >&2 # not tee /dev/stderr: reopening a redirected stderr truncates its file
+    rm -rf "$dir"
+    line=$(printf '%s\n' "$out" | grep '^{' | tail -n 1)
+    [ -n "$line" ] && printf '%s\n' "$line"
+}
+
 bench_pipeline() {
     [ -x "$PIPE_BIN" ] || { bench_log "$PIPE_BIN not built (ninja -C build)"; return 2; }
     local rps=() base=() bpt=() disk=() p99=() i line
     CMDS+=("build/bench/bench_pipeline $PRELOAD_M $MIX_M   # x$RUNS, medians")
     for i in $(seq 1 "$RUNS"); do
         bench_log "pipeline run $i/$RUNS: $PRELOAD_M M touches preloaded, $MIX_M M mixed records"
-        local out
-        out=$("$PIPE_BIN" "$PRELOAD_M" "$MIX_M" "$BENCH_TMP/pipe$i") || bench_die "bench_pipeline failed"
-        printf '%s\n' "$out" >&2 # not tee /dev/stderr: reopening a redirected stderr truncates its file
-        line=$(printf '%s\n' "$out" | grep '^{' | tail -n 1)
-        rm -rf "$BENCH_TMP/pipe$i"
-        [ -n "$line" ] || bench_die "bench_pipeline printed no result"
+        line=$(pipe_json "$BENCH_TMP/pipe$i" -- "$PRELOAD_M" "$MIX_M") || bench_die "bench_pipeline failed"
         rps+=("$(jget "$line" mixed_records_per_s)")
         base+=("$(jget "$line" decode_only_per_s)")
         bpt+=("$(jget "$line" bytes_per_touch)")
@@ -88,15 +97,11 @@ bench_toggle() { # VAR what [ENV=VALUE ...]
     [ -x "$PIPE_BIN" ] || { bench_log "$PIPE_BIN not built (ninja -C build)"; return 2; }
     local var=$1 what=$2
     shift 2
-    local pre=${BENCH_ROLLUP_PRELOAD_M:-2} off=() on=() costs=() i line out
+    local pre=${BENCH_ROLLUP_PRELOAD_M:-2} off=() on=() costs=() i line
     CMDS+=("$* AB=$var build/bench/bench_pipeline $pre $MIX_M   # x$RUNS, medians")
     for i in $(seq 1 "$RUNS"); do
         bench_log "$what run $i/$RUNS: $var=0 and $var=1 taking turns"
-        out=$(env "$@" "AB=$var" "$PIPE_BIN" "$pre" "$MIX_M" "$BENCH_TMP/tog$i") || bench_die "bench_pipeline failed"
-        printf '%s\n' "$out" >&2
-        line=$(printf '%s\n' "$out" | grep '^{' | tail -n 1)
-        rm -rf "$BENCH_TMP/tog$i"
-        [ -n "$line" ] || bench_die "bench_pipeline printed no result"
+        line=$(pipe_json "$BENCH_TMP/tog$i" "$@" "AB=$var" -- "$pre" "$MIX_M") || bench_die "bench_pipeline failed"
         off+=("$(jget "$line" off_records_per_s)")
         on+=("$(jget "$line" on_records_per_s)")
         costs+=("$(jget "$line" cost_pct)")

@@ -239,8 +239,8 @@ static double thread_cpu_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static double last_cpu_s;     /* the CPU time of the last run_pipeline */
-static long last_faults;      /* the page faults (minor and major) of the process during the last run_pipeline */
+static double last_cpu_s; /* the CPU time of the last run_pipeline */
+static long last_faults;  /* the page faults (minor and major) of the process during the last run_pipeline */
 
 static long faults_now(void)
 {

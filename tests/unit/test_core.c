@@ -105,6 +105,62 @@ static void test_alloc_counting(void **state)
     assert_int_equal(umg_alloc_bytes(), base);
 }
 
+/* The VmFlags of the mapping that holds addr, from /proc/self/smaps ("" when not found). */
+static void vm_flags(uintptr_t addr, char *out, size_t cap)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    char line[512];
+    unsigned long lo = 0, hi = 0;
+    int in = 0;
+    out[0] = '\0';
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+        unsigned long a, b;
+        if (sscanf(line, "%lx-%lx ", &a, &b) == 2 && strchr(line, ':') != NULL && line[0] != 'V') {
+            lo = a, hi = b;
+            in = addr >= lo && addr < hi;
+        } else if (in && strncmp(line, "VmFlags:", 8) == 0) {
+            snprintf(out, cap, "%s", line + 8);
+            break;
+        }
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+}
+
+static void test_alloc_huge(void **state)
+{
+    (void)state;
+    size_t base = umg_alloc_bytes();
+    size_t n = (size_t)8 << 20; /* 64 MiB of uint64_t: past glibc's largest mmap threshold */
+    uint64_t *t = umg_calloc_huge(n, sizeof(uint64_t));
+    assert_non_null(t);
+    assert_int_equal(umg_alloc_bytes(), base + n * sizeof(uint64_t));
+    for (size_t i = 0; i < n; i += 4093) {
+        assert_int_equal(t[i], 0);
+        t[i] = i;
+    }
+    assert_int_equal(t[4093 * 7], 4093 * 7);
+    /* The 2 MiB-aligned inside of the block is advised for huge pages ("hg" in its mapping's flags). */
+    char flags[512];
+    uintptr_t inside = ((uintptr_t)t + ((uintptr_t)2 << 20)) & ~(((uintptr_t)2 << 20) - 1);
+    vm_flags(inside, flags, sizeof(flags));
+    if (flags[0] != '\0') {
+        assert_non_null(strstr(flags, " hg"));
+    }
+    uint8_t *small = umg_calloc_huge(100, 1); /* below 8 MiB: a plain umg_calloc */
+    assert_non_null(small);
+    assert_int_equal(small[99], 0);
+    umg_free(t);
+    umg_free(small);
+    assert_int_equal(umg_alloc_bytes(), base);
+    assert_null(umg_calloc_huge(SIZE_MAX / 2, 4));
+    umg_alloc_fail_after(1);
+    assert_null(umg_calloc_huge(n, sizeof(uint64_t)));
+    umg_alloc_fail_after(0);
+    assert_int_equal(umg_alloc_bytes(), base);
+}
+
 static void test_alloc_fail_injection(void **state)
 {
     (void)state;
@@ -1146,6 +1202,7 @@ int main(void)
         cmocka_unit_test(test_buf_csv_field),
         cmocka_unit_test(test_alloc_counting),
         cmocka_unit_test(test_alloc_fail_injection),
+        cmocka_unit_test(test_alloc_huge),
         cmocka_unit_test(test_buf_basic),
         cmocka_unit_test(test_buf_json_escape),
         cmocka_unit_test(test_buf_numbers),

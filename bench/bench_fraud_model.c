@@ -22,18 +22,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "bench_util.h"
 #include "umg_core.h"
 #include "umg_fraud_model.h"
 #include "fraud_synth.h"
 
 #define POOL 20000
 #define TOTAL 2000000
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 enum { C_SINGLE, C_BATCH, XGB_SINGLE, XGB_BATCH };
 static const char *const what_name[] = {"c_single", "c_batch256", "xgb_single", "xgb_batch256"};
@@ -112,7 +107,7 @@ int main(int argc, char **argv)
     }
     for (int w = 0; w < 4; w++) {
         double *v = ns + w * runs;
-        qsort(v, (size_t)runs, sizeof(double), cmp_double);
+        bench_sort_doubles(v, (size_t)runs);
         med[w] = v[runs / 2];
         printf("{\"bench\": \"fraud_model\", \"what\": \"%s\", \"rows_per_run\": %d, \"runs\": %d, "
                "\"ns_per_row\": %.1f, \"min\": %.1f, \"max\": %.1f, \"rows_per_s\": %.0f}\n",

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 
+#include "bench_util.h"
 #include "umg_query.h"
 #include "umg_store.h"
 
@@ -58,15 +59,9 @@ static double now_ms(void)
     return (double)umg_mono_ns() / 1e6;
 }
 
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static double median(double *v, int n)
 {
-    qsort(v, (size_t)n, sizeof(double), cmp_d);
+    bench_sort_doubles(v, (size_t)n);
     return v[n / 2];
 }
 

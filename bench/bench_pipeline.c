@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "umg_bus.h"
 #include "umg_event.h"
 #include "umg_pipeline.h"
@@ -329,12 +330,6 @@ static void leg_close(leg_t *g)
     umg_store_close(g->st);
 }
 
-static int cmp_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
-
 /*
  * The mixed records through both legs, taking turns on chunks of AB_CHUNK records (default 50,000) in the
  * order ABBA ABBA ..., so that the machine's drift (its speed varies by tens of percent over minutes) falls on
@@ -346,7 +341,11 @@ static void ab_run(leg_t *legs, const char *var, uint64_t npre, uint64_t nmix, d
     uint64_t chunk = getenv("AB_CHUNK") != NULL ? (uint64_t)atoll(getenv("AB_CHUNK")) : 50000;
     chunk = chunk < 1000 ? 1000 : chunk;
     size_t npairs = (size_t)((nmix + chunk - 1) / chunk);
-    double *cost = calloc(npairs, sizeof(double)), secs[2] = {0, 0}, cpu[2] = {0, 0};
+    double *cost = calloc(npairs ? npairs : 1, sizeof(double)), secs[2] = {0, 0}, cpu[2] = {0, 0};
+    if (npairs == 0 || cost == NULL) {
+        fprintf(stderr, "A/B: no mixed records to take turns on\n");
+        exit(1);
+    }
     long faults[2] = {0, 0};
     uint64_t recs[2] = {0, 0};
     perf_ctl("enable");
@@ -367,7 +366,7 @@ static void ab_run(leg_t *legs, const char *var, uint64_t npre, uint64_t nmix, d
         cost[k] = (1 - rate[1] / rate[0]) * 100;
     }
     perf_ctl("disable");
-    qsort(cost, npairs, sizeof(double), cmp_double);
+    bench_sort_doubles(cost, npairs);
     double off = (double)recs[0] / secs[0], on = (double)recs[1] / secs[1];
     double med = npairs % 2 ? cost[npairs / 2] : (cost[npairs / 2 - 1] + cost[npairs / 2]) / 2;
     printf("A/B %s, %zu pairs of %llu records: %s=0 %.0f records/s, %s=1 %.0f records/s: %.1f%% slower over all "

@@ -4,17 +4,29 @@
  * counter; the header keeps malloc's 16-byte alignment for the caller. Tests
  * can make the N-th following allocation (and all after it) fail. The counter
  * is exported as the `umg_memory_bytes` gauge by metrics.c.
+ *
+ * A block that umg_realloc grows to MAP_MIN or more becomes a mapping of its
+ * own, and later growth moves its pages with mremap instead of copying them.
+ * malloc would do the same only for blocks past its mmap threshold, which it
+ * raises (up to 32 MiB) each time such a block is freed: a growing table under
+ * it was copied into fresh pages at every growth, each page faulting in, and
+ * whether it was copied depended on what the process had freed before.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "umg_core.h"
 
 #define HDR_SIZE 16
+#define MAP_MIN ((size_t)8 << 20)
 
 typedef union alloc_hdr_u {
-    size_t size;
+    struct {
+        size_t size;
+        size_t mapped; /* the length of its own mapping (umg_realloc), or 0: from malloc */
+    } b;
     _Alignas(16) unsigned char pad[HDR_SIZE];
 } alloc_hdr_t;
 
@@ -36,7 +48,7 @@ static int should_fail(void)
 
 static void *to_user(alloc_hdr_t *h, size_t size)
 {
-    h->size = size;
+    h->b.size = size;
     atomic_fetch_add_explicit(&live_bytes, size, memory_order_relaxed);
     return (unsigned char *)h + HDR_SIZE;
 }
@@ -55,6 +67,7 @@ void *umg_malloc(size_t size)
     if (h == NULL) {
         return NULL;
     }
+    h->b.mapped = 0;
     return to_user(h, size);
 }
 
@@ -70,7 +83,7 @@ void *umg_calloc(size_t n, size_t size)
     if (h == NULL) {
         return NULL;
     }
-    return to_user(h, n * size);
+    return to_user(h, n * size); /* mapped: 0, as calloc zeroed it */
 }
 
 /* Like realloc, except that size 0 yields a valid empty block, never a free. */
@@ -83,9 +96,27 @@ void *umg_realloc(void *p, size_t size)
         return NULL;
     }
     alloc_hdr_t *old = to_hdr(p);
-    size_t old_size = old->size;
-    alloc_hdr_t *h = realloc(old, HDR_SIZE + size);
-    if (h == NULL) {
+    size_t old_size = old->b.size, old_map = old->b.mapped, page = (size_t)sysconf(_SC_PAGESIZE);
+    alloc_hdr_t *h;
+    if (old_map != 0 || size >= MAP_MIN) {
+        if (size > SIZE_MAX - HDR_SIZE - page) {
+            return NULL;
+        }
+        size_t len = (HDR_SIZE + size + page - 1) / page * page;
+        if (old_map != 0) { /* its pages move, none is copied */
+            h = len == old_map ? old : mremap(old, old_map, len, MREMAP_MAYMOVE);
+        } else {
+            h = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (h != MAP_FAILED) {
+                memcpy(h, old, HDR_SIZE + (old_size < size ? old_size : size));
+                free(old);
+            }
+        }
+        if (h == MAP_FAILED) {
+            return NULL;
+        }
+        h->b.mapped = len;
+    } else if ((h = realloc(old, HDR_SIZE + size)) == NULL) {
         return NULL;
     }
     atomic_fetch_sub_explicit(&live_bytes, old_size, memory_order_relaxed);
@@ -98,8 +129,12 @@ void umg_free(void *p)
         return;
     }
     alloc_hdr_t *h = to_hdr(p);
-    atomic_fetch_sub_explicit(&live_bytes, h->size, memory_order_relaxed);
-    free(h);
+    atomic_fetch_sub_explicit(&live_bytes, h->b.size, memory_order_relaxed);
+    if (h->b.mapped != 0) {
+        munmap(h, h->b.mapped);
+    } else {
+        free(h);
+    }
 }
 
 char *umg_strndup(const char *s, size_t len)

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -158,6 +159,56 @@ static void test_alloc_huge(void **state)
     umg_alloc_fail_after(1);
     assert_null(umg_calloc_huge(n, sizeof(uint64_t)));
     umg_alloc_fail_after(0);
+    assert_int_equal(umg_alloc_bytes(), base);
+}
+
+static long minor_faults(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_minflt;
+}
+
+/* A block grown to 8 MiB and more moves its pages when it grows again: none is copied or faulted in anew. */
+static void test_alloc_realloc_big(void **state)
+{
+    (void)state;
+    size_t base = umg_alloc_bytes();
+    /* Raises malloc's mmap threshold (freeing a block it mapped does): it would keep the block in its heap. */
+    char *volatile big = malloc((size_t)30 << 20);
+    assert_non_null(big);
+    big[0] = 1;
+    free(big);
+    size_t n = (size_t)24 << 20; /* grown to 48 MiB, past the threshold's top: malloc maps it, copying */
+    uint8_t *p = umg_malloc(1 << 20);
+    assert_non_null(p);
+    memset(p, 0x5a, 1 << 20);
+    p = umg_realloc(p, n);
+    assert_non_null(p);
+    assert_int_equal(p[(1 << 20) - 1], 0x5a);
+    for (size_t i = 0; i < n; i++) {
+        p[i] = (uint8_t)(i * 7);
+    }
+    void *after = umg_malloc(64); /* so that the block cannot simply extend where it is */
+    long f0 = minor_faults();
+    p = umg_realloc(p, 2 * n);
+    assert_non_null(p);
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        bad += p[i] != (uint8_t)(i * 7);
+    }
+    long faults = minor_faults() - f0;
+    assert_int_equal(bad, 0);
+    assert_true(faults < 256); /* a copy would fault in 6,144 pages */
+    assert_int_equal(umg_alloc_bytes(), base + 2 * n + 64);
+    p = umg_realloc(p, 100); /* shrinks, and stays readable */
+    assert_non_null(p);
+    assert_int_equal(p[99], (uint8_t)(99 * 7));
+    umg_alloc_fail_after(1);
+    assert_null(umg_realloc(p, n));
+    umg_alloc_fail_after(0);
+    umg_free(p);
+    umg_free(after);
     assert_int_equal(umg_alloc_bytes(), base);
 }
 
@@ -1203,6 +1254,7 @@ int main(void)
         cmocka_unit_test(test_alloc_counting),
         cmocka_unit_test(test_alloc_fail_injection),
         cmocka_unit_test(test_alloc_huge),
+        cmocka_unit_test(test_alloc_realloc_big),
         cmocka_unit_test(test_buf_basic),
         cmocka_unit_test(test_buf_json_escape),
         cmocka_unit_test(test_buf_numbers),

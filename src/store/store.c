@@ -107,6 +107,7 @@ struct umg_store_txn_s {
     umg_store_t *st;
     MDB_txn *txn;
     int write;
+    MDB_cursor *tail[DB_COUNT]; /* append_put's cursors, opened on first use; LMDB closes them with the txn */
 };
 
 static int map_err(int rc, const char *what)
@@ -902,13 +903,30 @@ static int touch_unpack(uint64_t touch_id, const uint8_t *p, size_t len, umg_att
     return UMG_OK;
 }
 
+/*
+ * Puts k after the last key of db, or MDB_KEYEXIST when it is not past it. The transaction keeps one cursor per
+ * database for this: a cursor that stays at the end appends without descending the tree again (an mdb_put with
+ * MDB_APPEND makes a new cursor, which searches from the root each time).
+ */
+static int append_put(umg_store_txn_t *tx, int db, MDB_val *k, MDB_val *v)
+{
+    if (tx->tail[db] == NULL) {
+        int rc = mdb_cursor_open(tx->txn, tx->st->dbi[db], &tx->tail[db]);
+        if (rc != 0) {
+            tx->tail[db] = NULL;
+            return rc;
+        }
+    }
+    return mdb_cursor_put(tx->tail[db], k, v, MDB_APPEND);
+}
+
 int umg_store_touch_put(umg_store_txn_t *tx, const umg_attr_touch_t *t)
 {
     umg_store_t *st = tx->st;
     uint8_t buf[TOUCH_PACK_MAX];
     uint64_t id = t->touch_id;
     MDB_val k = {8, &id}, v = {touch_pack(t, buf), buf};
-    int rc = mdb_put(tx->txn, st->dbi[DB_TOUCH], &k, &v, MDB_APPEND);
+    int rc = append_put(tx, DB_TOUCH, &k, &v);
     if (rc == MDB_KEYEXIST) {
         /* Not after the last key: a replay of a touch already stored, or out of order. */
         rc = mdb_put(tx->txn, st->dbi[DB_TOUCH], &k, &v, MDB_NOOVERWRITE);
@@ -1494,7 +1512,7 @@ int umg_store_timeline_add(umg_store_txn_t *tx, uint32_t app, uint64_t device_ke
      * largest (another app's, or a replay's) is put as usual. */
     int rc = MDB_KEYEXIST;
     if (memcmp(kb, tx->st->tl_last, TL_KEY) > 0) {
-        rc = mdb_put(tx->txn, tx->st->dbi[DB_TL], &k, &v, MDB_APPEND);
+        rc = append_put(tx, DB_TL, &k, &v);
         if (rc == 0) {
             memcpy(tx->st->tl_last, kb, TL_KEY);
         }

@@ -234,6 +234,63 @@ static void test_touches_gather_and_expire(void **state)
     free(dir);
 }
 
+/* Appends through the transaction's tail cursor, mixed in one transaction with puts before the end (replays,
+ * out-of-order ids) and expiry deleting from the front, across page splits: every touch is there afterwards. */
+static void test_touches_append_mixed(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    umg_store_t *st = open_store(dir);
+    umg_store_txn_t *tx;
+    enum { N = 20000 };
+    uint8_t *put = calloc(2 * N + 1000, 1); /* by id - 1000: was put */
+    assert_non_null(put);
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK);
+        for (uint64_t i = 1; i <= N / 2; i++) {
+            uint64_t id = (uint64_t)round * N + 2 * i + 1000; /* odd ids come later, out of order */
+            umg_attr_touch_t t = touch(1, id, T0 + (int64_t)id * S_, 100 + id % 50, 0, 0);
+            assert_int_equal(umg_store_touch_put(tx, &t), UMG_OK);
+            put[id - 1000] = 1;
+            if (i % 7 == 0) {
+                umg_attr_touch_t back = touch(1, id - 5, T0 + (int64_t)(id - 5) * S_, 7, 0, 0);
+                assert_int_equal(umg_store_touch_put(tx, &back), UMG_OK);
+                put[id - 5 - 1000] = 1;
+                assert_int_equal(umg_store_touch_put(tx, &t), UMG_OK); /* a replay */
+            }
+            if (round == 1 && i % 1000 == 0) {
+                size_t removed;
+                assert_int_equal(umg_store_expire(tx, T0 + (int64_t)(1000 + i) * S_, 100, &removed), UMG_OK);
+            }
+        }
+        assert_int_equal(umg_store_commit(tx), UMG_OK);
+    }
+    assert_int_equal(umg_store_begin(st, 0, &tx), UMG_OK);
+    umg_attr_touch_t got;
+    size_t have = 0, want = 0;
+    for (uint64_t id = 1000; id < 1000 + 2 * (uint64_t)N + 1000; id++) {
+        if (put[id - 1000]) {
+            want++;
+            int rc = umg_store_touch_get(tx, id, &got);
+            assert_true(rc == UMG_OK || rc == UMG_ENOENT);
+            if (rc == UMG_OK) {
+                assert_int_equal(got.touch_id, id);
+                have++;
+            }
+        }
+    }
+    umg_store_abort(tx);
+    umg_store_stats_t ss;
+    assert_int_equal(umg_store_stats(st, &ss), UMG_OK);
+    assert_int_equal(ss.touches, have);
+    assert_true(want - have <= 10 * 100); /* expiry removed at most 100 a time, ten times */
+    assert_true(have > (size_t)N);
+    free(put);
+    umg_store_close(st);
+    rmrf(dir);
+    free(dir);
+}
+
 static void test_devices_and_decisions(void **state)
 {
     (void)state;
@@ -1293,6 +1350,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dictionary),
         cmocka_unit_test(test_touches_gather_and_expire),
+        cmocka_unit_test(test_touches_append_mixed),
         cmocka_unit_test(test_devices_and_decisions),
         cmocka_unit_test(test_decision_scan),
         cmocka_unit_test(test_click_installs),

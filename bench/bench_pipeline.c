@@ -20,6 +20,9 @@
  * AB=ROLLUPS or AB=FRAUD: what the report rollups or the fraud rules cost: two
  * pipelines over their own stores and the same log, without and with, taking
  * turns on chunks of the mixed records (AB_CHUNK, default 50,000); see ab_run.
+ * AB=NONE: the same with both legs alike (ROLLUPS and FRAUD as set), the
+ * method's own noise. BENCH_AB_TRACE=FILE writes each chunk's leg and time
+ * span, to split a profile by leg (bench/perf_legs.py).
  * To profile the mixed phase alone: mkfifo /tmp/ctl; BENCH_PERF_CTL=/tmp/ctl perf record -D -1
  * --control fifo:/tmp/ctl -g build/bench/bench_pipeline 2 1
  */
@@ -240,8 +243,26 @@ static double thread_cpu_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static double last_cpu_s; /* the CPU time of the last run_pipeline */
-static long last_faults;  /* the page faults (minor and major) of the process during the last run_pipeline */
+static double last_cpu_s;     /* the CPU time of the last run_pipeline */
+static long last_faults;      /* the page faults (minor and major) of the process during the last run_pipeline */
+static long long last_wbytes; /* the bytes the process wrote (wchar of /proc/self/io) during the last run_pipeline */
+
+/* The bytes the process has written through write calls so far (wchar), or 0 where /proc is not there. */
+static long long wchar_now(void)
+{
+    FILE *f = fopen("/proc/self/io", "r");
+    long long v = 0;
+    char line[128];
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, "wchar: %lld", &v) == 1) {
+            break;
+        }
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    return v;
+}
 
 static long faults_now(void)
 {
@@ -267,6 +288,7 @@ static double run_pipeline(umg_pipeline_t *p, uint64_t until)
     uint64_t t0 = umg_mono_ns();
     double c0 = thread_cpu_s();
     long f0 = faults_now();
+    long long w0 = wchar_now();
     size_t n;
     while (umg_pipeline_next_offset(p) < until) {
         if (umg_pipeline_step(p, &n) != UMG_OK) {
@@ -276,6 +298,7 @@ static double run_pipeline(umg_pipeline_t *p, uint64_t until)
     }
     last_cpu_s = thread_cpu_s() - c0;
     last_faults = faults_now() - f0;
+    last_wbytes = wchar_now() - w0;
     return (double)(umg_mono_ns() - t0) / 1e9;
 }
 
@@ -347,33 +370,45 @@ static void ab_run(leg_t *legs, const char *var, uint64_t npre, uint64_t nmix, d
         exit(1);
     }
     long faults[2] = {0, 0};
+    long long wbytes[2] = {0, 0};
     uint64_t recs[2] = {0, 0};
+    /* BENCH_AB_TRACE=FILE: each chunk's leg and CLOCK_MONOTONIC span in ns, to split a profile by leg
+     * (perf record -k CLOCK_MONOTONIC; bench/perf_legs.py). */
+    FILE *trace = getenv("BENCH_AB_TRACE") != NULL ? fopen(getenv("BENCH_AB_TRACE"), "w") : NULL;
     perf_ctl("enable");
     for (size_t k = 0; k < npairs; k++) {
         uint64_t until = npre + (k + 1) * chunk < npre + nmix ? npre + (k + 1) * chunk : npre + nmix;
         double rate[2];
         for (int j = 0; j < 2; j++) {
             int l = (int)(k % 2) ^ j; /* ABBA: the pair's first leg alternates */
-            uint64_t from = umg_pipeline_next_offset(legs[l].p);
+            uint64_t from = umg_pipeline_next_offset(legs[l].p), t0 = umg_mono_ns();
             double sec = run_pipeline(legs[l].p, until);
             uint64_t n = umg_pipeline_next_offset(legs[l].p) - from;
+            if (trace != NULL) {
+                fprintf(trace, "%d %llu %llu\n", l, (unsigned long long)t0, (unsigned long long)umg_mono_ns());
+            }
             rate[l] = (double)n / sec;
             secs[l] += sec;
             cpu[l] += last_cpu_s;
             faults[l] += last_faults;
+            wbytes[l] += last_wbytes;
             recs[l] += n;
         }
         cost[k] = (1 - rate[1] / rate[0]) * 100;
     }
     perf_ctl("disable");
+    if (trace != NULL) {
+        fclose(trace);
+    }
     bench_sort_doubles(cost, npairs);
     double off = (double)recs[0] / secs[0], on = (double)recs[1] / secs[1];
     double med = npairs % 2 ? cost[npairs / 2] : (cost[npairs / 2 - 1] + cost[npairs / 2]) / 2;
     printf("A/B %s, %zu pairs of %llu records: %s=0 %.0f records/s, %s=1 %.0f records/s: %.1f%% slower over all "
            "chunks, %.1f%% at the median pair (pairs %.1f%% to %.1f%%); the pipeline thread's CPU time %.2f s and "
-           "%.2f s; page faults %ld and %ld\n",
+           "%.2f s; page faults %ld and %ld; bytes written per record %.0f and %.0f\n",
            var, npairs, (unsigned long long)chunk, var, off, var, on, (1 - on / off) * 100, med, cost[0],
-           cost[npairs - 1], cpu[0], cpu[1], faults[0], faults[1]);
+           cost[npairs - 1], cpu[0], cpu[1], faults[0], faults[1], (double)wbytes[0] / (double)recs[0],
+           (double)wbytes[1] / (double)recs[1]);
     printf("{\"ab\":\"%s\",\"ab_pairs\":%zu,\"ab_chunk\":%llu,\"off_records_per_s\":%.0f,\"on_records_per_s\":%.0f,"
            "\"cost_pct\":%.2f,\"pair_cost_median_pct\":%.2f,\"pair_cost_min_pct\":%.2f,\"pair_cost_max_pct\":%.2f,"
            "\"off_cpu_s\":%.3f,\"on_cpu_s\":%.3f,\"decode_only_per_s\":%.0f}\n",
@@ -434,9 +469,10 @@ int main(int argc, char **argv)
     /* AB=ROLLUPS or AB=FRAUD: two pipelines, each with its own store, over the same log, one with VAR=0 and
      * one with VAR=1, taking turns on chunks of the mixed records (ab_run). */
     const char *ab = getenv("AB");
-    int nlegs = ab != NULL && (strcmp(ab, "ROLLUPS") == 0 || strcmp(ab, "FRAUD") == 0) ? 2 : 1;
+    int nlegs =
+        ab != NULL && (strcmp(ab, "ROLLUPS") == 0 || strcmp(ab, "FRAUD") == 0 || strcmp(ab, "NONE") == 0) ? 2 : 1;
     if (ab != NULL && nlegs == 1) {
-        fprintf(stderr, "AB must be ROLLUPS or FRAUD\n");
+        fprintf(stderr, "AB must be ROLLUPS, FRAUD or NONE\n");
         return 1;
     }
     leg_t legs[2];

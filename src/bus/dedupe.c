@@ -7,10 +7,18 @@
  * lines, which the writer prefetches a few records ahead; deletion shifts the following cluster back so no tombstones
  * build up. Each insert advances a sweep cursor over two slots and drops what is past the horizon, which bounds the
  * work per event and needs no timer.
+ *
+ * At max_ids the set forgets its oldest ids early, one for each new one, with no pause: a histogram of the live ids
+ * by age (NB buckets of w minutes, one minute each for a horizon up to 22 days) gives the cut below which the oldest
+ * tenth lie, and a second cursor walks the table from where it stopped, dropping the first id under the cut it meets
+ * for each insert. The ids under the cut are spread evenly over the table by their hash, so that takes about sixteen
+ * slots per insert; when the cursor has been once round the table, the cut is taken again.
  */
 #include "umg_dedupe.h"
 
 #include <stdlib.h>
+
+#define NB 65536 /* buckets of the ids' ages (hist): minutes for a horizon up to 22 days */
 
 typedef struct slot_s {
     uint64_t lo, hi;
@@ -28,7 +36,18 @@ struct umg_dedupe_s {
     uint32_t horizon_min;
     uint64_t cursor;
     uint64_t evicted;
-    uint32_t slice; /* where the next eviction starts taking ids, in 1024ths of hash space */
+    uint32_t slice; /* where the next cut starts taking ids in its edge bucket, in 1024ths of hash space */
+    /* Live ids by age: bucket b (minute / w) at hist[b % NB] for b in [hbase, hbase + NB), older ones in hold. */
+    uint32_t *hist; /* NB of them */
+    uint64_t hold;
+    uint64_t hbase;
+    uint32_t w;
+    /* Early eviction at max_ids: ids in buckets below cut_b, or in cut_b within thr 1024ths of hash space from
+     * slice, are dropped by the eviction cursor; ev_left slots remain before the cut is taken again. */
+    int evicting;
+    uint64_t cut_b;
+    uint32_t thr;
+    uint64_t ev_cur, ev_left;
     /* While growing: the previous table, read-only, moved over a few slots per insert. */
     slot_t *old;
     uint64_t old_mask;
@@ -69,7 +88,10 @@ int umg_dedupe_new(uint64_t max_ids, int64_t horizon_us, umg_dedupe_t **out)
         return UMG_ENOMEM;
     }
     d->slots = slots_new(MIN_CAP);
-    if (d->slots == NULL) {
+    d->hist = umg_calloc(NB, sizeof(*d->hist));
+    if (d->slots == NULL || d->hist == NULL) {
+        umg_free(d->slots);
+        umg_free(d->hist);
         umg_free(d);
         return UMG_ENOMEM;
     }
@@ -77,6 +99,7 @@ int umg_dedupe_new(uint64_t max_ids, int64_t horizon_us, umg_dedupe_t **out)
     d->mask = MIN_CAP - 1;
     d->max_ids = max_ids < 16 ? 16 : max_ids;
     d->horizon_min = (uint32_t)(horizon_us / 60000000 + 1);
+    d->w = d->horizon_min / (NB / 2) + 1; /* the horizon in half the buckets: room for ids kept past it */
     *out = d;
     return UMG_OK;
 }
@@ -88,6 +111,7 @@ void umg_dedupe_free(umg_dedupe_t *d)
     }
     umg_free(d->slots);
     umg_free(d->old);
+    umg_free(d->hist);
     umg_free(d);
 }
 
@@ -96,9 +120,29 @@ static inline int expired(const umg_dedupe_t *d, const slot_t *s, uint32_t now_m
     return s->minute + d->horizon_min < now_min;
 }
 
+/* An id seen at minute m joins (by = 1) or leaves (by = -1) the histogram. */
+static void hist_add(umg_dedupe_t *d, uint32_t m, int by)
+{
+    uint64_t b = m / d->w;
+    if (b >= d->hbase + NB) { /* newer than the window: slide it, folding what falls out into hold */
+        uint64_t nbase = b - NB + 1;
+        for (uint64_t k = d->hbase; k < nbase && k < d->hbase + NB; k++) {
+            d->hold += d->hist[k % NB];
+            d->hist[k % NB] = 0;
+        }
+        d->hbase = nbase;
+    }
+    if (b < d->hbase) {
+        d->hold += (uint64_t)(int64_t)by;
+    } else {
+        d->hist[b % NB] += (uint32_t)by;
+    }
+}
+
 /* Removes slot i and shifts the rest of its cluster back (Knuth's algorithm R). */
 static void delete_at(umg_dedupe_t *d, uint64_t i)
 {
+    hist_add(d, d->slots[i].minute, -1);
     uint64_t j = i;
     for (;;) {
         j = (j + 1) & d->mask;
@@ -157,6 +201,7 @@ static void migrate(umg_dedupe_t *d, uint64_t n)
                 d->slots[i] = *o;
             } else {
                 d->count--; /* a newer copy was inserted meanwhile */
+                hist_add(d, o->minute, -1);
             }
         }
         if (++d->mig > d->old_mask) {
@@ -231,72 +276,64 @@ static void sweep_step(umg_dedupe_t *d, uint32_t now_min, int n)
     }
 }
 
-/* The table is at its bound with live ids: drop the oldest tenth early. */
-static void evict_oldest(umg_dedupe_t *d)
+/* Whether slot s is under the current cut (evict_step). */
+static inline int under_cut(const umg_dedupe_t *d, const slot_t *s)
 {
-    migrate(d, UINT64_MAX);
-    uint64_t cap = d->mask + 1;
-    uint32_t lo = UINT32_MAX, hi = 0;
-    for (uint64_t i = 0; i < cap; i++) {
-        if (d->slots[i].app != 0) {
-            lo = UMG_MIN(lo, d->slots[i].minute);
-            hi = UMG_MAX(hi, d->slots[i].minute);
+    uint64_t b = s->minute / d->w;
+    return b < d->cut_b || (b == d->cut_b && (((slot_hash(s->app, s->lo, s->hi) >> 54) - d->slice) & 1023) < d->thr);
+}
+
+/*
+ * Takes the cut under which the oldest tenth of the ids lie, from the histogram: whole buckets from the oldest,
+ * and in the bucket where the tenth is reached, about the share still wanted, as slices of hash space (the top 10
+ * bits of the ids' hashes), each cut's slice starting where the last one's ended. Taking the ids of one bucket in
+ * slot order instead would empty the front of the table and pack the ids kept into one cluster at its back.
+ */
+static void evict_cut(umg_dedupe_t *d)
+{
+    if (d->evicting) {
+        d->slice = (d->slice + d->thr) & 1023;
+    }
+    uint64_t want = d->count / 10 + 1, acc = d->hold, b = d->hbase;
+    while (b < d->hbase + NB - 1 && acc + d->hist[b % NB] < want) {
+        acc += d->hist[b++ % NB];
+    }
+    uint64_t in = d->hist[b % NB];
+    d->cut_b = acc >= want ? d->hbase : b;
+    d->thr = acc >= want ? 0 : in == 0 ? 1024 : (uint32_t)UMG_MIN(1024, ((want - acc) * 1024 + in - 1) / in);
+    d->ev_left = d->mask + 1;
+    if (!d->evicting) {
+        d->evicting = 1;
+        umg_log(UMG_LOG_WARN, "dedupe",
+                "dedupe set full at %llu ids: forgetting its oldest ids early, from those seen before minute %llu "
+                "since 1970; "
+                "raise dedupe.max_ids to keep the whole horizon",
+                (unsigned long long)d->max_ids, (unsigned long long)((d->cut_b + 1) * d->w));
+    }
+}
+
+/* The set is at max_ids: the eviction cursor moves on until it has dropped one id under the cut. */
+static void evict_step(umg_dedupe_t *d)
+{
+    if (!d->evicting) {
+        migrate(d, UINT64_MAX); /* one table from here on: at max_ids it never grows again */
+        evict_cut(d);
+    }
+    uint64_t before = d->count;
+    for (uint64_t guard = 0; d->count == before && guard < 2 * (d->mask + 1) + 2; guard++) {
+        if (d->ev_left == 0) {
+            evict_cut(d);
         }
-    }
-    if (lo > hi) {
-        return;
-    }
-    /* Histogram of ages in 64 buckets, then the cut that removes >= 10%. */
-    uint64_t hist[64] = {0};
-    uint64_t span = (uint64_t)(hi - lo) + 1, width = (span + 63) / 64;
-    for (uint64_t i = 0; i < cap; i++) {
-        if (d->slots[i].app != 0) {
-            hist[(d->slots[i].minute - lo) / width]++;
-        }
-    }
-    /* Everything in the buckets before the one where the tenth is reached goes; in that
-     * bucket, about as many as are still wanted (never the whole set at once), taken by whole
-     * slices of hash space (the top 10 bits of their hash), each eviction starting where the
-     * last one stopped, so that the slice taken is the one taken longest ago. Taking them in
-     * slot order instead (the first ones found from slot 0) emptied the front of the table
-     * at every eviction and packed the ids that stayed into one cluster at its back, until
-     * every probe walked all of it. */
-    uint64_t want = d->count / 10 + 1, acc = 0;
-    int b = 0;
-    while (b < 63 && acc + hist[b] < want) {
-        acc += hist[b++];
-    }
-    uint32_t below = lo + (uint32_t)((uint64_t)b * width), edge = below + (uint32_t)width;
-    uint64_t before = d->count, thr = hist[b] ? ((want - acc) * 1024 + hist[b] - 1) / hist[b] : 1024;
-    thr = UMG_MAX(1, UMG_MIN(thr, 1024));
-    for (uint64_t i = 0; i < cap && acc > 0 && before - d->count < want;) {
-        if (d->slots[i].app != 0 && d->slots[i].minute < below) {
-            delete_at(d, i);
+        uint64_t i = d->ev_cur & d->mask;
+        if (d->slots[i].app != 0 && under_cut(d, &d->slots[i])) {
+            delete_at(d, i); /* re-examine i: a neighbour may have moved in */
         } else {
-            i++;
+            d->ev_cur++;
         }
+        d->ev_left--;
     }
-    for (uint64_t round = 0; round * thr < 1024 && before - d->count < want; round++) {
-        /* a whole slice each time, even past the tenth: stopping part way through the table would
-         * take more from its front than from its back again */
-        for (uint64_t i = 0; i < cap;) {
-            const slot_t *s = &d->slots[i];
-            if (s->app != 0 && s->minute < edge &&
-                (((slot_hash(s->app, s->lo, s->hi) >> 54) - d->slice) & 1023) < thr) {
-                delete_at(d, i);
-            } else {
-                i++;
-            }
-        }
-        d->slice = (d->slice + (uint32_t)thr) & 1023;
-    }
-    uint32_t cut = edge;
     d->evicted += before - d->count;
     umg_metric_add(&m_evicted, (int64_t)(before - d->count));
-    umg_log(UMG_LOG_WARN, "dedupe",
-            "dedupe set full at %llu ids: evicted %llu ids seen before minute %u early; raise "
-            "dedupe.max_ids to keep the whole horizon",
-            (unsigned long long)d->max_ids, (unsigned long long)(before - d->count), cut);
 }
 
 static int put(umg_dedupe_t *d, uint32_t app, const umg_uuid_t *id, int64_t now_us, int refresh)
@@ -311,6 +348,8 @@ static int put(umg_dedupe_t *d, uint32_t app, const umg_uuid_t *id, int64_t now_
         if (!expired(d, s, now_min) && !refresh) {
             return 1;
         }
+        hist_add(d, s->minute, -1);
+        hist_add(d, now_min, 1);
         s->minute = now_min;
         return 0;
     }
@@ -323,8 +362,10 @@ static int put(umg_dedupe_t *d, uint32_t app, const umg_uuid_t *id, int64_t now_
         /* Absent, expired or refreshed: a fresh entry goes into the new table. */
     }
     if (d->count + 1 > d->max_ids) {
-        evict_oldest(d);
+        evict_step(d);
         find(d, app, lo, hi, &i);
+    } else {
+        d->evicting = 0; /* under the bound again (expiry): a new cut when it is reached */
     }
     if ((d->count + 1) * 8 > (d->mask + 1) * 5) {
         int rc = grow(d);
@@ -339,6 +380,7 @@ static int put(umg_dedupe_t *d, uint32_t app, const umg_uuid_t *id, int64_t now_
     n->app = app;
     n->minute = now_min;
     d->count++;
+    hist_add(d, now_min, 1);
     return 0;
 }
 

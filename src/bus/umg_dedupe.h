@@ -19,8 +19,9 @@ typedef struct umg_dedupe_s umg_dedupe_t;
 #define UMG_DEDUPE_SLOT_BYTES 24
 
 /**
- * max_ids bounds memory: when the table holds max_ids live ids, the oldest
- * tenth is evicted early (counted in umg_dedupe_evicted_total, logged).
+ * max_ids bounds memory: when the table holds max_ids live ids, each new id
+ * makes it forget one of its oldest early (counted in
+ * umg_dedupe_evicted_total; logged when it starts).
  */
 int umg_dedupe_new(uint64_t max_ids, int64_t horizon_us, umg_dedupe_t **out);
 void umg_dedupe_free(umg_dedupe_t *d);

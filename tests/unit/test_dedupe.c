@@ -126,32 +126,39 @@ static void test_expiry(void **state)
     umg_dedupe_free(d);
 }
 
+/* At the bound each new id makes the set forget one old id, from the oldest tenth first, and never more. */
 static void test_bound_evicts_oldest(void **state)
 {
     (void)state;
     umg_log_min_level = UMG_LOG_ERROR;
     umg_dedupe_t *d;
-    assert_int_equal(umg_dedupe_new(10000, 7 * DAY, &d), UMG_OK);
+    assert_int_equal(umg_dedupe_new(10000, 30 * DAY, &d), UMG_OK);
     umg_uuid_t id;
     for (uint64_t i = 0; i < 10000; i++) {
         id_of(&id, i);
         umg_dedupe_check_insert(d, 1, &id, T0 + (int64_t)i * 60000000); /* one per minute */
     }
     assert_int_equal(umg_dedupe_evicted(d), 0);
-    id_of(&id, 10000);
-    assert_int_equal(umg_dedupe_check_insert(d, 1, &id, T0 + 10000ll * 60000000), 0);
-    assert_true(umg_dedupe_evicted(d) >= 1000);
-    assert_true(umg_dedupe_count(d) <= 10000);
-    /* The newest ids are still known; the oldest were the ones dropped. */
-    id_of(&id, 9999);
-    assert_int_equal(umg_dedupe_check_insert(d, 1, &id, T0 + 10000ll * 60000000), 1);
-    id_of(&id, 0);
-    assert_int_equal(umg_dedupe_check_insert(d, 1, &id, T0 + 10000ll * 60000000), 0);
+    for (uint64_t i = 10000; i < 11100; i++) {
+        id_of(&id, i);
+        assert_int_equal(umg_dedupe_check_insert(d, 1, &id, T0 + (int64_t)i * 60000000), 0);
+        assert_int_equal(umg_dedupe_count(d), 10000);
+        assert_int_equal(umg_dedupe_evicted(d), i - 9999);
+    }
+    /* The newest are all still known (a duplicate changes nothing); the oldest tenth is gone, then some more. */
+    for (uint64_t i = 2500; i < 11100; i++) {
+        id_of(&id, i);
+        assert_int_equal(umg_dedupe_check_insert(d, 1, &id, T0 + 11100ll * 60000000), 1);
+    }
+    for (uint64_t i = 0; i < 900; i++) {
+        id_of(&id, i);
+        assert_int_equal(umg_dedupe_check_insert(d, 1, &id, T0 + 11100ll * 60000000), 0);
+    }
     umg_dedupe_free(d);
 }
 
-/* A set that fills within one minute loses about a tenth (whole slices of hash space, so at most a fifth),
- * not everything; evicting again and again keeps it so. */
+/* A set that fills within one minute forgets one id per new one, never a large part at once, and loses no id it
+ * holds to a broken probe chain. */
 static void test_bound_same_minute(void **state)
 {
     (void)state;
@@ -162,16 +169,13 @@ static void test_bound_same_minute(void **state)
         id_of(&id, i);
         assert_int_equal(umg_dedupe_check_insert(d, 1, &id, T0), 0);
     }
-    id_of(&id, 1000);
-    assert_int_equal(umg_dedupe_check_insert(d, 1, &id, T0), 0);
-    assert_true(umg_dedupe_evicted(d) >= 100 && umg_dedupe_evicted(d) <= 220);
-    assert_true(umg_dedupe_count(d) >= 780);
-    for (uint64_t i = 1001; i < 50000; i++) {
+    for (uint64_t i = 1000; i < 50000; i++) {
         id_of(&id, i);
         assert_int_equal(umg_dedupe_check_insert(d, 1, &id, T0), 0);
-        assert_true(umg_dedupe_count(d) <= 1000 && umg_dedupe_count(d) >= 750);
+        assert_int_equal(umg_dedupe_count(d), 1000);
+        assert_int_equal(umg_dedupe_evicted(d), i - 999);
     }
-    /* every id held is still found (none lost to a broken probe chain): removing them all empties it */
+    /* every id held is still found: removing them all empties it */
     uint64_t held = umg_dedupe_count(d), found = 0;
     for (uint64_t i = 0; i < 50000; i++) {
         id_of(&id, i);
@@ -181,6 +185,45 @@ static void test_bound_same_minute(void **state)
     }
     assert_int_equal(found, held);
     assert_int_equal(umg_dedupe_count(d), 0);
+    umg_dedupe_free(d);
+}
+
+/* Below the bound again after expiry, the set keeps every id until it is full again, then forgets the oldest
+ * of that time: its ages follow the ids as they come, are refreshed and leave. */
+static void test_bound_after_expiry(void **state)
+{
+    (void)state;
+    umg_log_min_level = UMG_LOG_ERROR;
+    umg_dedupe_t *d;
+    assert_int_equal(umg_dedupe_new(2000, DAY, &d), UMG_OK);
+    umg_uuid_t id;
+    for (uint64_t i = 0; i < 2500; i++) { /* full, forgetting 500 early */
+        id_of(&id, i);
+        assert_true(umg_dedupe_check_insert(d, 1, &id, T0 + (int64_t)i * 1000000) >= 0);
+    }
+    assert_int_equal(umg_dedupe_evicted(d), 500);
+    umg_dedupe_expire(d, T0 + 3 * DAY); /* all past the horizon */
+    assert_int_equal(umg_dedupe_count(d), 0);
+    int64_t t1 = T0 + 3 * DAY;
+    for (uint64_t i = 0; i < 2000; i++) { /* an hour apart in halves: the older half first */
+        id_of(&id, 10000 + i);
+        assert_int_equal(umg_dedupe_check_insert(d, 1, &id, t1 + (i < 1000 ? 0 : 3600000000ll)), 0);
+    }
+    assert_int_equal(umg_dedupe_evicted(d), 500);
+    for (uint64_t i = 0; i < 1000; i++) { /* the older half refreshed: now the newest */
+        id_of(&id, 10000 + i);
+        assert_int_equal(umg_dedupe_insert(d, 1, &id, t1 + 2 * 3600000000ll), UMG_OK);
+    }
+    for (uint64_t i = 0; i < 300; i++) {
+        id_of(&id, 20000 + i);
+        assert_int_equal(umg_dedupe_check_insert(d, 1, &id, t1 + 2 * 3600000000ll), 0);
+    }
+    assert_int_equal(umg_dedupe_evicted(d), 800);
+    assert_int_equal(umg_dedupe_count(d), 2000);
+    for (uint64_t i = 0; i < 1000; i++) { /* the refreshed half all kept: the other was the oldest */
+        id_of(&id, 10000 + i);
+        assert_int_equal(umg_dedupe_check_insert(d, 1, &id, t1 + 2 * 3600000000ll), 1);
+    }
     umg_dedupe_free(d);
 }
 
@@ -210,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_bound_evicts_oldest),
         cmocka_unit_test(test_bound_same_minute),
+        cmocka_unit_test(test_bound_after_expiry),
         cmocka_unit_test(test_alloc_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

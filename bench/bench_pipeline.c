@@ -411,9 +411,10 @@ static void ab_run(leg_t *legs, const char *var, uint64_t npre, uint64_t nmix, d
            (double)wbytes[1] / (double)recs[1]);
     printf("{\"ab\":\"%s\",\"ab_pairs\":%zu,\"ab_chunk\":%llu,\"off_records_per_s\":%.0f,\"on_records_per_s\":%.0f,"
            "\"cost_pct\":%.2f,\"pair_cost_median_pct\":%.2f,\"pair_cost_min_pct\":%.2f,\"pair_cost_max_pct\":%.2f,"
-           "\"off_cpu_s\":%.3f,\"on_cpu_s\":%.3f,\"decode_only_per_s\":%.0f}\n",
+           "\"off_cpu_s\":%.3f,\"on_cpu_s\":%.3f,\"off_wbytes_per_record\":%.0f,\"on_wbytes_per_record\":%.0f,"
+           "\"decode_only_per_s\":%.0f}\n",
            var, npairs, (unsigned long long)chunk, off, on, (1 - on / off) * 100, med, cost[0], cost[npairs - 1],
-           cpu[0], cpu[1], decode_per_s);
+           cpu[0], cpu[1], (double)wbytes[0] / (double)recs[0], (double)wbytes[1] / (double)recs[1], decode_per_s);
     free(cost);
     leg_close(&legs[0]);
     leg_close(&legs[1]);

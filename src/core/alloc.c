@@ -96,9 +96,10 @@ void *umg_realloc(void *p, size_t size)
         return NULL;
     }
     alloc_hdr_t *old = to_hdr(p);
-    size_t old_size = old->b.size, old_map = old->b.mapped, page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t old_size = old->b.size, old_map = old->b.mapped;
     alloc_hdr_t *h;
     if (old_map != 0 || size >= MAP_MIN) {
+        size_t page = (size_t)sysconf(_SC_PAGESIZE);
         if (size > SIZE_MAX - HDR_SIZE - page) {
             return NULL;
         }

@@ -305,14 +305,14 @@ static void evict_cut(umg_dedupe_t *d)
     if (!d->evicting) {
         d->evicting = 1;
         umg_log(UMG_LOG_WARN, "dedupe",
-                "dedupe set full at %llu ids: forgetting its oldest ids early, from those seen before minute %llu "
-                "since 1970; "
-                "raise dedupe.max_ids to keep the whole horizon",
+                "dedupe set full at %llu ids: forgetting its oldest ids early, from those seen before minute "
+                "%llu since 1970; raise dedupe.max_ids to keep the whole horizon",
                 (unsigned long long)d->max_ids, (unsigned long long)((d->cut_b + 1) * d->w));
     }
 }
 
-/* The set is at max_ids: the eviction cursor moves on until it has dropped one id under the cut. */
+/* The set is at max_ids: the eviction cursor moves on until it has dropped one id under the cut (at most two
+ * rounds of the table, taking the cut again after each: only when no id at all is under a fresh cut). */
 static void evict_step(umg_dedupe_t *d)
 {
     if (!d->evicting) {

@@ -33,9 +33,12 @@ typedef struct tpend_s {
     int status;
     int mode;
     char location[UMG_TOUCH_MAX_URL + 8];
-    char headers[UMG_TOUCH_MAX_URL + 256];
+    char headers[UMG_TOUCH_MAX_URL + 256]; /* Location and Cache-Control take sizeof(location) + 40 at most */
     struct tpend_s *next_free;
 } tpend_t;
+
+_Static_assert(sizeof(((tpend_t *)0)->headers) >= sizeof(((tpend_t *)0)->location) + 40 + 64,
+               "headers holds Location, Cache-Control and a line of dropped fields");
 
 struct tthread_s {
     umg_ingest_t *ing;
@@ -152,10 +155,12 @@ static int add_touch(tthread_t *t, tpend_t *p, umg_touch_t *tc)
     tc->received_us = t->now;
     tc->app_id = umg_slice(t->app.public_id, strlen(t->app.public_id));
     if (tc->type == UMG_TOUCH_CLICK && tc->click_id.len == 0) {
+        static const char hex[] = "0123456789abcdef";
         umg_uuid_t u;
         umg_uuid_v4(&u);
         for (int i = 0; i < 16; i++) {
-            snprintf(click_id + 2 * i, 3, "%02x", u.b[i]);
+            click_id[2 * i] = hex[u.b[i] >> 4];
+            click_id[2 * i + 1] = hex[u.b[i] & 15];
         }
         tc->click_id = umg_slice(click_id, 32);
     }
@@ -270,9 +275,24 @@ static void submit(tthread_t *t, umg_http_req_t *req, tpend_t *p)
 
 /* ---------------------------------------------------------------- links */
 
+/* The query of a link, split once: link_param looks names up in it. */
+typedef struct link_query_s {
+    umg_http_param_t *p;
+    size_t n;
+} link_query_t;
+
+/* The first pair named name, as umg_http_query_param would find it. */
 static int link_param(void *ctx, const char *name, umg_slice_t *value)
 {
-    return umg_http_query_param(ctx, name, value);
+    const link_query_t *q = ctx;
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < q->n; i++) {
+        if (q->p[i].name.len == nl && memcmp(q->p[i].name.ptr, name, nl) == 0) {
+            *value = q->p[i].value;
+            return value->ptr != NULL ? UMG_OK : UMG_EINVAL;
+        }
+    }
+    return UMG_ENOENT;
 }
 
 /* 1 for printable UTF-8 without control characters (what a stored touch may hold). */
@@ -320,8 +340,10 @@ static void link_touch(umg_http_req_t *req, void *thread_data, int mode)
             break;
         }
     }
+    link_query_t q;
+    q.n = umg_http_query_split(req, &q.p);
     umg_slice_t redirect = {0};
-    if (mode == MODE_CLICK && umg_http_query_param(req, "redirect", &redirect) != UMG_OK) {
+    if (mode == MODE_CLICK && link_param(&q, "redirect", &redirect) != UMG_OK) {
         redirect = (umg_slice_t){0};
     }
     if (umg_apps_redirect(ing->apps, id, redirect, &t->app, p->location, sizeof(p->location)) != UMG_OK) {
@@ -338,7 +360,7 @@ static void link_touch(umg_http_req_t *req, void *thread_data, int mode)
     tc.ts_us = t->now;
     umg_touch_error_t dropped[8];
     size_t ndropped = 0;
-    umg_touch_from_params(&tc, link_param, req, dropped, UMG_ARRAY_SIZE(dropped), &ndropped);
+    umg_touch_from_params(&tc, link_param, &q, dropped, UMG_ARRAY_SIZE(dropped), &ndropped);
     const char *ip = umg_http_client_ip(req);
     tc.ip = umg_slice(ip, strlen(ip));
     tc.user_agent = umg_http_header(req, "user-agent");
@@ -366,8 +388,12 @@ static void link_touch(umg_http_req_t *req, void *thread_data, int mode)
     /* Answer headers: where to go, and which parameters were left out. */
     size_t hl = 0;
     if (mode == MODE_CLICK && p->location[0] != '\0') {
-        hl += (size_t)snprintf(p->headers, sizeof(p->headers), "Location: %s\r\nCache-Control: no-store\r\n",
-                               p->location);
+        static const char loc[] = "Location: ", tail[] = "\r\nCache-Control: no-store\r\n";
+        size_t ll = strlen(p->location); /* < sizeof(location): the three fit in headers */
+        memcpy(p->headers, loc, sizeof(loc) - 1);
+        memcpy(p->headers + sizeof(loc) - 1, p->location, ll);
+        memcpy(p->headers + sizeof(loc) - 1 + ll, tail, sizeof(tail));
+        hl = sizeof(loc) - 1 + ll + sizeof(tail) - 1;
     }
     if (ndropped > 0) {
         umg_metric_add(&m_dropped, (int64_t)ndropped);

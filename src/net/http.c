@@ -511,6 +511,26 @@ const char *umg_http_client_ip(umg_http_req_t *r)
     return r->ip;
 }
 
+/* URL-decodes v[0..vl) into d ('+' is a space) and ends it with a NUL; the decoded length, or -1 when a '%' is
+ * not followed by two hex digits. d has room for vl + 1 bytes. */
+static ssize_t url_decode(const char *v, size_t vl, char *d)
+{
+    size_t o = 0;
+    for (size_t k = 0; k < vl; k++) {
+        if (v[k] == '%') {
+            if (k + 2 >= vl || umg_hexval(v[k + 1]) < 0 || umg_hexval(v[k + 2]) < 0) {
+                return -1;
+            }
+            d[o++] = (char)(umg_hexval(v[k + 1]) * 16 + umg_hexval(v[k + 2]));
+            k += 2;
+        } else {
+            d[o++] = v[k] == '+' ? ' ' : v[k];
+        }
+    }
+    d[o] = '\0';
+    return (ssize_t)o;
+}
+
 int umg_http_query_param(umg_http_req_t *r, const char *name, umg_slice_t *out)
 {
     umg_slice_t q = umg_http_query(r);
@@ -521,30 +541,46 @@ int umg_http_query_param(umg_http_req_t *r, const char *name, umg_slice_t *out)
             e++;
         }
         if (e - i > nl && q.ptr[i + nl] == '=' && memcmp(q.ptr + i, name, nl) == 0) {
-            const char *v = q.ptr + i + nl + 1;
             size_t vl = e - i - nl - 1;
             char *d = umg_http_alloc(r, vl + 1);
-            size_t o = 0;
-            for (size_t k = 0; k < vl; k++) {
-                if (v[k] == '%') {
-                    if (k + 2 >= vl || umg_hexval(v[k + 1]) < 0 || umg_hexval(v[k + 2]) < 0) {
-                        return UMG_EINVAL;
-                    }
-                    d[o++] = (char)(umg_hexval(v[k + 1]) * 16 + umg_hexval(v[k + 2]));
-                    k += 2;
-                } else if (v[k] == '+') {
-                    d[o++] = ' ';
-                } else {
-                    d[o++] = v[k];
-                }
+            ssize_t n = url_decode(q.ptr + i + nl + 1, vl, d);
+            if (n < 0) {
+                return UMG_EINVAL;
             }
-            d[o] = '\0';
-            *out = umg_slice(d, o);
+            *out = umg_slice(d, (size_t)n);
             return UMG_OK;
         }
         i = e + 1;
     }
     return UMG_ENOENT;
+}
+
+size_t umg_http_query_split(umg_http_req_t *r, umg_http_param_t **out)
+{
+    umg_slice_t q = umg_http_query(r);
+    size_t cap = 1;
+    for (size_t i = 0; i < q.len; i++) {
+        cap += q.ptr[i] == '&';
+    }
+    umg_http_param_t *ps = umg_http_alloc(r, cap * sizeof(*ps));
+    char *d = umg_http_alloc(r, q.len + 1); /* every decoded value and its NUL: no longer than "=value" */
+    size_t n = 0;
+    for (size_t i = 0; i < q.len;) {
+        size_t e = i, eq = SIZE_MAX;
+        for (; e < q.len && q.ptr[e] != '&'; e++) {
+            eq = eq == SIZE_MAX && q.ptr[e] == '=' ? e : eq;
+        }
+        if (eq != SIZE_MAX) {
+            ssize_t vl = url_decode(q.ptr + eq + 1, e - eq - 1, d);
+            ps[n].name = umg_slice(q.ptr + i, eq - i);
+            ps[n].value = vl < 0 ? UMG_SLICE_NULL : umg_slice(d, (size_t)vl);
+            d += vl < 0 ? 0 : vl + 1;
+            n++;
+        }
+        i = e + 1;
+    }
+    *out = ps;
+    return n;
 }
 
 /* ---------------------------------------------------------------- defer */

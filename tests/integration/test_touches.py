@@ -53,6 +53,22 @@ class TouchTest(DaemonTestCase):
         self.assertEqual(t["deep_link"], "mygame://level/3")
         self.assertEqual(self.export_ok(self.d, self.app), [], "touches are not events")
 
+    def test_link_query_parsing(self):
+        # One scan of the query: the first of a repeated parameter wins, '+' and %XX decode, parts without '='
+        # and empty parts are skipped, a malformed escape drops only its own parameter (named in the header).
+        q = ("&&source=first+net&campaign=sp%C3%A4t&source=second&flag&adset=%zz&ad=&site=a%3Db%26c"
+             "&sub5=" + "x" * 20)
+        st, h, data = self.d.request("GET", "/c/%s?%s" % (self.app["app_id"], q))
+        self.assertStatus(st, 302, "click", data)
+        self.assertEqual(h["location"], STORE)
+        self.assertEqual(h.get("cache-control"), "no-store")
+        self.assertEqual(h.get("x-dropped-fields"), "adset")
+        t = self.touches()[0]
+        self.assertEqual((t["source"], t["campaign"], t["site"], t["sub5"]), ("first net", "sp\u00e4t", "a=b&c", "x" * 20))
+        self.assertNotIn("adset", t)
+        self.assertNotIn("ad", t)
+        self.assertRegex(t["click_id"], "^[0-9a-f]{32}$")
+
     def test_redirect_only_to_allowlisted_hosts(self):
         st, h, data = self.d.request("PATCH", "/v1/apps/" + self.app["app_id"],
                                      {"settings": {"redirect_allowlist": ["example.com"]}},

@@ -13,6 +13,13 @@
  * tenth lie, and a second cursor walks the table from where it stopped, dropping the first id under the cut it meets
  * for each insert. The ids under the cut are spread evenly over the table by their hash, so that takes about sixteen
  * slots per insert; when the cursor has been once round the table, the cut is taken again.
+ *
+ * Growing: the table twice the size is made ahead of need, on a helper thread, once the load passes 9/16, and each of
+ * its pages written once there, so the page faults (with transparent huge pages, also the kernel's compaction for
+ * them: hundreds of milliseconds for a large table) happen off the writer. At 5/8 the writer takes it and moves the
+ * old slots over a few per insert; if it is not ready yet, the writer goes on in the current table and waits for it
+ * only at 3/4 (a probe there is still about eight slots). If the load falls back to 1/2 (expiry) the table made
+ * ahead is dropped again.
  */
 #include "umg_dedupe.h"
 
@@ -52,12 +59,20 @@ struct umg_dedupe_s {
     slot_t *old;
     uint64_t old_mask;
     uint64_t mig; /* next old slot to move */
+    /* The next table, made ahead on the helper (prepare): next is the job's until umg_helper_wait returned. */
+    umg_helper_t *helper; /* made on first use */
+    int prep_busy;
+    _Atomic int prep_done; /* the job has ended: taking next does not wait */
+    slot_t *next;
+    uint64_t next_cap;
 };
 
 static umg_metric_t m_evicted = UMG_COUNTER(
     "umg_dedupe_evicted_total", "Event ids dropped from the dedupe set before the horizon because it was full", NULL);
 
 #define MIN_CAP 1024
+#define PREP_MIN_CAP 32768 /* tables of 768 KiB and more are made ahead; smaller ones fault in within a millisecond */
+#define PAGE 4096
 /* A zeroed slot array: lookups land at random slots, so large ones ask for huge pages (umg_calloc_huge). */
 static slot_t *slots_new(uint64_t n)
 {
@@ -109,6 +124,8 @@ void umg_dedupe_free(umg_dedupe_t *d)
     if (d == NULL) {
         return;
     }
+    umg_helper_free(d->helper); /* waits for a table being made */
+    umg_free(d->next);
     umg_free(d->slots);
     umg_free(d->old);
     umg_free(d->hist);
@@ -211,10 +228,59 @@ static void migrate(umg_dedupe_t *d, uint64_t n)
     }
 }
 
+/* On the helper: the next table, every page written once so that none faults in on the writer. */
+static void prepare_job(void *arg)
+{
+    umg_dedupe_t *d = arg;
+    slot_t *s = slots_new(d->next_cap);
+    if (s != NULL) {
+        volatile char *b = (volatile char *)s;
+        for (uint64_t off = 0; off < d->next_cap * sizeof(slot_t); off += PAGE) {
+            b[off] = 0;
+        }
+    }
+    d->next = s;
+    atomic_store_explicit(&d->prep_done, 1, memory_order_release);
+}
+
+/* Starts making the table the next growth needs, when the load has passed 9/16 and that growth can still come. */
+static void prepare(umg_dedupe_t *d)
+{
+    uint64_t cap = d->mask + 1;
+    if (d->prep_busy || d->next != NULL || cap * 2 < PREP_MIN_CAP || d->max_ids * 8 <= cap * 5) {
+        return;
+    }
+    if (d->helper == NULL && umg_helper_new(&d->helper) != UMG_OK) {
+        d->helper = NULL;
+        return; /* grow makes it then */
+    }
+    d->next_cap = cap * 2;
+    atomic_store_explicit(&d->prep_done, 0, memory_order_relaxed);
+    d->prep_busy = umg_helper_run(d->helper, prepare_job, d) == UMG_OK;
+}
+
+/* The table made ahead if it has ncap slots (waiting for it if it is still being made), else NULL; either way
+ * none is kept. */
+static slot_t *take_prepared(umg_dedupe_t *d, uint64_t ncap)
+{
+    if (d->prep_busy) {
+        umg_helper_wait(d->helper);
+        d->prep_busy = 0;
+    }
+    slot_t *s = d->next;
+    d->next = NULL;
+    if (s != NULL && d->next_cap != ncap) {
+        umg_free(s);
+        s = NULL;
+    }
+    return s;
+}
+
 static int rehash(umg_dedupe_t *d, uint64_t ncap)
 {
     migrate(d, UINT64_MAX);
-    slot_t *ns = slots_new(ncap);
+    slot_t *ns = take_prepared(d, ncap);
+    ns = ns != NULL ? ns : slots_new(ncap);
     if (ns == NULL) {
         return UMG_ENOMEM;
     }
@@ -241,7 +307,8 @@ static int grow(umg_dedupe_t *d)
 {
     migrate(d, UINT64_MAX);
     uint64_t ncap = (d->mask + 1) * 2;
-    slot_t *ns = slots_new(ncap);
+    slot_t *ns = take_prepared(d, ncap);
+    ns = ns != NULL ? ns : slots_new(ncap);
     if (ns == NULL) {
         return UMG_ENOMEM;
     }
@@ -367,7 +434,15 @@ static int put(umg_dedupe_t *d, uint32_t app, const umg_uuid_t *id, int64_t now_
     } else {
         d->evicting = 0; /* under the bound again (expiry): a new cut when it is reached */
     }
-    if ((d->count + 1) * 8 > (d->mask + 1) * 5) {
+    uint64_t cap = d->mask + 1;
+    if ((d->count + 1) * 16 > cap * 9) {
+        prepare(d);
+    }
+    int ready = !d->prep_busy || atomic_load_explicit(&d->prep_done, memory_order_acquire);
+    if (ready && (d->prep_busy || d->next != NULL) && d->count * 2 <= cap) {
+        umg_free(take_prepared(d, 0)); /* back to half full (expiry): the table made ahead is not needed soon */
+    }
+    if ((d->count + 1) * 8 > cap * 5 && (ready || (d->count + 1) * 4 > cap * 3)) {
         int rc = grow(d);
         if (rc != UMG_OK) {
             return rc;
@@ -434,7 +509,8 @@ uint64_t umg_dedupe_count(const umg_dedupe_t *d)
 
 uint64_t umg_dedupe_memory(const umg_dedupe_t *d)
 {
-    return (d->mask + 1 + (d->old != NULL ? d->old_mask + 1 : 0)) * sizeof(slot_t);
+    uint64_t next = d->prep_busy || d->next != NULL ? d->next_cap : 0;
+    return (d->mask + 1 + (d->old != NULL ? d->old_mask + 1 : 0) + next) * sizeof(slot_t);
 }
 
 uint64_t umg_dedupe_evicted(const umg_dedupe_t *d)

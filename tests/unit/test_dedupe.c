@@ -87,6 +87,80 @@ static void test_lookup_during_growth(void **state)
     umg_dedupe_free(d);
 }
 
+/*
+ * From 1 MiB on, the next table is made on a helper thread once the load passes 9/16 and taken at 5/8 (or, when it
+ * is not ready yet, by 3/4): memory shows the table made ahead, never a fourth one, and every id stays found whether
+ * the growth took it at once or went on in the old table first.
+ */
+static void test_growth_made_ahead(void **state)
+{
+    (void)state;
+    umg_dedupe_t *d;
+    assert_int_equal(umg_dedupe_new(1000000, 7 * DAY, &d), UMG_OK);
+    assert_int_equal(umg_dedupe_reserve(d, 10000), UMG_OK);
+    uint64_t mem0 = umg_dedupe_memory(d), cap = mem0 / UMG_DEDUPE_SLOT_BYTES;
+    assert_int_equal(cap, 16384);
+    umg_uuid_t id;
+    uint64_t n = 0, made_at = 0;
+    while (n < cap * 3 / 4 + 10) {
+        id_of(&id, n++);
+        assert_int_equal(umg_dedupe_check_insert(d, 1, &id, T0), 0);
+        uint64_t mem = umg_dedupe_memory(d);
+        /* the table; with the one made ahead or, while moving, the new one beside it; the new one alone */
+        assert_true(mem == mem0 || mem == 3 * mem0 || mem == 2 * mem0);
+        if (made_at == 0 && mem == 3 * mem0) {
+            made_at = n;
+        }
+    }
+    assert_int_equal(made_at, cap * 9 / 16 + 1); /* the first insert past 9/16 of the table */
+    for (uint64_t i = 0; i < n; i++) {
+        id_of(&id, i);
+        assert_int_equal(umg_dedupe_check_insert(d, 1, &id, T0), 1);
+    }
+    umg_dedupe_expire(d, T0); /* finishes the move: the new table alone */
+    assert_int_equal(umg_dedupe_memory(d), 2 * mem0);
+    assert_int_equal(umg_dedupe_count(d), n);
+    for (uint64_t i = 0; i < n; i++) {
+        id_of(&id, i);
+        assert_int_equal(umg_dedupe_check_insert(d, 1, &id, T0), 1);
+    }
+    umg_dedupe_free(d);
+}
+
+/* A table made ahead is dropped when expiry brings the load back to half; freeing the set while one is being
+ * made waits for it (ASan sees no leak). */
+static void test_made_ahead_dropped(void **state)
+{
+    (void)state;
+    umg_dedupe_t *d;
+    assert_int_equal(umg_dedupe_new(1000000, 7 * DAY, &d), UMG_OK);
+    assert_int_equal(umg_dedupe_reserve(d, 10000), UMG_OK);
+    uint64_t mem0 = umg_dedupe_memory(d);
+    umg_uuid_t id;
+    uint64_t n = 0;
+    while (umg_dedupe_memory(d) == mem0) {
+        id_of(&id, n++);
+        assert_int_equal(umg_dedupe_check_insert(d, 1, &id, T0), 0);
+    }
+    assert_int_equal(umg_dedupe_memory(d), 3 * mem0);
+    umg_dedupe_expire(d, T0 + 8 * DAY);
+    assert_int_equal(umg_dedupe_count(d), 0);
+    for (int k = 0; umg_dedupe_memory(d) != mem0; k++) { /* dropped once the helper has finished it */
+        assert_true(k < 1000000);
+        id_of(&id, n++);
+        assert_int_equal(umg_dedupe_check_insert(d, 1, &id, T0 + 8 * DAY), 0);
+    }
+    umg_dedupe_free(d);
+
+    assert_int_equal(umg_dedupe_new(1000000, 7 * DAY, &d), UMG_OK);
+    assert_int_equal(umg_dedupe_reserve(d, 10000), UMG_OK);
+    for (n = 0; umg_dedupe_memory(d) == mem0; n++) {
+        id_of(&id, n);
+        assert_int_equal(umg_dedupe_check_insert(d, 1, &id, T0), 0);
+    }
+    umg_dedupe_free(d); /* at once: the table may still be in the making */
+}
+
 static void test_reserve(void **state)
 {
     (void)state;
@@ -249,6 +323,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_membership),
         cmocka_unit_test(test_lookup_during_growth),
+        cmocka_unit_test(test_growth_made_ahead),
+        cmocka_unit_test(test_made_ahead_dropped),
         cmocka_unit_test(test_reserve),
         cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_bound_evicts_oldest),

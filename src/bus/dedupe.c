@@ -15,11 +15,11 @@
  * slots per insert; when the cursor has been once round the table, the cut is taken again.
  *
  * Growing: the table twice the size is made ahead of need, on a helper thread, once the load passes 9/16, and each of
- * its pages written once there, so the page faults (with transparent huge pages, also the kernel's compaction for
- * them: hundreds of milliseconds for a large table) happen off the writer. At 5/8 the writer takes it and moves the
- * old slots over a few per insert; if it is not ready yet, the writer goes on in the current table and waits for it
- * only at 3/4 (a probe there is still about eight slots). If the load falls back to 1/2 (expiry) the table made
- * ahead is dropped again.
+ * its pages written once there, so the page faults happen off the writer (zeroing, and on a virtual machine a fault
+ * on the host for each first touch: about 2 ms per 2 MiB here, so hundreds of milliseconds for a large table). At 5/8
+ * the writer takes it and moves the old slots over a few per insert; if it is not ready yet, the writer goes on in the
+ * current table and waits for it only at 3/4 (a probe there is still about eight slots). If the load falls back to 1/2
+ * (expiry) the table made ahead is dropped again.
  */
 #include "umg_dedupe.h"
 
@@ -61,6 +61,7 @@ struct umg_dedupe_s {
     uint64_t mig; /* next old slot to move */
     /* The next table, made ahead on the helper (prepare): next is the job's until umg_helper_wait returned. */
     umg_helper_t *helper; /* made on first use */
+    int no_helper;        /* it could not be made: tables are made by the writer */
     int prep_busy;
     _Atomic int prep_done; /* the job has ended: taking next does not wait */
     slot_t *next;
@@ -247,11 +248,12 @@ static void prepare_job(void *arg)
 static void prepare(umg_dedupe_t *d)
 {
     uint64_t cap = d->mask + 1;
-    if (d->prep_busy || d->next != NULL || cap * 2 < PREP_MIN_CAP || d->max_ids * 8 <= cap * 5) {
+    if (d->prep_busy || d->next != NULL || d->no_helper || cap * 2 < PREP_MIN_CAP || d->max_ids * 8 <= cap * 5) {
         return;
     }
     if (d->helper == NULL && umg_helper_new(&d->helper) != UMG_OK) {
         d->helper = NULL;
+        d->no_helper = 1;
         return; /* grow makes it then */
     }
     d->next_cap = cap * 2;

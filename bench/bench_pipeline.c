@@ -21,7 +21,10 @@
  * pipelines over their own stores and the same log, without and with, taking
  * turns on chunks of the mixed records (AB_CHUNK, default 50,000); see ab_run.
  * AB=NONE: the same with both legs alike (ROLLUPS and FRAUD as set), the
- * method's own noise. BENCH_AB_TRACE=FILE writes each chunk's leg and time
+ * method's own noise. AB=BATCH: leg 1 with larger store transactions
+ * (attribution.batch BATCH_B, default 100,000 records, and batch_time
+ * BATCH_MS_B, default 500 ms) than leg 0 (BATCH and BATCH_MS, else the
+ * daemon's defaults). BENCH_AB_TRACE=FILE writes each chunk's leg and time
  * span, to split a profile by leg (bench/perf_legs.py).
  * To profile the mixed phase alone: mkfifo /tmp/ctl; BENCH_PERF_CTL=/tmp/ctl perf record -D -1
  * --control fifo:/tmp/ctl -g build/bench/bench_pipeline 2 1
@@ -328,9 +331,10 @@ static int leg_open(leg_t *g, const char *dir, const umg_store_config_t *sc, app
     }
     umg_pipeline_config_t pc;
     umg_pipeline_config_defaults(&pc);
-    if (getenv("BATCH") != NULL) {
-        pc.batch = atoll(getenv("BATCH"));
-    }
+    int big = ab != NULL && strcmp(ab, "BATCH") == 0 && leg == 1;
+    const char *b = getenv(big ? "BATCH_B" : "BATCH"), *bms = getenv(big ? "BATCH_MS_B" : "BATCH_MS");
+    pc.batch = b != NULL ? atoll(b) : big ? 100000 : pc.batch;
+    pc.batch_ms = bms != NULL ? atoll(bms) : big ? 500 : pc.batch_ms;
     /* FRAUD=0: without the fraud rules (they run by default, as in the daemon). */
     pc.fraud = env_flag("FRAUD", ab, leg, 1);
     if (umg_pipeline_new(&pc, g->st, a->ops, a->bus, NULL, NULL, &g->p) != UMG_OK) {
@@ -470,10 +474,12 @@ int main(int argc, char **argv)
     /* AB=ROLLUPS or AB=FRAUD: two pipelines, each with its own store, over the same log, one with VAR=0 and
      * one with VAR=1, taking turns on chunks of the mixed records (ab_run). */
     const char *ab = getenv("AB");
-    int nlegs =
-        ab != NULL && (strcmp(ab, "ROLLUPS") == 0 || strcmp(ab, "FRAUD") == 0 || strcmp(ab, "NONE") == 0) ? 2 : 1;
+    int nlegs = ab != NULL && (strcmp(ab, "ROLLUPS") == 0 || strcmp(ab, "FRAUD") == 0 || strcmp(ab, "NONE") == 0 ||
+                               strcmp(ab, "BATCH") == 0)
+                    ? 2
+                    : 1;
     if (ab != NULL && nlegs == 1) {
-        fprintf(stderr, "AB must be ROLLUPS, FRAUD or NONE\n");
+        fprintf(stderr, "AB must be ROLLUPS, FRAUD, BATCH or NONE\n");
         return 1;
     }
     leg_t legs[2];

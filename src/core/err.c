@@ -21,6 +21,7 @@ const char *umg_strerror(int err)
     case UMG_ENOSPC: return "no space left on device";
     case UMG_EPARSE: return "syntax error";
     case UMG_EAUTH: return "authentication failed";
+    case UMG_ETOOBIG: return "too much for one transaction";
     default: return "unknown error";
     }
 }

@@ -34,6 +34,7 @@ enum {
     UMG_ENOSPC = -11,  /* disk full */
     UMG_EPARSE = -12,  /* syntax error in input */
     UMG_EAUTH = -13,   /* authentication failed */
+    UMG_ETOOBIG = -14, /* too much for one transaction: split the work */
 };
 
 /** Returns a static, human-readable name for an UMG_E* code. */

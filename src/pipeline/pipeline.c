@@ -126,6 +126,7 @@ struct umg_pipeline_s {
     const umg_pii_t *pii;
     umg_bus_reader_t *reader;
     uint64_t reader_next; /* the offset the reader continues from */
+    int64_t batch_max;    /* records per transaction now: cfg.batch, less after one outgrew the store (UMG_ETOOBIG) */
     umg_event_decoder_t *edec;
     umg_touch_decoder_t *tdec;
     umg_arena_t arena;
@@ -168,6 +169,7 @@ struct umg_pipeline_s {
     _Atomic int stop;
     _Atomic uint64_t next_offset;
     _Atomic uint64_t st[S_COUNT];
+    uint64_t pend[S_COUNT]; /* the batch's counts, published when it commits (count_publish) */
     /* install decision times: 1 µs bins up to LAT_BINS µs, then the last bin; the max */
     _Atomic uint32_t lat[LAT_BINS + 1];
     _Atomic uint64_t lat_max_us;
@@ -181,9 +183,34 @@ struct umg_pipeline_s {
     umg_buf_t f_events; /* (uint32 app, uuid) pairs, 20 bytes */
 };
 
+/* Counts for the stats and /metrics are kept per batch and published when it commits: a batch undone and
+ * applied again (after an error, or split: UMG_ETOOBIG) counts once. */
 static void count(umg_pipeline_t *p, int which)
 {
-    atomic_fetch_add_explicit(&p->st[which], 1, memory_order_relaxed);
+    p->pend[which]++;
+}
+
+static void count_publish(umg_pipeline_t *p, int commit)
+{
+    static umg_metric_t *const metric_of[S_COUNT] = {[S_RECORDS] = &m_records,
+                                                     [S_INSTALLS] = &m_installs,
+                                                     [S_REINSTALLS] = &m_reinstalls,
+                                                     [S_REATTR] = &m_reattributed,
+                                                     [S_IMPLICIT] = &m_implicit,
+                                                     [S_REENG] = &m_reeng,
+                                                     [S_SKIP] = &m_skipped,
+                                                     [S_FRAUD_TOUCHES] = &m_frej_touch,
+                                                     [S_FRAUD_INSTALLS] = &m_frej_install,
+                                                     [S_FRAUD_FLAGGED] = &m_fflag_install};
+    for (int i = 0; i < S_COUNT; i++) {
+        if (commit && p->pend[i] != 0) {
+            atomic_fetch_add_explicit(&p->st[i], p->pend[i], memory_order_relaxed);
+            if (metric_of[i] != NULL) {
+                umg_metric_add(metric_of[i], (int64_t)p->pend[i]);
+            }
+        }
+        p->pend[i] = 0;
+    }
 }
 
 void umg_pipeline_config_defaults(umg_pipeline_config_t *cfg)
@@ -265,6 +292,7 @@ int umg_pipeline_new(const umg_pipeline_config_t *cfg, umg_store_t *store, const
     p->cfg = *cfg;
     p->cfg.batch = p->cfg.batch < 1 ? 1 : p->cfg.batch;
     p->cfg.batch_ms = p->cfg.batch_ms < 1 ? 1 : p->cfg.batch_ms;
+    p->batch_max = p->cfg.batch;
     p->store = store;
     p->ops = ops;
     p->bus = bus;
@@ -1005,7 +1033,6 @@ static void fraud_touch(umg_pipeline_t *p, const umg_touch_t *t, umg_attr_touch_
         a->flags |= UMG_ATTR_TF_FRAUD;
         a->reason = (uint8_t)fr.rej;
         count(p, S_FRAUD_TOUCHES);
-        umg_metric_add(&m_frej_touch, 1);
     } else if (fr.flag) {
         a->reason = (uint8_t)fr.flag;
     }
@@ -1697,13 +1724,11 @@ static int decide_event(umg_pipeline_t *p, umg_event_t *ev)
         if (fr->rej) {
             dev.fraud_reason = (uint8_t)fr->rej;
             count(p, S_FRAUD_INSTALLS);
-            umg_metric_add(&m_frej_install, 1);
         } else if (d.outcome == UMG_ATTR_OUT_INSTALL || d.outcome == UMG_ATTR_OUT_REATTRIBUTED) {
             dev.fraud_reason = 0; /* a new attribution, judged afresh */
         }
         if (fr->flag && !fr->rej) {
             count(p, S_FRAUD_FLAGGED);
-            umg_metric_add(&m_fflag_install, 1);
         }
     }
     if (dev.first_seen_us == 0 || obs.ts_us < dev.first_seen_us) {
@@ -1755,19 +1780,13 @@ static int decide_event(umg_pipeline_t *p, umg_event_t *ev)
         rec->has_features = 1;
         memcpy(rec->features, fr->x, sizeof(rec->features));
     }
-    static umg_metric_t *const metric_of[] = {[UMG_ATTR_OUT_INSTALL] = &m_installs,
-                                              [UMG_ATTR_OUT_REINSTALL] = &m_reinstalls,
-                                              [UMG_ATTR_OUT_REATTRIBUTED] = &m_reattributed,
-                                              [UMG_ATTR_OUT_IMPLICIT_INSTALL] = &m_implicit,
-                                              [UMG_ATTR_OUT_REENGAGEMENT] = &m_reeng};
-    static const int stat_of[] = {[UMG_ATTR_OUT_INSTALL] = S_INSTALLS,
-                                  [UMG_ATTR_OUT_REINSTALL] = S_REINSTALLS,
-                                  [UMG_ATTR_OUT_REATTRIBUTED] = S_REATTR,
-                                  [UMG_ATTR_OUT_IMPLICIT_INSTALL] = S_IMPLICIT,
-                                  [UMG_ATTR_OUT_REENGAGEMENT] = S_REENG};
-    if (d.outcome < UMG_ARRAY_SIZE(stat_of) && metric_of[d.outcome] != NULL) {
-        count(p, stat_of[d.outcome]);
-        umg_metric_add(metric_of[d.outcome], 1);
+    switch (d.outcome) {
+    case UMG_ATTR_OUT_INSTALL: count(p, S_INSTALLS); break;
+    case UMG_ATTR_OUT_REINSTALL: count(p, S_REINSTALLS); break;
+    case UMG_ATTR_OUT_REATTRIBUTED: count(p, S_REATTR); break;
+    case UMG_ATTR_OUT_IMPLICIT_INSTALL: count(p, S_IMPLICIT); break;
+    case UMG_ATTR_OUT_REENGAGEMENT: count(p, S_REENG); break;
+    default: break;
     }
     if (d.outcome == UMG_ATTR_OUT_INSTALL || d.outcome == UMG_ATTR_OUT_REATTRIBUTED ||
         d.outcome == UMG_ATTR_OUT_IMPLICIT_INSTALL) {
@@ -1816,7 +1835,6 @@ static int apply(umg_pipeline_t *p, const umg_bus_msg_t *m)
         /* A record that cannot be applied would stop the pipeline forever: count it, say so, go on. */
         umg_log(UMG_LOG_WARN, "pipeline", "record %llu (kind %d) cannot be applied (%s); skipped",
                 (unsigned long long)m->offset, m->kind, umg_strerror(rc));
-        umg_metric_add(&m_skipped, 1);
         count(p, S_SKIP);
         rc = UMG_OK;
     }
@@ -1978,11 +1996,11 @@ int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
     if (rc != UMG_OK) {
         return rc;
     }
+    size_t done = 0;
     rc = umg_store_begin(p->store, 1, &p->tx);
     if (rc != UMG_OK) {
         goto reopen;
     }
-    size_t done = 0;
     int caught_up = 0;
     uint64_t next = p->reader_next, t0 = umg_mono_ns();
     for (;;) {
@@ -1992,7 +2010,7 @@ int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
         }
         next = m.offset + 1;
         p->last_recv_us = m.recv_us > p->last_recv_us ? m.recv_us : p->last_recv_us;
-        if (++done >= (size_t)p->cfg.batch ||
+        if (++done >= (size_t)p->batch_max ||
             (done % 256 == 0 && (int64_t)(umg_mono_ns() - t0) >= p->cfg.batch_ms * 1000000)) {
             break;
         }
@@ -2042,17 +2060,31 @@ int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
         goto reopen;
     }
     p->reader_next = next;
+    if (p->batch_max < p->cfg.batch) { /* back towards the configured size after a split */
+        p->batch_max = UMG_MIN(p->cfg.batch, p->batch_max + p->batch_max / 8 + 1);
+    }
     atomic_store_explicit(&p->next_offset, next, memory_order_release);
-    atomic_fetch_add_explicit(&p->st[S_RECORDS], done, memory_order_relaxed);
-    umg_metric_add(&m_records, (int64_t)done);
+    p->pend[S_RECORDS] += done;
+    count_publish(p, 1);
     if (applied != NULL) {
         *applied = done;
     }
     return UMG_OK;
 reopen:
     /* The batch is undone: read it again from the committed offset next time. */
+    count_publish(p, 0);
     p->ops->reader_close(p->reader);
     p->reader = NULL;
+    if (rc == UMG_ETOOBIG && done > 0 && (int64_t)(done + 1) / 2 < p->batch_max) {
+        /* It changed more store pages than one transaction holds (many new devices in a large store): about half
+         * as many records at a time, growing back batch by batch. A batch that cannot shrink stays an error. */
+        p->batch_max = (int64_t)(done + 1) / 2;
+        umg_log(UMG_LOG_WARN, "pipeline",
+                "a batch changed more store pages than one transaction holds after %zu records; applying at most "
+                "%lld at a time for now",
+                done, (long long)p->batch_max);
+        return UMG_OK;
+    }
     return rc;
 }
 

@@ -108,7 +108,17 @@ struct umg_store_txn_s {
     MDB_txn *txn;
     int write;
     MDB_cursor *tail[DB_COUNT]; /* append_put's cursors, opened on first use; LMDB closes them with the txn */
+    long puts;                  /* touches and devices put (umg__store_inject_txn_full) */
 };
+
+long umg__store_inject_txn_full;
+
+/* The test hook: a write transaction that has put more touches and devices than that fails as LMDB fails one
+ * that outgrows its dirty-page list. */
+static inline int inject_txn_full(umg_store_txn_t *tx)
+{
+    return umg__store_inject_txn_full > 0 && ++tx->puts > umg__store_inject_txn_full;
+}
 
 static int map_err(int rc, const char *what)
 {
@@ -117,9 +127,9 @@ static int map_err(int rc, const char *what)
     case MDB_NOTFOUND: return UMG_ENOENT;
     case MDB_KEYEXIST: return UMG_EEXIST;
     case MDB_MAP_FULL:
-    case MDB_TXN_FULL:
         umg_log(UMG_LOG_ERROR, "store", "%s: %s (raise attribution.store_map_bytes)", what, mdb_strerror(rc));
         return UMG_ENOSPC;
+    case MDB_TXN_FULL: return UMG_ETOOBIG; /* more pages changed than one transaction holds: the caller splits */
     case ENOMEM: return UMG_ENOMEM;
     case ENOSPC: return UMG_ENOSPC;
     case MDB_CORRUPTED:
@@ -926,7 +936,7 @@ int umg_store_touch_put(umg_store_txn_t *tx, const umg_attr_touch_t *t)
     uint8_t buf[TOUCH_PACK_MAX];
     uint64_t id = t->touch_id;
     MDB_val k = {8, &id}, v = {touch_pack(t, buf), buf};
-    int rc = append_put(tx, DB_TOUCH, &k, &v);
+    int rc = inject_txn_full(tx) ? MDB_TXN_FULL : append_put(tx, DB_TOUCH, &k, &v);
     if (rc == MDB_KEYEXIST) {
         /* Not after the last key: a replay of a touch already stored, or out of order. */
         rc = mdb_put(tx->txn, st->dbi[DB_TOUCH], &k, &v, MDB_NOOVERWRITE);
@@ -1258,7 +1268,7 @@ int umg_store_device_put(umg_store_txn_t *tx, uint32_t app, const uint64_t ids[U
 {
     uint64_t key = d->key;
     MDB_val k = {8, &key}, v = {sizeof(*d), (void *)d};
-    int rc = mdb_put(tx->txn, tx->st->dbi[DB_DEV], &k, &v, 0);
+    int rc = inject_txn_full(tx) ? MDB_TXN_FULL : mdb_put(tx->txn, tx->st->dbi[DB_DEV], &k, &v, 0);
     uint32_t dims[UMG_RD_N];
     umg_store_device_dims(d, dims);
     if (rc == 0 && (dims_before == NULL || memcmp(dims, dims_before, sizeof(dims)) != 0)) {

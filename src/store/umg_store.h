@@ -59,6 +59,13 @@ int umg_store_begin(umg_store_t *st, int write, umg_store_txn_t **out);
 /** Commits (a read transaction just ends). UMG_ENOSPC when the map is full. */
 int umg_store_commit(umg_store_txn_t *tx);
 void umg_store_abort(umg_store_txn_t *tx);
+/*
+ * A write transaction that changes more pages than LMDB can hold dirty (2^17,
+ * 512 MiB) fails its next put with UMG_ETOOBIG: abort it and do the work in
+ * smaller transactions. Tests set umg__store_inject_txn_full to N to have
+ * every write transaction fail that way after N touch or device puts.
+ */
+extern long umg__store_inject_txn_full;
 
 /** The next log offset the pipeline has not applied (0 on a new store). */
 int umg_store_offset(umg_store_txn_t *tx, uint64_t *next);

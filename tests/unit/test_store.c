@@ -811,6 +811,77 @@ static void test_pipeline_decides_resumes_and_replays(void **state)
     free(dir);
 }
 
+/* A batch that changes more store pages than one LMDB transaction holds (simulated: every write transaction fails
+ * after 7 touch or device puts) is split: everything is applied, the decisions the same as in one batch. */
+static void test_pipeline_splits_big_transactions(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    char logdir[300], s1[300], s2[300];
+    snprintf(logdir, sizeof(logdir), "%s/log", dir);
+    snprintf(s1, sizeof(s1), "%s/attr1", dir);
+    snprintf(s2, sizeof(s2), "%s/attr2", dir);
+    const umg_bus_ops_t *ops = &umg_bus_log_ops;
+    umg_bus_config_t bc;
+    umg_bus_config_defaults(&bc);
+    bc.dir = logdir;
+    umg_bus_t *bus;
+    assert_int_equal(ops->open(&bc, &bus), UMG_OK);
+    char j[1024], gaid[40], click[16];
+    enum { N = 20 };
+    for (int i = 0; i < N; i++) {
+        snprintf(gaid, sizeof(gaid), "38400000-8cf0-11bd-b23e-10b96e4%05d", i);
+        snprintf(click, sizeof(click), "c%d", i);
+        stored_touch(j, sizeof(j), T0 - H_ + i, gaid, i % 2 ? "meta" : "google", click);
+        append(ops, bus, UMG_BUS_KIND_TOUCH, T0 - H_ + i, j);
+    }
+    for (int i = 0; i < N; i++) {
+        snprintf(gaid, sizeof(gaid), "38400000-8cf0-11bd-b23e-10b96e4%05d", i);
+        stored_event(j, sizeof(j), T0 + i, "install", gaid);
+        append(ops, bus, UMG_BUS_KIND_EVENT, T0 + i, j);
+    }
+    umg_pipeline_config_t pc;
+    umg_pipeline_config_defaults(&pc);
+    pc.batch = 1000;
+    umg_store_t *st = open_store(s1);
+    umg_pipeline_t *p;
+    assert_int_equal(umg_pipeline_new(&pc, st, ops, bus, NULL, NULL, &p), UMG_OK);
+    umg__store_inject_txn_full = 7;
+    int steps = 0;
+    while (umg_pipeline_next_offset(p) < 2 * N) {
+        size_t n;
+        assert_int_equal(umg_pipeline_step(p, &n), UMG_OK);
+        assert_true(n <= 7);
+        assert_true(++steps < 200);
+    }
+    umg__store_inject_txn_full = 0;
+    umg_pipeline_stats_t ps;
+    umg_pipeline_stats(p, &ps);
+    assert_int_equal(ps.touches, N);
+    assert_int_equal(ps.installs, N);
+
+    umg_store_t *st2 = open_store(s2);
+    umg_pipeline_t *p2;
+    assert_int_equal(umg_pipeline_new(&pc, st2, ops, bus, NULL, NULL, &p2), UMG_OK);
+    drain(p2);
+    assert_int_equal(umg_pipeline_next_offset(p2), 2 * N);
+    dump_t x = {0}, y = {0};
+    decisions_of(st, &x);
+    decisions_of(st2, &y);
+    assert_int_equal(x.b.len, N * sizeof(umg_store_decision_t));
+    assert_int_equal(x.b.len, y.b.len);
+    assert_memory_equal(x.b.ptr, y.b.ptr, x.b.len);
+    umg_buf_free(&x.b);
+    umg_buf_free(&y.b);
+    umg_pipeline_free(p);
+    umg_pipeline_free(p2);
+    umg_store_close(st);
+    umg_store_close(st2);
+    ops->close(bus);
+    rmrf(dir);
+    free(dir);
+}
+
 /* ------------------------------------------------------------- rollups */
 
 /* An event in stored JSON with the fields reports read. */
@@ -1357,6 +1428,7 @@ int main(void)
         cmocka_unit_test(test_forget),
         cmocka_unit_test(test_timeline_two_threads),
         cmocka_unit_test(test_pipeline_decides_resumes_and_replays),
+        cmocka_unit_test(test_pipeline_splits_big_transactions),
         cmocka_unit_test(test_pipeline_rollups),
         cmocka_unit_test(test_dayset),
         cmocka_unit_test(test_device_walk),

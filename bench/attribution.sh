@@ -90,7 +90,7 @@ bench_pipeline() {
 
 # The cost of one part of the pipeline (BENCH_ROLLUP_PRELOAD_M, default 2, million touches preloaded): AB=VAR runs
 # two pipelines in one process, each over its own store and the same log, one with VAR=0 and one with VAR=1,
-# taking turns on chunks of 50,000 mixed records (ABBA), so the machine's drift, tens of percent over minutes,
+# taking turns on chunks of 100,000 mixed records (ABBA), so the machine's drift, tens of percent over minutes,
 # falls on both alike. The cost is the median over BENCH_RUNS such runs. The report rollups (issue #5) and the
 # fraud rules (issue #6, with the rollups on, as in the daemon) may each cost at most 10% of pipeline throughput.
 bench_toggle() { # VAR what [ENV=VALUE ...]

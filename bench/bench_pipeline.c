@@ -19,7 +19,7 @@
  * Prints one line per phase and a JSON summary line for bench/attribution.sh.
  * AB=ROLLUPS or AB=FRAUD: what the report rollups or the fraud rules cost: two
  * pipelines over their own stores and the same log, without and with, taking
- * turns on chunks of the mixed records (AB_CHUNK, default 50,000); see ab_run.
+ * turns on chunks of the mixed records (AB_CHUNK, default 100,000); see ab_run.
  * AB=NONE: the same with both legs alike (ROLLUPS and FRAUD as set), the
  * method's own noise. AB=BATCH: leg 1 with larger store transactions
  * (attribution.batch BATCH_B, default 100,000 records, and batch_time
@@ -358,14 +358,16 @@ static void leg_close(leg_t *g)
 }
 
 /*
- * The mixed records through both legs, taking turns on chunks of AB_CHUNK records (default 50,000) in the
+ * The mixed records through both legs, taking turns on chunks of AB_CHUNK records (default 100,000) in the
  * order ABBA ABBA ..., so that the machine's drift (its speed varies by tens of percent over minutes) falls on
- * both alike. Prints each leg's records/s over all its chunks, what the second costs against the first, and the
- * median of that cost over the pairs of chunks.
+ * both alike. A turn ends with the store transaction that reaches its chunk's end, so it may take some records of
+ * the next (up to attribution.batch, or batch_time's worth); a chunk of two transactions or more keeps that small.
+ * Prints each leg's records/s over all its chunks, what the second costs against the first, and the median of that cost
+ * over the pairs of chunks.
  */
 static void ab_run(leg_t *legs, const char *var, uint64_t npre, uint64_t nmix, double decode_per_s)
 {
-    uint64_t chunk = getenv("AB_CHUNK") != NULL ? (uint64_t)atoll(getenv("AB_CHUNK")) : 50000;
+    uint64_t chunk = getenv("AB_CHUNK") != NULL ? (uint64_t)atoll(getenv("AB_CHUNK")) : 100000;
     chunk = chunk < 1000 ? 1000 : chunk;
     size_t npairs = (size_t)((nmix + chunk - 1) / chunk);
     double *cost = calloc(npairs ? npairs : 1, sizeof(double)), secs[2] = {0, 0}, cpu[2] = {0, 0};

@@ -137,12 +137,14 @@ static const umg_config_item_t serve_items[] = {
      "Fields stored encrypted: any of ip, user_id, idfa, idfv, gaid, android_id, oaid, custom_id (comma-separated)."},
     {"attribution.store_map_bytes", UMG_CFG_SIZE, "64g", 16 << 20, 1ll << 44, OFF(store_map_bytes),
      "Largest size of the attribution store (DATA/attr, LMDB); address space only, the file grows as needed."},
-    {"attribution.batch", UMG_CFG_INT, "20000", 1, 1000000, OFF(pipeline.batch),
+    {"attribution.batch", UMG_CFG_INT, "50000", 1, 1000000, OFF(pipeline.batch),
      "Log records the attribution pipeline applies per store transaction at most (a backlog is applied in "
-     "transactions this large; fewer, larger transactions write each changed page once)."},
-    {"attribution.batch_time", UMG_CFG_DURATION_MS, "50", 1, 10000, OFF(pipeline.batch_ms),
+     "transactions this large; fewer, larger transactions write each changed page once). A transaction that "
+     "changes more pages than LMDB holds is split by itself."},
+    {"attribution.batch_time", UMG_CFG_DURATION_MS, "200", 1, 10000, OFF(pipeline.batch_ms),
      "A store transaction of the pipeline ends after this long even when it holds fewer records, so that "
-     "reports and GET /v1/attribution see applied records at least this often."},
+     "reports and GET /v1/attribution see applied records at least this often while it works through a "
+     "backlog (once it has caught up, each transaction ends when the log does)."},
     {"attribution.poll", UMG_CFG_DURATION_MS, "2", 1, 1000, OFF(pipeline.poll_ms),
      "How long the pipeline waits before looking again when it has caught up with the log."},
     {"attribution.touch_retention", UMG_CFG_DURATION_MS, "31d", 3600000, 3650ll * 86400000,

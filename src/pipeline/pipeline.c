@@ -215,8 +215,8 @@ static void count_publish(umg_pipeline_t *p, int commit)
 
 void umg_pipeline_config_defaults(umg_pipeline_config_t *cfg)
 {
-    cfg->batch = 20000;
-    cfg->batch_ms = 50;
+    cfg->batch = 50000;
+    cfg->batch_ms = 200;
     cfg->poll_ms = 2;
     cfg->touch_retention_ms = 31ll * 86400000;
     cfg->sync_interval_ms = 1000;

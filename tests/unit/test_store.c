@@ -713,21 +713,44 @@ static void decisions_of(umg_store_t *st, dump_t *out)
     umg_store_abort(tx);
 }
 
-static void test_pipeline_decides_resumes_and_replays(void **state)
+/* A temporary directory holding a log of the given partitions, and the paths of two stores beside it. */
+typedef struct penv_s {
+    char *dir;
+    char s1[300], s2[300];
+    umg_bus_t *bus;
+} penv_t;
+
+static const umg_bus_ops_t *penv_open(penv_t *e, int partitions)
 {
-    (void)state;
-    char *dir = tmpdir();
-    char logdir[300], s1[300], s2[300];
-    snprintf(logdir, sizeof(logdir), "%s/log", dir);
-    snprintf(s1, sizeof(s1), "%s/attr1", dir);
-    snprintf(s2, sizeof(s2), "%s/attr2", dir);
-    const umg_bus_ops_t *ops = &umg_bus_log_ops;
+    char logdir[300];
+    e->dir = tmpdir();
+    snprintf(logdir, sizeof(logdir), "%s/log", e->dir);
+    snprintf(e->s1, sizeof(e->s1), "%s/attr1", e->dir);
+    snprintf(e->s2, sizeof(e->s2), "%s/attr2", e->dir);
     umg_bus_config_t bc;
     umg_bus_config_defaults(&bc);
     bc.dir = logdir;
-    bc.partitions = 4;
-    umg_bus_t *bus;
-    assert_int_equal(ops->open(&bc, &bus), UMG_OK);
+    if (partitions > 0) {
+        bc.partitions = partitions;
+    }
+    assert_int_equal(umg_bus_log_ops.open(&bc, &e->bus), UMG_OK);
+    return &umg_bus_log_ops;
+}
+
+static void penv_close(penv_t *e)
+{
+    umg_bus_log_ops.close(e->bus);
+    rmrf(e->dir);
+    free(e->dir);
+}
+
+static void test_pipeline_decides_resumes_and_replays(void **state)
+{
+    (void)state;
+    penv_t e;
+    const umg_bus_ops_t *ops = penv_open(&e, 4);
+    umg_bus_t *bus = e.bus;
+    const char *s1 = e.s1, *s2 = e.s2;
 
     const char *A = "38400000-8cf0-11bd-b23e-10b96e40000a", *B = "38400000-8cf0-11bd-b23e-10b96e40000b";
     char j[1024];
@@ -806,9 +829,7 @@ static void test_pipeline_decides_resumes_and_replays(void **state)
     umg_pipeline_free(p2);
     umg_store_close(st);
     umg_store_close(st2);
-    ops->close(bus);
-    rmrf(dir);
-    free(dir);
+    penv_close(&e);
 }
 
 /* A batch that changes more store pages than one LMDB transaction holds (simulated: every write transaction fails
@@ -816,17 +837,9 @@ static void test_pipeline_decides_resumes_and_replays(void **state)
 static void test_pipeline_splits_big_transactions(void **state)
 {
     (void)state;
-    char *dir = tmpdir();
-    char logdir[300], s1[300], s2[300];
-    snprintf(logdir, sizeof(logdir), "%s/log", dir);
-    snprintf(s1, sizeof(s1), "%s/attr1", dir);
-    snprintf(s2, sizeof(s2), "%s/attr2", dir);
-    const umg_bus_ops_t *ops = &umg_bus_log_ops;
-    umg_bus_config_t bc;
-    umg_bus_config_defaults(&bc);
-    bc.dir = logdir;
-    umg_bus_t *bus;
-    assert_int_equal(ops->open(&bc, &bus), UMG_OK);
+    penv_t e;
+    const umg_bus_ops_t *ops = penv_open(&e, 0);
+    umg_bus_t *bus = e.bus;
     char j[1024], gaid[40], click[16];
     enum { N = 20 };
     for (int i = 0; i < N; i++) {
@@ -843,7 +856,7 @@ static void test_pipeline_splits_big_transactions(void **state)
     umg_pipeline_config_t pc;
     umg_pipeline_config_defaults(&pc);
     pc.batch = 1000;
-    umg_store_t *st = open_store(s1);
+    umg_store_t *st = open_store(e.s1);
     umg_pipeline_t *p;
     assert_int_equal(umg_pipeline_new(&pc, st, ops, bus, NULL, NULL, &p), UMG_OK);
     umg__store_inject_txn_full = 7;
@@ -860,7 +873,7 @@ static void test_pipeline_splits_big_transactions(void **state)
     assert_int_equal(ps.touches, N);
     assert_int_equal(ps.installs, N);
 
-    umg_store_t *st2 = open_store(s2);
+    umg_store_t *st2 = open_store(e.s2);
     umg_pipeline_t *p2;
     assert_int_equal(umg_pipeline_new(&pc, st2, ops, bus, NULL, NULL, &p2), UMG_OK);
     drain(p2);
@@ -877,9 +890,7 @@ static void test_pipeline_splits_big_transactions(void **state)
     umg_pipeline_free(p2);
     umg_store_close(st);
     umg_store_close(st2);
-    ops->close(bus);
-    rmrf(dir);
-    free(dir);
+    penv_close(&e);
 }
 
 /* ------------------------------------------------------------- rollups */

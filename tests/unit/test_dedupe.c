@@ -87,17 +87,36 @@ static void test_lookup_during_growth(void **state)
     umg_dedupe_free(d);
 }
 
+/* A set reserved for 10,000 ids: a table of 16,384 slots, large enough that the next one is made ahead. */
+static umg_dedupe_t *set_16k(void)
+{
+    umg_dedupe_t *d;
+    assert_int_equal(umg_dedupe_new(1000000, 7 * DAY, &d), UMG_OK);
+    assert_int_equal(umg_dedupe_reserve(d, 10000), UMG_OK);
+    return d;
+}
+
+/* Inserts new ids (0, 1, ...) until the memory shows a table made ahead; returns how many. */
+static uint64_t fill_until_made_ahead(umg_dedupe_t *d)
+{
+    uint64_t mem0 = umg_dedupe_memory(d), n = 0;
+    umg_uuid_t id;
+    while (umg_dedupe_memory(d) == mem0) {
+        id_of(&id, n++);
+        assert_int_equal(umg_dedupe_check_insert(d, 1, &id, T0), 0);
+    }
+    return n;
+}
+
 /*
- * From 1 MiB on, the next table is made on a helper thread once the load passes 9/16 and taken at 5/8 (or, when it
- * is not ready yet, by 3/4): memory shows the table made ahead, never a fourth one, and every id stays found whether
+ * From 32,768 slots on, the next table is made on a helper thread once the load passes 9/16 and taken at 5/8 (or, when
+ * it is not ready yet, by 3/4): memory shows the table made ahead, never a fourth one, and every id stays found whether
  * the growth took it at once or went on in the old table first.
  */
 static void test_growth_made_ahead(void **state)
 {
     (void)state;
-    umg_dedupe_t *d;
-    assert_int_equal(umg_dedupe_new(1000000, 7 * DAY, &d), UMG_OK);
-    assert_int_equal(umg_dedupe_reserve(d, 10000), UMG_OK);
+    umg_dedupe_t *d = set_16k();
     uint64_t mem0 = umg_dedupe_memory(d), cap = mem0 / UMG_DEDUPE_SLOT_BYTES;
     assert_int_equal(cap, 16384);
     umg_uuid_t id;
@@ -132,16 +151,10 @@ static void test_growth_made_ahead(void **state)
 static void test_made_ahead_dropped(void **state)
 {
     (void)state;
-    umg_dedupe_t *d;
-    assert_int_equal(umg_dedupe_new(1000000, 7 * DAY, &d), UMG_OK);
-    assert_int_equal(umg_dedupe_reserve(d, 10000), UMG_OK);
+    umg_dedupe_t *d = set_16k();
     uint64_t mem0 = umg_dedupe_memory(d);
     umg_uuid_t id;
-    uint64_t n = 0;
-    while (umg_dedupe_memory(d) == mem0) {
-        id_of(&id, n++);
-        assert_int_equal(umg_dedupe_check_insert(d, 1, &id, T0), 0);
-    }
+    uint64_t n = fill_until_made_ahead(d);
     assert_int_equal(umg_dedupe_memory(d), 3 * mem0);
     umg_dedupe_expire(d, T0 + 8 * DAY);
     assert_int_equal(umg_dedupe_count(d), 0);
@@ -157,12 +170,8 @@ static void test_made_ahead_dropped(void **state)
     assert_int_equal(umg_dedupe_count(d), 0);
     umg_dedupe_free(d);
 
-    assert_int_equal(umg_dedupe_new(1000000, 7 * DAY, &d), UMG_OK);
-    assert_int_equal(umg_dedupe_reserve(d, 10000), UMG_OK);
-    for (n = 0; umg_dedupe_memory(d) == mem0; n++) {
-        id_of(&id, n);
-        assert_int_equal(umg_dedupe_check_insert(d, 1, &id, T0), 0);
-    }
+    d = set_16k();
+    fill_until_made_ahead(d);
     umg_dedupe_free(d); /* at once: the table may still be in the making */
 }
 

@@ -744,6 +744,19 @@ static void penv_close(penv_t *e)
     free(e->dir);
 }
 
+/* Both stores hold the same n decisions, byte for byte. */
+static void assert_same_decisions(umg_store_t *a, umg_store_t *b, size_t n)
+{
+    dump_t x = {0}, y = {0};
+    decisions_of(a, &x);
+    decisions_of(b, &y);
+    assert_int_equal(x.b.len, n * sizeof(umg_store_decision_t));
+    assert_int_equal(x.b.len, y.b.len);
+    assert_memory_equal(x.b.ptr, y.b.ptr, x.b.len);
+    umg_buf_free(&x.b);
+    umg_buf_free(&y.b);
+}
+
 static void test_pipeline_decides_resumes_and_replays(void **state)
 {
     (void)state;
@@ -816,14 +829,7 @@ static void test_pipeline_decides_resumes_and_replays(void **state)
     pc.batch = 1000;
     assert_int_equal(umg_pipeline_new(&pc, st2, ops, bus, NULL, NULL, &p2), UMG_OK);
     drain(p2);
-    dump_t x = {0}, y = {0};
-    decisions_of(st, &x);
-    decisions_of(st2, &y);
-    assert_int_equal(x.b.len, 3 * sizeof(umg_store_decision_t));
-    assert_int_equal(x.b.len, y.b.len);
-    assert_memory_equal(x.b.ptr, y.b.ptr, x.b.len);
-    umg_buf_free(&x.b);
-    umg_buf_free(&y.b);
+    assert_same_decisions(st, st2, 3);
 
     umg_pipeline_free(p);
     umg_pipeline_free(p2);
@@ -878,14 +884,7 @@ static void test_pipeline_splits_big_transactions(void **state)
     assert_int_equal(umg_pipeline_new(&pc, st2, ops, bus, NULL, NULL, &p2), UMG_OK);
     drain(p2);
     assert_int_equal(umg_pipeline_next_offset(p2), 2 * N);
-    dump_t x = {0}, y = {0};
-    decisions_of(st, &x);
-    decisions_of(st2, &y);
-    assert_int_equal(x.b.len, N * sizeof(umg_store_decision_t));
-    assert_int_equal(x.b.len, y.b.len);
-    assert_memory_equal(x.b.ptr, y.b.ptr, x.b.len);
-    umg_buf_free(&x.b);
-    umg_buf_free(&y.b);
+    assert_same_decisions(st, st2, N);
     umg_pipeline_free(p);
     umg_pipeline_free(p2);
     umg_store_close(st);

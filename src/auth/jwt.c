@@ -507,14 +507,9 @@ static int es256_make_low_s(char *tok, size_t n)
 
 static void make_jti(char out[40])
 {
-    static const char hex[] = "0123456789abcdef";
     uint8_t raw[16];
     umg_random_bytes(raw, sizeof(raw));
-    for (size_t i = 0; i < sizeof(raw); i++) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 15];
-    }
-    out[2 * sizeof(raw)] = '\0';
+    umg_hex_encode(raw, sizeof(raw), out);
 }
 
 static int claims_signable(const umg_jwt_claims_t *c)

@@ -241,29 +241,19 @@ int64_t umg_meta_data_version(sqlite3 *db)
 
 void umg_meta_random_id(char *out, const char *prefix, size_t nbytes)
 {
-    static const char hex[] = "0123456789abcdef";
     uint8_t raw[64];
     nbytes = UMG_MIN(nbytes, sizeof(raw));
     umg_random_bytes(raw, nbytes);
     size_t p = strlen(prefix);
     memcpy(out, prefix, p);
-    for (size_t i = 0; i < nbytes; i++) {
-        out[p + 2 * i] = hex[raw[i] >> 4];
-        out[p + 2 * i + 1] = hex[raw[i] & 15];
-    }
-    out[p + 2 * nbytes] = '\0';
+    umg_hex_encode(raw, nbytes, out + p);
 }
 
 void umg_meta_token_hash(const char *s, size_t len, char out[65])
 {
-    static const char hex[] = "0123456789abcdef";
     uint8_t h[crypto_hash_sha256_BYTES];
     crypto_hash_sha256(h, (const unsigned char *)s, len);
-    for (size_t i = 0; i < sizeof(h); i++) {
-        out[2 * i] = hex[h[i] >> 4];
-        out[2 * i + 1] = hex[h[i] & 15];
-    }
-    out[64] = '\0';
+    umg_hex_encode(h, sizeof(h), out);
 }
 
 int umg_meta_password_hash(const char *password, size_t len, char out[128])

@@ -464,6 +464,18 @@ static inline int umg_hexval(int c)
     return -1;
 }
 
+/** Writes n bytes as 2n lower-case hex digits and a NUL into out (2n + 1 bytes). */
+static inline void umg_hex_encode(const void *in, size_t n, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *b = (const unsigned char *)in;
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hex[b[i] >> 4];
+        out[2 * i + 1] = hex[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
 #define UMG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define UMG_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define UMG_MAX(a, b) ((a) > (b) ? (a) : (b))

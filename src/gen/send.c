@@ -377,7 +377,6 @@ int64_t umg__gen_retry_after_ms(const char *value, size_t len, int64_t dflt_ms)
 
 int umg__gen_sign(const char *key, int64_t ts_s, const char *body, size_t len, char out[65])
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int maclen = 0;
     umg_buf_t msg = {0};
@@ -393,11 +392,7 @@ int umg__gen_sign(const char *key, int64_t ts_s, const char *body, size_t len, c
     if (r == NULL || maclen != 32) {
         return UMG_ENOMEM;
     }
-    for (unsigned i = 0; i < 32; i++) {
-        out[2 * i] = hex[mac[i] >> 4];
-        out[2 * i + 1] = hex[mac[i] & 15];
-    }
-    out[64] = '\0';
+    umg_hex_encode(mac, 32, out);
     return UMG_OK;
 }
 

@@ -155,13 +155,9 @@ static int add_touch(tthread_t *t, tpend_t *p, umg_touch_t *tc)
     tc->received_us = t->now;
     tc->app_id = umg_slice(t->app.public_id, strlen(t->app.public_id));
     if (tc->type == UMG_TOUCH_CLICK && tc->click_id.len == 0) {
-        static const char hex[] = "0123456789abcdef";
         umg_uuid_t u;
         umg_uuid_v4(&u);
-        for (int i = 0; i < 16; i++) {
-            click_id[2 * i] = hex[u.b[i] >> 4];
-            click_id[2 * i + 1] = hex[u.b[i] & 15];
-        }
+        umg_hex_encode(u.b, sizeof(u.b), click_id);
         tc->click_id = umg_slice(click_id, 32);
     }
     /* The partition is chosen on the plaintext (below it is only used through h). */

@@ -51,6 +51,24 @@ static size_t count_occurrences(const char *hay, const char *needle)
 
 /* ---------------------------------------------------------------- errors */
 
+static void test_hex_encode(void **state)
+{
+    (void)state;
+    const uint8_t b[] = {0x00, 0x0f, 0xa5, 0xff};
+    char out[2 * sizeof(b) + 1];
+    memset(out, 'x', sizeof(out));
+    umg_hex_encode(b, sizeof(b), out);
+    assert_string_equal(out, "000fa5ff");
+    umg_hex_encode(b, 0, out);
+    assert_string_equal(out, "");
+    for (int c = 0; c < 256; c++) { /* umg_hexval reads back what it writes */
+        uint8_t one = (uint8_t)c;
+        char h[3];
+        umg_hex_encode(&one, 1, h);
+        assert_int_equal(umg_hexval(h[0]) * 16 + umg_hexval(h[1]), c);
+    }
+}
+
 static void test_strerror(void **state)
 {
     (void)state;
@@ -1254,6 +1272,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dates),
         cmocka_unit_test(test_strerror),
+        cmocka_unit_test(test_hex_encode),
         cmocka_unit_test(test_buf_csv_field),
         cmocka_unit_test(test_alloc_counting),
         cmocka_unit_test(test_alloc_fail_injection),

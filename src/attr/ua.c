@@ -9,6 +9,10 @@
  */
 #include "umg_attr.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #define FP_SEED_MODEL UINT64_C(0x6d6f64656c5f6670)
 #define FP_SEED_IP UINT64_C(0x69705f6164647221)
 
@@ -17,19 +21,53 @@ static int lower(int c)
     return c >= 'A' && c <= 'Z' ? c + 32 : c;
 }
 
-/* Finds lit (lower case) in s ignoring case; returns its offset or -1. */
+/* Whether the n bytes at p are lit (lower case), ignoring case. */
+static int same_ci(const char *p, const char *lit, size_t n)
+{
+    for (size_t j = 0; j < n; j++) {
+        if (lower((unsigned char)p[j]) != lit[j]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/*
+ * Finds lit (lower case) in s ignoring case; returns its offset or -1.
+ *
+ * The parser makes a dozen such searches per UA, most of them misses over the
+ * whole string, once per install, session and event: a compare at every
+ * position was a tenth of the pipeline's time. With SSE2, sixteen positions
+ * are tested at a time for lit's first two bytes (a byte with bit 0x20 set
+ * matches both cases of a letter; other bytes may pass the filter and are
+ * turned down by the full compare).
+ */
 static long find_ci(umg_slice_t s, const char *lit)
 {
     size_t n = strlen(lit);
     if (n == 0 || s.len < n) {
         return -1;
     }
-    for (size_t i = 0; i + n <= s.len; i++) {
-        size_t j = 0;
-        while (j < n && lower((unsigned char)s.ptr[i + j]) == lit[j]) {
-            j++;
+    size_t i = 0;
+#ifdef __SSE2__
+    if (n >= 2) {
+        const __m128i b20 = _mm_set1_epi8(0x20), c0 = _mm_set1_epi8(lit[0]), c1 = _mm_set1_epi8(lit[1]);
+        for (; i + 17 <= s.len; i += 16) {
+            __m128i a = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(s.ptr + i)), b20);
+            __m128i b = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(s.ptr + i + 1)), b20);
+            unsigned m = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, c0), _mm_cmpeq_epi8(b, c1)));
+            while (m != 0) {
+                size_t at = i + (size_t)__builtin_ctz(m);
+                if (at + n <= s.len && same_ci(s.ptr + at, lit, n)) {
+                    return (long)at;
+                }
+                m &= m - 1;
+            }
         }
-        if (j == n) {
+    }
+#endif
+    for (; i + n <= s.len; i++) {
+        if (same_ci(s.ptr + i, lit, n)) {
             return (long)i;
         }
     }

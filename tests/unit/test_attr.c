@@ -730,6 +730,11 @@ static void test_user_agents(void **state)
          UMG_ATTR_PLATFORM_UNKNOWN, 0, 0, 0, NULL},
         {"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36", UMG_ATTR_PLATFORM_UNKNOWN, 0, 0, 0, NULL},
         {"", UMG_ATTR_PLATFORM_UNKNOWN, 0, 0, 0, NULL},
+        /* Case does not matter; a token that is only "Build/..." is no model. */
+        {"MOZILLA/5.0 (LINUX; ANDROID 12; Build/SP1A; Pixel 6 BUILD/SQ3A)", UMG_ATTR_PLATFORM_ANDROID, 12, 0, 0,
+         "Pixel 6"},
+        {"app (IPHONE15,3; IOS 17.1)", UMG_ATTR_PLATFORM_IOS, 17, 1, 0, "IPHONE15,3"},
+        {"App/1 CFNETWORK/1 DARWIN/22.1.0", UMG_ATTR_PLATFORM_IOS, 16, 0, 0, NULL},
     };
     for (size_t i = 0; i < UMG_ARRAY_SIZE(cases); i++) {
         umg_attr_ua_t ua;
@@ -745,6 +750,20 @@ static void test_user_agents(void **state)
             print_error("UA %zu: rc %d platform %d %u.%u.%u model '%.*s'\n", i, rc, ua.platform, ua.major, ua.minor,
                         ua.patch, (int)ua.model.len, ua.model.ptr ? ua.model.ptr : "");
             fail();
+        }
+    }
+    /* The platform is found at every offset and in any case, across the 16-byte blocks of the search and its
+     * tail; a near miss ("androi" at the end) is not a match. */
+    for (size_t at = 0; at < 40; at++) {
+        for (size_t tail = 0; tail < 20; tail++) {
+            char buf[80];
+            memset(buf, '.', sizeof(buf));
+            memcpy(buf + at, at % 2 ? "ANDROID 7" : "aNdRoId 7", 9);
+            umg_attr_ua_t u;
+            assert_int_equal(umg_attr_ua_parse(umg_slice(buf, at + 9 + tail), &u), UMG_OK);
+            assert_int_equal(u.major, 7);
+            memcpy(buf + at, "xandroi", 7);
+            assert_int_equal(umg_attr_ua_parse(umg_slice(buf, at + 7), &u), UMG_ENOENT);
         }
     }
     /* A click's UA and the install's SDK fields give the same fingerprint. */

@@ -116,7 +116,8 @@ struct umg_bus_reader_s {
     uint64_t idx_first;  /* entry number (offset - base) of idx[0] */
     uint8_t *buf;        /* read-ahead window over the segment */
     size_t buf_cap, buf_len;
-    uint64_t buf_pos; /* segment position of buf[0] */
+    uint64_t buf_pos;                  /* segment position of buf[0] */
+    uint64_t log_dropped, idx_dropped; /* drop_behind: bytes of the segment's files dropped from the cache */
 };
 
 /* ---------------------------------------------------------------- metrics */
@@ -1611,6 +1612,30 @@ static int log_partitions(umg_bus_t *bus)
 #define READER_IDX_CHUNK 4096
 #define READER_WINDOW (1u << 20)
 
+/*
+ * drop_behind: the pages of [*dropped, upto) of a segment file leave the page
+ * cache, in steps of umg__log_drop_step (8 MiB; tests make it smaller). The log is written once and read once by the
+ * pipeline; kept cached it pushes out the attribution store's pages, and every
+ * appended page is then a newly allocated one (on a VM whose memory the host
+ * backs lazily, a fault on the host too: writes into recycled pages ran 4x
+ * faster, docs/storage.md). Readers only read published records, which
+ * fsync=always has made durable, so the pages are clean and simply freed;
+ * dirty ones (other fsync modes) are left to writeback by the kernel.
+ */
+uint64_t umg__log_drop_step = 8u << 20;
+
+static void drop_cached(int fd, uint64_t *dropped, uint64_t upto)
+{
+    if (upto != UINT64_MAX) { /* UINT64_MAX: to the end of the file */
+        upto -= upto % umg__log_drop_step;
+    }
+    if (fd >= 0 && upto > *dropped) {
+        (void)posix_fadvise(fd, (off_t)*dropped, upto == UINT64_MAX ? 0 : (off_t)(upto - *dropped),
+                            POSIX_FADV_DONTNEED);
+        *dropped = upto;
+    }
+}
+
 static void reader_drop_segment(umg_bus_reader_t *r)
 {
     if (r->log_fd >= 0) {
@@ -1622,6 +1647,7 @@ static void reader_drop_segment(umg_bus_reader_t *r)
     r->log_fd = r->idx_fd = -1;
     r->idx_n = r->idx_i = 0;
     r->buf_len = 0;
+    r->log_dropped = r->idx_dropped = 0;
 }
 
 static int log_reader_open(umg_bus_t *bus, const umg_bus_read_opts_t *opts, umg_bus_reader_t **out)
@@ -1738,6 +1764,9 @@ static int reader_fetch(umg_bus_reader_t *r, uint64_t pos, size_t need)
         }
         want = (size_t)UMG_MIN((uint64_t)want, published - pos);
     }
+    if (r->opts.drop_behind) {
+        drop_cached(r->log_fd, &r->log_dropped, pos);
+    }
     ssize_t got = umg_pread_full(r->log_fd, r->buf, want, pos);
     if (got < (ssize_t)need) {
         return UMG_ECORRUPT;
@@ -1780,6 +1809,12 @@ static int log_reader_next(umg_bus_reader_t *r, umg_bus_msg_t *msg)
             if (rel >= avail) {
                 /* This segment is done: move on to the one holding r->next. */
                 uint64_t old_base = r->seg_base;
+                if (r->opts.drop_behind && rel == in_idx && avail == in_idx && in_idx > 0 &&
+                    seg_published_bytes(bus, old_base) == UINT64_MAX) {
+                    /* sealed and read to its end: all of it goes */
+                    drop_cached(r->log_fd, &r->log_dropped, UINT64_MAX);
+                    drop_cached(r->idx_fd, &r->idx_dropped, UINT64_MAX);
+                }
                 reader_drop_segment(r);
                 seg_t s;
                 int rc = reader_locate(r, durable, &s);
@@ -1791,6 +1826,9 @@ static int log_reader_next(umg_bus_reader_t *r, umg_bus_msg_t *msg)
                     return UMG_ECORRUPT; /* the index is shorter than what was published */
                 }
                 continue;
+            }
+            if (r->opts.drop_behind) {
+                drop_cached(r->idx_fd, &r->idx_dropped, rel * sizeof(umg_log_idx_t));
             }
             size_t want = (size_t)UMG_MIN((uint64_t)READER_IDX_CHUNK, avail - rel);
             ssize_t got = umg_pread_full(r->idx_fd, r->idx, want * sizeof(umg_log_idx_t), rel * sizeof(umg_log_idx_t));

@@ -85,6 +85,9 @@ typedef struct umg_bus_read_opts_s {
     uint64_t to_offset;                 /* stop before this offset; 0: follow the acknowledged end */
     uint32_t app;                       /* 0: any app; otherwise a filter */
     int64_t event_from_us, event_to_us; /* event-time filter, inclusive/exclusive; 0,0: none */
+    /* The log's pages this reader has read past leave the page cache (the
+     * pipeline, which reads every record once; ignored where there is no file). */
+    int drop_behind;
 } umg_bus_read_opts_t;
 
 typedef struct umg_bus_stats_s {

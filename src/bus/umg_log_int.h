@@ -68,5 +68,7 @@ int umg__log_scan_segment(const char *path, uint64_t *valid_len, uint64_t *count
 
 /* Test hook: the next log write fails with this errno (0: none). */
 extern int umg__log_inject_write_errno;
+/* drop_behind readers drop cached pages in steps of this many bytes (a multiple of the page size). */
+extern uint64_t umg__log_drop_step;
 
 #endif

@@ -1978,7 +1978,7 @@ int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
         fraud_warm(p);
     }
     if (p->reader == NULL) {
-        umg_bus_read_opts_t o = {.partition = -1, .from_offset = p->reader_next};
+        umg_bus_read_opts_t o = {.partition = -1, .from_offset = p->reader_next, .drop_behind = 1};
         int rc = p->ops->reader_open(p->bus, &o, &p->reader);
         if (rc != UMG_OK) {
             return rc;

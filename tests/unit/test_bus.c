@@ -17,6 +17,8 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -340,6 +342,100 @@ static void test_roll_and_index_rebuild(void **state)
     free(dir);
 }
 
+/* Pages of the file at path in the page cache, and its size in pages. */
+static size_t resident_pages(const char *path, size_t *pages)
+{
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE), n = ((size_t)st.st_size + pg - 1) / pg, in = 0;
+    *pages = n;
+    if (n > 0) {
+        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+        assert_true(m != MAP_FAILED);
+        unsigned char *v = calloc(n, 1);
+        assert_int_equal(mincore(m, (size_t)st.st_size, v), 0);
+        for (size_t i = 0; i < n; i++) {
+            in += v[i] & 1;
+        }
+        free(v);
+        munmap(m, (size_t)st.st_size);
+    }
+    close(fd);
+    return in;
+}
+
+/* Reads the whole log with or without drop_behind; returns the log's resident pages, and its pages in *pages. */
+static size_t read_and_count_cached(const char *dir, umg_bus_t *bus, int drop, size_t *pages, size_t *active_in,
+                                    size_t *active_pages)
+{
+    umg_bus_read_opts_t o = {.partition = -1, .drop_behind = drop};
+    assert_int_equal(count_all(bus, &o, NULL), 80000);
+    size_t in = 0;
+    *pages = 0;
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    uint64_t last = 0;
+    while ((de = readdir(d)) != NULL) {
+        size_t l = strlen(de->d_name);
+        if (l > 4 && strcmp(de->d_name + l - 4, ".log") == 0) {
+            last = UMG_MAX(last, strtoull(de->d_name, NULL, 10));
+        }
+    }
+    rewinddir(d);
+    while ((de = readdir(d)) != NULL) {
+        size_t l = strlen(de->d_name);
+        if (l > 4 && (strcmp(de->d_name + l - 4, ".log") == 0 || strcmp(de->d_name + l - 4, ".idx") == 0)) {
+            char p[4200];
+            snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+            size_t n, r = resident_pages(p, &n);
+            in += r;
+            *pages += n;
+            if (strtoull(de->d_name, NULL, 10) == last && strcmp(de->d_name + l - 4, ".log") == 0) {
+                *active_in = r;
+                *active_pages = n;
+            }
+        }
+    }
+    closedir(d);
+    return in;
+}
+
+/*
+ * A drop_behind reader (the pipeline's) leaves the log's pages it has read out
+ * of the page cache: all of a sealed segment it read to the end, the active
+ * segment's up to where its read-ahead window last moved from, in steps.
+ * Without it they stay cached.
+ */
+static void test_drop_behind(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    uint64_t step = umg__log_drop_step;
+    umg__log_drop_step = 64 * 1024;
+    umg_bus_t *bus = open_bus(dir, 4 << 20);
+    for (uint32_t k = 0; k < 80; k++) {
+        assert_int_equal(append(bus, 3, k * 1000, 1000, NULL), UMG_OK);
+    }
+    umg_bus_stats_t st;
+    ops->stats(bus, &st);
+    assert_int_equal(st.segments, 2);
+    size_t pages, active, active_pages, in = read_and_count_cached(dir, bus, 0, &pages, &active, &active_pages);
+    assert_true(in * 10 > pages * 9); /* just written and read: cached */
+    assert_true(active_pages > 300);  /* more than the reader's 1 MiB window */
+    in = read_and_count_cached(dir, bus, 1, &pages, &active, &active_pages);
+    /* Left: the active segment past the last place the reader's window moved from (its index stays, small). */
+    assert_true(active + 256 / 4 <= active_pages);
+    assert_true(in * 2 < pages);
+    /* Dropped pages read again from the disk give the same records. */
+    assert_int_equal(count_all(bus, &ALL, NULL), 80000);
+    ops->close(bus);
+    umg__log_drop_step = step;
+    rmrf(dir);
+    free(dir);
+}
+
 static void test_write_failure_undoes_dedupe(void **state)
 {
     (void)state;
@@ -559,6 +655,7 @@ int main(void)
         cmocka_unit_test(test_torn_tail_every_offset),
         cmocka_unit_test(test_zeros_written_ahead),
         cmocka_unit_test(test_roll_and_index_rebuild),
+        cmocka_unit_test(test_drop_behind),
         cmocka_unit_test(test_write_failure_undoes_dedupe),
         cmocka_unit_test(test_failed_group_keeps_earlier_ids),
         cmocka_unit_test(test_time_filter_and_offsets),

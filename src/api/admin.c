@@ -149,6 +149,7 @@ static void password_check(login_check_t *l)
 static void *password_main(void *arg)
 {
     umg_admin_t *a = arg;
+    umg_thread_name("umg-password");
     pthread_mutex_lock(&a->mu);
     for (;;) {
         job_t *j = list_wait_pop(a, &a->pw_head, &a->pw_tail, &a->pw_cv, &a->pw_stopping);
@@ -185,6 +186,7 @@ static void password_handoff(umg_admin_t *a, job_t *j)
 static void *worker_main(void *arg)
 {
     umg_admin_t *a = arg;
+    umg_thread_name("umg-admin");
     pthread_mutex_lock(&a->mu);
     for (;;) {
         job_t *j = list_wait_pop(a, &a->head, &a->tail, &a->cv, &a->stopping);

@@ -1158,6 +1158,7 @@ static void sync_push(umg_bus_t *bus, sync_job_t *j)
 static void *syncer_main(void *arg)
 {
     umg_bus_t *bus = arg;
+    umg_thread_name("umg-syncer");
     for (;;) {
         pthread_mutex_lock(&bus->slock);
         while (bus->shead == NULL && !bus->sstop) {
@@ -1206,6 +1207,7 @@ static void *syncer_main(void *arg)
 static void *writer_main(void *arg)
 {
     umg_bus_t *bus = arg;
+    umg_thread_name("umg-writer");
     int64_t interval_ns = bus->cfg.fsync_interval_ms * 1000000;
     for (;;) {
         pthread_mutex_lock(&bus->qlock);

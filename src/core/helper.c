@@ -5,6 +5,7 @@
  * umg_helper_wait; nothing is queued.
  */
 #include <pthread.h>
+#include <stdio.h>
 
 #include "umg_core.h"
 
@@ -18,9 +19,17 @@ struct umg_helper_s {
     int stopping;
 };
 
+void umg_thread_name(const char *name)
+{
+    char n[16];
+    snprintf(n, sizeof(n), "%s", name);
+    (void)pthread_setname_np(pthread_self(), n);
+}
+
 static void *helper_main(void *arg)
 {
     umg_helper_t *h = arg;
+    umg_thread_name("umg-helper");
     pthread_mutex_lock(&h->mu);
     for (;;) {
         while (h->fn == NULL && !h->stopping) {

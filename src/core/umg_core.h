@@ -502,6 +502,8 @@ int umg_fsync_dir(const char *dir);
  * time; umg_helper_free waits for a running job, then stops the thread.
  */
 typedef struct umg_helper_s umg_helper_t;
+/** Names the calling thread (at most 15 bytes are kept) for top -H, perf and gdb. */
+void umg_thread_name(const char *name);
 int umg_helper_new(umg_helper_t **out);
 int umg_helper_run(umg_helper_t *h, void (*fn)(void *), void *arg);
 void umg_helper_wait(umg_helper_t *h);

@@ -496,6 +496,7 @@ static void answer(umg_http_req_t *req, void *data)
 
 static void *worker(void *arg)
 {
+    umg_thread_name("umg-cost");
     (void)arg;
     pthread_mutex_lock(&W.mu);
     for (;;) {

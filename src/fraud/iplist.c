@@ -430,6 +430,7 @@ static void build_tables(build_t *w)
 static void *build_main(void *arg)
 {
     struct sched_param sp = {0};
+    umg_thread_name("umg-iplist");
     int rc = pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
     if (rc != 0 && setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19) != 0) {
         umg_log(UMG_LOG_DEBUG, "fraud", "cannot lower the IP list build thread's priority: %s", strerror(rc));

@@ -1040,6 +1040,7 @@ const char *umg_http_server_addr(umg_http_server_t *s)
 static void *thread_main(void *arg)
 {
     thread_t *t = arg;
+    umg_thread_name("umg-http");
     umg_http_server_t *s = t->srv;
     h2o_context_init(&t->ctx, h2o_evloop_create(), &s->conf);
     h2o_multithread_register_receiver(t->ctx.queue, &t->receiver, on_messages);

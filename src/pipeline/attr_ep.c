@@ -795,6 +795,7 @@ static void report_answer(umg_http_req_t *req, void *data)
 static void *report_worker(void *arg)
 {
     umg_attr_worker_t *w = arg;
+    umg_thread_name("umg-report");
     pthread_mutex_lock(&w->mu);
     for (;;) {
         while (w->head == NULL && !w->stopping) {

@@ -2091,6 +2091,7 @@ reopen:
 static void *pipeline_thread(void *arg)
 {
     umg_pipeline_t *p = arg;
+    umg_thread_name("umg-pipeline");
     int64_t backoff_ms = 0;
     while (!atomic_load_explicit(&p->stop, memory_order_acquire)) {
         size_t n = 0;

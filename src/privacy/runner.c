@@ -250,6 +250,7 @@ static void run_pass(umg_privacy_runner_t *r)
 static void *runner_main(void *arg)
 {
     umg_privacy_runner_t *r = arg;
+    umg_thread_name("umg-privacy");
     pthread_mutex_lock(&r->mu);
     while (!r->stopping) {
         pthread_mutex_unlock(&r->mu);

@@ -24,9 +24,13 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #define GATHER_CAP 256
 #define APP_CACHE 64
@@ -220,6 +224,7 @@ void umg_pipeline_config_defaults(umg_pipeline_config_t *cfg)
     cfg->poll_ms = 2;
     cfg->touch_retention_ms = 31ll * 86400000;
     cfg->sync_interval_ms = 1000;
+    cfg->nice = 10;
     cfg->rollup_fold_bytes = 128 << 20;
     cfg->rollup_fold_ms = 60000;
     cfg->fraud = 1;
@@ -2092,6 +2097,11 @@ static void *pipeline_thread(void *arg)
 {
     umg_pipeline_t *p = arg;
     umg_thread_name("umg-pipeline");
+    /* A nice value is per thread on Linux; raising it needs no privilege. */
+    if (p->cfg.nice != 0 && setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), (int)p->cfg.nice) != 0) {
+        umg_log(UMG_LOG_WARN, "pipeline", "cannot set the pipeline thread's nice value to %lld: %s",
+                (long long)p->cfg.nice, strerror(errno));
+    }
     int64_t backoff_ms = 0;
     while (!atomic_load_explicit(&p->stop, memory_order_acquire)) {
         size_t n = 0;

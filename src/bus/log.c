@@ -1616,13 +1616,14 @@ static int log_partitions(umg_bus_t *bus)
 
 /*
  * drop_behind: the pages of [*dropped, upto) of a segment file leave the page
- * cache, in steps of umg__log_drop_step (8 MiB; tests make it smaller). The log is written once and read once by the
- * pipeline; kept cached it pushes out the attribution store's pages, and every
- * appended page is then a newly allocated one (on a VM whose memory the host
- * backs lazily, a fault on the host too: writes into recycled pages ran 4x
- * faster, docs/storage.md). Readers only read published records, which
- * fsync=always has made durable, so the pages are clean and simply freed;
- * dirty ones (other fsync modes) are left to writeback by the kernel.
+ * cache, in steps of umg__log_drop_step (8 MiB; tests make it smaller). The
+ * log is written once and read once by the pipeline; kept cached it pushes
+ * out the attribution store's pages, and every appended page is then a newly
+ * allocated one (on a VM whose memory the host backs lazily, a fault on the
+ * host too: writes into recycled pages ran 4x faster, docs/storage.md).
+ * Readers only read published records, which fsync=always has made durable,
+ * so the pages are clean and simply freed; dirty ones (other fsync modes) are
+ * left to writeback by the kernel.
  */
 uint64_t umg__log_drop_step = 8u << 20;
 

@@ -22,9 +22,9 @@
 #include "umg_rollup.h"
 #include "umg_touch.h"
 
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
-#include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/resource.h>

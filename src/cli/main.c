@@ -147,10 +147,10 @@ static const umg_config_item_t serve_items[] = {
      "backlog (once it has caught up, each transaction ends when the log does)."},
     {"attribution.poll", UMG_CFG_DURATION_MS, "2", 1, 1000, OFF(pipeline.poll_ms),
      "How long the pipeline waits before looking again when it has caught up with the log."},
-    {"attribution.nice", UMG_CFG_INT, "10", 0, 19, OFF(pipeline.nice),
-     "Nice value of the pipeline thread. When the cores are short, acknowledging events goes first and the "
-     "pipeline catches up when they are free (umg_pipeline_lag_records shows how far behind it is); 0: the same "
-     "priority as ingest."},
+    {"attribution.nice", UMG_CFG_INT, "0", 0, 19, OFF(pipeline.nice),
+     "Nice value of the pipeline thread. Above 0, acknowledging events goes first when the cores are short and "
+     "the pipeline catches up when they are free (umg_pipeline_lag_records shows how far behind it is); results "
+     "reach GET /v1/attribution later under load (docs/attribution.md)."},
     {"attribution.touch_retention", UMG_CFG_DURATION_MS, "31d", 3600000, 3650ll * 86400000,
      OFF(pipeline.touch_retention_ms),
      "Touches older than this (behind the newest log record) leave the touch store; keep it above every window."},

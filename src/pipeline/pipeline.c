@@ -224,7 +224,7 @@ void umg_pipeline_config_defaults(umg_pipeline_config_t *cfg)
     cfg->poll_ms = 2;
     cfg->touch_retention_ms = 31ll * 86400000;
     cfg->sync_interval_ms = 1000;
-    cfg->nice = 10;
+    cfg->nice = 0;
     cfg->rollup_fold_bytes = 128 << 20;
     cfg->rollup_fold_ms = 60000;
     cfg->fraud = 1;

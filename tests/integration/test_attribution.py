@@ -864,6 +864,35 @@ class BackfillReplayTest(AttributionCase):
 # ================================================================ auth and errors
 
 
+class PipelineNiceTest(AttributionCase):
+    """attribution.nice: the pipeline thread (named umg-pipeline) runs at that nice value and still decides."""
+
+    extra_args = ("--set", "attribution.nice=7")
+
+    def thread_nice(self):
+        """{thread name: nice value} of the daemon's threads (fields of /proc/PID/task/TID/stat)."""
+        out = {}
+        task = "/proc/%d/task" % self.d.proc.pid
+        for tid in os.listdir(task):
+            try:
+                stat = open(os.path.join(task, tid, "stat")).read()
+            except FileNotFoundError:
+                continue  # a thread that ended after the listing
+            name = stat[stat.index("(") + 1:stat.rindex(")")]
+            out[name] = int(stat[stat.rindex(")") + 2:].split()[16])  # field 19: nice
+        return out
+
+    def test_pipeline_runs_at_its_nice_value(self):
+        g = gaid()
+        self.send_touches([self.click(now_ms() - H_MS, g)])
+        self.install(g, now_ms() - MIN_MS)
+        self.wait_decided(g)
+        threads = self.thread_nice()
+        self.assertEqual(threads.get("umg-pipeline"), 7, threads)
+        for name in ("umg-http", "umg-writer", "umg-syncer"):
+            self.assertEqual(threads.get(name), 0, threads)
+
+
 class AuthTest(AttributionCase):
 
     def before_start(self):

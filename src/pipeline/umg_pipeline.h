@@ -25,7 +25,7 @@ typedef struct umg_pipeline_config_s {
     int64_t poll_ms;            /* idle wait before looking for new records */
     int64_t touch_retention_ms; /* touches older than this (behind the newest record) are expired */
     int64_t sync_interval_ms;   /* how often the store is flushed to disk */
-    int64_t nice; /* the pipeline thread's nice value (0..19); above 0 ingest goes first when cores are short */
+    int64_t nice;               /* the pipeline thread's nice value (0..19); above 0, ingest goes first */
     /* Report rollups: the rollup log is folded into rows when it holds this many bytes, or this long after the
      * last fold (umg_pipeline_set_reports). */
     int64_t rollup_fold_bytes;

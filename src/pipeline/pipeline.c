@@ -109,6 +109,30 @@ typedef struct fraud_s {
     double score; /* -1: not scored */
 } fraud_t;
 
+/* A row of a fold, in the order the store keeps rows (app, table, key bytes): written in that order, the puts
+ * walk the B-tree's pages once instead of at random. */
+typedef struct frow_s {
+    uint32_t app;
+    uint8_t t;
+    umg_rollup_key_t k;
+    int64_t v[UMG_ROLLUP_MAXV];
+} frow_t;
+
+/* Folding the rollup log into the stored rows (roll_persist): the rows the blobs up to `upto` touched, with their
+ * values as of that blob, written `chunk` rows per store transaction. */
+typedef struct fold_s {
+    umg_rollup_delta_t *touched; /* the rows, while the blobs are read */
+    umg_buf_t rows;              /* frow_t, sorted */
+    size_t at, next;             /* rows stored; stored once the batch commits */
+    size_t wrote;                /* rows the batch's transaction writes */
+    int active;                  /* a fold is in progress */
+    uint64_t upto;               /* the last blob it folds */
+    uint64_t bytes;              /* their bytes: gone from the log when it ends */
+    int64_t chunk;               /* rows per transaction now: cfg.rollup_fold_rows, less after one outgrew the store */
+    int64_t last_ms;             /* when the last one ended */
+    frow_t mark;                 /* loading: the last row stored of a fold in progress */
+} fold_t;
+
 /* An activity row of the batch: each device's first activity of a day adds to up to ten of them, and a batch has
  * few, so they are summed here and reach the delta once per batch. */
 #define ACT_BITS 6
@@ -146,16 +170,16 @@ struct umg_pipeline_s {
     umg_rollup_delta_t *merging; /* the last committed batch's, going into the tables on the merger thread */
     umg_helper_t *merger;        /* NULL: merged on the pipeline thread */
     int merge_busy;
-    umg_rollup_delta_t *fold; /* the rows the rollup log touched, while folding it */
     act_ent_t act[ACT_SLOTS]; /* the batch's activity rows, summed before they go into the delta (act_add) */
     size_t nact;
     umg_tz_cache_t *tzc;
     umg_live_t *live;    /* the live feed (NULL: none), borrowed */
     umg_buf_t live_buf;  /* a decision's JSON for it */
     umg_buf_t rlog;      /* the batch's changes as a rollup log blob */
-    umg_buf_t frows;     /* a fold's rows, sorted before they are written */
     uint64_t rlog_bytes; /* in the store's rollup log */
-    int64_t last_fold_ms;
+    uint64_t rlog_last;  /* the number of its last blob (when rlog_bytes > 0) */
+    uint64_t rlog_new;   /* the batch's blob's */
+    fold_t fl;
     /* fraud (docs/fraud.md) */
     umg_pipeline_fraud_t fh;
     umg_fraud_counts_t *fc;
@@ -227,6 +251,7 @@ void umg_pipeline_config_defaults(umg_pipeline_config_t *cfg)
     cfg->nice = 0;
     cfg->rollup_fold_bytes = 128 << 20;
     cfg->rollup_fold_ms = 60000;
+    cfg->rollup_fold_rows = 32768;
     cfg->fraud = 1;
     cfg->fraud_horizon_ms = 86400000;
 }
@@ -297,7 +322,9 @@ int umg_pipeline_new(const umg_pipeline_config_t *cfg, umg_store_t *store, const
     p->cfg = *cfg;
     p->cfg.batch = p->cfg.batch < 1 ? 1 : p->cfg.batch;
     p->cfg.batch_ms = p->cfg.batch_ms < 1 ? 1 : p->cfg.batch_ms;
+    p->cfg.rollup_fold_rows = p->cfg.rollup_fold_rows < 1 ? 1 : p->cfg.rollup_fold_rows;
     p->batch_max = p->cfg.batch;
+    p->fl.chunk = p->cfg.rollup_fold_rows;
     p->store = store;
     p->ops = ops;
     p->bus = bus;
@@ -386,10 +413,10 @@ void umg_pipeline_free(umg_pipeline_t *p)
     umg_helper_free(p->merger);
     umg_rollup_delta_free(p->delta);
     umg_rollup_delta_free(p->merging);
-    umg_rollup_delta_free(p->fold);
+    umg_rollup_delta_free(p->fl.touched);
     umg_buf_free(&p->rlog);
     umg_buf_free(&p->live_buf);
-    umg_buf_free(&p->frows);
+    umg_buf_free(&p->fl.rows);
     umg_fraud_counts_free(p->fc);
     umg_free(p->flood);
     pthread_mutex_destroy(&p->fmu);
@@ -400,10 +427,12 @@ void umg_pipeline_free(umg_pipeline_t *p)
 
 /*
  * Persistence: each batch appends its rollup changes to the store's rollup log as one blob, in the batch's
- * transaction. Every cfg.rollup_fold_bytes of log or cfg.rollup_fold_ms, a batch folds the log: it writes the current
- * value of every row the log touched and empties the log. One blob per batch costs far less than rewriting
- * each changed row per batch. A blob row: app (4) | table (1) | key (40) | a 16-bit mask of the counters that
- * changed | those counters (8 each): most rows change one or two of their counters.
+ * transaction. Every cfg.rollup_fold_bytes of log or cfg.rollup_fold_ms, a batch starts a fold of the log's blobs:
+ * the rows they touched, with their values as of the last of them, are written in key order, cfg.rollup_fold_rows
+ * per batch transaction (so a fold never outgrows one), and the last of those drops the blobs (see umg_store.h).
+ * One blob per batch costs far less than rewriting each changed row per batch. A blob row: app (4) | table (1) |
+ * key (40) | a 16-bit mask of the counters that changed | those counters (8 each): most rows change one or two
+ * of their counters.
  */
 #define RROW_HEAD (7 + sizeof(umg_rollup_key_t))
 
@@ -542,24 +571,95 @@ static int add_row(umg_pipeline_t *p, uint32_t app, umg_rollup_table_t t, const 
     return rc;
 }
 
+static int frow_cmp(const void *a, const void *b)
+{
+    const frow_t *x = a, *y = b;
+    int c = memcmp(&x->app, &y->app, 4);
+    c = c ? c : (int)x->t - (int)y->t;
+    return c ? c : memcmp(&x->k, &y->k, sizeof(x->k));
+}
+
+static int fold_row(void *ctx, uint32_t app, umg_rollup_table_t t, const umg_rollup_key_t *k, const int64_t *v,
+                    size_t nv)
+{
+    frow_t r;
+    memset(&r, 0, sizeof(r));
+    r.app = app;
+    r.t = (uint8_t)t;
+    r.k = *k;
+    memcpy(r.v, v, nv * sizeof(*v));
+    return umg_buf_append(ctx, &r, sizeof(r));
+}
+
+/* The rows in fl.touched with the tables' values, sorted, as the fold's rows (none stored yet). */
+static int fold_rows(umg_pipeline_t *p)
+{
+    fold_t *f = &p->fl;
+    umg_buf_reset(&f->rows);
+    int rc = umg_rollup_delta_each(p->rollup, f->touched, fold_row, &f->rows);
+    umg_rollup_delta_reset(f->touched);
+    size_t n = f->rows.len / sizeof(frow_t);
+    if (rc == UMG_OK && n > 1) {
+        qsort(f->rows.ptr, n, sizeof(frow_t), frow_cmp);
+    }
+    f->at = f->next = 0;
+    return rc;
+}
+
 static int touch_row(umg_pipeline_t *p, uint32_t app, umg_rollup_table_t t, const umg_rollup_key_t *k, const int64_t *v,
                      size_t nv)
 {
     (void)v, (void)nv;
-    return umg_rollup_add(p->fold, app, t, k, 0, 0);
+    return umg_rollup_add(p->fl.touched, app, t, k, 0, 0);
 }
 
-typedef struct rlog_scan_s {
-    umg_pipeline_t *p;
-    rrow_fn fn;
-    uint64_t bytes;
-} rlog_scan_t;
-
-static int rlog_blob(void *ctx, const void *data, size_t len)
+static int touch_blob(void *ctx, uint64_t seq, const void *data, size_t len)
 {
-    rlog_scan_t *s = ctx;
+    (void)seq;
+    return rlog_rows(ctx, data, len, touch_row);
+}
+
+/* Loading while a fold is in progress, a blob it covers: the rows up to its mark hold the blob already; the rows
+ * after it do not, and are the rest of the fold. */
+static int load_covered_row(umg_pipeline_t *p, uint32_t app, umg_rollup_table_t t, const umg_rollup_key_t *k,
+                            const int64_t *v, size_t nv)
+{
+    frow_t r = {.app = app, .t = (uint8_t)t, .k = *k};
+    if (frow_cmp(&r, &p->fl.mark) <= 0) {
+        return UMG_OK;
+    }
+    int rc = touch_row(p, app, t, k, v, nv);
+    return rc ? rc : add_row(p, app, t, k, v, nv);
+}
+
+typedef struct load_scan_s {
+    umg_pipeline_t *p;
+    uint64_t bytes;
+    int resumed; /* the fold in progress has its rows back */
+} load_scan_t;
+
+/* The tables now hold the blobs a fold in progress covers: its remaining rows with their values as of its last. */
+static int fold_resume(load_scan_t *s)
+{
+    umg_pipeline_t *p = s->p;
+    s->resumed = 1;
+    int rc = umg_rollup_merge(p->rollup, p->delta);
+    umg_rollup_delta_reset(p->delta);
+    return rc ? rc : fold_rows(p);
+}
+
+static int load_blob(void *ctx, uint64_t seq, const void *data, size_t len)
+{
+    load_scan_t *s = ctx;
+    umg_pipeline_t *p = s->p;
     s->bytes += len;
-    return rlog_rows(s->p, data, len, s->fn);
+    p->rlog_last = seq;
+    if (p->fl.active && seq <= p->fl.upto) {
+        p->fl.bytes += len;
+        return rlog_rows(p, data, len, load_covered_row);
+    }
+    int rc = p->fl.active && !s->resumed ? fold_resume(s) : UMG_OK;
+    return rc ? rc : rlog_rows(p, data, len, add_row);
 }
 
 static int load_row(void *ctx, uint32_t app, int table, const umg_rollup_key_t *k, const int64_t *v, size_t nv)
@@ -588,7 +688,7 @@ int umg_pipeline_set_reports(umg_pipeline_t *p, umg_rollup_t *rollup, umg_tz_cac
     p->nact = 0;
     int rc = umg_rollup_delta_new(&p->delta);
     rc = rc ? rc : umg_rollup_delta_new(&p->merging);
-    rc = rc ? rc : umg_rollup_delta_new(&p->fold);
+    rc = rc ? rc : umg_rollup_delta_new(&p->fl.touched);
     if (rc == UMG_OK && umg_helper_new(&p->merger) != UMG_OK) {
         p->merger = NULL; /* merged on the pipeline thread */
     }
@@ -596,10 +696,17 @@ int umg_pipeline_set_reports(umg_pipeline_t *p, umg_rollup_t *rollup, umg_tz_cac
     rc = rc ? rc : umg_store_begin(p->store, 0, &tx);
     if (rc == UMG_OK) {
         /* the folded rows, then what the log adds to them */
-        rlog_scan_t sc = {p, add_row, 0};
+        load_scan_t sc = {p, 0, 0};
+        fold_t *f = &p->fl;
+        int table = 0;
         p->rollup = rollup;
-        rc = umg_store_rollup_scan(tx, load_row, p);
-        rc = rc ? rc : umg_store_rollup_log_scan(tx, rlog_blob, &sc);
+        rc = umg_store_rollup_fold_get(tx, &f->upto, &f->mark.app, &table, &f->mark.k);
+        f->active = rc == UMG_OK;
+        f->mark.t = (uint8_t)table;
+        rc = rc == UMG_ENOENT ? UMG_OK : rc;
+        rc = rc ? rc : umg_store_rollup_scan(tx, load_row, p);
+        rc = rc ? rc : umg_store_rollup_log_scan(tx, load_blob, &sc);
+        rc = rc || !f->active || sc.resumed ? rc : fold_resume(&sc);
         rc = rc ? rc : umg_rollup_merge(rollup, p->delta);
         umg_rollup_delta_reset(p->delta);
         umg_store_abort(tx);
@@ -609,8 +716,11 @@ int umg_pipeline_set_reports(umg_pipeline_t *p, umg_rollup_t *rollup, umg_tz_cac
         umg_helper_free(p->merger);
         umg_rollup_delta_free(p->delta);
         umg_rollup_delta_free(p->merging);
-        umg_rollup_delta_free(p->fold);
-        p->delta = p->merging = p->fold = NULL;
+        umg_rollup_delta_free(p->fl.touched);
+        umg_buf_free(&p->fl.rows);
+        memset(&p->fl, 0, sizeof(p->fl));
+        p->fl.chunk = p->cfg.rollup_fold_rows;
+        p->delta = p->merging = NULL;
         p->merger = NULL;
         p->rollup = NULL;
         umg_free(p->flood);
@@ -620,7 +730,7 @@ int umg_pipeline_set_reports(umg_pipeline_t *p, umg_rollup_t *rollup, umg_tz_cac
     }
     p->tzc = tzc;
     p->napps = 0;
-    p->last_fold_ms = (int64_t)(umg_mono_ns() / 1000000);
+    p->fl.last_ms = (int64_t)(umg_mono_ns() / 1000000);
     return UMG_OK;
 }
 
@@ -1349,35 +1459,6 @@ static int roll_fraud_install(umg_pipeline_t *p, const umg_store_device_t *dev, 
     return rc;
 }
 
-/* A row of a fold, in the order the store keeps rows (app, table, key bytes): written in that order, the puts
- * walk the B-tree's pages once instead of at random. */
-typedef struct frow_s {
-    uint32_t app;
-    uint8_t t;
-    umg_rollup_key_t k;
-    int64_t v[UMG_ROLLUP_MAXV];
-} frow_t;
-
-static int frow_cmp(const void *a, const void *b)
-{
-    const frow_t *x = a, *y = b;
-    int c = memcmp(&x->app, &y->app, 4);
-    c = c ? c : (int)x->t - (int)y->t;
-    return c ? c : memcmp(&x->k, &y->k, sizeof(x->k));
-}
-
-static int fold_row(void *ctx, uint32_t app, umg_rollup_table_t t, const umg_rollup_key_t *k, const int64_t *v,
-                    size_t nv)
-{
-    frow_t r;
-    memset(&r, 0, sizeof(r));
-    r.app = app;
-    r.t = (uint8_t)t;
-    r.k = *k;
-    memcpy(r.v, v, nv * sizeof(*v));
-    return umg_buf_append(ctx, &r, sizeof(r));
-}
-
 static int blob_row(void *ctx, uint32_t app, umg_rollup_table_t t, const umg_rollup_key_t *k, const int64_t *v,
                     size_t nv)
 {
@@ -1403,39 +1484,63 @@ static int blob_row(void *ctx, uint32_t app, umg_rollup_table_t t, const umg_rol
     return UMG_OK;
 }
 
-/*
- * Stores the batch's rollup changes in its transaction, folding the rollup log first when that is due
- * (*folded: p->rlog_bytes and the fold clock are updated by the caller once the transaction committed).
- */
-static int roll_persist(umg_pipeline_t *p, int *folded)
+/* Stores the batch's rollup changes in its transaction, with the next rows of a fold (starting one when due). */
+static int roll_persist(umg_pipeline_t *p)
 {
+    fold_t *f = &p->fl;
     int64_t now = (int64_t)(umg_mono_ns() / 1000000);
     int rc = UMG_OK;
-    *folded = 0;
-    if (p->rlog_bytes > 0 &&
-        (p->rlog_bytes >= (uint64_t)p->cfg.rollup_fold_bytes || now - p->last_fold_ms >= p->cfg.rollup_fold_ms)) {
-        /* The tables hold every committed batch: their rows are what the stored rows and the log add up to. */
+    if (!f->active && p->rlog_bytes > 0 &&
+        (p->rlog_bytes >= (uint64_t)p->cfg.rollup_fold_bytes || now - f->last_ms >= p->cfg.rollup_fold_ms)) {
+        /* The tables hold every committed batch: the rows' values as of the log's last blob. The rows stay right
+         * should this transaction not commit, and the next one stores them instead. */
         merge_wait(p);
-        umg_rollup_delta_reset(p->fold);
-        rlog_scan_t sc = {p, touch_row, 0};
-        rc = umg_store_rollup_log_scan(p->tx, rlog_blob, &sc);
-        umg_buf_reset(&p->frows);
-        rc = rc ? rc : umg_rollup_delta_each(p->rollup, p->fold, fold_row, &p->frows);
-        frow_t *rows = (frow_t *)(void *)p->frows.ptr;
-        size_t n = p->frows.len / sizeof(frow_t);
-        if (rc == UMG_OK && n > 1) {
-            qsort(rows, n, sizeof(*rows), frow_cmp);
-        }
-        for (size_t i = 0; i < n && rc == UMG_OK; i++) {
+        umg_rollup_delta_reset(f->touched);
+        rc = umg_store_rollup_log_scan(p->tx, touch_blob, p);
+        rc = rc ? rc : fold_rows(p);
+        f->active = rc == UMG_OK;
+        f->upto = p->rlog_last;
+        f->bytes = p->rlog_bytes;
+    }
+    if (rc == UMG_OK && f->active) {
+        const frow_t *rows = (const frow_t *)f->rows.ptr;
+        size_t n = f->rows.len / sizeof(frow_t), end = f->at + UMG_MIN(n - f->at, (size_t)f->chunk);
+        for (size_t i = f->at; i < end && rc == UMG_OK; i++) {
             rc = umg_store_rollup_put(p->tx, rows[i].app, rows[i].t, &rows[i].k, rows[i].v,
                                       umg_rollup_nvalues((umg_rollup_table_t)rows[i].t));
         }
-        rc = rc ? rc : umg_store_rollup_log_clear(p->tx);
-        *folded = rc == UMG_OK;
+        f->wrote = end - f->at;
+        f->next = end;
+        if (rc == UMG_OK) {
+            rc = end == n
+                     ? umg_store_rollup_fold_done(p->tx, f->upto)
+                     : umg_store_rollup_fold_mark(p->tx, f->upto, rows[end - 1].app, rows[end - 1].t, &rows[end - 1].k);
+        }
     }
     umg_buf_reset(&p->rlog);
     rc = rc ? rc : umg_rollup_delta_rows(p->delta, blob_row, &p->rlog);
-    return rc ? rc : umg_store_rollup_log_append(p->tx, p->rlog.ptr, p->rlog.len);
+    return rc ? rc : umg_store_rollup_log_append(p->tx, p->rlog.ptr, p->rlog.len, &p->rlog_new);
+}
+
+/* The batch with its rollup changes committed. */
+static void roll_committed(umg_pipeline_t *p)
+{
+    fold_t *f = &p->fl;
+    p->rlog_bytes += p->rlog.len;
+    p->rlog_last = p->rlog_new;
+    if (!f->active) {
+        return;
+    }
+    f->at = f->next;
+    if (f->chunk < p->cfg.rollup_fold_rows) { /* back towards the configured size after a split */
+        f->chunk = UMG_MIN(p->cfg.rollup_fold_rows, f->chunk + f->chunk / 8 + 1);
+    }
+    if (f->at == f->rows.len / sizeof(frow_t)) {
+        f->active = 0;
+        p->rlog_bytes -= f->bytes;
+        f->last_ms = (int64_t)(umg_mono_ns() / 1000000);
+        umg_buf_free(&f->rows);
+    }
 }
 
 /* ----------------------------------------------------------------- touches */
@@ -2002,6 +2107,7 @@ int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
         return rc;
     }
     size_t done = 0;
+    p->fl.wrote = 0;
     rc = umg_store_begin(p->store, 1, &p->tx);
     if (rc != UMG_OK) {
         goto reopen;
@@ -2033,9 +2139,9 @@ int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
         int arc = act_flush(p);
         rc = rc ? rc : arc;
     }
-    int rolled = p->rollup != NULL && !umg_rollup_delta_empty(p->delta), folded = 0;
+    int rolled = p->rollup != NULL && !umg_rollup_delta_empty(p->delta);
     if (rc == UMG_OK && rolled) {
-        rc = roll_persist(p, &folded);
+        rc = roll_persist(p);
     }
     if (rc == UMG_OK) {
         rc = umg_store_set_offset(p->tx, next);
@@ -2049,11 +2155,7 @@ int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
     if (rolled) {
         /* Readers see the batch once it is stored; the tables and the store hold the same rows. */
         if (rc == UMG_OK) {
-            if (folded) {
-                p->rlog_bytes = 0;
-                p->last_fold_ms = (int64_t)(umg_mono_ns() / 1000000);
-            }
-            p->rlog_bytes += p->rlog.len;
+            roll_committed(p);
             merge_start(p);
             if (caught_up) {
                 merge_wait(p);
@@ -2080,14 +2182,20 @@ reopen:
     count_publish(p, 0);
     p->ops->reader_close(p->reader);
     p->reader = NULL;
-    if (rc == UMG_ETOOBIG && done > 0 && (int64_t)(done + 1) / 2 < p->batch_max) {
-        /* It changed more store pages than one transaction holds (many new devices in a large store): about half
-         * as many records at a time, growing back batch by batch. A batch that cannot shrink stays an error. */
-        p->batch_max = (int64_t)(done + 1) / 2;
+    if (rc == UMG_ETOOBIG && ((done > 0 && (int64_t)(done + 1) / 2 < p->batch_max) || p->fl.wrote > 1)) {
+        /* It changed more store pages than one transaction holds (many new devices in a large store, or a large
+         * fold): about half as many records and fold rows at a time, growing back batch by batch. A batch that
+         * cannot shrink stays an error. */
+        if (done > 0 && (int64_t)(done + 1) / 2 < p->batch_max) {
+            p->batch_max = (int64_t)(done + 1) / 2;
+        }
+        if (p->fl.wrote > 1) {
+            p->fl.chunk = (int64_t)(p->fl.wrote + 1) / 2;
+        }
         umg_log(UMG_LOG_WARN, "pipeline",
-                "a batch changed more store pages than one transaction holds after %zu records; applying at most "
-                "%lld at a time for now",
-                done, (long long)p->batch_max);
+                "a batch changed more store pages than one transaction holds (%zu records, %zu report rows folded); "
+                "at most %lld records and %lld rows per transaction for now",
+                done, p->fl.wrote, (long long)p->batch_max, (long long)p->fl.chunk);
         return UMG_OK;
     }
     return rc;

@@ -30,6 +30,7 @@ typedef struct umg_pipeline_config_s {
      * last fold (umg_pipeline_set_reports). */
     int64_t rollup_fold_bytes;
     int64_t rollup_fold_ms;
+    int64_t rollup_fold_rows; /* rows a fold writes per store transaction at most */
     int fraud;                /* 1 (default): the fraud rules run (docs/fraud.md); 0: none does, nothing is counted */
     int64_t fraud_horizon_ms; /* items dated more than this before they arrive escape the windowed rules (1 d) */
 } umg_pipeline_config_t;

@@ -108,13 +108,13 @@ struct umg_store_txn_s {
     MDB_txn *txn;
     int write;
     MDB_cursor *tail[DB_COUNT]; /* append_put's cursors, opened on first use; LMDB closes them with the txn */
-    long puts;                  /* touches and devices put (umg__store_inject_txn_full) */
+    long puts;                  /* touches, devices and rollup rows put (umg__store_inject_txn_full) */
 };
 
 long umg__store_inject_txn_full;
 
-/* The test hook: a write transaction that has put more touches and devices than that fails as LMDB fails one
- * that outgrows its dirty-page list. */
+/* The test hook: a write transaction that has put more touches, devices and rollup rows than that fails as LMDB
+ * fails one that outgrows its dirty-page list. */
 static inline int inject_txn_full(umg_store_txn_t *tx)
 {
     return umg__store_inject_txn_full > 0 && ++tx->puts > umg__store_inject_txn_full;
@@ -1407,7 +1407,8 @@ int umg_store_rollup_put(umg_store_txn_t *tx, uint32_t app, int table, const umg
     kb[4] = (uint8_t)table;
     memcpy(kb + 5, k, sizeof(*k));
     MDB_val key = {sizeof(kb), kb}, val = {nv * sizeof(int64_t), (void *)v};
-    return map_err(mdb_put(tx->txn, tx->st->dbi[DB_ROLL], &key, &val, 0), "rollup put");
+    int rc = inject_txn_full(tx) ? MDB_TXN_FULL : mdb_put(tx->txn, tx->st->dbi[DB_ROLL], &key, &val, 0);
+    return map_err(rc, "rollup put");
 }
 
 int umg_store_rollup_scan(umg_store_txn_t *tx,
@@ -1447,7 +1448,7 @@ int umg_store_rollup_scan(umg_store_txn_t *tx,
     return rc == MDB_NOTFOUND ? UMG_OK : map_err(rc, "rollup scan");
 }
 
-int umg_store_rollup_log_append(umg_store_txn_t *tx, const void *data, size_t len)
+int umg_store_rollup_log_append(umg_store_txn_t *tx, const void *data, size_t len, uint64_t *seq_out)
 {
     MDB_cursor *c;
     int rc = mdb_cursor_open(tx->txn, tx->st->dbi[DB_RLOG], &c);
@@ -1465,10 +1466,12 @@ int umg_store_rollup_log_append(umg_store_txn_t *tx, const void *data, size_t le
     v = (MDB_val){len, (void *)data};
     rc = rc == 0 || rc == MDB_NOTFOUND ? mdb_cursor_put(c, &k, &v, MDB_APPEND) : rc;
     mdb_cursor_close(c);
+    *seq_out = seq;
     return map_err(rc, "rollup log");
 }
 
-int umg_store_rollup_log_scan(umg_store_txn_t *tx, int (*fn)(void *ctx, const void *data, size_t len), void *ctx)
+int umg_store_rollup_log_scan(umg_store_txn_t *tx, int (*fn)(void *ctx, uint64_t seq, const void *data, size_t len),
+                              void *ctx)
 {
     MDB_cursor *c;
     int rc = mdb_cursor_open(tx->txn, tx->st->dbi[DB_RLOG], &c);
@@ -1478,7 +1481,13 @@ int umg_store_rollup_log_scan(umg_store_txn_t *tx, int (*fn)(void *ctx, const vo
     MDB_val k, v;
     int urc = 0;
     for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        if ((urc = fn(ctx, v.mv_data, v.mv_size)) != 0) {
+        uint64_t seq;
+        if (k.mv_size != 8) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        memcpy(&seq, k.mv_data, 8);
+        if ((urc = fn(ctx, seq, v.mv_data, v.mv_size)) != 0) {
             break;
         }
     }
@@ -1486,9 +1495,63 @@ int umg_store_rollup_log_scan(umg_store_txn_t *tx, int (*fn)(void *ctx, const vo
     return urc != 0 ? urc : rc == MDB_NOTFOUND ? UMG_OK : map_err(rc, "rollup log");
 }
 
-int umg_store_rollup_log_clear(umg_store_txn_t *tx)
+/* The mark of a fold in progress, in the meta table: upto (8) | the last row written (ROLL_KEY). */
+#define FOLD_MARK_KEY "rollup_fold"
+
+int umg_store_rollup_fold_mark(umg_store_txn_t *tx, uint64_t upto, uint32_t app, int table, const umg_rollup_key_t *k)
 {
-    return map_err(mdb_drop(tx->txn, tx->st->dbi[DB_RLOG], 0), "rollup log");
+    uint8_t vb[8 + ROLL_KEY];
+    memcpy(vb, &upto, 8);
+    memcpy(vb + 8, &app, 4);
+    vb[12] = (uint8_t)table;
+    memcpy(vb + 13, k, sizeof(*k));
+    MDB_val key = {sizeof(FOLD_MARK_KEY) - 1, FOLD_MARK_KEY}, val = {sizeof(vb), vb};
+    return map_err(mdb_put(tx->txn, tx->st->dbi[DB_META], &key, &val, 0), "rollup fold");
+}
+
+int umg_store_rollup_fold_get(umg_store_txn_t *tx, uint64_t *upto, uint32_t *app, int *table, umg_rollup_key_t *k)
+{
+    MDB_val key = {sizeof(FOLD_MARK_KEY) - 1, FOLD_MARK_KEY}, val;
+    int rc = mdb_get(tx->txn, tx->st->dbi[DB_META], &key, &val);
+    if (rc != 0) {
+        return rc == MDB_NOTFOUND ? UMG_ENOENT : map_err(rc, "rollup fold");
+    }
+    if (val.mv_size != 8 + ROLL_KEY) {
+        return UMG_ECORRUPT;
+    }
+    const uint8_t *vb = val.mv_data;
+    memcpy(upto, vb, 8);
+    memcpy(app, vb + 8, 4);
+    *table = vb[12];
+    memcpy(k, vb + 13, sizeof(*k));
+    return UMG_OK;
+}
+
+int umg_store_rollup_fold_done(umg_store_txn_t *tx, uint64_t upto)
+{
+    MDB_val key = {sizeof(FOLD_MARK_KEY) - 1, FOLD_MARK_KEY}, val;
+    int rc = mdb_del(tx->txn, tx->st->dbi[DB_META], &key, NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return map_err(rc, "rollup fold");
+    }
+    MDB_cursor *c;
+    rc = mdb_cursor_open(tx->txn, tx->st->dbi[DB_RLOG], &c);
+    if (rc != 0) {
+        return map_err(rc, "rollup log");
+    }
+    uint64_t seq;
+    while ((rc = mdb_cursor_get(c, &key, &val, MDB_FIRST)) == 0) {
+        if (key.mv_size != 8) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        memcpy(&seq, key.mv_data, 8);
+        if (seq > upto || (rc = mdb_cursor_del(c, 0)) != 0) {
+            break;
+        }
+    }
+    mdb_cursor_close(c);
+    return rc == 0 || rc == MDB_NOTFOUND ? UMG_OK : map_err(rc, "rollup log");
 }
 
 /* --------------------------------------------------------------- timelines */

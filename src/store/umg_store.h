@@ -63,7 +63,7 @@ void umg_store_abort(umg_store_txn_t *tx);
  * A write transaction that changes more pages than LMDB can hold dirty (2^17,
  * 512 MiB) fails its next put with UMG_ETOOBIG: abort it and do the work in
  * smaller transactions. Tests set umg__store_inject_txn_full to N to have
- * every write transaction fail that way after N touch or device puts.
+ * every write transaction fail that way after N touch, device or rollup puts.
  */
 extern long umg__store_inject_txn_full;
 
@@ -231,13 +231,25 @@ int umg_store_rollup_scan(umg_store_txn_t *tx,
 
 /*
  * The rollup log: each batch's rollup changes as one appended blob (cheap to
- * write), folded into the rollup rows now and then (umg_store_rollup_put of
- * every row the log touched, then umg_store_rollup_log_clear).
+ * write), numbered in append order. Now and then the pipeline folds the blobs
+ * up to some number into the rollup rows: it writes every row they touched,
+ * with its value as of that blob, in key order, over as many transactions as
+ * it needs. Between them a mark says how far it got (the last row written);
+ * the last one ends the fold, which drops those blobs and the mark. Loading,
+ * a blob the mark covers is added only to rows after the mark's row.
  */
-int umg_store_rollup_log_append(umg_store_txn_t *tx, const void *data, size_t len);
+int umg_store_rollup_log_append(umg_store_txn_t *tx, const void *data, size_t len, uint64_t *seq);
 /** Calls fn for every blob in append order; a non-zero return stops and is returned. */
-int umg_store_rollup_log_scan(umg_store_txn_t *tx, int (*fn)(void *ctx, const void *data, size_t len), void *ctx);
-int umg_store_rollup_log_clear(umg_store_txn_t *tx);
+int umg_store_rollup_log_scan(umg_store_txn_t *tx, int (*fn)(void *ctx, uint64_t seq, const void *data, size_t len),
+                              void *ctx);
+/** Records that the fold of the blobs up to upto has written the rows up to (app, table, k). */
+int umg_store_rollup_fold_mark(umg_store_txn_t *tx, uint64_t upto, uint32_t app, int table,
+                               const struct umg_rollup_key_s *k);
+/** The mark of a fold in progress; UMG_ENOENT when none is. */
+int umg_store_rollup_fold_get(umg_store_txn_t *tx, uint64_t *upto, uint32_t *app, int *table,
+                              struct umg_rollup_key_s *k);
+/** Ends a fold: drops the blobs up to upto and the mark. */
+int umg_store_rollup_fold_done(umg_store_txn_t *tx, uint64_t upto);
 
 /* ----------------------------------------------------------- timelines */
 

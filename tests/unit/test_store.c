@@ -1202,6 +1202,193 @@ static void test_pipeline_rollups(void **state)
     free(dir);
 }
 
+/* The rollups of app 1 as the pipeline's store has them: loaded by a fresh pipeline (and its tables dumped). */
+static void stored_rollups(const char *dir, const umg_pipeline_config_t *pc, const umg_bus_ops_t *ops, umg_bus_t *bus,
+                           umg_tz_cache_t *tzc, umg_buf_t *out)
+{
+    umg_store_t *st = open_store(dir);
+    umg_rollup_t *r;
+    assert_int_equal(umg_rollup_new(&r), UMG_OK);
+    umg_pipeline_t *p;
+    assert_int_equal(umg_pipeline_new(pc, st, ops, bus, NULL, NULL, &p), UMG_OK);
+    assert_int_equal(umg_pipeline_set_reports(p, r, tzc), UMG_OK);
+    umg_buf_reset(out);
+    rollup_dump(r, out);
+    umg_pipeline_free(p);
+    umg_rollup_free(r);
+    umg_store_close(st);
+}
+
+static int fold_in_progress(umg_store_t *st)
+{
+    umg_store_txn_t *tx;
+    uint64_t upto;
+    uint32_t app;
+    int table;
+    umg_rollup_key_t k;
+    assert_int_equal(umg_store_begin(st, 0, &tx), UMG_OK);
+    int rc = umg_store_rollup_fold_get(tx, &upto, &app, &table, &k);
+    umg_store_abort(tx);
+    assert_true(rc == UMG_OK || rc == UMG_ENOENT);
+    return rc == UMG_OK;
+}
+
+/* A fold of the rollup log spans several store transactions; a restart between any two of them loads the same
+ * rows, and one outgrowing a transaction is split. */
+static void test_pipeline_fold_in_parts(void **state)
+{
+    (void)state;
+    penv_t e;
+    const umg_bus_ops_t *ops = penv_open(&e, 2);
+    umg_bus_t *bus = e.bus;
+    char j[1024], gaid[40], click[16];
+    static const char *const sources[] = {"meta", "google", "tiktok"};
+    enum { N = 24 };
+    for (int i = 0; i < N; i++) {
+        int64_t t = T0 + (i % 5) * D_ + i * S_;
+        snprintf(gaid, sizeof(gaid), "38400000-8cf0-11bd-b23e-10b96e4%05d", i);
+        snprintf(click, sizeof(click), "c%d", i);
+        stored_touch(j, sizeof(j), t - H_, gaid, sources[i % 3], click);
+        append(ops, bus, UMG_BUS_KIND_TOUCH, t - H_, j);
+        report_event(j, sizeof(j), t, "install", gaid, "");
+        append(ops, bus, UMG_BUS_KIND_EVENT, t, j);
+        for (int d = 1; d <= 1 + i % 3; d++) {
+            report_event(j, sizeof(j), t + d * D_, "session", gaid, "");
+            append(ops, bus, UMG_BUS_KIND_EVENT, t + d * D_, j);
+        }
+        report_event(j, sizeof(j), t + 2 * D_, "purchase", gaid,
+                     i % 2 ? ",\"name\":\"buy\",\"revenue\":1.5,\"currency\":\"EUR\""
+                           : ",\"name\":\"gem\",\"revenue\":2,\"currency\":\"USD\"");
+        append(ops, bus, UMG_BUS_KIND_EVENT, t + 2 * D_, j);
+    }
+    umg_tz_cache_t *tzc;
+    assert_int_equal(umg_tz_cache_new(&tzc), UMG_OK);
+
+    /* The reference: every record applied with the rollup log never folded. */
+    umg_pipeline_config_t pc;
+    umg_pipeline_config_defaults(&pc);
+    pc.batch = 7;
+    pc.rollup_fold_bytes = INT64_MAX;
+    umg_buf_t want = {0}, got = {0};
+    umg_store_t *st = open_store(e.s2);
+    umg_rollup_t *r;
+    assert_int_equal(umg_rollup_new(&r), UMG_OK);
+    umg_pipeline_t *p;
+    assert_int_equal(umg_pipeline_new(&pc, st, ops, bus, NULL, NULL, &p), UMG_OK);
+    assert_int_equal(umg_pipeline_set_reports(p, r, tzc), UMG_OK);
+    drain(p);
+    uint64_t end = umg_pipeline_next_offset(p);
+    rollup_dump(r, &want);
+    umg_pipeline_free(p);
+    umg_rollup_free(r);
+    umg_store_close(st);
+    assert_true(want.len > 40 * sizeof(umg_rollup_key_t));
+
+    /* Folds of three rows per transaction, one starting whenever none is in progress; after every batch that leaves
+     * one in progress, the pipeline stops and a new one loads the store. */
+    pc.batch = 4;
+    pc.rollup_fold_bytes = 1;
+    pc.rollup_fold_rows = 3;
+    int restarts = 0, steps = 0;
+    umg_buf_t mem = {0};
+    st = open_store(e.s1);
+    assert_int_equal(umg_rollup_new(&r), UMG_OK);
+    assert_int_equal(umg_pipeline_new(&pc, st, ops, bus, NULL, NULL, &p), UMG_OK);
+    assert_int_equal(umg_pipeline_set_reports(p, r, tzc), UMG_OK);
+    for (size_t n = 1; n > 0 || fold_in_progress(st);) {
+        assert_int_equal(umg_pipeline_step(p, &n), UMG_OK);
+        assert_true(++steps < 1000);
+        if (!fold_in_progress(st)) {
+            continue;
+        }
+        umg_pipeline_free(p); /* the tables hold every committed batch once it is gone */
+        umg_buf_reset(&mem);
+        rollup_dump(r, &mem);
+        umg_rollup_free(r);
+        umg_store_close(st);
+        stored_rollups(e.s1, &pc, ops, bus, tzc, &got);
+        assert_int_equal(got.len, mem.len);
+        assert_memory_equal(got.ptr, mem.ptr, mem.len);
+        restarts++;
+        st = open_store(e.s1);
+        assert_int_equal(umg_rollup_new(&r), UMG_OK);
+        assert_int_equal(umg_pipeline_new(&pc, st, ops, bus, NULL, NULL, &p), UMG_OK);
+        assert_int_equal(umg_pipeline_set_reports(p, r, tzc), UMG_OK);
+        if (n == 0) {
+            /* caught up: more records so the fold goes on */
+            report_event(j, sizeof(j), T0 + 9 * D_ + steps, "session", "38400000-8cf0-11bd-b23e-10b96e400000", "");
+            append(ops, bus, UMG_BUS_KIND_EVENT, T0 + 9 * D_ + steps, j);
+            n = 1;
+        }
+    }
+    assert_true(restarts >= 5);
+    end = umg_pipeline_next_offset(p);
+    umg_pipeline_free(p);
+    umg_buf_reset(&mem);
+    rollup_dump(r, &mem);
+    umg_rollup_free(r);
+    umg_store_close(st);
+    umg_store_stats_t ss;
+    st = open_store(e.s1);
+    assert_int_equal(umg_store_stats(st, &ss), UMG_OK);
+    umg_store_close(st);
+    assert_true(ss.rollup_rows > 40);
+    stored_rollups(e.s1, &pc, ops, bus, tzc, &got);
+    assert_int_equal(got.len, mem.len);
+    assert_memory_equal(got.ptr, mem.ptr, mem.len);
+
+    /* The same records into an empty store with unfolded logs give the same rows as the folds... */
+    char s3[320];
+    snprintf(s3, sizeof(s3), "%s/attr3", e.dir);
+    pc.rollup_fold_bytes = INT64_MAX;
+    st = open_store(s3);
+    assert_int_equal(umg_rollup_new(&r), UMG_OK);
+    assert_int_equal(umg_pipeline_new(&pc, st, ops, bus, NULL, NULL, &p), UMG_OK);
+    assert_int_equal(umg_pipeline_set_reports(p, r, tzc), UMG_OK);
+    drain(p);
+    assert_int_equal(umg_pipeline_next_offset(p), end);
+    umg_buf_reset(&want);
+    rollup_dump(r, &want);
+    assert_int_equal(want.len, mem.len);
+    assert_memory_equal(want.ptr, mem.ptr, mem.len);
+    umg_pipeline_free(p);
+    umg_rollup_free(r);
+    umg_store_close(st);
+
+    /* ...and so do folds that outgrow a transaction (more than six rows and devices put): split until they fit. */
+    char s4[320];
+    snprintf(s4, sizeof(s4), "%s/attr4", e.dir);
+    pc.batch = 1000;
+    pc.rollup_fold_bytes = 1;
+    pc.rollup_fold_rows = 1000;
+    st = open_store(s4);
+    assert_int_equal(umg_rollup_new(&r), UMG_OK);
+    assert_int_equal(umg_pipeline_new(&pc, st, ops, bus, NULL, NULL, &p), UMG_OK);
+    assert_int_equal(umg_pipeline_set_reports(p, r, tzc), UMG_OK);
+    umg__store_inject_txn_full = 6;
+    steps = 0;
+    while (umg_pipeline_next_offset(p) < end) {
+        size_t n;
+        assert_int_equal(umg_pipeline_step(p, &n), UMG_OK);
+        assert_true(++steps < 5000);
+    }
+    umg__store_inject_txn_full = 0;
+    umg_pipeline_free(p);
+    umg_rollup_free(r);
+    assert_int_equal(umg_store_stats(st, &ss), UMG_OK);
+    assert_true(ss.rollup_rows > 40);
+    umg_store_close(st);
+    stored_rollups(s4, &pc, ops, bus, tzc, &got);
+    assert_int_equal(got.len, mem.len);
+    assert_memory_equal(got.ptr, mem.ptr, mem.len);
+
+    umg_buf_free(&want);
+    umg_buf_free(&got);
+    umg_buf_free(&mem);
+    umg_tz_cache_free(tzc);
+    penv_close(&e);
+}
+
 static void test_dayset(void **state)
 {
     (void)state;
@@ -1440,6 +1627,7 @@ int main(void)
         cmocka_unit_test(test_pipeline_decides_resumes_and_replays),
         cmocka_unit_test(test_pipeline_splits_big_transactions),
         cmocka_unit_test(test_pipeline_rollups),
+        cmocka_unit_test(test_pipeline_fold_in_parts),
         cmocka_unit_test(test_dayset),
         cmocka_unit_test(test_device_walk),
     };

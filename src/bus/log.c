@@ -1784,7 +1784,10 @@ static int log_reader_next(umg_bus_reader_t *r, umg_bus_msg_t *msg)
     umg_bus_t *bus = r->bus;
     const umg_bus_read_opts_t *o = &r->opts;
     int64_t from_s = o->event_from_us / 1000000, to_s = (o->event_to_us + 999999) / 1000000;
-    for (;;) {
+    for (uint32_t passed = 0;; passed++) {
+        if (o->scan_max != 0 && passed >= o->scan_max) {
+            return UMG_EBUSY; /* r->next is the first record not looked at */
+        }
         uint64_t durable = atomic_load_explicit(&bus->durable, memory_order_acquire);
         if (o->to_offset != 0 && o->to_offset < durable) {
             durable = o->to_offset;
@@ -1844,7 +1847,8 @@ static int log_reader_next(umg_bus_reader_t *r, umg_bus_msg_t *msg)
         }
         const umg_log_idx_t *e = &r->idx[r->idx_i++];
         r->next++;
-        if ((o->partition >= 0 && e->partition != o->partition) || (o->app != 0 && e->app != o->app)) {
+        if ((o->partition >= 0 && e->partition != o->partition) || (o->app != 0 && e->app != o->app) ||
+            (o->kind != 0 && e->kind != o->kind)) {
             continue;
         }
         if ((o->event_from_us || o->event_to_us) &&

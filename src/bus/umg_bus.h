@@ -84,10 +84,15 @@ typedef struct umg_bus_read_opts_s {
     uint64_t from_offset;               /* first offset wanted */
     uint64_t to_offset;                 /* stop before this offset; 0: follow the acknowledged end */
     uint32_t app;                       /* 0: any app; otherwise a filter */
+    int kind;                           /* 0: any kind; otherwise a filter (UMG_BUS_KIND_*) */
     int64_t event_from_us, event_to_us; /* event-time filter, inclusive/exclusive; 0,0: none */
     /* The log's pages this reader has read past leave the page cache (the
      * pipeline, which reads every record once; ignored where there is no file). */
     int drop_behind;
+    /* Non-zero: reader_next passes over at most this many records that do not
+     * match the filters, then returns UMG_EBUSY (call again to go on), so a
+     * reader on an event-loop thread never scans a large log at once. */
+    uint32_t scan_max;
 } umg_bus_read_opts_t;
 
 typedef struct umg_bus_stats_s {

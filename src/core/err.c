@@ -22,6 +22,7 @@ const char *umg_strerror(int err)
     case UMG_EPARSE: return "syntax error";
     case UMG_EAUTH: return "authentication failed";
     case UMG_ETOOBIG: return "too much for one transaction";
+    case UMG_EBUSY: return "more work to do: call again";
     default: return "unknown error";
     }
 }

@@ -35,6 +35,7 @@ enum {
     UMG_EPARSE = -12,  /* syntax error in input */
     UMG_EAUTH = -13,   /* authentication failed */
     UMG_ETOOBIG = -14, /* too much for one transaction: split the work */
+    UMG_EBUSY = -15,   /* stopped after a bounded amount of work: call again */
 };
 
 /** Returns a static, human-readable name for an UMG_E* code. */

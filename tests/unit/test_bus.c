@@ -186,6 +186,52 @@ static void test_append_read_dedupe(void **state)
     free(dir);
 }
 
+/* A reader with scan_max passes over at most that many records per call (UMG_EBUSY, then goes on where it stopped)
+ * and finds what an unbounded one finds; the kind filter. */
+static void test_scan_budget(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    umg_bus_t *bus = open_bus(dir, 64 << 10); /* several segments */
+    assert_int_equal(append(bus, 1, 0, 5000, NULL), UMG_OK);
+    assert_int_equal(append(bus, 2, 0, 3, NULL), UMG_OK);
+    assert_int_equal(append(bus, 1, 5000, 5000, NULL), UMG_OK);
+    assert_int_equal(append(bus, 2, 3, 2, NULL), UMG_OK);
+    umg_bus_read_opts_t o = {.partition = -1, .app = 2};
+    uint64_t last;
+    assert_int_equal(count_all(bus, &o, &last), 5);
+
+    o.scan_max = 100;
+    umg_bus_reader_t *r;
+    assert_int_equal(ops->reader_open(bus, &o, &r), UMG_OK);
+    umg_bus_msg_t m;
+    size_t found = 0, busy = 0, calls = 0;
+    int rc;
+    while ((rc = ops->reader_next(r, &m)) != UMG_EAGAIN) {
+        assert_true(++calls < 1000);
+        if (rc == UMG_EBUSY) {
+            busy++;
+            continue;
+        }
+        assert_int_equal(rc, UMG_OK);
+        assert_int_equal(m.app, 2);
+        assert_int_equal(m.offset, found < 3 ? 5000 + found : 10003 + (found - 3));
+        found++;
+    }
+    assert_int_equal(found, 5);
+    assert_int_equal(m.offset, last);
+    assert_true(busy >= 100 && busy <= 110); /* 5,000 + 5,000 passed over, 100 at a time (and segment moves) */
+    ops->reader_close(r);
+
+    umg_bus_read_opts_t ok = {.partition = -1, .kind = UMG_BUS_KIND_EVENT};
+    assert_int_equal(count_all(bus, &ok, NULL), 10005);
+    ok.kind = UMG_BUS_KIND_TOUCH;
+    assert_int_equal(count_all(bus, &ok, NULL), 0);
+    ops->close(bus);
+    rmrf(dir);
+    free(dir);
+}
+
 static char *only_segment(const char *dir, const char *ext)
 {
     DIR *d = opendir(dir);
@@ -649,6 +695,7 @@ int main(void)
     umg_log_min_level = UMG_LOG_ERROR;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_read_dedupe),
+        cmocka_unit_test(test_scan_budget),
         cmocka_unit_test(test_torn_tail_every_offset),
         cmocka_unit_test(test_zeros_written_ahead),
         cmocka_unit_test(test_roll_and_index_rebuild),

@@ -105,7 +105,12 @@ static int append_decrypted(export_t *x, const umg_bus_msg_t *m, umg_buf_t *out)
     return UMG_OK;
 }
 
+/* A pull appends up to EXPORT_CHUNK bytes, for EXPORT_PULL_NS at most, and the reader passes over at most
+ * EXPORT_SCAN records of other apps (or kinds, or times) before it returns: a sparse app's export in a large log
+ * never holds its loop thread for long. */
 #define EXPORT_CHUNK (256u << 10)
+#define EXPORT_PULL_NS 2000000
+#define EXPORT_SCAN 131072
 
 int umg__ingest_time_param(umg_http_req_t *req, const char *name, int64_t *out, int *present)
 {
@@ -158,6 +163,7 @@ static int export_pull(void *data, umg_buf_t *out, int *done)
         tx = NULL;
     }
     int rc = UMG_OK;
+    uint64_t t0 = umg_mono_ns();
     while (out->len < EXPORT_CHUNK) {
         umg_bus_msg_t m;
         rc = x->ops->reader_next(x->reader, &m);
@@ -166,11 +172,13 @@ static int export_pull(void *data, umg_buf_t *out, int *done)
             rc = UMG_OK;
             break;
         }
-        if (rc != UMG_OK) {
+        if (rc == UMG_EBUSY) {
+            /* EXPORT_SCAN records passed over: what is ready goes now, else the loop serves others first */
+            rc = out->len > 0 ? UMG_OK : UMG_EBUSY;
             break;
         }
-        if (m.kind != x->kind) {
-            continue;
+        if (rc != UMG_OK) {
+            break;
         }
         rc = x->pii ? append_decrypted(x, &m, out) : umg_buf_append(out, m.payload, m.len);
         rc = rc ? rc : x->kind == UMG_BUS_KIND_TOUCH ? touch_fraud(tx, &m, out) : UMG_OK;
@@ -179,6 +187,9 @@ static int export_pull(void *data, umg_buf_t *out, int *done)
             break;
         }
         x->lines++;
+        if (umg_mono_ns() - t0 > EXPORT_PULL_NS) {
+            break; /* a sparse app: each record may have cost up to EXPORT_SCAN passed over */
+        }
     }
     if (tx != NULL) {
         umg_store_abort(tx);
@@ -294,6 +305,8 @@ static void export_kind(umg_http_req_t *req, void *thread_data, int kind)
                              .from_offset = 0,
                              .to_offset = st.durable_offset,
                              .app = app.id,
+                             .kind = kind,
+                             .scan_max = EXPORT_SCAN,
                              .event_from_us = has_from ? from : 0,
                              .event_to_us = has_to ? to : 0};
     if (has_from && !has_to) {

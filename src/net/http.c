@@ -53,7 +53,9 @@ typedef struct thread_s {
     h2o_socket_t *listener;
     void *data;
     umg_http_defer_t *free_defers;
-    h2o_timeout_t stream_poll; /* streams waiting for data are pulled again after this */
+    h2o_timeout_t stream_poll;  /* streams waiting for data are pulled again after this */
+    h2o_timeout_t stream_yield; /* streams that stopped after a bounded amount of work: 1 ms, so the loop serves
+                                 * what else is ready first (an entry of a zero timeout could run again at once) */
 } thread_t;
 
 typedef struct handler_s {
@@ -672,11 +674,12 @@ static void stream_proceed(h2o_generator_t *gen, h2o_req_t *h)
     int done = 0;
     umg_buf_reset(&st->buf);
     int rc = st->pull(st->data, &st->buf, &done);
-    if (rc == UMG_EAGAIN && st->buf.len == 0 && !done) {
-        h2o_timeout_link(h->conn->ctx->loop, &st->r->t->stream_poll, &st->wait);
+    if ((rc == UMG_EAGAIN || rc == UMG_EBUSY) && st->buf.len == 0 && !done) {
+        h2o_timeout_link(h->conn->ctx->loop, rc == UMG_EBUSY ? &st->r->t->stream_yield : &st->r->t->stream_poll,
+                         &st->wait);
         return;
     }
-    if (rc == UMG_EAGAIN) {
+    if (rc == UMG_EAGAIN || rc == UMG_EBUSY) {
         rc = UMG_OK;
     }
     h2o_iovec_t iov = h2o_iovec_init(st->buf.ptr ? st->buf.ptr : "", st->buf.len);
@@ -1045,6 +1048,7 @@ static void *thread_main(void *arg)
     h2o_context_init(&t->ctx, h2o_evloop_create(), &s->conf);
     h2o_multithread_register_receiver(t->ctx.queue, &t->receiver, on_messages);
     h2o_timeout_init(t->ctx.loop, &t->stream_poll, UMG_HTTP_STREAM_POLL_MS);
+    h2o_timeout_init(t->ctx.loop, &t->stream_yield, 1);
     t->accept_ctx.ctx = &t->ctx;
     t->accept_ctx.hosts = s->conf.hosts;
     t->accept_ctx.ssl_ctx = s->ssl;

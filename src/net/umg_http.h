@@ -119,8 +119,10 @@ void umg_http_defer_cancel(umg_http_defer_t *d);
  * done at the end); it is called again when the client took the last chunk.
  * A pull that has nothing yet returns UMG_EAGAIN with nothing appended: the
  * stream waits and is pulled again after UMG_HTTP_STREAM_POLL_MS on its loop
- * thread (a live feed). fini(data) runs once when the stream ends or the
- * client goes away.
+ * thread (a live feed). One that stopped after a bounded amount of work with
+ * nothing to send yet returns UMG_EBUSY with nothing appended: it is pulled
+ * again as soon as the loop has served what else is ready. fini(data) runs
+ * once when the stream ends or the client goes away.
  */
 #define UMG_HTTP_STREAM_POLL_MS 100
 typedef int (*umg_http_pull_t)(void *data, umg_buf_t *out, int *done);

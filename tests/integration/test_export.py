@@ -240,5 +240,23 @@ class LogOrderTest(TwoAppsCase):
         self.assertEqual(self.ids(self.a), [e["event_id"] for e in sent])
 
 
+
+class SparseAppTest(TwoAppsCase):
+    """An export reads the log's index a bounded stretch at a time (docs/api.md): an app with a few events
+    among 40,000 of another's gets exactly its own, in log order, and the other app's touch export is empty."""
+
+    def test_few_events_among_many(self):
+        first = [event() for _ in range(2)]
+        self.ingest_ok(self.d, self.b, {"events": first}, accepted=2)
+        for _ in range(40):
+            self.ingest_ok(self.d, self.a, {"events": [event() for _ in range(1000)]}, accepted=1000)
+        last = [event() for _ in range(2)]
+        self.ingest_ok(self.d, self.b, {"events": last}, accepted=2)
+        self.assertEqual(self.ids(self.b), [e["event_id"] for e in first + last])
+        self.assertEqual(len(self.ids(self.a)), 40000)
+        st, _, body = self.d.request("GET", "/v1/export/touches?app=" + self.a["app_id"],
+                                     headers={"X-App-Secret": self.a["app_secret"]})
+        self.assertEqual((st, body), (200, b""))
+
 if __name__ == "__main__":
     unittest.main()

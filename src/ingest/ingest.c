@@ -23,27 +23,18 @@
 typedef struct ingest_thread_s ingest_thread_t;
 
 typedef struct pending_s {
-    umg_bus_batch_t batch; /* first */
+    umg__pend_t c; /* first */
     ingest_thread_t *t;
-    umg_bus_rec_t *recs;
-    size_t rec_cap;
-    umg_buf_t payloads;
-    umg_buf_t rejected; /* JSON array elements, comma-separated */
-    size_t nrejected;
     int single;
     umg_event_error_t first_err;
-    umg_http_defer_t *defer;
-    int status;
     uint32_t app, org;      /* for giving back limit tokens of events not stored */
     uint64_t recs_key_hash; /* the current event's device key hash, before PII encryption */
-    struct pending_s *next_free;
 } pending_t;
 
 struct ingest_thread_s {
     umg_ingest_t *ing;
     umg_event_decoder_t *dec;
-    pending_t *free_list;
-    size_t nfree;
+    umg__pend_pool_t pool;
     umg_http_req_t *cur_req;
     umg_app_t cur_app;
     pending_t *cur;
@@ -119,15 +110,70 @@ void *umg_ingest_thread_init(void *ingest, int index)
     return t;
 }
 
-static void pending_free(pending_t *p)
+/* ------------------------------------------------------------ requests */
+
+static void pend_free(umg__pend_t *p)
 {
-    if (p == NULL) {
-        return;
-    }
     umg_free(p->recs);
     umg_buf_free(&p->payloads);
     umg_buf_free(&p->rejected);
     umg_free(p);
+}
+
+void *umg__pend_get(umg__pend_pool_t *pool, size_t size)
+{
+    umg__pend_t *p = pool->free_list;
+    if (p != NULL) {
+        pool->free_list = p->next_free;
+        pool->nfree--;
+    } else if ((p = umg_calloc(1, size)) == NULL) {
+        return NULL;
+    }
+    p->nrejected = 0;
+    p->status = UMG_OK;
+    p->defer = NULL;
+    umg_buf_reset(&p->payloads);
+    umg_buf_reset(&p->rejected);
+    memset(&p->batch, 0, sizeof(p->batch));
+    return p;
+}
+
+void umg__pend_put(umg__pend_pool_t *pool, umg__pend_t *p)
+{
+    /* Keep a bounded pool; shrink buffers a huge request grew. */
+    if (pool->nfree >= 256 || p->payloads.cap > (4u << 20)) {
+        pend_free(p);
+        return;
+    }
+    p->next_free = pool->free_list;
+    pool->free_list = p;
+    pool->nfree++;
+}
+
+void umg__pend_pool_free(umg__pend_pool_t *pool)
+{
+    while (pool->free_list != NULL) {
+        umg__pend_t *p = pool->free_list;
+        pool->free_list = p->next_free;
+        pend_free(p);
+    }
+    pool->nfree = 0;
+}
+
+umg_bus_rec_t *umg__pend_rec(umg__pend_t *p)
+{
+    if (p->batch.n == p->cap) {
+        size_t ncap = p->cap ? p->cap * 2 : 16;
+        umg_bus_rec_t *nr = umg_realloc(p->recs, ncap * sizeof(*nr));
+        if (nr == NULL) {
+            return NULL;
+        }
+        p->recs = nr;
+        p->cap = ncap;
+    }
+    umg_bus_rec_t *r = &p->recs[p->batch.n];
+    memset(r, 0, sizeof(*r));
+    return r;
 }
 
 void umg_ingest_thread_fini(void *thread_data)
@@ -136,11 +182,7 @@ void umg_ingest_thread_fini(void *thread_data)
     if (t == NULL) {
         return;
     }
-    while (t->free_list != NULL) {
-        pending_t *p = t->free_list;
-        t->free_list = p->next_free;
-        pending_free(p);
-    }
+    umg__pend_pool_free(&t->pool);
     umg_event_decoder_free(t->dec);
     umg_buf_free(&t->out);
     umg_arena_free(&t->pii);
@@ -154,34 +196,17 @@ umg_ingest_t *umg__ingest_of(void *thread_data)
 
 static pending_t *pending_get(ingest_thread_t *t)
 {
-    pending_t *p = t->free_list;
+    pending_t *p = umg__pend_get(&t->pool, sizeof(*p));
     if (p != NULL) {
-        t->free_list = p->next_free;
-        t->nfree--;
-    } else if ((p = umg_calloc(1, sizeof(*p))) == NULL) {
-        return NULL;
+        p->t = t;
+        p->single = 0;
     }
-    p->t = t;
-    p->nrejected = 0;
-    p->single = 0;
-    p->status = UMG_OK;
-    p->defer = NULL;
-    umg_buf_reset(&p->payloads);
-    umg_buf_reset(&p->rejected);
-    memset(&p->batch, 0, sizeof(p->batch));
     return p;
 }
 
 static void pending_put(ingest_thread_t *t, pending_t *p)
 {
-    /* Keep a bounded pool; shrink buffers a huge request grew. */
-    if (t->nfree >= 256 || p->payloads.cap > (4u << 20)) {
-        pending_free(p);
-        return;
-    }
-    p->next_free = t->free_list;
-    t->free_list = p;
-    t->nfree++;
+    umg__pend_put(&t->pool, &p->c);
 }
 
 /* ---------------------------------------------------------------- auth */
@@ -270,8 +295,8 @@ static int ingest_limit(umg_ingest_t *ing, umg_http_req_t *req, const umg_app_t 
 
 static int add_rejection(pending_t *p, size_t index, const umg_event_error_t *err)
 {
-    umg_buf_t *b = &p->rejected;
-    int rc = p->nrejected ? umg_buf_putc(b, ',') : UMG_OK;
+    umg_buf_t *b = &p->c.rejected;
+    int rc = p->c.nrejected ? umg_buf_putc(b, ',') : UMG_OK;
     rc = rc ? rc : umg_buf_append(b, "{\"index\":", 9);
     rc = rc ? rc : umg_buf_u64(b, index);
     rc = rc ? rc : umg_buf_append(b, ",\"code\":", 8);
@@ -283,10 +308,10 @@ static int add_rejection(pending_t *p, size_t index, const umg_event_error_t *er
     rc = rc ? rc : umg_buf_append(b, ",\"message\":", 11);
     rc = rc ? rc : umg_buf_json_str(b, err->message, strlen(err->message));
     rc = rc ? rc : umg_buf_putc(b, '}');
-    if (p->nrejected == 0) {
+    if (p->c.nrejected == 0) {
         p->first_err = *err;
     }
-    p->nrejected++;
+    p->c.nrejected++;
     count_reject(err->code);
     return rc;
 }
@@ -316,23 +341,16 @@ static int on_event(void *ctx, size_t index, umg_event_t *ev, const umg_event_er
             return erc;
         }
     }
-    size_t start = p->payloads.len;
-    int rc = umg_event_encode_json(ev, &p->payloads);
+    size_t start = p->c.payloads.len;
+    int rc = umg_event_encode_json(ev, &p->c.payloads);
     if (rc != UMG_OK) {
         return rc;
     }
-    size_t n = p->batch.n;
-    if (n == p->rec_cap) {
-        size_t ncap = p->rec_cap ? p->rec_cap * 2 : 16;
-        umg_bus_rec_t *nr = umg_realloc(p->recs, ncap * sizeof(*nr));
-        if (nr == NULL) {
-            return UMG_ENOMEM;
-        }
-        p->recs = nr;
-        p->rec_cap = ncap;
+    size_t n = p->c.batch.n;
+    umg_bus_rec_t *r = umg__pend_rec(&p->c);
+    if (r == NULL) {
+        return UMG_ENOMEM;
     }
-    umg_bus_rec_t *r = &p->recs[n];
-    memset(r, 0, sizeof(*r));
     r->app = t->cur_app.id;
     uint64_t h;
     if (t->ing->pii != NULL) {
@@ -347,8 +365,8 @@ static int on_event(void *ctx, size_t index, umg_event_t *ev, const umg_event_er
     r->recv_us = ev->received_us;
     r->id = ev->event_id;
     r->payload = (const char *)(uintptr_t)start; /* an offset until the buffer stops moving */
-    r->len = (uint32_t)(p->payloads.len - start);
-    p->batch.n = n + 1;
+    r->len = (uint32_t)(p->c.payloads.len - start);
+    p->c.batch.n = n + 1;
     return UMG_OK;
 }
 
@@ -356,7 +374,7 @@ static void respond_counts(umg_http_req_t *req, pending_t *p, size_t accepted, s
 {
     umg_buf_t *out = &p->t->out;
     umg_buf_reset(out);
-    int single_bad = p->single && p->nrejected > 0;
+    int single_bad = p->single && p->c.nrejected > 0;
     int rc = umg_buf_putc(out, '{');
     if (single_bad) {
         const umg_event_error_t *e = &p->first_err;
@@ -375,7 +393,7 @@ static void respond_counts(umg_http_req_t *req, pending_t *p, size_t accepted, s
     rc = rc ? rc : umg_buf_append(out, ",\"duplicates\":", 14);
     rc = rc ? rc : umg_buf_u64(out, dups);
     rc = rc ? rc : umg_buf_append(out, ",\"rejected\":[", 13);
-    rc = rc ? rc : umg_buf_append(out, p->rejected.ptr ? p->rejected.ptr : "", p->rejected.len);
+    rc = rc ? rc : umg_buf_append(out, p->c.rejected.ptr ? p->c.rejected.ptr : "", p->c.rejected.len);
     rc = rc ? rc : umg_buf_append(out, "]}\n", 3);
     if (rc != UMG_OK) {
         umg_http_error(req, 503, "out_of_memory", NULL, "the server is out of memory; retry");
@@ -390,15 +408,15 @@ static void live_publish(umg_ingest_t *ing, pending_t *p, size_t accepted)
     if (!umg_live_wanted(ing->live, p->app)) {
         return;
     }
-    for (size_t i = 0; i < p->batch.n; i++) {
-        int st = p->recs[i].status;
+    for (size_t i = 0; i < p->c.batch.n; i++) {
+        int st = p->c.recs[i].status;
         if (st == UMG_OK || st == UMG_EEXIST) {
-            umg_live_publish_event(ing->live, p->app, st == UMG_OK ? "accepted" : "duplicate", p->recs[i].payload,
-                                   p->recs[i].len);
+            umg_live_publish_event(ing->live, p->app, st == UMG_OK ? "accepted" : "duplicate", p->c.recs[i].payload,
+                                   p->c.recs[i].len);
         }
     }
-    if (p->nrejected > 0) {
-        umg_live_publish_rejected(ing->live, p->app, accepted, p->rejected.ptr, p->rejected.len);
+    if (p->c.nrejected > 0) {
+        umg_live_publish_rejected(ing->live, p->app, accepted, p->c.rejected.ptr, p->c.rejected.len);
     }
 }
 
@@ -407,9 +425,9 @@ static void on_resume(umg_http_req_t *req, void *data)
     pending_t *p = data;
     ingest_thread_t *t = p->t;
     size_t accepted = 0, dups = 0, failed = 0;
-    if (p->status == UMG_OK) {
-        for (size_t i = 0; i < p->batch.n; i++) {
-            int st = p->recs[i].status;
+    if (p->c.status == UMG_OK) {
+        for (size_t i = 0; i < p->c.batch.n; i++) {
+            int st = p->c.recs[i].status;
             accepted += st == UMG_OK;
             dups += st == UMG_EEXIST;
             failed += st != UMG_OK && st != UMG_EEXIST;
@@ -418,16 +436,16 @@ static void on_resume(umg_http_req_t *req, void *data)
         umg_metric_add(&m_duplicate, (int64_t)dups);
         live_publish(t->ing, p, accepted);
     }
-    if (t->ing->limits != NULL && accepted < p->batch.n) {
+    if (t->ing->limits != NULL && accepted < p->c.batch.n) {
         /* Duplicates and events not stored count against no limit. */
-        umg_limits_give_back(t->ing->limits, p->app, p->org, (int64_t)(p->batch.n - accepted));
+        umg_limits_give_back(t->ing->limits, p->app, p->org, (int64_t)(p->c.batch.n - accepted));
     }
     if (req != NULL) {
-        if (p->status == UMG_ENOSPC) {
+        if (p->c.status == UMG_ENOSPC) {
             umg_metric_add(&m_overload, 1);
             umg_http_error(req, 503, "disk_full", NULL,
                            "the event log's disk is full; nothing was stored, retry later");
-        } else if (p->status != UMG_OK) {
+        } else if (p->c.status != UMG_OK) {
             umg_metric_add(&m_overload, 1);
             umg_http_error(req, 503, "log_unavailable", NULL, "the event log could not store the batch; retry later");
         } else if (failed > 0) {
@@ -446,8 +464,8 @@ static void on_resume(umg_http_req_t *req, void *data)
 static void on_batch_done(umg_bus_batch_t *b, int status)
 {
     pending_t *p = (pending_t *)b;
-    p->status = status;
-    umg_http_resume(p->defer, on_resume, p);
+    p->c.status = status;
+    umg_http_resume(p->c.defer, on_resume, p);
 }
 
 void umg_ingest_events(umg_http_req_t *req, void *thread_data)
@@ -511,35 +529,35 @@ void umg_ingest_events(umg_http_req_t *req, void *thread_data)
         umg_http_error(req, 503, "out_of_memory", NULL, "the server is out of memory; retry");
         return;
     }
-    if (p->batch.n == 0) {
-        if (p->nrejected > 0 && umg_live_wanted(ing->live, app.id)) {
-            umg_live_publish_rejected(ing->live, app.id, 0, p->rejected.ptr, p->rejected.len);
+    if (p->c.batch.n == 0) {
+        if (p->c.nrejected > 0 && umg_live_wanted(ing->live, app.id)) {
+            umg_live_publish_rejected(ing->live, app.id, 0, p->c.rejected.ptr, p->c.rejected.len);
         }
         respond_counts(req, p, 0, 0);
         pending_put(t, p);
         return;
     }
-    if (ingest_limit(ing, req, &app, p->batch.n) != 0) {
+    if (ingest_limit(ing, req, &app, p->c.batch.n) != 0) {
         pending_put(t, p);
         return;
     }
     p->app = app.id;
     p->org = app.org;
-    for (size_t i = 0; i < p->batch.n; i++) {
-        p->recs[i].payload = p->payloads.ptr + (uintptr_t)p->recs[i].payload;
+    for (size_t i = 0; i < p->c.batch.n; i++) {
+        p->c.recs[i].payload = p->c.payloads.ptr + (uintptr_t)p->c.recs[i].payload;
     }
-    p->batch.recs = p->recs;
-    p->batch.done = on_batch_done;
-    p->defer = umg_http_defer(req);
-    if (p->defer == NULL) {
+    p->c.batch.recs = p->c.recs;
+    p->c.batch.done = on_batch_done;
+    p->c.defer = umg_http_defer(req);
+    if (p->c.defer == NULL) {
         if (ing->limits != NULL) {
-            umg_limits_give_back(ing->limits, p->app, p->org, (int64_t)p->batch.n);
+            umg_limits_give_back(ing->limits, p->app, p->org, (int64_t)p->c.batch.n);
         }
         pending_put(t, p);
         umg_http_error(req, 503, "out_of_memory", NULL, "the server is out of memory; retry");
         return;
     }
-    rc = ing->bus_ops->submit(ing->bus, &p->batch);
+    rc = ing->bus_ops->submit(ing->bus, &p->c.batch);
     if (rc != UMG_OK) {
         /* Not queued: answer now. */
         umg_metric_add(&m_overload, 1);
@@ -548,9 +566,9 @@ void umg_ingest_events(umg_http_req_t *req, void *thread_data)
         } else {
             umg_http_error(req, 503, "log_unavailable", NULL, "the event log is not accepting writes");
         }
-        umg_http_defer_cancel(p->defer);
+        umg_http_defer_cancel(p->c.defer);
         if (ing->limits != NULL) {
-            umg_limits_give_back(ing->limits, p->app, p->org, (int64_t)p->batch.n);
+            umg_limits_give_back(ing->limits, p->app, p->org, (int64_t)p->c.batch.n);
         }
         pending_put(t, p);
     }

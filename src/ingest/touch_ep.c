@@ -22,19 +22,11 @@ enum { MODE_CLICK = 1, MODE_IMPRESSION = 2, MODE_S2S = 3 };
 typedef struct tthread_s tthread_t;
 
 typedef struct tpend_s {
-    umg_bus_batch_t batch; /* first */
+    umg__pend_t c; /* first */
     tthread_t *t;
-    umg_bus_rec_t *recs;
-    size_t cap;
-    umg_buf_t payloads;
-    umg_buf_t rejected;
-    size_t nrejected;
-    umg_http_defer_t *defer;
-    int status;
     int mode;
     char location[UMG_TOUCH_MAX_URL + 8];
     char headers[UMG_TOUCH_MAX_URL + 256]; /* Location and Cache-Control take sizeof(location) + 40 at most */
-    struct tpend_s *next_free;
 } tpend_t;
 
 _Static_assert(sizeof(((tpend_t *)0)->headers) >= sizeof(((tpend_t *)0)->location) + 40 + 64,
@@ -43,8 +35,7 @@ _Static_assert(sizeof(((tpend_t *)0)->headers) >= sizeof(((tpend_t *)0)->locatio
 struct tthread_s {
     umg_ingest_t *ing;
     umg_touch_decoder_t *dec;
-    tpend_t *free_list;
-    size_t nfree;
+    umg__pend_pool_t pool;
     /* the request being decoded */
     tpend_t *cur;
     umg_arena_t pii; /* encrypted PII values of the current request */
@@ -69,14 +60,7 @@ static pthread_once_t tonce = PTHREAD_ONCE_INIT;
 static void tthread_free(void *p)
 {
     tthread_t *t = p;
-    while (t->free_list != NULL) {
-        tpend_t *x = t->free_list;
-        t->free_list = x->next_free;
-        umg_free(x->recs);
-        umg_buf_free(&x->payloads);
-        umg_buf_free(&x->rejected);
-        umg_free(x);
-    }
+    umg__pend_pool_free(&t->pool);
     umg_touch_decoder_free(t->dec);
     umg_arena_free(&t->pii);
     umg_free(t);
@@ -112,36 +96,17 @@ static tthread_t *tstate(umg_ingest_t *ing)
 
 static tpend_t *tpend_get(tthread_t *t)
 {
-    tpend_t *p = t->free_list;
+    tpend_t *p = umg__pend_get(&t->pool, sizeof(*p));
     if (p != NULL) {
-        t->free_list = p->next_free;
-        t->nfree--;
-    } else if ((p = umg_calloc(1, sizeof(*p))) == NULL) {
-        return NULL;
+        p->t = t;
+        p->location[0] = p->headers[0] = '\0';
     }
-    p->t = t;
-    p->nrejected = 0;
-    p->status = UMG_OK;
-    p->defer = NULL;
-    p->location[0] = p->headers[0] = '\0';
-    umg_buf_reset(&p->payloads);
-    umg_buf_reset(&p->rejected);
-    memset(&p->batch, 0, sizeof(p->batch));
     return p;
 }
 
 static void tpend_put(tthread_t *t, tpend_t *p)
 {
-    if (t->nfree >= 256 || p->payloads.cap > (4u << 20)) {
-        umg_free(p->recs);
-        umg_buf_free(&p->payloads);
-        umg_buf_free(&p->rejected);
-        umg_free(p);
-        return;
-    }
-    p->next_free = t->free_list;
-    t->free_list = p;
-    t->nfree++;
+    umg__pend_put(&t->pool, &p->c);
 }
 
 /* Encodes a touch and adds it to the pending batch. */
@@ -170,23 +135,16 @@ static int add_touch(tthread_t *t, tpend_t *p, umg_touch_t *tc)
             return erc;
         }
     }
-    size_t start = p->payloads.len;
-    int rc = umg_touch_encode_json(tc, &p->payloads);
+    size_t start = p->c.payloads.len;
+    int rc = umg_touch_encode_json(tc, &p->c.payloads);
     if (rc != UMG_OK) {
         return rc;
     }
-    size_t n = p->batch.n;
-    if (n == p->cap) {
-        size_t ncap = p->cap ? p->cap * 2 : 8;
-        umg_bus_rec_t *nr = umg_realloc(p->recs, ncap * sizeof(*nr));
-        if (nr == NULL) {
-            return UMG_ENOMEM;
-        }
-        p->recs = nr;
-        p->cap = ncap;
+    size_t n = p->c.batch.n;
+    umg_bus_rec_t *r = umg__pend_rec(&p->c);
+    if (r == NULL) {
+        return UMG_ENOMEM;
     }
-    umg_bus_rec_t *r = &p->recs[n];
-    memset(r, 0, sizeof(*r));
     r->app = t->app.id;
     /* By device when there is an identifier, else by IP and User-Agent (a probabilistic match key). */
     r->partition = (uint16_t)(h % (uint64_t)t->ing->bus_ops->partitions(t->ing->bus));
@@ -195,8 +153,8 @@ static int add_touch(tthread_t *t, tpend_t *p, umg_touch_t *tc)
     r->recv_us = tc->received_us;
     r->id = tc->touch_id;
     r->payload = (const char *)(uintptr_t)start;
-    r->len = (uint32_t)(p->payloads.len - start);
-    p->batch.n = n + 1;
+    r->len = (uint32_t)(p->c.payloads.len - start);
+    p->c.batch.n = n + 1;
     return UMG_OK;
 }
 
@@ -204,24 +162,24 @@ static void on_resume(umg_http_req_t *req, void *data)
 {
     tpend_t *p = data;
     size_t stored = 0, dups = 0;
-    for (size_t i = 0; p->status == UMG_OK && i < p->batch.n; i++) {
-        stored += p->recs[i].status == UMG_OK;
-        dups += p->recs[i].status == UMG_EEXIST;
+    for (size_t i = 0; p->c.status == UMG_OK && i < p->c.batch.n; i++) {
+        stored += p->c.recs[i].status == UMG_OK;
+        dups += p->c.recs[i].status == UMG_EEXIST;
     }
-    if (p->status == UMG_OK) {
+    if (p->c.status == UMG_OK) {
         umg_metric_add(p->mode == MODE_IMPRESSION ? &m_impressions : &m_clicks, (int64_t)stored);
     }
     if (req != NULL) {
-        if (p->status != UMG_OK || stored + dups < p->batch.n) {
+        if (p->c.status != UMG_OK || stored + dups < p->c.batch.n) {
             umg_metric_add(&m_refused, 1);
-            umg_http_error(req, 503, p->status == UMG_ENOSPC ? "disk_full" : "log_unavailable", NULL,
+            umg_http_error(req, 503, p->c.status == UMG_ENOSPC ? "disk_full" : "log_unavailable", NULL,
                            "the touch could not be stored; retry later");
         } else if (p->mode == MODE_S2S) {
             char head[64];
             umg_buf_t out = {0};
             int n = snprintf(head, sizeof(head), "{\"accepted\":%zu,\"duplicates\":%zu,\"rejected\":[", stored, dups);
             int rc = umg_buf_append(&out, head, (size_t)n);
-            rc = rc ? rc : umg_buf_append(&out, p->rejected.ptr ? p->rejected.ptr : "", p->rejected.len);
+            rc = rc ? rc : umg_buf_append(&out, p->c.rejected.ptr ? p->c.rejected.ptr : "", p->c.rejected.len);
             rc = rc ? rc : umg_buf_append(&out, "]}\n", 3);
             if (rc == UMG_OK) {
                 umg_http_respond(req, 202, "application/json", out.ptr, out.len, NULL);
@@ -241,28 +199,28 @@ static void on_resume(umg_http_req_t *req, void *data)
 static void on_done(umg_bus_batch_t *b, int status)
 {
     tpend_t *p = (tpend_t *)b;
-    p->status = status;
-    umg_http_resume(p->defer, on_resume, p);
+    p->c.status = status;
+    umg_http_resume(p->c.defer, on_resume, p);
 }
 
 /* Hands the batch to the log and parks the request; answers itself on failure. */
 static void submit(tthread_t *t, umg_http_req_t *req, tpend_t *p)
 {
     umg_ingest_t *ing = t->ing;
-    for (size_t i = 0; i < p->batch.n; i++) {
-        p->recs[i].payload = p->payloads.ptr + (uintptr_t)p->recs[i].payload;
+    for (size_t i = 0; i < p->c.batch.n; i++) {
+        p->c.recs[i].payload = p->c.payloads.ptr + (uintptr_t)p->c.recs[i].payload;
     }
-    p->batch.recs = p->recs;
-    p->batch.done = on_done;
-    if ((p->defer = umg_http_defer(req)) == NULL) {
+    p->c.batch.recs = p->c.recs;
+    p->c.batch.done = on_done;
+    if ((p->c.defer = umg_http_defer(req)) == NULL) {
         tpend_put(t, p);
         umg_http_error(req, 503, "out_of_memory", NULL, "out of memory; retry");
         return;
     }
-    int rc = ing->bus_ops->submit(ing->bus, &p->batch);
+    int rc = ing->bus_ops->submit(ing->bus, &p->c.batch);
     if (rc != UMG_OK) {
         umg_metric_add(&m_refused, 1);
-        umg_http_defer_cancel(p->defer);
+        umg_http_defer_cancel(p->c.defer);
         tpend_put(t, p);
         umg_http_error(req, 503, rc == UMG_EFULL ? "overloaded" : "log_unavailable", NULL,
                        "the event log cannot take the touch now; retry after the given seconds");
@@ -419,9 +377,9 @@ static int on_touch(void *ctx, size_t index, umg_touch_t *tc, const umg_touch_er
     tthread_t *t = ctx;
     tpend_t *p = t->cur;
     if (tc == NULL) {
-        umg_buf_t *b = &p->rejected;
+        umg_buf_t *b = &p->c.rejected;
         umg_metric_add(&m_rejected, 1);
-        int rc = p->nrejected++ ? umg_buf_putc(b, ',') : UMG_OK;
+        int rc = p->c.nrejected++ ? umg_buf_putc(b, ',') : UMG_OK;
         rc = rc ? rc : umg_buf_printf(b, "{\"index\":%zu,\"code\":", index);
         rc = rc ? rc : umg_buf_json_str(b, err->code, strlen(err->code));
         if (err->field[0] != '\0') {
@@ -483,8 +441,8 @@ void umg_ingest_touches(umg_http_req_t *req, void *thread_data)
         umg_http_error(req, 503, "out_of_memory", NULL, "out of memory; retry");
         return;
     }
-    if (p->batch.n == 0) {
-        p->status = UMG_OK;
+    if (p->c.batch.n == 0) {
+        p->c.status = UMG_OK;
         on_resume(req, p);
         return;
     }

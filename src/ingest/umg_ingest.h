@@ -66,4 +66,36 @@ umg_ingest_t *umg__ingest_of(void *thread_data);
  * given; UMG_EINVAL when it is malformed. */
 int umg__ingest_time_param(umg_http_req_t *req, const char *name, int64_t *out, int *present);
 
+/*
+ * A request's records on their way to the log (POST /v1/events and the touch
+ * endpoints), at the start of each endpoint's own request type: the bus batch
+ * first (its done callback gets the request back from it), the records, their
+ * payloads (a record's payload holds an offset into them until the batch is
+ * submitted) and the per-item errors. Each loop thread keeps a pool of them.
+ */
+typedef struct umg__pend_s {
+    umg_bus_batch_t batch; /* first */
+    umg_bus_rec_t *recs;
+    size_t cap;
+    umg_buf_t payloads;
+    umg_buf_t rejected; /* JSON array elements, comma-separated */
+    size_t nrejected;
+    umg_http_defer_t *defer;
+    int status;
+    struct umg__pend_s *next_free;
+} umg__pend_t;
+
+typedef struct umg__pend_pool_s {
+    umg__pend_t *free_list;
+    size_t nfree;
+} umg__pend_pool_t;
+
+/* A request of `size` bytes (a type that starts with umg__pend_t; the rest is the caller's to set) with no records
+ * and no errors; NULL when out of memory. */
+void *umg__pend_get(umg__pend_pool_t *pool, size_t size);
+void umg__pend_put(umg__pend_pool_t *pool, umg__pend_t *p);
+void umg__pend_pool_free(umg__pend_pool_t *pool);
+/* The batch's next record (zeroed; the caller counts it in batch.n once it is complete); NULL when out of memory. */
+umg_bus_rec_t *umg__pend_rec(umg__pend_t *p);
+
 #endif

@@ -108,6 +108,14 @@ static void on_done(umg_http_req_t *req, void *data)
     job_free(j);
 }
 
+/* An audit record a request waited for (umg_admin_audit_then) is written, or could not be. */
+static void on_audited(umg_http_req_t *req, void *data)
+{
+    job_t *j = data;
+    j->audited(req, j->audited_data, j->status);
+    job_free(j);
+}
+
 static int enqueue(umg_admin_t *a, job_t *j, int again);
 
 /* The worker's queue and the password thread's: jobs linked through next, under a->mu. */
@@ -197,8 +205,13 @@ static void *worker_main(void *arg)
         umg_metric_add(&m_queue, -1);
         pthread_mutex_unlock(&a->mu);
         if (j->audit_only) {
-            umg_meta_audit(a->db, &j->audit);
-            job_free(j);
+            int rc = umg_meta_audit(a->db, &j->audit);
+            if (j->audited != NULL) {
+                j->status = rc;
+                umg_http_resume(j->defer, on_audited, j);
+            } else {
+                job_free(j);
+            }
         } else {
             umg__admin_dispatch(a, j);
             if (j->status == 0 && umg__login_waits(j)) {
@@ -234,12 +247,12 @@ static char *dup_slice(umg_slice_t s)
     return umg_strndup(s.ptr ? s.ptr : "", s.len);
 }
 
-void umg_admin_audit_async(umg_admin_t *a, const umg_audit_t *rec)
+/* A job holding a copy of rec; NULL when out of memory. */
+static job_t *audit_job(const umg_audit_t *rec)
 {
     job_t *j = umg_calloc(1, sizeof(*j));
     if (j == NULL) {
-        umg_log(UMG_LOG_ERROR, "audit", "out of memory: audit record %s lost", rec->action);
-        return;
+        return NULL;
     }
     /* One allocation for all the strings, NUL-separated. */
     const char *src[] = {rec->actor, rec->action, rec->target, rec->outcome, rec->ip, rec->request_id, rec->detail};
@@ -250,8 +263,7 @@ void umg_admin_audit_async(umg_admin_t *a, const umg_audit_t *rec)
     j->audit_strs = umg_malloc(total ? total : 1);
     if (j->audit_strs == NULL) {
         umg_free(j);
-        umg_log(UMG_LOG_ERROR, "audit", "out of memory: audit record %s lost", rec->action);
-        return;
+        return NULL;
     }
     const char *dst[UMG_ARRAY_SIZE(src)];
     char *p = j->audit_strs;
@@ -273,9 +285,35 @@ void umg_admin_audit_async(umg_admin_t *a, const umg_audit_t *rec)
                              .ip = dst[4],
                              .request_id = dst[5],
                              .detail = dst[6]};
-    if (enqueue(a, j, 0) != UMG_OK) {
+    return j;
+}
+
+void umg_admin_audit_async(umg_admin_t *a, const umg_audit_t *rec)
+{
+    job_t *j = audit_job(rec);
+    if (j == NULL) {
+        umg_log(UMG_LOG_ERROR, "audit", "out of memory: audit record %s lost", rec->action);
+    } else if (enqueue(a, j, 0) != UMG_OK) {
         umg_log(UMG_LOG_ERROR, "audit", "admin worker stopped or full: audit record %s lost", rec->action);
         job_free(j);
+    }
+}
+
+void umg_admin_audit_then(umg_admin_t *a, const umg_audit_t *rec, umg_http_req_t *req, umg_admin_audited_cb cb,
+                          void *data)
+{
+    job_t *j = audit_job(rec);
+    if (j == NULL || (j->defer = umg_http_defer(req)) == NULL) {
+        job_free(j);
+        cb(req, data, UMG_ENOMEM);
+        return;
+    }
+    j->audited = cb;
+    j->audited_data = data;
+    if (enqueue(a, j, 0) != UMG_OK) {
+        umg_http_defer_cancel(j->defer);
+        job_free(j);
+        cb(req, data, UMG_EFULL);
     }
 }
 

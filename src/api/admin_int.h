@@ -23,10 +23,12 @@ typedef struct job_s {
     int status;
     umg_buf_t out;
     char extra[256]; /* extra response headers, "Name: value\r\n" lines */
-    /* an audit record only */
+    /* an audit record only; with audited, the request waits for it (umg_admin_audit_then) */
     int audit_only;
     umg_audit_t audit;
     char *audit_strs;
+    umg_admin_audited_cb audited;
+    void *audited_data;
     /* a login between its two turns on the worker: the password is checked on the password thread between */
     struct login_check_s *login;
 } job_t;

@@ -23,6 +23,7 @@ typedef struct export_s {
     umg_touch_decoder_t *tdec;
     umg_arena_t arena;
     umg_store_t *store; /* for the fraud verdicts of touches; NULL: none */
+    char app_public[24];
 } export_t;
 
 typedef struct decrypt_ctx_s {
@@ -200,11 +201,32 @@ static int export_pull(void *data, umg_buf_t *out, int *done)
 static void export_fini(void *data)
 {
     export_t *x = data;
-    x->ops->reader_close(x->reader);
+    if (x->reader != NULL) {
+        x->ops->reader_close(x->reader);
+    }
     umg_event_decoder_free(x->dec);
     umg_touch_decoder_free(x->tdec);
     umg_arena_free(&x->arena);
     umg_free(x);
+}
+
+/* The export's audit record is written (status UMG_OK), or could not be: the export starts, or is refused. */
+static void export_audited(umg_http_req_t *req, void *data, int status)
+{
+    export_t *x = data;
+    if (req == NULL) {
+        export_fini(x);
+    } else if (status != UMG_OK) {
+        export_fini(x);
+        umg_http_error(req, 503, "audit_unavailable", NULL, "the export could not be recorded in the audit log; retry");
+    } else if (x->reader == NULL) {
+        export_fini(x);
+        umg_http_respond(req, 200, "application/x-ndjson", "", 0, NULL);
+    } else {
+        umg_log(UMG_LOG_INFO, "export", "raw export of app %s started (request %s)", x->app_public,
+                umg_http_request_id(req));
+        umg_http_stream(req, 200, "application/x-ndjson", export_pull, export_fini, x);
+    }
 }
 
 static void export_kind(umg_http_req_t *req, void *thread_data, int kind);
@@ -260,20 +282,6 @@ static void export_kind(umg_http_req_t *req, void *thread_data, int kind)
         umg_http_error(req, 400, "invalid_value", "to", "to must be later than from");
         return;
     }
-    if (ing->admin != NULL) {
-        char detail[160];
-        snprintf(detail, sizeof(detail), "{\"from_us\":%lld,\"to_us\":%lld}", (long long)(has_from ? from : 0),
-                 (long long)(has_to ? to : 0));
-        umg_audit_t rec = {.org_id = app.org,
-                           .actor = who.id,
-                           .action = kind == UMG_BUS_KIND_TOUCH ? "export.touches" : "export.raw",
-                           .target = app.public_id,
-                           .outcome = "ok",
-                           .ip = umg_http_client_ip(req),
-                           .request_id = umg_http_request_id(req),
-                           .detail = detail};
-        umg_admin_audit_async(ing->admin, &rec);
-    }
     export_t *x = umg_calloc(1, sizeof(*x));
     if (x == NULL) {
         umg_http_error(req, 503, "out_of_memory", NULL, "out of memory");
@@ -291,39 +299,45 @@ static void export_kind(umg_http_req_t *req, void *thread_data, int kind)
             return;
         }
     }
+    memcpy(x->app_public, app.public_id, sizeof(x->app_public));
     umg_bus_stats_t st;
     x->ops->stats(ing->bus, &st);
-    if (st.durable_offset == 0) {
-        /* Nothing stored yet: an empty export (to_offset 0 would mean "follow"). */
-        umg_event_decoder_free(x->dec);
-        umg_arena_free(&x->arena);
-        umg_free(x);
-        umg_http_respond(req, 200, "application/x-ndjson", "", 0, NULL);
+    if (st.durable_offset > 0) { /* else nothing stored yet: an empty export (to_offset 0 would mean "follow") */
+        umg_bus_read_opts_t o = {.partition = -1,
+                                 .from_offset = 0,
+                                 .to_offset = st.durable_offset,
+                                 .app = app.id,
+                                 .kind = kind,
+                                 .scan_max = EXPORT_SCAN,
+                                 .event_from_us = has_from ? from : 0,
+                                 .event_to_us = has_to ? to : 0};
+        if (has_from && !has_to) {
+            o.event_to_us = INT64_MAX / 2;
+        }
+        if (!has_from && has_to) {
+            o.event_from_us = 1;
+        }
+        if (x->ops->reader_open(ing->bus, &o, &x->reader) != UMG_OK) {
+            export_fini(x);
+            umg_http_error(req, 503, "log_unavailable", NULL, "cannot read the event log");
+            return;
+        }
+    }
+    if (ing->admin == NULL) {
+        export_audited(req, x, UMG_OK);
         return;
     }
-    umg_bus_read_opts_t o = {.partition = -1,
-                             .from_offset = 0,
-                             .to_offset = st.durable_offset,
-                             .app = app.id,
-                             .kind = kind,
-                             .scan_max = EXPORT_SCAN,
-                             .event_from_us = has_from ? from : 0,
-                             .event_to_us = has_to ? to : 0};
-    if (has_from && !has_to) {
-        o.event_to_us = INT64_MAX / 2;
-    }
-    if (!has_from && has_to) {
-        o.event_from_us = 1;
-    }
-    int rc = x->ops->reader_open(ing->bus, &o, &x->reader);
-    if (rc != UMG_OK) {
-        umg_event_decoder_free(x->dec);
-        umg_arena_free(&x->arena);
-        umg_free(x);
-        umg_http_error(req, 503, "log_unavailable", NULL, "cannot read the event log");
-        return;
-    }
-    umg_log(UMG_LOG_INFO, "export", "raw export of app %s started (request %s)", app.public_id,
-            umg_http_request_id(req));
-    umg_http_stream(req, 200, "application/x-ndjson", export_pull, export_fini, x);
+    /* Nothing leaves before its audit record is written. */
+    char detail[160];
+    snprintf(detail, sizeof(detail), "{\"from_us\":%lld,\"to_us\":%lld}", (long long)(has_from ? from : 0),
+             (long long)(has_to ? to : 0));
+    umg_audit_t rec = {.org_id = app.org,
+                       .actor = who.id,
+                       .action = kind == UMG_BUS_KIND_TOUCH ? "export.touches" : "export.raw",
+                       .target = app.public_id,
+                       .outcome = "ok",
+                       .ip = umg_http_client_ip(req),
+                       .request_id = umg_http_request_id(req),
+                       .detail = detail};
+    umg_admin_audit_then(ing->admin, &rec, req, export_audited, x);
 }

@@ -370,6 +370,20 @@ static void iexport_fini(void *data)
     umg_free(data);
 }
 
+/* The export's audit record is written (status UMG_OK), or could not be: the export starts, or is refused. */
+static void iexport_audited(umg_http_req_t *req, void *data, int status)
+{
+    if (req == NULL || status != UMG_OK) {
+        iexport_fini(data);
+        if (req != NULL) {
+            umg_http_error(req, 503, "audit_unavailable", NULL,
+                           "the export could not be recorded in the audit log; retry");
+        }
+        return;
+    }
+    umg_http_stream(req, 200, "application/x-ndjson", iexport_pull, iexport_fini, data);
+}
+
 void umg_attr_ep_export_installs(umg_http_req_t *req, void *thread_data)
 {
     umg_ingest_t *ing = umg__ingest_of(thread_data);
@@ -400,9 +414,10 @@ void umg_attr_ep_export_installs(umg_http_req_t *req, void *thread_data)
                            .ip = umg_http_client_ip(req),
                            .request_id = umg_http_request_id(req),
                            .detail = NULL};
-        umg_admin_audit_async(ing->admin, &rec);
+        umg_admin_audit_then(ing->admin, &rec, req, iexport_audited, x); /* nothing leaves before it is written */
+        return;
     }
-    umg_http_stream(req, 200, "application/x-ndjson", iexport_pull, iexport_fini, x);
+    iexport_audited(req, x, UMG_OK);
 }
 
 /* ------------------------------------------------------- GET /v1/reports/mta */

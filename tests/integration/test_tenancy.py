@@ -622,6 +622,28 @@ class SettingsAndAuditTest(TenancyBase):
                 db.execute(sql)
         db.close()
 
+    def test_export_audited_before_its_data(self):
+        """Each export's audit record is in meta.db before the export answers (not queued behind it); an export
+        whose record cannot be written is refused with 503 and sends nothing."""
+        self.ingest_ok(self.d, self.app_a, event(), accepted=1)
+        db = sqlite3.connect(os.path.join(self.d.data_dir, "meta.db"))
+        try:
+            for path, action in (("/v1/export/events", "export.raw"), ("/v1/export/touches", "export.touches"),
+                                 ("/v1/export/installs", "export.installs")):
+                st, h, data = self.call("GET", path + "?app=" + self.app_a["app_id"], self.tok_a)
+                self.assertStatus(st, 200, path, data)
+                rows = db.execute("SELECT action FROM audit WHERE request_id = ?",
+                                  (h["x-request-id"],)).fetchall()
+                self.assertEqual(rows, [(action,)], path)
+            db.execute("CREATE TRIGGER no_export BEFORE INSERT ON audit WHEN NEW.action LIKE 'export.%' "
+                       "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
+            db.commit()
+            for path in ("/v1/export/events", "/v1/export/touches", "/v1/export/installs"):
+                self.assertError(self.call("GET", path + "?app=" + self.app_a["app_id"], self.tok_a),
+                                 503, "audit_unavailable")
+        finally:
+            db.close()
+
     def test_invitation_flow(self):
         inv = self.ok("POST", "/v1/invitations", self.tok_a,
                       {"email": "new@a.test", "role": "analyst", "apps": [self.app_a["app_id"]]}, expect=201)

@@ -1202,21 +1202,40 @@ static void test_pipeline_rollups(void **state)
     free(dir);
 }
 
-/* The rollups of app 1 as the pipeline's store has them: loaded by a fresh pipeline (and its tables dumped). */
-static void stored_rollups(const char *dir, const umg_pipeline_config_t *pc, const umg_bus_ops_t *ops, umg_bus_t *bus,
-                           umg_tz_cache_t *tzc, umg_buf_t *out)
-{
-    umg_store_t *st = open_store(dir);
+/* A pipeline keeping rollups over its own store and the shared log. */
+typedef struct rpl_s {
+    umg_store_t *st;
     umg_rollup_t *r;
-    assert_int_equal(umg_rollup_new(&r), UMG_OK);
     umg_pipeline_t *p;
-    assert_int_equal(umg_pipeline_new(pc, st, ops, bus, NULL, NULL, &p), UMG_OK);
-    assert_int_equal(umg_pipeline_set_reports(p, r, tzc), UMG_OK);
-    umg_buf_reset(out);
-    rollup_dump(r, out);
-    umg_pipeline_free(p);
-    umg_rollup_free(r);
-    umg_store_close(st);
+} rpl_t;
+
+static void rpl_open(rpl_t *x, const char *dir, const umg_pipeline_config_t *pc, penv_t *e, umg_tz_cache_t *tzc)
+{
+    x->st = open_store(dir);
+    assert_int_equal(umg_rollup_new(&x->r), UMG_OK);
+    assert_int_equal(umg_pipeline_new(pc, x->st, &umg_bus_log_ops, e->bus, NULL, NULL, &x->p), UMG_OK);
+    assert_int_equal(umg_pipeline_set_reports(x->p, x->r, tzc), UMG_OK);
+}
+
+/* Stops it; dump (unless NULL) gets its tables, which hold every committed batch once the pipeline is gone. */
+static void rpl_close(rpl_t *x, umg_buf_t *dump)
+{
+    umg_pipeline_free(x->p);
+    if (dump != NULL) {
+        umg_buf_reset(dump);
+        rollup_dump(x->r, dump);
+    }
+    umg_rollup_free(x->r);
+    umg_store_close(x->st);
+}
+
+/* The rollups of app 1 as the store in dir has them: what a fresh pipeline loads. */
+static void stored_rollups(const char *dir, const umg_pipeline_config_t *pc, penv_t *e, umg_tz_cache_t *tzc,
+                           umg_buf_t *out)
+{
+    rpl_t x;
+    rpl_open(&x, dir, pc, e, tzc);
+    rpl_close(&x, out);
 }
 
 static int fold_in_progress(umg_store_t *st)
@@ -1231,6 +1250,12 @@ static int fold_in_progress(umg_store_t *st)
     umg_store_abort(tx);
     assert_true(rc == UMG_OK || rc == UMG_ENOENT);
     return rc == UMG_OK;
+}
+
+static void assert_same_buf(const umg_buf_t *a, const umg_buf_t *b)
+{
+    assert_int_equal(a->len, b->len);
+    assert_memory_equal(a->ptr, b->ptr, a->len);
 }
 
 /* A fold of the rollup log spans several store transactions; a restart between any two of them loads the same
@@ -1263,26 +1288,11 @@ static void test_pipeline_fold_in_parts(void **state)
     }
     umg_tz_cache_t *tzc;
     assert_int_equal(umg_tz_cache_new(&tzc), UMG_OK);
-
-    /* The reference: every record applied with the rollup log never folded. */
     umg_pipeline_config_t pc;
     umg_pipeline_config_defaults(&pc);
-    pc.batch = 7;
-    pc.rollup_fold_bytes = INT64_MAX;
-    umg_buf_t want = {0}, got = {0};
-    umg_store_t *st = open_store(e.s2);
-    umg_rollup_t *r;
-    assert_int_equal(umg_rollup_new(&r), UMG_OK);
-    umg_pipeline_t *p;
-    assert_int_equal(umg_pipeline_new(&pc, st, ops, bus, NULL, NULL, &p), UMG_OK);
-    assert_int_equal(umg_pipeline_set_reports(p, r, tzc), UMG_OK);
-    drain(p);
-    uint64_t end = umg_pipeline_next_offset(p);
-    rollup_dump(r, &want);
-    umg_pipeline_free(p);
-    umg_rollup_free(r);
-    umg_store_close(st);
-    assert_true(want.len > 40 * sizeof(umg_rollup_key_t));
+    umg_buf_t want = {0}, got = {0}, mem = {0};
+    umg_store_stats_t ss;
+    rpl_t x;
 
     /* Folds of three rows per transaction, one starting whenever none is in progress; after every batch that leaves
      * one in progress, the pipeline stops and a new one loads the store. */
@@ -1290,30 +1300,18 @@ static void test_pipeline_fold_in_parts(void **state)
     pc.rollup_fold_bytes = 1;
     pc.rollup_fold_rows = 3;
     int restarts = 0, steps = 0;
-    umg_buf_t mem = {0};
-    st = open_store(e.s1);
-    assert_int_equal(umg_rollup_new(&r), UMG_OK);
-    assert_int_equal(umg_pipeline_new(&pc, st, ops, bus, NULL, NULL, &p), UMG_OK);
-    assert_int_equal(umg_pipeline_set_reports(p, r, tzc), UMG_OK);
-    for (size_t n = 1; n > 0 || fold_in_progress(st);) {
-        assert_int_equal(umg_pipeline_step(p, &n), UMG_OK);
+    rpl_open(&x, e.s1, &pc, &e, tzc);
+    for (size_t n = 1; n > 0 || fold_in_progress(x.st);) {
+        assert_int_equal(umg_pipeline_step(x.p, &n), UMG_OK);
         assert_true(++steps < 1000);
-        if (!fold_in_progress(st)) {
+        if (!fold_in_progress(x.st)) {
             continue;
         }
-        umg_pipeline_free(p); /* the tables hold every committed batch once it is gone */
-        umg_buf_reset(&mem);
-        rollup_dump(r, &mem);
-        umg_rollup_free(r);
-        umg_store_close(st);
-        stored_rollups(e.s1, &pc, ops, bus, tzc, &got);
-        assert_int_equal(got.len, mem.len);
-        assert_memory_equal(got.ptr, mem.ptr, mem.len);
+        rpl_close(&x, &mem);
+        stored_rollups(e.s1, &pc, &e, tzc, &got);
+        assert_same_buf(&got, &mem);
         restarts++;
-        st = open_store(e.s1);
-        assert_int_equal(umg_rollup_new(&r), UMG_OK);
-        assert_int_equal(umg_pipeline_new(&pc, st, ops, bus, NULL, NULL, &p), UMG_OK);
-        assert_int_equal(umg_pipeline_set_reports(p, r, tzc), UMG_OK);
+        rpl_open(&x, e.s1, &pc, &e, tzc);
         if (n == 0) {
             /* caught up: more records so the fold goes on */
             report_event(j, sizeof(j), T0 + 9 * D_ + steps, "session", "38400000-8cf0-11bd-b23e-10b96e400000", "");
@@ -1322,65 +1320,43 @@ static void test_pipeline_fold_in_parts(void **state)
         }
     }
     assert_true(restarts >= 5);
-    end = umg_pipeline_next_offset(p);
-    umg_pipeline_free(p);
-    umg_buf_reset(&mem);
-    rollup_dump(r, &mem);
-    umg_rollup_free(r);
-    umg_store_close(st);
-    umg_store_stats_t ss;
-    st = open_store(e.s1);
-    assert_int_equal(umg_store_stats(st, &ss), UMG_OK);
-    umg_store_close(st);
+    uint64_t end = umg_pipeline_next_offset(x.p);
+    assert_int_equal(umg_store_stats(x.st, &ss), UMG_OK);
     assert_true(ss.rollup_rows > 40);
-    stored_rollups(e.s1, &pc, ops, bus, tzc, &got);
-    assert_int_equal(got.len, mem.len);
-    assert_memory_equal(got.ptr, mem.ptr, mem.len);
+    rpl_close(&x, &mem);
+    assert_true(mem.len > 40 * sizeof(umg_rollup_key_t));
+    stored_rollups(e.s1, &pc, &e, tzc, &got);
+    assert_same_buf(&got, &mem);
 
-    /* The same records into an empty store with unfolded logs give the same rows as the folds... */
-    char s3[320];
-    snprintf(s3, sizeof(s3), "%s/attr3", e.dir);
+    /* The same records into an empty store with the log never folded give the same rows... */
+    pc.batch = 7;
     pc.rollup_fold_bytes = INT64_MAX;
-    st = open_store(s3);
-    assert_int_equal(umg_rollup_new(&r), UMG_OK);
-    assert_int_equal(umg_pipeline_new(&pc, st, ops, bus, NULL, NULL, &p), UMG_OK);
-    assert_int_equal(umg_pipeline_set_reports(p, r, tzc), UMG_OK);
-    drain(p);
-    assert_int_equal(umg_pipeline_next_offset(p), end);
-    umg_buf_reset(&want);
-    rollup_dump(r, &want);
-    assert_int_equal(want.len, mem.len);
-    assert_memory_equal(want.ptr, mem.ptr, mem.len);
-    umg_pipeline_free(p);
-    umg_rollup_free(r);
-    umg_store_close(st);
+    rpl_open(&x, e.s2, &pc, &e, tzc);
+    drain(x.p);
+    assert_int_equal(umg_pipeline_next_offset(x.p), end);
+    rpl_close(&x, &want);
+    assert_same_buf(&want, &mem);
 
     /* ...and so do folds that outgrow a transaction (more than six rows and devices put): split until they fit. */
-    char s4[320];
-    snprintf(s4, sizeof(s4), "%s/attr4", e.dir);
+    char s3[320];
+    snprintf(s3, sizeof(s3), "%s/attr3", e.dir);
     pc.batch = 1000;
     pc.rollup_fold_bytes = 1;
     pc.rollup_fold_rows = 1000;
-    st = open_store(s4);
-    assert_int_equal(umg_rollup_new(&r), UMG_OK);
-    assert_int_equal(umg_pipeline_new(&pc, st, ops, bus, NULL, NULL, &p), UMG_OK);
-    assert_int_equal(umg_pipeline_set_reports(p, r, tzc), UMG_OK);
+    rpl_open(&x, s3, &pc, &e, tzc);
     umg__store_inject_txn_full = 6;
     steps = 0;
-    while (umg_pipeline_next_offset(p) < end) {
+    while (umg_pipeline_next_offset(x.p) < end) {
         size_t n;
-        assert_int_equal(umg_pipeline_step(p, &n), UMG_OK);
+        assert_int_equal(umg_pipeline_step(x.p, &n), UMG_OK);
         assert_true(++steps < 5000);
     }
     umg__store_inject_txn_full = 0;
-    umg_pipeline_free(p);
-    umg_rollup_free(r);
-    assert_int_equal(umg_store_stats(st, &ss), UMG_OK);
+    assert_int_equal(umg_store_stats(x.st, &ss), UMG_OK);
     assert_true(ss.rollup_rows > 40);
-    umg_store_close(st);
-    stored_rollups(s4, &pc, ops, bus, tzc, &got);
-    assert_int_equal(got.len, mem.len);
-    assert_memory_equal(got.ptr, mem.ptr, mem.len);
+    rpl_close(&x, NULL);
+    stored_rollups(s3, &pc, &e, tzc, &got);
+    assert_same_buf(&got, &mem);
 
     umg_buf_free(&want);
     umg_buf_free(&got);

@@ -465,6 +465,7 @@ static int cmd_serve(int argc, char **argv)
     umg_iplists_t *iplists = NULL;
     umg_botua_t *botua = NULL;
     umg_sig_cache_t *sig_cache = NULL;
+    int lock_fd = -1;
 
     /* Signals are blocked in every thread and taken by sigwait in this one; blocked before any
      * thread starts (the admin, cost and report workers inherit the mask). */
@@ -479,6 +480,24 @@ static int cmd_serve(int argc, char **argv)
     if (umg_mkdirs(cfg.data, 0755) != UMG_OK) {
         fprintf(stderr, "unmogrowp serve: cannot create the data directory %s: %s\n", cfg.data, strerror(errno));
         goto done;
+    }
+    {
+        /* One daemon per data directory: a second one would append to the same log segments. */
+        char path[4096];
+        long holder = 0;
+        snprintf(path, sizeof(path), "%s/daemon.lock", cfg.data);
+        int lrc = umg_file_lock(path, &lock_fd, &holder);
+        if (lrc == UMG_EEXIST) {
+            fprintf(stderr,
+                    "unmogrowp serve: another daemon (pid %ld) is serving %s; stop it first, or give this one "
+                    "another --data\n",
+                    holder, cfg.data);
+            goto done;
+        }
+        if (lrc != UMG_OK) {
+            fprintf(stderr, "unmogrowp serve: cannot lock %s\n", path);
+            goto done;
+        }
     }
     if (umg_apps_open(cfg.data, &ing.apps) != UMG_OK) {
         goto done;
@@ -672,6 +691,7 @@ done:
     umg_iplists_free(iplists);
     umg_botua_free(botua);
     umg_sig_cache_free(sig_cache);
+    umg_file_unlock(lock_fd); /* last: everything above is written and closed */
     umg_config_free(serve_items, n, &cfg);
     return rc;
 }

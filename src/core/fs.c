@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -196,4 +198,42 @@ fail:
     umg_free(dir);
     umg_buf_free(&tmp);
     return rc;
+}
+
+int umg_file_lock(const char *path, int *fd_out, long *holder)
+{
+    *fd_out = -1;
+    *holder = 0;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        umg_log(UMG_LOG_ERROR, "fs", "open %s: %s", path, strerror(errno));
+        return UMG_EIO;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char text[32];
+        ssize_t n = umg_pread_full(fd, text, sizeof(text) - 1, 0);
+        close(fd);
+        if (e != EWOULDBLOCK) {
+            umg_log(UMG_LOG_ERROR, "fs", "lock %s: %s", path, strerror(e));
+            return UMG_EIO;
+        }
+        text[n > 0 ? n : 0] = '\0';
+        *holder = strtol(text, NULL, 10);
+        return UMG_EEXIST;
+    }
+    char text[32];
+    int n = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)n, 0) != n) {
+        umg_log(UMG_LOG_WARN, "fs", "cannot write the pid into %s: %s", path, strerror(errno));
+    }
+    *fd_out = fd;
+    return UMG_OK;
+}
+
+void umg_file_unlock(int fd)
+{
+    if (fd >= 0) {
+        close(fd); /* the lock goes with the last descriptor of the open file */
+    }
 }

@@ -493,6 +493,14 @@ int umg_write_all(int fd, const void *data, size_t len);
 ssize_t umg_pread_full(int fd, void *buf, size_t len, uint64_t off);
 /** fsyncs a directory so a rename or create inside it is durable. */
 int umg_fsync_dir(const char *dir);
+/**
+ * Takes an exclusive lock on the file path (made if absent; flock, so the
+ * kernel lets it go when the process ends, however it ends) and writes this
+ * process's pid into it. *fd holds it until umg_file_unlock. UMG_EEXIST when
+ * another process holds it (*holder: its pid, 0 when unknown), else UMG_EIO.
+ */
+int umg_file_lock(const char *path, int *fd, long *holder);
+void umg_file_unlock(int fd);
 
 /* ---------------------------------------------------------------- helper */
 

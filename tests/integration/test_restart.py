@@ -1,9 +1,10 @@
 """Restarts of the real daemon on the same data directory: clean SIGTERM shutdown, kill -9,
 acknowledged events and dedupe state surviving both, and new data appended after old."""
 
+import subprocess
 import unittest
 
-from harness import DaemonTestCase, event
+from harness import DaemonTestCase, binary, event
 
 
 class RestartCase(DaemonTestCase):
@@ -51,6 +52,23 @@ class RestartCase(DaemonTestCase):
         later = [event() for _ in range(3)]
         self.ingest_ok(self.d, self.app, {"events": later}, accepted=3)
         self.assertEqual(self.ids(), before + [e["event_id"] for e in later])
+
+
+class SecondDaemonTest(RestartCase):
+    """One daemon per data directory: a second `serve` on it exits at once naming the first one's pid (it
+    would append to the same log segments), the first goes on, and the lock dies with its holder."""
+
+    def test_second_daemon_refused(self):
+        e1 = event()
+        self.ingest_ok(self.d, self.app, e1, accepted=1)
+        second = subprocess.run(self.d.command(), stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+        self.assertEqual(second.returncode, 1, second.stderr)
+        self.assertIn(b"another daemon (pid %d) is serving" % self.d.proc.pid, second.stderr)
+        e2 = event()
+        self.ingest_ok(self.d, self.app, e2, accepted=1, what="the first daemon after the refusal")
+        self.d.kill9()
+        self.d.start()  # kill -9 released the lock
+        self.assertEqual(self.ids(), [e1["event_id"], e2["event_id"]])
 
 
 class SigtermRestartTest(RestartCase):

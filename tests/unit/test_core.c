@@ -1149,6 +1149,26 @@ static void test_log(void **state)
 
 /* ---------------------------------------------------------------- fs */
 
+/* An exclusive lock per file: a second taker (here another open of it) is refused with the holder's pid. */
+static void test_file_lock(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/daemon.lock", tmpdir);
+    int fd, fd2;
+    long holder = -1;
+    assert_int_equal(umg_file_lock(path, &fd, &holder), UMG_OK);
+    assert_true(fd >= 0);
+    assert_int_equal(umg_file_lock(path, &fd2, &holder), UMG_EEXIST);
+    assert_int_equal(fd2, -1);
+    assert_int_equal(holder, (long)getpid());
+    umg_file_unlock(fd);
+    assert_int_equal(umg_file_lock(path, &fd2, &holder), UMG_OK);
+    umg_file_unlock(fd2);
+    snprintf(path, sizeof(path), "%s/no/such/dir/daemon.lock", tmpdir);
+    assert_int_equal(umg_file_lock(path, &fd, &holder), UMG_EIO);
+}
+
 static void test_fs(void **state)
 {
     (void)state;
@@ -1296,6 +1316,7 @@ int main(void)
         cmocka_unit_test(test_config_markdown),
         cmocka_unit_test(test_log),
         cmocka_unit_test(test_fs),
+        cmocka_unit_test(test_file_lock),
         cmocka_unit_test(test_helper),
     };
     return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);

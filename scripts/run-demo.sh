@@ -31,6 +31,11 @@ APP_ID=$(json_field app_id); APP_KEY=$(json_field app_key); APP_SECRET=$(json_fi
 # A "data-centre" IP list for the blocked_ip fraud rule: the ranges the demo's fraud traffic comes from.
 [ -s "$DATA/demo-datacenter.txt" ] ||
   "$BIN" gen --out /dev/null --devices 1 --quiet --fraud 1 --fraud-ip-list "$DATA/demo-datacenter.txt" >/dev/null
+# A daemon already serving DATA holds DATA/daemon.lock: leave it (and its daemon.addr) alone.
+if [ -e "$DATA/daemon.lock" ] && ! flock -n "$DATA/daemon.lock" true; then
+  echo "make run: a daemon (pid $(cat "$DATA/daemon.lock")) already serves $DATA; stop it first" >&2
+  exit 1
+fi
 rm -f "$DATA/daemon.addr"
 # fraud.horizon: the demo's two weeks of history arrive at once, and the fraud rules judge all of it.
 "$BIN" serve --data "$DATA" --listen "$LISTEN" --set fraud.horizon=31d \

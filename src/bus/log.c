@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 int umg__log_inject_write_errno;
+long umg__log_rename_pause_us;
 
 typedef struct seg_s {
     uint64_t base;
@@ -2013,8 +2014,16 @@ static int rewrite_segment(umg_bus_t *bus, seg_t *seg, const umg_bus_rewriter_t 
         rc = errno == ENOSPC ? UMG_ENOSPC : UMG_EIO;
     }
     if (rc == UMG_OK) {
-        if (rename(tmp_log, seg->log_path) != 0 || rename(tmp_idx, seg->idx_path) != 0 ||
-            umg_fsync_dir(bus->dir) != UMG_OK) {
+        /* Readers open a segment's two files under seglock (reader_locate): never the new records with the old
+         * index. Those that have them open already keep reading the old pair. */
+        pthread_mutex_lock(&bus->seglock);
+        int renamed = rename(tmp_log, seg->log_path) == 0;
+        if (renamed && umg__log_rename_pause_us > 0) {
+            usleep((useconds_t)umg__log_rename_pause_us);
+        }
+        renamed = renamed && rename(tmp_idx, seg->idx_path) == 0;
+        pthread_mutex_unlock(&bus->seglock);
+        if (!renamed || umg_fsync_dir(bus->dir) != UMG_OK) {
             umg_log(UMG_LOG_ERROR, "bus", "cannot replace segment %s: %s", seg->log_path, strerror(errno));
             rc = UMG_EIO;
         } else {

@@ -70,5 +70,7 @@ int umg__log_scan_segment(const char *path, uint64_t *valid_len, uint64_t *count
 extern int umg__log_inject_write_errno;
 /* drop_behind readers drop cached pages in steps of this many bytes (a multiple of the page size). */
 extern uint64_t umg__log_drop_step;
+/* Test hook: a rewrite waits this long between replacing a segment's records and its index. */
+extern long umg__log_rename_pause_us;
 
 #endif

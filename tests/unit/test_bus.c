@@ -232,6 +232,72 @@ static void test_scan_budget(void **state)
     free(dir);
 }
 
+/* Each pass pads every payload to a length of its own, so the records move within their segment. */
+typedef struct pad_rw_s {
+    umg_bus_t *bus;
+    int passes;
+    _Atomic int done;
+} pad_rw_t;
+
+static int pad_record(void *ctx, const umg_bus_msg_t *m, umg_buf_t *out)
+{
+    static const char xs[] =
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+    pad_rw_t *x = ctx;
+    /* {"n":N,"app":A} then the pass's padding in place of the last one's */
+    const char *end = memmem(m->payload, m->len, ",\"pad\"", 6);
+    if (end == NULL) {
+        end = memchr(m->payload, '}', m->len);
+    }
+    size_t head = end ? (size_t)(end - m->payload) : m->len;
+    int pad = 1 + x->passes % 5 * 17;
+    if (umg_buf_append(out, m->payload, head) != UMG_OK ||
+        umg_buf_printf(out, ",\"pad\":\"%.*s\"}", pad, xs) != UMG_OK) {
+        return -1;
+    }
+    return UMG_BUS_REPLACE;
+}
+
+static void *rewrite_loop(void *arg)
+{
+    pad_rw_t *x = arg;
+    umg_bus_rewriter_t rw = {.ctx = x, .record = pad_record};
+    for (x->passes = 0; x->passes < 12; x->passes++) {
+        umg_bus_rewrite_stats_t st;
+        assert_int_equal(ops->rewrite(x->bus, &rw, &st), UMG_OK);
+        assert_true(st.segments > 0);
+    }
+    atomic_store(&x->done, 1);
+    return NULL;
+}
+
+/* Readers that open segments while they are being rewritten read them whole and intact: a segment's records and
+ * index are replaced together as readers see them (each rewrite pauses between the two renames here). */
+static void test_read_while_rewritten(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    umg_bus_t *bus = open_bus(dir, 16 << 10);
+    assert_int_equal(append(bus, 1, 0, 2000, NULL), UMG_OK);
+    assert_int_equal(append(bus, 1, 2000, 10, NULL), UMG_OK); /* the active segment: not rewritten */
+    umg__log_rename_pause_us = 3000;
+    pad_rw_t x = {.bus = bus};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, rewrite_loop, &x), 0);
+    int reads = 0;
+    while (!atomic_load(&x.done)) {
+        assert_int_equal(count_all(bus, &ALL, NULL), 2010);
+        reads++;
+    }
+    pthread_join(th, NULL);
+    umg__log_rename_pause_us = 0;
+    assert_true(reads > 0);
+    assert_int_equal(count_all(bus, &ALL, NULL), 2010);
+    ops->close(bus);
+    rmrf(dir);
+    free(dir);
+}
+
 static char *only_segment(const char *dir, const char *ext)
 {
     DIR *d = opendir(dir);
@@ -696,6 +762,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_read_dedupe),
         cmocka_unit_test(test_scan_budget),
+        cmocka_unit_test(test_read_while_rewritten),
         cmocka_unit_test(test_torn_tail_every_offset),
         cmocka_unit_test(test_zeros_written_ahead),
         cmocka_unit_test(test_roll_and_index_rebuild),

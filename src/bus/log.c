@@ -2058,6 +2058,28 @@ done:
     return rc;
 }
 
+/* Whether the segment's index names a record of one of the apps (1 as well when it cannot be read). */
+static int seg_has_app(const seg_t *seg, const uint32_t *apps, size_t napps)
+{
+    int fd = open(seg->idx_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return 1;
+    }
+    umg_log_idx_t e[1024];
+    int found = 0;
+    ssize_t got = 0;
+    for (uint64_t off = 0; !found && (got = umg_pread_full(fd, e, sizeof(e), off)) > 0; off += (uint64_t)got) {
+        for (size_t i = 0; !found && i < (size_t)got / sizeof(e[0]); i++) {
+            for (size_t a = 0; a < napps; a++) {
+                found |= e[i].app == apps[a];
+            }
+        }
+    }
+    found |= got < 0;
+    close(fd);
+    return found;
+}
+
 static int log_rewrite(umg_bus_t *bus, const umg_bus_rewriter_t *rw, umg_bus_rewrite_stats_t *st)
 {
     memset(st, 0, sizeof(*st));
@@ -2094,7 +2116,8 @@ static int log_rewrite(umg_bus_t *bus, const umg_bus_rewriter_t *rw, umg_bus_rew
                                    .bytes = atomic_load(&seg->bytes),
                                    .max_recv_us = atomic_load(&seg->max_recv_s) * 1000000 + 999999,
                                    .flags = flags_load(bus, seg->base)};
-        if (rw->want == NULL || rw->want(rw->ctx, &info)) {
+        if ((rw->napps == 0 || seg_has_app(seg, rw->apps, rw->napps)) &&
+            (rw->want == NULL || rw->want(rw->ctx, &info))) {
             rc = rewrite_segment(bus, seg, rw, st);
             uint32_t nf = rw->flags ? rw->flags(rw->ctx, &info) : info.flags;
             if (rc == UMG_OK && nf != info.flags) {

@@ -131,6 +131,10 @@ typedef struct umg_bus_rewriter_s {
     int (*record)(void *ctx, const umg_bus_msg_t *m, umg_buf_t *out);
     /* flags to keep with a segment after it was processed; NULL: unchanged */
     uint32_t (*flags)(void *ctx, const umg_bus_seg_info_t *seg);
+    /* napps > 0: only records of these apps can change (a forget pass), so a segment whose index names none of
+     * them is passed over unread (want and flags are not asked about it) */
+    const uint32_t *apps;
+    size_t napps;
 } umg_bus_rewriter_t;
 
 typedef struct umg_bus_rewrite_stats_s {

@@ -34,6 +34,7 @@ typedef struct pass_s {
     uint64_t *per_app; /* tombstones by app, for the request records */
     uint32_t *apps;
     size_t napps;
+    int apps_over;       /* more apps have requests than apps holds */
     int64_t max_request; /* requests up to this id were loaded into pv */
 } pass_t;
 
@@ -113,6 +114,8 @@ static int load_pending(umg_privacy_runner_t *r, umg_privacy_t *pv, pass_t *p)
         if (!known && p->napps < 1024) {
             p->apps[p->napps] = app;
             p->per_app[p->napps++] = 0;
+        } else if (!known) {
+            p->apps_over = 1;
         }
         n++;
     }
@@ -214,6 +217,11 @@ static void run_pass(umg_privacy_runner_t *r)
                                  .want = want_segment,
                                  .record = on_record,
                                  .flags = segment_flags};
+        if (!ip_due && !p.apps_over) {
+            /* A forget pass alone: segments without a record of the requests' apps cannot change. */
+            rw.apps = p.apps;
+            rw.napps = p.napps;
+        }
         umg_bus_rewrite_stats_t st;
         umg_bus_stats_t bs;
         r->ops->stats(r->bus, &bs);

@@ -298,6 +298,47 @@ static void test_read_while_rewritten(void **state)
     free(dir);
 }
 
+typedef struct app_rw_s {
+    size_t seen[3]; /* records looked at, by app */
+} app_rw_t;
+
+static int count_record(void *ctx, const umg_bus_msg_t *m, umg_buf_t *out)
+{
+    (void)out;
+    ((app_rw_t *)ctx)->seen[m->app < 3 ? m->app : 0]++;
+    return UMG_BUS_KEEP;
+}
+
+/* A rewrite for some apps (a forget pass) reads only the segments whose index names one of them. */
+static void test_rewrite_apps_filter(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    umg_bus_t *bus = open_bus(dir, 16 << 10);
+    for (uint32_t i = 0; i < 20; i++) { /* about two batches a segment, app 2's in the middle */
+        assert_int_equal(append(bus, 1, i * 100, 100, NULL), UMG_OK);
+        if (i == 9) {
+            assert_int_equal(append(bus, 2, 0, 10, NULL), UMG_OK);
+        }
+    }
+    assert_int_equal(append(bus, 1, 2000, 1, NULL), UMG_OK); /* the active segment */
+    app_rw_t all = {{0}}, two = {{0}};
+    umg_bus_rewriter_t rw = {.ctx = &all, .record = count_record};
+    umg_bus_rewrite_stats_t st;
+    assert_int_equal(ops->rewrite(bus, &rw, &st), UMG_OK);
+    assert_int_equal(all.seen[2], 10);
+    assert_true(all.seen[1] >= 1700);
+    static const uint32_t apps[] = {2};
+    rw = (umg_bus_rewriter_t){.ctx = &two, .record = count_record, .apps = apps, .napps = 1};
+    assert_int_equal(ops->rewrite(bus, &rw, &st), UMG_OK);
+    assert_int_equal(two.seen[2], 10);
+    assert_true(two.seen[1] <= 200); /* app 1's records in app 2's segment only */
+    assert_int_equal(st.records, two.seen[1] + two.seen[2]);
+    ops->close(bus);
+    rmrf(dir);
+    free(dir);
+}
+
 static char *only_segment(const char *dir, const char *ext)
 {
     DIR *d = opendir(dir);
@@ -763,6 +804,7 @@ int main(void)
         cmocka_unit_test(test_append_read_dedupe),
         cmocka_unit_test(test_scan_budget),
         cmocka_unit_test(test_read_while_rewritten),
+        cmocka_unit_test(test_rewrite_apps_filter),
         cmocka_unit_test(test_torn_tail_every_offset),
         cmocka_unit_test(test_zeros_written_ahead),
         cmocka_unit_test(test_roll_and_index_rebuild),

@@ -108,11 +108,25 @@ static void on_done(umg_http_req_t *req, void *data)
     job_free(j);
 }
 
-/* An audit record a request waited for (umg_admin_audit_then) is written, or could not be. */
+/* The request waiting for an audit record (umg_admin_audit_then) is refused: the record could not be written. */
+static void audit_refuse(umg_http_req_t *req, umg_http_resume_cb cb, void *data)
+{
+    if (req != NULL) {
+        umg_http_error(req, 503, "audit_unavailable", NULL,
+                       "the request could not be recorded in the audit log; retry");
+    }
+    cb(NULL, data);
+}
+
+/* An audit record a request waited for is written, or could not be. */
 static void on_audited(umg_http_req_t *req, void *data)
 {
     job_t *j = data;
-    j->audited(req, j->audited_data, j->status);
+    if (j->status != UMG_OK) {
+        audit_refuse(req, j->audited, j->audited_data);
+    } else {
+        j->audited(req, j->audited_data);
+    }
     job_free(j);
 }
 
@@ -299,13 +313,13 @@ void umg_admin_audit_async(umg_admin_t *a, const umg_audit_t *rec)
     }
 }
 
-void umg_admin_audit_then(umg_admin_t *a, const umg_audit_t *rec, umg_http_req_t *req, umg_admin_audited_cb cb,
+void umg_admin_audit_then(umg_admin_t *a, const umg_audit_t *rec, umg_http_req_t *req, umg_http_resume_cb cb,
                           void *data)
 {
     job_t *j = audit_job(rec);
     if (j == NULL || (j->defer = umg_http_defer(req)) == NULL) {
         job_free(j);
-        cb(req, data, UMG_ENOMEM);
+        audit_refuse(req, cb, data);
         return;
     }
     j->audited = cb;
@@ -313,7 +327,7 @@ void umg_admin_audit_then(umg_admin_t *a, const umg_audit_t *rec, umg_http_req_t
     if (enqueue(a, j, 0) != UMG_OK) {
         umg_http_defer_cancel(j->defer);
         job_free(j);
-        cb(req, data, UMG_EFULL);
+        audit_refuse(req, cb, data);
     }
 }
 

@@ -27,7 +27,7 @@ typedef struct job_s {
     int audit_only;
     umg_audit_t audit;
     char *audit_strs;
-    umg_admin_audited_cb audited;
+    umg_http_resume_cb audited;
     void *audited_data;
     /* a login between its two turns on the worker: the password is checked on the password thread between */
     struct login_check_s *login;

@@ -42,13 +42,12 @@ void umg_admin_audit_async(umg_admin_t *a, const umg_audit_t *rec);
 
 /*
  * Defers req until the audit record (copied) is written, then calls cb on the
- * request's loop thread with status UMG_OK, or the error that kept it from
- * being written (then the request should be refused: nothing unaudited goes
- * out). req is NULL when the client went away meanwhile; cb must still release
+ * request's loop thread to answer it. When the record cannot be written,
+ * req is answered 503 audit_unavailable here (nothing unaudited goes out) and
+ * cb gets req NULL, as when the client went away meanwhile: it only releases
  * what data holds. cb may run before this returns (queue full, out of memory).
  */
-typedef void (*umg_admin_audited_cb)(umg_http_req_t *req, void *data, int status);
-void umg_admin_audit_then(umg_admin_t *a, const umg_audit_t *rec, umg_http_req_t *req, umg_admin_audited_cb cb,
+void umg_admin_audit_then(umg_admin_t *a, const umg_audit_t *rec, umg_http_req_t *req, umg_http_resume_cb cb,
                           void *data);
 
 /** The admin routes, for the server's route table. */

@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <h2o.h>
@@ -65,6 +66,7 @@ typedef struct handler_s {
 
 static const int known_status[] = {200, 202, 204, 302, 304, 400, 401, 403, 404, 405, 408, 413, 429, 431, 500, 503};
 #define NSTATUS ((int)UMG_ARRAY_SIZE(known_status) + 1) /* + "other" */
+#define UMG_HTTP_REQID_LEN 40
 
 struct umg_http_server_s {
     umg_http_config_t cfg;
@@ -91,7 +93,7 @@ struct umg_http_req_s {
     thread_t *t;
     int route;
     uint64_t start_ns;
-    char reqid[40];
+    char reqid[UMG_HTTP_REQID_LEN];
     char ip[INET6_ADDRSTRLEN + 1];
 };
 
@@ -264,15 +266,19 @@ static int init_metrics(umg_http_server_t *s)
     return UMG_OK;
 }
 
-static void record(umg_http_req_t *r, int status)
+static void record_route(umg_http_server_t *s, int route, int status, double seconds)
 {
-    umg_http_server_t *s = r->t->srv;
-    umg_metric_t *m = &s->req_count[(size_t)r->route * NSTATUS + (size_t)status_slot(status)];
+    umg_metric_t *m = &s->req_count[(size_t)route * NSTATUS + (size_t)status_slot(status)];
     if (!atomic_load_explicit(&m->registered, memory_order_relaxed)) {
         umg_metric_register(m);
     }
     umg_metric_add(m, 1);
-    umg_metric_observe(&s->req_latency[r->route], (double)(umg_mono_ns() - r->start_ns) / 1e9);
+    umg_metric_observe(&s->req_latency[route], seconds);
+}
+
+static void record(umg_http_req_t *r, int status)
+{
+    record_route(r->t->srv, r->route, status, (double)(umg_mono_ns() - r->start_ns) / 1e9);
 }
 
 static const char *reason_phrase(int status)
@@ -727,18 +733,20 @@ void umg_http_stream(umg_http_req_t *r, int status, const char *content_type, um
 
 /* ---------------------------------------------------------------- dispatch */
 
-static void make_request_id(umg_http_req_t *r)
+/* The client's X-Request-Id when it is a sane token, else a new one; out holds UMG_HTTP_REQID_LEN. */
+static void make_request_id(h2o_req_t *h, char *out)
 {
-    umg_slice_t in = umg_http_header(r, "x-request-id");
-    int ok = in.len > 0 && in.len < sizeof(r->reqid);
+    ssize_t hi = h2o_find_header_by_str(&h->headers, H2O_STRLIT("x-request-id"), -1);
+    h2o_iovec_t in = hi >= 0 ? h->headers.entries[hi].value : h2o_iovec_init(NULL, 0);
+    int ok = in.len > 0 && in.len < UMG_HTTP_REQID_LEN;
     for (size_t i = 0; ok && i < in.len; i++) {
-        char c = in.ptr[i];
+        char c = in.base[i];
         ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
              c == '.';
     }
     if (ok) {
-        memcpy(r->reqid, in.ptr, in.len);
-        r->reqid[in.len] = '\0';
+        memcpy(out, in.base, in.len);
+        out[in.len] = '\0';
         return;
     }
     /* 96 random bits per thread start, then a counter: unique and cheap. */
@@ -754,10 +762,89 @@ static void make_request_id(umg_http_req_t *r)
     int widths[3] = {16, 8, 8}, o = 0;
     for (int p = 0; p < 3; p++) {
         for (int k = widths[p] - 1; k >= 0; k--) {
-            r->reqid[o++] = hex[(parts[p] >> (4 * k)) & 15];
+            out[o++] = hex[(parts[p] >> (4 * k)) & 15];
         }
     }
-    r->reqid[o] = '\0';
+    out[o] = '\0';
+}
+
+/*
+ * h2o answers a few errors before a request reaches on_req, in plain text:
+ * a body over max_request_entity_size (413) and a broken chunked encoding or
+ * Content-Length (400) on HTTP/1.1, bad headers on HTTP/2 (400). A filter on
+ * every path turns those into our JSON error with a request id: an error
+ * response without our X-Request-Id can only be one of h2o's. (Heads over
+ * H2O_MAX_REQLEN and bytes that are not HTTP get a canned 400 written
+ * straight to the socket, and an HTTP/2 body over the limit a stream reset;
+ * no filter sees those.)
+ */
+typedef struct h2o_error_s {
+    h2o_ostream_t super;
+    int sent;
+} h2o_error_t;
+
+static void h2o_error_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt,
+                           h2o_send_state_t state)
+{
+    h2o_error_t *e = (h2o_error_t *)self;
+    h2o_iovec_t body = h2o_iovec_init(NULL, 0);
+    if (!e->sent) {
+        /* h2o's text ("request entity is too large") becomes the message */
+        char text[256];
+        size_t tl = 0;
+        for (size_t i = 0; i < bufcnt && tl < sizeof(text) - 1; i++) {
+            size_t n = bufs[i].len < sizeof(text) - 1 - tl ? bufs[i].len : sizeof(text) - 1 - tl;
+            memcpy(text + tl, bufs[i].base, n);
+            tl += n;
+        }
+        if (tl == 0 && req->res.reason != NULL) { /* HEAD: no text was sent */
+            tl = strlen(req->res.reason) < sizeof(text) - 1 ? strlen(req->res.reason) : sizeof(text) - 1;
+            memcpy(text, req->res.reason, tl);
+        }
+        const char *code = req->res.status == 413   ? "body_too_large"
+                           : req->res.status == 400 ? "bad_request"
+                                                    : "http_error";
+        umg_buf_t b = {0};
+        int rc = umg_buf_append(&b, "{\"error\":{\"code\":", 17);
+        rc = rc ? rc : umg_buf_json_str(&b, code, strlen(code));
+        rc = rc ? rc : umg_buf_append(&b, ",\"message\":", 11);
+        rc = rc ? rc : umg_buf_json_str(&b, text, tl);
+        rc = rc ? rc : umg_buf_append(&b, "}}\n", 3);
+        if (rc == UMG_OK) {
+            body = h2o_strdup(&req->pool, b.ptr, b.len);
+        }
+        umg_buf_free(&b);
+        req->res.content_length = body.len;
+        e->sent = 1;
+    }
+    /* a HEAD request sends no buffers: only the length is ours */
+    h2o_ostream_send_next(self, req, bufcnt > 0 && body.len > 0 ? &body : NULL, bufcnt > 0 && body.len > 0 ? 1 : 0,
+                          state);
+}
+
+static void h2o_error_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    (void)self;
+    if (req->res.status >= 400 && h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-request-id"), -1) < 0) {
+        thread_t *t = H2O_STRUCT_FROM_MEMBER(thread_t, ctx, req->conn->ctx);
+        char *id = h2o_mem_alloc_pool(&req->pool, UMG_HTTP_REQID_LEN);
+        make_request_id(req, id);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, id, strlen(id));
+        ssize_t ct = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
+        if (ct >= 0) {
+            req->res.headers.entries[ct].value = h2o_iovec_init(H2O_STRLIT("application/json"));
+        }
+        h2o_error_t *e = (h2o_error_t *)h2o_add_ostream(req, sizeof(*e), slot);
+        e->super.do_send = h2o_error_send;
+        e->sent = 0;
+        slot = &e->super.next;
+        struct timeval now;
+        gettimeofday(&now, NULL);
+        double secs = (double)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) +
+                      (double)(now.tv_usec - req->timestamps.request_begin_at.tv_usec) / 1e6;
+        record_route(t->srv, (int)t->srv->nroutes, req->res.status, secs > 0 ? secs : 0);
+    }
+    h2o_setup_next_ostream(req, slot);
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *h)
@@ -770,7 +857,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
     r->t = t;
     r->route = (int)s->nroutes;
     r->start_ns = umg_mono_ns();
-    make_request_id(r);
+    make_request_id(h, r->reqid);
 
     size_t hdr_bytes = h->path.len + h->method.len;
     for (size_t i = 0; i < h->headers.size; i++) {
@@ -988,6 +1075,9 @@ int umg_http_server_new(const umg_http_config_t *cfg, const umg_http_route_t *ro
     handler_t *hd = (handler_t *)h2o_create_handler(pc, sizeof(*hd));
     hd->super.on_req = on_req;
     hd->srv = s;
+    /* h2o binds errors found before routing to the host's fallback path */
+    h2o_create_filter(pc, sizeof(h2o_filter_t))->on_setup_ostream = h2o_error_setup;
+    h2o_create_filter(&host->fallback_path, sizeof(h2o_filter_t))->on_setup_ostream = h2o_error_setup;
 
     char hostname[256], port[16];
     if (split_listen(cfg->listen, hostname, sizeof(hostname), port, sizeof(port)) != UMG_OK) {

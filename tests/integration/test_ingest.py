@@ -472,6 +472,39 @@ class RejectTest(IngestCase):
         self.assertIsNotNone(res, "connection closed without a response to a chunked body")
         self.assertError(res, 413, "body_too_large", what="chunked %d-byte body" % len(body))
 
+    def test_body_far_too_large(self):
+        # Over twice http.max_body_bytes h2o refuses the body itself from its Content-Length,
+        # before the request is routed; the answer must still be our JSON error.
+        body = b" " * (5 * 1024 * 1024)
+        head = ("POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nX-App-Key: %s\r\n"
+                "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" %
+                (self.app["app_key"], len(body))).encode()
+        res = raw_request(self.d.host, self.d.port, head, body)
+        self.assertIsNotNone(res, "no response to a 5 MiB body")
+        self.assertError(res, 413, "body_too_large", what="5 MiB body")
+        head = ("POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-Id: big-body-1\r\n"
+                "Content-Length: %d\r\n\r\n" % len(body)).encode()
+        res = raw_request(self.d.host, self.d.port, head, body)
+        self.assertError(res, 413, "body_too_large", what="5 MiB body with a request id")
+        self.assertEqual(res[1].get("x-request-id"), "big-body-1", res[1])
+
+    def test_broken_framing(self):
+        # Errors h2o finds while reading the body (before routing) are JSON too.
+        cases = [("unknown transfer-encoding", "Transfer-Encoding: gzip\r\n", b""),
+                 ("content-length not a number", "Content-Length: abc\r\n", b""),
+                 ("broken chunk size", "Transfer-Encoding: chunked\r\n", b"zz\r\n")]
+        for what, hdr, body in cases:
+            with self.subTest(what):
+                head = ("POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nX-App-Key: %s\r\n%s\r\n" %
+                        (self.app["app_key"], hdr)).encode()
+                res = raw_request(self.d.host, self.d.port, head, body)
+                self.assertIsNotNone(res, "no response: " + what)
+                self.assertError(res, 400, "bad_request", what=what)
+        st, _, _ = self.d.request("GET", "/healthz")
+        self.assertEqual(st, 200)
+        _, by_id = self.export_by_id()
+        self.assertEqual(by_id, {}, "a refused request stored events")
+
     def test_headers_too_large(self):
         body = json.dumps(event()).encode()
         head = ("POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nX-App-Key: %s\r\n"

@@ -1124,10 +1124,13 @@ static void housekeeping(umg_bus_t *bus)
                 (unsigned long long)old->count);
         unlink(old->log_path);
         unlink(old->idx_path);
-        char *flags = seg_path(bus->dir, old->base, "flags");
-        if (flags != NULL) {
-            unlink(flags);
-            umg_free(flags);
+        static const char *const sidecars[] = {"flags", "sum"};
+        for (size_t k = 0; k < UMG_ARRAY_SIZE(sidecars); k++) {
+            char *path = seg_path(bus->dir, old->base, sidecars[k]);
+            if (path != NULL) {
+                unlink(path);
+                umg_free(path);
+            }
         }
         atomic_fetch_sub(&bus->total_bytes, atomic_load(&old->bytes));
         seg_free(old);
@@ -2080,6 +2083,22 @@ static int seg_has_app(const seg_t *seg, const uint32_t *apps, size_t napps)
     return found;
 }
 
+/*
+ * A bound at or before the oldest receive time in a sealed segment: its first record's second, less a minute
+ * (records are appended in about the order they were received: loop threads hand them to the writer within
+ * milliseconds of each other). 0 when the index cannot be read.
+ */
+static int64_t seg_min_recv_us(const seg_t *seg)
+{
+    umg_log_idx_t e;
+    int fd = open(seg->idx_path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? umg_pread_full(fd, &e, sizeof(e), 0) : -1;
+    if (fd >= 0) {
+        close(fd);
+    }
+    return n == (ssize_t)sizeof(e) && e.recv_s > 60 ? ((int64_t)e.recv_s - 60) * 1000000 : 0;
+}
+
 static int log_rewrite(umg_bus_t *bus, const umg_bus_rewriter_t *rw, umg_bus_rewrite_stats_t *st)
 {
     memset(st, 0, sizeof(*st));
@@ -2111,11 +2130,14 @@ static int log_rewrite(umg_bus_t *bus, const umg_bus_rewriter_t *rw, umg_bus_rew
         if (seg == NULL) {
             break;
         }
+        char *aux = seg_path(bus->dir, seg->base, "sum");
         umg_bus_seg_info_t info = {.base = seg->base,
                                    .count = atomic_load(&seg->count),
                                    .bytes = atomic_load(&seg->bytes),
                                    .max_recv_us = atomic_load(&seg->max_recv_s) * 1000000 + 999999,
-                                   .flags = flags_load(bus, seg->base)};
+                                   .min_recv_us = seg_min_recv_us(seg),
+                                   .flags = flags_load(bus, seg->base),
+                                   .aux_path = aux};
         if ((rw->napps == 0 || seg_has_app(seg, rw->apps, rw->napps)) &&
             (rw->want == NULL || rw->want(rw->ctx, &info))) {
             rc = rewrite_segment(bus, seg, rw, st);
@@ -2125,6 +2147,7 @@ static int log_rewrite(umg_bus_t *bus, const umg_bus_rewriter_t *rw, umg_bus_rew
             }
         }
         atomic_store(&seg->busy, 0);
+        umg_free(aux);
         if (rc != UMG_OK) {
             umg_log(rc == UMG_ECLOSED ? UMG_LOG_INFO : UMG_LOG_ERROR, "bus", "rewrite of segment %020llu failed: %s",
                     (unsigned long long)info.base, umg_strerror(rc));

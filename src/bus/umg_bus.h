@@ -119,7 +119,10 @@ enum { UMG_BUS_KEEP = 0, UMG_BUS_REPLACE = 1, UMG_BUS_TOMBSTONE = 2 };
 typedef struct umg_bus_seg_info_s {
     uint64_t base, count, bytes;
     int64_t max_recv_us; /* newest receive time in the segment */
+    int64_t min_recv_us; /* at or before the oldest receive time in the segment (0: unknown) */
     uint32_t flags;      /* what an earlier rewrite recorded (rw->flags) */
+    /* a file the rewriter may keep beside the segment (its own format), removed with the segment; NULL: none */
+    const char *aux_path;
 } umg_bus_seg_info_t;
 
 typedef struct umg_bus_rewriter_s {

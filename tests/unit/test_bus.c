@@ -339,6 +339,44 @@ static void test_rewrite_apps_filter(void **state)
     free(dir);
 }
 
+typedef struct info_rw_s {
+    int64_t lo_us, hi_us; /* the appends' receive times lie between */
+    int segments;
+    int bad;
+} info_rw_t;
+
+static int check_info(void *ctx, const umg_bus_seg_info_t *seg)
+{
+    info_rw_t *c = ctx;
+    size_t l = seg->aux_path ? strlen(seg->aux_path) : 0;
+    c->bad += seg->min_recv_us > c->hi_us || seg->min_recv_us < c->lo_us - 61000000;
+    c->bad += l < 4 || strcmp(seg->aux_path + l - 4, ".sum") != 0;
+    c->segments++;
+    return 0;
+}
+
+/* What a rewriter is told of each sealed segment: a bound on its oldest record and a path of its own. */
+static void test_rewrite_segment_info(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    umg_bus_t *bus = open_bus(dir, 16 << 10);
+    info_rw_t c = {.lo_us = umg_now_us()};
+    for (uint32_t i = 0; i < 6; i++) {
+        assert_int_equal(append(bus, 1, i * 100, 100, NULL), UMG_OK);
+    }
+    c.hi_us = umg_now_us();
+    umg_bus_rewriter_t rw = {.ctx = &c, .want = check_info, .record = count_record};
+    umg_bus_rewrite_stats_t st;
+    assert_int_equal(ops->rewrite(bus, &rw, &st), UMG_OK);
+    assert_true(c.segments >= 2);
+    assert_int_equal(c.bad, 0);
+    assert_int_equal(st.records, 0);
+    ops->close(bus);
+    rmrf(dir);
+    free(dir);
+}
+
 static char *only_segment(const char *dir, const char *ext)
 {
     DIR *d = opendir(dir);
@@ -805,6 +843,7 @@ int main(void)
         cmocka_unit_test(test_scan_budget),
         cmocka_unit_test(test_read_while_rewritten),
         cmocka_unit_test(test_rewrite_apps_filter),
+        cmocka_unit_test(test_rewrite_segment_info),
         cmocka_unit_test(test_torn_tail_every_offset),
         cmocka_unit_test(test_zeros_written_ahead),
         cmocka_unit_test(test_roll_and_index_rebuild),

@@ -26,6 +26,9 @@ struct umg_privacy_s {
     const umg_pii_t *pii;      /* NULL: no field is encrypted at rest */
     umg_arena_t arena;         /* plaintext and re-encrypted values of one record */
     umg_touch_decoder_t *tdec; /* for touches, made on first use */
+    umg_privacy_id_cb id_cb;
+    void *id_ctx;
+    uint64_t unread;
 };
 
 static int kind_index(const char *kind)
@@ -90,6 +93,17 @@ int umg_privacy_new(const uint8_t key[UMG_PRIVACY_KEY_BYTES], umg_privacy_t **ou
     umg_arena_init(&p->arena, 8192);
     *out = p;
     return UMG_OK;
+}
+
+void umg_privacy_set_id_cb(umg_privacy_t *p, umg_privacy_id_cb cb, void *ctx)
+{
+    p->id_cb = cb;
+    p->id_ctx = ctx;
+}
+
+uint64_t umg_privacy_unread(const umg_privacy_t *p)
+{
+    return p->unread;
 }
 
 void umg_privacy_free(umg_privacy_t *p)
@@ -202,6 +216,7 @@ static int on_stored(void *ctx, size_t index, umg_event_t *ev, const umg_event_e
     if (ev == NULL) {
         umg_log(UMG_LOG_WARN, "privacy", "record %llu cannot be read back (%s at %s); kept as it is",
                 (unsigned long long)c->m->offset, err->code, err->field);
+        c->p->unread++;
         return UMG_OK;
     }
     int stale = 0;
@@ -228,6 +243,9 @@ static int on_stored(void *ctx, size_t index, umg_event_t *ev, const umg_event_e
             uint8_t h[UMG_PRIVACY_HASH_BYTES];
             if (ids[i].len == 0 || umg_privacy_hash_id(c->p->key, umg_privacy_id_kinds[i], ids[i], h) != UMG_OK) {
                 continue;
+            }
+            if (c->p->id_cb != NULL) {
+                c->p->id_cb(c->p->id_ctx, c->m->app, h);
             }
             if (forgotten_before(c->p, c->m->app, h) > c->m->recv_us) {
                 c->action = UMG_PRIVACY_FORGET;
@@ -270,6 +288,7 @@ static int on_stored_touch(void *ctx, size_t index, umg_touch_t *t, const umg_to
     if (t == NULL) {
         umg_log(UMG_LOG_WARN, "privacy", "touch %llu cannot be read back (%s at %s); kept as it is",
                 (unsigned long long)c->m->offset, err->code, err->field);
+        c->p->unread++;
         return UMG_OK;
     }
     int stale = 0;
@@ -284,8 +303,13 @@ static int on_stored_touch(void *ctx, size_t index, umg_touch_t *t, const umg_to
         const umg_slice_t ids[] = {t->idfa, t->idfv, t->gaid, t->android_id, t->oaid, t->custom_id};
         for (size_t i = 0; i < UMG_ARRAY_SIZE(ids); i++) {
             uint8_t h[UMG_PRIVACY_HASH_BYTES];
-            if (ids[i].len > 0 && umg_privacy_hash_id(c->p->key, umg_privacy_id_kinds[i], ids[i], h) == UMG_OK &&
-                forgotten_before(c->p, c->m->app, h) > c->m->recv_us) {
+            if (ids[i].len == 0 || umg_privacy_hash_id(c->p->key, umg_privacy_id_kinds[i], ids[i], h) != UMG_OK) {
+                continue;
+            }
+            if (c->p->id_cb != NULL) {
+                c->p->id_cb(c->p->id_ctx, c->m->app, h);
+            }
+            if (forgotten_before(c->p, c->m->app, h) > c->m->recv_us) {
                 c->action = UMG_PRIVACY_FORGET;
                 return UMG_OK;
             }
@@ -322,6 +346,7 @@ static int apply_touch(umg_privacy_t *p, const umg_bus_msg_t *m, umg_buf_t *out,
     umg_touch_error_t err;
     int rc = umg_touch_decode(p->tdec, m->payload, m->len, &lim, on_stored_touch, &c, &err);
     *action = c.action;
+    p->unread += rc != UMG_OK;
     return rc;
 }
 
@@ -346,13 +371,13 @@ int umg_privacy_apply(umg_privacy_t *p, umg_event_decoder_t *dec, const umg_bus_
     int batch;
     umg_event_error_t err;
     int rc = umg_event_decoder_parse(dec, m->payload, m->len, 1, &n, &batch, &err);
-    if (rc != UMG_OK) {
-        return rc;
+    if (rc == UMG_OK) {
+        umg_event_limits_t lim = umg_event_limits_stored(m->recv_us);
+        apply_ctx_t c = {p, m, out, UMG_PRIVACY_KEEP};
+        rc = umg_event_decoder_foreach(dec, &lim, on_stored, &c);
+        *action = c.action;
     }
-    umg_event_limits_t lim = umg_event_limits_stored(m->recv_us);
-    apply_ctx_t c = {p, m, out, UMG_PRIVACY_KEEP};
-    rc = umg_event_decoder_foreach(dec, &lim, on_stored, &c);
-    *action = c.action;
+    p->unread += rc != UMG_OK;
     return rc;
 }
 

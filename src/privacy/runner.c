@@ -26,35 +26,326 @@ struct umg_privacy_runner_s {
     int64_t last_ip_pass_us;
 };
 
+/*
+ * Segment summaries: `<base>.sum` beside a sealed segment (the bus's aux
+ * path) lists, for the apps it covers, the first 8 bytes of the keyed hash of
+ * every identifier of that app's records in the segment. A forget pass reads a
+ * segment only when one of its requests is for an app the summary does not
+ * cover, or for a hash it lists. Summaries are built while a forget pass reads
+ * a segment (it decodes the records of the requests' apps then anyway), for
+ * those apps; rewrites only ever remove identifiers, so what a summary lists
+ * stays a superset. The identifiers of records being forgotten are left out.
+ *
+ * File: "UMGSUM1\n", u32 napps, u32 0, u64 nents, u32 apps[napps] ascending,
+ * nents x (u32 app, u64 hash) ascending, u32 CRC32C of all before;
+ * little-endian. A file that does not check out is treated as absent.
+ */
+#define SUM_MAGIC "UMGSUM1\n"
+#define SUM_HEAD 24
+
+typedef struct sum_ent_s {
+    uint32_t app;
+    uint64_t h;
+} sum_ent_t;
+
+typedef struct sum_s {
+    uint32_t *apps;
+    size_t napps, capapps;
+    sum_ent_t *ents;
+    size_t nents, cap;
+} sum_t;
+
 typedef struct pass_s {
     umg_privacy_runner_t *r;
     umg_privacy_t *pv;
     int forget;        /* a forget pass: every segment */
     int64_t ip_cutoff; /* records received before this get truncated IPs */
+    int ip_due;        /* segments are looked at for IPs to truncate (and PII under an old key) this pass */
     uint64_t *per_app; /* tombstones by app, for the request records */
     uint32_t *apps;
     size_t napps;
     int apps_over;       /* more apps have requests than apps holds */
     int64_t max_request; /* requests up to this id were loaded into pv */
+    /* segment summaries (a forget pass with every requesting app in apps) */
+    int sums;
+    sum_ent_t *fg; /* the requests' apps and hashes */
+    size_t nfg, capfg;
+    sum_t old;      /* the summary of the segment being read, as found */
+    sum_t next;     /* the one being built for it */
+    sum_ent_t *rec; /* the identifiers of the record being looked at */
+    size_t nrec, caprec;
+    int building;
+    uint64_t unread0;
+    char *next_path;
+    char *ready_path; /* next, built, is written here once its segment's rewrite is known to have succeeded */
+    uint64_t skipped; /* segments passed over by their summary */
 } pass_t;
 
-static int want_segment(void *ctx, const umg_bus_seg_info_t *seg)
+static int ent_cmp(const void *a, const void *b)
+{
+    const sum_ent_t *x = a, *y = b;
+    if (x->app != y->app) {
+        return x->app < y->app ? -1 : 1;
+    }
+    return x->h < y->h ? -1 : x->h > y->h;
+}
+
+static int app_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int ents_push(sum_ent_t **v, size_t *n, size_t *cap, uint32_t app, uint64_t h)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 1024;
+        sum_ent_t *nv = umg_realloc(*v, nc * sizeof(*nv));
+        if (nv == NULL) {
+            return UMG_ENOMEM;
+        }
+        *v = nv;
+        *cap = nc;
+    }
+    (*v)[(*n)++] = (sum_ent_t){app, h};
+    return UMG_OK;
+}
+
+static int apps_push(sum_t *s, uint32_t app)
+{
+    if (s->napps == s->capapps) {
+        size_t nc = s->capapps ? s->capapps * 2 : 16;
+        uint32_t *nv = umg_realloc(s->apps, nc * sizeof(*nv));
+        if (nv == NULL) {
+            return UMG_ENOMEM;
+        }
+        s->apps = nv;
+        s->capapps = nc;
+    }
+    s->apps[s->napps++] = app;
+    return UMG_OK;
+}
+
+static void sum_clear(sum_t *s)
+{
+    s->napps = s->nents = 0;
+}
+
+static void sum_free(sum_t *s)
+{
+    umg_free(s->apps);
+    umg_free(s->ents);
+    memset(s, 0, sizeof(*s));
+}
+
+/* Whether the ascending apps[0..n) hold app. */
+static int has_app(const uint32_t *apps, size_t n, uint32_t app)
+{
+    return n > 0 && bsearch(&app, apps, n, sizeof(uint32_t), app_cmp) != NULL;
+}
+
+static int sum_covers(const sum_t *s, uint32_t app)
+{
+    return has_app(s->apps, s->napps, app);
+}
+
+static uint64_t hash_prefix(const uint8_t hash[UMG_PRIVACY_HASH_BYTES])
+{
+    uint64_t h;
+    memcpy(&h, hash, 8);
+    return h;
+}
+
+/* The summary at path into s; s is left empty (covering nothing) when the file is absent or does not check out. */
+static void sum_load(const char *path, sum_t *s)
+{
+    sum_clear(s);
+    umg_buf_t b = {0};
+    if (umg_read_file(path, &b) != UMG_OK) {
+        umg_buf_free(&b);
+        return;
+    }
+    const uint8_t *d = (const uint8_t *)b.ptr;
+    uint32_t napps = 0, crc;
+    uint64_t nents = 0;
+    int ok = b.len >= SUM_HEAD + 4 && memcmp(d, SUM_MAGIC, 8) == 0;
+    if (ok) {
+        memcpy(&napps, d + 8, 4);
+        memcpy(&nents, d + 16, 8);
+        ok = napps <= (b.len - SUM_HEAD) / 4 && nents <= (b.len - SUM_HEAD) / 12 &&
+             b.len == SUM_HEAD + (size_t)napps * 4 + (size_t)nents * 12 + 4;
+    }
+    if (ok) {
+        memcpy(&crc, d + b.len - 4, 4);
+        ok = umg_crc32c(0, d, b.len - 4) == crc;
+    }
+    const uint8_t *q = d + SUM_HEAD;
+    for (uint32_t i = 0; ok && i < napps; i++, q += 4) {
+        uint32_t app;
+        memcpy(&app, q, 4);
+        ok = apps_push(s, app) == UMG_OK;
+    }
+    for (uint64_t i = 0; ok && i < nents; i++, q += 12) {
+        uint32_t app;
+        uint64_t h;
+        memcpy(&app, q, 4);
+        memcpy(&h, q + 4, 8);
+        ok = ents_push(&s->ents, &s->nents, &s->cap, app, h) == UMG_OK;
+    }
+    if (!ok) {
+        if (b.len > 0) {
+            umg_log(UMG_LOG_WARN, "privacy", "%s does not check out: the segment is read whole", path);
+        }
+        sum_clear(s);
+    }
+    umg_buf_free(&b);
+}
+
+static int sum_store(const char *path, const sum_t *s)
+{
+    umg_buf_t b = {0};
+    uint32_t napps = (uint32_t)s->napps, zero = 0;
+    uint64_t nents = s->nents;
+    int rc = umg_buf_append(&b, SUM_MAGIC, 8);
+    rc = rc ? rc : umg_buf_append(&b, &napps, 4);
+    rc = rc ? rc : umg_buf_append(&b, &zero, 4);
+    rc = rc ? rc : umg_buf_append(&b, &nents, 8);
+    for (size_t i = 0; rc == UMG_OK && i < s->napps; i++) {
+        rc = umg_buf_append(&b, &s->apps[i], 4);
+    }
+    for (size_t i = 0; rc == UMG_OK && i < s->nents; i++) {
+        rc = umg_buf_append(&b, &s->ents[i].app, 4);
+        rc = rc ? rc : umg_buf_append(&b, &s->ents[i].h, 8);
+    }
+    uint32_t crc = rc == UMG_OK ? umg_crc32c(0, b.ptr, b.len) : 0;
+    rc = rc ? rc : umg_buf_append(&b, &crc, 4);
+    rc = rc ? rc : umg_write_file_atomic(path, b.ptr, b.len);
+    umg_buf_free(&b);
+    return rc;
+}
+
+/* Whether the segment summarised by s may hold a record some request forgets. */
+static int sum_may_hold(const sum_t *s, const sum_ent_t *fg, size_t nfg)
+{
+    for (size_t i = 0; i < nfg; i++) {
+        if (!sum_covers(s, fg[i].app) ||
+            (s->nents > 0 && bsearch(&fg[i], s->ents, s->nents, sizeof(sum_ent_t), ent_cmp) != NULL)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* next := what it gathered, plus old's apps and their identifiers for the apps this pass did not read. */
+static int sum_compose(pass_t *p)
+{
+    sum_t *n = &p->next, *o = &p->old;
+    int rc = UMG_OK;
+    for (size_t i = 0; rc == UMG_OK && i < p->napps; i++) {
+        rc = apps_push(n, p->apps[i]);
+    }
+    if (n->napps > 1) {
+        qsort(n->apps, n->napps, sizeof(uint32_t), app_cmp); /* searched below: the pass's apps */
+    }
+    size_t read_apps = n->napps;
+    for (size_t i = 0; rc == UMG_OK && i < o->napps; i++) {
+        if (!has_app(n->apps, read_apps, o->apps[i])) {
+            rc = apps_push(n, o->apps[i]);
+        }
+    }
+    for (size_t i = 0; rc == UMG_OK && i < o->nents; i++) {
+        if (!has_app(n->apps, read_apps, o->ents[i].app)) {
+            rc = ents_push(&n->ents, &n->nents, &n->cap, o->ents[i].app, o->ents[i].h);
+        }
+    }
+    if (rc != UMG_OK) {
+        return rc;
+    }
+    if (n->napps > 1) {
+        qsort(n->apps, n->napps, sizeof(uint32_t), app_cmp);
+    }
+    if (n->nents > 1) {
+        qsort(n->ents, n->nents, sizeof(sum_ent_t), ent_cmp);
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < n->nents; i++) {
+        if (w == 0 || ent_cmp(&n->ents[w - 1], &n->ents[i]) != 0) {
+            n->ents[w++] = n->ents[i];
+        }
+    }
+    n->nents = w;
+    return UMG_OK;
+}
+
+/* Writes the summary built for the segment before, whose rewrite went through. */
+static void sum_flush(pass_t *p)
+{
+    if (p->ready_path == NULL) {
+        return;
+    }
+    if (sum_store(p->ready_path, &p->next) != UMG_OK) {
+        umg_log(UMG_LOG_WARN, "privacy", "cannot write %s: the segment is read whole next time", p->ready_path);
+    }
+    umg_free(p->ready_path);
+    p->ready_path = NULL;
+}
+
+static void on_id(void *ctx, uint32_t app, const uint8_t hash[UMG_PRIVACY_HASH_BYTES])
 {
     pass_t *p = ctx;
-    if (p->forget) {
-        return 1;
+    if (p->building && ents_push(&p->rec, &p->nrec, &p->caprec, app, hash_prefix(hash)) != UMG_OK) {
+        p->building = 0; /* out of memory: no summary for this segment */
     }
-    /* Segments with records older than the IP cutoff not yet done, or under an older PII key. */
+}
+
+/* Segments with records older than the IP cutoff not yet done, or under an older PII key. */
+static int want_for_ips(pass_t *p, const umg_bus_seg_info_t *seg)
+{
+    if (!p->ip_due) {
+        return 0;
+    }
     const umg_pii_t *pii = p->r->cfg.pii;
     if (pii != NULL && umg_pii_generation(pii) > 1 && (int)SEG_KEY_GEN(seg->flags) != umg_pii_generation(pii)) {
         return seg->count > 0;
     }
-    return p->ip_cutoff > 0 && !(seg->flags & SEG_IP_TRUNCATED) && seg->count > 0;
+    /* a segment whose oldest record is newer than the cutoff has no address to truncate yet */
+    return p->ip_cutoff > 0 && !(seg->flags & SEG_IP_TRUNCATED) && seg->count > 0 && seg->min_recv_us < p->ip_cutoff;
+}
+
+static int want_segment(void *ctx, const umg_bus_seg_info_t *seg)
+{
+    pass_t *p = ctx;
+    sum_flush(p); /* asked about the next segment: the one before was rewritten without error */
+    if (!p->forget) {
+        return want_for_ips(p, seg);
+    }
+    if (!p->sums || seg->aux_path == NULL) {
+        return 1;
+    }
+    sum_load(seg->aux_path, &p->old);
+    if (!want_for_ips(p, seg) && !sum_may_hold(&p->old, p->fg, p->nfg)) {
+        p->skipped++;
+        return 0;
+    }
+    umg_free(p->next_path);
+    p->next_path = umg_strndup(seg->aux_path, strlen(seg->aux_path));
+    sum_clear(&p->next);
+    p->building = p->next_path != NULL;
+    p->unread0 = umg_privacy_unread(p->pv);
+    return 1;
 }
 
 static uint32_t segment_flags(void *ctx, const umg_bus_seg_info_t *seg)
 {
     pass_t *p = ctx;
+    if (p->building) {
+        /* every record of the pass's apps was read (none unreadable): the summary is complete for them */
+        if (umg_privacy_unread(p->pv) == p->unread0 && sum_compose(p) == UMG_OK) {
+            p->ready_path = p->next_path;
+            p->next_path = NULL;
+        }
+        p->building = 0;
+    }
     uint32_t f = p->ip_cutoff > 0 && seg->max_recv_us < p->ip_cutoff ? seg->flags | SEG_IP_TRUNCATED : seg->flags;
     if (p->r->cfg.pii != NULL) {
         f = (f & 0xff) | (uint32_t)umg_pii_generation(p->r->cfg.pii) << 8;
@@ -69,8 +360,14 @@ static int on_record(void *ctx, const umg_bus_msg_t *m, umg_buf_t *out)
     if (atomic_load_explicit(&p->r->stopping, memory_order_relaxed)) {
         return UMG_ECLOSED; /* shutting down: the rewrite stops, the segment stays as it was */
     }
+    p->nrec = 0;
     if (umg_privacy_apply(p->pv, p->r->dec, m, out, &act) != UMG_OK) {
         return UMG_BUS_KEEP; /* unreadable payloads are logged by umg_privacy_apply and kept */
+    }
+    for (size_t i = 0; p->building && act != UMG_PRIVACY_FORGET && i < p->nrec; i++) {
+        if (ents_push(&p->next.ents, &p->next.nents, &p->next.cap, p->rec[i].app, p->rec[i].h) != UMG_OK) {
+            p->building = 0;
+        }
     }
     if (act == UMG_PRIVACY_FORGET) {
         if (p->r->cfg.forgotten != NULL) {
@@ -103,7 +400,8 @@ static int load_pending(umg_privacy_runner_t *r, umg_privacy_t *pv, pass_t *p)
         }
         uint32_t app = (uint32_t)sqlite3_column_int64(st, 0);
         p->max_request = UMG_MAX(p->max_request, sqlite3_column_int64(st, 3));
-        if (umg_privacy_forget(pv, app, sqlite3_column_blob(st, 1), sqlite3_column_int64(st, 2)) != UMG_OK) {
+        if (umg_privacy_forget(pv, app, sqlite3_column_blob(st, 1), sqlite3_column_int64(st, 2)) != UMG_OK ||
+            ents_push(&p->fg, &p->nfg, &p->capfg, app, hash_prefix(sqlite3_column_blob(st, 1))) != UMG_OK) {
             n = -1;
             break;
         }
@@ -206,6 +504,7 @@ static void run_pass(umg_privacy_runner_t *r)
     }
     if (pending > 0 || ip_due) {
         p.forget = pending > 0;
+        p.ip_due = ip_due;
         p.pv = pv;
         umg_privacy_set_pii(pv, r->cfg.pii);
         if (r->cfg.ip_retention_ms > 0) {
@@ -222,6 +521,8 @@ static void run_pass(umg_privacy_runner_t *r)
             rw.apps = p.apps;
             rw.napps = p.napps;
         }
+        p.sums = p.forget && !p.apps_over;
+        umg_privacy_set_id_cb(pv, on_id, &p);
         umg_bus_rewrite_stats_t st;
         umg_bus_stats_t bs;
         r->ops->stats(r->bus, &bs);
@@ -232,12 +533,16 @@ static void run_pass(umg_privacy_runner_t *r)
                                     : UMG_LOG_ERROR,
                 "privacy",
                 "log rewrite %s: %d forget identifiers, %llu records read, %llu forgotten, %llu IPs truncated, "
-                "%llu segments replaced, %.3f s",
+                "%llu segments replaced, %llu passed over by their summaries, %.3f s",
                 rc == UMG_OK        ? "done"
                 : rc == UMG_ECLOSED ? "stopped for shutdown"
                                     : "failed",
                 pending > 0 ? pending : 0, (unsigned long long)st.records, (unsigned long long)st.tombstoned,
-                (unsigned long long)st.replaced, (unsigned long long)st.segments, (double)(umg_now_us() - t0) / 1e6);
+                (unsigned long long)st.replaced, (unsigned long long)st.segments, (unsigned long long)p.skipped,
+                (double)(umg_now_us() - t0) / 1e6);
+        if (rc == UMG_OK) {
+            sum_flush(&p); /* the last segment's */
+        }
         if (rc == UMG_OK && pending > 0 && r->cfg.done != NULL) {
             rc = r->cfg.done(r->cfg.forget_ctx, bs.durable_offset);
             if (rc != UMG_OK) {
@@ -253,6 +558,12 @@ static void run_pass(umg_privacy_runner_t *r)
         }
     }
     umg_privacy_free(pv);
+    umg_free(p.ready_path);
+    umg_free(p.next_path);
+    umg_free(p.fg);
+    umg_free(p.rec);
+    sum_free(&p.old);
+    sum_free(&p.next);
 }
 
 static void *runner_main(void *arg)

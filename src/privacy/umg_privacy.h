@@ -128,6 +128,18 @@ struct umg_touch_s;
 int umg_pii_encrypt_touch(const umg_pii_t *p, struct umg_touch_s *t, umg_arena_t *a);
 int umg_pii_decrypt_touch(const umg_pii_t *p, struct umg_touch_s *t, umg_arena_t *a, int *stale);
 
+/*
+ * Identifier hashes as forget matching computes them: for each record of an
+ * app with forget requests, cb gets every identifier hash looked at before a
+ * match (all of them when there is none), so a caller can summarise which
+ * devices a segment holds. umg_privacy_unread counts the records whose
+ * identifiers could not be read (payloads that do not decode); while it
+ * stays put, cb saw every identifier of every such record.
+ */
+typedef void (*umg_privacy_id_cb)(void *ctx, uint32_t app, const uint8_t hash[UMG_PRIVACY_HASH_BYTES]);
+void umg_privacy_set_id_cb(umg_privacy_t *p, umg_privacy_id_cb cb, void *ctx);
+uint64_t umg_privacy_unread(const umg_privacy_t *p);
+
 /* With PII encryption on, forget matching and IP truncation see plaintext,
  * and records under an old key are re-encrypted (UMG_PRIVACY_REPLACE). */
 void umg_privacy_set_pii(umg_privacy_t *pv, const umg_pii_t *pii);

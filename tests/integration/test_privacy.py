@@ -6,6 +6,7 @@ device's identifiers nowhere on disk, and old IP addresses are truncated."""
 import json
 import shutil
 import os
+import re
 import time
 
 from harness import DaemonTestCase, event, gaid, parse_json
@@ -14,17 +15,7 @@ from test_tenancy import PASSWORD, create_user
 FAST = ["--set", "privacy.check_interval=200ms"]
 
 
-class ForgetTest(DaemonTestCase):
-
-    def setUp(self):
-        self.d = self.daemon(start=False, extra_args=FAST)
-        self.a = self.d.create_app("Org A", "Game", "android")
-        self.b = self.d.create_app("Org B", "Game", "android")
-        create_user(self.d.data_dir, "Org A", "owner@a.test", "owner")
-        create_user(self.d.data_dir, "Org A", "analyst@a.test", "analyst")
-        create_user(self.d.data_dir, "Org B", "owner@b.test", "owner")
-        self.d.start()
-        self.tok = self.login("owner@a.test")
+class ForgetCase(DaemonTestCase):
 
     def login(self, email):
         st, h, data = self.d.request("POST", "/v1/auth/login", {"email": email, "password": PASSWORD})
@@ -59,6 +50,19 @@ class ForgetTest(DaemonTestCase):
                 if needle.encode() in data or needle.upper().encode() in data:
                     hits.append(os.path.join(root, f))
         return hits
+
+
+class ForgetTest(ForgetCase):
+
+    def setUp(self):
+        self.d = self.daemon(start=False, extra_args=FAST)
+        self.a = self.d.create_app("Org A", "Game", "android")
+        self.b = self.d.create_app("Org B", "Game", "android")
+        create_user(self.d.data_dir, "Org A", "owner@a.test", "owner")
+        create_user(self.d.data_dir, "Org A", "analyst@a.test", "analyst")
+        create_user(self.d.data_dir, "Org B", "owner@b.test", "owner")
+        self.d.start()
+        self.tok = self.login("owner@a.test")
 
     def test_forget_device_everywhere(self):
         x, y = gaid(), gaid()
@@ -187,6 +191,79 @@ class ForgetTest(DaemonTestCase):
         rid = parse_json(p.stdout)["request_id"]
         self.assertEqual(self.wait_done(rid)["records_forgotten"], 1)
         self.assertEqual(self.export_ok(self.d, self.a), [])
+
+
+class SegmentSummaryTest(ForgetCase):
+    """A forget pass leaves `<base>.sum` beside each segment it read, naming the
+    (hashed) identifiers of the requests' apps there; later passes read only the
+    segments that may hold a forgotten device."""
+
+    def setUp(self):
+        self.d = self.daemon(start=False, extra_args=FAST + ["--set", "log.segment_bytes=1m"])
+        self.a = self.d.create_app("Org A", "Game", "android")
+        create_user(self.d.data_dir, "Org A", "owner@a.test", "owner")
+        self.d.start()
+        self.tok = self.login("owner@a.test")
+
+    def forget(self, dev):
+        st, h, data = self.call("POST", "/v1/privacy/forget", self.tok,
+                                {"app_id": self.a["app_id"], "devices": [{"gaid": dev}]})
+        self.assertStatus(st, 202, "forget", data)
+        return self.wait_done(parse_json(data)["request_id"])
+
+    def last_pass(self):
+        """(records read, segments passed over) of the newest completed rewrite in the daemon's log."""
+        for line in reversed(open(self.d.log_path, encoding="utf-8", errors="replace").read().splitlines()):
+            m = re.search(r"log rewrite done: .* (\d+) records read, .* (\d+) passed over by their summaries",
+                          line)
+            if m:
+                return int(m.group(1)), int(m.group(2))
+        self.fail("no rewrite in the daemon's log\n" + self.logs())
+
+    def rewrites(self):
+        return "\n".join(l for l in open(self.d.log_path, encoding="utf-8", errors="replace")
+                         if "rewrite" in l or "sum" in l)
+
+    def sums(self):
+        d = os.path.join(self.d.data_dir, "log")
+        return sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(".sum"))
+
+    def test_later_forgets_read_only_segments_with_the_device(self):
+        devs = [gaid() for _ in range(4)]
+        kept = []
+        for b in range(8):  # about 1,600 events a segment: 8 batches fill several
+            evs = [event(device={"gaid": gaid(), "platform": "android"}) for _ in range(999)]
+            evs.append(event(device={"gaid": devs[b // 2], "platform": "android"}))
+            self.ingest_ok(self.d, self.a, {"events": evs}, accepted=1000)
+            kept += [e["event_id"] for e in evs[:-1]]
+        self.assertEqual(self.forget(devs[0])["records_forgotten"], 2)
+        first, skipped = self.last_pass()
+        self.assertGreaterEqual(first, 8000 - 2, "the first pass reads every segment")
+        self.assertEqual(skipped, 0)
+        self.assertGreaterEqual(len(self.sums()), 3, "a summary beside each segment read")
+
+        self.assertEqual(self.forget(devs[3])["records_forgotten"], 2)
+        read, skipped = self.last_pass()
+        self.assertGreaterEqual(skipped, 2, "segments without the device were passed over\n" + self.rewrites())
+        self.assertLess(read, first / 2, "records read: %d, first pass %d" % (read, first))
+
+        # Summaries survive a restart; one that does not check out means a whole read, not a miss.
+        self.d.restart()
+        self.tok = self.login("owner@a.test")
+        for path in self.sums():
+            with open(path, "r+b") as f:
+                f.seek(30)
+                f.write(b"\xff\xfe")
+        self.assertEqual(self.forget(devs[2])["records_forgotten"], 2)
+        read, skipped = self.last_pass()
+        self.assertEqual(skipped, 0, "damaged summaries are not trusted")
+        self.assertEqual(self.forget(devs[1])["records_forgotten"], 2)
+        read, skipped = self.last_pass()
+        self.assertGreaterEqual(skipped, 1, "summaries rebuilt by the pass before\n" + self.rewrites())
+        self.assertLess(read, first, self.rewrites())
+        out = self.export_ok(self.d, self.a)
+        self.assertEqual(sorted(o["event_id"] for o in out), sorted(kept))
+        self.assertEqual(self.files_containing(devs[1]), [])
 
 
 class IpTruncationTest(DaemonTestCase):

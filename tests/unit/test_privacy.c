@@ -126,6 +126,65 @@ static void test_apply(void **state)
     umg_privacy_free(p);
 }
 
+typedef struct seen_ids_s {
+    uint32_t app[8];
+    uint8_t h[8][16];
+    int n;
+} seen_ids_t;
+
+static void on_id(void *ctx, uint32_t app, const uint8_t hash[16])
+{
+    seen_ids_t *s = ctx;
+    if (s->n < 8) {
+        s->app[s->n] = app;
+        memcpy(s->h[s->n++], hash, 16);
+    }
+}
+
+/* What segment summaries are built from: every identifier hash of the records of apps with requests. */
+static void test_id_callback(void **state)
+{
+    (void)state;
+    uint8_t key[32] = {7}, h[16], gaid_h[16], user_h[16];
+    umg_privacy_t *p;
+    umg_event_decoder_t *dec;
+    assert_int_equal(umg_privacy_new(key, &p), UMG_OK);
+    assert_int_equal(umg_event_decoder_new(1 << 20, &dec), UMG_OK);
+    seen_ids_t seen = {0};
+    umg_privacy_set_id_cb(p, on_id, &seen);
+    umg_buf_t out = {0};
+    umg_privacy_action_t act;
+    int64_t t = 1795744800000000;
+    assert_int_equal(umg_privacy_hash_id(key, "gaid", umg_slice("38400000-8cf0-11bd-b23e-10b96e40000d", 36), gaid_h),
+                     UMG_OK);
+    assert_int_equal(umg_privacy_hash_id(key, "user_id", umg_slice("u1", 2), user_h), UMG_OK);
+    assert_int_equal(umg_privacy_hash_id(key, "gaid", umg_slice("another", 7), h), UMG_OK);
+    assert_int_equal(umg_privacy_forget(p, 7, h, t + 1), UMG_OK);
+
+    /* An app with a request: both identifiers of the kept record, in the order they are looked at. */
+    umg_bus_msg_t m = msg(rec1, 7, t);
+    assert_int_equal(umg_privacy_apply(p, dec, &m, &out, &act), UMG_OK);
+    assert_int_equal(act, UMG_PRIVACY_KEEP);
+    assert_int_equal(seen.n, 2);
+    assert_int_equal(seen.app[0], 7);
+    assert_memory_equal(seen.h[0], gaid_h, 16);
+    assert_memory_equal(seen.h[1], user_h, 16);
+    /* Another app is not decoded: nothing. */
+    seen.n = 0;
+    umg_bus_msg_t other = msg(rec1, 8, t);
+    assert_int_equal(umg_privacy_apply(p, dec, &other, &out, &act), UMG_OK);
+    assert_int_equal(seen.n, 0);
+    /* A payload that does not decode is counted as unread. */
+    assert_int_equal(umg_privacy_unread(p), 0);
+    umg_bus_msg_t bad = msg("{\"event_id\":", 7, t);
+    assert_int_not_equal(umg_privacy_apply(p, dec, &bad, &out, &act), UMG_OK);
+    assert_int_equal(umg_privacy_unread(p), 1);
+
+    umg_buf_free(&out);
+    umg_event_decoder_free(dec);
+    umg_privacy_free(p);
+}
+
 static void test_opt_out(void **state)
 {
     (void)state;
@@ -245,7 +304,7 @@ int main(void)
     umg_log_min_level = UMG_LOG_ERROR;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_truncate_ip), cmocka_unit_test(test_hash),    cmocka_unit_test(test_apply),
-        cmocka_unit_test(test_pii),         cmocka_unit_test(test_opt_out),
+        cmocka_unit_test(test_pii),         cmocka_unit_test(test_opt_out), cmocka_unit_test(test_id_callback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -58,7 +58,7 @@ typedef struct sum_s {
 typedef struct pass_s {
     umg_privacy_runner_t *r;
     umg_privacy_t *pv;
-    int forget;        /* a forget pass: every segment */
+    int forget;        /* a forget pass: the segments that may hold a device it forgets */
     int64_t ip_cutoff; /* records received before this get truncated IPs */
     int ip_due;        /* segments are looked at for IPs to truncate (and PII under an old key) this pass */
     uint64_t *per_app; /* tombstones by app, for the request records */

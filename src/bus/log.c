@@ -1916,6 +1916,25 @@ static int flags_store(umg_bus_t *bus, uint64_t base, uint32_t v)
     return rc;
 }
 
+/* The first len bytes of in to out (the unchanged records before a rewrite's first change). */
+static int copy_prefix(int in, int out, uint64_t len)
+{
+    size_t cap = 1 << 20;
+    uint8_t *chunk = umg_malloc(cap);
+    int rc = chunk ? UMG_OK : UMG_ENOMEM;
+    for (uint64_t at = 0; rc == UMG_OK && at < len;) {
+        size_t n = len - at < cap ? (size_t)(len - at) : cap;
+        if (umg_pread_full(in, chunk, n, at) != (ssize_t)n) {
+            rc = UMG_ECORRUPT;
+        } else if (write_all(out, chunk, n) != 0) {
+            rc = errno == ENOSPC ? UMG_ENOSPC : UMG_EIO;
+        }
+        at += n;
+    }
+    umg_free(chunk);
+    return rc;
+}
+
 /*
  * Rewrites one sealed segment into `<base>.log.new` / `.idx.new`, record by
  * record as rw->record decides, then renames them over the old files. Offsets,
@@ -1980,16 +1999,21 @@ static int rewrite_segment(umg_bus_t *bus, seg_t *seg, const umg_bus_rewriter_t 
             break;
         }
         umg_log_idx_t e;
-        uint64_t new_pos = new_bytes + wbuf.len;
+        /* Until the first change the new file would be the old one: nothing is copied before it. */
+        uint64_t new_pos = changed == 0 ? pos : new_bytes + wbuf.len;
         if (action == UMG_BUS_KEEP) {
-            rc = umg_buf_append(&wbuf, buf, total);
+            rc = changed > 0 ? umg_buf_append(&wbuf, buf, total) : UMG_OK;
         } else {
+            if (changed == 0) {
+                rc = copy_prefix(in, out, pos);
+                new_bytes = pos;
+            }
             umg_bus_msg_t nm = m;
             nm.payload = action == UMG_BUS_REPLACE ? payload.ptr : "";
             nm.len = action == UMG_BUS_REPLACE ? (uint32_t)payload.len : 0;
             uint8_t nh[UMG_LOG_HDR];
             umg__log_encode_hdr(nh, &nm);
-            rc = umg_buf_append(&wbuf, nh, sizeof(nh));
+            rc = rc ? rc : umg_buf_append(&wbuf, nh, sizeof(nh));
             rc = rc ? rc : umg_buf_append(&wbuf, nm.payload, nm.len);
             changed++;
             st->replaced += action == UMG_BUS_REPLACE;

@@ -339,6 +339,69 @@ static void test_rewrite_apps_filter(void **state)
     free(dir);
 }
 
+/* Tombstones every 7th record from `from` on, and replaces record 250 with a longer payload. */
+typedef struct sparse_rw_s {
+    uint64_t from;
+} sparse_rw_t;
+
+static int sparse_record(void *ctx, const umg_bus_msg_t *m, umg_buf_t *out)
+{
+    sparse_rw_t *x = ctx;
+    if (m->offset == 250) {
+        return umg_buf_printf(out, "{\"replaced\":%llu,\"pad\":\"%0200d\"}", (unsigned long long)m->offset, 0) == UMG_OK
+                   ? UMG_BUS_REPLACE
+                   : -1;
+    }
+    return m->offset >= x->from && m->offset % 7 == 3 ? UMG_BUS_TOMBSTONE : UMG_BUS_KEEP;
+}
+
+/* A rewrite keeps every record it does not change byte for byte, wherever the first change falls, and replaces
+ * nothing when nothing changes. */
+static void test_rewrite_from_first_change(void **state)
+{
+    (void)state;
+    static const uint64_t firsts[] = {0, 1, 150, 251, 1000};
+    for (size_t k = 0; k < UMG_ARRAY_SIZE(firsts); k++) {
+        char *dir = tmpdir();
+        umg_bus_t *bus = open_bus(dir, 1 << 20);
+        assert_int_equal(append(bus, 1, 0, 300, NULL), UMG_OK);
+        umg_bus_rewrite_stats_t st;
+        sparse_rw_t x = {.from = firsts[k]};
+        app_rw_t seen = {{0}};
+        umg_bus_rewriter_t rw = {.ctx = &x, .roll_active = 1, .record = sparse_record};
+        if (firsts[k] == 1000) { /* nothing changes */
+            rw.ctx = &seen;
+            rw.record = count_record;
+        }
+        assert_int_equal(ops->rewrite(bus, &rw, &st), UMG_OK);
+        assert_int_equal(st.segments, firsts[k] == 1000 ? 0 : 1);
+        umg_bus_reader_t *r;
+        assert_int_equal(ops->reader_open(bus, &ALL, &r), UMG_OK);
+        umg_bus_msg_t m;
+        uint64_t want = 0;
+        while (ops->reader_next(r, &m) == UMG_OK) {
+            while (firsts[k] != 1000 && want >= firsts[k] && want % 7 == 3 && want != 250) {
+                want++; /* tombstoned: readers skip it */
+            }
+            assert_int_equal(m.offset, want);
+            char expect[256];
+            if (firsts[k] != 1000 && want == 250) {
+                snprintf(expect, sizeof(expect), "{\"replaced\":250,\"pad\":\"%0200d\"}", 0);
+            } else {
+                snprintf(expect, sizeof(expect), "{\"n\":%llu,\"app\":1}", (unsigned long long)want);
+            }
+            assert_int_equal(m.len, strlen(expect));
+            assert_memory_equal(m.payload, expect, m.len);
+            want++;
+        }
+        assert_int_equal(want, 300);
+        ops->reader_close(r);
+        ops->close(bus);
+        rmrf(dir);
+        free(dir);
+    }
+}
+
 typedef struct info_rw_s {
     int64_t lo_us, hi_us; /* the appends' receive times lie between */
     int segments;
@@ -844,6 +907,7 @@ int main(void)
         cmocka_unit_test(test_read_while_rewritten),
         cmocka_unit_test(test_rewrite_apps_filter),
         cmocka_unit_test(test_rewrite_segment_info),
+        cmocka_unit_test(test_rewrite_from_first_change),
         cmocka_unit_test(test_torn_tail_every_offset),
         cmocka_unit_test(test_zeros_written_ahead),
         cmocka_unit_test(test_roll_and_index_rebuild),

@@ -2165,7 +2165,7 @@ static int log_rewrite(umg_bus_t *bus, const umg_bus_rewriter_t *rw, umg_bus_rew
         if ((rw->napps == 0 || seg_has_app(seg, rw->apps, rw->napps)) &&
             (rw->want == NULL || rw->want(rw->ctx, &info))) {
             rc = rewrite_segment(bus, seg, rw, st);
-            uint32_t nf = rw->flags ? rw->flags(rw->ctx, &info) : info.flags;
+            uint32_t nf = rc == UMG_OK && rw->flags ? rw->flags(rw->ctx, &info) : info.flags;
             if (rc == UMG_OK && nf != info.flags) {
                 rc = flags_store(bus, seg->base, nf);
             }

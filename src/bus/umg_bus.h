@@ -132,7 +132,8 @@ typedef struct umg_bus_rewriter_s {
     int (*want)(void *ctx, const umg_bus_seg_info_t *seg);
     /* UMG_BUS_KEEP, UMG_BUS_REPLACE (new payload appended to out) or UMG_BUS_TOMBSTONE; < 0 to stop */
     int (*record)(void *ctx, const umg_bus_msg_t *m, umg_buf_t *out);
-    /* flags to keep with a segment after it was processed; NULL: unchanged */
+    /* flags to keep with a segment, asked once it was processed without error (while the segment cannot be
+     * removed yet); NULL: unchanged */
     uint32_t (*flags)(void *ctx, const umg_bus_seg_info_t *seg);
     /* napps > 0: only records of these apps can change (a forget pass), so a segment whose index names none of
      * them is passed over unread (want and flags are not asked about it) */

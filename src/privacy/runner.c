@@ -77,7 +77,6 @@ typedef struct pass_s {
     int building;
     uint64_t unread0;
     char *next_path;
-    char *ready_path; /* next, built, is written here once its segment's rewrite is known to have succeeded */
     uint64_t skipped; /* segments passed over by their summary */
 } pass_t;
 
@@ -277,19 +276,6 @@ static int sum_compose(pass_t *p)
     return UMG_OK;
 }
 
-/* Writes the summary built for the segment before, whose rewrite went through. */
-static void sum_flush(pass_t *p)
-{
-    if (p->ready_path == NULL) {
-        return;
-    }
-    if (sum_store(p->ready_path, &p->next) != UMG_OK) {
-        umg_log(UMG_LOG_WARN, "privacy", "cannot write %s: the segment is read whole next time", p->ready_path);
-    }
-    umg_free(p->ready_path);
-    p->ready_path = NULL;
-}
-
 static void on_id(void *ctx, uint32_t app, const uint8_t hash[UMG_PRIVACY_HASH_BYTES])
 {
     pass_t *p = ctx;
@@ -315,7 +301,7 @@ static int want_for_ips(pass_t *p, const umg_bus_seg_info_t *seg)
 static int want_segment(void *ctx, const umg_bus_seg_info_t *seg)
 {
     pass_t *p = ctx;
-    sum_flush(p); /* asked about the next segment: the one before was rewritten without error */
+    p->building = 0;
     if (!p->forget) {
         return want_for_ips(p, seg);
     }
@@ -339,10 +325,11 @@ static uint32_t segment_flags(void *ctx, const umg_bus_seg_info_t *seg)
 {
     pass_t *p = ctx;
     if (p->building) {
-        /* every record of the pass's apps was read (none unreadable): the summary is complete for them */
-        if (umg_privacy_unread(p->pv) == p->unread0 && sum_compose(p) == UMG_OK) {
-            p->ready_path = p->next_path;
-            p->next_path = NULL;
+        /* Read to its end without error, every record of the pass's apps readable: the summary is complete for
+         * them. Written while the segment is still held, so retention cannot have removed it meanwhile. */
+        if (umg_privacy_unread(p->pv) == p->unread0 &&
+            (sum_compose(p) != UMG_OK || sum_store(p->next_path, &p->next) != UMG_OK)) {
+            umg_log(UMG_LOG_WARN, "privacy", "cannot write %s: the segment is read whole next time", p->next_path);
         }
         p->building = 0;
     }
@@ -540,9 +527,6 @@ static void run_pass(umg_privacy_runner_t *r)
                 pending > 0 ? pending : 0, (unsigned long long)st.records, (unsigned long long)st.tombstoned,
                 (unsigned long long)st.replaced, (unsigned long long)st.segments, (unsigned long long)p.skipped,
                 (double)(umg_now_us() - t0) / 1e6);
-        if (rc == UMG_OK) {
-            sum_flush(&p); /* the last segment's */
-        }
         if (rc == UMG_OK && pending > 0 && r->cfg.done != NULL) {
             rc = r->cfg.done(r->cfg.forget_ctx, bs.durable_offset);
             if (rc != UMG_OK) {
@@ -558,7 +542,6 @@ static void run_pass(umg_privacy_runner_t *r)
         }
     }
     umg_privacy_free(pv);
-    umg_free(p.ready_path);
     umg_free(p.next_path);
     umg_free(p.fg);
     umg_free(p.rec);

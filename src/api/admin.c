@@ -405,6 +405,8 @@ void umg_admin_handle(umg_http_req_t *req, umg_admin_t *a)
 
 /* ---------------------------------------------------------------- lifecycle */
 
+static void login_restore(umg_admin_t *a);
+
 int umg_admin_new(const char *data_dir, umg_auth_t *auth, umg_limits_t *limits, const umg_limits_config_t *lcfg,
                   umg_admin_t **out)
 {
@@ -427,6 +429,7 @@ int umg_admin_new(const char *data_dir, umg_auth_t *auth, umg_limits_t *limits, 
     rc = rc ? rc : umg_json_parser_new(1 << 20, &a->json) == UMG_JSON_OK ? rc : UMG_ENOMEM;
     if (rc == UMG_OK) {
         umg__admin_usage_load(a);
+        login_restore(a);
         umg_admin_tick(a);
         if (pthread_create(&a->thread, NULL, worker_main, a) != 0) {
             rc = UMG_ENOMEM;
@@ -573,14 +576,14 @@ typedef struct login_slot_s {
     int64_t failures;
 } login_slot_t;
 
-static login_slot_t *login_slot(umg_admin_t *a, const char *kind, const char *value)
+/* The slot of a key at time now (its window restarted when it is over). */
+static login_slot_t *login_slot_at(umg_admin_t *a, const char *kind, const char *value, int64_t now)
 {
     if (a->login == NULL && (a->login = umg_calloc(LOGIN_SLOTS, sizeof(login_slot_t))) == NULL) {
         return NULL;
     }
     uint64_t h = umg_hash64(value, strlen(value), umg_hash64(kind, strlen(kind), a->login_seed));
     login_slot_t *s = &a->login[h % LOGIN_SLOTS];
-    int64_t now = umg_now_us();
     const umg_auth_config_t *cfg = umg_auth_config(a->auth);
     if (s->key != h || now - s->window_start_us >= cfg->login_window_ms * 1000) {
         if (s->key != h && s->failures > 0 && now - s->window_start_us < cfg->login_window_ms * 1000) {
@@ -591,6 +594,11 @@ static login_slot_t *login_slot(umg_admin_t *a, const char *kind, const char *va
         s->failures = 0;
     }
     return s;
+}
+
+static login_slot_t *login_slot(umg_admin_t *a, const char *kind, const char *value)
+{
+    return login_slot_at(a, kind, value, umg_now_us());
 }
 
 int64_t umg__login_blocked(umg_admin_t *a, const char *ip, const char *email)
@@ -607,9 +615,9 @@ int64_t umg__login_blocked(umg_admin_t *a, const char *ip, const char *email)
     return wait;
 }
 
-void umg__login_failed(umg_admin_t *a, const char *ip, const char *email)
+static void login_failed_at(umg_admin_t *a, const char *ip, const char *email, int64_t now)
 {
-    login_slot_t *s[2] = {login_slot(a, "ip", ip), login_slot(a, "account", email)};
+    login_slot_t *s[2] = {login_slot_at(a, "ip", ip, now), login_slot_at(a, "account", email, now)};
     for (int i = 0; i < 2; i++) {
         if (s[i] != NULL) {
             s[i]->failures++;
@@ -617,11 +625,85 @@ void umg__login_failed(umg_admin_t *a, const char *ip, const char *email)
     }
 }
 
-void umg__login_succeeded(umg_admin_t *a, const char *email)
+static void login_succeeded_at(umg_admin_t *a, const char *email, int64_t now)
 {
-    login_slot_t *s = login_slot(a, "account", email);
+    login_slot_t *s = login_slot_at(a, "account", email, now);
     uint64_t h = umg_hash64(email, strlen(email), umg_hash64("account", 7, a->login_seed));
     if (s != NULL && s->key == h) {
         s->failures = 0; /* only the account's own slot: never one it shares with a colliding key */
+    }
+}
+
+void umg__login_failed(umg_admin_t *a, const char *ip, const char *email)
+{
+    login_failed_at(a, ip, email, umg_now_us());
+}
+
+void umg__login_succeeded(umg_admin_t *a, const char *email)
+{
+    login_succeeded_at(a, email, umg_now_us());
+}
+
+/*
+ * After a restart, the limiter as it stood: the logins of the last window, replayed from the audit log (every
+ * login is audited, a failure with the e-mail address tried and the client's address, a success with the
+ * user). The audit log only grows and its times grow with its ids, so the window's first row is found by
+ * bisecting ids, not by reading the table.
+ */
+static void login_restore(umg_admin_t *a)
+{
+    const umg_auth_config_t *cfg = umg_auth_config(a->auth);
+    int64_t since = umg_now_us() - cfg->login_window_ms * 1000, lo = 1, hi = 0;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(a->db, "SELECT COALESCE(MAX(id), 0) FROM audit", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        hi = sqlite3_column_int64(st, 0) + 1;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    /* the first id whose row is at or after since (hi when none) */
+    if (sqlite3_prepare_v2(a->db, "SELECT ts_us FROM audit WHERE id >= ? ORDER BY id LIMIT 1", -1, &st, NULL) !=
+        SQLITE_OK) {
+        return;
+    }
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, mid);
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) < since) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    sqlite3_finalize(st);
+    if (sqlite3_prepare_v2(a->db,
+                           "SELECT a.ts_us, a.outcome, a.target, COALESCE(a.ip, ''), u.email FROM audit a"
+                           " LEFT JOIN users u ON a.outcome = 'ok' AND u.public_id = a.target"
+                           " WHERE a.id >= ? AND a.action = 'auth.login' ORDER BY a.id",
+                           -1, &st, NULL) != SQLITE_OK) {
+        umg_log(UMG_LOG_WARN, "admin", "cannot read the logins of the last window: %s", sqlite3_errmsg(a->db));
+        return;
+    }
+    sqlite3_bind_int64(st, 1, lo);
+    int n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        int64_t ts = sqlite3_column_int64(st, 0);
+        const char *outcome = (const char *)sqlite3_column_text(st, 1),
+                   *target = (const char *)sqlite3_column_text(st, 2);
+        const char *ip = (const char *)sqlite3_column_text(st, 3), *email = (const char *)sqlite3_column_text(st, 4);
+        if (ts < since || outcome == NULL) {
+            continue;
+        }
+        if (strcmp(outcome, "failed") == 0 && target != NULL) {
+            login_failed_at(a, ip, target, ts);
+            n++;
+        } else if (strcmp(outcome, "ok") == 0 && email != NULL) {
+            login_succeeded_at(a, email, ts);
+        }
+    }
+    sqlite3_finalize(st);
+    if (n > 0) {
+        umg_log(UMG_LOG_INFO, "admin", "login limiter: %d failed logins of the last window taken back", n);
     }
 }

@@ -149,6 +149,34 @@ class LoginTest(TenancyBase):
                          "invalid_json")
 
 
+class LoginRestartTest(TenancyBase):
+    """The login limiter is taken back from the audit log after a restart."""
+    extra = ("--set", "auth.login_max_failures=3", "--set", "http.trusted_proxies=127.0.0.1")
+
+    def login_from(self, ip, email, password):
+        return self.call("POST", "/v1/auth/login", None, {"email": email, "password": password},
+                         {"X-Forwarded-For": ip})
+
+    def test_login_limits_survive_a_restart(self):
+        for _ in range(2):
+            self.assertEqual(self.login_from("198.51.100.1", "owner@a.test", "wrong-password")[0], 401)
+        self.assertEqual(self.login_from("198.51.100.1", "owner@a.test", PASSWORD)[0], 200)  # clears the account
+        for _ in range(3):
+            self.assertEqual(self.login_from("198.51.100.2", "owner@b.test", "wrong-password")[0], 401)
+        self.assertError(self.login_from("198.51.100.3", "owner@b.test", PASSWORD), 429, "too_many_attempts")
+        self.d.restart()
+        self.assertError(self.login_from("198.51.100.3", "owner@b.test", PASSWORD), 429, "too_many_attempts",
+                         what="the account limited before the restart")
+        self.assertError(self.login_from("198.51.100.2", "owner@a.test", PASSWORD), 429, "too_many_attempts",
+                         what="the address limited before the restart")
+        st, h, data = self.login_from("198.51.100.3", "owner@a.test", PASSWORD)
+        self.assertStatus(st, 200, "an account whose failures a success cleared before the restart", data)
+        # The first address has 2 failures left from before: one more reaches the limit.
+        self.assertEqual(self.login_from("198.51.100.1", "owner@a.test", "wrong-password")[0], 401)
+        self.assertError(self.login_from("198.51.100.1", "owner@a.test", PASSWORD), 429, "too_many_attempts",
+                         what="an address with failures before the restart")
+
+
 class LoginConcurrencyTest(TenancyBase):
     """Passwords are checked on a thread of their own (argon2id, ~0.1 s each)."""
     extra = ("--set", "auth.login_max_failures=3")

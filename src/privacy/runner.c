@@ -76,7 +76,6 @@ typedef struct pass_s {
     size_t nrec, caprec;
     int building;
     uint64_t unread0;
-    char *next_path;
     uint64_t skipped; /* segments passed over by their summary */
 } pass_t;
 
@@ -313,10 +312,8 @@ static int want_segment(void *ctx, const umg_bus_seg_info_t *seg)
         p->skipped++;
         return 0;
     }
-    umg_free(p->next_path);
-    p->next_path = umg_strndup(seg->aux_path, strlen(seg->aux_path));
     sum_clear(&p->next);
-    p->building = p->next_path != NULL;
+    p->building = 1;
     p->unread0 = umg_privacy_unread(p->pv);
     return 1;
 }
@@ -324,12 +321,12 @@ static int want_segment(void *ctx, const umg_bus_seg_info_t *seg)
 static uint32_t segment_flags(void *ctx, const umg_bus_seg_info_t *seg)
 {
     pass_t *p = ctx;
-    if (p->building) {
+    if (p->building && seg->aux_path != NULL) {
         /* Read to its end without error, every record of the pass's apps readable: the summary is complete for
          * them. Written while the segment is still held, so retention cannot have removed it meanwhile. */
         if (umg_privacy_unread(p->pv) == p->unread0 &&
-            (sum_compose(p) != UMG_OK || sum_store(p->next_path, &p->next) != UMG_OK)) {
-            umg_log(UMG_LOG_WARN, "privacy", "cannot write %s: the segment is read whole next time", p->next_path);
+            (sum_compose(p) != UMG_OK || sum_store(seg->aux_path, &p->next) != UMG_OK)) {
+            umg_log(UMG_LOG_WARN, "privacy", "cannot write %s: the segment is read whole next time", seg->aux_path);
         }
         p->building = 0;
     }
@@ -542,7 +539,6 @@ static void run_pass(umg_privacy_runner_t *r)
         }
     }
     umg_privacy_free(pv);
-    umg_free(p.next_path);
     umg_free(p.fg);
     umg_free(p.rec);
     sum_free(&p.old);

@@ -29,8 +29,11 @@
 #include <lmdb.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include "umg_rollup.h"
 
@@ -95,6 +98,8 @@ struct umg_store_s {
     MDB_env *env;
     tindex_t tidx;
     int idx_ready; /* the index is built by the first write transaction, not at open (readiness waits for none) */
+    _Atomic int idx_loaded; /* ... from the file the last close saved it to, not rebuilt */
+    char *dir;
     _Atomic uint64_t idx_entries, idx_bytes; /* for stats on other threads, updated at each commit */
     MDB_dbi dbi[DB_COUNT];
     str_ent_t *cache;    /* 1 << CACHE_BITS slots, direct-mapped */
@@ -345,6 +350,136 @@ static int tidx_rebuild(umg_store_t *st, MDB_txn *txn)
     return UMG_OK;
 }
 
+/*
+ * The key index kept across a clean close: `DIR/touch.index` holds the table and the list pool as they are in
+ * memory, stamped with the id of the last LMDB transaction they match and checked by a CRC32C. The first write
+ * transaction after an open takes it when the stamp is the store's last transaction (nothing was written since)
+ * and removes it either way, so it can never outlive the state it matches; otherwise the index is rebuilt from
+ * the touch table. Layout: "UMGTIDX1", u64 stamp, cap, used, pool_n, live, watermark, keys[cap] (u64),
+ * heads[cap] (u32), pool[pool_n] (12 bytes), u32 CRC32C of all before; native byte order.
+ */
+#define TIDX_MAGIC "UMGTIDX1"
+#define TIDX_HEAD (8 + 6 * 8)
+
+static char *tidx_path(const umg_store_t *st, const char *suffix)
+{
+    size_t n = strlen(st->dir) + 32;
+    char *p = umg_malloc(n);
+    if (p != NULL) {
+        snprintf(p, n, "%s/touch.index%s", st->dir, suffix);
+    }
+    return p;
+}
+
+static uint64_t last_txnid(MDB_env *env)
+{
+    MDB_envinfo info;
+    return mdb_env_info(env, &info) == 0 ? (uint64_t)info.me_last_txnid : 0;
+}
+
+static void tidx_save(umg_store_t *st)
+{
+    const tindex_t *x = &st->tidx;
+    char *tmp = tidx_path(st, ".tmp"), *path = tidx_path(st, "");
+    int fd = tmp != NULL && path != NULL ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
+    uint64_t head[6] = {last_txnid(st->env), x->cap, x->used, x->pool_n, x->live, x->watermark};
+    struct iovec parts[4] = {{TIDX_MAGIC, 8},
+                             {head, sizeof(head)},
+                             {x->keys, x->cap * sizeof(uint64_t)},
+                             {x->heads, x->cap * sizeof(uint32_t)}};
+    uint32_t crc = 0;
+    int ok = fd >= 0;
+    for (int i = 0; ok && i < 4; i++) {
+        crc = parts[i].iov_len ? umg_crc32c(crc, parts[i].iov_base, parts[i].iov_len) : crc;
+        ok = parts[i].iov_len == 0 || umg_write_all(fd, parts[i].iov_base, parts[i].iov_len) == 0;
+    }
+    size_t pool_bytes = x->pool_n * sizeof(tnode_t);
+    if (ok && pool_bytes > 0) {
+        crc = umg_crc32c(crc, x->pool, pool_bytes);
+        ok = umg_write_all(fd, x->pool, pool_bytes) == 0;
+    }
+    ok = ok && umg_write_all(fd, &crc, 4) == 0;
+    if (fd >= 0) {
+        ok = close(fd) == 0 && ok;
+    }
+    ok = ok && rename(tmp, path) == 0;
+    if (!ok && tmp != NULL) {
+        unlink(tmp);
+        umg_log(UMG_LOG_WARN, "store", "cannot save the touch key index (%s): the next start rebuilds it",
+                strerror(errno));
+    }
+    umg_free(tmp);
+    umg_free(path);
+}
+
+/* The saved index into st->tidx when it matches the store as it is; UMG_OK when it was taken. */
+static int tidx_load(umg_store_t *st)
+{
+    char *path = tidx_path(st, "");
+    if (path == NULL) {
+        return UMG_ENOMEM;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    unlink(path); /* taken or not, it never describes a later state */
+    umg_free(path);
+    if (fd < 0) {
+        return UMG_ENOENT;
+    }
+    tindex_t x;
+    memset(&x, 0, sizeof(x));
+    uint8_t magic[8];
+    uint64_t head[6];
+    uint32_t crc = 0, want;
+    int rc = umg_pread_full(fd, magic, 8, 0) == 8 && memcmp(magic, TIDX_MAGIC, 8) == 0 &&
+                     umg_pread_full(fd, head, sizeof(head), 8) == (ssize_t)sizeof(head) &&
+                     head[0] == last_txnid(st->env) && head[2] <= head[1] && head[3] < UINT32_MAX &&
+                     head[1] < ((uint64_t)1 << 40)
+                 ? UMG_OK
+                 : UMG_ECORRUPT;
+    if (rc == UMG_OK) {
+        x.cap = head[1];
+        x.used = head[2];
+        x.pool_n = x.pool_cap = head[3];
+        x.live = head[4];
+        x.watermark = head[5];
+        x.keys = umg_malloc(x.cap * sizeof(uint64_t) + 1);
+        x.heads = umg_malloc(x.cap * sizeof(uint32_t) + 1);
+        x.pool = umg_malloc(x.pool_n * sizeof(tnode_t) + 1);
+        rc = x.keys && x.heads && x.pool ? UMG_OK : UMG_ENOMEM;
+    }
+    uint64_t off = TIDX_HEAD;
+    struct iovec parts[3] = {
+        {x.keys, x.cap * sizeof(uint64_t)}, {x.heads, x.cap * sizeof(uint32_t)}, {x.pool, x.pool_n * sizeof(tnode_t)}};
+    crc = umg_crc32c(0, TIDX_MAGIC, 8);
+    crc = umg_crc32c(crc, head, sizeof(head));
+    for (int i = 0; rc == UMG_OK && i < 3; i++) {
+        if (umg_pread_full(fd, parts[i].iov_base, parts[i].iov_len, off) != (ssize_t)parts[i].iov_len) {
+            rc = UMG_ECORRUPT;
+            break;
+        }
+        crc = parts[i].iov_len ? umg_crc32c(crc, parts[i].iov_base, parts[i].iov_len) : crc;
+        off += parts[i].iov_len;
+    }
+    if (rc == UMG_OK && (umg_pread_full(fd, &want, 4, off) != 4 || want != crc)) {
+        rc = UMG_ECORRUPT;
+    }
+    /* every link inside the pool */
+    for (size_t i = 0; rc == UMG_OK && i < x.cap; i++) {
+        rc = x.heads[i] <= x.pool_n ? UMG_OK : UMG_ECORRUPT;
+    }
+    for (size_t i = 0; rc == UMG_OK && i < x.pool_n; i++) {
+        rc = x.pool[i].next <= x.pool_n ? UMG_OK : UMG_ECORRUPT;
+    }
+    close(fd);
+    if (rc != UMG_OK) {
+        tidx_free(&x);
+        return rc;
+    }
+    tidx_free(&st->tidx);
+    st->tidx = x;
+    return UMG_OK;
+}
+
 static void publish_index(umg_store_t *st)
 {
     atomic_store(&st->idx_entries, st->tidx.live);
@@ -442,7 +577,10 @@ int umg_store_open(const char *dir, const umg_store_config_t *cfg, umg_store_t *
         return UMG_ENOMEM;
     }
     st->cache = umg_calloc((size_t)1 << CACHE_BITS, sizeof(str_ent_t));
-    if (st->cache == NULL) {
+    st->dir = umg_strndup(dir, strlen(dir));
+    if (st->cache == NULL || st->dir == NULL) {
+        umg_free(st->cache);
+        umg_free(st->dir);
         umg_free(st);
         return UMG_ENOMEM;
     }
@@ -489,6 +627,7 @@ int umg_store_open(const char *dir, const umg_store_config_t *cfg, umg_store_t *
             mdb_env_close(st->env);
         }
         umg_free(st->cache);
+        umg_free(st->dir);
         umg_free(st);
         return rc == ENOMEM ? UMG_ENOMEM : UMG_EIO;
     }
@@ -510,10 +649,17 @@ void umg_store_close(umg_store_t *st)
         return;
     }
     mdb_env_sync(st->env, 1);
+    if (st->idx_ready) {
+        int64_t t0 = umg_now_us();
+        tidx_save(st);
+        umg_log(UMG_LOG_INFO, "store", "touch key index saved: %zu keys, %zu entries, %.3f s", st->tidx.used,
+                st->tidx.pool_n, (double)(umg_now_us() - t0) / 1e6);
+    }
     mdb_env_close(st->env);
     tidx_free(&st->tidx);
     cache_clear(st);
     umg_free(st->cache);
+    umg_free(st->dir);
     umg_free(st);
 }
 
@@ -546,6 +692,7 @@ int umg_store_stats(umg_store_t *st, umg_store_stats_t *out)
         out->touches = s[DB_TOUCH].ms_entries;
         out->touch_keys = atomic_load(&st->idx_entries);
         out->index_bytes = atomic_load(&st->idx_bytes);
+        out->index_loaded = st->idx_loaded;
         out->devices = s[DB_DEV].ms_entries;
         out->decisions = s[DB_DEC].ms_entries;
         out->strings = s[DB_STR].ms_entries / 2;
@@ -583,7 +730,8 @@ int umg_store_begin(umg_store_t *st, int write, umg_store_txn_t **out)
     tx->st = st;
     tx->write = write;
     if (write && !st->idx_ready) {
-        rc = tidx_rebuild(st, tx->txn);
+        st->idx_loaded = tidx_load(st) == UMG_OK;
+        rc = st->idx_loaded ? UMG_OK : tidx_rebuild(st, tx->txn);
         if (rc != UMG_OK) {
             mdb_txn_abort(tx->txn);
             umg_free(tx);

@@ -47,6 +47,7 @@ typedef struct umg_store_stats_s {
     uint64_t total_bytes;                                      /* pages in use by every table */
     uint64_t rollup_rows, rollup_bytes;                        /* report rollup rows and their pages */
     uint64_t next_offset;                                      /* the pipeline's next log offset */
+    int index_loaded; /* the key index was taken from the file the last close saved, not rebuilt */
 } umg_store_stats_t;
 int umg_store_stats(umg_store_t *st, umg_store_stats_t *out);
 

@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "umg_bus.h"
@@ -236,6 +237,108 @@ static void test_touches_gather_and_expire(void **state)
 
 /* Appends through the transaction's tail cursor, mixed in one transaction with puts before the end (replays,
  * out-of-order ids) and expiry deleting from the front, across page splits: every touch is there afterwards. */
+/* The touch ids gather finds for device dev (and click 7000 + dev, fingerprint 0xf00 + dev % 5) as a bitmap. */
+static uint64_t gathered(umg_store_t *st, uint64_t dev)
+{
+    umg_store_txn_t *tx;
+    assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK); /* the index is read under the writer lock */
+    umg_attr_obs_t obs;
+    memset(&obs, 0, sizeof(obs));
+    obs.app = 1;
+    obs.ts_us = T0;
+    obs.ids[0] = dev;
+    obs.referrer_click = 7000 + dev;
+    obs.fp.ip = 0xf00 + dev % 5;
+    obs.fp.os = umg_attr_os_pack(UMG_ATTR_PLATFORM_ANDROID, 14, 0, 0);
+    umg_attr_touch_t out[64];
+    size_t n;
+    assert_int_equal(umg_store_gather(tx, &obs, out, 64, &n), UMG_OK);
+    uint64_t bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        bits |= 1ull << (out[i].touch_id % 64);
+    }
+    umg_store_abort(tx);
+    return bits;
+}
+
+static int index_loaded(umg_store_t *st)
+{
+    umg_store_txn_t *tx;
+    assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK); /* the first write transaction takes or rebuilds it */
+    umg_store_abort(tx);
+    umg_store_stats_t ss;
+    assert_int_equal(umg_store_stats(st, &ss), UMG_OK);
+    return ss.index_loaded;
+}
+
+/* The key index saved at a clean close is taken back when nothing changed since, and only then. */
+static void test_index_saved_at_close(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    umg_store_t *st = open_store(dir);
+    umg_store_txn_t *tx;
+    assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK);
+    for (uint64_t id = 1; id < 60; id++) {
+        umg_attr_touch_t t =
+            touch(1, id, T0 - (int64_t)(60 - id) * 60 * S_, 100 + id % 7, id % 3 ? 7000 + id : 0, 0xf00 + id % 5);
+        assert_int_equal(umg_store_touch_put(tx, &t), UMG_OK);
+    }
+    size_t removed;
+    assert_int_equal(umg_store_expire(tx, T0 - 50 * 60 * S_, 100, &removed), UMG_OK); /* a watermark too */
+    assert_int_equal(umg_store_commit(tx), UMG_OK);
+    uint64_t want[8];
+    for (int d = 0; d < 8; d++) {
+        want[d] = gathered(st, 100 + (uint64_t)d);
+        assert_true(want[d] != 0);
+    }
+    umg_store_close(st);
+    char path[512], copy[512];
+    snprintf(path, sizeof(path), "%s/touch.index", dir);
+    snprintf(copy, sizeof(copy), "%s/touch.index.copy", dir);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+
+    /* Taken back: the same answers, and the file is gone (it would not match what comes next). */
+    st = open_store(dir);
+    assert_true(index_loaded(st));
+    assert_int_not_equal(stat(path, &sb), 0);
+    for (int d = 0; d < 8; d++) {
+        assert_int_equal(gathered(st, 100 + (uint64_t)d), want[d]);
+    }
+    umg_store_close(st);
+
+    /* A file older than the store's last transaction is not taken: the index is rebuilt with the touch since. */
+    assert_int_equal(rename(path, copy), 0);
+    st = open_store(dir);
+    assert_false(index_loaded(st));
+    assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK);
+    umg_attr_touch_t t = touch(1, 60, T0 - 60 * S_, 101, 0, 0);
+    assert_int_equal(umg_store_touch_put(tx, &t), UMG_OK);
+    assert_int_equal(umg_store_commit(tx), UMG_OK);
+    umg_store_close(st);
+    assert_int_equal(rename(copy, path), 0);
+    st = open_store(dir);
+    assert_false(index_loaded(st));
+    assert_int_equal(gathered(st, 101), want[1] | 1ull << 60);
+    umg_store_close(st);
+
+    /* A damaged file is not taken either. */
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    fseek(f, 80, SEEK_SET);
+    fputc(0x5a, f);
+    fclose(f);
+    st = open_store(dir);
+    assert_false(index_loaded(st));
+    for (int d = 2; d < 8; d++) {
+        assert_int_equal(gathered(st, 100 + (uint64_t)d), want[d]);
+    }
+    umg_store_close(st);
+    rmrf(dir);
+    free(dir);
+}
+
 static void test_touches_append_mixed(void **state)
 {
     (void)state;
@@ -1595,6 +1698,7 @@ int main(void)
         cmocka_unit_test(test_dictionary),
         cmocka_unit_test(test_touches_gather_and_expire),
         cmocka_unit_test(test_touches_append_mixed),
+        cmocka_unit_test(test_index_saved_at_close),
         cmocka_unit_test(test_devices_and_decisions),
         cmocka_unit_test(test_decision_scan),
         cmocka_unit_test(test_click_installs),

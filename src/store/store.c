@@ -304,6 +304,18 @@ static int touch_keys(const umg_attr_touch_t *t, uint64_t keys[UMG_ATTR_MAX_IDS 
 
 static int touch_unpack(uint64_t touch_id, const uint8_t *p, size_t len, umg_attr_touch_t *t);
 
+/* A new index x in place of the store's when rc is UMG_OK, else x dropped; returns rc. */
+static int tidx_install(umg_store_t *st, tindex_t *x, int rc)
+{
+    if (rc != UMG_OK) {
+        tidx_free(x);
+        return rc;
+    }
+    tidx_free(&st->tidx);
+    st->tidx = *x;
+    return UMG_OK;
+}
+
 /* Rebuilds the index from the touch table (at open, and when expired entries outnumber live ones). */
 static int tidx_rebuild(umg_store_t *st, MDB_txn *txn)
 {
@@ -341,13 +353,7 @@ static int tidx_rebuild(umg_store_t *st, MDB_txn *txn)
     if (urc == UMG_OK && rc != MDB_NOTFOUND) {
         urc = map_err(rc, "index rebuild");
     }
-    if (urc != UMG_OK) {
-        tidx_free(&x);
-        return urc;
-    }
-    tidx_free(&st->tidx);
-    st->tidx = x;
-    return UMG_OK;
+    return tidx_install(st, &x, urc);
 }
 
 /*
@@ -471,13 +477,7 @@ static int tidx_load(umg_store_t *st)
         rc = x.pool[i].next <= x.pool_n ? UMG_OK : UMG_ECORRUPT;
     }
     close(fd);
-    if (rc != UMG_OK) {
-        tidx_free(&x);
-        return rc;
-    }
-    tidx_free(&st->tidx);
-    st->tidx = x;
-    return UMG_OK;
+    return tidx_install(st, &x, rc);
 }
 
 static void publish_index(umg_store_t *st)

@@ -114,6 +114,14 @@ struct umg_store_txn_s {
     int write;
     MDB_cursor *tail[DB_COUNT]; /* append_put's cursors, opened on first use; LMDB closes them with the txn */
     long puts;                  /* touches, devices and rollup rows put (umg__store_inject_txn_full) */
+    /* What the last umg_store_device_find learnt of its ids' aliases, for the device_put that follows it: bit i
+     * of aliased, ids[i] reaches key; of absent, ids[i] reaches no device. Valid while found.app != 0. */
+    struct {
+        uint32_t app;
+        uint64_t key;
+        uint64_t ids[UMG_ATTR_MAX_IDS];
+        unsigned aliased, absent;
+    } found;
 };
 
 long umg__store_inject_txn_full;
@@ -1394,20 +1402,37 @@ int umg_store_device_by_id(umg_store_txn_t *tx, uint32_t app, uint64_t id_hash, 
     return umg_store_device_get(tx, app, canon, out);
 }
 
+static void found_note(umg_store_txn_t *tx, uint32_t app, const uint64_t ids[UMG_ATTR_MAX_IDS], uint64_t key,
+                       unsigned aliased, unsigned absent)
+{
+    tx->found.app = app;
+    tx->found.key = key;
+    memcpy(tx->found.ids, ids, sizeof(tx->found.ids));
+    tx->found.aliased = aliased;
+    tx->found.absent = absent;
+}
+
 int umg_store_device_find(umg_store_txn_t *tx, uint32_t app, const uint64_t ids[UMG_ATTR_MAX_IDS],
                           umg_store_device_t *out)
 {
     if (ids[0] == 0) {
         return UMG_EINVAL;
     }
+    tx->found.app = 0;
+    unsigned absent = 0;
     for (int i = 0; i < UMG_ATTR_MAX_IDS && ids[i] != 0; i++) {
         int rc = umg_store_device_by_id(tx, app, ids[i], out);
+        if (rc == UMG_OK) {
+            found_note(tx, app, ids, out->key, 1u << i, absent);
+        }
         if (rc != UMG_ENOENT) {
             return rc;
         }
+        absent |= 1u << i;
     }
     memset(out, 0, sizeof(*out));
     out->key = app_key(app, 'D', ids[0]);
+    found_note(tx, app, ids, out->key, 0, absent);
     return UMG_ENOENT;
 }
 
@@ -1423,12 +1448,24 @@ int umg_store_device_put(umg_store_txn_t *tx, uint32_t app, const uint64_t ids[U
         MDB_val dv = {sizeof(dims), dims};
         rc = mdb_put(tx->txn, tx->st->dbi[DB_DIMS], &k, &dv, 0);
     }
+    /* The find just before, for the same ids and device, already read some aliases: those are not read again. */
+    unsigned aliased = 0, absent = 0;
+    if (tx->found.app == app && tx->found.key == key && memcmp(tx->found.ids, ids, sizeof(tx->found.ids)) == 0) {
+        aliased = tx->found.aliased;
+        absent = tx->found.absent;
+    }
+    tx->found.app = 0;
     for (int i = 0; rc == 0 && i < UMG_ATTR_MAX_IDS && ids[i] != 0; i++) {
+        if (aliased & (1u << i)) {
+            continue;
+        }
         uint64_t ak = app_key(app, 'A', ids[i]);
         MDB_val kk = {8, &ak}, kv;
-        rc = mdb_get(tx->txn, tx->st->dbi[DB_ALIAS], &kk, &kv);
-        if (rc == 0 && kv.mv_size == 8 && memcmp(kv.mv_data, &key, 8) == 0) {
-            continue;
+        if (!(absent & (1u << i))) {
+            rc = mdb_get(tx->txn, tx->st->dbi[DB_ALIAS], &kk, &kv);
+            if (rc == 0 && kv.mv_size == 8 && memcmp(kv.mv_data, &key, 8) == 0) {
+                continue;
+            }
         }
         kv = (MDB_val){8, &key};
         rc = mdb_put(tx->txn, tx->st->dbi[DB_ALIAS], &kk, &kv, 0);
@@ -2294,6 +2331,7 @@ static int forget_timeline(umg_store_txn_t *tx, uint32_t app, uint64_t device_ke
 int umg_store_forget(umg_store_txn_t *tx, const umg_store_forget_t *f, umg_store_forget_stats_t *st)
 {
     umg_store_forget_stats_t s = {0};
+    tx->found.app = 0; /* aliases go: what a find learnt of them no longer holds */
     uint64_t *canon = umg_calloc(f->nids ? f->nids : 1, sizeof(uint64_t));
     uint32_t *canon_app = umg_calloc(f->nids ? f->nids : 1, sizeof(uint32_t));
     size_t ncanon = 0;

@@ -394,6 +394,58 @@ static void test_touches_append_mixed(void **state)
     free(dir);
 }
 
+/* device_put takes what the find just before learnt of the aliases (device_find, found_note): ids it found
+ * reaching the device are not read again, ids it found reaching nothing are written without a read. What it
+ * learnt stops holding when a forget or another device's put comes in between. */
+static void test_device_put_after_find(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    umg_store_t *st = open_store(dir);
+    umg_store_txn_t *tx;
+    assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK);
+    umg_store_device_t d, e;
+    /* Found by its second identifier: the first, unknown until now, is made to reach it. */
+    uint64_t ab[UMG_ATTR_MAX_IDS] = {11, 12, 0, 0};
+    assert_int_equal(umg_store_device_find(tx, 1, ab, &d), UMG_ENOENT);
+    assert_int_equal(umg_store_device_put(tx, 1, ab, &d, NULL), UMG_OK);
+    uint64_t cb[UMG_ATTR_MAX_IDS] = {13, 12, 0, 0};
+    assert_int_equal(umg_store_device_find(tx, 1, cb, &e), UMG_OK);
+    assert_int_equal(e.key, d.key);
+    e.sessions = 7;
+    assert_int_equal(umg_store_device_put(tx, 1, cb, &e, NULL), UMG_OK);
+    uint64_t c[UMG_ATTR_MAX_IDS] = {13, 0, 0, 0};
+    assert_int_equal(umg_store_device_find(tx, 1, c, &e), UMG_OK);
+    assert_int_equal(e.key, d.key);
+    assert_int_equal(e.sessions, 7);
+    /* Another device's put between a find and its put: the aliases are read again. */
+    uint64_t x[UMG_ATTR_MAX_IDS] = {21, 0, 0, 0};
+    umg_store_device_t dx;
+    assert_int_equal(umg_store_device_find(tx, 1, x, &dx), UMG_ENOENT);
+    uint64_t y[UMG_ATTR_MAX_IDS] = {22, 0, 0, 0};
+    umg_store_device_t dy;
+    assert_int_equal(umg_store_device_find(tx, 1, y, &dy), UMG_ENOENT);
+    assert_int_equal(umg_store_device_put(tx, 1, y, &dy, NULL), UMG_OK);
+    assert_int_equal(umg_store_device_put(tx, 1, x, &dx, NULL), UMG_OK);
+    assert_int_equal(umg_store_device_find(tx, 1, x, &e), UMG_OK);
+    assert_int_equal(e.key, dx.key);
+    assert_int_equal(umg_store_device_find(tx, 1, y, &e), UMG_OK);
+    assert_int_equal(e.key, dy.key);
+    /* A forget between a find and its put: the alias it removed is written again. */
+    assert_int_equal(umg_store_device_find(tx, 1, c, &e), UMG_OK);
+    uint32_t apps[1] = {1};
+    uint64_t hashes[1] = {13};
+    umg_store_forget_t f = {.id_apps = apps, .id_hashes = hashes, .nids = 1};
+    assert_int_equal(umg_store_forget(tx, &f, NULL), UMG_OK);
+    assert_int_equal(umg_store_device_put(tx, 1, c, &e, NULL), UMG_OK);
+    assert_int_equal(umg_store_device_find(tx, 1, c, &dx), UMG_OK);
+    assert_int_equal(dx.key, d.key);
+    assert_int_equal(umg_store_commit(tx), UMG_OK);
+    umg_store_close(st);
+    rmrf(dir);
+    free(dir);
+}
+
 static void test_devices_and_decisions(void **state)
 {
     (void)state;
@@ -1700,6 +1752,7 @@ int main(void)
         cmocka_unit_test(test_touches_append_mixed),
         cmocka_unit_test(test_index_saved_at_close),
         cmocka_unit_test(test_devices_and_decisions),
+        cmocka_unit_test(test_device_put_after_find),
         cmocka_unit_test(test_decision_scan),
         cmocka_unit_test(test_click_installs),
         cmocka_unit_test(test_forget),

@@ -5,7 +5,7 @@
 set -euo pipefail
 what=${1:-build}
 pkgs=(gcc g++ make pkg-config meson ninja-build python3 curl openssl ca-certificates
-      libh2o-evloop-dev libsimdjson-dev libssl-dev libsodium-dev libjwt-dev libsqlite3-dev sqlite3 liblmdb-dev
+      libh2o-evloop-dev libsimdjson-dev libssl-dev libsodium-dev libjwt-dev libsqlite3-dev sqlite3 liblmdb-dev zlib1g-dev
       libxgboost-dev tzdata)
 case "$what" in
   web)   # Node.js 20.19+ with npm builds the dashboard (Vite 8). The machine image brings it; on a bare

@@ -325,8 +325,9 @@ static int open_web(const char *opt, const char *argv0, umg_http_static_t **out)
             fprintf(stderr, "unmogrowp serve: cannot load the dashboard from %s: %s\n", dir, umg_strerror(rc));
             return rc;
         }
-        umg_log(UMG_LOG_INFO, "web", "dashboard at / from %s (%zu files, %lld bytes)", dir, umg_http_static_count(*out),
-                (long long)umg_http_static_bytes(*out));
+        umg_log(UMG_LOG_INFO, "web", "dashboard at / from %s (%zu files, %lld bytes, %lld gzipped)", dir,
+                umg_http_static_count(*out), (long long)umg_http_static_bytes(*out),
+                (long long)umg_http_static_gz_bytes(*out));
         return UMG_OK;
     }
     umg_log(UMG_LOG_WARN, "web",

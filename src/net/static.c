@@ -7,6 +7,9 @@
  * Policy and nosniff. A browser navigating to a path that names no file and
  * no API (it asks for text/html) gets index.html, so the page's own routes
  * (/overview, /settings) load the app; other clients keep the JSON 404.
+ * Text files (HTML, scripts, styles, JSON, SVG) are also gzipped once at
+ * start, and sent so to clients whose Accept-Encoding takes gzip (with their
+ * own ETag, and Vary: Accept-Encoding on both forms).
  */
 #include "umg_http.h"
 
@@ -16,10 +19,12 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define MAX_FILES 4096
 #define MAX_TOTAL_BYTES (64ll << 20)
 #define MAX_DEPTH 8
+#define GZIP_MIN_BYTES 512 /* smaller files are sent as they are: a gzip header and a round trip cost more */
 
 typedef struct web_file_s {
     char *path; /* "/assets/index-abc123.js" */
@@ -28,12 +33,16 @@ typedef struct web_file_s {
     const char *type;
     char etag[24]; /* "\"<16 hex>\"" */
     int immutable;
+    char *gz; /* the gzip form, or NULL when the file is not text, small, or does not shrink by a tenth */
+    size_t gzlen;
+    char gz_etag[28]; /* "\"<16 hex>-gz\"" */
 } web_file_t;
 
 struct umg_http_static_s {
     web_file_t *files;
     size_t n, cap;
     int64_t bytes;
+    int64_t gz_bytes; /* what a client taking gzip loads of every file */
     const web_file_t *index;
 };
 
@@ -112,6 +121,46 @@ static int read_all(const char *path, char **out, size_t *len)
     return UMG_OK;
 }
 
+static int compressible(const char *type)
+{
+    return strncmp(type, "text/", 5) == 0 || strncmp(type, "application/json", 16) == 0 ||
+           strcmp(type, "image/svg+xml") == 0 || strcmp(type, "application/manifest+json") == 0;
+}
+
+/* f->gz: the file gzipped at the best level, when that saves at least a tenth. */
+static int gzip_file(web_file_t *f)
+{
+    if (f->len < GZIP_MIN_BYTES || !compressible(f->type)) {
+        return UMG_OK;
+    }
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    if (deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) != Z_OK) {
+        return UMG_ENOMEM;
+    }
+    uLong cap = deflateBound(&z, (uLong)f->len);
+    char *out = umg_malloc(cap);
+    if (out == NULL) {
+        deflateEnd(&z);
+        return UMG_ENOMEM;
+    }
+    z.next_in = (Bytef *)f->body;
+    z.avail_in = (uInt)f->len;
+    z.next_out = (Bytef *)out;
+    z.avail_out = (uInt)cap;
+    int zrc = deflate(&z, Z_FINISH);
+    size_t n = (size_t)z.total_out;
+    deflateEnd(&z);
+    if (zrc != Z_STREAM_END || n > f->len - f->len / 10) {
+        umg_free(out);
+        return zrc == Z_STREAM_END ? UMG_OK : UMG_EIO;
+    }
+    f->gz = out;
+    f->gzlen = n;
+    snprintf(f->gz_etag, sizeof(f->gz_etag), "\"%016llx-gz\"", (unsigned long long)umg_hash64(f->body, f->len, 0x77eb));
+    return UMG_OK;
+}
+
 static int add_file(umg_http_static_t *st, const char *fs_path, const char *url)
 {
     if (st->n == MAX_FILES) {
@@ -149,7 +198,12 @@ static int add_file(umg_http_static_t *st, const char *fs_path, const char *url)
     f->type = type_of(url);
     snprintf(f->etag, sizeof(f->etag), "\"%016llx\"", (unsigned long long)umg_hash64(f->body, f->len, 0x77eb));
     f->immutable = strncmp(url, "/assets/", 8) == 0;
-    st->n++;
+    st->n++; /* from here free() releases it */
+    if ((rc = gzip_file(f)) != UMG_OK) {
+        umg_log(UMG_LOG_ERROR, "web", "cannot gzip %s", fs_path);
+        return rc;
+    }
+    st->gz_bytes += (int64_t)(f->gz != NULL ? f->gzlen : f->len);
     return UMG_OK;
 }
 
@@ -224,6 +278,7 @@ void umg_http_static_free(umg_http_static_t *st)
     for (size_t i = 0; i < st->n; i++) {
         umg_free(st->files[i].path);
         umg_free(st->files[i].body);
+        umg_free(st->files[i].gz);
     }
     umg_free(st->files);
     umg_free(st);
@@ -237,6 +292,11 @@ size_t umg_http_static_count(const umg_http_static_t *st)
 int64_t umg_http_static_bytes(const umg_http_static_t *st)
 {
     return st->bytes;
+}
+
+int64_t umg_http_static_gz_bytes(const umg_http_static_t *st)
+{
+    return st->gz_bytes;
 }
 
 static const web_file_t *find(const umg_http_static_t *st, umg_slice_t path)
@@ -273,6 +333,43 @@ static int wants_html(umg_http_req_t *req)
     return 0;
 }
 
+/* Whether Accept-Encoding takes gzip: a "gzip" (or "x-gzip") coding without q=0. "*" is not taken. */
+static int takes_gzip(umg_http_req_t *req)
+{
+    umg_slice_t a = umg_http_header(req, "accept-encoding");
+    size_t i = 0;
+    while (i < a.len) {
+        size_t e = i;
+        while (e < a.len && a.ptr[e] != ',') {
+            e++;
+        }
+        size_t b = i, n;
+        while (b < e && (a.ptr[b] == ' ' || a.ptr[b] == '\t')) {
+            b++;
+        }
+        for (n = 0; b + n < e && a.ptr[b + n] != ';' && a.ptr[b + n] != ' ' && a.ptr[b + n] != '\t'; n++) {
+        }
+        if ((n == 4 && strncasecmp(a.ptr + b, "gzip", 4) == 0) ||
+            (n == 6 && strncasecmp(a.ptr + b, "x-gzip", 6) == 0)) {
+            /* a q of zero ("q=0", "q=0.000") refuses it */
+            int refused = 0;
+            for (size_t k = b + n; k + 2 < e; k++) {
+                if ((a.ptr[k] == 'q' || a.ptr[k] == 'Q') && a.ptr[k + 1] == '=') {
+                    size_t v = k + 2;
+                    refused = v < e && a.ptr[v] == '0';
+                    for (v++; refused && v < e && a.ptr[v] != ' ' && a.ptr[v] != ';'; v++) {
+                        refused = a.ptr[v] == '.' || a.ptr[v] == '0';
+                    }
+                    break;
+                }
+            }
+            return !refused;
+        }
+        i = e + 1;
+    }
+    return 0;
+}
+
 int umg_http_static_serve(const umg_http_static_t *st, umg_http_req_t *req)
 {
     umg_slice_t m = umg_http_method(req);
@@ -300,16 +397,19 @@ int umg_http_static_serve(const umg_http_static_t *st, umg_http_req_t *req)
         }
         f = st->index;
     }
-    char hdr[512];
+    int gz = f->gz != NULL && takes_gzip(req);
+    const char *etag = gz ? f->gz_etag : f->etag;
+    char hdr[640];
     snprintf(hdr, sizeof(hdr),
-             "Cache-Control: %s\r\nETag: %s\r\nX-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"
+             "Cache-Control: %s\r\nETag: %s\r\n%s%sX-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"
              "X-Frame-Options: DENY\r\nContent-Security-Policy: " CSP "\r\n",
-             f->immutable ? "public, max-age=31536000, immutable" : "no-cache", f->etag);
+             f->immutable ? "public, max-age=31536000, immutable" : "no-cache", etag,
+             f->gz != NULL ? "Vary: Accept-Encoding\r\n" : "", gz ? "Content-Encoding: gzip\r\n" : "");
     umg_slice_t inm = umg_http_header(req, "if-none-match");
-    if (inm.len == strlen(f->etag) && memcmp(inm.ptr, f->etag, inm.len) == 0) {
+    if (inm.len == strlen(etag) && memcmp(inm.ptr, etag, inm.len) == 0) {
         umg_http_respond(req, 304, NULL, "", 0, hdr);
         return 1;
     }
-    umg_http_respond(req, 200, f->type, f->body, f->len, hdr);
+    umg_http_respond(req, 200, f->type, gz ? f->gz : f->body, gz ? f->gzlen : f->len, hdr);
     return 1;
 }

@@ -139,9 +139,12 @@ int umg_http_static_open(const char *dir, umg_http_static_t **out);
 void umg_http_static_free(umg_http_static_t *st);
 size_t umg_http_static_count(const umg_http_static_t *st);
 int64_t umg_http_static_bytes(const umg_http_static_t *st);
+/** The same files as a client taking gzip gets them (text files of 512 bytes or more gzipped at start). */
+int64_t umg_http_static_gz_bytes(const umg_http_static_t *st);
 /**
  * Answers a GET or HEAD of a dashboard file (hashed assets immutable for a year, the rest
- * no-cache, a strict Content-Security-Policy, nosniff, ETag / 304), or index.html for any
+ * no-cache, a strict Content-Security-Policy, nosniff, ETag / 304, gzipped when the client
+ * takes it), or index.html for any
  * other path a browser navigates to (Accept: text/html) that is not an API path (/v1/...,
  * /c/, /v/, /healthz, ...) or a missing asset.
  * Returns 1 when it answered, 0 when the request is not the dashboard's.

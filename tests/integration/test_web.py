@@ -5,6 +5,7 @@ keeping precedence, --web off and a directory without a build), and the live fee
 decisions of the watched app only, Last-Event-ID, and a client that reads too slowly being told
 how many items it missed)."""
 
+import gzip
 import json
 import os
 import socket
@@ -16,6 +17,9 @@ from test_tenancy import create_user, PASSWORD
 
 INDEX = b"<!doctype html><title>dash</title><script type=module src=/assets/app-1a2b3c.js></script>\n"
 ASSET = b"console.log('dashboard');\n"
+# Large enough to be gzipped at start (512 bytes or more, and it shrinks).
+BIG = b"".join(b"export const row%d = {campaign: 'winter_sale', source: 'meta_ads', installs: %d};\n" % (i, i)
+               for i in range(200))
 
 
 def make_web(root):
@@ -24,6 +28,10 @@ def make_web(root):
         f.write(INDEX)
     with open(os.path.join(root, "assets", "app-1a2b3c.js"), "wb") as f:
         f.write(ASSET)
+    with open(os.path.join(root, "assets", "big-9f8e7d.js"), "wb") as f:
+        f.write(BIG)
+    with open(os.path.join(root, "assets", "logo-5a5a5a.png"), "wb") as f:
+        f.write(bytes(range(256)) * 8)
     with open(os.path.join(root, "favicon.svg"), "wb") as f:
         f.write(b"<svg xmlns='http://www.w3.org/2000/svg'/>")
     with open(os.path.join(root, ".secret"), "wb") as f:
@@ -66,6 +74,43 @@ class StaticTest(DaemonTestCase):
         self.assertEqual(body, b"")
         st, _, _ = self.d.request("GET", "/index.html", headers={"If-None-Match": '"other"'})
         self.assertEqual(st, 200)
+
+    def test_gzip_for_clients_that_take_it(self):
+        path = "/assets/big-9f8e7d.js"
+        st, plain_h, body = self.d.request("GET", path)
+        self.assertEqual((st, body), (200, BIG))
+        self.assertNotIn("content-encoding", plain_h)
+        self.assertEqual(plain_h["vary"], "Accept-Encoding")
+        for ae in ("gzip", "gzip, deflate, br", "br;q=1.0, GZIP;q=0.5", "x-gzip"):
+            st, h, body = self.d.request("GET", path, headers={"Accept-Encoding": ae})
+            self.assertEqual(st, 200, ae)
+            self.assertEqual(h["content-encoding"], "gzip", ae)
+            self.assertEqual(h["vary"], "Accept-Encoding")
+            self.assertEqual(h["content-type"], "text/javascript; charset=utf-8")
+            self.assertEqual(h["cache-control"], "public, max-age=31536000, immutable")
+            self.assertIn("default-src 'self'", h["content-security-policy"])
+            self.assertLess(len(body), len(BIG) // 4)
+            self.assertEqual(gzip.decompress(body), BIG)
+            self.assertNotEqual(h["etag"], plain_h["etag"])
+        # Each form's ETag revalidates that form.
+        st, _, body = self.d.request("GET", path, headers={"Accept-Encoding": "gzip", "If-None-Match": h["etag"]})
+        self.assertEqual((st, body), (304, b""))
+        st, _, body = self.d.request("GET", path, headers={"If-None-Match": h["etag"]})
+        self.assertEqual((st, body), (200, BIG))
+        st, _, _ = self.d.request("GET", path, headers={"If-None-Match": plain_h["etag"]})
+        self.assertEqual(st, 304)
+        # Refused or not offered: the file as it is.
+        for ae in ("gzip;q=0", "gzip; q=0.000", "deflate, br", "identity", "*", "gzipx"):
+            st, h, body = self.d.request("GET", path, headers={"Accept-Encoding": ae})
+            self.assertEqual((st, body), (200, BIG), ae)
+            self.assertNotIn("content-encoding", h, ae)
+        # Small files and files that are not text are never gzipped (nor say Vary).
+        for small in ("/assets/app-1a2b3c.js", "/favicon.svg", "/assets/logo-5a5a5a.png"):
+            st, h, body = self.d.request("GET", small, headers={"Accept-Encoding": "gzip"})
+            self.assertEqual(st, 200, small)
+            self.assertNotIn("content-encoding", h, small)
+            self.assertNotIn("vary", h, small)
+        self.assertRegex(self.d.log_text(), r"dashboard at / from .* \(5 files, \d+ bytes, \d+ gzipped\)")
 
     def test_spa_fallback_and_api_precedence(self):
         html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}

@@ -1,8 +1,9 @@
 /*
  * cost_ep.c - the HTTP endpoints of costs and rates:
- *   POST /v1/costs  {"costs": [...]}      store or replace an app's cost rows
+ *   POST /v1/costs  {"costs": [...]}      store or replace an app's cost rows (or a text/csv body:
+ *                                         a header line, then a row a line, as `unmogrowp import` reads)
  *   GET  /v1/costs?app=&from=&to=[&format=csv]
- *   POST /v1/rates  {"rates": [...]}      store or replace the organization's rates
+ *   POST /v1/rates  {"rates": [...]}      store or replace the organization's rates (or text/csv)
  *   GET  /v1/rates?from=&to=[&format=csv]
  * A handler authenticates and checks the query on its loop thread, then
  * defers the request to the cost worker, one thread with its own connection
@@ -18,6 +19,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <strings.h>
 
 #define QUEUE_MAX 64
 #define DAY_MIN (-1000000)
@@ -33,7 +35,8 @@ typedef struct cjob_s {
     char app_public[24];
     char actor[40], ip[64], request_id[40];
     int32_t from, to;
-    int csv;
+    int csv;      /* GET: answer text/csv */
+    int csv_body; /* POST: the body is text/csv (a header line, then a row a line), not JSON */
     char *body;
     size_t body_len;
     /* the answer: 200 with out (ctype), or an error */
@@ -359,6 +362,21 @@ typedef struct post_s {
     int rc;
 } post_t;
 
+/* Appends one entry to the answer's errors: index, line (CSV bodies; 0 leaves it out), field (NULL: null). */
+static int add_error(post_t *p, size_t index, size_t line, const char *field, size_t flen, const char *code,
+                     const char *msg)
+{
+    int rc = umg_buf_printf(&p->errs, "%s{\"index\":%zu,", p->nerr ? "," : "", index);
+    rc = rc || line == 0 ? rc : umg_buf_printf(&p->errs, "\"line\":%zu,", line);
+    rc = rc ? rc : umg_buf_append(&p->errs, "\"field\":", 8);
+    rc = rc ? rc : field != NULL ? umg_buf_json_str(&p->errs, field, flen) : umg_buf_append(&p->errs, "null", 4);
+    rc = rc ? rc : umg_buf_printf(&p->errs, ",\"code\":\"%s\",\"message\":", code);
+    rc = rc ? rc : umg_buf_json_str(&p->errs, msg, strlen(msg));
+    rc = rc ? rc : umg_buf_putc(&p->errs, '}');
+    p->nerr++;
+    return rc;
+}
+
 static int post_row(void *ctx, size_t index, umg_json_val_t v)
 {
     post_t *p = ctx;
@@ -368,14 +386,8 @@ static int post_row(void *ctx, size_t index, umg_json_val_t v)
         char field[160];
         int fn = snprintf(field, sizeof(field), "%s[%zu]%s%.*s", p->arr, index, r.efield.len ? "." : "",
                           (int)UMG_MIN(r.efield.len, 128), r.efield.ptr ? r.efield.ptr : "");
-        int rc = umg_buf_printf(&p->errs, "%s{\"index\":%zu,\"field\":", p->nerr ? "," : "", index);
-        rc = rc ? rc : umg_buf_json_str(&p->errs, field, (size_t)UMG_MIN(fn, (int)sizeof(field) - 1));
-        rc = rc ? rc : umg_buf_printf(&p->errs, ",\"code\":\"%s\",\"message\":", r.ecode);
-        rc = rc ? rc : umg_buf_json_str(&p->errs, r.emsg, strlen(r.emsg));
-        rc = rc ? rc : umg_buf_putc(&p->errs, '}');
-        p->nerr++;
-        p->rc = rc;
-        return rc;
+        p->rc = add_error(p, index, 0, field, (size_t)UMG_MIN(fn, (int)sizeof(field) - 1), r.ecode, r.emsg);
+        return p->rc;
     }
     int replaced = 0;
     p->rc = r.is_rate ? umg_cost_rate_put(W.c, p->j->org, &r.rate, &replaced)
@@ -428,20 +440,124 @@ static int body_array(cjob_t *j, const char *name, umg_json_val_t *arr)
     return 0;
 }
 
+/* ---------------------------------------------------------------- CSV bodies */
+
+typedef struct head_err_s {
+    cjob_t *j;
+    int set;
+} head_err_t;
+
+static void head_problem(void *ctx, umg_slice_t col, const char *code, const char *msg)
+{
+    head_err_t *h = ctx;
+    if (!h->set) {
+        h->set = 1;
+        snprintf(h->j->fieldbuf, sizeof(h->j->fieldbuf), "%.*s", (int)UMG_MIN(col.len, 128), col.ptr);
+        job_error(h->j, 400, code, h->j->fieldbuf, msg);
+    }
+}
+
+/* Reads the header line into *m; answers the job's 400 and returns non-zero when it is missing or wrong. */
+static int csv_head(cjob_t *j, umg_csv_t *csv, umg_cost_lines_t *m)
+{
+    umg_slice_t f[UMG_CSV_MAX_FIELDS];
+    size_t n, line;
+    const char *msg;
+    int rc = umg_csv_next(csv, f, UMG_CSV_MAX_FIELDS, &n, &line, &msg);
+    if (rc == UMG_ENOMEM) {
+        job_error(j, 503, "out_of_memory", NULL, "out of memory; retry");
+        return -1;
+    }
+    if (rc != UMG_OK) {
+        job_error(j, 400, "invalid_csv", NULL,
+                  rc == UMG_EAGAIN ? "the body is empty: its first line must name the columns" : msg);
+        return -1;
+    }
+    head_err_t h = {j, 0};
+    return umg__cost_lines_header(m, j->op == OP_POST_RATES, f, n, head_problem, &h) != 0 ? -1 : 0;
+}
+
+/* Checks and stores every line after the header; UMG_ERANGE past UMG_COST_MAX_ROWS lines. */
+static int csv_rows(post_t *p, umg_csv_t *csv, const umg_cost_lines_t *m)
+{
+    umg_slice_t f[UMG_CSV_MAX_FIELDS];
+    size_t n, line, index = 0;
+    const char *msg;
+    int rc;
+    while ((rc = umg_csv_next(csv, f, UMG_CSV_MAX_FIELDS, &n, &line, &msg)) != UMG_EAGAIN) {
+        if (rc != UMG_OK && rc != UMG_EPARSE) {
+            return rc;
+        }
+        if (index == UMG_COST_MAX_ROWS) {
+            return UMG_ERANGE;
+        }
+        const char *col = NULL;
+        int replaced = 0, stored = 0;
+        char count[96];
+        if (rc == UMG_EPARSE) {
+            rc = add_error(p, index, line, NULL, 0, "invalid_csv", msg);
+        } else if (n != m->ncols) {
+            snprintf(count, sizeof(count), "expected %zu fields as in the header, found %zu", m->ncols, n);
+            rc = add_error(p, index, line, NULL, 0, "invalid_csv", count);
+        } else if (m->rates) {
+            umg_rate_row_t r;
+            col = umg__cost_lines_rate(m, f, &r, &msg);
+            stored = col == NULL;
+            rc = col ? add_error(p, index, line, col, strlen(col), "invalid_value", msg)
+                     : umg_cost_rate_put(W.c, p->j->org, &r, &replaced);
+        } else {
+            umg_cost_row_t r;
+            col = umg__cost_lines_cost(m, f, &r, &msg);
+            stored = col == NULL;
+            rc = col ? add_error(p, index, line, col, strlen(col), "invalid_value", msg)
+                     : umg_cost_put(W.c, p->j->app, &r, &replaced);
+        }
+        if (rc != UMG_OK) {
+            return rc;
+        }
+        p->accepted += (size_t)stored;
+        p->replaced += (size_t)(stored && replaced);
+        index++;
+    }
+    return UMG_OK;
+}
+
 static void run_post(cjob_t *j)
 {
     int rates = j->op == OP_POST_RATES;
     post_t p = {.j = j, .arr = rates ? "rates" : "costs"};
     umg_json_val_t arr;
-    if (body_array(j, p.arr, &arr) != 0) {
+    umg_csv_t csv;
+    umg_cost_lines_t cols;
+    if (j->csv_body) {
+        umg_csv_init(&csv, j->body ? j->body : "", j->body_len);
+        if (csv_head(j, &csv, &cols) != 0) {
+            umg_csv_free(&csv);
+            return;
+        }
+    } else if (body_array(j, p.arr, &arr) != 0) {
         return;
     }
     int rc = umg_cost_begin(W.c);
     if (rc != UMG_OK) {
+        if (j->csv_body) {
+            umg_csv_free(&csv);
+        }
         job_error(j, 503, "database_busy", NULL, "the database is busy (an import?); retry");
         return;
     }
-    rc = umg_json_array_foreach(arr, post_row, &p);
+    if (j->csv_body) {
+        rc = csv_rows(&p, &csv, &cols);
+        umg_csv_free(&csv);
+        if (rc == UMG_ERANGE) {
+            umg_cost_rollback(W.c);
+            umg_buf_free(&p.errs);
+            job_error(j, 413, "too_many_rows", NULL, "at most 10000 rows per request");
+            return;
+        }
+    } else {
+        rc = umg_json_array_foreach(arr, post_row, &p);
+    }
     rc = rc ? rc : p.rc;
     char detail[128];
     snprintf(detail, sizeof(detail), "{\"accepted\":%zu,\"replaced\":%zu,\"errors\":%zu}", p.accepted, p.replaced,
@@ -717,6 +833,9 @@ static void handle(umg_http_req_t *req, void *thread_data, int rates)
     if (!bad) {
         j->op = rates ? (post ? OP_POST_RATES : OP_GET_RATES) : (post ? OP_POST_COSTS : OP_GET_COSTS);
         bad = post ? copy_body(req, j) : list_params(req, j);
+        umg_slice_t ct = umg_http_header(req, "content-type");
+        j->csv_body = post && ct.len >= 8 && strncasecmp(ct.ptr, "text/csv", 8) == 0 &&
+                      (ct.len == 8 || ct.ptr[8] == ';' || ct.ptr[8] == ' ');
     }
     if (bad) {
         umg_free(j->body);

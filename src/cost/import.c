@@ -11,23 +11,13 @@
 #include <getopt.h>
 #include <stdlib.h>
 
-enum { C_DATE, C_SOURCE, C_CAMPAIGN, C_ADSET, C_AD, C_COUNTRY, C_COST, C_CURRENCY, C_MICROS, C_NCOST };
-enum { R_DATE, R_CURRENCY, R_BASE, R_RATE, C_NRATE };
-
-/* micros: optional, as GET /v1/costs?format=csv writes it; when given it must be the cost in millionths. */
-static const char *const cost_cols[] = {"date",    "source", "campaign", "adset", "ad",
-                                        "country", "cost",   "currency", "micros"};
-static const int cost_required[] = {1, 1, 1, 0, 0, 0, 1, 1, 0};
-static const char *const rate_cols[] = {"date", "currency", "base", "rate"};
-static const int rate_required[] = {1, 1, 1, 1};
-
 typedef struct import_s {
     const char *file;
     int rates;
     umg_cost_t *c;
     uint32_t app, org;
-    int col[C_NCOST]; /* the field index of each column, -1 when the file has none */
-    size_t ncols;     /* fields per line */
+    umg_cost_lines_t cols;
+    size_t header_line; /* for reporting header problems */
     size_t accepted, replaced, errors;
 } import_t;
 
@@ -61,126 +51,11 @@ static int read_all(const char *path, umg_buf_t *out)
     return rc == UMG_OK && ferror(f) ? UMG_EIO : rc;
 }
 
-/* Maps the header's names to columns; reports and returns non-zero for unknown, repeated or missing ones. */
-static int header(import_t *im, const umg_slice_t *f, size_t n, size_t line)
+static void header_problem(void *ctx, umg_slice_t col, const char *code, const char *msg)
 {
-    const char *const *cols = im->rates ? rate_cols : cost_cols;
-    const int *required = im->rates ? rate_required : cost_required;
-    size_t ncols = im->rates ? C_NRATE : C_NCOST;
-    int bad = 0;
-    for (size_t k = 0; k < ncols; k++) {
-        im->col[k] = -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        size_t k = 0;
-        while (k < ncols && !umg_slice_eq(f[i], cols[k])) {
-            k++;
-        }
-        if (k == ncols) {
-            fprintf(stderr, "%s:%zu: %.*s: unknown column (expected %s)\n", im->file, line, (int)UMG_MIN(f[i].len, 64),
-                    f[i].ptr,
-                    im->rates ? "date,currency,base,rate"
-                              : "date,source,campaign,adset,ad,country,cost,currency,micros");
-            bad = 1;
-        } else if (im->col[k] >= 0) {
-            fprintf(stderr, "%s:%zu: %s: column named twice\n", im->file, line, cols[k]);
-            bad = 1;
-        } else {
-            im->col[k] = (int)i;
-        }
-    }
-    for (size_t k = 0; k < ncols; k++) {
-        if (required[k] && im->col[k] < 0) {
-            fprintf(stderr, "%s:%zu: %s: required column missing\n", im->file, line, cols[k]);
-            bad = 1;
-        }
-    }
-    im->ncols = n;
-    return bad;
-}
-
-static umg_slice_t field(const import_t *im, const umg_slice_t *f, int k)
-{
-    return im->col[k] >= 0 ? f[im->col[k]] : umg_slice("", 0);
-}
-
-/* A name as it was before umg_buf_csv_field's formula guard: the apostrophe before =, +, -, @, a tab or a
- * CR dropped (GET /v1/costs?format=csv writes names so; importing its file gives the same names). */
-static umg_slice_t name_field(const import_t *im, const umg_slice_t *f, int k)
-{
-    umg_slice_t s = field(im, f, k);
-    return s.len >= 2 && s.ptr[0] == '\'' && memchr("=+-@\t\r", s.ptr[1], 6) != NULL ? umg_slice(s.ptr + 1, s.len - 1)
-                                                                                     : s;
-}
-
-/* Checks one cost line into r; the failing column's name, with *msg, or NULL. */
-static const char *check_cost(const import_t *im, const umg_slice_t *f, umg_cost_row_t *r, const char **msg)
-{
-    double cost = 0;
-    memset(r, 0, sizeof(*r));
-    r->source = name_field(im, f, C_SOURCE);
-    r->campaign = name_field(im, f, C_CAMPAIGN);
-    r->adset = name_field(im, f, C_ADSET);
-    r->ad = name_field(im, f, C_AD);
-    r->country = name_field(im, f, C_COUNTRY);
-    if ((*msg = umg_cost_check_date(field(im, f, C_DATE), &r->day)) != NULL) {
-        return "date";
-    }
-    for (int k = C_SOURCE; k <= C_AD; k++) {
-        if ((*msg = umg_cost_check_name(name_field(im, f, k), k <= C_CAMPAIGN)) != NULL) {
-            return cost_cols[k];
-        }
-    }
-    if ((*msg = umg_cost_check_country(r->country)) != NULL) {
-        return "country";
-    }
-    if ((*msg = umg_cost_parse_number(field(im, f, C_COST), &cost)) != NULL ||
-        (*msg = umg_cost_check_amount(cost, &r->micros)) != NULL) {
-        return "cost";
-    }
-    if ((*msg = umg_cost_check_currency(field(im, f, C_CURRENCY), r->currency)) != NULL) {
-        return "currency";
-    }
-    umg_slice_t m = field(im, f, C_MICROS);
-    if (m.len > 0) {
-        int64_t v = 0;
-        size_t i = 0;
-        while (i < m.len && i < 18 && m.ptr[i] >= '0' && m.ptr[i] <= '9') {
-            v = v * 10 + (m.ptr[i++] - '0');
-        }
-        if (i != m.len) {
-            *msg = "must be a whole number of millionths (digits only)";
-            return "micros";
-        }
-        if (v != r->micros) {
-            *msg = "does not match cost (the cost in millionths, as the export writes it)";
-            return "micros";
-        }
-    }
-    return NULL;
-}
-
-static const char *check_rate(const import_t *im, const umg_slice_t *f, umg_rate_row_t *r, const char **msg)
-{
-    memset(r, 0, sizeof(*r));
-    if ((*msg = umg_cost_check_date(field(im, f, R_DATE), &r->day)) != NULL) {
-        return "date";
-    }
-    if ((*msg = umg_cost_check_currency(field(im, f, R_CURRENCY), r->currency)) != NULL) {
-        return "currency";
-    }
-    if ((*msg = umg_cost_check_currency(field(im, f, R_BASE), r->base)) != NULL) {
-        return "base";
-    }
-    if (memcmp(r->currency, r->base, 3) == 0) {
-        *msg = "base must differ from currency";
-        return "base";
-    }
-    if ((*msg = umg_cost_parse_number(field(im, f, R_RATE), &r->rate)) != NULL ||
-        (*msg = umg_cost_check_rate(r->rate)) != NULL) {
-        return "rate";
-    }
-    return NULL;
+    const import_t *im = ctx;
+    (void)code;
+    fprintf(stderr, "%s:%zu: %.*s: %s\n", im->file, im->header_line, (int)UMG_MIN(col.len, 64), col.ptr, msg);
 }
 
 /* Reads every line after the header, storing the good ones in the open transaction. */
@@ -199,8 +74,9 @@ static int import_lines(import_t *im, umg_csv_t *csv)
         if (rc != UMG_OK) {
             return rc;
         }
-        if (n != im->ncols) {
-            fprintf(stderr, "%s:%zu: expected %zu fields as in the header, found %zu\n", im->file, line, im->ncols, n);
+        if (n != im->cols.ncols) {
+            fprintf(stderr, "%s:%zu: expected %zu fields as in the header, found %zu\n", im->file, line, im->cols.ncols,
+                    n);
             im->errors++;
             continue;
         }
@@ -208,11 +84,11 @@ static int import_lines(import_t *im, umg_csv_t *csv)
         int replaced = 0;
         if (im->rates) {
             umg_rate_row_t r;
-            col = check_rate(im, f, &r, &msg);
+            col = umg__cost_lines_rate(&im->cols, f, &r, &msg);
             rc = col ? UMG_OK : umg_cost_rate_put(im->c, im->org, &r, &replaced);
         } else {
             umg_cost_row_t r;
-            col = check_cost(im, f, &r, &msg);
+            col = umg__cost_lines_cost(&im->cols, f, &r, &msg);
             rc = col ? UMG_OK : umg_cost_put(im->c, im->app, &r, &replaced);
         }
         if (rc != UMG_OK) {
@@ -241,8 +117,11 @@ static int import_file(import_t *im, const char *data, const char *app_id, const
         fprintf(stderr, "%s:%zu: %s\n", im->file, rc == UMG_EAGAIN ? (size_t)1 : line,
                 rc == UMG_EAGAIN ? "empty file: the first line must name the columns" : msg);
         rc = UMG_EINVAL;
-    } else if (rc == UMG_OK && header(im, f, n, line) != 0) {
-        rc = UMG_EINVAL;
+    } else if (rc == UMG_OK) {
+        im->header_line = line;
+        if (umg__cost_lines_header(&im->cols, im->rates, f, n, header_problem, im) != 0) {
+            rc = UMG_EINVAL;
+        }
     }
     if (rc == UMG_OK && (rc = umg_cost_open(data, &im->c)) != UMG_OK) {
         fprintf(stderr, "unmogrowp import: cannot open %s/meta.db\n", data);

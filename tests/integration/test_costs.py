@@ -341,6 +341,60 @@ class CostsTest(DaemonTestCase):
         self.assertEqual(parse_json(data)["rates"],
                          [{"date": "2026-11-20", "currency": "EUR", "base": "USD", "rate": 1.08}])
 
+    def post_csv(self, path, text, headers, ctype="text/csv", expect=200):
+        h = dict(headers)
+        h["Content-Type"] = ctype
+        st, _, data = self.d.request("POST", path, text.encode() if isinstance(text, str) else text, h)
+        self.assertStatus(st, expect, "POST " + path, data)
+        return parse_json(data)
+
+    def test_post_csv_body(self):
+        """A text/csv body: the lines `unmogrowp import` reads, each bad line listed with its line number."""
+        text = (b"\xef\xbb\xbfcurrency,cost,date,source,campaign,country\r\n"
+                b"EUR,120.5,2026-11-20,meta,summer,US\r\n"
+                b"USD,3,2026-11-20,meta,\"with, comma\",\r\n"
+                b"EUR,-1,2026-11-20,meta,bad,US\r\n"
+                b"EUR,1,2026-11-20,meta,\"broken\"x,US\r\n"
+                b"EUR,1,2026-11-20\r\n"
+                b"EUR,2.25,2026-11-21,google,\"q \"\"x\"\"\",\r\n")
+        r = self.post_csv("/v1/costs?app=" + self.app["app_id"], text, self.secret(), ctype="text/csv; charset=utf-8")
+        self.assertEqual((r["accepted"], r["replaced"]), (3, 0), r)
+        self.assertEqual([(e["index"], e["line"], e["field"], e["code"]) for e in r["errors"]],
+                         [(2, 4, "cost", "invalid_value"), (3, 5, None, "invalid_csv"), (4, 6, None, "invalid_csv")],
+                         r)
+        self.assertIn("expected 6 fields as in the header, found 3", r["errors"][2]["message"])
+        got = self.costs()
+        self.assertEqual([c["campaign"] for c in got], ["summer", "with, comma", 'q "x"'])
+        # The export's CSV goes back unchanged (rows replaced), and the JSON form of the endpoint is untouched.
+        h, data = self.get("/v1/costs?app=%s&format=csv" % self.app["app_id"], self.secret())
+        r = self.post_csv("/v1/costs", data, self.secret())
+        self.assertEqual((r["accepted"], r["replaced"], r["errors"]), (3, 3, []))
+        self.assertEqual(self.costs(), got)
+        r = self.post("/v1/costs", {"costs": [row(country="US", cost=7)]}, self.secret())
+        self.assertEqual((r["accepted"], r["replaced"]), (1, 1))
+        # Rates too, with a Bearer token.
+        r = self.post_csv("/v1/rates", "date,currency,base,rate\n2026-11-20,EUR,USD,1.08\n2026-11-20,EUR,EUR,1\n",
+                          self.bearer("owner@a.test"))
+        self.assertEqual(r["accepted"], 1, r)
+        self.assertEqual([(e["line"], e["field"]) for e in r["errors"]], [(3, "base")])
+        # Bodies refused whole: nothing stored.
+        for body, code, field in (("", "invalid_csv", None),
+                                  ("date,source,campaign,spend,currency\n2026-11-20,meta,x,1,EUR\n",
+                                   "unknown_field", "spend"),
+                                  ("date,source,campaign,currency\n", "required", "cost"),
+                                  ("date,date,source,campaign,cost,currency\n", "invalid_value", "date"),
+                                  ("\"date,source\n", "invalid_csv", None)):
+            r = self.post_csv("/v1/costs", body, self.secret(), expect=400)
+            self.assertEqual((r["error"]["code"], r["error"].get("field")), (code, field), body)
+        many = "date,source,campaign,cost,currency\n" + "".join(
+            "2026-11-20,meta,c%d,1,EUR\n" % i for i in range(10001))
+        r = self.post_csv("/v1/costs", many, self.secret(), expect=413)
+        self.assertEqual(r["error"]["code"], "too_many_rows")
+        self.assertEqual(len(self.costs()), 3)
+        # Another content type is read as JSON, as before.
+        r = self.post_csv("/v1/costs", "date,source\n", self.secret(), ctype="text/csvx", expect=400)
+        self.assertEqual(r["error"]["code"], "invalid_json")
+
     def test_import_header_and_usage_errors(self):
         bad = self.write("bad.csv", "date,source,campaign,spend,currency\n2026-11-20,meta,x,1,EUR\n")
         rc, out, err = run_import(self.d.data_dir, "costs", bad, self.app["app_id"])

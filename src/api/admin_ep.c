@@ -1307,21 +1307,34 @@ static void ep_keys(umg_admin_t *a, job_t *j, umg_app_t *app, int rotate)
             get_int(j, &b, "overlap_seconds", 0, 30 * 86400, &overlap) < 0) {
             return;
         }
-        int key = is(which, "app_key");
-        if (!key && !is(which, "app_secret")) {
-            umg__job_error(j, 400, "invalid_value", "which", "must be app_key or app_secret");
+        static const struct {
+            const char *which, *prefix, *sql;
+            int bytes;
+        } kinds[] = {
+            {"app_key", "ak_",
+             "UPDATE apps SET prev_app_key = app_key, prev_key_until_us = ?, app_key = ? WHERE id = ?", 16},
+            {"app_secret", "as_",
+             "UPDATE apps SET prev_app_secret = app_secret, prev_secret_until_us = ?, app_secret = ? WHERE id = ?", 32},
+            {"signing_secret", "ss_",
+             "UPDATE apps SET prev_signing_secret = signing_secret, prev_signing_until_us = ?, signing_secret = ?"
+             " WHERE id = ?",
+             32},
+        };
+        size_t k = 0;
+        while (k < UMG_ARRAY_SIZE(kinds) && !is(which, kinds[k].which)) {
+            k++;
+        }
+        if (k == UMG_ARRAY_SIZE(kinds)) {
+            umg__job_error(j, 400, "invalid_value", "which", "must be app_key, app_secret or signing_secret");
             return;
         }
         char fresh[80];
-        umg_meta_random_id(fresh, key ? "ak_" : "as_", key ? 16 : 32);
+        umg_meta_random_id(fresh, kinds[k].prefix, kinds[k].bytes);
         if (begin(a)) {
             db_error(a, j);
             return;
         }
-        const char *sql = key ? "UPDATE apps SET prev_app_key = app_key, prev_key_until_us = ?, app_key = ?"
-                                " WHERE id = ?"
-                              : "UPDATE apps SET prev_app_secret = app_secret, prev_secret_until_us = ?,"
-                                " app_secret = ? WHERE id = ?";
+        const char *sql = kinds[k].sql;
         if (exec(a, q(a, sql, "iti", now + overlap * US, fresh, (int64_t)app->id))) {
             rollback(a);
             db_error(a, j);
@@ -1339,7 +1352,8 @@ static void ep_keys(umg_admin_t *a, job_t *j, umg_app_t *app, int rotate)
     }
     sqlite3_stmt *st = q(a,
                          "SELECT app_key, app_secret, prev_app_key, prev_key_until_us, prev_app_secret,"
-                         " prev_secret_until_us FROM apps WHERE id = ?",
+                         " prev_secret_until_us, signing_secret, prev_signing_secret, prev_signing_until_us"
+                         " FROM apps WHERE id = ?",
                          "i", (int64_t)app->id);
     if (st == NULL || sqlite3_step(st) != SQLITE_ROW) {
         sqlite3_finalize(st);
@@ -1347,7 +1361,7 @@ static void ep_keys(umg_admin_t *a, job_t *j, umg_app_t *app, int rotate)
         return;
     }
     umg_buf_t *o = &j->out;
-    int64_t ku = sqlite3_column_int64(st, 3), su = sqlite3_column_int64(st, 5);
+    int64_t ku = sqlite3_column_int64(st, 3), su = sqlite3_column_int64(st, 5), gu = sqlite3_column_int64(st, 8);
     int rc = put_obj(o, "app_id", 0, app->public_id);
     rc = rc ? rc : put_str(o, "app_key", col(st, 0), 1);
     rc = rc ? rc : put_str(o, "app_secret", col(st, 1), 1);
@@ -1355,6 +1369,9 @@ static void ep_keys(umg_admin_t *a, job_t *j, umg_app_t *app, int rotate)
     rc = rc ? rc : put_time(o, "previous_app_key_valid_until", ku > now ? ku : 0);
     rc = rc ? rc : put_str(o, "previous_app_secret", su > now ? col(st, 4) : NULL, 1);
     rc = rc ? rc : put_time(o, "previous_app_secret_valid_until", su > now ? su : 0);
+    rc = rc ? rc : put_str(o, "signing_secret", col(st, 6), 1);
+    rc = rc ? rc : put_str(o, "previous_signing_secret", gu > now ? col(st, 7) : NULL, 1);
+    rc = rc ? rc : put_time(o, "previous_signing_secret_valid_until", gu > now ? gu : 0);
     rc = rc ? rc : umg_buf_append(o, "}\n", 2);
     sqlite3_finalize(st);
     if (rc != UMG_OK) {

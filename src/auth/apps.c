@@ -24,9 +24,11 @@
 typedef struct entry_s {
     umg_app_t app;
     char *key, *secret, *prev_key, *prev_secret;
-    char *store_url; /* NULL when none */
-    char *allowlist; /* redirect hosts, comma-separated; NULL when none */
-    char *sources;   /* settings.source_click_lookback_days members ("meta":28,...); NULL when none */
+    char *sign, *prev_sign;     /* the signing secret of signed SDK requests, and the one it replaced */
+    int64_t prev_sign_until_us; /* prev_sign works until then */
+    char *store_url;            /* NULL when none */
+    char *allowlist;            /* redirect hosts, comma-separated; NULL when none */
+    char *sources;              /* settings.source_click_lookback_days members ("meta":28,...); NULL when none */
 } entry_t;
 
 /* One credential: an app's current key or secret (until INT64_MAX), or the
@@ -67,6 +69,8 @@ static void snapshot_free(snapshot_t *s)
         umg_free(s->entries[i].secret);
         umg_free(s->entries[i].prev_key);
         umg_free(s->entries[i].prev_secret);
+        umg_free(s->entries[i].sign);
+        umg_free(s->entries[i].prev_sign);
         umg_free(s->entries[i].store_url);
         umg_free(s->entries[i].allowlist);
         umg_free(s->entries[i].sources);
@@ -221,7 +225,8 @@ static int snapshot_load(const umg_apps_t *a, snapshot_t **out)
     if (sqlite3_prepare_v2(db,
                            "SELECT a.id, a.org_id, a.public_id, o.public_id, a.platform, a.app_key, a.app_secret,"
                            " a.prev_app_key, a.prev_key_until_us, a.prev_app_secret, a.prev_secret_until_us,"
-                           " a.rate_eps, a.rate_burst, o.monthly_quota, a.store_url, a.settings, a.fraud"
+                           " a.rate_eps, a.rate_burst, o.monthly_quota, a.store_url, a.settings, a.fraud,"
+                           " a.signing_secret, a.prev_signing_secret, a.prev_signing_until_us"
                            " FROM apps a JOIN orgs o ON o.id = a.org_id",
                            -1, &st, NULL) != SQLITE_OK) {
         rc = UMG_EIO;
@@ -251,6 +256,9 @@ static int snapshot_load(const umg_apps_t *a, snapshot_t **out)
         e->app.prev_key_until_us = e->prev_key ? sqlite3_column_int64(st, 8) : 0;
         e->prev_secret = dup_col(st, 9, &oom);
         e->app.prev_secret_until_us = e->prev_secret ? sqlite3_column_int64(st, 10) : 0;
+        e->sign = dup_col(st, 17, &oom);
+        e->prev_sign = dup_col(st, 18, &oom);
+        e->prev_sign_until_us = e->prev_sign ? sqlite3_column_int64(st, 19) : 0;
         e->app.rate_eps = sqlite3_column_double(st, 11);
         e->app.rate_burst = sqlite3_column_double(st, 12);
         e->app.org_monthly_quota = sqlite3_column_int64(st, 13);
@@ -469,10 +477,13 @@ int umg_apps_signing_secrets(umg_apps_t *a, umg_slice_t k, int64_t now_us, umg_a
     }
     pthread_rwlock_rdlock(&a->lock);
     const entry_t *e = entry_by_id(a->snap, k);
+    if (e != NULL && (e->sign == NULL || e->sign[0] == '\0')) {
+        e = NULL; /* no signing secret (a row changed by hand): nothing verifies */
+    }
     if (e != NULL) {
-        snprintf(out->secret, sizeof(out->secret), "%s", e->secret);
+        snprintf(out->secret, sizeof(out->secret), "%s", e->sign);
         snprintf(out->prev_secret, sizeof(out->prev_secret), "%s",
-                 e->prev_secret != NULL && e->app.prev_secret_until_us > now_us ? e->prev_secret : "");
+                 e->prev_sign != NULL && e->prev_sign_until_us > now_us ? e->prev_sign : "");
     }
     pthread_rwlock_unlock(&a->lock);
     return e != NULL ? UMG_OK : UMG_ENOENT;
@@ -715,7 +726,7 @@ int umg_apps_insert(sqlite3 *db, int64_t org_id, const umg_app_spec_t *spec, umg
         return UMG_EINVAL;
     }
     sqlite3_stmt *st = NULL;
-    char org_pid[40] = "", org_name[160] = "", app_pid[40], key[80], secret[80];
+    char org_pid[40] = "", org_name[160] = "", app_pid[40], key[80], secret[80], signing[80];
     if (sqlite3_prepare_v2(db, "SELECT public_id, name FROM orgs WHERE id = ?", -1, &st, NULL) != SQLITE_OK) {
         snprintf(msg, msglen, "%s", sqlite3_errmsg(db));
         return UMG_EIO;
@@ -729,9 +740,10 @@ int umg_apps_insert(sqlite3 *db, int64_t org_id, const umg_app_spec_t *spec, umg
     umg_meta_random_id(app_pid, "app_", 8);
     umg_meta_random_id(key, "ak_", 16);
     umg_meta_random_id(secret, "as_", 32);
+    umg_meta_random_id(signing, "ss_", 32);
     if (sqlite3_prepare_v2(db,
                            "INSERT INTO apps (public_id, org_id, name, platform, store_url, app_key, app_secret,"
-                           " created_us, settings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           " created_us, settings, signing_secret) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            -1, &st, NULL) != SQLITE_OK) {
         snprintf(msg, msglen, "%s", sqlite3_errmsg(db));
         return UMG_EIO;
@@ -745,6 +757,7 @@ int umg_apps_insert(sqlite3 *db, int64_t org_id, const umg_app_spec_t *spec, umg
     sqlite3_bind_text(st, 7, secret, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 8, umg_now_us());
     sqlite3_bind_text(st, 9, settings[0] ? settings : "{}", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 10, signing, -1, SQLITE_STATIC);
     int step = sqlite3_step(st);
     int rc = UMG_OK;
     if (step != SQLITE_DONE) {
@@ -766,8 +779,9 @@ int umg_apps_insert(sqlite3 *db, int64_t org_id, const umg_app_spec_t *spec, umg
     rc = rc ? rc : umg_buf_printf(out, ",\"app_id\":\"%s\",\"name\":", app_pid);
     rc = rc ? rc : umg_buf_json_str(out, spec->name, strlen(spec->name));
     return rc ? rc
-              : umg_buf_printf(out, ",\"platform\":\"%s\",\"app_key\":\"%s\",\"app_secret\":\"%s\"}", spec->platform,
-                               key, secret);
+              : umg_buf_printf(
+                    out, ",\"platform\":\"%s\",\"app_key\":\"%s\",\"app_secret\":\"%s\",\"signing_secret\":\"%s\"}",
+                    spec->platform, key, secret, signing);
 }
 
 int umg_apps_create(const char *data_dir, const umg_app_spec_t *spec, umg_buf_t *out, char *msg, size_t msglen)
@@ -822,22 +836,24 @@ int umg_apps_list(const char *data_dir, umg_buf_t *out)
     sqlite3_stmt *st = NULL;
     rc = UMG_EIO;
     if (sqlite3_prepare_v2(db,
-                           "SELECT o.public_id, o.name, a.public_id, a.name, a.platform, a.app_key, a.app_secret"
-                           " FROM apps a JOIN orgs o ON o.id = a.org_id ORDER BY a.id",
+                           "SELECT o.public_id, o.name, a.public_id, a.name, a.platform, a.app_key, a.app_secret,"
+                           " a.signing_secret FROM apps a JOIN orgs o ON o.id = a.org_id ORDER BY a.id",
                            -1, &st, NULL) != SQLITE_OK) {
         goto done;
     }
     rc = umg_buf_putc(out, '[');
     int first = 1;
+    static const char *const names[] = {"org_id",   "org",     "app_id",     "name",
+                                        "platform", "app_key", "app_secret", "signing_secret"};
+    enum { NCOLS = (int)UMG_ARRAY_SIZE(names) };
     while (rc == UMG_OK && sqlite3_step(st) == SQLITE_ROW) {
-        const char *f[7];
-        for (int i = 0; i < 7; i++) {
+        const char *f[NCOLS];
+        for (int i = 0; i < NCOLS; i++) {
             f[i] = (const char *)sqlite3_column_text(st, i);
             f[i] = f[i] ? f[i] : "";
         }
-        static const char *const names[] = {"org_id", "org", "app_id", "name", "platform", "app_key", "app_secret"};
         rc = umg_buf_append(out, first ? "{" : ",{", first ? 1 : 2);
-        for (int i = 0; i < 7 && rc == UMG_OK; i++) {
+        for (int i = 0; i < NCOLS && rc == UMG_OK; i++) {
             rc = umg_buf_printf(out, "%s\"%s\":", i ? "," : "", names[i]);
             rc = rc ? rc : umg_buf_json_str(out, f[i], strlen(f[i]));
         }

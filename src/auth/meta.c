@@ -167,6 +167,14 @@ static const char *const migrations[] = {
     "CREATE TRIGGER costs_version_del AFTER DELETE ON costs BEGIN"
     "  INSERT INTO cost_versions (app_id, version) VALUES (OLD.app_id, 1)"
     "  ON CONFLICT (app_id) DO UPDATE SET version = version + 1; END;",
+
+    /* 7: a signing secret per app for signed SDK requests, apart from the app secret (which reads exports and
+     * reports and must never ship inside an app). Apps from before sign with their app secret's value until
+     * the signing secret is rotated, so their SDKs keep working (docs/fraud.md). */
+    "ALTER TABLE apps ADD COLUMN signing_secret TEXT;"
+    "ALTER TABLE apps ADD COLUMN prev_signing_secret TEXT;"
+    "ALTER TABLE apps ADD COLUMN prev_signing_until_us INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE apps SET signing_secret = app_secret;",
 };
 
 int umg_meta_schema_version(void)

@@ -56,8 +56,9 @@ int umg_apps_find_internal(umg_apps_t *apps, uint32_t id, umg_app_t *out);
 int umg_apps_source_window(umg_apps_t *apps, uint32_t id, umg_slice_t source, int32_t *days);
 size_t umg_apps_count(umg_apps_t *apps);
 
-/* The keys a signed SDK request may be signed with: the app secret, and the one it replaced while the
- * rotation's overlap lasts. NUL-terminated; wipe them after use (sodium_memzero). */
+/* The keys a signed SDK request may be signed with: the app's signing secret (not its app secret, which
+ * must never ship inside an app), and the one it replaced while the rotation's overlap lasts. NUL-terminated;
+ * wipe them after use (sodium_memzero). */
 typedef struct umg_app_secrets_s {
     char secret[96];
     char prev_secret[96]; /* "" when none is valid now */

@@ -242,7 +242,8 @@ static void usage_app_create(FILE *f)
     fprintf(f, "Usage: unmogrowp admin app create --data DIR --org NAME --name NAME --platform android|ios|web\n"
                "                                  [--store-url URL] [--timezone ZONE] [--currency CODE]\n\n"
                "Creates the app (and the organization when it is new) and prints one JSON object:\n"
-               "org_id, app_id, app_key (public, sent by SDKs), app_secret (server-to-server).\n"
+               "org_id, app_id, app_key (public, sent by SDKs), app_secret (server-to-server; never\n"
+               "in an app), signing_secret (signs SDK requests when the app requires signatures).\n"
                "--timezone (IANA, default UTC) and --currency (ISO 4217, default USD) set its reporting\n"
                "settings.timezone and settings.currency.\n"
                "Works while the daemon runs; it accepts the new keys within a second.\n");

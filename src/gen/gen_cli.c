@@ -31,13 +31,14 @@
 
 typedef struct cli_s {
     umg_gen_opts_t o;
-    const char *url, *addr, *app, *secret, *app_json, *data, *out, *platform, *now;
+    const char *url, *addr, *app, *secret, *signing, *app_json, *data, *out, *platform, *now;
     const char *labels, *ip_list, *kinds; /* --fraud-labels, --fraud-ip-list, --fraud-kinds */
     int64_t rate, batch;
     int strict, quiet, sign;
     /* resolved */
     char host[256], port[16], prefix[256];
     char app_id[64], app_secret[512], app_key[512], app_platform[16];
+    char app_signing[512]; /* the signing secret (ss_...), "" when unknown */
 } cli_t;
 
 static volatile sig_atomic_t interrupted;
@@ -92,6 +93,8 @@ static void usage(FILE *f)
                "  --secret SECRET    the app secret (as_...); events' ip is taken only with it\n"
                "  --key KEY          the app key (ak_...; --app-json and --data give it too): spoofed\n"
                "                     installs (--fraud) are sent with it, as an SDK sends\n"
+               "  --signing-secret S the app's signing secret (ss_...; --app-json and --data give it\n"
+               "                     too), for --sign and the signed spoofed installs of --fraud\n"
                "  --app-json FILE    the app's id, secret and platform from the JSON that\n"
                "                     'unmogrowp admin app create' prints\n"
                "  --out FILE         write requests to FILE instead of sending ('-': standard output), one\n"
@@ -113,7 +116,7 @@ static void usage(FILE *f)
                "  --strict-order     send in exact time order, flushing a batch whenever the kind changes\n"
                "                     (many small requests); by default only touches may go ahead of events\n"
                "  --quiet            no progress display on standard error\n"
-               "  --sign             sign every request with the app secret (X-Signature,\n"
+               "  --sign             sign every request with the app's signing secret (X-Signature,\n"
                "                     X-Signature-Timestamp), for apps that require signatures\n\n"
                "Fraud (see docs/gen.md):\n"
                "  --fraud-kinds LIST with --fraud: only these kinds, of injection,flood,datacenter,bot,farm,spoof\n"
@@ -238,6 +241,9 @@ static void take_app(cli_t *c, umg_slice_t obj)
     }
     if (umg__gen_json_member(obj, "app_key", &v) == UMG_OK) {
         umg__gen_json_string(v, c->app_key, sizeof(c->app_key));
+    }
+    if (umg__gen_json_member(obj, "signing_secret", &v) == UMG_OK) {
+        umg__gen_json_string(v, c->app_signing, sizeof(c->app_signing));
     }
     if (umg__gen_json_member(obj, "platform", &v) == UMG_OK) {
         umg__gen_json_string(v, c->app_platform, sizeof(c->app_platform));
@@ -367,13 +373,15 @@ static int parse_flags(cli_t *c, int argc, char **argv)
         O_LABELS,
         O_IPLIST,
         O_KINDS,
-        O_TABLE
+        O_SIGNING,
+        O_TABLE /* last: the config table's flags take O_TABLE + i */
     };
     struct option opts[48] = {
         {"url", required_argument, NULL, O_URL},
         {"addr", required_argument, NULL, O_ADDR},
         {"app", required_argument, NULL, O_APP},
         {"secret", required_argument, NULL, O_SECRET},
+        {"signing-secret", required_argument, NULL, O_SIGNING},
         {"key", required_argument, NULL, O_KEY},
         {"app-json", required_argument, NULL, O_APPJSON},
         {"data", required_argument, NULL, O_DATA},
@@ -408,6 +416,7 @@ static int parse_flags(cli_t *c, int argc, char **argv)
         case O_ADDR: c->addr = optarg; break;
         case O_APP: c->app = optarg; break;
         case O_SECRET: c->secret = optarg; break;
+        case O_SIGNING: c->signing = optarg; break;
         case O_KEY: snprintf(c->app_key, sizeof(c->app_key), "%s", optarg); break;
         case O_APPJSON: c->app_json = optarg; break;
         case O_DATA: c->data = optarg; break;
@@ -496,6 +505,9 @@ static int resolve(cli_t *c)
         snprintf(c->app_secret, sizeof(c->app_secret), "%s", c->secret);
     } else if (!c->app_secret[0] && c->data != NULL && (rc = app_from_data(c)) != 0) {
         return rc;
+    }
+    if (c->signing != NULL) {
+        snprintf(c->app_signing, sizeof(c->app_signing), "%s", c->signing);
     }
     if (c->app != NULL && !c->app_id[0]) {
         snprintf(c->app_id, sizeof(c->app_id), "%s", c->app);
@@ -1028,6 +1040,7 @@ static int run(cli_t *c)
                                      .prefix = c->prefix,
                                      .secret = c->app_secret,
                                      .key = c->app_key,
+                                     .signing = c->app_signing,
                                      .max_print = PRINT_REJECTED};
         rc = umg__gen_http_open(&hc, &r.sink, r.msg, sizeof(r.msg));
     }

@@ -44,7 +44,7 @@ typedef struct umg__gen_result_s {
 /* How a request is signed (X-Signature, X-Signature-Timestamp; docs/gen.md "Signing"). */
 typedef enum {
     UMG__GEN_SIGN_NONE = 0, /* no signature headers */
-    UMG__GEN_SIGN_OK = 1,   /* v1=HMAC-SHA256(app secret, timestamp "." body) at the current time */
+    UMG__GEN_SIGN_OK = 1,   /* v1=HMAC-SHA256(signing secret, timestamp "." body) at the current time */
     UMG__GEN_SIGN_BAD = 2,  /* the same made with another key */
     UMG__GEN_SIGN_STALE = 3 /* right, over a timestamp 10 minutes old */
 } umg__gen_sign_t;
@@ -76,13 +76,15 @@ extern const umg__gen_sink_ops_t umg__gen_http_ops;
 extern const umg__gen_sink_ops_t umg__gen_file_ops;
 
 typedef struct umg__gen_http_config_s {
-    const char *host;   /* name or address (IPv6 without brackets) */
-    const char *port;   /* decimal */
-    const char *prefix; /* path prefix from --url ("" or "/base"), no trailing slash */
-    const char *secret; /* sent as X-App-Secret */
-    const char *key;    /* the app key (may be ""): spoofed installs are sent with it, as an SDK sends */
-    int timeout_ms;     /* per read or write; default 60000 */
-    int max_print;      /* rejected items printed to stderr at most */
+    const char *host;    /* name or address (IPv6 without brackets) */
+    const char *port;    /* decimal */
+    const char *prefix;  /* path prefix from --url ("" or "/base"), no trailing slash */
+    const char *secret;  /* sent as X-App-Secret */
+    const char *key;     /* the app key (may be ""): spoofed installs are sent with it, as an SDK sends */
+    const char *signing; /* the signing secret signatures are made with; NULL or "": the app secret (a daemon
+                          * from before signing secrets) */
+    int timeout_ms;      /* per read or write; default 60000 */
+    int max_print;       /* rejected items printed to stderr at most */
 } umg__gen_http_config_t;
 
 /**

@@ -404,7 +404,7 @@ int umg__gen_sign(const char *key, int64_t ts_s, const char *body, size_t len, c
 #define BUSY_ATTEMPTS 12 /* consecutive 503 answers before giving up */
 
 typedef struct http_s {
-    char host[256], port[16], prefix[256], secret[512], key[512], hosthdr[300];
+    char host[256], port[16], prefix[256], secret[512], key[512], signing[512], hosthdr[300];
     int fd;
     int timeout_ms;
     int budget; /* rejections still to print */
@@ -679,7 +679,8 @@ static int http_head(http_t *h, const umg__gen_req_t *req)
     if (req->sign != UMG__GEN_SIGN_NONE) {
         char sig[65], key[530];
         int64_t ts = umg_now_us() / 1000000 - (req->sign == UMG__GEN_SIGN_STALE ? 600 : 0);
-        snprintf(key, sizeof(key), req->sign == UMG__GEN_SIGN_BAD ? "%s-not-the-secret" : "%s", h->secret);
+        snprintf(key, sizeof(key), req->sign == UMG__GEN_SIGN_BAD ? "%s-not-the-secret" : "%s",
+                 h->signing[0] ? h->signing : h->secret);
         int rc = umg__gen_sign(key, ts, req->body, req->len, sig);
         memset(key, 0, sizeof(key));
         if (rc != UMG_OK || umg_buf_printf(&h->head, "X-Signature: v1=%s\r\nX-Signature-Timestamp: %lld\r\n", sig,
@@ -787,6 +788,7 @@ static int http_close(void *sink, char *msg, size_t msglen)
         umg_buf_free(&h->in);
         umg_buf_free(&h->answer);
         memset(h->secret, 0, sizeof(h->secret));
+        memset(h->signing, 0, sizeof(h->signing));
         umg_free(h);
     }
     return UMG_OK;
@@ -797,7 +799,7 @@ const umg__gen_sink_ops_t umg__gen_http_ops = {http_post, http_close};
 int umg__gen_http_open(const umg__gen_http_config_t *cfg, void **out, char *msg, size_t msglen)
 {
     if (strlen(cfg->host) >= 256 || strlen(cfg->port) >= 16 || strlen(cfg->prefix) >= 256 ||
-        strlen(cfg->secret) >= 512) {
+        strlen(cfg->secret) >= 512 || (cfg->signing != NULL && strlen(cfg->signing) >= 512)) {
         snprintf(msg, msglen, "host, port, path or secret too long");
         return UMG_EINVAL;
     }
@@ -812,6 +814,7 @@ int umg__gen_http_open(const umg__gen_http_config_t *cfg, void **out, char *msg,
     snprintf(h->prefix, sizeof(h->prefix), "%s", cfg->prefix);
     snprintf(h->secret, sizeof(h->secret), "%s", cfg->secret);
     snprintf(h->key, sizeof(h->key), "%s", cfg->key != NULL ? cfg->key : "");
+    snprintf(h->signing, sizeof(h->signing), "%s", cfg->signing != NULL ? cfg->signing : "");
     snprintf(h->hosthdr, sizeof(h->hosthdr), strchr(cfg->host, ':') ? "[%s]:%s" : "%s:%s", cfg->host, cfg->port);
     h->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 60000;
     h->budget = cfg->max_print;

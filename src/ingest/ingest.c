@@ -226,7 +226,7 @@ int umg__ingest_auth(umg_ingest_t *ing, umg_http_req_t *req, int allow_key, umg_
 
 /*
  * The sdk_spoofing rule for an app with settings.require_signature: the request must carry
- * X-Signature and X-Signature-Timestamp signed with the app secret (docs/fraud.md). Answers 401
+ * X-Signature and X-Signature-Timestamp signed with the app's signing secret (docs/fraud.md). Answers 401
  * itself and returns non-zero when refused. Server-to-server calls (the app secret) are not
  * checked: the secret itself proves the sender.
  */
@@ -251,7 +251,8 @@ static int ingest_signature(umg_ingest_t *ing, umg_http_req_t *req, const umg_ap
     static const char *const why[] = {
         [UMG_SIG_MISSING] = "this app requires signed requests: send X-Signature (v1=HMAC-SHA256 hex) and "
                             "X-Signature-Timestamp (Unix seconds)",
-        [UMG_SIG_INVALID] = "X-Signature is malformed or does not match the body, the timestamp and the app secret",
+        [UMG_SIG_INVALID] = "X-Signature is malformed or does not match the body, the timestamp and the app's signing "
+                            "secret",
         [UMG_SIG_STALE] = "X-Signature-Timestamp is more than 5 minutes away from the server clock; re-sign with "
                           "the current time",
         [UMG_SIG_REPLAYED] = "this exact signature was already accepted; re-sign a retry with a fresh timestamp",

@@ -208,7 +208,8 @@ class Verifier(http.server.BaseHTTPRequestHandler):
     """Checks X-Signature as docs/gen.md states it; answers like the daemon's ingest."""
 
     protocol_version = "HTTP/1.1"
-    secret = b""
+    secret = b""   # the app secret, X-App-Secret of every request
+    signing = b""  # the signing secret, the key of X-Signature
     seen = None  # list of (path, verdict, n, user_agent)
 
     def log_message(self, *args):
@@ -226,7 +227,7 @@ class Verifier(http.server.BaseHTTPRequestHandler):
         sig, ts = self.headers.get("X-Signature"), self.headers.get("X-Signature-Timestamp")
         if sig is None or ts is None:
             return "unsigned"
-        want = "v1=" + hmac.new(self.secret, ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+        want = "v1=" + hmac.new(self.signing, ts.encode() + b"." + body, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(sig, want):
             return "bad_signature"
         if abs(time.time() - int(ts)) > 300:
@@ -255,15 +256,16 @@ class Verifier(http.server.BaseHTTPRequestHandler):
 class GenSigningTest(unittest.TestCase):
 
     def test_sign_and_count_spoofs(self):
-        secret = "as_" + uuid.uuid4().hex
+        secret, signing = "as_" + uuid.uuid4().hex, "ss_" + uuid.uuid4().hex
         seen = []
-        handler = type("H", (Verifier,), {"secret": secret.encode(), "seen": seen})
+        # Signatures are made with the signing secret, never with the app secret.
+        handler = type("H", (Verifier,), {"secret": secret.encode(), "signing": signing.encode(), "seen": seen})
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         self.addCleanup(server.server_close)
         self.addCleanup(server.shutdown)
         cmd = [harness.binary(), "gen", "--addr", "127.0.0.1:%d" % server.server_address[1], "--secret", secret,
-               "--app", "app_0123456789abcdef", "--devices", "300", "--days", "3", "--fraud", "10",
+               "--signing-secret", signing, "--app", "app_0123456789abcdef", "--devices", "300", "--days", "3", "--fraud", "10",
                "--fraud-kinds", "spoof,bot", "--sign", "--quiet", "--batch", "200"]
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
         out, err = p.stdout.decode(), p.stderr.decode()
@@ -347,6 +349,7 @@ class FraudGenEndToEndTest(DaemonTestCase):
         time.sleep(1.5)
         cmd = [harness.binary(), "gen", "--addr", "%s:%d" % (self.d.host, self.d.port),
                "--secret", self.app["app_secret"], "--key", self.app["app_key"], "--app", self.app["app_id"],
+               "--signing-secret", self.app["signing_secret"],
                "--platform", "android", "--fraud-labels", self.labels] + GEN
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
         out = p.stdout.decode().strip()

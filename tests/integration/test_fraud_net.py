@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import time
 import uuid
@@ -48,7 +49,7 @@ class SignatureTest(DaemonTestCase):
 
     def signed_headers(self, app, body, ts=None, secret=None):
         ts = str(int(time.time()) if ts is None else ts)
-        return {"X-Signature-Timestamp": ts, "X-Signature": sign(secret or app["app_secret"], ts, body)}
+        return {"X-Signature-Timestamp": ts, "X-Signature": sign(secret or app["signing_secret"], ts, body)}
 
     def turn_on(self):
         st, h, data = self.d.request("PATCH", "/v1/apps/" + self.signed["app_id"],
@@ -93,10 +94,12 @@ class SignatureTest(DaemonTestCase):
                          "no timestamp")
         bad = [
             {"X-Signature-Timestamp": str(now), "X-Signature": "v1=zz"},
-            {"X-Signature-Timestamp": "soon", "X-Signature": sign(self.signed["app_secret"], "soon", body)},
-            self.signed_headers(self.signed, body, secret="as_not_the_secret"),
+            {"X-Signature-Timestamp": "soon", "X-Signature": sign(self.signed["signing_secret"], "soon", body)},
+            self.signed_headers(self.signed, body, secret="ss_not_the_secret"),
             self.signed_headers(self.signed, body, secret=self.signed["app_key"]),
-            self.signed_headers(self.cli_app, body),  # another app's secret
+            # The app secret reads the app's data and must not ship inside an app: it does not sign.
+            self.signed_headers(self.signed, body, secret=self.signed["app_secret"]),
+            self.signed_headers(self.cli_app, body),  # another app's signing secret
         ]
         for i, h in enumerate(bad):
             self.assertError(self.post(self.signed, body, h), 401, "signature_invalid", "X-Signature", "bad %d" % i)
@@ -125,11 +128,78 @@ class SignatureTest(DaemonTestCase):
         self.assertStatus(st, 202, "unsigned app", data)
         st, h, data = self.d.request("GET", "/metrics")
         text = data.decode()
-        for reason, least in (("signature_missing", 3), ("signature_invalid", 6), ("signature_stale", 2),
+        for reason, least in (("signature_missing", 3), ("signature_invalid", 7), ("signature_stale", 2),
                               ("signature_replayed", 1), ("ok", 2)):
             n = metric(text, "umg_fraud_signature_total", '{result="%s"}' % reason)
             self.assertIsNotNone(n, reason)
             self.assertGreaterEqual(n, least, reason)
+
+    def test_signing_secret_apart_and_rotated(self):
+        for app in (self.signed, self.cli_app, self.plain):
+            self.assertTrue(app["signing_secret"].startswith("ss_"), app)
+            self.assertNotEqual(app["signing_secret"], app["app_secret"])
+        self.turn_on()
+        keys = "/v1/apps/%s/keys" % self.signed["app_id"]
+        st, h, data = self.d.request("GET", keys, headers=self.tok)
+        self.assertStatus(st, 200, "keys", data)
+        k = parse_json(data)
+        self.assertEqual((k["signing_secret"], k["previous_signing_secret"]), (self.signed["signing_secret"], None))
+        # Rotated with an overlap: both sign until it ends, then only the new one.
+        st, h, data = self.d.request("POST", keys + "/rotate", {"which": "signing_secret", "overlap_seconds": 2},
+                                     self.tok)
+        self.assertStatus(st, 200, "rotate", data)
+        new = parse_json(data)
+        self.assertTrue(new["signing_secret"].startswith("ss_"))
+        self.assertNotEqual(new["signing_secret"], self.signed["signing_secret"])
+        self.assertEqual(new["previous_signing_secret"], self.signed["signing_secret"])
+        self.assertEqual(new["app_secret"], self.signed["app_secret"])  # the other credentials stay
+        time.sleep(1.0)  # the registry reloads within 250 ms
+        for secret in (self.signed["signing_secret"], new["signing_secret"]):
+            body = json.dumps({"events": [event()]}).encode()
+            st, h, data = self.post(self.signed, body, self.signed_headers(self.signed, body, secret=secret))
+            self.assertStatus(st, 202, "in the overlap", data)
+        time.sleep(2.0)
+        body = json.dumps({"events": [event()]}).encode()
+        self.assertError(self.post(self.signed, body, self.signed_headers(self.signed, body)), 401,
+                         "signature_invalid", "X-Signature", "old signing secret after the overlap")
+        st, h, data = self.post(self.signed, body, self.signed_headers(self.signed, body,
+                                                                       secret=new["signing_secret"]))
+        self.assertStatus(st, 202, "new signing secret", data)
+        self.assertError(self.d.request("POST", keys + "/rotate", {"which": "nothing"}, self.tok), 400,
+                         "invalid_value", "which")
+        st, h, data = self.d.request("GET", "/v1/audit?action=key.rotate", headers=self.tok)
+        self.assertIn('"which":"signing_secret"', data.decode())
+        # `admin app list` shows it.
+        p = subprocess.run([harness.binary(), "admin", "app", "list", "--data", self.d.data_dir],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        listed = {a["app_id"]: a for a in json.loads(p.stdout)}
+        self.assertEqual(listed[self.signed["app_id"]]["signing_secret"], new["signing_secret"])
+
+
+class SigningUpgradeTest(DaemonTestCase):
+    """A data directory from before signing secrets: its apps sign with their app secret's value until the
+    signing secret is rotated, so their SDKs keep working across the upgrade."""
+
+    def test_old_apps_keep_signing(self):
+        d = self.daemon(start=False)
+        app = d.create_app("Org A", "Old", "ios")
+        db = sqlite3.connect(os.path.join(d.data_dir, "meta.db"))
+        for c in ("signing_secret", "prev_signing_secret", "prev_signing_until_us"):
+            db.execute("ALTER TABLE apps DROP COLUMN " + c)
+        db.execute("UPDATE apps SET settings = json_set(settings, '$.require_signature', json('true'))")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        db.execute("PRAGMA user_version = %d" % (version - 1))
+        db.commit()
+        db.close()
+        d.start()
+        body = json.dumps({"events": [event()]}).encode()
+        ts = str(int(time.time()))
+        st, h, data = d.request("POST", "/v1/events", body, {
+            "X-App-Key": app["app_key"], "X-Signature-Timestamp": ts, "X-Signature": sign(app["app_secret"], ts, body)})
+        self.assertStatus(st, 202, "signed with the app secret's value after the upgrade", data)
+        p = subprocess.run([harness.binary(), "admin", "app", "list", "--data", d.data_dir],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(json.loads(p.stdout)[0]["signing_secret"], app["app_secret"])
 
 
 class IpListTest(DaemonTestCase):

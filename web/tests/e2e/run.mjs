@@ -416,6 +416,8 @@ try {
     await page.click('[data-testid=tab-keys]');
     await page.waitForSelector('[data-testid=app-key]');
     eq(await page.textContent('[data-testid=app-key]'), app1.app_key, 'app key');
+    await page.click('[data-testid=show-signing]');
+    eq(await page.textContent('[data-testid=signing-secret]'), app1.signing_secret, 'signing secret');
     await page.click('[data-testid=tab-users]');
     await page.waitForSelector('[data-testid=users-table] tbody tr');
     await page.fill('[data-testid=invite-email]', 'newcomer@e2e.test');

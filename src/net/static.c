@@ -157,7 +157,7 @@ static int gzip_file(web_file_t *f)
     }
     f->gz = out;
     f->gzlen = n;
-    snprintf(f->gz_etag, sizeof(f->gz_etag), "\"%016llx-gz\"", (unsigned long long)umg_hash64(f->body, f->len, 0x77eb));
+    snprintf(f->gz_etag, sizeof(f->gz_etag), "%.*s-gz\"", (int)strlen(f->etag) - 1, f->etag); /* "<hex>-gz" */
     return UMG_OK;
 }
 

@@ -138,6 +138,13 @@ class SignatureTest(DaemonTestCase):
         for app in (self.signed, self.cli_app, self.plain):
             self.assertTrue(app["signing_secret"].startswith("ss_"), app)
             self.assertNotEqual(app["signing_secret"], app["app_secret"])
+        # It is a credential of nothing: not as an app secret, not as an app key.
+        st, h, data = self.d.request("GET", "/v1/export/events?app=" + self.plain["app_id"],
+                                     headers={"X-App-Secret": self.plain["signing_secret"]})
+        self.assertEqual(st, 401, data)
+        st, h, data = self.d.request("POST", "/v1/events", {"events": [event()]},
+                                     {"X-App-Key": self.plain["signing_secret"]})
+        self.assertEqual(st, 401, data)
         self.turn_on()
         keys = "/v1/apps/%s/keys" % self.signed["app_id"]
         st, h, data = self.d.request("GET", keys, headers=self.tok)

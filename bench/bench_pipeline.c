@@ -24,7 +24,8 @@
  * method's own noise. AB=BATCH: leg 1 with larger store transactions
  * (attribution.batch BATCH_B, default 100,000 records, and batch_time
  * BATCH_MS_B, default 500 ms) than leg 0 (BATCH and BATCH_MS, else the
- * daemon's defaults). BENCH_AB_TRACE=FILE writes each chunk's leg and time
+ * daemon's defaults). AB=DECODE: leg 1 with the decoder thread (the daemon's default), leg 0 without it
+ * (DECODE=0 alone runs without it). BENCH_AB_TRACE=FILE writes each chunk's leg and time
  * span, to split a profile by leg (bench/perf_legs.py).
  * To profile the mixed phase alone: mkfifo /tmp/ctl; BENCH_PERF_CTL=/tmp/ctl perf record -D -1
  * --control fifo:/tmp/ctl -g build/bench/bench_pipeline 2 1
@@ -337,6 +338,8 @@ static int leg_open(leg_t *g, const char *dir, const umg_store_config_t *sc, app
     pc.batch_ms = bms != NULL ? atoll(bms) : big ? 500 : pc.batch_ms;
     /* FRAUD=0: without the fraud rules (they run by default, as in the daemon). */
     pc.fraud = env_flag("FRAUD", ab, leg, 1);
+    /* DECODE=0: the pipeline thread decodes the records itself (attribution.decode_thread=false). */
+    pc.decode_thread = env_flag("DECODE", ab, leg, 1);
     if (umg_pipeline_new(&pc, g->st, a->ops, a->bus, NULL, NULL, &g->p) != UMG_OK) {
         return UMG_ENOMEM;
     }
@@ -477,11 +480,11 @@ int main(int argc, char **argv)
      * one with VAR=1, taking turns on chunks of the mixed records (ab_run). */
     const char *ab = getenv("AB");
     int nlegs = ab != NULL && (strcmp(ab, "ROLLUPS") == 0 || strcmp(ab, "FRAUD") == 0 || strcmp(ab, "NONE") == 0 ||
-                               strcmp(ab, "BATCH") == 0)
+                               strcmp(ab, "BATCH") == 0 || strcmp(ab, "DECODE") == 0)
                     ? 2
                     : 1;
     if (ab != NULL && nlegs == 1) {
-        fprintf(stderr, "AB must be ROLLUPS, FRAUD, BATCH or NONE\n");
+        fprintf(stderr, "AB must be ROLLUPS, FRAUD, DECODE, BATCH or NONE\n");
         return 1;
     }
     leg_t legs[2];

@@ -151,6 +151,9 @@ static const umg_config_item_t serve_items[] = {
      "Nice value of the pipeline thread. Above 0, acknowledging events goes first when the cores are short and "
      "the pipeline catches up when they are free (umg_pipeline_lag_records shows how far behind it is); results "
      "reach GET /v1/attribution later under load (docs/attribution.md)."},
+    {"attribution.decode_thread", UMG_CFG_BOOL, "true", 0, 1, OFF(pipeline.decode_thread),
+     "Read and decode the log's records on a thread of their own, ahead of the pipeline thread that applies them "
+     "to the attribution store, so that the two share the work on two cores; false: the pipeline thread does both."},
     {"attribution.touch_retention", UMG_CFG_DURATION_MS, "31d", 3600000, 3650ll * 86400000,
      OFF(pipeline.touch_retention_ms),
      "Touches older than this (behind the newest log record) leave the touch store; keep it above every window."},

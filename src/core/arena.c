@@ -77,6 +77,29 @@ void *umg_arena_alloc(umg_arena_t *a, size_t n)
     return blk->data;
 }
 
+int umg_arena_own(umg_arena_t *a, umg_slice_t *const *v, size_t n)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        total += v[i]->len;
+    }
+    if (total == 0) {
+        return UMG_OK;
+    }
+    char *dst = umg_arena_alloc(a, total);
+    if (dst == NULL) {
+        return UMG_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (v[i]->len != 0) {
+            memcpy(dst, v[i]->ptr, v[i]->len);
+            v[i]->ptr = dst;
+            dst += v[i]->len;
+        }
+    }
+    return UMG_OK;
+}
+
 void umg_arena_reset(umg_arena_t *a)
 {
     umg_arena_block_t *keep = NULL;

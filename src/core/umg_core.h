@@ -131,6 +131,13 @@ void umg_arena_init(umg_arena_t *a, size_t block_size);
 void *umg_arena_alloc(umg_arena_t *a, size_t n);
 void umg_arena_reset(umg_arena_t *a);
 void umg_arena_free(umg_arena_t *a);
+/**
+ * Copies the bytes of the n slices *v[i] into one allocation of a and points
+ * each slice at its copy (empty slices are left as they are), so that they
+ * outlive the memory they borrowed from. UMG_OK or UMG_ENOMEM (slices
+ * unchanged).
+ */
+int umg_arena_own(umg_arena_t *a, umg_slice_t *const *v, size_t n);
 
 /* ---------------------------------------------------------------- logging */
 

@@ -1317,6 +1317,21 @@ umg_slice_t umg_event_device_key(const umg_event_t *ev)
     return UMG_SLICE_NULL;
 }
 
+int umg_event_own(umg_event_t *ev, umg_arena_t *a)
+{
+    umg_event_device_t *dv = &ev->device;
+    umg_slice_t *v[18 + 2 * UMG_EVENT_MAX_PROPS] = {
+        &ev->name,      &dv->idfa,     &dv->idfv,       &dv->gaid,    &dv->android_id,  &dv->oaid,
+        &dv->custom_id, &dv->platform, &dv->os_version, &dv->model,   &dv->app_version, &dv->sdk_version,
+        &dv->locale,    &ev->ip,       &ev->user_agent, &ev->user_id, &ev->referrer,    &ev->app_id};
+    size_t n = 18;
+    for (int i = 0; i < ev->nprops && i < UMG_EVENT_MAX_PROPS; i++) {
+        v[n++] = &ev->props[i].key;
+        v[n++] = &ev->props[i].s; /* empty unless a string */
+    }
+    return umg_arena_own(a, v, n);
+}
+
 const char *umg_event_type_name(umg_event_type_t t)
 {
     switch (t) {

@@ -1182,6 +1182,15 @@ umg_slice_t umg_touch_device_key(const umg_touch_t *t)
     return UMG_SLICE_NULL;
 }
 
+int umg_touch_own(umg_touch_t *t, umg_arena_t *a)
+{
+    umg_slice_t *v[] = {&t->app_id,     &t->source,    &t->campaign, &t->campaign_id, &t->adset,     &t->ad,
+                        &t->site,       &t->click_id,  &t->idfa,     &t->idfv,        &t->gaid,      &t->oaid,
+                        &t->android_id, &t->custom_id, &t->ip,       &t->user_agent,  &t->deep_link, &t->sub[0],
+                        &t->sub[1],     &t->sub[2],    &t->sub[3],   &t->sub[4]};
+    return umg_arena_own(a, v, UMG_ARRAY_SIZE(v));
+}
+
 umg_touch_limits_t umg_touch_limits_stored(int64_t recv_us)
 {
     return (umg_touch_limits_t){

@@ -147,6 +147,9 @@ int umg_event_encode_json(const umg_event_t *ev, umg_buf_t *out);
  * idfv, custom_id in that order); len 0 when none. */
 umg_slice_t umg_event_device_key(const umg_event_t *ev);
 
+/** Copies every string the event borrows into a, so it outlives its decoder's next parse. UMG_OK or UMG_ENOMEM. */
+int umg_event_own(umg_event_t *ev, umg_arena_t *a);
+
 const char *umg_event_type_name(umg_event_type_t t);
 
 #endif

@@ -102,4 +102,7 @@ int umg_touch_encode_json(const umg_touch_t *t, umg_buf_t *out);
 /** The strongest device identifier (idfa, gaid, oaid, android_id, idfv, custom_id); len 0 when none. */
 umg_slice_t umg_touch_device_key(const umg_touch_t *t);
 
+/** Copies every string the touch borrows into a, so it outlives its decoder's next decode. UMG_OK or UMG_ENOMEM. */
+int umg_touch_own(umg_touch_t *t, umg_arena_t *a);
+
 #endif

@@ -12,6 +12,9 @@
  *              re-engagements are stored as decisions with their candidates.
  * The decision's clock is the record's receive time, so a replay decides the
  * same. One store transaction per batch, with the next offset in it.
+ * Reading, decoding and hashing (prep_record) need no store: by default a
+ * decoder thread does them ahead of the pipeline thread, in log order
+ * (ahead_thread, src_next).
  */
 #include "umg_pipeline.h"
 
@@ -26,6 +29,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -145,6 +149,58 @@ typedef struct act_ent_s {
     int64_t by;
 } act_ent_t;
 
+/*
+ * A log record read and decoded ahead of the store work: the decoded touch or event (its strings copied into the
+ * chunk's arena when a decoder thread made it) and the keys computed from it, which need no store.
+ */
+typedef struct prep_s {
+    umg_bus_msg_t m; /* payload and len are not kept */
+    int rc;          /* UMG_OK; UMG_EPARSE, UMG_EINVAL, UMG_ERANGE: the record is skipped; else the batch fails */
+    int n;           /* 1: u holds the record's touch or event; 0: nothing to apply */
+    uint64_t ids[UMG_ATTR_MAX_IDS];
+    uint64_t click; /* a touch's click id hash; an install's referrer click id hash */
+    umg_attr_fp_t fp;
+    union {
+        umg_touch_t t;
+        umg_event_t ev;
+    } u;
+} prep_t;
+
+/* Decoding ahead (cfg.decode_thread): the decoder thread fills chunks of records in a ring, the pipeline thread
+ * applies them in order. */
+#define AHEAD_RECORDS 128
+#define AHEAD_CHUNKS 8
+
+typedef struct chunk_s {
+    prep_t rec[AHEAD_RECORDS];
+    size_t n;
+    int end_rc; /* the reader's answer after rec[n - 1]: UMG_OK, UMG_EAGAIN (the log's end) or an error */
+    umg_arena_t arena;
+} chunk_t;
+
+typedef struct ahead_s {
+    pthread_t tid;
+    int running;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    /* under mu: chunks[(head + i) % AHEAD_CHUNKS] for i < count are ready, in log order (the first one is being
+     * applied); the decoder fills chunks[(head + count) % AHEAD_CHUNKS], which head and count moving together
+     * never changes until a reset (gen) */
+    size_t head, count;
+    uint64_t gen;       /* a reset: what the decoder made before it is dropped */
+    uint64_t from;      /* where the decoder reads from after a reset */
+    uint64_t poke;      /* the pipeline found nothing ready and asks for a read */
+    uint64_t poke_done; /* the last poke a read that reached the log's end started after */
+    int stop;
+    /* the pipeline thread's: the chunk it applies and its next record */
+    chunk_t *cur;
+    size_t pos;
+    /* the decoder thread's */
+    umg_event_decoder_t *edec;
+    umg_touch_decoder_t *tdec;
+    chunk_t chunks[AHEAD_CHUNKS];
+} ahead_t;
+
 struct umg_pipeline_s {
     umg_pipeline_config_t cfg;
     umg_store_t *store;
@@ -158,6 +214,8 @@ struct umg_pipeline_s {
     umg_event_decoder_t *edec;
     umg_touch_decoder_t *tdec;
     umg_arena_t arena;
+    ahead_t *ah; /* the decoder thread (cfg.decode_thread), started by the first step */
+    prep_t one;  /* without it: the record being applied */
     app_ent_t apps_cache[APP_CACHE];
     size_t napps;
     int64_t apps_cached_us;
@@ -213,6 +271,8 @@ struct umg_pipeline_s {
 
 /* Counts for the stats and /metrics are kept per batch and published when it commits: a batch undone and
  * applied again (after an error, or split: UMG_ETOOBIG) counts once. */
+static void ahead_stop(umg_pipeline_t *p);
+
 static void count(umg_pipeline_t *p, int which)
 {
     p->pend[which]++;
@@ -249,6 +309,7 @@ void umg_pipeline_config_defaults(umg_pipeline_config_t *cfg)
     cfg->touch_retention_ms = 31ll * 86400000;
     cfg->sync_interval_ms = 1000;
     cfg->nice = 0;
+    cfg->decode_thread = 1;
     cfg->rollup_fold_bytes = 128 << 20;
     cfg->rollup_fold_ms = 60000;
     cfg->rollup_fold_rows = 32768;
@@ -397,6 +458,7 @@ void umg_pipeline_free(umg_pipeline_t *p)
         return;
     }
     umg_pipeline_stop(p);
+    ahead_stop(p);
     if (p->reader != NULL) {
         p->ops->reader_close(p->reader);
     }
@@ -1545,31 +1607,17 @@ static void roll_committed(umg_pipeline_t *p)
 
 /* ----------------------------------------------------------------- touches */
 
-static int on_touch(void *ctx, size_t index, umg_touch_t *t, const umg_touch_error_t *err)
+static int on_touch(umg_pipeline_t *p, prep_t *r)
 {
-    umg_pipeline_t *p = ctx;
-    (void)index;
-    (void)err;
-    if (t == NULL) {
-        return UMG_EPARSE;
-    }
-    if (p->pii != NULL) {
-        int stale = 0;
-        int rc = umg_pii_decrypt_touch(p->pii, t, &p->arena, &stale);
-        if (rc != UMG_OK && rc != UMG_EAUTH) {
-            return rc;
-        }
-    }
+    umg_touch_t *t = &r->u.t;
     const umg_bus_msg_t *m = p->msg;
     umg_attr_touch_t a;
     memset(&a, 0, sizeof(a));
     a.ts_us = t->ts_us;
     a.touch_id = m->offset;
-    umg_slice_t v[UMG_ATTR_ID_KINDS] = {t->idfa, t->gaid, t->oaid, t->android_id, t->idfv, t->custom_id};
-    umg_attr_ids_collect(a.ids, v);
-    a.click_id = umg_attr_click_hash(t->click_id);
-    umg_slice_t none = umg_slice("", 0);
-    umg_attr_fp_make(&a.fp, t->ip, t->user_agent, none, none, none);
+    memcpy(a.ids, r->ids, sizeof(a.ids));
+    a.click_id = r->click;
+    a.fp = r->fp;
     a.app = m->app;
     a.type = t->type == UMG_TOUCH_IMPRESSION ? UMG_ATTR_IMPRESSION : UMG_ATTR_CLICK;
     a.flags = t->retargeting ? UMG_ATTR_TF_RETARGETING : 0;
@@ -1635,7 +1683,7 @@ static void fill_contrib(umg_store_decision_t *d, const umg_attr_settings_t *s, 
     memcpy(d->contrib, all + from, d->ncontrib * sizeof(all[0]));
 }
 
-static int decide_event(umg_pipeline_t *p, umg_event_t *ev);
+static int decide_event(umg_pipeline_t *p, prep_t *r);
 
 static int live_str(umg_buf_t *o, umg_store_txn_t *tx, const char *name, uint32_t id)
 {
@@ -1691,19 +1739,14 @@ static void live_decision(umg_pipeline_t *p, const umg_event_t *ev, const umg_st
     }
 }
 
-static int on_event(void *ctx, size_t index, umg_event_t *ev, const umg_event_error_t *err)
+static int on_event(umg_pipeline_t *p, prep_t *r)
 {
-    umg_pipeline_t *p = ctx;
-    (void)index;
-    (void)err;
-    if (ev == NULL) {
-        return UMG_EPARSE;
-    }
+    umg_event_t *ev = &r->u.ev;
     if (ev->type != UMG_EV_INSTALL) {
-        return decide_event(p, ev);
+        return decide_event(p, r);
     }
     uint64_t t0 = umg_mono_ns();
-    int rc = decide_event(p, ev);
+    int rc = decide_event(p, r);
     uint64_t us = (umg_mono_ns() - t0) / 1000;
     atomic_fetch_add_explicit(&p->lat[us < LAT_BINS ? us : LAT_BINS], 1, memory_order_relaxed);
     if (us > atomic_load_explicit(&p->lat_max_us, memory_order_relaxed)) {
@@ -1712,22 +1755,15 @@ static int on_event(void *ctx, size_t index, umg_event_t *ev, const umg_event_er
     return rc;
 }
 
-static int decide_event(umg_pipeline_t *p, umg_event_t *ev)
+static int decide_event(umg_pipeline_t *p, prep_t *r)
 {
-    if (p->pii != NULL) {
-        int rc = umg_pii_decrypt_event(p->pii, ev, &p->arena);
-        if (rc != UMG_OK && rc != UMG_EAUTH) {
-            return rc;
-        }
-    }
+    umg_event_t *ev = &r->u.ev;
     const umg_bus_msg_t *m = p->msg;
     umg_attr_obs_t obs;
     memset(&obs, 0, sizeof(obs));
     obs.ts_us = ev->ts_us;
     obs.app = m->app;
-    const umg_event_device_t *dv = &ev->device;
-    umg_slice_t v[UMG_ATTR_ID_KINDS] = {dv->idfa, dv->gaid, dv->oaid, dv->android_id, dv->idfv, dv->custom_id};
-    umg_attr_ids_collect(obs.ids, v);
+    memcpy(obs.ids, r->ids, sizeof(obs.ids));
     if (obs.ids[0] == 0) {
         count(p, S_NODEV);
         return UMG_OK;
@@ -1738,14 +1774,8 @@ static int decide_event(umg_pipeline_t *p, umg_event_t *ev)
     if (ev->type == UMG_EV_INSTALL && p->cfg.fraud) { /* counted before the resend check, as the warm-up counts */
         observe_install(p, obs.app, ev->ip, ev->user_agent, ev->ts_us, m->recv_us, fr->ic);
     }
-    if (ev->type == UMG_EV_INSTALL && ev->has_referrer) {
-        char buf[512];
-        umg_slice_t cid;
-        if (umg_attr_referrer_click_id(ev->referrer, buf, sizeof(buf), &cid) == UMG_OK) {
-            obs.referrer_click = umg_attr_click_hash(cid);
-        }
-    }
-    umg_attr_fp_make(&obs.fp, ev->ip, ev->user_agent, dv->platform, dv->os_version, dv->model);
+    obs.referrer_click = r->click;
+    obs.fp = r->fp;
     obs.kind = ev->type == UMG_EV_INSTALL   ? UMG_ATTR_OBS_INSTALL
                : ev->type == UMG_EV_SESSION ? UMG_ATTR_OBS_SESSION
                                             : UMG_ATTR_OBS_EVENT;
@@ -1936,19 +1966,347 @@ static int decode_record(umg_event_decoder_t **edec, umg_touch_decoder_t **tdec,
     return rc ? rc : umg_event_decoder_foreach(*edec, &lim, on_ev, ctx);
 }
 
-static int apply(umg_pipeline_t *p, const umg_bus_msg_t *m)
+/* Reading a record ahead of the store work: where the decoded record goes, and where its strings are copied
+ * (NULL: they stay in the decoders until their next record). */
+typedef struct prep_ctx_s {
+    const umg_pii_t *pii;
+    umg_arena_t *arena; /* decrypted values and copies */
+    int own;
+    prep_t *r;
+} prep_ctx_t;
+
+static int prep_touch(void *ctx, size_t index, umg_touch_t *t, const umg_touch_error_t *err)
 {
-    p->msg = m;
-    umg_arena_reset(&p->arena);
-    int rc = decode_record(&p->edec, &p->tdec, m, on_event, on_touch, p);
+    prep_ctx_t *c = ctx;
+    prep_t *r = c->r;
+    (void)index, (void)err;
+    if (t == NULL || r->n != 0) { /* a stored record holds one touch */
+        return UMG_EPARSE;
+    }
+    int stale = 0, rc;
+    if (c->pii != NULL && (rc = umg_pii_decrypt_touch(c->pii, t, c->arena, &stale)) != UMG_OK && rc != UMG_EAUTH) {
+        return rc;
+    }
+    if (c->own && umg_touch_own(t, c->arena) != UMG_OK) {
+        return UMG_ENOMEM;
+    }
+    r->u.t = *t;
+    r->n = 1;
+    umg_slice_t v[UMG_ATTR_ID_KINDS] = {t->idfa, t->gaid, t->oaid, t->android_id, t->idfv, t->custom_id};
+    umg_attr_ids_collect(r->ids, v);
+    r->click = umg_attr_click_hash(t->click_id);
+    umg_slice_t none = umg_slice("", 0);
+    umg_attr_fp_make(&r->fp, t->ip, t->user_agent, none, none, none);
+    return UMG_OK;
+}
+
+static int prep_event(void *ctx, size_t index, umg_event_t *ev, const umg_event_error_t *err)
+{
+    prep_ctx_t *c = ctx;
+    prep_t *r = c->r;
+    (void)index, (void)err;
+    if (ev == NULL || r->n != 0) { /* a stored record holds one event */
+        return UMG_EPARSE;
+    }
+    int rc;
+    if (c->pii != NULL && (rc = umg_pii_decrypt_event(c->pii, ev, c->arena)) != UMG_OK && rc != UMG_EAUTH) {
+        return rc;
+    }
+    if (c->own && umg_event_own(ev, c->arena) != UMG_OK) {
+        return UMG_ENOMEM;
+    }
+    /* the properties in use only: the array is most of the struct */
+    int np = ev->nprops < 0 ? 0 : UMG_MIN(ev->nprops, UMG_EVENT_MAX_PROPS);
+    memcpy(&r->u.ev, ev, offsetof(umg_event_t, props) + (size_t)np * sizeof(umg_event_prop_t));
+    r->u.ev.nprops = ev->nprops;
+    r->u.ev.app_id = ev->app_id;
+    r->u.ev.received_us = ev->received_us;
+    r->n = 1;
+    const umg_event_device_t *dv = &ev->device;
+    umg_slice_t v[UMG_ATTR_ID_KINDS] = {dv->idfa, dv->gaid, dv->oaid, dv->android_id, dv->idfv, dv->custom_id};
+    umg_attr_ids_collect(r->ids, v);
+    r->click = 0;
+    if (ev->type == UMG_EV_INSTALL && ev->has_referrer) {
+        char buf[512];
+        umg_slice_t cid;
+        if (umg_attr_referrer_click_id(ev->referrer, buf, sizeof(buf), &cid) == UMG_OK) {
+            r->click = umg_attr_click_hash(cid);
+        }
+    }
+    umg_attr_fp_make(&r->fp, ev->ip, ev->user_agent, dv->platform, dv->os_version, dv->model);
+    return UMG_OK;
+}
+
+/* Decodes m into r: everything about a record that needs no store. */
+static void prep_record(umg_event_decoder_t **edec, umg_touch_decoder_t **tdec, const umg_bus_msg_t *m, prep_ctx_t *c,
+                        prep_t *r)
+{
+    r->m = *m;
+    r->m.payload = NULL;
+    r->m.len = 0;
+    r->n = 0;
+    c->r = r;
+    r->rc = decode_record(edec, tdec, m, prep_event, prep_touch, c);
+}
+
+static int apply(umg_pipeline_t *p, prep_t *r)
+{
+    p->msg = &r->m;
+    int rc = r->rc;
+    if (rc == UMG_OK && r->n != 0) {
+        rc = r->m.kind == UMG_BUS_KIND_TOUCH ? on_touch(p, r) : on_event(p, r);
+    }
     if (rc == UMG_EPARSE || rc == UMG_EINVAL || rc == UMG_ERANGE) {
         /* A record that cannot be applied would stop the pipeline forever: count it, say so, go on. */
         umg_log(UMG_LOG_WARN, "pipeline", "record %llu (kind %d) cannot be applied (%s); skipped",
-                (unsigned long long)m->offset, m->kind, umg_strerror(rc));
+                (unsigned long long)r->m.offset, r->m.kind, umg_strerror(rc));
         count(p, S_SKIP);
         rc = UMG_OK;
     }
     return rc;
+}
+
+/* ------------------------------------------------------------ decoder thread */
+
+/*
+ * The decoder thread reads the log from where the pipeline applies it, AHEAD_RECORDS records to a chunk, and
+ * publishes each chunk when it is full or the reader reached the log's end. At the end it looks again after
+ * poll_ms, or at once when the pipeline asks (a poke). After an error it waits for the pipeline's reset.
+ */
+static void deadline(struct timespec *ts, int64_t ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_nsec += (long)(ms % 1000) * 1000000;
+    ts->tv_sec += (time_t)(ms / 1000) + ts->tv_nsec / 1000000000;
+    ts->tv_nsec %= 1000000000;
+}
+
+static void *ahead_thread(void *arg)
+{
+    umg_pipeline_t *p = arg;
+    ahead_t *a = p->ah;
+    umg_thread_name("umg-decode");
+    umg_bus_reader_t *reader = NULL;
+    uint64_t gen = 0, from = a->from;
+    int reopen = 1, failed = 0;
+    prep_ctx_t pc = {.pii = p->pii, .own = 1};
+    pthread_mutex_lock(&a->mu);
+    while (!a->stop) {
+        if (a->gen != gen) {
+            gen = a->gen;
+            from = a->from;
+            reopen = 1;
+            failed = 0;
+        }
+        if (a->count == AHEAD_CHUNKS || failed) {
+            pthread_cond_wait(&a->cv, &a->mu);
+            continue;
+        }
+        uint64_t poke = a->poke;
+        chunk_t *c = &a->chunks[(a->head + a->count) % AHEAD_CHUNKS];
+        pthread_mutex_unlock(&a->mu);
+
+        int rc = UMG_OK;
+        if (reopen) {
+            if (reader != NULL) {
+                p->ops->reader_close(reader);
+                reader = NULL;
+            }
+            umg_bus_read_opts_t o = {.partition = -1, .from_offset = from, .drop_behind = 1};
+            rc = p->ops->reader_open(p->bus, &o, &reader);
+            reopen = rc != UMG_OK;
+        }
+        c->n = 0;
+        umg_arena_reset(&c->arena);
+        pc.arena = &c->arena;
+        while (rc == UMG_OK && c->n < AHEAD_RECORDS) {
+            umg_bus_msg_t m;
+            rc = p->ops->reader_next(reader, &m);
+            if (rc == UMG_OK) {
+                prep_record(&a->edec, &a->tdec, &m, &pc, &c->rec[c->n++]);
+            }
+        }
+        c->end_rc = rc;
+        int error = rc != UMG_OK && rc != UMG_EAGAIN;
+        reopen = reopen || error;
+
+        pthread_mutex_lock(&a->mu);
+        if (a->gen != gen) {
+            continue; /* a reset meanwhile: the chunk is dropped */
+        }
+        if (c->n > 0 || error) {
+            a->count++;
+        }
+        if (rc == UMG_EAGAIN) {
+            a->poke_done = poke;
+        }
+        failed = error; /* the pipeline resets the reading */
+        pthread_cond_broadcast(&a->cv);
+        if (rc == UMG_EAGAIN && a->poke == poke && !a->stop) {
+            struct timespec ts;
+            deadline(&ts, p->cfg.poll_ms);
+            pthread_cond_timedwait(&a->cv, &a->mu, &ts);
+        }
+    }
+    pthread_mutex_unlock(&a->mu);
+    if (reader != NULL) {
+        p->ops->reader_close(reader);
+    }
+    return NULL;
+}
+
+static void ahead_stop(umg_pipeline_t *p)
+{
+    ahead_t *a = p->ah;
+    if (a == NULL) {
+        return;
+    }
+    if (a->running) {
+        pthread_mutex_lock(&a->mu);
+        a->stop = 1;
+        pthread_cond_broadcast(&a->cv);
+        pthread_mutex_unlock(&a->mu);
+        pthread_join(a->tid, NULL);
+    }
+    pthread_mutex_destroy(&a->mu);
+    pthread_cond_destroy(&a->cv);
+    umg_event_decoder_free(a->edec);
+    umg_touch_decoder_free(a->tdec);
+    for (size_t i = 0; i < AHEAD_CHUNKS; i++) {
+        umg_arena_free(&a->chunks[i].arena);
+    }
+    umg_free(a);
+    p->ah = NULL;
+}
+
+/* Starts the decoder thread at p->reader_next. */
+static int ahead_start(umg_pipeline_t *p)
+{
+    ahead_t *a = umg_calloc(1, sizeof(*a));
+    if (a == NULL) {
+        return UMG_ENOMEM;
+    }
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->cv, NULL);
+    for (size_t i = 0; i < AHEAD_CHUNKS; i++) {
+        umg_arena_init(&a->chunks[i].arena, 64 << 10);
+    }
+    a->from = p->reader_next;
+    p->ah = a;
+    int rc = umg_event_decoder_new(1 << 20, &a->edec);
+    rc = rc ? rc : umg_touch_decoder_new(1 << 20, &a->tdec);
+    if (rc == UMG_OK && pthread_create(&a->tid, NULL, ahead_thread, p) != 0) {
+        rc = UMG_ENOMEM;
+    }
+    a->running = rc == UMG_OK;
+    if (rc != UMG_OK) {
+        ahead_stop(p);
+    }
+    return rc;
+}
+
+/* The next record to apply, in log order: UMG_OK, UMG_EAGAIN at the log's acknowledged end, or an error (then
+ * src_reset before reading again). *out is the pipeline's until the next call. */
+static int src_next(umg_pipeline_t *p, prep_t **out)
+{
+    if (!p->cfg.decode_thread) {
+        if (p->reader == NULL) {
+            umg_bus_read_opts_t o = {.partition = -1, .from_offset = p->reader_next, .drop_behind = 1};
+            int rc = p->ops->reader_open(p->bus, &o, &p->reader);
+            if (rc != UMG_OK) {
+                return rc;
+            }
+        }
+        umg_bus_msg_t m;
+        int rc = p->ops->reader_next(p->reader, &m);
+        if (rc == UMG_OK) {
+            prep_ctx_t pc = {.pii = p->pii, .arena = &p->arena};
+            umg_arena_reset(&p->arena);
+            prep_record(&p->edec, &p->tdec, &m, &pc, &p->one);
+            *out = &p->one;
+        }
+        return rc;
+    }
+    if (p->ah == NULL) {
+        int rc = ahead_start(p);
+        if (rc != UMG_OK) {
+            return rc;
+        }
+    }
+    ahead_t *a = p->ah;
+    if (a->cur != NULL) {
+        if (a->pos < a->cur->n) {
+            *out = &a->cur->rec[a->pos++];
+            return UMG_OK;
+        }
+        if (a->cur->end_rc != UMG_OK && a->cur->end_rc != UMG_EAGAIN) {
+            return a->cur->end_rc; /* kept until the reset */
+        }
+        pthread_mutex_lock(&a->mu);
+        a->head = (a->head + 1) % AHEAD_CHUNKS;
+        a->count--;
+        a->cur = NULL;
+        pthread_cond_broadcast(&a->cv);
+        pthread_mutex_unlock(&a->mu);
+    }
+    pthread_mutex_lock(&a->mu);
+    if (a->count == 0) {
+        /* Nothing ready: the log's end only once a read that started after now reached it, as a reader of our
+         * own would say. */
+        uint64_t want = ++a->poke;
+        pthread_cond_broadcast(&a->cv);
+        while (a->count == 0 && a->poke_done < want) {
+            pthread_cond_wait(&a->cv, &a->mu);
+        }
+    }
+    int rc = UMG_EAGAIN;
+    if (a->count > 0) {
+        a->cur = &a->chunks[a->head];
+        a->pos = 0;
+        rc = a->cur->n > 0 ? UMG_OK : a->cur->end_rc;
+        if (rc == UMG_OK) {
+            *out = &a->cur->rec[a->pos++];
+        }
+    }
+    pthread_mutex_unlock(&a->mu);
+    return rc;
+}
+
+/* After a batch was undone: reading starts again at p->reader_next. */
+static void src_reset(umg_pipeline_t *p)
+{
+    if (p->reader != NULL) {
+        p->ops->reader_close(p->reader);
+        p->reader = NULL;
+    }
+    ahead_t *a = p->ah;
+    if (a != NULL) {
+        pthread_mutex_lock(&a->mu);
+        a->gen++;
+        a->from = p->reader_next;
+        a->count = 0;
+        a->cur = NULL;
+        pthread_cond_broadcast(&a->cv);
+        pthread_mutex_unlock(&a->mu);
+    }
+}
+
+/* Waits up to poll_ms for records to apply (the pipeline has caught up with the log). */
+static void src_wait(umg_pipeline_t *p)
+{
+    ahead_t *a = p->ah;
+    if (a == NULL) {
+        struct timespec ts = {0, p->cfg.poll_ms * 1000000};
+        nanosleep(&ts, NULL);
+        return;
+    }
+    struct timespec ts;
+    deadline(&ts, p->cfg.poll_ms);
+    pthread_mutex_lock(&a->mu);
+    if (a->count == 0 && !a->stop) {
+        pthread_cond_timedwait(&a->cv, &a->mu, &ts);
+    }
+    pthread_mutex_unlock(&a->mu);
 }
 
 static int64_t mono_ms(void)
@@ -2087,15 +2445,8 @@ int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
     if (!p->warmed && p->cfg.fraud) {
         fraud_warm(p);
     }
-    if (p->reader == NULL) {
-        umg_bus_read_opts_t o = {.partition = -1, .from_offset = p->reader_next, .drop_behind = 1};
-        int rc = p->ops->reader_open(p->bus, &o, &p->reader);
-        if (rc != UMG_OK) {
-            return rc;
-        }
-    }
-    umg_bus_msg_t m;
-    int rc = p->ops->reader_next(p->reader, &m);
+    prep_t *r;
+    int rc = src_next(p, &r);
     if (rc == UMG_EAGAIN) {
         merge_wait(p); /* nothing new: the tables hold everything applied once this returns */
         umg_bus_stats_t bs;
@@ -2104,6 +2455,7 @@ int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
         return UMG_OK;
     }
     if (rc != UMG_OK) {
+        src_reset(p);
         return rc;
     }
     size_t done = 0;
@@ -2115,17 +2467,17 @@ int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
     int caught_up = 0;
     uint64_t next = p->reader_next, t0 = umg_mono_ns();
     for (;;) {
-        rc = apply(p, &m);
+        rc = apply(p, r);
         if (rc != UMG_OK) {
             break;
         }
-        next = m.offset + 1;
-        p->last_recv_us = m.recv_us > p->last_recv_us ? m.recv_us : p->last_recv_us;
+        next = r->m.offset + 1;
+        p->last_recv_us = r->m.recv_us > p->last_recv_us ? r->m.recv_us : p->last_recv_us;
         if (++done >= (size_t)p->batch_max ||
             (done % 256 == 0 && (int64_t)(umg_mono_ns() - t0) >= p->cfg.batch_ms * 1000000)) {
             break;
         }
-        rc = p->ops->reader_next(p->reader, &m);
+        rc = src_next(p, &r);
         if (rc == UMG_EAGAIN) {
             rc = UMG_OK;
             caught_up = 1;
@@ -2180,8 +2532,7 @@ int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
 reopen:
     /* The batch is undone: read it again from the committed offset next time. */
     count_publish(p, 0);
-    p->ops->reader_close(p->reader);
-    p->reader = NULL;
+    src_reset(p);
     if (rc == UMG_ETOOBIG && ((done > 0 && (int64_t)(done + 1) / 2 < p->batch_max) || p->fl.wrote > 1)) {
         /* It changed more store pages than one transaction holds (many new devices in a large store, or a large
          * fold): about half as many records and fold rows at a time, growing back batch by batch. A batch that
@@ -2225,8 +2576,7 @@ static void *pipeline_thread(void *arg)
         backoff_ms = 0;
         maintain(p);
         if (n == 0) {
-            struct timespec ts = {0, p->cfg.poll_ms * 1000000};
-            nanosleep(&ts, NULL);
+            src_wait(p);
         }
     }
     merge_wait(p); /* the tables are the caller's once the thread is stopped */
@@ -2252,6 +2602,7 @@ void umg_pipeline_stop(umg_pipeline_t *p)
     atomic_store_explicit(&p->stop, 1, memory_order_release);
     pthread_join(p->tid, NULL);
     p->running = 0;
+    ahead_stop(p);
 }
 
 uint64_t umg_pipeline_next_offset(const umg_pipeline_t *p)

@@ -8,7 +8,9 @@
  *
  * One pipeline thread per node reads every partition in log order, so a touch
  * is always in the store before any install received after it, whatever
- * partition either landed in (docs/attribution.md, "The pipeline").
+ * partition either landed in (docs/attribution.md, "The pipeline"). A decoder
+ * thread of its own reads and decodes the records ahead of it, in the same
+ * order (cfg.decode_thread).
  */
 #ifndef UMG_PIPELINE_H
 #define UMG_PIPELINE_H
@@ -26,6 +28,9 @@ typedef struct umg_pipeline_config_s {
     int64_t touch_retention_ms; /* touches older than this (behind the newest record) are expired */
     int64_t sync_interval_ms;   /* how often the store is flushed to disk */
     int64_t nice;               /* the pipeline thread's nice value (0..19); above 0, ingest goes first */
+    /* 1 (default): a decoder thread reads and decodes the log's records ahead of the thread that applies them to
+     * the store, so the two share the work on two cores; 0: the pipeline thread does both. */
+    int decode_thread;
     /* Report rollups: the rollup log is folded into rows when it holds this many bytes, or this long after the
      * last fold (umg_pipeline_set_reports). */
     int64_t rollup_fold_bytes;

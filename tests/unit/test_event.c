@@ -997,6 +997,49 @@ static void assert_same_event(const umg_event_t *a, const umg_event_t *b)
     }
 }
 
+/* An event owned by an arena keeps every field when its decoder parses the next body, and when it is gone (under
+ * ASan, a field left borrowing from it would be read after free). */
+static void test_own(void **state)
+{
+    (void)state;
+    lim.stored = 1;
+    lim.allow_ip = 1;
+    const char *body =
+        "{\"event_id\":\"0f8fad5b-d9cb-469f-a165-70867728950e\",\"app_id\":\"app_7\",\"type\":\"install\","
+        "\"name\":\"first_open\",\"ts\":\"2026-11-27T09:59:00.123000Z\",\"received_at\":\"2026-11-27T10:00:00."
+        "000001Z\","
+        "\"device\":{\"idfa\":\"6d92078a-8246-4ba4-ae5b-76104861e7dc\",\"idfv\":\"e621e1f8-c36c-495a-93fc-"
+        "0c247a3e6e5f\","
+        "\"gaid\":\"38400000-8cf0-11bd-b23e-10b96e40000d\",\"android_id\":\"a1\",\"oaid\":\"o1\",\"custom_id\":\"u1\","
+        "\"platform\":\"android\",\"os_version\":\"14\",\"model\":\"Pixel 8\",\"app_version\":\"3.2.1\","
+        "\"sdk_version\":\"1.4.0\",\"locale\":\"de_DE\"},\"ip\":\"203.0.113.7\",\"user_agent\":\"Dalvik/2.1.0 "
+        "Z\xc3\xbcrich\",\"user_id\":\"u-42\",\"revenue\":4.99,\"currency\":\"EUR\","
+        "\"install_referrer\":{\"referrer\":\"utm_source%3Dx%26click_id%3Dk1\",\"click_ts\":1795766000000},"
+        "\"props\":{\"sku\":\"gems_100\",\"qty\":2,\"note\":\"a \\\"quoted\\\" text\"}}";
+    umg_event_decoder_t *d;
+    assert_int_equal(umg_event_decoder_new(MAX_BODY, &d), UMG_OK);
+    size_t n;
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(umg_event_decoder_parse(d, body, strlen(body), 1, &n, NULL, NULL), UMG_OK);
+    assert_int_equal(umg_event_decoder_foreach(d, &lim, collect, &seen), 0);
+    assert_true(seen.n == 1 && seen.ok[0]);
+    umg_event_t ev = seen.ev[0];
+    char before[4096];
+    snprintf(before, sizeof(before), "%s", encode(&ev));
+    umg_arena_t a;
+    umg_arena_init(&a, 64);
+    assert_int_equal(umg_event_own(&ev, &a), UMG_OK);
+    const char *next = "{\"type\":\"event\",\"name\":\"zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz\","
+                       "\"device\":{\"custom_id\":\"yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy\"}}";
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(umg_event_decoder_parse(d, next, strlen(next), 1, &n, NULL, NULL), UMG_OK);
+    assert_int_equal(umg_event_decoder_foreach(d, &lim, collect, &seen), 0);
+    umg_event_decoder_free(d);
+    assert_string_equal(encode(&ev), before);
+    assert_non_null(strstr(before, "\"note\":\"a \\\"quoted\\\" text\""));
+    umg_arena_free(&a);
+}
+
 static void test_round_trip(void **state)
 {
     (void)state;
@@ -1288,6 +1331,7 @@ int main(void)
         cmocka_unit_test_setup(test_utf8_fallback, reset_limits),
         cmocka_unit_test_setup(test_encode_exact, reset_limits),
         cmocka_unit_test_setup(test_encode_doubles, reset_limits),
+        cmocka_unit_test_setup(test_own, reset_limits),
         cmocka_unit_test_setup(test_round_trip, reset_limits),
         cmocka_unit_test_setup(test_type_names, reset_limits),
         cmocka_unit_test_setup(test_reuse_across_sizes, reset_limits),

@@ -978,10 +978,11 @@ static void test_pipeline_decides_resumes_and_replays(void **state)
     assert_int_equal(d.attr.install.touch_id, 1);
     umg_store_abort(tx);
 
-    /* Replay into an empty store: the same decisions, byte for byte. */
+    /* Replay into an empty store (the pipeline thread decoding alone): the same decisions, byte for byte. */
     umg_store_t *st2 = open_store(s2);
     umg_pipeline_t *p2;
     pc.batch = 1000;
+    pc.decode_thread = 0;
     assert_int_equal(umg_pipeline_new(&pc, st2, ops, bus, NULL, NULL, &p2), UMG_OK);
     drain(p2);
     assert_same_decisions(st, st2, 3);
@@ -1040,6 +1041,90 @@ static void test_pipeline_splits_big_transactions(void **state)
     drain(p2);
     assert_int_equal(umg_pipeline_next_offset(p2), 2 * N);
     assert_same_decisions(st, st2, N);
+    umg_pipeline_free(p);
+    umg_pipeline_free(p2);
+    umg_store_close(st);
+    umg_store_close(st2);
+    penv_close(&e);
+}
+
+/* The decoder thread (attribution.decode_thread) against the pipeline thread decoding alone: the same decisions
+ * and counts over many chunks of records, with batches undone in the middle of a chunk (every write transaction
+ * made to fail after 50 puts) and read again, records that do not decode, and batches that end anywhere. */
+static void test_pipeline_decoder_thread(void **state)
+{
+    (void)state;
+    penv_t e;
+    const umg_bus_ops_t *ops = penv_open(&e, 4);
+    umg_bus_t *bus = e.bus;
+    char j[1024], gaid[40], click[16];
+    enum { N = 1200 };
+    size_t records = 0, bad = 0;
+    for (int i = 0; i < N; i++) {
+        snprintf(gaid, sizeof(gaid), "38400000-8cf0-11bd-b23e-10b96e4%05d", i % 600);
+        snprintf(click, sizeof(click), "c%d", i);
+        int64_t ts = T0 + (int64_t)i * 1000000;
+        if (i % 3 != 2) {
+            stored_touch(j, sizeof(j), ts, gaid, i % 2 ? "meta" : "google", click);
+            append(ops, bus, UMG_BUS_KIND_TOUCH, ts, j);
+        } else {
+            stored_event(j, sizeof(j), ts, i % 9 == 2 ? "session" : "install", gaid);
+            append(ops, bus, UMG_BUS_KIND_EVENT, ts, j);
+        }
+        records++;
+        if (i % 250 == 100) {
+            append(ops, bus, UMG_BUS_KIND_EVENT, ts, "{\"not\": an event");
+            records++;
+            bad++;
+        }
+    }
+    umg_pipeline_config_t pc;
+    umg_pipeline_config_defaults(&pc);
+    assert_int_equal(pc.decode_thread, 1); /* the default */
+    pc.batch = 1000;
+    umg_store_t *st = open_store(e.s1);
+    umg_pipeline_t *p;
+    assert_int_equal(umg_pipeline_new(&pc, st, ops, bus, NULL, NULL, &p), UMG_OK);
+    umg__store_inject_txn_full = 50;
+    int steps = 0;
+    while (umg_pipeline_next_offset(p) < records) {
+        size_t n;
+        assert_int_equal(umg_pipeline_step(p, &n), UMG_OK);
+        assert_true(n <= 50);
+        assert_true(++steps < 2000);
+    }
+    umg__store_inject_txn_full = 0;
+
+    pc.decode_thread = 0;
+    umg_store_t *st2 = open_store(e.s2);
+    umg_pipeline_t *p2;
+    assert_int_equal(umg_pipeline_new(&pc, st2, ops, bus, NULL, NULL, &p2), UMG_OK);
+    drain(p2);
+    assert_int_equal(umg_pipeline_next_offset(p2), records);
+    umg_pipeline_stats_t a, b;
+    umg_pipeline_stats(p, &a);
+    umg_pipeline_stats(p2, &b);
+    assert_int_equal(a.records, records);
+    assert_int_equal(a.skipped, bad);
+    assert_int_equal(a.touches, b.touches);
+    assert_int_equal(a.installs, b.installs);
+    assert_int_equal(a.reinstalls, b.reinstalls);
+    assert_int_equal(a.implicit_installs, b.implicit_installs);
+    assert_int_equal(a.sessions, b.sessions);
+    assert_int_equal(b.skipped, bad);
+    assert_true(a.installs > 0 && a.reinstalls > 0);
+    assert_same_decisions(st, st2, a.installs + a.reinstalls + a.implicit_installs + a.reattributed);
+
+    /* Records appended while the decoder thread waits at the log's end are read by the next step, as a reader
+     * of the pipeline's own would read them. */
+    for (int i = 0; i < 5; i++) {
+        stored_event(j, sizeof(j), T0 + (int64_t)(N + i) * 1000000, "install", "38400000-8cf0-11bd-b23e-10b96e499999");
+        append(ops, bus, UMG_BUS_KIND_EVENT, T0 + (int64_t)(N + i) * 1000000, j);
+        size_t n;
+        assert_int_equal(umg_pipeline_step(p, &n), UMG_OK);
+        assert_int_equal(n, 1);
+        assert_int_equal(umg_pipeline_next_offset(p), records + (size_t)i + 1);
+    }
     umg_pipeline_free(p);
     umg_pipeline_free(p2);
     umg_store_close(st);
@@ -1759,6 +1844,7 @@ int main(void)
         cmocka_unit_test(test_timeline_two_threads),
         cmocka_unit_test(test_pipeline_decides_resumes_and_replays),
         cmocka_unit_test(test_pipeline_splits_big_transactions),
+        cmocka_unit_test(test_pipeline_decoder_thread),
         cmocka_unit_test(test_pipeline_rollups),
         cmocka_unit_test(test_pipeline_fold_in_parts),
         cmocka_unit_test(test_dayset),

@@ -191,6 +191,7 @@ typedef struct ahead_s {
     uint64_t from;      /* where the decoder reads from after a reset */
     uint64_t poke;      /* the pipeline found nothing ready and asks for a read */
     uint64_t poke_done; /* the last poke a read that reached the log's end started after */
+    int full;           /* the decoder waits for room in the ring */
     int stop;
     /* the pipeline thread's: the chunk it applies and its next record */
     chunk_t *cur;
@@ -2099,6 +2100,7 @@ static void *ahead_thread(void *arg)
             failed = 0;
         }
         if (a->count == AHEAD_CHUNKS || failed) {
+            a->full = !failed;
             pthread_cond_wait(&a->cv, &a->mu);
             continue;
         }
@@ -2246,7 +2248,10 @@ static int src_next(umg_pipeline_t *p, prep_t **out)
         a->head = (a->head + 1) % AHEAD_CHUNKS;
         a->count--;
         a->cur = NULL;
-        pthread_cond_broadcast(&a->cv);
+        if (a->full && a->count <= AHEAD_CHUNKS / 2) { /* woken once per half ring, not per chunk */
+            a->full = 0;
+            pthread_cond_broadcast(&a->cv);
+        }
         pthread_mutex_unlock(&a->mu);
     }
     pthread_mutex_lock(&a->mu);

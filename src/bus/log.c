@@ -1217,12 +1217,7 @@ static void *writer_main(void *arg)
         pthread_mutex_lock(&bus->qlock);
         while (bus->qhead == NULL && !bus->stopping) {
             struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 100 * 1000000; /* wake up for interval fsync and housekeeping */
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
+            umg_deadline_ms(&ts, 100); /* wake up for interval fsync and housekeeping */
             pthread_cond_timedwait(&bus->qcond, &bus->qlock, &ts);
             if (bus->qhead == NULL) {
                 break;

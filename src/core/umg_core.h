@@ -167,6 +167,9 @@ void umg__log_write(umg_log_level_t level, const char *module, const char *fmt, 
 int64_t umg_now_us(void);
 /** Monotonic clock in nanoseconds. */
 uint64_t umg_mono_ns(void);
+struct timespec;
+/** The wall-clock time ms milliseconds from now, as pthread_cond_timedwait takes it. */
+void umg_deadline_ms(struct timespec *ts, int64_t ms);
 
 /*
  * Parses an RFC 3339 timestamp ("2026-11-27T10:00:00Z", "...+02:00", with

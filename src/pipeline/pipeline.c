@@ -2074,14 +2074,6 @@ static int apply(umg_pipeline_t *p, prep_t *r)
  * publishes each chunk when it is full or the reader reached the log's end. At the end it looks again after
  * poll_ms, or at once when the pipeline asks (a poke). After an error it waits for the pipeline's reset.
  */
-static void deadline(struct timespec *ts, int64_t ms)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_nsec += (long)(ms % 1000) * 1000000;
-    ts->tv_sec += (time_t)(ms / 1000) + ts->tv_nsec / 1000000000;
-    ts->tv_nsec %= 1000000000;
-}
-
 static void *ahead_thread(void *arg)
 {
     umg_pipeline_t *p = arg;
@@ -2146,7 +2138,7 @@ static void *ahead_thread(void *arg)
         pthread_cond_broadcast(&a->cv);
         if (rc == UMG_EAGAIN && a->poke == poke && !a->stop) {
             struct timespec ts;
-            deadline(&ts, p->cfg.poll_ms);
+            umg_deadline_ms(&ts, p->cfg.poll_ms);
             pthread_cond_timedwait(&a->cv, &a->mu, &ts);
         }
     }
@@ -2306,7 +2298,7 @@ static void src_wait(umg_pipeline_t *p)
         return;
     }
     struct timespec ts;
-    deadline(&ts, p->cfg.poll_ms);
+    umg_deadline_ms(&ts, p->cfg.poll_ms);
     pthread_mutex_lock(&a->mu);
     if (a->count == 0 && !a->stop) {
         pthread_cond_timedwait(&a->cv, &a->mu, &ts);

@@ -556,10 +556,7 @@ static void *runner_main(void *arg)
         run_pass(r);
         pthread_mutex_lock(&r->mu);
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t ns = ts.tv_nsec + (r->cfg.check_interval_ms % 1000) * 1000000;
-        ts.tv_sec += r->cfg.check_interval_ms / 1000 + ns / 1000000000;
-        ts.tv_nsec = ns % 1000000000;
+        umg_deadline_ms(&ts, r->cfg.check_interval_ms);
         while (!r->stopping && pthread_cond_timedwait(&r->cv, &r->mu, &ts) == 0) {
         }
     }

@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -579,6 +580,17 @@ static void test_clock_now(void **state)
     uint64_t a = umg_mono_ns();
     uint64_t b = umg_mono_ns();
     assert_true(b >= a);
+    /* Deadlines: ms from now on the wall clock, nanoseconds carried into seconds. */
+    int64_t ms[] = {0, 1, 999, 1000, 1500, 86400000};
+    for (size_t i = 0; i < UMG_ARRAY_SIZE(ms); i++) {
+        struct timespec ts;
+        int64_t before = umg_now_us();
+        umg_deadline_ms(&ts, ms[i]);
+        int64_t after = umg_now_us();
+        assert_true(ts.tv_nsec >= 0 && ts.tv_nsec < 1000000000);
+        int64_t at = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+        assert_true(at >= before + ms[i] * 1000 - 1 && at <= after + ms[i] * 1000 + 1);
+    }
 }
 
 /* ---------------------------------------------------------------- hash */

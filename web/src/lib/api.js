@@ -116,6 +116,18 @@ export function createApi({ fetchFn = (...a) => fetch(...a), storage = null, onE
       save({ access_token: j.access_token, refresh_token: j.refresh_token, user_id: j.user_id });
       return j;
     },
+    /** Accepting an invitation (POST /v1/invitations/accept) needs no session: the token is the
+     * credential, and no Authorization header goes with it. Resolves with the new user. */
+    async acceptInvitation(token, password) {
+      const res = await fetchFn('/v1/invitations/accept', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ token, password }),
+      });
+      const j = await parse(res);
+      if (!res.ok) throw new ApiError(res.status, j);
+      return j;
+    },
     async logout() {
       const rt = session?.refresh_token;
       save(null);

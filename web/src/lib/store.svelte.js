@@ -5,6 +5,9 @@ import { createApi } from './api.js';
 import { presetRange, validateRange } from './period.js';
 
 export const ROUTES = ['overview', 'cohorts', 'attribution', 'fraud', 'live', 'settings'];
+/** Pages for someone not logged in. `accept` takes an invitation's token from the URL's fragment
+ * (`/accept#inv_...`), which browsers never send to a server or in a Referer. */
+export const PUBLIC_ROUTES = ['login', 'accept'];
 
 /** Permissions that make the Settings page worth showing (docs/security.md). */
 export const SETTINGS_PERMS = ['apps:write', 'settings:write', 'keys:manage', 'users:manage', 'costs:write'];
@@ -29,6 +32,7 @@ export const ui = $state({
   to: null,
   preset: '7d',
   loginMessage: '',
+  loginEmail: '',
   loading: true,
   error: '',
 });
@@ -57,8 +61,9 @@ export function canSettings() {
 function writeUrl(replace) {
   const u = new URL(location.href);
   u.pathname = `/${ui.route}`;
+  if (ui.route !== 'accept') u.hash = '';
   const q = new URLSearchParams();
-  if (ui.route !== 'login') {
+  if (!PUBLIC_ROUTES.includes(ui.route)) {
     if (ui.appId) q.set('app', ui.appId);
     if (ui.from) q.set('from', ui.from);
     if (ui.to) q.set('to', ui.to);
@@ -130,14 +135,16 @@ export function init() {
   ui.route = url.route;
   window.addEventListener('popstate', () => {
     const u = readUrl();
-    ui.route = ROUTES.includes(u.route) || u.route === 'login' ? u.route : 'overview';
+    ui.route = ROUTES.includes(u.route) || PUBLIC_ROUTES.includes(u.route) ? u.route : 'overview';
     if (u.app && ui.apps.some((a) => a.app_id === u.app)) ui.appId = u.app;
     if (u.from && u.to && !validateRange(u.from, u.to)) {
       ui.from = u.from;
       ui.to = u.to;
     }
   });
-  if (api.session) {
+  if (url.route === 'accept') {
+    ui.loading = false; /* whoever opens an invitation, logged in or not */
+  } else if (api.session) {
     loadSession();
   } else {
     ui.loading = false;

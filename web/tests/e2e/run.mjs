@@ -423,10 +423,47 @@ try {
     await page.fill('[data-testid=invite-email]', 'newcomer@e2e.test');
     await page.click('[data-testid=invite]');
     await page.waitForSelector('[data-testid=invitation]');
-    const token = (await page.textContent('[data-testid=invitation] pre')).trim();
-    const acc = await api('POST', '/v1/invitations/accept', { token, password: 'newcomer-password' });
-    eq(acc.status, 201, 'the invitation shown is accepted');
+    const link = (await page.textContent('[data-testid=invitation-link]')).trim();
+    const token = (await page.textContent('[data-testid=invitation-token]')).trim();
+    eq(link, `${BASE}/accept#${token}`, 'the invitation link');
+    await page.waitForSelector('[data-testid=invitations-table] td:text("newcomer@e2e.test")');
     await shot('11-settings-users');
+    // The person invited opens the link in a tab of their own (no session), chooses a password, logs in.
+    const inv = await ctx.newPage();
+    watch(inv);
+    await inv.goto(link);
+    await inv.waitForSelector('[data-testid=accept-form]');
+    await inv.fill('input[name=password]', 'newcomer-password');
+    await inv.fill('input[name=repeat]', 'newcomer-passw0rd');
+    await inv.click('button[type=submit]');
+    await inv.waitForSelector('[data-testid=accept-form] [role=alert]');
+    await shot('11a-accept', inv);
+    await inv.fill('input[name=repeat]', 'newcomer-password');
+    await inv.click('button[type=submit]');
+    await inv.waitForSelector('input[name=email]');
+    assert((await inv.textContent('.login')).includes('newcomer@e2e.test'), 'the login page names the new account');
+    eq(await inv.inputValue('input[name=email]'), 'newcomer@e2e.test', 'the e-mail filled in');
+    assert(!inv.url().includes('#'), 'the token left the address bar');
+    await shot('11b-accepted', inv);
+    await inv.fill('input[name=password]', 'newcomer-password');
+    await inv.click('button[type=submit]');
+    await inv.waitForSelector('[data-testid=whoami]');
+    await inv.goto(link); /* a used invitation */
+    await inv.fill('input[name=password]', 'newcomer-password');
+    await inv.fill('input[name=repeat]', 'newcomer-password');
+    await inv.click('button[type=submit]');
+    assert((await (await inv.waitForSelector('[data-testid=accept-form] [role=alert]')).textContent()).includes('used'), 'a used link is refused');
+    await inv.close();
+    // A second invitation, revoked from the table: its token no longer works.
+    await page.fill('[data-testid=invite-email]', 'second@e2e.test');
+    await page.click('[data-testid=invite]');
+    await page.waitForSelector('[data-testid=invitations-table] td:text("second@e2e.test")');
+    const token2 = (await page.textContent('[data-testid=invitation-token]')).trim();
+    await page.click('[data-testid=invitations-table] tr:has(td:text("second@e2e.test")) [data-testid=revoke-invitation]');
+    await page.waitForSelector('[role=status]:text("Revoked")');
+    assert(!(await page.$('[data-testid=invitations-table] td:text("second@e2e.test")')), 'the revoked invitation left the list');
+    const acc = await api('POST', '/v1/invitations/accept', { token: token2, password: 'second-password' });
+    eq(acc.status, 401, 'a revoked invitation is refused');
     await page.click('[data-testid=tab-fraud]');
     const r = await api('GET', `/v1/apps/${app1.app_id}/fraud`, undefined, auth);
     if (r.status === 404) {

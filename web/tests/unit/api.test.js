@@ -10,6 +10,25 @@ function memStore() {
 }
 
 describe('api session', () => {
+  it('accepts an invitation without an Authorization header, and names the refusal', async () => {
+    const calls = [];
+    const fetchFn = async (url, o) => {
+      calls.push([url, o.headers?.Authorization, JSON.parse(o.body)]);
+      return JSON.parse(o.body).token === 'inv_ok'
+        ? res(201, { user_id: 'usr_1', email: 'new@x.test', role: 'viewer' })
+        : res(401, { error: { code: 'invalid_token', field: 'token', message: 'the invitation is unknown' } });
+    };
+    const store = memStore();
+    store.setItem('umg.session', JSON.stringify({ access_token: 'someone-else', refresh_token: 'r' }));
+    const api = createApi({ fetchFn, storage: store });
+    const u = await api.acceptInvitation('inv_ok', 'a-password');
+    expect(u.email).toBe('new@x.test');
+    expect(calls[0]).toEqual(['/v1/invitations/accept', undefined, { token: 'inv_ok', password: 'a-password' }]);
+    const e = await api.acceptInvitation('inv_bad', 'a-password').catch((x) => x);
+    expect(e).toBeInstanceOf(ApiError);
+    expect(e.code).toBe('invalid_token');
+    expect(api.session.access_token).toBe('someone-else'); /* whoever is logged in stays so */
+  });
   it('refreshes once on 401 and retries with the new token', async () => {
     const calls = [];
     const fetchFn = async (url, o) => {

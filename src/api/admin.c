@@ -23,11 +23,11 @@ static void route(umg_http_req_t *req, void *thread_data)
 
 /* Each path once with every method: the worker answers 405 itself. */
 const umg_http_route_t umg_admin_routes[] = {
-    {"*", "/v1/auth/", 1, route},       {"*", "/v1/me", 0, route},           {"*", "/v1/org", 0, route},
-    {"*", "/v1/apps", 0, route},        {"*", "/v1/apps/", 1, route},        {"*", "/v1/users", 0, route},
-    {"*", "/v1/users/", 1, route},      {"*", "/v1/tokens", 0, route},       {"*", "/v1/tokens/", 1, route},
-    {"*", "/v1/invitations", 0, route}, {"*", "/v1/invitations/", 1, route}, {"*", "/v1/audit", 0, route},
-    {"*", "/v1/privacy/", 1, route},
+    {"*", "/v1/auth/", 1, route},   {"*", "/v1/me", 0, route},          {"*", "/v1/me/", 1, route},
+    {"*", "/v1/org", 0, route},     {"*", "/v1/apps", 0, route},        {"*", "/v1/apps/", 1, route},
+    {"*", "/v1/users", 0, route},   {"*", "/v1/users/", 1, route},      {"*", "/v1/tokens", 0, route},
+    {"*", "/v1/tokens/", 1, route}, {"*", "/v1/invitations", 0, route}, {"*", "/v1/invitations/", 1, route},
+    {"*", "/v1/audit", 0, route},   {"*", "/v1/privacy/", 1, route},
 };
 const size_t umg_admin_nroutes = UMG_ARRAY_SIZE(umg_admin_routes);
 

@@ -548,6 +548,73 @@ class TokensAndKeysTest(TenancyBase):
         self.assertEqual(len(audit), 2)
 
 
+class OwnPasswordTest(TenancyBase):
+    """POST /v1/me/password: any user changes their own password with the current one."""
+    extra = ("--set", "auth.login_max_failures=3")
+
+    def test_change_own_password(self):
+        self.ok("POST", "/v1/users", self.tok_a, {"email": "v@a.test", "password": PASSWORD,
+                                                  "role": "viewer"}, expect=201)
+        first = self.login("v@a.test")
+        other = self.login("v@a.test")  # another session of the same user
+        new_pw = "a new password for v"
+        r = self.ok("POST", "/v1/me/password", first["access_token"],
+                    {"current_password": PASSWORD, "new_password": new_pw})
+        self.assertTrue(r["access_token"] and r["refresh_token"].startswith("rt_"))
+        self.assertEqual(r["user_id"], first["user_id"])
+        # This session goes on with the new tokens; every other one ended.
+        self.assertEqual(self.ok("GET", "/v1/me", r["access_token"])["email"], "v@a.test")
+        self.assertError(self.call("GET", "/v1/me", first["access_token"]), 401, "invalid_token")
+        self.assertError(self.call("GET", "/v1/me", other["access_token"]), 401, "invalid_token")
+        self.assertError(self.call("POST", "/v1/auth/refresh", None, {"refresh_token": other["refresh_token"]}),
+                         401, "invalid_token")
+        self.ok("POST", "/v1/auth/refresh", None, {"refresh_token": r["refresh_token"]})
+        self.login("v@a.test", PASSWORD, expect=401)
+        self.login("v@a.test", new_pw)
+        audit = self.ok("GET", "/v1/audit?action=user.password", self.tok_a)["entries"]
+        self.assertEqual([e["outcome"] for e in audit], ["ok"])
+        # An owner's own password goes the same way, never through PATCH without the current one.
+        resp = self.call("PATCH", "/v1/users/" + self.owner_a["user_id"], self.tok_a, {"password": "taken-over-2"})
+        self.assertError(resp, 400, "invalid_value", "password")
+        self.login("owner@a.test")
+        self.assertNotIn(new_pw, json.dumps(audit))
+
+    def test_refusals(self):
+        tok = self.login("owner@a.test")["access_token"]
+        resp = self.call("POST", "/v1/me/password", tok, {"current_password": "not it at all",
+                                                          "new_password": "whatever-new-1"})
+        self.assertError(resp, 403, "invalid_credentials", "current_password")
+        resp = self.call("POST", "/v1/me/password", tok, {"current_password": PASSWORD, "new_password": "short"})
+        self.assertError(resp, 400, "invalid_value", "new_password")
+        self.assertError(self.call("POST", "/v1/me/password", tok, {"new_password": "whatever-new-1"}),
+                         400, None, "current_password")
+        self.assertError(self.call("POST", "/v1/me/password", tok, {"current_password": PASSWORD,
+                                                                    "new_password": "whatever-new-1", "x": 1}),
+                         400, None, "x")
+        self.assertError(self.call("GET", "/v1/me/password", tok), 405, "method_not_allowed")
+        self.assertError(self.call("POST", "/v1/me/password", None, {"current_password": PASSWORD,
+                                                                     "new_password": "whatever-new-1"}),
+                         401, "unauthorized")
+        t = self.ok("POST", "/v1/tokens", self.tok_a, {"name": "script", "permissions": ["apps:read"]}, expect=201)
+        self.wait_refresh()
+        self.assertError(self.call("POST", "/v1/me/password", t["token"], {"current_password": PASSWORD,
+                                                                           "new_password": "whatever-new-1"}),
+                         403, "forbidden")
+        # Wrong guesses count in the login limiter: a stolen session cannot try passwords for ever.
+        for _ in range(2):
+            resp = self.call("POST", "/v1/me/password", tok, {"current_password": "guess-guess",
+                                                              "new_password": "whatever-new-1"})
+            self.assertError(resp, 403, "invalid_credentials", "current_password")
+        st, h, data = self.call("POST", "/v1/me/password", tok, {"current_password": PASSWORD,
+                                                                 "new_password": "whatever-new-1"})
+        self.assertError((st, h, data), 429, "too_many_attempts")
+        self.assertGreaterEqual(int(h["retry-after"]), 1)
+        self.login("owner@a.test", PASSWORD, expect=429)  # the account's logins wait too
+        self.ok("GET", "/v1/me", tok)  # the password did not change, the session holds
+        audit = self.ok("GET", "/v1/audit?action=user.password", self.tok_b)["entries"]
+        self.assertEqual(audit, [])  # another organization sees none of it
+
+
 class LimitsTest(TenancyBase):
 
     def test_rate_limit(self):

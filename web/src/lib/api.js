@@ -128,6 +128,14 @@ export function createApi({ fetchFn = (...a) => fetch(...a), storage = null, onE
       if (!res.ok) throw new ApiError(res.status, j);
       return j;
     },
+    /** POST /v1/me/password: the caller's own password. Every other session of the user ends;
+     * this one goes on with the tokens in the answer. Rejects with ApiError (403
+     * invalid_credentials for a wrong current password, never 401). */
+    async changePassword(current, next) {
+      const j = await request('POST', '/v1/me/password', { current_password: current, new_password: next });
+      save({ ...session, access_token: j.access_token, refresh_token: j.refresh_token });
+      return j;
+    },
     async logout() {
       const rt = session?.refresh_token;
       save(null);

@@ -4,7 +4,7 @@
 import { createApi } from './api.js';
 import { presetRange, validateRange } from './period.js';
 
-export const ROUTES = ['overview', 'cohorts', 'attribution', 'fraud', 'live', 'settings'];
+export const ROUTES = ['overview', 'cohorts', 'attribution', 'fraud', 'live', 'settings', 'account'];
 /** Pages for someone not logged in. `accept` takes an invitation's token from the URL's fragment
  * (`/accept#inv_...`), which browsers never send to a server or in a Referer. */
 export const PUBLIC_ROUTES = ['login', 'accept'];

@@ -10,6 +10,27 @@ function memStore() {
 }
 
 describe('api session', () => {
+  it('changes the password and goes on with the new tokens; a wrong one keeps the session', async () => {
+    const store = memStore();
+    store.setItem('umg.session', JSON.stringify({ access_token: 'a1', refresh_token: 'r1', user_id: 'usr_1' }));
+    let expired = 0;
+    const fetchFn = async (url, o) => {
+      const b = JSON.parse(o.body);
+      expect(url).toBe('/v1/me/password');
+      expect(o.headers.Authorization).toBe('Bearer a1');
+      return b.current_password === 'right-one'
+        ? res(200, { access_token: 'a2', refresh_token: 'r2', user_id: 'usr_1' })
+        : res(403, { error: { code: 'invalid_credentials', field: 'current_password', message: 'wrong' } });
+    };
+    const api = createApi({ fetchFn, storage: store, onExpired: () => expired++ });
+    const e = await api.changePassword('wrong-one', 'new-password').catch((x) => x);
+    expect(e.code).toBe('invalid_credentials');
+    expect(api.session.access_token).toBe('a1');
+    await api.changePassword('right-one', 'new-password');
+    expect(api.session).toEqual({ access_token: 'a2', refresh_token: 'r2', user_id: 'usr_1' });
+    expect(JSON.parse(store.getItem('umg.session')).refresh_token).toBe('r2');
+    expect(expired).toBe(0);
+  });
   it('accepts an invitation without an Authorization header, and names the refusal', async () => {
     const calls = [];
     const fetchFn = async (url, o) => {

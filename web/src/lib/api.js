@@ -88,6 +88,19 @@ export function createApi({ fetchFn = (...a) => fetch(...a), storage = null, onE
     return res;
   }
 
+  /** A JSON POST that carries no session (a login, accepting an invitation): resolves with the
+   * body, rejects with ApiError. */
+  async function publicPost(path, body) {
+    const res = await fetchFn(path, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    const j = await parse(res);
+    if (!res.ok) throw new ApiError(res.status, j);
+    return j;
+  }
+
   /** A JSON request: resolves with the body, rejects with ApiError. */
   async function request(method, path, body) {
     const opts = { method };
@@ -106,28 +119,13 @@ export function createApi({ fetchFn = (...a) => fetch(...a), storage = null, onE
       return session;
     },
     async login(email, password) {
-      const res = await fetchFn('/v1/auth/login', {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ email, password }),
-      });
-      const j = await parse(res);
-      if (!res.ok) throw new ApiError(res.status, j);
+      const j = await publicPost('/v1/auth/login', { email, password });
       save({ access_token: j.access_token, refresh_token: j.refresh_token, user_id: j.user_id });
       return j;
     },
     /** Accepting an invitation (POST /v1/invitations/accept) needs no session: the token is the
      * credential, and no Authorization header goes with it. Resolves with the new user. */
-    async acceptInvitation(token, password) {
-      const res = await fetchFn('/v1/invitations/accept', {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ token, password }),
-      });
-      const j = await parse(res);
-      if (!res.ok) throw new ApiError(res.status, j);
-      return j;
-    },
+    acceptInvitation: (token, password) => publicPost('/v1/invitations/accept', { token, password }),
     /** POST /v1/me/password: the caller's own password. Every other session of the user ends;
      * this one goes on with the tokens in the answer. Rejects with ApiError (403
      * invalid_credentials for a wrong current password, never 401). */

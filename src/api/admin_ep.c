@@ -785,14 +785,19 @@ static void ep_me_password(umg_admin_t *a, job_t *j)
     }
     body_t b;
     char cur[1025], pw[1025], email[256], hash[128], upid[40];
+    cur[0] = pw[0] = '\0';
     if (parse_body(a, j, allowed, &b) || get_str(j, &b, "current_password", 1, cur, sizeof(cur)) < 0 ||
         get_str(j, &b, "new_password", 1, pw, sizeof(pw)) < 0) {
+        sodium_memzero(cur, sizeof(cur));
+        sodium_memzero(pw, sizeof(pw));
         return;
     }
     int64_t uid = j->who.internal_id;
     sqlite3_stmt *st = q(a, "SELECT email, password_hash, public_id FROM users WHERE id = ?", "i", uid);
     if (st == NULL || sqlite3_step(st) != SQLITE_ROW) {
         sqlite3_finalize(st);
+        sodium_memzero(cur, sizeof(cur));
+        sodium_memzero(pw, sizeof(pw));
         db_error(a, j);
         return;
     }

@@ -2236,7 +2236,9 @@ static int src_next(umg_pipeline_t *p, prep_t **out)
         if (a->cur->end_rc != UMG_OK && a->cur->end_rc != UMG_EAGAIN) {
             return a->cur->end_rc; /* kept until the reset */
         }
-        pthread_mutex_lock(&a->mu);
+    }
+    pthread_mutex_lock(&a->mu);
+    if (a->cur != NULL) { /* applied: its slot is the decoder's again */
         a->head = (a->head + 1) % AHEAD_CHUNKS;
         a->count--;
         a->cur = NULL;
@@ -2244,9 +2246,7 @@ static int src_next(umg_pipeline_t *p, prep_t **out)
             a->full = 0;
             pthread_cond_broadcast(&a->cv);
         }
-        pthread_mutex_unlock(&a->mu);
     }
-    pthread_mutex_lock(&a->mu);
     if (a->count == 0) {
         /* Nothing ready: the log's end only once a read that started after now reached it, as a reader of our
          * own would say. */

@@ -647,7 +647,8 @@ void umg__login_succeeded(umg_admin_t *a, const char *email)
 /*
  * After a restart, the limiter as it stood: the logins of the last window, replayed from the audit log (every
  * login is audited, a failure with the e-mail address tried and the client's address, a success with the
- * user). The audit log only grows and its times grow with its ids, so the window's first row is found by
+ * user), and the password changes (POST /v1/me/password, audited with the user: a wrong current password counts
+ * as a failed login). The audit log only grows and its times grow with its ids, so the window's first row is found by
  * bisecting ids, not by reading the table.
  */
 static void login_restore(umg_admin_t *a)
@@ -678,9 +679,10 @@ static void login_restore(umg_admin_t *a)
     }
     sqlite3_finalize(st);
     if (sqlite3_prepare_v2(a->db,
-                           "SELECT a.ts_us, a.outcome, a.target, COALESCE(a.ip, ''), u.email FROM audit a"
-                           " LEFT JOIN users u ON a.outcome = 'ok' AND u.public_id = a.target"
-                           " WHERE a.id >= ? AND a.action = 'auth.login' ORDER BY a.id",
+                           "SELECT a.ts_us, a.outcome, a.target, COALESCE(a.ip, ''), u.email, a.action FROM audit a"
+                           " LEFT JOIN users u ON u.public_id = a.target"
+                           " AND (a.outcome = 'ok' OR a.action = 'user.password')"
+                           " WHERE a.id >= ? AND a.action IN ('auth.login', 'user.password') ORDER BY a.id",
                            -1, &st, NULL) != SQLITE_OK) {
         umg_log(UMG_LOG_WARN, "admin", "cannot read the logins of the last window: %s", sqlite3_errmsg(a->db));
         return;
@@ -694,6 +696,9 @@ static void login_restore(umg_admin_t *a)
         const char *ip = (const char *)sqlite3_column_text(st, 3), *email = (const char *)sqlite3_column_text(st, 4);
         if (ts < since || outcome == NULL) {
             continue;
+        }
+        if (strcmp((const char *)sqlite3_column_text(st, 5), "user.password") == 0) {
+            target = email; /* a password change names the user; the limiter counts by e-mail address */
         }
         if (strcmp(outcome, "failed") == 0 && target != NULL) {
             login_failed_at(a, ip, target, ts);

@@ -177,6 +177,20 @@ class LoginRestartTest(TenancyBase):
                          what="an address with failures before the restart")
 
 
+    def test_password_change_failures_survive_a_restart(self):
+        tok = self.login("owner@a.test")["access_token"]
+        for _ in range(2):
+            resp = self.call("POST", "/v1/me/password", tok,
+                             {"current_password": "guess-guess", "new_password": "whatever-new-1"},
+                             {"X-Forwarded-For": "198.51.100.7"})
+            self.assertError(resp, 403, "invalid_credentials", "current_password")
+        self.d.restart()
+        # The account has 2 failures from before the restart: one wrong login more reaches the limit.
+        self.assertEqual(self.login_from("198.51.100.8", "owner@a.test", "wrong-password")[0], 401)
+        self.assertError(self.login_from("198.51.100.8", "owner@a.test", PASSWORD), 429, "too_many_attempts",
+                         what="wrong current passwords before the restart count")
+
+
 class LoginConcurrencyTest(TenancyBase):
     """Passwords are checked on a thread of their own (argon2id, ~0.1 s each)."""
     extra = ("--set", "auth.login_max_failures=3")

@@ -555,17 +555,28 @@ static const char *dummy_hash(void)
     return h;
 }
 
-/* A login refused for the limiter (429 with Retry-After); 1 when it was. */
-static int login_limited(umg_admin_t *a, job_t *j, const char *email)
+/* A request the login limiter refuses for email or the client's address: 429 with Retry-After, audited as action
+ * on target (rate_limited). 1 when it was. */
+static int limited(umg_admin_t *a, job_t *j, const char *email, int64_t org, const char *action, const char *target,
+                   const char *message)
 {
     int64_t wait = umg__login_blocked(a, j->ip, email);
     if (wait <= 0) {
         return 0;
     }
-    umg__admin_count_login("limited");
-    audit(a, j, 0, "auth.login", email, "rate_limited", NULL);
-    umg__job_error(j, 429, "too_many_attempts", NULL, "too many failed logins; wait before trying again");
+    audit(a, j, org, action, target, "rate_limited", NULL);
+    umg__job_error(j, 429, "too_many_attempts", NULL, message);
     snprintf(j->extra, sizeof(j->extra), "Retry-After: %lld\r\nCache-Control: no-store\r\n", (long long)wait);
+    return 1;
+}
+
+/* A login refused for the limiter; 1 when it was. */
+static int login_limited(umg_admin_t *a, job_t *j, const char *email)
+{
+    if (!limited(a, j, email, 0, "auth.login", email, "too many failed logins; wait before trying again")) {
+        return 0;
+    }
+    umg__admin_count_login("limited");
     return 1;
 }
 
@@ -784,58 +795,43 @@ static void ep_me_password(umg_admin_t *a, job_t *j)
         return;
     }
     body_t b;
-    char cur[1025], pw[1025], email[256], hash[128], upid[40];
-    cur[0] = pw[0] = '\0';
+    char cur[1025] = "", pw[1025] = "", email[256], hash[128], upid[40];
+    int64_t uid = j->who.internal_id;
+    sqlite3_stmt *st = NULL;
     if (parse_body(a, j, allowed, &b) || get_str(j, &b, "current_password", 1, cur, sizeof(cur)) < 0 ||
         get_str(j, &b, "new_password", 1, pw, sizeof(pw)) < 0) {
-        sodium_memzero(cur, sizeof(cur));
-        sodium_memzero(pw, sizeof(pw));
-        return;
+        goto done;
     }
-    int64_t uid = j->who.internal_id;
-    sqlite3_stmt *st = q(a, "SELECT email, password_hash, public_id FROM users WHERE id = ?", "i", uid);
+    st = q(a, "SELECT email, password_hash, public_id FROM users WHERE id = ?", "i", uid);
     if (st == NULL || sqlite3_step(st) != SQLITE_ROW) {
         sqlite3_finalize(st);
-        sodium_memzero(cur, sizeof(cur));
-        sodium_memzero(pw, sizeof(pw));
         db_error(a, j);
-        return;
+        goto done;
     }
     snprintf(email, sizeof(email), "%s", col(st, 0));
     snprintf(hash, sizeof(hash), "%s", col(st, 1));
     snprintf(upid, sizeof(upid), "%s", col(st, 2));
     sqlite3_finalize(st);
-    int64_t wait = umg__login_blocked(a, j->ip, email);
-    if (wait > 0) {
-        sodium_memzero(cur, sizeof(cur));
-        sodium_memzero(pw, sizeof(pw));
-        audit(a, j, j->who.org, "user.password", upid, "rate_limited", NULL);
-        umg__job_error(j, 429, "too_many_attempts", NULL, "too many failed attempts; wait before trying again");
-        snprintf(j->extra, sizeof(j->extra), "Retry-After: %lld\r\nCache-Control: no-store\r\n", (long long)wait);
-        return;
+    if (limited(a, j, email, j->who.org, "user.password", upid, "too many failed attempts; wait before trying again")) {
+        goto done;
     }
-    int ok = umg_meta_password_check(hash, cur, strlen(cur));
-    sodium_memzero(cur, sizeof(cur));
-    if (!ok) {
-        sodium_memzero(pw, sizeof(pw));
+    if (!umg_meta_password_check(hash, cur, strlen(cur))) {
         umg__login_failed(a, j->ip, email);
         audit(a, j, j->who.org, "user.password", upid, "failed", NULL);
         /* 403, not 401: the session is fine, the password given is not */
         umg__job_error(j, 403, "invalid_credentials", "current_password", "the current password is wrong");
-        return;
+        goto done;
     }
-    int rc = umg_meta_password_hash(pw, strlen(pw), hash);
-    sodium_memzero(pw, sizeof(pw));
-    if (rc != UMG_OK) {
+    if (umg_meta_password_hash(pw, strlen(pw), hash) != UMG_OK) {
         umg__job_error(j, 400, "invalid_value", "new_password", "the password must be 8 to 1024 bytes");
-        return;
+        goto done;
     }
     umg__login_succeeded(a, email);
     if (begin(a)) {
         db_error(a, j);
-        return;
+        goto done;
     }
-    rc = exec(
+    int rc = exec(
         a, q(a, "UPDATE users SET password_hash = ?, token_version = token_version + 1 WHERE id = ?", "ti", hash, uid));
     rc |= exec(a, q(a, "UPDATE refresh_tokens SET revoked_us = ? WHERE user_id = ? AND revoked_us IS NULL", "ii",
                     umg_now_us(), uid));
@@ -845,14 +841,17 @@ static void ep_me_password(umg_admin_t *a, job_t *j)
     if (rc || ver < 0) {
         rollback(a);
         db_error(a, j);
-        return;
+        goto done;
     }
     audit(a, j, j->who.org, "user.password", upid, "ok", NULL);
     if (issue_tokens(a, j, uid, upid, j->who.org_public_id, ver, NULL) != 0) {
         rollback(a);
-        return;
+        goto done;
     }
     commit(a, j);
+done:
+    sodium_memzero(cur, sizeof(cur));
+    sodium_memzero(pw, sizeof(pw));
 }
 
 static void ep_org(umg_admin_t *a, job_t *j)

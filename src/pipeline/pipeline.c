@@ -270,10 +270,10 @@ struct umg_pipeline_s {
     umg_buf_t f_events; /* (uint32 app, uuid) pairs, 20 bytes */
 };
 
-/* Counts for the stats and /metrics are kept per batch and published when it commits: a batch undone and
- * applied again (after an error, or split: UMG_ETOOBIG) counts once. */
 static void ahead_stop(umg_pipeline_t *p);
 
+/* Counts for the stats and /metrics are kept per batch and published when it commits: a batch undone and
+ * applied again (after an error, or split: UMG_ETOOBIG) counts once. */
 static void count(umg_pipeline_t *p, int which)
 {
     p->pend[which]++;

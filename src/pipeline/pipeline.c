@@ -1967,11 +1967,12 @@ static int decode_record(umg_event_decoder_t **edec, umg_touch_decoder_t **tdec,
     return rc ? rc : umg_event_decoder_foreach(*edec, &lim, on_ev, ctx);
 }
 
-/* Reading a record ahead of the store work: where the decoded record goes, and where its strings are copied
- * (NULL: they stay in the decoders until their next record). */
+/* Reading a record ahead of the store work: where the decoded record goes, and the arena for decrypted values
+ * and, when own is set (the decoder thread), copies of its strings; without own they stay in the decoders until
+ * their next record. */
 typedef struct prep_ctx_s {
     const umg_pii_t *pii;
-    umg_arena_t *arena; /* decrypted values and copies */
+    umg_arena_t *arena;
     int own;
     prep_t *r;
 } prep_ctx_t;

@@ -525,6 +525,33 @@ int main(int argc, char **argv)
            (unsigned long long)ss.touches, pre_s, (double)npre / pre_s, (double)ss.total_bytes / 1e6, disk_per_touch,
            (double)ss.index_bytes / 1e6, index_per_touch, bytes_per_touch);
 
+    /* The installed base: in-app events come from devices that installed (an event of a device without one
+     * would be its implicit install, and the mix would hold far more than 5% installs). One install per 16
+     * preloaded touches (the mix's 5 to 80), half from touched devices, half from new ones, then the mixed
+     * phase's installs join it. EVENTS=implicit: events from touched devices instead, nearly all of them
+     * implicit installs (the bench's mix before 2026-11-29). */
+    const char *events_env = getenv("EVENTS");
+    int implicit = events_env != NULL && strcmp(events_env, "implicit") == 0;
+    uint64_t ninst = implicit ? 0 : npre / 16, nbase = 0;
+    uint64_t *base = malloc(sizeof(uint64_t) * (ninst + nmix / 10 + 1));
+    for (uint64_t i = 0; i < ninst; i++) {
+        int64_t ts = T - 20ll * 86400 * 1000000 + (int64_t)(i * (20ull * 86400 * 1000000 / (ninst + 1)));
+        int touched = next_rand() % 2 == 0;
+        uint64_t dev = touched ? 1 + next_rand() % ndev : ndev + 1 + next_rand() % (ndev * 4);
+        add(a, UMG_BUS_KIND_EVENT, ts, json, event_json(json, sizeof(json), "install", dev, ts, 0));
+        base[nbase++] = dev;
+    }
+    if (ninst > 0) {
+        flush(a);
+        double inst_s = run_pipeline(p, npre + ninst);
+        for (int l = 1; l < nlegs; l++) {
+            run_pipeline(legs[l].p, npre + ninst);
+        }
+        printf("installed base: %llu installs in %.2f s = %.0f installs/s\n", (unsigned long long)ninst, inst_s,
+               (double)ninst / inst_s);
+    }
+    uint64_t nlog = npre + ninst; /* records in the log before the mixed ones */
+
     fprintf(stderr, "appending %llu mixed records...\n", (unsigned long long)nmix);
     uint64_t counts[3] = {0};
     for (uint64_t i = 0; i < nmix; i++) {
@@ -542,33 +569,37 @@ int main(int argc, char **argv)
             len = event_json(json, sizeof(json), "install", dev, ts, touched && next_rand() % 10 == 0);
             add(a, UMG_BUS_KIND_EVENT, ts, json, len);
             counts[1]++;
+            if (!implicit) {
+                base[nbase++] = dev;
+            }
         } else {
             uint64_t k = next_rand() % 15; /* 2/3 in-app events (a fifth of them purchases), 1/3 sessions */
             len = event_json(json, sizeof(json),
                              k < 8    ? "event"
                              : k < 10 ? "purchase"
                                       : "session",
-                             1 + next_rand() % ndev, ts, 0);
+                             implicit || nbase == 0 ? 1 + next_rand() % ndev : base[next_rand() % nbase], ts, 0);
             add(a, UMG_BUS_KIND_EVENT, ts, json, len);
             counts[2]++;
         }
     }
     flush(a);
     uint64_t decoded;
-    double dec_s = run_decode_only(a->ops, a->bus, npre, npre + nmix, &decoded);
+    double dec_s = run_decode_only(a->ops, a->bus, nlog, nlog + nmix, &decoded);
     if (decoded != nmix) {
         fprintf(stderr, "decode-only: %llu of %llu records decoded\n", (unsigned long long)decoded,
                 (unsigned long long)nmix);
         return 1;
     }
     if (nlegs == 2) {
-        ab_run(legs, ab, npre, nmix, (double)nmix / dec_s);
+        ab_run(legs, ab, nlog, nmix, (double)nmix / dec_s);
         return finish(a, dir, own_dir);
     }
+    umg_pipeline_stats_t ps, ps0;
+    umg_pipeline_stats(p, &ps0);
     perf_ctl("enable");
-    double mix_s = run_pipeline(p, npre + nmix), mix_cpu_s = last_cpu_s;
+    double mix_s = run_pipeline(p, nlog + nmix), mix_cpu_s = last_cpu_s;
     perf_ctl("disable");
-    umg_pipeline_stats_t ps;
     umg_pipeline_stats(p, &ps);
     umg_store_stats(st, &ss);
     printf("baseline (same records, log read + JSON decode only): %.0f records/s; pipeline / baseline = %.2f\n",
@@ -579,7 +610,8 @@ int main(int argc, char **argv)
            (unsigned long long)nmix, (unsigned long long)counts[0], (unsigned long long)counts[1],
            (unsigned long long)counts[2], mix_s, (double)nmix / mix_s, (unsigned long long)ps.install_p50_us,
            (unsigned long long)ps.install_p99_us, (unsigned long long)ps.install_max_us,
-           (unsigned long long)(ps.installs + ps.implicit_installs), (unsigned long long)counts[1],
+           (unsigned long long)(ps.installs + ps.implicit_installs - ps0.installs - ps0.implicit_installs),
+           (unsigned long long)counts[1],
            (unsigned long long)ss.touches);
     printf("{\"preload_touches\":%llu,\"preload_touches_per_s\":%.0f,\"bytes_per_touch\":%.1f,\"disk_bytes_per_touch\":"
            "%.1f,\"mixed_records\":%llu,"

@@ -169,6 +169,7 @@ daemon_up() {
         sleep 1.2
     fi
     bench_log "daemon pid $UMG_PID on 127.0.0.1:$UMG_PORT (data $UMG_DATA)"
+    wait_http "http://127.0.0.1:$UMG_PORT/readyz" 200 60 || bench_die "daemon /readyz did not answer 200 within 60 s"
     preflight
 }
 

@@ -256,9 +256,10 @@ static int enqueue(umg_admin_t *a, job_t *j, int again)
     return UMG_OK;
 }
 
+/* Every byte: the body is parsed with its length, so a copy that stopped at a NUL byte would be read past. */
 static char *dup_slice(umg_slice_t s)
 {
-    return umg_strndup(s.ptr ? s.ptr : "", s.len);
+    return umg_memdup(s.ptr ? s.ptr : "", s.len);
 }
 
 /* A job holding a copy of rec; NULL when out of memory. */

@@ -154,6 +154,22 @@ char *umg_strndup(const char *s, size_t len)
     return d;
 }
 
+char *umg_memdup(const void *p, size_t len)
+{
+    if (len == SIZE_MAX) {
+        return NULL;
+    }
+    char *d = umg_malloc(len + 1);
+    if (d == NULL) {
+        return NULL;
+    }
+    if (len != 0) {
+        memcpy(d, p, len);
+    }
+    d[len] = '\0';
+    return d;
+}
+
 size_t umg_alloc_bytes(void)
 {
     return atomic_load_explicit(&live_bytes, memory_order_relaxed);

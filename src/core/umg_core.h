@@ -61,7 +61,11 @@ void *umg_calloc(size_t n, size_t size);
 void *umg_calloc_huge(size_t n, size_t size);
 void *umg_realloc(void *p, size_t size);
 void umg_free(void *p);
+/* A C string of s's first len bytes, or fewer: the copy ends at a NUL byte among them (as strndup). */
 char *umg_strndup(const char *s, size_t len);
+/* The len bytes at p exactly, NUL bytes among them included, then a terminating NUL: for client bytes that are
+ * used again with their length (a request body, a query value). */
+char *umg_memdup(const void *p, size_t len);
 size_t umg_alloc_bytes(void);
 void umg_alloc_fail_after(long n);
 

@@ -199,7 +199,7 @@ int umg_funnel_parse(const umg_funnel_params_t *p, umg_funnel_t **out, umg_query
     umg_slice_t steps = p->steps;
     int rc = UMG_OK;
     if (steps.ptr != NULL) {
-        f->text = umg_strndup(steps.ptr, steps.len);
+        f->text = umg_memdup(steps.ptr, steps.len); /* every byte: the steps are cut with their length */
         rc = f->text == NULL ? UMG_ENOMEM : UMG_OK;
         steps.ptr = f->text;
     }

@@ -63,6 +63,11 @@ class FunnelTest(AttributionCase):
         self.assertError(self.funnel(dict(p, group_by="os")), 400, "invalid_value", "group_by")
         self.assertError(self.funnel(dict(p, format="xml")), 400, "invalid_value", "format")
         self.assertError(self.funnel(dict(p, steps="%zz")), 400, "invalid_value", "steps")
+        # A NUL byte in a step: the steps were copied up to it but cut with their whole length (read past the copy).
+        self.assertError(self.funnel(dict(p, steps="install%00" + "x" * 60 + ",purchase")), 400, "invalid_value",
+                         "steps", "a NUL byte in a step")
+        st, h, data = self.funnel(p)
+        self.assertStatus(st, 200, "funnel after the bad steps", data)
 
     def wait_funnel(self, params, entered):
         deadline = time.time() + WAIT

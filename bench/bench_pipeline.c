@@ -611,8 +611,7 @@ int main(int argc, char **argv)
            (unsigned long long)counts[2], mix_s, (double)nmix / mix_s, (unsigned long long)ps.install_p50_us,
            (unsigned long long)ps.install_p99_us, (unsigned long long)ps.install_max_us,
            (unsigned long long)(ps.installs + ps.implicit_installs - ps0.installs - ps0.implicit_installs),
-           (unsigned long long)counts[1],
-           (unsigned long long)ss.touches);
+           (unsigned long long)counts[1], (unsigned long long)ss.touches);
     printf("{\"preload_touches\":%llu,\"preload_touches_per_s\":%.0f,\"bytes_per_touch\":%.1f,\"disk_bytes_per_touch\":"
            "%.1f,\"mixed_records\":%llu,"
            "\"mixed_records_per_s\":%.0f,\"decode_only_per_s\":%.0f,\"install_p50_us\":%llu,\"install_p99_us\":%llu,"

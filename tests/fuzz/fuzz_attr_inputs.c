@@ -140,6 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t a = size / 3, b = 2 * size / 3;
     umg_attr_fp_t fp;
     umg_attr_fp_make(&fp, umg_slice(s.ptr, a), umg_slice(s.ptr + a, b - a), umg_slice("android", 7),
-                     umg_slice(s.ptr + b, (size - b) / 2), umg_slice(s.ptr + b + (size - b) / 2, size - b - (size - b) / 2));
+                     umg_slice(s.ptr + b, (size - b) / 2),
+                     umg_slice(s.ptr + b + (size - b) / 2, size - b - (size - b) / 2));
     return 0;
 }

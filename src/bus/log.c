@@ -90,6 +90,12 @@ struct umg_bus_s {
     sync_job_t *shead, *stail;
     int ssyncing, sstop;
 
+    /* set_notify: called under nlock when the durable end moves */
+    pthread_mutex_t nlock;
+    void (*notify_fn)(void *arg, uint64_t end);
+    void *notify_arg;
+    _Atomic int notify_on;
+
     umg_dedupe_t *dedupe;
     umg_buf_t wbuf, ibuf; /* a group's record headers and index entries */
     struct iovec *iov;    /* a group's headers and payloads, in log order */
@@ -926,12 +932,35 @@ static int do_sync(umg_bus_t *bus)
     return UMG_OK;
 }
 
+/* Tells the reader that asked (set_notify) that the durable end moved. */
+static void notify(umg_bus_t *bus, uint64_t end)
+{
+    if (!atomic_load_explicit(&bus->notify_on, memory_order_acquire)) {
+        return;
+    }
+    pthread_mutex_lock(&bus->nlock);
+    if (bus->notify_fn != NULL) {
+        bus->notify_fn(bus->notify_arg, end);
+    }
+    pthread_mutex_unlock(&bus->nlock);
+}
+
+static void log_set_notify(umg_bus_t *bus, void (*fn)(void *arg, uint64_t end), void *arg)
+{
+    pthread_mutex_lock(&bus->nlock);
+    bus->notify_fn = fn;
+    bus->notify_arg = arg;
+    atomic_store_explicit(&bus->notify_on, fn != NULL, memory_order_release);
+    pthread_mutex_unlock(&bus->nlock);
+}
+
 static void publish(umg_bus_t *bus)
 {
     seg_t *s = bus->segs[bus->nsegs - 1];
     atomic_store_explicit(&s->bytes, bus->active_bytes, memory_order_release);
     atomic_store_explicit(&s->count, bus->next_offset - s->base, memory_order_release);
     atomic_store_explicit(&bus->durable, bus->next_offset, memory_order_release);
+    notify(bus, bus->next_offset);
 }
 
 /*
@@ -1188,6 +1217,7 @@ static void *syncer_main(void *arg)
             }
             umg_metric_observe(&m_fsync, (double)(umg_mono_ns() - t0) / 1e9);
         }
+        uint64_t end = 0;
         while (jobs != NULL) {
             sync_job_t *j = jobs;
             jobs = j->next;
@@ -1196,9 +1226,13 @@ static void *syncer_main(void *arg)
                 atomic_store_explicit(&j->seg->count, j->next_offset - j->seg->base, memory_order_release);
                 atomic_store_explicit(&bus->durable, j->next_offset, memory_order_release);
                 umg_metric_observe(&m_group, (double)j->nrec);
+                end = j->next_offset;
             }
             complete_all(j->list, rc);
             umg_free(j);
+        }
+        if (end != 0) {
+            notify(bus, end);
         }
         pthread_mutex_lock(&bus->slock);
         bus->ssyncing = 0;
@@ -1376,6 +1410,7 @@ static int log_open(const umg_bus_config_t *cfg, umg_bus_t **out)
     pthread_mutex_init(&bus->offlock, NULL);
     pthread_mutex_init(&bus->rwlock_rewrite, NULL);
     pthread_mutex_init(&bus->slock, NULL);
+    pthread_mutex_init(&bus->nlock, NULL);
     pthread_cond_init(&bus->scond, NULL);
     pthread_cond_init(&bus->sidle, NULL);
     int rc = UMG_ENOMEM;
@@ -1470,6 +1505,7 @@ static void log_close(umg_bus_t *bus)
     pthread_mutex_destroy(&bus->offlock);
     pthread_mutex_destroy(&bus->rwlock_rewrite);
     pthread_mutex_destroy(&bus->slock);
+    pthread_mutex_destroy(&bus->nlock);
     pthread_cond_destroy(&bus->scond);
     pthread_cond_destroy(&bus->sidle);
     umg_free(bus->dir);
@@ -2192,4 +2228,5 @@ const umg_bus_ops_t umg_bus_log_ops = {
     .stats = log_stats,
     .partitions = log_partitions,
     .rewrite = log_rewrite,
+    .set_notify = log_set_notify,
 };

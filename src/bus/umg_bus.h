@@ -170,6 +170,12 @@ typedef struct umg_bus_ops_s {
     int (*partitions)(umg_bus_t *bus);
     /* Rewrites stored records (NULL when the backend cannot: Kafka uses compaction instead). */
     int (*rewrite)(umg_bus_t *bus, const umg_bus_rewriter_t *rw, umg_bus_rewrite_stats_t *st);
+    /*
+     * fn(arg, end) runs each time the acknowledged end moves, with the new end, on the bus's own thread: it
+     * must return at once (wake a reader, no more). One at a time; fn NULL stops it, and once set_notify
+     * returns no call of the one before is running. NULL when the backend cannot: readers poll.
+     */
+    void (*set_notify)(umg_bus_t *bus, void (*fn)(void *arg, uint64_t end), void *arg);
 } umg_bus_ops_t;
 
 /* The embedded segmented log. */

@@ -146,7 +146,8 @@ static const umg_config_item_t serve_items[] = {
      "reports and GET /v1/attribution see applied records at least this often while it works through a "
      "backlog (once it has caught up, each transaction ends when the log does)."},
     {"attribution.poll", UMG_CFG_DURATION_MS, "2", 1, 1000, OFF(pipeline.poll_ms),
-     "How long the pipeline waits before looking again when it has caught up with the log."},
+     "How long the pipeline waits before looking again when it has caught up with the log; if the log has not "
+     "grown by then, it sleeps until the log says it has (at most 100 ms), so an idle daemon does not poll."},
     {"attribution.nice", UMG_CFG_INT, "0", 0, 19, OFF(pipeline.nice),
      "Nice value of the pipeline thread. Above 0, acknowledging events goes first when the cores are short and "
      "the pipeline catches up when they are free (umg_pipeline_lag_records shows how far behind it is); results "

@@ -216,7 +216,14 @@ struct umg_pipeline_s {
     umg_touch_decoder_t *tdec;
     umg_arena_t arena;
     ahead_t *ah; /* the decoder thread (cfg.decode_thread), started by the first step */
-    prep_t one;  /* without it: the record being applied */
+    /* With the decoder thread: the log's acknowledged end as the bus last said (set_notify; notify_on), the
+     * threads waiting for it to move (idle_wait), and the end every record before which the pipeline has read
+     * (it found nothing more after a read that started once the log was there). */
+    _Atomic uint64_t log_end;
+    _Atomic int sleepers;
+    int notify_on;
+    uint64_t seen_end;
+    prep_t one; /* without it: the record being applied */
     app_ent_t apps_cache[APP_CACHE];
     size_t napps;
     int64_t apps_cached_us;
@@ -2075,6 +2082,56 @@ static int apply(umg_pipeline_t *p, prep_t *r)
  * publishes each chunk when it is full or the reader reached the log's end. At the end it looks again after
  * poll_ms, or at once when the pipeline asks (a poke). After an error it waits for the pipeline's reset.
  */
+#define IDLE_MAX_MS 100 /* an idle thread looks again this often even if the log never says it moved */
+
+/* Whether a thread in idle_wait has something to do: the pipeline (decoder 0) once chunks are ready, the decoder
+ * once the pipeline asks for a read or a reset; both once they stop. Under a->mu. */
+static int idle_over(const ahead_t *a, int decoder, uint64_t poke, uint64_t gen)
+{
+    return a->stop || (decoder ? a->poke != poke || a->gen != gen : a->count > 0);
+}
+
+/*
+ * Under a->mu, when a thread found nothing more to read: waits poll_ms (less if it gets something to do), then
+ * as long as the log holds nothing past seen_end, at most IDLE_MAX_MS more. So under load both threads look
+ * every poll_ms, as they did, and an idle daemon does not wake them 500 times a second. Without notifications
+ * from the bus they look every poll_ms. The decoder passes the pipeline's poke and the reset it reads for (gen).
+ */
+static void idle_wait(umg_pipeline_t *p, ahead_t *a, uint64_t seen_end, int decoder, uint64_t poke, uint64_t gen)
+{
+    struct timespec until;
+    umg_deadline_ms(&until, p->cfg.poll_ms);
+    int rc = 0;
+    while (!idle_over(a, decoder, poke, gen) && rc != ETIMEDOUT) {
+        rc = pthread_cond_timedwait(&a->cv, &a->mu, &until);
+    }
+    if (!p->notify_on) {
+        return;
+    }
+    /* Dekker with on_durable: it stores the end, then reads sleepers; here sleepers goes up, then the end is
+     * read (both sequentially consistent), so either it sees a sleeper and wakes it or the end read here is new. */
+    atomic_fetch_add(&p->sleepers, 1);
+    umg_deadline_ms(&until, IDLE_MAX_MS);
+    rc = 0;
+    while (!idle_over(a, decoder, poke, gen) && atomic_load(&p->log_end) <= seen_end && rc != ETIMEDOUT) {
+        rc = pthread_cond_timedwait(&a->cv, &a->mu, &until);
+    }
+    atomic_fetch_sub(&p->sleepers, 1);
+}
+
+/* The bus's notification (on its writer or syncer thread): the acknowledged end moved. */
+static void on_durable(void *arg, uint64_t end)
+{
+    umg_pipeline_t *p = arg;
+    atomic_store(&p->log_end, end);
+    if (atomic_load(&p->sleepers) > 0) {
+        ahead_t *a = p->ah; /* set before the notification was, cleared after it stopped */
+        pthread_mutex_lock(&a->mu);
+        pthread_cond_broadcast(&a->cv);
+        pthread_mutex_unlock(&a->mu);
+    }
+}
+
 static void *ahead_thread(void *arg)
 {
     umg_pipeline_t *p = arg;
@@ -2097,7 +2154,7 @@ static void *ahead_thread(void *arg)
             pthread_cond_wait(&a->cv, &a->mu);
             continue;
         }
-        uint64_t poke = a->poke;
+        uint64_t poke = a->poke, end = atomic_load(&p->log_end); /* read below, at the least */
         chunk_t *c = &a->chunks[(a->head + a->count) % AHEAD_CHUNKS];
         pthread_mutex_unlock(&a->mu);
 
@@ -2138,9 +2195,7 @@ static void *ahead_thread(void *arg)
         failed = error; /* the pipeline resets the reading */
         pthread_cond_broadcast(&a->cv);
         if (rc == UMG_EAGAIN && a->poke == poke && !a->stop) {
-            struct timespec ts;
-            umg_deadline_ms(&ts, p->cfg.poll_ms);
-            pthread_cond_timedwait(&a->cv, &a->mu, &ts);
+            idle_wait(p, a, end, 1, poke, gen);
         }
     }
     pthread_mutex_unlock(&a->mu);
@@ -2162,6 +2217,10 @@ static void ahead_stop(umg_pipeline_t *p)
         pthread_cond_broadcast(&a->cv);
         pthread_mutex_unlock(&a->mu);
         pthread_join(a->tid, NULL);
+    }
+    if (p->notify_on) {
+        p->ops->set_notify(p->bus, NULL, NULL); /* no call of on_durable runs once this returns */
+        p->notify_on = 0;
     }
     pthread_mutex_destroy(&a->mu);
     pthread_cond_destroy(&a->cv);
@@ -2196,8 +2255,17 @@ static int ahead_start(umg_pipeline_t *p)
     a->running = rc == UMG_OK;
     if (rc != UMG_OK) {
         ahead_stop(p);
+        return rc;
     }
-    return rc;
+    if (p->ops->set_notify != NULL) {
+        p->ops->set_notify(p->bus, on_durable, p);
+        p->notify_on = 1;
+        umg_bus_stats_t bs; /* the end before the first notification; a notification meanwhile is newer */
+        p->ops->stats(p->bus, &bs);
+        uint64_t none = 0;
+        atomic_compare_exchange_strong(&p->log_end, &none, bs.durable_offset);
+    }
+    return UMG_OK;
 }
 
 /* The next record to apply, in log order: UMG_OK, UMG_EAGAIN at the log's acknowledged end, or an error (then
@@ -2248,9 +2316,11 @@ static int src_next(umg_pipeline_t *p, prep_t **out)
             pthread_cond_broadcast(&a->cv);
         }
     }
+    uint64_t end = 0;
     if (a->count == 0) {
         /* Nothing ready: the log's end only once a read that started after now reached it, as a reader of our
          * own would say. */
+        end = atomic_load(&p->log_end);
         uint64_t want = ++a->poke;
         pthread_cond_broadcast(&a->cv);
         while (a->count == 0 && a->poke_done < want) {
@@ -2265,6 +2335,8 @@ static int src_next(umg_pipeline_t *p, prep_t **out)
         if (rc == UMG_OK) {
             *out = &a->cur->rec[a->pos++];
         }
+    } else {
+        p->seen_end = end; /* a read that started after the log reached it found nothing more */
     }
     pthread_mutex_unlock(&a->mu);
     return rc;
@@ -2289,7 +2361,7 @@ static void src_reset(umg_pipeline_t *p)
     }
 }
 
-/* Waits up to poll_ms for records to apply (the pipeline has caught up with the log). */
+/* The pipeline has caught up with the log: waits for more (idle_wait), or poll_ms without the decoder thread. */
 static void src_wait(umg_pipeline_t *p)
 {
     ahead_t *a = p->ah;
@@ -2298,12 +2370,8 @@ static void src_wait(umg_pipeline_t *p)
         nanosleep(&ts, NULL);
         return;
     }
-    struct timespec ts;
-    umg_deadline_ms(&ts, p->cfg.poll_ms);
     pthread_mutex_lock(&a->mu);
-    if (a->count == 0 && !a->stop) {
-        pthread_cond_timedwait(&a->cv, &a->mu, &ts);
-    }
+    idle_wait(p, a, p->seen_end, 0, 0, 0);
     pthread_mutex_unlock(&a->mu);
 }
 

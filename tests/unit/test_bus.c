@@ -687,6 +687,63 @@ static void test_drop_behind(void **state)
     free(dir);
 }
 
+typedef struct notes_s {
+    _Atomic uint64_t calls, end;
+} notes_t;
+
+static void on_note(void *arg, uint64_t end)
+{
+    notes_t *n = arg;
+    atomic_fetch_add(&n->calls, 1);
+    atomic_store(&n->end, end);
+}
+
+/* The notification comes after the acknowledgement, from the bus's thread: wait for it (a generous bound). */
+static uint64_t note_end(notes_t *n, uint64_t want)
+{
+    for (int i = 0; i < 5000 && atomic_load(&n->end) < want; i++) {
+        usleep(1000);
+    }
+    return atomic_load(&n->end);
+}
+
+/* set_notify: told the new acknowledged end after each group, under fsync=always (the syncer) and never (the
+ * writer); nothing once it is cleared. */
+static void test_notify(void **state)
+{
+    (void)state;
+    for (int never = 0; never < 2; never++) {
+        char *dir = tmpdir();
+        umg_bus_config_t cfg;
+        umg_bus_config_defaults(&cfg);
+        cfg.dir = dir;
+        cfg.partitions = 4;
+        cfg.fsync_policy = never ? UMG_FSYNC_NEVER : UMG_FSYNC_ALWAYS;
+        umg_bus_t *bus = NULL;
+        assert_int_equal(ops->open(&cfg, &bus), UMG_OK);
+        assert_int_equal(append(bus, 1, 0, 10, NULL), UMG_OK); /* before: nobody is told */
+        notes_t n = {0};
+        ops->set_notify(bus, on_note, &n);
+        assert_int_equal(atomic_load(&n.calls), 0);
+        assert_int_equal(append(bus, 1, 100, 5, NULL), UMG_OK);
+        assert_int_equal(note_end(&n, 15), 15);
+        assert_int_equal(append(bus, 1, 200, 7, NULL), UMG_OK);
+        assert_int_equal(note_end(&n, 22), 22);
+        umg_bus_stats_t st;
+        ops->stats(bus, &st);
+        assert_int_equal(st.durable_offset, 22);
+        ops->set_notify(bus, NULL, NULL);
+        uint64_t calls = atomic_load(&n.calls);
+        assert_true(calls >= 2);
+        assert_int_equal(append(bus, 1, 300, 3, NULL), UMG_OK);
+        ops->close(bus); /* joins the bus's threads: a call after the clear would have happened by now */
+        assert_int_equal(atomic_load(&n.calls), calls);
+        assert_int_equal(atomic_load(&n.end), 22);
+        rmrf(dir);
+        free(dir);
+    }
+}
+
 static void test_write_failure_undoes_dedupe(void **state)
 {
     (void)state;
@@ -912,6 +969,7 @@ int main(void)
         cmocka_unit_test(test_zeros_written_ahead),
         cmocka_unit_test(test_roll_and_index_rebuild),
         cmocka_unit_test(test_drop_behind),
+        cmocka_unit_test(test_notify),
         cmocka_unit_test(test_write_failure_undoes_dedupe),
         cmocka_unit_test(test_failed_group_keeps_earlier_ids),
         cmocka_unit_test(test_time_filter_and_offsets),

@@ -472,7 +472,9 @@ const char *umg_cost_check_amount(double cost, int64_t *micros)
 
 const char *umg_cost_check_rate(double rate)
 {
-    return isfinite(rate) && rate > 0 ? NULL : "must be a finite number > 0";
+    /* Currencies differ by at most about 1e6 (one US dollar is some 1e5 Iranian rials): 1e-9 .. 1e9 leaves room
+     * and keeps a converted amount inside the reports' integers. */
+    return isfinite(rate) && rate >= 1e-9 && rate <= 1e9 ? NULL : "must be a number from 1e-9 to 1e9";
 }
 
 const char *umg_cost_parse_number(umg_slice_t s, double *out)

@@ -1244,7 +1244,9 @@ static int convert(qctx_t *c, uint32_t dayoff, uint32_t cur, int64_t sum, int64_
     if (*f < 0) {
         return 0;
     }
-    *out = (int64_t)floor((double)sum * *f + 0.5);
+    double x = floor((double)sum * *f + 0.5);
+    /* Held inside int64_t: a cast of a double outside it is undefined. */
+    *out = x >= 9.2e18 ? INT64_MAX : x <= -9.2e18 ? INT64_MIN : (int64_t)x;
     return 1;
 }
 
@@ -1683,14 +1685,14 @@ static int cells_add(qctx_t *c, cells_t *x, uint32_t g, uint32_t dayoff, uint32_
             x->acap = cap;
         }
         size_t at = (size_t)g * x->w + (x->w > c->ncur ? (size_t)dayoff * c->ncur : 0) + cur;
-        x->a[at] += v;
+        x->a[at] = umg_add_sat(x->a[at], v);
         return UMG_OK;
     }
     uint64_t *p = u64map_at(&x->h, (uint64_t)g << 32 | (uint64_t)dayoff << 16 | cur, 0);
     if (p == NULL) {
         return UMG_ENOMEM;
     }
-    *p = (uint64_t)((int64_t)*p + v);
+    *p = (uint64_t)umg_add_sat((int64_t)*p, v);
     return UMG_OK;
 }
 
@@ -2464,7 +2466,7 @@ static int convert_cell(qctx_t *c, uint32_t g, uint32_t dayoff, uint32_t cur, in
     int64_t v = 0;
     int rc = convert(c, dayoff, cur, sum, &v);
     if (rc == 1) {
-        c->acc[(size_t)g * c->K + (size_t)pos] += v;
+        c->acc[(size_t)g * c->K + (size_t)pos] = umg_add_sat(c->acc[(size_t)g * c->K + (size_t)pos], v);
         return UMG_OK;
     }
     return rc < 0 ? rc : unconv_add(c, arg, g, cur, sum);
@@ -2891,7 +2893,7 @@ static int scan_cohort_revenue(qctx_t *c, uint32_t maxn)
         for (size_t j = 0; j < c->q->ndays && rc == UMG_OK; j++) {
             uint32_t nj = c->q->days[j];
             if (c->q->cmetric == CM_REVENUE ? nj == n : nj >= n && reached(c, dayoff, nj)) {
-                a[C_NUM(c, j)] += conv;
+                a[C_NUM(c, j)] = umg_add_sat(a[C_NUM(c, j)], conv);
             }
         }
     }
@@ -2911,7 +2913,7 @@ static int cohort_cost_cell(qctx_t *c, uint32_t g, uint32_t dayoff, uint32_t cur
     int64_t *a = c->acc + (size_t)g * c->K;
     for (size_t j = 0; j < c->q->ndays; j++) {
         if (reached(c, dayoff, c->q->days[j])) {
-            a[C_DEN(c, j)] += conv;
+            a[C_DEN(c, j)] = umg_add_sat(a[C_DEN(c, j)], conv);
         }
     }
     return UMG_OK;

@@ -570,7 +570,7 @@ static void delta_apply(umg_rollup_delta_t *d, const qadd_t *q)
         dent_t *e = &d->ents[s.row1 - 1];
         if (s.tag == tag && e->hash == q->hash && e->app == q->app && e->t == q->t &&
             memcmp(&e->k, &q->k, sizeof(q->k)) == 0) {
-            e->v[q->vi] += q->by;
+            e->v[q->vi] = umg_add_sat(e->v[q->vi], q->by);
             return;
         }
     }
@@ -663,7 +663,7 @@ int umg_rollup_delta_each(umg_rollup_t *r, umg_rollup_delta_t *d, umg_rollup_row
             const rtable_t *tb = &a->tab[e->t];
             uint32_t row = tab_find(tb, &e->k, e->hash);
             for (size_t j = 0; row != ROW_NONE && j < nv; j++) {
-                v[j] += tb->v[j][row];
+                v[j] = umg_add_sat(v[j], tb->v[j][row]);
             }
         }
         rc = fn(ctx, e->app, (umg_rollup_table_t)e->t, &e->k, v, nv);
@@ -748,7 +748,7 @@ static void merge_apply(umg_rollup_t *r, const umg_rollup_delta_t *d)
         }
         for (size_t j = 0; j < tb->nv; j++) {
             if (e->v[j] != 0) { /* a column not touched is a cache miss saved */
-                tb->v[j][row] += e->v[j];
+                tb->v[j][row] = umg_add_sat(tb->v[j][row], e->v[j]);
             }
         }
     }

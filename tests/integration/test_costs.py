@@ -230,6 +230,19 @@ class CostsTest(DaemonTestCase):
         h, data = self.get("/v1/rates?to=2026-11-20", self.bearer("viewer@a.test"))
         self.assertEqual(parse_json(data)["rates"][0]["rate"], 1.09)
 
+    def test_sums_saturate(self):
+        """Ten maximal costs in one report cell stop at the largest amount instead of wrapping negative, and a
+        rate too large to convert with is refused."""
+        r = self.post("/v1/rates", {"rates": [{"date": "2026-11-01", "currency": "GBP", "base": "USD",
+                                               "rate": 1e300}]}, self.secret())
+        self.assertEqual([e["field"] for e in r["errors"]], ["rates[0].rate"], r)
+        self.post("/v1/costs", {"costs": [row(campaign="c%d" % i, currency="USD", cost=1e12) for i in range(10)]},
+                  self.secret())
+        h, data = self.get("/v1/reports/overview?app=%s&from=2026-11-20&to=2026-11-20&group_by=&metrics=cost"
+                           % self.app["app_id"], self.secret())
+        total = parse_json(data)["totals"]["cost"]
+        self.assertGreater(total, 9.2e12, data)
+
     # ------------------------------------------------------------ reports
 
     def overview_cost(self, app=None):

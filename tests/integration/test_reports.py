@@ -92,6 +92,18 @@ class ReportsTest(AttributionCase):
                 return r
             time.sleep(0.1)
 
+    def test_revenue_saturates(self):
+        """Twelve purchases of the largest revenue an event may carry, sent with the public app key, sum to the
+        largest amount a report holds instead of wrapping negative."""
+        t = recent_ms(2000)
+        self.send_events([event(type="purchase", name="buy", ts=t + i, device=android(gaid()), revenue=999999999999,
+                                currency="USD") for i in range(12)])
+        day = utc_day(t)
+        p = {"from": day, "to": day, "group_by": "", "metrics": "revenue,event:buy"}
+        r = self.wait_report(p, lambda r: r["totals"]["event:buy"] == 12)
+        self.assertEqual(r["totals"]["event:buy"], 12, r)
+        self.assertGreater(r["totals"]["revenue"], 9.2e12, r)
+
     def test_end_to_end(self):
         g1, g2, g3 = gaid(), gaid(), gaid()
         t = recent_ms(2000)

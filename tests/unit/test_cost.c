@@ -115,6 +115,11 @@ static void test_checks(void **state)
     assert_non_null(umg_cost_check_rate(0));
     assert_non_null(umg_cost_check_rate(-1));
     assert_non_null(umg_cost_check_rate(NAN));
+    assert_null(umg_cost_check_rate(1e9));
+    assert_null(umg_cost_check_rate(1e-9));
+    assert_non_null(umg_cost_check_rate(1.01e9));
+    assert_non_null(umg_cost_check_rate(1e300)); /* converted amounts stay inside the reports' integers */
+    assert_non_null(umg_cost_check_rate(1e-10));
 
     assert_null(umg_cost_check_date(UMG_SLICE("2026-11-20"), &day));
     assert_int_equal(day, 20777);

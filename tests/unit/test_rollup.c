@@ -166,6 +166,17 @@ static void test_nvalues(void **state)
     assert_int_equal(umg_rollup_nvalues(UMG_RT_COUNT), 0);
 }
 
+static int sat_row(void *ctx, uint32_t app, umg_rollup_table_t t, const umg_rollup_key_t *k, const int64_t *v,
+                   size_t nv)
+{
+    (void)app;
+    (void)t;
+    (void)k;
+    (void)nv;
+    *(int64_t *)ctx = v[0];
+    return 0;
+}
+
 static void test_round_trip(void **state)
 {
     (void)state;
@@ -233,6 +244,44 @@ static void test_round_trip(void **state)
     umg_rollup_free(r);
     umg_rollup_free(NULL);
     umg_rollup_delta_free(NULL);
+}
+
+/* Sums of client amounts stop at INT64_MAX / INT64_MIN: in the delta, in the tables, and in the rows the
+ * delta reports (its values plus the table's), however many maximal purchases come. */
+static void test_saturate(void **state)
+{
+    (void)state;
+    assert_int_equal(umg_add_sat(INT64_MAX - 1, 5), INT64_MAX);
+    assert_int_equal(umg_add_sat(INT64_MIN + 1, -5), INT64_MIN);
+    assert_int_equal(umg_add_sat(40, -2), 38);
+    umg_rollup_t *r;
+    umg_rollup_delta_t *d;
+    assert_int_equal(umg_rollup_new(&r), UMG_OK);
+    assert_int_equal(umg_rollup_delta_new(&d), UMG_OK);
+    umg_rollup_key_t k = key(20000, 7, 3, 0);
+    const int64_t most = INT64_C(999999999999000000); /* the largest revenue one event may carry, in micros */
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 12; i++) {
+            assert_int_equal(umg_rollup_add(d, 5, UMG_RT_REVENUE, &k, 0, most), UMG_OK);
+        }
+        assert_int_equal(umg_rollup_delta_flush(d), UMG_OK);
+        int64_t seen = 0;
+        assert_int_equal(umg_rollup_delta_rows(d, sat_row, &seen), UMG_OK);
+        assert_int_equal(seen, INT64_MAX);
+        seen = 0; /* the delta's rows with the table's values added (umg_rollup_delta_each) */
+        assert_int_equal(umg_rollup_delta_each(r, d, sat_row, &seen), UMG_OK);
+        assert_int_equal(seen, INT64_MAX);
+        assert_int_equal(umg_rollup_merge(r, d), UMG_OK); /* the second round adds to a full table */
+        umg_rollup_delta_reset(d);
+    }
+    umg_rollup_read_begin(r);
+    umg_rollup_view_t v;
+    umg_rollup_view(r, 5, UMG_RT_REVENUE, &v);
+    assert_int_equal(v.n, 1);
+    assert_int_equal(v.v[0][0], INT64_MAX);
+    umg_rollup_read_end(r);
+    umg_rollup_delta_free(d);
+    umg_rollup_free(r);
 }
 
 /* Keys differing in any one of their 40 bytes (or only in the app or table) are different rows. */
@@ -536,9 +585,9 @@ static void test_concurrent(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_nvalues),    cmocka_unit_test(test_round_trip), cmocka_unit_test(test_key_bytes),
-        cmocka_unit_test(test_random),     cmocka_unit_test(test_load),       cmocka_unit_test(test_merge_enomem),
-        cmocka_unit_test(test_concurrent),
+        cmocka_unit_test(test_nvalues),      cmocka_unit_test(test_round_trip), cmocka_unit_test(test_saturate),
+        cmocka_unit_test(test_key_bytes),    cmocka_unit_test(test_random),     cmocka_unit_test(test_load),
+        cmocka_unit_test(test_merge_enomem), cmocka_unit_test(test_concurrent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1752,7 +1752,7 @@ static int unconv_add(qctx_t *c, unconv_t *u, uint32_t g, uint32_t cur, int64_t 
     if (p == NULL) {
         return UMG_ENOMEM;
     }
-    *p = (uint64_t)((int64_t)*p + v);
+    *p = (uint64_t)umg_add_sat((int64_t)*p, v);
     u->any[cur] = 1;
     return UMG_OK;
 }
@@ -2008,7 +2008,7 @@ static int fast_revenue(qctx_t *c, fpart_t *p)
                 }
                 ncap = f->nrev, rev = f->rev, cdcap = c->curmap.dcap, cdir = c->curmap.direct;
             }
-            r[s] += amt[k];
+            r[s] = umg_add_sat(r[s], amt[k]);
         }
     }
     return UMG_OK;
@@ -2040,7 +2040,7 @@ static int fast_groups_make(qctx_t *c, const uint32_t *rank, size_t nd)
             int64_t *a = c->acc + (size_t)g * K;
             const int64_t *b = f->acc + s * K;
             for (size_t j = 0; j < K; j++) {
-                a[j] += b[j];
+                a[j] = umg_add_sat(a[j], b[j]);
             }
             /* a revenue cell is one (group, day, currency): converted here, without the cells of scan_revenue */
             for (uint32_t cur = 0; cur < f->nrev; cur++) {
@@ -2147,7 +2147,7 @@ static int fast_merge(qctx_t *c, fpart_t *mine, const par_t *par)
             }
             seen[to[d2]] = 1;
             for (size_t j = 0; j < K; j++) {
-                a[to[d2] * K + j] += a2[d2 * K + j];
+                a[to[d2] * K + j] = umg_add_sat(a[to[d2] * K + j], a2[d2 * K + j]);
             }
         }
     }
@@ -2724,7 +2724,7 @@ static int totals_of(qctx_t *c, int64_t **tot, int64_t **tot_rev, int64_t **tot_
     }
     for (size_t g = 0; g < c->ng; g++) {
         for (size_t i = 0; i < c->K; i++) {
-            (*tot)[i] += c->acc[g * c->K + i];
+            (*tot)[i] = umg_add_sat((*tot)[i], c->acc[g * c->K + i]);
         }
     }
     const unconv_t *un[2] = {&c->unrev, &c->uncost};
@@ -2732,7 +2732,8 @@ static int totals_of(qctx_t *c, int64_t **tot, int64_t **tot_rev, int64_t **tot_
     for (int u = 0; u < 2; u++) {
         for (size_t i = 0; i < un[u]->m.cap; i++) {
             if (un[u]->m.keys[i] != U64_EMPTY) {
-                tu[u][un[u]->m.keys[i] & 0xffff] += (int64_t)un[u]->m.vals[i];
+                tu[u][un[u]->m.keys[i] & 0xffff] =
+                    umg_add_sat(tu[u][un[u]->m.keys[i] & 0xffff], (int64_t)un[u]->m.vals[i]);
             }
         }
     }
@@ -2850,7 +2851,8 @@ static int scan_cohort_days(qctx_t *c, const int8_t *jof)
         if (g == NONE) {
             return UMG_ENOMEM;
         }
-        c->acc[(size_t)g * c->K + C_NUM(c, (size_t)jof[n])] += col[i];
+        c->acc[(size_t)g * c->K + C_NUM(c, (size_t)jof[n])] =
+            umg_add_sat(c->acc[(size_t)g * c->K + C_NUM(c, (size_t)jof[n])], col[i]);
     }
     return UMG_OK;
 }

@@ -96,13 +96,15 @@ class ReportsTest(AttributionCase):
         """Twelve purchases of the largest revenue an event may carry, sent with the public app key, sum to the
         largest amount a report holds instead of wrapping negative."""
         t = recent_ms(2000)
-        self.send_events([event(type="purchase", name="buy", ts=t + i, device=android(gaid()), revenue=999999999999,
-                                currency="USD") for i in range(12)])
-        day = utc_day(t)
-        p = {"from": day, "to": day, "group_by": "", "metrics": "revenue,event:buy"}
-        r = self.wait_report(p, lambda r: r["totals"]["event:buy"] == 12)
-        self.assertEqual(r["totals"]["event:buy"], 12, r)
-        self.assertGreater(r["totals"]["revenue"], 9.2e12, r)
+        y = t - 86400000  # a day before: two full rows, whose total must stop at the bound too
+        self.send_events([event(type="purchase", name="buy", ts=ts + i, device=android(gaid()),
+                                revenue=999999999999, currency="USD") for ts in (y, t) for i in range(12)])
+        p = {"from": utc_day(y), "to": utc_day(t), "group_by": "day", "metrics": "revenue,event:buy"}
+        r = self.wait_report(p, lambda r: r["totals"]["event:buy"] == 24)
+        self.assertEqual(r["totals"]["event:buy"], 24, r)
+        self.assertEqual(len(r["rows"]), 2, r)
+        for x in r["rows"] + [r["totals"]]:
+            self.assertGreater(x["revenue"], 9.2e12, r)
 
     def test_end_to_end(self):
         g1, g2, g3 = gaid(), gaid(), gaid()

@@ -1272,8 +1272,9 @@ static void ep_app_patch(umg_admin_t *a, job_t *j, umg_app_t *app)
         (has_settings && !need(j, UMG_PERM_SETTINGS_WRITE, app)) || (has_rate && !need(j, UMG_PERM_ORG_MANAGE, NULL))) {
         return;
     }
-    if (has_url && strncmp(store_url, "https://", 8) != 0 && strncmp(store_url, "http://", 7) != 0) {
-        umg__job_error(j, 400, "invalid_value", "store_url", "must be an http(s) URL");
+    if (has_url && ((strncmp(store_url, "https://", 8) != 0 && strncmp(store_url, "http://", 7) != 0) ||
+                    strlen(store_url) > 2048)) { /* as app create checks it (umg_apps_create) */
+        umg__job_error(j, 400, "invalid_value", "store_url", "must be an http(s) URL of at most 2048 bytes");
         return;
     }
     double eps = 0, burst = 0;

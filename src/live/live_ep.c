@@ -166,7 +166,7 @@ void umg_live_ep(umg_http_req_t *req, void *thread_data)
         b[last.len] = '\0';
         char *end;
         unsigned long long id = strtoull(b, &end, 10);
-        if (*end == '\0' && id + 1 <= st->next && st->next - (id + 1) < umg_live_slots(ing->live)) {
+        if (end == b + last.len && id + 1 <= st->next && st->next - (id + 1) < umg_live_slots(ing->live)) {
             st->next = id + 1;
         }
     }

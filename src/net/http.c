@@ -331,7 +331,10 @@ static void add_extra_headers(h2o_req_t *h, const char *extra)
         for (const char *c = extra; c < colon; c++) {
             name[c - extra] = (char)((*c >= 'A' && *c <= 'Z') ? *c + 32 : *c);
         }
-        h2o_add_header_by_str(&h->pool, &h->res.headers, name, (size_t)(colon - extra), 0, NULL, v, (size_t)(eol - v));
+        /* The value is copied into the request's pool: callers pass text they free (or that lives on their stack)
+         * as soon as the answer is handed over, and h2o keeps what it is given until it sends the head. */
+        h2o_iovec_t val = h2o_strdup(&h->pool, v, (size_t)(eol - v));
+        h2o_add_header_by_str(&h->pool, &h->res.headers, name, (size_t)(colon - extra), 0, NULL, val.base, val.len);
         extra = eol + 2;
     }
 }

@@ -153,6 +153,11 @@ class LoginTest(TenancyBase):
         self.assertError(self.call("POST", "/v1/auth/login", None, nul), 400, "invalid_json")
         self.assertError(self.call("POST", "/v1/me/password", self.tok_a, nul), 400, "invalid_json")
         self.login("owner@a.test")
+        # A store URL is at most 2048 bytes when an app is changed, as when it is made.
+        app = "/v1/apps/" + self.app_a["app_id"]
+        self.ok("PATCH", app, self.tok_a, {"store_url": "https://x/" + "a" * 2038})
+        self.assertError(self.call("PATCH", app, self.tok_a, {"store_url": "https://x/" + "a" * 2039}), 400,
+                         "invalid_value", "store_url")
 
 
 class LoginRestartTest(TenancyBase):

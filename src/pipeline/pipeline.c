@@ -2077,11 +2077,6 @@ static int apply(umg_pipeline_t *p, prep_t *r)
 
 /* ------------------------------------------------------------ decoder thread */
 
-/*
- * The decoder thread reads the log from where the pipeline applies it, AHEAD_RECORDS records to a chunk, and
- * publishes each chunk when it is full or the reader reached the log's end. At the end it looks again after
- * poll_ms, or at once when the pipeline asks (a poke). After an error it waits for the pipeline's reset.
- */
 #define IDLE_MAX_MS 100 /* an idle thread looks again this often even if the log never says it moved */
 
 /* Whether a thread in idle_wait has something to do: the pipeline (decoder 0) once chunks are ready, the decoder
@@ -2132,6 +2127,12 @@ static void on_durable(void *arg, uint64_t end)
     }
 }
 
+/*
+ * The decoder thread reads the log from where the pipeline applies it, AHEAD_RECORDS records to a chunk, and
+ * publishes each chunk when it is full or the reader reached the log's end. At the end it waits (idle_wait):
+ * poll_ms, and longer while the log does not grow, or less when the pipeline asks (a poke). After an error it
+ * waits for the pipeline's reset.
+ */
 static void *ahead_thread(void *arg)
 {
     umg_pipeline_t *p = arg;
@@ -2247,6 +2248,14 @@ static int ahead_start(umg_pipeline_t *p)
     }
     a->from = p->reader_next;
     p->ah = a;
+    if (p->ops->set_notify != NULL) { /* before the thread starts: it reads notify_on and log_end */
+        p->ops->set_notify(p->bus, on_durable, p);
+        p->notify_on = 1;
+        umg_bus_stats_t bs; /* the end before the first notification; a notification meanwhile is newer */
+        p->ops->stats(p->bus, &bs);
+        uint64_t none = 0;
+        atomic_compare_exchange_strong(&p->log_end, &none, bs.durable_offset);
+    }
     int rc = umg_event_decoder_new(1 << 20, &a->edec);
     rc = rc ? rc : umg_touch_decoder_new(1 << 20, &a->tdec);
     if (rc == UMG_OK && pthread_create(&a->tid, NULL, ahead_thread, p) != 0) {
@@ -2255,17 +2264,8 @@ static int ahead_start(umg_pipeline_t *p)
     a->running = rc == UMG_OK;
     if (rc != UMG_OK) {
         ahead_stop(p);
-        return rc;
     }
-    if (p->ops->set_notify != NULL) {
-        p->ops->set_notify(p->bus, on_durable, p);
-        p->notify_on = 1;
-        umg_bus_stats_t bs; /* the end before the first notification; a notification meanwhile is newer */
-        p->ops->stats(p->bus, &bs);
-        uint64_t none = 0;
-        atomic_compare_exchange_strong(&p->log_end, &none, bs.durable_offset);
-    }
-    return UMG_OK;
+    return rc;
 }
 
 /* The next record to apply, in log order: UMG_OK, UMG_EAGAIN at the log's acknowledged end, or an error (then

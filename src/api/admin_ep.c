@@ -1334,6 +1334,7 @@ static void ep_app_patch(umg_admin_t *a, job_t *j, umg_app_t *app)
         rc |= exec(a, q(a, "UPDATE apps SET rate_eps = ?, rate_burst = ? WHERE id = ?", "ddi", eps,
                         eps > 0 ? burst : 0.0, (int64_t)app->id));
     }
+    umg_buf_t settings_after = {0};
     if (has_settings) {
         sqlite3_stmt *st = q(a, "SELECT settings FROM apps WHERE id = ?", "i", (int64_t)app->id);
         char *stored = NULL;
@@ -1357,19 +1358,28 @@ static void ep_app_patch(umg_admin_t *a, job_t *j, umg_app_t *app)
             rc |= exec(a, q(a, "UPDATE apps SET settings = ? WHERE id = ?", "ti", merged.ptr, (int64_t)app->id));
         }
         settings_free(&s);
-        umg_buf_free(&merged);
+        settings_after = merged; /* the audit's detail */
     }
     umg_buf_free(&new_settings);
     if (rc) {
         rollback(a);
+        umg_buf_free(&settings_after);
         db_error(a, j);
         return;
     }
-    audit(a, j, j->who.org,
-          has_rate       ? "app.limits"
-          : has_settings ? "app.settings"
-                         : "app.update",
-          app->public_id, "ok", NULL);
+    /* One record per kind of change, so that each is found under its action with what it set. */
+    if (has_name || has_url) {
+        audit(a, j, j->who.org, "app.update", app->public_id, "ok", NULL);
+    }
+    if (has_settings) {
+        audit(a, j, j->who.org, "app.settings", app->public_id, "ok", settings_after.ptr);
+    }
+    umg_buf_free(&settings_after);
+    if (has_rate) {
+        char lim[96];
+        snprintf(lim, sizeof(lim), "{\"events_per_second\":%.17g,\"burst\":%.17g}", eps, eps > 0 ? burst : 0.0);
+        audit(a, j, j->who.org, "app.limits", app->public_id, "ok", lim);
+    }
     if (commit(a, j)) {
         return;
     }
@@ -1803,6 +1813,11 @@ static void ep_users(umg_admin_t *a, job_t *j, path_t *p)
     char *target_apps = col(st, 3) ? umg_strndup(col(st, 3), strlen(col(st, 3))) : NULL;
     int within = apps_within(a, j, target_apps);
     umg_free(target_apps);
+    if (!within) {
+        sqlite3_finalize(st);
+        umg__job_error(j, 403, "forbidden", NULL, "this user has access to apps you do not have");
+        return;
+    }
     if (is(j->method, "GET")) {
         int rc = user_json(st, o);
         sqlite3_finalize(st);
@@ -1819,8 +1834,9 @@ static void ep_users(umg_admin_t *a, job_t *j, path_t *p)
         umg__job_error(j, 403, "forbidden", NULL, "only an owner may change or remove an owner");
         return;
     }
-    if (!within) {
-        umg__job_error(j, 403, "forbidden", NULL, "this user has access to apps you do not have");
+    if (j->who.kind == UMG_PRINCIPAL_TOKEN && (umg_role_perms(cur) & ~j->who.perms) != 0) {
+        /* As for giving a role (may_grant): a token never changes or removes a user who can do more than it. */
+        umg__job_error(j, 403, "forbidden", NULL, "this user has permissions the token lacks");
         return;
     }
     if (is(j->method, "DELETE")) {
@@ -1928,6 +1944,11 @@ static void ep_users(umg_admin_t *a, job_t *j, path_t *p)
     }
     if (has_dis) {
         rc |= exec(a, q(a, "UPDATE users SET disabled = ? WHERE id = ?", "ii", (int64_t)disabled, uid));
+    }
+    if (has_dis && disabled) { /* disabling ends the user's API tokens for good, as deleting does */
+        rc |=
+            exec(a, q(a, "UPDATE api_tokens SET revoked_us = ? WHERE org_id = ? AND created_by = ? AND revoked_us = 0",
+                      "iit", umg_now_us(), (int64_t)j->who.org, upid));
     }
     if (has_pw) {
         rc |= exec(a, q(a, "UPDATE users SET password_hash = ? WHERE id = ?", "ti", hash, uid));
@@ -2104,6 +2125,9 @@ static void ep_invitations(umg_admin_t *a, job_t *j, path_t *p)
                              "ii", (int64_t)j->who.org, now);
         int rc = st ? umg_buf_append(o, "{\"invitations\":[", 16) : UMG_EIO, first = 1;
         while (rc == UMG_OK && sqlite3_step(st) == SQLITE_ROW) {
+            if (!apps_within(a, j, col(st, 3))) {
+                continue; /* for apps the caller does not have */
+            }
             rc = put_obj(o, "invitation_id", !first, col(st, 0));
             rc = rc ? rc : put_str(o, "email", col(st, 1), 1);
             rc = rc ? rc : put_str(o, "role", col(st, 2), 1);
@@ -2120,6 +2144,14 @@ static void ep_invitations(umg_admin_t *a, job_t *j, path_t *p)
         return;
     }
     if (p->n == 2 && is(j->method, "DELETE") && valid_id(p->seg[1], "ivt_")) {
+        sqlite3_stmt *st = q(a, "SELECT apps FROM invitations WHERE public_id = ? AND org_id = ?", "ti", p->seg[1],
+                             (int64_t)j->who.org);
+        int found = st != NULL && sqlite3_step(st) == SQLITE_ROW, within = found && apps_within(a, j, col(st, 0));
+        sqlite3_finalize(st);
+        if (found && !within) {
+            umg__job_error(j, 403, "forbidden", NULL, "this invitation gives access to apps you do not have");
+            return;
+        }
         if (begin(a)) {
             db_error(a, j);
             return;
@@ -2147,7 +2179,8 @@ static void ep_tokens(umg_admin_t *a, job_t *j, path_t *p)
 {
     umg_buf_t *o = &j->out;
     int64_t now = umg_now_us();
-    int manager = umg_principal_can(&j->who, UMG_PERM_USERS_MANAGE, NULL);
+    /* Others' tokens: a manager of every app only (tokens may reach apps a manager limited to some lacks). */
+    int manager = umg_principal_can(&j->who, UMG_PERM_USERS_MANAGE, NULL) && j->who.all_apps;
     if (p->n == 1 && is(j->method, "POST")) {
         if (j->who.kind != UMG_PRINCIPAL_USER) {
             umg__job_error(j, 403, "forbidden", NULL, "API tokens are created by users, not by other tokens");

@@ -573,6 +573,74 @@ class TokensAndKeysTest(TenancyBase):
         self.assertEqual(len(audit), 2)
 
 
+class ReviewTest(TenancyBase):
+    """What an authorization review found (2026-11-29): each of these passed before the fix."""
+
+    def test_token_cannot_manage_a_stronger_user(self):
+        owner2 = self.ok("POST", "/v1/users", self.tok_a, {"email": "o2@a.test", "password": PASSWORD,
+                                                           "role": "owner"}, expect=201)
+        t = self.ok("POST", "/v1/tokens", self.tok_a, {"name": "um", "permissions": ["users:manage"]},
+                    expect=201)["token"]
+        self.assertError(self.call("PATCH", "/v1/users/" + owner2["user_id"], t, {"password": "taken-over-9"}),
+                         403, "forbidden")
+        self.assertError(self.call("DELETE", "/v1/users/" + owner2["user_id"], t), 403, "forbidden")
+        self.login("o2@a.test")  # the password is unchanged
+        # A user it holds every permission of stays in its reach.
+        v = self.ok("POST", "/v1/users", self.tok_a, {"email": "v@a.test", "password": PASSWORD, "role": "viewer"},
+                    expect=201)
+        self.assertError(self.call("PATCH", "/v1/users/" + v["user_id"], t, {"disabled": True}), 403, "forbidden")
+        perms = sorted([p for p, roles in MATRIX.items() if "viewer" in roles] + ["users:manage"])
+        t2 = self.ok("POST", "/v1/tokens", self.tok_a, {"name": "um2", "permissions": perms}, expect=201)["token"]
+        self.ok("PATCH", "/v1/users/" + v["user_id"], t2, {"disabled": True})
+
+    def test_disabling_a_user_ends_its_tokens(self):
+        an = self.ok("POST", "/v1/users", self.tok_a, {"email": "an@a.test", "password": PASSWORD,
+                                                       "role": "analyst"}, expect=201)
+        tok = self.login("an@a.test")["access_token"]
+        t = self.ok("POST", "/v1/tokens", tok, {"name": "t", "permissions": ["apps:read"]}, expect=201)
+        self.ok("GET", "/v1/me", t["token"])
+        self.ok("PATCH", "/v1/users/" + an["user_id"], self.tok_a, {"disabled": True})
+        self.ok("PATCH", "/v1/users/" + an["user_id"], self.tok_a, {"disabled": False})
+        self.wait_refresh()
+        self.assertError(self.call("GET", "/v1/me", t["token"]), 401, None)
+        rows = [x for x in self.ok("GET", "/v1/tokens", self.tok_a)["tokens"] if x["token_id"] == t["token_id"]]
+        self.assertIsNotNone(rows[0]["revoked_at"], rows)
+
+    def test_app_limited_admin_sees_and_revokes_only_inside_its_apps(self):
+        a1, a2 = self.app_a["app_id"], self.app_a2["app_id"]
+        self.ok("POST", "/v1/users", self.tok_a, {"email": "lim@a.test", "password": PASSWORD, "role": "admin",
+                                                  "apps": [a1]}, expect=201)
+        other = self.ok("POST", "/v1/users", self.tok_a, {"email": "adm2@a.test", "password": PASSWORD,
+                                                          "role": "admin", "apps": [a2]}, expect=201)
+        owner_tok = self.ok("POST", "/v1/tokens", self.tok_a, {"name": "all", "permissions": ["apps:read"]},
+                            expect=201)
+        inv2 = self.ok("POST", "/v1/invitations", self.tok_a, {"email": "i2@a.test", "role": "viewer",
+                                                               "apps": [a2]}, expect=201)
+        inv1 = self.ok("POST", "/v1/invitations", self.tok_a, {"email": "i1@a.test", "role": "viewer",
+                                                               "apps": [a1]}, expect=201)
+        tl = self.login("lim@a.test")["access_token"]
+        own = self.ok("POST", "/v1/tokens", tl, {"name": "mine", "permissions": ["apps:read"], "apps": [a1]},
+                      expect=201)
+        self.assertEqual([x["token_id"] for x in self.ok("GET", "/v1/tokens", tl)["tokens"]], [own["token_id"]])
+        self.assertError(self.call("DELETE", "/v1/tokens/" + owner_tok["token_id"], tl), 404, "not_found")
+        listed = [x["invitation_id"] for x in self.ok("GET", "/v1/invitations", tl)["invitations"]]
+        self.assertEqual(listed, [inv1["invitation_id"]])
+        self.assertError(self.call("DELETE", "/v1/invitations/" + inv2["invitation_id"], tl), 403, "forbidden")
+        self.ok("DELETE", "/v1/invitations/" + inv1["invitation_id"], tl)
+        self.assertError(self.call("GET", "/v1/users/" + other["user_id"], tl), 403, "forbidden")
+        self.ok("GET", "/v1/me", owner_tok["token"])  # still alive
+
+    def test_combined_app_change_is_audited_per_kind(self):
+        app = "/v1/apps/" + self.app_a["app_id"]
+        self.ok("PATCH", app, self.tok_a, {"name": "Renamed", "settings": {"redirect_allowlist": ["x.example"]},
+                                           "rate_limit": {"events_per_second": 5}})
+        for action in ("app.update", "app.settings", "app.limits"):
+            entries = self.ok("GET", "/v1/audit?action=" + action, self.tok_a)["entries"]
+            self.assertEqual(len(entries), 1, (action, entries))
+        settings = self.ok("GET", "/v1/audit?action=app.settings", self.tok_a)["entries"][0]
+        self.assertIn("x.example", json.dumps(settings))
+
+
 class OwnPasswordTest(TenancyBase):
     """POST /v1/me/password: any user changes their own password with the current one."""
     extra = ("--set", "auth.login_max_failures=3")

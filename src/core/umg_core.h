@@ -493,6 +493,7 @@ static inline void umg_hex_encode(const void *in, size_t n, char *out)
 
 #define UMG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define UMG_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define UMG_MAX(a, b) ((a) > (b) ? (a) : (b))
 
 /* a + b held at INT64_MAX or INT64_MIN instead of wrapping: sums of amounts clients send (revenue, costs), so
  * that no number of them can turn a report's total negative. */
@@ -501,7 +502,6 @@ static inline int64_t umg_add_sat(int64_t a, int64_t b)
     int64_t r;
     return __builtin_add_overflow(a, b, &r) ? (b > 0 ? INT64_MAX : INT64_MIN) : r;
 }
-#define UMG_MAX(a, b) ((a) > (b) ? (a) : (b))
 
 /** mkdir -p. */
 int umg_mkdirs(const char *path, int mode);

@@ -406,6 +406,8 @@ void umg_admin_handle(umg_http_req_t *req, umg_admin_t *a)
 
 /* ---------------------------------------------------------------- lifecycle */
 
+#define LOGIN_SLOTS 4096 /* addresses and accounts with failed logins in one window before they share slots */
+
 static void login_restore(umg_admin_t *a);
 
 int umg_admin_new(const char *data_dir, umg_auth_t *auth, umg_limits_t *limits, const umg_limits_config_t *lcfg,
@@ -419,7 +421,6 @@ int umg_admin_new(const char *data_dir, umg_auth_t *auth, umg_limits_t *limits, 
     pthread_once(&once, umg__admin_metrics_register);
     a->auth = auth;
     a->limits = limits;
-    umg_random_bytes(&a->login_seed, sizeof(a->login_seed)); /* collisions cannot be searched for offline */
     a->lcfg = *lcfg;
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->cv, NULL);
@@ -428,6 +429,13 @@ int umg_admin_new(const char *data_dir, umg_auth_t *auth, umg_limits_t *limits, 
     rc = rc ? rc : umg_meta_privacy_key(data_dir, a->privacy_key);
     rc = rc ? rc : umg_meta_open(data_dir, &a->tick_db);
     rc = rc ? rc : umg_json_parser_new(1 << 20, &a->json) == UMG_JSON_OK ? rc : UMG_ENOMEM;
+    if (rc == UMG_OK) {
+        const umg_auth_config_t *cfg = umg_auth_config(auth);
+        uint64_t seed; /* random per process: collisions cannot be searched for offline */
+        umg_random_bytes(&seed, sizeof(seed));
+        rc = umg_login_limit_new(LOGIN_SLOTS, cfg->login_window_ms * 1000, cfg->login_max_failures, seed,
+                                 &a->login_limit);
+    }
     if (rc == UMG_OK) {
         umg__admin_usage_load(a);
         login_restore(a);
@@ -475,7 +483,7 @@ void umg_admin_free(umg_admin_t *a)
     umg_json_parser_free(a->json);
     sqlite3_close(a->db);
     sqlite3_close(a->tick_db);
-    umg_free(a->login);
+    umg_login_limit_free(a->login_limit);
     pthread_mutex_destroy(&a->mu);
     pthread_cond_destroy(&a->cv);
     pthread_cond_destroy(&a->pw_cv);
@@ -565,87 +573,6 @@ void umg_admin_tick(umg_admin_t *a)
 /* ---------------------------------------------------------------- login limiter */
 
 /*
- * Failed logins per IP and per account in a fixed table (hash of the key ->
- * failures in the current window). A collision can only make the limiter
- * stricter for the colliding keys, never looser.
- */
-#define LOGIN_SLOTS 4096
-
-typedef struct login_slot_s {
-    uint64_t key;
-    int64_t window_start_us;
-    int64_t failures;
-} login_slot_t;
-
-/* The slot of a key at time now (its window restarted when it is over). */
-static login_slot_t *login_slot_at(umg_admin_t *a, const char *kind, const char *value, int64_t now)
-{
-    if (a->login == NULL && (a->login = umg_calloc(LOGIN_SLOTS, sizeof(login_slot_t))) == NULL) {
-        return NULL;
-    }
-    uint64_t h = umg_hash64(value, strlen(value), umg_hash64(kind, strlen(kind), a->login_seed));
-    login_slot_t *s = &a->login[h % LOGIN_SLOTS];
-    const umg_auth_config_t *cfg = umg_auth_config(a->auth);
-    if (s->key != h || now - s->window_start_us >= cfg->login_window_ms * 1000) {
-        if (s->key != h && s->failures > 0 && now - s->window_start_us < cfg->login_window_ms * 1000) {
-            return s; /* a live slot of another key: share it (stricter, never looser) */
-        }
-        s->key = h;
-        s->window_start_us = now;
-        s->failures = 0;
-    }
-    return s;
-}
-
-static login_slot_t *login_slot(umg_admin_t *a, const char *kind, const char *value)
-{
-    return login_slot_at(a, kind, value, umg_now_us());
-}
-
-int64_t umg__login_blocked(umg_admin_t *a, const char *ip, const char *email)
-{
-    const umg_auth_config_t *cfg = umg_auth_config(a->auth);
-    login_slot_t *s[2] = {login_slot(a, "ip", ip), login_slot(a, "account", email)};
-    int64_t wait = 0, now = umg_now_us();
-    for (int i = 0; i < 2; i++) {
-        if (s[i] != NULL && s[i]->failures >= cfg->login_max_failures) {
-            int64_t left = (s[i]->window_start_us + cfg->login_window_ms * 1000 - now + 999999) / 1000000;
-            wait = UMG_MAX(wait, UMG_MAX(left, 1));
-        }
-    }
-    return wait;
-}
-
-static void login_failed_at(umg_admin_t *a, const char *ip, const char *email, int64_t now)
-{
-    login_slot_t *s[2] = {login_slot_at(a, "ip", ip, now), login_slot_at(a, "account", email, now)};
-    for (int i = 0; i < 2; i++) {
-        if (s[i] != NULL) {
-            s[i]->failures++;
-        }
-    }
-}
-
-static void login_succeeded_at(umg_admin_t *a, const char *email, int64_t now)
-{
-    login_slot_t *s = login_slot_at(a, "account", email, now);
-    uint64_t h = umg_hash64(email, strlen(email), umg_hash64("account", 7, a->login_seed));
-    if (s != NULL && s->key == h) {
-        s->failures = 0; /* only the account's own slot: never one it shares with a colliding key */
-    }
-}
-
-void umg__login_failed(umg_admin_t *a, const char *ip, const char *email)
-{
-    login_failed_at(a, ip, email, umg_now_us());
-}
-
-void umg__login_succeeded(umg_admin_t *a, const char *email)
-{
-    login_succeeded_at(a, email, umg_now_us());
-}
-
-/*
  * After a restart, the limiter as it stood: the logins of the last window, replayed from the audit log (every
  * login is audited, a failure with the e-mail address tried and the client's address, a success with the
  * user), and the password changes (POST /v1/me/password, audited with the user: a wrong current password counts
@@ -702,10 +629,10 @@ static void login_restore(umg_admin_t *a)
             target = email; /* a password change names the user; the limiter counts by e-mail address */
         }
         if (strcmp(outcome, "failed") == 0 && target != NULL) {
-            login_failed_at(a, ip, target, ts);
+            umg_login_limit_failed(a->login_limit, ip, target, ts);
             n++;
         } else if (strcmp(outcome, "ok") == 0 && email != NULL) {
-            login_succeeded_at(a, email, ts);
+            umg_login_limit_succeeded(a->login_limit, email, ts);
         }
     }
     sqlite3_finalize(st);

@@ -560,7 +560,7 @@ static const char *dummy_hash(void)
 static int limited(umg_admin_t *a, job_t *j, const char *email, int64_t org, const char *action, const char *target,
                    const char *message)
 {
-    int64_t wait = umg__login_blocked(a, j->ip, email);
+    int64_t wait = umg_login_limit_wait(a->login_limit, j->ip, email, umg_now_us());
     if (wait <= 0) {
         return 0;
     }
@@ -646,7 +646,7 @@ static void login_finish(umg_admin_t *a, job_t *j)
     if (!found || !l->ok || strcmp(col(st, 4), l->hash) != 0 || sqlite3_column_int(st, 5) != 0) {
         int64_t org = found ? sqlite3_column_int64(st, 2) : 0;
         sqlite3_finalize(st);
-        umg__login_failed(a, j->ip, l->email);
+        umg_login_limit_failed(a->login_limit, j->ip, l->email, umg_now_us());
         umg__admin_count_login("failed");
         audit(a, j, org, "auth.login", l->email, "failed", NULL);
         umg__job_error(j, 401, "invalid_credentials", NULL, "wrong e-mail address or password");
@@ -657,7 +657,7 @@ static void login_finish(umg_admin_t *a, job_t *j)
     snprintf(upid, sizeof(upid), "%s", col(st, 1));
     snprintf(opid, sizeof(opid), "%s", col(st, 3));
     sqlite3_finalize(st);
-    umg__login_succeeded(a, l->email);
+    umg_login_limit_succeeded(a->login_limit, l->email, umg_now_us());
     umg__admin_count_login("ok");
     if (begin(a)) {
         db_error(a, j);
@@ -816,7 +816,7 @@ static void ep_me_password(umg_admin_t *a, job_t *j)
         goto done;
     }
     if (!umg_meta_password_check(hash, cur, strlen(cur))) {
-        umg__login_failed(a, j->ip, email);
+        umg_login_limit_failed(a->login_limit, j->ip, email, umg_now_us());
         audit(a, j, j->who.org, "user.password", upid, "failed", NULL);
         /* 403, not 401: the session is fine, the password given is not */
         umg__job_error(j, 403, "invalid_credentials", "current_password", "the current password is wrong");
@@ -826,7 +826,7 @@ static void ep_me_password(umg_admin_t *a, job_t *j)
         umg__job_error(j, 400, "invalid_value", "new_password", "the password must be 8 to 1024 bytes");
         goto done;
     }
-    umg__login_succeeded(a, email);
+    umg_login_limit_succeeded(a->login_limit, email, umg_now_us());
     if (begin(a)) {
         db_error(a, j);
         goto done;

@@ -6,6 +6,7 @@
 
 #include "umg_admin.h"
 #include "umg_json.h"
+#include "umg_login_limit.h"
 
 #include <pthread.h>
 
@@ -69,10 +70,9 @@ struct umg_admin_s {
     pthread_cond_t pw_cv;
     job_t *pw_head, *pw_tail;
     int pw_running, pw_stopping;
-    struct login_slot_s *login;
+    umg_login_limit_t *login_limit; /* failed logins per address and account (admin worker only) */
     int64_t usage_saved_us;
     uint8_t privacy_key[32];
-    uint64_t login_seed; /* random per process: the limiter's slots */
 };
 
 /* admin.c */
@@ -81,10 +81,6 @@ void umg__admin_metrics_register(void);
 void umg__admin_count_login(const char *outcome);
 void umg__admin_usage_save(umg_admin_t *a);
 void umg__admin_usage_load(umg_admin_t *a);
-/** Seconds the caller must wait before the next login attempt; 0 when allowed. */
-int64_t umg__login_blocked(umg_admin_t *a, const char *ip, const char *email);
-void umg__login_failed(umg_admin_t *a, const char *ip, const char *email);
-void umg__login_succeeded(umg_admin_t *a, const char *email);
 
 /* admin_ep.c: runs one request on the worker thread, filling j->status and j->out. */
 void umg__admin_dispatch(umg_admin_t *a, job_t *j);

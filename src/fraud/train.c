@@ -228,7 +228,7 @@ int umg_fraud_train_cli(int argc, char **argv)
         umg_store_close(st);
         return 1;
     }
-    int rc = umg_store_decisions_scan(tx, app.id, INT64_MIN, INT64_MAX, 0, 0, on_decision, &col);
+    int rc = umg_store_decisions_scan(tx, app.id, INT64_MIN, INT64_MAX, NULL, on_decision, &col);
     umg_store_abort(tx);
     umg_store_close(st);
     if (rc != UMG_OK || col.oom) {

@@ -291,8 +291,8 @@ typedef struct iexport_s {
     uint32_t app;
     char app_public[24];
     int64_t from, to;
-    int64_t last_ts;
-    uint64_t last_offset;
+    umg_store_scan_pos_t last; /* the last row sent, when has_last */
+    int has_last;
     umg_buf_t *out;
     umg_store_txn_t *tx;
     int rc;
@@ -334,8 +334,8 @@ static int install_row(void *ctx, const umg_store_decision_t *r)
     rc = rc ? rc : umg_buf_putc(o, ']');
     rc = rc ? rc : put_fraud(o, x->ing, x->app, r);
     rc = rc ? rc : umg_buf_printf(o, "}\n");
-    x->last_ts = r->d.ts_us;
-    x->last_offset = r->offset;
+    x->last = (umg_store_scan_pos_t){r->d.ts_us, r->offset};
+    x->has_last = 1;
     if (rc != UMG_OK) {
         x->rc = rc;
         return 1;
@@ -352,7 +352,7 @@ static int iexport_pull(void *data, umg_buf_t *out, int *done)
     }
     x->out = out;
     x->rc = UMG_OK;
-    rc = umg_store_decisions_scan(x->tx, x->app, x->from, x->to, x->last_ts, x->last_offset, install_row, x);
+    rc = umg_store_decisions_scan(x->tx, x->app, x->from, x->to, x->has_last ? &x->last : NULL, install_row, x);
     umg_store_abort(x->tx);
     x->tx = NULL;
     if (rc == 1) {
@@ -745,7 +745,7 @@ static void mta_compute(void *data, umg_attr_answer_t *ans)
     int rc = umg_mta_report_new(j->model, NULL, &rep);
     rc = rc ? rc : umg_store_begin(j->store, 0, &c->tx);
     if (rc == UMG_OK) {
-        rc = umg_store_decisions_scan(c->tx, j->app.id, c->from, c->to, 0, 0, mta_conversion, c);
+        rc = umg_store_decisions_scan(c->tx, j->app.id, c->from, c->to, NULL, mta_conversion, c);
         rc = rc == 1 ? c->rc : rc;
         if (rc == UMG_OK) {
             rc = umg_store_touches_scan(c->tx, j->app.id, mta_touch, c);

@@ -2183,8 +2183,9 @@ int umg_store_click_installs_scan(umg_store_txn_t *tx, uint32_t app, uint32_t so
     return rc == MDB_NOTFOUND || rc == 0 ? UMG_OK : map_err(rc, "click installs");
 }
 
-int umg_store_decisions_scan(umg_store_txn_t *tx, uint32_t app, int64_t from_us, int64_t to_us, int64_t after_ts,
-                             uint64_t after_offset, int (*fn)(void *ctx, const umg_store_decision_t *d), void *ctx)
+int umg_store_decisions_scan(umg_store_txn_t *tx, uint32_t app, int64_t from_us, int64_t to_us,
+                             const umg_store_scan_pos_t *after, int (*fn)(void *ctx, const umg_store_decision_t *d),
+                             void *ctx)
 {
     MDB_cursor *c;
     int rc = mdb_cursor_open(tx->txn, tx->st->dbi[DB_DEC], &c);
@@ -2192,14 +2193,14 @@ int umg_store_decisions_scan(umg_store_txn_t *tx, uint32_t app, int64_t from_us,
         return map_err(rc, "decisions");
     }
     uint8_t kb[20];
-    if (after_offset != 0) {
-        dec_key(kb, app, after_ts, after_offset);
+    if (after != NULL) {
+        dec_key(kb, app, after->ts_us, after->offset);
     } else {
         dec_key(kb, app, from_us, 0);
     }
     MDB_val k = {20, kb}, v;
     rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    if (rc == 0 && after_offset != 0 && k.mv_size == 20 && memcmp(k.mv_data, kb, 20) == 0) {
+    if (rc == 0 && after != NULL && k.mv_size == 20 && memcmp(k.mv_data, kb, 20) == 0) {
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
     int urc = UMG_OK;

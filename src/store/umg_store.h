@@ -348,14 +348,21 @@ int umg_store_note_put(umg_store_txn_t *tx, const void *key, size_t klen, int64_
 /** Stores a decision under (app, d.ts_us, offset); idempotent. */
 int umg_store_decision_put(umg_store_txn_t *tx, const umg_store_decision_t *d);
 
+/* Where a scan of decisions stopped: the last one it gave, by (ts, offset). */
+typedef struct umg_store_scan_pos_s {
+    int64_t ts_us;
+    uint64_t offset;
+} umg_store_scan_pos_t;
+
 /*
  * Calls fn for the decisions of app with from_us <= ts < to_us in (ts, offset)
- * order, starting after (after_ts, after_offset) when after_offset is not 0
- * (to resume a scan in a new transaction). A non-zero return from fn stops the
- * scan and is returned.
+ * order, from the first one, or from the one after *after when after is not
+ * NULL (to resume a scan in a new transaction; any offset, 0 too). A non-zero
+ * return from fn stops the scan and is returned.
  */
-int umg_store_decisions_scan(umg_store_txn_t *tx, uint32_t app, int64_t from_us, int64_t to_us, int64_t after_ts,
-                             uint64_t after_offset, int (*fn)(void *ctx, const umg_store_decision_t *d), void *ctx);
+int umg_store_decisions_scan(umg_store_txn_t *tx, uint32_t app, int64_t from_us, int64_t to_us,
+                             const umg_store_scan_pos_t *after, int (*fn)(void *ctx, const umg_store_decision_t *d),
+                             void *ctx);
 
 /**
  * Calls fn for the first installs and reattributions of app that a click of source and site won, with

@@ -544,7 +544,7 @@ static void test_decision_scan(void **state)
     assert_int_equal(umg_store_commit(tx), UMG_OK);
     assert_int_equal(umg_store_begin(st, 0, &tx), UMG_OK);
     scan_t s = {0};
-    assert_int_equal(umg_store_decisions_scan(tx, 7, INT64_MIN / 2, INT64_MAX / 2, 0, 0, collect, &s), UMG_OK);
+    assert_int_equal(umg_store_decisions_scan(tx, 7, INT64_MIN / 2, INT64_MAX / 2, NULL, collect, &s), UMG_OK);
     assert_int_equal(s.n, 5);
     const uint64_t want[5] = {103, 101, 100, 102, 104};
     for (int i = 0; i < 5; i++) {
@@ -552,18 +552,42 @@ static void test_decision_scan(void **state)
     }
     /* A period: [T0-1s, T0+2s). */
     scan_t p = {0};
-    assert_int_equal(umg_store_decisions_scan(tx, 7, T0 - S_, T0 + 2 * S_, 0, 0, collect, &p), UMG_OK);
+    assert_int_equal(umg_store_decisions_scan(tx, 7, T0 - S_, T0 + 2 * S_, NULL, collect, &p), UMG_OK);
     assert_int_equal(p.n, 2);
     assert_int_equal(p.offs[0], 101);
     assert_int_equal(p.offs[1], 100);
     /* Stop after two, resume after the second. */
     scan_t a = {.stop_after = 2};
-    assert_int_equal(umg_store_decisions_scan(tx, 7, INT64_MIN / 2, INT64_MAX / 2, 0, 0, collect, &a), 1);
+    assert_int_equal(umg_store_decisions_scan(tx, 7, INT64_MIN / 2, INT64_MAX / 2, NULL, collect, &a), 1);
     scan_t b = {0};
-    assert_int_equal(umg_store_decisions_scan(tx, 7, INT64_MIN / 2, INT64_MAX / 2, a.ts[1], a.offs[1], collect, &b),
+    assert_int_equal(umg_store_decisions_scan(tx, 7, INT64_MIN / 2, INT64_MAX / 2,
+                                              &(umg_store_scan_pos_t){a.ts[1], a.offs[1]}, collect, &b),
                      UMG_OK);
     assert_int_equal(b.n, 3);
     assert_int_equal(b.offs[0], 100);
+    umg_store_abort(tx);
+    /* A decision at log offset 0 (the log's first record) resumes like any other: after it, not from the start
+     * again (an installs export whose chunk ended on it once began again for ever). */
+    assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK);
+    for (int i = 0; i < 3; i++) {
+        umg_store_decision_t r;
+        memset(&r, 0, sizeof(r));
+        r.app = 9;
+        r.offset = (uint64_t)i;
+        r.d.ts_us = T0 + i * S_;
+        assert_int_equal(umg_store_decision_put(tx, &r), UMG_OK);
+    }
+    assert_int_equal(umg_store_commit(tx), UMG_OK);
+    assert_int_equal(umg_store_begin(st, 0, &tx), UMG_OK);
+    scan_t z = {.stop_after = 1}, y = {0};
+    assert_int_equal(umg_store_decisions_scan(tx, 9, INT64_MIN / 2, INT64_MAX / 2, NULL, collect, &z), 1);
+    assert_int_equal(z.offs[0], 0);
+    assert_int_equal(umg_store_decisions_scan(tx, 9, INT64_MIN / 2, INT64_MAX / 2,
+                                              &(umg_store_scan_pos_t){z.ts[0], z.offs[0]}, collect, &y),
+                     UMG_OK);
+    assert_int_equal(y.n, 2);
+    assert_int_equal(y.offs[0], 1);
+    assert_int_equal(y.offs[1], 2);
     umg_store_abort(tx);
     umg_store_close(st);
     rmrf(dir);
@@ -760,7 +784,7 @@ static void test_forget(void **state)
     assert_int_equal(umg_store_gather(tx, &obs, &got, 1, &n), UMG_OK);
     assert_int_equal(n, 0);
     scan_t sc = {0};
-    assert_int_equal(umg_store_decisions_scan(tx, 1, INT64_MIN / 2, INT64_MAX / 2, 0, 0, collect, &sc), UMG_OK);
+    assert_int_equal(umg_store_decisions_scan(tx, 1, INT64_MIN / 2, INT64_MAX / 2, NULL, collect, &sc), UMG_OK);
     assert_int_equal(sc.n, 1);
     assert_int_equal(sc.offs[0], 11);
     scan_t cl = {0}; /* X's went from the click list too */
@@ -864,7 +888,7 @@ static void decisions_of(umg_store_t *st, dump_t *out)
 {
     umg_store_txn_t *tx;
     assert_int_equal(umg_store_begin(st, 0, &tx), UMG_OK);
-    assert_int_equal(umg_store_decisions_scan(tx, 1, INT64_MIN / 2, INT64_MAX / 2, 0, 0, dump, out), UMG_OK);
+    assert_int_equal(umg_store_decisions_scan(tx, 1, INT64_MIN / 2, INT64_MAX / 2, NULL, dump, out), UMG_OK);
     umg_store_abort(tx);
 }
 

@@ -100,6 +100,8 @@ typedef struct field_s {
     unsigned short off; /* of the umg_slice_t in umg_touch_t (text kinds) */
 } field_t;
 
+_Static_assert(P_COUNT == UMG_TOUCH_LINK_PARAMS, "umg_touch.h says how many link parameters there are");
+
 static const field_t params[P_COUNT] = {
 #define TXT(n, m)                                                                                                      \
     {                                                                                                                  \

@@ -16,6 +16,7 @@ typedef enum { UMG_TOUCH_CLICK = 1, UMG_TOUCH_IMPRESSION = 2 } umg_touch_type_t;
 
 #define UMG_TOUCH_MAX_STR 256    /* source, campaign, ids, sub1..sub5 */
 #define UMG_TOUCH_MAX_URL 2048   /* deep_link, redirect */
+#define UMG_TOUCH_LINK_PARAMS 21 /* the link parameters umg_touch_from_params reads: as many as it can drop */
 #define UMG_TOUCH_MAX_UA 1024    /* user_agent */
 #define UMG_TOUCH_MAX_BATCH 1000 /* touches per POST /v1/touches */
 #define UMG_TOUCH_LOOKBACK_MAX_S (30 * 86400)

@@ -26,7 +26,8 @@ typedef struct tpend_s {
     tthread_t *t;
     int mode;
     char location[UMG_TOUCH_MAX_URL + 8];
-    char headers[UMG_TOUCH_MAX_URL + 256]; /* Location and Cache-Control take sizeof(location) + 40 at most */
+    /* Location and Cache-Control take sizeof(location) + 40 at most; X-Dropped-Fields every parameter's name */
+    char headers[UMG_TOUCH_MAX_URL + 512];
 } tpend_t;
 
 _Static_assert(sizeof(((tpend_t *)0)->headers) >= sizeof(((tpend_t *)0)->location) + 40 + 64,
@@ -312,7 +313,7 @@ static void link_touch(umg_http_req_t *req, void *thread_data, int mode)
     tc.type = mode == MODE_CLICK ? UMG_TOUCH_CLICK : UMG_TOUCH_IMPRESSION;
     tc.via_link = 1;
     tc.ts_us = t->now;
-    umg_touch_error_t dropped[8];
+    umg_touch_error_t dropped[UMG_TOUCH_LINK_PARAMS + 1]; /* room for every parameter and the User-Agent */
     size_t ndropped = 0;
     umg_touch_from_params(&tc, link_param, &q, dropped, UMG_ARRAY_SIZE(dropped), &ndropped);
     const char *ip = umg_http_client_ip(req);
@@ -326,7 +327,7 @@ static void link_touch(umg_http_req_t *req, void *thread_data, int mode)
         }
         tc.user_agent.len = n;
     }
-    if (!ua_ok(tc.user_agent) && ndropped < UMG_ARRAY_SIZE(dropped)) {
+    if (!ua_ok(tc.user_agent)) {
         /* Control characters or invalid UTF-8: left out, like a bad parameter. */
         tc.user_agent = (umg_slice_t){0};
         dropped[ndropped] = (umg_touch_error_t){.code = "invalid_value"};
@@ -352,7 +353,7 @@ static void link_touch(umg_http_req_t *req, void *thread_data, int mode)
     if (ndropped > 0) {
         umg_metric_add(&m_dropped, (int64_t)ndropped);
         hl += (size_t)snprintf(p->headers + hl, sizeof(p->headers) - hl, "X-Dropped-Fields: ");
-        for (size_t i = 0; i < ndropped && hl < sizeof(p->headers) - 64; i++) {
+        for (size_t i = 0; i < ndropped && hl < sizeof(p->headers) - 32; i++) { /* all fit: see headers */
             hl += (size_t)snprintf(p->headers + hl, sizeof(p->headers) - hl, "%s%s", i ? "," : "", dropped[i].field);
         }
         snprintf(p->headers + hl, sizeof(p->headers) - hl, "\r\n");

@@ -69,6 +69,31 @@ class TouchTest(DaemonTestCase):
         self.assertNotIn("ad", t)
         self.assertRegex(t["click_id"], "^[0-9a-f]{32}$")
 
+    def test_every_bad_parameter_is_dropped_and_named(self):
+        # More bad parameters than the first version had room for (8): the User-Agent after them, with a tab,
+        # was then stored as it came and the click could not be applied.
+        long = "x" * 257
+        names = ["source", "campaign", "campaign_id", "adset", "ad", "site", "click_id", "idfa", "idfv", "lookback",
+                 "retargeting"]
+        bad = {"idfa": "bad", "idfv": "bad", "lookback": "99y", "retargeting": "7"}
+        g = gaid()
+        q = "&".join("%s=%s" % (n, bad.get(n, long)) for n in names) + "&gaid=" + g
+        st, h, data = self.d.request("GET", "/c/%s?%s" % (self.app["app_id"], q),
+                                     headers={"User-Agent": "Mozilla\t(Linux; Android 14; Pixel 8)"})
+        self.assertStatus(st, 302, "click", data)
+        self.assertEqual(h.get("x-dropped-fields"), ",".join(names + ["user_agent"]))
+        t = self.touches()[0]
+        self.assertEqual(t["device"]["gaid"], g)
+        self.assertNotIn("user_agent", t)
+        # The pipeline applies it, and judges it as a link opened without a User-Agent.
+        deadline = time.monotonic() + 20
+        while "fraud" not in t and time.monotonic() < deadline:
+            time.sleep(0.05)
+            t = self.touches()[0]
+        self.assertEqual(t.get("fraud"), {"status": "rejected", "reason": "bot_user_agent"}, t)
+        with open(self.d.log_path, "rb") as f:
+            self.assertNotIn(b"cannot be applied", f.read())
+
     def test_redirect_only_to_allowlisted_hosts(self):
         st, h, data = self.d.request("PATCH", "/v1/apps/" + self.app["app_id"],
                                      {"settings": {"redirect_allowlist": ["example.com"]}},

@@ -80,6 +80,8 @@ struct umg_bus_s {
     uint64_t group_avg;      /* moving average of bytes per written group (prepare()) */
     uint64_t next_offset;
     _Atomic uint64_t durable;
+    _Atomic uint64_t floor; /* retention keeps records from here on (set_floor) */
+    int retention_held;     /* housekeeping last found a segment due but kept (logged once per change) */
     _Atomic uint64_t total_bytes;
 
     /* fsync=always: the syncer thread fsyncs written groups while the writer appends more */
@@ -646,6 +648,29 @@ static int refill_dedupe(umg_bus_t *bus)
     return rc;
 }
 
+/*
+ * What a rewrite that stopped half-way (a crash) left of segment base: it writes <base>.log.new and .idx.new,
+ * then renames the log, then the index. Both still there: nothing was replaced, they go. The index alone: the
+ * log was replaced but the index not, so the old index goes too and recovery builds it again from the log.
+ */
+static void rewrite_leftovers(umg_bus_t *bus, uint64_t base)
+{
+    char *log_new = seg_path(bus->dir, base, "log.new"), *idx_new = seg_path(bus->dir, base, "idx.new");
+    char *idx = seg_path(bus->dir, base, "idx");
+    if (log_new != NULL && idx_new != NULL && idx != NULL) {
+        if (access(idx_new, F_OK) == 0 && access(log_new, F_OK) != 0) {
+            umg_log(UMG_LOG_WARN, "bus", "segment %020llu: a rewrite stopped between its renames; index rebuilt",
+                    (unsigned long long)base);
+            unlink(idx);
+        }
+        unlink(log_new);
+        unlink(idx_new);
+    }
+    umg_free(log_new);
+    umg_free(idx_new);
+    umg_free(idx);
+}
+
 static int recover(umg_bus_t *bus)
 {
     DIR *d = opendir(bus->dir);
@@ -669,6 +694,9 @@ static int recover(umg_bus_t *bus)
                 bases = nb;
             }
             bases[n++] = strtoull(de->d_name, NULL, 10);
+        } else if ((l == 28 && strcmp(de->d_name + 20, ".log.new") == 0) ||
+                   (l == 28 && strcmp(de->d_name + 20, ".idx.new") == 0)) {
+            rewrite_leftovers(bus, strtoull(de->d_name, NULL, 10));
         }
     }
     closedir(d);
@@ -1127,25 +1155,43 @@ static int write_group(umg_bus_t *bus, umg_bus_batch_t *list, size_t *nrec)
     return UMG_OK;
 }
 
+/*
+ * Retention drops the oldest sealed segments past age or size, but never one that holds records the pipeline
+ * has not applied (set_floor), nor one received within the dedupe horizon: after a restart the dedupe set is
+ * rebuilt from the log, so its ids would be accepted again. Such a segment is kept, and said so once.
+ */
 static void housekeeping(umg_bus_t *bus)
 {
     int64_t now = umg_now_us();
-    /* Retention: drop the oldest sealed segments past age or size. */
     for (;;) {
         pthread_mutex_lock(&bus->seglock);
         seg_t *old = NULL;
+        const char *held = NULL;
+        uint64_t held_base = 0;
         if (bus->nsegs > 1 && !atomic_load(&bus->segs[0]->busy)) {
             seg_t *s = bus->segs[0];
             int too_old = bus->cfg.retention_ms > 0 && s->max_recv_s * 1000000 < now - bus->cfg.retention_ms * 1000;
             int too_big =
                 bus->cfg.retention_bytes > 0 && atomic_load(&bus->total_bytes) > (uint64_t)bus->cfg.retention_bytes;
             if (too_old || too_big) {
-                old = s;
-                memmove(bus->segs, bus->segs + 1, (bus->nsegs - 1) * sizeof(*bus->segs));
-                bus->nsegs--;
+                held_base = s->base;
+                if (s->base + atomic_load(&s->count) > atomic_load(&bus->floor)) {
+                    held = "the attribution pipeline has not applied all of it yet";
+                } else if (s->max_recv_s * 1000000 >= now - bus->cfg.dedupe_horizon_ms * 1000) {
+                    held = "its event ids are within dedupe.horizon";
+                } else {
+                    old = s;
+                    memmove(bus->segs, bus->segs + 1, (bus->nsegs - 1) * sizeof(*bus->segs));
+                    bus->nsegs--;
+                }
             }
         }
         pthread_mutex_unlock(&bus->seglock);
+        if (held != NULL && !bus->retention_held) {
+            umg_log(UMG_LOG_WARN, "bus", "retention: segment %020llu is due but kept: %s",
+                    (unsigned long long)held_base, held);
+        }
+        bus->retention_held = held != NULL;
         if (old == NULL) {
             break;
         }
@@ -1403,6 +1449,7 @@ static int log_open(const umg_bus_config_t *cfg, umg_bus_t **out)
         return UMG_ENOMEM;
     }
     bus->cfg = *cfg;
+    atomic_store(&bus->floor, cfg->hold_for_reader ? 0 : UINT64_MAX);
     bus->log_fd = bus->idx_fd = -1;
     pthread_mutex_init(&bus->qlock, NULL);
     pthread_cond_init(&bus->qcond, NULL);
@@ -1836,6 +1883,9 @@ static int log_reader_next(umg_bus_reader_t *r, umg_bus_msg_t *msg)
             if (rc != UMG_OK) {
                 return rc;
             }
+            if (r->next >= durable) { /* moved past a removed range, beyond what this reader may read */
+                return UMG_EAGAIN;
+            }
         }
         uint64_t rel = r->next - r->seg_base;
         if (r->idx_i >= r->idx_n || rel != r->idx_first + r->idx_i) {
@@ -2173,18 +2223,22 @@ static int log_rewrite(umg_bus_t *bus, const umg_bus_rewriter_t *rw, umg_bus_rew
         }
     }
     int rc = UMG_OK;
-    for (size_t i = 0;; i++) {
-        /* The segment list may change (rolls, retention) between segments: look it up each time. */
+    for (uint64_t from = 0;;) {
+        /* The segment list may change (rolls, retention) between segments: the next one is found by its base,
+         * not by its place in the list, which retention shifts. */
         pthread_mutex_lock(&bus->seglock);
         seg_t *seg = NULL;
-        if (i + 1 < bus->nsegs) { /* sealed segments only */
-            seg = bus->segs[i];
-            atomic_store(&seg->busy, 1);
+        for (size_t i = 0; i + 1 < bus->nsegs && seg == NULL; i++) { /* sealed segments only */
+            if (bus->segs[i]->base >= from) {
+                seg = bus->segs[i];
+                atomic_store(&seg->busy, 1);
+            }
         }
         pthread_mutex_unlock(&bus->seglock);
         if (seg == NULL) {
             break;
         }
+        from = seg->base + 1;
         char *aux = seg_path(bus->dir, seg->base, "sum");
         umg_bus_seg_info_t info = {.base = seg->base,
                                    .count = atomic_load(&seg->count),
@@ -2214,6 +2268,11 @@ static int log_rewrite(umg_bus_t *bus, const umg_bus_rewriter_t *rw, umg_bus_rew
     return rc;
 }
 
+static void log_set_floor(umg_bus_t *bus, uint64_t offset)
+{
+    atomic_store(&bus->floor, offset); /* housekeeping, on the writer, reads it */
+}
+
 const umg_bus_ops_t umg_bus_log_ops = {
     .name = "log",
     .open = log_open,
@@ -2229,4 +2288,5 @@ const umg_bus_ops_t umg_bus_log_ops = {
     .partitions = log_partitions,
     .rewrite = log_rewrite,
     .set_notify = log_set_notify,
+    .set_floor = log_set_floor,
 };

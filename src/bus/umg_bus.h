@@ -29,6 +29,7 @@ typedef struct umg_bus_config_s {
     int64_t dedupe_horizon_ms;    /* how long an event_id is remembered */
     int64_t dedupe_max_ids;       /* bound on ids held in memory */
     int64_t snapshot_interval_ms; /* how often the dedupe snapshot is written */
+    int hold_for_reader;          /* retention keeps what set_floor has not passed; until its first call, all */
 } umg_bus_config_t;
 
 /* One record handed in by a producer. */
@@ -176,6 +177,12 @@ typedef struct umg_bus_ops_s {
      * returns no call of the one before is running. NULL when the backend cannot: readers poll.
      */
     void (*set_notify)(umg_bus_t *bus, void (*fn)(void *arg, uint64_t end), void *arg);
+    /*
+     * Retention removes no record at or after offset: the next one a reader that must see every record (the
+     * attribution pipeline) will read. With cfg.hold_for_reader nothing is removed before the first call. NULL
+     * when the backend keeps records by its own rules (Kafka: the consumer group's lag is watched instead).
+     */
+    void (*set_floor)(umg_bus_t *bus, uint64_t offset);
 } umg_bus_ops_t;
 
 /* The embedded segmented log. */

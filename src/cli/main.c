@@ -90,9 +90,11 @@ static const umg_config_item_t serve_items[] = {
     {"log.segment_bytes", UMG_CFG_SIZE, "128m", 1 << 20, 1ll << 30, OFF(segment_bytes),
      "Roll log segments at this size (at most 1g: index positions are 32-bit)."},
     {"log.retention", UMG_CFG_DURATION_MS, "30d", 0, 36500ll * 86400000, OFF(retention_ms),
-     "Delete sealed segments older than this; 0 keeps everything."},
+     "Delete sealed segments older than this; 0 keeps everything. A segment is kept while the attribution "
+     "pipeline has not applied all of it, or while it holds ids within dedupe.horizon (a warning says so)."},
     {"log.retention_bytes", UMG_CFG_SIZE, "0", 0, 1ll << 50, OFF(retention_bytes),
-     "Delete the oldest sealed segments while the log is larger; 0 means no limit."},
+     "Delete the oldest sealed segments while the log is larger; 0 means no limit. The same segments are kept "
+     "as for log.retention, so the log may stay larger."},
     {"log.queue_bytes", UMG_CFG_SIZE, "256m", 1 << 20, 1ll << 40, OFF(queue_bytes),
      "Bytes waiting for the log writer before ingest answers 503 overloaded."},
     {"dedupe.horizon", UMG_CFG_DURATION_MS, "7d", 60000, 365ll * 86400000, OFF(dedupe_horizon_ms),
@@ -448,6 +450,7 @@ static int cmd_serve(int argc, char **argv)
     bc.queue_bytes = cfg.queue_bytes;
     bc.dedupe_horizon_ms = cfg.dedupe_horizon_ms;
     bc.dedupe_max_ids = cfg.dedupe_max_ids;
+    bc.hold_for_reader = 1; /* retention waits for the attribution pipeline (it says how far it got) */
 
     int rc = 1;
     umg_ingest_t ing;

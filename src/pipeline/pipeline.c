@@ -418,6 +418,9 @@ int umg_pipeline_new(const umg_pipeline_config_t *cfg, umg_store_t *store, const
     }
     p->reader_next = next;
     atomic_store(&p->next_offset, next);
+    if (ops->set_floor != NULL) {
+        ops->set_floor(bus, next); /* retention may remove what the store already holds */
+    }
     *out = p;
     return UMG_OK;
 }
@@ -2498,6 +2501,15 @@ static void fraud_warm(umg_pipeline_t *p)
             rc == UMG_ENOMEM ? ": out of memory, some left out" : "");
 }
 
+/* umg_pipeline_lag_records: records acknowledged but not applied yet (after every step, so that a backlog or a
+ * pipeline stuck on a failing batch shows). */
+static void publish_lag(umg_pipeline_t *p)
+{
+    umg_bus_stats_t bs;
+    p->ops->stats(p->bus, &bs);
+    umg_metric_set(&m_lag, bs.durable_offset > p->reader_next ? (int64_t)(bs.durable_offset - p->reader_next) : 0);
+}
+
 int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
 {
     if (applied != NULL) {
@@ -2515,13 +2527,12 @@ int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
     int rc = src_next(p, &r);
     if (rc == UMG_EAGAIN) {
         merge_wait(p); /* nothing new: the tables hold everything applied once this returns */
-        umg_bus_stats_t bs;
-        p->ops->stats(p->bus, &bs);
-        umg_metric_set(&m_lag, bs.durable_offset > p->reader_next ? (int64_t)(bs.durable_offset - p->reader_next) : 0);
+        publish_lag(p);
         return UMG_OK;
     }
     if (rc != UMG_OK) {
         src_reset(p);
+        publish_lag(p);
         return rc;
     }
     size_t done = 0;
@@ -2589,8 +2600,12 @@ int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
         p->batch_max = UMG_MIN(p->cfg.batch, p->batch_max + p->batch_max / 8 + 1);
     }
     atomic_store_explicit(&p->next_offset, next, memory_order_release);
+    if (p->ops->set_floor != NULL) {
+        p->ops->set_floor(p->bus, next);
+    }
     p->pend[S_RECORDS] += done;
     count_publish(p, 1);
+    publish_lag(p);
     if (applied != NULL) {
         *applied = done;
     }
@@ -2598,6 +2613,7 @@ int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
 reopen:
     /* The batch is undone: read it again from the committed offset next time. */
     count_publish(p, 0);
+    publish_lag(p);
     src_reset(p);
     if (rc == UMG_ETOOBIG && ((done > 0 && (int64_t)(done + 1) / 2 < p->batch_max) || p->fl.wrote > 1)) {
         /* It changed more store pages than one transaction holds (many new devices in a large store, or a large

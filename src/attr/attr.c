@@ -199,18 +199,17 @@ int umg_attr_referrer_click_id(umg_slice_t referrer, char *buf, size_t cap, umg_
         *out = umg_slice(buf, (size_t)n);
         return UMG_OK;
     }
-    /* The whole referrer may be encoded once more ("utm_source%3Dx%26click_id%3Dabc"):
-     * decode it into buf, then look again and move the value to the front. */
+    /* The whole referrer may be encoded once more ("utm_source%3Dx%26click_id%3Dab%252F"): decode it into buf,
+     * look again, and decode the value a second time to the front of buf (in place: decoding only shrinks). */
     long n = pct_decode(referrer.ptr, referrer.len, buf, cap);
     if (n < 0) {
         return UMG_ERANGE;
     }
     at = find_param(buf, (size_t)n, &vlen);
-    if (at < 0 || vlen == 0) {
+    if (at < 0 || (n = pct_decode(buf + at, vlen, buf, cap)) <= 0) {
         return UMG_ENOENT;
     }
-    memmove(buf, buf + at, vlen);
-    *out = umg_slice(buf, vlen);
+    *out = umg_slice(buf, (size_t)n);
     return UMG_OK;
 }
 

@@ -9,6 +9,9 @@
  */
 #include "umg_attr.h"
 
+#include <arpa/inet.h>
+#include <string.h>
+
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -281,13 +284,25 @@ uint64_t umg_attr_ip_hash(umg_slice_t ip)
     if (t.len == 0 || t.len > 64) {
         return 0;
     }
-    /* An IPv4 address seen through a dual-stack socket is the same address. */
-    if (t.len > 7 && find_ci(t, "::ffff:") == 0 && memchr(t.ptr + 7, '.', t.len - 7) != NULL) {
-        t = umg_slice(t.ptr + 7, t.len - 7);
-    }
-    char low[64];
-    for (size_t i = 0; i < t.len; i++) {
-        low[i] = (char)lower((unsigned char)t.ptr[i]);
+    /* One address written two ways is one address: the hash is of its canonical text (inet_ntop's, the form
+     * most senders use already), an IPv4 address seen through a dual-stack socket (::ffff:a.b.c.d, or in hex)
+     * as IPv4. Text that is no address is hashed as it is, in lower case. */
+    char low[INET6_ADDRSTRLEN > 65 ? INET6_ADDRSTRLEN : 65];
+    memcpy(low, t.ptr, t.len);
+    low[t.len] = '\0';
+    unsigned char a[16];
+    if (inet_pton(AF_INET6, low, a) == 1) {
+        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        int v4 = memcmp(a, mapped, sizeof(mapped)) == 0;
+        if (inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? a + 12 : a, low, sizeof(low)) != NULL) {
+            t = umg_slice(low, strlen(low));
+        }
+    } else if (inet_pton(AF_INET, low, a) == 1 && inet_ntop(AF_INET, a, low, sizeof(low)) != NULL) {
+        t = umg_slice(low, strlen(low));
+    } else {
+        for (size_t i = 0; i < t.len; i++) {
+            low[i] = (char)lower((unsigned char)low[i]);
+        }
     }
     uint64_t h = umg_hash64(low, t.len, FP_SEED_IP);
     return h ? h : 1;

@@ -2039,7 +2039,7 @@ static int prep_event(void *ctx, size_t index, umg_event_t *ev, const umg_event_
     umg_attr_ids_collect(r->ids, v);
     r->click = 0;
     if (ev->type == UMG_EV_INSTALL && ev->has_referrer) {
-        char buf[512];
+        char buf[UMG_EVENT_MAX_REFERRER]; /* the whole referrer decodes into it when it is encoded twice */
         umg_slice_t cid;
         if (umg_attr_referrer_click_id(ev->referrer, buf, sizeof(buf), &cid) == UMG_OK) {
             r->click = umg_attr_click_hash(cid);

@@ -668,6 +668,7 @@ static void test_identifiers(void **state)
         {"utm_source=google-play&utm_medium=organic&click_id=abc123", "abc123"},
         {"click_id=abc123&utm_source=x", "abc123"},
         {"utm_source%3Dnet%26click_id%3Dxyz-9", "xyz-9"},
+        {"utm_source%3Dnet%26click_id%3Dab%252Fcd%253D%253DXYZ", "ab/cd==XYZ"}, /* the value encoded twice too */
         {"click_id=a%2Bb%26c", "a+b&c"},
         {"my_click_id=wrong&click_id=right", "right"},
         {"my_click_id=wrong", NULL},
@@ -692,6 +693,15 @@ static void test_identifiers(void **state)
     assert_int_equal(umg_attr_ip_hash(sl("::FFFF:198.51.100.1")), umg_attr_ip_hash(sl("198.51.100.1")));
     assert_int_equal(umg_attr_ip_hash(sl("2001:DB8::1")), umg_attr_ip_hash(sl("2001:db8::1")));
     assert_int_equal(umg_attr_ip_hash(sl("")), 0);
+    /* The same address written another way: leading zeros, no compression, a mapped IPv4 in hex. */
+    assert_int_equal(umg_attr_ip_hash(sl("2001:0db8:0000:0000:0000:0000:0000:0084")),
+                     umg_attr_ip_hash(sl("2001:db8::84")));
+    assert_int_equal(umg_attr_ip_hash(sl("::ffff:a0b:5")), umg_attr_ip_hash(sl("10.11.0.5")));
+    assert_int_equal(umg_attr_ip_hash(sl(" 10.11.0.5 ")), umg_attr_ip_hash(sl("10.11.0.5")));
+    assert_true(umg_attr_ip_hash(sl("10.11.0.5")) != umg_attr_ip_hash(sl("10.11.0.6")));
+    assert_true(umg_attr_ip_hash(sl("2001:db8::84")) != umg_attr_ip_hash(sl("2001:db8::85")));
+    /* Text that is no address is still compared, in lower case. */
+    assert_int_equal(umg_attr_ip_hash(sl("Not-An-IP")), umg_attr_ip_hash(sl("not-an-ip")));
 }
 
 static void test_user_agents(void **state)

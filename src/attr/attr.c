@@ -65,38 +65,6 @@ int umg_attr_settings_check(const umg_attr_settings_t *s)
     return UMG_OK;
 }
 
-int umg_attr_lookback_parse(umg_slice_t s, uint32_t *out_seconds)
-{
-    if (s.ptr == NULL || s.len < 2 || s.len > 12) {
-        return UMG_EINVAL;
-    }
-    uint64_t v = 0;
-    size_t i = 0;
-    for (; i + 1 < s.len; i++) {
-        if (s.ptr[i] < '0' || s.ptr[i] > '9') {
-            return UMG_EINVAL;
-        }
-        v = v * 10 + (uint64_t)(s.ptr[i] - '0');
-    }
-    uint64_t unit;
-    switch (s.ptr[i]) {
-    case 'd':
-    case 'D': unit = 86400; break;
-    case 'h':
-    case 'H': unit = 3600; break;
-    case 'm':
-    case 'M': unit = 60; break;
-    case 's':
-    case 'S': unit = 1; break;
-    default: return UMG_EINVAL;
-    }
-    if (v == 0 || v * unit > UINT32_MAX) {
-        return UMG_EINVAL;
-    }
-    *out_seconds = (uint32_t)(v * unit);
-    return UMG_OK;
-}
-
 /* ------------------------------------------------------------- identifiers */
 
 uint64_t umg_attr_id_hash(umg_attr_id_kind_t kind, umg_slice_t v)

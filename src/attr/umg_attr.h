@@ -52,13 +52,6 @@ extern const size_t umg_attr_config_nitems;
 #define UMG_ATTR_VIEW_LOOKBACK_MIN_S 3600u           /* 1 hour */
 #define UMG_ATTR_VIEW_LOOKBACK_MAX_S (168u * 3600u)  /* 7 days */
 
-/**
- * Parses a link's `lookback` parameter: a positive integer with a unit, "3d",
- * "12h", "90m" or "3600s", into seconds (not clamped: the bounds apply at
- * match time). UMG_EINVAL for anything else, including a bare number.
- */
-int umg_attr_lookback_parse(umg_slice_t s, uint32_t *out_seconds);
-
 /* ------------------------------------------------------ identifiers */
 
 typedef enum {

@@ -630,18 +630,6 @@ static void test_settings(void **state)
     s.view_lookback_hours = 0;
     assert_int_equal(umg_attr_settings_check(&s), UMG_ERANGE);
 
-    uint32_t v;
-    assert_int_equal(umg_attr_lookback_parse(sl("3d"), &v), UMG_OK);
-    assert_int_equal(v, 3 * 86400);
-    assert_int_equal(umg_attr_lookback_parse(sl("12h"), &v), UMG_OK);
-    assert_int_equal(v, 12 * 3600);
-    assert_int_equal(umg_attr_lookback_parse(sl("90m"), &v), UMG_OK);
-    assert_int_equal(v, 5400);
-    assert_int_equal(umg_attr_lookback_parse(sl("12"), &v), UMG_EINVAL);
-    assert_int_equal(umg_attr_lookback_parse(sl("0d"), &v), UMG_EINVAL);
-    assert_int_equal(umg_attr_lookback_parse(sl("-1d"), &v), UMG_EINVAL);
-    assert_int_equal(umg_attr_lookback_parse(sl("99999999999d"), &v), UMG_EINVAL);
-    assert_int_equal(umg_attr_lookback_parse(sl("d"), &v), UMG_EINVAL);
     assert_true(sizeof(umg_attr_touch_t) <= 128);
 }
 

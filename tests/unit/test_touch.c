@@ -410,7 +410,7 @@ static void test_params_drops_keep_the_rest(void **state)
     q_reset();
     q_add("source", "net");
     q_add("idfa", "nope");
-    q_add("lookback", "99d");
+    q_add("lookback", "59s");
     q_add("retargeting", "yes");
     q_add("deep_link", "/relative");
     q_add("sub2", "ok");
@@ -487,10 +487,12 @@ static void test_params_lookback(void **state)
         {"59s", 0},
         {"0", 0},
         {"0d", 0},
-        {"2592001", 0},
-        {"31d", 0},
-        {"721h", 0},
-        {"99999999999d", 0},
+        {"2592001", 2592000}, /* longer windows are taken as 30 days */
+        {"31d", 2592000},
+        {"45d", 2592000},
+        {"721h", 2592000},
+        {"9999999999d", 2592000},
+        {"99999999999d", 0}, /* more than 10 digits */
         {"7x", 0},
         {"d", 0},
         {"7dd", 0},
@@ -656,12 +658,13 @@ static void test_decode_errors(void **state)
     expect_error(click_with("\"retargeting\":1.0"), "invalid_type", "retargeting");
     expect_error(click_with("\"retargeting\":18446744073709551615"), "invalid_value", "retargeting");
     expect_error(click_with("\"lookback\":59"), "invalid_value", "lookback");
-    expect_error(click_with("\"lookback\":2592001"), "invalid_value", "lookback");
     expect_error(click_with("\"lookback\":-60"), "invalid_value", "lookback");
-    expect_error(click_with("\"lookback\":18446744073709551615"), "invalid_value", "lookback");
     expect_error(click_with("\"lookback\":3600.0"), "invalid_type", "lookback");
     expect_error(click_with("\"lookback\":true"), "invalid_type", "lookback");
-    expect_error(click_with("\"lookback\":\"31d\""), "invalid_value", "lookback");
+    /* Longer windows are taken as 30 days, in either form. */
+    assert_int_equal(ok_touch(click_with("\"lookback\":\"45d\""))->lookback_s, 30 * 86400);
+    assert_int_equal(ok_touch(click_with("\"lookback\":2592001"))->lookback_s, 30 * 86400);
+    assert_int_equal(ok_touch(click_with("\"lookback\":18446744073709551615"))->lookback_s, 30 * 86400);
     expect_error(click_with("\"lookback\":\"soon\""), "invalid_value", "lookback");
     /* ip. */
     expect_error(click_with("\"ip\":\"999.1.1.1\""), "invalid_value", "ip");

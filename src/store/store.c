@@ -16,11 +16,11 @@
  *
  * The touches' keys are an index in memory (tindex_t below), not a table:
  * hash(app, tag, value) -> the touch ids under it, newest first, one key per
- * identifier hash (tag 'I'), the click id ('C') and, for clicks, the IP + OS
- * fingerprint ('F'). Inserting those keys into a B-tree at random places cost
- * a page copy and write per key (docs/STATUS.md); the index is rebuilt from
- * the touch table when the store opens, and is only used inside write
- * transactions (LMDB serialises them, so it needs no lock of its own).
+ * identifier hash (tag 'I' for clicks, 'V' for impressions, so that a flood of
+ * impressions cannot push a device's clicks out of what a gather reads), the
+ * click id ('C') and, for clicks, the IP + OS fingerprint ('F'). Inserting those keys into a B-tree at random places
+ * cost a page copy and write per key (docs/STATUS.md); the index is rebuilt from the touch table when the store opens,
+ * and is only used inside write transactions (LMDB serialises them, so it needs no lock of its own).
  */
 #include "umg_store.h"
 
@@ -294,12 +294,14 @@ static void tidx_remove(tindex_t *x, uint64_t key)
     }
 }
 
+#define MAX_KEYS (2 * UMG_ATTR_MAX_IDS + 2) /* of a touch, or of an observation's gather */
+
 /* The index keys of a touch; returns how many. */
-static int touch_keys(const umg_attr_touch_t *t, uint64_t keys[UMG_ATTR_MAX_IDS + 2])
+static int touch_keys(const umg_attr_touch_t *t, uint64_t keys[MAX_KEYS])
 {
     int n = 0;
     for (int i = 0; i < UMG_ATTR_MAX_IDS && t->ids[i] != 0; i++) {
-        keys[n++] = app_key(t->app, 'I', t->ids[i]);
+        keys[n++] = app_key(t->app, t->type == UMG_ATTR_IMPRESSION ? 'V' : 'I', t->ids[i]);
     }
     if (t->click_id != 0) {
         keys[n++] = app_key(t->app, 'C', t->click_id);
@@ -346,7 +348,7 @@ static int tidx_rebuild(umg_store_t *st, MDB_txn *txn)
             first = 0;
         }
         umg_attr_touch_t t;
-        uint64_t keys[UMG_ATTR_MAX_IDS + 2];
+        uint64_t keys[MAX_KEYS];
         if (touch_unpack(id, v.mv_data, v.mv_size, &t) != UMG_OK) {
             urc = UMG_ECORRUPT;
             break;
@@ -1103,7 +1105,7 @@ int umg_store_touch_put(umg_store_txn_t *tx, const umg_attr_touch_t *t)
     if (rc != 0) {
         return map_err(rc, "touch put");
     }
-    uint64_t keys[UMG_ATTR_MAX_IDS + 2];
+    uint64_t keys[MAX_KEYS];
     int nk = touch_keys(t, keys);
     for (int i = 0; i < nk; i++) {
         /* Should the transaction abort, the entries name touches that are not stored: gather skips those,
@@ -1128,7 +1130,8 @@ int umg_store_touch_get(umg_store_txn_t *tx, uint64_t touch_id, umg_attr_touch_t
 
 int umg_store_gather(umg_store_txn_t *tx, const umg_attr_obs_t *obs, umg_attr_touch_t *out, size_t cap, size_t *n)
 {
-    uint64_t keys[UMG_ATTR_MAX_IDS + 2];
+    /* Clicks first, impressions last: when cap is reached, what is left out is the weakest class. */
+    uint64_t keys[MAX_KEYS];
     int nk = 0;
     for (int i = 0; i < UMG_ATTR_MAX_IDS && obs->ids[i] != 0; i++) {
         keys[nk++] = app_key(obs->app, 'I', obs->ids[i]);
@@ -1138,6 +1141,9 @@ int umg_store_gather(umg_store_txn_t *tx, const umg_attr_obs_t *obs, umg_attr_to
     }
     if (obs->fp.ip != 0 && obs->fp.os != 0) {
         keys[nk++] = app_key(obs->app, 'F', fp_value(&obs->fp));
+    }
+    for (int i = 0; i < UMG_ATTR_MAX_IDS && obs->ids[i] != 0; i++) {
+        keys[nk++] = app_key(obs->app, 'V', obs->ids[i]);
     }
     *n = 0;
     if (nk == 0) {
@@ -1203,7 +1209,7 @@ int umg_store_expire(umg_store_txn_t *tx, int64_t before_us, size_t max, size_t 
         if (t.ts_us >= before_us) {
             break;
         }
-        uint64_t keys[UMG_ATTR_MAX_IDS + 2];
+        uint64_t keys[MAX_KEYS];
         size_t nk = (size_t)touch_keys(&t, keys);
         tindex_t *x = &tx->st->tidx;
         x->live = x->live > nk ? x->live - nk : 0;
@@ -2266,7 +2272,7 @@ static int touch_del(umg_store_txn_t *tx, uint64_t id)
     if (rc != UMG_OK) {
         return rc;
     }
-    uint64_t keys[UMG_ATTR_MAX_IDS + 2];
+    uint64_t keys[MAX_KEYS];
     int nk = touch_keys(&t, keys);
     for (int i = 0; i < nk; i++) {
         tidx_unlink(&tx->st->tidx, keys[i], id);
@@ -2355,19 +2361,23 @@ int umg_store_forget(umg_store_txn_t *tx, const umg_store_forget_t *f, umg_store
             rc = map_err(mrc, "forget alias");
             break;
         }
-        /* Touches keyed by this identifier: deleting one unlinks it, so always take the list's head. */
+        /* Clicks and impressions keyed by this identifier: deleting one unlinks it, so always take the list's
+         * head. */
         tindex_t *x = &tx->st->tidx;
-        uint64_t tk = app_key(app, 'I', f->id_hashes[i]);
-        for (size_t j = tidx_find(x, tk, 0); j != SIZE_MAX && x->heads[j] != 0 && rc == UMG_OK;) {
-            uint32_t head = x->heads[j];
-            rc = touch_del(tx, x->pool[head - 1].id);
-            s.touches += rc == UMG_OK;
-            if (rc == UMG_ENOENT || (rc == UMG_OK && x->heads[j] == head)) {
-                x->heads[j] = x->pool[head - 1].next; /* an entry without its touch */
-                rc = UMG_OK;
+        static const char tags[] = {'I', 'V'};
+        for (size_t g = 0; g < sizeof(tags) && rc == UMG_OK; g++) {
+            uint64_t tk = app_key(app, tags[g], f->id_hashes[i]);
+            for (size_t j = tidx_find(x, tk, 0); j != SIZE_MAX && x->heads[j] != 0 && rc == UMG_OK;) {
+                uint32_t head = x->heads[j];
+                rc = touch_del(tx, x->pool[head - 1].id);
+                s.touches += rc == UMG_OK;
+                if (rc == UMG_ENOENT || (rc == UMG_OK && x->heads[j] == head)) {
+                    x->heads[j] = x->pool[head - 1].next; /* an entry without its touch */
+                    rc = UMG_OK;
+                }
             }
+            tidx_remove(x, tk);
         }
-        tidx_remove(x, tk);
     }
     /* 2. Their state, and the days they had each event. */
     for (size_t i = 0; i < ncanon && rc == UMG_OK; i++) {

@@ -179,6 +179,21 @@ static void test_touches_gather_and_expire(void **state)
     obs.ids[0] = 111;
     assert_int_equal(umg_store_gather(tx, &obs, out, 2, &n), UMG_OK);
     assert_int_equal(n, 2);
+    /* A flood of impressions after a click (more than a key's 64): the click is still gathered, and first. */
+    umg_attr_touch_t c = touch(1, 20, T0 - 48 * H_, 444, 0, 0);
+    assert_int_equal(umg_store_touch_put(tx, &c), UMG_OK);
+    for (uint64_t id = 21; id < 121; id++) {
+        umg_attr_touch_t v = touch(1, id, T0 - H_ + (int64_t)id * S_, 444, 0, 0);
+        v.type = UMG_ATTR_IMPRESSION;
+        assert_int_equal(umg_store_touch_put(tx, &v), UMG_OK);
+    }
+    memset(&obs, 0, sizeof(obs));
+    obs.app = 1;
+    obs.ids[0] = 444;
+    umg_attr_touch_t many[256];
+    assert_int_equal(umg_store_gather(tx, &obs, many, 256, &n), UMG_OK);
+    assert_int_equal(n, 1 + UMG_STORE_GATHER_PER_KEY);
+    assert_int_equal(many[0].touch_id, 20);
     assert_int_equal(umg_store_commit(tx), UMG_OK);
 
     /* Expiry in log order, stopping at the first touch that is not old enough. */
@@ -198,7 +213,7 @@ static void test_touches_gather_and_expire(void **state)
 
     umg_store_stats_t ss;
     assert_int_equal(umg_store_stats(st, &ss), UMG_OK);
-    assert_int_equal(ss.touches, 4);
+    assert_int_equal(ss.touches, 4 + 101); /* and the flood's click and impressions */
     assert_true(ss.total_bytes > 0);
     assert_true(ss.index_bytes > 0);
 

@@ -1078,6 +1078,11 @@ static int settings_apply(job_t *j, body_t *b, app_settings_t *s, int check)
             return -1;
         }
         s->allowlist.len--; /* drop the NUL get_list added */
+        if (memchr(s->allowlist.ptr, ':', s->allowlist.len) != NULL) {
+            umg__job_error(j, 400, "invalid_value", "redirect_allowlist",
+                           "items are host names without a port: any port of an allowed host is allowed");
+            return -1;
+        }
     }
     return 0;
 }
@@ -1272,9 +1277,8 @@ static void ep_app_patch(umg_admin_t *a, job_t *j, umg_app_t *app)
         (has_settings && !need(j, UMG_PERM_SETTINGS_WRITE, app)) || (has_rate && !need(j, UMG_PERM_ORG_MANAGE, NULL))) {
         return;
     }
-    if (has_url && ((strncmp(store_url, "https://", 8) != 0 && strncmp(store_url, "http://", 7) != 0) ||
-                    strlen(store_url) > 2048)) { /* as app create checks it (umg_apps_create) */
-        umg__job_error(j, 400, "invalid_value", "store_url", "must be an http(s) URL of at most 2048 bytes");
+    if (has_url && !umg_apps_store_url_ok(store_url)) {
+        umg__job_error(j, 400, "invalid_value", "store_url", UMG_APPS_STORE_URL_RULE);
         return;
     }
     double eps = 0, burst = 0;

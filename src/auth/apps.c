@@ -700,6 +700,19 @@ static int reporting_settings(const umg_app_spec_t *spec, char *out, size_t cap,
     return UMG_OK;
 }
 
+int umg_apps_store_url_ok(const char *url)
+{
+    if (strlen(url) > 2048 || (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0)) {
+        return 0;
+    }
+    for (const char *c = url; *c; c++) {
+        if ((unsigned char)*c <= 0x20 || *c == 0x7f) { /* it becomes a Location header */
+            return 0;
+        }
+    }
+    return 1;
+}
+
 int umg_apps_insert(sqlite3 *db, int64_t org_id, const umg_app_spec_t *spec, umg_buf_t *out, const char **field,
                     char *msg, size_t msglen)
 {
@@ -715,10 +728,9 @@ int umg_apps_insert(sqlite3 *db, int64_t org_id, const umg_app_spec_t *spec, umg
         snprintf(msg, msglen, "the platform must be android, ios or web");
         return UMG_EINVAL;
     }
-    if (spec->store_url != NULL && (strlen(spec->store_url) > 2048 || (strncmp(spec->store_url, "https://", 8) &&
-                                                                       strncmp(spec->store_url, "http://", 7)))) {
+    if (spec->store_url != NULL && !umg_apps_store_url_ok(spec->store_url)) {
         *field = "store_url";
-        snprintf(msg, msglen, "the store URL must be an http(s) URL of at most 2048 bytes");
+        snprintf(msg, msglen, "the store URL %s", UMG_APPS_STORE_URL_RULE);
         return UMG_EINVAL;
     }
     char settings[128] = "";

@@ -93,6 +93,10 @@ typedef struct umg_app_spec_s {
  */
 int umg_apps_create(const char *data_dir, const umg_app_spec_t *spec, umg_buf_t *out, char *msg, size_t msglen);
 
+/* 1 when url may be an app's store URL (it becomes the Location of click links). */
+#define UMG_APPS_STORE_URL_RULE "must be an http(s) URL of at most 2048 bytes, without spaces or control characters"
+int umg_apps_store_url_ok(const char *url);
+
 /**
  * The same inside the caller's transaction on db, for an existing
  * organization; *field names the bad input on UMG_EINVAL / UMG_EEXIST.

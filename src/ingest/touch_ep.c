@@ -159,6 +159,16 @@ static int add_touch(tthread_t *t, tpend_t *p, umg_touch_t *tc)
     return UMG_OK;
 }
 
+/* A link's answer: 302 to where the click goes, else 204; the headers made with it. */
+static void link_answer(umg_http_req_t *req, const tpend_t *p)
+{
+    if (p->mode == MODE_CLICK && p->location[0] != '\0') {
+        umg_http_respond(req, 302, "text/plain", "", 0, p->headers);
+    } else {
+        umg_http_respond(req, 204, "text/plain", "", 0, p->headers[0] ? p->headers : NULL);
+    }
+}
+
 static void on_resume(umg_http_req_t *req, void *data)
 {
     tpend_t *p = data;
@@ -188,10 +198,8 @@ static void on_resume(umg_http_req_t *req, void *data)
                 umg_http_error(req, 503, "out_of_memory", NULL, "out of memory; retry");
             }
             umg_buf_free(&out);
-        } else if (p->mode == MODE_CLICK && p->location[0] != '\0') {
-            umg_http_respond(req, 302, "text/plain", "", 0, p->headers);
         } else {
-            umg_http_respond(req, 204, "text/plain", "", 0, p->headers[0] ? p->headers : NULL);
+            link_answer(req, p);
         }
     }
     tpend_put(p->t, p);
@@ -334,12 +342,6 @@ static void link_touch(umg_http_req_t *req, void *thread_data, int mode)
         snprintf(dropped[ndropped].field, sizeof(dropped[ndropped].field), "user_agent");
         ndropped++;
     }
-    int rc = add_touch(t, p, &tc);
-    if (rc != UMG_OK) {
-        tpend_put(t, p);
-        umg_http_error(req, 503, "out_of_memory", NULL, "out of memory; retry");
-        return;
-    }
     /* Answer headers: where to go, and which parameters were left out. */
     size_t hl = 0;
     if (mode == MODE_CLICK && p->location[0] != '\0') {
@@ -350,13 +352,24 @@ static void link_touch(umg_http_req_t *req, void *thread_data, int mode)
         memcpy(p->headers + sizeof(loc) - 1 + ll, tail, sizeof(tail));
         hl = sizeof(loc) - 1 + ll + sizeof(tail) - 1;
     }
+    int head = umg_slice_eq(umg_http_method(req), "HEAD");
     if (ndropped > 0) {
-        umg_metric_add(&m_dropped, (int64_t)ndropped);
+        umg_metric_add(&m_dropped, head ? 0 : (int64_t)ndropped);
         hl += (size_t)snprintf(p->headers + hl, sizeof(p->headers) - hl, "X-Dropped-Fields: ");
         for (size_t i = 0; i < ndropped && hl < sizeof(p->headers) - 32; i++) { /* all fit: see headers */
             hl += (size_t)snprintf(p->headers + hl, sizeof(p->headers) - hl, "%s%s", i ? "," : "", dropped[i].field);
         }
         snprintf(p->headers + hl, sizeof(p->headers) - hl, "\r\n");
+    }
+    if (head) { /* link checkers and previews ask with HEAD: the same answer, but no one clicked */
+        link_answer(req, p);
+        tpend_put(t, p);
+        return;
+    }
+    if (add_touch(t, p, &tc) != UMG_OK) {
+        tpend_put(t, p);
+        umg_http_error(req, 503, "out_of_memory", NULL, "out of memory; retry");
+        return;
     }
     submit(t, req, p);
 }

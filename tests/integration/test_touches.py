@@ -114,6 +114,35 @@ class TouchTest(DaemonTestCase):
                 self.assertEqual(h["location"], want)
                 self.assertNotIn("set-cookie", h)
 
+    def test_head_records_nothing(self):
+        # Link checkers and chat previews ask with HEAD: the same answer, no click stored.
+        st, h, data = self.d.request("HEAD", "/c/%s?source=s&gaid=%s" % (self.app["app_id"], gaid()))
+        self.assertStatus(st, 302, "HEAD click", data)
+        self.assertEqual(h["location"], STORE)
+        st, h, data = self.d.request("HEAD", "/v/%s?source=s" % self.app["app_id"])
+        self.assertStatus(st, 204, "HEAD impression", data)
+        self.d.request("GET", "/c/%s?source=real" % self.app["app_id"])
+        self.assertEqual([t["source"] for t in self.touches()], ["real"])
+
+    def test_store_url_and_allowlist_checks(self):
+        # A store URL becomes the Location of every click: no spaces or control characters, by the CLI too
+        # (it let "\r\nSet-Cookie: ..." through once) or by PATCH.
+        with self.assertRaises(AssertionError) as cm:
+            self.d.create_app("Org A", "Bad", "android", extra=["--store-url", "https://x.example/\r\nSet-Cookie: a=1"])
+        self.assertIn("store", str(cm.exception))
+        for bad in ("https://x.example/a b", "https://x.example/\u0007"):
+            resp = self.d.request("PATCH", "/v1/apps/" + self.app["app_id"], {"store_url": bad},
+                                  {"Authorization": "Bearer " + self.tok})
+            self.assertError(resp, 400, "invalid_value", "store_url")
+        # Allowlist items are hosts: a port was accepted once and never matched; any port of a host is allowed.
+        resp = self.d.request("PATCH", "/v1/apps/" + self.app["app_id"],
+                              {"settings": {"redirect_allowlist": ["sub.test:8443"]}},
+                              {"Authorization": "Bearer " + self.tok})
+        self.assertError(resp, 400, "invalid_value", "redirect_allowlist")
+        st, h, data = self.d.request("GET", "/c/%s?source=s" % self.app["app_id"])
+        self.assertStatus(st, 302, "click", data)
+        self.assertEqual(h["location"], STORE)
+
     def test_impression_bad_fields_and_unknown_app(self):
         st, h, data = self.d.request("GET", "/v/%s?source=net&gaid=not-a-uuid&lookback=99y" % self.app["app_id"])
         self.assertStatus(st, 204, "impression", data)

@@ -587,6 +587,20 @@ static int open_active(umg_bus_t *bus, seg_t *s)
     return UMG_OK;
 }
 
+/* The id a record is deduplicated by: events and touches are apart, so that an event_id equal to some touch_id
+ * (a sender reusing one UUID) is not taken for a duplicate of it. */
+static inline umg_uuid_t dedupe_id(const uint8_t id[16], int kind)
+{
+    umg_uuid_t u;
+    memcpy(u.b, id, 16);
+    if (kind == UMG_BUS_KIND_TOUCH) {
+        for (int k = 0; k < 8; k++) {
+            u.b[8 + k] ^= (uint8_t)(0x5a + 17 * k);
+        }
+    }
+    return u;
+}
+
 /* Fills the dedupe set from the indexes of segments inside the horizon. */
 static int refill_dedupe(umg_bus_t *bus)
 {
@@ -628,13 +642,11 @@ static int refill_dedupe(umg_bus_t *bus)
             }
             for (size_t j = 0; j < want; j++) {
                 if (j + 8 < want) {
-                    umg_uuid_t ahead;
-                    memcpy(ahead.b, buf[j + 8].id, 16);
+                    umg_uuid_t ahead = dedupe_id(buf[j + 8].id, buf[j + 8].kind);
                     umg_dedupe_prefetch(bus->dedupe, buf[j + 8].app, &ahead);
                 }
                 if ((int64_t)buf[j].recv_s >= oldest_s) {
-                    umg_uuid_t id;
-                    memcpy(id.b, buf[j].id, 16);
+                    umg_uuid_t id = dedupe_id(buf[j].id, buf[j].kind);
                     rc = umg_dedupe_insert(bus->dedupe, buf[j].app, &id, (int64_t)buf[j].recv_s * 1000000);
                     if (rc != UMG_OK) {
                         break;
@@ -933,7 +945,8 @@ static void undo_group(umg_bus_t *bus, umg_bus_batch_t *list, uint64_t first_off
     for (umg_bus_batch_t *b = list; b != NULL; b = b->next) {
         for (size_t i = 0; i < b->n; i++) {
             if (b->recs[i].status == UMG_OK) {
-                umg_dedupe_remove(bus->dedupe, b->recs[i].app, &b->recs[i].id);
+                umg_uuid_t id = dedupe_id(b->recs[i].id.b, b->recs[i].kind);
+                umg_dedupe_remove(bus->dedupe, b->recs[i].app, &id);
             }
         }
     }
@@ -1082,14 +1095,17 @@ static int write_group(umg_bus_t *bus, umg_bus_batch_t *list, size_t *nrec)
     enum { AHEAD = 8 }; /* dedupe lookups miss the cache: start them early */
     for (umg_bus_batch_t *b = list; b != NULL; b = b->next) {
         for (size_t i = 0; i < b->n && i < AHEAD; i++) {
-            umg_dedupe_prefetch(bus->dedupe, b->recs[i].app, &b->recs[i].id);
+            umg_uuid_t id = dedupe_id(b->recs[i].id.b, b->recs[i].kind);
+            umg_dedupe_prefetch(bus->dedupe, b->recs[i].app, &id);
         }
         for (size_t i = 0; i < b->n; i++) {
             umg_bus_rec_t *r = &b->recs[i];
             if (i + AHEAD < b->n) {
-                umg_dedupe_prefetch(bus->dedupe, r[AHEAD].app, &r[AHEAD].id);
+                umg_uuid_t ahead = dedupe_id(r[AHEAD].id.b, r[AHEAD].kind);
+                umg_dedupe_prefetch(bus->dedupe, r[AHEAD].app, &ahead);
             }
-            int dup = umg_dedupe_check_insert(bus->dedupe, r->app, &r->id, now);
+            umg_uuid_t id = dedupe_id(r->id.b, r->kind);
+            int dup = umg_dedupe_check_insert(bus->dedupe, r->app, &id, now);
             if (dup < 0) {
                 r->status = UMG_ENOMEM;
                 continue;

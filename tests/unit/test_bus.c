@@ -81,8 +81,8 @@ static umg_bus_t *open_bus(const char *dir, int64_t seg_bytes)
     return bus;
 }
 
-/* Appends n records (ids first..first+n-1) for `app`; returns the submit status and fills statuses. */
-static int append(umg_bus_t *bus, uint32_t app, uint32_t first, size_t n, int *statuses)
+/* Appends n records of kind (ids first..first+n-1) for `app`; returns the submit status and fills statuses. */
+static int append_kind(umg_bus_t *bus, uint32_t app, uint32_t first, size_t n, int *statuses, uint8_t kind)
 {
     umg_bus_rec_t *recs = calloc(n, sizeof(*recs));
     char(*payloads)[64] = calloc(n, 64);
@@ -90,7 +90,7 @@ static int append(umg_bus_t *bus, uint32_t app, uint32_t first, size_t n, int *s
     for (size_t i = 0; i < n; i++) {
         recs[i].app = app;
         recs[i].partition = (uint16_t)((first + i) % 4);
-        recs[i].kind = UMG_BUS_KIND_EVENT;
+        recs[i].kind = kind;
         recs[i].event_us = now - 1000000 + (int64_t)i;
         recs[i].recv_us = now;
         make_id(&recs[i].id, first + (uint32_t)i);
@@ -115,6 +115,11 @@ static int append(umg_bus_t *bus, uint32_t app, uint32_t first, size_t n, int *s
     free(recs);
     free(payloads);
     return rc;
+}
+
+static int append(umg_bus_t *bus, uint32_t app, uint32_t first, size_t n, int *statuses)
+{
+    return append_kind(bus, app, first, n, statuses, UMG_BUS_KIND_EVENT);
 }
 
 static size_t count_all(umg_bus_t *bus, const umg_bus_read_opts_t *o, uint64_t *last_offset)
@@ -1087,6 +1092,33 @@ static void test_rewrite_leftovers(void **state)
     free(dir);
 }
 
+/* Events and touches are deduplicated apart: a touch_id equal to an event_id is no duplicate (a sender reusing
+ * one UUID lost the event once), a repeated touch is, and so it stays after a restart. */
+static void test_dedupe_by_kind(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    umg_bus_t *bus = open_bus(dir, 1 << 20);
+    int st[3];
+    assert_int_equal(append_kind(bus, 1, 0, 3, st, UMG_BUS_KIND_EVENT), UMG_OK);
+    assert_int_equal(append_kind(bus, 1, 0, 3, st, UMG_BUS_KIND_TOUCH), UMG_OK);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(st[i], UMG_OK);
+    }
+    assert_int_equal(append_kind(bus, 1, 0, 3, st, UMG_BUS_KIND_TOUCH), UMG_OK);
+    assert_int_equal(st[0], UMG_EEXIST);
+    ops->close(bus);
+    bus = open_bus(dir, 1 << 20);
+    assert_int_equal(append_kind(bus, 1, 1, 1, st, UMG_BUS_KIND_TOUCH), UMG_OK);
+    assert_int_equal(st[0], UMG_EEXIST);
+    assert_int_equal(append_kind(bus, 1, 1, 1, st, UMG_BUS_KIND_EVENT), UMG_OK);
+    assert_int_equal(st[0], UMG_EEXIST);
+    assert_int_equal(count_all(bus, &ALL, NULL), 6);
+    ops->close(bus);
+    rmrf(dir);
+    free(dir);
+}
+
 static void test_decode_rejects_garbage(void **state)
 {
     (void)state;
@@ -1127,6 +1159,7 @@ int main(void)
         cmocka_unit_test(test_retention),
         cmocka_unit_test(test_rewrite_survives_retention),
         cmocka_unit_test(test_rewrite_leftovers),
+        cmocka_unit_test(test_dedupe_by_kind),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1959,7 +1959,8 @@ static int log_reader_next(umg_bus_reader_t *r, umg_bus_msg_t *msg)
         int rc = reader_fetch(r, e->pos, UMG_LOG_HDR);
         if (rc == UMG_OK) {
             uint32_t len = get32(r->buf + (e->pos - r->buf_pos));
-            rc = reader_fetch(r, e->pos, (size_t)UMG_LOG_HDR + len);
+            /* a damaged length is refused before it sizes the buffer */
+            rc = len > UMG_LOG_MAX_PAYLOAD ? UMG_ECORRUPT : reader_fetch(r, e->pos, (size_t)UMG_LOG_HDR + len);
         }
         if (rc != UMG_OK) {
             return rc;

@@ -586,6 +586,19 @@ int umg_auth_authenticate(umg_auth_t *a, const umg_credentials_t *c, int allow_k
                           umg_authn_error_t *err)
 {
     memset(err, 0, sizeof(*err));
+    /* Every app credential sent must hold, whichever one decides: an unknown key beside a good secret, or a key
+     * and a secret of two apps, are refused rather than one of them silently ignored. */
+    umg_app_t by_key, by_secret;
+    int has_key = c->app_key.len > 0, has_secret = c->app_secret.len > 0;
+    if (has_key && umg_apps_find_key(a->apps, c->app_key, &by_key) != UMG_OK) {
+        return fail(err, "unauthorized", "X-App-Key", "unknown app key");
+    }
+    if (has_secret && umg_apps_find_secret(a->apps, c->app_secret, &by_secret) != UMG_OK) {
+        return fail(err, "unauthorized", "X-App-Secret", "unknown app secret");
+    }
+    if (has_key && has_secret && by_key.id != by_secret.id) {
+        return fail(err, "unauthorized", "X-App-Key", "the app key and the app secret are of different apps");
+    }
     if (c->authorization.len > 0) {
         umg_slice_t tok;
         if (umg_auth_bearer(c->authorization, &tok) != UMG_OK) {
@@ -597,21 +610,17 @@ int umg_auth_authenticate(umg_auth_t *a, const umg_credentials_t *c, int allow_k
         return auth_jwt(a, tok, now_us, p, err);
     }
     umg_app_t app;
-    if (c->app_secret.len > 0) {
-        if (umg_apps_find_secret(a->apps, c->app_secret, &app) != UMG_OK) {
-            return fail(err, "unauthorized", "X-App-Secret", "unknown app secret");
-        }
+    if (has_secret) {
+        app = by_secret;
         memset(p, 0, sizeof(*p));
         p->kind = UMG_PRINCIPAL_APP_SECRET;
         p->perms = UMG_PERM_EVENTS_WRITE | UMG_PERM_TOUCHES_WRITE | UMG_PERM_EXPORT_RAW | UMG_PERM_REPORTS_READ;
-    } else if (c->app_key.len > 0) {
+    } else if (has_key) {
         if (!allow_key) {
             return fail(err, "unauthorized", "X-App-Secret",
                         "this endpoint needs the app secret (X-App-Secret) or a Bearer token, not the app key");
         }
-        if (umg_apps_find_key(a->apps, c->app_key, &app) != UMG_OK) {
-            return fail(err, "unauthorized", "X-App-Key", "unknown app key");
-        }
+        app = by_key;
         memset(p, 0, sizeof(*p));
         p->kind = UMG_PRINCIPAL_APP_KEY;
         p->perms = UMG_PERM_EVENTS_WRITE;

@@ -525,13 +525,27 @@ class RejectTest(IngestCase):
                   {"X-App-Key": self.app["app_key"][:-1] +
                    ("A" if self.app["app_key"][-1] != "A" else "B")}),
                  ("secret used as key", {"X-App-Key": self.app["app_secret"]}),
-                 ("key used as secret", {"X-App-Secret": self.app["app_key"]})]
+                 ("key used as secret", {"X-App-Secret": self.app["app_key"]}),
+                 # every credential sent must hold, not only the one that decides
+                 ("unknown key beside a good secret",
+                  {"X-App-Key": "nope-" + new_id(), "X-App-Secret": self.app["app_secret"]})]
         for name, hdrs in cases:
             with self.subTest(name):
                 res = self.d.request("POST", "/v1/events", e, hdrs)
                 self.assertError(res, 401, "unauthorized", what=name)
         _, by_id = self.export_by_id()
         self.assertEqual(by_id, {}, "an unauthorized event was stored")
+
+    def test_key_and_secret_of_two_apps(self):
+        other = self.d.create_app("acme", "other game", "android")
+        time.sleep(1.2)  # a new app's keys are taken within a second
+        res = self.d.request("POST", "/v1/events", event(),
+                             {"X-App-Key": self.app["app_key"], "X-App-Secret": other["app_secret"]})
+        self.assertError(res, 401, "unauthorized", "X-App-Key")
+        res = self.d.request("POST", "/v1/events", event(),
+                             {"X-App-Key": self.app["app_key"], "X-App-Secret": self.app["app_secret"]})
+        self.assertStatus(res[0], 202, "the key and secret of one app", res[2])
+        self.assertEqual(self.export_ok(self.d, other), [], "an event landed in the secret's app")
 
 
 class DedupeTest(IngestCase):

@@ -667,7 +667,10 @@ static int member_event_id(vctx_t *c, const umg_json_item_t *it)
     if (umg_uuid_scan(s.ptr, s.len, &c->ev->event_id) < 0) {
         return FAIL(c, it, E_INVALID_VALUE, "must be a UUID (8-4-4-4-12 hex digits)");
     }
-    c->ev->has_event_id = 1;
+    static const umg_uuid_t nil;
+    /* The nil UUID is a placeholder some SDKs send, not an id: taken as one, every later event of theirs would
+     * be a duplicate of the first. The server assigns one instead, as when it is absent. */
+    c->ev->has_event_id = memcmp(&c->ev->event_id, &nil, sizeof(nil)) != 0;
     return 0;
 }
 

@@ -564,6 +564,17 @@ class DedupeTest(IngestCase):
         self.assertEqual(len(by_id[e["event_id"]]), 1)
         self.assertEqual(len(out), 1)
 
+    def test_nil_event_id_is_no_id(self):
+        # The nil UUID is a placeholder some SDKs send: each such event gets an id of its own, none is a
+        # duplicate of the first.
+        nil = "00000000-0000-0000-0000-000000000000"
+        a, b = event(event_id=nil), event(event_id=nil)
+        self.ingest_ok(self.d, self.app, {"events": [a, b]}, accepted=2, duplicates=0)
+        self.ingest_ok(self.d, self.app, a, accepted=1, duplicates=0)
+        out, by_id = self.export_by_id()
+        self.assertEqual(len(out), 3)
+        self.assertNotIn(nil, by_id)
+
     def test_same_id_in_two_requests(self):
         e = event()
         self.assertEqual(self.ingest_ok(self.d, self.app, e),

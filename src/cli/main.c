@@ -210,6 +210,11 @@ static int fraud_score(void *ctx, uint32_t app, const float *x, size_t nf, doubl
 
 /* ---------------------------------------------------------------- usage */
 
+static int is_help(const char *arg)
+{
+    return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
+
 static void usage_main(FILE *f)
 {
     fprintf(f,
@@ -1147,6 +1152,10 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "fraud") == 0 && argc >= 3 && strcmp(argv[2], "train") == 0) {
         return umg_fraud_train_cli(argc - 2, argv + 2);
     }
+    if (strcmp(argv[1], "fraud") == 0 && (argc < 3 || is_help(argv[2]))) { /* its one subcommand's help */
+        char *help[] = {"train", "--help", NULL};
+        return umg_fraud_train_cli(2, help) == 0 && argc >= 3 ? 0 : 2;
+    }
     if (strcmp(argv[1], "admin") == 0 && argc >= 4 && strcmp(argv[2], "app") == 0) {
         if (strcmp(argv[3], "create") == 0) {
             return cmd_app_create(argc - 3, argv + 3);
@@ -1169,22 +1178,30 @@ int main(int argc, char **argv)
         return cmd_user_create(argc - 3, argv + 3);
     }
     if (strcmp(argv[1], "admin") == 0) {
-        if (argc >= 3 && strcmp(argv[argc - 1], "--help") == 0) {
+        if (argc >= 3 && is_help(argv[argc - 1])) {
             usage_app_create(stdout);
             printf("\nAlso: unmogrowp admin app list --data DIR\n\n");
             usage_app_settings(stdout);
+            printf("\n");
+            usage_app_fraud(stdout);
             printf("\n");
             usage_user_create(stdout);
             printf("\n");
             usage_forget(stdout);
             return 0;
         }
-        fprintf(
-            stderr,
-            "unmogrowp admin: expected 'app create', 'app list', 'app settings', 'user create' or 'privacy forget'\n");
+        fprintf(stderr,
+                "unmogrowp admin: expected 'app create', 'app list', 'app settings', 'app fraud', 'user create' or "
+                "'privacy forget' ('unmogrowp admin --help' shows them all)\n");
         return 2;
     }
-    if (strcmp(argv[1], "config") == 0 && argc >= 3 && strcmp(argv[2], "docs") == 0) {
+    if (strcmp(argv[1], "config") == 0 && (argc < 3 || is_help(argv[argc - 1]))) {
+        fprintf(argc < 3 ? stderr : stdout, "Usage: unmogrowp config docs\n\n"
+                                            "Prints the configuration reference (every key of 'serve --set' and "
+                                            "--config, with its default and range) as Markdown. No options.\n");
+        return argc < 3 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "config") == 0 && strcmp(argv[2], "docs") == 0) {
         return cmd_config_docs();
     }
     fprintf(stderr, "unmogrowp: unknown command '%s'\n\n", argv[1]);

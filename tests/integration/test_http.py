@@ -12,7 +12,7 @@ import tempfile
 import time
 import unittest
 
-from harness import (DaemonTestCase, event, parse_json, read_response, unverified_context)
+from harness import (DaemonTestCase, binary, event, parse_json, read_response, unverified_context)
 
 
 def curl_features():
@@ -425,3 +425,33 @@ class MaxConnectionsTest(DaemonTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class CliHelpTest(unittest.TestCase):
+    """`unmogrowp --help` lists the commands; each, and each group (admin, fraud, config), answers --help."""
+
+    def run_cli(self, *args):
+        p = subprocess.run([binary()] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        return p.returncode, p.stdout.decode("utf-8", "replace")
+
+    def test_every_command_answers_help(self):
+        rc, out = self.run_cli("--help")
+        self.assertEqual(rc, 0)
+        listed = re.findall(r"^  ([a-z]+(?: [a-z|]+)*?)\s{2,}", out.split("Commands:")[1], re.M)
+        commands = []
+        for c in listed:
+            words = c.split()
+            for alt in words[-1].split("|"):  # "import costs|rates"
+                commands.append(words[:-1] + [alt])
+        self.assertIn(["admin", "app", "fraud"], commands)
+        groups = sorted({tuple(c[:1]) for c in commands if len(c) > 1})
+        for words in commands + [list(g) for g in groups]:
+            with self.subTest(command=" ".join(words)):
+                rc, out = self.run_cli(*(words + ["--help"]))
+                self.assertEqual(rc, 0, out)
+                self.assertIn("Usage: unmogrowp " + words[0], out)
+        rc, out = self.run_cli("admin", "--help")
+        for c in commands:
+            if c[0] == "admin":
+                self.assertIn("unmogrowp " + " ".join(c), out, "admin --help leaves out " + " ".join(c))
+

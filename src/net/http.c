@@ -736,6 +736,8 @@ void umg_http_stream(umg_http_req_t *r, int status, const char *content_type, um
 
 /* ---------------------------------------------------------------- dispatch */
 
+static void new_request_id(char *out);
+
 /* The client's X-Request-Id when it is a sane token, else a new one; out holds UMG_HTTP_REQID_LEN. */
 static void make_request_id(h2o_req_t *h, char *out)
 {
@@ -752,7 +754,13 @@ static void make_request_id(h2o_req_t *h, char *out)
         out[in.len] = '\0';
         return;
     }
-    /* 96 random bits per thread start, then a counter: unique and cheap. */
+    new_request_id(out);
+}
+
+/* A new request id into out (UMG_HTTP_REQID_LEN): 96 random bits per thread start, then a counter: unique and
+ * cheap. */
+static void new_request_id(char *out)
+{
     static _Thread_local uint64_t seed_hi, counter;
     static _Thread_local uint32_t seed_lo;
     if (seed_hi == 0) {
@@ -927,6 +935,7 @@ static void on_conn_close(void *data)
 static void on_reject_written(h2o_socket_t *sock, const char *err)
 {
     (void)err;
+    umg_free(sock->data); /* the answer */
     h2o_socket_close(sock);
 }
 
@@ -951,10 +960,21 @@ static void on_accept(h2o_socket_t *listener, const char *err)
             }
 #define REFUSED_BODY                                                                                                   \
     "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"the server is at http.max_connections\"}}\n"
-            static const char resp[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                                       "Retry-After: 1\r\nConnection: close\r\nContent-Length: 92\r\n\r\n" REFUSED_BODY;
-            _Static_assert(sizeof(REFUSED_BODY) - 1 == 92, "Content-Length of the refusal");
-            h2o_iovec_t iov = h2o_iovec_init(resp, sizeof(resp) - 1);
+            /* Like every answer, with a request id: the buffer lives until the write is done. */
+            enum { CAP = 256 + UMG_HTTP_REQID_LEN + sizeof(REFUSED_BODY) };
+            char *resp = umg_malloc(CAP), id[UMG_HTTP_REQID_LEN];
+            if (resp == NULL) {
+                h2o_socket_close(sock);
+                continue;
+            }
+            new_request_id(id);
+            int n = snprintf(resp, CAP,
+                             "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                             "Retry-After: 1\r\nConnection: close\r\nX-Request-Id: %s\r\nContent-Length: %zu\r\n\r\n"
+                             "%s",
+                             id, sizeof(REFUSED_BODY) - 1, REFUSED_BODY);
+            sock->data = resp;
+            h2o_iovec_t iov = h2o_iovec_init(resp, (size_t)n);
             h2o_socket_write(sock, &iov, 1, on_reject_written);
             continue;
         }

@@ -405,7 +405,8 @@ class MaxConnectionsTest(DaemonTestCase):
                 st, h, body, _ = res
                 self.assertEqual(st, 503, "connection %d (limit 4) got %d %r" % (i + 1, st, body))
                 obj = parse_json(body, "503 body")
-                self.assertTrue(obj.get("error", {}).get("code"), obj)
+                self.assertEqual(obj.get("error", {}).get("code"), "too_many_connections", obj)
+                self.assertTrue(h.get("x-request-id"), "the refusal has no X-Request-Id: %r" % h)
         # The first four still work.
         for s in socks[:4]:
             s.sendall(req)

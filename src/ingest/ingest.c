@@ -302,10 +302,8 @@ static int add_rejection(pending_t *p, size_t index, const umg_event_error_t *er
     rc = rc ? rc : umg_buf_u64(b, index);
     rc = rc ? rc : umg_buf_append(b, ",\"code\":", 8);
     rc = rc ? rc : umg_buf_json_str(b, err->code, strlen(err->code));
-    if (err->field[0] != '\0') {
-        rc = rc ? rc : umg_buf_append(b, ",\"field\":", 9);
-        rc = rc ? rc : umg_buf_json_str(b, err->field, strlen(err->field));
-    }
+    rc = rc ? rc : umg_buf_append(b, ",\"field\":", 9); /* always there: "" when the item itself is wrong */
+    rc = rc ? rc : umg_buf_json_str(b, err->field, strlen(err->field));
     rc = rc ? rc : umg_buf_append(b, ",\"message\":", 11);
     rc = rc ? rc : umg_buf_json_str(b, err->message, strlen(err->message));
     rc = rc ? rc : umg_buf_putc(b, '}');

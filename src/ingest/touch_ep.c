@@ -396,10 +396,8 @@ static int on_touch(void *ctx, size_t index, umg_touch_t *tc, const umg_touch_er
         int rc = p->c.nrejected++ ? umg_buf_putc(b, ',') : UMG_OK;
         rc = rc ? rc : umg_buf_printf(b, "{\"index\":%zu,\"code\":", index);
         rc = rc ? rc : umg_buf_json_str(b, err->code, strlen(err->code));
-        if (err->field[0] != '\0') {
-            rc = rc ? rc : umg_buf_append(b, ",\"field\":", 9);
-            rc = rc ? rc : umg_buf_json_str(b, err->field, strlen(err->field));
-        }
+        rc = rc ? rc : umg_buf_append(b, ",\"field\":", 9); /* always there: "" when the item itself is wrong */
+        rc = rc ? rc : umg_buf_json_str(b, err->field, strlen(err->field));
         rc = rc ? rc : umg_buf_append(b, ",\"message\":", 11);
         rc = rc ? rc : umg_buf_json_str(b, err->message, strlen(err->message));
         return rc ? rc : umg_buf_putc(b, '}');

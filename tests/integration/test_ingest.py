@@ -433,6 +433,14 @@ class RejectTest(IngestCase):
                                       for r in obj.get("rejected", [])],
                                      [(1, "invalid_utf8", field)], obj)
 
+    def test_batch_element_not_an_object(self):
+        # The item itself is wrong: its error still has every member of the contract's shape, field "".
+        obj = self.ingest_ok(self.d, self.app, {"events": [event(), 42]}, accepted=1, duplicates=0)
+        self.assertEqual(obj["rejected"][0]["index"], 1)
+        self.assertEqual(obj["rejected"][0]["code"], "invalid_type")
+        self.assertEqual(obj["rejected"][0]["field"], "")
+        self.assertIsInstance(obj["rejected"][0]["message"], str)
+
     def test_invalid_json(self):
         bodies = [b"", b"not json", b"{", b'{"type": "session",', b"[1, 2]", b'"str"', b"42",
                   b"null", b'{"events": [}', b"\xff\xfe", b'{"events": [] } trailing']

@@ -2470,9 +2470,15 @@ static void fraud_warm(umg_pipeline_t *p)
         }
         p->ops->reader_close(r);
     }
+    /*
+     * What the next records' windows can hold: a record is judged by the buckets of its own time, which is at
+     * most the horizon before its receipt (later than last); such a bucket began up to its length (a day at
+     * most) before, and an item in it was received at most ingest.max_future before its time (20 minutes cover
+     * the default 10). Reading from the horizon alone missed the items of a day bucket received the day before.
+     */
+    int64_t back_us = p->cfg.fraud_horizon_ms * 1000 + umg_fraud_window_us(UMG_FW_INSTALL_FP_DAY) + INT64_C(1200000000);
     uint64_t from;
-    if (p->ops->offset_for_time(p->bus, last - p->cfg.fraud_horizon_ms * 1000 - INT64_C(1200000000), &from) != UMG_OK ||
-        from >= end) {
+    if (p->ops->offset_for_time(p->bus, last - back_us, &from) != UMG_OK || from >= end) {
         return;
     }
     o.from_offset = from;

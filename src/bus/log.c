@@ -81,7 +81,8 @@ struct umg_bus_s {
     uint64_t next_offset;
     _Atomic uint64_t durable;
     _Atomic uint64_t floor; /* retention keeps records from here on (set_floor) */
-    int retention_held;     /* housekeeping last found a segment due but kept (logged once per change) */
+    int retention_held;     /* housekeeping last found a segment due but kept */
+    int64_t held_warned_us; /* when that was last said (again every hour while it lasts) */
     _Atomic uint64_t total_bytes;
 
     /* fsync=always: the syncer thread fsyncs written groups while the writer appends more */
@@ -1174,7 +1175,8 @@ static int write_group(umg_bus_t *bus, umg_bus_batch_t *list, size_t *nrec)
 /*
  * Retention drops the oldest sealed segments past age or size, but never one that holds records the pipeline
  * has not applied (set_floor), nor one received within the dedupe horizon: after a restart the dedupe set is
- * rebuilt from the log, so its ids would be accepted again. Such a segment is kept, and said so once.
+ * rebuilt from the log, so its ids would be accepted again. Such a segment is kept, and said so (again every
+ * hour while it is).
  */
 static void housekeeping(umg_bus_t *bus)
 {
@@ -1203,9 +1205,10 @@ static void housekeeping(umg_bus_t *bus)
             }
         }
         pthread_mutex_unlock(&bus->seglock);
-        if (held != NULL && !bus->retention_held) {
+        if (held != NULL && (!bus->retention_held || now - bus->held_warned_us >= INT64_C(3600000000))) {
             umg_log(UMG_LOG_WARN, "bus", "retention: segment %020llu is due but kept: %s",
                     (unsigned long long)held_base, held);
+            bus->held_warned_us = now;
         }
         bus->retention_held = held != NULL;
         if (old == NULL) {

@@ -2383,6 +2383,15 @@ static int64_t mono_ms(void)
     return (int64_t)(umg_mono_ns() / 1000000);
 }
 
+/* Puts the store on disk; then retention may remove what it holds (the store runs without fsync per commit:
+ * after a machine crash it goes back to its last sync, and the log must still have what came after). */
+static void store_sync(umg_pipeline_t *p)
+{
+    uint64_t committed = p->reader_next; /* every commit up to here is in the sync */
+    if (umg_store_sync(p->store) == UMG_OK && p->ops->set_floor != NULL) {
+        p->ops->set_floor(p->bus, committed);
+    }
+}
 static void maintain(umg_pipeline_t *p)
 {
     int64_t now = mono_ms();
@@ -2404,7 +2413,7 @@ static void maintain(umg_pipeline_t *p)
     }
     if (now - p->last_sync_ms >= p->cfg.sync_interval_ms) {
         p->last_sync_ms = now;
-        umg_store_sync(p->store);
+        store_sync(p);
     }
 }
 
@@ -2606,9 +2615,6 @@ int umg_pipeline_step(umg_pipeline_t *p, size_t *applied)
         p->batch_max = UMG_MIN(p->cfg.batch, p->batch_max + p->batch_max / 8 + 1);
     }
     atomic_store_explicit(&p->next_offset, next, memory_order_release);
-    if (p->ops->set_floor != NULL) {
-        p->ops->set_floor(p->bus, next);
-    }
     p->pend[S_RECORDS] += done;
     count_publish(p, 1);
     publish_lag(p);
@@ -2668,7 +2674,7 @@ static void *pipeline_thread(void *arg)
         }
     }
     merge_wait(p); /* the tables are the caller's once the thread is stopped */
-    umg_store_sync(p->store);
+    store_sync(p);
     return NULL;
 }
 

@@ -374,7 +374,7 @@ static int tidx_rebuild(umg_store_t *st, MDB_txn *txn)
  * the touch table. Layout: "UMGTIDX1", u64 stamp, cap, used, pool_n, live, watermark, keys[cap] (u64),
  * heads[cap] (u32), pool[pool_n] (12 bytes), u32 CRC32C of all before; native byte order.
  */
-#define TIDX_MAGIC "UMGTIDX1"
+#define TIDX_MAGIC "UMGTIDX2" /* 2: impressions under keys of their own ('V'); a file of 1 is rebuilt */
 #define TIDX_HEAD (8 + 6 * 8)
 
 static char *tidx_path(const umg_store_t *st, const char *suffix)

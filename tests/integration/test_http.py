@@ -424,10 +424,6 @@ class MaxConnectionsTest(DaemonTestCase):
             self.assertEqual(res[0], 200)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class CliHelpTest(unittest.TestCase):
     """`unmogrowp --help` lists the commands; each, and each group (admin, fraud, config), answers --help."""
 
@@ -456,3 +452,6 @@ class CliHelpTest(unittest.TestCase):
             if c[0] == "admin":
                 self.assertIn("unmogrowp " + " ".join(c), out, "admin --help leaves out " + " ".join(c))
 
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1082,7 +1082,19 @@ static void test_rewrite_leftovers(void **state)
     put_file(dir, a, "log.new", "half a rewrite");
     put_file(dir, a, "idx.new", "half an index");
     put_file(dir, b, "idx.new", "the new index");
-    put_file(dir, b, "idx", "an index that no longer fits the log: 40 bytes, one entry");
+    /* b's log was replaced, its index not: an old index, whole entries, whose last one still fits the log but
+     * whose second points elsewhere (recovery would trust it). */
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%020llu.idx", dir, (unsigned long long)b);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    uint32_t pos;
+    assert_int_equal(fseek(f, 40, SEEK_SET), 0);
+    assert_int_equal(fread(&pos, 4, 1, f), 1);
+    pos += 7;
+    assert_int_equal(fseek(f, 40, SEEK_SET), 0);
+    assert_int_equal(fwrite(&pos, 4, 1, f), 1);
+    fclose(f);
     bus = open_bus(dir, 4096);
     assert_false(has_file(dir, a, "log.new") || has_file(dir, a, "idx.new") || has_file(dir, b, "idx.new"));
     assert_true(has_file(dir, b, "idx"));

@@ -65,8 +65,13 @@ static uint64_t install(umg_bus_t *bus, int n, int64_t ts, int64_t recv, const c
                        "%012x\",\"platform\":\"android\",\"os_version\":\"14\"},\"ip\":\"%s\","
                        "\"user_agent\":\"Dalvik/2.1.0 (Linux; U; Android 14; Pixel 8)\"}",
                        n, t, r, n, ip);
-    umg_bus_rec_t rec = {.app = 1, .partition = (uint16_t)(n % 4), .kind = UMG_BUS_KIND_EVENT, .event_us = ts,
-                         .recv_us = recv, .payload = json, .len = (uint32_t)len};
+    umg_bus_rec_t rec = {.app = 1,
+                         .partition = (uint16_t)(n % 4),
+                         .kind = UMG_BUS_KIND_EVENT,
+                         .event_us = ts,
+                         .recv_us = recv,
+                         .payload = json,
+                         .len = (uint32_t)len};
     memset(&rec.id, 0, sizeof(rec.id));
     memcpy(rec.id.b, &n, sizeof(n));
     rec.id.b[15] = 0x77;

@@ -350,6 +350,23 @@ static void test_index_saved_at_close(void **state)
         assert_int_equal(gathered(st, 100 + (uint64_t)d), want[d]);
     }
     umg_store_close(st);
+
+    /* Nor a whole file of the first format (impressions under the clicks' keys): its CRC made again. */
+    f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fstat(fileno(f), &sb), 0);
+    uint8_t *buf = malloc((size_t)sb.st_size);
+    assert_int_equal(fread(buf, 1, (size_t)sb.st_size, f), (size_t)sb.st_size);
+    memcpy(buf, "UMGTIDX1", 8);
+    uint32_t crc = umg_crc32c(0, buf, (size_t)sb.st_size - 4);
+    memcpy(buf + sb.st_size - 4, &crc, 4);
+    rewind(f);
+    assert_int_equal(fwrite(buf, 1, (size_t)sb.st_size, f), (size_t)sb.st_size);
+    fclose(f);
+    free(buf);
+    st = open_store(dir);
+    assert_false(index_loaded(st));
+    umg_store_close(st);
     rmrf(dir);
     free(dir);
 }

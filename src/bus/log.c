@@ -1965,14 +1965,29 @@ static int log_reader_next(umg_bus_reader_t *r, umg_bus_msg_t *msg)
             /* a damaged length is refused before it sizes the buffer */
             rc = len > UMG_LOG_MAX_PAYLOAD ? UMG_ECORRUPT : reader_fetch(r, e->pos, (size_t)UMG_LOG_HDR + len);
         }
+        if (rc == UMG_OK) {
+            long sz = umg__log_decode(r->buf + (e->pos - r->buf_pos), r->buf_len - (e->pos - r->buf_pos), msg);
+            rc = sz <= 0 || msg->offset != r->next - 1 ? UMG_ECORRUPT : UMG_OK;
+        }
+        if (rc == UMG_ECORRUPT) {
+            int skip = o->skip_damaged && seg_published_bytes(bus, r->seg_base) == UINT64_MAX; /* sealed */
+            umg_log(UMG_LOG_ERROR, "bus", "record %llu failed its check in segment %020llu%s",
+                    (unsigned long long)(r->next - 1), (unsigned long long)r->seg_base, skip ? "; passed over" : "");
+            if (skip) {
+                *msg = (umg_bus_msg_t){.offset = r->next - 1,
+                                       .app = e->app,
+                                       .partition = e->partition,
+                                       .kind = e->kind,
+                                       .event_us = (int64_t)e->event_s * 1000000,
+                                       .recv_us = (int64_t)e->recv_s * 1000000,
+                                       .payload = "",
+                                       .len = 0};
+                memcpy(msg->id.b, e->id, 16);
+                return UMG_OK;
+            }
+        }
         if (rc != UMG_OK) {
             return rc;
-        }
-        long sz = umg__log_decode(r->buf + (e->pos - r->buf_pos), r->buf_len - (e->pos - r->buf_pos), msg);
-        if (sz <= 0 || msg->offset != r->next - 1) {
-            umg_log(UMG_LOG_ERROR, "bus", "record %llu failed its check in segment %020llu",
-                    (unsigned long long)(r->next - 1), (unsigned long long)r->seg_base);
-            return UMG_ECORRUPT;
         }
         if ((o->event_from_us && msg->event_us < o->event_from_us) ||
             (o->event_to_us && msg->event_us >= o->event_to_us)) {

@@ -94,6 +94,10 @@ typedef struct umg_bus_read_opts_s {
      * match the filters, then returns UMG_EBUSY (call again to go on), so a
      * reader on an event-loop thread never scans a large log at once. */
     uint32_t scan_max;
+    /* Non-zero: a record of a sealed segment that fails its check (it cannot heal) is returned with its index
+     * entry's fields and no payload (payload "", len 0), after an error in the log, instead of UMG_ECORRUPT
+     * for ever: the reader goes on past it. Live records (the active segment) never are. */
+    int skip_damaged;
 } umg_bus_read_opts_t;
 
 typedef struct umg_bus_stats_s {

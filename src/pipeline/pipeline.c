@@ -1956,6 +1956,9 @@ static int decide_event(umg_pipeline_t *p, prep_t *r)
 static int decode_record(umg_event_decoder_t **edec, umg_touch_decoder_t **tdec, const umg_bus_msg_t *m,
                          umg_event_cb on_ev, umg_touch_cb on_t, void *ctx)
 {
+    if (m->len == 0) {
+        return UMG_ECORRUPT; /* damaged in the log, passed over by the reader (skip_damaged): skipped */
+    }
     if (m->kind == UMG_BUS_KIND_TOUCH) {
         if (*tdec == NULL && umg_touch_decoder_new(1 << 20, tdec) != UMG_OK) {
             return UMG_ENOMEM;
@@ -2068,7 +2071,7 @@ static int apply(umg_pipeline_t *p, prep_t *r)
     if (rc == UMG_OK && r->n != 0) {
         rc = r->m.kind == UMG_BUS_KIND_TOUCH ? on_touch(p, r) : on_event(p, r);
     }
-    if (rc == UMG_EPARSE || rc == UMG_EINVAL || rc == UMG_ERANGE) {
+    if (rc == UMG_EPARSE || rc == UMG_EINVAL || rc == UMG_ERANGE || (rc == UMG_ECORRUPT && r->n == 0)) {
         /* A record that cannot be applied would stop the pipeline forever: count it, say so, go on. */
         umg_log(UMG_LOG_WARN, "pipeline", "record %llu (kind %d) cannot be applied (%s); skipped",
                 (unsigned long long)r->m.offset, r->m.kind, umg_strerror(rc));
@@ -2168,7 +2171,7 @@ static void *ahead_thread(void *arg)
                 p->ops->reader_close(reader);
                 reader = NULL;
             }
-            umg_bus_read_opts_t o = {.partition = -1, .from_offset = from, .drop_behind = 1};
+            umg_bus_read_opts_t o = {.partition = -1, .from_offset = from, .drop_behind = 1, .skip_damaged = 1};
             rc = p->ops->reader_open(p->bus, &o, &reader);
             reopen = rc != UMG_OK;
         }
@@ -2277,7 +2280,8 @@ static int src_next(umg_pipeline_t *p, prep_t **out)
 {
     if (!p->cfg.decode_thread) {
         if (p->reader == NULL) {
-            umg_bus_read_opts_t o = {.partition = -1, .from_offset = p->reader_next, .drop_behind = 1};
+            umg_bus_read_opts_t o = {
+                .partition = -1, .from_offset = p->reader_next, .drop_behind = 1, .skip_damaged = 1};
             int rc = p->ops->reader_open(p->bus, &o, &p->reader);
             if (rc != UMG_OK) {
                 return rc;
@@ -2470,7 +2474,7 @@ static void fraud_warm(umg_pipeline_t *p)
     }
     int64_t t0 = mono_ms();
     umg_bus_reader_t *r = NULL;
-    umg_bus_read_opts_t o = {.partition = -1, .from_offset = end - 1};
+    umg_bus_read_opts_t o = {.partition = -1, .from_offset = end - 1, .skip_damaged = 1};
     umg_bus_msg_t m;
     int64_t last = umg_now_us();
     if (p->ops->reader_open(p->bus, &o, &r) == UMG_OK) {

@@ -1131,6 +1131,74 @@ static void test_dedupe_by_kind(void **state)
     free(dir);
 }
 
+/* A record damaged in a sealed segment stops a reader with UMG_ECORRUPT, or, with skip_damaged, is returned
+ * without its payload and the reader goes on (the pipeline skips it rather than stopping for ever). */
+static void test_skip_damaged(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    umg_bus_t *bus = open_bus(dir, 4096);
+    for (uint32_t k = 0; k < 30; k++) {
+        assert_int_equal(append(bus, 3, k * 10, 10, NULL), UMG_OK);
+    }
+    visit_t all = {.bus = bus};
+    umg_bus_rewriter_t rw = {.ctx = &all, .want = visit_want, .record = keep_record};
+    umg_bus_rewrite_stats_t st;
+    assert_int_equal(ops->rewrite(bus, &rw, &st), UMG_OK); /* the sealed segments' bases */
+    assert_true(all.n >= 2);
+    ops->close(bus);
+    /* One payload byte of the third record of the second segment. */
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%020llu.idx", dir, (unsigned long long)all.bases[1]);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    umg_log_idx_t e;
+    assert_int_equal(fseek(f, 2 * (long)sizeof(e), SEEK_SET), 0);
+    assert_int_equal(fread(&e, sizeof(e), 1, f), 1);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/%020llu.log", dir, (unsigned long long)all.bases[1]);
+    f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, (long)e.pos + UMG_LOG_HDR + 3, SEEK_SET), 0);
+    int c = fgetc(f);
+    assert_int_equal(fseek(f, (long)e.pos + UMG_LOG_HDR + 3, SEEK_SET), 0);
+    fputc(c ^ 0x20, f);
+    fclose(f);
+    uint64_t bad = all.bases[1] + 2;
+
+    bus = open_bus(dir, 4096);
+    umg_bus_reader_t *r;
+    umg_bus_msg_t m;
+    assert_int_equal(ops->reader_open(bus, &ALL, &r), UMG_OK);
+    int rc;
+    size_t n = 0;
+    while ((rc = ops->reader_next(r, &m)) == UMG_OK) {
+        n++;
+    }
+    assert_int_equal(rc, UMG_ECORRUPT);
+    assert_int_equal(n, bad);
+    ops->reader_close(r);
+    umg_bus_read_opts_t o = {.partition = -1, .skip_damaged = 1};
+    assert_int_equal(ops->reader_open(bus, &o, &r), UMG_OK);
+    n = 0;
+    size_t empty = 0;
+    while ((rc = ops->reader_next(r, &m)) == UMG_OK) {
+        n++;
+        if (m.len == 0) {
+            empty++;
+            assert_int_equal(m.offset, bad);
+            assert_int_equal(m.app, 3);
+        }
+    }
+    assert_int_equal(rc, UMG_EAGAIN);
+    assert_int_equal(n, 300);
+    assert_int_equal(empty, 1);
+    ops->reader_close(r);
+    ops->close(bus);
+    rmrf(dir);
+    free(dir);
+}
+
 static void test_decode_rejects_garbage(void **state)
 {
     (void)state;
@@ -1172,6 +1240,7 @@ int main(void)
         cmocka_unit_test(test_rewrite_survives_retention),
         cmocka_unit_test(test_rewrite_leftovers),
         cmocka_unit_test(test_dedupe_by_kind),
+        cmocka_unit_test(test_skip_damaged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "umg_bus.h"
+#include "umg_log_int.h"
 #include "umg_pipeline.h"
 #include "umg_store.h"
 
@@ -86,8 +87,8 @@ static uint64_t install(umg_bus_t *bus, int n, int64_t ts, int64_t recv, const c
     return rec.offset;
 }
 
-/* A pipeline (a start of the daemon) applies the log up to its end, then stops. */
-static void run_pipeline(umg_bus_t *bus, const char *storedir)
+/* A pipeline (a start of the daemon) applies the log up to its end, then stops; returns the records it skipped. */
+static uint64_t run_pipeline(umg_bus_t *bus, const char *storedir)
 {
     umg_store_config_t sc = {.map_bytes = 1ll << 30};
     umg_store_t *st;
@@ -105,8 +106,11 @@ static void run_pipeline(umg_bus_t *bus, const char *storedir)
         assert_int_equal(umg_pipeline_step(p, &n), UMG_OK);
     }
     assert_int_equal(umg_pipeline_next_offset(p), bs.durable_offset);
+    umg_pipeline_stats_t ps;
+    umg_pipeline_stats(p, &ps);
     umg_pipeline_free(p);
     umg_store_close(st);
+    return ps.skipped;
 }
 
 typedef struct find_s {
@@ -178,11 +182,56 @@ static void test_restart_decides_as_a_replay(void **state)
     free(dir);
 }
 
+/* A record damaged in a sealed segment of the log (a flipped byte) is skipped, counted and logged; the
+ * pipeline applies the rest instead of retrying that batch for ever. */
+static void test_damaged_record_is_skipped(void **state)
+{
+    (void)state;
+    char *dir = tmpdir(), logdir[4200], storedir[4200], path[4300];
+    snprintf(logdir, sizeof(logdir), "%s/log", dir);
+    snprintf(storedir, sizeof(storedir), "%s/attr", dir);
+    umg_bus_config_t bc;
+    umg_bus_config_defaults(&bc);
+    bc.dir = logdir;
+    bc.partitions = 4;
+    bc.fsync_policy = UMG_FSYNC_NEVER;
+    bc.segment_bytes = 4096;
+    umg_bus_t *bus;
+    assert_int_equal(ops->open(&bc, &bus), UMG_OK);
+    int64_t now = umg_now_us();
+    for (int i = 0; i < 30; i++) {
+        install(bus, i, now - H_ + i * S_, now - H_ + i * S_, "203.0.113.9");
+    }
+    ops->close(bus);
+    /* the third record of the first segment (sealed: more follow) */
+    snprintf(path, sizeof(path), "%s/%020d.idx", logdir, 0);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    umg_log_idx_t e;
+    assert_int_equal(fseek(f, 2 * (long)sizeof(e), SEEK_SET), 0);
+    assert_int_equal(fread(&e, sizeof(e), 1, f), 1);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/%020d.log", logdir, 0);
+    f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, (long)e.pos + UMG_LOG_HDR + 5, SEEK_SET), 0);
+    int c = fgetc(f);
+    assert_int_equal(fseek(f, (long)e.pos + UMG_LOG_HDR + 5, SEEK_SET), 0);
+    fputc(c ^ 0x01, f);
+    fclose(f);
+    assert_int_equal(ops->open(&bc, &bus), UMG_OK);
+    assert_int_equal(run_pipeline(bus, storedir), 1);
+    ops->close(bus);
+    rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     umg_log_min_level = UMG_LOG_ERROR;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_restart_decides_as_a_replay),
+        cmocka_unit_test(test_damaged_record_is_skipped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

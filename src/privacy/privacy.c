@@ -52,7 +52,10 @@ int umg_privacy_hash_id(const uint8_t key[UMG_PRIVACY_KEY_BYTES], const char *ki
     size_t kl = strlen(kind);
     memcpy(buf, kind, kl + 1);
     memcpy(buf + kl + 1, value.ptr, value.len);
-    if (k <= 2) { /* idfa, idfv, gaid: stored lowercased */
+    umg_uuid_t u;
+    /* idfa, idfv, gaid are stored lowercased; any id written as a UUID is one id in either case, as the
+     * attribution store reads it (umg_attr_id_hash), so its hash is of the lower case too */
+    if (k <= 2 || umg_uuid_scan(value.ptr, value.len, &u) >= 0) {
         for (size_t i = kl + 1; i < kl + 1 + value.len; i++) {
             buf[i] = (char)(buf[i] >= 'A' && buf[i] <= 'Z' ? buf[i] + 32 : buf[i]);
         }

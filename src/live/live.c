@@ -200,6 +200,26 @@ void umg_live_publish_rejected(umg_live_t *l, uint32_t app, size_t accepted, con
     publish_parts(l, app, "rejected", parts, 3);
 }
 
+void umg_live_forget_app(umg_live_t *l, uint32_t app)
+{
+    for (size_t k = 0; l != NULL && k < l->slots; k++) {
+        slot_t *s = (slot_t *)(void *)(l->mem + k * l->stride);
+        uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+        /* A complete item of app: hold the slot as if it were being written (readers copying it throw the copy
+         * away), wipe it, and give it back as an item of no app, which every stream passes over. */
+        if (st == 0 || (st & 1) != 0 || s->app != app ||
+            !atomic_compare_exchange_strong_explicit(&s->state, &st, st - 1, memory_order_acq_rel,
+                                                     memory_order_relaxed)) {
+            continue;
+        }
+        atomic_thread_fence(memory_order_release);
+        s->app = 0;
+        s->len = 0;
+        memset(s->data, 0, l->slot_bytes);
+        atomic_store_explicit(&s->state, st, memory_order_release);
+    }
+}
+
 int umg_live_read(const umg_live_t *l, uint64_t seq, uint32_t *app, char kind[16], umg_buf_t *out)
 {
     const slot_t *s = slot_at(l, seq);

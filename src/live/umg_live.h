@@ -56,6 +56,10 @@ size_t umg_live_slots(const umg_live_t *l);
  */
 int umg_live_read(const umg_live_t *l, uint64_t seq, uint32_t *app, char kind[16], umg_buf_t *out);
 
+/* Wipes the items of app still in the ring (a forget request: they may name the device); streams pass over
+ * them. NULL l is no ring. */
+void umg_live_forget_app(umg_live_t *l, uint32_t app);
+
 /*
  * The SSE endpoint GET /v1/live?app=ID (src/live/live_ep.c): Bearer token
  * with reports:read on the app, or the app secret. The ring is the ingest

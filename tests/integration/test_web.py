@@ -258,7 +258,7 @@ def parse_sse(text):
 
 class LiveTest(DaemonTestCase):
     def setUp(self):
-        self.d = self.daemon(start=False)
+        self.d = self.daemon(start=False, extra_args=["--set", "privacy.check_interval=200ms"])
         self.app = self.d.create_app("Org L", "Live Game", "android")
         self.other = self.d.create_app("Org L", "Other Game", "android")
         self.foreign = self.d.create_app("Org M", "Their Game", "android")
@@ -369,6 +369,33 @@ class LiveTest(DaemonTestCase):
         evs = c2.wait_for(lambda evs: sum(e["event"] == "event" for e in evs) >= 2)
         got = [e["data"]["event"]["event_id"] for e in evs if e["event"] == "event"]
         self.assertEqual(got[:2], [evs1[1]["event_id"], evs1[2]["event_id"]])
+
+    def test_forget_wipes_the_ring(self):
+        # The ring keeps recent items as they came, ids included: a forget request wipes the app's, so a stream
+        # resumed from the start after it (Last-Event-ID: 0) no longer shows the device.
+        c = self.live(self.app["app_id"], token=self.tok)
+        c.head()
+        g = harness.gaid()
+        self.d.ingest(self.app, {"events": [event(type="session")]})  # item 0: Last-Event-ID 0 resumes after it
+        self.d.ingest(self.app, {"events": [event(type="session", device={"gaid": g, "platform": "android"})]})
+        c.wait_for(lambda evs: any(g in json.dumps(e["data"]) for e in evs))
+        c.close()
+        st, _, body = self.d.request("POST", "/v1/privacy/forget",
+                                     {"app_id": self.app["app_id"], "devices": [{"gaid": g}]},
+                                     {"Authorization": "Bearer " + self.tok})
+        self.assertEqual(st, 202, body)
+        rid = parse_json(body)["request_id"]
+        deadline = time.time() + 20
+        while parse_json(self.d.request("GET", "/v1/privacy/requests/" + rid,
+                                        headers={"Authorization": "Bearer " + self.tok})[2])["status"] != "done":
+            self.assertLess(time.time(), deadline, "forget request not done")
+            time.sleep(0.1)
+        c2 = self.live(self.app["app_id"], token=self.tok, headers={"Last-Event-ID": "0"})
+        c2.head()
+        marker = event(type="session")
+        self.d.ingest(self.app, {"events": [marker]})
+        evs = c2.wait_for(lambda evs: any(marker["event_id"] in json.dumps(e["data"]) for e in evs))
+        self.assertFalse([e for e in evs if g in json.dumps(e["data"])], "the forgotten device is still on the feed")
 
     def test_slow_client_is_told_what_it_missed(self):
         slow = self.live(self.app["app_id"], token=self.tok, rcvbuf=4096)

@@ -70,6 +70,31 @@ static void test_in_order(void **state)
     umg_live_free(l);
 }
 
+/* A forget request wipes an app's items still in the ring (they may name the device); other apps' stay. */
+static void test_forget_app(void **state)
+{
+    (void)state;
+    umg_live_t *l;
+    assert_int_equal(umg_live_new(8, 256, &l), UMG_OK);
+    umg_live_subscribe(l, 1);
+    umg_live_subscribe(l, 2);
+    umg_live_publish(l, 1, "event", "{\"gaid\":\"g-1\"}", 14);
+    umg_live_publish(l, 2, "event", "{\"b\":2}", 7);
+    umg_live_forget_app(l, 1);
+    umg_live_forget_app(NULL, 1);
+    umg_buf_t b = {0};
+    uint32_t a;
+    char k[16];
+    assert_int_equal(umg_live_read(l, 0, &a, k, &b), UMG_OK);
+    assert_int_equal(a, 0); /* no stream's app */
+    assert_int_equal(b.len, 0);
+    read_ok(l, 1, 2, "event", "{\"b\":2}");
+    umg_live_publish(l, 1, "event", "{\"a\":3}", 7); /* the ring goes on */
+    read_ok(l, 2, 1, "event", "{\"a\":3}");
+    umg_buf_free(&b);
+    umg_live_free(l);
+}
+
 static void test_wraps(void **state)
 {
     (void)state;
@@ -216,11 +241,9 @@ static void test_concurrent_publishers_and_a_reader(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_nobody_watching),
-        cmocka_unit_test(test_in_order),
-        cmocka_unit_test(test_wraps),
-        cmocka_unit_test(test_truncates),
-        cmocka_unit_test(test_concurrent_publishers_and_a_reader),
+        cmocka_unit_test(test_nobody_watching), cmocka_unit_test(test_in_order),
+        cmocka_unit_test(test_forget_app),      cmocka_unit_test(test_wraps),
+        cmocka_unit_test(test_truncates),       cmocka_unit_test(test_concurrent_publishers_and_a_reader),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

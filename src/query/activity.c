@@ -217,7 +217,9 @@ int umg_query_activity_run(const umg_query_activity_t *a, const umg_query_activi
      * Per-day figures are read over [lo, hi]: from the first period's first day to the last's last day, up to today. */
     int32_t end = a->to < in->today ? a->to : in->today;
     int32_t lo = period_start(a->interval, a->from);
-    int32_t hi = end < a->from ? lo - 1 : period_next(a->interval, period_start(a->interval, end)) - 1;
+    /* a period that has begun counts even when from is after today (a month's row on its 25th, asked on the 22nd) */
+    int32_t last = period_start(a->interval, end);
+    int32_t hi = last < lo ? lo - 1 : period_next(a->interval, last) - 1;
     hi = hi < in->today ? hi : in->today;
     int rc = put_head(a, in, out);
     if (rc != UMG_OK || hi < lo) {

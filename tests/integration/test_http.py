@@ -172,6 +172,10 @@ class HttpBasicsTest(DaemonTestCase):
         # Memory.
         mem = find(lambda s: any(w in s[0] for w in ("mem", "alloc", "heap")), "memory")
         self.assertTrue(any(s[2] > 0 for s in mem), mem)
+        # And the whole process's resident memory, which the allocator's count cannot see (libraries, maps).
+        rss = re.search(r"^process_resident_memory_bytes (\d+)$", text, re.M)
+        self.assertIsNotNone(rss, "no process_resident_memory_bytes")
+        self.assertGreater(int(rss.group(1)), 1 << 20)
 
 
 class PipeliningTest(DaemonTestCase):

@@ -2864,12 +2864,17 @@ int umg_pipeline_forget_done(void *pipeline, uint64_t log_end)
         umg_log(UMG_LOG_INFO, "pipeline",
                 "forgotten from the attribution store: %llu devices, %llu touches, %llu decisions",
                 (unsigned long long)fs.devices, (unsigned long long)fs.touches, (unsigned long long)fs.decisions);
-        /* The live feed's ring still holds the apps' recent items as they came (with the ids): they go. */
-        for (size_t i = 0; i < nids; i++) {
-            umg_live_forget_app(p->live, id_apps[i]);
-        }
-        for (size_t i = 0; i < ne; i++) {
-            umg_live_forget_app(p->live, ev_apps[i]);
+        /* The live feed's ring still holds the apps' recent items as they came (with the ids): they go, once
+         * per app (a pass is one app's, or a few). */
+        for (size_t i = 0; i < nids + ne; i++) {
+            uint32_t app = i < nids ? id_apps[i] : ev_apps[i - nids];
+            int done = 0;
+            for (size_t j = 0; j < i && !done; j++) {
+                done = (j < nids ? id_apps[j] : ev_apps[j - nids]) == app;
+            }
+            if (!done) {
+                umg_live_forget_app(p->live, app);
+            }
         }
         umg_buf_reset(&p->f_ids);
         umg_buf_reset(&p->f_touch);

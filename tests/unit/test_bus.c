@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "umg_log_int.h"
+#include "log_damage.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -1147,23 +1148,7 @@ static void test_skip_damaged(void **state)
     assert_int_equal(ops->rewrite(bus, &rw, &st), UMG_OK); /* the sealed segments' bases */
     assert_true(all.n >= 2);
     ops->close(bus);
-    /* One payload byte of the third record of the second segment. */
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/%020llu.idx", dir, (unsigned long long)all.bases[1]);
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    umg_log_idx_t e;
-    assert_int_equal(fseek(f, 2 * (long)sizeof(e), SEEK_SET), 0);
-    assert_int_equal(fread(&e, sizeof(e), 1, f), 1);
-    fclose(f);
-    snprintf(path, sizeof(path), "%s/%020llu.log", dir, (unsigned long long)all.bases[1]);
-    f = fopen(path, "r+b");
-    assert_non_null(f);
-    assert_int_equal(fseek(f, (long)e.pos + UMG_LOG_HDR + 3, SEEK_SET), 0);
-    int c = fgetc(f);
-    assert_int_equal(fseek(f, (long)e.pos + UMG_LOG_HDR + 3, SEEK_SET), 0);
-    fputc(c ^ 0x20, f);
-    fclose(f);
+    damage_record(dir, all.bases[1], 2, 3, 0x20); /* the third record of the second segment */
     uint64_t bad = all.bases[1] + 2;
 
     bus = open_bus(dir, 4096);

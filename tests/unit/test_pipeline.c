@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "umg_bus.h"
-#include "umg_log_int.h"
+#include "log_damage.h"
 #include "umg_pipeline.h"
 #include "umg_store.h"
 
@@ -85,6 +85,19 @@ static uint64_t install(umg_bus_t *bus, int n, int64_t ts, int64_t recv, const c
     assert_int_equal(w.status, UMG_OK);
     assert_int_equal(rec.status, UMG_OK);
     return rec.offset;
+}
+
+/* A log in logdir for these tests (no fsync; segments of segment_bytes, 0: the default). */
+static umg_bus_t *open_log(const char *logdir, int64_t segment_bytes, umg_bus_config_t *bc)
+{
+    umg_bus_config_defaults(bc);
+    bc->dir = logdir;
+    bc->partitions = 4;
+    bc->fsync_policy = UMG_FSYNC_NEVER;
+    bc->segment_bytes = segment_bytes ? segment_bytes : bc->segment_bytes;
+    umg_bus_t *bus;
+    assert_int_equal(ops->open(bc, &bus), UMG_OK);
+    return bus;
 }
 
 /* A pipeline (a start of the daemon) applies the log up to its end, then stops; returns the records it skipped. */
@@ -159,12 +172,7 @@ static void test_restart_decides_as_a_replay(void **state)
     snprintf(live, sizeof(live), "%s/live", dir);
     snprintf(replay, sizeof(replay), "%s/replay", dir);
     umg_bus_config_t bc;
-    umg_bus_config_defaults(&bc);
-    bc.dir = logdir;
-    bc.partitions = 4;
-    bc.fsync_policy = UMG_FSYNC_NEVER;
-    umg_bus_t *bus;
-    assert_int_equal(ops->open(&bc, &bus), UMG_OK);
+    umg_bus_t *bus = open_log(logdir, 0, &bc);
     int64_t now = umg_now_us(), day = now - now % D_ - 5 * D_;
     for (int i = 0; i < 10; i++) {
         install(bus, i, day + 10 * H_ + i * S_, day + 10 * H_ + 8 * 60 * S_ + i, "203.0.113.60");
@@ -187,38 +195,17 @@ static void test_restart_decides_as_a_replay(void **state)
 static void test_damaged_record_is_skipped(void **state)
 {
     (void)state;
-    char *dir = tmpdir(), logdir[4200], storedir[4200], path[4300];
+    char *dir = tmpdir(), logdir[4200], storedir[4200];
     snprintf(logdir, sizeof(logdir), "%s/log", dir);
     snprintf(storedir, sizeof(storedir), "%s/attr", dir);
     umg_bus_config_t bc;
-    umg_bus_config_defaults(&bc);
-    bc.dir = logdir;
-    bc.partitions = 4;
-    bc.fsync_policy = UMG_FSYNC_NEVER;
-    bc.segment_bytes = 4096;
-    umg_bus_t *bus;
-    assert_int_equal(ops->open(&bc, &bus), UMG_OK);
+    umg_bus_t *bus = open_log(logdir, 4096, &bc);
     int64_t now = umg_now_us();
     for (int i = 0; i < 30; i++) {
         install(bus, i, now - H_ + i * S_, now - H_ + i * S_, "203.0.113.9");
     }
     ops->close(bus);
-    /* the third record of the first segment (sealed: more follow) */
-    snprintf(path, sizeof(path), "%s/%020d.idx", logdir, 0);
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    umg_log_idx_t e;
-    assert_int_equal(fseek(f, 2 * (long)sizeof(e), SEEK_SET), 0);
-    assert_int_equal(fread(&e, sizeof(e), 1, f), 1);
-    fclose(f);
-    snprintf(path, sizeof(path), "%s/%020d.log", logdir, 0);
-    f = fopen(path, "r+b");
-    assert_non_null(f);
-    assert_int_equal(fseek(f, (long)e.pos + UMG_LOG_HDR + 5, SEEK_SET), 0);
-    int c = fgetc(f);
-    assert_int_equal(fseek(f, (long)e.pos + UMG_LOG_HDR + 5, SEEK_SET), 0);
-    fputc(c ^ 0x01, f);
-    fclose(f);
+    damage_record(logdir, 0, 2, 5, 0x01); /* the third record of the first segment (sealed: more follow) */
     assert_int_equal(ops->open(&bc, &bus), UMG_OK);
     assert_int_equal(run_pipeline(bus, storedir), 1);
     ops->close(bus);

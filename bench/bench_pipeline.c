@@ -25,7 +25,8 @@
  * (attribution.batch BATCH_B, default 100,000 records, and batch_time
  * BATCH_MS_B, default 500 ms) than leg 0 (BATCH and BATCH_MS, else the
  * daemon's defaults). AB=DECODE: leg 1 with the decoder thread (the daemon's default), leg 0 without it
- * (DECODE=0 alone runs without it). BENCH_AB_TRACE=FILE writes each chunk's leg and time
+ * (DECODE=0 alone runs without it). AB=DEVCACHE: leg 1 with the store's device cache (the daemon's default,
+ * 512 MiB), leg 0 without it (DEVCACHE=0 alone runs without it). BENCH_AB_TRACE=FILE writes each chunk's leg and time
  * span, to split a profile by leg (bench/perf_legs.py).
  * To profile the mixed phase alone: mkfifo /tmp/ctl; BENCH_PERF_CTL=/tmp/ctl perf record -D -1
  * --control fifo:/tmp/ctl -g build/bench/bench_pipeline 2 1
@@ -327,7 +328,10 @@ static int env_flag(const char *var, const char *ab, int leg, int dflt)
 static int leg_open(leg_t *g, const char *dir, const umg_store_config_t *sc, appender_t *a, const char *ab, int leg)
 {
     memset(g, 0, sizeof(*g));
-    if (umg_store_open(dir, sc, &g->st) != UMG_OK) {
+    umg_store_config_t c = *sc;
+    /* DEVCACHE=0: without the writer's device cache (attribution.device_cache 0). */
+    c.device_cache_bytes = env_flag("DEVCACHE", ab, leg, 1) ? c.device_cache_bytes : 0;
+    if (umg_store_open(dir, &c, &g->st) != UMG_OK) {
         return UMG_EIO;
     }
     umg_pipeline_config_t pc;
@@ -475,16 +479,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "cannot open the log in %s\n", logdir);
         return 1;
     }
-    umg_store_config_t sc = {.map_bytes = 64ll << 30};
+    umg_store_config_t sc = {.map_bytes = 64ll << 30, .device_cache_bytes = 512ll << 20}; /* the daemon's */
     /* AB=ROLLUPS or AB=FRAUD: two pipelines, each with its own store, over the same log, one with VAR=0 and
      * one with VAR=1, taking turns on chunks of the mixed records (ab_run). */
     const char *ab = getenv("AB");
     int nlegs = ab != NULL && (strcmp(ab, "ROLLUPS") == 0 || strcmp(ab, "FRAUD") == 0 || strcmp(ab, "NONE") == 0 ||
-                               strcmp(ab, "BATCH") == 0 || strcmp(ab, "DECODE") == 0)
+                               strcmp(ab, "BATCH") == 0 || strcmp(ab, "DECODE") == 0 || strcmp(ab, "DEVCACHE") == 0)
                     ? 2
                     : 1;
     if (ab != NULL && nlegs == 1) {
-        fprintf(stderr, "AB must be ROLLUPS, FRAUD, DECODE, BATCH or NONE\n");
+        fprintf(stderr, "AB must be ROLLUPS, FRAUD, DECODE, DEVCACHE, BATCH or NONE\n");
         return 1;
     }
     leg_t legs[2];
@@ -597,6 +601,8 @@ int main(int argc, char **argv)
     }
     umg_pipeline_stats_t ps, ps0;
     umg_pipeline_stats(p, &ps0);
+    umg_devcache_stats_t dc0, dc;
+    umg_store_device_cache_stats(st, &dc0);
     perf_ctl("enable");
     double mix_s = run_pipeline(p, nlog + nmix), mix_cpu_s = last_cpu_s;
     perf_ctl("disable");
@@ -612,6 +618,13 @@ int main(int argc, char **argv)
            (unsigned long long)ps.install_p99_us, (unsigned long long)ps.install_max_us,
            (unsigned long long)(ps.installs + ps.implicit_installs - ps0.installs - ps0.implicit_installs),
            (unsigned long long)counts[1], (unsigned long long)ss.touches);
+    umg_store_device_cache_stats(st, &dc);
+    printf("device cache: %llu of %llu records held; device reads %llu hits, %llu misses; identifier reads %llu hits, "
+           "%llu misses; %llu written through\n",
+           (unsigned long long)dc.records, (unsigned long long)dc.capacity, (unsigned long long)(dc.hits - dc0.hits),
+           (unsigned long long)(dc.misses - dc0.misses), (unsigned long long)(dc.alias_hits - dc0.alias_hits),
+           (unsigned long long)(dc.alias_misses - dc0.alias_misses),
+           (unsigned long long)(dc.written_through - dc0.written_through));
     printf("{\"preload_touches\":%llu,\"preload_touches_per_s\":%.0f,\"bytes_per_touch\":%.1f,\"disk_bytes_per_touch\":"
            "%.1f,\"mixed_records\":%llu,"
            "\"mixed_records_per_s\":%.0f,\"decode_only_per_s\":%.0f,\"install_p50_us\":%llu,\"install_p99_us\":%llu,"

@@ -47,6 +47,7 @@ typedef struct serve_cfg_s {
     char *pii_key_file, *encrypt_fields;
     umg_pipeline_config_t pipeline;
     int64_t store_map_bytes;
+    int64_t device_cache_bytes;
     char *ip_lists, *bot_ua_patterns;
     int64_t sig_replay_entries;
     char *web;
@@ -139,6 +140,10 @@ static const umg_config_item_t serve_items[] = {
      "Fields stored encrypted: any of ip, user_id, idfa, idfv, gaid, android_id, oaid, custom_id (comma-separated)."},
     {"attribution.store_map_bytes", UMG_CFG_SIZE, "64g", 16 << 20, 1ll << 44, OFF(store_map_bytes),
      "Largest size of the attribution store (DATA/attr, LMDB); address space only, the file grows as needed."},
+    {"attribution.device_cache", UMG_CFG_SIZE, "512m", 0, 1ll << 40, OFF(device_cache_bytes),
+     "Memory for the pipeline's cache of devices (about 600 bytes each): installs and in-app events of a cached "
+     "device read it without the store, and its changes are written once per store transaction. Filled as "
+     "devices come, then steady; 0: none."},
     {"attribution.batch", UMG_CFG_INT, "50000", 1, 1000000, OFF(pipeline.batch),
      "Log records the attribution pipeline applies per store transaction at most (a backlog is applied in "
      "transactions this large; fewer, larger transactions write each changed page once). A transaction that "
@@ -604,7 +609,7 @@ static int cmd_serve(int argc, char **argv)
     {
         char storedir[4096];
         snprintf(storedir, sizeof(storedir), "%s/attr", cfg.data);
-        umg_store_config_t sc = {.map_bytes = cfg.store_map_bytes};
+        umg_store_config_t sc = {.map_bytes = cfg.store_map_bytes, .device_cache_bytes = cfg.device_cache_bytes};
         if (umg_store_open(storedir, &sc, &store) != UMG_OK ||
             umg_pipeline_new(&cfg.pipeline, store, ing.bus_ops, ing.bus, ing.apps, ing.pii, &pipeline) != UMG_OK ||
             umg_tz_cache_new(&tzc) != UMG_OK || umg_rollup_new(&rollup) != UMG_OK ||

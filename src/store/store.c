@@ -106,6 +106,7 @@ struct umg_store_s {
     uint32_t next_str;   /* valid while a write transaction is open */
     int cache_dirty;     /* the open write transaction added entries */
     uint8_t tl_last[13]; /* the largest timeline key put so far (TL_KEY; a hint: newer keys are appended) */
+    umg_devcache_t *dc;  /* the writer's devices (NULL: none); dirty ones are put just before a commit */
 };
 
 struct umg_store_txn_s {
@@ -588,7 +589,8 @@ int umg_store_open(const char *dir, const umg_store_config_t *cfg, umg_store_t *
     }
     st->cache = umg_calloc((size_t)1 << CACHE_BITS, sizeof(str_ent_t));
     st->dir = umg_strndup(dir, strlen(dir));
-    if (st->cache == NULL || st->dir == NULL) {
+    int drc = umg_devcache_new((size_t)UMG_MAX(cfg->device_cache_bytes, 0), sizeof(umg_store_device_t), &st->dc);
+    if (st->cache == NULL || st->dir == NULL || drc != UMG_OK) {
         umg_free(st->cache);
         umg_free(st->dir);
         umg_free(st);
@@ -636,6 +638,7 @@ int umg_store_open(const char *dir, const umg_store_config_t *cfg, umg_store_t *
         if (st->env != NULL) {
             mdb_env_close(st->env);
         }
+        umg_devcache_free(st->dc);
         umg_free(st->cache);
         umg_free(st->dir);
         umg_free(st);
@@ -668,6 +671,7 @@ void umg_store_close(umg_store_t *st)
     mdb_env_close(st->env);
     tidx_free(&st->tidx);
     cache_clear(st);
+    umg_devcache_free(st->dc);
     umg_free(st->cache);
     umg_free(st->dir);
     umg_free(st);
@@ -761,10 +765,29 @@ int umg_store_begin(umg_store_t *st, int write, umg_store_txn_t **out)
     return UMG_OK;
 }
 
+/* A dirty cached device into the transaction (before it commits). */
+static int dev_flush_one(void *ctx, uint64_t key, const void *rec)
+{
+    umg_store_txn_t *tx = ctx;
+    MDB_val k = {8, &key}, v = {sizeof(umg_store_device_t), (void *)rec};
+    return mdb_put(tx->txn, tx->st->dbi[DB_DEV], &k, &v, 0);
+}
+
+/* The device cache after a write transaction that did not commit: it may hold what the store does not. */
+static void dev_cache_undo(umg_store_t *st)
+{
+    if (st->dc != NULL) {
+        umg_devcache_clear(st->dc);
+    }
+}
+
 int umg_store_commit(umg_store_txn_t *tx)
 {
     int rc = 0;
-    if (tx->write && tx->st->cache_dirty) {
+    if (tx->write && tx->st->dc != NULL) {
+        rc = umg_devcache_flush(tx->st->dc, dev_flush_one, tx);
+    }
+    if (rc == 0 && tx->write && tx->st->cache_dirty) {
         MDB_val k = {8, "next_str"}, v = {4, &tx->st->next_str};
         rc = mdb_put(tx->txn, tx->st->dbi[DB_META], &k, &v, 0);
     }
@@ -778,6 +801,7 @@ int umg_store_commit(umg_store_txn_t *tx)
     }
     if (rc != 0 && tx->write) {
         cache_clear(tx->st); /* it may name strings that were not stored */
+        dev_cache_undo(tx->st);
     }
     umg_free(tx);
     return map_err(rc, "commit");
@@ -791,6 +815,9 @@ void umg_store_abort(umg_store_txn_t *tx)
     mdb_txn_abort(tx->txn);
     if (tx->write && tx->st->cache_dirty) {
         cache_clear(tx->st);
+    }
+    if (tx->write) {
+        dev_cache_undo(tx->st);
     }
     umg_free(tx);
 }
@@ -1271,9 +1298,28 @@ int umg_store_touches_scan(umg_store_txn_t *tx, uint32_t app, int (*fn)(void *ct
 
 /* ----------------------------------------------------------------- devices */
 
+/* The writer's device cache, or NULL (read transactions never use it: they see committed devices). */
+static inline umg_devcache_t *dev_cache(const umg_store_txn_t *tx)
+{
+    return tx->write ? tx->st->dc : NULL;
+}
+
+/* The cache's dirty devices into the transaction, for what reads the device table itself. */
+static int dev_cache_settle(umg_store_txn_t *tx)
+{
+    umg_devcache_t *dc = dev_cache(tx);
+    return dc != NULL ? map_err(umg_devcache_flush(dc, dev_flush_one, tx), "device put") : UMG_OK;
+}
+
 int umg_store_device_get(umg_store_txn_t *tx, uint32_t app, uint64_t key, umg_store_device_t *out)
 {
     (void)app; /* the key was made with the app in it */
+    umg_devcache_t *dc = dev_cache(tx);
+    const void *cached = dc != NULL ? umg_devcache_get(dc, key) : NULL;
+    if (cached != NULL) {
+        memcpy(out, cached, sizeof(*out));
+        return UMG_OK;
+    }
     MDB_val k = {8, &key}, v;
     int rc = mdb_get(tx->txn, tx->st->dbi[DB_DEV], &k, &v);
     if (rc != 0) {
@@ -1283,6 +1329,9 @@ int umg_store_device_get(umg_store_txn_t *tx, uint32_t app, uint64_t key, umg_st
         return UMG_ECORRUPT;
     }
     memcpy(out, v.mv_data, sizeof(*out));
+    if (dc != NULL) {
+        umg_devcache_put(dc, key, out, 0);
+    }
     return UMG_OK;
 }
 
@@ -1299,6 +1348,10 @@ struct umg_store_devwalk_s {
 
 int umg_store_devwalk_open(umg_store_txn_t *tx, umg_store_devwalk_t **out)
 {
+    int rc = dev_cache_settle(tx); /* the walk reads the table */
+    if (rc != UMG_OK) {
+        return rc;
+    }
     umg_store_devwalk_t *w = umg_calloc(1, sizeof(*w));
     if (w == NULL) {
         return UMG_ENOMEM;
@@ -1396,8 +1449,15 @@ int umg_store_device_by_id(umg_store_txn_t *tx, uint32_t app, uint64_t id_hash, 
         return UMG_ENOENT;
     }
     uint64_t ak = app_key(app, 'A', id_hash), canon;
+    umg_devcache_t *dc = dev_cache(tx);
+    if (dc != NULL && umg_devcache_alias_get(dc, ak, &canon)) {
+        return canon != 0 ? umg_store_device_get(tx, app, canon, out) : UMG_ENOENT;
+    }
     MDB_val k = {8, &ak}, v;
     int rc = mdb_get(tx->txn, tx->st->dbi[DB_ALIAS], &k, &v);
+    if (rc == MDB_NOTFOUND && dc != NULL) {
+        umg_devcache_alias_put(dc, ak, 0);
+    }
     if (rc != 0) {
         return map_err(rc, "alias get");
     }
@@ -1405,6 +1465,9 @@ int umg_store_device_by_id(umg_store_txn_t *tx, uint32_t app, uint64_t id_hash, 
         return UMG_ECORRUPT;
     }
     memcpy(&canon, v.mv_data, 8);
+    if (dc != NULL) {
+        umg_devcache_alias_put(dc, ak, canon);
+    }
     return umg_store_device_get(tx, app, canon, out);
 }
 
@@ -1447,7 +1510,10 @@ int umg_store_device_put(umg_store_txn_t *tx, uint32_t app, const uint64_t ids[U
 {
     uint64_t key = d->key;
     MDB_val k = {8, &key}, v = {sizeof(*d), (void *)d};
-    int rc = inject_txn_full(tx) ? MDB_TXN_FULL : mdb_put(tx->txn, tx->st->dbi[DB_DEV], &k, &v, 0);
+    umg_devcache_t *dc = dev_cache(tx);
+    int rc = inject_txn_full(tx)                             ? MDB_TXN_FULL
+             : dc != NULL && umg_devcache_put(dc, key, d, 1) ? 0 /* put at the commit */
+                                                             : mdb_put(tx->txn, tx->st->dbi[DB_DEV], &k, &v, 0);
     uint32_t dims[UMG_RD_N];
     umg_store_device_dims(d, dims);
     if (rc == 0 && (dims_before == NULL || memcmp(dims, dims_before, sizeof(dims)) != 0)) {
@@ -1465,16 +1531,25 @@ int umg_store_device_put(umg_store_txn_t *tx, uint32_t app, const uint64_t ids[U
         if (aliased & (1u << i)) {
             continue;
         }
-        uint64_t ak = app_key(app, 'A', ids[i]);
+        uint64_t ak = app_key(app, 'A', ids[i]), known;
         MDB_val kk = {8, &ak}, kv;
         if (!(absent & (1u << i))) {
-            rc = mdb_get(tx->txn, tx->st->dbi[DB_ALIAS], &kk, &kv);
-            if (rc == 0 && kv.mv_size == 8 && memcmp(kv.mv_data, &key, 8) == 0) {
-                continue;
+            if (dc != NULL && umg_devcache_alias_get(dc, ak, &known)) {
+                if (known == key) {
+                    continue;
+                }
+            } else {
+                rc = mdb_get(tx->txn, tx->st->dbi[DB_ALIAS], &kk, &kv);
+                if (rc == 0 && kv.mv_size == 8 && memcmp(kv.mv_data, &key, 8) == 0) {
+                    continue;
+                }
             }
         }
         kv = (MDB_val){8, &key};
         rc = mdb_put(tx->txn, tx->st->dbi[DB_ALIAS], &kk, &kv, 0);
+        if (rc == 0 && dc != NULL) {
+            umg_devcache_alias_put(dc, ak, key);
+        }
     }
     return map_err(rc, "device put");
 }
@@ -2338,11 +2413,18 @@ static int forget_timeline(umg_store_txn_t *tx, uint32_t app, uint64_t device_ke
 int umg_store_forget(umg_store_txn_t *tx, const umg_store_forget_t *f, umg_store_forget_stats_t *st)
 {
     umg_store_forget_stats_t s = {0};
-    tx->found.app = 0; /* aliases go: what a find learnt of them no longer holds */
+    tx->found.app = 0;             /* aliases go: what a find learnt of them no longer holds */
+    int rc = dev_cache_settle(tx); /* and so does what the device cache holds */
+    if (rc != UMG_OK) {
+        return rc;
+    }
+    if (dev_cache(tx) != NULL) {
+        umg_devcache_clear(tx->st->dc);
+    }
     uint64_t *canon = umg_calloc(f->nids ? f->nids : 1, sizeof(uint64_t));
     uint32_t *canon_app = umg_calloc(f->nids ? f->nids : 1, sizeof(uint32_t));
     size_t ncanon = 0;
-    int rc = canon && canon_app ? UMG_OK : UMG_ENOMEM;
+    rc = canon && canon_app ? UMG_OK : UMG_ENOMEM;
     /* 1. Devices: the canonical key each identifier reaches; the alias goes, and the identifier's touches. */
     for (size_t i = 0; i < f->nids && rc == UMG_OK; i++) {
         uint32_t app = f->id_apps[i];
@@ -2457,4 +2539,12 @@ int umg_store_forget(umg_store_txn_t *tx, const umg_store_forget_t *f, umg_store
         *st = s;
     }
     return rc;
+}
+
+void umg_store_device_cache_stats(umg_store_t *st, umg_devcache_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (st->dc != NULL) {
+        umg_devcache_stats(st->dc, out);
+    }
 }

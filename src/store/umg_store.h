@@ -21,10 +21,12 @@
 
 #include "umg_attr.h"
 #include "umg_core.h"
+#include "umg_devcache.h"
 #include "umg_rollup.h"
 
 typedef struct umg_store_config_s {
-    int64_t map_bytes; /* the largest the database may grow (virtual address space) */
+    int64_t map_bytes;          /* the largest the database may grow (virtual address space) */
+    int64_t device_cache_bytes; /* the writer's device cache (umg_devcache.h); 0: none */
 } umg_store_config_t;
 
 typedef struct umg_store_s umg_store_t;
@@ -197,6 +199,9 @@ int umg_store_devwalk_get(umg_store_devwalk_t *w, uint64_t key, umg_store_device
  *  them reads about a tenth of the pages a walk over whole devices does. */
 int umg_store_devwalk_dims(umg_store_devwalk_t *w, uint64_t key, uint32_t dims[UMG_RD_N]);
 void umg_store_devwalk_close(umg_store_devwalk_t *w);
+
+/** The device cache's counts (zeros when there is none); on the thread that writes, between transactions. */
+void umg_store_device_cache_stats(umg_store_t *st, umg_devcache_stats_t *out);
 
 /** The device one identifier hash reaches. UMG_ENOENT when none. */
 int umg_store_device_by_id(umg_store_txn_t *tx, uint32_t app, uint64_t id_hash, umg_store_device_t *out);

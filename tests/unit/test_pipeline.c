@@ -103,7 +103,7 @@ static umg_bus_t *open_log(const char *logdir, int64_t segment_bytes, umg_bus_co
 /* A pipeline (a start of the daemon) applies the log up to its end, then stops; returns the records it skipped. */
 static uint64_t run_pipeline(umg_bus_t *bus, const char *storedir)
 {
-    umg_store_config_t sc = {.map_bytes = 1ll << 30};
+    umg_store_config_t sc = {.map_bytes = 1ll << 30, .device_cache_bytes = 1 << 20};
     umg_store_t *st;
     assert_int_equal(umg_store_open(storedir, &sc, &st), UMG_OK);
     umg_pipeline_config_t pc;

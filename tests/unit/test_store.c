@@ -48,9 +48,27 @@ static void rmrf(const char *dir)
     assert_int_equal(system(cmd), 0);
 }
 
+/* The writer's device cache of the stores the tests open: none, or a small one (set by the second run of each test)
+ * that holds about a hundred devices, so that records are evicted and written through as well as cached. */
+static int64_t g_device_cache;
+
+static int with_device_cache(void **state)
+{
+    (void)state;
+    g_device_cache = 64 << 10;
+    return 0;
+}
+
+static int without_device_cache(void **state)
+{
+    (void)state;
+    g_device_cache = 0;
+    return 0;
+}
+
 static umg_store_t *open_store(const char *dir)
 {
-    umg_store_config_t c = {.map_bytes = 256ll << 20};
+    umg_store_config_t c = {.map_bytes = 256ll << 20, .device_cache_bytes = g_device_cache};
     umg_store_t *st;
     assert_int_equal(umg_store_open(dir, &c, &st), UMG_OK);
     return st;
@@ -429,6 +447,76 @@ static void test_touches_append_mixed(void **state)
 /* device_put takes what the find just before learnt of the aliases (device_find, found_note): ids it found
  * reaching the device are not read again, ids it found reaching nothing are written without a read. What it
  * learnt stops holding when a forget or another device's put comes in between. */
+/* What a write transaction put is what other transactions read after it commits, and nothing of it after an abort
+ * (with the device cache: its dirty devices go into the commit, and an abort empties it). */
+static void test_devices_commit_and_abort(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    umg_store_t *st = open_store(dir);
+    umg_store_txn_t *tx;
+    umg_store_device_t d;
+    enum { NDEV = 300 }; /* more than the tests' device cache holds */
+    assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK);
+    for (uint64_t i = 1; i <= NDEV; i++) {
+        uint64_t ids[UMG_ATTR_MAX_IDS] = {i, 1000 + i, 0, 0};
+        assert_int_equal(umg_store_device_find(tx, 1, ids, &d), UMG_ENOENT);
+        d.sessions = (uint32_t)i;
+        assert_int_equal(umg_store_device_put(tx, 1, ids, &d, NULL), UMG_OK);
+    }
+    assert_int_equal(umg_store_commit(tx), UMG_OK);
+    /* Each device changed twice in one transaction; a read transaction sees the last. */
+    assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK);
+    for (int round = 0; round < 2; round++) {
+        for (uint64_t i = 1; i <= NDEV; i++) {
+            uint64_t ids[UMG_ATTR_MAX_IDS] = {1000 + i, 0, 0, 0};
+            assert_int_equal(umg_store_device_find(tx, 1, ids, &d), UMG_OK);
+            assert_int_equal(d.sessions, round == 0 ? i : i + 1);
+            d.sessions++;
+            assert_int_equal(umg_store_device_put(tx, 1, ids, &d, NULL), UMG_OK);
+        }
+    }
+    assert_int_equal(umg_store_commit(tx), UMG_OK);
+    umg_store_txn_t *rd;
+    assert_int_equal(umg_store_begin(st, 0, &rd), UMG_OK);
+    for (uint64_t i = 1; i <= NDEV; i++) {
+        assert_int_equal(umg_store_device_by_id(rd, 1, i, &d), UMG_OK);
+        assert_int_equal(d.sessions, i + 2);
+    }
+    umg_store_abort(rd);
+    /* Changes and a new device, then an abort: none of it stays, for readers or the next writer. */
+    assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK);
+    for (uint64_t i = 1; i <= NDEV; i++) {
+        uint64_t ids[UMG_ATTR_MAX_IDS] = {i, 0, 0, 0};
+        assert_int_equal(umg_store_device_find(tx, 1, ids, &d), UMG_OK);
+        d.sessions = 0;
+        assert_int_equal(umg_store_device_put(tx, 1, ids, &d, NULL), UMG_OK);
+    }
+    uint64_t fresh[UMG_ATTR_MAX_IDS] = {5000, 0, 0, 0};
+    assert_int_equal(umg_store_device_find(tx, 1, fresh, &d), UMG_ENOENT);
+    assert_int_equal(umg_store_device_put(tx, 1, fresh, &d, NULL), UMG_OK);
+    umg_store_abort(tx);
+    for (int w = 0; w < 2; w++) {
+        assert_int_equal(umg_store_begin(st, w, &tx), UMG_OK);
+        for (uint64_t i = 1; i <= NDEV; i++) {
+            assert_int_equal(umg_store_device_by_id(tx, 1, i, &d), UMG_OK);
+            assert_int_equal(d.sessions, i + 2);
+        }
+        assert_int_equal(umg_store_device_by_id(tx, 1, 5000, &d), UMG_ENOENT);
+        umg_store_abort(tx);
+    }
+    /* And after a close and an open. */
+    umg_store_close(st);
+    st = open_store(dir);
+    assert_int_equal(umg_store_begin(st, 0, &rd), UMG_OK);
+    assert_int_equal(umg_store_device_by_id(rd, 1, NDEV, &d), UMG_OK);
+    assert_int_equal(d.sessions, NDEV + 2);
+    umg_store_abort(rd);
+    umg_store_close(st);
+    rmrf(dir);
+    free(dir);
+}
+
 static void test_device_put_after_find(void **state)
 {
     (void)state;
@@ -1894,6 +1982,7 @@ int main(void)
         cmocka_unit_test(test_index_saved_at_close),
         cmocka_unit_test(test_devices_and_decisions),
         cmocka_unit_test(test_device_put_after_find),
+        cmocka_unit_test(test_devices_commit_and_abort),
         cmocka_unit_test(test_decision_scan),
         cmocka_unit_test(test_click_installs),
         cmocka_unit_test(test_forget),
@@ -1906,5 +1995,17 @@ int main(void)
         cmocka_unit_test(test_dayset),
         cmocka_unit_test(test_device_walk),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    /* Each test again with the device cache. */
+    enum { N = sizeof(tests) / sizeof(tests[0]) };
+    struct CMUnitTest all[2 * N];
+    char names[N][96];
+    for (size_t i = 0; i < N; i++) {
+        all[i] = tests[i];
+        snprintf(names[i], sizeof(names[i]), "%s (device cache)", tests[i].name);
+        all[N + i] = tests[i];
+        all[N + i].name = names[i];
+        all[N + i].setup_func = with_device_cache;
+        all[N + i].teardown_func = without_device_cache;
+    }
+    return _cmocka_run_group_tests("store", all, 2 * N, NULL, NULL);
 }

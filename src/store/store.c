@@ -84,9 +84,14 @@ typedef struct __attribute__((packed)) tnode_s {
 #define TKEY_EMPTY 0
 #define TKEY_GONE UINT64_MAX /* a removed key (forget); cleared by the next rebuild */
 
+/* A key and its list's head side by side: a lookup reads one cache line, not one in each of two arrays. */
+typedef struct __attribute__((packed)) tslot_s {
+    uint64_t key;  /* an app_key value (never 0 or UINT64_MAX), or TKEY_EMPTY / TKEY_GONE */
+    uint32_t head; /* pool index + 1 of the list's first node; 0: empty list */
+} tslot_t;
+
 typedef struct tindex_s {
-    uint64_t *keys; /* app_key values (never 0 or UINT64_MAX) */
-    uint32_t *heads;
+    tslot_t *slots;
     size_t cap, used; /* slots; slots not empty (keys and removed) */
     tnode_t *pool;
     size_t pool_n, pool_cap;
@@ -179,8 +184,7 @@ static inline uint64_t fp_value(const umg_attr_fp_t *fp)
 
 static void tidx_free(tindex_t *x)
 {
-    umg_free(x->keys);
-    umg_free(x->heads);
+    umg_free(x->slots);
     umg_free(x->pool);
     memset(x, 0, sizeof(*x));
 }
@@ -203,31 +207,25 @@ static int tidx_resize(tindex_t *x, size_t need)
     while (cap * 3 / 4 < need) {
         cap += cap / 2;
     }
-    uint64_t *keys = umg_calloc(cap, sizeof(uint64_t));
-    uint32_t *heads = umg_calloc(cap, sizeof(uint32_t));
-    if (keys == NULL || heads == NULL) {
-        umg_free(keys);
-        umg_free(heads);
+    tslot_t *slots = umg_calloc(cap, sizeof(tslot_t));
+    if (slots == NULL) {
         return UMG_ENOMEM;
     }
     size_t used = 0;
     for (size_t i = 0; i < x->cap; i++) {
-        uint64_t k = x->keys[i];
+        uint64_t k = x->slots[i].key;
         if (k == TKEY_EMPTY || k == TKEY_GONE) {
             continue;
         }
         size_t j = slot_of(k, cap);
-        while (keys[j] != TKEY_EMPTY) {
+        while (slots[j].key != TKEY_EMPTY) {
             j = slot_next(j, cap);
         }
-        keys[j] = k;
-        heads[j] = x->heads[i];
+        slots[j] = x->slots[i];
         used++;
     }
-    umg_free(x->keys);
-    umg_free(x->heads);
-    x->keys = keys;
-    x->heads = heads;
+    umg_free(x->slots);
+    x->slots = slots;
     x->cap = cap;
     x->used = used;
     return UMG_OK;
@@ -241,7 +239,7 @@ static size_t tidx_find(const tindex_t *x, uint64_t key, int insert)
     }
     size_t j = slot_of(key, x->cap), gone = SIZE_MAX;
     for (;;) {
-        uint64_t k = x->keys[j];
+        uint64_t k = x->slots[j].key;
         if (k == key) {
             return j;
         }
@@ -275,13 +273,14 @@ static int tidx_add(tindex_t *x, uint64_t key, uint64_t id)
         x->pool_cap = ncap;
     }
     size_t j = tidx_find(x, key, 1);
-    if (x->keys[j] != key) {
-        x->used += x->keys[j] == TKEY_EMPTY;
-        x->keys[j] = key;
-        x->heads[j] = 0;
+    tslot_t *sl = &x->slots[j];
+    if (sl->key != key) {
+        x->used += sl->key == TKEY_EMPTY;
+        sl->key = key;
+        sl->head = 0;
     }
-    x->pool[x->pool_n] = (tnode_t){id, x->heads[j]};
-    x->heads[j] = (uint32_t)++x->pool_n;
+    x->pool[x->pool_n] = (tnode_t){id, sl->head};
+    sl->head = (uint32_t)++x->pool_n;
     x->live++;
     return UMG_OK;
 }
@@ -290,8 +289,7 @@ static void tidx_remove(tindex_t *x, uint64_t key)
 {
     size_t j = tidx_find(x, key, 0);
     if (j != SIZE_MAX) {
-        x->keys[j] = TKEY_GONE; /* its nodes stay in the pool until the next rebuild */
-        x->heads[j] = 0;
+        x->slots[j] = (tslot_t){TKEY_GONE, 0}; /* its nodes stay in the pool until the next rebuild */
     }
 }
 
@@ -372,10 +370,12 @@ static int tidx_rebuild(umg_store_t *st, MDB_txn *txn)
  * memory, stamped with the id of the last LMDB transaction they match and checked by a CRC32C. The first write
  * transaction after an open takes it when the stamp is the store's last transaction (nothing was written since)
  * and removes it either way, so it can never outlive the state it matches; otherwise the index is rebuilt from
- * the touch table. Layout: "UMGTIDX1", u64 stamp, cap, used, pool_n, live, watermark, keys[cap] (u64),
- * heads[cap] (u32), pool[pool_n] (12 bytes), u32 CRC32C of all before; native byte order.
+ * the touch table. Layout: "UMGTIDX3", u64 stamp, cap, used, pool_n, live, watermark, slots[cap] (u64 key,
+ * u32 head), pool[pool_n] (12 bytes), u32 CRC32C of all before; native byte order.
  */
-#define TIDX_MAGIC "UMGTIDX2" /* 2: impressions under keys of their own ('V'); a file of 1 is rebuilt */
+#define TIDX_MAGIC                                                                                                     \
+    "UMGTIDX3" /* 2: impressions under keys of their own ('V'); 3: keys and heads interleaved.                         \
+                * A file of an older one is rebuilt. */
 #define TIDX_HEAD (8 + 6 * 8)
 
 static char *tidx_path(const umg_store_t *st, const char *suffix)
@@ -400,13 +400,10 @@ static void tidx_save(umg_store_t *st)
     char *tmp = tidx_path(st, ".tmp"), *path = tidx_path(st, "");
     int fd = tmp != NULL && path != NULL ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
     uint64_t head[6] = {last_txnid(st->env), x->cap, x->used, x->pool_n, x->live, x->watermark};
-    struct iovec parts[4] = {{TIDX_MAGIC, 8},
-                             {head, sizeof(head)},
-                             {x->keys, x->cap * sizeof(uint64_t)},
-                             {x->heads, x->cap * sizeof(uint32_t)}};
+    struct iovec parts[3] = {{TIDX_MAGIC, 8}, {head, sizeof(head)}, {x->slots, x->cap * sizeof(tslot_t)}};
     uint32_t crc = 0;
     int ok = fd >= 0;
-    for (int i = 0; ok && i < 4; i++) {
+    for (int i = 0; ok && i < 3; i++) {
         crc = parts[i].iov_len ? umg_crc32c(crc, parts[i].iov_base, parts[i].iov_len) : crc;
         ok = parts[i].iov_len == 0 || umg_write_all(fd, parts[i].iov_base, parts[i].iov_len) == 0;
     }
@@ -459,17 +456,15 @@ static int tidx_load(umg_store_t *st)
         x.pool_n = x.pool_cap = head[3];
         x.live = head[4];
         x.watermark = head[5];
-        x.keys = umg_malloc(x.cap * sizeof(uint64_t) + 1);
-        x.heads = umg_malloc(x.cap * sizeof(uint32_t) + 1);
+        x.slots = umg_malloc(x.cap * sizeof(tslot_t) + 1);
         x.pool = umg_malloc(x.pool_n * sizeof(tnode_t) + 1);
-        rc = x.keys && x.heads && x.pool ? UMG_OK : UMG_ENOMEM;
+        rc = x.slots && x.pool ? UMG_OK : UMG_ENOMEM;
     }
     uint64_t off = TIDX_HEAD;
-    struct iovec parts[3] = {
-        {x.keys, x.cap * sizeof(uint64_t)}, {x.heads, x.cap * sizeof(uint32_t)}, {x.pool, x.pool_n * sizeof(tnode_t)}};
+    struct iovec parts[2] = {{x.slots, x.cap * sizeof(tslot_t)}, {x.pool, x.pool_n * sizeof(tnode_t)}};
     crc = umg_crc32c(0, TIDX_MAGIC, 8);
     crc = umg_crc32c(crc, head, sizeof(head));
-    for (int i = 0; rc == UMG_OK && i < 3; i++) {
+    for (int i = 0; rc == UMG_OK && i < 2; i++) {
         if (umg_pread_full(fd, parts[i].iov_base, parts[i].iov_len, off) != (ssize_t)parts[i].iov_len) {
             rc = UMG_ECORRUPT;
             break;
@@ -482,7 +477,7 @@ static int tidx_load(umg_store_t *st)
     }
     /* every link inside the pool */
     for (size_t i = 0; rc == UMG_OK && i < x.cap; i++) {
-        rc = x.heads[i] <= x.pool_n ? UMG_OK : UMG_ECORRUPT;
+        rc = x.slots[i].head <= x.pool_n ? UMG_OK : UMG_ECORRUPT;
     }
     for (size_t i = 0; rc == UMG_OK && i < x.pool_n; i++) {
         rc = x.pool[i].next <= x.pool_n ? UMG_OK : UMG_ECORRUPT;
@@ -494,8 +489,7 @@ static int tidx_load(umg_store_t *st)
 static void publish_index(umg_store_t *st)
 {
     atomic_store(&st->idx_entries, st->tidx.live);
-    atomic_store(&st->idx_bytes, (uint64_t)(st->tidx.cap * (sizeof(uint64_t) + sizeof(uint32_t)) +
-                                            st->tidx.pool_cap * sizeof(tnode_t)));
+    atomic_store(&st->idx_bytes, (uint64_t)(st->tidx.cap * sizeof(tslot_t) + st->tidx.pool_cap * sizeof(tnode_t)));
 }
 
 /* ------------------------------------------------------------- open, close */
@@ -1184,7 +1178,7 @@ int umg_store_gather(umg_store_txn_t *tx, const umg_attr_obs_t *obs, umg_attr_to
     int rc = 0;
     for (int i = 0; i < nk && got < cap && rc == 0; i++) {
         size_t j = tidx_find(x, keys[i], 0);
-        uint32_t node = j == SIZE_MAX ? 0 : x->heads[j];
+        uint32_t node = j == SIZE_MAX ? 0 : x->slots[j].head;
         /* Newest first; the list's expired tail starts below the watermark. */
         for (int taken = 0; node != 0 && taken < UMG_STORE_GATHER_PER_KEY && got < cap; taken++) {
             uint64_t id = x->pool[node - 1].id;
@@ -2321,13 +2315,13 @@ static void tidx_unlink(tindex_t *x, uint64_t key, uint64_t id)
     if (j == SIZE_MAX) {
         return;
     }
-    uint32_t prev = 0, node = x->heads[j];
+    uint32_t prev = 0, node = x->slots[j].head;
     while (node != 0) {
         tnode_t *nd = &x->pool[node - 1];
         if (nd->id == id) {
             /* the node stays in the pool until the next rebuild */
             if (prev == 0) {
-                x->heads[j] = nd->next;
+                x->slots[j].head = nd->next;
             } else {
                 x->pool[prev - 1].next = nd->next;
             }
@@ -2449,12 +2443,12 @@ int umg_store_forget(umg_store_txn_t *tx, const umg_store_forget_t *f, umg_store
         static const char tags[] = {'I', 'V'};
         for (size_t g = 0; g < sizeof(tags) && rc == UMG_OK; g++) {
             uint64_t tk = app_key(app, tags[g], f->id_hashes[i]);
-            for (size_t j = tidx_find(x, tk, 0); j != SIZE_MAX && x->heads[j] != 0 && rc == UMG_OK;) {
-                uint32_t head = x->heads[j];
+            for (size_t j = tidx_find(x, tk, 0); j != SIZE_MAX && x->slots[j].head != 0 && rc == UMG_OK;) {
+                uint32_t head = x->slots[j].head;
                 rc = touch_del(tx, x->pool[head - 1].id);
                 s.touches += rc == UMG_OK;
-                if (rc == UMG_ENOENT || (rc == UMG_OK && x->heads[j] == head)) {
-                    x->heads[j] = x->pool[head - 1].next; /* an entry without its touch */
+                if (rc == UMG_ENOENT || (rc == UMG_OK && x->slots[j].head == head)) {
+                    x->slots[j].head = x->pool[head - 1].next; /* an entry without its touch */
                     rc = UMG_OK;
                 }
             }

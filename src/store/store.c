@@ -25,6 +25,7 @@
 #include "umg_store.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <lmdb.h>
 #include <stddef.h>
@@ -112,6 +113,10 @@ struct umg_store_s {
     int cache_dirty;     /* the open write transaction added entries */
     uint8_t tl_last[13]; /* the largest timeline key put so far (TL_KEY; a hint: newer keys are appended) */
     umg_devcache_t *dc;  /* the writer's devices (NULL: none); dirty ones are put just before a commit */
+    /* Held by a write transaction from before LMDB's writer lock to after what its end does to the writer's
+     * caches (emptying them after an abort): LMDB's lock is released first, and another thread's write
+     * transaction (the pipeline's, a forget pass's) must not see them half emptied. */
+    pthread_mutex_t wmu;
 };
 
 struct umg_store_txn_s {
@@ -585,11 +590,13 @@ int umg_store_open(const char *dir, const umg_store_config_t *cfg, umg_store_t *
     st->dir = umg_strndup(dir, strlen(dir));
     int drc = umg_devcache_new((size_t)UMG_MAX(cfg->device_cache_bytes, 0), sizeof(umg_store_device_t), &st->dc);
     if (st->cache == NULL || st->dir == NULL || drc != UMG_OK) {
+        umg_devcache_free(st->dc);
         umg_free(st->cache);
         umg_free(st->dir);
         umg_free(st);
         return UMG_ENOMEM;
     }
+    pthread_mutex_init(&st->wmu, NULL);
     int rc = mdb_env_create(&st->env);
     if (rc == 0) {
         rc = mdb_env_set_maxdbs(st->env, DB_COUNT);
@@ -632,6 +639,7 @@ int umg_store_open(const char *dir, const umg_store_config_t *cfg, umg_store_t *
         if (st->env != NULL) {
             mdb_env_close(st->env);
         }
+        pthread_mutex_destroy(&st->wmu);
         umg_devcache_free(st->dc);
         umg_free(st->cache);
         umg_free(st->dir);
@@ -665,6 +673,7 @@ void umg_store_close(umg_store_t *st)
     mdb_env_close(st->env);
     tidx_free(&st->tidx);
     cache_clear(st);
+    pthread_mutex_destroy(&st->wmu);
     umg_devcache_free(st->dc);
     umg_free(st->cache);
     umg_free(st->dir);
@@ -730,8 +739,14 @@ int umg_store_begin(umg_store_t *st, int write, umg_store_txn_t **out)
     if (tx == NULL) {
         return UMG_ENOMEM;
     }
+    if (write) {
+        pthread_mutex_lock(&st->wmu);
+    }
     int rc = mdb_txn_begin(st->env, NULL, write ? 0 : MDB_RDONLY, &tx->txn);
     if (rc != 0) {
+        if (write) {
+            pthread_mutex_unlock(&st->wmu);
+        }
         umg_free(tx);
         return map_err(rc, "begin");
     }
@@ -742,6 +757,7 @@ int umg_store_begin(umg_store_t *st, int write, umg_store_txn_t **out)
         rc = st->idx_loaded ? UMG_OK : tidx_rebuild(st, tx->txn);
         if (rc != UMG_OK) {
             mdb_txn_abort(tx->txn);
+            pthread_mutex_unlock(&st->wmu);
             umg_free(tx);
             return rc;
         }
@@ -764,7 +780,7 @@ static int dev_flush_one(void *ctx, uint64_t key, const void *rec)
 {
     umg_store_txn_t *tx = ctx;
     MDB_val k = {8, &key}, v = {sizeof(umg_store_device_t), (void *)rec};
-    return mdb_put(tx->txn, tx->st->dbi[DB_DEV], &k, &v, 0);
+    return inject_txn_full(tx) ? MDB_TXN_FULL : mdb_put(tx->txn, tx->st->dbi[DB_DEV], &k, &v, 0);
 }
 
 /* The device cache after a write transaction that did not commit: it may hold what the store does not. */
@@ -797,6 +813,9 @@ int umg_store_commit(umg_store_txn_t *tx)
         cache_clear(tx->st); /* it may name strings that were not stored */
         dev_cache_undo(tx->st);
     }
+    if (tx->write) {
+        pthread_mutex_unlock(&tx->st->wmu);
+    }
     umg_free(tx);
     return map_err(rc, "commit");
 }
@@ -812,6 +831,7 @@ void umg_store_abort(umg_store_txn_t *tx)
     }
     if (tx->write) {
         dev_cache_undo(tx->st);
+        pthread_mutex_unlock(&tx->st->wmu);
     }
     umg_free(tx);
 }

@@ -66,7 +66,9 @@ void umg_store_abort(umg_store_txn_t *tx);
  * A write transaction that changes more pages than LMDB can hold dirty (2^17,
  * 512 MiB) fails its next put with UMG_ETOOBIG: abort it and do the work in
  * smaller transactions. Tests set umg__store_inject_txn_full to N to have
- * every write transaction fail that way after N touch, device or rollup puts.
+ * every write transaction fail that way after N touch, device or rollup puts
+ * (a device the writer's cache holds counts at its put and again when the
+ * commit writes it, where it then fails).
  */
 extern long umg__store_inject_txn_full;
 

@@ -517,6 +517,118 @@ static void test_devices_commit_and_abort(void **state)
     free(dir);
 }
 
+/* A commit that fails (here in writing the cached devices) leaves the next transaction what the last good one
+ * committed. */
+static void test_devices_failed_commit(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    umg_store_t *st = open_store(dir);
+    umg_store_txn_t *tx;
+    umg_store_device_t d;
+    uint64_t ids[UMG_ATTR_MAX_IDS] = {77, 0, 0, 0};
+    assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK);
+    assert_int_equal(umg_store_device_find(tx, 1, ids, &d), UMG_ENOENT);
+    d.sessions = 1;
+    assert_int_equal(umg_store_device_put(tx, 1, ids, &d, NULL), UMG_OK);
+    assert_int_equal(umg_store_commit(tx), UMG_OK);
+    assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK);
+    assert_int_equal(umg_store_device_find(tx, 1, ids, &d), UMG_OK);
+    d.sessions = 2;
+    umg__store_inject_txn_full = 1; /* the put passes; with the cache, the commit's write of the device fails */
+    assert_int_equal(umg_store_device_put(tx, 1, ids, &d, NULL), UMG_OK);
+    int rc = umg_store_commit(tx);
+    umg__store_inject_txn_full = 0;
+    assert_int_equal(rc, g_device_cache ? UMG_ETOOBIG : UMG_OK);
+    assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK);
+    assert_int_equal(umg_store_device_find(tx, 1, ids, &d), UMG_OK);
+    assert_int_equal(d.sessions, g_device_cache ? 1 : 2);
+    umg_store_abort(tx);
+    umg_store_close(st);
+    rmrf(dir);
+    free(dir);
+}
+
+typedef struct other_writer_s {
+    umg_store_t *st;
+    _Atomic int stop;
+    long rounds;
+} other_writer_t;
+
+/* Write transactions of another thread (as a forget pass is beside the pipeline): some abort, some commit. */
+static void *other_writer(void *arg)
+{
+    other_writer_t *w = arg;
+    while (!atomic_load(&w->stop)) {
+        umg_store_txn_t *tx;
+        if (umg_store_begin(w->st, 1, &tx) != UMG_OK) {
+            continue;
+        }
+        umg_store_device_t d;
+        uint64_t ids[UMG_ATTR_MAX_IDS] = {900000 + (uint64_t)(w->rounds % 50), 0, 0, 0};
+        (void)umg_store_device_find(tx, 1, ids, &d);
+        if (w->rounds++ % 2 == 0) {
+            umg_store_abort(tx);
+        } else {
+            umg_store_forget_stats_t fs;
+            uint32_t app = 1;
+            uint64_t none = 123456789;
+            umg_store_forget_t f = {.id_apps = &app, .id_hashes = &none, .nids = 1};
+            (void)umg_store_forget(tx, &f, &fs);
+            (void)umg_store_commit(tx);
+        }
+    }
+    return NULL;
+}
+
+/* Two threads taking turns at writing: what one aborts never reaches the store, and what one commits stays,
+ * whatever the other's transactions do to the writer's caches as they end. */
+static void test_devices_two_writers(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    umg_store_t *st = open_store(dir);
+    other_writer_t w = {.st = st};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, other_writer, &w), 0);
+    uint64_t ids[UMG_ATTR_MAX_IDS] = {42, 0, 0, 0};
+    uint32_t want = 0;
+    for (int i = 0; i < 1500; i++) {
+        umg_store_txn_t *tx;
+        umg_store_device_t d;
+        assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK);
+        int rc = umg_store_device_find(tx, 1, ids, &d);
+        assert_int_equal(rc, want ? UMG_OK : UMG_ENOENT);
+        assert_int_equal(d.sessions, want);
+        char name[32]; /* a new string too: the dictionary's cache is emptied after an abort as well */
+        snprintf(name, sizeof(name), "campaign-%d", i);
+        uint32_t sid;
+        assert_int_equal(umg_store_intern(tx, sl(name), &sid), UMG_OK);
+        if (i % 3 == 0) {
+            d.sessions = 999;
+            assert_int_equal(umg_store_device_put(tx, 1, ids, &d, NULL), UMG_OK);
+            umg_store_abort(tx);
+        } else {
+            d.sessions = ++want;
+            assert_int_equal(umg_store_device_put(tx, 1, ids, &d, NULL), UMG_OK);
+            assert_int_equal(umg_store_commit(tx), UMG_OK);
+        }
+        umg_store_txn_t *rd;
+        assert_int_equal(umg_store_begin(st, 0, &rd), UMG_OK);
+        if (want > 0) {
+            assert_int_equal(umg_store_device_by_id(rd, 1, 42, &d), UMG_OK);
+            assert_int_equal(d.sessions, want);
+        }
+        umg_store_abort(rd);
+    }
+    atomic_store(&w.stop, 1);
+    pthread_join(th, NULL);
+    assert_true(w.rounds > 0);
+    umg_store_close(st);
+    rmrf(dir);
+    free(dir);
+}
+
 static void test_device_put_after_find(void **state)
 {
     (void)state;
@@ -1983,6 +2095,8 @@ int main(void)
         cmocka_unit_test(test_devices_and_decisions),
         cmocka_unit_test(test_device_put_after_find),
         cmocka_unit_test(test_devices_commit_and_abort),
+        cmocka_unit_test(test_devices_failed_commit),
+        cmocka_unit_test(test_devices_two_writers),
         cmocka_unit_test(test_decision_scan),
         cmocka_unit_test(test_click_installs),
         cmocka_unit_test(test_forget),

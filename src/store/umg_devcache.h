@@ -12,8 +12,9 @@
  *
  * Set-associative (four ways a set): a record evicted is always a clean one;
  * when all four ways of a key's set are dirty the caller writes that record
- * to LMDB itself. Only the store's write transactions use it (one thread at
- * a time holds LMDB's writer lock), so it has no lock of its own.
+ * to LMDB itself. Only the store's write transactions use it, under the
+ * store's writer mutex (held from before LMDB's writer lock until the cache
+ * has been emptied after an abort), so it has no lock of its own.
  */
 #ifndef UMG_DEVCACHE_H
 #define UMG_DEVCACHE_H

@@ -199,10 +199,11 @@ void umg_buf_free(umg_buf_t *b)
 
 /* A CSV text field (RFC 4180): quoted when it holds a comma, a quote or a line break. Text starting with
  * =, +, -, @, a tab or a CR gets a leading apostrophe, so that a spreadsheet shows it instead of running it
- * as a formula (campaign names come from ad clicks), as the dashboard's CSV does. */
+ * as a formula (campaign names come from ad clicks), as the dashboard's CSV does; so does text starting with an
+ * apostrophe, so that a reader dropping the guard (the cost import) gets it back whole. */
 int umg_buf_csv_field(umg_buf_t *o, umg_slice_t s)
 {
-    int quote = 0, guard = s.len > 0 && memchr("=+-@\t\r", s.ptr[0], 6) != NULL;
+    int quote = 0, guard = s.len > 0 && memchr("=+-@\t\r'", s.ptr[0], 7) != NULL;
     for (size_t i = 0; i < s.len && !quote; i++) {
         quote = s.ptr[i] == ',' || s.ptr[i] == '"' || s.ptr[i] == '\n' || s.ptr[i] == '\r';
     }

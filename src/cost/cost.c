@@ -458,6 +458,59 @@ const char *umg_cost_check_currency(umg_slice_t s, char out[4])
     return NULL;
 }
 
+/*
+ * The millionths of a decimal text (as umg_cost_parse_number accepts it), rounded half up, computed on its
+ * digits: a double cannot hold every millionth above about 4e9 (8905122611.79 would become ...611.790002).
+ */
+static const char *decimal_micros(umg_slice_t s, int64_t *micros)
+{
+    char d[64]; /* the significant digits, leading zeros dropped */
+    size_t nd = 0, i = 0;
+    long pos = 0; /* the value is 0.d × 10^pos */
+    int point = 0;
+    for (; i < s.len && ((s.ptr[i] >= '0' && s.ptr[i] <= '9') || (s.ptr[i] == '.' && !point)); i++) {
+        if (s.ptr[i] == '.') {
+            point = 1;
+        } else if (nd == 0 && s.ptr[i] == '0') {
+            pos -= point; /* 0.00x: each zero after the point moves the value down */
+        } else if (nd < sizeof(d)) {
+            d[nd++] = s.ptr[i];
+            pos += !point;
+        } else {
+            pos += !point; /* past 64 significant digits: only the magnitude counts */
+        }
+    }
+    if (i < s.len && (s.ptr[i] == 'e' || s.ptr[i] == 'E')) {
+        int neg = ++i < s.len && s.ptr[i] == '-';
+        i += i < s.len && (s.ptr[i] == '-' || s.ptr[i] == '+');
+        long e = 0;
+        for (; i < s.len && s.ptr[i] >= '0' && s.ptr[i] <= '9'; i++) {
+            e = e < 100000 ? e * 10 + (s.ptr[i] - '0') : e;
+        }
+        pos += neg ? -e : e;
+    }
+    if (nd == 0) {
+        *micros = 0;
+        return NULL;
+    }
+    long k = pos + 6; /* the digits of d before the millionths' point */
+    if (k > 19) {
+        return "must be at most 1e12";
+    }
+    uint64_t v = 0;
+    for (long j = 0; j < k; j++) {
+        v = v * 10 + (uint64_t)(j < (long)nd ? d[j] - '0' : 0);
+    }
+    if (k >= 0 && k < (long)nd && d[k] >= '5') {
+        v++;
+    }
+    if (v > (uint64_t)(UMG_COST_MAX * 1e6)) {
+        return "must be at most 1e12";
+    }
+    *micros = (int64_t)v;
+    return NULL;
+}
+
 const char *umg_cost_check_amount(double cost, int64_t *micros)
 {
     if (!isfinite(cost) || cost < 0) {
@@ -466,8 +519,25 @@ const char *umg_cost_check_amount(double cost, int64_t *micros)
     if (cost > UMG_COST_MAX) {
         return "must be at most 1e12";
     }
-    *micros = (int64_t)floor(cost * 1e6 + 0.5);
-    return NULL;
+    /* The shortest decimal that reads back as cost: the number as it was written (up to 17 digits). */
+    char text[32];
+    for (int p = 1; p <= 17; p++) {
+        snprintf(text, sizeof(text), "%.*e", p - 1, cost);
+        if (strtod(text, NULL) == cost) {
+            break;
+        }
+    }
+    return decimal_micros(umg_slice(text, strlen(text)), micros);
+}
+
+const char *umg_cost_parse_amount(umg_slice_t s, int64_t *micros)
+{
+    double cost;
+    const char *msg = umg_cost_parse_number(s, &cost);
+    if (msg == NULL && (!isfinite(cost) || cost > UMG_COST_MAX)) {
+        msg = isfinite(cost) ? "must be at most 1e12" : "must be a finite number >= 0";
+    }
+    return msg != NULL ? msg : decimal_micros(s, micros);
 }
 
 const char *umg_cost_check_rate(double rate)

@@ -60,18 +60,17 @@ static umg_slice_t field(const umg_cost_lines_t *m, const umg_slice_t *f, int k)
     return m->col[k] >= 0 ? f[m->col[k]] : umg_slice("", 0);
 }
 
-/* A name as it was before umg_buf_csv_field's formula guard: the apostrophe before =, +, -, @, a tab or a
- * CR dropped (GET /v1/costs?format=csv writes names so; importing its file gives the same names). */
+/* A name as it was before umg_buf_csv_field's formula guard: the apostrophe before =, +, -, @, a tab, a CR or
+ * another apostrophe dropped (GET /v1/costs?format=csv writes names so; importing its file gives the same names). */
 static umg_slice_t name_field(const umg_cost_lines_t *m, const umg_slice_t *f, int k)
 {
     umg_slice_t s = field(m, f, k);
-    return s.len >= 2 && s.ptr[0] == '\'' && memchr("=+-@\t\r", s.ptr[1], 6) != NULL ? umg_slice(s.ptr + 1, s.len - 1)
-                                                                                     : s;
+    return s.len >= 2 && s.ptr[0] == '\'' && memchr("=+-@\t\r'", s.ptr[1], 7) != NULL ? umg_slice(s.ptr + 1, s.len - 1)
+                                                                                      : s;
 }
 
 const char *umg__cost_lines_cost(const umg_cost_lines_t *m, const umg_slice_t *f, umg_cost_row_t *r, const char **msg)
 {
-    double cost = 0;
     memset(r, 0, sizeof(*r));
     r->source = name_field(m, f, C_SOURCE);
     r->campaign = name_field(m, f, C_CAMPAIGN);
@@ -89,8 +88,7 @@ const char *umg__cost_lines_cost(const umg_cost_lines_t *m, const umg_slice_t *f
     if ((*msg = umg_cost_check_country(r->country)) != NULL) {
         return "country";
     }
-    if ((*msg = umg_cost_parse_number(field(m, f, C_COST), &cost)) != NULL ||
-        (*msg = umg_cost_check_amount(cost, &r->micros)) != NULL) {
+    if ((*msg = umg_cost_parse_amount(field(m, f, C_COST), &r->micros)) != NULL) {
         return "cost";
     }
     if ((*msg = umg_cost_check_currency(field(m, f, C_CURRENCY), r->currency)) != NULL) {
@@ -100,7 +98,7 @@ const char *umg__cost_lines_cost(const umg_cost_lines_t *m, const umg_slice_t *f
     if (mi.len > 0) {
         int64_t v = 0;
         size_t i = 0;
-        while (i < mi.len && i < 18 && mi.ptr[i] >= '0' && mi.ptr[i] <= '9') {
+        while (i < mi.len && i < 19 && mi.ptr[i] >= '0' && mi.ptr[i] <= '9') { /* 19 digits: 1e12 is 1e18 */
             v = v * 10 + (mi.ptr[i++] - '0');
         }
         if (i != mi.len) {

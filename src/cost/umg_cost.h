@@ -107,8 +107,11 @@ const char *umg_cost_check_name(umg_slice_t s, int required);
 const char *umg_cost_check_country(umg_slice_t s);
 /** An ISO 4217 code (upper case); out gets it with a NUL. */
 const char *umg_cost_check_currency(umg_slice_t s, char out[4]);
-/** cost >= 0, finite, at most UMG_COST_MAX; micros = floor(cost * 1e6 + 0.5). */
+/** cost >= 0, finite, at most UMG_COST_MAX; micros: the shortest decimal that reads back as cost (the number as
+ *  written, up to 17 significant digits) in millionths, rounded half up. */
 const char *umg_cost_check_amount(double cost, int64_t *micros);
+/** The same for a decimal text (a CSV field): every digit counts, so a cost of any size keeps its millionths. */
+const char *umg_cost_parse_amount(umg_slice_t s, int64_t *micros);
 /** rate > 0 and finite. */
 const char *umg_cost_check_rate(double rate);
 /** A decimal number as text ("12", "0.5", "1e3"; no sign, no spaces, no nan/inf) into *out. */

@@ -2909,8 +2909,8 @@ static int cohort_cost_cell(qctx_t *c, uint32_t g, uint32_t dayoff, uint32_t cur
     (void)arg;
     int64_t conv;
     int rc = convert(c, dayoff, cur, sum, &conv);
-    if (rc <= 0) {
-        return rc < 0 ? rc : unconv_add(c, &c->uncost, g, cur, sum);
+    if (rc <= 0) { /* without a rate: shown apart, for a cohort that reached its install day (as revenue) */
+        return rc < 0 || !reached(c, dayoff, 0) ? rc : unconv_add(c, &c->uncost, g, cur, sum);
     }
     int64_t *a = c->acc + (size_t)g * c->K;
     for (size_t j = 0; j < c->q->ndays; j++) {

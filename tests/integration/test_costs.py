@@ -408,6 +408,36 @@ class CostsTest(DaemonTestCase):
         r = self.post_csv("/v1/costs", "date,source\n", self.secret(), ctype="text/csvx", expect=400)
         self.assertEqual(r["error"]["code"], "invalid_json")
 
+    def test_export_round_trips(self):
+        """Names starting with an apostrophe and costs of any size come back from an export exactly: importing it
+        (CSV, or the JSON rows posted again) replaces every row and adds none."""
+        rows = [row(source="'-net", campaign="'=sum", cost=50), row(campaign="'plain", cost=1),
+                row(campaign="big", cost=8905122611.79, currency="VND"),
+                row(campaign="max", cost=1e12, currency="IRR"),
+                row(campaign="tiny", cost=0.000001)]
+        r = self.post("/v1/costs", {"costs": rows}, self.secret())
+        self.assertEqual(r["accepted"], 5, r)
+        got = self.costs()
+        self.assertEqual({c["campaign"]: (c["cost"], c["micros"]) for c in got},
+                         {"'=sum": (50, 50000000), "'plain": (1, 1000000),
+                          "big": (8905122611.79, 8905122611790000), "max": (1e12, 10 ** 18),
+                          "tiny": (0.000001, 1)})
+        h, data = self.get("/v1/costs?app=%s&format=csv" % self.app["app_id"], self.secret())
+        self.assertIn(b"''-net,''=sum,", data)
+        self.assertIn(b",8905122611.79,VND,8905122611790000\r\n", data)
+        self.assertIn(b",1000000000000,IRR,1000000000000000000\r\n", data)
+        for _ in range(2):
+            r = self.post_csv("/v1/costs", data, self.secret())
+            self.assertEqual((r["accepted"], r["replaced"], r["errors"]), (5, 5, []), r)
+            self.assertEqual(self.costs(), got)
+        rc, out, err = run_import(self.d.data_dir, "costs", self.write("rt.csv", data.decode()), self.app["app_id"])
+        self.assertEqual((rc, json.loads(out)), (0, {"accepted": 5, "replaced": 5, "errors": 0}), err)
+        again = [{k: c[k] for k in ("date", "source", "campaign", "adset", "ad", "country", "cost", "currency")}
+                 for c in got]
+        r = self.post("/v1/costs", {"costs": again}, self.secret())
+        self.assertEqual((r["accepted"], r["replaced"]), (5, 5), r)
+        self.assertEqual(self.costs(), got)
+
     def test_import_header_and_usage_errors(self):
         bad = self.write("bad.csv", "date,source,campaign,spend,currency\n2026-11-20,meta,x,1,EUR\n")
         rc, out, err = run_import(self.d.data_dir, "costs", bad, self.app["app_id"])

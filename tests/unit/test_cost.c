@@ -111,6 +111,45 @@ static void test_checks(void **state)
     assert_non_null(umg_cost_check_amount(NAN, &m));
     assert_non_null(umg_cost_check_amount(INFINITY, &m));
     assert_non_null(umg_cost_check_amount(1.5e12, &m));
+    /* Large amounts keep their millionths: as written in JSON (the shortest decimal of the double) and in a CSV
+     * field (every digit). */
+    assert_null(umg_cost_check_amount(8905122611.79, &m));
+    assert_int_equal(m, 8905122611790000ll);
+    assert_null(umg_cost_check_amount(999999999999.999999, &m));
+    assert_int_equal(m, 1000000000000000000ll); /* the double nearest is 1e12 */
+    assert_null(umg_cost_parse_amount(UMG_SLICE("8905122611.79"), &m));
+    assert_int_equal(m, 8905122611790000ll);
+    assert_null(umg_cost_parse_amount(UMG_SLICE("999999999999.999999"), &m));
+    assert_int_equal(m, 999999999999999999ll);
+    assert_null(umg_cost_parse_amount(UMG_SLICE("1e12"), &m));
+    assert_int_equal(m, 1000000000000000000ll);
+    assert_null(umg_cost_parse_amount(UMG_SLICE("0.0000005"), &m)); /* half up */
+    assert_int_equal(m, 1);
+    assert_null(umg_cost_parse_amount(UMG_SLICE("0.00000049999999999999999"), &m));
+    assert_int_equal(m, 0);
+    assert_null(umg_cost_parse_amount(UMG_SLICE("007.125e2"), &m));
+    assert_int_equal(m, 712500000);
+    assert_null(umg_cost_parse_amount(UMG_SLICE("12.5E-1"), &m));
+    assert_int_equal(m, 1250000);
+    assert_null(umg_cost_parse_amount(UMG_SLICE(".5"), &m));
+    assert_int_equal(m, 500000);
+    assert_null(umg_cost_parse_amount(UMG_SLICE("0e99999"), &m));
+    assert_int_equal(m, 0);
+    assert_null(umg_cost_parse_amount(UMG_SLICE("1e-99999"), &m));
+    assert_int_equal(m, 0);
+    assert_non_null(umg_cost_parse_amount(UMG_SLICE("1000000000000.000001"), &m));
+    assert_non_null(umg_cost_parse_amount(UMG_SLICE("1e13"), &m));
+    assert_non_null(umg_cost_parse_amount(UMG_SLICE("1e400"), &m));
+    assert_non_null(umg_cost_parse_amount(UMG_SLICE("-1"), &m));
+    assert_non_null(umg_cost_parse_amount(UMG_SLICE("1.2.3"), &m));
+    /* Every whole number of cents up to 1e10, through the shortest decimal, is its exact millionths. */
+    uint64_t x = 88172645463325252ull;
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int64_t cents = (int64_t)(x % 1000000000000ull);
+        assert_null(umg_cost_check_amount((double)cents / 100, &m));
+        assert_int_equal(m, cents * 10000);
+    }
     assert_null(umg_cost_check_rate(1.08));
     assert_non_null(umg_cost_check_rate(0));
     assert_non_null(umg_cost_check_rate(-1));

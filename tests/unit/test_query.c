@@ -629,6 +629,12 @@ static void test_cohorts(void **state)
     /* filters */
     o = report(UMG_QUERY_COHORTS, P "&days=0&group_by=campaign&filter=campaign:c2", today);
     assert_non_null(strstr(o, "\"rows\":[{\"campaign\":\"c2\",\"size\":5,\"values\":[1]}]"));
+    /* cost without a rate is shown apart only for cohorts that reached their install day, as converted cost */
+    cost(2, "meta", "c2", "US", "CHF", 5000000);
+    o = report(UMG_QUERY_COHORTS, P "&days=0&metric=roas&group_by=campaign", today);
+    assert_non_null(strstr(o, "\"cost_unconverted\":{\"CHF\":5}"));
+    o = report(UMG_QUERY_COHORTS, P "&days=0&metric=roas&group_by=campaign", D0 + 1);
+    assert_null(strstr(o, "CHF"));
 }
 
 /* Strings of ids the fake dictionary does not have: "s<id>", kept for the run. */

@@ -2,13 +2,14 @@
 // (docs/costs.md: the columns in any order, adset/ad/country optional, a BOM skipped, blank
 // lines skipped, CRLF or LF).
 
-/** One field, quoted when it holds a comma, quote, CR or LF; cells starting with =, +, - or @
- * get a leading apostrophe so a spreadsheet does not run them as formulas (names come from ad
- * clicks). Numbers are written as JavaScript prints them. */
+/** One field, quoted when it holds a comma, quote, CR or LF; cells starting with =, +, -, @, a tab
+ * or a CR get a leading apostrophe so a spreadsheet does not run them as formulas (names come from
+ * ad clicks), and so do cells starting with an apostrophe, so that unguard gives them back whole.
+ * Numbers are written as JavaScript prints them. */
 export function csvField(v) {
   if (v == null) return '';
   let s = typeof v === 'number' ? (Number.isFinite(v) ? String(v) : '') : String(v);
-  if (typeof v !== 'number' && /^[=+\-@\t\r]/.test(s)) s = `'${s}`;
+  if (typeof v !== 'number' && /^[=+\-@\t\r']/.test(s)) s = `'${s}`;
   if (/[",\r\n]/.test(s)) s = `"${s.replace(/"/g, '""')}"`;
   return s;
 }
@@ -147,7 +148,7 @@ export function parseCostCsv(text) {
       continue;
     }
     const micros = row.micros ?? '';
-    if (micros !== '' && (!/^\d{1,18}$/.test(micros) || Number(micros) !== Math.floor(Number(cost) * 1e6 + 0.5))) {
+    if (micros !== '' && (!/^\d{1,19}$/.test(micros) || BigInt(micros) !== decimalMicros(cost))) {
       errors.push({ line: rec.line, field: 'micros', message: 'must be the cost in millionths, as the export writes it' });
       continue;
     }
@@ -165,10 +166,25 @@ export function parseCostCsv(text) {
   return { rows, lines, errors };
 }
 
-/** A name as it was before csvField's formula guard: the apostrophe before =, +, -, @, tab or CR
- * dropped (GET /v1/costs?format=csv writes names so; importing its file gives the same names). */
+/** A plain decimal (digits, an optional fraction and exponent) in millionths, rounded half up, from its
+ * digits (a double cannot hold every millionth above about 4e9), as the server counts it; null when it is
+ * far too large. */
+export function decimalMicros(text) {
+  const m = /^(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(text);
+  if (!m) return null;
+  const digits = (m[1] || '') + (m[2] || '');
+  const pos = (m[1] || '').length + Number(m[3] || 0) + 6; // digits before the millionths' point
+  if (pos > 40) return null;
+  let v = pos > 0 ? BigInt(digits.slice(0, pos).padEnd(pos, '0') || '0') : 0n;
+  if (pos >= 0 && (digits[pos] ?? '0') >= '5') v += 1n;
+  return v;
+}
+
+/** A name as it was before csvField's formula guard: the apostrophe before =, +, -, @, tab, CR or
+ * another apostrophe dropped (GET /v1/costs?format=csv writes names so; importing its file gives
+ * the same names). */
 export function unguard(s) {
-  return /^'[=+\-@\t\r]/.test(s) ? s.slice(1) : s;
+  return /^'[=+\-@\t\r']/.test(s) ? s.slice(1) : s;
 }
 
 /** Splits rows into batches of at most n (POST /v1/costs takes 10,000 and 1 MiB per request). */

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { csvField, toCsv, parseCsv, parseCostCsv, batches } from '../../src/lib/csv.js';
+import { csvField, toCsv, parseCsv, parseCostCsv, batches, decimalMicros } from '../../src/lib/csv.js';
 
 describe('CSV out', () => {
   it('quotes as RFC 4180 requires and guards formulas', () => {
@@ -8,6 +8,8 @@ describe('CSV out', () => {
     expect(csvField('say "hi"')).toBe('"say ""hi"""');
     expect(csvField('line\nbreak')).toBe('"line\nbreak"');
     expect(csvField('=HYPERLINK("x")')).toBe(`"'=HYPERLINK(""x"")"`);
+    expect(csvField("'-sale")).toBe("''-sale"); // an apostrophe first is guarded too: it comes back whole
+    expect(csvField("'plain")).toBe("''plain");
     expect(csvField(-1.5)).toBe('-1.5');
     expect(csvField(null)).toBe('');
     expect(csvField(0.1 + 0.2)).toBe('0.30000000000000004');
@@ -63,6 +65,26 @@ describe('CSV in', () => {
       source: "'plain",
       campaign: '-x',
     });
+    // Names starting with an apostrophe, and large costs with their millionths, come back whole.
+    const big = toCsv(
+      [{ key: 'date' }, { key: 'source' }, { key: 'campaign' }, { key: 'cost' }, { key: 'currency' }, { key: 'micros' }],
+      [{ date: '2026-11-20', source: "'-net", campaign: "'plain", cost: '8905122611.79', currency: 'VND', micros: '8905122611790000' }],
+    );
+    const b = parseCostCsv(big);
+    expect(b.errors).toEqual([]);
+    expect(b.rows[0]).toMatchObject({ source: "'-net", campaign: "'plain", cost: 8905122611.79 });
+    expect(parseCostCsv('date,source,campaign,cost,currency,micros\n2026-11-20,a,b,1e12,IRR,1000000000000000000\n').errors).toEqual([]);
+  });
+
+  it('counts millionths from the digits', () => {
+    expect(decimalMicros('120.5')).toBe(120500000n);
+    expect(decimalMicros('8905122611.79')).toBe(8905122611790000n);
+    expect(decimalMicros('0.0000005')).toBe(1n);
+    expect(decimalMicros('0.00000049999')).toBe(0n);
+    expect(decimalMicros('007.125e2')).toBe(712500000n);
+    expect(decimalMicros('.5')).toBe(500000n);
+    expect(decimalMicros('1e-99999')).toBe(0n);
+    expect(decimalMicros('1e99999')).toBe(null);
   });
   it('names bad headers and lines', () => {
     expect(parseCostCsv('date,source,campaign,cost\n').errors[0]).toMatchObject({ line: 1, field: 'currency' });

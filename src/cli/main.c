@@ -583,6 +583,7 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "unmogrowp serve: out of memory for the live feed\n");
         goto done;
     }
+    umg_live_set_head(live, (uint64_t)umg_now_us()); /* a Last-Event-ID of an earlier start is not taken */
     ing.live = live;
     umg_http_hooks_t hooks = {
         .thread_init = umg_ingest_thread_init, .thread_fini = umg_ingest_thread_fini, .server_data = &ing, .web = web};

@@ -8,7 +8,10 @@
  * than its own item; when the slot is busy or already holds a newer item, the
  * item is dropped and counted instead of waiting. A reader copies the slot
  * and checks the state again afterwards: a changed state means the slot was
- * overwritten under it (the item is gone, the copy is thrown away).
+ * overwritten under it (the item is gone, the copy is thrown away). A forget
+ * wipes an item in place and gives the slot back with the same state, so it
+ * also counts the slot's `wipes` up before and after: a reader checks those
+ * too (an odd count is a wipe under way).
  *
  * Who watches which app is a table of counters by app id modulo 1024, so a
  * publisher for an app nobody watches does nothing beyond one atomic load
@@ -18,9 +21,11 @@
 #include "umg_live.h"
 
 #define WATCH_BUCKETS 1024
+#define ORG_BUCKETS 256
 
 typedef struct slot_s {
     _Atomic uint64_t state;
+    _Atomic uint32_t wipes; /* odd while a forget wipes the slot */
     uint32_t app;
     uint32_t len;
     char kind[16];
@@ -32,7 +37,8 @@ struct umg_live_s {
     size_t slots, slot_bytes, stride;
     char *mem;
     _Atomic int32_t watch[WATCH_BUCKETS];
-    _Atomic int streams; /* open GET /v1/live streams */
+    _Atomic int streams;                  /* open GET /v1/live streams */
+    _Atomic int org_streams[ORG_BUCKETS]; /* ... by organization id modulo ORG_BUCKETS */
 };
 
 static umg_metric_t m_published = UMG_COUNTER("umg_live_published_total", "Items put on the live feed", NULL);
@@ -92,17 +98,28 @@ void umg_live_unsubscribe(umg_live_t *l, uint32_t app)
     atomic_fetch_sub_explicit(&l->watch[app % WATCH_BUCKETS], 1, memory_order_relaxed);
 }
 
-int umg_live_stream_take(umg_live_t *l, int max)
+void umg_live_set_head(umg_live_t *l, uint64_t seq)
+{
+    atomic_store_explicit(&l->head, seq, memory_order_release);
+}
+
+int umg_live_stream_take(umg_live_t *l, uint32_t org, int max, int max_org)
 {
     if (atomic_fetch_add(&l->streams, 1) >= max) {
         atomic_fetch_sub(&l->streams, 1);
         return UMG_EFULL;
     }
+    if (atomic_fetch_add(&l->org_streams[org % ORG_BUCKETS], 1) >= max_org) {
+        atomic_fetch_sub(&l->org_streams[org % ORG_BUCKETS], 1);
+        atomic_fetch_sub(&l->streams, 1);
+        return UMG_EBUSY;
+    }
     return UMG_OK;
 }
 
-void umg_live_stream_give(umg_live_t *l)
+void umg_live_stream_give(umg_live_t *l, uint32_t org)
 {
+    atomic_fetch_sub(&l->org_streams[org % ORG_BUCKETS], 1);
     atomic_fetch_sub(&l->streams, 1);
 }
 
@@ -181,13 +198,28 @@ void umg_live_publish_rejected(umg_live_t *l, uint32_t app, size_t accepted, con
     if (!umg_live_wanted(l, app)) {
         return;
     }
-    /* A long list keeps its first errors whole (cut after an element's closing brace) and says
-     * that more were left out, instead of losing the item to the slot size. */
+    /* A long list keeps its first errors whole (cut after an element's closing brace, found outside strings:
+     * a field or message may hold braces) and says that more were left out, instead of losing the item to the
+     * slot size. */
     const char *tail = "]}";
     if (len + 96 > l->slot_bytes) {
         size_t cut = 0;
-        for (size_t i = 0; i + 2 < len && i + 96 < l->slot_bytes; i++) {
-            if (errors_json[i] == '}' && errors_json[i + 1] == ',' && errors_json[i + 2] == '{') {
+        int depth = 0, in_str = 0, esc = 0;
+        for (size_t i = 0; i < len && i + 96 < l->slot_bytes; i++) {
+            char c = errors_json[i];
+            if (in_str) {
+                if (esc) {
+                    esc = 0;
+                } else if (c == '\\') {
+                    esc = 1;
+                } else if (c == '"') {
+                    in_str = 0;
+                }
+                continue;
+            }
+            in_str = c == '"';
+            depth += (c == '{' || c == '[') - (c == '}' || c == ']');
+            if (c == '}' && depth == 0) {
                 cut = i + 1;
             }
         }
@@ -212,10 +244,12 @@ void umg_live_forget_app(umg_live_t *l, uint32_t app)
                                                      memory_order_relaxed)) {
             continue;
         }
+        atomic_fetch_add_explicit(&s->wipes, 1, memory_order_acq_rel);
         atomic_thread_fence(memory_order_release);
         s->app = 0;
         s->len = 0;
         memset(s->data, 0, l->slot_bytes);
+        atomic_fetch_add_explicit(&s->wipes, 1, memory_order_release);
         atomic_store_explicit(&s->state, st, memory_order_release);
     }
 }
@@ -230,6 +264,7 @@ int umg_live_read(const umg_live_t *l, uint64_t seq, uint32_t *app, char kind[16
     if (st != 2 * seq + 2) {
         return UMG_ENOENT;
     }
+    uint32_t wipes = atomic_load_explicit(&((slot_t *)s)->wipes, memory_order_acquire);
     size_t len = s->len;
     if (len > l->slot_bytes) {
         return UMG_ENOENT;
@@ -243,8 +278,9 @@ int umg_live_read(const umg_live_t *l, uint64_t seq, uint32_t *app, char kind[16
         return rc;
     }
     atomic_thread_fence(memory_order_acquire);
-    if (atomic_load_explicit(&((slot_t *)s)->state, memory_order_relaxed) != st) {
-        out->len = before; /* overwritten while we copied */
+    if (atomic_load_explicit(&((slot_t *)s)->state, memory_order_relaxed) != st || (wipes & 1) != 0 ||
+        atomic_load_explicit(&((slot_t *)s)->wipes, memory_order_relaxed) != wipes) {
+        out->len = before; /* overwritten or wiped while we copied */
         return UMG_ENOENT;
     }
     k[15] = '\0';

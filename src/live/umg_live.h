@@ -41,10 +41,17 @@ void umg_live_publish_rejected(umg_live_t *l, uint32_t app, size_t accepted, con
 /** Starts watching app; returns the sequence number of the next item to be published. */
 uint64_t umg_live_subscribe(umg_live_t *l, uint32_t app);
 void umg_live_unsubscribe(umg_live_t *l, uint32_t app);
-/** Takes one of at most max open streams: 0 when there is room, UMG_EFULL when not. */
-int umg_live_stream_take(umg_live_t *l, int max);
+/**
+ * Takes one of at most max open streams, at most max_org of them for one organization (counted by org id
+ * modulo 256: an organization sharing a count with another is limited sooner, never later): 0 when there is
+ * room, UMG_EFULL when the server has max, UMG_EBUSY when the organization has max_org.
+ */
+int umg_live_stream_take(umg_live_t *l, uint32_t org, int max, int max_org);
 /** Gives a stream taken with umg_live_stream_take back. */
-void umg_live_stream_give(umg_live_t *l);
+void umg_live_stream_give(umg_live_t *l, uint32_t org);
+/** The sequence number of the first item (before any is published): the daemon starts at the clock in
+ *  microseconds, so that the ids of one start are above those of the ones before (Last-Event-ID). */
+void umg_live_set_head(umg_live_t *l, uint64_t seq);
 /** The sequence number the next item will get. */
 uint64_t umg_live_head(const umg_live_t *l);
 size_t umg_live_slots(const umg_live_t *l);

@@ -17,6 +17,14 @@
 #include <stdlib.h>
 
 /* Finds ?app= and checks the caller may read it with perm (app credentials: only their own app). */
+int umg_attr_ep_may(const umg_principal_t *who, uint32_t perm, const umg_app_t *app)
+{
+    if (who->kind == UMG_PRINCIPAL_APP_KEY || who->kind == UMG_PRINCIPAL_APP_SECRET) {
+        return who->app.id == app->id;
+    }
+    return umg_principal_can(who, perm, app);
+}
+
 int umg_attr_ep_app_for(umg_ingest_t *ing, umg_http_req_t *req, int allow_key, uint32_t perm, umg_app_t *app,
                         umg_principal_t *who)
 {
@@ -33,15 +41,7 @@ int umg_attr_ep_app_for(umg_ingest_t *ing, umg_http_req_t *req, int allow_key, u
         return -1;
     }
     int found = umg_apps_find_id(ing->apps, v, app) == UMG_OK;
-    int ok = 0;
-    if (found) {
-        if (who->kind == UMG_PRINCIPAL_APP_KEY || who->kind == UMG_PRINCIPAL_APP_SECRET) {
-            ok = who->app.id == app->id;
-        } else {
-            ok = umg_principal_can(who, perm, app);
-        }
-    }
-    if (!ok) {
+    if (!found || !umg_attr_ep_may(who, perm, app)) {
         if (found && umg_principal_can(who, UMG_PERM_APPS_READ, app)) {
             umg_http_error(req, 403, "forbidden", "app", "this needs another permission on this app");
         } else {

@@ -45,6 +45,8 @@ typedef void (*umg_attr_job_fn)(void *data, umg_attr_answer_t *ans);
 void umg_attr_worker_submit(umg_attr_worker_t *w, umg_http_req_t *req, umg_attr_job_fn fn, void (*free_fn)(void *),
                             void *data);
 
+/** 1 when who may read app with perm (app credentials: their own app only). */
+int umg_attr_ep_may(const umg_principal_t *who, uint32_t perm, const umg_app_t *app);
 /**
  * The app of ?app= when the caller may read it with perm (the app key only
  * when allow_key; app credentials reach only their own app): 0 with *app and

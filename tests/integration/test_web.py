@@ -372,13 +372,14 @@ class LiveTest(DaemonTestCase):
 
     def test_forget_wipes_the_ring(self):
         # The ring keeps recent items as they came, ids included: a forget request wipes the app's, so a stream
-        # resumed from the start after it (Last-Event-ID: 0) no longer shows the device.
+        # resumed from the first item on (Last-Event-ID: that item's) no longer shows the device.
         c = self.live(self.app["app_id"], token=self.tok)
         c.head()
         g = harness.gaid()
-        self.d.ingest(self.app, {"events": [event(type="session")]})  # item 0: Last-Event-ID 0 resumes after it
+        self.d.ingest(self.app, {"events": [event(type="session")]})  # the first item: resumed after it
         self.d.ingest(self.app, {"events": [event(type="session", device={"gaid": g, "platform": "android"})]})
-        c.wait_for(lambda evs: any(g in json.dumps(e["data"]) for e in evs))
+        evs = c.wait_for(lambda evs: any(g in json.dumps(e["data"]) for e in evs))
+        first = [e for e in evs if e["event"] == "event"][0]["id"]
         c.close()
         st, _, body = self.d.request("POST", "/v1/privacy/forget",
                                      {"app_id": self.app["app_id"], "devices": [{"gaid": g}]},
@@ -390,12 +391,54 @@ class LiveTest(DaemonTestCase):
                                         headers={"Authorization": "Bearer " + self.tok})[2])["status"] != "done":
             self.assertLess(time.time(), deadline, "forget request not done")
             time.sleep(0.1)
-        c2 = self.live(self.app["app_id"], token=self.tok, headers={"Last-Event-ID": "0"})
+        c2 = self.live(self.app["app_id"], token=self.tok, headers={"Last-Event-ID": first})
         c2.head()
+        hello = c2.wait_for(lambda evs: any(e["event"] == "hello" for e in evs))[0]["data"]
+        self.assertTrue(hello["resumed"], hello)
         marker = event(type="session")
         self.d.ingest(self.app, {"events": [marker]})
         evs = c2.wait_for(lambda evs: any(marker["event_id"] in json.dumps(e["data"]) for e in evs))
         self.assertFalse([e for e in evs if g in json.dumps(e["data"])], "the forgotten device is still on the feed")
+
+    def test_stream_ends_when_its_credential_stops_working(self):
+        # An API token watching the app is revoked: new requests with it get 401 at once, and its open stream ends
+        # with a `closed` event within the recheck (5 s). A stream of another credential goes on.
+        t = self.d.json_request("POST", "/v1/tokens", {"name": "tv", "permissions": ["reports:read"]},
+                                {"Authorization": "Bearer " + self.tok})
+        self.assertEqual(t[0], 201, t)
+        c = self.live(self.app["app_id"], token=t[2]["token"])
+        self.assertEqual(c.head(), 200)
+        other = self.live(self.app["app_id"], token=self.tok)
+        self.assertEqual(other.head(), 200)
+        c.wait_for(lambda evs: any(e["event"] == "hello" for e in evs))
+        st, _, body = self.d.request("DELETE", "/v1/tokens/" + t[2]["token_id"],
+                                     headers={"Authorization": "Bearer " + self.tok})
+        self.assertEqual(st, 200, body)
+        t0 = time.time()
+        evs = c.wait_for(lambda evs: any(e["event"] == "closed" for e in evs), timeout=12)
+        self.assertLess(time.time() - t0, 8)
+        self.assertEqual([e["data"]["reason"] for e in evs if e["event"] == "closed"], ["credentials"])
+        ev = event(type="session")
+        self.d.ingest(self.app, {"events": [ev]})
+        other.wait_for(lambda evs: any(ev["event_id"] in json.dumps(e["data"]) for e in evs))
+
+    def test_streams_per_organization_and_stale_ids(self):
+        # One organization holds at most 16 streams, so another can still watch its own apps.
+        mine = [self.live(self.app["app_id"], headers={"X-App-Secret": self.app["app_secret"]}) for _ in range(16)]
+        self.assertEqual([c.head() for c in mine], [200] * 16)
+        extra = self.live(self.app["app_id"], token=self.tok)
+        self.assertEqual(extra.head(), 503)
+        self.assertIn("this organization has 16 live streams open", extra.body_text() + extra.buf.decode())
+        theirs = self.live(self.foreign["app_id"], headers={"X-App-Secret": self.foreign["app_secret"]})
+        self.assertEqual(theirs.head(), 200)
+        # A Last-Event-ID the ring does not hold (too old, or of an earlier start of the daemon) starts from the
+        # newest item, and the hello says it did not resume.
+        c = self.live(self.foreign["app_id"], headers={"X-App-Secret": self.foreign["app_secret"],
+                                                       "Last-Event-ID": "3"})
+        self.assertEqual(c.head(), 200)
+        hello = c.wait_for(lambda evs: any(e["event"] == "hello" for e in evs))[0]["data"]
+        self.assertIs(hello["resumed"], False)
+        self.assertGreater(hello["next"], 1 << 50)  # ids start at the clock in microseconds
 
     def test_slow_client_is_told_what_it_missed(self):
         slow = self.live(self.app["app_id"], token=self.tok, rcvbuf=4096)

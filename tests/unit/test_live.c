@@ -143,6 +143,13 @@ static void test_truncates(void **state)
             "\"more\":true}");
     umg_live_publish_rejected(l2, 1, 0, "{\"index\":0}", 11);
     read_ok(l2, 1, 1, "rejected", "{\"accepted\":0,\"rejected\":[{\"index\":0}]}");
+    /* A cut never lands inside a string: a field name may hold "},{" (and escaped quotes). */
+    const char *tricky = "{\"index\":0,\"field\":\"a\\\"},{\\\"\"},{\"index\":1,\"field\":\"yyyy},{\\\"q\"},"
+                         "{\"index\":2,\"field\":\"zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz\"}";
+    umg_live_publish_rejected(l2, 1, 0, tricky, strlen(tricky));
+    read_ok(l2, 2, 1, "rejected",
+            "{\"accepted\":0,\"rejected\":[{\"index\":0,\"field\":\"a\\\"},{\\\"\"},{\"index\":1,\"field\":\"yyyy},"
+            "{\\\"q\"}],\"more\":true}");
     assert_int_equal(umg_live_new(1, 64, &l2 /* unchanged on error */), UMG_EINVAL);
     umg_live_free(l2);
     umg_live_free(l);

@@ -190,6 +190,47 @@ typedef struct fraud_ctx_s {
     umg_fraud_scorer_t *scorer;
 } fraud_ctx_t;
 
+/* A SIGHUP's reload of the IP lists, on a thread of its own: the main thread goes on refreshing apps and
+ * credentials and answering signals while the lists are read and built (at idle priority, minutes on a busy
+ * machine with millions of prefixes). A SIGHUP during a reload asks for one more after it. */
+typedef struct reload_s {
+    umg_iplists_t *lists;
+    pthread_t th;
+    int running, again;
+    _Atomic int done;
+    char err[512];
+} reload_t;
+
+static void *reload_main(void *arg)
+{
+    reload_t *r = arg;
+    umg_thread_name("umg-reload");
+    if (umg_iplists_reload(r->lists, r->err, sizeof(r->err)) != UMG_OK) {
+        umg_log(UMG_LOG_ERROR, "serve", "SIGHUP: IP lists not reloaded, the old ones stay: %s", r->err);
+    }
+    atomic_store(&r->done, 1);
+    return NULL;
+}
+
+/* On each turn of the main loop: a finished reload joined, and one started when asked (sighup) or owed. */
+static void reload_step(reload_t *r, int sighup)
+{
+    if (r->running && atomic_load(&r->done)) {
+        pthread_join(r->th, NULL);
+        r->running = 0;
+    }
+    r->again |= sighup;
+    if (!r->running && r->again) {
+        r->again = 0;
+        atomic_store(&r->done, 0);
+        if (pthread_create(&r->th, NULL, reload_main, r) == 0) {
+            r->running = 1;
+        } else {
+            reload_main(r); /* no thread to be had: here */
+        }
+    }
+}
+
 static int fraud_ip_listed(void *ctx, umg_slice_t ip, const char **list)
 {
     umg_ingest_t *ing = ((fraud_ctx_t *)ctx)->ing;
@@ -649,6 +690,7 @@ static int cmd_serve(int argc, char **argv)
     atomic_store_explicit(&ing.ready, 1, memory_order_release);
     umg_log(UMG_LOG_INFO, "serve", "ready");
     /* This thread also refreshes the app registry, off the event loops (SQLite may wait). */
+    reload_t reload = {.lists = iplists};
     for (;;) {
         struct timespec tick = {0, 250 * 1000 * 1000};
         int sig = sigtimedwait(&sigs, NULL, &tick);
@@ -656,16 +698,19 @@ static int cmd_serve(int argc, char **argv)
             umg_apps_refresh(ing.apps);
             umg_auth_refresh(ing.auth);
             umg_admin_tick(ing.admin);
+            reload_step(&reload, 0);
         } else if (sig == SIGHUP) {
-            /* The IP lists are rebuilt here, off the event loops, and swapped in; other settings take a restart. */
-            if (umg_iplists_reload(iplists, err, sizeof(err)) != UMG_OK) {
-                umg_log(UMG_LOG_ERROR, "serve", "SIGHUP: IP lists not reloaded, the old ones stay: %s", err);
-            }
+            /* The IP lists are rebuilt off the event loops and this thread, and swapped in; other settings take
+             * a restart. */
+            reload_step(&reload, 1);
         } else {
             break;
         }
     }
     umg_log(UMG_LOG_INFO, "serve", "stopping");
+    if (reload.running) {
+        pthread_join(reload.th, NULL);
+    }
     /* New ingest gets 503 not_ready; what is queued is written and answered while the loops
      * still run, so no client whose events were stored sees a closed connection. */
     atomic_store_explicit(&ing.ready, 0, memory_order_release);

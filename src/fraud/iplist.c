@@ -304,7 +304,7 @@ size_t umg_iplists_prefixes(const umg_iplists_t *r, int id)
 /* Reads a whole file (at most 1 GiB) into *out (the caller's, umg_free). */
 static int read_file(const char *path, char **out, size_t *len, char *err, size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block the open: refused below */
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
         snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));

@@ -37,6 +37,7 @@ struct ingest_thread_s {
     umg__pend_pool_t pool;
     umg_http_req_t *cur_req;
     umg_app_t cur_app;
+    int cur_secret; /* the request is server-to-server (the app secret): the connection is not the device's */
     pending_t *cur;
     umg_buf_t out;   /* response bodies, reused (the server copies what it sends) */
     umg_arena_t pii; /* encrypted PII values of the current request */
@@ -327,7 +328,10 @@ static int on_event(void *ctx, size_t index, umg_event_t *ev, const umg_event_er
         ev->has_event_id = 1;
     }
     ev->app_id = umg_slice(t->cur_app.public_id, strlen(t->cur_app.public_id));
-    if (ev->ip.len == 0) {
+    if (ev->ip.len == 0 && !t->cur_secret) {
+        /* An SDK's request comes from the device. A server's comes from the app's backend: without the body's ip,
+         * the device's address is unknown (else every such event would share the backend's address, for the
+         * probabilistic match and the fraud rules alike). */
         const char *ip = umg_http_client_ip(t->cur_req);
         ev->ip = umg_slice(ip, strlen(ip));
     }
@@ -518,6 +522,7 @@ void umg_ingest_events(umg_http_req_t *req, void *thread_data)
     t->cur = p;
     t->cur_req = req;
     t->cur_app = app;
+    t->cur_secret = is_secret;
     if (ing->pii != NULL) {
         umg_arena_reset(&t->pii);
     }

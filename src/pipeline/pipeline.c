@@ -1129,13 +1129,15 @@ void umg_pipeline_set_fraud(umg_pipeline_t *p, const umg_pipeline_fraud_t *f)
 }
 
 /* A rule fired: the first rejecting one decides, else the first flagging one. */
+/* A rule fired: the reason kept is the first such rule in the order of docs/fraud.md's table (the order of the
+ * reason codes), whatever order they are checked in. */
 static void fhit(fraud_t *fr, const umg_fraud_settings_t *fs, unsigned rule)
 {
     fr->rules |= (uint16_t)(1u << rule);
     if (fs->rule[rule].action == UMG_FA_REJECT) {
-        fr->rej = fr->rej ? fr->rej : rule;
+        fr->rej = fr->rej && fr->rej < rule ? fr->rej : rule;
     } else {
-        fr->flag = fr->flag ? fr->flag : rule;
+        fr->flag = fr->flag && fr->flag < rule ? fr->flag : rule;
     }
 }
 
@@ -1840,12 +1842,13 @@ static int decide_event(umg_pipeline_t *p, prep_t *r)
                 ev->ts_us < dev.last_seen_us - (int64_t)(fs->p[UMG_FP_TIME_BACKWARDS_S] * 1e6))) {
         fhit(fr, fs, UMG_FR_TIME_ANOMALY);
         if (fr->rej) { /* a rejected event: counted as such, and nothing else */
-            if (p->rollup == NULL || dev.fraud_reason != 0) {
+            if (p->rollup == NULL) {
                 return UMG_OK;
             }
             umg_rollup_key_t k;
             rkey(&k, local_day(ae, ev->ts_us), &dev.attr.install, dev.country, dev.platform);
-            k.x[0] = UMG_FR_TIME_ANOMALY;
+            /* A device whose install was rejected has all its activity counted under that reason (roll_event). */
+            k.x[0] = dev.fraud_reason != 0 ? dev.fraud_reason : UMG_FR_TIME_ANOMALY;
             k.x[1] = UMG_RF_EVENT;
             return radd(p, UMG_RT_FRAUD, &k, 0, 1);
         }

@@ -171,6 +171,19 @@ class InjectionTest(FraudCase):
 
 class ClickRulesTest(FraudCase):
 
+    def test_reason_is_the_first_rule_of_the_table(self):
+        # Clicks of one device from a bot's User-Agent: bot_user_agent rejects each; the eleventh in the hour also
+        # trips click_spam, which comes first in docs/fraud.md's table, so it is the reason given.
+        g = gaid()
+        base = now_ms() - 2 * H_MS
+        hour = base - base % H_MS + 5 * MIN_MS
+        self.send_touches([self.click(hour + i * MIN_MS, g, click_id="b%d" % i, ip="10.8.8.%d" % i,
+                                      user_agent="curl/8.5.0") for i in range(11)])
+        self.caught_up()
+        t = self.touches_by_click()
+        self.assertEqual(t["b9"]["fraud"], {"status": "rejected", "reason": "bot_user_agent"})
+        self.assertEqual(t["b10"]["fraud"], {"status": "rejected", "reason": "click_spam"})
+
     def test_click_spam_per_device_and_ip(self):
         g = gaid()
         base = now_ms() - 2 * H_MS
@@ -264,6 +277,20 @@ class InstallRulesTest(FraudCase):
         a = self.attribution(events[21]["device"]["gaid"])
         self.assertEqual(a["fraud"], {"status": "rejected", "reason": "device_farm"}, a)
 
+    def test_server_installs_without_ip_are_no_farm(self):
+        # Installs a backend sends without the device's ip have no address: they never share the backend's, so
+        # no device_farm (and no probabilistic match on it).
+        base = now_ms() - 3 * H_MS
+        hour = base - base % H_MS + MIN_MS
+        events = [harness.event(type="install", ts=hour + i * MIN_MS, device=android(gaid()), user_agent="Srv/1")
+                  for i in range(25)]
+        for e in events:
+            e.pop("ip", None)
+        self.send_events(events)
+        self.caught_up()
+        rows = {r["event_id"]: r for r in self.export_installs()}
+        self.assertEqual([rows[e["event_id"]]["fraud"] for e in events], [None] * 25)
+
     def test_device_farm_per_fingerprint_day(self):
         # Twelve installs over 2.2 hours, all on one UTC day (the rule counts per UTC day): earlier when three
         # hours ago they would straddle midnight.
@@ -305,6 +332,25 @@ class ReportsTest(FraudCase):
         tot = parse_json(data)["totals"]
         self.assertEqual((tot["installs"] + tot["organic_installs"], tot["rejected_installs"]), (20, 2), tot)
         self.assertEqual(tot["sessions"], 0, tot)
+
+    def test_rejected_device_events_all_counted(self):
+        # Every event of a device whose install was rejected counts as a rejected event under that reason, also
+        # one another rule rejects on its own (time_anomaly set to reject: an event long before the install).
+        self.set_fraud({"rules": {"time_anomaly": {"action": "reject"}}})
+        base = now_ms() - 3 * H_MS
+        hour = base - base % H_MS + MIN_MS
+        events = [harness.event(type="install", ts=hour + i * 1000, device=android(gaid()), ip="198.51.100.4",
+                                user_agent="Dalvik/%d" % i) for i in range(22)]
+        self.send_events(events)
+        g = events[21]["device"]["gaid"]
+        self.send_events([harness.event(type="event", name="level", ts=hour + 10 * MIN_MS, device=android(g)),
+                          harness.event(type="event", name="level", ts=hour - 90 * MIN_MS, device=android(g))])
+        self.caught_up()
+        days = sorted({time.strftime("%Y-%m-%d", time.gmtime(t / 1000)) for t in (hour - 90 * MIN_MS, hour)})
+        r = parse_json(self.fraud_report("from=%s&to=%s&group_by=reason" % (days[0], days[-1])))
+        by = {row["reason"]: row for row in r["rows"]}
+        self.assertEqual((by["device_farm"]["rejected_installs"], by["device_farm"]["rejected_events"]), (2, 2), r)
+        self.assertNotIn("time_anomaly", by, r)
 
     def fraud_report(self, query, expect=200):
         st, h, data = self.d.request("GET", "/v1/reports/fraud?app=%s&%s" % (self.app["app_id"], query),

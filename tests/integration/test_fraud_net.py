@@ -244,6 +244,14 @@ class IpListTest(DaemonTestCase):
         self.assertEqual(prefixes(), (2, 2, 2, 1))
         self.assertIn("IP lists not reloaded, the old ones stay: cannot read %s" % tor, d.log_text())
         self.assertEqual(d.request("GET", "/healthz")[0], 200)
+        # A FIFO in a list's place is refused (the open does not wait for a writer), and the daemon goes on.
+        os.mkfifo(tor)
+        d.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while prefixes()[3] != 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(prefixes(), (2, 2, 2, 2))
+        self.assertIn("cannot read %s: not a file" % tor, d.log_text())
 
     def test_bad_settings_refuse_to_start(self):
         t = self.tmpdir()

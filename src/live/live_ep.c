@@ -158,7 +158,7 @@ static int live_pull(void *data, umg_buf_t *out, int *done)
     return rc;
 }
 
-/* A stream set up only part way (no subscription, no metric yet). */
+/* The stream's own memory (all a stream set up only part way has: no subscription, no metric yet). */
 static void live_fini_early(live_stream_t *st)
 {
     for (int i = 0; i < 3; i++) {
@@ -173,10 +173,7 @@ static void live_fini(void *data)
     umg_live_unsubscribe(st->live, st->app);
     umg_buf_free(&st->item);
     umg_live_stream_give(st->live, st->org);
-    for (int i = 0; i < 3; i++) {
-        umg_free(st->cred[i]);
-    }
-    umg_free(st);
+    live_fini_early(st);
     umg_metric_add(&m_streams, -1);
 }
 

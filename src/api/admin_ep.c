@@ -113,22 +113,27 @@ static int check_members(job_t *j, umg_json_val_t obj, const char *name, const c
     umg_json_iter_t it;
     umg_json_item_t items[16];
     size_t n;
+    uint64_t seen = 0; /* a bit per allowed member: one named twice would take effect once and be audited twice */
     umg_json_object_iter(obj, &it);
     while ((n = umg_json_object_next(&it, items, UMG_ARRAY_SIZE(items))) > 0) {
         for (size_t i = 0; i < n; i++) {
-            int known = 0;
-            for (const char *const *k = allowed; *k && !known; k++) {
-                known = strlen(*k) == items[i].klen && memcmp(*k, items[i].key, items[i].klen) == 0;
+            size_t k = 0;
+            while (allowed[k] != NULL &&
+                   !(strlen(allowed[k]) == items[i].klen && memcmp(allowed[k], items[i].key, items[i].klen) == 0)) {
+                k++;
             }
-            if (!known) {
+            int twice = allowed[k] != NULL && k < 64 && (seen >> k & 1);
+            if (allowed[k] == NULL || twice) {
                 snprintf(err_field, sizeof(err_field), "%s%s%.*s", name ? name : "", name ? "." : "",
                          (int)UMG_MIN(items[i].klen, 48), items[i].key);
                 for (char *c = err_field; *c; c++) {
                     *c = (unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f ? '?' : *c;
                 }
-                umg__job_error(j, 400, "unknown_field", err_field, "this member is not known here");
+                umg__job_error(j, 400, twice ? "invalid_value" : "unknown_field", err_field,
+                               twice ? "this member is named twice" : "this member is not known here");
                 return -1;
             }
+            seen |= k < 64 ? UINT64_C(1) << k : 0;
         }
     }
     return 0;
@@ -967,12 +972,22 @@ static int source_windows_apply(job_t *j, umg_json_val_t v, umg_buf_t *out)
     }
     umg_buf_reset(out);
     umg_json_item_t items[16];
-    size_t n;
+    size_t n, nseen = 0;
+    umg_slice_t seen[MAX_SOURCE_WINDOWS];
     while ((n = umg_json_object_next(&it, items, 16)) > 0) {
         for (size_t i = 0; i < n; i++) {
             if (items[i].klen == 0 || items[i].klen > 256) {
                 umg__job_error(j, 400, "invalid_value", f, "source names are 1 to 256 bytes");
                 return -1;
+            }
+            for (size_t k = 0; k < nseen; k++) {
+                if (seen[k].len == items[i].klen && memcmp(seen[k].ptr, items[i].key, items[i].klen) == 0) {
+                    umg__job_error(j, 400, "invalid_value", f, "a source is named twice");
+                    return -1;
+                }
+            }
+            if (nseen < MAX_SOURCE_WINDOWS) {
+                seen[nseen++] = umg_slice(items[i].key, items[i].klen);
             }
             if (items[i].type != UMG_JSON_INT64 || items[i].num.i < 1 || items[i].num.i > 30) {
                 umg__job_error(j, 400, "invalid_value", f, "each source's window must be an integer from 1 to 30 days");
@@ -1407,17 +1422,19 @@ static void ep_keys(umg_admin_t *a, job_t *j, umg_app_t *app, int rotate)
             return;
         }
         static const struct {
-            const char *which, *prefix, *sql;
+            const char *which, *prefix, *sql, *until;
             int bytes;
         } kinds[] = {
             {"app_key", "ak_",
-             "UPDATE apps SET prev_app_key = app_key, prev_key_until_us = ?, app_key = ? WHERE id = ?", 16},
+             "UPDATE apps SET prev_app_key = app_key, prev_key_until_us = ?, app_key = ? WHERE id = ?",
+             "SELECT prev_key_until_us FROM apps WHERE id = ?", 16},
             {"app_secret", "as_",
-             "UPDATE apps SET prev_app_secret = app_secret, prev_secret_until_us = ?, app_secret = ? WHERE id = ?", 32},
+             "UPDATE apps SET prev_app_secret = app_secret, prev_secret_until_us = ?, app_secret = ? WHERE id = ?",
+             "SELECT prev_secret_until_us FROM apps WHERE id = ?", 32},
             {"signing_secret", "ss_",
              "UPDATE apps SET prev_signing_secret = signing_secret, prev_signing_until_us = ?, signing_secret = ?"
              " WHERE id = ?",
-             32},
+             "SELECT prev_signing_until_us FROM apps WHERE id = ?", 32},
         };
         size_t k = 0;
         while (k < UMG_ARRAY_SIZE(kinds) && !is(which, kinds[k].which)) {
@@ -1431,6 +1448,22 @@ static void ep_keys(umg_admin_t *a, job_t *j, umg_app_t *app, int rotate)
         umg_meta_random_id(fresh, kinds[k].prefix, kinds[k].bytes);
         if (begin(a)) {
             db_error(a, j);
+            return;
+        }
+        /* A rotation with an overlap while the last one's runs would end that one's old value early (only one old
+         * value is kept): refused. Without an overlap it ends every older value at once, as asked. */
+        sqlite3_stmt *us = q(a, kinds[k].until, "i", (int64_t)app->id);
+        int64_t until = us != NULL && sqlite3_step(us) == SQLITE_ROW ? sqlite3_column_int64(us, 0) : 0;
+        sqlite3_finalize(us);
+        if (overlap > 0 && until > now) {
+            rollback(a);
+            char t[32], msg[256];
+            umg_time_format_rfc3339(until, t);
+            snprintf(msg, sizeof(msg),
+                     "the previous %s is accepted until %s: another rotation would end it early. Rotate again after "
+                     "that, or with overlap_seconds 0 to end every older value now",
+                     which, t);
+            umg__job_error(j, 409, "overlap_running", "which", msg);
             return;
         }
         const char *sql = kinds[k].sql;

@@ -299,7 +299,9 @@ static void export_kind(umg_http_req_t *req, void *thread_data, int kind)
     memcpy(x->app_public, app.public_id, sizeof(x->app_public));
     umg_bus_stats_t st;
     x->ops->stats(ing->bus, &st);
-    if (st.durable_offset > 0) { /* else nothing stored yet: an empty export (to_offset 0 would mean "follow") */
+    /* Nothing stored yet, or a `to` at or before 1970 (nothing is dated so; the reader takes a bound of 0 for
+     * none): an empty export (to_offset 0 would mean "follow"). */
+    if (st.durable_offset > 0 && !(has_to && to <= 0)) {
         umg_bus_read_opts_t o = {.partition = -1,
                                  .from_offset = 0,
                                  .to_offset = st.durable_offset,

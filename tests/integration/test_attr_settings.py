@@ -93,6 +93,16 @@ class AttrSettingsTest(SettingsCase):
         rc, out, err = cli_settings(self.d.data_dir, "app_0000000000000000")
         self.assertEqual(rc, 1)
         self.assertIn("not_found", err)
+        # A setting or a source given twice is refused, not taken once and audited as the other value.
+        rc, out, err = cli_settings(self.d.data_dir, self.app["app_id"], "--set", "click_lookback_days=6",
+                                    "--set", "click_lookback_days=9")
+        self.assertEqual(rc, 1)
+        self.assertIn('"field":"settings.click_lookback_days"', err)
+        self.assertIn("named twice", err)
+        rc, out, err = cli_settings(self.d.data_dir, self.app["app_id"], "--source-window", "meta=28",
+                                    "--source-window", "meta=2")
+        self.assertEqual(rc, 1)
+        self.assertIn("a source is named twice", err)
         rc, out, err = cli_settings(self.d.data_dir, self.app["app_id"], "--set", "click_lookback_days")
         self.assertEqual(rc, 2)
         rc, out, err = cli_settings(self.d.data_dir, self.app["app_id"], "--json", "[1]")
@@ -115,6 +125,12 @@ class AttrSettingsTest(SettingsCase):
             self.assertError(self.d.request("PATCH", path, {"settings": {"source_click_lookback_days": bad}},
                                             headers=auth),
                              400, None, "source_click_lookback_days", "bad %r" % (bad,))
+        st, h, data = self.d.request("PATCH", path, b'{"settings":{"source_click_lookback_days":{"meta":28,"meta":2}}}',
+                                     headers=auth)
+        self.assertError((st, h, data), 400, "invalid_value", "source_click_lookback_days", "a source named twice")
+        st, h, data = self.d.request("PATCH", path, b'{"settings":{"click_lookback_days":6,"click_lookback_days":9}}',
+                                     headers=auth)
+        self.assertError((st, h, data), 400, "invalid_value", "settings.click_lookback_days", "a setting named twice")
         # Other settings keep the map; an empty object clears it.
         st, h, data = self.d.request("PATCH", path, {"settings": {"click_lookback_days": 9}}, headers=auth)
         self.assertEqual(parse_json(data)["settings"]["source_click_lookback_days"], {"tiktok": 14, "x\"y": 2})

@@ -175,6 +175,8 @@ class FilterTest(TwoAppsCase):
             self.assertIn(json.loads(out)["error"].get("field"), ("from", "to"))
         self.assertEqual(self.got(**{"from": self.ms(10)}), [])
         self.assertEqual(self.got(to=self.ms(0)), [])
+        self.assertEqual(self.got(to=0), [], "to 0 (1970) is a bound too, not none")
+        self.assertEqual(self.got(to="1970-01-01T00:00:00Z"), [])
 
     def test_rfc3339_bounds(self):
         t = lambda i, d=3: rfc3339(self.base + i * SEC, d)

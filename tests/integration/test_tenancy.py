@@ -557,6 +557,9 @@ class TokensAndKeysTest(TenancyBase):
                       {"which": "app_key", "overlap_seconds": 2})
         self.assertNotEqual(new["app_key"], a["app_key"])
         self.assertEqual(new["previous_app_key"], a["app_key"])
+        # A second rotation with an overlap while this one's runs would end the old key early: refused.
+        self.assertError(self.call("POST", "/v1/apps/%s/keys/rotate" % a["app_id"], self.tok_a,
+                                   {"which": "app_key", "overlap_seconds": 60}), 409, "overlap_running", "which")
         self.wait_refresh()
         self.ingest_ok(self.d, a, event(), accepted=1, what="old key in the overlap")
         self.ingest_ok(self.d, dict(a, app_key=new["app_key"]), event(), accepted=1, what="new key")

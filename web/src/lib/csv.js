@@ -187,9 +187,22 @@ export function unguard(s) {
   return /^'[=+\-@\t\r']/.test(s) ? s.slice(1) : s;
 }
 
-/** Splits rows into batches of at most n (POST /v1/costs takes 10,000 and 1 MiB per request). */
-export function batches(rows, n) {
+/** Splits rows into batches of at most n rows and at most maxBytes of JSON each (POST /v1/costs takes
+ * 10,000 rows and the server 1 MiB a body; long ad names reach that well before 10,000 rows). */
+export function batches(rows, n, maxBytes = 900 * 1024) {
   const out = [];
-  for (let i = 0; i < rows.length; i += n) out.push(rows.slice(i, i + n));
+  let cur = [];
+  let bytes = 16; // {"costs":[...]}
+  for (const r of rows) {
+    const size = new TextEncoder().encode(JSON.stringify(r)).length + 1;
+    if (cur.length && (cur.length >= n || bytes + size > maxBytes)) {
+      out.push(cur);
+      cur = [];
+      bytes = 16;
+    }
+    cur.push(r);
+    bytes += size;
+  }
+  if (cur.length) out.push(cur);
   return out;
 }

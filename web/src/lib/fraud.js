@@ -100,6 +100,8 @@ export function formToSettings(f) {
   for (const r of f.rules) {
     rules[r.name] = {};
     for (const fl of r.fields) {
+      // A cleared number is left out (unchanged), not sent as 0.
+      if (fl.type === 'number' && (fl.value === null || fl.value === '' || !Number.isFinite(Number(fl.value)))) continue;
       rules[r.name][fl.key] = fl.type === 'number' ? Number(fl.value) : fl.type === 'bool' ? !!fl.value : fl.value;
     }
   }

@@ -99,5 +99,12 @@ describe('CSV in', () => {
   it('splits into batches', () => {
     expect(batches([1, 2, 3, 4, 5], 2)).toEqual([[1, 2], [3, 4], [5]]);
     expect(batches([], 2)).toEqual([]);
+    // Long names: batches stay under the server's 1 MiB a body, however many rows that leaves.
+    const row = { date: '2026-11-20', source: 's'.repeat(60), campaign: 'c'.repeat(60), adset: 'a'.repeat(50), ad: 'd'.repeat(40), cost: 1.5, currency: 'USD' };
+    const rows = Array.from({ length: 5000 }, () => row);
+    const bs = batches(rows, 5000);
+    expect(bs.length).toBeGreaterThan(1);
+    expect(bs.flat().length).toBe(5000);
+    for (const b of bs) expect(JSON.stringify({ costs: b }).length).toBeLessThan(1 << 20);
   });
 });

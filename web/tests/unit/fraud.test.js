@@ -35,5 +35,8 @@ describe('fraud shapes', () => {
     });
     // A member the server sends comes back; one it does not is never invented.
     expect(formToSettings(settingsToForm({ ...s, require_signature: true })).require_signature).toBe(true);
+    // A cleared number field is left out (the setting stays), never sent as 0.
+    f.rules[0].fields[2].value = null;
+    expect(formToSettings(f).rules.click_injection).toEqual({ enabled: true, action: 'reject' });
   });
 });

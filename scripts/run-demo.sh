@@ -50,11 +50,15 @@ done
 ADDR=$(cat "$DATA/daemon.addr")
 
 if [ ! -f "$DATA/demo-loaded" ]; then
+  # The history's end, kept from the first try: gen's ids come from the seed and this time, so a load
+  # interrupted and run again sends the same items (duplicates the daemon answers as such), not a second
+  # history beside the first.
+  [ -s "$DATA/demo-now" ] || echo $(( $(date +%s) * 1000 )) > "$DATA/demo-now"
   # Two weeks of synthetic traffic: clicks and impressions from many networks, attributed and
   # organic installs, sessions, in-app events and purchases, and 5% fraud for the fraud rules to
   # catch (labels in DATA/demo-fraud-labels.csv; docs/gen.md). The summary goes to DATA/demo-gen.json.
   "$BIN" gen --addr "$ADDR" --app "$APP_ID" --secret "$APP_SECRET" --key "$APP_KEY" --devices 2000 --days 14 \
-    --seed 1 --fraud 5 --fraud-kinds injection,flood,datacenter,bot,farm \
+    --seed 1 --now "$(cat "$DATA/demo-now")" --fraud 5 --fraud-kinds injection,flood,datacenter,bot,farm \
     --fraud-labels "$DATA/demo-fraud-labels.csv" > "$DATA/demo-gen.json"
   # Ad spend for the demo campaigns and daily currency rates, so reports show cost, CPI and ROAS.
   python3 scripts/demo-costs.py "$ADDR" "$APP_ID" "$APP_SECRET" 14 > "$DATA/demo-costs.json" &&

@@ -41,12 +41,12 @@ typedef struct cli_s {
     char app_signing[512]; /* the signing secret (ss_...), "" when unknown */
 } cli_t;
 
-static volatile sig_atomic_t interrupted;
+volatile sig_atomic_t umg__gen_interrupted;
 
 static void on_sigint(int sig)
 {
     (void)sig;
-    interrupted = 1;
+    umg__gen_interrupted = 1;
 }
 
 /* ---------------------------------------------------------------- usage */
@@ -117,7 +117,8 @@ static void usage(FILE *f)
                "                     (many small requests); by default only touches may go ahead of events\n"
                "  --quiet            no progress display on standard error\n"
                "  --sign             sign every request with the app's signing secret (X-Signature,\n"
-               "                     X-Signature-Timestamp), for apps that require signatures\n\n"
+               "                     X-Signature-Timestamp); the daemon checks signatures only on requests\n"
+               "                     with the app key, so its batches (sent with the app secret) pass either way\n\n"
                "Fraud (see docs/gen.md):\n"
                "  --fraud-kinds LIST with --fraud: only these kinds, of injection,flood,datacenter,bot,farm,spoof\n"
                "  --fraud-labels FILE  write a CSV label per install and click (honest ones too)\n"
@@ -167,10 +168,15 @@ static int parse_hostport(cli_t *c, const char *s, size_t len, const char *dflt_
         (size_t)(pe - ps) >= sizeof(c->port)) {
         return UMG_EINVAL;
     }
+    long port = 0;
     for (const char *p = ps; p < pe; p++) {
         if (*p < '0' || *p > '9') {
             return UMG_EINVAL;
         }
+        port = port < 100000 ? port * 10 + (*p - '0') : port;
+    }
+    if (port < 1 || port > 65535) {
+        return UMG_EINVAL;
     }
     snprintf(c->host, sizeof(c->host), "%.*s", (int)(he - hs), hs);
     snprintf(c->port, sizeof(c->port), "%.*s", (int)(pe - ps), ps);
@@ -548,6 +554,12 @@ static int resolve(cli_t *c)
     if (!c->app_secret[0]) {
         return fail("the app secret is needed: give --secret, --app-json or --data");
     }
+    int spoofs = c->o.fraud_pct > 0 && (c->o.fraud_kinds == 0 || (c->o.fraud_kinds >> UMG_GEN_FRAUD_SPOOF & 1));
+    if (spoofs && !c->app_key[0]) {
+        fprintf(stderr, "unmogrowp gen: warning: without the app key (--key, --app-json or --data) spoofed installs "
+                        "go with the app secret, and the daemon stores them as server-to-server installs (it checks "
+                        "signatures only on requests with the app key)\n");
+    }
     int64_t real = umg_now_us() / 1000;
     if (c->o.now_ms > real + MAX_FUTURE_MS) {
         return fail("--now is more than 10 minutes ahead of this clock: the daemon would refuse the items "
@@ -661,7 +673,7 @@ static void rate_wait(run_t *r, size_t n)
     if (r->next_ns > now) {
         uint64_t d = r->next_ns - now;
         struct timespec ts = {(time_t)(d / 1000000000u), (long)(d % 1000000000u)};
-        while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !interrupted) {
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !umg__gen_interrupted) {
         }
         now = r->next_ns;
     }
@@ -674,6 +686,7 @@ static int request(run_t *r, const umg__gen_req_t *req, umg__gen_result_t *res)
     rate_wait(r, req->n);
     int rc = r->ops->post(r->sink, req, res, r->msg, sizeof(r->msg));
     if (rc != UMG_OK) {
+        r->tot.retries += res->retries; /* the attempts of a request that failed count too */
         return rc;
     }
     r->requests++;
@@ -1067,7 +1080,7 @@ static int run(cli_t *c)
     }
     r.prog.t0 = r.prog.last = umg_mono_ns();
     umg_gen_item_t it;
-    while (!interrupted && (rc = umg_gen_next(g, &it)) == UMG_OK) {
+    while (!umg__gen_interrupted && (rc = umg_gen_next(g, &it)) == UMG_OK) {
         if ((rc = add(&r, &it)) != UMG_OK) {
             break;
         }
@@ -1098,7 +1111,8 @@ done:
     if (g != NULL) {
         umg_gen_stats(g, &st);
     }
-    const char *status = rc != UMG_OK ? "error" : interrupted ? "interrupted" : r.tot.rejected ? "rejected" : "ok";
+    int stopped = umg__gen_interrupted && (rc == UMG_OK || rc == UMG_ECLOSED); /* Ctrl-C, also while retrying */
+    const char *status = stopped ? "interrupted" : rc != UMG_OK ? "error" : r.tot.rejected ? "rejected" : "ok";
     summary(c->out && strcmp(c->out, "-") == 0 ? stderr : stdout, &r, &st,
             r.prog.t0 ? (double)(umg_mono_ns() - r.prog.t0) / 1e9 : 0, status);
     uint64_t spoofed = r.spoof_sent[1] + r.spoof_sent[2] + r.spoof_sent[3];
@@ -1117,7 +1131,7 @@ done:
     umg_gen_free(g);
     umg_buf_free(&r.b[0].body);
     umg_buf_free(&r.b[1].body);
-    return rc != UMG_OK || r.tot.rejected > 0 ? 1 : interrupted ? 130 : 0;
+    return stopped ? 130 : rc != UMG_OK || r.tot.rejected > 0 ? 1 : 0;
 }
 
 int umg_gen_cli(int argc, char **argv)
@@ -1139,7 +1153,7 @@ int umg_gen_cli(int argc, char **argv)
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
     signal(SIGPIPE, SIG_IGN);
-    interrupted = 0;
+    umg__gen_interrupted = 0;
     rc = run(&c);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);

@@ -7,6 +7,8 @@
 #ifndef UMG_GEN_INT_H
 #define UMG_GEN_INT_H
 
+#include <signal.h>
+
 #include "umg_gen.h"
 
 /* ------------------------------------------------------------- JSON */
@@ -116,5 +118,8 @@ int umg__gen_sign(const char *key, int64_t ts_s, const char *body, size_t len, c
  * seconds; an HTTP date or garbage gives dflt_ms); capped at 5 minutes.
  */
 int64_t umg__gen_retry_after_ms(const char *value, size_t len, int64_t dflt_ms);
+
+/** Set by gen's SIGINT handler: a sender waiting to retry stops waiting. */
+extern volatile sig_atomic_t umg__gen_interrupted;
 
 #endif

@@ -419,11 +419,17 @@ typedef struct answer_s {
     int64_t retry_after_ms; /* -1 when absent */
 } answer_t;
 
-static void sleep_ms(int64_t ms)
+/* Waits ms, in steps of at most 100 ms; 1 when Ctrl-C came meanwhile (the caller stops retrying). */
+static int sleep_ms(int64_t ms)
 {
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    while (ms > 0 && !umg__gen_interrupted) {
+        int64_t step = UMG_MIN(ms, 100);
+        struct timespec ts = {0, (long)step * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !umg__gen_interrupted) {
+        }
+        ms -= step;
     }
+    return umg__gen_interrupted != 0;
 }
 
 static void http_disconnect(http_t *h)
@@ -710,6 +716,7 @@ static int http_post(void *sink, const umg__gen_req_t *req, umg__gen_result_t *r
         if (fresh && http_connect(h, why, sizeof(why)) != UMG_OK) {
             goto io_failed;
         }
+        errno = 0; /* a close by the server sets none: no left-over reason in the message */
         if (send_all(h->fd, h->head.ptr, h->head.len, body, len) != 0 || read_answer(h, &a) != 0) {
             snprintf(why, sizeof(why), "the connection to %s failed: %s", h->hosthdr,
                      errno == EAGAIN ? "timed out"
@@ -748,12 +755,16 @@ static int http_post(void *sink, const umg__gen_req_t *req, umg__gen_result_t *r
         }
         if (a.status == 429 && strncmp(why, "quota_exceeded", 14) != 0 && ++limited < 100000) {
             res->retries++;
-            sleep_ms(a.retry_after_ms >= 0 ? UMG_MAX(a.retry_after_ms, 50) : 1000);
+            if (sleep_ms(a.retry_after_ms >= 0 ? UMG_MAX(a.retry_after_ms, 50) : 1000)) {
+                goto interrupted;
+            }
             continue;
         }
         if (a.status == 503 && ++busy < BUSY_ATTEMPTS) {
             res->retries++;
-            sleep_ms(UMG_MAX(a.retry_after_ms, backoff));
+            if (sleep_ms(UMG_MAX(a.retry_after_ms, backoff))) {
+                goto interrupted;
+            }
             backoff = UMG_MIN(backoff * 2, 10000);
             continue;
         }
@@ -773,9 +784,14 @@ static int http_post(void *sink, const umg__gen_req_t *req, umg__gen_result_t *r
             return UMG_EIO;
         }
         res->retries++;
-        sleep_ms(backoff);
+        if (sleep_ms(backoff)) {
+            goto interrupted;
+        }
         backoff = UMG_MIN(backoff * 2, 10000);
     }
+interrupted:
+    snprintf(msg, msglen, "interrupted while waiting to send %s again (%zu items not sent)", path, n);
+    return UMG_ECLOSED;
 }
 
 static int http_close(void *sink, char *msg, size_t msglen)

@@ -293,6 +293,53 @@ class GenSigningTest(unittest.TestCase):
         self.assertEqual(summary["accepted"] + sum(spoof["refused"].values()), summary["sent"], summary)
 
 
+class Limited(http.server.BaseHTTPRequestHandler):
+    """Answers every request 429 with Retry-After: 1, as a daemon over its rate limit does."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        body = b'{"error":{"code":"rate_limited","message":"slow down"}}'
+        self.send_response(429)
+        self.send_header("Retry-After", "1")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class GenCliTest(unittest.TestCase):
+
+    def test_port_out_of_range_is_a_usage_error(self):
+        for addr in ("127.0.0.1:108937", "127.0.0.1:0", "127.0.0.1:65536"):
+            p = subprocess.run([harness.binary(), "gen", "--addr", addr, "--secret", "as_x", "--app", "app_x",
+                                "--devices", "1", "--quiet"], capture_output=True, timeout=30)
+            self.assertEqual(p.returncode, 2, addr)
+            self.assertIn("--addr must look like HOST:PORT", p.stderr.decode(), addr)
+
+    def test_ctrl_c_stops_a_run_waiting_to_retry(self):
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Limited)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        p = subprocess.Popen([harness.binary(), "gen", "--addr", "127.0.0.1:%d" % server.server_address[1],
+                              "--secret", "as_x", "--app", "app_x", "--devices", "50", "--quiet"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(1.5)
+        p.send_signal(2)
+        t0 = time.time()
+        out, err = p.communicate(timeout=30)
+        self.assertLess(time.time() - t0, 3, "gen kept waiting after Ctrl-C")
+        self.assertEqual(p.returncode, 130, err.decode())
+        summary = json.loads(out.decode().strip().splitlines()[-1])
+        self.assertEqual(summary["status"], "interrupted", summary)
+        self.assertGreater(summary["retries"], 0, summary)
+
+
 # ------------------------------------------------------------------ end to end
 
 

@@ -519,7 +519,8 @@ typedef struct mta_ctx_s {
     umg_mta_report_value_t value;
     uint32_t app;
     int64_t from, to;
-    idmap_t used;   /* touch ids of converting journeys */
+    idmap_t used;   /* touch ids of converting journeys, and the clicks installs rejected (not journeys at all) */
+    idmap_t devs;   /* value=revenue: device key -> its latest conversion's path + 1 (the revenue goes there once) */
     jtouch_t *conv; /* the converting journeys' touches */
     size_t nconv, conv_cap;
     jconv_t *paths; /* converting journeys */
@@ -552,13 +553,31 @@ static int mta_conversion(void *ctx, const umg_store_decision_t *r)
         r->fraud_status == UMG_STORE_FRAUD_REJECTED) {
         return 0; /* a rejected install is no conversion of anyone's */
     }
+    /* Clicks the install's rules took out (injection, flooding) are nobody's journey, converting or not. */
+    for (uint32_t i = 0; i < r->nrejected; i++) {
+        if (idmap_at(&c->used, r->rejected[i].touch_id) == NULL) {
+            c->rc = UMG_ENOMEM;
+            return 1;
+        }
+    }
     double value = 1;
     if (c->value == UMG_MTA_REPORT_VALUE_REVENUE) {
         umg_store_device_t d;
         value = umg_store_device_get(c->tx, r->app, r->device_key, &d) == UMG_OK ? d.revenue : 0;
         if (!(value >= 0 && value <= UMG_MTA_REPORT_MAX_VALUE)) {
-            value = 0; /* a revenue the report cannot take (not finite, absurd): counted as none */
+            value = 0; /* a revenue the report cannot take (not finite, over 1e12): counted as none */
         }
+        /* A device's revenue counts once, for its latest conversion in the period (the attribution that holds
+         * now; conversions come in install time order): an earlier one of the same device is valued 0. */
+        uint64_t *at = idmap_at(&c->devs, r->device_key);
+        if (at == NULL) {
+            c->rc = UMG_ENOMEM;
+            return 1;
+        }
+        if (*at != 0) {
+            c->paths[*at - 1].value = 0;
+        }
+        *at = c->npaths + 1;
     }
     c->rc = push((void **)&c->paths, &c->npaths, &c->paths_cap, sizeof(jconv_t));
     if (c->rc != UMG_OK) {
@@ -580,8 +599,9 @@ static int mta_conversion(void *ctx, const umg_store_decision_t *r)
 static int mta_touch(void *ctx, const umg_attr_touch_t *t)
 {
     mta_ctx_t *c = ctx;
-    if (t->ts_us < c->from || t->ts_us >= c->to || idmap_get(&c->used, t->touch_id) != NULL) {
-        return 0;
+    if (t->ts_us < c->from || t->ts_us >= c->to || (t->flags & UMG_ATTR_TF_FRAUD) ||
+        idmap_get(&c->used, t->touch_id) != NULL) {
+        return 0; /* a touch the rules rejected is no one's journey (docs/fraud.md) */
     }
     c->rc = push((void **)&c->free_touches, &c->nfree, &c->free_cap, sizeof(jtouch_t));
     if (c->rc != UMG_OK) {
@@ -654,7 +674,9 @@ static int name_channels(mta_ctx_t *c, idmap_t *names, umg_slice_t *slices)
             slices[i] = umg_slice("(none)", 6);
         }
     }
-    slices[MTA_MAX_CHANNELS - 1] = umg_slice("(other)", 7);
+    if (n > MTA_MAX_CHANNELS) {
+        slices[MTA_MAX_CHANNELS - 1] = umg_slice("(other)", 7);
+    }
     umg_free(all);
     return rc;
 }
@@ -773,15 +795,21 @@ static void mta_compute(void *data, umg_attr_answer_t *ans)
     }
     umg_mta_report_free(rep);
     idmap_free(&c->used);
+    idmap_free(&c->devs);
     umg_free(c->conv);
     umg_free(c->paths);
     umg_free(c->free_touches);
     c->conv = NULL;
     c->paths = NULL;
     c->free_touches = NULL;
-    ans->status = rc == UMG_OK ? 200 : 503;
+    ans->status = rc == UMG_OK ? 200 : rc == UMG_ERANGE ? 422 : 503;
     ans->content_type = "application/json";
-    ans->code = rc == UMG_ENOMEM ? "out_of_memory" : "store_unavailable";
+    ans->code = rc == UMG_ENOMEM ? "out_of_memory" : rc == UMG_ERANGE ? "too_large" : "store_unavailable";
+    if (rc == UMG_ERANGE) {
+        ans->field = "value";
+        ans->message = "the period's revenue is too large to split exactly (over 2^53 in the currency's smallest "
+                       "units); ask for a shorter period or value=installs";
+    }
 }
 
 static void report_answer(umg_http_req_t *req, void *data)

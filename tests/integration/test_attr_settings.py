@@ -230,6 +230,26 @@ class ReportingSettingsTest(SettingsCase):
 class MtaChannelCapTest(SettingsCase):
     """GET /v1/reports/mta keeps at most 64 channels: the 63 most used and (other)."""
 
+    def test_exactly_64_channels_keep_their_names(self):
+        touches, installs = [], []
+        now = now_us() // 1000
+        for i in range(64):
+            dev = gaid()
+            for _ in range(1 if i == 63 else 2):  # s63 the least used: still named, no (other)
+                touches.append({"type": "click", "ts": now - 3600 * 1000, "source": "s%d" % i, "device": {"gaid": dev}})
+            installs.append({"type": "install", "ts": now, "device": {"gaid": dev, "platform": "android"},
+                             "ip": "198.51.100.%d" % i})
+        st, h, data = self.d.request("POST", "/v1/touches", {"touches": touches}, headers=self.secret())
+        self.assertStatus(st, 202, "touches", data)
+        st, h, data = self.d.request("POST", "/v1/events", {"events": installs}, headers=self.secret())
+        self.assertStatus(st, 202, "installs", data)
+        self.attribution(installs[-1]["device"]["gaid"])
+        st, h, data = self.d.request("GET", "/v1/reports/mta?app=%s&model=last" % self.app["app_id"],
+                                     headers=self.secret())
+        self.assertStatus(st, 200, "mta", data)
+        names = [c["name"] for c in parse_json(data)["report"]["channels"]]
+        self.assertEqual(sorted(names), sorted("s%d" % i for i in range(64)), names)
+
     def test_more_than_64_channels(self):
         touches, installs = [], []
         now = now_us() // 1000

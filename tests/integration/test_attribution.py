@@ -993,6 +993,39 @@ class FreshnessTest(AttributionCase):
 # ================================================================ MTA
 
 
+class MtaRevenueTest(AttributionCase):
+    """Conversions 91 days apart need ingest.max_age and the touch retention past 100 days."""
+
+    extra_args = ("--set", "ingest.max_age=400d", "--set", "attribution.touch_retention=400d")
+
+    def test_revenue_once_per_device_and_rejected_clicks_left_out(self):
+        # A device installs (click A), buys for 10, and installs again past the reattribution window (click B): two
+        # conversions, one device's revenue. It is counted once, for the latest (B). A click a bot's User-Agent
+        # made (rejected as it came) is nobody's journey.
+        g = gaid()
+        t0 = now_ms() - 100 * D_MS
+        self.send_touches([self.click(t0 - H_MS, g, source="A")])
+        self.install(g, t0)
+        self.wait_decided(g)
+        self.send_events([event(type="purchase", name="buy", ts=t0 + D_MS, device=android(g), revenue=10,
+                                currency="USD")])
+        self.send_touches([self.click(t0 + 91 * D_MS - MIN_MS, g, source="B"),
+                           self.click(t0 + 91 * D_MS - MIN_MS, gaid(), source="BOT", user_agent="curl/8.5.0")])
+        self.install(g, t0 + 91 * D_MS)
+        self.caught_up()
+        for model in ("last", "linear", "markov"):
+            st, h, data = self.mta(model, params={"value": "revenue", "from": t0 - D_MS, "to": now_ms()})
+            self.assertStatus(st, 200, "mta " + model, data)
+            rep = parse_json(data)["report"]
+            self.assertAlmostEqual(rep["total"], 10, delta=1e-9, msg=rep)
+            credit = {c["name"]: c["credit"] for c in rep["channels"]}
+            self.assertNotIn("BOT", credit, rep)
+            self.assertAlmostEqual(credit.get("B", 0) + credit.get("A", 0), 10, delta=1e-9, msg=rep)
+        st, h, data = self.mta("last", params={"value": "revenue", "from": t0 - D_MS, "to": now_ms()})
+        self.assertEqual({c["name"]: c["credit"] for c in parse_json(data)["report"]["channels"]
+                          if c["credit"]}, {"B": 10}, data)
+
+
 class MtaTest(AttributionCase):
 
     def test_credits_sum_to_attributed_installs(self):

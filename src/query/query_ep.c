@@ -362,7 +362,12 @@ static void fjob_free(void *data)
 
 static int funnel_string(void *ctx, uint32_t id, umg_slice_t *out)
 {
-    return umg_store_string(((fjob_t *)ctx)->tx, id, out);
+    fjob_t *j = ctx;
+    int rc = umg_store_string(j->tx, id, out);
+    /* A dimension the helper read in its own, newer snapshot (a device attributed meanwhile to a new campaign)
+     * names a string the worker's snapshot does not have yet: the helper's has it (strings are never removed).
+     * Called after the scan, when the helper is done with its transaction. */
+    return rc == UMG_ENOENT && j->tx1 != NULL ? umg_store_string(j->tx1, id, out) : rc;
 }
 
 static int funnel_lookup(void *ctx, umg_slice_t s, uint32_t *id)

@@ -230,13 +230,15 @@ class ReportingSettingsTest(SettingsCase):
 class MtaChannelCapTest(SettingsCase):
     """GET /v1/reports/mta keeps at most 64 channels: the 63 most used and (other)."""
 
-    def test_exactly_64_channels_keep_their_names(self):
+    def send_channels(self, clicks):
+        """One device per source s<i>, clicked clicks[i] times an hour ago, then installed."""
         touches, installs = [], []
         now = now_us() // 1000
-        for i in range(64):
+        for i, n in enumerate(clicks):
             dev = gaid()
-            for _ in range(1 if i == 63 else 2):  # s63 the least used: still named, no (other)
+            for _ in range(n):
                 touches.append({"type": "click", "ts": now - 3600 * 1000, "source": "s%d" % i, "device": {"gaid": dev}})
+            # each from its own address: many installs from one would be a device farm (docs/fraud.md)
             installs.append({"type": "install", "ts": now, "device": {"gaid": dev, "platform": "android"},
                              "ip": "198.51.100.%d" % i})
         st, h, data = self.d.request("POST", "/v1/touches", {"touches": touches}, headers=self.secret())
@@ -244,6 +246,9 @@ class MtaChannelCapTest(SettingsCase):
         st, h, data = self.d.request("POST", "/v1/events", {"events": installs}, headers=self.secret())
         self.assertStatus(st, 202, "installs", data)
         self.attribution(installs[-1]["device"]["gaid"])
+
+    def test_exactly_64_channels_keep_their_names(self):
+        self.send_channels([2] * 63 + [1])  # s63 the least used: still named, no (other)
         st, h, data = self.d.request("GET", "/v1/reports/mta?app=%s&model=last" % self.app["app_id"],
                                      headers=self.secret())
         self.assertStatus(st, 200, "mta", data)
@@ -251,21 +256,7 @@ class MtaChannelCapTest(SettingsCase):
         self.assertEqual(sorted(names), sorted("s%d" % i for i in range(64)), names)
 
     def test_more_than_64_channels(self):
-        touches, installs = [], []
-        now = now_us() // 1000
-        for i in range(70):
-            dev = gaid()
-            # source s0 is used by 3 touches, s1..s69 by one each: s0 is always kept
-            for _ in range(3 if i == 0 else 1):
-                touches.append({"type": "click", "ts": now - 3600 * 1000, "source": "s%d" % i, "device": {"gaid": dev}})
-            # each from its own address: seventy installs from one would be a device farm (docs/fraud.md)
-            installs.append({"type": "install", "ts": now, "device": {"gaid": dev, "platform": "android"},
-                             "ip": "198.51.100.%d" % i})
-        st, h, data = self.d.request("POST", "/v1/touches", {"touches": touches}, headers=self.secret())
-        self.assertStatus(st, 202, "touches", data)
-        st, h, data = self.d.request("POST", "/v1/events", {"events": installs}, headers=self.secret())
-        self.assertStatus(st, 202, "installs", data)
-        self.attribution(installs[-1]["device"]["gaid"])
+        self.send_channels([3] + [1] * 69)  # source s0 is used by 3 touches, s1..s69 by one each: s0 is kept
         for model in ("markov", "linear"):
             st, h, data = self.d.request("GET", "/v1/reports/mta?app=%s&model=%s" % (self.app["app_id"], model),
                                          headers=self.secret())

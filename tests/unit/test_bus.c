@@ -1063,13 +1063,9 @@ static int has_file(const char *dir, uint64_t base, const char *ext)
     return access(path, F_OK) == 0;
 }
 
-/* What a rewrite stopped by a crash leaves goes at the next open: both temporary files when it had renamed
- * nothing; the index as well when it had renamed the log only (the index is built again from the log). */
-static void test_rewrite_leftovers(void **state)
+/* 300 records over several small segments; the bases of the sealed ones (a rewrite that reads none visits them). */
+static visit_t sealed_segments(umg_bus_t *bus)
 {
-    (void)state;
-    char *dir = tmpdir();
-    umg_bus_t *bus = open_bus(dir, 4096);
     for (uint32_t k = 0; k < 30; k++) {
         assert_int_equal(append(bus, 3, k * 10, 10, NULL), UMG_OK);
     }
@@ -1077,6 +1073,17 @@ static void test_rewrite_leftovers(void **state)
     umg_bus_rewriter_t rw = {.ctx = &all, .want = visit_want, .record = keep_record};
     umg_bus_rewrite_stats_t st;
     assert_int_equal(ops->rewrite(bus, &rw, &st), UMG_OK);
+    return all;
+}
+
+/* What a rewrite stopped by a crash leaves goes at the next open: both temporary files when it had renamed
+ * nothing; the index as well when it had renamed the log only (the index is built again from the log). */
+static void test_rewrite_leftovers(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    umg_bus_t *bus = open_bus(dir, 4096);
+    visit_t all = sealed_segments(bus);
     assert_true(all.n >= 2);
     ops->close(bus);
     uint64_t a = all.bases[0], b = all.bases[1];
@@ -1139,13 +1146,7 @@ static void test_skip_damaged(void **state)
     (void)state;
     char *dir = tmpdir();
     umg_bus_t *bus = open_bus(dir, 4096);
-    for (uint32_t k = 0; k < 30; k++) {
-        assert_int_equal(append(bus, 3, k * 10, 10, NULL), UMG_OK);
-    }
-    visit_t all = {.bus = bus};
-    umg_bus_rewriter_t rw = {.ctx = &all, .want = visit_want, .record = keep_record};
-    umg_bus_rewrite_stats_t st;
-    assert_int_equal(ops->rewrite(bus, &rw, &st), UMG_OK); /* the sealed segments' bases */
+    visit_t all = sealed_segments(bus);
     assert_true(all.n >= 2);
     ops->close(bus);
     damage_record(dir, all.bases[1], 2, 3, 0x20); /* the third record of the second segment */

@@ -378,9 +378,8 @@ static int tidx_rebuild(umg_store_t *st, MDB_txn *txn)
  * the touch table. Layout: "UMGTIDX3", u64 stamp, cap, used, pool_n, live, watermark, slots[cap] (u64 key,
  * u32 head), pool[pool_n] (12 bytes), u32 CRC32C of all before; native byte order.
  */
-#define TIDX_MAGIC                                                                                                     \
-    "UMGTIDX3" /* 2: impressions under keys of their own ('V'); 3: keys and heads interleaved.                         \
-                * A file of an older one is rebuilt. */
+/* 2: impressions under keys of their own ('V'); 3: keys and heads interleaved. A file of an older one is rebuilt. */
+#define TIDX_MAGIC "UMGTIDX3"
 #define TIDX_HEAD (8 + 6 * 8)
 
 static char *tidx_path(const umg_store_t *st, const char *suffix)
@@ -783,7 +782,8 @@ static int dev_flush_one(void *ctx, uint64_t key, const void *rec)
     return inject_txn_full(tx) ? MDB_TXN_FULL : mdb_put(tx->txn, tx->st->dbi[DB_DEV], &k, &v, 0);
 }
 
-/* The device cache after a write transaction that did not commit: it may hold what the store does not. */
+/* Empties the device cache: after a write transaction that did not commit (it may hold what the store does not),
+ * and before a forget pass removes devices. */
 static void dev_cache_undo(umg_store_t *st)
 {
     if (st->dc != NULL) {
@@ -2432,9 +2432,7 @@ int umg_store_forget(umg_store_txn_t *tx, const umg_store_forget_t *f, umg_store
     if (rc != UMG_OK) {
         return rc;
     }
-    if (dev_cache(tx) != NULL) {
-        umg_devcache_clear(tx->st->dc);
-    }
+    dev_cache_undo(tx->st);
     uint64_t *canon = umg_calloc(f->nids ? f->nids : 1, sizeof(uint64_t));
     uint32_t *canon_app = umg_calloc(f->nids ? f->nids : 1, sizeof(uint32_t));
     size_t ncanon = 0;

@@ -26,9 +26,11 @@
  * BATCH_MS_B, default 500 ms) than leg 0 (BATCH and BATCH_MS, else the
  * daemon's defaults). AB=DECODE: leg 1 with the decoder thread (the daemon's default), leg 0 without it
  * (DECODE=0 alone runs without it). AB=DEVCACHE: leg 1 with the store's device cache (the daemon's default,
- * 512 MiB), leg 0 without it (DEVCACHE=0 alone runs without it). BENCH_AB_TRACE=FILE writes each chunk's leg and time
- * span, to split a profile by leg (bench/perf_legs.py).
- * To profile the mixed phase alone: mkfifo /tmp/ctl; BENCH_PERF_CTL=/tmp/ctl perf record -D -1
+ * 512 MiB), leg 0 without it (DEVCACHE=0 alone runs without it). AB=SYNC: leg 1 syncing the store on a helper
+ * thread (the daemon's default), leg 0 on the pipeline thread (SYNC=0 alone). Between batches each pipeline
+ * syncs its store every SYNC_MS (default 1000, attribution.sync_interval), as the daemon's pipeline thread does.
+ * BENCH_AB_TRACE=FILE writes each chunk's leg and time span, to split a profile by leg (bench/perf_legs.py). To profile
+ * the mixed phase alone: mkfifo /tmp/ctl; BENCH_PERF_CTL=/tmp/ctl perf record -D -1
  * --control fifo:/tmp/ctl -g build/bench/bench_pipeline 2 1
  */
 #include <stdio.h>
@@ -300,6 +302,7 @@ static double run_pipeline(umg_pipeline_t *p, uint64_t until)
             fprintf(stderr, "pipeline step failed\n");
             exit(1);
         }
+        umg_pipeline_maintain(p); /* the store synced every second, as the daemon's pipeline thread does */
     }
     last_cpu_s = thread_cpu_s() - c0;
     last_faults = faults_now() - f0;
@@ -342,6 +345,9 @@ static int leg_open(leg_t *g, const char *dir, const umg_store_config_t *sc, app
     pc.batch_ms = bms != NULL ? atoll(bms) : big ? 500 : pc.batch_ms;
     /* FRAUD=0: without the fraud rules (they run by default, as in the daemon). */
     pc.fraud = env_flag("FRAUD", ab, leg, 1);
+    pc.sync_interval_ms = getenv("SYNC_MS") != NULL ? atoll(getenv("SYNC_MS")) : pc.sync_interval_ms;
+    /* SYNC=0: the store synced on the pipeline thread (before 2026-11-29, fourteenth session). */
+    pc.sync_beside = env_flag("SYNC", ab, leg, 1);
     /* DECODE=0: the pipeline thread decodes the records itself (attribution.decode_thread=false). */
     pc.decode_thread = env_flag("DECODE", ab, leg, 1);
     if (umg_pipeline_new(&pc, g->st, a->ops, a->bus, NULL, NULL, &g->p) != UMG_OK) {
@@ -484,11 +490,12 @@ int main(int argc, char **argv)
      * one with VAR=1, taking turns on chunks of the mixed records (ab_run). */
     const char *ab = getenv("AB");
     int nlegs = ab != NULL && (strcmp(ab, "ROLLUPS") == 0 || strcmp(ab, "FRAUD") == 0 || strcmp(ab, "NONE") == 0 ||
-                               strcmp(ab, "BATCH") == 0 || strcmp(ab, "DECODE") == 0 || strcmp(ab, "DEVCACHE") == 0)
+                               strcmp(ab, "BATCH") == 0 || strcmp(ab, "DECODE") == 0 || strcmp(ab, "DEVCACHE") == 0 ||
+                               strcmp(ab, "SYNC") == 0)
                     ? 2
                     : 1;
     if (ab != NULL && nlegs == 1) {
-        fprintf(stderr, "AB must be ROLLUPS, FRAUD, DECODE, DEVCACHE, BATCH or NONE\n");
+        fprintf(stderr, "AB must be ROLLUPS, FRAUD, DECODE, DEVCACHE, SYNC, BATCH or NONE\n");
         return 1;
     }
     leg_t legs[2];

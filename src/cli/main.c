@@ -166,8 +166,8 @@ static const umg_config_item_t serve_items[] = {
      OFF(pipeline.touch_retention_ms),
      "Touches older than this (behind the newest log record) leave the touch store; keep it above every window."},
     {"attribution.sync_interval", UMG_CFG_DURATION_MS, "1s", 10, 3600000, OFF(pipeline.sync_interval_ms),
-     "How often the attribution store is flushed to disk; a machine crash replays the rest from the log "
-     "(log retention keeps it until then)."},
+     "How often the attribution store is flushed to disk (by a helper thread, beside the pipeline); a machine "
+     "crash replays the rest from the log (log retention keeps it until then)."},
     {"fraud.rules", UMG_CFG_BOOL, "true", 0, 1, OFF(pipeline.fraud),
      "Run the fraud rules (docs/fraud.md; each app sets its own rules); false: no rule runs for any app."},
     {"fraud.horizon", UMG_CFG_DURATION_MS, "1d", 86400000, 3650ll * 86400000, OFF(pipeline.fraud_horizon_ms),

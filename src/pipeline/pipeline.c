@@ -229,6 +229,8 @@ struct umg_pipeline_s {
     int64_t apps_cached_us;
     int64_t last_recv_us;
     int64_t last_expire_ms, last_sync_ms;
+    umg_helper_t *syncer;       /* syncs the store beside the pipeline thread (maintain); NULL: on it */
+    _Atomic uint64_t sync_upto; /* the offset the syncer's next sync covers (sync_job) */
     umg_attr_touch_t touches[GATHER_CAP];
     /* report rollups (NULL: none): the batch's changes, merged once it committed (merge_start) */
     umg_rollup_t *rollup;
@@ -318,6 +320,7 @@ void umg_pipeline_config_defaults(umg_pipeline_config_t *cfg)
     cfg->sync_interval_ms = 1000;
     cfg->nice = 0;
     cfg->decode_thread = 1;
+    cfg->sync_beside = 1;
     cfg->rollup_fold_bytes = 128 << 20;
     cfg->rollup_fold_ms = 60000;
     cfg->rollup_fold_rows = 32768;
@@ -470,6 +473,7 @@ void umg_pipeline_free(umg_pipeline_t *p)
     }
     umg_pipeline_stop(p);
     ahead_stop(p);
+    umg_helper_free(p->syncer); /* after a sync that runs */
     if (p->reader != NULL) {
         p->ops->reader_close(p->reader);
     }
@@ -2391,15 +2395,26 @@ static int64_t mono_ms(void)
 }
 
 /* Puts the store on disk; then retention may remove what it holds (the store runs without fsync per commit:
- * after a machine crash it goes back to its last sync, and the log must still have what came after). */
-static void store_sync(umg_pipeline_t *p)
+ * after a machine crash it goes back to its last sync, and the log must still have what came after). On the
+ * syncer (maintain) or the pipeline thread: sync_upto is read before the sync starts, and every commit up to it
+ * had ended before it was set, so the sync covers them. */
+static void sync_job(void *arg)
 {
-    uint64_t committed = p->reader_next; /* every commit up to here is in the sync */
+    umg_pipeline_t *p = arg;
+    uint64_t upto = atomic_load(&p->sync_upto);
     if (umg_store_sync(p->store) == UMG_OK && p->ops->set_floor != NULL) {
-        p->ops->set_floor(p->bus, committed);
+        p->ops->set_floor(p->bus, upto);
     }
 }
-static void maintain(umg_pipeline_t *p)
+
+/* The same on the pipeline thread, at once. */
+static void store_sync(umg_pipeline_t *p)
+{
+    atomic_store(&p->sync_upto, p->reader_next);
+    sync_job(p);
+}
+
+void umg_pipeline_maintain(umg_pipeline_t *p)
 {
     int64_t now = mono_ms();
     if (p->last_recv_us != 0 && now - p->last_expire_ms >= 10000) {
@@ -2419,8 +2434,20 @@ static void maintain(umg_pipeline_t *p)
         }
     }
     if (now - p->last_sync_ms >= p->cfg.sync_interval_ms) {
-        p->last_sync_ms = now;
-        store_sync(p);
+        /* Beside the pipeline thread, which would otherwise wait for the disk to take a second of changed pages
+         * (docs/STATUS.md); while one sync runs the next waits for it. */
+        if (p->cfg.sync_beside && p->syncer == NULL && umg_helper_new(&p->syncer) != UMG_OK) {
+            p->syncer = NULL;
+        }
+        if (p->syncer == NULL) {
+            p->last_sync_ms = now;
+            store_sync(p);
+        } else {
+            atomic_store(&p->sync_upto, p->reader_next);
+            if (umg_helper_run(p->syncer, sync_job, p) == UMG_OK) {
+                p->last_sync_ms = now;
+            }
+        }
     }
 }
 
@@ -2675,12 +2702,15 @@ static void *pipeline_thread(void *arg)
             continue;
         }
         backoff_ms = 0;
-        maintain(p);
+        umg_pipeline_maintain(p);
         if (n == 0) {
             src_wait(p);
         }
     }
     merge_wait(p); /* the tables are the caller's once the thread is stopped */
+    if (p->syncer != NULL) {
+        umg_helper_wait(p->syncer);
+    }
     store_sync(p);
     return NULL;
 }

@@ -27,7 +27,8 @@ typedef struct umg_pipeline_config_s {
     int64_t poll_ms;            /* idle wait before looking for new records */
     int64_t touch_retention_ms; /* touches older than this (behind the newest record) are expired */
     int64_t sync_interval_ms;   /* how often the store is flushed to disk */
-    int64_t nice;               /* the pipeline thread's nice value (0..19); above 0, ingest goes first */
+    int sync_beside; /* 1 (default): by a helper thread, so that the pipeline thread never waits for it; 0: on it */
+    int64_t nice;    /* the pipeline thread's nice value (0..19); above 0, ingest goes first */
     /* 1 (default): a decoder thread reads and decodes the log's records ahead of the thread that applies them to
      * the store, so the two share the work on two cores; 0: the pipeline thread does both. */
     int decode_thread;
@@ -76,6 +77,11 @@ void umg_pipeline_set_live(umg_pipeline_t *p, struct umg_live_s *live);
  * the log's acknowledged end). Errors leave the store at the previous batch.
  */
 int umg_pipeline_step(umg_pipeline_t *p, size_t *applied);
+/**
+ * What the pipeline thread does between batches: touch expiry every 10 s and a store sync every
+ * cfg.sync_interval_ms (then the log may drop what the sync covers). For a caller of umg_pipeline_step (a bench).
+ */
+void umg_pipeline_maintain(umg_pipeline_t *p);
 
 /** Runs steps on a thread of its own until umg_pipeline_stop. */
 int umg_pipeline_start(umg_pipeline_t *p);

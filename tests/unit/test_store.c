@@ -1307,6 +1307,92 @@ static void test_pipeline_splits_big_transactions(void **state)
 /* The decoder thread (attribution.decode_thread) against the pipeline thread decoding alone: the same decisions
  * and counts over many chunks of records, with batches undone in the middle of a chunk (every write transaction
  * made to fail after 50 puts) and read again, records that do not decode, and batches that end anywhere. */
+/* The pipeline's periodic store sync and the log floor it sets (test_pipeline_sync_beside). */
+static _Atomic uint64_t g_floor;
+static _Atomic int g_floor_calls, g_floor_other_thread;
+static pthread_t g_floor_caller;
+
+static void record_floor(umg_bus_t *bus, uint64_t offset)
+{
+    atomic_store(&g_floor, offset);
+    atomic_fetch_add(&g_floor_calls, 1);
+    if (!pthread_equal(pthread_self(), g_floor_caller)) {
+        atomic_store(&g_floor_other_thread, 1);
+    }
+    umg_bus_log_ops.set_floor(bus, offset);
+}
+
+/*
+ * umg_pipeline_maintain syncs the store every sync_interval_ms and then lets the log drop what the sync covers:
+ * by default on a helper thread (the pipeline thread does not wait for the disk), with sync_beside 0 on the
+ * caller's. The floor never passes what the pipeline had committed, and reaches all of it; a stop syncs once more.
+ */
+static void test_pipeline_sync_beside(void **state)
+{
+    (void)state;
+    penv_t e;
+    const umg_bus_ops_t *ops = penv_open(&e, 2);
+    umg_bus_ops_t rec = *ops;
+    rec.set_floor = record_floor;
+    char j[1024], gaid[40];
+    enum { N = 400 };
+    for (int i = 0; i < N; i++) {
+        snprintf(gaid, sizeof(gaid), "38400000-8cf0-11bd-b23e-10b96e4%05d", i % 50);
+        int64_t ts = T0 + (int64_t)i * 1000000;
+        stored_event(j, sizeof(j), ts, "install", gaid);
+        append(ops, e.bus, UMG_BUS_KIND_EVENT, ts, j);
+    }
+    for (int beside = 1; beside >= 0; beside--) {
+        umg_pipeline_config_t pc;
+        umg_pipeline_config_defaults(&pc);
+        assert_int_equal(pc.sync_beside, 1); /* the default */
+        pc.sync_beside = beside;
+        pc.sync_interval_ms = 10;
+        pc.batch = 40;
+        umg_store_t *st = open_store(beside ? e.s1 : e.s2);
+        umg_pipeline_t *p;
+        assert_int_equal(umg_pipeline_new(&pc, st, &rec, e.bus, NULL, NULL, &p), UMG_OK);
+        atomic_store(&g_floor, 0);
+        atomic_store(&g_floor_calls, 0);
+        atomic_store(&g_floor_other_thread, 0);
+        g_floor_caller = pthread_self();
+        /* Ten records at a time, maintaining after each: the floor follows, never ahead of what was committed. */
+        for (int k = 0; k < 2000 && atomic_load(&g_floor) < N; k++) {
+            size_t n;
+            assert_int_equal(umg_pipeline_step(p, &n), UMG_OK);
+            uint64_t committed = umg_pipeline_next_offset(p);
+            umg_pipeline_maintain(p);
+            assert_true(atomic_load(&g_floor) <= committed);
+            usleep(2000);
+        }
+        assert_int_equal(atomic_load(&g_floor), N);
+        assert_true(atomic_load(&g_floor_calls) >= 2);
+        assert_int_equal(atomic_load(&g_floor_other_thread), beside);
+        umg_pipeline_free(p);
+        umg_store_close(st);
+    }
+    /* A stop syncs the rest at once, on the pipeline's own thread. */
+    umg_pipeline_config_t pc;
+    umg_pipeline_config_defaults(&pc);
+    pc.sync_interval_ms = 3600000;
+    umg_store_t *st = open_store(e.s1);
+    umg_pipeline_t *p;
+    assert_int_equal(umg_pipeline_new(&pc, st, &rec, e.bus, NULL, NULL, &p), UMG_OK);
+    stored_event(j, sizeof(j), T0 + N * S_, "install", "38400000-8cf0-11bd-b23e-10b96e499999");
+    append(ops, e.bus, UMG_BUS_KIND_EVENT, T0 + N * S_, j);
+    assert_int_equal(umg_pipeline_start(p), UMG_OK);
+    for (int k = 0; k < 5000 && umg_pipeline_next_offset(p) < N + 1; k++) {
+        usleep(1000);
+    }
+    usleep(100000);            /* the first maintain's sync, on the helper, is over */
+    atomic_store(&g_floor, 0); /* and no other comes within the hour */
+    umg_pipeline_stop(p);
+    assert_int_equal(atomic_load(&g_floor), N + 1);
+    umg_pipeline_free(p);
+    umg_store_close(st);
+    penv_close(&e);
+}
+
 static void test_pipeline_decoder_thread(void **state)
 {
     (void)state;
@@ -2104,6 +2190,7 @@ int main(void)
         cmocka_unit_test(test_pipeline_decides_resumes_and_replays),
         cmocka_unit_test(test_pipeline_splits_big_transactions),
         cmocka_unit_test(test_pipeline_decoder_thread),
+        cmocka_unit_test(test_pipeline_sync_beside),
         cmocka_unit_test(test_pipeline_rollups),
         cmocka_unit_test(test_pipeline_fold_in_parts),
         cmocka_unit_test(test_dayset),

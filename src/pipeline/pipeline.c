@@ -1821,20 +1821,12 @@ static int decide_event(umg_pipeline_t *p, prep_t *r)
     size_t n = 0;
     int installed = known && dev.attr.install_ts_us != 0;
     if (obs.kind != UMG_ATTR_OBS_EVENT || !installed) {
-        rc = umg_store_gather(p->tx, &obs, p->touches, GATHER_CAP, &n);
+        /* Touches older than the retention at the observation's receive time are never candidates, whether
+         * expiry has reached them yet or not: decisions do not depend on when expiry ran (replays agree). */
+        rc = umg_store_gather(p->tx, &obs, m->recv_us - p->cfg.touch_retention_ms * 1000, p->touches, GATHER_CAP, &n);
         if (rc != UMG_OK) {
             return rc;
         }
-        /* Touches older than the retention at the observation's receive time are never candidates, whether
-         * expiry has reached them yet or not: decisions do not depend on when expiry ran (replays agree). */
-        int64_t oldest = m->recv_us - p->cfg.touch_retention_ms * 1000;
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (p->touches[i].ts_us >= oldest) {
-                p->touches[k++] = p->touches[i];
-            }
-        }
-        n = k;
     }
     const app_ent_t *ae = app_of(p, obs.app);
     const umg_fraud_settings_t *fs = &ae->fs;
@@ -2407,6 +2399,13 @@ static void sync_job(void *arg)
     }
 }
 
+/* On the syncer, named for top -H and perf. */
+static void sync_beside_job(void *arg)
+{
+    umg_thread_name("umg-store-sync");
+    sync_job(arg);
+}
+
 /* The same on the pipeline thread, at once. */
 static void store_sync(umg_pipeline_t *p)
 {
@@ -2444,7 +2443,7 @@ void umg_pipeline_maintain(umg_pipeline_t *p)
             store_sync(p);
         } else {
             atomic_store(&p->sync_upto, p->reader_next);
-            if (umg_helper_run(p->syncer, sync_job, p) == UMG_OK) {
+            if (umg_helper_run(p->syncer, sync_beside_job, p) == UMG_OK) {
                 p->last_sync_ms = now;
             }
         }

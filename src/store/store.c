@@ -1169,18 +1169,31 @@ int umg_store_touch_get(umg_store_txn_t *tx, uint64_t touch_id, umg_attr_touch_t
     return touch_unpack(touch_id, v.mv_data, v.mv_size, out);
 }
 
-int umg_store_gather(umg_store_txn_t *tx, const umg_attr_obs_t *obs, umg_attr_touch_t *out, size_t cap, size_t *n)
+/* Whether a touch a key reached can be a candidate of obs: of its app, not after it, not older than oldest_us, and
+ * through the fingerprint key ('F') a click whose device model does not differ from obs's. */
+static int gather_fits(const umg_attr_touch_t *t, const umg_attr_obs_t *obs, int64_t oldest_us, int fkey)
 {
-    /* Clicks first, impressions last: when cap is reached, what is left out is the weakest class. */
-    uint64_t keys[MAX_KEYS];
-    int nk = 0;
-    for (int i = 0; i < UMG_ATTR_MAX_IDS && obs->ids[i] != 0; i++) {
-        keys[nk++] = app_key(obs->app, 'I', obs->ids[i]);
+    if (t->app != obs->app || t->ts_us > obs->ts_us || t->ts_us < oldest_us) {
+        return 0;
     }
+    return !fkey || ((t->flags & UMG_ATTR_TF_FRAUD) == 0 &&
+                     (t->fp.model == 0 || obs->fp.model == 0 || t->fp.model == obs->fp.model));
+}
+
+int umg_store_gather(umg_store_txn_t *tx, const umg_attr_obs_t *obs, int64_t oldest_us, umg_attr_touch_t *out,
+                     size_t cap, size_t *n)
+{
+    /* The strongest class first, impressions last: when cap is reached, what is left out is the weakest. */
+    uint64_t keys[MAX_KEYS];
+    int nk = 0, fkey = -1;
     if (obs->referrer_click != 0) {
         keys[nk++] = app_key(obs->app, 'C', obs->referrer_click);
     }
+    for (int i = 0; i < UMG_ATTR_MAX_IDS && obs->ids[i] != 0; i++) {
+        keys[nk++] = app_key(obs->app, 'I', obs->ids[i]);
+    }
     if (obs->fp.ip != 0 && obs->fp.os != 0) {
+        fkey = nk;
         keys[nk++] = app_key(obs->app, 'F', fp_value(&obs->fp));
     }
     for (int i = 0; i < UMG_ATTR_MAX_IDS && obs->ids[i] != 0; i++) {
@@ -1199,29 +1212,51 @@ int umg_store_gather(umg_store_txn_t *tx, const umg_attr_obs_t *obs, umg_attr_to
     for (int i = 0; i < nk && got < cap && rc == 0; i++) {
         size_t j = tidx_find(x, keys[i], 0);
         uint32_t node = j == SIZE_MAX ? 0 : x->slots[j].head;
-        /* Newest first; the list's expired tail starts below the watermark. */
-        for (int taken = 0; node != 0 && taken < UMG_STORE_GATHER_PER_KEY && got < cap; taken++) {
+        /*
+         * Newest in the log first; the list's expired tail starts below the watermark. What can never be a
+         * candidate is passed over without counting, and touches the fraud rules rejected are kept (the fraud
+         * features count them) without counting either, so neither can push a candidate out. Of the candidates
+         * the UMG_STORE_GATHER_PER_KEY latest by time are kept (a backfill logged later but dated earlier does
+         * not push out the latest), among the first UMG_STORE_GATHER_WALK entries of the list.
+         */
+        size_t mine[UMG_STORE_GATHER_PER_KEY]; /* where this key's counted candidates are in out */
+        size_t nmine = 0;
+        for (int walked = 0; node != 0 && walked < UMG_STORE_GATHER_WALK && got < cap && rc == 0; walked++) {
             uint64_t id = x->pool[node - 1].id;
             node = x->pool[node - 1].next;
             if (id < x->watermark) {
                 break;
             }
             int dup = 0;
-            for (size_t q = 0; q < got; q++) {
-                if (out[q].touch_id == id) {
-                    dup = 1;
-                    break;
-                }
+            for (size_t q = 0; q < got && !dup; q++) {
+                dup = out[q].touch_id == id;
             }
             if (dup) {
                 continue;
             }
             MDB_val tk = {8, &id}, tv;
+            umg_attr_touch_t t;
             int grc = mdb_get(tx->txn, tx->st->dbi[DB_TOUCH], &tk, &tv);
-            if (grc == 0 && touch_unpack(id, tv.mv_data, tv.mv_size, &out[got]) == UMG_OK && out[got].app == obs->app) {
-                got++;
-            } else if (grc != 0 && grc != MDB_NOTFOUND) {
-                rc = grc; /* MDB_NOTFOUND: forgotten, or its transaction aborted */
+            if (grc != 0) {
+                rc = grc == MDB_NOTFOUND ? 0 : grc; /* MDB_NOTFOUND: forgotten, or its transaction aborted */
+                continue;
+            }
+            if (touch_unpack(id, tv.mv_data, tv.mv_size, &t) != UMG_OK || !gather_fits(&t, obs, oldest_us, i == fkey)) {
+                continue;
+            }
+            if (t.flags & UMG_ATTR_TF_FRAUD) {
+                out[got++] = t;
+            } else if (nmine < UMG_STORE_GATHER_PER_KEY) {
+                mine[nmine++] = got;
+                out[got++] = t;
+            } else {
+                size_t m = 0;
+                for (size_t q = 1; q < nmine; q++) {
+                    m = out[mine[q]].ts_us < out[mine[m]].ts_us ? q : m;
+                }
+                if (t.ts_us > out[mine[m]].ts_us) {
+                    out[mine[m]] = t;
+                }
             }
         }
     }

@@ -92,17 +92,24 @@ int umg_store_lookup(umg_store_txn_t *tx, umg_slice_t s, uint32_t *id);
 int umg_store_touch_put(umg_store_txn_t *tx, const umg_attr_touch_t *t);
 int umg_store_touch_get(umg_store_txn_t *tx, uint64_t touch_id, umg_attr_touch_t *out);
 
-/* At most this many of the newest touches are read per key of an observation. */
+/* Per key of an observation: at most this many candidates are kept (the latest by time), among at most
+ * UMG_STORE_GATHER_WALK entries of the key's list, newest in the log first. */
 #define UMG_STORE_GATHER_PER_KEY 64
+#define UMG_STORE_GATHER_WALK 256
 
 /**
- * Every stored touch of obs's app that one of obs's keys reaches (identifier
- * hashes, the referrer's click id, the fingerprint IP + OS), each once, at
- * most UMG_STORE_GATHER_PER_KEY newest per key and cap in all. Touches are
- * not filtered by time here: the core applies the windows. Write
- * transactions only (UMG_EINVAL otherwise).
+ * The stored touches of obs's app that one of obs's keys reaches (the
+ * referrer's click id, identifier hashes, the fingerprint IP + OS), each
+ * once, at most cap in all, the strongest class's keys first. Passed over:
+ * touches after obs's time or before oldest_us (never candidates), and
+ * through the fingerprint key a click the fraud rules rejected or of another
+ * device model. Kept without counting towards a key's
+ * UMG_STORE_GATHER_PER_KEY: touches the fraud rules rejected (the fraud
+ * features count them; the core never picks them). The core applies the
+ * windows. Write transactions only (UMG_EINVAL otherwise).
  */
-int umg_store_gather(umg_store_txn_t *tx, const umg_attr_obs_t *obs, umg_attr_touch_t *out, size_t cap, size_t *n);
+int umg_store_gather(umg_store_txn_t *tx, const umg_attr_obs_t *obs, int64_t oldest_us, umg_attr_touch_t *out,
+                     size_t cap, size_t *n);
 
 /**
  * Deletes touches in log order while their time is before before_us, up to

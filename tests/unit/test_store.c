@@ -172,13 +172,13 @@ static void test_touches_gather_and_expire(void **state)
     obs.ids[0] = 111;
     umg_attr_touch_t out[16];
     size_t n;
-    assert_int_equal(umg_store_gather(tx, &obs, out, 16, &n), UMG_OK);
+    assert_int_equal(umg_store_gather(tx, &obs, INT64_MIN, out, 16, &n), UMG_OK);
     assert_int_equal(n, 3); /* 10, 11, 12; not app 2's */
     /* By the referrer's click and the fingerprint too, each touch once. */
     obs.referrer_click = 555;
     obs.fp.ip = 0xabc;
     obs.fp.os = umg_attr_os_pack(UMG_ATTR_PLATFORM_ANDROID, 14, 0, 0);
-    assert_int_equal(umg_store_gather(tx, &obs, out, 16, &n), UMG_OK);
+    assert_int_equal(umg_store_gather(tx, &obs, INT64_MIN, out, 16, &n), UMG_OK);
     assert_int_equal(n, 4);
     uint64_t seen = 0;
     for (size_t i = 0; i < n; i++) {
@@ -189,13 +189,14 @@ static void test_touches_gather_and_expire(void **state)
     /* Another OS version is another fingerprint. */
     memset(&obs, 0, sizeof(obs));
     obs.app = 1;
+    obs.ts_us = T0;
     obs.fp.ip = 0xabc;
     obs.fp.os = umg_attr_os_pack(UMG_ATTR_PLATFORM_ANDROID, 13, 0, 0);
-    assert_int_equal(umg_store_gather(tx, &obs, out, 16, &n), UMG_OK);
+    assert_int_equal(umg_store_gather(tx, &obs, INT64_MIN, out, 16, &n), UMG_OK);
     assert_int_equal(n, 0);
     /* The cap holds. */
     obs.ids[0] = 111;
-    assert_int_equal(umg_store_gather(tx, &obs, out, 2, &n), UMG_OK);
+    assert_int_equal(umg_store_gather(tx, &obs, INT64_MIN, out, 2, &n), UMG_OK);
     assert_int_equal(n, 2);
     /* A flood of impressions after a click (more than a key's 64): the click is still gathered, and first. */
     umg_attr_touch_t c = touch(1, 20, T0 - 48 * H_, 444, 0, 0);
@@ -207,9 +208,10 @@ static void test_touches_gather_and_expire(void **state)
     }
     memset(&obs, 0, sizeof(obs));
     obs.app = 1;
+    obs.ts_us = T0;
     obs.ids[0] = 444;
     umg_attr_touch_t many[256];
-    assert_int_equal(umg_store_gather(tx, &obs, many, 256, &n), UMG_OK);
+    assert_int_equal(umg_store_gather(tx, &obs, INT64_MIN, many, 256, &n), UMG_OK);
     assert_int_equal(n, 1 + UMG_STORE_GATHER_PER_KEY);
     assert_int_equal(many[0].touch_id, 20);
     assert_int_equal(umg_store_commit(tx), UMG_OK);
@@ -222,9 +224,10 @@ static void test_touches_gather_and_expire(void **state)
     assert_int_equal(umg_store_touch_get(tx, 11, &got), UMG_ENOENT);
     memset(&obs, 0, sizeof(obs));
     obs.app = 1;
+    obs.ts_us = T0;
     obs.ids[0] = 111;
     obs.referrer_click = 555;
-    assert_int_equal(umg_store_gather(tx, &obs, out, 16, &n), UMG_OK);
+    assert_int_equal(umg_store_gather(tx, &obs, INT64_MIN, out, 16, &n), UMG_OK);
     assert_int_equal(n, 1); /* only 12: the keys of 10 and 11 went with them */
     assert_int_equal(out[0].touch_id, 12);
     assert_int_equal(umg_store_commit(tx), UMG_OK);
@@ -246,22 +249,149 @@ static void test_touches_gather_and_expire(void **state)
     assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK);
     memset(&obs, 0, sizeof(obs));
     obs.app = 1;
+    obs.ts_us = T0;
     obs.ids[0] = 333;
-    assert_int_equal(umg_store_gather(tx, &obs, out, 16, &n), UMG_OK);
+    assert_int_equal(umg_store_gather(tx, &obs, INT64_MIN, out, 16, &n), UMG_OK);
     assert_int_equal(n, 0);
     obs.ids[0] = 111;
     obs.fp.ip = 0xabc;
     obs.fp.os = umg_attr_os_pack(UMG_ATTR_PLATFORM_ANDROID, 14, 0, 0);
-    assert_int_equal(umg_store_gather(tx, &obs, out, 16, &n), UMG_OK);
+    assert_int_equal(umg_store_gather(tx, &obs, INT64_MIN, out, 16, &n), UMG_OK);
     assert_int_equal(n, 2); /* 12 by the device, 13 by the fingerprint */
     umg_store_abort(tx);
     /* Read transactions cannot gather (the index belongs to the writer). */
     assert_int_equal(umg_store_begin(st, 0, &tx), UMG_OK);
-    assert_int_equal(umg_store_gather(tx, &obs, out, 16, &n), UMG_EINVAL);
+    assert_int_equal(umg_store_gather(tx, &obs, INT64_MIN, out, 16, &n), UMG_EINVAL);
     umg_store_abort(tx);
 
     /* Scans see every touch of an app in log order. */
     assert_int_equal(umg_store_begin(st, 0, &tx), UMG_OK);
+    umg_store_abort(tx);
+    umg_store_close(st);
+    rmrf(dir);
+    free(dir);
+}
+
+/* Whether touch id is among the n gathered. */
+static int has_touch(const umg_attr_touch_t *out, size_t n, uint64_t id)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (out[i].touch_id == id) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * What a key's list may hold before a candidate without pushing it out of the gather (found in review, each case
+ * lost the candidate before): clicks the fraud rules rejected, clicks dated after the install or before the
+ * retention, clicks of another device model through the fingerprint, a backfill logged later but dated earlier,
+ * and full lists under every identifier ahead of the referrer's click. Past UMG_STORE_GATHER_WALK entries the
+ * list is not read.
+ */
+static void test_gather_bounds(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    umg_store_t *st = open_store(dir);
+    umg_store_txn_t *tx;
+    assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK);
+    umg_attr_touch_t out[256];
+    size_t n;
+    uint64_t id = 1000;
+    umg_attr_obs_t obs;
+    memset(&obs, 0, sizeof(obs));
+    obs.app = 1;
+    obs.ts_us = T0;
+
+    /* 1. A clean click two days back, then 10 clicks and 64 rejected ones five hours back. */
+    umg_attr_touch_t t = touch(1, ++id, T0 - 48 * H_, 501, 0, 0);
+    uint64_t clean = id;
+    assert_int_equal(umg_store_touch_put(tx, &t), UMG_OK);
+    for (int i = 0; i < 74; i++) {
+        t = touch(1, ++id, T0 - 5 * H_ + i * S_, 501, 0, 0);
+        t.flags = i >= 10 ? UMG_ATTR_TF_FRAUD : 0;
+        assert_int_equal(umg_store_touch_put(tx, &t), UMG_OK);
+    }
+    obs.ids[0] = 501;
+    assert_int_equal(umg_store_gather(tx, &obs, INT64_MIN, out, 256, &n), UMG_OK);
+    assert_true(has_touch(out, n, clean));
+    assert_int_equal(n, 75); /* the rejected ones too: the fraud features count them */
+
+    /* 2. Through the fingerprint: 64 clicks after the install and 64 of another model do not push out the one. */
+    obs.ids[0] = 0;
+    obs.fp.ip = 0x5151;
+    obs.fp.os = umg_attr_os_pack(UMG_ATTR_PLATFORM_ANDROID, 14, 0, 0);
+    obs.fp.model = 77;
+    t = touch(1, ++id, T0 - 2 * H_, 0, 0, 0x5151);
+    t.fp.model = 77;
+    uint64_t prob = id;
+    assert_int_equal(umg_store_touch_put(tx, &t), UMG_OK);
+    for (int i = 0; i < 128; i++) {
+        t = touch(1, ++id, i < 64 ? T0 + (i + 1) * S_ : T0 - H_ + i * S_, 0, 0, 0x5151);
+        t.fp.model = i < 64 ? 77 : 78;
+        assert_int_equal(umg_store_touch_put(tx, &t), UMG_OK);
+    }
+    assert_int_equal(umg_store_gather(tx, &obs, INT64_MIN, out, 256, &n), UMG_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(out[0].touch_id, prob);
+    /* ... nor clicks before the oldest a candidate may be. */
+    assert_int_equal(umg_store_gather(tx, &obs, T0 - H_, out, 256, &n), UMG_OK);
+    assert_int_equal(n, 0);
+
+    /* 3. A click an hour back, then a backfill of 64 logged after it but dated three days back: the latest by
+     * time is kept, and the earliest of the backfill left out. */
+    memset(&obs, 0, sizeof(obs));
+    obs.app = 1;
+    obs.ts_us = T0;
+    obs.ids[0] = 503;
+    t = touch(1, ++id, T0 - H_, 503, 0, 0);
+    uint64_t latest = id;
+    assert_int_equal(umg_store_touch_put(tx, &t), UMG_OK);
+    for (int i = 0; i < 64; i++) {
+        t = touch(1, ++id, T0 - 72 * H_ + i * S_, 503, 0, 0);
+        assert_int_equal(umg_store_touch_put(tx, &t), UMG_OK);
+    }
+    assert_int_equal(umg_store_gather(tx, &obs, INT64_MIN, out, 256, &n), UMG_OK);
+    assert_int_equal(n, UMG_STORE_GATHER_PER_KEY);
+    assert_true(has_touch(out, n, latest));
+    assert_false(has_touch(out, n, latest + 1)); /* the backfill's earliest */
+
+    /* 4. Full lists under four identifiers, and the referrer's click three days back: it is gathered. */
+    memset(&obs, 0, sizeof(obs));
+    obs.app = 1;
+    obs.ts_us = T0;
+    t = touch(1, ++id, T0 - 72 * H_, 0, 9009, 0);
+    uint64_t ref = id;
+    assert_int_equal(umg_store_touch_put(tx, &t), UMG_OK);
+    for (int k = 0; k < 4; k++) {
+        obs.ids[k] = 600 + (uint64_t)k;
+        for (int i = 0; i < 64; i++) {
+            t = touch(1, ++id, T0 - H_ + i * S_, 600 + (uint64_t)k, 0, 0);
+            assert_int_equal(umg_store_touch_put(tx, &t), UMG_OK);
+        }
+    }
+    obs.referrer_click = 9009;
+    assert_int_equal(umg_store_gather(tx, &obs, INT64_MIN, out, 256, &n), UMG_OK);
+    assert_int_equal(n, 256);
+    assert_int_equal(out[0].touch_id, ref);
+
+    /* 5. The walk's bound: behind UMG_STORE_GATHER_WALK rejected clicks a clean one is not read. */
+    memset(&obs, 0, sizeof(obs));
+    obs.app = 1;
+    obs.ts_us = T0;
+    obs.ids[0] = 505;
+    t = touch(1, ++id, T0 - 48 * H_, 505, 0, 0);
+    uint64_t deep = id;
+    assert_int_equal(umg_store_touch_put(tx, &t), UMG_OK);
+    for (int i = 0; i < UMG_STORE_GATHER_WALK; i++) {
+        t = touch(1, ++id, T0 - 5 * H_, 505, 0, 0);
+        t.flags = UMG_ATTR_TF_FRAUD;
+        assert_int_equal(umg_store_touch_put(tx, &t), UMG_OK);
+    }
+    assert_int_equal(umg_store_gather(tx, &obs, INT64_MIN, out, 256, &n), UMG_OK);
+    assert_false(has_touch(out, n, deep));
     umg_store_abort(tx);
     umg_store_close(st);
     rmrf(dir);
@@ -285,7 +415,7 @@ static uint64_t gathered(umg_store_t *st, uint64_t dev)
     obs.fp.os = umg_attr_os_pack(UMG_ATTR_PLATFORM_ANDROID, 14, 0, 0);
     umg_attr_touch_t out[64];
     size_t n;
-    assert_int_equal(umg_store_gather(tx, &obs, out, 64, &n), UMG_OK);
+    assert_int_equal(umg_store_gather(tx, &obs, INT64_MIN, out, 64, &n), UMG_OK);
     uint64_t bits = 0;
     for (size_t i = 0; i < n; i++) {
         bits |= 1ull << (out[i].touch_id % 64);
@@ -1011,9 +1141,10 @@ static void test_forget(void **state)
     umg_attr_obs_t obs;
     memset(&obs, 0, sizeof(obs));
     obs.app = 1;
+    obs.ts_us = T0;
     obs.referrer_click = 7; /* the click key of touch 1 went with it */
     size_t n;
-    assert_int_equal(umg_store_gather(tx, &obs, &got, 1, &n), UMG_OK);
+    assert_int_equal(umg_store_gather(tx, &obs, INT64_MIN, &got, 1, &n), UMG_OK);
     assert_int_equal(n, 0);
     scan_t sc = {0};
     assert_int_equal(umg_store_decisions_scan(tx, 1, INT64_MIN / 2, INT64_MAX / 2, NULL, collect, &sc), UMG_OK);
@@ -2176,6 +2307,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dictionary),
         cmocka_unit_test(test_touches_gather_and_expire),
+        cmocka_unit_test(test_gather_bounds),
         cmocka_unit_test(test_touches_append_mixed),
         cmocka_unit_test(test_index_saved_at_close),
         cmocka_unit_test(test_devices_and_decisions),

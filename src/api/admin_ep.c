@@ -930,6 +930,7 @@ typedef struct app_settings_s {
     int64_t click_lookback_days;
     int64_t view_lookback_hours;
     int64_t reattribution_window_days;
+    int64_t probabilistic_window_hours, reengagement_lookback_days, reengagement_window_days;
     umg_buf_t allowlist;   /* comma-separated hosts */
     umg_buf_t sources;     /* source_click_lookback_days as canonical JSON members: "meta":28,"google":14 */
     char timezone[64];     /* reporting time zone, an IANA name that loads (umg_tz_load) */
@@ -948,6 +949,9 @@ static void settings_defaults(app_settings_t *s)
     s->click_lookback_days = 7;
     s->view_lookback_hours = 24;
     s->reattribution_window_days = 90;
+    s->probabilistic_window_hours = 24;
+    s->reengagement_lookback_days = 7;
+    s->reengagement_window_days = 30;
     umg_buf_reset(&s->allowlist);
     umg_buf_reset(&s->sources);
     snprintf(s->timezone, sizeof(s->timezone), "UTC");
@@ -1007,6 +1011,9 @@ static int source_windows_apply(job_t *j, umg_json_val_t v, umg_buf_t *out)
 static const char *const settings_keys[] = {"click_lookback_days",
                                             "view_lookback_hours",
                                             "reattribution_window_days",
+                                            "probabilistic_window_hours",
+                                            "reengagement_lookback_days",
+                                            "reengagement_window_days",
                                             "redirect_allowlist",
                                             "source_click_lookback_days",
                                             "timezone",
@@ -1077,7 +1084,10 @@ static int settings_apply(job_t *j, body_t *b, app_settings_t *s, int check)
     }
     if (get_int(j, b, "click_lookback_days", 1, 30, &s->click_lookback_days) < 0 ||
         get_int(j, b, "view_lookback_hours", 1, 168, &s->view_lookback_hours) < 0 ||
-        get_int(j, b, "reattribution_window_days", 1, 365, &s->reattribution_window_days) < 0) {
+        get_int(j, b, "reattribution_window_days", 1, 365, &s->reattribution_window_days) < 0 ||
+        get_int(j, b, "probabilistic_window_hours", 1, 24, &s->probabilistic_window_hours) < 0 ||
+        get_int(j, b, "reengagement_lookback_days", 1, 30, &s->reengagement_lookback_days) < 0 ||
+        get_int(j, b, "reengagement_window_days", 1, 90, &s->reengagement_window_days) < 0) {
         return -1;
     }
     umg_json_val_t v;
@@ -1114,9 +1124,12 @@ static int settings_json(const app_settings_t *s, umg_buf_t *o)
     rc = rc ? rc
             : umg_buf_printf(o,
                              ",\"click_lookback_days\":%lld,\"view_lookback_hours\":%lld,"
-                             "\"reattribution_window_days\":%lld,\"redirect_allowlist\":[",
+                             "\"reattribution_window_days\":%lld,\"probabilistic_window_hours\":%lld,"
+                             "\"reengagement_lookback_days\":%lld,\"reengagement_window_days\":%lld,"
+                             "\"redirect_allowlist\":[",
                              (long long)s->click_lookback_days, (long long)s->view_lookback_hours,
-                             (long long)s->reattribution_window_days);
+                             (long long)s->reattribution_window_days, (long long)s->probabilistic_window_hours,
+                             (long long)s->reengagement_lookback_days, (long long)s->reengagement_window_days);
     for (size_t i = 0, start = 0; rc == UMG_OK && i <= s->allowlist.len && s->allowlist.len; i++) {
         if (i == s->allowlist.len || s->allowlist.ptr[i] == ',') {
             rc = umg_buf_append(o, start ? ",\"" : "\"", start ? 2 : 1);

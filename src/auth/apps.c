@@ -269,6 +269,9 @@ static int snapshot_load(const umg_apps_t *a, snapshot_t **out)
         e->app.click_lookback_days = setting_int(settings, "click_lookback_days");
         e->app.view_lookback_hours = setting_int(settings, "view_lookback_hours");
         e->app.reattribution_window_days = setting_int(settings, "reattribution_window_days");
+        e->app.probabilistic_window_hours = setting_int(settings, "probabilistic_window_hours");
+        e->app.reengagement_lookback_days = setting_int(settings, "reengagement_lookback_days");
+        e->app.reengagement_window_days = setting_int(settings, "reengagement_window_days");
         setting_str(settings, "timezone", e->app.timezone, sizeof(e->app.timezone), "UTC");
         if (!umg_tz_name_valid(e->app.timezone)) {
             snprintf(e->app.timezone, sizeof(e->app.timezone), "UTC");

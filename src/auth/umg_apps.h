@@ -26,6 +26,7 @@ typedef struct umg_app_s {
     int64_t org_monthly_quota;   /* 0: the configured default */
     /* Attribution windows from settings (docs/api.md); 0: the default. */
     int32_t click_lookback_days, view_lookback_hours, reattribution_window_days;
+    int32_t probabilistic_window_hours, reengagement_lookback_days, reengagement_window_days;
     int32_t source_windows; /* how many sources have their own click window (umg_apps_source_window) */
     /* Reporting settings (settings.timezone and settings.currency, docs/api.md): an IANA time zone ("UTC"
      * when unset; a valid name, though its zone may fail to load if tzdata changed) and an ISO 4217 currency

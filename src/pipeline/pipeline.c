@@ -343,6 +343,15 @@ void umg_pipeline_app_settings(const umg_app_t *app, umg_attr_settings_t *out)
     if (app->reattribution_window_days > 0) {
         out->reattribution_window_days = app->reattribution_window_days;
     }
+    if (app->probabilistic_window_hours > 0) {
+        out->probabilistic_window_hours = app->probabilistic_window_hours;
+    }
+    if (app->reengagement_lookback_days > 0) {
+        out->reengagement_lookback_days = app->reengagement_lookback_days;
+    }
+    if (app->reengagement_window_days > 0) {
+        out->reengagement_window_days = app->reengagement_window_days;
+    }
     if (umg_attr_settings_check(out) != UMG_OK) {
         umg_attr_settings_default(out);
     }

@@ -138,6 +138,75 @@ class AttrSettingsTest(SettingsCase):
         self.assertEqual(parse_json(data)["settings"]["source_click_lookback_days"], {})
 
 
+    def test_probabilistic_and_reengagement_windows_per_app(self):
+        """The other three windows are the app's too: a probabilistic match of 2 h, a re-engagement look-back of
+        2 days and a re-engagement window of 5 days (each refused out of its bounds, naming it)."""
+        path = "/v1/apps/" + self.app["app_id"]
+        auth = {"Authorization": "Bearer " + self.tok}
+        for name, bad in (("probabilistic_window_hours", 25), ("reengagement_lookback_days", 31),
+                          ("reengagement_window_days", 0), ("reengagement_window_days", 91)):
+            self.assertError(self.d.request("PATCH", path, {"settings": {name: bad}}, headers=auth),
+                             400, None, name, "%s=%d" % (name, bad))
+        st, h, data = self.d.request("PATCH", path, {"settings": {"probabilistic_window_hours": 2,
+                                                                  "reengagement_lookback_days": 2,
+                                                                  "reengagement_window_days": 5}}, headers=auth)
+        self.assertStatus(st, 200, "patch", data)
+        got = parse_json(data)["settings"]
+        self.assertEqual((got["probabilistic_window_hours"], got["reengagement_lookback_days"],
+                          got["reengagement_window_days"]), (2, 2, 5))
+        rc, out, err = cli_settings(self.d.data_dir, self.app["app_id"], "--set", "probabilistic_window_hours=0")
+        self.assertEqual(rc, 1)
+        self.assertIn('"field":"probabilistic_window_hours"', err)
+        time.sleep(1.5)  # the pipeline's cache of app settings
+
+        ua = "Mozilla/5.0 (Linux; Android 14; Pixel 8 Build/UD1A.230803.041; wv) AppleWebKit/537.36"
+        now_ms = now_us() // 1000
+        devs = {}
+        for ip, age_h in (("203.0.113.7", 3), ("203.0.113.8", 1)):  # outside and inside the 2 h
+            st, h, data = self.d.request("POST", "/v1/touches", {"touches": [
+                {"type": "click", "ts": now_ms - age_h * 3600 * 1000, "source": "meta", "ip": ip,
+                 "user_agent": ua}]}, headers=self.secret())
+            self.assertStatus(st, 202, "touch", data)
+            devs[ip] = gaid()
+        for ip, dev in devs.items():
+            st, h, data = self.d.request("POST", "/v1/events", {
+                "type": "install", "ts": now_ms, "ip": ip, "user_agent": ua,
+                "device": {"gaid": dev, "platform": "android", "os_version": "14"}}, headers=self.secret())
+            self.assertStatus(st, 202, "install", data)
+        self.assertEqual(self.attribution(devs["203.0.113.7"])["status"], "organic")
+        a = self.attribution(devs["203.0.113.8"])
+        self.assertEqual((a["status"], a["match"]), ("attributed", "probabilistic"), a)
+
+        # Re-engagement: installed devices, a retargeting click 3 days (outside) or 1 day (inside) before a session.
+        for age_d in (3, 1):
+            dev = gaid()
+            st, h, data = self.d.request("POST", "/v1/events", {"type": "install", "ts": now_ms - 10 * DAY_MS,
+                                                                 "device": {"gaid": dev, "platform": "android"}},
+                                         headers=self.secret())
+            self.assertStatus(st, 202, "install", data)
+            st, h, data = self.d.request("POST", "/v1/touches", {"touches": [
+                {"type": "click", "ts": now_ms - age_d * DAY_MS, "source": "rt", "retargeting": True,
+                 "device": {"gaid": dev}}]}, headers=self.secret())
+            self.assertStatus(st, 202, "touch", data)
+            st, h, data = self.d.request("POST", "/v1/events", {"type": "session", "ts": now_ms - 1000,
+                                                                 "device": {"gaid": dev, "platform": "android"}},
+                                         headers=self.secret())
+            self.assertStatus(st, 202, "session", data)
+            # The session is applied once a later install is (log order): wait for a marker device's.
+            marker = gaid()
+            self.install(marker)
+            self.assertNotEqual(self.attribution(marker)["status"], "pending")
+            a = self.attribution(dev)
+            if age_d == 3:
+                self.assertEqual((a["reengagements"], a["reengagement"]), (0, None), a)
+            else:
+                self.assertEqual(a["reengagements"], 1, a)
+                r = a["reengagement"]
+                self.assertEqual(r["source"], "rt")
+                self.assertEqual(harness.parse_rfc3339_us(r["until"]) - harness.parse_rfc3339_us(r["ts"]),
+                                 5 * 86400 * 10**6, r)
+
+
 class ReportingSettingsTest(SettingsCase):
     """settings.timezone and settings.currency: the app's reporting time zone and currency."""
 

@@ -779,7 +779,8 @@ class SettingsAndAuditTest(TenancyBase):
         self.assertEqual(out["settings"]["view_lookback_hours"], 24)
         out = self.ok("PATCH", "/v1/apps/" + a, self.tok_a, {"settings": {"view_lookback_hours": 48}})
         self.assertEqual(out["settings"], {"click_lookback_days": 14, "view_lookback_hours": 48,
-                                           "reattribution_window_days": 90,
+                                           "reattribution_window_days": 90, "probabilistic_window_hours": 24,
+                                           "reengagement_lookback_days": 7, "reengagement_window_days": 30,
                                            "redirect_allowlist": ["example.com"],
                                            "source_click_lookback_days": {}, "timezone": "UTC", "currency": "USD",
                                            "require_signature": False})

@@ -412,6 +412,12 @@ try {
   await test('settings: app, keys, users and fraud sections render', async () => {
     await page.click('[data-testid=tab-app]');
     await page.waitForSelector('[data-testid=settings-timezone]');
+    await page.fill('[data-testid=settings-probabilistic]', '6');
+    await page.click('form[aria-label="App settings"] button[type=submit]');
+    await page.waitForSelector('[data-testid=settings-saved]');
+    const saved = await get(`/v1/apps/${app1.app_id}`);
+    eq(saved.settings.probabilistic_window_hours, 6, 'the probabilistic window saved');
+    eq(saved.settings.reengagement_window_days, 30, 'the re-engagement window kept');
     await shot('10-settings-app');
     await page.click('[data-testid=tab-keys]');
     await page.waitForSelector('[data-testid=app-key]');

@@ -101,7 +101,9 @@ static const umg_config_item_t serve_items[] = {
     {"dedupe.horizon", UMG_CFG_DURATION_MS, "7d", 60000, 365ll * 86400000, OFF(dedupe_horizon_ms),
      "How long an event_id is remembered for deduplication."},
     {"dedupe.max_ids", UMG_CFG_INT, "50000000", 1000, 4000000000ll, OFF(dedupe_max_ids),
-     "Event ids held at most (39 to 77 bytes of memory each); past it the oldest are forgotten early."},
+     "Event ids held at most (39 to 77 bytes of memory each); past it the oldest are forgotten early, by the "
+     "minute they came in (two or more minutes for a dedupe.horizon over 22 days); within that, in no "
+     "particular order."},
     {"auth.jwt_alg", UMG_CFG_STRING, "HS256", 0, 0, OFF(auth.jwt_alg),
      "Access-token signature: HS256, RS256 or ES256. Tokens with any other algorithm are refused."},
     {"auth.jwt_secret_file", UMG_CFG_STRING, "", 0, 0, OFF(auth.jwt_secret_file),

@@ -204,6 +204,8 @@ typedef struct vctx_s {
     int has_device;
     int has_currency;
     int rc; /* UMG_ENOMEM when the arena failed; stops the batch */
+    int nnulls;
+    umg_slice_t nulls[UMG_EVENT_MAX_PROPS]; /* props' names given null (not kept), for the duplicate check */
 } vctx_t;
 
 static int failv(vctx_t *c, const char *code, const char *key, size_t klen, const char *fmt, va_list ap)
@@ -530,8 +532,9 @@ static int prop_member(vctx_t *c, const umg_json_item_t *it)
     if (it->klen > UMG_EVENT_MAX_PROP_KEY) {
         return FAIL(c, it, E_TOO_LONG, "property names must be at most %d bytes", UMG_EVENT_MAX_PROP_KEY);
     }
-    for (int i = 0; i < ev->nprops; i++) {
-        if (ev->props[i].key.len == it->klen && memcmp(ev->props[i].key.ptr, it->key, it->klen) == 0) {
+    for (int i = 0; i < ev->nprops + c->nnulls; i++) {
+        umg_slice_t k = i < ev->nprops ? ev->props[i].key : c->nulls[i - ev->nprops];
+        if (k.len == it->klen && memcmp(k.ptr, it->key, it->klen) == 0) {
             return FAIL(c, it, E_INVALID_VALUE, "duplicate property");
         }
     }
@@ -540,7 +543,11 @@ static int prop_member(vctx_t *c, const umg_json_item_t *it)
     p->i = 0;
     p->d = 0;
     switch (it->type) {
-    case UMG_JSON_NULL: return 0; /* a null property is the same as an absent one */
+    case UMG_JSON_NULL: /* a null property is the same as an absent one, but its name is taken */
+        if (c->nnulls < UMG_EVENT_MAX_PROPS) {
+            c->nulls[c->nnulls++] = umg_slice(it->key, it->klen);
+        }
+        return 0;
     case UMG_JSON_STRING:
         if (get_str(c, it, UMG_EVENT_MAX_PROP_STR, 0, &p->s) != 0) {
             return -1;
@@ -907,15 +914,22 @@ void umg_event_decoder_free(umg_event_decoder_t *d)
     umg_free(d);
 }
 
-/* Checks that a batch body holds nothing but "events". */
+typedef struct batch_ctx_s {
+    umg_event_error_t *err;
+    int events; /* "events" members seen */
+} batch_ctx_t;
+
+/* Checks that a batch body holds nothing but "events", once (a second one would be ignored unseen). */
 static int batch_member(void *ctx, const char *key, size_t klen, umg_json_val_t v)
 {
-    umg_event_error_t *err = ctx;
+    batch_ctx_t *b = ctx;
     (void)v;
-    if (klen == 6 && memcmp(key, "events", 6) == 0) {
+    if (klen == 6 && memcmp(key, "events", 6) == 0 && b->events++ == 0) {
         return 0;
     }
-    set_body_error(err, "invalid_json", key, klen, "a batch body must have \"events\" as its only member");
+    set_body_error(b->err, "invalid_json", key, klen,
+                   b->events > 1 ? "a batch body has \"events\" once"
+                                 : "a batch body must have \"events\" as its only member");
     return 1;
 }
 
@@ -956,7 +970,8 @@ int umg_event_decoder_parse(umg_event_decoder_t *d, const char *body, size_t len
         umg_json_object_find(root, "events", 6, &events) == UMG_JSON_OK && umg_json_type(events) == UMG_JSON_ARRAY;
     size_t n = 1;
     if (batch) {
-        if (umg_json_object_foreach(root, batch_member, err) != 0) {
+        batch_ctx_t bc = {err, 0};
+        if (umg_json_object_foreach(root, batch_member, &bc) != 0) {
             return UMG_EPARSE;
         }
         n = umg_json_array_size(events);

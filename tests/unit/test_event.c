@@ -369,6 +369,9 @@ static void test_invalid_value(void **state)
     expect_error(with("\"name\":\"a\",\"name\":\"b\""), "invalid_value", "name");
     expect_error(with_device("\"custom_id\":\"u\",\"custom_id\":\"v\""), "invalid_value", "device.custom_id");
     expect_error(with("\"props\":{\"a\":1,\"a\":2}"), "invalid_value", "props.a");
+    expect_error(with("\"props\":{\"a\":1,\"a\":null}"), "invalid_value", "props.a");
+    expect_error(with("\"props\":{\"a\":null,\"a\":1}"), "invalid_value", "props.a"); /* in either order */
+    expect_error(with("\"props\":{\"a\":null,\"a\":null}"), "invalid_value", "props.a");
 
     /* ip is checked only when the caller takes it (server to server). */
     lim.allow_ip = 1;
@@ -735,6 +738,13 @@ static void test_not_event_bodies(void **state)
                      UMG_EPARSE);
     assert_string_equal(err.code, "invalid_json");
     assert_string_equal(err.field, "sent_at");
+    /* ... once: a second array would be ignored unseen (found in review). */
+    static const char twice[] = "{\"events\":[],\"events\":[]}";
+    assert_int_equal(umg_event_decoder_parse(dec, twice, sizeof(twice) - 1, 1000, NULL, NULL, &err), UMG_EPARSE);
+    assert_string_equal(err.code, "invalid_json");
+    assert_string_equal(err.field, "events");
+    static const char twice5[] = "{\"events\":[],\"events\":5}";
+    assert_int_equal(umg_event_decoder_parse(dec, twice5, sizeof(twice5) - 1, 1000, NULL, NULL, &err), UMG_EPARSE);
     /* err may be NULL. */
     assert_int_equal(umg_event_decoder_parse(dec, "[", 1, 1000, NULL, NULL, NULL), UMG_EPARSE);
 }

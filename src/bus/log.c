@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 int umg__log_inject_write_errno;
+_Atomic int umg__log_inject_sync_errno;
 long umg__log_rename_pause_us;
 
 typedef struct seg_s {
@@ -67,6 +68,7 @@ struct umg_bus_s {
     _Atomic int64_t queued_bytes;
     int stopping;
     _Atomic int broken; /* a failed fsync: refuse everything */
+    int cut;            /* the writer cut the active segment back to its durable end after that (cut_to_durable) */
     pthread_t writer;
     int writer_started;
 
@@ -258,6 +260,17 @@ static int write_all(int fd, const void *p, size_t n)
         return -1;
     }
     return umg_write_all(fd, p, n);
+}
+
+/* fdatasync of a segment's records, with a hook for tests to make the next one fail. */
+static int sync_records(int fd)
+{
+    int e = atomic_exchange(&umg__log_inject_sync_errno, 0);
+    if (e != 0) {
+        errno = e;
+        return -1;
+    }
+    return fdatasync(fd);
 }
 
 /* Writes iov[0..n) whole at pos (iov is modified), in chunks of at most IOV_MAX; same hook as write_all. */
@@ -750,6 +763,13 @@ static int recover(umg_bus_t *bus)
     atomic_store(&bus->total_bytes, total);
     umg_metric_set(&m_bytes, (int64_t)total);
     rc = open_active(bus, last);
+    if (rc == UMG_OK && sync_records(bus->log_fd) != 0) {
+        /* Readers are about to see every record the active segment shows, the group written before a crash
+         * included: it must be on disk first, or a power loss would take it back after the pipeline applied it,
+         * and new records would get its offsets (found in review). */
+        umg_log(UMG_LOG_ERROR, "bus", "cannot sync %s at start: %s", last->log_path, strerror(errno));
+        rc = UMG_EIO;
+    }
     if (rc == UMG_OK) {
         rc = umg_fsync_dir(bus->dir);
     }
@@ -884,13 +904,16 @@ static void sync_wait_idle(umg_bus_t *bus)
 static int roll(umg_bus_t *bus)
 {
     sync_wait_idle(bus);
+    if (atomic_load(&bus->broken)) {
+        return UMG_EIO; /* the syncer's fdatasync failed: this segment is not to be sealed as it is */
+    }
     /* A sealed segment ends at its last record: drop the zeros written ahead. */
     if (bus->prepared_bytes > bus->active_bytes && ftruncate(bus->log_fd, (off_t)bus->active_bytes) != 0) {
         umg_log(UMG_LOG_ERROR, "bus", "cannot trim the segment before a roll: %s", strerror(errno));
         return UMG_EIO;
     }
     bus->prepared_bytes = bus->active_bytes;
-    if (fdatasync(bus->log_fd) != 0 || fdatasync(bus->idx_fd) != 0) {
+    if (sync_records(bus->log_fd) != 0 || fdatasync(bus->idx_fd) != 0) {
         umg_log(UMG_LOG_ERROR, "bus", "fdatasync before a segment roll failed: %s", strerror(errno));
         return UMG_EIO;
     }
@@ -960,7 +983,7 @@ static int do_sync(umg_bus_t *bus)
         return UMG_OK;
     }
     uint64_t t0 = umg_mono_ns();
-    int rc = fdatasync(bus->log_fd);
+    int rc = sync_records(bus->log_fd);
     uint64_t t1 = umg_mono_ns();
     umg_metric_observe(&m_fsync, (double)(t1 - t0) / 1e9);
     bus->last_sync_ns = (int64_t)t1;
@@ -1274,7 +1297,7 @@ static void *syncer_main(void *arg)
             rc = UMG_EIO;
         } else {
             uint64_t t0 = umg_mono_ns();
-            if (fdatasync(bus->log_fd) != 0) {
+            if (sync_records(bus->log_fd) != 0) {
                 umg_log(UMG_LOG_ERROR, "bus", "fdatasync failed: %s; the log refuses writes until restart",
                         strerror(errno));
                 atomic_store(&bus->broken, 1);
@@ -1305,6 +1328,37 @@ static void *syncer_main(void *arg)
         pthread_mutex_unlock(&bus->slock);
     }
     return NULL;
+}
+
+/*
+ * After a failed fdatasync (fsync=always) the kernel may have dropped the pages it could not write and marked them
+ * clean: the file still shows the refused groups, and a restart would read them back as stored (and answer the
+ * retries of events refused with 503 as duplicates of them) although the disk may not hold them. So once the
+ * syncer is done with the groups in flight, the writer cuts the active segment and its index back to the last
+ * durable record (found in review). Writer thread.
+ */
+static void cut_to_durable(umg_bus_t *bus)
+{
+    if (bus->cut || bus->cfg.fsync_policy != UMG_FSYNC_ALWAYS) {
+        return;
+    }
+    bus->cut = 1;
+    sync_wait_idle(bus);
+    seg_t *a = bus->segs[bus->nsegs - 1];
+    uint64_t bytes = atomic_load(&a->bytes), count = atomic_load(&a->count);
+    if (ftruncate(bus->log_fd, (off_t)bytes) != 0 ||
+        ftruncate(bus->idx_fd, (off_t)(count * sizeof(umg_log_idx_t))) != 0) {
+        umg_log(UMG_LOG_ERROR, "bus",
+                "cannot cut %s back to its last durable record after the failed fdatasync: %s; records the disk may "
+                "not hold could be read back by a restart, so restart the machine, not only the daemon",
+                a->log_path, strerror(errno));
+        return;
+    }
+    umg_log(UMG_LOG_WARN, "bus",
+            "%s cut back to its last durable record (offset %llu, %llu bytes): what came after it "
+            "was refused",
+            a->log_path, (unsigned long long)(a->base + count), (unsigned long long)bytes);
+    bus->active_bytes = bus->prepared_bytes = bytes;
 }
 
 static void *writer_main(void *arg)
@@ -1340,6 +1394,7 @@ static void *writer_main(void *arg)
             tail->next = NULL;
 
             if (atomic_load(&bus->broken)) {
+                cut_to_durable(bus);
                 atomic_fetch_sub(&bus->queued_bytes, (int64_t)bytes);
                 complete_all(g, UMG_EIO);
                 continue;
@@ -1403,6 +1458,9 @@ static void *writer_main(void *arg)
             }
             atomic_fetch_add(&bus->rolls_done, 1);
         }
+        if (atomic_load(&bus->broken)) {
+            cut_to_durable(bus); /* at once, not at the next request: a crash meanwhile would keep the groups */
+        }
         umg_metric_set(&m_queue_bytes, atomic_load(&bus->queued_bytes));
         if (now_ns - bus->last_housekeeping_ns > 1000000000ll) {
             bus->last_housekeeping_ns = now_ns;
@@ -1424,6 +1482,10 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&bus->slock);
         pthread_join(bus->syncer, NULL);
         bus->syncer_started = 0;
+    }
+    if (atomic_load(&bus->broken)) {
+        cut_to_durable(bus);
+        return NULL; /* no fdatasync: after a failed one it would report success for pages never written */
     }
     if (bus->prepared_bytes > bus->active_bytes) {
         /* A clean stop leaves the segment ending at its last record. */
@@ -1625,6 +1687,7 @@ static void log_stats(umg_bus_t *bus, umg_bus_stats_t *out)
     pthread_mutex_unlock(&bus->seglock);
     out->dedupe_ids = (uint64_t)atomic_load(&m_dedupe_ids.value);
     out->queue_bytes = (uint64_t)atomic_load(&bus->queued_bytes);
+    out->broken = atomic_load(&bus->broken);
 }
 
 /* Receive time of index entry i of a segment, in seconds; -1 on error. */

@@ -107,6 +107,7 @@ typedef struct umg_bus_stats_s {
     uint64_t segments;
     uint64_t dedupe_ids;  /* ids held */
     uint64_t queue_bytes; /* submitted, not yet written */
+    int broken;           /* writes are refused until a restart (a failed fdatasync) */
 } umg_bus_stats_t;
 
 typedef struct umg_bus_s umg_bus_t;

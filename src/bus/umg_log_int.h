@@ -68,6 +68,9 @@ int umg__log_scan_segment(const char *path, uint64_t *valid_len, uint64_t *count
 
 /* Test hook: the next log write fails with this errno (0: none). */
 extern int umg__log_inject_write_errno;
+/* Test hook: the next fdatasync of a segment's records (by the syncer, the writer or at a start) fails with this
+ * errno (0: none). */
+extern _Atomic int umg__log_inject_sync_errno;
 /* drop_behind readers drop cached pages in steps of this many bytes (a multiple of the page size). */
 extern uint64_t umg__log_drop_step;
 /* Test hook: a rewrite waits this long between replacing a segment's records and its index. */

@@ -593,6 +593,13 @@ void umg_ingest_readyz(umg_http_req_t *req, void *thread_data)
         umg_http_error(req, 503, "not_ready", NULL, "recovering the event log");
         return;
     }
+    umg_bus_stats_t bs;
+    ing->bus_ops->stats(ing->bus, &bs);
+    if (bs.broken) { /* a load balancer sends the traffic elsewhere: this node refuses writes until a restart */
+        umg_http_error(req, 503, "log_unavailable", NULL,
+                       "the event log refuses writes after a failed fdatasync; check the disk, then restart");
+        return;
+    }
     umg_http_respond(req, 200, "application/json", "{\"status\":\"ready\"}\n", 19, "Cache-Control: no-store\r\n");
 }
 

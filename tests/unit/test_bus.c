@@ -775,6 +775,50 @@ static void test_write_failure_undoes_dedupe(void **state)
     free(dir);
 }
 
+/*
+ * A failed fdatasync (fsync=always): the group it covered is refused, and a restart must not find it. The kernel
+ * may have dropped its pages and marked them clean, so a restart would read back, as stored, records the disk may
+ * never hold, and answer the retries of the refused events as duplicates (found in review). The log is cut back
+ * to its last durable record; after a restart the refused ids are new and the earlier ones still duplicates.
+ */
+static void test_failed_fsync_cuts_back(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    umg_bus_t *bus = open_bus(dir, 1 << 20);
+    assert_int_equal(append(bus, 1, 0, 3, NULL), UMG_OK);
+    atomic_store(&umg__log_inject_sync_errno, EIO);
+    assert_int_equal(append(bus, 1, 100, 3, NULL), UMG_EIO);
+    assert_int_equal(append(bus, 1, 200, 2, NULL), UMG_EIO); /* refused until a restart */
+    umg_bus_stats_t st;
+    ops->stats(bus, &st);
+    assert_int_equal(st.broken, 1); /* GET /readyz says so */
+    assert_int_equal(st.durable_offset, 3);
+    ops->close(bus);
+    bus = open_bus(dir, 1 << 20);
+    assert_int_equal(count_all(bus, &ALL, NULL), 3);
+    int s[3];
+    assert_int_equal(append(bus, 1, 100, 3, s), UMG_OK);
+    assert_int_equal(s[0], UMG_OK);
+    assert_int_equal(s[2], UMG_OK);
+    assert_int_equal(append(bus, 1, 0, 3, s), UMG_OK);
+    assert_int_equal(s[0], UMG_EEXIST);
+    assert_int_equal(count_all(bus, &ALL, NULL), 6);
+    ops->stats(bus, &st);
+    assert_int_equal(st.broken, 0);
+    ops->close(bus);
+    /* A start whose sync of the active segment fails does not open: readers would see records not on disk. */
+    atomic_store(&umg__log_inject_sync_errno, EIO);
+    umg_bus_config_t cfg;
+    umg_bus_config_defaults(&cfg);
+    cfg.dir = dir;
+    cfg.partitions = 4;
+    assert_int_equal(ops->open(&cfg, &bus), UMG_EIO);
+    atomic_store(&umg__log_inject_sync_errno, 0);
+    rmrf(dir);
+    free(dir);
+}
+
 /* A group that fails half-way (out of memory growing the write buffer) must not forget
  * the ids of records that were already stored before it. */
 static void test_failed_group_keeps_earlier_ids(void **state)
@@ -1217,6 +1261,7 @@ int main(void)
         cmocka_unit_test(test_drop_behind),
         cmocka_unit_test(test_notify),
         cmocka_unit_test(test_write_failure_undoes_dedupe),
+        cmocka_unit_test(test_failed_fsync_cuts_back),
         cmocka_unit_test(test_failed_group_keeps_earlier_ids),
         cmocka_unit_test(test_time_filter_and_offsets),
         cmocka_unit_test(test_concurrent_group_commit),

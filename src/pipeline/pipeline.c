@@ -430,6 +430,17 @@ int umg_pipeline_new(const umg_pipeline_config_t *cfg, umg_store_t *store, const
     }
     p->reader_next = next;
     atomic_store(&p->next_offset, next);
+    umg_bus_stats_t bs;
+    ops->stats(bus, &bs);
+    if (next > bs.durable_offset) {
+        /* The store applied records the log no longer holds (a machine crash took back a tail that was not on
+         * disk, or the log was replaced): records getting those offsets now would be passed over. */
+        umg_log(UMG_LOG_ERROR, "pipeline",
+                "the attribution store has applied the log up to offset %llu, but the log ends at %llu: records "
+                "stored at offsets below %llu will not be attributed; remove DATA/attr while stopped to rebuild "
+                "the store from the log",
+                (unsigned long long)next, (unsigned long long)bs.durable_offset, (unsigned long long)next);
+    }
     if (ops->set_floor != NULL) {
         ops->set_floor(bus, next); /* retention may remove what the store already holds */
     }

@@ -694,6 +694,18 @@ class PersistenceTest(AttributionCase):
                 return rows
             time.sleep(0.02)
 
+    def test_store_ahead_of_the_log_is_said(self):
+        """A store that applied more of the log than the log holds (a machine crash took back its tail, or the
+        log was replaced) would pass over the records that get those offsets again: the start says so."""
+        self.installs_with_clicks(4, "ahead")
+        self.caught_up()
+        self.assertEqual(self.d.stop(), 0, self.d.log_tail())
+        shutil.rmtree(os.path.join(self.d.data_dir, "log"))
+        self.d.start()
+        text = self.d.log_text()
+        self.assertIn("the attribution store has applied the log up to offset", text)
+        self.assertIn("but the log ends at 0", text)
+
     def test_kill9_resumes_exactly_once(self):
         ev1, g1 = self.installs_with_clicks(20, "a")
         self.caught_up()

@@ -424,6 +424,10 @@ static int cmd_serve(int argc, char **argv)
     serve_cfg_t cfg;
     char err[512];
     const size_t n = UMG_ARRAY_SIZE(serve_items);
+    /* What no setting names keeps its module's default (the pipeline's helper sync, its rollup folds), not stack
+     * garbage: until the fourteenth session the rollup log was folded at every batch, one row per transaction. */
+    memset(&cfg, 0, sizeof(cfg));
+    umg_pipeline_config_defaults(&cfg.pipeline);
     umg_config_defaults(serve_items, n, &cfg);
     static const struct option opts[] = {
         {"data", required_argument, NULL, 'd'},     {"listen", required_argument, NULL, 'l'},

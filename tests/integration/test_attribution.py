@@ -903,6 +903,8 @@ class PipelineNiceTest(AttributionCase):
         self.assertEqual(threads.get("umg-pipeline"), 7, threads)
         for name in ("umg-http", "umg-writer", "umg-syncer"):
             self.assertEqual(threads.get(name), 0, threads)
+        # The store is synced beside the pipeline thread (its defaults reach the daemon: found in review).
+        self.assertIn("umg-store-sync", threads)
 
 
 class AuthTest(AttributionCase):

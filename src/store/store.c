@@ -1215,12 +1215,13 @@ int umg_store_gather(umg_store_txn_t *tx, const umg_attr_obs_t *obs, int64_t old
         /*
          * Newest in the log first; the list's expired tail starts below the watermark. What can never be a
          * candidate is passed over without counting, and touches the fraud rules rejected are kept (the fraud
-         * features count them) without counting either, so neither can push a candidate out. Of the candidates
+         * features count them; UMG_STORE_GATHER_PER_KEY at most) without counting either, so neither can push a
+         * candidate out. Of the candidates
          * the UMG_STORE_GATHER_PER_KEY latest by time are kept (a backfill logged later but dated earlier does
          * not push out the latest), among the first UMG_STORE_GATHER_WALK entries of the list.
          */
         size_t mine[UMG_STORE_GATHER_PER_KEY]; /* where this key's counted candidates are in out */
-        size_t nmine = 0;
+        size_t nmine = 0, nrej = 0;            /* ... and how many rejected touches it kept (as many at most) */
         for (int walked = 0; node != 0 && walked < UMG_STORE_GATHER_WALK && got < cap && rc == 0; walked++) {
             uint64_t id = x->pool[node - 1].id;
             node = x->pool[node - 1].next;
@@ -1245,7 +1246,10 @@ int umg_store_gather(umg_store_txn_t *tx, const umg_attr_obs_t *obs, int64_t old
                 continue;
             }
             if (t.flags & UMG_ATTR_TF_FRAUD) {
-                out[got++] = t;
+                if (nrej < UMG_STORE_GATHER_PER_KEY) { /* more would take the room of the other keys' candidates */
+                    nrej++;
+                    out[got++] = t;
+                }
             } else if (nmine < UMG_STORE_GATHER_PER_KEY) {
                 mine[nmine++] = got;
                 out[got++] = t;

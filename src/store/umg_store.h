@@ -104,8 +104,8 @@ int umg_store_touch_get(umg_store_txn_t *tx, uint64_t touch_id, umg_attr_touch_t
  * touches after obs's time or before oldest_us (never candidates), and
  * through the fingerprint key a click the fraud rules rejected or of another
  * device model. Kept without counting towards a key's
- * UMG_STORE_GATHER_PER_KEY: touches the fraud rules rejected (the fraud
- * features count them; the core never picks them). The core applies the
+ * UMG_STORE_GATHER_PER_KEY: touches the fraud rules rejected, as many at
+ * most (the fraud features count them; the core never picks them). The core applies the
  * windows. Write transactions only (UMG_EINVAL otherwise).
  */
 int umg_store_gather(umg_store_txn_t *tx, const umg_attr_obs_t *obs, int64_t oldest_us, umg_attr_touch_t *out,

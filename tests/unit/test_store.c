@@ -392,6 +392,15 @@ static void test_gather_bounds(void **state)
     }
     assert_int_equal(umg_store_gather(tx, &obs, INT64_MIN, out, 256, &n), UMG_OK);
     assert_false(has_touch(out, n, deep));
+    /* ... and they take at most a key's 64 places: a clean click under the device's next identifier is read
+     * (found in review: they filled all 256 before). */
+    t = touch(1, ++id, T0 - 2 * H_, 506, 0, 0);
+    uint64_t next_key = id;
+    assert_int_equal(umg_store_touch_put(tx, &t), UMG_OK);
+    obs.ids[1] = 506;
+    assert_int_equal(umg_store_gather(tx, &obs, INT64_MIN, out, 256, &n), UMG_OK);
+    assert_true(has_touch(out, n, next_key));
+    assert_int_equal(n, UMG_STORE_GATHER_PER_KEY + 1);
     umg_store_abort(tx);
     umg_store_close(st);
     rmrf(dir);

@@ -67,8 +67,9 @@ struct umg_bus_s {
     umg_bus_batch_t *qhead, *qtail;
     _Atomic int64_t queued_bytes;
     int stopping;
-    _Atomic int broken; /* a failed fsync: refuse everything */
-    int cut;            /* the writer cut the active segment back to its durable end after that (cut_to_durable) */
+    _Atomic int broken;      /* a failed fsync (or a write the log could not undo): refuse everything */
+    _Atomic int sync_failed; /* ... an fdatasync failed: no later one can be believed */
+    int cut;                 /* the writer cut the active segment back to its durable end after that (cut_to_durable) */
     pthread_t writer;
     int writer_started;
 
@@ -114,6 +115,7 @@ struct umg_bus_s {
     /* the rewriter asks the writer to seal the active segment */
     _Atomic int roll_requested;
     _Atomic uint64_t rolls_done;
+    _Atomic int roll_rc; /* how the last requested roll ended (before rolls_done moved): UMG_OK, or why not */
     pthread_mutex_t rwlock_rewrite; /* one rewrite at a time */
 };
 
@@ -915,6 +917,7 @@ static int roll(umg_bus_t *bus)
     bus->prepared_bytes = bus->active_bytes;
     if (sync_records(bus->log_fd) != 0 || fdatasync(bus->idx_fd) != 0) {
         umg_log(UMG_LOG_ERROR, "bus", "fdatasync before a segment roll failed: %s", strerror(errno));
+        atomic_store(&bus->sync_failed, 1);
         return UMG_EIO;
     }
     bus->dirty = 0;
@@ -990,6 +993,7 @@ static int do_sync(umg_bus_t *bus)
     if (rc != 0) {
         /* After a failed fsync the page cache state is unknown: stop (fsyncgate). */
         umg_log(UMG_LOG_ERROR, "bus", "fdatasync failed: %s; the log refuses writes until restart", strerror(errno));
+        atomic_store(&bus->sync_failed, 1);
         atomic_store(&bus->broken, 1);
         return UMG_EIO;
     }
@@ -1300,6 +1304,7 @@ static void *syncer_main(void *arg)
             if (sync_records(bus->log_fd) != 0) {
                 umg_log(UMG_LOG_ERROR, "bus", "fdatasync failed: %s; the log refuses writes until restart",
                         strerror(errno));
+                atomic_store(&bus->sync_failed, 1);
                 atomic_store(&bus->broken, 1);
                 rc = UMG_EIO;
             }
@@ -1445,17 +1450,21 @@ static void *writer_main(void *arg)
             do_sync(bus);
         }
         if (atomic_exchange(&bus->roll_requested, 0)) {
-            /* The rewriter wants the active segment sealed (privacy requests cover it too). */
-            if (bus->active_bytes > 0 && !atomic_load(&bus->broken)) {
+            /* The rewriter wants the active segment sealed (privacy requests cover it too); it is told when that
+             * did not happen, so that a forget pass does not pass over the active segment's records. */
+            int rc = atomic_load(&bus->broken) ? UMG_EIO : UMG_OK;
+            if (bus->active_bytes > 0 && rc == UMG_OK) {
                 if (bus->cfg.fsync_policy != UMG_FSYNC_ALWAYS) {
                     bus->dirty = 1;
-                    do_sync(bus);
+                    rc = do_sync(bus);
                     publish(bus);
                 }
-                if (roll(bus) == UMG_EIO) {
+                rc = rc ? rc : roll(bus);
+                if (rc == UMG_EIO) {
                     atomic_store(&bus->broken, 1);
                 }
             }
+            atomic_store(&bus->roll_rc, rc);
             atomic_fetch_add(&bus->rolls_done, 1);
         }
         if (atomic_load(&bus->broken)) {
@@ -1485,6 +1494,8 @@ static void *writer_main(void *arg)
     }
     if (atomic_load(&bus->broken)) {
         cut_to_durable(bus);
+    }
+    if (atomic_load(&bus->sync_failed)) {
         return NULL; /* no fdatasync: after a failed one it would report success for pages never written */
     }
     if (bus->prepared_bytes > bus->active_bytes) {
@@ -2315,9 +2326,10 @@ static int log_rewrite(umg_bus_t *bus, const umg_bus_rewriter_t *rw, umg_bus_rew
         for (int i = 0; i < 600 && atomic_load(&bus->rolls_done) == before; i++) {
             usleep(10000);
         }
-        if (atomic_load(&bus->rolls_done) == before) {
+        int rrc = atomic_load(&bus->rolls_done) == before ? UMG_EAGAIN : atomic_load(&bus->roll_rc);
+        if (rrc != UMG_OK) {
             pthread_mutex_unlock(&bus->rwlock_rewrite);
-            return UMG_EAGAIN; /* the writer did not seal the active segment: nothing is covered yet */
+            return rrc; /* the writer did not seal the active segment: nothing is covered yet */
         }
     }
     int rc = UMG_OK;

@@ -731,6 +731,12 @@ void umg_http_stream(umg_http_req_t *r, int status, const char *content_type, um
     h2o_add_header(&h->pool, &h->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
     record(r, status);
     h2o_start_response(h, &st->gen);
+    if (h2o_memis(h->method.base, h->method.len, H2O_STRLIT("HEAD"))) {
+        /* The headers alone (h2o drops a body for HEAD only in h2o_send_inline): a body here would be taken for
+         * the next response on the connection (found in review). fini runs when the request's pool goes. */
+        h2o_send(h, NULL, 0, H2O_SEND_STATE_FINAL);
+        return;
+    }
     stream_proceed(&st->gen, h);
 }
 
@@ -870,7 +876,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
     r->start_ns = umg_mono_ns();
     make_request_id(h, r->reqid);
 
-    size_t hdr_bytes = h->path.len + h->method.len;
+    size_t hdr_bytes = h->path.len + h->method.len + h->authority.len; /* h2o takes Host out of the headers */
     for (size_t i = 0; i < h->headers.size; i++) {
         hdr_bytes += h->headers.entries[i].name->len + h->headers.entries[i].value.len + 4;
     }
@@ -878,14 +884,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
         umg_http_error(r, 431, "headers_too_large", NULL, "the request headers are larger than http.max_header_bytes");
         return 0;
     }
-    umg_slice_t path = umg_http_path(r);
+    umg_slice_t path = umg_http_path(r); /* without the query: a '?' here was %3f in the request */
     size_t plen = path.len;
-    for (size_t i = 0; i < path.len; i++) {
-        if (path.ptr[i] == '?') {
-            plen = i;
-            break;
-        }
-    }
     int path_match = -1;
     for (size_t i = 0; i < s->nroutes; i++) {
         const umg_http_route_t *rt = &s->routes[i];

@@ -14,6 +14,8 @@
 #include "umg_http.h"
 
 #include <dirent.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <strings.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -207,7 +209,21 @@ static int add_file(umg_http_static_t *st, const char *fs_path, const char *url)
     return UMG_OK;
 }
 
-static int walk(umg_http_static_t *st, const char *dir, const char *url, int depth)
+/* Whether fs_path, a link, leads to a file or directory inside root (a real path): *sb is then its target's. A link
+ * out of the web directory is not served (found in review: a link to /etc/passwd was). */
+static int link_inside(const char *fs_path, const char *root, struct stat *sb)
+{
+    char real[PATH_MAX];
+    size_t rl = strlen(root);
+    if (realpath(fs_path, real) == NULL || strncmp(real, root, rl) != 0 || (real[rl] != '/' && rl > 1) ||
+        stat(real, sb) != 0) {
+        umg_log(UMG_LOG_WARN, "web", "%s leads out of %s (or nowhere): not served", fs_path, root);
+        return 0;
+    }
+    return 1;
+}
+
+static int walk(umg_http_static_t *st, const char *root, const char *dir, const char *url, int depth)
 {
     if (depth > MAX_DEPTH) {
         return UMG_OK;
@@ -230,11 +246,11 @@ static int walk(umg_http_static_t *st, const char *dir, const char *url, int dep
             continue;
         }
         struct stat sb;
-        if (stat(fs_path, &sb) != 0) {
+        if (lstat(fs_path, &sb) != 0 || (S_ISLNK(sb.st_mode) && !link_inside(fs_path, root, &sb))) {
             continue;
         }
         if (S_ISDIR(sb.st_mode)) {
-            rc = walk(st, fs_path, sub, depth + 1);
+            rc = walk(st, root, fs_path, sub, depth + 1);
         } else if (S_ISREG(sb.st_mode)) {
             rc = add_file(st, fs_path, sub);
         }
@@ -249,7 +265,13 @@ int umg_http_static_open(const char *dir, umg_http_static_t **out)
     if (st == NULL) {
         return UMG_ENOMEM;
     }
-    int rc = walk(st, dir, "", 0);
+    char root[PATH_MAX];
+    if (realpath(dir, root) == NULL) {
+        umg_log(UMG_LOG_ERROR, "web", "cannot open %s: %s", dir, strerror(errno));
+        umg_free(st);
+        return UMG_EIO;
+    }
+    int rc = walk(st, root, dir, "", 0);
     if (rc != UMG_OK) {
         goto fail;
     }
@@ -377,13 +399,7 @@ int umg_http_static_serve(const umg_http_static_t *st, umg_http_req_t *req)
     if (!head && !(m.len == 3 && memcmp(m.ptr, "GET", 3) == 0)) {
         return 0;
     }
-    umg_slice_t path = umg_http_path(req);
-    for (size_t i = 0; i < path.len; i++) {
-        if (path.ptr[i] == '?') {
-            path.len = i;
-            break;
-        }
-    }
+    umg_slice_t path = umg_http_path(req); /* without the query: a '?' here was %3f in the request */
     if (is_api_path(path)) {
         return 0;
     }

@@ -212,6 +212,50 @@ class PipeliningTest(DaemonTestCase):
             if i == 1:
                 self.assertEqual(parse_json(b), {"accepted": 1, "duplicates": 0, "rejected": []})
 
+    def test_head_of_a_streamed_answer_has_no_body(self):
+        """HEAD on a route that streams (the event export) answers the headers alone: a body would be taken for
+        the next pipelined response (found in review: the export followed, and /healthz came 36 s later)."""
+        d = self.daemon(start=False)
+        app = d.create_app("acme", "game", "android")
+        d.start()
+        st, h, data = d.request("POST", "/v1/events", {"events": [event() for _ in range(50)]},
+                                headers={"X-App-Key": app["app_key"]})
+        self.assertEqual(st, 202, data)
+        s = socket.create_connection((d.host, d.port), timeout=10)
+        self.addCleanup(s.close)
+        s.sendall(("HEAD /v1/export/events?app=%s&from=0&to=9999999999999 HTTP/1.1\r\nHost: t\r\n"
+                   "X-App-Secret: %s\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n" %
+                   (app["app_id"], app["app_secret"])).encode())
+        got = b""
+        deadline = time.monotonic() + 5
+        while got.count(b"HTTP/1.1 ") < 2 or not got.endswith(b"}\n"):
+            s.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            got += chunk
+        heads = [m.start() for m in re.finditer(rb"HTTP/1\.1 \d{3}", got)]
+        self.assertEqual(len(heads), 2, got[:2000])
+        first = got[:heads[1]]
+        self.assertTrue(first.startswith(b"HTTP/1.1 200"), first[:200])
+        self.assertTrue(first.endswith(b"\r\n\r\n"), "a body after the HEAD's headers: %r" % first[-300:])
+        self.assertIn(b'"status":"ok"', got[heads[1]:])
+
+    def test_host_counts_towards_the_header_limit(self):
+        """h2o takes Host out of the header list: it counted for nothing (found in review)."""
+        d = self.daemon()
+        s = socket.create_connection((d.host, d.port), timeout=10)
+        self.addCleanup(s.close)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: " + b"a" * 20000 + b"\r\n\r\n")
+        res = read_response(s)
+        self.assertIsNotNone(res)
+        st, h, b, rest = res
+        self.assertEqual(st, 431, b)
+        self.assertEqual(parse_json(b)["error"]["code"], "headers_too_large")
+
 
 class Http2Test(DaemonTestCase):
 

@@ -67,6 +67,28 @@ class StaticTest(DaemonTestCase):
         st, h, _ = self.d.request("GET", "/favicon.svg")
         self.assertEqual((st, h["content-type"], h["cache-control"]), (200, "image/svg+xml", "no-cache"))
 
+    def test_links_out_of_the_directory_are_not_served(self):
+        """A link inside the web directory to a file or directory outside it is not served (found in review: a
+        link to /etc/passwd was); a link to a file inside it is."""
+        web = os.path.join(self.tmpdir(), "linked")
+        make_web(web)
+        outside = os.path.join(self.tmpdir(), "outside")
+        os.makedirs(outside)
+        with open(os.path.join(outside, "secret.txt"), "wb") as f:
+            f.write(b"outside the web directory")
+        os.symlink(os.path.join(outside, "secret.txt"), os.path.join(web, "secret.txt"))
+        os.symlink(outside, os.path.join(web, "outdir"))
+        os.symlink("/etc/passwd", os.path.join(web, "passwd"))
+        os.symlink(os.path.join(web, "favicon.svg"), os.path.join(web, "icon.svg"))
+        d = self.daemon(extra_args=["--web", web])
+        for path in ("/secret.txt", "/outdir/secret.txt", "/passwd"):
+            st, h, body = d.request("GET", path)
+            self.assertEqual(st, 404, (path, body))
+            self.assertNotIn(b"outside the web directory", body)
+            self.assertNotIn(b"root:", body)
+        st, h, body = d.request("GET", "/icon.svg")
+        self.assertEqual((st, body), (200, b"<svg xmlns='http://www.w3.org/2000/svg'/>"))
+
     def test_etag_answers_304(self):
         _, h, _ = self.d.request("GET", "/index.html")
         st, h2, body = self.d.request("GET", "/index.html", headers={"If-None-Match": h["etag"]})

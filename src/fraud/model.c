@@ -1477,7 +1477,11 @@ static int booster_matches(umg_fmodel_t *m, const char *path, char *msg, size_t 
 {
     bst_ulong nfeat, len;
     const char **fn;
-    if (XGBoosterGetNumFeature(m->booster, &nfeat) != 0 || nfeat != m->nf) {
+    if (XGBoosterGetNumFeature(m->booster, &nfeat) != 0) {
+        return msgf(msg, cap, UMG_ECORRUPT, "the model file %s has no feature count (xgboost: %s)", path,
+                    XGBGetLastError());
+    }
+    if (nfeat != m->nf) {
         return msgf(msg, cap, UMG_ECORRUPT, "the model file %s has %lu features, its metadata %zu", path,
                     (unsigned long)nfeat, m->nf);
     }

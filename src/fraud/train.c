@@ -299,7 +299,7 @@ int umg_fraud_train_cli(int argc, char **argv)
     }
     printf("{\"app\":\"%s\",\"model\":\"%s\",\"version\":%u,\"installs\":%zu,\"train\":%llu,\"holdout\":%llu,"
            "\"holdout_day\":\"%s\",\"fraud_train\":%llu,\"fraud_holdout\":%llu,\"auc\":%.6f,\"threshold\":%g,"
-           "\"precision\":%.6f,\"recall\":%.6f,\"f1\":%.6f,\"target_precision\":%g,\"threshold_at_target\":%s%.6f,"
+           "\"precision\":%.6f,\"recall\":%.6f,\"f1\":%.6f,\"target_precision\":%g,\"threshold_at_target\":%s%.17g,"
            "\"recall_at_target\":%.6f}\n",
            app.public_id, path, umg_fmodel_version(model), m, (unsigned long long)mt.n_train,
            (unsigned long long)mt.n_holdout, day, (unsigned long long)mt.pos_train, (unsigned long long)mt.pos_holdout,

@@ -1341,8 +1341,11 @@ static void fraud_install_pre(umg_pipeline_t *p, const umg_event_t *ev, const um
     } else {
         x[UMG_FF_MATCH_CLASS] = 0;
     }
+    /* The windowed counters know nothing of an install dated more than fraud.horizon before it came (a
+     * backfill): their features are unknown then, not 0 (found in review). An install it counted is at least 1. */
+    const int counted = umg_fraud_in_window(obs->ts_us, m->recv_us, p->cfg.fraud_horizon_ms * 1000);
     x[UMG_FF_CLICKS_DEVICE_1H] =
-        (float)umg_fraud_counts_get(p->fc, UMG_FW_CLICK_DEVICE_HOUR, obs->app, obs->ids[0], obs->ts_us);
+        counted ? (float)umg_fraud_counts_get(p->fc, UMG_FW_CLICK_DEVICE_HOUR, obs->app, obs->ids[0], obs->ts_us) : nan;
     uint32_t day_clicks = 0; /* the device's own clicks among its candidates, in the day before the install */
     for (size_t i = 0; i < n; i++) {
         const umg_attr_touch_t *t = &p->touches[i];
@@ -1358,11 +1361,12 @@ static void fraud_install_pre(umg_pipeline_t *p, const umg_event_t *ev, const um
     x[UMG_FF_CLICKS_DEVICE_24H] = (float)day_clicks;
 
     x[UMG_FF_CLICKS_IP_1M] =
-        (float)umg_fraud_counts_get(p->fc, UMG_FW_CLICK_IP_MINUTE, obs->app, obs->fp.ip, obs->ts_us);
-    x[UMG_FF_CLICKS_IP_1H] = (float)umg_fraud_counts_get(p->fc, UMG_FW_CLICK_IP_HOUR, obs->app, obs->fp.ip, obs->ts_us);
-    x[UMG_FF_INSTALLS_IP_1H] = (float)c[0];
-    x[UMG_FF_INSTALLS_NET_1H] = (float)c[1];
-    x[UMG_FF_INSTALLS_FP_24H] = (float)c[2];
+        counted ? (float)umg_fraud_counts_get(p->fc, UMG_FW_CLICK_IP_MINUTE, obs->app, obs->fp.ip, obs->ts_us) : nan;
+    x[UMG_FF_CLICKS_IP_1H] =
+        counted ? (float)umg_fraud_counts_get(p->fc, UMG_FW_CLICK_IP_HOUR, obs->app, obs->fp.ip, obs->ts_us) : nan;
+    x[UMG_FF_INSTALLS_IP_1H] = c[0] != 0 ? (float)c[0] : nan;
+    x[UMG_FF_INSTALLS_NET_1H] = c[1] != 0 ? (float)c[1] : nan;
+    x[UMG_FF_INSTALLS_FP_24H] = c[2] != 0 ? (float)c[2] : nan;
     umg_attr_ua_t ua;
     if (umg_attr_ua_parse(ev->user_agent, &ua) == UMG_OK) {
         umg_attr_platform_t dp = umg_attr_platform_parse(ev->device.platform);

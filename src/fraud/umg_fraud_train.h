@@ -24,5 +24,7 @@ int umg_fraud_scorer_new(const char *data_dir, struct umg_apps_s *apps, umg_frau
 void umg_fraud_scorer_free(umg_fraud_scorer_t *s);
 /** umg_pipeline_fraud_t.score: UMG_OK with *score, UMG_ENOENT when the app has no model. */
 int umg_fraud_scorer_score(void *ctx, uint32_t app, const float *x, size_t nf, double *score);
+/* Tests: models the scorers loaded so far. */
+extern _Atomic long umg__fraud_scorer_loads;
 
 #endif

@@ -52,7 +52,6 @@ const char *const umg_fmodel_feature_names[UMG_FMODEL_NF] = {
 };
 
 #define MIN_ROWS 20
-#define MIN_SPLIT_ROWS 10
 #define MAX_TREE_DEPTH 16
 #define JSON_MAX (256u << 20)
 
@@ -810,9 +809,9 @@ static int check_split(const uint8_t *y, const uint8_t *hold, size_t n, umg_fmod
     const char *side[2] = {"training", "held-out"};
     uint64_t rows[2] = {mt->n_train, mt->n_holdout}, pos[2] = {mt->pos_train, mt->pos_holdout};
     for (int s = 0; s < 2; s++) {
-        if (rows[s] < MIN_SPLIT_ROWS) {
+        if (rows[s] < UMG_FMODEL_MIN_SPLIT_ROWS) {
             return msgf(msg, msglen, UMG_EINVAL, "the %s split has %llu rows (at least %d)", side[s],
-                        (unsigned long long)rows[s], MIN_SPLIT_ROWS);
+                        (unsigned long long)rows[s], UMG_FMODEL_MIN_SPLIT_ROWS);
         }
         if (pos[s] == 0 || pos[s] == rows[s]) {
             return msgf(msg, msglen, UMG_EINVAL, "the %s split has only %s rows (%llu): both classes are needed",

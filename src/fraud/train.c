@@ -66,6 +66,54 @@ static int row_cmp(const void *a, const void *b)
     return memcmp(&((const row_t *)a)->event_id, &((const row_t *)b)->event_id, sizeof(umg_uuid_t));
 }
 
+typedef struct dayrow_s {
+    int32_t day;
+    uint8_t y;
+} dayrow_t;
+
+static int dayrow_cmp(const void *a, const void *b)
+{
+    int32_t x = ((const dayrow_t *)a)->day, z = ((const dayrow_t *)b)->day;
+    return (x < z) - (x > z); /* the latest first */
+}
+
+/*
+ * The held-out day when none is given: the latest labelled day that can be held out (as many rows as a split
+ * needs, both classes), else the latest labelled one (and the training says why it cannot be). The latest day
+ * alone failed when it had a few labels, say training just after midnight (found in review).
+ */
+static int32_t default_holdout_day(const collect_t *col, const uint8_t *y)
+{
+    int32_t latest = INT32_MIN;
+    dayrow_t *d = umg_malloc((col->n + 1) * sizeof(*d));
+    size_t n = 0;
+    for (size_t i = 0; i < col->n; i++) {
+        if (y[i] != 2) {
+            latest = UMG_MAX(latest, col->rows[i].day);
+            if (d != NULL) {
+                d[n++] = (dayrow_t){col->rows[i].day, y[i]};
+            }
+        }
+    }
+    if (d == NULL) {
+        return latest;
+    }
+    qsort(d, n, sizeof(*d), dayrow_cmp);
+    int32_t pick = latest;
+    for (size_t i = 0, e; i < n; i = e) {
+        size_t pos = 0;
+        for (e = i; e < n && d[e].day == d[i].day; e++) {
+            pos += d[e].y;
+        }
+        if (e - i >= UMG_FMODEL_MIN_SPLIT_ROWS && pos > 0 && pos < e - i) {
+            pick = d[i].day;
+            break;
+        }
+    }
+    umg_free(d);
+    return pick;
+}
+
 static int col_of(const umg_slice_t *f, size_t n, const char *name)
 {
     for (size_t i = 0; i < n; i++) {
@@ -258,9 +306,7 @@ int umg_fraud_train_cli(int argc, char **argv)
     uint8_t *yy = umg_malloc(labelled + 1), *hold = umg_malloc(labelled + 1);
     size_t m = 0, nhold = 0;
     if (hday == NULL) {
-        for (size_t i = 0; i < col.n; i++) {
-            holdout_day = y[i] != 2 && col.rows[i].day > holdout_day ? col.rows[i].day : holdout_day;
-        }
+        holdout_day = default_holdout_day(&col, y);
     }
     for (size_t i = 0; X != NULL && yy != NULL && hold != NULL && i < col.n; i++) {
         if (y[i] == 2) {

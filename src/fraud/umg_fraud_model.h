@@ -104,6 +104,7 @@ typedef struct umg_fmodel_metrics_s {
  * training or the held-out split. UMG_ENOMEM; UMG_EIO when XGBoost fails
  * (its message in msg). *out and *metrics are written only on success.
  */
+#define UMG_FMODEL_MIN_SPLIT_ROWS 10 /* rows the training and the held-out split each need at least */
 int umg_fmodel_train(const float *X, const uint8_t *y, size_t n, size_t nf, const char *const *feature_names,
                      const umg_fmodel_train_opts_t *opts, umg_fmodel_t **out, umg_fmodel_metrics_t *metrics, char *msg,
                      size_t msglen);

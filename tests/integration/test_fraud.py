@@ -495,10 +495,21 @@ class ModelTest(FraudCase):
         self.gen(11, 6, l1, 1500)
         t = self.train(l1)
         self.assertEqual((t["version"], t["holdout_day"]), (1, self.last_day), t)
+        # A few labelled installs today (too few to hold out, one class): the default held-out day stays the
+        # latest that can be held out, not a refusal (found in review).
+        today = time.strftime("%Y-%m-%d", time.gmtime(now_ms() / 1000))
+        few = [harness.event(type="install", ts=now_ms() - MIN_MS, device=android(gaid())) for _ in range(3)]
+        self.send_events(few)
+        self.caught_up()
+        with open(l1, "a") as f:
+            for e in few:
+                f.write("install,%s,0,honest,,%s,,,\n" % (e["event_id"], today))
+        t = self.train(l1)
+        self.assertEqual((t["version"], t["holdout_day"]), (2, self.last_day), t)
         # The newest version is the one the daemon scores with.
         day = self.seen_day(l1)
         t = self.train(l1, "--holdout-day", day)
-        self.assertEqual((t["version"], t["holdout_day"]), (2, day), t)
+        self.assertEqual((t["version"], t["holdout_day"]), (3, day), t)
         self.assertGreater(t["fraud_holdout"], 5, t)
         self.assertGreaterEqual(t["auc"], 0.95, t)
         self.assertTrue(os.path.exists(t["model"]), t)

@@ -847,6 +847,10 @@ static void h2o_error_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **
         char *id = h2o_mem_alloc_pool(&req->pool, UMG_HTTP_REQID_LEN);
         make_request_id(req, id);
         h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, id, strlen(id));
+        if (t->srv->ssl != NULL) { /* as on every answer of ours over TLS (found in review) */
+            h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("strict-transport-security"), 0, NULL,
+                                  H2O_STRLIT("max-age=31536000"));
+        }
         ssize_t ct = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
         if (ct >= 0) {
             req->res.headers.entries[ct].value = h2o_iovec_init(H2O_STRLIT("application/json"));

@@ -317,6 +317,16 @@ class TlsTest(DaemonTestCase):
         out = self.export_ok(self.d, self.app)
         self.assertEqual([o["event_id"] for o in out], [e["event_id"]])
 
+    def test_hsts_on_h2o_error_answers_too(self):
+        """h2o's own answers (a body over twice the limit: 413 before any handler) carry HSTS like ours (found
+        in review)."""
+        code, ver, hdrs, body = curl(["-k", "--http1.1", "-X", "POST", "-H", "Content-Length: 9999999",
+                                      "-H", "Expect:", "--data-binary", "x",
+                                      "https://%s:%d/v1/events" % (self.d.host, self.d.port)])
+        self.assertEqual(code, 413, hdrs)
+        self.assertRegex(hdrs.lower(), r"strict-transport-security: max-age=\d+")
+        self.assertRegex(hdrs.lower(), r"x-request-id: \S+")
+
     def test_alpn_offers_h2(self):
         ctx = unverified_context()
         ctx.set_alpn_protocols(["h2", "http/1.1"])

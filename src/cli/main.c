@@ -27,6 +27,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define UMG_VERSION "0.1.0"
@@ -436,13 +437,13 @@ static int cmd_serve(int argc, char **argv)
         {"web", required_argument, NULL, 'w'},      {"set", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
-    /* Pass 1: the config file, so flags override it whatever their order. */
-    for (int i = 1; i < argc; i++) {
-        const char *file = NULL;
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-            file = argv[i + 1];
-        } else if (strncmp(argv[i], "--config=", 9) == 0) {
-            file = argv[i] + 9;
+    /* Pass 1: the config file, so flags override it whatever their order. getopt takes any unique start of a long
+     * option ("--conf"), and so does this pass (it ignored one before: found in review). */
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        const char *file = NULL, *a = argv[i], *eq = strchr(a, '=');
+        size_t nl = eq != NULL ? (size_t)(eq - a) : strlen(a);
+        if (nl > 2 && strncmp(a, "--", 2) == 0 && strncmp("config", a + 2, nl - 2) == 0) {
+            file = eq != NULL ? eq + 1 : i + 1 < argc ? argv[++i] : NULL;
         }
         if (file != NULL && umg_config_load_file(serve_items, n, &cfg, file, err, sizeof(err)) != UMG_OK) {
             fprintf(stderr, "unmogrowp serve: %s\n", err);
@@ -453,7 +454,6 @@ static int cmd_serve(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         const char *key = NULL;
-        char kv[1024];
         switch (c) {
         case 'd': key = "data"; break;
         case 'l': key = "listen"; break;
@@ -464,14 +464,16 @@ static int cmd_serve(int argc, char **argv)
         case 'c': continue;
         case 'h': usage_serve(stdout); return 0;
         case 's': {
-            snprintf(kv, sizeof(kv), "%s", optarg);
-            char *eq = strchr(kv, '=');
-            if (eq == NULL) {
+            /* The value whole, however long (a copy into a fixed buffer cut long lists: found in review). */
+            const char *eq = strchr(optarg, '=');
+            char *k = eq != NULL ? umg_strndup(optarg, (size_t)(eq - optarg)) : NULL;
+            if (eq == NULL || k == NULL) {
                 fprintf(stderr, "unmogrowp serve: --set takes KEY=VALUE, got '%s'\n", optarg);
                 return 2;
             }
-            *eq = '\0';
-            if (umg_config_set(serve_items, n, &cfg, kv, eq + 1, err, sizeof(err)) != UMG_OK) {
+            int src = umg_config_set(serve_items, n, &cfg, k, eq + 1, err, sizeof(err));
+            umg_free(k);
+            if (src != UMG_OK) {
                 fprintf(stderr, "unmogrowp serve: %s\n", err);
                 return 2;
             }
@@ -490,6 +492,10 @@ static int cmd_serve(int argc, char **argv)
     }
     if (umg_log_level_parse(cfg.log_level, &umg_log_min_level) != UMG_OK) {
         fprintf(stderr, "unmogrowp serve: log_level must be debug, info, warn or error\n");
+        return 2;
+    }
+    if (cfg.data == NULL || cfg.data[0] == '\0') {
+        fprintf(stderr, "unmogrowp serve: data (--data) must name a directory\n");
         return 2;
     }
     umg_bus_config_t bc;
@@ -1192,6 +1198,9 @@ static int cmd_config_docs(void)
 
 int main(int argc, char **argv)
 {
+    /* What the daemon and the commands write is theirs alone: meta.db holds app secrets and password hashes, the
+     * log raw IPs and device ids (they were 0644 in a 0755 directory: found in review). */
+    umask(077);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         usage_main(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

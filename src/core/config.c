@@ -314,7 +314,7 @@ static int split_line(char *line, char **key, char **value)
         return UMG_OK;
     }
     for (char *p = v; *p != '\0'; p++) {
-        if (*p == '#' && p > v && isspace((unsigned char)p[-1])) {
+        if (*p == '#' && (p == v || isspace((unsigned char)p[-1]))) { /* "key = # note": an empty value */
             *p = '\0';
             break;
         }

@@ -14,7 +14,9 @@
 #include "umg_fraud_model.h"
 #include "umg_store.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -233,18 +235,34 @@ int umg_fraud_train_cli(int argc, char **argv)
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        /* Numbers whole or not at all: "abc", "7x" or an overflow were read as a default or a part, and trained a
+         * model all the same (found in review). */
+        char *end = NULL;
+        errno = 0;
         switch (c) {
         case 'd': data = optarg; break;
         case 'a': app_id = optarg; break;
         case 'l': labels = optarg; break;
         case 'H': hday = optarg; break;
-        case 'r': to.rounds = atoi(optarg); break;
-        case 'D': to.max_depth = atoi(optarg); break;
-        case 'e': to.eta = atof(optarg); break;
-        case 's': to.seed = strtoull(optarg, NULL, 10); break;
-        case 't': to.threshold = atof(optarg); break;
+        case 'r': to.rounds = (int)UMG_MIN(strtol(optarg, &end, 10), INT_MAX); break;
+        case 'D': to.max_depth = (int)UMG_MIN(strtol(optarg, &end, 10), INT_MAX); break;
+        case 'e': to.eta = strtod(optarg, &end); break;
+        case 's':
+            to.seed = strtoull(optarg, &end, 10);
+            errno = optarg[0] == '-' ? ERANGE : errno;
+            break;
+        case 't': to.threshold = strtod(optarg, &end); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
+        }
+        if (end != NULL && (end == optarg || *end != '\0' || errno != 0)) {
+            fprintf(stderr, "unmogrowp fraud train: '%s' is not a number for --%s\n", optarg,
+                    c == 'r'   ? "rounds"
+                    : c == 'D' ? "max-depth"
+                    : c == 'e' ? "eta"
+                    : c == 's' ? "seed"
+                               : "threshold");
+            return 2;
         }
     }
     int32_t holdout_day = INT32_MIN;

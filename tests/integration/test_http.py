@@ -511,5 +511,62 @@ class CliHelpTest(unittest.TestCase):
                 self.assertIn("unmogrowp " + " ".join(c), out, "admin --help leaves out " + " ".join(c))
 
 
+
+class CliConfigTest(DaemonTestCase):
+    """Found in review: the data directory's files were readable by every local user; an abbreviated --config
+    was ignored; --set cut long values; an empty --data was taken."""
+
+    def test_data_is_private(self):
+        d = self.daemon(start=False)
+        app = d.create_app("acme", "game", "android")
+        d.start()
+        self.assertEqual(self.ingest_ok(d, app, event())["accepted"], 1)
+        self.assertEqual(os.stat(d.data_dir).st_mode & 0o777, 0o700)
+        self.assertEqual(os.stat(os.path.join(d.data_dir, "meta.db")).st_mode & 0o077, 0)
+        logs = [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(d.data_dir, "log")) for f in fs]
+        self.assertTrue(logs)
+        for f in logs:
+            self.assertEqual(os.stat(f).st_mode & 0o077, 0, f)
+
+    def run_serve(self, *args):
+        p = subprocess.run([binary(), "serve"] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=30)
+        return p.returncode, p.stderr.decode("utf-8", "replace")
+
+    def test_abbreviated_config_and_empty_data(self):
+        conf = os.path.join(self.tmpdir(), "bad.conf")
+        with open(conf, "w") as f:
+            f.write("bogus = 1\n")
+        data = os.path.join(self.tmpdir(), "d")
+        for flag in (["--conf", conf], ["--con=" + conf], ["--config", conf]):
+            rc, err = self.run_serve("--data", data, "--listen", "127.0.0.1:0", *flag)
+            self.assertEqual(rc, 2, (flag, err))
+            self.assertIn("unknown key 'bogus'", err)
+        rc, err = self.run_serve("--data", "", "--listen", "127.0.0.1:0")
+        self.assertEqual(rc, 2, err)
+        self.assertIn("data", err)
+
+    def test_fraud_train_numbers_whole(self):
+        """`fraud train --rounds abc` trained 100 rounds, `7x` 7, `--seed -1` 2^64-1 (found in review)."""
+        data = os.path.join(self.tmpdir(), "d")
+        for flag, value in (("--rounds", "abc"), ("--rounds", "7x"), ("--eta", "nope"), ("--seed", "-1"),
+                            ("--threshold", "")):
+            p = subprocess.run([binary(), "fraud", "train", "--data", data, "--app", "app_x", "--labels", "l.csv",
+                                flag, value], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+            self.assertEqual(p.returncode, 2, (flag, value, p.stderr))
+            self.assertIn(b"is not a number for " + flag.encode(), p.stderr)
+        self.assertFalse(os.path.exists(data))
+
+    def test_long_set_value_is_whole(self):
+        # 996 bytes of prefixes, then one whose middle sits where the old 1024-byte buffer cut "KEY=VALUE":
+        # cut, it read "127.0", not an address, and the daemon refused to start.
+        filler = ",".join(["10.0.0.0/24"] * 82 + ["10.0.0.10/32"])
+        self.assertEqual(len(filler), 996)
+        proxies = filler + ",127.0.0.1/32"
+        d = self.daemon(extra_args=["--set", "http.trusted_proxies=" + proxies])
+        st, h, data = d.request("GET", "/healthz")
+        self.assertEqual(st, 200)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -1069,6 +1069,10 @@ static void test_config_file(void **state)
     assert_string_equal(c.name, "has # hash and  spaces ");
     assert_int_equal(c.seg_bytes, 128 << 20);
     assert_int_equal(c.timeout_ms, 1500);
+    /* A value that is only a comment is empty, not the comment (found in review). */
+    write_text(path, "name =    # none for now\n");
+    assert_int_equal(umg_config_load_file(cfg_items, NCFG, &c, path, err, sizeof(err)), UMG_OK);
+    assert_string_equal(c.name, "");
 
     write_text(path, "workers = 2\n# x\nbogus = 1\n");
     assert_int_equal(umg_config_load_file(cfg_items, NCFG, &c, path, err, sizeof(err)), UMG_ENOENT);

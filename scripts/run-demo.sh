@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 DATA=${DATA:-./data}
 LISTEN=${LISTEN:-127.0.0.1:8080}
 BIN=${UMG_BIN:-build/unmogrowp}
+# The data directory and what is written in it are private, as the daemon writes them (the demo's keys are
+# in demo-app.json).
+umask 077
 mkdir -p "$DATA"
 
 if [ ! -s "$DATA/demo-app.json" ]; then

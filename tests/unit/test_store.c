@@ -1196,7 +1196,8 @@ static void on_done(umg_bus_batch_t *b, int status)
 }
 
 /* Appends one record (a touch or an event in stored JSON) and waits until it is durable. */
-static void append(const umg_bus_ops_t *ops, umg_bus_t *bus, int kind, int64_t ts, const char *json)
+/* A record of app 1 received at recv (append: at its own time ts), acknowledged. */
+static void append_at(const umg_bus_ops_t *ops, umg_bus_t *bus, int kind, int64_t ts, int64_t recv, const char *json)
 {
     done_t d;
     atomic_init(&d.status, 1);
@@ -1205,7 +1206,7 @@ static void append(const umg_bus_ops_t *ops, umg_bus_t *bus, int kind, int64_t t
     r.app = 1;
     r.kind = (uint8_t)kind;
     r.event_us = ts;
-    r.recv_us = ts;
+    r.recv_us = recv;
     umg_uuid_v4(&r.id);
     r.payload = json;
     r.len = (uint32_t)strlen(json);
@@ -1215,6 +1216,11 @@ static void append(const umg_bus_ops_t *ops, umg_bus_t *bus, int kind, int64_t t
         usleep(1000);
     }
     assert_int_equal(atomic_load(&d.status), UMG_OK);
+}
+
+static void append(const umg_bus_ops_t *ops, umg_bus_t *bus, int kind, int64_t ts, const char *json)
+{
+    append_at(ops, bus, kind, ts, ts, json);
 }
 
 static void stored_touch(char *out, size_t cap, int64_t ts, const char *gaid, const char *source, const char *click)
@@ -1473,23 +1479,7 @@ static void test_pipeline_features_outside_the_horizon(void **state)
                  "\"ip\":\"203.0.113.9\",\"device\":{\"gaid\":\"38400000-8cf0-11bd-b23e-10b96e40000%d\","
                  "\"platform\":\"android\"}}",
                  id, t, rt, k);
-        done_t d;
-        atomic_init(&d.status, 1);
-        umg_bus_rec_t r;
-        memset(&r, 0, sizeof(r));
-        r.app = 1;
-        r.kind = UMG_BUS_KIND_EVENT;
-        r.event_us = ts;
-        r.recv_us = recv;
-        umg_uuid_v4(&r.id);
-        r.payload = j;
-        r.len = (uint32_t)strlen(j);
-        umg_bus_batch_t b = {.recs = &r, .n = 1, .done = on_done, .data = &d};
-        assert_int_equal(ops->submit(e.bus, &b), UMG_OK);
-        for (int i = 0; i < 5000 && atomic_load(&d.status) == 1; i++) {
-            usleep(1000);
-        }
-        assert_int_equal(atomic_load(&d.status), UMG_OK);
+        append_at(ops, e.bus, UMG_BUS_KIND_EVENT, ts, recv, j);
     }
     umg_pipeline_config_t pc;
     umg_pipeline_config_defaults(&pc);

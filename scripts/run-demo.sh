@@ -87,6 +87,7 @@ Attribution of the demo traffic (every install with the touch that earned it; mu
 Reports (docs/reports.md): per day and network, cohorts, in the app's time zone and currency:
   curl -s 'http://$ADDR/v1/reports/overview?app=$APP_ID&from=$(date -u -d '14 days ago' +%F)&to=$(date -u +%F)&group_by=source&metrics=installs,cost,cpi,revenue,roas' -H 'X-App-Secret: $APP_SECRET'
   curl -s 'http://$ADDR/v1/reports/cohorts?app=$APP_ID&from=$(date -u -d '14 days ago' +%F)&to=$(date -u +%F)&group_by=source&days=0,1,3,7&metric=retention' -H 'X-App-Secret: $APP_SECRET'
+  curl -s 'http://$ADDR/v1/reports/overview?app=$APP_ID&from=$(date -u -d '14 days ago' +%F)&to=$(date -u +%F)&group_by=campaign&credit=re_engagement' -H 'X-App-Secret: $APP_SECRET'
 Fraud (docs/fraud.md): what the rules rejected, by rule and network; train the model on the demo's labels:
   curl -s 'http://$ADDR/v1/reports/fraud?app=$APP_ID&from=$(date -u -d '14 days ago' +%F)&to=$(date -u +%F)&group_by=source,reason' -H 'X-App-Secret: $APP_SECRET'
   $BIN fraud train --data $DATA --app $APP_ID --labels $DATA/demo-fraud-labels.csv

@@ -896,6 +896,12 @@ static umg_slice_t locale_region(umg_slice_t loc, char out[3])
     return found;
 }
 
+/* An amount in micro-units, rounded half up. */
+static int64_t revenue_micros(double revenue)
+{
+    return (int64_t)floor(revenue * 1e6 + 0.5);
+}
+
 /* A click's or impression's count on its day, under its own dimensions and its User-Agent's platform. */
 static int roll_touch(umg_pipeline_t *p, const umg_attr_touch_t *a)
 {
@@ -914,8 +920,11 @@ static int roll_touch(umg_pipeline_t *p, const umg_attr_touch_t *a)
     umg_rollup_key_t k;
     rkey(&k, local_day(app_of(p, a->app), a->ts_us), &dims, 0, plat);
     int fraud = (a->flags & UMG_ATTR_TF_FRAUD) != 0;
-    rc = fraud ? UMG_OK
-               : radd(p, UMG_RT_MAIN, &k, a->type == UMG_ATTR_IMPRESSION ? UMG_RM_IMPRESSIONS : UMG_RM_CLICKS, 1);
+    size_t vi = a->type == UMG_ATTR_IMPRESSION ? UMG_RM_IMPRESSIONS : UMG_RM_CLICKS;
+    rc = fraud ? UMG_OK : radd(p, UMG_RT_MAIN, &k, vi, 1);
+    if (rc == UMG_OK && !fraud && (a->flags & UMG_ATTR_TF_RETARGETING) != 0) {
+        rc = radd(p, UMG_RT_REENG_MAIN, &k, vi, 1); /* the re-engagement view's touches */
+    }
     if (rc == UMG_OK && a->reason != 0) { /* rejected: not a click of the source's; flagged: both */
         k.x[0] = a->reason;
         k.x[1] = a->type == UMG_ATTR_IMPRESSION ? UMG_RF_IMPRESSION : UMG_RF_CLICK;
@@ -1018,6 +1027,47 @@ static int roll_activity(umg_pipeline_t *p, umg_store_device_t *dev, const umg_s
 }
 
 /*
+ * Re-engagement credit (rule 5, docs/attribution.md): a session, event or purchase while the device's latest
+ * re-engagement runs (from its session, inclusive, for reengagement_window_days) counts again, under the
+ * retargeting click, in the re-engagement tables. Distinct devices per day through the device's day sets.
+ */
+static int roll_reeng(umg_pipeline_t *p, const app_ent_t *e, const umg_event_t *ev, umg_store_device_t *dev,
+                      int32_t day)
+{
+    umg_attr_credit_t cr;
+    if (umg_attr_credit_event(&e->s, &dev->attr, ev->ts_us, &cr) != UMG_OK || !cr.reeng_active) {
+        return UMG_OK;
+    }
+    umg_rollup_key_t k;
+    rkey(&k, day, &cr.reeng, dev->country, dev->platform);
+    int added = 0;
+    int rc = umg_store_event_day(p->tx, dev, UMG_STORE_EVDAY_REENG_ACTIVE, day, &added);
+    rc = rc ? rc : added ? radd(p, UMG_RT_REENG_MAIN, &k, UMG_RM_ACTIVE, 1) : UMG_OK;
+    if (rc == UMG_OK && ev->type == UMG_EV_SESSION) {
+        rc = radd(p, UMG_RT_REENG_MAIN, &k, UMG_RM_SESSIONS, 1);
+    }
+    if (rc == UMG_OK && (ev->type == UMG_EV_EVENT || ev->type == UMG_EV_PURCHASE) && ev->name.len > 0) {
+        umg_rollup_key_t ek = k;
+        rc = umg_store_intern(p->tx, ev->name, &ek.x[0]);
+        rc = rc ? rc : radd(p, UMG_RT_REENG_EVENT, &ek, 0, 1);
+        rc = rc ? rc : umg_store_event_day(p->tx, dev, UMG_STORE_EVDAY_REENG | ek.x[0], day, &added);
+        rc = rc ? rc : added ? radd(p, UMG_RT_REENG_EVENT, &ek, 1, 1) : UMG_OK;
+    }
+    if (rc == UMG_OK && ev->has_revenue) {
+        int64_t micros = revenue_micros(ev->revenue);
+        umg_rollup_key_t rk = k;
+        rc = umg_store_intern(p->tx, umg_slice(ev->currency, strnlen(ev->currency, 3)), &rk.x[0]);
+        rc = rc ? rc : radd(p, UMG_RT_REENG_REVENUE, &rk, 0, micros);
+        rc = rc ? rc : radd(p, UMG_RT_REENG_REVENUE, &rk, 1, 1);
+        if (rc == UMG_OK && micros > 0) {
+            rc = umg_store_event_day(p->tx, dev, UMG_STORE_EVDAY_REENG_PAYING, day, &added);
+            rc = rc ? rc : added ? radd(p, UMG_RT_REENG_MAIN, &k, UMG_RM_PAYING, 1) : UMG_OK;
+        }
+    }
+    return rc;
+}
+
+/*
  * What an install, session or event adds to the rollups (docs/reports.md), and the device's report state:
  * called after the decision was applied to dev, before dev is written back.
  */
@@ -1070,6 +1120,7 @@ static int roll_event(umg_pipeline_t *p, const umg_event_t *ev, umg_store_device
         umg_rollup_key_t rk;
         rkey(&rk, day, &dev->attr.reeng, dev->country, dev->platform);
         rc = radd(p, UMG_RT_MAIN, &rk, UMG_RM_REENGAGEMENTS, 1);
+        rc = rc ? rc : radd(p, UMG_RT_REENG_MAIN, &rk, UMG_RM_REENGAGEMENTS, 1);
         break;
     }
     default: rc = UMG_OK; break;
@@ -1126,7 +1177,7 @@ static int roll_event(umg_pipeline_t *p, const umg_event_t *ev, umg_store_device
         }
     }
     if (rc == UMG_OK && ev->has_revenue) {
-        int64_t micros = (int64_t)floor(ev->revenue * 1e6 + 0.5);
+        int64_t micros = revenue_micros(ev->revenue);
         uint32_t cur;
         rc = umg_store_intern(p->tx, umg_slice(ev->currency, strnlen(ev->currency, 3)), &cur);
         umg_rollup_key_t rk = k;
@@ -1141,6 +1192,9 @@ static int roll_event(umg_pipeline_t *p, const umg_event_t *ev, umg_store_device
         if (rc == UMG_OK && micros > 0 && umg_store_dayset_add(&dev->paying, day) != 0) {
             rc = radd(p, UMG_RT_MAIN, &k, UMG_RM_PAYING, 1);
         }
+    }
+    if (rc == UMG_OK && ev->type != UMG_EV_INSTALL) {
+        rc = roll_reeng(p, e, ev, dev, day);
     }
     return rc;
 }

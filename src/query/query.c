@@ -96,6 +96,7 @@ struct umg_query_s {
     int sort_dim, sort_metric, sort_desc; /* -1: not that */
     size_t limit;
     int csv;
+    int reeng; /* credit=re_engagement: the re-engagement tables in place of MAIN, REVENUE and EVENT */
     size_t ndays;
     uint8_t days[UMG_QUERY_MAX_COHORT_DAYS];
     cmetric_t cmetric;
@@ -245,11 +246,26 @@ static int parse_metric(umg_query_t *q, umg_slice_t it, umg_query_error_t *err)
     return UMG_OK;
 }
 
+/* Whether a metric has a meaning under credit=re_engagement: installs keep their install attribution, and the
+ * fraud rollups have no re-engagement view. */
+static int reeng_metric(const metric_t *m)
+{
+    switch (m->kind) {
+    case MK_MAIN:
+        return m->arg == UMG_RM_IMPRESSIONS || m->arg == UMG_RM_CLICKS || m->arg == UMG_RM_REENGAGEMENTS ||
+               m->arg == UMG_RM_SESSIONS || m->arg == UMG_RM_ACTIVE || m->arg == UMG_RM_PAYING;
+    case MK_RATIO: return m->arg == R_CTR || m->arg == R_ARPU || m->arg == R_ARPPU || m->arg == R_ROAS;
+    case MK_FRAUD: return 0;
+    default: return 1;
+    }
+}
+
 static int parse_metrics(umg_query_t *q, umg_slice_t v, umg_query_error_t *err)
 {
     static const char defaults[] = "installs,organic_installs,clicks,impressions,revenue,cost,roas";
+    static const char reeng_defaults[] = "re_engagements,sessions,clicks,impressions,revenue,cost,roas";
     if (v.ptr == NULL) {
-        v = UMG_SLICE(defaults);
+        v = q->reeng ? UMG_SLICE(reeng_defaults) : UMG_SLICE(defaults);
     }
     if (v.len == 0) {
         return fail(err, "invalid_value", "metrics", "metrics must name at least one metric");
@@ -266,6 +282,13 @@ static int parse_metrics(umg_query_t *q, umg_slice_t v, umg_query_error_t *err)
         int rc = parse_metric(q, it, err);
         if (rc != UMG_OK) {
             return rc;
+        }
+        if (q->reeng && !reeng_metric(&q->m[q->nm - 1])) {
+            return fail(err, "invalid_value", "metrics",
+                        "\"%.*s\" has no re-engagement credit; with credit=re_engagement: impressions, clicks, ctr, "
+                        "re_engagements, sessions, active_devices, paying_devices, event:, event_unique:, revenue, "
+                        "arpu, arppu, cost, roas",
+                        SHOWN(it));
         }
     }
     return UMG_OK;
@@ -443,8 +466,8 @@ static int parse_cohort(umg_query_t *q, const umg_query_params_t *p, umg_query_e
 /* Copies every parameter into one block the query owns; the slices are moved onto it. */
 static int own_params(umg_query_t *q, umg_query_params_t *p)
 {
-    umg_slice_t *all[] = {&p->from, &p->to,    &p->group_by, &p->metrics, &p->filter,
-                          &p->sort, &p->limit, &p->format,   &p->days,    &p->metric};
+    umg_slice_t *all[] = {&p->from,  &p->to,     &p->group_by, &p->metrics, &p->filter, &p->sort,
+                          &p->limit, &p->format, &p->days,     &p->metric,  &p->credit};
     size_t n = 1;
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         n += all[i]->ptr != NULL ? all[i]->len + 1 : 0;
@@ -477,6 +500,15 @@ int umg_query_parse(umg_query_kind_t kind, const umg_query_params_t *params, umg
     int rc = own_params(q, &p);
     rc = rc ? rc : umg_query_parse_period(p.from, p.to, &q->from, &q->to, err);
     rc = rc ? rc : parse_group_by(q, p.group_by, err);
+    if (rc == UMG_OK && p.credit.ptr != NULL) {
+        if (umg_slice_eq(p.credit, "re_engagement") && kind == UMG_QUERY_OVERVIEW) {
+            q->reeng = 1;
+        } else if (!umg_slice_eq(p.credit, "install")) {
+            rc = fail(err, "invalid_value", "credit",
+                      kind == UMG_QUERY_OVERVIEW ? "credit must be install or re_engagement"
+                                                 : "cohorts are by install: credit must be install");
+        }
+    }
     if (rc == UMG_OK && kind == UMG_QUERY_OVERVIEW) {
         rc = parse_metrics(q, p.metrics, err);
         rc = rc ? rc : parse_sort(q, p.sort, err);
@@ -892,6 +924,7 @@ typedef struct qctx_s {
     uint32_t span; /* days in the period */
     umg_arena_t arena;
     u64map_t strids; /* hash of a string -> index into strs (string -> id cache) */
+    u64map_t rtcamp; /* credit=re_engagement: (source << 32 | campaign) of the retargeting campaigns */
     umg_slice_t *strs;
     uint32_t *strid;
     size_t nstrs, strcap;
@@ -1252,6 +1285,11 @@ static int convert(qctx_t *c, uint32_t dayoff, uint32_t cur, int64_t sum, int64_
 
 /* ---------------------------------------------------------------- costs */
 
+static inline uint64_t camp_key(const uint32_t *dim)
+{
+    return (uint64_t)dim[UMG_RD_SOURCE] << 32 | dim[UMG_RD_CAMPAIGN];
+}
+
 static int cost_row(void *ctx, const umg_query_cost_t *r)
 {
     qctx_t *c = ctx;
@@ -1283,7 +1321,7 @@ static int cost_row(void *ctx, const umg_query_cost_t *r)
         c->rc = rc;
         return 1;
     }
-    if (ids_ok(c, o->dim)) {
+    if (ids_ok(c, o->dim) && (!c->q->reeng || u64map_get(&c->rtcamp, camp_key(o->dim)) != NULL)) {
         c->ncosts++;
     }
     return 0;
@@ -1293,6 +1331,18 @@ static int load_costs(qctx_t *c, int32_t to)
 {
     if (c->in->costs == NULL) {
         return UMG_OK;
+    }
+    if (c->q->reeng) {
+        /* The re-engagement view's costs are those of retargeting campaigns: the (source, campaign) pairs
+         * with retargeting touches or re-engagement credit on any day (cost_row drops the others). */
+        const umg_rollup_view_t *v = &c->in->tables[UMG_RT_MAIN];
+        for (size_t i = 0; i < v->n; i++) {
+            const uint32_t d[UMG_RD_N] = {
+                [UMG_RD_SOURCE] = v->dim[UMG_RD_SOURCE][i], [UMG_RD_CAMPAIGN] = v->dim[UMG_RD_CAMPAIGN][i]};
+            if (u64map_at(&c->rtcamp, camp_key(d), 1) == NULL) {
+                return UMG_ENOMEM;
+            }
+        }
     }
     int rc = c->in->costs(c->in->ctx, c->from, to, cost_row, c);
     return c->rc != UMG_OK ? c->rc : rc;
@@ -2246,6 +2296,9 @@ static int put_head(qctx_t *c, umg_buf_t *o)
     rc = rc ? rc : umg_buf_json_str(o, c->in->timezone, strlen(c->in->timezone));
     rc = rc ? rc : umg_buf_printf(o, ",\"currency\":");
     rc = rc ? rc : umg_buf_json_str(o, c->in->currency, strlen(c->in->currency));
+    if (rc == UMG_OK && c->q->kind == UMG_QUERY_OVERVIEW) {
+        rc = umg_buf_printf(o, ",\"credit\":\"%s\"", c->q->reeng ? "re_engagement" : "install");
+    }
     rc = rc ? rc : umg_buf_printf(o, ",\"group_by\":[");
     for (size_t j = 0; j < c->k && rc == UMG_OK; j++) {
         rc = umg_buf_printf(o, "%s\"%s\"", j ? "," : "", dim_names[c->gd[j]]);
@@ -3089,6 +3142,14 @@ int umg_query_run(const umg_query_t *q, const umg_query_input_t *in, umg_buf_t *
     if (c == NULL) {
         return UMG_ENOMEM;
     }
+    umg_query_input_t reeng;
+    if (q->reeng) { /* the same report over the re-engagement credit's tables (their layouts are the same) */
+        reeng = *in;
+        reeng.tables[UMG_RT_MAIN] = in->tables[UMG_RT_REENG_MAIN];
+        reeng.tables[UMG_RT_REVENUE] = in->tables[UMG_RT_REENG_REVENUE];
+        reeng.tables[UMG_RT_EVENT] = in->tables[UMG_RT_REENG_EVENT];
+        in = &reeng;
+    }
     c->q = q;
     c->in = in;
     c->from = q->from;
@@ -3105,6 +3166,7 @@ int umg_query_run(const umg_query_t *q, const umg_query_input_t *in, umg_buf_t *
         dmap_free(&c->dm[d]);
     }
     u64map_free(&c->strids);
+    u64map_free(&c->rtcamp);
     dmap_free(&c->curmap);
     umg_free(c->strs);
     umg_free(c->strid);

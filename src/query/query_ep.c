@@ -244,7 +244,7 @@ static void report(umg_http_req_t *req, void *thread_data, umg_query_kind_t kind
     const param_t names[] = {{"from", &p.from},       {"to", &p.to},         {"group_by", &p.group_by},
                              {"metrics", &p.metrics}, {"filter", &p.filter}, {"sort", &p.sort},
                              {"limit", &p.limit},     {"format", &p.format}, {"days", &p.days},
-                             {"metric", &p.metric}};
+                             {"metric", &p.metric},   {"credit", &p.credit}};
     if (report_begin(req, thread_data, 1, names, UMG_ARRAY_SIZE(names), &ing, &app) != 0) {
         return;
     }

@@ -27,13 +27,14 @@ typedef enum { UMG_QUERY_OVERVIEW = 0, UMG_QUERY_COHORTS = 1 } umg_query_kind_t;
 typedef struct umg_query_params_s {
     umg_slice_t from, to, group_by, metrics, filter, sort, limit, format; /* overview (and cohorts) */
     umg_slice_t days, metric;                                             /* cohorts */
+    umg_slice_t credit; /* overview: "install" (default) or "re_engagement" */
 } umg_query_params_t;
 
 /* Why a request was refused: answer 400 with {"error": {code, field, message}}. */
 typedef struct umg_query_error_s {
     const char *code;  /* "required", "invalid_value", "range_too_large" (static) */
     const char *field; /* the parameter (static) */
-    char message[192];
+    char message[320];
 } umg_query_error_t;
 
 typedef struct umg_query_s umg_query_t;

@@ -109,11 +109,23 @@ struct umg_rollup_delta_s {
 };
 
 _Static_assert(sizeof(qadd_t) == 64, "a queued add is one cache line");
+_Static_assert(UMG_RT_COUNT <= 32, "a table fits the 5 bits key_hash gives it");
 _Static_assert(sizeof(umg_rollup_key_t) == 40, "the key is 40 bytes without padding: five words to hash");
 
 static const uint8_t nvalues[UMG_RT_COUNT] = {
-    [UMG_RT_MAIN] = UMG_RM_N, [UMG_RT_REVENUE] = 2,  [UMG_RT_EVENT] = 2, [UMG_RT_COHORT] = 1, [UMG_RT_COHORT_DAY] = 2,
-    [UMG_RT_COHORT_REV] = 2,  [UMG_RT_ACTIVITY] = 2, [UMG_RT_FRAUD] = 2, [UMG_RT_CTIT] = 7,   [UMG_RT_SCORE] = 10,
+    [UMG_RT_MAIN] = UMG_RM_N,
+    [UMG_RT_REVENUE] = 2,
+    [UMG_RT_EVENT] = 2,
+    [UMG_RT_COHORT] = 1,
+    [UMG_RT_COHORT_DAY] = 2,
+    [UMG_RT_COHORT_REV] = 2,
+    [UMG_RT_ACTIVITY] = 2,
+    [UMG_RT_FRAUD] = 2,
+    [UMG_RT_CTIT] = 7,
+    [UMG_RT_SCORE] = 10,
+    [UMG_RT_REENG_MAIN] = UMG_RM_N,
+    [UMG_RT_REENG_REVENUE] = 2,
+    [UMG_RT_REENG_EVENT] = 2,
 };
 
 size_t umg_rollup_nvalues(umg_rollup_table_t t)
@@ -135,7 +147,7 @@ static inline uint64_t key_hash(uint32_t app, umg_rollup_table_t t, const umg_ro
 {
     uint64_t w[5];
     memcpy(w, k, sizeof(w));
-    uint64_t seed = ((uint64_t)app << 3 | (uint64_t)t) ^ UINT64_C(0x5851F42D4C957F2D);
+    uint64_t seed = ((uint64_t)app << 5 | (uint64_t)t) ^ UINT64_C(0x5851F42D4C957F2D);
     uint64_t a = fold_mul(w[0] ^ UINT64_C(0x9E3779B97F4A7C15), w[1] ^ seed);
     uint64_t b = fold_mul(w[2] ^ UINT64_C(0xC2B2AE3D27D4EB4F), w[3] ^ UINT64_C(0x165667B19E3779F9));
     return fold_mul(a ^ w[4] ^ UINT64_C(0xD6E8FEB86659FD93), b ^ seed ^ UINT64_C(0xA0761D6478BD642F));

@@ -59,6 +59,15 @@ typedef enum {
      * score decile; x[0] = 1: v[0] scored, v[1] at or over the threshold, v[2] over it and rejected by a
      * rule, v[3] under it and rejected by a rule. */
     UMG_RT_SCORE = 9,
+    /* Re-engagement credit (rule 5 of docs/attribution.md): what a re-engaged device does while its
+     * re-engagement runs, credited to the retargeting click that re-engaged it. Dimensions: that click's
+     * source..site, the device's country and platform. Layouts as UMG_RT_MAIN, _REVENUE and _EVENT. MAIN's
+     * counters kept: IMPRESSIONS and CLICKS (retargeting touches, under their own dimensions as in
+     * UMG_RT_MAIN), REENGAGEMENTS, SESSIONS, ACTIVE and PAYING (distinct re-engaged devices); the others
+     * stay 0. */
+    UMG_RT_REENG_MAIN = 10,
+    UMG_RT_REENG_REVENUE = 11,
+    UMG_RT_REENG_EVENT = 12,
     UMG_RT_COUNT
 } umg_rollup_table_t;
 

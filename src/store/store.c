@@ -62,8 +62,9 @@ static const unsigned db_flags[DB_COUNT] = {
     [DB_SEEN] = MDB_INTEGERKEY,  [DB_RLOG] = MDB_INTEGERKEY,  [DB_DIMS] = MDB_INTEGERKEY};
 
 /* The layout of what the store holds. A store of another format is emptied at open and rebuilt by the
- * pipeline from the event log (the log is the source of truth). 2: device report fields, rollups. */
-#define STORE_FORMAT 3
+ * pipeline from the event log (the log is the source of truth). 2: device report fields, rollups. 4: the
+ * re-engagement credit's rollups (a store of 3 lacks them for what it already applied). */
+#define STORE_FORMAT 4
 
 #define STR_MAX 4096
 #define CACHE_BITS 16

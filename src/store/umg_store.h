@@ -223,9 +223,16 @@ int umg_store_device_get(umg_store_txn_t *tx, uint32_t app, uint64_t key, umg_st
  */
 int umg_store_seen(umg_store_txn_t *tx, uint32_t app, const umg_uuid_t *event_id);
 
+/* Names of the sets the re-engagement credit keeps (docs/reports.md): an event name's days within a
+ * re-engagement are under (UMG_STORE_EVDAY_REENG | its id); the days with any credited activity and with
+ * credited revenue > 0 under the two below. Dictionary ids stay under 2^31 - 2. */
+#define UMG_STORE_EVDAY_REENG 0x80000000u
+#define UMG_STORE_EVDAY_REENG_ACTIVE 0xffffffffu
+#define UMG_STORE_EVDAY_REENG_PAYING 0xfffffffeu
+
 /**
  * Adds day to the set of days a device had an event of one name (name: a
- * non-zero dictionary id); *added as umg_store_dayset_add returns. The sets
+ * non-zero dictionary id, or a set named above); *added as umg_store_dayset_add returns. The sets
  * of the device's first UMG_STORE_EVDAYS_INLINE names are in d itself (write
  * d back with umg_store_device_put), later ones in a table of their own.
  * Forget removes them with the device.

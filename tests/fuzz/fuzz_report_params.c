@@ -1,7 +1,7 @@
 /*
  * fuzz_report_params.c - the parsers of the report endpoints' query
  * parameters, fed arbitrary values: overview and cohorts (umg_query_parse:
- * group_by, metrics, the filter language, sort, limit), activity, funnel
+ * group_by, metrics, credit, the filter language, sort, limit), activity, funnel
  * steps and windows, the fraud report, the shared from/to period, dates, MTA
  * models and options, and fraud reason names. The input is cut at 0x01 bytes
  * into the parameters in the order of each params struct; a piece that is
@@ -77,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     umg_query_error_t err;
 
     for (int kind = UMG_QUERY_OVERVIEW; kind <= UMG_QUERY_COHORTS; kind++) {
-        umg_query_params_t qp = {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9]};
+        umg_query_params_t qp = {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10]};
         umg_query_t *q = NULL;
         memset(&err, 0, sizeof(err));
         int rc = umg_query_parse((umg_query_kind_t)kind, &qp, &q, &err);

@@ -629,6 +629,102 @@ class ReengagementTest(AttributionCase):
         self.assertEqual([r["outcome"] for r in self.export_installs()].count("reengagement"), 1)
 
 
+class ReengagementCreditTest(AttributionCase):
+    """Rule 5's second half: while a re-engagement runs (from its session, inclusive, for 30 days), the
+    device's sessions, events and revenue are credited to the retargeting click's campaign too, in
+    GET /v1/reports/overview?credit=re_engagement; its install attribution keeps them in the default view.
+    The history spans 42 days, so ingest.max_age and the touch retention are raised."""
+
+    extra_args = ("--set", "ingest.max_age=90d", "--set", "attribution.touch_retention=91d")
+
+    def overview(self, credit=None, **params):
+        q = "app=%s&from=%s&to=%s" % (self.app["app_id"], self.day(0), self.day(45))
+        if credit is not None:
+            q += "&credit=" + credit
+        for k, v in params.items():
+            q += "&%s=%s" % (k, quote(str(v)))
+        return self.d.request("GET", "/v1/reports/overview?" + q, headers={"X-App-Secret": self.app["app_secret"]})
+
+    def day(self, n):
+        return time.strftime("%Y-%m-%d", time.gmtime((self.base + n * D_MS) / 1000))
+
+    def rows(self, credit=None, **params):
+        st, h, data = self.overview(credit, **params)
+        self.assertStatus(st, 200, "overview credit=%s" % credit, data)
+        return parse_json(data)
+
+    def test_reengaged_activity_credited_to_the_retargeting_campaign(self):
+        # Noon UTC 60 days ago: every time below falls on a known UTC day (the app reports in UTC).
+        self.base = (now_ms() - 60 * D_MS) // D_MS * D_MS + 12 * H_MS
+        b = self.base
+        g, other = gaid(), gaid()
+        self.send_touches([self.click(b - H_MS, g, source="ua", campaign="launch")])
+        self.install(g, b)
+        self.install(other, b)
+        self.assertAttributed(self.wait_decided(g), "device_id", source="ua")
+        self.send_touches([self.click(b + 10 * D_MS, g, source="rt", campaign="winback", click_id="R1",
+                                      retargeting=1),
+                           self.impression(b + 10 * D_MS, g, source="rt", campaign="winback", retargeting=1)])
+        buy = lambda ts, amount, name="purchase": event(type="purchase", name=name, ts=ts, revenue=amount,
+                                                       currency="USD", device=android(g))
+        self.send_events([event(type="event", name="level_up", ts=b + 10 * D_MS + H_MS, device=android(g))])
+        self.session(g, b + 11 * D_MS)  # re-engages, to R1
+        self.send_events([buy(b + 12 * D_MS, 4.99),
+                          event(type="event", name="level_up", ts=b + 12 * D_MS, device=android(g)),
+                          event(type="event", name="level_up", ts=b + 12 * D_MS + S_MS, device=android(g))])
+        self.session(g, b + 41 * D_MS)  # exactly 30 days after the re-engagement: still credited
+        self.send_events([buy(b + 41 * D_MS + S_MS, 1.0)])  # one second past: the install's only
+        self.session(other, b + 12 * D_MS)  # an organic device, never re-engaged
+        # Costs of both campaigns: the re-engagement view has the retargeting campaign's only.
+        st, h, data = self.d.request("POST", "/v1/costs?app=" + self.app["app_id"], {"costs": [
+            {"date": self.day(10), "source": "rt", "campaign": "winback", "cost": 2, "currency": "USD"},
+            {"date": self.day(0), "source": "ua", "campaign": "launch", "cost": 50, "currency": "USD"}]},
+            {"X-App-Secret": self.app["app_secret"]})
+        self.assertStatus(st, 200, "POST /v1/costs", data)
+        self.caught_up()
+        a = self.attribution(g)
+        self.assertAttributed(a, "device_id", source="ua", reengagements=1)
+
+        metrics = ("re_engagements,sessions,active_devices,paying_devices,clicks,impressions,revenue,"
+                   "event:purchase,event:level_up,event_unique:level_up,cost,roas")
+        want_rt = {"re_engagements": 1, "sessions": 2, "active_devices": 3, "paying_devices": 1, "clicks": 1,
+                   "impressions": 1, "revenue": 4.99, "event:purchase": 1, "event:level_up": 2,
+                   "event_unique:level_up": 1, "cost": 2, "roas": 2.495}
+        for attempt in ("live", "after a restart"):
+            r = self.rows("re_engagement", group_by="source,campaign", metrics=metrics)
+            self.assertEqual(r["credit"], "re_engagement", r)
+            got = [(row["source"], row["campaign"], {m: row[m] for m in want_rt}) for row in r["rows"]]
+            self.assertEqual(got, [("rt", "winback", want_rt)], "%s: %r" % (attempt, r))
+            # By day: the retargeting touches' day, the re-engagement's, the purchase's, the last credited
+            # session's.
+            r = self.rows("re_engagement", group_by="day", metrics="clicks,sessions,active_devices,revenue")
+            self.assertEqual([(row["day"], row["clicks"], row["sessions"], row["active_devices"], row["revenue"])
+                              for row in r["rows"]],
+                             [(self.day(10), 1, 0, 0, 0), (self.day(11), 0, 1, 1, 0), (self.day(12), 0, 0, 1, 4.99),
+                              (self.day(41), 0, 1, 1, 0)], r)
+            # The default view: everything under the install's attribution, as before.
+            r = self.rows(group_by="source", metrics="installs,organic_installs,sessions,revenue,re_engagements,"
+                                                     "event:level_up")
+            self.assertEqual(r["credit"], "install", r)
+            got = {row["source"]: (row["installs"], row["organic_installs"], row["sessions"], row["revenue"],
+                                   row["re_engagements"], row["event:level_up"]) for row in r["rows"]}
+            self.assertEqual(got, {"ua": (1, 0, 2, 5.99, 0, 3), "rt": (0, 0, 0, 0, 1, 0),
+                                   "": (0, 1, 1, 0, 0, 0)}, r)
+            self.d.restart()
+
+        # What credit=re_engagement refuses: unknown values, metrics it has no credit for, and cohorts.
+        self.assertError(self.overview("retargeting"), 400, "invalid_value", "credit")
+        for m in ("installs", "organic_installs", "conversion_rate", "reinstalls", "reattributions", "cpi",
+                  "ecpi", "rejected_installs"):
+            self.assertError(self.overview("re_engagement", metrics=m), 400, "invalid_value", "metrics", m)
+        st, h, data = self.d.request("GET", "/v1/reports/cohorts?app=%s&from=%s&to=%s&credit=re_engagement" % (
+            self.app["app_id"], self.day(0), self.day(45)), headers={"X-App-Secret": self.app["app_secret"]})
+        self.assertError((st, h, data), 400, "invalid_value", "credit")
+        # Its default metrics.
+        self.assertEqual(self.rows("re_engagement")["metrics"],
+                         ["re_engagements", "sessions", "clicks", "impressions", "revenue", "cost", "roas"])
+
+
 # ================================================================ implicit installs
 
 

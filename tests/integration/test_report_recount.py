@@ -73,6 +73,10 @@ COMBOS = [
 OVERVIEW_METRICS = ("impressions", "clicks", "ctr", "installs", "organic_installs", "conversion_rate", "reinstalls",
                     "reattributions", "re_engagements", "sessions", "active_devices", "paying_devices", "revenue",
                     "arpu", "arppu", "cost", "cpi", "ecpi", "roas")
+# credit=re_engagement: the metrics with a re-engagement credit, and those it refuses.
+REENG_METRICS = ("impressions", "clicks", "ctr", "re_engagements", "sessions", "active_devices", "paying_devices",
+                 "revenue", "arpu", "arppu", "cost", "roas")
+REENG_SKIP = tuple(m for m in OVERVIEW_METRICS if m not in REENG_METRICS)
 COHORT_DAYS = "0,1,2,3,5,7,10,14,20"
 
 VOLATILE = ("generated_at", "took_ms", "as_of", "elapsed_ms", "request_id")
@@ -237,12 +241,13 @@ class ReportRecountCase(DaemonTestCase):
 
     def report(self, name, group_by, filters, rng, **extra):
         """GET /v1/reports/NAME over rng (local days, default: the whole history) with every
-        overview metric (and every event name's event: and event_unique:), or extra's cohort
-        metric and days. Returns (path, answer with amounts kept as text)."""
+        overview metric (and every event name's event: and event_unique:; those with a re-engagement
+        credit when extra has credit=re_engagement), or extra's cohort metric and days. Returns (path,
+        answer with amounts kept as text)."""
         rng = rng or (self.first_day, self.last_day)
         q = {"app": self.app["app_id"], "from": rng[0], "to": rng[1], "group_by": ",".join(group_by)}
         if name == "overview":
-            q["metrics"] = ",".join(self.metrics())
+            q["metrics"] = ",".join(self.metrics(extra.get("credit", "install")))
             q["limit"] = "100000"
         if filters:
             q["filter"] = ";".join("%s:%s" % (k, v) for k, v in sorted(filters.items()))
@@ -256,9 +261,10 @@ class ReportRecountCase(DaemonTestCase):
         self.assertStatus(st, 200, path, data)
         return path, recount.loads_exact(data)
 
-    def metrics(self):
+    def metrics(self, credit="install"):
         names = sorted(set(f.name for f in getattr(self, "facts", recount.Facts()).list if f.kind == "event"))
-        return list(OVERVIEW_METRICS) + ["event:" + n for n in names] + ["event_unique:" + n for n in names]
+        return list(REENG_METRICS if credit == "re_engagement" else OVERVIEW_METRICS) + \
+            ["event:" + n for n in names] + ["event_unique:" + n for n in names]
 
     def combos(self):
         """COMBOS with the placeholders filled and sub-ranges as local days."""
@@ -335,6 +341,8 @@ class RecountSelfTest(ReportRecountCase):
 
 class ReportsEqualRecountTest(ReportRecountCase):
 
+    reengaged = True  # the history has re-engagements with credited events
+
     def precheck(self):
         if self._testMethodName.startswith("test_recount_"):
             return
@@ -342,9 +350,12 @@ class ReportsEqualRecountTest(ReportRecountCase):
         for name in ("overview", "cohorts"):
             self.report(name, (), {}, (today, today))
 
-    def compare_overview(self, path, got, gb, flt, rng):
+    def compare_overview(self, path, got, gb, flt, rng, credit="install"):
         rng = rng or (self.first_day, self.last_day)
-        rows, totals = recount.overview(self.facts, gb, flt, rng[0], rng[1], self.raw, CURRENCY)
+        rows, totals = recount.overview(self.facts, gb, flt, rng[0], rng[1], self.raw, CURRENCY, credit)
+        skip = REENG_SKIP if credit == "re_engagement" else ()
+        if got.get("credit") != credit:
+            return ["%s: credit %r, asked for %r" % (path, got.get("credit"), credit)]
         problems = []
         seen = set()
         for r in got.get("rows", []):
@@ -352,12 +363,12 @@ class ReportsEqualRecountTest(ReportRecountCase):
             if key in seen:
                 problems.append("row %r twice" % (key,))
             seen.add(key)
-            problems += diff_row("row %r" % (key,), rows.get(key) or recount.finish_row(recount.new_row()), r)
+            problems += diff_row("row %r" % (key,), rows.get(key) or recount.finish_row(recount.new_row()), r, skip)
         for key, want in rows.items():
             if key not in seen and not is_zero(want):
                 problems.append("row %r missing (recount: %s)" % (key, brief(want)))
         if "totals" in got:
-            problems += diff_row("totals", totals, got["totals"])
+            problems += diff_row("totals", totals, got["totals"], skip)
         else:
             problems.append("no totals")
         if got.get("truncated"):
@@ -369,6 +380,22 @@ class ReportsEqualRecountTest(ReportRecountCase):
         for gb, flt, rng in self.combos():
             path, got = self.report("overview", gb, flt, rng)
             problems += self.compare_overview(path, got, gb, flt, rng)
+        self.assertEqual(problems, [], "%d differences, the first:\n%s\nnotes: %s" % (
+            len(problems), "\n".join(problems[:30]), self.notes))
+
+    def test_reengagement_overview_equals_recount(self):
+        """credit=re_engagement: what re-engaged devices did while their re-engagement ran, under the
+        retargeting click, and retargeting touches; every combination, the same as the recount."""
+        _, t = recount.overview(self.facts, (), raw=self.raw, currency=CURRENCY, credit="re_engagement")
+        self.assertGreaterEqual(t["sessions"], t["re_engagements"])  # each re-engaging session is credited
+        if self.reengaged:
+            self.assertGreater(t["re_engagements"], 0)
+            self.assertGreater(sum(t["events"].values()), 0, t)
+            self.assertGreater(t["clicks"], 0)
+        problems = []
+        for gb, flt, rng in self.combos():
+            path, got = self.report("overview", gb, flt, rng, credit="re_engagement")
+            problems += self.compare_overview(path, got, gb, flt, rng, "re_engagement")
         self.assertEqual(problems, [], "%d differences, the first:\n%s\nnotes: %s" % (
             len(problems), "\n".join(problems[:30]), self.notes))
 
@@ -399,6 +426,8 @@ class ReportsEqualRecountTest(ReportRecountCase):
         self.away_from_local_midnight()
         combos = self.combos()
         before = [strip_volatile(self.report("overview", gb, f, r)[1]) for gb, f, r in combos]
+        before += [strip_volatile(self.report("overview", gb, f, r, credit="re_engagement")[1])
+                   for gb, f, r in combos]
         for m in recount.COHORT_METRICS:
             before.append(strip_volatile(self.report("cohorts", ("day", "source"), {}, None, metric=m,
                                                      days=COHORT_DAYS)[1]))
@@ -407,11 +436,13 @@ class ReportsEqualRecountTest(ReportRecountCase):
         self.d.start()
         self.caught_up()
         after = [strip_volatile(self.report("overview", gb, f, r)[1]) for gb, f, r in combos]
+        after += [strip_volatile(self.report("overview", gb, f, r, credit="re_engagement")[1])
+                  for gb, f, r in combos]
         for m in recount.COHORT_METRICS:
             after.append(strip_volatile(self.report("cohorts", ("day", "source"), {}, None, metric=m,
                                                     days=COHORT_DAYS)[1]))
         for i, (a, b) in enumerate(zip(before, after)):
-            self.assertEqual(a, b, "answer %d (%r) differs after a replay" % (i, (combos + [None] * 5)[i]))
+            self.assertEqual(a, b, "answer %d (%r) differs after a replay" % (i, (combos * 2 + [None] * 5)[i]))
 
     # ------------------------------------------------------------ activity
 
@@ -466,7 +497,8 @@ class EdgeCasesEqualRecountTest(ReportsEqualRecountTest):
     """The same comparisons on a small hand-made history of the cases the definitions decide:
     local midnight in the app's zone, locales ("en_US.UTF-8", "zh-Hant-TW", "es-419", none),
     no platform, revenue below one micro-unit and refunds, revenue on an ordinary event,
-    identifiers first seen apart and then together on one event, a late session older than the device's install, a re-engagement, and rates
+    identifiers first seen apart and then together on one event, a late session older than the device's install,
+    a re-engagement and what it is credited (and a late purchase dated before it, which it is not), and rates
     where a direct and an inverse row tie or the inverse is newer."""
 
     def gen(self):
@@ -518,13 +550,18 @@ class EdgeCasesEqualRecountTest(ReportsEqualRecountTest):
             ev("install", at(3, 10), {"gaid": g[2], "locale": "es-419", "platform": "android"}),
             ev("session", at(3, 11), {"android_id": a[2], "locale": "de_DE", "platform": "android"}),
             ev("event", at(3, 12), {"gaid": g[2], "android_id": a[2]}, name="linked"),
-            # Re-engagement: a session after the retargeting click, days after the last one.
+            # Re-engagement: a session after the retargeting click, days after the last one; what follows
+            # is credited to the retargeting campaign too.
             ev("session", at(1, 9, 30), d0),
+            ev("purchase", at(1, 10), d0, name="winback_pack", revenue=2.5, currency="CHF"),
+            ev("event", at(1, 11), d0, name="level_up"),
         ]
         late = [
             # Sent last, dated before the device's install (and on another local day).
             ev("session", at(7, 8), d0),
             ev("purchase", at(6, 12), d0, name="late_pack", revenue=1.99, currency="EUR"),
+            # Dated after the retargeting click but before the re-engaging session: the install's only.
+            ev("purchase", at(1, 9, 10), d0, name="before_reeng", revenue=1, currency="USD"),
         ]
         for path, key, items in (("/v1/touches", "touches", touches), ("/v1/events", "events", now),
                                  ("/v1/events", "events", late)):
@@ -544,9 +581,10 @@ class EdgeCasesEqualRecountTest(ReportsEqualRecountTest):
         self.assertEqual(sorted(F.platform.values()), ["android"] * 4)
         self.assertEqual(sorted((f.dims[6], f.dims[5]) for f in by["impressions"]), [("", ""), ("ios", "")])
         # Paying takes at least one micro-unit: "half" (0.0000005 rounds to 1), the CHF ad revenue,
-        # the SEK pack, the late EUR purchase; not "tiny" (0 micro-units), not the refund.
-        self.assertEqual(len(by["paying_devices"]), 4)
-        self.assertEqual(sorted(f.amount for f in by["revenue"] if f.currency == "USD"), [-4990000, 0, 1])
+        # the SEK pack, the late EUR purchase, the day of the re-engaged purchases; not "tiny" (0 micro-units),
+        # not the refund.
+        self.assertEqual(len(by["paying_devices"]), 5)
+        self.assertEqual(sorted(f.amount for f in by["revenue"] if f.currency == "USD"), [-4990000, 0, 1, 1000000])
         self.assertEqual(len(by["re_engagements"]), 1)
         self.assertEqual(F.skipped["no_device"], 0)  # ingest refuses events without one (no_device_id)
         # Identifiers first seen apart are two devices (an install, and an implicit install for the
@@ -555,6 +593,15 @@ class EdgeCasesEqualRecountTest(ReportsEqualRecountTest):
         linked = sorted(f.dims[5] for f in by["active_devices"] if f.day == self.rate_day(-3))
         self.assertIn("DE", linked)
         self.assertEqual(len([f for f in by["event"] if f.name == "linked" and f.dims[5] == ""]), 1)
+        # The re-engagement credit: the retargeting click, the re-engaging session and what followed it.
+        re = {}
+        for f in F.reeng:
+            re.setdefault(f.kind, []).append(f)
+        self.assertEqual({k: len(v) for k, v in re.items()},
+                         {"clicks": 1, "re_engagements": 1, "sessions": 1, "active_devices": 1, "event": 2,
+                          "event_unique": 2, "revenue": 1, "paying_devices": 1}, re)
+        self.assertEqual(sorted(f.name for f in re["event"]), ["level_up", "winback_pack"])
+        self.assertEqual([(f.amount, f.currency, f.dims[1]) for f in re["revenue"]], [(2500000, "CHF", "edge_rt")])
 
     def rate_day(self, back):
         """A local day counted from the one the history was made on (a local midnight may have passed since)."""
@@ -588,6 +635,8 @@ class FraudEqualRecountTest(ReportsEqualRecountTest):
     installs past the limit are rejected (and whose devices' later sessions and purchases count
     nowhere), an injected click taken out of an install, clicks past the click-spam limit, a bot
     User-Agent; the recount leaves out what the exports say was rejected."""
+
+    reengaged = False  # no retargeting in it
 
     def gen(self):
         import datetime
@@ -680,11 +729,12 @@ def normalize(row):
     return out, unknown
 
 
-def diff_row(what, want, got_row):
+def diff_row(what, want, got_row, skip=()):
+    """skip: metrics the report was not asked for."""
     got, unknown = normalize(got_row)
     problems = []
     for k in recount.COUNTERS + ("revenue_micros", "cost_micros"):
-        if got.get(k) != want[k]:
+        if k not in skip and got.get(k) != want[k]:
             problems.append("%s %s: daemon %r, recount %r" % (what, k, got.get(k), want[k]))
     for k in ("events", "events_unique"):
         w = {n: v for n, v in want[k].items() if v}
@@ -695,7 +745,7 @@ def diff_row(what, want, got_row):
         if {c: v for c, v in got.get(k, {}).items() if v} != {c: v for c, v in want[k].items() if v}:
             problems.append("%s %s: daemon %r, recount %r" % (what, k, got.get(k, {}), want[k]))
     for k in RATIOS:
-        if got.get(k) != want[k]:  # the exact expressions of docs/reports.md, in IEEE doubles
+        if k not in skip and got.get(k) != want[k]:  # the exact expressions of docs/reports.md, in IEEE doubles
             problems.append("%s %s: daemon %r, recount %r" % (what, k, got.get(k), want[k]))
     if unknown:
         problems.append("%s: members the recount does not know: %s" % (what, sorted(unknown)))

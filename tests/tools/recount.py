@@ -282,6 +282,7 @@ class Facts:
 
     def __init__(self):
         self.list = []
+        self.reeng = []             # the re-engagement credit's facts (overview credit=re_engagement)
         self.device_of_event = {}   # event_id -> device, events with a device only
         self.country = {}           # device -> country
         self.platform = {}          # device -> platform
@@ -291,6 +292,9 @@ class Facts:
 
     def add(self, *a, **kw):
         self.list.append(Fact(*a, **kw))
+
+    def add_reeng(self, *a, **kw):
+        self.reeng.append(Fact(*a, **kw))
 
 
 def facts(raw, tz_name=None, app_platform=None):
@@ -313,6 +317,8 @@ def facts(raw, tz_name=None, app_platform=None):
             continue  # rejected on arrival by the fraud rules: no click of its source
         dims = tuple(t.get(k) or "" for k in TOUCH_DIMS) + ("", platform_of_ua(t.get("user_agent")))
         F.add(kind, local_day(parse_ts_us(t["ts"]), tz), dims, ref=t.get("touch_id"))
+        if t.get("retargeting"):  # the re-engagement view's touches: retargeting ones
+            F.add_reeng(kind, local_day(parse_ts_us(t["ts"]), tz), dims, ref=t.get("touch_id"))
 
     # Devices as the daemon finds them, in log order: the device of the strongest identifier that
     # already names one (else a new device named by the strongest), then every identifier of the
@@ -340,6 +346,14 @@ def facts(raw, tz_name=None, app_platform=None):
     unique_seen = set()           # (device, day, name)
     cohort_active_seen = set()    # (device, cohort day, cohort dims, n)
     rejected = set()              # devices whose current install the fraud rules rejected
+    # Re-engagement credit: a session, event or purchase from the device's latest re-engagement (its
+    # session, inclusive) until reengagement_window_days after it is credited to that re-engagement's
+    # click too. A new install lifecycle (install, reattributed, implicit install) at or after it ends it.
+    window_us = int((raw.app.get("settings") or {}).get("reengagement_window_days") or 30) * 86_400_000_000
+    reeng = {}                    # device -> (re-engagement ts_us, click dims)
+    reeng_active_seen = set()     # (device, day)
+    reeng_paying_seen = set()     # (device, day)
+    reeng_unique_seen = set()     # (device, day, name)
 
     for ev in raw.events:
         eid = ev.get("event_id")
@@ -366,6 +380,13 @@ def facts(raw, tz_name=None, app_platform=None):
         cp = (F.country[dev], F.platform[dev])
         day = local_day(parse_ts_us(ev["ts"]), tz)
 
+        for d in evdecs:
+            out = d.get("outcome")
+            if out == "reengagement":
+                reeng[dev] = (parse_ts_us(d["ts"]), attr_dims(d.get("attribution")))
+            elif out in JOIN_OUTCOMES and dev in reeng and reeng[dev][0] <= parse_ts_us(d["install_ts"]):
+                del reeng[dev]
+
         # A rejected install, and everything its device does until an install attributed afresh passes
         # the rules, counts nowhere (docs/fraud.md).
         for d in evdecs:
@@ -390,6 +411,7 @@ def facts(raw, tz_name=None, app_platform=None):
                 F.add("reattributions", day, a + cp, dev, ref=eid)
             elif out == "reengagement":
                 F.add("re_engagements", day, a + cp, dev, ref=eid)
+                F.add_reeng("re_engagements", day, a + cp, dev, ref=eid)
             if out in JOIN_OUTCOMES:
                 current[dev] = a
                 cohort[dev] = (day, a + cp)
@@ -433,6 +455,27 @@ def facts(raw, tz_name=None, app_platform=None):
                     F.add("cohort_sessions", cday, cdims, dev, n=n, ref=eid)
                 if amount is not None:
                     F.add("cohort_revenue", cday, cdims, dev, amount=amount, currency=ev["currency"], n=n, ref=eid)
+
+        # The re-engagement credit, under the re-engagement's click (and the device's country, platform).
+        if dev in reeng and etype in ("session", "event", "purchase"):
+            rts, rdims = reeng[dev]
+            if rts <= parse_ts_us(ev["ts"]) <= rts + window_us:
+                rd = rdims + cp
+                if (dev, day) not in reeng_active_seen:
+                    reeng_active_seen.add((dev, day))
+                    F.add_reeng("active_devices", day, rd, dev, ref=eid)
+                if etype == "session":
+                    F.add_reeng("sessions", day, rd, dev, ref=eid)
+                if etype in ("event", "purchase") and isinstance(name, str):
+                    F.add_reeng("event", day, rd, dev, name=name, ref=eid)
+                    if (dev, day, name) not in reeng_unique_seen:
+                        reeng_unique_seen.add((dev, day, name))
+                        F.add_reeng("event_unique", day, rd, dev, name=name, ref=eid)
+                if amount is not None:
+                    F.add_reeng("revenue", day, rd, dev, amount=amount, currency=ev["currency"], ref=eid)
+                    if amount > 0 and (dev, day) not in reeng_paying_seen:
+                        reeng_paying_seen.add((dev, day))
+                        F.add_reeng("paying_devices", day, rd, dev, ref=eid)
 
     known = set(e.get("event_id") for e in raw.events)
     F.skipped["decision_without_event"] += sum(1 for d in raw.installs if d.get("event_id") not in known)
@@ -535,8 +578,12 @@ def new_row():
     return row
 
 
-def overview(F, group_by=(), filters=None, from_day=None, to_day=None, raw=None, currency="USD"):
+def overview(F, group_by=(), filters=None, from_day=None, to_day=None, raw=None, currency="USD",
+             credit="install"):
     """Step 2 for the overview: {key tuple: row} and the totals row.
+
+    credit: "install" (every fact under the device's install attribution) or "re_engagement" (the
+    re-engagement credit's facts, F.reeng; costs are the same).
 
     group_by: names of GROUPABLE; filters: {dimension: value or set of values}; from_day and
     to_day: local days, both inclusive (None: unbounded). Revenue and cost are converted to
@@ -547,7 +594,7 @@ def overview(F, group_by=(), filters=None, from_day=None, to_day=None, raw=None,
     group_by = parse_group_by(group_by)
     rows = {}
     rev = {}   # (key, day, currency) -> micros, converted below
-    for f in F.list:
+    for f in (F.reeng if credit == "re_engagement" else F.list):
         if f.kind.startswith("cohort_") or not _selected(f.day, f.dims, filters, from_day, to_day):
             continue
         key = _key(group_by, f.day, f.dims)
@@ -563,8 +610,11 @@ def overview(F, group_by=(), filters=None, from_day=None, to_day=None, raw=None,
             k = (key, f.day, f.currency)
             rev[k] = rev.get(k, 0) + f.amount
     cost = {}
+    # With credit=re_engagement, only the costs of retargeting campaigns: the (source, campaign) pairs of
+    # the re-engagement facts, on any day.
+    rt = set(f.dims[:2] for f in F.reeng) if credit == "re_engagement" else None
     for day, dims, cur, m in cost_facts(raw) if raw is not None else []:
-        if not _selected(day, dims, filters, from_day, to_day):
+        if not _selected(day, dims, filters, from_day, to_day) or (rt is not None and dims[:2] not in rt):
             continue
         key = _key(group_by, day, dims)
         row = rows.setdefault(key, new_row())

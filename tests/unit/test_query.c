@@ -203,9 +203,9 @@ static void params_of(const char *qs, umg_query_params_t *p)
     struct {
         const char *name;
         umg_slice_t *at;
-    } map[] = {{"from", &p->from},     {"to", &p->to},        {"group_by", &p->group_by}, {"metrics", &p->metrics},
-               {"filter", &p->filter}, {"sort", &p->sort},    {"limit", &p->limit},       {"format", &p->format},
-               {"days", &p->days},     {"metric", &p->metric}};
+    } map[] = {{"from", &p->from},     {"to", &p->to},         {"group_by", &p->group_by}, {"metrics", &p->metrics},
+               {"filter", &p->filter}, {"sort", &p->sort},     {"limit", &p->limit},       {"format", &p->format},
+               {"days", &p->days},     {"metric", &p->metric}, {"credit", &p->credit}};
     const char *s = qs;
     while (*s) {
         const char *e = strchr(s, '&'), *eq = strchr(s, '=');
@@ -363,7 +363,8 @@ static void test_group_filter_sort_limit(void **state)
     some_rows();
     expect_eq(overview(P "&group_by=campaign&metrics=installs,clicks,ctr,conversion_rate"),
               "{\"app\":\"app_0123456789abcdef\",\"from\":\"2026-11-19\",\"to\":\"2026-11-21\",\"timezone\":\"UTC\","
-              "\"currency\":\"USD\",\"group_by\":[\"campaign\"],\"metrics\":[\"installs\",\"clicks\",\"ctr\","
+              "\"currency\":\"USD\",\"credit\":\"install\",\"group_by\":[\"campaign\"],\"metrics\":[\"installs\","
+              "\"clicks\",\"ctr\","
               "\"conversion_rate\"],\"rows\":["
               "{\"campaign\":\"\",\"installs\":0,\"clicks\":0,\"ctr\":null,\"conversion_rate\":null},"
               "{\"campaign\":\"c1\",\"installs\":11,\"clicks\":110,\"ctr\":0.047826086956521741,"
@@ -375,15 +376,15 @@ static void test_group_filter_sort_limit(void **state)
               "\"conversion_rate\":0.10000000000000001},"
               "\"truncated\":false}\n");
     /* filter (two values, one unknown to the dictionary) and sort descending with a limit: totals stay whole */
-    expect_eq(overview(P
-                       "&group_by=source,country&metrics=installs,organic_installs&filter=country:US|FR&sort=-installs"
-                       "&limit=2"),
-              "{\"app\":\"app_0123456789abcdef\",\"from\":\"2026-11-19\",\"to\":\"2026-11-21\",\"timezone\":\"UTC\","
-              "\"currency\":\"USD\",\"group_by\":[\"source\",\"country\"],\"metrics\":[\"installs\","
-              "\"organic_installs\"],\"rows\":["
-              "{\"source\":\"meta\",\"country\":\"US\",\"installs\":9,\"organic_installs\":0},"
-              "{\"source\":\"google\",\"country\":\"US\",\"installs\":3,\"organic_installs\":0}],"
-              "\"totals\":{\"installs\":12,\"organic_installs\":9},\"truncated\":true}\n");
+    expect_eq(
+        overview(P "&group_by=source,country&metrics=installs,organic_installs&filter=country:US|FR&sort=-installs"
+                   "&limit=2"),
+        "{\"app\":\"app_0123456789abcdef\",\"from\":\"2026-11-19\",\"to\":\"2026-11-21\",\"timezone\":\"UTC\","
+        "\"currency\":\"USD\",\"credit\":\"install\",\"group_by\":[\"source\",\"country\"],\"metrics\":[\"installs\","
+        "\"organic_installs\"],\"rows\":["
+        "{\"source\":\"meta\",\"country\":\"US\",\"installs\":9,\"organic_installs\":0},"
+        "{\"source\":\"google\",\"country\":\"US\",\"installs\":3,\"organic_installs\":0}],"
+        "\"totals\":{\"installs\":12,\"organic_installs\":9},\"truncated\":true}\n");
     /* default order: group_by order, days as dates, strings by bytes; "" first */
     char *o = overview(P "&group_by=day,platform&metrics=active_devices,sessions,paying_devices");
     assert_non_null(strstr(o, "\"rows\":[{\"day\":\"2026-11-19\",\"platform\":\"android\",\"active_devices\":5,"
@@ -400,7 +401,8 @@ static void test_group_filter_sort_limit(void **state)
     /* no dimensions: one row, the totals; an unknown filter value matches nothing but still answers one row */
     expect_eq(overview(P "&group_by=&metrics=installs,ctr&filter=source:tiktok"),
               "{\"app\":\"app_0123456789abcdef\",\"from\":\"2026-11-19\",\"to\":\"2026-11-21\",\"timezone\":\"UTC\","
-              "\"currency\":\"USD\",\"group_by\":[],\"metrics\":[\"installs\",\"ctr\"],\"rows\":[{\"installs\":0,"
+              "\"currency\":\"USD\",\"credit\":\"install\",\"group_by\":[],\"metrics\":[\"installs\",\"ctr\"],\"rows\":"
+              "[{\"installs\":0,"
               "\"ctr\":null}],\"totals\":{\"installs\":0,\"ctr\":null},\"truncated\":false}\n");
     /* an empty value filters on "" */
     o = overview(P "&group_by=campaign&metrics=organic_installs&filter=source:");
@@ -428,6 +430,59 @@ static void test_group_filter_sort_limit(void **state)
     }
     o = overview(q);
     assert_non_null(strstr(o, want));
+}
+
+/* credit=re_engagement: the same report over the re-engagement tables, and only the metrics they keep. */
+static void test_reengagement_credit(void **state)
+{
+    (void)state;
+    const umg_query_kind_t O = UMG_QUERY_OVERVIEW, C = UMG_QUERY_COHORTS;
+    expect_error(O, P "&credit=retargeting", "invalid_value", "credit", "credit must be install or re_engagement");
+    expect_error(O, P "&credit=", "invalid_value", "credit", NULL);
+    expect_error(C, P "&credit=re_engagement", "invalid_value", "credit", NULL);
+    static const char *const refused[] = {"installs",   "organic_installs",  "conversion_rate",
+                                          "reinstalls", "reattributions",    "cpi",
+                                          "ecpi",       "rejected_installs", "rejected_clicks"};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        char qs[128];
+        snprintf(qs, sizeof(qs), P "&credit=re_engagement&metrics=sessions,%s", refused[i]);
+        expect_error(O, qs, "invalid_value", "metrics", NULL);
+    }
+    some_rows(); /* the install view's rows: none of them may show */
+    row(UMG_RT_REENG_MAIN, 0, M_C2_US, 0, 0, 0, 0);
+    tables[UMG_RT_REENG_MAIN].v[UMG_RM_CLICKS][0] = 4;
+    tables[UMG_RT_REENG_MAIN].v[UMG_RM_IMPRESSIONS][0] = 40;
+    row(UMG_RT_REENG_MAIN, 1, M_C2_US, 0, 0, 0, 0);
+    tables[UMG_RT_REENG_MAIN].v[UMG_RM_REENGAGEMENTS][1] = 2;
+    tables[UMG_RT_REENG_MAIN].v[UMG_RM_SESSIONS][1] = 5;
+    tables[UMG_RT_REENG_MAIN].v[UMG_RM_ACTIVE][1] = 2;
+    tables[UMG_RT_REENG_MAIN].v[UMG_RM_PAYING][1] = 1;
+    row(UMG_RT_REENG_REVENUE, 1, M_C2_US, W_USD, 0, 3000000, 1);
+    row(UMG_RT_REENG_EVENT, 1, M_C2_US, W_PURCHASE, 0, 3, 1);
+    cost(1, "meta", "c2", "US", "USD", 1500000);
+    cost(1, "meta", "c1", "US", "USD", 9000000); /* c1 has no retargeting: not in this view */
+    char *o = overview(P "&credit=re_engagement&group_by=campaign&metrics=impressions,clicks,ctr,re_engagements,"
+                         "sessions,active_devices,paying_devices,revenue,arpu,arppu,cost,roas,event:purchase,"
+                         "event_unique:purchase");
+    expect_eq(o, "{\"app\":\"app_0123456789abcdef\",\"from\":\"2026-11-19\",\"to\":\"2026-11-21\",\"timezone\":\"UTC\","
+                 "\"currency\":\"USD\",\"credit\":\"re_engagement\",\"group_by\":[\"campaign\"],\"metrics\":["
+                 "\"impressions\",\"clicks\",\"ctr\",\"re_engagements\",\"sessions\",\"active_devices\","
+                 "\"paying_devices\",\"revenue\",\"arpu\",\"arppu\",\"cost\",\"roas\",\"event:purchase\","
+                 "\"event_unique:purchase\"],\"rows\":["
+                 "{\"campaign\":\"c2\",\"impressions\":40,\"clicks\":4,\"ctr\":0.10000000000000001,"
+                 "\"re_engagements\":2,\"sessions\":5,\"active_devices\":2,\"paying_devices\":1,\"revenue\":3,"
+                 "\"arpu\":1.5,\"arppu\":3,\"cost\":1.5,\"roas\":2,\"event:purchase\":3,\"event_unique:purchase\":1}],"
+                 "\"totals\":{\"impressions\":40,\"clicks\":4,\"ctr\":0.10000000000000001,\"re_engagements\":2,"
+                 "\"sessions\":5,\"active_devices\":2,\"paying_devices\":1,\"revenue\":3,\"arpu\":1.5,\"arppu\":3,"
+                 "\"cost\":1.5,\"roas\":2,\"event:purchase\":3,\"event_unique:purchase\":1},\"truncated\":false}\n");
+    /* its default metrics; credit=install is the default view */
+    o = overview(P "&credit=re_engagement&group_by=");
+    assert_non_null(strstr(o, "\"metrics\":[\"re_engagements\",\"sessions\",\"clicks\",\"impressions\","
+                              "\"revenue\",\"cost\",\"roas\"],\"rows\":[{\"re_engagements\":2,\"sessions\":5,"
+                              "\"clicks\":4,\"impressions\":40,\"revenue\":3,"));
+    o = overview(P "&credit=install&group_by=&metrics=sessions");
+    assert_non_null(strstr(o, "\"credit\":\"install\""));
+    assert_non_null(strstr(o, "\"rows\":[{\"sessions\":52}]"));
 }
 
 static void test_csv(void **state)
@@ -899,6 +954,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_group_filter_sort_limit),
+        cmocka_unit_test(test_reengagement_credit),
         cmocka_unit_test(test_csv),
         cmocka_unit_test(test_conversion),
         cmocka_unit_test(test_cost_join),

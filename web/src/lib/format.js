@@ -84,6 +84,7 @@ export const METRIC_KIND = {
   impressions: 'int',
   sessions: 'int',
   reinstalls: 'int',
+  re_engagements: 'int',
   rejected_installs: 'int',
   active_devices: 'int',
   paying_devices: 'int',

@@ -29,6 +29,8 @@ export async function overview(api, p, { rejected = true } = {}) {
 }
 
 export const TABLE_METRICS = 'impressions,clicks,installs,organic_installs,cost,cpi,revenue,roas';
+// The table with credit=re_engagement: re-engaged devices' activity under the retargeting click.
+export const REENG_TABLE_METRICS = 're_engagements,clicks,sessions,active_devices,cost,revenue,roas';
 export const TILE_METRICS = 'installs,organic_installs,cost,revenue,roas';
 export const SERIES_METRICS = 'installs,organic_installs,cost,revenue';
 

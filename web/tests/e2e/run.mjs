@@ -289,6 +289,30 @@ try {
     await page.click('[data-testid=level-source]');
   });
 
+  await test('the re-engagement view equals the API with credit=re_engagement, and switches back', async () => {
+    const { from, to } = rangeBack(14);
+    await page.click('[data-testid=credit-re_engagement]');
+    await page.waitForSelector('[data-testid=overview-table] td[data-key=re_engagements], [data-testid=table-empty]');
+    const j = await get(`/v1/reports/overview?app=${app1.app_id}&from=${from}&to=${to}&group_by=source&credit=re_engagement&metrics=re_engagements,clicks,sessions,active_devices,cost,revenue,roas&limit=100000`);
+    assert(j.rows.some((r) => r.re_engagements > 0), 'the generated traffic has re-engagements');
+    const rows = await page.$$eval('[data-testid=overview-table] tbody tr', (trs) =>
+      trs.map((tr) => Object.fromEntries([...tr.querySelectorAll('td')].map((td) => [td.dataset.key, td.dataset.value]))));
+    eq(rows.length, Math.min(j.rows.length, 50), 're-engagement table rows');
+    const bySource = new Map(j.rows.map((r) => [r.source, r]));
+    for (const r of rows) {
+      const a = bySource.get(r.source);
+      assert(a, `row ${r.source} not in the API's answer`);
+      for (const m of ['re_engagements', 'clicks', 'sessions', 'active_devices', 'cost', 'revenue', 'roas']) {
+        eq(r[m] === '' ? null : Number(r[m]), a[m] ?? null, `${r.source} ${m}`);
+      }
+    }
+    eq(Number(await page.getAttribute('[data-testid=total-sessions]', 'data-value')), j.totals.sessions, 'total sessions');
+    await shot('05-overview-re-engagement');
+    await page.click('[data-testid=credit-install]');
+    await page.waitForSelector('[data-testid=overview-table] td[data-key=installs]');
+    await checkTable(app1.app_id, from, to);
+  });
+
   await test('switching the app shows that app (its time zone and currency) with API figures', async () => {
     // A custom range (the test before chose one) stays as it is when the app changes ...
     const custom = rangeBack(14);

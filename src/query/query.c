@@ -2299,6 +2299,11 @@ static int put_head(qctx_t *c, umg_buf_t *o)
     if (rc == UMG_OK && c->q->kind == UMG_QUERY_OVERVIEW) {
         rc = umg_buf_printf(o, ",\"credit\":\"%s\"", c->q->reeng ? "re_engagement" : "install");
     }
+    if (rc == UMG_OK && c->q->reeng && c->in->reeng_since_us != 0) { /* a store upgraded in place */
+        char since[32];
+        umg_time_format_rfc3339(c->in->reeng_since_us, since);
+        rc = umg_buf_printf(o, ",\"credit_since\":\"%s\"", since);
+    }
     rc = rc ? rc : umg_buf_printf(o, ",\"group_by\":[");
     for (size_t j = 0; j < c->k && rc == UMG_OK; j++) {
         rc = umg_buf_printf(o, "%s\"%s\"", j ? "," : "", dim_names[c->gd[j]]);

@@ -176,12 +176,15 @@ static void compute(void *data, umg_attr_answer_t *ans)
     in.join = umg_helper_join;
     int rc = umg_store_begin(j->store, 0, &j->tx);
     if (rc == UMG_OK) {
-        umg_rollup_read_begin(j->rollup);
-        for (int t = 0; t < UMG_RT_COUNT; t++) {
-            umg_rollup_view(j->rollup, j->app.id, (umg_rollup_table_t)t, &in.tables[t]);
+        rc = umg_store_reeng_since(j->tx, &in.reeng_since_us);
+        if (rc == UMG_OK) {
+            umg_rollup_read_begin(j->rollup);
+            for (int t = 0; t < UMG_RT_COUNT; t++) {
+                umg_rollup_view(j->rollup, j->app.id, (umg_rollup_table_t)t, &in.tables[t]);
+            }
+            rc = umg_query_run(j->q, &in, &ans->body);
+            umg_rollup_read_end(j->rollup);
         }
-        rc = umg_query_run(j->q, &in, &ans->body);
-        umg_rollup_read_end(j->rollup);
         umg_store_abort(j->tx);
         j->tx = NULL;
     }

@@ -76,10 +76,11 @@ typedef int (*umg_query_cost_cb)(void *ctx, const umg_query_cost_t *row);
  * returns (a read transaction of the store that lives around the call).
  */
 typedef struct umg_query_input_s {
-    const char *app;                        /* the app's public id, echoed */
-    const char *timezone;                   /* the app's reporting zone, echoed */
-    const char *currency;                   /* ISO 4217 code amounts are reported in */
-    int32_t today;                          /* today's local day in that zone (cohort days after it are null) */
+    const char *app;        /* the app's public id, echoed */
+    const char *timezone;   /* the app's reporting zone, echoed */
+    const char *currency;   /* ISO 4217 code amounts are reported in */
+    int32_t today;          /* today's local day in that zone (cohort days after it are null) */
+    int64_t reeng_since_us; /* since when the re-engagement tables are kept (umg_store_reeng_since); 0: always */
     umg_rollup_view_t tables[UMG_RT_COUNT]; /* the app's tables (n = 0 when absent) */
     void *ctx;                              /* for the callbacks */
     /** The text of a dictionary id (never called for 0). */

@@ -62,9 +62,11 @@ static const unsigned db_flags[DB_COUNT] = {
     [DB_SEEN] = MDB_INTEGERKEY,  [DB_RLOG] = MDB_INTEGERKEY,  [DB_DIMS] = MDB_INTEGERKEY};
 
 /* The layout of what the store holds. A store of another format is emptied at open and rebuilt by the
- * pipeline from the event log (the log is the source of truth). 2: device report fields, rollups. 4: the
- * re-engagement credit's rollups (a store of 3 lacks them for what it already applied). */
+ * pipeline from the event log (the log is the source of truth), except where check_format upgrades it in place.
+ * 2: device report fields, rollups. 4: the re-engagement credit's rollups and day sets, only added: a store of 3
+ * is upgraded in place and remembers since when it keeps them (umg_store_reeng_since). */
 #define STORE_FORMAT 4
+#define REENG_SINCE_KEY "reeng_since"
 
 #define STR_MAX 4096
 #define CACHE_BITS 16
@@ -499,7 +501,9 @@ static void publish_index(umg_store_t *st)
 
 /* ------------------------------------------------------------- open, close */
 
-/* Empties a store written in another format (logged) and records this one. */
+/* Empties a store written in another format (logged) and records this one. A store of format 3 is upgraded in
+ * place instead: 4 only adds, so emptying it would lose whatever the log no longer holds (older than its
+ * retention) for a view that can start now. */
 static int check_format(MDB_txn *txn, const MDB_dbi *dbi, const char *dir)
 {
     MDB_val k = {6, "format"}, v;
@@ -515,7 +519,13 @@ static int check_format(MDB_txn *txn, const MDB_dbi *dbi, const char *dir)
     }
     MDB_stat ms;
     rc = mdb_stat(txn, dbi[DB_META], &ms);
-    if (rc == 0 && ms.ms_entries > 0) {
+    if (rc == 0 && ms.ms_entries > 0 && have == 3 && want == 4) {
+        int64_t now = umg_now_us();
+        MDB_val sk = {sizeof(REENG_SINCE_KEY) - 1, REENG_SINCE_KEY}, sv = {8, &now};
+        umg_log(UMG_LOG_INFO, "store",
+                "%s: store format 3 upgraded to 4 in place; the re-engagement credit is kept from now on", dir);
+        rc = mdb_put(txn, dbi[DB_META], &sk, &sv, 0);
+    } else if (rc == 0 && ms.ms_entries > 0) {
         umg_log(UMG_LOG_WARN, "store",
                 "%s holds store format %u, this build writes %u: emptying it; the pipeline rebuilds it from the "
                 "event log",
@@ -526,6 +536,17 @@ static int check_format(MDB_txn *txn, const MDB_dbi *dbi, const char *dir)
     }
     v = (MDB_val){4, &want};
     return rc ? rc : mdb_put(txn, dbi[DB_META], &k, &v, 0);
+}
+
+int umg_store_reeng_since(umg_store_txn_t *tx, int64_t *us)
+{
+    MDB_val k = {sizeof(REENG_SINCE_KEY) - 1, REENG_SINCE_KEY}, v;
+    *us = 0;
+    int rc = mdb_get(tx->txn, tx->st->dbi[DB_META], &k, &v);
+    if (rc == 0 && v.mv_size == 8) {
+        memcpy(us, v.mv_data, 8);
+    }
+    return rc == MDB_NOTFOUND ? UMG_OK : map_err(rc, "meta");
 }
 
 /* A device's report dimensions (UMG_RD_*): its install's attribution, country, platform. */
@@ -964,8 +985,8 @@ int umg_store_intern(umg_store_txn_t *tx, umg_slice_t s, uint32_t *id)
         return rc;
     }
     if (found == 0) {
-        if (st->next_str == UINT32_MAX) {
-            return UMG_EFULL;
+        if (st->next_str > UMG_STORE_STR_MAX_ID) {
+            return UMG_ERANGE; /* the pipeline skips the record, logged, instead of stopping on it */
         }
         found = st->next_str++;
         char vb[4 + STR_MAX];

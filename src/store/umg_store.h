@@ -79,8 +79,10 @@ int umg_store_set_offset(umg_store_txn_t *tx, uint64_t next);
 /*
  * The dictionary: a non-empty string's 32-bit id (made on first sight, never
  * reused), 0 for an empty one. Strings longer than 4096 bytes are refused
- * (UMG_ERANGE). umg_store_string gives the text back.
+ * (UMG_ERANGE), and new strings once ids reach UMG_STORE_STR_MAX_ID (ids
+ * stay out of the day sets' names below). umg_store_string gives the text back.
  */
+#define UMG_STORE_STR_MAX_ID 0x7ffffffdu
 int umg_store_intern(umg_store_txn_t *tx, umg_slice_t s, uint32_t *id);
 int umg_store_string(umg_store_txn_t *tx, uint32_t id, umg_slice_t *out);
 /** The id of a string already in the dictionary, in any transaction: UMG_ENOENT when absent (0 for ""). */
@@ -225,7 +227,7 @@ int umg_store_seen(umg_store_txn_t *tx, uint32_t app, const umg_uuid_t *event_id
 
 /* Names of the sets the re-engagement credit keeps (docs/reports.md): an event name's days within a
  * re-engagement are under (UMG_STORE_EVDAY_REENG | its id); the days with any credited activity and with
- * credited revenue > 0 under the two below. Dictionary ids stay under 2^31 - 2. */
+ * credited revenue > 0 under the two below; dictionary ids stay at most UMG_STORE_STR_MAX_ID. */
 #define UMG_STORE_EVDAY_REENG 0x80000000u
 #define UMG_STORE_EVDAY_REENG_ACTIVE 0xffffffffu
 #define UMG_STORE_EVDAY_REENG_PAYING 0xfffffffeu
@@ -240,6 +242,13 @@ int umg_store_seen(umg_store_txn_t *tx, uint32_t app, const umg_uuid_t *event_id
 int umg_store_event_day(umg_store_txn_t *tx, umg_store_device_t *d, uint32_t name, int32_t day, int *added);
 
 /* ------------------------------------------------------------ rollups */
+
+/**
+ * Since when the store keeps the re-engagement credit's rollups (UMG_RT_REENG_*): 0 when it always has (its
+ * every record was applied by a build that keeps them), else the time a store of the format before them was
+ * upgraded in place (what it applied before that is not in them).
+ */
+int umg_store_reeng_since(umg_store_txn_t *tx, int64_t *us);
 
 struct umg_rollup_key_s;
 /** Writes one report rollup row (src/rollup): its counters after the batch. */

@@ -168,9 +168,12 @@ static void cost(int dayoff, const char *source, const char *campaign, const cha
  * shape must not change an answer (the out-of-memory test runs without it). */
 static umg_query_scratch_t *scratch;
 
+static int64_t reeng_since_us; /* umg_query_input_t.reeng_since_us of the reports */
+
 static void input(umg_query_input_t *in, int32_t today)
 {
     memset(in, 0, sizeof(*in));
+    in->reeng_since_us = reeng_since_us;
     in->app = "app_0123456789abcdef";
     in->timezone = "UTC";
     in->currency = "USD";
@@ -483,6 +486,13 @@ static void test_reengagement_credit(void **state)
     o = overview(P "&credit=install&group_by=&metrics=sessions");
     assert_non_null(strstr(o, "\"credit\":\"install\""));
     assert_non_null(strstr(o, "\"rows\":[{\"sessions\":52}]"));
+    /* a store upgraded in place: the view says since when it is kept (the install view has no such field) */
+    reeng_since_us = INT64_C(1764417600) * 1000000 + 250000; /* 2025-11-29T12:00:00.25Z */
+    o = overview(P "&credit=re_engagement&group_by=&metrics=sessions");
+    assert_non_null(strstr(o, "\"credit\":\"re_engagement\",\"credit_since\":\"2025-11-29T12:00:00.250000Z\","));
+    o = overview(P "&group_by=&metrics=sessions");
+    assert_null(strstr(o, "credit_since"));
+    reeng_since_us = 0;
 }
 
 static void test_csv(void **state)

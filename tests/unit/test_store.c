@@ -1067,6 +1067,89 @@ static void test_click_installs(void **state)
     free(dir);
 }
 
+/* Sets a u32 of the store's meta table (the recorded "format", the dictionary's "next_str") with LMDB directly,
+ * the store closed. */
+static void set_meta(const char *dir, const char *key, uint32_t value)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, (size_t)1 << 30), 0);
+    assert_int_equal(mdb_env_open(env, dir, MDB_NOTLS, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    MDB_val k = {strlen(key), (void *)key}, v = {4, &value};
+    assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* Format 4 only added the re-engagement credit: a store of 3 is upgraded in place (its devices stay) and says
+ * since when it keeps the credit; a store of another older format is emptied, as always; a new one keeps it
+ * from the start. */
+static void test_format_upgrade(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    umg_store_t *st = open_store(dir);
+    umg_store_txn_t *tx;
+    uint64_t ids[UMG_ATTR_MAX_IDS] = {0x1234};
+    umg_store_device_t d;
+    assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK);
+    assert_int_equal(umg_store_device_find(tx, 1, ids, &d), UMG_ENOENT);
+    d.attr.install_ts_us = T0;
+    assert_int_equal(umg_store_device_put(tx, 1, ids, &d, NULL), UMG_OK);
+    int64_t since = -1;
+    assert_int_equal(umg_store_reeng_since(tx, &since), UMG_OK);
+    assert_int_equal(since, 0);
+    assert_int_equal(umg_store_commit(tx), UMG_OK);
+    umg_store_close(st);
+
+    set_meta(dir, "format", 3);
+    int64_t before = umg_now_us();
+    st = open_store(dir);
+    assert_int_equal(umg_store_begin(st, 0, &tx), UMG_OK);
+    assert_int_equal(umg_store_device_by_id(tx, 1, 0x1234, &d), UMG_OK);
+    assert_int_equal(d.attr.install_ts_us, T0);
+    assert_int_equal(umg_store_reeng_since(tx, &since), UMG_OK);
+    assert_true(since >= before && since <= umg_now_us());
+    umg_store_abort(tx);
+    umg_store_close(st);
+    st = open_store(dir); /* once upgraded, the mark stays as it was */
+    int64_t again;
+    assert_int_equal(umg_store_begin(st, 0, &tx), UMG_OK);
+    assert_int_equal(umg_store_reeng_since(tx, &again), UMG_OK);
+    assert_int_equal(again, since);
+    umg_store_abort(tx);
+    umg_store_close(st);
+
+    /* the dictionary's last ids: new strings are refused (and skipped by the pipeline) once they run out */
+    set_meta(dir, "next_str", UMG_STORE_STR_MAX_ID);
+    st = open_store(dir);
+    uint32_t sid;
+    assert_int_equal(umg_store_begin(st, 1, &tx), UMG_OK);
+    assert_int_equal(umg_store_intern(tx, UMG_SLICE("last"), &sid), UMG_OK);
+    assert_int_equal(sid, UMG_STORE_STR_MAX_ID);
+    assert_int_equal(umg_store_intern(tx, UMG_SLICE("one more"), &sid), UMG_ERANGE);
+    assert_int_equal(umg_store_intern(tx, UMG_SLICE("last"), &sid), UMG_OK);
+    assert_int_equal(sid, UMG_STORE_STR_MAX_ID);
+    assert_int_equal(umg_store_commit(tx), UMG_OK);
+    umg_store_close(st);
+
+    set_meta(dir, "format", 2);
+    st = open_store(dir);
+    assert_int_equal(umg_store_begin(st, 0, &tx), UMG_OK);
+    assert_int_equal(umg_store_device_by_id(tx, 1, 0x1234, &d), UMG_ENOENT);
+    assert_int_equal(umg_store_reeng_since(tx, &since), UMG_OK);
+    assert_int_equal(since, 0);
+    umg_store_abort(tx);
+    umg_store_close(st);
+    rmrf(dir);
+    free(dir);
+}
+
 static void test_forget(void **state)
 {
     (void)state;
@@ -2386,6 +2469,7 @@ int main(void)
         cmocka_unit_test(test_devices_two_writers),
         cmocka_unit_test(test_decision_scan),
         cmocka_unit_test(test_click_installs),
+        cmocka_unit_test(test_format_upgrade),
         cmocka_unit_test(test_forget),
         cmocka_unit_test(test_timeline_two_threads),
         cmocka_unit_test(test_pipeline_decides_resumes_and_replays),

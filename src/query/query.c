@@ -1279,7 +1279,7 @@ static int convert(qctx_t *c, uint32_t dayoff, uint32_t cur, int64_t sum, int64_
     }
     double x = floor((double)sum * *f + 0.5);
     /* Held inside int64_t: a cast of a double outside it is undefined. */
-    *out = x >= 9.2e18 ? INT64_MAX : x <= -9.2e18 ? INT64_MIN : (int64_t)x;
+    *out = x >= 0x1p63 ? INT64_MAX : x < -0x1p63 ? INT64_MIN : (int64_t)x;
     return 1;
 }
 

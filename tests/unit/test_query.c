@@ -551,7 +551,23 @@ static void test_conversion(void **state)
                            "\"revenue_unconverted\":{\"EUR\":2}}]"));
     o = overview(P "&group_by=country&metrics=revenue&format=csv");
     expect_eq(o, "country,revenue,revenue:EUR\nDE,1.1,\nUS,14.291358,2\ntotal,15.391358,2\n");
+    /* a conversion near the 64-bit bound is not cut short of it: floor(1e18 * 9.21 + 0.5) = 9210000000000001024
+     * micro-units fit (they were held at the bound from 9.2e18 on) */
+    reset();
+    main_row(0, M_C1_US, 0, 0, 1, 0, 1, 1);
+    row(UMG_RT_REVENUE, 0, M_C1_US, W_EUR, 0, INT64_C(1000000000000000000), 1);
+    rates[nrates++] = (rate_t){D0, "EUR", 9.21};
+    o = overview(P "&group_by=&metrics=revenue");
+    assert_non_null(strstr(o, "\"rows\":[{\"revenue\":9210000000000.001024}]"));
     /* no rate at all: everything but USD stays unconverted */
+    reset();
+    main_row(0, M_C1_US, 0, 0, 10, 0, 10, 2);
+    row(UMG_RT_REVENUE, 0, M_C1_US, W_USD, 0, 12500000, 3);
+    row(UMG_RT_REVENUE, 0, M_C1_US, W_EUR, 0, 1234567, 1);
+    row(UMG_RT_REVENUE, 0, M_C1_DE, W_EUR, 0, 1000000, 1);
+    row(UMG_RT_REVENUE, 1, M_C1_US, W_EUR, 0, 2000000, 1);
+    row(UMG_RT_REVENUE, 1, M_C1_US, W_GBP, 0, 333333, 1);
+    row(UMG_RT_REVENUE, 1, M_C1_US, W_USD, 0, 1, 1);
     nrates = 0;
     o = overview(P "&group_by=&metrics=revenue");
     assert_non_null(strstr(o, "\"rows\":[{\"revenue\":12.500001,\"revenue_unconverted\":{\"EUR\":4.234567,"

@@ -826,6 +826,12 @@ static void handle(umg_http_req_t *req, void *thread_data, int rates)
             umg_http_error(req, 403, "forbidden", NULL,
                            post ? "this needs the costs:write permission" : "this needs the reports:read permission");
             bad = 1;
+        } else if (post && who.kind != UMG_PRINCIPAL_APP_SECRET && !who.all_apps) {
+            /* They convert every app's amounts: a user or token limited to some apps would change the reports
+             * of apps it cannot see. */
+            umg_http_error(req, 403, "forbidden", NULL,
+                           "rates apply to every app of the organization: this needs costs:write on all of them");
+            bad = 1;
         }
     } else if (!bad) {
         bad = costs_app(ing, req, &who, perm, j);

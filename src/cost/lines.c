@@ -96,16 +96,16 @@ const char *umg__cost_lines_cost(const umg_cost_lines_t *m, const umg_slice_t *f
     }
     umg_slice_t mi = field(m, f, C_MICROS);
     if (mi.len > 0) {
-        int64_t v = 0;
+        uint64_t v = 0; /* 19 digits (1e12 is 1e18 millionths) always fit */
         size_t i = 0;
-        while (i < mi.len && i < 19 && mi.ptr[i] >= '0' && mi.ptr[i] <= '9') { /* 19 digits: 1e12 is 1e18 */
-            v = v * 10 + (mi.ptr[i++] - '0');
+        while (i < mi.len && i < 19 && mi.ptr[i] >= '0' && mi.ptr[i] <= '9') {
+            v = v * 10 + (uint64_t)(mi.ptr[i++] - '0');
         }
         if (i != mi.len) {
             *msg = "must be a whole number of millionths (digits only)";
             return "micros";
         }
-        if (v != r->micros) {
+        if (r->micros < 0 || v != (uint64_t)r->micros) {
             *msg = "does not match cost (the cost in millionths, as the export writes it)";
             return "micros";
         }

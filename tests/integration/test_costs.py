@@ -187,6 +187,13 @@ class CostsTest(DaemonTestCase):
         self.assertEqual(r["accepted"], 1)
         self.assertError(self.d.request("POST", "/v1/costs?app=" + self.app["app_id"], body, scoped),
                          404, "not_found", "app")
+        # Rates convert every app's amounts: not for a marketer limited to some apps (found in review), who
+        # still reads them.
+        rate = {"rates": [{"date": "2026-11-20", "currency": "CHF", "base": "USD", "rate": 0.001}]}
+        self.assertError(self.d.request("POST", "/v1/rates", rate, scoped), 403, "forbidden")
+        st, h, data = self.d.request("GET", "/v1/rates", None, scoped)
+        self.assertStatus(st, 200, "GET /v1/rates", data)
+        self.assertEqual(parse_json(data)["rates"], [])
         # Another organization's app does not exist for the owner of Org A.
         self.assertError(self.d.request("GET", "/v1/costs?app=" + self.other["app_id"], None, owner),
                          404, "not_found", "app")

@@ -182,6 +182,20 @@ int umg_meta_schema_version(void)
     return (int)UMG_ARRAY_SIZE(migrations);
 }
 
+int umg_meta_exists(const char *data_dir, const char *prog)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/meta.db", data_dir);
+    if (access(path, F_OK) == 0) {
+        return 1;
+    }
+    fprintf(stderr,
+            "%s: %s holds no data directory (no meta.db); make one with 'unmogrowp admin app create' or "
+            "'unmogrowp serve'\n",
+            prog, data_dir);
+    return 0;
+}
+
 int umg_meta_open(const char *data_dir, sqlite3 **out)
 {
     char path[4096];

@@ -16,6 +16,11 @@
 
 /** Opens (creating and migrating) DATA/meta.db. */
 int umg_meta_open(const char *data_dir, sqlite3 **out);
+/**
+ * For commands that look something up in DATA (they must not create it when --data names nothing): 1 when
+ * DATA/meta.db exists; else 0, with "PROG: DATA holds no data directory ..." on stderr.
+ */
+int umg_meta_exists(const char *data_dir, const char *prog);
 /** SQLite's data_version: changes when another connection committed (the registries reload then). */
 int64_t umg_meta_data_version(sqlite3 *db);
 /** Schema version this build writes. */

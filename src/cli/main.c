@@ -843,6 +843,9 @@ static int cmd_app_list(int argc, char **argv)
         fprintf(stderr, "unmogrowp admin app list: --data is required\n");
         return 2;
     }
+    if (!umg_meta_exists(data, "unmogrowp admin app list")) {
+        return 1;
+    }
     umg_buf_t out = {0};
     int rc = umg_apps_list(data, &out);
     if (rc == UMG_OK) {
@@ -945,7 +948,9 @@ static int cmd_app_settings(int argc, char **argv)
         json = body.ptr;
     }
     umg_buf_t out = {0};
-    if (!bad) {
+    if (!bad && !umg_meta_exists(data, "unmogrowp admin app settings")) {
+        rc = UMG_ENOENT;
+    } else if (!bad) {
         rc = umg_admin_cli_app_settings(data, app, json, &out);
         if (rc == UMG_OK) {
             printf("%.*s\n", (int)out.len, out.ptr);
@@ -992,6 +997,9 @@ static int cmd_app_fraud(int argc, char **argv)
     if (data == NULL || app == NULL) {
         fprintf(stderr, "unmogrowp admin app fraud: --data and --app are required\n");
         return 2;
+    }
+    if (!umg_meta_exists(data, "unmogrowp admin app fraud")) {
+        return 1;
     }
     umg_buf_t out = {0};
     int rc = umg_admin_cli_app_fraud(data, app, json, &out);
@@ -1140,6 +1148,9 @@ static int cmd_forget(int argc, char **argv)
     if (data == NULL || app == NULL || n == 0) {
         fprintf(stderr, "unmogrowp admin privacy forget: --data, --app and at least one --id are required\n");
         return 2;
+    }
+    if (!umg_meta_exists(data, "unmogrowp admin privacy forget")) {
+        return 1;
     }
     sqlite3 *db = NULL;
     uint8_t key[32];

@@ -123,7 +123,9 @@ static int import_file(import_t *im, const char *data, const char *app_id, const
             rc = UMG_EINVAL;
         }
     }
-    if (rc == UMG_OK && (rc = umg_cost_open(data, &im->c)) != UMG_OK) {
+    if (rc == UMG_OK && !umg_meta_exists(data, "unmogrowp import")) {
+        rc = UMG_ENOENT;
+    } else if (rc == UMG_OK && (rc = umg_cost_open(data, &im->c)) != UMG_OK) {
         fprintf(stderr, "unmogrowp import: cannot open %s/meta.db\n", data);
     }
     if (rc == UMG_OK && (rc = umg__cost_app(im->c, app_id, &im->app, &im->org)) != UMG_OK) {

@@ -12,6 +12,7 @@
 #include "umg_cost.h"
 #include "umg_fraud.h"
 #include "umg_fraud_model.h"
+#include "umg_meta.h"
 #include "umg_store.h"
 
 #include <errno.h>
@@ -273,6 +274,9 @@ int umg_fraud_train_cli(int argc, char **argv)
     if (hday != NULL && umg_date_parse(umg_slice(hday, strlen(hday)), &holdout_day) != UMG_OK) {
         fprintf(stderr, "unmogrowp fraud train: --holdout-day takes YYYY-MM-DD, got '%s'\n", hday);
         return 2;
+    }
+    if (!umg_meta_exists(data, "unmogrowp fraud train")) {
+        return 1;
     }
     umg_apps_t *apps = NULL;
     umg_app_t app;

@@ -533,6 +533,24 @@ class CliConfigTest(DaemonTestCase):
                            timeout=30)
         return p.returncode, p.stderr.decode("utf-8", "replace")
 
+    def test_lookups_do_not_make_a_data_directory(self):
+        """Commands that look something up in DATA say it holds nothing (exit 1) instead of creating it and an
+        empty meta.db (found in review: a mistyped --data left a new directory behind)."""
+        data = os.path.join(self.tmpdir(), "typo", "sub")
+        csv = os.path.join(self.tmpdir(), "c.csv")
+        with open(csv, "w") as f:
+            f.write("date,source,campaign,cost,currency\n2026-11-01,a,b,1,USD\n")
+        for cmd in (["admin", "app", "list"], ["admin", "app", "settings", "--app", "app_x"],
+                    ["admin", "app", "fraud", "--app", "app_x"],
+                    ["admin", "privacy", "forget", "--app", "app_x", "--id", "gaid=1"],
+                    ["fraud", "train", "--app", "app_x", "--labels", csv], ["import", "costs", csv, "--app", "app_x"]):
+            p = subprocess.run([binary()] + cmd + ["--data", data], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               timeout=30)
+            err = p.stderr.decode("utf-8", "replace")
+            self.assertEqual(p.returncode, 1, (cmd, err))
+            self.assertIn("holds no data directory", err, cmd)
+            self.assertFalse(os.path.exists(os.path.dirname(data)), cmd)
+
     def test_abbreviated_config_and_empty_data(self):
         conf = os.path.join(self.tmpdir(), "bad.conf")
         with open(conf, "w") as f:

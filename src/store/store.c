@@ -1978,6 +1978,62 @@ static int tl_order_cmp(const void *a, const void *b, void *keys)
     return x < y ? -1 : x > y;
 }
 
+/* Stable merge sort of st[0..m) by time, through a scratch array. */
+static int steps_merge_sort(umg_store_step_t *st, size_t m)
+{
+    umg_store_step_t *tmp = umg_malloc(m * sizeof(*tmp));
+    if (tmp == NULL) {
+        return UMG_ENOMEM;
+    }
+    umg_store_step_t *src = st, *dst = tmp;
+    for (size_t width = 1; width < m; width *= 2) {
+        for (size_t lo = 0; lo < m; lo += 2 * width) {
+            size_t mid = UMG_MIN(lo + width, m), hi = UMG_MIN(lo + 2 * width, m), a = lo, b = mid, o = lo;
+            while (a < mid && b < hi) {
+                dst[o++] = src[b].ts_us < src[a].ts_us ? src[b++] : src[a++]; /* ties: the left one first */
+            }
+            while (a < mid) {
+                dst[o++] = src[a++];
+            }
+            while (b < hi) {
+                dst[o++] = src[b++];
+            }
+        }
+        umg_store_step_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != st) {
+        memcpy(st, src, m * sizeof(*st));
+    }
+    umg_free(tmp);
+    return UMG_OK;
+}
+
+/*
+ * A device's steps into time order, ties in log order. They come nearly in time order, so an insertion sort;
+ * but a device may send many out of order (a backlog flushed newest first), and one such timeline would make
+ * every funnel quadratic: past a budget of moves, a merge sort instead.
+ */
+static int steps_sort(umg_store_step_t *st, size_t m)
+{
+    size_t budget = 8 * m + 64;
+    for (size_t a = 1; a < m; a++) {
+        umg_store_step_t t = st[a];
+        size_t b = a;
+        while (b > 0 && st[b - 1].ts_us > t.ts_us) {
+            if (budget-- == 0) {
+                st[b] = t; /* before only later steps: ties keep their order */
+                return steps_merge_sort(st, m);
+            }
+            st[b] = st[b - 1];
+            b--;
+        }
+        st[b] = t;
+    }
+    return UMG_OK;
+}
+
 /* One part's steps (in log order) grouped by device, each device's in time order (ties stay in log order),
  * then fn once per device. Linear: a hash of the part's devices, then a counting sort. */
 static int tl_part(const tl_bucket_t *bk, tl_work_t *w,
@@ -2023,16 +2079,8 @@ static int tl_part(const tl_bucket_t *bk, tl_work_t *w,
         size_t d = w->order[o], from = d > 0 ? w->start[d - 1] : 0;
         umg_store_step_t *st = w->steps + from;
         size_t m = w->start[d] - from;
-        for (size_t a = 1; a < m; a++) { /* steps come nearly in time order: insertion sort, stable */
-            umg_store_step_t t = st[a];
-            size_t b = a;
-            while (b > 0 && st[b - 1].ts_us > t.ts_us) {
-                st[b] = st[b - 1];
-                b--;
-            }
-            st[b] = t;
-        }
-        int rc = fn(ctx, w->dkey[d], st, m);
+        int rc = steps_sort(st, m);
+        rc = rc ? rc : fn(ctx, w->dkey[d], st, m);
         if (rc != 0) {
             return rc;
         }

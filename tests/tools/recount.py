@@ -221,7 +221,8 @@ def platform_of_ua(ua):
 
 
 def micros(amount):
-    """floor(amount * 1e6 + 0.5) in doubles, as the daemon rounds revenue and cost to micro-units."""
+    """floor(amount * 1e6 + 0.5) in doubles, as the daemon rounds revenue to micro-units (costs are rounded on
+    their decimal digits, docs/costs.md: their exports carry micros, which the recount reads instead)."""
     return int(math.floor(float(amount) * 1e6 + 0.5))
 
 
@@ -512,9 +513,17 @@ class Rates:
         return None
 
 
+INT64_MAX = 2**63 - 1
+
+
+def sat(micros):
+    """An amount held inside 64 bits, as the daemon's sums and conversions stop at the bounds."""
+    return max(-INT64_MAX - 1, min(INT64_MAX, micros))
+
+
 def convert(sum_micros, factor):
-    """converted_micros = floor(sum_micros * factor + 0.5), in doubles."""
-    return int(math.floor(float(sum_micros) * factor + 0.5))
+    """converted_micros = floor(sum_micros * factor + 0.5), in doubles, held inside 64 bits."""
+    return sat(int(math.floor(float(sum_micros) * factor + 0.5)))
 
 
 def cost_facts(raw):
@@ -606,9 +615,9 @@ def overview(F, group_by=(), filters=None, from_day=None, to_day=None, raw=None,
         elif f.kind == "event_unique":
             row["events_unique"][f.name] = row["events_unique"].get(f.name, 0) + 1
         elif f.kind == "revenue":
-            row["revenue_by_currency"][f.currency] = row["revenue_by_currency"].get(f.currency, 0) + f.amount
+            row["revenue_by_currency"][f.currency] = sat(row["revenue_by_currency"].get(f.currency, 0) + f.amount)
             k = (key, f.day, f.currency)
-            rev[k] = rev.get(k, 0) + f.amount
+            rev[k] = sat(rev.get(k, 0) + f.amount)
     cost = {}
     # With credit=re_engagement, only the costs of retargeting campaigns: the (source, campaign) pairs of
     # the re-engagement facts, on any day.
@@ -618,9 +627,9 @@ def overview(F, group_by=(), filters=None, from_day=None, to_day=None, raw=None,
             continue
         key = _key(group_by, day, dims)
         row = rows.setdefault(key, new_row())
-        row["cost_by_currency"][cur] = row["cost_by_currency"].get(cur, 0) + m
+        row["cost_by_currency"][cur] = sat(row["cost_by_currency"].get(cur, 0) + m)
         k = (key, day, cur)
-        cost[k] = cost.get(k, 0) + m
+        cost[k] = sat(cost.get(k, 0) + m)
     rates = Rates(raw.rates if raw is not None else None)
     for sums, conv, unconv in ((rev, "revenue_micros", "revenue_unconverted"),
                                (cost, "cost_micros", "cost_unconverted")):
@@ -628,9 +637,9 @@ def overview(F, group_by=(), filters=None, from_day=None, to_day=None, raw=None,
             fac = rates.factor(cur, currency, day)
             row = rows[key]
             if fac is None:
-                row[unconv][cur] = row[unconv].get(cur, 0) + m
+                row[unconv][cur] = sat(row[unconv].get(cur, 0) + m)
             else:
-                row[conv] += convert(m, fac)
+                row[conv] = sat(row[conv] + convert(m, fac))
     totals = new_row()
     for row in rows.values():
         add_row(totals, row)
@@ -640,12 +649,16 @@ def overview(F, group_by=(), filters=None, from_day=None, to_day=None, raw=None,
 
 
 def add_row(into, row):
-    for c in COUNTERS + ("revenue_micros", "cost_micros"):
+    for c in COUNTERS:
         into[c] += row[c]
-    for m in ("events", "events_unique", "revenue_by_currency", "revenue_unconverted", "cost_by_currency",
-              "cost_unconverted"):
+    for c in ("revenue_micros", "cost_micros"):
+        into[c] = sat(into[c] + row[c])
+    for m in ("events", "events_unique"):
         for k, v in row[m].items():
             into[m][k] = into[m].get(k, 0) + v
+    for m in ("revenue_by_currency", "revenue_unconverted", "cost_by_currency", "cost_unconverted"):
+        for k, v in row[m].items():
+            into[m][k] = sat(into[m].get(k, 0) + v)
 
 
 def finish_row(row):
@@ -687,15 +700,15 @@ def cohorts(F, group_by=(), filters=None, from_day=None, to_day=None, raw=None, 
         elif f.kind == "cohort_revenue":
             d["revenue_by_currency"][f.currency] = d["revenue_by_currency"].get(f.currency, 0) + f.amount
             k = (key, f.n, day_add(f.day, f.n), f.currency)
-            rev[k] = rev.get(k, 0) + f.amount
+            rev[k] = sat(rev.get(k, 0) + f.amount)
     rates = Rates(raw.rates if raw is not None else None)
     for (key, n, day, cur), m in sorted(rev.items()):
         d = out[key]["days"][n]
         fac = rates.factor(cur, currency, day)
         if fac is None:
-            d["revenue_unconverted"][cur] = d["revenue_unconverted"].get(cur, 0) + m
+            d["revenue_unconverted"][cur] = sat(d["revenue_unconverted"].get(cur, 0) + m)
         else:
-            d["revenue_micros"] += convert(m, fac)
+            d["revenue_micros"] = sat(d["revenue_micros"] + convert(m, fac))
     return out
 
 
@@ -730,12 +743,12 @@ def cohort_report(F, metric, days, group_by=(), filters=None, from_day=None, to_
             sess[(key, f.day, f.n)] = sess.get((key, f.day, f.n), 0) + 1
         elif f.kind == "cohort_revenue":
             k = (key, f.day, f.n, f.currency)
-            rev[k] = rev.get(k, 0) + f.amount
+            rev[k] = sat(rev.get(k, 0) + f.amount)
     if metric == "roas":
         for day, dims, cur, m in cost_facts(raw) if raw is not None else []:
             if _selected(day, dims, filters, from_day, to_day):
                 k = (_key(group_by, day, dims), day, cur)
-                cost[k] = cost.get(k, 0) + m
+                cost[k] = sat(cost.get(k, 0) + m)
     rates = Rates(raw.rates if raw is not None else None)
     maxn = max(days)
 
@@ -755,18 +768,18 @@ def cohort_report(F, metric, days, group_by=(), filters=None, from_day=None, to_
                     continue
                 fac = rates.factor(cur, currency, day_add(d, n))
                 if fac is None:
-                    row["revenue_unconverted"][cur] = row["revenue_unconverted"].get(cur, 0) + m
+                    row["revenue_unconverted"][cur] = sat(row["revenue_unconverted"].get(cur, 0) + m)
                 else:
-                    conv_rev[(d, n)] = conv_rev.get((d, n), 0) + convert(m, fac)
+                    conv_rev[(d, n)] = sat(conv_rev.get((d, n), 0) + convert(m, fac))
         conv_cost = {}
         for (k, d, cur), m in sorted(cost.items()):
             if k != key or m == 0:
                 continue
             fac = rates.factor(cur, currency, d)
             if fac is None:
-                row["cost_unconverted"][cur] = row["cost_unconverted"].get(cur, 0) + m
+                row["cost_unconverted"][cur] = sat(row["cost_unconverted"].get(cur, 0) + m)
             else:
-                conv_cost[d] = conv_cost.get(d, 0) + convert(m, fac)
+                conv_cost[d] = sat(conv_cost.get(d, 0) + convert(m, fac))
         for N in days:
             cells = [d for (k, d) in size if k == key and reached(d, N)]
             if not cells:
@@ -779,9 +792,9 @@ def cohort_report(F, metric, days, group_by=(), filters=None, from_day=None, to_
             elif metric == "sessions":
                 row["values"].append(sum(sess.get((key, d, N), 0) for d in cells))
             elif metric == "revenue":
-                row["values"].append(sum(v for (d, n), v in conv_rev.items() if n == N))
+                row["values"].append(sat(sum(v for (d, n), v in conv_rev.items() if n == N)))
             else:
-                num = sum(v for (d, n), v in conv_rev.items() if n <= N and reached(d, N))
+                num = sat(sum(v for (d, n), v in conv_rev.items() if n <= N and reached(d, N)))
                 if metric == "cumulative_revenue":
                     row["values"].append(num)
                 else:

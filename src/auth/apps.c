@@ -599,12 +599,13 @@ static int host_allowed(const char *list, const char *host)
     return 0;
 }
 
-int umg_apps_redirect(umg_apps_t *a, umg_slice_t public_id, umg_slice_t redirect, umg_app_t *app, char *url, size_t cap)
+int umg_apps_redirect(umg_apps_t *a, umg_slice_t public_id, umg_slice_t redirect, umg_app_t *app, int *store, char *url,
+                      size_t cap)
 {
     if (public_id.len == 0 || public_id.len > 128) {
         return UMG_ENOENT;
     }
-    int rc = UMG_ENOENT;
+    int rc = UMG_ENOENT, to_store = 0;
     url[0] = '\0';
     pthread_rwlock_rdlock(&a->lock);
     snapshot_t *s = a->snap;
@@ -627,6 +628,7 @@ int umg_apps_redirect(umg_apps_t *a, umg_slice_t public_id, umg_slice_t redirect
                 url[redirect.len] = '\0';
             } else if (e->store_url != NULL && strlen(e->store_url) < cap) {
                 strcpy(url, e->store_url);
+                to_store = 1;
             }
             break;
         }
@@ -637,6 +639,9 @@ int umg_apps_redirect(umg_apps_t *a, umg_slice_t public_id, umg_slice_t redirect
         }
     }
     pthread_rwlock_unlock(&a->lock);
+    if (store != NULL) {
+        *store = to_store;
+    }
     return rc;
 }
 

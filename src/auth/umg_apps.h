@@ -69,11 +69,12 @@ int umg_apps_signing_secrets(umg_apps_t *apps, umg_slice_t public_id, int64_t no
 /**
  * For a click link: the app by public id, and in url[cap] where to send the
  * user: `redirect` when it is an http(s) URL whose host is on the app's
- * redirect allowlist (or a subdomain of an entry), else the app's store URL,
- * else "" (never an open redirect). UMG_ENOENT for an unknown app.
+ * redirect allowlist (or a subdomain of an entry), else the app's store URL
+ * (*store set to 1; may be NULL), else "" (never an open redirect).
+ * UMG_ENOENT for an unknown app.
  */
-int umg_apps_redirect(umg_apps_t *apps, umg_slice_t public_id, umg_slice_t redirect, umg_app_t *app, char *url,
-                      size_t cap);
+int umg_apps_redirect(umg_apps_t *apps, umg_slice_t public_id, umg_slice_t redirect, umg_app_t *app, int *store,
+                      char *url, size_t cap);
 /** Calls fn for every app of the snapshot (under the registry's read lock: fn must not call back in). */
 void umg_apps_each(umg_apps_t *apps, void (*fn)(void *ctx, const umg_app_t *app), void *ctx);
 

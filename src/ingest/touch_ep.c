@@ -25,9 +25,11 @@ typedef struct tpend_s {
     umg__pend_t c; /* first */
     tthread_t *t;
     int mode;
-    char location[UMG_TOUCH_MAX_URL + 8];
+    uint64_t impression[(UMG_TOUCH_MAX_BATCH + 63) / 64]; /* which records are impressions, for the counts */
+    /* a store URL may gain the click's id as its Play referrer: 5 bytes per byte of a 256-byte id at most */
+    char location[UMG_TOUCH_MAX_URL + 1400];
     /* Location and Cache-Control take sizeof(location) + 40 at most; X-Dropped-Fields every parameter's name */
-    char headers[UMG_TOUCH_MAX_URL + 512];
+    char headers[UMG_TOUCH_MAX_URL + 1400 + 512];
 } tpend_t;
 
 _Static_assert(sizeof(((tpend_t *)0)->headers) >= sizeof(((tpend_t *)0)->location) + 40 + 64,
@@ -101,6 +103,7 @@ static tpend_t *tpend_get(tthread_t *t)
     if (p != NULL) {
         p->t = t;
         p->location[0] = p->headers[0] = '\0';
+        memset(p->impression, 0, sizeof(p->impression));
     }
     return p;
 }
@@ -108,6 +111,15 @@ static tpend_t *tpend_get(tthread_t *t)
 static void tpend_put(tthread_t *t, tpend_t *p)
 {
     umg__pend_put(&t->pool, &p->c);
+}
+
+/* A click id the server makes: 32 lower-case hex digits (a v4 UUID's bytes) into out[33]. */
+static void new_click_id(char out[40])
+{
+    umg_uuid_t u;
+    umg_uuid_v4(&u);
+    umg_hex_encode(u.b, sizeof(u.b), out);
+    out[32] = '\0';
 }
 
 /* Encodes a touch and adds it to the pending batch. */
@@ -121,9 +133,7 @@ static int add_touch(tthread_t *t, tpend_t *p, umg_touch_t *tc)
     tc->received_us = t->now;
     tc->app_id = umg_slice(t->app.public_id, strlen(t->app.public_id));
     if (tc->type == UMG_TOUCH_CLICK && tc->click_id.len == 0) {
-        umg_uuid_t u;
-        umg_uuid_v4(&u);
-        umg_hex_encode(u.b, sizeof(u.b), click_id);
+        new_click_id(click_id);
         tc->click_id = umg_slice(click_id, 32);
     }
     /* The partition is chosen on the plaintext (below it is only used through h). */
@@ -145,6 +155,9 @@ static int add_touch(tthread_t *t, tpend_t *p, umg_touch_t *tc)
     umg_bus_rec_t *r = umg__pend_rec(&p->c);
     if (r == NULL) {
         return UMG_ENOMEM;
+    }
+    if (tc->type == UMG_TOUCH_IMPRESSION && n < UMG_TOUCH_MAX_BATCH) {
+        p->impression[n / 64] |= UINT64_C(1) << (n % 64);
     }
     r->app = t->app.id;
     /* By device when there is an identifier, else by IP and User-Agent (a probabilistic match key). */
@@ -172,13 +185,15 @@ static void link_answer(umg_http_req_t *req, const tpend_t *p)
 static void on_resume(umg_http_req_t *req, void *data)
 {
     tpend_t *p = data;
-    size_t stored = 0, dups = 0;
+    size_t stored = 0, dups = 0, imps = 0;
     for (size_t i = 0; p->c.status == UMG_OK && i < p->c.batch.n; i++) {
         stored += p->c.recs[i].status == UMG_OK;
         dups += p->c.recs[i].status == UMG_EEXIST;
+        imps += p->c.recs[i].status == UMG_OK && i < UMG_TOUCH_MAX_BATCH && (p->impression[i / 64] >> (i % 64) & 1);
     }
     if (p->c.status == UMG_OK) {
-        umg_metric_add(p->mode == MODE_IMPRESSION ? &m_impressions : &m_clicks, (int64_t)stored);
+        umg_metric_add(&m_impressions, (int64_t)imps);
+        umg_metric_add(&m_clicks, (int64_t)(stored - imps));
     }
     if (req != NULL) {
         if (p->c.status != UMG_OK || stored + dups < p->c.batch.n) {
@@ -258,25 +273,70 @@ static int link_param(void *ctx, const char *name, umg_slice_t *value)
     return UMG_ENOENT;
 }
 
-/* 1 for printable UTF-8 without control characters (what a stored touch may hold). */
+/* 1 for well-formed UTF-8 without control characters (C0, DEL, C1): what a stored touch may hold (surrogates,
+ * overlong forms and code points past U+10FFFF were let through once, then refused by every reader). */
 static int ua_ok(umg_slice_t s)
 {
     const unsigned char *p = (const unsigned char *)s.ptr;
     for (size_t i = 0; i < s.len;) {
-        unsigned c = p[i];
-        size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
-        if (n == 0 || i + n > s.len || (n == 1 && (c < 0x20 || c == 0x7f)) || (n == 2 && c < 0xc2) ||
-            (n == 2 && c == 0xc2 && p[i + 1] < 0xa0)) {
+        size_t bad, n = umg_utf8_seq(p + i, s.len - i, &bad);
+        if (n == 0 || (n == 1 && (p[i] < 0x20 || p[i] == 0x7f)) || (n == 2 && p[i] == 0xc2 && p[i + 1] < 0xa0)) {
             return 0;
-        }
-        for (size_t k = 1; k < n; k++) {
-            if ((p[i + k] & 0xc0) != 0x80) {
-                return 0;
-            }
         }
         i += n;
     }
     return 1;
+}
+
+/*
+ * A Google Play store URL gets the click's id as its install referrer (`referrer=click_id%3D...`, the id
+ * percent-encoded inside the referrer, which is percent-encoded once more): Play hands the referrer to the app
+ * at install, and the install's install_referrer.referrer then finds the click by id (docs/attribution.md, rule
+ * 2a). An existing referrer keeps its parameters after the id. Another URL, or one the id does not fit in, is
+ * left as it is.
+ */
+static void play_referrer(char *url, size_t cap, umg_slice_t click_id)
+{
+    static const char play[] = "https://play.google.com/";
+    if (click_id.len == 0 || strncasecmp(url, play, sizeof(play) - 1) != 0) {
+        return;
+    }
+    char enc[16 + 5 * 256];
+    size_t e = 0;
+    memcpy(enc, "click_id%3D", 11);
+    e = 11;
+    for (size_t i = 0; i < click_id.len && e + 5 < sizeof(enc); i++) {
+        unsigned char c = (unsigned char)click_id.ptr[i];
+        int unreserved = (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '-' || c == '.' ||
+                         c == '_' || c == '~';
+        if (unreserved) {
+            enc[e++] = (char)c;
+        } else {
+            e += (size_t)snprintf(enc + e, sizeof(enc) - e, "%%25%02X", c); /* %XX inside, its % encoded */
+        }
+    }
+    size_t len = strlen(url), end = strcspn(url, "#"), q = strcspn(url, "?");
+    /* an existing referrer parameter: the id goes first in its value */
+    size_t at = SIZE_MAX;
+    for (size_t i = q; i < end; i++) {
+        if ((url[i] == '?' || url[i] == '&') && strncmp(url + i + 1, "referrer=", 9) == 0) {
+            at = i + 10;
+            break;
+        }
+    }
+    const char *pre = at != SIZE_MAX ? "" : q < end ? "&referrer=" : "?referrer=";
+    const char *post = at != SIZE_MAX ? "%26" : "";
+    size_t add = strlen(pre) + e + strlen(post);
+    if (at == SIZE_MAX) {
+        at = end;
+    }
+    if (len + add >= cap) {
+        return;
+    }
+    memmove(url + at + add, url + at, len - at + 1);
+    memcpy(url + at, pre, strlen(pre));
+    memcpy(url + at + strlen(pre), enc, e);
+    memcpy(url + at + strlen(pre) + e, post, strlen(post));
 }
 
 static void link_touch(umg_http_req_t *req, void *thread_data, int mode)
@@ -309,7 +369,8 @@ static void link_touch(umg_http_req_t *req, void *thread_data, int mode)
     if (mode == MODE_CLICK && link_param(&q, "redirect", &redirect) != UMG_OK) {
         redirect = (umg_slice_t){0};
     }
-    if (umg_apps_redirect(ing->apps, id, redirect, &t->app, p->location, sizeof(p->location)) != UMG_OK) {
+    int to_store = 0;
+    if (umg_apps_redirect(ing->apps, id, redirect, &t->app, &to_store, p->location, sizeof(p->location)) != UMG_OK) {
         tpend_put(t, p);
         umg_http_error(req, 404, "not_found", "app", "no such app");
         return;
@@ -341,6 +402,14 @@ static void link_touch(umg_http_req_t *req, void *thread_data, int mode)
         dropped[ndropped] = (umg_touch_error_t){.code = "invalid_value"};
         snprintf(dropped[ndropped].field, sizeof(dropped[ndropped].field), "user_agent");
         ndropped++;
+    }
+    char click_id[40];
+    if (mode == MODE_CLICK && tc.click_id.len == 0) { /* made here, so that the store URL can carry it */
+        new_click_id(click_id);
+        tc.click_id = umg_slice(click_id, 32);
+    }
+    if (mode == MODE_CLICK && to_store) {
+        play_referrer(p->location, sizeof(p->location), tc.click_id);
     }
     /* Answer headers: where to go, and which parameters were left out. */
     size_t hl = 0;

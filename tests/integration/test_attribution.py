@@ -21,6 +21,7 @@ import statistics
 import time
 import unittest
 import uuid
+from urllib.parse import parse_qs, urlsplit
 
 from harness import DaemonTestCase, event, gaid, parse_json, parse_ndjson, parse_rfc3339_us, quote, rfc3339
 from test_tenancy import PASSWORD, create_user
@@ -439,14 +440,22 @@ class MatchClassTest(AttributionCase):
 class LinkClickTest(AttributionCase):
     """Rule 2 through GET /c/{app}: the link's click (and its server-made click_id) earns the install."""
 
+    def before_start(self):
+        create_user(self.d.data_dir, "Org A", "owner@a.test", "owner")
+
+    def token(self):
+        st, h, data = self.d.request("POST", "/v1/auth/login", {"email": "owner@a.test", "password": PASSWORD})
+        self.assertStatus(st, 200, "login", data)
+        return parse_json(data)["access_token"]
+
     def test_link_click_then_install(self):
         g = gaid()
         h = self.link("c", {"gaid": g.upper(), "source": "meta", "campaign": "Black Friday", "adset": "a1",
                             "ad": "ad7", "site": "news", "deep_link": "mygame://level/3"},
                       headers={"User-Agent": ANDROID_UA})
-        self.assertEqual(h["location"], STORE)
         [t] = self.stored_touches()
         self.assertRegex(t["click_id"], r"^[0-9a-f]{32}$")
+        self.assertEqual(h["location"], STORE + "&referrer=click_id%3D" + t["click_id"])
         # the link's time is the server's; install half a minute after it (sooner is click injection)
         inst = parse_us(t["ts"]) // 1000 + 30 * S_MS
         e = self.install(g, inst)
@@ -470,6 +479,37 @@ class LinkClickTest(AttributionCase):
         self.install(g2, inst, install_referrer={"referrer": "utm_source=google&click_id=net-click-42"})
         self.assertAttributed(self.wait_decided(g1), "referrer", click_id=made, campaign="search")
         self.assertAttributed(self.wait_decided(g2), "referrer", click_id="net-click-42", campaign="other")
+
+    def test_store_url_carries_the_click_id_to_the_install(self):
+        """The link puts its click's id in the Play store URL's referrer (made or the network's own, any bytes,
+        before a referrer the store URL already has): what Play hands the app at install is the install's
+        install_referrer.referrer, and it finds the click (it never could before: the made id was nowhere)."""
+        st, h, data = self.d.request("PATCH", "/v1/apps/" + self.app["app_id"],
+                                     {"store_url": STORE + "&referrer=utm_source%3Dlanding#top"},
+                                     {"Authorization": "Bearer " + self.token()})
+        self.assertStatus(st, 200, "store_url", data)
+        cases = {"made": None, "odd": "net/42 &=%é"}
+        locations = {}
+        for name, cid in cases.items():
+            params = {"source": "net", "campaign": name}
+            if cid is not None:
+                params["click_id"] = cid
+            locations[name] = self.link("c", params)["location"]
+        touches = {t["campaign"]: t for t in self.stored_touches()}
+        inst = max(parse_us(t["ts"]) for t in touches.values()) // 1000 + 30 * S_MS
+        for name, loc in locations.items():
+            url = urlsplit(loc)
+            self.assertEqual((url.fragment, url.path), ("top", "/store/apps/details"), loc)
+            q = parse_qs(url.query)
+            self.assertEqual(q["id"], ["com.example.game"], loc)
+            referrer = q["referrer"][0]  # as Play hands it to the app
+            self.assertEqual(parse_qs(referrer)["click_id"], [touches[name]["click_id"]], loc)
+            self.assertEqual(parse_qs(referrer)["utm_source"], ["landing"], loc)
+            g = gaid()
+            self.install(g, inst, install_referrer={"referrer": referrer})
+            self.assertAttributed(self.wait_decided(g), "referrer", click_id=touches[name]["click_id"],
+                                  campaign=name)
+        self.assertEqual(touches["odd"]["click_id"], cases["odd"])
 
 
 # ================================================================ reinstall / re-attribution

@@ -4,6 +4,7 @@ links answer 204, server-to-server batches take the app secret with
 per-touch errors, touch exports, and forget requests cover touches."""
 
 import json
+import re
 import time
 
 from harness import DaemonTestCase, event, gaid, parse_json, quote
@@ -30,6 +31,24 @@ class TouchTest(DaemonTestCase):
         self.assertStatus(st, 200, "export touches", data)
         return [json.loads(l) for l in data.decode().splitlines() if l]
 
+    def accepted_counts(self):
+        st, h, data = self.d.request("GET", "/metrics")
+        out = {"click": 0, "impression": 0}
+        for line in data.decode().splitlines():
+            m = re.match(r'^umg_touches_accepted_total\{type="(\w+)"\} (\d+)$', line)
+            if m:
+                out[m.group(1)] = int(m.group(2))
+        return out
+
+    def assertStore(self, location, click_id=None):
+        """The store URL with the click's id as its Play referrer (a made id when click_id is None)."""
+        prefix = STORE + "&referrer=click_id%3D"
+        self.assertTrue(location.startswith(prefix), location)
+        if click_id is None:
+            self.assertRegex(location[len(prefix):], "^[0-9a-f]{32}$")
+        else:
+            self.assertEqual(location[len(prefix):], click_id)
+
     def test_click_redirects_to_store_and_is_stored(self):
         g = gaid().upper()
         q = "source=meta&campaign=%s&adset=a1&ad=ad7&site=s&gaid=%s&lookback=3d&retargeting=1&sub1=x&deep_link=%s" % (
@@ -37,11 +56,11 @@ class TouchTest(DaemonTestCase):
         st, h, data = self.d.request("GET", "/c/%s?%s" % (self.app["app_id"], q),
                                      headers={"User-Agent": "Mozilla/5.0 (Linux; Android 14; Pixel 8)"})
         self.assertStatus(st, 302, "click", data)
-        self.assertEqual(h["location"], STORE)
         self.assertTrue(h.get("x-request-id"))
         out = self.touches()
         self.assertEqual(len(out), 1)
         t = out[0]
+        self.assertStore(h["location"], t["click_id"])  # Play hands the referrer to the app at install
         self.assertEqual((t["type"], t["source"], t["campaign"], t["adset"], t["ad"], t["site"]),
                          ("click", "meta", "Black Friday", "a1", "ad7", "s"))
         self.assertEqual(t["device"]["gaid"], g.lower())
@@ -60,7 +79,7 @@ class TouchTest(DaemonTestCase):
              "&sub5=" + "x" * 20)
         st, h, data = self.d.request("GET", "/c/%s?%s" % (self.app["app_id"], q))
         self.assertStatus(st, 302, "click", data)
-        self.assertEqual(h["location"], STORE)
+        self.assertStore(h["location"])
         self.assertEqual(h.get("cache-control"), "no-store")
         self.assertEqual(h.get("x-dropped-fields"), "adset")
         t = self.touches()[0]
@@ -94,6 +113,28 @@ class TouchTest(DaemonTestCase):
         with open(self.d.log_path, "rb") as f:
             self.assertNotIn(b"cannot be applied", f.read())
 
+    def test_user_agent_not_utf8_is_dropped(self):
+        """Surrogates, overlong forms and code points past U+10FFFF in a User-Agent were stored once, and then
+        refused by every reader: the pipeline skipped the click and a forget request could not erase it."""
+        uas = ["sur\xed\xa0\x80x", "over\xe0\x80\x80x", "big\xf4\x90\x80\x80x", "lead\xf5\x80\x80\x80x"]
+        for ua in uas:
+            st, h, data = self.d.request("GET", "/c/%s?source=bad_ua&gaid=%s" % (self.app["app_id"], gaid()),
+                                         headers={"User-Agent": ua})
+            self.assertStatus(st, 302, repr(ua), data)
+            self.assertEqual(h.get("x-dropped-fields"), "user_agent", repr(ua))
+        st, h, data = self.d.request("GET", "/c/%s?source=good_ua" % self.app["app_id"],
+                                     headers={"User-Agent": "Mozilla/5.0 (caf\xc3\xa9)"})  # é, as UTF-8 bytes
+        self.assertNotIn("x-dropped-fields", h)
+        out = self.touches()
+        self.assertEqual(sum(1 for t in out if t["source"] == "bad_ua" and "user_agent" not in t), len(uas))
+        self.assertEqual([t["user_agent"] for t in out if t["source"] == "good_ua"], ["Mozilla/5.0 (caf\u00e9)"])
+        deadline = time.monotonic() + 20  # every one is applied: each gets its fraud verdict
+        while any("fraud" not in t for t in out if t["source"] == "bad_ua") and time.monotonic() < deadline:
+            time.sleep(0.05)
+            out = self.touches()
+        with open(self.d.log_path, "rb") as f:
+            self.assertNotIn(b"cannot be applied", f.read())
+
     def test_redirect_only_to_allowlisted_hosts(self):
         st, h, data = self.d.request("PATCH", "/v1/apps/" + self.app["app_id"],
                                      {"settings": {"redirect_allowlist": ["example.com"]}},
@@ -111,14 +152,17 @@ class TouchTest(DaemonTestCase):
             with self.subTest(target=target):
                 st, h, data = self.d.request("GET", "/c/%s?source=s&redirect=%s" % (self.app["app_id"], quote(target)))
                 self.assertStatus(st, 302, target, data)
-                self.assertEqual(h["location"], want)
+                if want == STORE:
+                    self.assertStore(h["location"])
+                else:
+                    self.assertEqual(h["location"], want)  # a page of the app's own: as it is
                 self.assertNotIn("set-cookie", h)
 
     def test_head_records_nothing(self):
         # Link checkers and chat previews ask with HEAD: the same answer, no click stored.
         st, h, data = self.d.request("HEAD", "/c/%s?source=s&gaid=%s" % (self.app["app_id"], gaid()))
         self.assertStatus(st, 302, "HEAD click", data)
-        self.assertEqual(h["location"], STORE)
+        self.assertStore(h["location"])
         st, h, data = self.d.request("HEAD", "/v/%s?source=s" % self.app["app_id"])
         self.assertStatus(st, 204, "HEAD impression", data)
         self.d.request("GET", "/c/%s?source=real" % self.app["app_id"])
@@ -141,7 +185,7 @@ class TouchTest(DaemonTestCase):
         self.assertError(resp, 400, "invalid_value", "redirect_allowlist")
         st, h, data = self.d.request("GET", "/c/%s?source=s" % self.app["app_id"])
         self.assertStatus(st, 302, "click", data)
-        self.assertEqual(h["location"], STORE)
+        self.assertStore(h["location"])
 
     def test_impression_bad_fields_and_unknown_app(self):
         st, h, data = self.d.request("GET", "/v/%s?source=net&gaid=not-a-uuid&lookback=99y" % self.app["app_id"])
@@ -165,10 +209,14 @@ class TouchTest(DaemonTestCase):
             {"type": "click", "ts": now_ms, "device": {"gaid": "zzz"}},
             {"type": "click", "ts": now_ms, "nope": 1},
         ]}
+        counts = self.accepted_counts()
         st, h, data = self.d.request("POST", "/v1/touches", body, {"X-App-Secret": self.app["app_secret"]})
         self.assertStatus(st, 202, "touches", data)
         r = parse_json(data)
         self.assertEqual(r["accepted"], 2)
+        # /metrics counts each by its type (a batch's impressions were counted as clicks once)
+        after = self.accepted_counts()
+        self.assertEqual((after["click"] - counts["click"], after["impression"] - counts["impression"]), (1, 1))
         self.assertEqual([(x["index"], x["field"]) for x in r["rejected"]],
                          [(2, "type"), (3, "device.gaid"), (4, "nope")])
         out = self.touches()

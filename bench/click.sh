@@ -43,7 +43,8 @@ http {
     keepalive_timeout 60s;
     server {
         listen 127.0.0.1:$NPORT reuseport backlog=4096;
-        location / { return 302 "$STORE"; }
+        # the Location a click gets: the store URL with a click id as its Play referrer
+        location / { return 302 "$STORE&referrer=click_id%3D0123456789abcdef0123456789abcdef"; }
     }
 }
 CONF

@@ -415,7 +415,8 @@ try {
     await shot('08-settings-links');
     const r = await fetch(link.replace('{click_id}', 'abc123'), { redirect: 'manual' });
     eq(r.status, 302, 'the link redirects');
-    eq(r.headers.get('location'), 'https://play.google.com/store/apps/details?id=com.example.galaxy', 'to the store URL');
+    eq(r.headers.get('location'), 'https://play.google.com/store/apps/details?id=com.example.galaxy&referrer=click_id%3Dabc123',
+      'to the store URL, the click id in its Play referrer');
   });
 
   await test('settings: cost import stores the rows and names the bad line', async () => {

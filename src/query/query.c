@@ -722,7 +722,7 @@ static void dmap_set(dmap_t *m, uint32_t id, uint32_t v)
     if (id < m->dcap) {
         m->direct[id] = v;
     } else {
-        uint64_t *p = u64map_at(&m->big, id, v); /* present: no allocation */
+        uint64_t *p = (uint64_t *)u64map_get(&m->big, id); /* present (dmap_add put it): no growth, no allocation */
         *p = v;
     }
 }
@@ -1371,8 +1371,9 @@ static int prepass_view(qctx_t *c, const umg_rollup_view_t *v, int cur_x, int ev
             if ((id == l0 && xc == NULL) || (uint32_t)(day[i] - lo) >= span) {
                 continue;
             }
-            if (xc != NULL && cur_of_id(c, xc[i], &cur) != UMG_OK) {
-                return UMG_ENOMEM;
+            int rc = xc != NULL ? cur_of_id(c, xc[i], &cur) : UMG_OK;
+            if (rc != UMG_OK) {
+                return rc; /* not only memory: the dictionary's own errors */
             }
             if (id != l0 && (id >= m->dcap || m->direct[id] == NONE) && dmap_add(m, id) != UMG_OK) {
                 return UMG_ENOMEM;
@@ -2492,7 +2493,8 @@ static int scan_revenue(qctx_t *c)
             rc = cur_of_id(c, v->x[0][i], &cur);
             if (rc == UMG_OK && x->direct) {
                 size_t dayoff = dayw ? (size_t)(v->day[i] - c->from) : 0;
-                x->a[(size_t)g * x->w + dayoff * nc + cur] += v->v[0][i];
+                int64_t *cell = &x->a[(size_t)g * x->w + dayoff * nc + cur];
+                *cell = umg_add_sat(*cell, v->v[0][i]); /* amounts stop at the bounds, as on every path */
             } else if (rc == UMG_OK) {
                 rc = cells_add(c, x, g, (uint32_t)(v->day[i] - c->from), cur, v->v[0][i]);
             }
@@ -2875,7 +2877,7 @@ static int scan_cohort_sizes(qctx_t *c)
             break;
         }
         c->acc[(size_t)g * c->K] += v->v[0][i];
-        *p = (uint64_t)((int64_t)*p + v->v[0][i]);
+        *p = (uint64_t)umg_add_sat((int64_t)*p, v->v[0][i]);
     }
     /* which cohorts of each group reached each requested day, and their sizes */
     for (size_t i = 0; i < cells.cap && rc == UMG_OK; i++) {
@@ -2933,7 +2935,7 @@ static int scan_cohort_revenue(qctx_t *c, uint32_t maxn)
             rc = rc ? rc : UMG_ENOMEM;
             break;
         }
-        *p = (uint64_t)((int64_t)*p + v->v[0][i]);
+        *p = (uint64_t)umg_add_sat((int64_t)*p, v->v[0][i]);
     }
     for (size_t i = 0; i < cells.cap && rc == UMG_OK; i++) {
         uint64_t key = cells.keys[i];

@@ -63,9 +63,20 @@ typedef struct rate_s {
 static rate_t rates[16];
 static size_t nrates;
 
+/* Ids past the direct maps (1 << 22): "big<n>" for BIG0 + n, n < NBIG. */
+#define BIG0 ((1u << 22) + 100)
+#define NBIG 128
+static char bigwords[NBIG][16];
+
 static int fake_string(void *ctx, uint32_t id, umg_slice_t *out)
 {
     (void)ctx;
+    if (id >= BIG0 && id < BIG0 + NBIG) {
+        char *w = bigwords[id - BIG0];
+        snprintf(w, sizeof(bigwords[0]), "big%u", id - BIG0);
+        *out = umg_slice(w, strlen(w));
+        return UMG_OK;
+    }
     if (id >= NWORDS) {
         return UMG_ENOENT;
     }
@@ -940,6 +951,49 @@ static void test_helper_thread_same_answer(void **state)
 }
 
 /* Out of memory at every allocation of a run: an error, never a crash or a leak. */
+/* Amounts stop at the 64-bit bounds on every path (the plain scans of revenue and of cohort revenue wrapped once,
+ * while the fast path held), and a dictionary error is not answered as out of memory. */
+static void test_sums_saturate_every_path(void **state)
+{
+    (void)state;
+    reset();
+    static const uint32_t a1[UMG_RD_N] = {W_META, W_C1, W_FEED, 0, 0, W_US, W_ANDROID};
+    static const uint32_t a2[UMG_RD_N] = {W_META, W_C1, W_LEVEL, 0, 0, W_US, W_ANDROID};
+    main_row(0, a1, 0, 0, 1, 0, 1, 1);
+    row(UMG_RT_REVENUE, 0, a1, W_USD, 0, INT64_MAX, 1);
+    row(UMG_RT_REVENUE, 0, a2, W_USD, 0, INT64_MAX, 1);
+    static const char *const qs[] = {P "&group_by=campaign&metrics=revenue",
+                                     P "&group_by=source,campaign&metrics=revenue",
+                                     P "&group_by=campaign&filter=source:meta&metrics=revenue"};
+    for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
+        char *o = overview(qs[i]);
+        if (strstr(o, "\"totals\":{\"revenue\":9223372036854.775807}") == NULL) {
+            fail_msg("%s: %s", qs[i], o);
+        }
+    }
+    reset();
+    row(UMG_RT_COHORT, 0, a1, 0, 0, 10, 0);
+    row(UMG_RT_COHORT_REV, 0, a1, 0, W_USD, INT64_MAX, 1);
+    row(UMG_RT_COHORT_REV, 0, a2, 0, W_USD, INT64_MAX, 1);
+    char *o = report(UMG_QUERY_COHORTS, P "&group_by=campaign&metric=revenue&days=0", D0 + 3);
+    assert_non_null(strstr(o, "\"values\":[9223372036854.775807]"));
+    /* a currency the dictionary cannot name: its error, not "out of memory" (which says retry) */
+    reset();
+    row(UMG_RT_COHORT, 0, a1, 0, 0, 10, 0);
+    row(UMG_RT_COHORT_REV, 0, a1, 0, NWORDS + 5, 1000000, 1);
+    umg_query_params_t p;
+    umg_query_error_t err;
+    umg_query_t *q;
+    params_of(P "&group_by=campaign&metric=revenue&days=0", &p);
+    assert_int_equal(umg_query_parse(UMG_QUERY_COHORTS, &p, &q, &err), UMG_OK);
+    umg_query_input_t in;
+    input(&in, D0 + 3);
+    umg_buf_t out = {0};
+    assert_int_equal(umg_query_run(q, &in, &out), UMG_ENOENT);
+    umg_buf_free(&out);
+    umg_query_free(q);
+}
+
 static void test_out_of_memory(void **state)
 {
     (void)state;
@@ -948,13 +1002,20 @@ static void test_out_of_memory(void **state)
     cost(0, "meta", "c1", "US", "EUR", 1000000);
     row(UMG_RT_REVENUE, 0, M_C1_US, W_EUR, 0, 1000000, 1);
     const char *qs[] = {P "&group_by=campaign,country&metrics=installs,cost,roas,revenue,event:purchase&sort=-cost",
-                        P "&group_by=day&filter=country:US|DE"};
-    for (size_t k = 0; k < 2; k++) {
+                        P "&group_by=day&filter=country:US|DE", P "&group_by=campaign&metrics=installs"};
+    for (size_t k = 0; k < 3; k++) {
+        if (k == 2) { /* 96 campaigns with ids past the direct maps: the big map grows while they are ranked */
+            reset();
+            for (uint32_t i = 0; i < 96; i++) {
+                const uint32_t dims[UMG_RD_N] = {W_META, BIG0 + i, 0, 0, 0, W_US, W_ANDROID};
+                main_row(0, dims, 0, 0, 1, 0, 1, 0);
+            }
+        }
         umg_query_params_t p;
         umg_query_error_t err;
         umg_query_t *q;
         params_of(qs[k], &p);
-        umg_query_kind_t kind = k == 0 ? UMG_QUERY_OVERVIEW : UMG_QUERY_COHORTS;
+        umg_query_kind_t kind = k == 1 ? UMG_QUERY_COHORTS : UMG_QUERY_OVERVIEW;
         for (long n = 1;; n++) {
             umg_query_input_t in;
             input(&in, D0 + 3);
@@ -986,6 +1047,7 @@ int main(void)
         cmocka_unit_test(test_cost_join),
         cmocka_unit_test(test_cohorts),
         cmocka_unit_test(test_many_groups),
+        cmocka_unit_test(test_sums_saturate_every_path),
         cmocka_unit_test(test_out_of_memory),
         cmocka_unit_test(test_helper_thread_same_answer),
     };

@@ -1285,9 +1285,9 @@ static int convert(qctx_t *c, uint32_t dayoff, uint32_t cur, int64_t sum, int64_
 
 /* ---------------------------------------------------------------- costs */
 
-static inline uint64_t camp_key(const uint32_t *dim)
+static inline uint64_t camp_key(uint32_t source, uint32_t campaign)
 {
-    return (uint64_t)dim[UMG_RD_SOURCE] << 32 | dim[UMG_RD_CAMPAIGN];
+    return (uint64_t)source << 32 | campaign;
 }
 
 static int cost_row(void *ctx, const umg_query_cost_t *r)
@@ -1321,7 +1321,8 @@ static int cost_row(void *ctx, const umg_query_cost_t *r)
         c->rc = rc;
         return 1;
     }
-    if (ids_ok(c, o->dim) && (!c->q->reeng || u64map_get(&c->rtcamp, camp_key(o->dim)) != NULL)) {
+    if (ids_ok(c, o->dim) &&
+        (!c->q->reeng || u64map_get(&c->rtcamp, camp_key(o->dim[UMG_RD_SOURCE], o->dim[UMG_RD_CAMPAIGN])) != NULL)) {
         c->ncosts++;
     }
     return 0;
@@ -1336,12 +1337,13 @@ static int load_costs(qctx_t *c, int32_t to)
         /* The re-engagement view's costs are those of retargeting campaigns: the (source, campaign) pairs
          * with retargeting touches or re-engagement credit on any day (cost_row drops the others). */
         const umg_rollup_view_t *v = &c->in->tables[UMG_RT_MAIN];
+        uint64_t last = U64_EMPTY; /* rows come in runs of one campaign */
         for (size_t i = 0; i < v->n; i++) {
-            const uint32_t d[UMG_RD_N] = {
-                [UMG_RD_SOURCE] = v->dim[UMG_RD_SOURCE][i], [UMG_RD_CAMPAIGN] = v->dim[UMG_RD_CAMPAIGN][i]};
-            if (u64map_at(&c->rtcamp, camp_key(d), 1) == NULL) {
+            uint64_t k = camp_key(v->dim[UMG_RD_SOURCE][i], v->dim[UMG_RD_CAMPAIGN][i]);
+            if (k != last && u64map_at(&c->rtcamp, k, 1) == NULL) {
                 return UMG_ENOMEM;
             }
+            last = k;
         }
     }
     int rc = c->in->costs(c->in->ctx, c->from, to, cost_row, c);
